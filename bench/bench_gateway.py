@@ -1,0 +1,240 @@
+#!/usr/bin/env python3
+"""Gateway benchmarks, each printed next to a baseline measured in the same run on the same machine.
+
+1. Shares per second (1 KiB payload, 1 and 5 recipients) through a real `safeshare serve` subprocess,
+   against a bare aiohttp handler's requests per second (same client, same concurrency).
+2. Envelope encryption throughput in-process (`envelope.Encryptor`) against a raw ChaCha20-Poly1305 loop
+   over the same bytes in 64 KiB chunks (the floor for any age implementation in Python).
+3. A large payload (default 512 MiB) streamed through the gateway: upload MB/s and the server's peak RSS,
+   which must stay flat (< 100 MiB) whatever the size.
+
+Usage: python bench/bench_gateway.py [--large-mib 512] [--requests 2000] [--concurrency 16]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import pyrage
+from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from gateway import envelope  # noqa: E402
+
+JUSTIFICATION = json.loads((ROOT / "tests/fixtures/justifications/justification-share.json").read_text())
+CHUNK = 64 * 1024
+
+BARE_SERVER = """
+import sys
+from aiohttp import web
+async def ok(request):
+    return web.json_response({"ok": True})
+app = web.Application()
+app.router.add_post("/", ok)
+app.router.add_get("/", ok)
+web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log=None)
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_healthy(url: str, proc: subprocess.Popen[bytes]) -> None:
+    import urllib.request
+
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(url, timeout=1)  # noqa: S310 - loopback only
+            return
+        except Exception:  # noqa: BLE001
+            if proc.poll() is not None:
+                raise SystemExit("server exited") from None
+            time.sleep(0.1)
+    raise SystemExit(f"{url} never answered")
+
+
+def peak_rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+async def hammer(n: int, concurrency: int, make_request) -> float:  # type: ignore[no-untyped-def]
+    """Run n requests with `concurrency` in flight; returns requests per second."""
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        todo = iter(range(n))
+
+        async def worker() -> None:
+            for _ in todo:
+                async with make_request(session) as r:
+                    await r.read()
+                    if r.status >= 300:
+                        raise SystemExit(f"request failed: {r.status} {await r.text()}")
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        return n / (time.perf_counter() - t0)
+
+
+def share_form(recipients: list[str], payload: bytes) -> aiohttp.FormData:
+    form = aiohttp.FormData()
+    form.add_field(
+        "share", json.dumps({"recipients": recipients, "justification": JUSTIFICATION}), content_type="application/json"
+    )
+    form.add_field("payload", payload, filename="p", content_type="application/octet-stream")
+    return form
+
+
+def cli(home: Path, *args: str) -> str:
+    return subprocess.run(
+        [sys.executable, "-m", "gateway.cli", "--home", str(home), *args], check=True, capture_output=True, text=True
+    ).stdout
+
+
+def bench_encryption(total_mib: int) -> None:
+    data = os.urandom(CHUNK * 16)  # 1 MiB reused: measures crypto, not the RNG
+    pushes = total_mib
+    key = ChaCha20Poly1305(os.urandom(32))
+    t0 = time.perf_counter()
+    counter = 0
+    for _ in range(pushes):
+        for off in range(0, len(data), CHUNK):
+            key.encrypt(counter.to_bytes(11, "big") + b"\x00", data[off : off + CHUNK], None)
+            counter += 1
+    raw = total_mib / (time.perf_counter() - t0)
+    rcpt = pyrage.x25519.Identity.generate().to_public()
+    enc = envelope.Encryptor([envelope.X25519Recipient.parse(str(rcpt))])
+    t0 = time.perf_counter()
+    enc.header()
+    for _ in range(pushes):
+        enc.update(data)
+    enc.finalize()
+    ours = total_mib / (time.perf_counter() - t0)
+    print(
+        f"envelope encryption ({total_mib} MiB in-process): {ours:8.1f} MB/s   "
+        f"raw ChaCha20-Poly1305 baseline {raw:8.1f} MB/s   ratio {ours / raw:.2f}"
+    )
+
+
+async def bench_http(home: Path, requests: int, concurrency: int, large_mib: int) -> None:
+    bare_port = free_port()
+    bare = subprocess.Popen([sys.executable, "-c", BARE_SERVER, str(bare_port)])
+    try:
+        wait_healthy(f"http://127.0.0.1:{bare_port}/", bare)
+        bare_rps = await hammer(
+            requests, concurrency, lambda s: s.post(f"http://127.0.0.1:{bare_port}/", data=b"x" * 1024)
+        )
+    finally:
+        bare.terminate()
+        bare.wait()
+
+    port = free_port()
+    cli(home, "init")
+    ids = []
+    for i in range(5):
+        ident = pyrage.x25519.Identity.generate()
+        rid = f"r{i}"
+        cli(
+            home,
+            "recipient",
+            "add",
+            rid,
+            "--name",
+            rid,
+            "--org",
+            "bench",
+            "--email",
+            f"{rid}@example.org",
+            "--age-recipient",
+            str(ident.to_public()),
+        )
+        ids.append(rid)
+    token = cli(home, "token", "issue", "--sub", "bench", "--role", "practitioner", "--ttl", "7200").strip()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "gateway.cli", "--home", str(home), "serve", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(url + "/healthz", server)
+        headers = {"Authorization": f"Bearer {token}"}
+        payload = os.urandom(1024)
+        for n in (1, 5):
+            rps = await hammer(
+                requests,
+                concurrency,
+                lambda s, n=n: s.post(url + "/api/v1/shares", data=share_form(ids[:n], payload), headers=headers),
+            )
+            print(
+                f"shares/s, 1 KiB payload, {n} recipient(s): {rps:8.0f}   "
+                f"bare aiohttp handler baseline {bare_rps:8.0f} req/s   ratio {rps / bare_rps:.3f}"
+            )
+
+        # Large payload, streamed from a generator so the client holds no copy either.
+        block = os.urandom(1024 * 1024)
+
+        async def body() -> AsyncIterator[bytes]:
+            for _ in range(large_mib):
+                yield block
+
+        before = peak_rss_mib(server.pid)
+        writer = aiohttp.MultipartWriter("form-data")
+        part = writer.append_json(
+            {"recipients": ids[:1], "justification": JUSTIFICATION, "payload_content_type": "application/octet-stream"}
+        )
+        part.set_content_disposition("form-data", name="share")
+        part = writer.append(body(), {"Content-Type": "application/octet-stream"})
+        part.set_content_disposition("form-data", name="payload", filename="big.bin")
+        timeout = aiohttp.ClientTimeout(total=3600)
+        async with aiohttp.ClientSession(timeout=timeout) as s:
+            t0 = time.perf_counter()
+            async with s.post(url + "/api/v1/shares", data=writer, headers=headers) as r:
+                text = await r.text()
+                if r.status != 201:
+                    raise SystemExit(f"large share failed: {r.status} {text}")
+            secs = time.perf_counter() - t0
+        print(
+            f"large payload {large_mib} MiB through the gateway (1 recipient): {large_mib / secs:8.1f} MB/s, "
+            f"server peak RSS {peak_rss_mib(server.pid):.1f} MiB (before: {before:.1f} MiB; limit 100 MiB)"
+        )
+    finally:
+        server.terminate()
+        server.wait()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--large-mib", type=int, default=512)
+    ap.add_argument("--requests", type=int, default=2000)
+    ap.add_argument("--concurrency", type=int, default=16)
+    ap.add_argument("--crypto-mib", type=int, default=512)
+    args = ap.parse_args()
+    bench_encryption(args.crypto_mib)
+    with tempfile.TemporaryDirectory(prefix="safeshare-bench-") as tmp:
+        limits = f"[limits]\nmax_payload_bytes = {(args.large_mib + 16) * 1024 * 1024}\n"
+        (Path(tmp) / "safeshare.toml").write_text(limits)
+        asyncio.run(bench_http(Path(tmp), args.requests, args.concurrency, args.large_mib))
+
+
+if __name__ == "__main__":
+    main()

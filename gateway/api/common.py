@@ -1,0 +1,108 @@
+"""Helpers every handler shares: the caller's principal, bounded JSON bodies, query parameters."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aiohttp import web
+
+from ..auth import Forbidden, Principal, require
+from ..errors import ApiError
+from ..service import Gateway
+
+GATEWAY = web.AppKey("gateway", Gateway)
+PRINCIPAL = "safeshare.principal"
+
+
+def gateway(request: web.Request) -> Gateway:
+    return request.app[GATEWAY]
+
+
+def principal(request: web.Request, *roles: str) -> Principal:
+    """The authenticated caller, who must hold one of `roles` (403 otherwise)."""
+    p: Principal | None = request.get(PRINCIPAL)
+    if p is None:  # the auth middleware guarantees one on /api/ routes; this is belt and braces
+        raise ApiError(401, "token_missing", "This route needs a bearer token.")
+    if roles:
+        try:
+            require(p, *roles)
+        except Forbidden:
+            raise ApiError(
+                403,
+                "forbidden",
+                f"This action needs the role {' or '.join(roles)}.",
+                required_roles=list(roles),
+            ) from None
+    return p
+
+
+async def read_limited(stream: Any, limit: int, field: str) -> bytes:
+    """Read a body or part without trusting Content-Length: count bytes and stop at the limit."""
+    buf = bytearray()
+    while True:
+        chunk = await stream.read_chunk(65536) if hasattr(stream, "read_chunk") else await stream.read(65536)
+        if not chunk:
+            return bytes(buf)
+        buf += chunk
+        if len(buf) > limit:
+            raise ApiError(
+                413,
+                "payload_too_large",
+                f"{field} is larger than this gateway accepts ({limit} bytes).",
+                field=field,
+                limit=limit,
+            )
+
+
+def parse_json(data: bytes, field: str) -> Any:
+    try:
+        return json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        where = f" (line {exc.lineno}, column {exc.colno})" if isinstance(exc, json.JSONDecodeError) else ""
+        raise ApiError(400, "invalid_json", f"{field} is not valid JSON{where}.", field=field) from None
+
+
+async def read_json(request: web.Request, field: str = "body") -> Any:
+    if request.content_type != "application/json":
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            "Send the body as application/json.",
+            field=field,
+            expected="application/json",
+        )
+    limit = gateway(request).settings.limits.max_json_bytes
+    if request.content_length is not None and request.content_length > limit:
+        raise ApiError(
+            413, "payload_too_large", f"{field} is larger than {limit} bytes.", field=field, limit=limit
+        )
+    return parse_json(await read_limited(request.content, limit, field), field)
+
+
+def query_int(request: web.Request, name: str, default: int | None, lo: int, hi: int) -> int | None:
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = lo - 1
+    if not lo <= value <= hi:
+        raise ApiError(
+            400, "invalid_parameter", f"{name} must be a whole number from {lo} to {hi}.", field=name
+        )
+    return value
+
+
+def query_str(request: web.Request, name: str, max_len: int = 200) -> str | None:
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return None
+    if len(raw) > max_len:
+        raise ApiError(400, "invalid_parameter", f"{name} is longer than {max_len} characters.", field=name)
+    return raw
+
+
+def json_response(body: Any, status: int = 200) -> web.Response:
+    return web.json_response(body, status=status)

@@ -1,0 +1,218 @@
+"""Shares: create (multipart, streamed), list one's own, look one up, revoke, and fetch one's envelope."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from aiohttp import BodyPartReader, MultipartReader, web
+
+from ..errors import ApiError, not_found
+from ..service import SHARE_ID_RE
+from ..store.models import Share
+from .common import (
+    gateway,
+    json_response,
+    parse_json,
+    principal,
+    query_int,
+    read_json,
+    read_limited,
+)
+
+routes = web.RouteTableDef()
+
+PAYLOAD_READ = 256 * 1024
+#: Multipart framing (boundaries, part headers) allowed on top of the JSON and payload limits.
+MULTIPART_OVERHEAD = 64 * 1024
+
+
+async def _next_part(reader: MultipartReader) -> BodyPartReader | None:
+    try:
+        part = await reader.next()
+    except (ValueError, AssertionError, RuntimeError) as exc:
+        raise ApiError(
+            400, "invalid_multipart", f"The multipart body is malformed: {type(exc).__name__}."
+        ) from None
+    if part is not None and not isinstance(part, BodyPartReader):
+        raise ApiError(400, "invalid_multipart", "Nested multipart bodies are not accepted.")
+    return part
+
+
+@routes.post("/api/v1/shares")
+async def create_share(request: web.Request) -> web.Response:
+    p = principal(request, "practitioner")
+    gw = gateway(request)
+    limits = gw.settings.limits
+    if request.content_type != "multipart/form-data":
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            "Send a share as multipart/form-data with a 'share' part (JSON) and a 'payload' part.",
+            expected="multipart/form-data",
+        )
+    cap = limits.max_payload_bytes + limits.max_json_bytes + MULTIPART_OVERHEAD
+    if request.content_length is not None and request.content_length > cap:
+        raise ApiError(
+            413,
+            "payload_too_large",
+            f"The payload is larger than this gateway accepts ({limits.max_payload_bytes} bytes).",
+            field="payload",
+            limit=limits.max_payload_bytes,
+        )
+    try:
+        reader = await request.multipart()
+    except (ValueError, AssertionError, KeyError) as exc:
+        raise ApiError(
+            400, "invalid_multipart", f"The multipart body is malformed: {type(exc).__name__}."
+        ) from None
+    part = await _next_part(reader)
+    if part is None or part.name != "share":
+        raise ApiError(
+            400,
+            "missing_part",
+            "The first part must be 'share' (the JSON description), then 'payload'.",
+            field="share",
+        )
+    meta = parse_json(await read_limited(part, limits.max_json_bytes, "share"), "share")
+    prepared = await gw.prepare_share(p, meta)
+    payload = await _next_part(reader)
+    if payload is None or payload.name != "payload":
+        raise ApiError(400, "missing_part", "A 'payload' part must follow the 'share' part.", field="payload")
+
+    async def chunks() -> AsyncIterator[bytes]:
+        try:
+            while chunk := await payload.read_chunk(PAYLOAD_READ):
+                yield chunk
+        except ValueError as exc:
+            raise ApiError(
+                400, "invalid_multipart", f"The payload part is malformed: {type(exc).__name__}."
+            ) from None
+        if await _next_part(reader) is not None:
+            raise ApiError(400, "unexpected_part", "Only the 'share' and 'payload' parts are accepted.")
+
+    result = await gw.commit_share(prepared, chunks())
+    return json_response(result, status=201)
+
+
+def share_view(share: Share, *, for_recipient: str | None = None) -> dict[str, Any]:
+    """What a sender (all recipients) or one recipient (only their own envelope) may see of a share."""
+    view: dict[str, Any] = {
+        "id": share.id,
+        "from": {"sub": share.sender_sub, "org": share.sender_org},
+        "purpose": {"code": share.purpose_code, "description": share.purpose_description},
+        "subjects": list(share.subjects),
+        "data_categories": list(share.data_categories),
+        "created_at": share.created_at,
+        "expires_at": share.expires_at,
+        "max_downloads": share.max_downloads,
+        "payload_content_type": share.payload_content_type,
+        "size": share.payload_size,
+        "ledger_index": share.ledger_index,
+    }
+    if for_recipient is None:
+        view["state"] = share.state
+        view["recipients"] = [
+            {
+                "id": r.recipient_id,
+                "org": r.recipient_org,
+                "state": r.state,
+                "downloads": r.downloads,
+                "envelope_sha256": r.envelope_sha256,
+                "envelope_size": r.envelope_size,
+            }
+            for r in share.recipients
+        ]
+    else:
+        mine = share.recipient(for_recipient)
+        assert mine is not None  # noqa: S101 - callers only pass a recipient of this share
+        view["state"] = mine.state
+        view["downloads"] = mine.downloads
+        view["envelope_sha256"] = mine.envelope_sha256
+        view["envelope_size"] = mine.envelope_size
+    return view
+
+
+def page(items: list[Share], limit: int) -> str | None:
+    return str(items[-1].ledger_index) if len(items) == limit else None
+
+
+@routes.get("/api/v1/shares")
+async def list_sent(request: web.Request) -> web.Response:
+    p = principal(request, "practitioner")
+    gw = gateway(request)
+    limit = query_int(request, "limit", 50, 1, gw.settings.limits.page_size_max)
+    assert limit is not None  # noqa: S101 - has a default
+    before = query_int(request, "cursor", None, 0, 2**62)
+    shares = await gw.store.sent(p.sub, p.issuer, before, limit)
+    return json_response({"shares": [share_view(s) for s in shares], "next_cursor": page(shares, limit)})
+
+
+@routes.get("/api/v1/shares/{share_id}")
+async def get_share(request: web.Request) -> web.Response:
+    p = principal(request, "practitioner", "recipient", "admin")
+    gw = gateway(request)
+    share_id = request.match_info["share_id"]
+    share = await gw.store.get_share(share_id) if SHARE_ID_RE.match(share_id) else None
+    if share is None:
+        raise not_found()
+    if p.has("admin") or (p.has("practitioner") and gw.is_sender(p, share)):
+        return json_response(share_view(share))
+    if p.has("recipient") and share.recipient(p.sub) is not None:
+        return json_response(share_view(share, for_recipient=p.sub))
+    raise not_found()
+
+
+@routes.post("/api/v1/shares/{share_id}/revoke")
+async def revoke_share(request: web.Request) -> web.Response:
+    p = principal(request, "practitioner", "admin")
+    reason = None
+    if request.can_read_body:
+        body = await read_json(request)
+        if not isinstance(body, dict) or set(body) - {"reason"}:
+            raise ApiError(400, "invalid_body", 'The body may only carry {"reason": text}.', field="body")
+        reason = body.get("reason")
+        if reason is not None and (not isinstance(reason, str) or not reason.strip() or len(reason) > 4000):
+            raise ApiError(
+                422,
+                "invalid_reason",
+                "reason must be non-blank text of at most 4000 characters.",
+                field="reason",
+            )
+    result = await gateway(request).revoke(p, request.match_info["share_id"], reason)
+    return json_response(result)
+
+
+@routes.get("/api/v1/shares/{share_id}/envelope")
+async def fetch_envelope(request: web.Request) -> web.StreamResponse:
+    p = principal(request, "recipient")
+    gw = gateway(request)
+    path, share, index, exhausted = await gw.open_envelope(p, request.match_info["share_id"])
+    mine = share.recipient(p.sub)
+    assert mine is not None  # noqa: S101 - open_envelope only succeeds for a recipient of the share
+    try:
+        fh = open(path, "rb")  # noqa: ASYNC230, SIM115 - a local file; read in slices below
+    except FileNotFoundError:
+        raise ApiError(410, "share_gone", "This envelope no longer exists.") from None
+    resp = web.StreamResponse(
+        headers={
+            "Content-Type": "application/octet-stream",
+            "Content-Disposition": f'attachment; filename="{share.id}.age"',
+            "Content-Length": str(mine.envelope_size),
+            "X-SafeShare-Ledger-Index": str(index),
+            "X-SafeShare-Envelope-SHA256": mine.envelope_sha256,
+            "Cache-Control": "no-store",
+        }
+    )
+    try:
+        if exhausted:
+            # The last permitted download: unlink now (the open handle still reads it), so the envelope is
+            # gone from disk before the recipient has even finished receiving it.
+            await gw.destroy_envelope(share.id, p.sub)
+        await resp.prepare(request)
+        while data := fh.read(PAYLOAD_READ):
+            await resp.write(data)
+        await resp.write_eof()
+    finally:
+        fh.close()
+    return resp

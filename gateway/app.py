@@ -1,0 +1,177 @@
+"""The aiohttp application: `create_app(settings)` wires auth, errors, the store and the routes together.
+
+Deny by default: every `/api/` route needs a verified bearer token except the few listed in PUBLIC_PATHS;
+handlers then demand a role. Every refusal leaves as structured JSON; an unexpected exception becomes a
+500 with no detail, logged by type only so that nothing submitted can leak into logs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from importlib import resources
+from typing import Any
+
+from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
+
+from .api import decisions, inbox, ledger, policies, recipients, shares
+from .api.common import GATEWAY, PRINCIPAL
+from .auth import AuthError, EmbeddedIssuer, TokenVerifier, bearer_token
+from .config import Settings
+from .errors import ApiError, error_response
+from .home import HomeKeys, init_home
+from .justification import PolicyRegistry
+from .service import Gateway
+from .store.sqlite import SQLiteStore
+
+log = logging.getLogger("safeshare.app")
+
+VERIFIER = web.AppKey("verifier", TokenVerifier)
+ISSUER = web.AppKey("issuer", EmbeddedIssuer)
+SETTINGS = web.AppKey("settings", Settings)
+OPENAPI = web.AppKey("openapi", bytes)
+
+#: Routes under /api/ that need no token: the API description only.
+PUBLIC_PATHS = frozenset({"/api/v1/openapi.json"})
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+HTTP_ERROR_CODES = {
+    400: "bad_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+}
+
+
+class AccessLogger(AbstractAccessLogger):
+    """Method, path (no query string: it may carry subject references), status, size, time. Never headers."""
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        self.logger.info(
+            '%s "%s %s" %s %s %.4fs',
+            request.remote,
+            request.method,
+            request.path,
+            response.status,
+            response.body_length,
+            time,
+        )
+
+    @property
+    def enabled(self) -> bool:
+        return self.logger.isEnabledFor(logging.INFO)
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        return exc.response()
+    except AuthError as exc:
+        resp = error_response(401, exc.code, exc.message)
+        resp.headers["WWW-Authenticate"] = exc.www_authenticate()
+        return resp
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        code = HTTP_ERROR_CODES.get(exc.status, "http_error")
+        details: dict[str, Any] = {}
+        if exc.status == 413:
+            details["limit"] = request.app[SETTINGS].limits.max_json_bytes
+        return error_response(exc.status, code, exc.reason, **details)
+    except (asyncio.CancelledError, ConnectionResetError):
+        raise
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: structured, and no detail leaked
+        log.error(
+            "unexpected %s while handling %s %s",
+            type(exc).__name__,
+            request.method,
+            request.path,
+            exc_info=log.isEnabledFor(logging.DEBUG),
+        )
+        return error_response(500, "internal_error", "The gateway could not complete this request.")
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if request.path.startswith("/api/") and request.path not in PUBLIC_PATHS:
+        token = bearer_token(request.headers.get("Authorization"))
+        request[PRINCIPAL] = await request.app[VERIFIER].verify(token)
+    return await handler(request)
+
+
+@web.middleware
+async def security_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
+    resp = await handler(request)
+    resp.headers.setdefault("X-Content-Type-Options", "nosniff")
+    resp.headers.setdefault("Cache-Control", "no-store")
+    resp.headers.setdefault("Referrer-Policy", "no-referrer")
+    return resp
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def openapi(request: web.Request) -> web.Response:
+    return web.Response(body=request.app[OPENAPI], content_type="application/json")
+
+
+def load_openapi() -> bytes:
+    return resources.files("gateway").joinpath("openapi.json").read_bytes()
+
+
+def create_app(settings: Settings, keys: HomeKeys | None = None) -> web.Application:
+    """Build the application; the store opens (and orphans are swept) when the app starts."""
+    keys = keys or init_home(settings)
+    issuer = EmbeddedIssuer(keys.token_key, settings.issuer, settings.audience)
+    app = web.Application(
+        middlewares=[security_headers, error_middleware, auth_middleware],
+        client_max_size=settings.limits.max_json_bytes,
+    )
+    app[SETTINGS] = settings
+    app[ISSUER] = issuer
+    app[OPENAPI] = json.dumps(json.loads(load_openapi())).encode()
+    policy_registry = PolicyRegistry.builtin(settings.default_policy)
+
+    async def verifier_ctx(app: web.Application) -> AsyncIterator[None]:
+        app[VERIFIER] = TokenVerifier(issuer if settings.embedded_issuer else None, settings.oidc)
+        yield
+        await app[VERIFIER].close()
+
+    async def store_ctx(app: web.Application) -> AsyncIterator[None]:
+        store = await SQLiteStore.open(settings.db_path)
+        gw = Gateway(settings, store, policy_registry, keys.digest_key)
+        app[GATEWAY] = gw
+        await gw.sweep_orphans()
+        yield
+        await store.close()
+
+    async def expiry_ctx(app: web.Application) -> AsyncIterator[None]:
+        async def loop() -> None:
+            while True:
+                try:
+                    await app[GATEWAY].expire_due()
+                except Exception as exc:  # noqa: BLE001 - keep sweeping; the next round retries
+                    log.error("expiry sweep failed: %s", type(exc).__name__)
+                await asyncio.sleep(settings.expiry_sweep_seconds)
+
+        task = asyncio.create_task(loop())
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    app.cleanup_ctx.extend([verifier_ctx, store_ctx, expiry_ctx])
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/api/v1/openapi.json", openapi)
+    for module in (shares, inbox, decisions, policies, recipients, ledger):
+        app.router.add_routes(module.routes)
+    return app

@@ -1,0 +1,323 @@
+"""`safeshare`: the command line over the gateway library (init, serve, recipient, token, fetch, ledger).
+
+Output meant for other programs (a token, a recipient list with --json) goes to stdout alone; guidance and
+progress go to stderr, so `TOKEN=$(safeshare token issue ...)` just works.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import shutil
+import sys
+import tempfile
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from . import __version__, envelope
+from .auth import ROLES, EmbeddedIssuer
+from .config import Settings, load_settings, resolve_home
+from .errors import ApiError
+from .home import init_home
+from .justification import PolicyRegistry
+from .ledger.entry import actor
+from .service import Gateway
+from .store.models import Recipient
+from .store.sqlite import SQLiteStore, create_schema
+
+DEV_TOKEN_TTL = 12 * 3600
+DEMO_RECIPIENT = "demo-recipient"
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return load_settings(resolve_home(args.home))
+
+
+def _err(msg: str) -> None:
+    print(f"safeshare: {msg}", file=sys.stderr)
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    init_home(settings)
+    create_schema(settings.db_path)
+    print(f"SafeShare home ready at {settings.home}", file=sys.stderr)
+    print(f"  keys: {settings.keys_dir}  (never commit these)", file=sys.stderr)
+    print(f"  data: {settings.data_dir}", file=sys.stderr)
+    return 0
+
+
+async def _with_gateway(settings: Settings, fn: Any) -> Any:
+    keys = init_home(settings)
+    store = await SQLiteStore.open(settings.db_path)
+    try:
+        gw = Gateway(settings, store, PolicyRegistry.builtin(settings.default_policy), keys.digest_key)
+        return await fn(gw)
+    finally:
+        await store.close()
+
+
+def _cli_actor() -> dict[str, Any]:
+    """Administrative CLI actions are recorded as the local operating-system user."""
+    try:
+        user = os.getlogin()
+    except OSError:
+        user = os.environ.get("USER") or str(os.getuid())
+    return actor(f"cli:{user}", "admin", None, "local-cli")
+
+
+def cmd_recipient_add(args: argparse.Namespace) -> int:
+    rec = Recipient(args.id, args.name, args.org, args.email, args.age_recipient)
+    try:
+        index = asyncio.run(_with_gateway(_settings(args), lambda gw: gw.add_recipient(_cli_actor(), rec)))
+    except ApiError as exc:
+        _err(f"{exc.message} ({exc.details.get('field', exc.code)})")
+        return 2
+    print(f"recipient {args.id} added (ledger index {index})", file=sys.stderr)
+    return 0
+
+
+def cmd_recipient_list(args: argparse.Namespace) -> int:
+    async def run(gw: Gateway) -> list[Recipient]:
+        return await gw.store.list_recipients(None, include_disabled=True, limit=100000)
+
+    found = asyncio.run(_with_gateway(_settings(args), run))
+    if args.json:
+        print(json.dumps([r.public() for r in found], indent=2))
+        return 0
+    for r in found:
+        print(f"{r.id}\t{r.status}\t{r.org}\t{r.email}\t{r.name}\t{r.age_recipient}")
+    return 0
+
+
+def cmd_recipient_disable(args: argparse.Namespace) -> int:
+    try:
+        index = asyncio.run(
+            _with_gateway(_settings(args), lambda gw: gw.disable_recipient(_cli_actor(), args.id))
+        )
+    except ApiError as exc:
+        _err(exc.message)
+        return 2
+    print(f"recipient {args.id} disabled (ledger index {index})", file=sys.stderr)
+    return 0
+
+
+def _issuer(settings: Settings) -> EmbeddedIssuer:
+    keys = init_home(settings)
+    return EmbeddedIssuer(keys.token_key, settings.issuer, settings.audience)
+
+
+def cmd_token_issue(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    try:
+        token = _issuer(settings).issue(args.sub, [args.role], org=args.org, ttl=args.ttl)
+    except ValueError as exc:
+        _err(str(exc))
+        return 2
+    print(token)
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from aiohttp import web
+
+    from .app import AccessLogger, create_app
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    settings = _settings(args)
+    keys = init_home(settings)
+    create_schema(settings.db_path)
+    if args.dev:
+        _print_dev_banner(settings, args.host, args.port)
+    app = create_app(settings, keys)
+    web.run_app(
+        app, host=args.host, port=args.port, access_log_class=AccessLogger, print=None, handle_signals=True
+    )
+    return 0
+
+
+def _print_dev_banner(settings: Settings, host: str, port: int) -> None:
+    """Everything a new user needs to try the gateway at once: a demo recipient and a token per role."""
+    identity_path = settings.keys_dir / f"{DEMO_RECIPIENT}.agekey"
+    if not identity_path.exists():
+        identity = envelope.X25519Identity.generate()
+        fd = os.open(identity_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(f"# SafeShare demo recipient identity (development only)\n{identity}\n")
+    identity = envelope.parse_identities(identity_path.read_text())[0]
+
+    async def ensure(gw: Gateway) -> None:
+        if not await gw.store.get_recipients([DEMO_RECIPIENT]):
+            await gw.add_recipient(
+                _cli_actor(),
+                Recipient(
+                    DEMO_RECIPIENT,
+                    "Demo Recipient",
+                    "Demo MASH",
+                    "demo@example.org",
+                    str(identity.recipient()),
+                ),
+            )
+
+    asyncio.run(_with_gateway(settings, ensure))
+    issuer = _issuer(settings)
+    url = f"http://{host}:{port}"
+    subs = {
+        "practitioner": "dev-practitioner",
+        "recipient": DEMO_RECIPIENT,
+        "auditor": "dev-auditor",
+        "admin": "dev-admin",
+    }
+    lines = [
+        "",
+        "SafeShare gateway (development mode) — tokens valid for 12 hours:",
+    ]
+    for role, sub in subs.items():
+        lines.append(f"  {role:<13} {issuer.issue(sub, [role], org='dev-org', ttl=DEV_TOKEN_TTL)}")
+    lines += [
+        f"  demo recipient '{DEMO_RECIPIENT}', identity file {identity_path}",
+        f"  API description: {url}/api/v1/openapi.json    health: {url}/healthz",
+        f"  Try: safeshare fetch --gateway URL --token <recipient token> --identity {identity_path} SHARE_ID",
+        "",
+    ]
+    print("\n".join(lines), file=sys.stderr, flush=True)
+
+
+def _http_error(exc: urllib.error.HTTPError) -> str:
+    try:
+        body = json.loads(exc.read(65536))
+        return f"{exc.code} {body.get('error')}: {body.get('message')}"
+    except (ValueError, AttributeError):
+        return f"HTTP {exc.code}"
+
+
+def cmd_fetch(args: argparse.Namespace) -> int:
+    """Download the caller's envelope and decrypt it locally; the plaintext never exists at the gateway."""
+    try:
+        identities = envelope.parse_identities(Path(args.identity).read_text())
+    except (OSError, envelope.EnvelopeError) as exc:
+        _err(f"cannot read identity file {args.identity}: {exc}")
+        return 2
+    if not identities:
+        _err(f"no age identity found in {args.identity}")
+        return 2
+    base = args.gateway.rstrip("/")
+    url = f"{base}/api/v1/shares/{urllib.parse.quote(args.share_id, safe='')}/envelope"
+    req = urllib.request.Request(url, headers={"Authorization": f"Bearer {args.token}"})  # noqa: S310
+    out_dir = Path(args.output).resolve().parent if args.output else Path(tempfile.gettempdir())
+    with tempfile.TemporaryDirectory(dir=out_dir, prefix=".safeshare-fetch-") as tmp:
+        env_path = Path(tmp) / "envelope.age"
+        try:
+            with urllib.request.urlopen(req, timeout=args.timeout) as resp, open(env_path, "wb") as fh:  # noqa: S310
+                shutil.copyfileobj(resp, fh, 1024 * 1024)
+                expected_sha = resp.headers.get("X-SafeShare-Envelope-SHA256")
+        except urllib.error.HTTPError as exc:
+            _err(f"the gateway refused: {_http_error(exc)}")
+            return 1
+        except (urllib.error.URLError, OSError) as exc:
+            _err(f"cannot reach the gateway at {base}: {exc}")
+            return 1
+        if expected_sha:
+            import hashlib
+
+            h = hashlib.sha256()
+            with open(env_path, "rb") as fh:
+                while block := fh.read(1024 * 1024):
+                    h.update(block)
+            if h.hexdigest() != expected_sha:
+                _err("the envelope does not match the SHA-256 the gateway recorded for it; not decrypting")
+                return 1
+        plain_path = Path(tmp) / "plaintext"
+        try:
+            with open(env_path, "rb") as src, open(plain_path, "wb") as dst:
+                envelope.decrypt_stream(src, dst, identities)
+        except envelope.EnvelopeError as exc:
+            _err(f"cannot decrypt the envelope: {exc}")
+            return 1
+        if args.output:
+            os.replace(plain_path, args.output)
+            print(f"decrypted share {args.share_id} to {args.output}", file=sys.stderr)
+        else:
+            with open(plain_path, "rb") as fh:
+                shutil.copyfileobj(fh, sys.stdout.buffer)
+            sys.stdout.flush()
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="safeshare", description=__doc__.splitlines()[0])
+    p.add_argument("--version", action="version", version=f"safeshare {__version__}")
+    p.add_argument(
+        "--home", help="SafeShare home directory (default: $SAFESHARE_HOME or the current directory)"
+    )
+    sub = p.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("init", help="create keys/ and data/ in the home directory (idempotent)").set_defaults(
+        func=cmd_init
+    )
+
+    s = sub.add_parser("serve", help="run the gateway")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=8080)
+    s.add_argument(
+        "--dev",
+        action="store_true",
+        help="print a token for every role and register a demo recipient (trying it out only)",
+    )
+    s.set_defaults(func=cmd_serve)
+
+    r = sub.add_parser("recipient", help="manage the recipient directory").add_subparsers(
+        dest="action", required=True
+    )
+    ra = r.add_parser("add", help="register a recipient's age public key")
+    ra.add_argument("id")
+    ra.add_argument("--name", required=True)
+    ra.add_argument("--org", required=True)
+    ra.add_argument("--email", required=True)
+    ra.add_argument("--age-recipient", required=True, help="the recipient's age1… public key")
+    ra.set_defaults(func=cmd_recipient_add)
+    rl = r.add_parser("list", help="list recipients")
+    rl.add_argument("--json", action="store_true")
+    rl.set_defaults(func=cmd_recipient_list)
+    rd = r.add_parser("disable", help="stop new shares to a recipient")
+    rd.add_argument("id")
+    rd.set_defaults(func=cmd_recipient_disable)
+
+    t = sub.add_parser("token", help="tokens from the embedded issuer").add_subparsers(
+        dest="action", required=True
+    )
+    ti = t.add_parser("issue", help="print a signed JWT")
+    ti.add_argument("--sub", required=True, help="subject; for a recipient, the recipient ID")
+    ti.add_argument("--role", required=True, choices=sorted(ROLES))
+    ti.add_argument("--org")
+    ti.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds (default 3600)")
+    ti.set_defaults(func=cmd_token_issue)
+
+    f = sub.add_parser("fetch", help="download and decrypt your envelope for a share")
+    f.add_argument("--gateway", required=True, help="gateway base URL, e.g. http://127.0.0.1:8080")
+    f.add_argument("--token", required=True, help="your recipient token")
+    f.add_argument("--identity", required=True, help="your age identity file (AGE-SECRET-KEY-1…)")
+    f.add_argument("-o", "--output", help="write the plaintext here (default: standard output)")
+    f.add_argument("--timeout", type=float, default=300.0)
+    f.add_argument("share_id")
+    f.set_defaults(func=cmd_fetch)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,107 @@
+"""Settings: one frozen object built from the home directory's optional `safeshare.toml` and the environment.
+
+Everything that differs between a laptop trial and a council deployment lives here, so that handlers never
+read the environment themselves.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .auth import OIDCIssuerConfig
+
+MiB = 1024 * 1024
+DAY = 86400
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Size limits on every input; each one is reported back in the 413/422 that enforces it."""
+
+    max_payload_bytes: int = 2 * 1024 * MiB
+    max_json_bytes: int = 1 * MiB
+    max_recipients: int = 50
+    default_expiry_seconds: int = 30 * DAY
+    max_expiry_seconds: int = 365 * DAY
+    max_downloads_cap: int = 1000
+    page_size_max: int = 500
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    issuer: str = "safeshare-embedded"
+    audience: str = "safeshare"
+    #: Name used in the ledger's signed checkpoints (C2SP origin line and signed-note key name).
+    log_origin: str = "safeshare.local/ledger"
+    default_policy: str = "hmg-2018"
+    limits: Limits = field(default_factory=Limits)
+    oidc: tuple[OIDCIssuerConfig, ...] = ()
+    #: Accept tokens from the embedded issuer; a deployment on Entra ID alone turns this off.
+    embedded_issuer: bool = True
+    #: Origins allowed to call the API cross-origin (browser-extension origins, e.g. chrome-extension://ID).
+    cors_origins: tuple[str, ...] = ()
+    #: How often expired shares are looked for and crypto-shredded.
+    expiry_sweep_seconds: float = 30.0
+    #: Public base URL, used in notification texts; defaults to the listening address.
+    public_url: str | None = None
+
+    @property
+    def keys_dir(self) -> Path:
+        return self.home / "keys"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.home / "data"
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "safeshare.sqlite3"
+
+    @property
+    def envelopes_dir(self) -> Path:
+        return self.data_dir / "envelopes"
+
+    @property
+    def token_key_path(self) -> Path:
+        return self.keys_dir / "token-issuer.ed25519.pem"
+
+    @property
+    def ledger_key_path(self) -> Path:
+        return self.keys_dir / "ledger-signing.ed25519.pem"
+
+    @property
+    def digest_key_path(self) -> Path:
+        return self.keys_dir / "payload-digest.hmac"
+
+
+def resolve_home(home: str | os.PathLike[str] | None) -> Path:
+    """`--home`, then `SAFESHARE_HOME`, then the current directory (so a checkout's own `keys/` is used)."""
+    chosen = home or os.environ.get("SAFESHARE_HOME") or os.getcwd()
+    return Path(chosen).expanduser().resolve()
+
+
+def load_settings(home: Path) -> Settings:
+    """Read `home/safeshare.toml` if present; unknown keys are refused so typos do not silently weaken policy."""
+    path = home / "safeshare.toml"
+    raw: dict[str, Any] = {}
+    if path.exists():
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    limits_raw = raw.pop("limits", {})
+    oidc_raw = raw.pop("oidc", [])
+    known = {f for f in Settings.__dataclass_fields__ if f not in {"home", "limits", "oidc"}}
+    unknown = set(raw) - known
+    if unknown:
+        raise ValueError(f"{path}: unknown setting(s): {', '.join(sorted(unknown))}")
+    for key in ("cors_origins",):
+        if key in raw:
+            raw[key] = tuple(raw[key])
+    oidc = tuple(
+        OIDCIssuerConfig(**{k: tuple(v) if k == "algorithms" else v for k, v in item.items()})
+        for item in oidc_raw
+    )
+    return Settings(home=home, limits=Limits(**limits_raw), oidc=oidc, **raw)

@@ -1,0 +1,642 @@
+"""Golden-rules justification checking.
+
+The policy is data: each policy is a JSON Schema (draft 2020-12) document in ``gateway/policies/``,
+annotated with ``x-golden-rule`` / ``x-question`` / ``x-labels`` / ``x-errors``. This module only
+interprets such a document, so a new edition of the rules (e.g. DfE 2024, which renumbers them) ships
+as a new JSON file with no code change. Everything that JSON Schema can express lives in the document
+(so the browser extension can run the same checks); only the checks that compare *values* across fields
+(subject references) live here, and even those take their rule numbers from the document's annotations.
+
+Nothing here performs I/O except reading the packaged policy files, and nothing here ever echoes a
+submitted value in a message: justifications describe children and adults at risk.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import resources
+from typing import Any, Final
+
+import rfc8785
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError, ValidationError, best_match
+
+__all__ = [
+    "MAX_ARRAY_ITEMS",
+    "MAX_DEPTH",
+    "MAX_NODES",
+    "MAX_PROBLEMS",
+    "Policy",
+    "PolicyRegistry",
+    "Problem",
+    "UnknownPolicy",
+    "load_builtin_policies",
+    "validate",
+]
+
+#: Containers nested deeper than this are replaced by an opaque marker before validation. The deepest
+#: legitimate value (``rules.5_safety_wellbeing.at_risk.N``) is at depth 4; the cap keeps jsonschema's
+#: recursion (and its ``repr`` of offending values) bounded whatever a client sends.
+MAX_DEPTH: Final = 16
+#: A real justification holds a few hundred values; anything far bigger is refused outright so that a
+#: hostile body cannot make validation expensive.
+MAX_NODES: Final = 5000
+#: Arrays are truncated to this many items before validation (``uniqueItems`` is quadratic on
+#: unsortable items). Policies may not set ``maxItems`` at or above it, so truncation never hides a
+#: ``maxItems`` breach.
+MAX_ARRAY_ITEMS: Final = 200
+#: Enough for any honest draft; a flood of problems is itself a sign of garbage input.
+MAX_PROBLEMS: Final = 200
+
+_SAFE_KEY: Final = re.compile(r"[A-Za-z0-9_]{1,64}")
+_MAX_REF_HOPS: Final = 8
+
+_TYPE_WORDS: Final[Mapping[str, str]] = {
+    "string": "text",
+    "boolean": "yes or no (true or false)",
+    "array": "a list",
+    "object": "a group of fields (a JSON object)",
+    "integer": "a whole number",
+    "number": "a number",
+    "null": "empty (null)",
+}
+
+_DEFAULT_CODES: Final[Mapping[str, str]] = {
+    "required": "required",
+    "additionalProperties": "unknown_field",
+    "type": "type",
+    "enum": "enum",
+    "const": "const",
+    "pattern": "pattern",
+    "maxLength": "too_long",
+    "minLength": "too_short",
+    "minItems": "too_few",
+    "maxItems": "too_many",
+    "uniqueItems": "duplicate",
+    "not": "not_allowed",
+}
+
+# Value-comparison rules the schema cannot express. Paths are the justification contract's (shared by
+# every policy edition); rule numbers are looked up in the policy's annotations at these paths.
+_SUBJECTS: Final = ("subjects",)
+_AT_RISK: Final = ("rules", "5_safety_wellbeing", "at_risk")
+_SCHEDULE_1: Final = ("rules", "1_lawful_basis", "dpa_schedule_1")
+_P18: Final = "p18_safeguarding"
+_ADULT_AT_RISK: Final = "adult_at_risk"
+
+FieldPath = tuple[str | int, ...]
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One reason a justification is refused, addressed to the practitioner.
+
+    ``rule`` is the golden-rule number from the policy's ``x-golden-rule`` annotation at (or above)
+    ``field``; ``None`` for fields outside the rules (``policy``, ``rules`` itself, the whole document).
+    In ``hmg-2018`` the top-level record fields (decision, purpose, subjects, data_categories) are
+    annotated rule 7 ("record what, whose, for what purpose"). ``code`` is a stable machine identifier
+    for the extension and tests; ``message`` is plain English and never contains a submitted value.
+    """
+
+    rule: int | None
+    field: str
+    message: str
+    code: str = "invalid"
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form for API responses and the ledger."""
+        return {"rule": self.rule, "field": self.field, "message": self.message, "code": self.code}
+
+
+class UnknownPolicy(LookupError):
+    """The draft (or caller) named a policy this gateway does not ship; refuse rather than guess."""
+
+
+class _TooLarge(Exception):
+    """Raised while copying a draft that exceeds MAX_NODES."""
+
+
+class _Opaque:
+    """Stands in for values JSON cannot carry and for over-deep nesting.
+
+    It matches no JSON Schema type, so the schema reports it as the wrong type, and its fixed ``repr``
+    means jsonschema's own message building can neither recurse nor run user code.
+    """
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "<opaque>"
+
+
+_OPAQUE: Final = _Opaque()
+
+
+def _to_json(value: Any, depth: int, budget: list[int]) -> Any:
+    """Copy a JSON-ish value into plain dict/list/str/int/float/bool/None, bounded in size and depth."""
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise _TooLarge
+    if value is None or type(value) in (str, int, float, bool):
+        return value
+    if isinstance(value, str):
+        return str.__str__(value)
+    if isinstance(value, int):
+        return int.__int__(value)
+    if isinstance(value, float):
+        return float.__float__(value)
+    if isinstance(value, Mapping):
+        if depth >= MAX_DEPTH:
+            return _OPAQUE
+        out: dict[str, Any] = {}
+        for index, (key, item) in enumerate(value.items()):
+            # JSON keys are text; anything else can only be an unknown field, reported without its name.
+            name = str.__str__(key) if isinstance(key, str) else f"\x00non-text key {index}"
+            out[name] = _to_json(item, depth + 1, budget)
+        return out
+    if isinstance(value, list | tuple):
+        if depth >= MAX_DEPTH:
+            return _OPAQUE
+        return [_to_json(item, depth + 1, budget) for item in value[:MAX_ARRAY_ITEMS]]
+    return _OPAQUE
+
+
+def _plain(value: Any) -> Any:
+    """Deep-copy a policy document into plain dict/list so it can be canonicalised and not aliased."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _field_name(path: Sequence[str | int]) -> str:
+    return ".".join(str(segment) for segment in path)
+
+
+def _natural_key(field_name: str) -> tuple[tuple[int, int | str], ...]:
+    """Sort ``subjects.2`` before ``subjects.10`` so the order matches the form."""
+    if not field_name:
+        return ()
+    return tuple((0, int(part)) if part.isdigit() else (1, part) for part in field_name.split("."))
+
+
+def _sort_key(problem: Problem) -> tuple[Any, ...]:
+    return (
+        problem.rule is not None,
+        problem.rule or 0,
+        _natural_key(problem.field),
+        problem.code,
+        problem.message,
+    )
+
+
+def _get_path(document: Any, path: Sequence[str]) -> Any:
+    node = document
+    for key in path:
+        if not isinstance(node, dict):
+            return None
+        node = node.get(key)
+    return node
+
+
+def _iter_schema_nodes(node: Any) -> Iterator[Mapping[str, Any]]:
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, Mapping):
+            yield current
+            stack.extend(current.values())
+        elif isinstance(current, list):
+            stack.extend(current)
+
+
+def _reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """Policy files are reviewed by humans; a silently shadowed key would make the review meaningless."""
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"duplicate key {key!r} in policy document")
+        out[key] = value
+    return out
+
+
+@dataclass(frozen=True)
+class Policy:
+    """One edition of the golden rules, as a JSON Schema document plus what the ledger needs to cite it.
+
+    ``digest`` is ``sha256:`` over the RFC 8785 canonical bytes of ``schema`` so that a ledger entry pins
+    the exact rules a justification was checked against, independent of file formatting. It is computed
+    when omitted and verified when given. Validation works on a private copy of the schema: mutating
+    ``schema`` afterwards cannot change behaviour or invalidate ``digest``.
+    """
+
+    id: str
+    version: str
+    title: str
+    schema: Mapping[str, Any] = field(compare=False, repr=False)
+    digest: str = ""
+    _document: dict[str, Any] = field(init=False, compare=False, repr=False)
+    _canonical: bytes = field(init=False, compare=False, repr=False)
+    _validator: Draft202012Validator = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.schema, Mapping):
+            raise ValueError("a policy schema must be a JSON object")
+        document = _plain(self.schema)
+        try:
+            Draft202012Validator.check_schema(document)
+        except SchemaError as exc:
+            raise ValueError(f"policy {self.id!r} is not a valid JSON Schema 2020-12 document: {exc.message}") from exc
+        canonical = rfc8785.dumps(document)
+        digest = "sha256:" + hashlib.sha256(canonical).hexdigest()
+        if self.digest and self.digest != digest:
+            raise ValueError(f"policy {self.id!r} digest does not match its schema")
+        meta = document.get("x-policy")
+        if meta is not None:
+            if not isinstance(meta, dict):
+                raise ValueError("x-policy must be an object")
+            for key in ("id", "version", "title"):
+                if key in meta and meta[key] != getattr(self, key):
+                    raise ValueError(f"policy {key} {getattr(self, key)!r} differs from x-policy.{key}")
+        for node in _iter_schema_nodes(document):
+            limit = node.get("maxItems")
+            if isinstance(limit, int) and limit >= MAX_ARRAY_ITEMS:
+                raise ValueError(f"maxItems {limit} is not below MAX_ARRAY_ITEMS ({MAX_ARRAY_ITEMS})")
+        object.__setattr__(self, "schema", _plain(document))
+        object.__setattr__(self, "digest", digest)
+        object.__setattr__(self, "_document", document)
+        object.__setattr__(self, "_canonical", canonical)
+        object.__setattr__(self, "_validator", Draft202012Validator(document))
+
+    @classmethod
+    def from_document(cls, document: Mapping[str, Any]) -> Policy:
+        """Build from a policy document, taking id/version/title from its ``x-policy`` block."""
+        meta = document.get("x-policy")
+        if not isinstance(meta, Mapping):
+            raise ValueError("policy document has no x-policy block")
+        values = {key: meta.get(key) for key in ("id", "version", "title")}
+        for key, value in values.items():
+            if not isinstance(value, str) or not value:
+                raise ValueError(f"x-policy.{key} must be non-empty text")
+        return cls(id=values["id"], version=values["version"], title=values["title"], schema=document)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> Policy:
+        """Parse a policy file, refusing duplicate keys."""
+        return cls.from_document(json.loads(text, object_pairs_hook=_reject_duplicate_keys))
+
+    @property
+    def canonical_json(self) -> bytes:
+        """The exact bytes ``digest`` covers, for serving the policy to the extension verifiably."""
+        return self._canonical
+
+    # -- validation ---------------------------------------------------------------------------------
+
+    def validate(self, draft: Any) -> list[Problem]:
+        """Every problem with ``draft``, sorted by rule then field; empty means acceptable.
+
+        Never raises for JSON-ish input: a gateway that crashes on a malformed body would fail open in
+        the wrong place (the caller's error path) rather than refusing with a reason.
+        """
+        if not isinstance(draft, Mapping):
+            return [Problem(None, "", "The justification must be a JSON object containing the form's fields.", "type")]
+        try:
+            instance = _to_json(draft, 0, [MAX_NODES])
+        except _TooLarge:
+            return [
+                Problem(
+                    None,
+                    "",
+                    f"The justification is too large to check (more than {MAX_NODES:,} values).",
+                    "too_large",
+                )
+            ]
+        except Exception:
+            # Only exotic non-JSON objects (e.g. a mapping whose iteration raises) get here.
+            return [Problem(None, "", "The justification could not be read as JSON data.", "unreadable")]
+
+        problems: list[Problem] = []
+        for error in self._validator.iter_errors(instance):
+            problems.extend(self._problems_for(error))
+        problems.extend(self._cross_field_problems(instance))
+        return self._finish(problems)
+
+    def rule_for(self, path: str | Sequence[str | int]) -> int | None:
+        """The golden rule a field belongs to: the deepest ``x-golden-rule`` annotation along its path."""
+        segments = self._parse_path(path) if isinstance(path, str) else tuple(path)
+        rule: int | None = None
+        for node in self._walk(segments):
+            value = node.get("x-golden-rule") if node is not None else None
+            if isinstance(value, int) and not isinstance(value, bool):
+                rule = value
+        return rule
+
+    # -- schema errors → problems -------------------------------------------------------------------
+
+    def _problems_for(self, error: ValidationError, depth: int = 0) -> Iterator[Problem]:
+        path: FieldPath = tuple(error.absolute_path)
+        keyword = error.validator
+        schema = error.schema if isinstance(error.schema, Mapping) else {}
+        instance = error.instance
+        if keyword == "required":
+            if isinstance(instance, dict):
+                for name in error.validator_value:
+                    if isinstance(name, str) and name not in instance:
+                        yield self._problem((*path, name), "required", schema, error)
+            return
+        if keyword == "additionalProperties" and error.validator_value is False:
+            yield from self._unknown_fields(path, schema, instance)
+            return
+        if keyword == "type" and ("enum" in schema or "const" in schema):
+            # A wrongly-typed value fails the enum/const too, whose message lists what is allowed.
+            return
+        if keyword in ("anyOf", "oneOf") and error.context and depth < 4:
+            best = best_match(error.context)
+            if best is not None:
+                yield from self._problems_for(best, depth + 1)
+                return
+        yield self._problem(path, keyword, schema, error)
+
+    def _unknown_fields(self, path: FieldPath, schema: Mapping[str, Any], instance: Any) -> Iterator[Problem]:
+        if not isinstance(instance, dict):
+            return
+        known = schema.get("properties", {})
+        patterns = [p for p in schema.get("patternProperties", {}) if isinstance(p, str)]
+        for key in instance:
+            if key in known or any(re.search(p, key) for p in patterns):
+                continue
+            if _SAFE_KEY.fullmatch(key):
+                # The key is code-generated by the client, and its path tells a developer what to remove.
+                yield Problem(
+                    self.rule_for(path),
+                    _field_name((*path, key)),
+                    self._sentence(path, "contains a field that is not part of this policy's form; remove it"),
+                    "unknown_field",
+                )
+            else:
+                yield Problem(
+                    self.rule_for(path),
+                    _field_name(path),
+                    self._sentence(path, "contains a field that is not part of this policy's form; remove it"),
+                    "unknown_field",
+                )
+
+    def _problem(
+        self, path: FieldPath, keyword: str | None, schema: Mapping[str, Any], error: ValidationError
+    ) -> Problem:
+        spec = schema.get("x-errors", {}).get(keyword) if isinstance(schema.get("x-errors"), Mapping) else None
+        spec = spec if isinstance(spec, Mapping) else {}
+        code = spec.get("code") if isinstance(spec.get("code"), str) else None
+        message = spec.get("message") if isinstance(spec.get("message"), str) else None
+        return Problem(
+            self.rule_for(path),
+            _field_name(path),
+            self._sentence(path, message or self._default_predicate(path, keyword, error)),
+            code or _DEFAULT_CODES.get(keyword or "", "invalid"),
+        )
+
+    def _default_predicate(self, path: FieldPath, keyword: str | None, error: ValidationError) -> str:
+        """Plain-English predicates built only from the schema, never from the submitted value."""
+        expected = error.validator_value
+        if keyword == "required":
+            return "must be filled in"
+        if keyword == "type":
+            types = [expected] if isinstance(expected, str) else list(expected)
+            return "must be " + " or ".join(_TYPE_WORDS.get(t, str(t)) for t in types)
+        if keyword == "enum":
+            return "must be one of: " + ", ".join(self._label(path, value) for value in expected)
+        if keyword == "const":
+            if isinstance(expected, bool):
+                return "must be yes" if expected else "must be no"
+            return f"must be '{self._label(path, expected)}'"
+        if keyword == "maxLength":
+            return f"must be at most {expected:,} characters"
+        if keyword == "minLength":
+            return "must not be empty" if expected == 1 else f"must be at least {expected:,} characters"
+        if keyword == "pattern":
+            return "is not in the expected format"
+        if keyword == "minItems":
+            return "must include at least one item" if expected == 1 else f"must include at least {expected} items"
+        if keyword == "maxItems":
+            return f"must include at most {expected} items"
+        if keyword == "uniqueItems":
+            return "must not list the same item twice"
+        if keyword in ("not", None):
+            return "is not allowed here"
+        return "is not valid for this policy"
+
+    # -- cross-field rules the schema cannot state ----------------------------------------------------
+
+    def _cross_field_problems(self, draft: dict[str, Any]) -> Iterator[Problem]:
+        """Rules that compare values between fields, which JSON Schema cannot do.
+
+        Codes: ``duplicate_subject_ref`` (subjects.N.ref), ``at_risk_not_a_subject``
+        (rules.5_safety_wellbeing.at_risk.N), ``p18_adult_not_at_risk`` (rules.5_safety_wellbeing.at_risk).
+        """
+        subjects = _get_path(draft, _SUBJECTS)
+        subject_list = subjects if isinstance(subjects, list) else []
+        first_index: dict[str, int] = {}
+        listed: list[tuple[int, str, Any]] = []
+        for index, subject in enumerate(subject_list):
+            if not isinstance(subject, dict) or not isinstance(subject.get("ref"), str):
+                continue
+            ref = subject["ref"]
+            listed.append((index, ref, subject.get("role")))
+            if ref in first_index:
+                path = (*_SUBJECTS, index, "ref")
+                yield self._code_problem(
+                    path,
+                    f"must differ from subject {first_index[ref] + 1}'s reference: list each person once",
+                    "duplicate_subject_ref",
+                )
+            else:
+                first_index[ref] = index
+
+        at_risk = _get_path(draft, _AT_RISK)
+        if not isinstance(at_risk, list):
+            return
+        if isinstance(subjects, list):
+            for index, ref in enumerate(at_risk):
+                if isinstance(ref, str) and ref not in first_index:
+                    yield self._code_problem(
+                        (*_AT_RISK, index),
+                        "must be the reference of one of the people listed as subjects",
+                        "at_risk_not_a_subject",
+                    )
+        if _get_path(draft, _SCHEDULE_1) == _P18:
+            at_risk_refs = {ref for ref in at_risk if isinstance(ref, str)}
+            for index, ref, role in listed:
+                if role == _ADULT_AT_RISK and ref not in at_risk_refs:
+                    yield self._code_problem(
+                        _AT_RISK,
+                        f"must include subject {index + 1} (an adult at risk): DPA 2018 Schedule 1 paragraph 18 "
+                        "(safeguarding) applies to an adult only where that adult is at risk",
+                        "p18_adult_not_at_risk",
+                    )
+
+    def _code_problem(self, path: FieldPath, predicate: str, code: str) -> Problem:
+        return Problem(self.rule_for(path), _field_name(path), self._sentence(path, predicate), code)
+
+    # -- schema walking and wording ------------------------------------------------------------------
+
+    @staticmethod
+    def _parse_path(path: str) -> FieldPath:
+        if not path:
+            return ()
+        return tuple(int(part) if part.isdigit() else part for part in path.split("."))
+
+    def _deref(self, node: Mapping[str, Any], key: str) -> Any:
+        """``node[key]``, following local ``$ref``s: 2020-12 lets ``$ref`` sit beside annotations."""
+        for _ in range(_MAX_REF_HOPS):
+            if key in node:
+                return node[key]
+            ref = node.get("$ref")
+            if not isinstance(ref, str) or not ref.startswith("#"):
+                return None
+            target: Any = self._document
+            for token in ref[1:].split("/")[1:]:
+                token = token.replace("~1", "/").replace("~0", "~")
+                target = target.get(token) if isinstance(target, Mapping) else None
+            if not isinstance(target, Mapping):
+                return None
+            node = target
+        return None
+
+    def _walk(self, path: Sequence[str | int]) -> list[Mapping[str, Any] | None]:
+        """Schema nodes for the root and each path segment (None once the path leaves the schema)."""
+        node: Mapping[str, Any] | None = self._document
+        nodes: list[Mapping[str, Any] | None] = [node]
+        for segment in path:
+            child: Any = None
+            if node is not None:
+                if isinstance(segment, int):
+                    prefix = self._deref(node, "prefixItems")
+                    if isinstance(prefix, list) and segment < len(prefix):
+                        child = prefix[segment]
+                    else:
+                        child = self._deref(node, "items")
+                else:
+                    properties = self._deref(node, "properties")
+                    child = properties.get(segment) if isinstance(properties, Mapping) else None
+            node = child if isinstance(child, Mapping) else None
+            nodes.append(node)
+        return nodes
+
+    def _title(self, node: Mapping[str, Any] | None) -> str | None:
+        if node is None:
+            return None
+        title = self._deref(node, "title")
+        return title if isinstance(title, str) and title else None
+
+    def _label(self, path: FieldPath, value: Any) -> str:
+        """Human label for an allowed value (from the schema's ``x-labels``); never a submitted value."""
+        node = self._walk(path)[-1]
+        labels = self._deref(node, "x-labels") if node is not None else None
+        key = json.dumps(value) if isinstance(value, bool) else value
+        if isinstance(labels, Mapping) and isinstance(key, str) and isinstance(labels.get(key), str):
+            return labels[key]
+        return value if isinstance(value, str) else json.dumps(value)
+
+    def _sentence(self, path: FieldPath, predicate: str) -> str:
+        """``"Subject 2: Reference must be …."`` — the field's title plus the array items it sits in."""
+        nodes = self._walk(path)
+        context: list[str] = []
+        label = "The justification"
+        for position, segment in enumerate(path):
+            node = nodes[position + 1]
+            last = position == len(path) - 1
+            if isinstance(segment, int):
+                text = f"{self._title(node) or 'Item'} {segment + 1}"
+                if last:
+                    label = text
+                else:
+                    context.append(text)
+            elif last:
+                label = self._title(node) or "This field"
+        sentence = f"{label} {predicate.rstrip('.')}."
+        return f"{', '.join(context)}: {sentence}" if context else sentence
+
+    @staticmethod
+    def _finish(problems: Iterable[Problem]) -> list[Problem]:
+        unique = sorted(set(problems), key=_sort_key)
+        if len(unique) <= MAX_PROBLEMS:
+            return unique
+        hidden = len(unique) - MAX_PROBLEMS
+        return [
+            *unique[:MAX_PROBLEMS],
+            Problem(None, "", f"{hidden:,} further problems were not listed; fix the ones above first.", "truncated"),
+        ]
+
+
+@lru_cache(maxsize=1)
+def _builtin_documents() -> tuple[tuple[str, str], ...]:
+    folder = resources.files(__package__ or "gateway").joinpath("policies")
+    return tuple(
+        (entry.name, entry.read_text(encoding="utf-8"))
+        for entry in sorted(folder.iterdir(), key=lambda e: e.name)
+        if entry.is_file() and entry.name.endswith(".json")
+    )
+
+
+def load_builtin_policies() -> list[Policy]:
+    """The policies packaged in ``gateway/policies``; a file must be named after its policy id."""
+    policies = []
+    for name, text in _builtin_documents():
+        policy = Policy.from_json(text)
+        if name != f"{policy.id}.json":
+            raise ValueError(f"policy file {name} holds policy {policy.id!r}")
+        policies.append(policy)
+    return policies
+
+
+class PolicyRegistry:
+    """The policies a gateway accepts, and which one applies when a draft does not say."""
+
+    def __init__(self, policies: Iterable[Policy], default: str) -> None:
+        by_id: dict[str, Policy] = {}
+        for policy in policies:
+            if policy.id in by_id:
+                raise ValueError(f"duplicate policy id {policy.id!r}")
+            by_id[policy.id] = policy
+        self._policies = by_id
+        self._default = self.get(default)
+
+    @classmethod
+    def builtin(cls, default: str = "hmg-2018") -> PolicyRegistry:
+        """Registry of the packaged policies."""
+        return cls(load_builtin_policies(), default)
+
+    @property
+    def default(self) -> Policy:
+        return self._default
+
+    def get(self, policy_id: str) -> Policy:
+        """Raises UnknownPolicy (without echoing the requested id, which may be client garbage)."""
+        if isinstance(policy_id, str) and policy_id in self._policies:
+            return self._policies[policy_id]
+        raise UnknownPolicy(f"unknown policy; known policies: {', '.join(self.ids()) or 'none'}")
+
+    def ids(self) -> list[str]:
+        return sorted(self._policies)
+
+    def for_draft(self, draft: Any) -> Policy:
+        """The policy a draft names in ``policy``, else the default; an unknown name is refused."""
+        if isinstance(draft, Mapping) and "policy" in draft:
+            return self.get(draft["policy"])
+        return self._default
+
+
+def validate(registry: PolicyRegistry, draft: Any) -> tuple[Policy | None, list[Problem]]:
+    """Pick the draft's policy and check it; an unknown policy is one problem at ``policy``."""
+    try:
+        policy = registry.for_draft(draft)
+    except UnknownPolicy:
+        message = f"Policy must be one this gateway knows: {', '.join(registry.ids())}."
+        return None, [Problem(None, "policy", message, "unknown_policy")]
+    return policy, policy.validate(draft)

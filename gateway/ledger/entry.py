@@ -1,0 +1,168 @@
+"""Ledger entries: what is recorded for every decision and event, as canonical (RFC 8785) JSON.
+
+Pure functions, no I/O. An entry is built from the authenticated principal, the server clock and data the
+gateway has already checked; it never contains payload bytes, key material or tokens. The canonical bytes
+are what the Merkle tree hashes, so the same entry always gives the same leaf.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import rfc8785
+
+from .merkle import leaf_hash
+
+ENTRY_VERSION = 1
+
+KIND_SHARE = "share"
+KIND_DECISION = "decision"
+KIND_FETCH = "fetch"
+KIND_REVOKE = "revoke"
+KIND_EXPIRE = "expire"
+KIND_RECIPIENT_ADD = "recipient_add"
+KIND_RECIPIENT_DISABLE = "recipient_disable"
+KINDS = (
+    KIND_SHARE,
+    KIND_DECISION,
+    KIND_FETCH,
+    KIND_REVOKE,
+    KIND_EXPIRE,
+    KIND_RECIPIENT_ADD,
+    KIND_RECIPIENT_DISABLE,
+)
+
+
+def canonical(obj: Any) -> bytes:
+    """RFC 8785 JSON canonicalisation: sorted keys, no insignificant whitespace, fixed number form."""
+    return rfc8785.dumps(obj)
+
+
+def utc_now() -> str:
+    return format_time(datetime.now(UTC))
+
+
+def format_time(t: datetime) -> str:
+    """RFC 3339 UTC with milliseconds: fixed width, so string order is time order in every store."""
+    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
+
+
+def parse_time(s: str) -> datetime:
+    """Accepts RFC 3339 / ISO 8601 with a zone; naive times are refused since they are ambiguous."""
+    t = datetime.fromisoformat(s.replace("Z", "+00:00").replace("z", "+00:00"))
+    if t.tzinfo is None:
+        raise ValueError("time has no time zone")
+    return t.astimezone(UTC)
+
+
+def seal(entry: Mapping[str, Any], index: int) -> tuple[bytes, bytes]:
+    """Fix the entry's position and return (canonical bytes, leaf hash). Called inside the append transaction."""
+    data = canonical({**entry, "index": index})
+    return data, leaf_hash(data)
+
+
+def actor(sub: str, role: str, org: str | None, issuer: str) -> dict[str, Any]:
+    return {"sub": sub, "role": role, "org": org, "iss": issuer}
+
+
+def _justification_summary(justification: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "subjects": [s["ref"] for s in justification.get("subjects", [])],
+        "data_categories": list(justification.get("data_categories", [])),
+        "purpose": dict(justification["purpose"]),
+        "decision": justification["decision"],
+    }
+
+
+def decision_entry(
+    *,
+    time: str,
+    actor: Mapping[str, Any],
+    justification: Mapping[str, Any],
+    policy: Mapping[str, str],
+) -> dict[str, Any]:
+    """A decision recorded without a payload (typically `not_share`, golden rule 7)."""
+    return {
+        "v": ENTRY_VERSION,
+        "kind": KIND_DECISION,
+        "time": time,
+        "actor": dict(actor),
+        **_justification_summary(justification),
+        "recipients": [],
+        "justification": dict(justification),
+        "policy": dict(policy),
+    }
+
+
+def share_entry(
+    *,
+    time: str,
+    actor: Mapping[str, Any],
+    share_id: str,
+    justification: Mapping[str, Any],
+    policy: Mapping[str, str],
+    recipients: Sequence[Mapping[str, Any]],
+    payload: Mapping[str, Any],
+    expires_at: str,
+    max_downloads: int | None,
+) -> dict[str, Any]:
+    """A share: who sent what (size + keyed digest, never content) to whom (with each envelope's SHA-256), why."""
+    return {
+        "v": ENTRY_VERSION,
+        "kind": KIND_SHARE,
+        "time": time,
+        "actor": dict(actor),
+        "share_id": share_id,
+        **_justification_summary(justification),
+        "recipients": [dict(r) for r in recipients],
+        "payload": dict(payload),
+        "expires_at": expires_at,
+        "max_downloads": max_downloads,
+        "justification": dict(justification),
+        "policy": dict(policy),
+    }
+
+
+def share_event_entry(
+    *,
+    kind: str,
+    time: str,
+    actor: Mapping[str, Any] | None,
+    share_id: str,
+    share_index: int,
+    subjects: Sequence[str],
+    recipients: Sequence[Mapping[str, Any]],
+    **details: Any,
+) -> dict[str, Any]:
+    """A later event on a share (fetch, revocation, expiry): points back at the share's own entry."""
+    if kind not in (KIND_FETCH, KIND_REVOKE, KIND_EXPIRE):
+        raise ValueError(f"not a share event kind: {kind}")
+    return {
+        "v": ENTRY_VERSION,
+        "kind": kind,
+        "time": time,
+        "actor": dict(actor) if actor else None,
+        "share_id": share_id,
+        "share_index": share_index,
+        "subjects": list(subjects),
+        "recipients": [dict(r) for r in recipients],
+        **details,
+    }
+
+
+def recipient_entry(
+    *, kind: str, time: str, actor: Mapping[str, Any], recipient: Mapping[str, Any]
+) -> dict[str, Any]:
+    """Directory changes are recorded too: who could receive, and from when, is part of the audit trail."""
+    if kind not in (KIND_RECIPIENT_ADD, KIND_RECIPIENT_DISABLE):
+        raise ValueError(f"not a recipient event kind: {kind}")
+    return {
+        "v": ENTRY_VERSION,
+        "kind": kind,
+        "time": time,
+        "actor": dict(actor),
+        "subjects": [],
+        "recipients": [dict(recipient)],
+    }

@@ -1,0 +1,555 @@
+"""The gateway's use cases: share, decide, fetch, revoke, expire — each one transaction with its ledger entry.
+
+This is the imperative shell around the pure modules (`justification`, `envelope`, `ledger.entry`): it owns
+the clock, the store, the envelope files and the keyed digest key. HTTP handlers and the CLI both call it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import logging
+import re
+import secrets
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from . import envelope
+from .auth import Principal
+from .config import Settings
+from .errors import ApiError, not_found
+from .justification import Policy, PolicyRegistry, Problem
+from .justification import validate as validate_justification
+from .ledger import entry as ledger_entry
+from .store.files import EnvelopeFiles
+from .store.models import (
+    RECIPIENT_ACTIVE,
+    RECIPIENT_DISABLED,
+    SHARE_ACTIVE,
+    LedgerFilter,
+    LedgerRow,
+    Recipient,
+    RecipientExists,
+    Share,
+    ShareRecipient,
+)
+from .store.sqlite import SQLiteStore
+
+log = logging.getLogger("safeshare.service")
+
+RECIPIENT_ID_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+SHARE_ID_RE = re.compile(r"^sh_[a-z2-7]{24}$")
+CONTENT_TYPE_RE = re.compile(
+    r"^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}$"
+)
+#: Encrypt in slices of this size off the event loop: big enough to amortise the thread hop.
+ENCRYPT_SLICE = 1024 * 1024
+
+MIN_EXPIRY_SECONDS = 60
+
+
+def new_share_id() -> str:
+    """Unguessable (120 bits) because it appears in notification e-mails; lower-case base32 for URLs."""
+    return "sh_" + base64.b32encode(secrets.token_bytes(15)).decode().lower()
+
+
+def justification_problems_error(problems: Sequence[Problem]) -> ApiError:
+    return ApiError(
+        422,
+        "justification_incomplete",
+        "The justification does not yet answer every golden rule; nothing was shared or recorded.",
+        problems=[p.as_dict() for p in problems],
+    )
+
+
+def field_error(code: str, field: str, message: str, status: int = 422, **details: Any) -> ApiError:
+    return ApiError(status, code, message, field=field, **details)
+
+
+@dataclass(frozen=True)
+class PreparedShare:
+    """A share request whose metadata has been fully checked; only the payload remains to be read."""
+
+    principal: Principal
+    justification: Mapping[str, Any]
+    policy: Policy
+    recipients: tuple[Recipient, ...]
+    age_recipients: tuple[envelope.X25519Recipient, ...]
+    content_type: str
+    expires_at: datetime
+    max_downloads: int | None
+
+
+class Gateway:
+    def __init__(
+        self,
+        settings: Settings,
+        store: SQLiteStore,
+        policies: PolicyRegistry,
+        digest_key: bytes,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.files = EnvelopeFiles(settings.envelopes_dir)
+        self.policies = policies
+        self._digest_key = digest_key
+        self._clock = clock
+
+    def now(self) -> datetime:
+        return self._clock()
+
+    def now_str(self) -> str:
+        return ledger_entry.format_time(self.now())
+
+    # -- start-up ---------------------------------------------------------------------------------
+
+    async def sweep_orphans(self) -> int:
+        """Remove envelope files the database does not vouch for (interrupted shares or deletions)."""
+        live = await self.store.live_envelopes()
+        removed = await asyncio.to_thread(self.files.sweep, live)
+        if removed:
+            log.info("start-up sweep removed %d orphaned envelope file(s)", removed)
+        return removed
+
+    # -- justification ----------------------------------------------------------------------------
+
+    def check_justification(self, draft: Any) -> tuple[Policy | None, list[Problem]]:
+        return validate_justification(self.policies, draft)
+
+    def _policy_ref(self, policy: Policy) -> dict[str, str]:
+        return {"id": policy.id, "version": policy.version, "digest": policy.digest}
+
+    @staticmethod
+    def _actor(principal: Principal, role: str) -> dict[str, Any]:
+        return ledger_entry.actor(principal.sub, role, principal.org, principal.issuer)
+
+    # -- decisions --------------------------------------------------------------------------------
+
+    async def record_decision(self, principal: Principal, draft: Any) -> dict[str, Any]:
+        policy, problems = self.check_justification(draft)
+        if problems or policy is None:
+            raise justification_problems_error(problems)
+        entry = ledger_entry.decision_entry(
+            time=self.now_str(),
+            actor=self._actor(principal, "practitioner"),
+            justification=draft,
+            policy=self._policy_ref(policy),
+        )
+        index = await self.store.record(entry)
+        return {"ledger_index": index, "decision": draft["decision"], "recorded_at": entry["time"]}
+
+    # -- shares -----------------------------------------------------------------------------------
+
+    async def prepare_share(self, principal: Principal, meta: Any) -> PreparedShare:
+        """Check everything about a share before a single payload byte is read."""
+        if not isinstance(meta, dict):
+            raise field_error("invalid_share", "share", "The share part must be a JSON object.", status=400)
+        allowed = {"recipients", "justification", "payload_content_type", "expires_in", "max_downloads"}
+        unknown = sorted(set(meta) - allowed)
+        if unknown:
+            raise field_error(
+                "invalid_share", f"share.{unknown[0]}", f"Unknown field in share: {unknown[0][:64]!r}."
+            )
+        draft = meta.get("justification")
+        if draft is None:
+            raise field_error("invalid_share", "share.justification", "A justification is required.")
+        policy, problems = self.check_justification(draft)
+        if problems or policy is None:
+            raise justification_problems_error(problems)
+        if draft.get("decision") != "share":
+            raise field_error(
+                "decision_not_share",
+                "share.justification.decision",
+                "A share needs a justification whose decision is 'share'; record other decisions at "
+                "/api/v1/decisions.",
+            )
+        recipients = await self._resolve_recipients(meta.get("recipients"))
+        content_type = meta.get("payload_content_type", "application/octet-stream")
+        if not isinstance(content_type, str) or not CONTENT_TYPE_RE.match(content_type):
+            raise field_error(
+                "invalid_share",
+                "share.payload_content_type",
+                "payload_content_type must be a media type such as 'message/rfc822' or 'text/plain'.",
+            )
+        limits = self.settings.limits
+        expires_in = meta.get("expires_in", limits.default_expiry_seconds)
+        if (
+            not isinstance(expires_in, int)
+            or isinstance(expires_in, bool)
+            or not MIN_EXPIRY_SECONDS <= expires_in <= limits.max_expiry_seconds
+        ):
+            raise field_error(
+                "invalid_share",
+                "share.expires_in",
+                f"expires_in must be a whole number of seconds between {MIN_EXPIRY_SECONDS} and "
+                f"{limits.max_expiry_seconds}.",
+                limit=limits.max_expiry_seconds,
+            )
+        max_downloads = meta.get("max_downloads")
+        if max_downloads is not None and (
+            not isinstance(max_downloads, int)
+            or isinstance(max_downloads, bool)
+            or not 1 <= max_downloads <= limits.max_downloads_cap
+        ):
+            raise field_error(
+                "invalid_share",
+                "share.max_downloads",
+                f"max_downloads must be a whole number between 1 and {limits.max_downloads_cap}, or absent.",
+                limit=limits.max_downloads_cap,
+            )
+        return PreparedShare(
+            principal=principal,
+            justification=draft,
+            policy=policy,
+            recipients=tuple(recipients),
+            age_recipients=tuple(envelope.X25519Recipient.parse(r.age_recipient) for r in recipients),
+            content_type=content_type,
+            expires_at=self.now() + timedelta(seconds=expires_in),
+            max_downloads=max_downloads,
+        )
+
+    async def _resolve_recipients(self, ids: Any) -> list[Recipient]:
+        limit = self.settings.limits.max_recipients
+        if (
+            not isinstance(ids, list)
+            or not ids
+            or len(ids) > limit
+            or not all(isinstance(i, str) for i in ids)
+        ):
+            raise field_error(
+                "invalid_share",
+                "share.recipients",
+                f"recipients must be a list of 1 to {limit} recipient IDs.",
+                limit=limit,
+            )
+        if len(set(ids)) != len(ids):
+            raise field_error("invalid_share", "share.recipients", "A recipient is listed more than once.")
+        bad = [i for i in ids if not RECIPIENT_ID_RE.match(i)]
+        found = await self.store.get_recipients([i for i in ids if i not in bad])
+        unknown = bad + [i for i in ids if i not in bad and i not in found]
+        disabled = [i for i in ids if i in found and found[i].status != RECIPIENT_ACTIVE]
+        if unknown or disabled:
+            raise ApiError(
+                422,
+                "unknown_recipients",
+                "Some recipients are not in the directory or are disabled; nothing was shared. Ask an "
+                "administrator to register them, or choose another recipient.",
+                field="share.recipients",
+                unknown=[i[:64] for i in unknown],
+                disabled=disabled,
+            )
+        return [found[i] for i in ids]
+
+    async def commit_share(self, prepared: PreparedShare, chunks: AsyncIterator[bytes]) -> dict[str, Any]:
+        """Stream the payload into one age envelope per recipient, then store everything in one transaction."""
+        limit = self.settings.limits.max_payload_bytes
+        rids = [r.id for r in prepared.recipients]
+        spool = await asyncio.to_thread(self.files.spool, rids)
+        share_id = new_share_id()
+        try:
+            encryptors = [envelope.Encryptor([r]) for r in prepared.age_recipients]
+            for rid, enc in zip(rids, encryptors, strict=True):
+                spool.write(rid, enc.header())
+            mac = hmac.new(self._digest_key, digestmod=hashlib.sha256)
+            size = 0
+
+            def encrypt_slice(data: bytes) -> None:
+                mac.update(data)
+                for rid, enc in zip(rids, encryptors, strict=True):
+                    spool.write(rid, enc.update(data))
+
+            pending = bytearray()
+            async for chunk in chunks:
+                size += len(chunk)
+                if size > limit:
+                    raise ApiError(
+                        413,
+                        "payload_too_large",
+                        f"The payload is larger than this gateway accepts ({limit} bytes).",
+                        field="payload",
+                        limit=limit,
+                    )
+                pending += chunk
+                if len(pending) >= ENCRYPT_SLICE:
+                    data, pending = bytes(pending), bytearray()
+                    await asyncio.to_thread(encrypt_slice, data)
+            if size == 0:
+                raise field_error(
+                    "payload_empty", "payload", "The payload part is empty; there is nothing to share."
+                )
+
+            def finish() -> None:
+                if pending:
+                    encrypt_slice(bytes(pending))
+                for rid, enc in zip(rids, encryptors, strict=True):
+                    spool.write(rid, enc.finalize())
+                spool.seal()
+
+            await asyncio.to_thread(finish)
+
+            now = self.now_str()
+            expires_at = ledger_entry.format_time(prepared.expires_at)
+            share_recipients = []
+            for r in prepared.recipients:
+                sha, esize = spool.digest(r.id)
+                share_recipients.append(ShareRecipient(r.id, r.org, sha, esize))
+            p = prepared.principal
+            j = prepared.justification
+            share = Share(
+                id=share_id,
+                created_at=now,
+                sender_sub=p.sub,
+                sender_iss=p.issuer,
+                sender_org=p.org,
+                purpose_code=j["purpose"]["code"],
+                purpose_description=j["purpose"]["description"],
+                subjects=tuple(s["ref"] for s in j["subjects"]),
+                data_categories=tuple(j.get("data_categories", ())),
+                payload_content_type=prepared.content_type,
+                payload_size=size,
+                expires_at=expires_at,
+                max_downloads=prepared.max_downloads,
+                recipients=tuple(share_recipients),
+            )
+            entry = ledger_entry.share_entry(
+                time=now,
+                actor=self._actor(p, "practitioner"),
+                share_id=share_id,
+                justification=j,
+                policy=self._policy_ref(prepared.policy),
+                recipients=[
+                    {
+                        "id": sr.recipient_id,
+                        "org": sr.recipient_org,
+                        "envelope_sha256": sr.envelope_sha256,
+                        "envelope_size": sr.envelope_size,
+                    }
+                    for sr in share_recipients
+                ],
+                payload={
+                    "size": size,
+                    "content_type": prepared.content_type,
+                    "hmac_sha256": mac.hexdigest(),
+                },
+                expires_at=expires_at,
+                max_downloads=prepared.max_downloads,
+            )
+
+            index = await self.store.create_share(share, entry, before_commit=lambda: spool.place(share_id))
+        except BaseException:
+            # The share ID is new, so whatever exists under it was made by this request alone.
+            await asyncio.to_thread(spool.discard)
+            await asyncio.to_thread(self.files.remove_share_dir, share_id)
+            raise
+        return {
+            "share_id": share_id,
+            "ledger_index": index,
+            "recipients": [
+                {
+                    "id": r.id,
+                    "name": r.name,
+                    "org": r.org,
+                    "envelope_sha256": sr.envelope_sha256,
+                    "envelope_size": sr.envelope_size,
+                }
+                for r, sr in zip(prepared.recipients, share_recipients, strict=True)
+            ],
+            "expires_at": expires_at,
+            "max_downloads": prepared.max_downloads,
+            "payload_size": size,
+        }
+
+    # -- recipients' side -------------------------------------------------------------------------
+
+    async def open_envelope(self, principal: Principal, share_id: str) -> tuple[Path, Share, int, bool]:
+        """Record a fetch and return the envelope's path; 404 for anyone the share is not addressed to."""
+        if not SHARE_ID_RE.match(share_id):
+            raise not_found()
+        outcome = await self.store.record_fetch(
+            share_id,
+            principal.sub,
+            self.now_str(),
+            lambda share: ledger_entry.share_event_entry(
+                kind=ledger_entry.KIND_FETCH,
+                time=self.now_str(),
+                actor=self._actor(principal, "recipient"),
+                share_id=share.id,
+                share_index=share.ledger_index,
+                subjects=share.subjects,
+                recipients=[
+                    {"id": principal.sub, "org": mine.recipient_org}
+                    for mine in share.recipients
+                    if mine.recipient_id == principal.sub
+                ],
+                envelope_sha256=next(
+                    m.envelope_sha256 for m in share.recipients if m.recipient_id == principal.sub
+                ),
+            ),
+        )
+        if outcome is None:
+            raise not_found()
+        if outcome.refused is not None:
+            raise gone(outcome.refused)
+        assert outcome.ledger_index is not None  # noqa: S101 - set whenever not refused
+        return (
+            self.files.path(share_id, principal.sub),
+            outcome.share,
+            outcome.ledger_index,
+            outcome.exhausted,
+        )
+
+    async def destroy_envelope(self, share_id: str, recipient_id: str) -> None:
+        await asyncio.to_thread(self.files.destroy, share_id, [recipient_id])
+
+    async def inbox(self, principal: Principal, before: int | None, limit: int) -> list[Share]:
+        return await self.store.inbox(principal.sub, before, limit)
+
+    # -- revocation and expiry --------------------------------------------------------------------
+
+    async def revoke(self, principal: Principal, share_id: str, reason: str | None) -> dict[str, Any]:
+        if not SHARE_ID_RE.match(share_id):
+            raise not_found()
+        share = await self.store.get_share(share_id)
+        is_admin = principal.has("admin")
+        if share is None or not (is_admin or self.is_sender(principal, share)):
+            raise not_found()
+        role = "practitioner" if self.is_sender(principal, share) else "admin"
+        result = await self.store.revoke(
+            share_id,
+            lambda s: ledger_entry.share_event_entry(
+                kind=ledger_entry.KIND_REVOKE,
+                time=self.now_str(),
+                actor=self._actor(principal, role),
+                share_id=s.id,
+                share_index=s.ledger_index,
+                subjects=s.subjects,
+                recipients=[
+                    {"id": r.recipient_id, "org": r.recipient_org}
+                    for r in s.recipients
+                    if r.state == SHARE_ACTIVE
+                ],
+                reason=reason,
+            ),
+        )
+        assert result is not None  # noqa: S101 - the share existed a moment ago and shares are never deleted
+        share, index = result
+        if index is None:
+            raise ApiError(
+                409,
+                "share_not_active",
+                f"The share is already {share.state}; nothing to revoke.",
+                state=share.state,
+            )
+        await asyncio.to_thread(
+            self.files.destroy,
+            share.id,
+            [r.recipient_id for r in share.recipients if r.state == SHARE_ACTIVE],
+        )
+        return {"share_id": share.id, "state": "revoked", "ledger_index": index}
+
+    @staticmethod
+    def is_sender(principal: Principal, share: Share) -> bool:
+        return share.sender_sub == principal.sub and share.sender_iss == principal.issuer
+
+    async def expire_due(self) -> list[Share]:
+        """Crypto-shred every share past its expiry: record `expire`, then delete the envelopes."""
+        now = self.now_str()
+        done = await self.store.expire_due(
+            now,
+            lambda s: ledger_entry.share_event_entry(
+                kind=ledger_entry.KIND_EXPIRE,
+                time=now,
+                actor=None,
+                share_id=s.id,
+                share_index=s.ledger_index,
+                subjects=s.subjects,
+                recipients=[
+                    {"id": r.recipient_id, "org": r.recipient_org}
+                    for r in s.recipients
+                    if r.state == SHARE_ACTIVE
+                ],
+                reason="expired",
+            ),
+        )
+        for share in done:
+            await asyncio.to_thread(
+                self.files.destroy,
+                share.id,
+                [r.recipient_id for r in share.recipients if r.state == SHARE_ACTIVE],
+            )
+        return done
+
+    # -- directory --------------------------------------------------------------------------------
+
+    async def add_recipient(self, actor: Mapping[str, Any], rec: Recipient) -> int:
+        if not RECIPIENT_ID_RE.match(rec.id):
+            raise field_error(
+                "invalid_recipient",
+                "id",
+                "A recipient ID is 1-64 characters: lower-case letters, digits, '.', '_' or '-', starting with "
+                "a letter or digit.",
+            )
+        for name, value, cap in (("name", rec.name, 200), ("org", rec.org, 200), ("email", rec.email, 320)):
+            if not isinstance(value, str) or not value.strip() or len(value) > cap:
+                raise field_error(
+                    "invalid_recipient", name, f"{name} must be non-blank text of at most {cap} characters."
+                )
+        if "@" not in rec.email:
+            raise field_error("invalid_recipient", "email", "email must be an e-mail address.")
+        try:
+            canonical_key = str(envelope.X25519Recipient.parse(rec.age_recipient))
+        except envelope.InvalidRecipient as exc:
+            raise field_error(
+                "invalid_recipient", "age_recipient", f"Not an age X25519 recipient: {exc}"
+            ) from None
+        rec = Recipient(rec.id, rec.name.strip(), rec.org.strip(), rec.email.strip().lower(), canonical_key)
+        entry = ledger_entry.recipient_entry(
+            kind=ledger_entry.KIND_RECIPIENT_ADD,
+            time=self.now_str(),
+            actor=actor,
+            recipient={"id": rec.id, "org": rec.org, "age_recipient": canonical_key},
+        )
+        try:
+            return await self.store.add_recipient(rec, entry)
+        except RecipientExists:
+            raise field_error(
+                "recipient_exists", "id", f"A recipient with ID {rec.id!r} already exists.", status=409
+            ) from None
+
+    async def disable_recipient(self, actor: Mapping[str, Any], recipient_id: str) -> int:
+        found = await self.store.get_recipients([recipient_id]) if RECIPIENT_ID_RE.match(recipient_id) else {}
+        if recipient_id not in found:
+            raise not_found("recipient")
+        entry = ledger_entry.recipient_entry(
+            kind=ledger_entry.KIND_RECIPIENT_DISABLE,
+            time=self.now_str(),
+            actor=actor,
+            recipient={"id": recipient_id, "org": found[recipient_id].org},
+        )
+        index = await self.store.set_recipient_status(recipient_id, RECIPIENT_DISABLED, entry)
+        if index is None:
+            raise not_found("recipient")
+        return index
+
+    # -- ledger -----------------------------------------------------------------------------------
+
+    async def ledger(self, f: LedgerFilter) -> list[LedgerRow]:
+        return await self.store.ledger_query(f)
+
+
+GONE_MESSAGES = {
+    "revoked": ("share_revoked", "The sender revoked this share; its envelope has been destroyed."),
+    "expired": ("share_expired", "This share has expired; its envelope has been destroyed."),
+    "exhausted": ("download_limit_reached", "This share has been downloaded as many times as allowed."),
+}
+
+
+def gone(state: str) -> ApiError:
+    code, message = GONE_MESSAGES.get(state, ("share_gone", "This share is no longer available."))
+    return ApiError(410, code, message, state=state)

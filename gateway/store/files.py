@@ -1,0 +1,136 @@
+"""Envelope files on disk: written to a temp file, fsynced, renamed into place inside the share's transaction.
+
+A crash at any moment leaves either the whole share or nothing: temp files and share directories the
+database does not know are removed by `sweep` at start-up, and so are envelopes the database says were
+destroyed (revoked, expired, used up) but whose deletion was interrupted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+import shutil
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+ENVELOPE_SUFFIX = ".age"
+TMP_DIR = ".tmp"
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@dataclass
+class _SpoolFile:
+    tmp_path: Path
+    fh: BinaryIO
+    sha256: hashlib._Hash = field(default_factory=hashlib.sha256)
+    size: int = 0
+
+
+class Spool:
+    """One temp file per recipient for a share being written."""
+
+    def __init__(self, root: Path, recipient_ids: Iterable[str]) -> None:
+        self._root = root
+        self._files: dict[str, _SpoolFile] = {}
+        tmp = root / TMP_DIR
+        try:
+            for rid in recipient_ids:
+                path = tmp / f"{secrets.token_hex(12)}{ENVELOPE_SUFFIX}"
+                fh = open(path, "xb")  # noqa: SIM115 - closed in seal()/discard()
+                os.chmod(path, 0o600)
+                self._files[rid] = _SpoolFile(path, fh)
+        except BaseException:
+            self.discard()
+            raise
+
+    def write(self, recipient_id: str, data: bytes) -> None:
+        f = self._files[recipient_id]
+        if data:
+            f.fh.write(data)
+            f.sha256.update(data)
+            f.size += len(data)
+
+    def digest(self, recipient_id: str) -> tuple[str, int]:
+        """(hex SHA-256, size) of the envelope as written: recorded in the ledger so a recipient can prove
+        later that the file they hold is the one the gateway released."""
+        f = self._files[recipient_id]
+        return f.sha256.hexdigest(), f.size
+
+    def seal(self) -> None:
+        """Make every temp file durable before the database is told about it."""
+        for f in self._files.values():
+            f.fh.flush()
+            os.fsync(f.fh.fileno())
+            f.fh.close()
+        _fsync_dir(self._root / TMP_DIR)
+
+    def place(self, share_id: str) -> None:
+        """Rename every temp file into the share's directory (called inside the share's transaction)."""
+        final = self._root / share_id
+        final.mkdir(mode=0o700)
+        for rid, f in self._files.items():
+            os.rename(f.tmp_path, final / f"{rid}{ENVELOPE_SUFFIX}")
+        _fsync_dir(final)
+        _fsync_dir(self._root)
+
+    def discard(self) -> None:
+        for f in self._files.values():
+            try:
+                f.fh.close()
+            except OSError:
+                pass
+            f.tmp_path.unlink(missing_ok=True)
+
+
+class EnvelopeFiles:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        (root / TMP_DIR).mkdir(parents=True, exist_ok=True, mode=0o700)
+
+    def spool(self, recipient_ids: Iterable[str]) -> Spool:
+        return Spool(self.root, recipient_ids)
+
+    def path(self, share_id: str, recipient_id: str) -> Path:
+        return self.root / share_id / f"{recipient_id}{ENVELOPE_SUFFIX}"
+
+    def remove_share_dir(self, share_id: str) -> None:
+        shutil.rmtree(self.root / share_id, ignore_errors=True)
+
+    def destroy(self, share_id: str, recipient_ids: Iterable[str]) -> None:
+        """Crypto-shredding: the envelope holds the only wrapped copies of the file key; remove it."""
+        for rid in recipient_ids:
+            self.path(share_id, rid).unlink(missing_ok=True)
+        try:
+            (self.root / share_id).rmdir()
+        except OSError:
+            pass  # not empty (other recipients still active) or already gone
+
+    def sweep(self, live: set[tuple[str, str]]) -> int:
+        """Remove every temp file and every envelope not in `live`; returns how many files were removed."""
+        removed = 0
+        for p in (self.root / TMP_DIR).iterdir():
+            p.unlink(missing_ok=True)
+            removed += 1
+        for d in self.root.iterdir():
+            if d.name == TMP_DIR or not d.is_dir():
+                continue
+            for p in d.iterdir():
+                rid = p.name.removesuffix(ENVELOPE_SUFFIX)
+                if (d.name, rid) not in live:
+                    p.unlink(missing_ok=True)
+                    removed += 1
+            try:
+                d.rmdir()
+            except OSError:
+                pass
+        return removed

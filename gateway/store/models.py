@@ -1,0 +1,113 @@
+"""Plain records passed between the store and the rest of the gateway (no I/O)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+RECIPIENT_ACTIVE = "active"
+RECIPIENT_DISABLED = "disabled"
+
+SHARE_ACTIVE = "active"
+SHARE_REVOKED = "revoked"
+SHARE_EXPIRED = "expired"
+#: A recipient's envelope reached max_downloads and was destroyed.
+SHARE_EXHAUSTED = "exhausted"
+
+
+class StoreError(Exception):
+    """A store-level refusal the API turns into a structured error."""
+
+
+class RecipientExists(StoreError):
+    pass
+
+
+@dataclass(frozen=True)
+class Recipient:
+    id: str
+    name: str
+    org: str
+    email: str
+    age_recipient: str
+    status: str = RECIPIENT_ACTIVE
+    created_at: str = ""
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "org": self.org,
+            "email": self.email,
+            "age_recipient": self.age_recipient,
+            "status": self.status,
+            "created_at": self.created_at,
+        }
+
+
+@dataclass(frozen=True)
+class ShareRecipient:
+    recipient_id: str
+    recipient_org: str
+    envelope_sha256: str
+    envelope_size: int
+    downloads: int = 0
+    state: str = SHARE_ACTIVE
+
+
+@dataclass(frozen=True)
+class Share:
+    id: str
+    created_at: str
+    sender_sub: str
+    sender_iss: str
+    sender_org: str | None
+    purpose_code: str
+    purpose_description: str
+    subjects: tuple[str, ...]
+    data_categories: tuple[str, ...]
+    payload_content_type: str
+    payload_size: int
+    expires_at: str
+    max_downloads: int | None
+    state: str = SHARE_ACTIVE
+    ledger_index: int = -1
+    recipients: tuple[ShareRecipient, ...] = field(default_factory=tuple)
+
+    def recipient(self, recipient_id: str) -> ShareRecipient | None:
+        return next((r for r in self.recipients if r.recipient_id == recipient_id), None)
+
+
+@dataclass(frozen=True)
+class LedgerRow:
+    index: int
+    time: str
+    kind: str
+    entry: bytes
+    leaf_hash: bytes
+
+
+@dataclass(frozen=True)
+class LedgerFilter:
+    subject: str | None = None
+    practitioner: str | None = None
+    recipient: str | None = None
+    kind: str | None = None
+    decision: str | None = None
+    time_from: str | None = None
+    time_to: str | None = None
+    #: Cursor: only entries with a smaller index (newest-first paging).
+    before: int | None = None
+    limit: int = 50
+
+
+@dataclass(frozen=True)
+class FetchOutcome:
+    """Result of trying to release one envelope to its recipient."""
+
+    share: Share
+    #: None when the fetch was allowed and recorded.
+    refused: str | None = None
+    ledger_index: int | None = None
+    #: The download used up max_downloads: destroy the envelope once it has been sent.
+    exhausted: bool = False

@@ -1,0 +1,696 @@
+"""The embedded store: one SQLite file in WAL mode with `synchronous=FULL` (the ledger must survive power loss).
+
+Writes go through a single writer thread that group-commits: every queued operation runs inside its own
+SAVEPOINT of one shared transaction, so a failing operation rolls back alone while the batch pays for one
+fsync. That is what lets a 2-core machine append tens of thousands of ledger entries a second instead of
+a thousand (measured: aiosqlite pays ~140 µs per awaited call). Ledger indexes are assigned inside the
+transaction from the table itself, so another process (the CLI) may append too without gaps or duplicates.
+Reads use aiosqlite on separate connections and see only committed data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any, TypeVar
+
+import aiosqlite
+
+from ..ledger.entry import seal
+from .models import (
+    RECIPIENT_ACTIVE,
+    SHARE_ACTIVE,
+    SHARE_EXHAUSTED,
+    SHARE_EXPIRED,
+    SHARE_REVOKED,
+    FetchOutcome,
+    LedgerFilter,
+    LedgerRow,
+    Recipient,
+    RecipientExists,
+    Share,
+    ShareRecipient,
+    StoreError,
+)
+
+T = TypeVar("T")
+
+SCHEMA_VERSION = 1
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS recipients (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    org TEXT NOT NULL,
+    email TEXT NOT NULL,
+    age_recipient TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('active', 'disabled')),
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS recipients_by_email ON recipients (email);
+
+CREATE TABLE IF NOT EXISTS shares (
+    id TEXT PRIMARY KEY,
+    created_at TEXT NOT NULL,
+    sender_sub TEXT NOT NULL,
+    sender_iss TEXT NOT NULL,
+    sender_org TEXT,
+    purpose_code TEXT NOT NULL,
+    purpose_description TEXT NOT NULL,
+    subjects TEXT NOT NULL,
+    data_categories TEXT NOT NULL,
+    payload_content_type TEXT NOT NULL,
+    payload_size INTEGER NOT NULL,
+    expires_at TEXT NOT NULL,
+    max_downloads INTEGER,
+    state TEXT NOT NULL CHECK (state IN ('active', 'revoked', 'expired', 'exhausted')),
+    ledger_index INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS shares_by_sender ON shares (sender_sub, created_at);
+CREATE INDEX IF NOT EXISTS shares_active_by_expiry ON shares (expires_at) WHERE state = 'active';
+
+CREATE TABLE IF NOT EXISTS share_recipients (
+    share_id TEXT NOT NULL REFERENCES shares (id),
+    recipient_id TEXT NOT NULL REFERENCES recipients (id),
+    recipient_org TEXT NOT NULL,
+    envelope_sha256 TEXT NOT NULL,
+    envelope_size INTEGER NOT NULL,
+    downloads INTEGER NOT NULL DEFAULT 0,
+    state TEXT NOT NULL CHECK (state IN ('active', 'revoked', 'expired', 'exhausted')),
+    PRIMARY KEY (share_id, recipient_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS share_recipients_by_recipient ON share_recipients (recipient_id, share_id);
+
+CREATE TABLE IF NOT EXISTS ledger (
+    idx INTEGER PRIMARY KEY,
+    time TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    actor_sub TEXT,
+    actor_org TEXT,
+    decision TEXT,
+    share_id TEXT,
+    purpose_code TEXT,
+    entry BLOB NOT NULL,
+    leaf_hash BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS ledger_by_kind ON ledger (kind, idx);
+CREATE INDEX IF NOT EXISTS ledger_by_actor ON ledger (actor_sub, idx);
+CREATE INDEX IF NOT EXISTS ledger_by_decision ON ledger (decision, idx);
+CREATE INDEX IF NOT EXISTS ledger_by_time ON ledger (time);
+CREATE INDEX IF NOT EXISTS ledger_by_share ON ledger (share_id);
+
+CREATE TABLE IF NOT EXISTS ledger_subjects (
+    ref TEXT NOT NULL,
+    idx INTEGER NOT NULL REFERENCES ledger (idx),
+    PRIMARY KEY (ref, idx)
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS ledger_recipients (
+    recipient_id TEXT NOT NULL,
+    idx INTEGER NOT NULL REFERENCES ledger (idx),
+    PRIMARY KEY (recipient_id, idx)
+) WITHOUT ROWID;
+
+-- Defence in depth: the ledger is append-only. Whoever owns the file can drop these triggers;
+-- the Merkle tree and signed checkpoints are what catch that.
+CREATE TRIGGER IF NOT EXISTS ledger_no_update BEFORE UPDATE ON ledger
+BEGIN SELECT RAISE(ABORT, 'ledger is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS ledger_no_delete BEFORE DELETE ON ledger
+BEGIN SELECT RAISE(ABORT, 'ledger is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS ledger_subjects_no_update BEFORE UPDATE ON ledger_subjects
+BEGIN SELECT RAISE(ABORT, 'ledger is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS ledger_subjects_no_delete BEFORE DELETE ON ledger_subjects
+BEGIN SELECT RAISE(ABORT, 'ledger is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS ledger_recipients_no_update BEFORE UPDATE ON ledger_recipients
+BEGIN SELECT RAISE(ABORT, 'ledger is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS ledger_recipients_no_delete BEFORE DELETE ON ledger_recipients
+BEGIN SELECT RAISE(ABORT, 'ledger is append-only'); END;
+"""
+
+EntryBuilder = Callable[[Share], Mapping[str, Any]]
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30.0)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute("PRAGMA foreign_keys=ON")
+    conn.execute("PRAGMA busy_timeout=30000")
+    return conn
+
+
+def create_schema(path: Path) -> None:
+    """Create or upgrade the schema; safe to run from several processes (CLI and server)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = _connect(path)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            conn.execute("ROLLBACK")
+            raise StoreError(f"database schema {version} is newer than this gateway ({SCHEMA_VERSION})")
+        for statement in _statements(SCHEMA):
+            conn.execute(statement)
+        conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        conn.execute("COMMIT")
+    finally:
+        conn.close()
+
+
+def _statements(script: str) -> list[str]:
+    """Split on `;` at statement ends, keeping trigger bodies (which contain `;`) whole."""
+    out, buf = [], ""
+    for line in script.splitlines():
+        if line.strip().startswith("--"):
+            continue
+        buf += line + "\n"
+        if sqlite3.complete_statement(buf):
+            out.append(buf.strip())
+            buf = ""
+    return [s for s in out if s]
+
+
+class _Writer:
+    """A dedicated thread that owns the only write connection and group-commits queued operations."""
+
+    def __init__(self, path: Path, max_batch: int = 256) -> None:
+        self._conn = _connect(path)
+        self._queue: queue.SimpleQueue[tuple[Callable[[sqlite3.Connection], Any], Future[Any]] | None] = (
+            queue.SimpleQueue()
+        )
+        self._max_batch = max_batch
+        self._thread = threading.Thread(target=self._run, name="safeshare-sqlite-writer", daemon=True)
+        self._thread.start()
+
+    def submit(self, op: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
+        fut: Future[T] = Future()
+        self._queue.put((op, fut))
+        return asyncio.wrap_future(fut)
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join()
+        self._conn.close()
+
+    def _run(self) -> None:
+        conn = self._conn
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            batch = [item]
+            stop = False
+            while len(batch) < self._max_batch:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    stop = True
+                    break
+                batch.append(more)
+            self._run_batch(conn, batch)
+            if stop:
+                return
+
+    @staticmethod
+    def _run_batch(
+        conn: sqlite3.Connection, batch: list[tuple[Callable[[sqlite3.Connection], Any], Future[Any]]]
+    ) -> None:
+        results: list[tuple[Future[Any], bool, Any]] = []
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            for _, fut in batch:
+                if fut.set_running_or_notify_cancel():
+                    fut.set_exception(StoreError(f"could not start a transaction: {exc}"))
+            return
+        for op, fut in batch:
+            if not fut.set_running_or_notify_cancel():
+                continue  # the caller gave up before its turn: do not change state on its behalf
+            conn.execute("SAVEPOINT op")
+            try:
+                value = op(conn)
+            except BaseException as exc:  # noqa: BLE001 - handed to the awaiting caller
+                conn.execute("ROLLBACK TO op")
+                conn.execute("RELEASE op")
+                results.append((fut, False, exc))
+            else:
+                conn.execute("RELEASE op")
+                results.append((fut, True, value))
+        try:
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            try:
+                conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
+            for fut, _, _ in results:
+                fut.set_exception(StoreError(f"commit failed: {exc}"))
+            return
+        for fut, ok, value in results:
+            if ok:
+                fut.set_result(value)
+            else:
+                fut.set_exception(value)
+
+
+def append_entry(conn: sqlite3.Connection, entry: Mapping[str, Any]) -> int:
+    """Append one ledger entry inside the caller's transaction; returns its gap-free index."""
+    idx = conn.execute("SELECT coalesce(max(idx) + 1, 0) FROM ledger").fetchone()[0]
+    data, leaf = seal(entry, idx)
+    actor = entry.get("actor") or {}
+    purpose = entry.get("purpose") or {}
+    conn.execute(
+        "INSERT INTO ledger (idx, time, kind, actor_sub, actor_org, decision, share_id, purpose_code, entry,"
+        " leaf_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            idx,
+            entry["time"],
+            entry["kind"],
+            actor.get("sub"),
+            actor.get("org"),
+            entry.get("decision"),
+            entry.get("share_id"),
+            purpose.get("code"),
+            data,
+            leaf,
+        ),
+    )
+    refs = sorted(set(entry.get("subjects") or ()))
+    conn.executemany("INSERT INTO ledger_subjects (ref, idx) VALUES (?, ?)", [(r, idx) for r in refs])
+    rids = sorted({r["id"] for r in entry.get("recipients") or ()})
+    conn.executemany(
+        "INSERT INTO ledger_recipients (recipient_id, idx) VALUES (?, ?)", [(r, idx) for r in rids]
+    )
+    return int(idx)
+
+
+def _share_from_rows(row: sqlite3.Row | aiosqlite.Row, rrows: Sequence[Any]) -> Share:
+    return Share(
+        id=row["id"],
+        created_at=row["created_at"],
+        sender_sub=row["sender_sub"],
+        sender_iss=row["sender_iss"],
+        sender_org=row["sender_org"],
+        purpose_code=row["purpose_code"],
+        purpose_description=row["purpose_description"],
+        subjects=tuple(json.loads(row["subjects"])),
+        data_categories=tuple(json.loads(row["data_categories"])),
+        payload_content_type=row["payload_content_type"],
+        payload_size=row["payload_size"],
+        expires_at=row["expires_at"],
+        max_downloads=row["max_downloads"],
+        state=row["state"],
+        ledger_index=row["ledger_index"],
+        recipients=tuple(
+            ShareRecipient(
+                recipient_id=r["recipient_id"],
+                recipient_org=r["recipient_org"],
+                envelope_sha256=r["envelope_sha256"],
+                envelope_size=r["envelope_size"],
+                downloads=r["downloads"],
+                state=r["state"],
+            )
+            for r in rrows
+        ),
+    )
+
+
+def _load_share(conn: sqlite3.Connection, share_id: str) -> Share | None:
+    conn.row_factory = sqlite3.Row
+    try:
+        row = conn.execute("SELECT * FROM shares WHERE id = ?", (share_id,)).fetchone()
+        if row is None:
+            return None
+        rrows = conn.execute(
+            "SELECT * FROM share_recipients WHERE share_id = ? ORDER BY recipient_id", (share_id,)
+        ).fetchall()
+        return _share_from_rows(row, rrows)
+    finally:
+        conn.row_factory = None
+
+
+def _recipient_from_row(row: Any) -> Recipient:
+    return Recipient(
+        id=row["id"],
+        name=row["name"],
+        org=row["org"],
+        email=row["email"],
+        age_recipient=row["age_recipient"],
+        status=row["status"],
+        created_at=row["created_at"],
+    )
+
+
+class SQLiteStore:
+    """The embedded store. Open with `await SQLiteStore.open(path)`; close with `await store.close()`."""
+
+    def __init__(self, path: Path, writer: _Writer, reader: aiosqlite.Connection) -> None:
+        self.path = path
+        self._writer = writer
+        self._reader = reader
+
+    @classmethod
+    async def open(cls, path: Path) -> SQLiteStore:
+        await asyncio.to_thread(create_schema, path)
+        writer = _Writer(path)
+        reader = await aiosqlite.connect(path)
+        reader.row_factory = aiosqlite.Row
+        await reader.execute("PRAGMA busy_timeout=30000")
+        await reader.execute("PRAGMA query_only=ON")
+        return cls(path, writer, reader)
+
+    async def close(self) -> None:
+        await self._reader.close()
+        await asyncio.to_thread(self._writer.close)
+
+    # -- recipients -------------------------------------------------------------------------------
+
+    async def add_recipient(self, rec: Recipient, entry: Mapping[str, Any]) -> int:
+        def op(conn: sqlite3.Connection) -> int:
+            if conn.execute("SELECT 1 FROM recipients WHERE id = ?", (rec.id,)).fetchone():
+                raise RecipientExists(rec.id)
+            conn.execute(
+                "INSERT INTO recipients (id, name, org, email, age_recipient, status, created_at, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    rec.id,
+                    rec.name,
+                    rec.org,
+                    rec.email,
+                    rec.age_recipient,
+                    rec.status,
+                    entry["time"],
+                    entry["time"],
+                ),
+            )
+            return append_entry(conn, entry)
+
+        return await self._writer.submit(op)
+
+    async def set_recipient_status(
+        self, recipient_id: str, status: str, entry: Mapping[str, Any]
+    ) -> int | None:
+        """Returns the ledger index, or None when there is no such recipient (nothing recorded)."""
+
+        def op(conn: sqlite3.Connection) -> int | None:
+            cur = conn.execute(
+                "UPDATE recipients SET status = ?, updated_at = ? WHERE id = ?",
+                (status, entry["time"], recipient_id),
+            )
+            if cur.rowcount == 0:
+                return None
+            return append_entry(conn, entry)
+
+        return await self._writer.submit(op)
+
+    async def get_recipients(self, ids: Sequence[str]) -> dict[str, Recipient]:
+        if not ids:
+            return {}
+        marks = ",".join("?" * len(ids))
+        async with self._reader.execute(f"SELECT * FROM recipients WHERE id IN ({marks})", tuple(ids)) as cur:  # noqa: S608
+            return {row["id"]: _recipient_from_row(row) for row in await cur.fetchall()}
+
+    async def list_recipients(
+        self, q: str | None = None, include_disabled: bool = False, limit: int = 100
+    ) -> list[Recipient]:
+        sql = "SELECT * FROM recipients WHERE 1=1"
+        args: list[Any] = []
+        if not include_disabled:
+            sql += " AND status = ?"
+            args.append(RECIPIENT_ACTIVE)
+        if q:
+            like = "%" + q.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            sql += (
+                " AND (lower(id) LIKE ? ESCAPE '\\' OR lower(name) LIKE ? ESCAPE '\\'"
+                " OR lower(email) LIKE ? ESCAPE '\\' OR lower(org) LIKE ? ESCAPE '\\')"
+            )
+            args += [like] * 4
+        sql += " ORDER BY id LIMIT ?"
+        args.append(limit)
+        async with self._reader.execute(sql, args) as cur:
+            return [_recipient_from_row(row) for row in await cur.fetchall()]
+
+    # -- shares -----------------------------------------------------------------------------------
+
+    async def create_share(
+        self, share: Share, entry: Mapping[str, Any], before_commit: Callable[[], None] | None = None
+    ) -> int:
+        """Insert the share, its recipients and its ledger entry in one transaction.
+
+        `before_commit` runs inside the transaction (in the writer thread) after the rows are written: the
+        envelope files are moved into place there, so a failure to place them aborts the whole share.
+        """
+
+        def op(conn: sqlite3.Connection) -> int:
+            idx = append_entry(conn, entry)
+            conn.execute(
+                "INSERT INTO shares (id, created_at, sender_sub, sender_iss, sender_org, purpose_code,"
+                " purpose_description, subjects, data_categories, payload_content_type, payload_size,"
+                " expires_at, max_downloads, state, ledger_index)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    share.id,
+                    share.created_at,
+                    share.sender_sub,
+                    share.sender_iss,
+                    share.sender_org,
+                    share.purpose_code,
+                    share.purpose_description,
+                    json.dumps(list(share.subjects)),
+                    json.dumps(list(share.data_categories)),
+                    share.payload_content_type,
+                    share.payload_size,
+                    share.expires_at,
+                    share.max_downloads,
+                    SHARE_ACTIVE,
+                    idx,
+                ),
+            )
+            conn.executemany(
+                "INSERT INTO share_recipients (share_id, recipient_id, recipient_org, envelope_sha256,"
+                " envelope_size, downloads, state) VALUES (?, ?, ?, ?, ?, 0, ?)",
+                [
+                    (
+                        share.id,
+                        r.recipient_id,
+                        r.recipient_org,
+                        r.envelope_sha256,
+                        r.envelope_size,
+                        SHARE_ACTIVE,
+                    )
+                    for r in share.recipients
+                ],
+            )
+            if before_commit is not None:
+                before_commit()
+            return idx
+
+        return await self._writer.submit(op)
+
+    async def record(self, entry: Mapping[str, Any]) -> int:
+        """Append an entry that changes no other state (a decision not to share)."""
+        return await self._writer.submit(lambda conn: append_entry(conn, entry))
+
+    async def get_share(self, share_id: str) -> Share | None:
+        async with self._reader.execute("SELECT * FROM shares WHERE id = ?", (share_id,)) as cur:
+            row = await cur.fetchone()
+        if row is None:
+            return None
+        async with self._reader.execute(
+            "SELECT * FROM share_recipients WHERE share_id = ? ORDER BY recipient_id", (share_id,)
+        ) as cur:
+            rrows = await cur.fetchall()
+        return _share_from_rows(row, rrows)
+
+    async def _shares(self, sql: str, args: Sequence[Any]) -> list[Share]:
+        async with self._reader.execute(sql, args) as cur:
+            rows = await cur.fetchall()
+        if not rows:
+            return []
+        ids = [r["id"] for r in rows]
+        marks = ",".join("?" * len(ids))
+        async with self._reader.execute(
+            f"SELECT * FROM share_recipients WHERE share_id IN ({marks}) ORDER BY recipient_id",  # noqa: S608
+            ids,
+        ) as cur:
+            by_share: dict[str, list[Any]] = {}
+            for r in await cur.fetchall():
+                by_share.setdefault(r["share_id"], []).append(r)
+        return [_share_from_rows(r, by_share.get(r["id"], [])) for r in rows]
+
+    async def inbox(self, recipient_id: str, before: int | None, limit: int) -> list[Share]:
+        """The recipient's shares, newest first; paged by the share's ledger index."""
+        sql = (
+            "SELECT s.* FROM shares s JOIN share_recipients sr ON sr.share_id = s.id"
+            " WHERE sr.recipient_id = ?"
+        )
+        args: list[Any] = [recipient_id]
+        if before is not None:
+            sql += " AND s.ledger_index < ?"
+            args.append(before)
+        sql += " ORDER BY s.ledger_index DESC LIMIT ?"
+        args.append(limit)
+        return await self._shares(sql, args)
+
+    async def sent(self, sender_sub: str, sender_iss: str, before: int | None, limit: int) -> list[Share]:
+        sql = "SELECT * FROM shares WHERE sender_sub = ? AND sender_iss = ?"
+        args: list[Any] = [sender_sub, sender_iss]
+        if before is not None:
+            sql += " AND ledger_index < ?"
+            args.append(before)
+        sql += " ORDER BY ledger_index DESC LIMIT ?"
+        args.append(limit)
+        return await self._shares(sql, args)
+
+    async def record_fetch(
+        self, share_id: str, recipient_id: str, now: str, make_entry: EntryBuilder
+    ) -> FetchOutcome | None:
+        """Count and record one release of an envelope, atomically with the max_downloads check.
+
+        Returns None if the share does not exist or is not addressed to this recipient.
+        """
+
+        def op(conn: sqlite3.Connection) -> FetchOutcome | None:
+            share = _load_share(conn, share_id)
+            if share is None:
+                return None
+            mine = share.recipient(recipient_id)
+            if mine is None:
+                return None
+            if mine.state != SHARE_ACTIVE:
+                return FetchOutcome(share=share, refused=mine.state)
+            if share.expires_at <= now:
+                return FetchOutcome(share=share, refused=SHARE_EXPIRED)
+            downloads = mine.downloads + 1
+            exhausted = share.max_downloads is not None and downloads >= share.max_downloads
+            conn.execute(
+                "UPDATE share_recipients SET downloads = ?, state = ? WHERE share_id = ? AND recipient_id = ?",
+                (downloads, SHARE_EXHAUSTED if exhausted else SHARE_ACTIVE, share_id, recipient_id),
+            )
+            entry = dict(make_entry(share))
+            entry["download"] = downloads
+            idx = append_entry(conn, entry)
+            if exhausted:
+                entry2: dict[str, Any] = {
+                    **{k: v for k, v in entry.items() if k not in ("download", "envelope_sha256")},
+                    "kind": "expire",
+                    "actor": None,
+                    "reason": "max_downloads",
+                }
+                append_entry(conn, entry2)
+                _settle_share_state(conn, share_id)
+            return FetchOutcome(share=share, ledger_index=idx, exhausted=exhausted)
+
+        return await self._writer.submit(op)
+
+    async def revoke(self, share_id: str, make_entry: EntryBuilder) -> tuple[Share, int | None] | None:
+        """Revoke every still-active envelope of a share. (share, index) or (share, None) if nothing was active."""
+
+        def op(conn: sqlite3.Connection) -> tuple[Share, int | None] | None:
+            share = _load_share(conn, share_id)
+            if share is None:
+                return None
+            if share.state != SHARE_ACTIVE:
+                return share, None
+            conn.execute(
+                "UPDATE share_recipients SET state = ? WHERE share_id = ? AND state = ?",
+                (SHARE_REVOKED, share_id, SHARE_ACTIVE),
+            )
+            conn.execute("UPDATE shares SET state = ? WHERE id = ?", (SHARE_REVOKED, share_id))
+            return share, append_entry(conn, make_entry(share))
+
+        return await self._writer.submit(op)
+
+    async def expire_due(self, now: str, make_entry: EntryBuilder, limit: int = 500) -> list[Share]:
+        """Mark shares past their expiry as expired and record one `expire` entry for each."""
+
+        def op(conn: sqlite3.Connection) -> list[Share]:
+            ids = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT id FROM shares WHERE state = 'active' AND expires_at <= ? ORDER BY expires_at LIMIT ?",
+                    (now, limit),
+                ).fetchall()
+            ]
+            done = []
+            for share_id in ids:
+                share = _load_share(conn, share_id)
+                assert share is not None  # noqa: S101 - selected in this transaction
+                conn.execute(
+                    "UPDATE share_recipients SET state = ? WHERE share_id = ? AND state = ?",
+                    (SHARE_EXPIRED, share_id, SHARE_ACTIVE),
+                )
+                conn.execute("UPDATE shares SET state = ? WHERE id = ?", (SHARE_EXPIRED, share_id))
+                append_entry(conn, make_entry(share))
+                done.append(share)
+            return done
+
+        return await self._writer.submit(op)
+
+    async def live_envelopes(self) -> set[tuple[str, str]]:
+        """(share_id, recipient_id) of every envelope that should still exist on disk."""
+        async with self._reader.execute(
+            "SELECT share_id, recipient_id FROM share_recipients WHERE state = 'active'"
+        ) as cur:
+            return {(r[0], r[1]) for r in await cur.fetchall()}
+
+    # -- ledger -----------------------------------------------------------------------------------
+
+    async def ledger_query(self, f: LedgerFilter) -> list[LedgerRow]:
+        sql = "SELECT l.idx, l.time, l.kind, l.entry, l.leaf_hash FROM ledger l"
+        where: list[str] = []
+        args: list[Any] = []
+        if f.subject is not None:
+            sql += " JOIN ledger_subjects ls ON ls.idx = l.idx AND ls.ref = ?"
+            args.append(f.subject)
+        if f.recipient is not None:
+            sql += " JOIN ledger_recipients lr ON lr.idx = l.idx AND lr.recipient_id = ?"
+            args.append(f.recipient)
+        for column, value in (
+            ("l.actor_sub", f.practitioner),
+            ("l.kind", f.kind),
+            ("l.decision", f.decision),
+        ):
+            if value is not None:
+                where.append(f"{column} = ?")
+                args.append(value)
+        if f.time_from is not None:
+            where.append("l.time >= ?")
+            args.append(f.time_from)
+        if f.time_to is not None:
+            where.append("l.time < ?")
+            args.append(f.time_to)
+        if f.before is not None:
+            where.append("l.idx < ?")
+            args.append(f.before)
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY l.idx DESC LIMIT ?"
+        args.append(f.limit)
+        async with self._reader.execute(sql, args) as cur:
+            return [LedgerRow(r[0], r[1], r[2], bytes(r[3]), bytes(r[4])) for r in await cur.fetchall()]
+
+    async def ledger_size(self) -> int:
+        async with self._reader.execute("SELECT coalesce(max(idx) + 1, 0) FROM ledger") as cur:
+            row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
+
+def _settle_share_state(conn: sqlite3.Connection, share_id: str) -> None:
+    """A share whose every envelope is used up is itself exhausted."""
+    left = conn.execute(
+        "SELECT count(*) FROM share_recipients WHERE share_id = ? AND state = 'active'", (share_id,)
+    ).fetchone()[0]
+    if left == 0:
+        conn.execute(
+            "UPDATE shares SET state = ? WHERE id = ? AND state = 'active'", (SHARE_EXHAUSTED, share_id)
+        )

@@ -1,0 +1,150 @@
+"""Shared fixtures: a real gateway app on a real SQLite file in tmp_path, tokens from its embedded issuer,
+and recipients whose keys come from an independent age implementation (pyrage)."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pyrage
+import pytest
+
+from gateway.api.common import GATEWAY
+from gateway.app import create_app
+from gateway.auth import EmbeddedIssuer
+from gateway.config import Limits, Settings
+from gateway.home import HomeKeys, init_home
+from gateway.service import Gateway
+
+FIXTURES = Path(__file__).parent / "fixtures"
+EXAMPLES = FIXTURES / "justifications"
+
+
+def example(name: str) -> dict[str, Any]:
+    return json.loads((EXAMPLES / f"justification-{name}.json").read_text())
+
+
+def require_tool(name: str) -> str:
+    """Path of an external tool; skipped locally if missing, but a failure in CI where .ci/run installs it."""
+    path = shutil.which(name)
+    if path is None:
+        if os.environ.get("CI"):
+            pytest.fail(f"{name} is not installed; .ci/run should have installed it")
+        pytest.skip(f"{name} is not installed (apt-get install -y age)")
+    return path
+
+
+@pytest.fixture
+def share_justification() -> dict[str, Any]:
+    return example("share")
+
+
+@pytest.fixture
+def not_share_justification() -> dict[str, Any]:
+    return example("not-share")
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(
+        home=tmp_path / "home", expiry_sweep_seconds=3600.0, limits=Limits(max_payload_bytes=8 * 1024 * 1024)
+    )
+
+
+@pytest.fixture
+def keys(settings: Settings) -> HomeKeys:
+    return init_home(settings)
+
+
+@pytest.fixture
+def issuer(settings: Settings, keys: HomeKeys) -> EmbeddedIssuer:
+    return EmbeddedIssuer(keys.token_key, settings.issuer, settings.audience)
+
+
+@pytest.fixture
+def token(issuer: EmbeddedIssuer) -> Callable[..., str]:
+    def make(sub: str, role: str, org: str = "test-org", ttl: int = 600) -> str:
+        return issuer.issue(sub, [role], org=org, ttl=ttl)
+
+    return make
+
+
+@dataclass
+class Api:
+    """A thin test client that speaks the gateway's API with tokens per role."""
+
+    client: Any
+    token: Callable[..., str]
+
+    @property
+    def gateway(self) -> Gateway:
+        return self.client.app[GATEWAY]
+
+    def auth(self, sub: str, role: str, org: str = "test-org") -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token(sub, role, org)}"}
+
+    async def add_recipient(self, rid: str, identity: Any, org: str = "Hereford MASH") -> None:
+        r = await self.client.post(
+            "/api/v1/recipients",
+            headers=self.auth("root", "admin"),
+            json={
+                "id": rid,
+                "name": rid.title(),
+                "org": org,
+                "email": f"{rid}@example.org",
+                "age_recipient": str(identity.to_public()),
+            },
+        )
+        assert r.status == 201, await r.text()
+
+    async def share(
+        self,
+        payload: bytes,
+        recipients: list[str],
+        justification: dict[str, Any],
+        sender: str = "pat",
+        **extra: Any,
+    ) -> aiohttp.ClientResponse:
+        form = aiohttp.FormData()
+        meta = {
+            "recipients": recipients,
+            "justification": justification,
+            "payload_content_type": "text/plain",
+            **extra,
+        }
+        form.add_field("share", json.dumps(meta), content_type="application/json")
+        form.add_field("payload", payload, filename="payload", content_type="application/octet-stream")
+        return await self.client.post("/api/v1/shares", data=form, headers=self.auth(sender, "practitioner"))
+
+    async def ledger(self, **params: str) -> list[dict[str, Any]]:
+        r = await self.client.get("/api/v1/ledger", params=params, headers=self.auth("audrey", "auditor"))
+        assert r.status == 200, await r.text()
+        return (await r.json())["entries"]
+
+
+@pytest.fixture
+async def api(aiohttp_client: Any, settings: Settings, keys: HomeKeys, token: Callable[..., str]) -> Api:
+    client = await aiohttp_client(create_app(settings, keys))
+    return Api(client, token)
+
+
+@pytest.fixture
+def alice() -> Any:
+    return pyrage.x25519.Identity.generate()
+
+
+@pytest.fixture
+def bob() -> Any:
+    return pyrage.x25519.Identity.generate()
+
+
+@pytest.fixture
+def justification_copy(share_justification: dict[str, Any]) -> Callable[[], dict[str, Any]]:
+    return lambda: copy.deepcopy(share_justification)

@@ -1,0 +1,290 @@
+"""The command line against a real `safeshare serve` subprocess on loopback, as a new user would drive it."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pyrage
+import pytest
+
+from tests.conftest import example, require_tool
+
+
+def safeshare(home: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    r = subprocess.run(
+        [sys.executable, "-m", "gateway.cli", "--home", str(home), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    if check and r.returncode:
+        raise AssertionError(f"safeshare {args}: exit {r.returncode}\n{r.stdout}\n{r.stderr}")
+    return r
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def call(
+    url: str, token: str | None = None, data: bytes | None = None, ctype: str | None = None, method: str | None = None
+) -> tuple[int, bytes]:
+    req = urllib.request.Request(url, data=data, method=method)
+    if token:
+        req.add_header("Authorization", f"Bearer {token}")
+    if ctype:
+        req.add_header("Content-Type", ctype)
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+
+
+def multipart(meta: dict[str, Any], payload: bytes) -> tuple[bytes, str]:
+    b = uuid.uuid4().hex
+    body = (
+        f'--{b}\r\nContent-Disposition: form-data; name="share"\r\nContent-Type: application/json\r\n\r\n'.encode()
+        + json.dumps(meta).encode()
+        + f'\r\n--{b}\r\nContent-Disposition: form-data; name="payload"; filename="p"\r\n'
+        "Content-Type: application/octet-stream\r\n\r\n".encode()
+        + payload
+        + f"\r\n--{b}--\r\n".encode()
+    )
+    return body, f"multipart/form-data; boundary={b}"
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[Path, str]]:
+    home = tmp_path / "home"
+    port = free_port()
+    log = open(tmp_path / "server.log", "w")  # noqa: SIM115
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gateway.cli", "--home", str(home), "serve", "--port", str(port)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if urllib.request.urlopen(url + "/healthz", timeout=1).status == 200:
+                    break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise AssertionError((tmp_path / "server.log").read_text()) from None
+                time.sleep(0.1)
+        yield home, url
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        log.close()
+
+
+def test_init_is_idempotent_and_never_overwrites_keys(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    safeshare(home, "init")
+    keys = {p.name: p.read_bytes() for p in (home / "keys").iterdir()}
+    assert set(keys) >= {"token-issuer.ed25519.pem", "ledger-signing.ed25519.pem", "payload-digest.hmac"}
+    for p in (home / "keys").iterdir():
+        assert p.stat().st_mode & 0o077 == 0, f"{p.name} is readable by others"
+    assert (home / "data" / "safeshare.sqlite3").exists()
+    safeshare(home, "init")
+    assert {p.name: p.read_bytes() for p in (home / "keys").iterdir()} == keys
+
+
+def test_home_from_environment(tmp_path: Path) -> None:
+    home = tmp_path / "envhome"
+    r = subprocess.run(
+        [sys.executable, "-m", "gateway.cli", "init"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "SAFESHARE_HOME": str(home)},
+        timeout=60,
+    )
+    assert r.returncode == 0, r.stderr
+    assert (home / "keys" / "token-issuer.ed25519.pem").exists()
+
+
+def test_recipient_add_validates_the_age_key(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    r = safeshare(
+        home,
+        "recipient",
+        "add",
+        "alice",
+        "--name",
+        "Alice",
+        "--org",
+        "MASH",
+        "--email",
+        "a@example.org",
+        "--age-recipient",
+        "age1qqqqnotakey",
+        check=False,
+    )
+    assert r.returncode == 2 and "age_recipient" in r.stderr
+    r = safeshare(home, "token", "issue", "--sub", "x", "--role", "wizard", check=False)
+    assert r.returncode != 0
+
+
+def test_share_and_fetch_through_the_cli(served: tuple[Path, str], tmp_path: Path) -> None:
+    home, url = served
+    alice = pyrage.x25519.Identity.generate()
+    (tmp_path / "alice.key").write_text(f"# test identity\n{alice}\n")
+    safeshare(
+        home,
+        "recipient",
+        "add",
+        "alice",
+        "--name",
+        "Alice",
+        "--org",
+        "MASH",
+        "--email",
+        "alice@example.org",
+        "--age-recipient",
+        str(alice.to_public()),
+    )
+    listed = json.loads(safeshare(home, "recipient", "list", "--json").stdout)
+    assert [r["id"] for r in listed] == ["alice"] and listed[0]["status"] == "active"
+
+    tok = {
+        role: safeshare(home, "token", "issue", "--sub", sub, "--role", role, "--org", "t").stdout.split()[-1]
+        for role, sub in (("practitioner", "pat"), ("recipient", "alice"), ("auditor", "audrey"))
+    }
+    payload = os.urandom(300_000) + "…the end".encode()
+    body, ctype = multipart(
+        {
+            "recipients": ["alice"],
+            "justification": example("share"),
+            "payload_content_type": "application/octet-stream",
+        },
+        payload,
+    )
+    status, resp = call(url + "/api/v1/shares", tok["practitioner"], body, ctype)
+    assert status == 201, resp
+    share_id = json.loads(resp)["share_id"]
+
+    out = tmp_path / "out.bin"
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "gateway.cli",
+            "fetch",
+            "--gateway",
+            url,
+            "--token",
+            tok["recipient"],
+            "--identity",
+            str(tmp_path / "alice.key"),
+            share_id,
+            "-o",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 0, r.stderr
+    assert out.read_bytes() == payload
+
+    # To standard output, as `age -d` would.
+    r2 = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "gateway.cli",
+            "fetch",
+            "--gateway",
+            url,
+            "--token",
+            tok["recipient"],
+            "--identity",
+            str(tmp_path / "alice.key"),
+            share_id,
+        ],
+        capture_output=True,
+        timeout=60,
+    )
+    assert r2.returncode == 0 and r2.stdout == payload
+
+    # A wrong identity cannot decrypt, and says so.
+    other = pyrage.x25519.Identity.generate()
+    (tmp_path / "other.key").write_text(f"{other}\n")
+    r3 = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "gateway.cli",
+            "fetch",
+            "--gateway",
+            url,
+            "--token",
+            tok["recipient"],
+            "--identity",
+            str(tmp_path / "other.key"),
+            share_id,
+            "-o",
+            str(tmp_path / "nope"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r3.returncode == 1 and "decrypt" in r3.stderr and not (tmp_path / "nope").exists()
+
+    # Both fetches are in the ledger; a disabled recipient can no longer be shared with.
+    status, resp = call(url + "/api/v1/ledger?kind=fetch", tok["auditor"])
+    assert status == 200 and len(json.loads(resp)["entries"]) == 3
+    safeshare(home, "recipient", "disable", "alice")
+    status, resp = call(url + "/api/v1/shares", tok["practitioner"], body, ctype)
+    assert status == 422 and json.loads(resp)["disabled"] == ["alice"]
+
+
+def test_envelope_decrypts_with_the_age_cli(served: tuple[Path, str], tmp_path: Path) -> None:
+    age = require_tool("age")
+    keygen = require_tool("age-keygen")
+    home, url = served
+    subprocess.run([keygen, "-o", str(tmp_path / "k")], check=True, capture_output=True)
+    pub = subprocess.run([keygen, "-y", str(tmp_path / "k")], check=True, capture_output=True, text=True).stdout
+    safeshare(
+        home,
+        "recipient",
+        "add",
+        "bob",
+        "--name",
+        "Bob",
+        "--org",
+        "PPU",
+        "--email",
+        "bob@example.org",
+        "--age-recipient",
+        pub.strip(),
+    )
+    pt = safeshare(home, "token", "issue", "--sub", "pat", "--role", "practitioner").stdout.strip()
+    rt = safeshare(home, "token", "issue", "--sub", "bob", "--role", "recipient").stdout.strip()
+    payload = os.urandom(200_000)
+    body, ctype = multipart({"recipients": ["bob"], "justification": example("share")}, payload)
+    status, resp = call(url + "/api/v1/shares", pt, body, ctype)
+    assert status == 201, resp
+    status, blob = call(url + f"/api/v1/shares/{json.loads(resp)['share_id']}/envelope", rt)
+    assert status == 200
+    out = subprocess.run([age, "-d", "-i", str(tmp_path / "k")], input=blob, capture_output=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == payload
