@@ -140,7 +140,7 @@ async def bench_http(home: Path, requests: int, concurrency: int, large_mib: int
     bare = subprocess.Popen([sys.executable, "-c", BARE_SERVER, str(bare_port)])
     try:
         wait_healthy(f"http://127.0.0.1:{bare_port}/", bare)
-        bare_rps = await hammer(
+        bare_rps = requests and await hammer(
             requests, concurrency, lambda s: s.post(f"http://127.0.0.1:{bare_port}/", data=b"x" * 1024)
         )
     finally:
@@ -179,7 +179,7 @@ async def bench_http(home: Path, requests: int, concurrency: int, large_mib: int
         wait_healthy(url + "/healthz", server)
         headers = {"Authorization": f"Bearer {token}"}
         payload = os.urandom(1024)
-        for n in (1, 5):
+        for n in (1, 5) if requests else ():
             rps = await hammer(
                 requests,
                 concurrency,
@@ -229,7 +229,8 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=16)
     ap.add_argument("--crypto-mib", type=int, default=512)
     args = ap.parse_args()
-    bench_encryption(args.crypto_mib)
+    if args.crypto_mib:
+        bench_encryption(args.crypto_mib)
     with tempfile.TemporaryDirectory(prefix="safeshare-bench-") as tmp:
         limits = f"[limits]\nmax_payload_bytes = {(args.large_mib + 16) * 1024 * 1024}\n"
         (Path(tmp) / "safeshare.toml").write_text(limits)

@@ -17,6 +17,7 @@ import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -99,9 +100,7 @@ def cmd_recipient_list(args: argparse.Namespace) -> int:
 
 def cmd_recipient_disable(args: argparse.Namespace) -> int:
     try:
-        index = asyncio.run(
-            _with_gateway(_settings(args), lambda gw: gw.disable_recipient(_cli_actor(), args.id))
-        )
+        index = asyncio.run(_with_gateway(_settings(args), lambda gw: gw.disable_recipient(_cli_actor(), args.id)))
     except ApiError as exc:
         _err(exc.message)
         return 2
@@ -137,9 +136,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.dev:
         _print_dev_banner(settings, args.host, args.port)
     app = create_app(settings, keys)
-    web.run_app(
-        app, host=args.host, port=args.port, access_log_class=AccessLogger, print=None, handle_signals=True
-    )
+    web.run_app(app, host=args.host, port=args.port, access_log_class=AccessLogger, print=None, handle_signals=True)
     return 0
 
 
@@ -251,17 +248,124 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_refusal(exc: urllib.error.HTTPError) -> None:
+    """A refusal in words a practitioner can act on: every golden-rule problem on its own line."""
+    try:
+        body = json.loads(exc.read(1024 * 1024))
+    except ValueError:
+        _err(f"the gateway refused: HTTP {exc.code}")
+        return
+    _err(f"the gateway refused ({exc.code} {body.get('error')}): {body.get('message')}")
+    for p in body.get("problems", []):
+        rule = f"rule {p['rule']}" if p.get("rule") is not None else "general"
+        print(f"  - {rule}, {p.get('field') or '(whole justification)'}: {p.get('message')}", file=sys.stderr)
+    for key in ("field", "unknown", "disabled", "limit"):
+        if body.get(key):
+            print(f"  {key}: {body[key]}", file=sys.stderr)
+
+
+def _post(url: str, token: str, data: Any, headers: dict[str, str], timeout: float) -> tuple[int, Any] | None:
+    req = urllib.request.Request(  # noqa: S310 - the operator chooses the gateway URL
+        url, data=data, method="POST", headers={"Authorization": f"Bearer {token}", **headers}
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        _print_refusal(exc)
+    except (urllib.error.URLError, OSError) as exc:
+        _err(f"cannot reach the gateway at {url}: {exc}")
+    return None
+
+
+def _read_justification(path: str) -> Any:
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        _err(f"cannot read the justification {path}: {exc}")
+        return None
+
+
+def cmd_share(args: argparse.Namespace) -> int:
+    """Share a file: the payload is streamed from disk, never read whole into memory."""
+    justification = _read_justification(args.justification)
+    if justification is None:
+        return 2
+    meta: dict[str, Any] = {
+        "recipients": args.to,
+        "justification": justification,
+        "payload_content_type": args.content_type,
+    }
+    if args.expires_in is not None:
+        meta["expires_in"] = args.expires_in
+    if args.max_downloads is not None:
+        meta["max_downloads"] = args.max_downloads
+    try:
+        size = os.path.getsize(args.payload)
+    except OSError as exc:
+        _err(f"cannot read the payload {args.payload}: {exc}")
+        return 2
+    boundary = uuid.uuid4().hex
+    head = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="share"\r\nContent-Type: application/json\r\n\r\n'
+        ).encode()
+        + json.dumps(meta).encode()
+        + (
+            f'\r\n--{boundary}\r\nContent-Disposition: form-data; name="payload"; filename="payload"\r\n'
+            "Content-Type: application/octet-stream\r\n\r\n"
+        ).encode()
+    )
+    tail = f"\r\n--{boundary}--\r\n".encode()
+
+    def body() -> Any:
+        yield head
+        with open(args.payload, "rb") as fh:
+            while block := fh.read(1024 * 1024):
+                yield block
+        yield tail
+
+    result = _post(
+        f"{args.gateway.rstrip('/')}/api/v1/shares",
+        args.token,
+        body(),
+        {
+            "Content-Type": f"multipart/form-data; boundary={boundary}",
+            "Content-Length": str(len(head) + size + len(tail)),
+        },
+        args.timeout,
+    )
+    if result is None:
+        return 1
+    print(json.dumps(result[1], indent=2))
+    return 0
+
+
+def cmd_decide(args: argparse.Namespace) -> int:
+    """Record a decision with no payload (typically not to share), golden rule 7."""
+    justification = _read_justification(args.justification)
+    if justification is None:
+        return 2
+    result = _post(
+        f"{args.gateway.rstrip('/')}/api/v1/decisions",
+        args.token,
+        json.dumps(justification).encode(),
+        {"Content-Type": "application/json"},
+        args.timeout,
+    )
+    if result is None:
+        return 1
+    print(json.dumps(result[1], indent=2))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="safeshare", description=__doc__.splitlines()[0])
     p.add_argument("--version", action="version", version=f"safeshare {__version__}")
-    p.add_argument(
-        "--home", help="SafeShare home directory (default: $SAFESHARE_HOME or the current directory)"
-    )
+    p.add_argument("--home", help="SafeShare home directory (default: $SAFESHARE_HOME or the current directory)")
     sub = p.add_subparsers(dest="command", required=True)
 
-    sub.add_parser("init", help="create keys/ and data/ in the home directory (idempotent)").set_defaults(
-        func=cmd_init
-    )
+    sub.add_parser("init", help="create keys/ and data/ in the home directory (idempotent)").set_defaults(func=cmd_init)
 
     s = sub.add_parser("serve", help="run the gateway")
     s.add_argument("--host", default="127.0.0.1")
@@ -273,9 +377,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.set_defaults(func=cmd_serve)
 
-    r = sub.add_parser("recipient", help="manage the recipient directory").add_subparsers(
-        dest="action", required=True
-    )
+    r = sub.add_parser("recipient", help="manage the recipient directory").add_subparsers(dest="action", required=True)
     ra = r.add_parser("add", help="register a recipient's age public key")
     ra.add_argument("id")
     ra.add_argument("--name", required=True)
@@ -290,15 +392,32 @@ def build_parser() -> argparse.ArgumentParser:
     rd.add_argument("id")
     rd.set_defaults(func=cmd_recipient_disable)
 
-    t = sub.add_parser("token", help="tokens from the embedded issuer").add_subparsers(
-        dest="action", required=True
-    )
+    t = sub.add_parser("token", help="tokens from the embedded issuer").add_subparsers(dest="action", required=True)
     ti = t.add_parser("issue", help="print a signed JWT")
     ti.add_argument("--sub", required=True, help="subject; for a recipient, the recipient ID")
     ti.add_argument("--role", required=True, choices=sorted(ROLES))
     ti.add_argument("--org")
     ti.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds (default 3600)")
     ti.set_defaults(func=cmd_token_issue)
+
+    sh = sub.add_parser("share", help="share a file with recipients, with a golden-rules justification")
+    sh.add_argument("--gateway", required=True, help="gateway base URL, e.g. http://127.0.0.1:8080")
+    sh.add_argument("--token", required=True, help="your practitioner token")
+    sh.add_argument("--to", action="append", required=True, metavar="RECIPIENT_ID", help="repeat for each recipient")
+    sh.add_argument("--justification", required=True, help="justification JSON file (decision: share)")
+    sh.add_argument("--content-type", default="application/octet-stream", help="the payload's media type")
+    sh.add_argument("--expires-in", type=int, help="seconds until the envelopes are destroyed")
+    sh.add_argument("--max-downloads", type=int, help="downloads allowed per recipient")
+    sh.add_argument("--timeout", type=float, default=3600.0)
+    sh.add_argument("payload", help="the file to share")
+    sh.set_defaults(func=cmd_share)
+
+    dc = sub.add_parser("decide", help="record a decision without a payload (e.g. not to share)")
+    dc.add_argument("--gateway", required=True)
+    dc.add_argument("--token", required=True, help="your practitioner token")
+    dc.add_argument("--justification", required=True, help="justification JSON file")
+    dc.add_argument("--timeout", type=float, default=60.0)
+    dc.set_defaults(func=cmd_decide)
 
     f = sub.add_parser("fetch", help="download and decrypt your envelope for a share")
     f.add_argument("--gateway", required=True, help="gateway base URL, e.g. http://127.0.0.1:8080")

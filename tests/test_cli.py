@@ -288,3 +288,73 @@ def test_envelope_decrypts_with_the_age_cli(served: tuple[Path, str], tmp_path: 
     out = subprocess.run([age, "-d", "-i", str(tmp_path / "k")], input=blob, capture_output=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout == payload
+
+
+def test_share_and_decide_commands(served: tuple[Path, str], tmp_path: Path) -> None:
+    home, url = served
+    alice = pyrage.x25519.Identity.generate()
+    safeshare(
+        home,
+        "recipient",
+        "add",
+        "alice",
+        "--name",
+        "Alice",
+        "--org",
+        "MASH",
+        "--email",
+        "alice@example.org",
+        "--age-recipient",
+        str(alice.to_public()),
+    )
+    pt = safeshare(home, "token", "issue", "--sub", "pat", "--role", "practitioner").stdout.strip()
+    rt = safeshare(home, "token", "issue", "--sub", "alice", "--role", "recipient").stdout.strip()
+    payload = tmp_path / "notes.txt"
+    payload.write_bytes(os.urandom(2_500_000))
+    good = tmp_path / "share.json"
+    good.write_text(json.dumps(example("share")))
+    incomplete = example("share")
+    del incomplete["rules"]["6_necessary_proportionate"]
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(incomplete))
+
+    r = safeshare(
+        home,
+        "share",
+        "--gateway",
+        url,
+        "--token",
+        pt,
+        "--to",
+        "alice",
+        "--justification",
+        str(bad),
+        str(payload),
+        check=False,
+    )
+    assert r.returncode == 1
+    assert "justification_incomplete" in r.stderr and "rule 6" in r.stderr
+
+    r = safeshare(
+        home,
+        "share",
+        "--gateway",
+        url,
+        "--token",
+        pt,
+        "--to",
+        "alice",
+        "--justification",
+        str(good),
+        "--max-downloads",
+        "1",
+        str(payload),
+    )
+    share_id = json.loads(r.stdout)["share_id"]
+    status, blob = call(url + f"/api/v1/shares/{share_id}/envelope", rt)
+    assert status == 200 and pyrage.decrypt(blob, [alice]) == payload.read_bytes()
+
+    ns = tmp_path / "not-share.json"
+    ns.write_text(json.dumps(example("not-share")))
+    r = safeshare(home, "decide", "--gateway", url, "--token", pt, "--justification", str(ns))
+    assert json.loads(r.stdout)["decision"] == "not_share"
