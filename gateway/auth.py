@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import hashlib
 import hmac
 import json
@@ -100,9 +101,7 @@ _JWS: Final = jwt.PyJWS(algorithms=sorted(SUPPORTED_ALGORITHMS), options={"enfor
 _COMPACT_JWS: Final = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
 _LOOPBACK_HOSTS: Final = frozenset({"127.0.0.1", "::1", "localhost"})
 
-VerifyKey: TypeAlias = (
-    rsa.RSAPublicKey | ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey | ed448.Ed448PublicKey
-)
+VerifyKey: TypeAlias = rsa.RSAPublicKey | ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey | ed448.Ed448PublicKey
 
 
 # --------------------------------------------------------------------------------------------- errors
@@ -175,9 +174,7 @@ def bearer_token(authorization_header: str | None) -> str:
     if authorization_header is None:
         raise AuthError("token_missing", "No Authorization header; send 'Authorization: Bearer <token>'.")
     if len(authorization_header) > MAX_TOKEN_BYTES + 64:
-        raise AuthError(
-            "token_malformed", f"The Authorization header is larger than {MAX_TOKEN_BYTES} bytes."
-        )
+        raise AuthError("token_malformed", f"The Authorization header is larger than {MAX_TOKEN_BYTES} bytes.")
     value = authorization_header.strip()
     if not value:
         raise AuthError("token_missing", "The Authorization header is empty.")
@@ -216,9 +213,7 @@ def load_or_create_ed25519_key(path: pathlib.Path) -> Ed25519PrivateKey:
         os.chmod(directory, 0o700)  # mkdir's mode is filtered through the umask
 
     key = Ed25519PrivateKey.generate()
-    pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     tmp = directory / f".{path.name}.{secrets.token_hex(8)}.tmp"
     _write_new_private_file(tmp, pem)
     try:
@@ -273,9 +268,7 @@ def _load_ed25519_key(path: pathlib.Path) -> Ed25519PrivateKey:
     mode = path.stat().st_mode
     if os.name == "posix" and mode & 0o077:
         # Warn rather than refuse: secret mounts (e.g. Kubernetes) default to 0644 inside a private volume.
-        log.warning(
-            "token signing key %s is accessible to group/others (mode %o); chmod 600 it", path, mode & 0o777
-        )
+        log.warning("token signing key %s is accessible to group/others (mode %o); chmod 600 it", path, mode & 0o777)
     try:
         key = serialization.load_pem_private_key(data, password=None)
     except (ValueError, TypeError) as exc:
@@ -370,9 +363,7 @@ class EmbeddedIssuer:
         }
         if org is not None:
             claims["org"] = org
-        return jwt.encode(
-            claims, self._private_key, algorithm="EdDSA", headers={"kid": self.kid, "typ": "JWT"}
-        )
+        return jwt.encode(claims, self._private_key, algorithm="EdDSA", headers={"kid": self.kid, "typ": "JWT"})
 
     def jwks(self) -> dict[str, Any]:
         return {
@@ -430,9 +421,7 @@ class OIDCIssuerConfig:
         _require_text("roles_claim", self.roles_claim)
         bad_targets = {v for v in self.role_map.values() if v not in ROLES}
         if bad_targets:
-            raise ValueError(
-                f"role_map targets must be roles; got {', '.join(sorted(map(str, bad_targets)))}"
-            )
+            raise ValueError(f"role_map targets must be roles; got {', '.join(sorted(map(str, bad_targets)))}")
         object.__setattr__(self, "role_map", MappingProxyType(dict(self.role_map)))
         if self.org_claim is not None:
             _require_text("org_claim", self.org_claim)
@@ -562,9 +551,7 @@ def _parse_jwks(document: Any, source: str) -> dict[str, _Jwk] | None:
         if key_ops is not None and (not isinstance(key_ops, list) or "verify" not in key_ops):
             continue
         if "d" in entry:
-            log.warning(
-                "JWKS from %s publishes private key material for kid %s; ignoring that key", source, kid
-            )
+            log.warning("JWKS from %s publishes private key material for kid %s; ignoring that key", source, kid)
             continue
         alg = entry.get("alg")
         if alg is not None and alg not in SUPPORTED_ALGORITHMS:
@@ -614,7 +601,8 @@ class _OIDCState:
         self._keys: dict[str, _Jwk] = {}
         self._fetched_at: float | None = None
         self._last_attempt: float | None = None
-        self._lock = asyncio.Lock()
+        #: The one fetch in flight, shared by every request that needs it (see _lookup).
+        self._refreshing: asyncio.Task[None] | None = None
 
     def _fresh(self, now: float) -> bool:
         return self._fetched_at is not None and now - self._fetched_at < self.config.jwks_ttl
@@ -635,30 +623,50 @@ class _OIDCState:
                 )
             raise AuthError("token_key_unknown", "The token's signing key is not in the issuer's key set.")
         if (jwk.alg is not None and jwk.alg != alg) or not _key_fits(alg, jwk.key):
-            raise AuthError(
-                "token_algorithm_not_allowed", "The token's algorithm does not match its signing key."
-            )
+            raise AuthError("token_algorithm_not_allowed", "The token's algorithm does not match its signing key.")
         return jwk.key
 
     async def _lookup(self, kid: str) -> _Jwk | None:
+        """Find ``kid``, fetching the key set when it is missing or stale and the rate limit allows.
+
+        A known but stale key is served at once while a background refresh runs (the IdP being slow or
+        down must not stall every request). An unknown kid waits for the fetch: after a restart or a key
+        rotation every request needs the new keys. All callers share one fetch task, shielded so that a
+        client disconnecting does not cancel it for everyone else.
+        """
         now = self._verifier.clock()
         known = self._keys.get(kid)
-        if known is not None and (self._fresh(now) or self._lock.locked() or not self._may_fetch(now)):
-            return known  # serve a stale key rather than queue behind a refresh already under way
-        if known is None and not self._may_fetch(now):
-            return None
-        async with self._lock:
-            now = self._verifier.clock()
-            known = self._keys.get(kid)
-            if known is not None and self._fresh(now):
-                return known
-            if self._may_fetch(now):
-                self._last_attempt = now
-                fetched = await self._verifier._fetch_jwks(self.config.jwks_url)
-                if fetched is not None:
-                    self._keys = fetched  # replace, so keys the IdP withdrew stop working
-                    self._fetched_at = now
-            return self._keys.get(kid)
+        if known is not None:
+            if not self._fresh(now):
+                self._start_refresh(now)
+            return known
+        self._start_refresh(now)
+        if self._refreshing is not None:
+            await asyncio.shield(self._refreshing)
+        return self._keys.get(kid)
+
+    def _start_refresh(self, now: float) -> None:
+        if self._refreshing is None and self._may_fetch(now):
+            self._last_attempt = now  # set before any await, so concurrent callers see the attempt
+            self._refreshing = asyncio.create_task(self._refresh(now))
+
+    async def _refresh(self, started: float) -> None:
+        try:
+            fetched = await self._verifier._fetch_jwks(self.config.jwks_url)
+            if fetched is not None:
+                self._keys = fetched  # replace, so keys the IdP withdrew stop working
+                self._fetched_at = started
+        except Exception:  # noqa: BLE001 - a bug here must become a 401, never a crashed request
+            log.exception("JWKS refresh for %s failed unexpectedly", self.issuer)
+        finally:
+            self._refreshing = None
+
+    async def close(self) -> None:
+        task = self._refreshing
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     def roles(self, claims: Mapping[str, Any]) -> frozenset[str]:
         claim = self.config.roles_claim
@@ -761,9 +769,7 @@ class TokenVerifier:
         if not isinstance(alg, str):
             raise AuthError("token_malformed", "The token header has no 'alg'.")
         if "crit" in header or "b64" in header:
-            raise AuthError(
-                "token_malformed", "The token header uses JWS extensions this service does not accept."
-            )
+            raise AuthError("token_malformed", "The token header uses JWS extensions this service does not accept.")
         kid = header.get("kid")
         if kid is not None and not isinstance(kid, str):
             raise AuthError("token_malformed", "The token header's 'kid' is not a string.")
@@ -775,9 +781,7 @@ class TokenVerifier:
             raise AuthError("token_claims_invalid", "The token has no 'iss' claim.")
         state = self._issuers.get(iss)
         if state is None:
-            raise AuthError(
-                "token_issuer_invalid", "The token was issued by an issuer this service does not trust."
-            )
+            raise AuthError("token_issuer_invalid", "The token was issued by an issuer this service does not trust.")
         if alg not in state.algorithms:
             raise AuthError(
                 "token_algorithm_not_allowed",
@@ -801,9 +805,7 @@ class TokenVerifier:
             raise AuthError("token_claims_invalid", "The token has no 'aud' claim.")
         audiences = [aud] if isinstance(aud, str) else aud
         if not isinstance(audiences, list) or not audiences or not all(isinstance(a, str) for a in audiences):
-            raise AuthError(
-                "token_claims_invalid", "The token's 'aud' claim is not a string or list of strings."
-            )
+            raise AuthError("token_claims_invalid", "The token's 'aud' claim is not a string or list of strings.")
         jti = claims.get("jti")
         if jti is not None and not isinstance(jti, str):
             raise AuthError("token_claims_invalid", "The token's 'jti' claim is not a string.")
@@ -857,6 +859,9 @@ class TokenVerifier:
 
     async def close(self) -> None:
         self._closed = True
+        for state in self._issuers.values():
+            if isinstance(state, _OIDCState):
+                await state.close()
         if self._owns_http and self._http is not None:
             await self._http.close()
         self._http = None
@@ -869,13 +874,9 @@ def _verify_signature(token: str, key: VerifyKey, alg: str, payload_segment: str
     except jwt.InvalidSignatureError:
         raise AuthError("token_signature_invalid", "The token's signature is not valid.") from None
     except jwt.InvalidAlgorithmError:
-        raise AuthError(
-            "token_algorithm_not_allowed", "The token's signing algorithm is not accepted."
-        ) from None
+        raise AuthError("token_algorithm_not_allowed", "The token's signing algorithm is not accepted.") from None
     except (jwt.InvalidKeyError, TypeError, ValueError):
-        raise AuthError(
-            "token_signature_invalid", "The token's signature cannot be checked with its key."
-        ) from None
+        raise AuthError("token_signature_invalid", "The token's signature cannot be checked with its key.") from None
     except jwt.InvalidTokenError:
         raise AuthError("token_malformed", "The token could not be parsed.") from None
     # Belt and braces: the claims we evaluate must be exactly the bytes the signature covered.

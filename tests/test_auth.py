@@ -72,9 +72,7 @@ def seg(obj: Any) -> str:
     return b64(json.dumps(obj).encode())
 
 
-def craft(
-    header: dict[str, Any], claims: dict[str, Any] | str, signer: Callable[[bytes], bytes] | None
-) -> str:
+def craft(header: dict[str, Any], claims: dict[str, Any] | str, signer: Callable[[bytes], bytes] | None) -> str:
     payload = claims if isinstance(claims, str) else seg(claims)
     signing_input = f"{seg(header)}.{payload}"
     signature = signer(signing_input.encode("ascii")) if signer else b""
@@ -244,9 +242,7 @@ async def test_jwks_lets_others_verify(issuer: EmbeddedIssuer, clock: Clock) -> 
     token = issuer.issue("alice", ["admin"], now=T0)
     # An independent verifier (pyjwt alone) can use the published JWK.
     public = jwt.PyJWK(jwk).key
-    claims = jwt.decode(
-        token, public, algorithms=["EdDSA"], audience=AUD, issuer=ISS, options={"verify_exp": False}
-    )
+    claims = jwt.decode(token, public, algorithms=["EdDSA"], audience=AUD, issuer=ISS, options={"verify_exp": False})
     assert claims["sub"] == "alice"
     # And our verifier needs only the public key, never the private one.
     public_only = TokenVerifier(EmbeddedIssuerConfig(public, ISS, AUD), clock=clock)
@@ -352,20 +348,12 @@ async def test_refuses_wrong_issuer(
     await refused(verifier, token, "token_issuer_invalid")
     # Issuer matching is exact: no prefix, case or trailing-slash games.
     for near_miss in (ISS + "/", ISS.upper(), ISS[:-1]):
-        await refused(
-            verifier, craft(ed_header, base_claims(iss=near_miss), ed_key.sign), "token_issuer_invalid"
-        )
+        await refused(verifier, craft(ed_header, base_claims(iss=near_miss), ed_key.sign), "token_issuer_invalid")
 
 
-async def test_audience_checks(
-    ed_key: Ed25519PrivateKey, ed_header: dict[str, Any], verifier: TokenVerifier
-) -> None:
-    await refused(
-        verifier, craft(ed_header, base_claims(aud="other-api"), ed_key.sign), "token_audience_invalid"
-    )
-    await refused(
-        verifier, craft(ed_header, base_claims(aud=["a", "b"]), ed_key.sign), "token_audience_invalid"
-    )
+async def test_audience_checks(ed_key: Ed25519PrivateKey, ed_header: dict[str, Any], verifier: TokenVerifier) -> None:
+    await refused(verifier, craft(ed_header, base_claims(aud="other-api"), ed_key.sign), "token_audience_invalid")
+    await refused(verifier, craft(ed_header, base_claims(aud=["a", "b"]), ed_key.sign), "token_audience_invalid")
     listed = craft(ed_header, base_claims(aud=["other-api", AUD]), ed_key.sign)
     assert (await verifier.verify(listed)).sub == "alice"
 
@@ -777,9 +765,7 @@ def oidc_claims(**overrides: Any) -> dict[str, Any]:
 
 
 @pytest.fixture
-async def jwks(
-    aiohttp_server: Any, rsa_key: rsa.RSAPrivateKey, ec_key: ec.EllipticCurvePrivateKey
-) -> JwksServer:
+async def jwks(aiohttp_server: Any, rsa_key: rsa.RSAPrivateKey, ec_key: ec.EllipticCurvePrivateKey) -> JwksServer:
     server_state = JwksServer()
     server_state.keys = [rsa_jwk(rsa_key, "rsa-1"), ec_jwk(ec_key, "ec-1")]
     app = web.Application()
@@ -829,9 +815,7 @@ async def test_oidc_rsa_and_ec_tokens_verify(
     assert jwks.requests == 1  # the key set is cached, not fetched per token
 
 
-async def test_oidc_role_map_and_org_claim(
-    jwks: JwksServer, clock: Clock, rsa_key: rsa.RSAPrivateKey
-) -> None:
+async def test_oidc_role_map_and_org_claim(jwks: JwksServer, clock: Clock, rsa_key: rsa.RSAPrivateKey) -> None:
     config = oidc_config(
         jwks,
         role_map={"SafeShare.Practitioner": "practitioner", "SafeShare.Admin": "admin"},
@@ -840,9 +824,7 @@ async def test_oidc_role_map_and_org_claim(
     )
     verifier = TokenVerifier(None, [config], clock=clock)
     try:
-        token = rs256(
-            rsa_key, "rsa-1", roles=["SafeShare.Practitioner", "Other.Role", "admin"], tid="tenant-9"
-        )
+        token = rs256(rsa_key, "rsa-1", roles=["SafeShare.Practitioner", "Other.Role", "admin"], tid="tenant-9")
         principal = await verifier.verify(token)
         # "admin" is not mapped, so it must not count when a role map is configured.
         assert principal.roles == frozenset({"practitioner"})
@@ -873,9 +855,7 @@ async def test_oidc_roles_claim_paths(
     extra_claims: dict[str, Any],
     expected: set[str],
 ) -> None:
-    verifier = TokenVerifier(
-        None, [oidc_config(jwks, roles_claim=roles_claim, default_org="org-x")], clock=clock
-    )
+    verifier = TokenVerifier(None, [oidc_config(jwks, roles_claim=roles_claim, default_org="org-x")], clock=clock)
     try:
         principal = await verifier.verify(rs256(rsa_key, "rsa-1", roles=DROP, **extra_claims))
         assert principal.roles == frozenset(expected)
@@ -976,6 +956,14 @@ async def test_oidc_jwks_garbage_is_a_401(
         await verifier.close()
 
 
+async def settle(verifier: TokenVerifier) -> None:
+    """Wait for background JWKS refreshes, so a test can observe their outcome deterministically."""
+    for state in verifier._issuers.values():
+        task = getattr(state, "_refreshing", None)
+        if task is not None:
+            await task
+
+
 async def test_oidc_stale_keys_served_while_idp_down(
     jwks: JwksServer, oidc_verifier: TokenVerifier, clock: Clock, rsa_key: rsa.RSAPrivateKey
 ) -> None:
@@ -983,9 +971,28 @@ async def test_oidc_stale_keys_served_while_idp_down(
     jwks.status = 503
     clock.advance(301)  # past jwks_ttl
     assert (await oidc_verifier.verify(rs256(rsa_key, "rsa-1", sub="later"))).sub == "later"
-    assert jwks.requests == 2  # a refresh was attempted
+    await settle(oidc_verifier)
+    assert jwks.requests == 2  # a refresh was attempted, and failed
     assert (await oidc_verifier.verify(rs256(rsa_key, "rsa-1", sub="later2"))).sub == "later2"
-    assert jwks.requests == 2
+    await settle(oidc_verifier)
+    assert jwks.requests == 2  # and is not retried within jwks_min_refresh
+
+
+async def test_oidc_stale_key_does_not_wait_for_slow_idp(
+    jwks: JwksServer, oidc_verifier: TokenVerifier, clock: Clock, rsa_key: rsa.RSAPrivateKey
+) -> None:
+    await oidc_verifier.verify(rs256(rsa_key, "rsa-1"))
+    jwks.delay = 2.0
+    clock.advance(301)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    assert (await oidc_verifier.verify(rs256(rsa_key, "rsa-1", sub="quick"))).sub == "quick"
+    assert loop.time() - started < 0.5  # served from the stale key set, refresh runs in the background
+    await asyncio.sleep(0.1)
+    assert jwks.requests == 2  # the background refresh is now waiting on the slow IdP
+    started = loop.time()
+    await oidc_verifier.close()  # cancels the pending refresh rather than waiting for the slow IdP
+    assert loop.time() - started < 0.5
 
 
 async def test_oidc_withdrawn_key_stops_working_after_refresh(
@@ -999,7 +1006,33 @@ async def test_oidc_withdrawn_key_stops_working_after_refresh(
     jwks.keys = [ec_jwk(ec_key, "ec-1")]
     clock.advance(301)
     await oidc_verifier.verify(es256(ec_key, "ec-1"))  # triggers the TTL refresh
+    await settle(oidc_verifier)
+    assert jwks.requests == 2
     await refused(oidc_verifier, rs256(rsa_key, "rsa-1", sub="fresh"), "token_key_unknown")
+
+
+async def test_oidc_concurrent_first_requests_all_wait_for_one_fetch(
+    jwks: JwksServer, oidc_verifier: TokenVerifier, rsa_key: rsa.RSAPrivateKey
+) -> None:
+    jwks.delay = 0.05
+    tokens = [rs256(rsa_key, "rsa-1", sub=f"user-{i}") for i in range(20)]
+    principals = await asyncio.gather(*(oidc_verifier.verify(t) for t in tokens))
+    assert [p.sub for p in principals] == [f"user-{i}" for i in range(20)]
+    assert jwks.requests == 1
+
+
+async def test_oidc_cancelled_request_does_not_cancel_shared_fetch(
+    jwks: JwksServer, oidc_verifier: TokenVerifier, rsa_key: rsa.RSAPrivateKey
+) -> None:
+    jwks.delay = 0.1
+    first = asyncio.create_task(oidc_verifier.verify(rs256(rsa_key, "rsa-1", sub="gone")))
+    await asyncio.sleep(0.02)
+    second = asyncio.create_task(oidc_verifier.verify(rs256(rsa_key, "rsa-1", sub="stays")))
+    await asyncio.sleep(0)
+    first.cancel()  # the client that triggered the fetch disconnects
+    assert (await second).sub == "stays"
+    assert first.cancelled()
+    assert jwks.requests == 1
 
 
 async def test_oidc_event_loop_never_blocked(
@@ -1053,9 +1086,7 @@ async def test_oidc_algorithm_must_match_key(
     await refused(oidc_verifier, rs256(rsa_key, "ec-1"), "token_algorithm_not_allowed")
 
 
-async def test_oidc_jwk_declared_alg_is_binding(
-    jwks: JwksServer, clock: Clock, rsa_key: rsa.RSAPrivateKey
-) -> None:
+async def test_oidc_jwk_declared_alg_is_binding(jwks: JwksServer, clock: Clock, rsa_key: rsa.RSAPrivateKey) -> None:
     jwks.keys = [rsa_jwk(rsa_key, "rsa-1", alg="RS256")]
     verifier = TokenVerifier(None, [oidc_config(jwks, algorithms=("RS256", "RS512"))], clock=clock)
     try:
@@ -1068,9 +1099,7 @@ async def test_oidc_jwk_declared_alg_is_binding(
 async def test_oidc_refuses_hs256_with_rsa_public_key(
     jwks: JwksServer, oidc_verifier: TokenVerifier, rsa_key: rsa.RSAPrivateKey
 ) -> None:
-    pem = rsa_key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
+    pem = rsa_key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     token = craft(
         {"alg": "HS256", "typ": "JWT", "kid": "rsa-1"},
         oidc_claims(),
@@ -1087,9 +1116,7 @@ async def test_oidc_rogue_rsa_key(
     await refused(oidc_verifier, rs256(rogue_rsa_key, "rogue"), "token_key_unknown")
 
 
-async def test_oidc_claims_checked(
-    jwks: JwksServer, oidc_verifier: TokenVerifier, rsa_key: rsa.RSAPrivateKey
-) -> None:
+async def test_oidc_claims_checked(jwks: JwksServer, oidc_verifier: TokenVerifier, rsa_key: rsa.RSAPrivateKey) -> None:
     await refused(oidc_verifier, rs256(rsa_key, "rsa-1", aud="api://other"), "token_audience_invalid")
     await refused(oidc_verifier, rs256(rsa_key, "rsa-1", exp=T0 - 100), "token_expired")
     await refused(oidc_verifier, rs256(rsa_key, "rsa-1", nbf=T0 + 100), "token_not_yet_valid")
@@ -1149,9 +1176,7 @@ async def test_embedded_and_oidc_together_keep_keys_apart(
         await verifier.close()
 
 
-async def test_shared_session_is_not_closed(
-    jwks: JwksServer, clock: Clock, rsa_key: rsa.RSAPrivateKey
-) -> None:
+async def test_shared_session_is_not_closed(jwks: JwksServer, clock: Clock, rsa_key: rsa.RSAPrivateKey) -> None:
     async with aiohttp.ClientSession() as session:
         verifier = TokenVerifier(None, [oidc_config(jwks)], http=session, clock=clock)
         assert (await verifier.verify(rs256(rsa_key, "rsa-1"))).sub == "alice"
