@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 import aiosqlite
 
 from ..ledger.entry import seal
+from ..ledger.merkle import CompactRange
 from .models import (
     RECIPIENT_ACTIVE,
     SHARE_ACTIVE,
@@ -97,9 +98,16 @@ CREATE TABLE IF NOT EXISTS ledger (
     decision TEXT,
     share_id TEXT,
     purpose_code TEXT,
+    article_6 TEXT,
+    article_9 TEXT,
+    dpa_schedule_1 TEXT,
     entry BLOB NOT NULL,
     leaf_hash BLOB NOT NULL
 );
+CREATE INDEX IF NOT EXISTS ledger_by_article_6 ON ledger (article_6, idx) WHERE article_6 IS NOT NULL;
+CREATE INDEX IF NOT EXISTS ledger_by_article_9 ON ledger (article_9, idx) WHERE article_9 IS NOT NULL;
+CREATE INDEX IF NOT EXISTS ledger_by_schedule_1 ON ledger (dpa_schedule_1, idx) WHERE dpa_schedule_1 IS NOT NULL;
+CREATE INDEX IF NOT EXISTS ledger_by_purpose ON ledger (purpose_code, idx);
 CREATE INDEX IF NOT EXISTS ledger_by_kind ON ledger (kind, idx);
 CREATE INDEX IF NOT EXISTS ledger_by_actor ON ledger (actor_sub, idx);
 CREATE INDEX IF NOT EXISTS ledger_by_decision ON ledger (decision, idx);
@@ -118,6 +126,37 @@ CREATE TABLE IF NOT EXISTS ledger_recipients (
     PRIMARY KEY (recipient_id, idx)
 ) WITHOUT ROWID;
 
+-- Every organisation an entry involves (the actor's and each recipient's), for oversight queries.
+CREATE TABLE IF NOT EXISTS ledger_orgs (
+    org TEXT NOT NULL,
+    idx INTEGER NOT NULL REFERENCES ledger (idx),
+    PRIMARY KEY (org, idx)
+) WITHOUT ROWID;
+
+-- Full-text index over purpose descriptions (contentless: the text itself lives only in the entry).
+CREATE VIRTUAL TABLE IF NOT EXISTS ledger_fts USING fts5 (description, content='');
+
+-- Merkle tree state (RFC 9162), derived from the entries and kept so start-up never rehashes the ledger.
+-- Not trusted on its own: `safeshare ledger verify` recomputes it and checks it against signed checkpoints.
+CREATE TABLE IF NOT EXISTS ledger_tree (
+    id INTEGER PRIMARY KEY CHECK (id = 0),
+    size INTEGER NOT NULL,
+    state BLOB NOT NULL
+);
+-- Hashes of complete subtrees of 256 leaves and more: inclusion/consistency proofs in O(log n) reads.
+CREATE TABLE IF NOT EXISTS ledger_nodes (
+    level INTEGER NOT NULL,
+    idx INTEGER NOT NULL,
+    hash BLOB NOT NULL,
+    PRIMARY KEY (level, idx)
+) WITHOUT ROWID;
+-- Signed checkpoints (C2SP tlog-checkpoint in a signed note), one per tree size that was checkpointed.
+CREATE TABLE IF NOT EXISTS ledger_checkpoints (
+    size INTEGER PRIMARY KEY,
+    time TEXT NOT NULL,
+    note BLOB NOT NULL
+);
+
 -- Defence in depth: the ledger is append-only. Whoever owns the file can drop these triggers;
 -- the Merkle tree and signed checkpoints are what catch that.
 CREATE TRIGGER IF NOT EXISTS ledger_no_update BEFORE UPDATE ON ledger
@@ -127,6 +166,14 @@ BEGIN SELECT RAISE(ABORT, 'ledger is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS ledger_subjects_no_update BEFORE UPDATE ON ledger_subjects
 BEGIN SELECT RAISE(ABORT, 'ledger is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS ledger_subjects_no_delete BEFORE DELETE ON ledger_subjects
+BEGIN SELECT RAISE(ABORT, 'ledger is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS ledger_checkpoints_no_update BEFORE UPDATE ON ledger_checkpoints
+BEGIN SELECT RAISE(ABORT, 'ledger is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS ledger_checkpoints_no_delete BEFORE DELETE ON ledger_checkpoints
+BEGIN SELECT RAISE(ABORT, 'ledger is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS ledger_orgs_no_update BEFORE UPDATE ON ledger_orgs
+BEGIN SELECT RAISE(ABORT, 'ledger is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS ledger_orgs_no_delete BEFORE DELETE ON ledger_orgs
 BEGIN SELECT RAISE(ABORT, 'ledger is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS ledger_recipients_no_update BEFORE UPDATE ON ledger_recipients
 BEGIN SELECT RAISE(ABORT, 'ledger is append-only'); END;
@@ -262,15 +309,37 @@ class _Writer:
                 fut.set_exception(value)
 
 
+#: Complete subtrees at this level and above (256+ leaves) are stored for fast proofs.
+NODE_CACHE_MIN_LEVEL = 8
+
+
+def load_tree(conn: sqlite3.Connection) -> CompactRange:
+    row = conn.execute("SELECT size, state FROM ledger_tree WHERE id = 0").fetchone()
+    if row is None:
+        return CompactRange()
+    tree = CompactRange.from_bytes(bytes(row[1]))
+    if tree.size != row[0]:
+        raise StoreError("ledger tree state is inconsistent; run `safeshare ledger verify`")
+    return tree
+
+
 def append_entry(conn: sqlite3.Connection, entry: Mapping[str, Any]) -> int:
-    """Append one ledger entry inside the caller's transaction; returns its gap-free index."""
+    """Append one ledger entry inside the caller's transaction; returns its gap-free index.
+
+    The Merkle tree state advances in the same transaction, so the tree always covers exactly the
+    committed entries (and any process appending through this function keeps it right).
+    """
+    tree = load_tree(conn)
     idx = conn.execute("SELECT coalesce(max(idx) + 1, 0) FROM ledger").fetchone()[0]
+    if idx != tree.size:
+        raise StoreError(f"ledger has {idx} entries but its tree covers {tree.size}; run `safeshare ledger verify`")
     data, leaf = seal(entry, idx)
     actor = entry.get("actor") or {}
     purpose = entry.get("purpose") or {}
+    basis = ((entry.get("justification") or {}).get("rules") or {}).get("1_lawful_basis") or {}
     conn.execute(
-        "INSERT INTO ledger (idx, time, kind, actor_sub, actor_org, decision, share_id, purpose_code, entry,"
-        " leaf_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO ledger (idx, time, kind, actor_sub, actor_org, decision, share_id, purpose_code, article_6,"
+        " article_9, dpa_schedule_1, entry, leaf_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             idx,
             entry["time"],
@@ -280,15 +349,31 @@ def append_entry(conn: sqlite3.Connection, entry: Mapping[str, Any]) -> int:
             entry.get("decision"),
             entry.get("share_id"),
             purpose.get("code"),
+            basis.get("article_6"),
+            basis.get("article_9"),
+            basis.get("dpa_schedule_1"),
             data,
             leaf,
         ),
     )
     refs = sorted(set(entry.get("subjects") or ()))
     conn.executemany("INSERT INTO ledger_subjects (ref, idx) VALUES (?, ?)", [(r, idx) for r in refs])
-    rids = sorted({r["id"] for r in entry.get("recipients") or ()})
+    recipients = entry.get("recipients") or ()
+    rids = sorted({r["id"] for r in recipients})
+    conn.executemany("INSERT INTO ledger_recipients (recipient_id, idx) VALUES (?, ?)", [(r, idx) for r in rids])
+    orgs = sorted({o for o in [actor.get("org"), *(r.get("org") for r in recipients)] if o})
+    conn.executemany("INSERT INTO ledger_orgs (org, idx) VALUES (?, ?)", [(o, idx) for o in orgs])
+    if purpose.get("description"):
+        conn.execute("INSERT INTO ledger_fts (rowid, description) VALUES (?, ?)", (idx, purpose["description"]))
+    nodes = tree.append(leaf)
     conn.executemany(
-        "INSERT INTO ledger_recipients (recipient_id, idx) VALUES (?, ?)", [(r, idx) for r in rids]
+        "INSERT INTO ledger_nodes (level, idx, hash) VALUES (?, ?, ?)",
+        [(n.level, n.index, n.hash) for n in nodes if n.level >= NODE_CACHE_MIN_LEVEL],
+    )
+    conn.execute(
+        "INSERT INTO ledger_tree (id, size, state) VALUES (0, ?, ?)"
+        " ON CONFLICT (id) DO UPDATE SET size = excluded.size, state = excluded.state",
+        (tree.size, tree.to_bytes()),
     )
     return int(idx)
 
@@ -357,6 +442,11 @@ class SQLiteStore:
         self.path = path
         self._writer = writer
         self._reader = reader
+
+    @property
+    def reader(self) -> aiosqlite.Connection:
+        """The read-only connection (committed data only), for read-side query modules."""
+        return self._reader
 
     @classmethod
     async def open(cls, path: Path) -> SQLiteStore:
