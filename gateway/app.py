@@ -18,13 +18,14 @@ from typing import Any
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
-from .api import decisions, inbox, ledger, policies, recipients, shares
-from .api.common import GATEWAY, PRINCIPAL
+from .api import decisions, inbox, ledger, policies, recipients, shares, transparency
+from .api.common import GATEWAY, PRINCIPAL, SIGNER
 from .auth import AuthError, EmbeddedIssuer, TokenVerifier, bearer_token
 from .config import Settings
 from .errors import ApiError, error_response
 from .home import HomeKeys, init_home
 from .justification import PolicyRegistry
+from .ledger.signer import LedgerSigner
 from .service import Gateway
 from .store.sqlite import SQLiteStore
 
@@ -35,8 +36,9 @@ ISSUER = web.AppKey("issuer", EmbeddedIssuer)
 SETTINGS = web.AppKey("settings", Settings)
 OPENAPI = web.AppKey("openapi", bytes)
 
-#: Routes under /api/ that need no token: the API description only.
-PUBLIC_PATHS = frozenset({"/api/v1/openapi.json"})
+#: Routes under /api/ that need no token: the API description, and what anyone needs to check the ledger's
+#: signed checkpoints (they reveal only the tree size and root hash).
+PUBLIC_PATHS = frozenset({"/api/v1/openapi.json", "/api/v1/ledger/checkpoint", "/api/v1/ledger/vkey"})
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -140,6 +142,8 @@ def create_app(settings: Settings, keys: HomeKeys | None = None) -> web.Applicat
     app[ISSUER] = issuer
     app[OPENAPI] = json.dumps(json.loads(load_openapi())).encode()
     policy_registry = PolicyRegistry.builtin(settings.default_policy)
+    signer = LedgerSigner(settings.log_origin, keys.ledger_key)
+    app[SIGNER] = signer
 
     async def verifier_ctx(app: web.Application) -> AsyncIterator[None]:
         app[VERIFIER] = TokenVerifier(issuer if settings.embedded_issuer else None, settings.oidc)
@@ -148,11 +152,37 @@ def create_app(settings: Settings, keys: HomeKeys | None = None) -> web.Applicat
 
     async def store_ctx(app: web.Application) -> AsyncIterator[None]:
         store = await SQLiteStore.open(settings.db_path)
-        gw = Gateway(settings, store, policy_registry, keys.digest_key)
+        gw = Gateway(settings, store, policy_registry, keys.digest_key, signer)
         app[GATEWAY] = gw
         await gw.sweep_orphans()
         yield
         await store.close()
+
+    async def checkpoint_ctx(app: web.Application) -> AsyncIterator[None]:
+        """Sign a checkpoint soon after entries land, so each new entry is covered within about a second."""
+
+        async def loop() -> None:
+            gw = app[GATEWAY]
+            last = -1
+            while True:
+                try:
+                    size = await gw.store.tree_size()
+                    if size != last:
+                        await gw.checkpoint()
+                        last = size
+                except Exception as exc:  # noqa: BLE001 - keep going; the next round retries
+                    log.error("checkpoint failed: %s", type(exc).__name__)
+                await asyncio.sleep(settings.checkpoint_interval_seconds)
+
+        if settings.checkpoint_interval_seconds <= 0:  # checkpointing off (benchmarks only)
+            yield
+            return
+        task = asyncio.create_task(loop())
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await app[GATEWAY].checkpoint()  # cover whatever landed since the last round
 
     async def expiry_ctx(app: web.Application) -> AsyncIterator[None]:
         async def loop() -> None:
@@ -169,9 +199,9 @@ def create_app(settings: Settings, keys: HomeKeys | None = None) -> web.Applicat
         with contextlib.suppress(asyncio.CancelledError):
             await task
 
-    app.cleanup_ctx.extend([verifier_ctx, store_ctx, expiry_ctx])
+    app.cleanup_ctx.extend([verifier_ctx, store_ctx, checkpoint_ctx, expiry_ctx])
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/api/v1/openapi.json", openapi)
-    for module in (shares, inbox, decisions, policies, recipients, ledger):
+    for module in (shares, inbox, decisions, policies, recipients, ledger, transparency):
         app.router.add_routes(module.routes)
     return app

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import json
 import logging
 import os
 import shutil
+import sqlite3
 import sys
 import tempfile
 import urllib.error
@@ -28,7 +30,11 @@ from .config import Settings, load_settings, resolve_home
 from .errors import ApiError
 from .home import init_home
 from .justification import PolicyRegistry
+from .ledger.checkpoint import Checkpoint, CheckpointError, NoteVerifier, verify_checkpoint
 from .ledger.entry import actor
+from .ledger.merkle import CompactRange
+from .ledger.signer import LedgerSigner
+from .ledger.verify import verify_ledger, verify_remote
 from .service import Gateway
 from .store.models import Recipient
 from .store.sqlite import SQLiteStore, create_schema
@@ -59,7 +65,13 @@ async def _with_gateway(settings: Settings, fn: Any) -> Any:
     keys = init_home(settings)
     store = await SQLiteStore.open(settings.db_path)
     try:
-        gw = Gateway(settings, store, PolicyRegistry.builtin(settings.default_policy), keys.digest_key)
+        gw = Gateway(
+            settings,
+            store,
+            PolicyRegistry.builtin(settings.default_policy),
+            keys.digest_key,
+            LedgerSigner(settings.log_origin, keys.ledger_key),
+        )
         return await fn(gw)
     finally:
         await store.close()
@@ -359,6 +371,143 @@ def cmd_decide(args: argparse.Namespace) -> int:
     return 0
 
 
+def _verifier(args: argparse.Namespace, fallback: str | None) -> NoteVerifier | None:
+    vkey = args.vkey
+    if vkey is None and args.vkey_file:
+        vkey = Path(args.vkey_file).read_text().strip()
+    vkey = vkey or fallback
+    if vkey is None:
+        return None
+    try:
+        return NoteVerifier.from_vkey(vkey)
+    except CheckpointError as exc:
+        _err(f"not a verifier key: {exc}")
+        return None
+
+
+def cmd_ledger_verify(args: argparse.Namespace) -> int:
+    if args.gateway:
+        return _verify_remote(args)
+    settings = _settings(args)
+    if not settings.db_path.exists():
+        _err(f"no ledger at {settings.db_path}")
+        return 2
+    keys = init_home(settings)
+    verifier = _verifier(args, LedgerSigner(settings.log_origin, keys.ledger_key).vkey)
+    if verifier is None:
+        return 2
+    conn = sqlite3.connect(f"file:{settings.db_path}?mode=ro", uri=True)
+    try:
+        conn.execute("BEGIN")  # one snapshot: entries, checkpoints and tree state agree in time
+        checkpoints = [(int(r[0]), bytes(r[1])) for r in conn.execute("SELECT size, note FROM ledger_checkpoints")]
+        rows = (
+            (int(r[0]), bytes(r[1]), bytes(r[2]))
+            for r in conn.execute("SELECT idx, entry, leaf_hash FROM ledger ORDER BY idx")
+        )
+        report = verify_ledger(rows, checkpoints, verifier, settings.log_origin)
+        state = conn.execute("SELECT size, state FROM ledger_tree WHERE id = 0").fetchone()
+    finally:
+        conn.close()
+    if report.ok and report.entries:
+        stored = CompactRange.from_bytes(bytes(state[1])) if state else CompactRange()
+        if stored.size != report.entries or stored.root() != report.root_hash:
+            report.fail(f"the stored tree state (size {stored.size}) does not match the entries", stored.size)
+    if not report.ok:
+        where = f" (first bad index: {report.first_bad_index})" if report.first_bad_index is not None else ""
+        _err(f"ledger verification FAILED{where}: {report.problems[0]}")
+        return 1
+    print(
+        f"ledger OK: {report.entries} entries, {report.checkpoints} signed checkpoint(s) verified, "
+        f"root {base64.b64encode(report.root_hash).decode()}"
+    )
+    return 0
+
+
+def _get(url: str, token: str | None, timeout: float) -> bytes:
+    req = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})  # noqa: S310
+    with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310
+        return resp.read(16 * 1024 * 1024)
+
+
+def _verify_remote(args: argparse.Namespace) -> int:
+    """Catch a rollback or fork: the gateway's latest checkpoint must extend the one saved earlier."""
+    base = args.gateway.rstrip("/")
+    if not args.since:
+        _err("--since CHECKPOINT_FILE is required with --gateway (save one with `safeshare ledger checkpoint`)")
+        return 2
+    try:
+        saved = Path(args.since).read_bytes()
+        latest = _get(f"{base}/api/v1/ledger/checkpoint", None, args.timeout)
+        verifier = _verifier(
+            args,
+            None
+            if (args.vkey or args.vkey_file)
+            else _get(f"{base}/api/v1/ledger/vkey", None, args.timeout).decode().strip(),
+        )
+        if verifier is None:
+            return 2
+        old = verify_checkpoint(saved, verifier)
+        new = Checkpoint.parse(latest.split(b"\n\n", 1)[0] + b"\n")
+        proof = None
+        if new.size > old.size:
+            body = json.loads(
+                _get(
+                    f"{base}/api/v1/ledger/proof/consistency?first={old.size}&second={new.size}",
+                    args.token,
+                    args.timeout,
+                )
+            )
+            proof = [base64.b64decode(h) for h in body["hashes"]]
+    except urllib.error.HTTPError as exc:
+        _err(f"the gateway refused: {_http_error(exc)}")
+        return 1
+    except (urllib.error.URLError, OSError) as exc:
+        _err(f"cannot reach the gateway or read {args.since}: {exc}")
+        return 1
+    except (CheckpointError, ValueError, KeyError) as exc:
+        _err(f"verification FAILED: {exc}")
+        return 1
+    verdict = verify_remote(saved, latest, proof, verifier)
+    if not verdict.ok:
+        _err(f"verification FAILED: {verdict.message}")
+        return 1
+    print(f"ledger OK: {verdict.message}")
+    if args.save:
+        Path(args.save).write_bytes(latest)
+        print(f"saved the latest checkpoint to {args.save}", file=sys.stderr)
+    return 0
+
+
+def cmd_ledger_checkpoint(args: argparse.Namespace) -> int:
+    """Fetch, verify and save the latest checkpoint: the starting point for later `verify --since`."""
+    base = args.gateway.rstrip("/")
+    try:
+        note = _get(f"{base}/api/v1/ledger/checkpoint", None, args.timeout)
+        served_vkey = _get(f"{base}/api/v1/ledger/vkey", None, args.timeout).decode().strip()
+    except urllib.error.HTTPError as exc:
+        _err(f"the gateway refused: {_http_error(exc)}")
+        return 1
+    except (urllib.error.URLError, OSError) as exc:
+        _err(f"cannot reach the gateway at {base}: {exc}")
+        return 1
+    verifier = _verifier(args, served_vkey)
+    if verifier is None:
+        return 2
+    try:
+        cp = verify_checkpoint(note, verifier)
+    except CheckpointError as exc:
+        _err(f"the checkpoint does not verify: {exc}")
+        return 1
+    if not (args.vkey or args.vkey_file):
+        print(f"verifier key (pin it, e.g. --vkey-file): {served_vkey}", file=sys.stderr)
+    if args.output:
+        Path(args.output).write_bytes(note)
+        print(f"checkpoint for {cp.size} entries saved to {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.write(note.decode())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="safeshare", description=__doc__.splitlines()[0])
     p.add_argument("--version", action="version", version=f"safeshare {__version__}")
@@ -427,6 +576,23 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--timeout", type=float, default=300.0)
     f.add_argument("share_id")
     f.set_defaults(func=cmd_fetch)
+    lg = sub.add_parser("ledger", help="verify the tamper-evident ledger").add_subparsers(dest="action", required=True)
+    lv = lg.add_parser("verify", help="recompute the tree and check every signed checkpoint (local or remote)")
+    lv.add_argument("--gateway", help="verify a remote gateway against a saved checkpoint instead")
+    lv.add_argument("--token", help="auditor token (remote)")
+    lv.add_argument("--since", help="checkpoint file saved earlier (remote)")
+    lv.add_argument("--save", help="after success, save the gateway's latest checkpoint here (remote)")
+    lv.add_argument("--vkey", help="pinned verifier key (name+hash+key)")
+    lv.add_argument("--vkey-file", help="file holding the pinned verifier key")
+    lv.add_argument("--timeout", type=float, default=60.0)
+    lv.set_defaults(func=cmd_ledger_verify)
+    lc = lg.add_parser("checkpoint", help="fetch, verify and save a gateway's latest signed checkpoint")
+    lc.add_argument("--gateway", required=True)
+    lc.add_argument("--vkey", help="pinned verifier key (name+hash+key)")
+    lc.add_argument("--vkey-file", help="file holding the pinned verifier key")
+    lc.add_argument("-o", "--output", help="write the checkpoint note here (default: standard output)")
+    lc.add_argument("--timeout", type=float, default=60.0)
+    lc.set_defaults(func=cmd_ledger_checkpoint)
     return p
 
 

@@ -45,6 +45,8 @@ class Settings:
     embedded_issuer: bool = True
     #: Origins allowed to call the API cross-origin (browser-extension origins, e.g. chrome-extension://ID).
     cors_origins: tuple[str, ...] = ()
+    #: How often the checkpointer looks for new entries to sign (a new entry is covered within about this).
+    checkpoint_interval_seconds: float = 0.5
     #: How often expired shares are looked for and crypto-shredded.
     expiry_sweep_seconds: float = 30.0
     #: Public base URL, used in notification texts; defaults to the listening address.

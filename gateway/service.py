@@ -26,6 +26,7 @@ from .errors import ApiError, not_found
 from .justification import Policy, PolicyRegistry, Problem
 from .justification import validate as validate_justification
 from .ledger import entry as ledger_entry
+from .ledger.signer import LedgerSigner
 from .store.files import EnvelopeFiles
 from .store.models import (
     RECIPIENT_ACTIVE,
@@ -44,13 +45,16 @@ log = logging.getLogger("safeshare.service")
 
 RECIPIENT_ID_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 SHARE_ID_RE = re.compile(r"^sh_[a-z2-7]{24}$")
-CONTENT_TYPE_RE = re.compile(
-    r"^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}$"
-)
+CONTENT_TYPE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}$")
 #: Encrypt in slices of this size off the event loop: big enough to amortise the thread hop.
 ENCRYPT_SLICE = 1024 * 1024
 
 MIN_EXPIRY_SECONDS = 60
+
+
+def receipt_url(index: int) -> str:
+    """Where the actor can later fetch the entry with its inclusion proof and a signed checkpoint."""
+    return f"/api/v1/ledger/entries/{index}"
 
 
 def new_share_id() -> str:
@@ -92,9 +96,11 @@ class Gateway:
         store: SQLiteStore,
         policies: PolicyRegistry,
         digest_key: bytes,
+        signer: LedgerSigner,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.settings = settings
+        self.signer = signer
         self.store = store
         self.files = EnvelopeFiles(settings.envelopes_dir)
         self.policies = policies
@@ -142,7 +148,12 @@ class Gateway:
             policy=self._policy_ref(policy),
         )
         index = await self.store.record(entry)
-        return {"ledger_index": index, "decision": draft["decision"], "recorded_at": entry["time"]}
+        return {
+            "ledger_index": index,
+            "decision": draft["decision"],
+            "recorded_at": entry["time"],
+            "receipt": receipt_url(index),
+        }
 
     # -- shares -----------------------------------------------------------------------------------
 
@@ -153,9 +164,7 @@ class Gateway:
         allowed = {"recipients", "justification", "payload_content_type", "expires_in", "max_downloads"}
         unknown = sorted(set(meta) - allowed)
         if unknown:
-            raise field_error(
-                "invalid_share", f"share.{unknown[0]}", f"Unknown field in share: {unknown[0][:64]!r}."
-            )
+            raise field_error("invalid_share", f"share.{unknown[0]}", f"Unknown field in share: {unknown[0][:64]!r}.")
         draft = meta.get("justification")
         if draft is None:
             raise field_error("invalid_share", "share.justification", "A justification is required.")
@@ -166,8 +175,7 @@ class Gateway:
             raise field_error(
                 "decision_not_share",
                 "share.justification.decision",
-                "A share needs a justification whose decision is 'share'; record other decisions at "
-                "/api/v1/decisions.",
+                "A share needs a justification whose decision is 'share'; record other decisions at /api/v1/decisions.",
             )
         recipients = await self._resolve_recipients(meta.get("recipients"))
         content_type = meta.get("payload_content_type", "application/octet-stream")
@@ -216,12 +224,7 @@ class Gateway:
 
     async def _resolve_recipients(self, ids: Any) -> list[Recipient]:
         limit = self.settings.limits.max_recipients
-        if (
-            not isinstance(ids, list)
-            or not ids
-            or len(ids) > limit
-            or not all(isinstance(i, str) for i in ids)
-        ):
+        if not isinstance(ids, list) or not ids or len(ids) > limit or not all(isinstance(i, str) for i in ids):
             raise field_error(
                 "invalid_share",
                 "share.recipients",
@@ -280,9 +283,7 @@ class Gateway:
                     data, pending = bytes(pending), bytearray()
                     await asyncio.to_thread(encrypt_slice, data)
             if size == 0:
-                raise field_error(
-                    "payload_empty", "payload", "The payload part is empty; there is nothing to share."
-                )
+                raise field_error("payload_empty", "payload", "The payload part is empty; there is nothing to share.")
 
             def finish() -> None:
                 if pending:
@@ -363,6 +364,7 @@ class Gateway:
             "expires_at": expires_at,
             "max_downloads": prepared.max_downloads,
             "payload_size": size,
+            "receipt": receipt_url(index),
         }
 
     # -- recipients' side -------------------------------------------------------------------------
@@ -387,9 +389,7 @@ class Gateway:
                     for mine in share.recipients
                     if mine.recipient_id == principal.sub
                 ],
-                envelope_sha256=next(
-                    m.envelope_sha256 for m in share.recipients if m.recipient_id == principal.sub
-                ),
+                envelope_sha256=next(m.envelope_sha256 for m in share.recipients if m.recipient_id == principal.sub),
             ),
         )
         if outcome is None:
@@ -430,9 +430,7 @@ class Gateway:
                 share_index=s.ledger_index,
                 subjects=s.subjects,
                 recipients=[
-                    {"id": r.recipient_id, "org": r.recipient_org}
-                    for r in s.recipients
-                    if r.state == SHARE_ACTIVE
+                    {"id": r.recipient_id, "org": r.recipient_org} for r in s.recipients if r.state == SHARE_ACTIVE
                 ],
                 reason=reason,
             ),
@@ -470,9 +468,7 @@ class Gateway:
                 share_index=s.ledger_index,
                 subjects=s.subjects,
                 recipients=[
-                    {"id": r.recipient_id, "org": r.recipient_org}
-                    for r in s.recipients
-                    if r.state == SHARE_ACTIVE
+                    {"id": r.recipient_id, "org": r.recipient_org} for r in s.recipients if r.state == SHARE_ACTIVE
                 ],
                 reason="expired",
             ),
@@ -505,9 +501,7 @@ class Gateway:
         try:
             canonical_key = str(envelope.X25519Recipient.parse(rec.age_recipient))
         except envelope.InvalidRecipient as exc:
-            raise field_error(
-                "invalid_recipient", "age_recipient", f"Not an age X25519 recipient: {exc}"
-            ) from None
+            raise field_error("invalid_recipient", "age_recipient", f"Not an age X25519 recipient: {exc}") from None
         rec = Recipient(rec.id, rec.name.strip(), rec.org.strip(), rec.email.strip().lower(), canonical_key)
         entry = ledger_entry.recipient_entry(
             kind=ledger_entry.KIND_RECIPIENT_ADD,
@@ -538,6 +532,10 @@ class Gateway:
         return index
 
     # -- ledger -----------------------------------------------------------------------------------
+
+    async def checkpoint(self) -> tuple[int, bytes] | None:
+        """Sign a checkpoint over every committed entry, if the ledger grew since the last one."""
+        return await self.store.checkpoint(self.signer.sign, self.now_str())
 
     async def ledger(self, f: LedgerFilter) -> list[LedgerRow]:
         return await self.store.ledger_query(f)

@@ -9,9 +9,11 @@ from aiohttp import web
 
 from ..auth import Forbidden, Principal, require
 from ..errors import ApiError
+from ..ledger.signer import LedgerSigner
 from ..service import Gateway
 
 GATEWAY = web.AppKey("gateway", Gateway)
+SIGNER = web.AppKey("signer", LedgerSigner)
 PRINCIPAL = "safeshare.principal"
 
 

@@ -37,13 +37,5 @@ async def record_decision(request: web.Request) -> web.Response:
     if isinstance(body, dict) and set(body) == {"justification"}:
         body = body["justification"]
     result = await gateway(request).record_decision(p, body)
-    return json_response(
-        {
-            "ledger_index": result["ledger_index"],
-            "decision": result["decision"],
-            "recorded_at": result["recorded_at"],
-            "recipients": [],
-            "expires_at": None,
-        },
-        status=201,
-    )
+    # Same shape as a share's response, without share_id: nothing was sent to anyone.
+    return json_response({**result, "recipients": [], "expires_at": None}, status=201)

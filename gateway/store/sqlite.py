@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 
 import aiosqlite
 
+from ..ledger import merkle
 from ..ledger.entry import seal
 from ..ledger.merkle import CompactRange
 from .models import (
@@ -769,6 +770,52 @@ class SQLiteStore:
         async with self._reader.execute(sql, args) as cur:
             return [LedgerRow(r[0], r[1], r[2], bytes(r[3]), bytes(r[4])) for r in await cur.fetchall()]
 
+    async def checkpoint(self, sign: Callable[[int, bytes], bytes], now: str) -> tuple[int, bytes] | None:
+        """Sign the current tree if it grew since the last checkpoint; (size, note) or None if unchanged.
+
+        Runs through the writer, so the signed root is exactly that of the committed entries.
+        """
+
+        def op(conn: sqlite3.Connection) -> tuple[int, bytes] | None:
+            tree = load_tree(conn)
+            last = conn.execute("SELECT coalesce(max(size), 0) FROM ledger_checkpoints").fetchone()[0]
+            if tree.size == 0 or tree.size <= last:
+                return None
+            note = sign(tree.size, tree.root())
+            conn.execute("INSERT INTO ledger_checkpoints (size, time, note) VALUES (?, ?, ?)", (tree.size, now, note))
+            return tree.size, note
+
+        return await self._writer.submit(op)
+
+    async def latest_checkpoint(self) -> tuple[int, bytes] | None:
+        async with self._reader.execute(
+            "SELECT size, note FROM ledger_checkpoints ORDER BY size DESC LIMIT 1"
+        ) as cur:
+            row = await cur.fetchone()
+        return None if row is None else (int(row[0]), bytes(row[1]))
+
+    async def tree_size(self) -> int:
+        async with self._reader.execute("SELECT size FROM ledger_tree WHERE id = 0") as cur:
+            row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
+    async def ledger_entry(self, index: int) -> LedgerRow | None:
+        async with self._reader.execute(
+            "SELECT idx, time, kind, entry, leaf_hash FROM ledger WHERE idx = ?", (index,)
+        ) as cur:
+            r = await cur.fetchone()
+        return None if r is None else LedgerRow(r[0], r[1], r[2], bytes(r[3]), bytes(r[4]))
+
+    async def inclusion_proof(self, index: int, size: int) -> list[bytes]:
+        return await asyncio.to_thread(self._with_tree_reader, lambda t: t.inclusion_proof(index, size))
+
+    async def consistency_proof(self, first: int, second: int) -> list[bytes]:
+        return await asyncio.to_thread(self._with_tree_reader, lambda t: t.consistency_proof(first, second))
+
+    def _with_tree_reader(self, fn: Callable[[TreeReader], T]) -> T:
+        with TreeReader(self.path) as reader:
+            return fn(reader)
+
     async def ledger_size(self) -> int:
         async with self._reader.execute("SELECT coalesce(max(idx) + 1, 0) FROM ledger") as cur:
             row = await cur.fetchone()
@@ -784,3 +831,57 @@ def _settle_share_state(conn: sqlite3.Connection, share_id: str) -> None:
         conn.execute(
             "UPDATE shares SET state = ? WHERE id = ? AND state = 'active'", (SHARE_EXHAUSTED, share_id)
         )
+
+
+class TreeReader:
+    """Synchronous read access to leaf and subtree hashes for building proofs (run it off the event loop).
+
+    Complete subtrees of 256+ leaves come from `ledger_nodes`; smaller ones are hashed from one range read
+    of leaf hashes, so a proof at a million entries costs a few dozen indexed reads.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+        self._conn.execute("PRAGMA busy_timeout=30000")
+
+    def __enter__(self) -> TreeReader:
+        self._conn.execute("BEGIN")  # one snapshot for the whole proof
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._conn.rollback()
+        self._conn.close()
+
+    def size(self) -> int:
+        row = self._conn.execute("SELECT size FROM ledger_tree WHERE id = 0").fetchone()
+        return int(row[0]) if row else 0
+
+    def leaf_hash(self, index: int) -> bytes:
+        row = self._conn.execute("SELECT leaf_hash FROM ledger WHERE idx = ?", (index,)).fetchone()
+        if row is None:
+            raise StoreError(f"ledger entry {index} is missing")
+        return bytes(row[0])
+
+    def subtree_hash(self, start: int, end: int) -> bytes | None:
+        level = (end - start).bit_length() - 1
+        if level >= NODE_CACHE_MIN_LEVEL:
+            row = self._conn.execute(
+                "SELECT hash FROM ledger_nodes WHERE level = ? AND idx = ?", (level, start >> level)
+            ).fetchone()
+            if row is not None:
+                return bytes(row[0])
+        leaves = [
+            bytes(r[0])
+            for r in self._conn.execute(
+                "SELECT leaf_hash FROM ledger WHERE idx >= ? AND idx < ? ORDER BY idx", (start, end)
+            )
+        ]
+        if len(leaves) != end - start:
+            raise StoreError(f"ledger entries {start}..{end - 1} are incomplete")
+        return merkle.root(leaves)
+
+    def inclusion_proof(self, index: int, size: int) -> list[bytes]:
+        return merkle.inclusion_proof(index, size, self.leaf_hash, self.subtree_hash)
+
+    def consistency_proof(self, first: int, second: int) -> list[bytes]:
+        return merkle.consistency_proof(first, second, self.leaf_hash, self.subtree_hash)

@@ -1,0 +1,132 @@
+"""What anyone needs to check the ledger independently: signed checkpoints, the verifier key, entries with
+their canonical bytes, and RFC 9162 inclusion and consistency proofs."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+from aiohttp import web
+
+from ..auth import Principal
+from ..errors import ApiError, not_found
+from ..ledger.checkpoint import Checkpoint
+from ..store.models import LedgerRow
+from .common import SIGNER, gateway, principal, query_int
+
+routes = web.RouteTableDef()
+
+MAX_INDEX = 2**62
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def _checkpoint_json(size: int, note: bytes) -> dict[str, Any]:
+    body = note.split(b"\n\n", 1)[0] + b"\n"
+    return {"size": size, "root_hash": _b64(Checkpoint.parse(body).root_hash), "note": note.decode()}
+
+
+@routes.get("/api/v1/ledger/checkpoint")
+async def latest_checkpoint(request: web.Request) -> web.Response:
+    """The latest signed checkpoint (C2SP tlog-checkpoint in a signed note). Public: it reveals only size+root."""
+    latest = await gateway(request).store.latest_checkpoint()
+    if latest is None:
+        raise ApiError(404, "no_checkpoint", "The ledger is empty; there is no checkpoint yet.")
+    return web.Response(
+        body=latest[1], content_type="text/plain", charset="utf-8", headers={"X-SafeShare-Tree-Size": str(latest[0])}
+    )
+
+
+@routes.get("/api/v1/ledger/vkey")
+async def verifier_key(request: web.Request) -> web.Response:
+    """The checkpoint verifier key in C2SP vkey form (name+keyhash+base64(0x01‖pubkey)); pin it once."""
+    return web.Response(text=request.app[SIGNER].vkey + "\n", content_type="text/plain", charset="utf-8")
+
+
+def _may_see(p: Principal, entry: dict[str, Any]) -> bool:
+    """Auditors see every entry; anyone else only entries they made or that name them as a recipient."""
+    if p.has("auditor"):
+        return True
+    actor = entry.get("actor") or {}
+    if actor.get("sub") == p.sub and actor.get("iss") == p.issuer:
+        return True
+    return p.has("recipient") and any(r.get("id") == p.sub for r in entry.get("recipients") or ())
+
+
+@routes.get("/api/v1/ledger/entries/{index}")
+async def ledger_entry(request: web.Request) -> web.Response:
+    """One entry, its canonical bytes, and an inclusion proof against the latest signed checkpoint.
+
+    This is the receipt a practitioner or recipient keeps: with the pinned vkey it proves the entry (and,
+    for a share, each envelope's SHA-256) is in the ledger the gateway signed.
+    """
+    p = principal(request, "auditor", "practitioner", "recipient", "admin")
+    try:
+        index = int(request.match_info["index"])
+    except ValueError:
+        raise not_found("ledger entry") from None
+    gw = gateway(request)
+    row: LedgerRow | None = await gw.store.ledger_entry(index) if 0 <= index < MAX_INDEX else None
+    if row is None:
+        raise not_found("ledger entry")
+    entry = json.loads(row.entry)
+    if not _may_see(p, entry):
+        raise not_found("ledger entry")
+    body: dict[str, Any] = {
+        "index": row.index,
+        "entry": entry,
+        "leaf": _b64(row.entry),
+        "leaf_hash": _b64(row.leaf_hash),
+        "checkpoint": None,
+        "inclusion_proof": None,
+    }
+    latest = await gw.store.latest_checkpoint()
+    if latest is not None and latest[0] > index:
+        size, note = latest
+        body["checkpoint"] = _checkpoint_json(size, note)
+        hashes = await gw.store.inclusion_proof(index, size)
+        body["inclusion_proof"] = {"index": index, "size": size, "hashes": [_b64(h) for h in hashes]}
+    else:
+        body["retry_after_seconds"] = max(1, round(gw.settings.checkpoint_interval_seconds * 2))
+    return web.json_response(body)
+
+
+@routes.get("/api/v1/ledger/proof/inclusion")
+async def inclusion_proof(request: web.Request) -> web.Response:
+    principal(request, "auditor")
+    gw = gateway(request)
+    size_now = await gw.store.tree_size()
+    size = query_int(request, "size", None, 1, max(1, size_now))
+    index = query_int(request, "index", None, 0, MAX_INDEX)
+    if size is None or index is None:
+        raise ApiError(
+            400, "invalid_parameter", "index and size are required.", field="index" if index is None else "size"
+        )
+    if size > size_now:
+        raise ApiError(400, "invalid_parameter", f"size must be at most the tree size {size_now}.", field="size")
+    if index >= size:
+        raise ApiError(400, "invalid_parameter", "index must be smaller than size.", field="index")
+    hashes = await gw.store.inclusion_proof(index, size)
+    return web.json_response({"index": index, "size": size, "hashes": [_b64(h) for h in hashes]})
+
+
+@routes.get("/api/v1/ledger/proof/consistency")
+async def consistency_proof(request: web.Request) -> web.Response:
+    principal(request, "auditor")
+    gw = gateway(request)
+    size_now = await gw.store.tree_size()
+    first = query_int(request, "first", None, 1, MAX_INDEX)
+    second = query_int(request, "second", None, 1, MAX_INDEX)
+    if first is None or second is None:
+        raise ApiError(
+            400, "invalid_parameter", "first and second are required.", field="first" if first is None else "second"
+        )
+    if second > size_now:
+        raise ApiError(400, "invalid_parameter", f"second must be at most the tree size {size_now}.", field="second")
+    if first > second:
+        raise ApiError(400, "invalid_parameter", "first must not be larger than second.", field="first")
+    hashes = await gw.store.consistency_proof(first, second)
+    return web.json_response({"first": first, "second": second, "hashes": [_b64(h) for h in hashes]})

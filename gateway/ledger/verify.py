@@ -1,0 +1,140 @@
+"""Independent checks of a ledger: recompute the Merkle tree from the stored entries and hold it against every
+signed checkpoint (local), or check a remote gateway's latest checkpoint against one saved earlier (remote).
+
+Pure functions over rows and notes; the CLI feeds them from SQLite or HTTP. The first failure is reported
+with the index it concerns, so an auditor knows where the record stops being trustworthy.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from .checkpoint import Checkpoint, CheckpointError, NoteVerifier, verify_checkpoint
+from .entry import canonical
+from .merkle import CompactRange, ProofError, leaf_hash, verify_consistency
+
+
+@dataclass
+class VerifyReport:
+    ok: bool = True
+    entries: int = 0
+    checkpoints: int = 0
+    root_hash: bytes = b""
+    #: The first index that cannot be trusted, when a failure concerns entries.
+    first_bad_index: int | None = None
+    problems: list[str] = field(default_factory=list)
+
+    def fail(self, message: str, index: int | None = None) -> VerifyReport:
+        self.ok = False
+        if index is not None and self.first_bad_index is None:
+            self.first_bad_index = index
+        self.problems.append(message)
+        return self
+
+
+def verify_ledger(
+    rows: Iterable[tuple[int, bytes, bytes]],
+    checkpoints: Sequence[tuple[int, bytes]],
+    verifier: NoteVerifier,
+    origin: str,
+) -> VerifyReport:
+    """Check entries (index, canonical bytes, stored leaf hash), in index order, against signed checkpoints.
+
+    Catches: a deleted or inserted row (gap or index mismatch), an edited entry (its bytes no longer hash to
+    the stored leaf, or the tree no longer has the signed root), reordered rows (an entry sits at an index
+    it does not name), a truncated tail (a checkpoint covers more entries than exist), and a replaced or
+    forged checkpoint (bad signature, or a root that is not this tree's: a fork).
+    """
+    report = VerifyReport()
+    signed: list[Checkpoint] = []
+    for size, note in sorted(checkpoints):
+        try:
+            cp = verify_checkpoint(note, verifier, origin=origin)
+        except CheckpointError as exc:
+            return report.fail(f"checkpoint for size {size} does not verify with the ledger key: {exc}")
+        if cp.size != size:
+            return report.fail(f"checkpoint stored for size {size} says size {cp.size}")
+        signed.append(cp)
+    report.checkpoints = len(signed)
+    pending = iter(signed)
+    next_cp = next(pending, None)
+    last_good = 0
+    tree = CompactRange()
+    for index, data, stored_leaf in rows:
+        if index != tree.size:
+            return report.fail(f"entry {tree.size} is missing (the next stored entry is {index})", tree.size)
+        try:
+            entry = json.loads(data)
+        except ValueError:
+            return report.fail(f"entry {index} is not valid JSON", index)
+        if not isinstance(entry, dict) or entry.get("index") != index:
+            claimed = entry.get("index") if isinstance(entry, dict) else None
+            return report.fail(f"entry {index} names index {claimed} (rows reordered or replaced)", index)
+        if canonical(entry) != data:
+            return report.fail(f"entry {index} is not in canonical form (edited outside the gateway)", index)
+        leaf = leaf_hash(data)
+        if leaf != stored_leaf:
+            return report.fail(f"entry {index} does not match its recorded leaf hash (edited)", index)
+        tree.append(leaf)
+        while next_cp is not None and next_cp.size == tree.size:
+            if tree.root() != next_cp.root_hash:
+                return report.fail(
+                    f"entries {last_good}..{tree.size - 1} do not match the checkpoint signed for size {tree.size}"
+                    f" (an entry in that range was altered, or the checkpoint is from a fork)",
+                    last_good,
+                )
+            last_good = tree.size
+            next_cp = next(pending, None)
+    report.entries = tree.size
+    report.root_hash = tree.root()
+    if next_cp is not None:
+        return report.fail(
+            f"the ledger has {tree.size} entries but a signed checkpoint covers {next_cp.size}: entries from "
+            f"{tree.size} on were removed",
+            tree.size,
+        )
+    return report
+
+
+@dataclass(frozen=True)
+class RemoteVerdict:
+    ok: bool
+    message: str
+    old: Checkpoint
+    new: Checkpoint | None = None
+
+
+def verify_remote(
+    saved_note: bytes,
+    latest_note: bytes,
+    proof: Sequence[bytes] | None,
+    verifier: NoteVerifier,
+    origin: str | None = None,
+) -> RemoteVerdict:
+    """Is the gateway's latest checkpoint an append-only extension of the one the auditor saved earlier?
+
+    `proof` is the RFC 9162 consistency proof from the saved size to the latest size (None when equal).
+    A smaller tree is a rollback; a different root at the same size, or a proof that fails, is a fork.
+    """
+    old = verify_checkpoint(saved_note, verifier, origin=origin)
+    try:
+        new = verify_checkpoint(latest_note, verifier, origin=origin or old.origin)
+    except CheckpointError as exc:
+        return RemoteVerdict(False, f"the gateway's latest checkpoint does not verify: {exc}", old)
+    if new.size < old.size:
+        return RemoteVerdict(
+            False, f"rollback: the gateway now shows {new.size} entries, fewer than the {old.size} saved", old, new
+        )
+    if new.size == old.size:
+        if new.root_hash != old.root_hash:
+            return RemoteVerdict(False, f"fork: the root for size {old.size} differs from the one saved", old, new)
+        return RemoteVerdict(True, f"unchanged at {old.size} entries; same root", old, new)
+    try:
+        verify_consistency(old.size, new.size, proof or [], old.root_hash, new.root_hash)
+    except ProofError as exc:
+        return RemoteVerdict(
+            False, f"fork: size {new.size} is not an append-only extension of size {old.size} ({exc})", old, new
+        )
+    return RemoteVerdict(True, f"consistent: {old.size} -> {new.size} entries, append-only", old, new)
