@@ -408,6 +408,10 @@ async def test_wrong_content_types_and_bodies(api: Api) -> None:
     assert r.status == 413 and (await r.json())["error"] == "payload_too_large"
     r = await api.client.post("/api/v1/decisions", data=b"[]", headers={**h, "Content-Type": "application/json"})
     assert r.status == 422 and (await r.json())["error"] == "justification_incomplete"
+    r = await api.client.post(
+        "/api/v1/decisions", data=b'{"decision": "\\ud800"}', headers={**h, "Content-Type": "application/json"}
+    )
+    assert r.status == 400 and "surrogate" in (await r.json())["message"]
     r = await api.client.get("/api/v1/ledger?limit=abc", headers=api.auth("a", "auditor"))
     assert r.status == 400 and (await r.json())["field"] == "limit"
     r = await api.client.get("/api/v1/ledger?from=yesterday", headers=api.auth("a", "auditor"))

@@ -59,10 +59,15 @@ async def read_limited(stream: Any, limit: int, field: str) -> bytes:
 
 def parse_json(data: bytes, field: str) -> Any:
     try:
-        return json.loads(data)
+        value = json.loads(data)
+        # JSON escapes can smuggle in unpaired surrogates, which no UTF-8 store or ledger entry can hold.
+        json.dumps(value, ensure_ascii=False).encode()
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         where = f" (line {exc.lineno}, column {exc.colno})" if isinstance(exc, json.JSONDecodeError) else ""
         raise ApiError(400, "invalid_json", f"{field} is not valid JSON{where}.", field=field) from None
+    except UnicodeEncodeError:
+        raise ApiError(400, "invalid_json", f"{field} contains an unpaired surrogate escape.", field=field) from None
+    return value
 
 
 async def read_json(request: web.Request, field: str = "body") -> Any:
