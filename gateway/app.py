@@ -19,12 +19,13 @@ from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
 from .api import decisions, inbox, ledger, policies, recipients, shares, transparency
-from .api.common import GATEWAY, PRINCIPAL, SIGNER
+from .api.common import GATEWAY, PRINCIPAL, SIGNER, WITNESSES
 from .auth import AuthError, EmbeddedIssuer, TokenVerifier, bearer_token
 from .config import Settings
 from .errors import ApiError, error_response
 from .home import HomeKeys, init_home
 from .justification import PolicyRegistry
+from .ledger.checkpoint import NoteVerifier
 from .ledger.signer import LedgerSigner
 from .service import Gateway
 from .store.sqlite import SQLiteStore
@@ -36,9 +37,12 @@ ISSUER = web.AppKey("issuer", EmbeddedIssuer)
 SETTINGS = web.AppKey("settings", Settings)
 OPENAPI = web.AppKey("openapi", bytes)
 
-#: Routes under /api/ that need no token: the API description, and what anyone needs to check the ledger's
-#: signed checkpoints (they reveal only the tree size and root hash).
-PUBLIC_PATHS = frozenset({"/api/v1/openapi.json", "/api/v1/ledger/checkpoint", "/api/v1/ledger/vkey"})
+#: Routes under /api/ that need no token: the API description, what anyone needs to check the ledger's signed
+#: checkpoints (they reveal only the tree size and root hash), and witness co-signatures (authenticated by the
+#: witness's own signature against the configured witness keys).
+PUBLIC_PATHS = frozenset(
+    {"/api/v1/openapi.json", "/api/v1/ledger/checkpoint", "/api/v1/ledger/vkey", "/api/v1/ledger/cosignatures"}
+)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -144,6 +148,7 @@ def create_app(settings: Settings, keys: HomeKeys | None = None) -> web.Applicat
     policy_registry = PolicyRegistry.builtin(settings.default_policy)
     signer = LedgerSigner(settings.log_origin, keys.ledger_key)
     app[SIGNER] = signer
+    app[WITNESSES] = tuple(NoteVerifier.from_vkey(v) for v in settings.witnesses)
 
     async def verifier_ctx(app: web.Application) -> AsyncIterator[None]:
         app[VERIFIER] = TokenVerifier(issuer if settings.embedded_issuer else None, settings.oidc)

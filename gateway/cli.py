@@ -25,16 +25,25 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__, envelope
-from .auth import ROLES, EmbeddedIssuer
+from .auth import ROLES, EmbeddedIssuer, load_or_create_ed25519_key
 from .config import Settings, load_settings, resolve_home
 from .errors import ApiError
 from .home import init_home
 from .justification import PolicyRegistry
-from .ledger.checkpoint import Checkpoint, CheckpointError, NoteVerifier, verify_checkpoint
+from .ledger.checkpoint import (
+    Checkpoint,
+    CheckpointError,
+    NoteSigner,
+    NoteVerifier,
+    open_note,
+    split_note,
+    verify_checkpoint,
+)
 from .ledger.entry import actor
 from .ledger.merkle import CompactRange
 from .ledger.signer import LedgerSigner
 from .ledger.verify import verify_ledger, verify_remote
+from .ledger.witness import Witness, WitnessRefusal
 from .service import Gateway
 from .store.models import Recipient
 from .store.sqlite import SQLiteStore, create_schema
@@ -437,7 +446,15 @@ def _verify_remote(args: argparse.Namespace) -> int:
         return 2
     try:
         saved = Path(args.since).read_bytes()
-        latest = _get(f"{base}/api/v1/ledger/checkpoint", None, args.timeout)
+        witnessed = "?witnessed=1" if args.witness_vkey else ""
+        latest = _get(f"{base}/api/v1/ledger/checkpoint{witnessed}", None, args.timeout)
+        if args.witness_vkey:
+            witnesses = [NoteVerifier.from_vkey(v) for v in args.witness_vkey]
+            try:
+                open_note(latest, witnesses, require=[w.name for w in witnesses])
+            except CheckpointError as exc:
+                names = ", ".join(w.name for w in witnesses)
+                raise CheckpointError(f"the latest witnessed checkpoint is not co-signed by {names} ({exc})") from None
         verifier = _verifier(
             args,
             None
@@ -447,7 +464,7 @@ def _verify_remote(args: argparse.Namespace) -> int:
         if verifier is None:
             return 2
         old = verify_checkpoint(saved, verifier)
-        new = Checkpoint.parse(latest.split(b"\n\n", 1)[0] + b"\n")
+        new = Checkpoint.parse(split_note(latest)[0])
         proof = None
         if new.size > old.size:
             body = json.loads(
@@ -505,6 +522,79 @@ def cmd_ledger_checkpoint(args: argparse.Namespace) -> int:
         print(f"checkpoint for {cp.size} entries saved to {args.output}", file=sys.stderr)
     else:
         sys.stdout.write(note.decode())
+    return 0
+
+
+WITNESS_KEY = "witness.ed25519.pem"
+WITNESS_NAME = "name"
+WITNESS_LOG_VKEY = "log.vkey"
+WITNESS_LAST = "last-checkpoint"
+
+
+def cmd_witness_init(args: argparse.Namespace) -> int:
+    """Set up a witness (held by a partner organisation): its key, its name, and the log key it watches."""
+    wdir = Path(args.dir)
+    wdir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        NoteVerifier.from_vkey(args.log_vkey)
+        signer = NoteSigner(args.name, load_or_create_ed25519_key(wdir / WITNESS_KEY))
+    except (CheckpointError, ValueError) as exc:
+        _err(str(exc))
+        return 2
+    (wdir / WITNESS_NAME).write_text(args.name + "\n")
+    (wdir / WITNESS_LOG_VKEY).write_text(args.log_vkey.strip() + "\n")
+    print(signer.vkey())
+    print("give this verifier key to the gateway's administrator (safeshare.toml: witnesses = [...])", file=sys.stderr)
+    return 0
+
+
+def cmd_witness_cosign(args: argparse.Namespace) -> int:
+    """Co-sign the gateway's latest checkpoint if it extends the last one this witness co-signed."""
+    wdir = Path(args.dir)
+    base = args.gateway.rstrip("/")
+    try:
+        name = (wdir / WITNESS_NAME).read_text().strip()
+        witness = Witness(
+            NoteSigner(name, load_or_create_ed25519_key(wdir / WITNESS_KEY)),
+            NoteVerifier.from_vkey((wdir / WITNESS_LOG_VKEY).read_text().strip()),
+        )
+        previous = (wdir / WITNESS_LAST).read_bytes() if (wdir / WITNESS_LAST).exists() else None
+        note = _get(f"{base}/api/v1/ledger/checkpoint", None, args.timeout)
+        new = Checkpoint.parse(split_note(note)[0])
+        proof = None
+        if previous is not None:
+            old = Checkpoint.parse(split_note(previous)[0])
+            if new.size > old.size:
+                body = json.loads(
+                    _get(
+                        f"{base}/api/v1/ledger/proof/consistency?first={old.size}&second={new.size}",
+                        args.token,
+                        args.timeout,
+                    )
+                )
+                proof = [base64.b64decode(h) for h in body["hashes"]]
+        cosigned = witness.cosign(note, previous, proof)
+        req = urllib.request.Request(  # noqa: S310 - the operator chooses the gateway URL
+            f"{base}/api/v1/ledger/cosignatures",
+            data=cosigned,
+            method="POST",
+            headers={"Content-Type": "text/plain; charset=utf-8"},
+        )
+        with urllib.request.urlopen(req, timeout=args.timeout) as resp:  # noqa: S310
+            resp.read()
+    except WitnessRefusal as exc:
+        _err(f"REFUSED to co-sign: {exc}")
+        return 1
+    except urllib.error.HTTPError as exc:
+        _err(f"the gateway refused: {_http_error(exc)}")
+        return 1
+    except (urllib.error.URLError, OSError, CheckpointError, ValueError, KeyError) as exc:
+        _err(f"cannot co-sign: {exc}")
+        return 1
+    tmp = wdir / (WITNESS_LAST + ".tmp")
+    tmp.write_bytes(cosigned)
+    os.replace(tmp, wdir / WITNESS_LAST)
+    print(f"co-signed checkpoint for {new.size} entries")
     return 0
 
 
@@ -584,6 +674,7 @@ def build_parser() -> argparse.ArgumentParser:
     lv.add_argument("--save", help="after success, save the gateway's latest checkpoint here (remote)")
     lv.add_argument("--vkey", help="pinned verifier key (name+hash+key)")
     lv.add_argument("--vkey-file", help="file holding the pinned verifier key")
+    lv.add_argument("--witness-vkey", action="append", help="require this witness's co-signature (remote; repeatable)")
     lv.add_argument("--timeout", type=float, default=60.0)
     lv.set_defaults(func=cmd_ledger_verify)
     lc = lg.add_parser("checkpoint", help="fetch, verify and save a gateway's latest signed checkpoint")
@@ -593,6 +684,20 @@ def build_parser() -> argparse.ArgumentParser:
     lc.add_argument("-o", "--output", help="write the checkpoint note here (default: standard output)")
     lc.add_argument("--timeout", type=float, default=60.0)
     lc.set_defaults(func=cmd_ledger_checkpoint)
+
+    w = sub.add_parser("witness", help="co-sign a gateway's checkpoints (run by a partner organisation)")
+    ws = w.add_subparsers(dest="action", required=True)
+    wi = ws.add_parser("init", help="create the witness key; prints its verifier key")
+    wi.add_argument("--dir", required=True, help="the witness's own directory (its private key lives here)")
+    wi.add_argument("--name", required=True, help="witness key name, e.g. partner.example/witness")
+    wi.add_argument("--log-vkey", required=True, help="the gateway's ledger verifier key to watch")
+    wi.set_defaults(func=cmd_witness_init)
+    wc = ws.add_parser("cosign", help="check and co-sign the gateway's latest checkpoint")
+    wc.add_argument("--dir", required=True)
+    wc.add_argument("--gateway", required=True)
+    wc.add_argument("--token", help="auditor token (for consistency proofs)")
+    wc.add_argument("--timeout", type=float, default=60.0)
+    wc.set_defaults(func=cmd_witness_cosign)
     return p
 
 

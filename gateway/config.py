@@ -45,6 +45,8 @@ class Settings:
     embedded_issuer: bool = True
     #: Origins allowed to call the API cross-origin (browser-extension origins, e.g. chrome-extension://ID).
     cors_origins: tuple[str, ...] = ()
+    #: Verifier keys (C2SP vkey) of witnesses whose co-signatures on checkpoints the gateway accepts.
+    witnesses: tuple[str, ...] = ()
     #: How often the checkpointer looks for new entries to sign (a new entry is covered within about this).
     checkpoint_interval_seconds: float = 0.5
     #: How often expired shares are looked for and crypto-shredded.
@@ -99,11 +101,10 @@ def load_settings(home: Path) -> Settings:
     unknown = set(raw) - known
     if unknown:
         raise ValueError(f"{path}: unknown setting(s): {', '.join(sorted(unknown))}")
-    for key in ("cors_origins",):
+    for key in ("cors_origins", "witnesses"):
         if key in raw:
             raw[key] = tuple(raw[key])
     oidc = tuple(
-        OIDCIssuerConfig(**{k: tuple(v) if k == "algorithms" else v for k, v in item.items()})
-        for item in oidc_raw
+        OIDCIssuerConfig(**{k: tuple(v) if k == "algorithms" else v for k, v in item.items()}) for item in oidc_raw
     )
     return Settings(home=home, limits=Limits(**limits_raw), oidc=oidc, **raw)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -67,11 +68,11 @@ def multipart(meta: dict[str, Any], payload: bytes) -> tuple[bytes, str]:
     return body, f"multipart/form-data; boundary={b}"
 
 
-@pytest.fixture
-def served(tmp_path: Path) -> Iterator[tuple[Path, str]]:
-    home = tmp_path / "home"
+@contextlib.contextmanager
+def serve(home: Path, log_path: Path) -> Iterator[str]:
+    """A real `safeshare serve` on a free loopback port; yields its base URL once /healthz answers."""
     port = free_port()
-    log = open(tmp_path / "server.log", "w")  # noqa: SIM115
+    log = open(log_path, "w")  # noqa: SIM115
     proc = subprocess.Popen(
         [sys.executable, "-m", "gateway.cli", "--home", str(home), "serve", "--port", str(port)],
         stdout=log,
@@ -86,13 +87,20 @@ def served(tmp_path: Path) -> Iterator[tuple[Path, str]]:
                     break
             except OSError:
                 if proc.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError((tmp_path / "server.log").read_text()) from None
+                    raise AssertionError(log_path.read_text()) from None
                 time.sleep(0.1)
-        yield home, url
+        yield url
     finally:
         proc.terminate()
         proc.wait(10)
         log.close()
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[Path, str]]:
+    home = tmp_path / "home"
+    with serve(home, tmp_path / "server.log") as url:
+        yield home, url
 
 
 def test_init_is_idempotent_and_never_overwrites_keys(tmp_path: Path) -> None:

@@ -9,11 +9,13 @@ from aiohttp import web
 
 from ..auth import Forbidden, Principal, require
 from ..errors import ApiError
+from ..ledger.checkpoint import NoteVerifier
 from ..ledger.signer import LedgerSigner
 from ..service import Gateway
 
 GATEWAY = web.AppKey("gateway", Gateway)
 SIGNER = web.AppKey("signer", LedgerSigner)
+WITNESSES = web.AppKey("witnesses", tuple[NoteVerifier, ...])
 PRINCIPAL = "safeshare.principal"
 
 
@@ -81,9 +83,7 @@ async def read_json(request: web.Request, field: str = "body") -> Any:
         )
     limit = gateway(request).settings.limits.max_json_bytes
     if request.content_length is not None and request.content_length > limit:
-        raise ApiError(
-            413, "payload_too_large", f"{field} is larger than {limit} bytes.", field=field, limit=limit
-        )
+        raise ApiError(413, "payload_too_large", f"{field} is larger than {limit} bytes.", field=field, limit=limit)
     return parse_json(await read_limited(request.content, limit, field), field)
 
 
@@ -96,9 +96,7 @@ def query_int(request: web.Request, name: str, default: int | None, lo: int, hi:
     except ValueError:
         value = lo - 1
     if not lo <= value <= hi:
-        raise ApiError(
-            400, "invalid_parameter", f"{name} must be a whole number from {lo} to {hi}.", field=name
-        )
+        raise ApiError(400, "invalid_parameter", f"{name} must be a whole number from {lo} to {hi}.", field=name)
     return value
 
 

@@ -19,9 +19,7 @@ async def validate(request: web.Request) -> web.Response:
         {
             "valid": not problems,
             "problems": [p.as_dict() for p in problems],
-            "policy": None
-            if policy is None
-            else {"id": policy.id, "version": policy.version, "digest": policy.digest},
+            "policy": None if policy is None else {"id": policy.id, "version": policy.version, "digest": policy.digest},
         }
     )
 

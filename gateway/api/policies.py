@@ -32,9 +32,7 @@ async def list_policies(request: web.Request) -> web.Response:
     return web.json_response(
         {
             "default": reg.default.id,
-            "policies": [
-                {"id": p.id, "version": p.version, "title": p.title, "digest": p.digest} for p in items
-            ],
+            "policies": [{"id": p.id, "version": p.version, "title": p.title, "digest": p.digest} for p in items],
         }
     )
 

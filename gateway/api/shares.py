@@ -31,9 +31,7 @@ async def _next_part(reader: MultipartReader) -> BodyPartReader | None:
     try:
         part = await reader.next()
     except (ValueError, AssertionError, RuntimeError) as exc:
-        raise ApiError(
-            400, "invalid_multipart", f"The multipart body is malformed: {type(exc).__name__}."
-        ) from None
+        raise ApiError(400, "invalid_multipart", f"The multipart body is malformed: {type(exc).__name__}.") from None
     if part is not None and not isinstance(part, BodyPartReader):
         raise ApiError(400, "invalid_multipart", "Nested multipart bodies are not accepted.")
     return part
@@ -63,9 +61,7 @@ async def create_share(request: web.Request) -> web.Response:
     try:
         reader = await request.multipart()
     except (ValueError, AssertionError, KeyError) as exc:
-        raise ApiError(
-            400, "invalid_multipart", f"The multipart body is malformed: {type(exc).__name__}."
-        ) from None
+        raise ApiError(400, "invalid_multipart", f"The multipart body is malformed: {type(exc).__name__}.") from None
     part = await _next_part(reader)
     if part is None or part.name != "share":
         raise ApiError(
@@ -85,9 +81,7 @@ async def create_share(request: web.Request) -> web.Response:
             while chunk := await payload.read_chunk(PAYLOAD_READ):
                 yield chunk
         except ValueError as exc:
-            raise ApiError(
-                400, "invalid_multipart", f"The payload part is malformed: {type(exc).__name__}."
-            ) from None
+            raise ApiError(400, "invalid_multipart", f"The payload part is malformed: {type(exc).__name__}.") from None
         if await _next_part(reader) is not None:
             raise ApiError(400, "unexpected_part", "Only the 'share' and 'payload' parts are accepted.")
 

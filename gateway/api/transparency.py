@@ -11,9 +11,9 @@ from aiohttp import web
 
 from ..auth import Principal
 from ..errors import ApiError, not_found
-from ..ledger.checkpoint import Checkpoint
+from ..ledger.checkpoint import Checkpoint, CheckpointError, open_note, split_note
 from ..store.models import LedgerRow
-from .common import SIGNER, gateway, principal, query_int
+from .common import SIGNER, WITNESSES, gateway, principal, query_int, read_limited
 
 routes = web.RouteTableDef()
 
@@ -25,19 +25,71 @@ def _b64(data: bytes) -> str:
 
 
 def _checkpoint_json(size: int, note: bytes) -> dict[str, Any]:
-    body = note.split(b"\n\n", 1)[0] + b"\n"
+    body, _ = split_note(note)
     return {"size": size, "root_hash": _b64(Checkpoint.parse(body).root_hash), "note": note.decode()}
 
 
 @routes.get("/api/v1/ledger/checkpoint")
 async def latest_checkpoint(request: web.Request) -> web.Response:
-    """The latest signed checkpoint (C2SP tlog-checkpoint in a signed note). Public: it reveals only size+root."""
-    latest = await gateway(request).store.latest_checkpoint()
+    """The latest signed checkpoint (C2SP tlog-checkpoint in a signed note), with any witness co-signatures.
+
+    Public: it reveals only the tree size and root. `?witnessed=1` gives the latest checkpoint that at least
+    one witness has co-signed instead.
+    """
+    store = gateway(request).store
+    if request.query.get("witnessed") in ("1", "true"):
+        size = await store.latest_cosigned_size()
+        note = None if size is None else await store.checkpoint_note(size)
+        if size is None or note is None:
+            raise ApiError(404, "no_checkpoint", "No checkpoint has been co-signed by a witness yet.")
+        latest: tuple[int, bytes] | None = (size, note)
+    else:
+        latest = await store.latest_checkpoint()
     if latest is None:
         raise ApiError(404, "no_checkpoint", "The ledger is empty; there is no checkpoint yet.")
+    size, note = latest
+    cosigs = await store.cosignature_lines(size)
+    if cosigs:
+        note = note + "".join(line + "\n" for line in cosigs).encode()
     return web.Response(
-        body=latest[1], content_type="text/plain", charset="utf-8", headers={"X-SafeShare-Tree-Size": str(latest[0])}
+        body=note, content_type="text/plain", charset="utf-8", headers={"X-SafeShare-Tree-Size": str(size)}
     )
+
+
+MAX_NOTE_BYTES = 64 * 1024
+
+
+@routes.post("/api/v1/ledger/cosignatures")
+async def add_cosignature(request: web.Request) -> web.Response:
+    """A witness returns a checkpoint it co-signed. Authenticated by the witness's signature, not a token:
+    only keys listed in the gateway's `witnesses` setting count, and only over a checkpoint this gateway signed.
+    """
+    gw = gateway(request)
+    verifiers = request.app[WITNESSES]
+    if not verifiers:
+        raise ApiError(404, "no_witnesses", "This gateway has no witnesses configured.")
+    data = await read_limited(request.content, MAX_NOTE_BYTES, "note")
+    try:
+        body, sigs = split_note(data)
+        cp = Checkpoint.parse(body)
+    except CheckpointError as exc:
+        raise ApiError(400, "invalid_note", f"Not a signed checkpoint note: {exc}", field="note") from None
+    stored = await gw.store.checkpoint_note(cp.size)
+    if stored is None or split_note(stored)[0] != body:
+        raise ApiError(404, "not_found", "This gateway signed no such checkpoint.", field="note")
+    lines: dict[str, str] = {}
+    for v in verifiers:
+        try:
+            open_note(data, [v], require=[v.name])
+        except CheckpointError:
+            continue
+        lines[v.name] = next(line for name, kid, line in sigs if (name, kid) == (v.name, v.key_id))
+    if not lines:
+        raise ApiError(
+            422, "cosignature_invalid", "The note carries no valid signature from a configured witness.", field="note"
+        )
+    await gw.store.add_cosignatures(cp.size, lines)
+    return web.json_response({"size": cp.size, "witnesses": sorted(lines)}, status=201)
 
 
 @routes.get("/api/v1/ledger/vkey")

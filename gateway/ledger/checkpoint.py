@@ -203,6 +203,12 @@ def _split_note(note: bytes) -> tuple[bytes, list[_SignatureLine]]:
     return body.encode("utf-8"), parsed
 
 
+def split_note(note: bytes) -> tuple[bytes, list[tuple[str, bytes, str]]]:
+    """Structural parse without verifying anything: (text, [(key name, key ID, signature line)])."""
+    body, sigs = _split_note(note)
+    return body, [(s.name, s.key_id, s.line) for s in sigs]
+
+
 def _check_body(body: bytes) -> str:
     text = _decode_note_text(body, "note text")
     if not text.endswith("\n"):

@@ -191,9 +191,7 @@ def share_event_entry(
     }
 
 
-def recipient_entry(
-    *, kind: str, time: str, actor: Mapping[str, Any], recipient: Mapping[str, Any]
-) -> dict[str, Any]:
+def recipient_entry(*, kind: str, time: str, actor: Mapping[str, Any], recipient: Mapping[str, Any]) -> dict[str, Any]:
     """Directory changes are recorded too: who could receive, and from when, is part of the audit trail."""
     if kind not in (KIND_RECIPIENT_ADD, KIND_RECIPIENT_DISABLE):
         raise ValueError(f"not a recipient event kind: {kind}")

@@ -168,6 +168,17 @@ CREATE TRIGGER IF NOT EXISTS ledger_subjects_no_update BEFORE UPDATE ON ledger_s
 BEGIN SELECT RAISE(ABORT, 'ledger is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS ledger_subjects_no_delete BEFORE DELETE ON ledger_subjects
 BEGIN SELECT RAISE(ABORT, 'ledger is append-only'); END;
+-- Witness co-signatures on checkpoints: one signature line per (checkpoint size, witness key name).
+CREATE TABLE IF NOT EXISTS ledger_cosignatures (
+    size INTEGER NOT NULL REFERENCES ledger_checkpoints (size),
+    witness TEXT NOT NULL,
+    line TEXT NOT NULL,
+    PRIMARY KEY (size, witness)
+) WITHOUT ROWID;
+CREATE TRIGGER IF NOT EXISTS ledger_cosignatures_no_update BEFORE UPDATE ON ledger_cosignatures
+BEGIN SELECT RAISE(ABORT, 'ledger is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS ledger_cosignatures_no_delete BEFORE DELETE ON ledger_cosignatures
+BEGIN SELECT RAISE(ABORT, 'ledger is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS ledger_checkpoints_no_update BEFORE UPDATE ON ledger_checkpoints
 BEGIN SELECT RAISE(ABORT, 'ledger is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS ledger_checkpoints_no_delete BEFORE DELETE ON ledger_checkpoints
@@ -487,9 +498,7 @@ class SQLiteStore:
 
         return await self._writer.submit(op)
 
-    async def set_recipient_status(
-        self, recipient_id: str, status: str, entry: Mapping[str, Any]
-    ) -> int | None:
+    async def set_recipient_status(self, recipient_id: str, status: str, entry: Mapping[str, Any]) -> int | None:
         """Returns the ledger index, or None when there is no such recipient (nothing recorded)."""
 
         def op(conn: sqlite3.Connection) -> int | None:
@@ -620,10 +629,7 @@ class SQLiteStore:
 
     async def inbox(self, recipient_id: str, before: int | None, limit: int) -> list[Share]:
         """The recipient's shares, newest first; paged by the share's ledger index."""
-        sql = (
-            "SELECT s.* FROM shares s JOIN share_recipients sr ON sr.share_id = s.id"
-            " WHERE sr.recipient_id = ?"
-        )
+        sql = "SELECT s.* FROM shares s JOIN share_recipients sr ON sr.share_id = s.id WHERE sr.recipient_id = ?"
         args: list[Any] = [recipient_id]
         if before is not None:
             sql += " AND s.ledger_index < ?"
@@ -788,11 +794,36 @@ class SQLiteStore:
         return await self._writer.submit(op)
 
     async def latest_checkpoint(self) -> tuple[int, bytes] | None:
-        async with self._reader.execute(
-            "SELECT size, note FROM ledger_checkpoints ORDER BY size DESC LIMIT 1"
-        ) as cur:
+        async with self._reader.execute("SELECT size, note FROM ledger_checkpoints ORDER BY size DESC LIMIT 1") as cur:
             row = await cur.fetchone()
         return None if row is None else (int(row[0]), bytes(row[1]))
+
+    async def checkpoint_note(self, size: int) -> bytes | None:
+        async with self._reader.execute("SELECT note FROM ledger_checkpoints WHERE size = ?", (size,)) as cur:
+            row = await cur.fetchone()
+        return None if row is None else bytes(row[0])
+
+    async def add_cosignatures(self, size: int, lines: Mapping[str, str]) -> None:
+        """Record witness signature lines for a stored checkpoint (a repeat from the same witness is kept once)."""
+
+        def op(conn: sqlite3.Connection) -> None:
+            conn.executemany(
+                "INSERT OR IGNORE INTO ledger_cosignatures (size, witness, line) VALUES (?, ?, ?)",
+                [(size, name, line) for name, line in sorted(lines.items())],
+            )
+
+        await self._writer.submit(op)
+
+    async def cosignature_lines(self, size: int) -> list[str]:
+        async with self._reader.execute(
+            "SELECT line FROM ledger_cosignatures WHERE size = ? ORDER BY witness", (size,)
+        ) as cur:
+            return [r[0] for r in await cur.fetchall()]
+
+    async def latest_cosigned_size(self) -> int | None:
+        async with self._reader.execute("SELECT max(size) FROM ledger_cosignatures") as cur:
+            row = await cur.fetchone()
+        return None if row is None or row[0] is None else int(row[0])
 
     async def tree_size(self) -> int:
         async with self._reader.execute("SELECT size FROM ledger_tree WHERE id = 0") as cur:
@@ -828,9 +859,7 @@ def _settle_share_state(conn: sqlite3.Connection, share_id: str) -> None:
         "SELECT count(*) FROM share_recipients WHERE share_id = ? AND state = 'active'", (share_id,)
     ).fetchone()[0]
     if left == 0:
-        conn.execute(
-            "UPDATE shares SET state = ? WHERE id = ? AND state = 'active'", (SHARE_EXHAUSTED, share_id)
-        )
+        conn.execute("UPDATE shares SET state = ? WHERE id = ? AND state = 'active'", (SHARE_EXHAUSTED, share_id))
 
 
 class TreeReader:
