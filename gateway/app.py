@@ -113,6 +113,34 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     return await handler(request)
 
 
+CORS_ALLOW_HEADERS = "Authorization, Content-Type"
+CORS_ALLOW_METHODS = "GET, POST, OPTIONS"
+
+
+@web.middleware
+async def cors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """CORS only for the extension origins an administrator pinned (`cors_origins`), never for web pages.
+
+    Chromium extensions calling from their service worker with host permissions need no CORS at all; a
+    pinned `chrome-extension://ID` / `moz-extension://UUID` covers extension pages that fetch directly.
+    """
+    origin = request.headers.get("Origin")
+    allowed = origin is not None and origin in request.app[SETTINGS].cors_origins
+    if request.method == "OPTIONS" and origin is not None and request.headers.get("Access-Control-Request-Method"):
+        if not allowed:
+            return error_response(403, "origin_not_allowed", "This origin may not call the gateway.")
+        resp: web.StreamResponse = web.Response(status=204)
+    else:
+        resp = await handler(request)
+    if allowed:
+        resp.headers["Access-Control-Allow-Origin"] = origin  # type: ignore[assignment]
+        resp.headers["Access-Control-Allow-Headers"] = CORS_ALLOW_HEADERS
+        resp.headers["Access-Control-Allow-Methods"] = CORS_ALLOW_METHODS
+        resp.headers["Access-Control-Max-Age"] = "600"
+        resp.headers["Vary"] = "Origin"
+    return resp
+
+
 @web.middleware
 async def security_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
     resp = await handler(request)
@@ -139,7 +167,7 @@ def create_app(settings: Settings, keys: HomeKeys | None = None) -> web.Applicat
     keys = keys or init_home(settings)
     issuer = EmbeddedIssuer(keys.token_key, settings.issuer, settings.audience)
     app = web.Application(
-        middlewares=[security_headers, error_middleware, auth_middleware],
+        middlewares=[security_headers, cors_middleware, error_middleware, auth_middleware],
         client_max_size=settings.limits.max_json_bytes,
     )
     app[SETTINGS] = settings

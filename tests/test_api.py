@@ -576,3 +576,24 @@ async def test_openapi_describes_every_route(api: Api) -> None:
         actual.add((path, route.method))
     assert actual - described == set(), "routes missing from the OpenAPI document"
     assert described - actual == set(), "OpenAPI describes routes the app does not have"
+
+
+async def test_cors_only_for_pinned_extension_origins(
+    aiohttp_client: Any, settings: Any, keys: Any, token: Any
+) -> None:
+    import dataclasses
+
+    from gateway.app import create_app
+
+    pinned = "chrome-extension://abcdefghijklmnopabcdefghijklmnop"
+    client = await aiohttp_client(create_app(dataclasses.replace(settings, cors_origins=(pinned,)), keys))
+    pre = {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "authorization"}
+    r = await client.options("/api/v1/shares", headers={"Origin": pinned, **pre})
+    assert r.status == 204 and r.headers["Access-Control-Allow-Origin"] == pinned
+    r = await client.options("/api/v1/shares", headers={"Origin": "https://evil.example", **pre})
+    assert r.status == 403 and "Access-Control-Allow-Origin" not in r.headers
+    h = {"Authorization": f"Bearer {token('pat', 'practitioner')}"}
+    r = await client.get("/api/v1/policy", headers={"Origin": "https://mail.google.com", **h})
+    assert r.status == 200 and "Access-Control-Allow-Origin" not in r.headers
+    r = await client.get("/api/v1/policy", headers={"Origin": pinned, **h})
+    assert r.headers["Access-Control-Allow-Origin"] == pinned
