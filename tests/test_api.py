@@ -597,3 +597,71 @@ async def test_cors_only_for_pinned_extension_origins(
     assert r.status == 200 and "Access-Control-Allow-Origin" not in r.headers
     r = await client.get("/api/v1/policy", headers={"Origin": pinned, **h})
     assert r.headers["Access-Control-Allow-Origin"] == pinned
+
+
+async def test_external_oidc_issuer_through_the_app(
+    aiohttp_client: Any, aiohttp_server: Any, settings: Any, keys: Any, share_justification: dict[str, Any]
+) -> None:
+    """An Entra-style issuer: RS256 tokens, keys from a real JWKS endpoint, app roles mapped to ours."""
+    import dataclasses
+    import time
+
+    import jwt
+    from aiohttp import web
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    from gateway.app import create_app
+    from gateway.auth import OIDCIssuerConfig
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key()))
+    jwk.update(kid="entra-1", use="sig", alg="RS256")
+    jwks_app = web.Application()
+
+    async def keys_route(request: web.Request) -> web.Response:
+        return web.json_response({"keys": [jwk]})
+
+    jwks_app.router.add_get("/keys", keys_route)
+    jwks_server = await aiohttp_server(jwks_app)
+    idp = OIDCIssuerConfig(
+        issuer="https://login.example/tenant/v2.0",
+        audience="api://safeshare",
+        jwks_url=str(jwks_server.make_url("/keys")),
+        algorithms=("RS256",),
+        role_map={"SafeShare.Practitioner": "practitioner"},
+        org_claim="tid",
+    )
+    client = await aiohttp_client(create_app(dataclasses.replace(settings, oidc=(idp,)), keys))
+
+    def entra_token(roles: list[str], **over: Any) -> str:
+        now = int(time.time())
+        claims = {
+            "iss": idp.issuer,
+            "aud": idp.audience,
+            "sub": "oid-123",
+            "tid": "hereford-council",
+            "roles": roles,
+            "iat": now,
+            "nbf": now,
+            "exp": now + 600,
+            **over,
+        }
+        return jwt.encode(claims, key, algorithm="RS256", headers={"kid": "entra-1"})
+
+    h = {"Authorization": f"Bearer {entra_token(['SafeShare.Practitioner'])}"}
+    r = await client.post("/api/v1/justifications/validate", json=share_justification, headers=h)
+    assert r.status == 200 and (await r.json())["valid"] is True
+    r = await client.post(
+        "/api/v1/justifications/validate",
+        json=share_justification,
+        headers={"Authorization": f"Bearer {entra_token(['admin'])}"},
+    )
+    assert r.status == 403  # an unmapped IdP role named "admin" grants nothing
+    r = await client.get("/api/v1/policy", headers={"Authorization": f"Bearer {entra_token([], aud='other')}"})
+    assert r.status == 401 and (await r.json())["error"] == "token_audience_invalid"
+    # The embedded issuer still works alongside.
+    from gateway.auth import EmbeddedIssuer
+
+    embedded = EmbeddedIssuer(keys.token_key, settings.issuer, settings.audience).issue("pat", ["practitioner"])
+    r = await client.get("/api/v1/policy", headers={"Authorization": f"Bearer {embedded}"})
+    assert r.status == 200
