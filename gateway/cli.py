@@ -438,6 +438,20 @@ def _get(url: str, token: str | None, timeout: float) -> bytes:
         return resp.read(16 * 1024 * 1024)
 
 
+def _consistency_proof(
+    base: str, token: str | None, timeout: float, old_note: bytes, new_note: bytes
+) -> list[bytes] | None:
+    """The gateway's RFC 9162 proof that the newer checkpoint's tree extends the older one (None if not larger)."""
+    old = Checkpoint.parse(split_note(old_note)[0])
+    new = Checkpoint.parse(split_note(new_note)[0])
+    if new.size <= old.size:
+        return None
+    body = json.loads(
+        _get(f"{base}/api/v1/ledger/proof/consistency?first={old.size}&second={new.size}", token, timeout)
+    )
+    return [base64.b64decode(h) for h in body["hashes"]]
+
+
 def _verify_remote(args: argparse.Namespace) -> int:
     """Catch a rollback or fork: the gateway's latest checkpoint must extend the one saved earlier."""
     base = args.gateway.rstrip("/")
@@ -463,18 +477,8 @@ def _verify_remote(args: argparse.Namespace) -> int:
         )
         if verifier is None:
             return 2
-        old = verify_checkpoint(saved, verifier)
-        new = Checkpoint.parse(split_note(latest)[0])
-        proof = None
-        if new.size > old.size:
-            body = json.loads(
-                _get(
-                    f"{base}/api/v1/ledger/proof/consistency?first={old.size}&second={new.size}",
-                    args.token,
-                    args.timeout,
-                )
-            )
-            proof = [base64.b64decode(h) for h in body["hashes"]]
+        verify_checkpoint(saved, verifier)
+        proof = _consistency_proof(base, args.token, args.timeout, saved, latest)
     except urllib.error.HTTPError as exc:
         _err(f"the gateway refused: {_http_error(exc)}")
         return 1
@@ -561,18 +565,7 @@ def cmd_witness_cosign(args: argparse.Namespace) -> int:
         previous = (wdir / WITNESS_LAST).read_bytes() if (wdir / WITNESS_LAST).exists() else None
         note = _get(f"{base}/api/v1/ledger/checkpoint", None, args.timeout)
         new = Checkpoint.parse(split_note(note)[0])
-        proof = None
-        if previous is not None:
-            old = Checkpoint.parse(split_note(previous)[0])
-            if new.size > old.size:
-                body = json.loads(
-                    _get(
-                        f"{base}/api/v1/ledger/proof/consistency?first={old.size}&second={new.size}",
-                        args.token,
-                        args.timeout,
-                    )
-                )
-                proof = [base64.b64decode(h) for h in body["hashes"]]
+        proof = None if previous is None else _consistency_proof(base, args.token, args.timeout, previous, note)
         cosigned = witness.cosign(note, previous, proof)
         req = urllib.request.Request(  # noqa: S310 - the operator chooses the gateway URL
             f"{base}/api/v1/ledger/cosignatures",

@@ -158,16 +158,6 @@ CREATE TABLE IF NOT EXISTS ledger_checkpoints (
     note BLOB NOT NULL
 );
 
--- Defence in depth: the ledger is append-only. Whoever owns the file can drop these triggers;
--- the Merkle tree and signed checkpoints are what catch that.
-CREATE TRIGGER IF NOT EXISTS ledger_no_update BEFORE UPDATE ON ledger
-BEGIN SELECT RAISE(ABORT, 'ledger is append-only'); END;
-CREATE TRIGGER IF NOT EXISTS ledger_no_delete BEFORE DELETE ON ledger
-BEGIN SELECT RAISE(ABORT, 'ledger is append-only'); END;
-CREATE TRIGGER IF NOT EXISTS ledger_subjects_no_update BEFORE UPDATE ON ledger_subjects
-BEGIN SELECT RAISE(ABORT, 'ledger is append-only'); END;
-CREATE TRIGGER IF NOT EXISTS ledger_subjects_no_delete BEFORE DELETE ON ledger_subjects
-BEGIN SELECT RAISE(ABORT, 'ledger is append-only'); END;
 -- Witness co-signatures on checkpoints: one signature line per (checkpoint size, witness key name).
 CREATE TABLE IF NOT EXISTS ledger_cosignatures (
     size INTEGER NOT NULL REFERENCES ledger_checkpoints (size),
@@ -175,23 +165,25 @@ CREATE TABLE IF NOT EXISTS ledger_cosignatures (
     line TEXT NOT NULL,
     PRIMARY KEY (size, witness)
 ) WITHOUT ROWID;
-CREATE TRIGGER IF NOT EXISTS ledger_cosignatures_no_update BEFORE UPDATE ON ledger_cosignatures
-BEGIN SELECT RAISE(ABORT, 'ledger is append-only'); END;
-CREATE TRIGGER IF NOT EXISTS ledger_cosignatures_no_delete BEFORE DELETE ON ledger_cosignatures
-BEGIN SELECT RAISE(ABORT, 'ledger is append-only'); END;
-CREATE TRIGGER IF NOT EXISTS ledger_checkpoints_no_update BEFORE UPDATE ON ledger_checkpoints
-BEGIN SELECT RAISE(ABORT, 'ledger is append-only'); END;
-CREATE TRIGGER IF NOT EXISTS ledger_checkpoints_no_delete BEFORE DELETE ON ledger_checkpoints
-BEGIN SELECT RAISE(ABORT, 'ledger is append-only'); END;
-CREATE TRIGGER IF NOT EXISTS ledger_orgs_no_update BEFORE UPDATE ON ledger_orgs
-BEGIN SELECT RAISE(ABORT, 'ledger is append-only'); END;
-CREATE TRIGGER IF NOT EXISTS ledger_orgs_no_delete BEFORE DELETE ON ledger_orgs
-BEGIN SELECT RAISE(ABORT, 'ledger is append-only'); END;
-CREATE TRIGGER IF NOT EXISTS ledger_recipients_no_update BEFORE UPDATE ON ledger_recipients
-BEGIN SELECT RAISE(ABORT, 'ledger is append-only'); END;
-CREATE TRIGGER IF NOT EXISTS ledger_recipients_no_delete BEFORE DELETE ON ledger_recipients
-BEGIN SELECT RAISE(ABORT, 'ledger is append-only'); END;
 """
+
+#: Defence in depth: these tables are append-only. Whoever owns the file can drop the triggers; the Merkle
+#: tree and signed checkpoints are what catch that (`safeshare ledger verify`).
+APPEND_ONLY_TABLES = (
+    "ledger",
+    "ledger_subjects",
+    "ledger_cosignatures",
+    "ledger_checkpoints",
+    "ledger_orgs",
+    "ledger_recipients",
+)
+
+SCHEMA += "".join(
+    f"CREATE TRIGGER IF NOT EXISTS {table}_no_{op.lower()} BEFORE {op} ON {table}\n"
+    "BEGIN SELECT RAISE(ABORT, 'ledger is append-only'); END;\n"
+    for table in APPEND_ONLY_TABLES
+    for op in ("UPDATE", "DELETE")
+)
 
 EntryBuilder = Callable[[Share], Mapping[str, Any]]
 
