@@ -149,6 +149,9 @@ class Principal:
     org: str | None
     issuer: str
     expires_at: int
+    #: Standard OIDC profile claims, when the token carries them (used for recipient self-enrolment).
+    email: str | None = None
+    name: str | None = None
 
     def has(self, role: str) -> bool:
         return role in self.roles
@@ -337,6 +340,8 @@ class EmbeddedIssuer:
         org: str | None = None,
         ttl: int = 3600,
         now: int | None = None,
+        email: str | None = None,
+        name: str | None = None,
     ) -> str:
         """Sign a token; roles are validated here so a typo fails at issue time, not as a silent denial."""
         _require_text("sub", sub)
@@ -363,6 +368,10 @@ class EmbeddedIssuer:
         }
         if org is not None:
             claims["org"] = org
+        for claim, value in (("email", email), ("name", name)):
+            if value is not None:
+                _require_text(claim, value)
+                claims[claim] = value
         return jwt.encode(claims, self._private_key, algorithm="EdDSA", headers={"kid": self.kid, "typ": "JWT"})
 
     def jwks(self) -> dict[str, Any]:
@@ -455,6 +464,19 @@ def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     if len(result) != len(pairs):  # parsers disagree on duplicates; refuse rather than pick one
         raise ValueError("duplicate key")
     return result
+
+
+def _profile_text(value: Any, cap: int = 320) -> str | None:
+    return value.strip() if isinstance(value, str) and value.strip() and len(value) <= cap else None
+
+
+def _profile_email(claims: Mapping[str, Any]) -> str | None:
+    """`email`, or Entra's `preferred_username` when it is an address (Entra omits `email` by default)."""
+    for claim in ("email", "preferred_username"):
+        value = _profile_text(claims.get(claim))
+        if value is not None and "@" in value:
+            return value.lower()
+    return None
 
 
 def _decode_segment(segment: str, what: str) -> dict[str, Any]:
@@ -820,7 +842,15 @@ class TokenVerifier:
             raise AuthError("token_not_yet_valid", "The token is not valid yet (nbf is in the future).")
         if iat > now + self.leeway:
             raise AuthError("token_not_yet_valid", "The token is not valid yet (iat is in the future).")
-        return Principal(sub=sub, roles=roles, org=org, issuer=state.issuer, expires_at=math.floor(exp))
+        return Principal(
+            sub=sub,
+            roles=roles,
+            org=org,
+            issuer=state.issuer,
+            expires_at=math.floor(exp),
+            email=_profile_email(claims),
+            name=_profile_text(claims.get("name")),
+        )
 
     def _session(self) -> aiohttp.ClientSession:
         if self._http is None:

@@ -129,6 +129,36 @@ def cmd_recipient_disable(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_recipient_decide(args: argparse.Namespace) -> int:
+    approve = args.action == "approve"
+    try:
+        result = asyncio.run(
+            _with_gateway(
+                _settings(args),
+                lambda gw: gw.decide_enrolment(_cli_actor(), args.id, approve, getattr(args, "reason", None)),
+            )
+        )
+    except ApiError as exc:
+        _err(exc.message)
+        return 2
+    e = result["enrolment"]
+    print(
+        f"enrolment {e['id']} for {args.id} {e['status']} (key {e['age_recipient']}, ledger index "
+        f"{result['ledger_index']})",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def cmd_recipient_pending(args: argparse.Namespace) -> int:
+    async def run(gw: Gateway) -> list[Any]:
+        return await gw.store.enrolments(status="pending")
+
+    for e in asyncio.run(_with_gateway(_settings(args), run)):
+        print(f"{e.recipient_id}\t{e.requested_at}\t{e.org}\t{e.email}\t{e.name}\t{e.age_recipient}")
+    return 0
+
+
 def _issuer(settings: Settings) -> EmbeddedIssuer:
     keys = init_home(settings)
     return EmbeddedIssuer(keys.token_key, settings.issuer, settings.audience)
@@ -137,7 +167,9 @@ def _issuer(settings: Settings) -> EmbeddedIssuer:
 def cmd_token_issue(args: argparse.Namespace) -> int:
     settings = _settings(args)
     try:
-        token = _issuer(settings).issue(args.sub, [args.role], org=args.org, ttl=args.ttl)
+        token = _issuer(settings).issue(
+            args.sub, [args.role], org=args.org, ttl=args.ttl, email=args.email, name=args.name
+        )
     except ValueError as exc:
         _err(str(exc))
         return 2
@@ -623,6 +655,15 @@ def build_parser() -> argparse.ArgumentParser:
     rd = r.add_parser("disable", help="stop new shares to a recipient")
     rd.add_argument("id")
     rd.set_defaults(func=cmd_recipient_disable)
+    rp = r.add_parser("pending", help="list enrolments waiting for approval")
+    rp.set_defaults(func=cmd_recipient_pending)
+    rap = r.add_parser("approve", help="approve a recipient's pending enrolment (its key becomes active)")
+    rap.add_argument("id")
+    rap.set_defaults(func=cmd_recipient_decide)
+    rrj = r.add_parser("reject", help="reject a recipient's pending enrolment")
+    rrj.add_argument("id")
+    rrj.add_argument("--reason")
+    rrj.set_defaults(func=cmd_recipient_decide)
 
     t = sub.add_parser("token", help="tokens from the embedded issuer").add_subparsers(dest="action", required=True)
     ti = t.add_parser("issue", help="print a signed JWT")
@@ -630,6 +671,8 @@ def build_parser() -> argparse.ArgumentParser:
     ti.add_argument("--role", required=True, choices=sorted(ROLES))
     ti.add_argument("--org")
     ti.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds (default 3600)")
+    ti.add_argument("--email", help="e-mail claim (a recipient enrolling from the extension needs it)")
+    ti.add_argument("--name", help="display-name claim")
     ti.set_defaults(func=cmd_token_issue)
 
     sh = sub.add_parser("share", help="share a file with recipients, with a golden-rules justification")

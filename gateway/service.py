@@ -32,6 +32,7 @@ from .store.models import (
     RECIPIENT_ACTIVE,
     RECIPIENT_DISABLED,
     SHARE_ACTIVE,
+    Enrolment,
     LedgerFilter,
     LedgerRow,
     Recipient,
@@ -530,6 +531,73 @@ class Gateway:
         if index is None:
             raise not_found("recipient")
         return index
+
+    # -- enrolment (keys generated on the recipient's device) --------------------------------------
+
+    async def enrol(self, principal: Principal, age_recipient: Any) -> dict[str, Any]:
+        """A recipient asks to receive with a public key from their browser; identity comes from the token."""
+        if not RECIPIENT_ID_RE.match(principal.sub):
+            raise field_error(
+                "enrolment_refused",
+                "token.sub",
+                "Your sign-in name cannot be used as a recipient ID; ask an administrator.",
+            )
+        if not principal.org or not principal.email:
+            raise field_error(
+                "enrolment_refused",
+                "token.org" if not principal.org else "token.email",
+                "Your sign-in token does not say which organisation and e-mail address you have; ask an administrator.",
+            )
+        if not isinstance(age_recipient, str):
+            raise field_error("invalid_enrolment", "age_recipient", "age_recipient (an age1… public key) is required.")
+        try:
+            key = str(envelope.X25519Recipient.parse(age_recipient))
+        except envelope.InvalidRecipient as exc:
+            raise field_error("invalid_enrolment", "age_recipient", f"Not an age X25519 recipient: {exc}") from None
+        enrolment = Enrolment(
+            id="en_" + base64.b32encode(secrets.token_bytes(10)).decode().lower(),
+            recipient_id=principal.sub,
+            name=(principal.name or principal.email)[:200],
+            org=principal.org[:200],
+            email=principal.email,
+            age_recipient=key,
+            requested_at=self.now_str(),
+        )
+        entry = ledger_entry.recipient_entry(
+            kind=ledger_entry.KIND_ENROLMENT_REQUEST,
+            time=enrolment.requested_at,
+            actor=self._actor(principal, "recipient"),
+            recipient={"id": enrolment.recipient_id, "org": enrolment.org, "age_recipient": key},
+            enrolment_id=enrolment.id,
+        )
+        index = await self.store.request_enrolment(enrolment, entry)
+        return {"enrolment": enrolment.public(), "ledger_index": index}
+
+    async def decide_enrolment(
+        self, actor: Mapping[str, Any], recipient_id: str, approve: bool, reason: str | None = None
+    ) -> dict[str, Any]:
+        """Approve (the key becomes active for new shares; the old one is retired) or reject; both recorded."""
+        kind = ledger_entry.KIND_ENROLMENT_APPROVE if approve else ledger_entry.KIND_ENROLMENT_REJECT
+        result = await self.store.decide_enrolment(
+            recipient_id,
+            approve,
+            str(actor.get("sub")),
+            lambda e: ledger_entry.recipient_entry(
+                kind=kind,
+                time=self.now_str(),
+                actor=actor,
+                recipient={"id": e.recipient_id, "org": e.org, "age_recipient": e.age_recipient},
+                enrolment_id=e.id,
+                **({"reason": reason} if reason else {}),
+            ),
+        )
+        if result is None:
+            raise ApiError(404, "no_pending_enrolment", f"No pending enrolment for {recipient_id[:64]!r}.")
+        enrolment, index = result
+        return {
+            "enrolment": {**enrolment.public(), "status": "approved" if approve else "rejected"},
+            "ledger_index": index,
+        }
 
     # -- ledger -----------------------------------------------------------------------------------
 

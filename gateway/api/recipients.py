@@ -12,6 +12,7 @@ from .common import gateway, json_response, principal, query_int, query_str, rea
 routes = web.RouteTableDef()
 
 RECIPIENT_FIELDS = ("id", "name", "org", "email", "age_recipient")
+ENROLMENT_STATES = ("pending", "approved", "rejected", "superseded")
 
 
 @routes.get("/api/v1/recipients")
@@ -50,3 +51,76 @@ async def disable_recipient(request: web.Request) -> web.Response:
     rid = request.match_info["recipient_id"]
     index = await gateway(request).disable_recipient(actor(p.sub, "admin", p.org, p.issuer), rid)
     return json_response({"id": rid, "status": "disabled", "ledger_index": index})
+
+
+@routes.post("/api/v1/recipients/enrol")
+async def enrol(request: web.Request) -> web.Response:
+    """A recipient enrols the public key generated in their browser; pending until an administrator approves.
+
+    Identity, organisation and e-mail come from the token, never from the body.
+    """
+    p = principal(request, "recipient")
+    body = await read_json(request)
+    if not isinstance(body, dict) or set(body) - {"age_recipient"}:
+        raise ApiError(400, "invalid_body", 'The body must be {"age_recipient": "age1…"}.', field="body")
+    result = await gateway(request).enrol(p, body.get("age_recipient"))
+    return json_response(result, status=202)
+
+
+@routes.get("/api/v1/recipients/me")
+async def me(request: web.Request) -> web.Response:
+    """The caller's directory entry, key history and enrolments: what the extension shows at set-up."""
+    p = principal(request, "recipient")
+    gw = gateway(request)
+    found = await gw.store.get_recipients([p.sub])
+    keys = await gw.store.recipient_keys(p.sub)
+    return json_response(
+        {
+            "id": p.sub,
+            "recipient": found[p.sub].public() if p.sub in found else None,
+            "keys": [
+                {"age_recipient": k, "status": st, "since": since, "until": until} for k, st, since, until in keys
+            ],
+            "enrolments": [e.public() for e in await gw.store.enrolments(recipient_id=p.sub)],
+        }
+    )
+
+
+@routes.get("/api/v1/enrolments")
+async def list_enrolments(request: web.Request) -> web.Response:
+    principal(request, "admin")
+    status = query_str(request, "status", 16)
+    if status is not None and status not in ENROLMENT_STATES:
+        raise ApiError(
+            400, "invalid_parameter", f"status must be one of: {', '.join(ENROLMENT_STATES)}.", field="status"
+        )
+    found = await gateway(request).store.enrolments(status=status)
+    return json_response({"enrolments": [e.public() for e in found]})
+
+
+async def _decide(request: web.Request, approve: bool) -> web.Response:
+    p = principal(request, "admin")
+    reason = None
+    if request.can_read_body:
+        body = await read_json(request)
+        if not isinstance(body, dict) or set(body) - {"reason"}:
+            raise ApiError(400, "invalid_body", 'The body may only carry {"reason": text}.', field="body")
+        reason = body.get("reason")
+        if reason is not None and (not isinstance(reason, str) or not reason.strip() or len(reason) > 4000):
+            raise ApiError(
+                422, "invalid_reason", "reason must be non-blank text of at most 4000 characters.", field="reason"
+            )
+    result = await gateway(request).decide_enrolment(
+        actor(p.sub, "admin", p.org, p.issuer), request.match_info["recipient_id"], approve, reason
+    )
+    return json_response(result)
+
+
+@routes.post("/api/v1/recipients/{recipient_id}/approve")
+async def approve_enrolment(request: web.Request) -> web.Response:
+    return await _decide(request, True)
+
+
+@routes.post("/api/v1/recipients/{recipient_id}/reject")
+async def reject_enrolment(request: web.Request) -> web.Response:
+    return await _decide(request, False)

@@ -25,6 +25,16 @@ KIND_REVOKE = "revoke"
 KIND_EXPIRE = "expire"
 KIND_RECIPIENT_ADD = "recipient_add"
 KIND_RECIPIENT_DISABLE = "recipient_disable"
+KIND_ENROLMENT_REQUEST = "enrolment_request"
+KIND_ENROLMENT_APPROVE = "enrolment_approve"
+KIND_ENROLMENT_REJECT = "enrolment_reject"
+DIRECTORY_KINDS = (
+    KIND_RECIPIENT_ADD,
+    KIND_RECIPIENT_DISABLE,
+    KIND_ENROLMENT_REQUEST,
+    KIND_ENROLMENT_APPROVE,
+    KIND_ENROLMENT_REJECT,
+)
 KINDS = (
     KIND_SHARE,
     KIND_DECISION,
@@ -33,6 +43,9 @@ KINDS = (
     KIND_EXPIRE,
     KIND_RECIPIENT_ADD,
     KIND_RECIPIENT_DISABLE,
+    KIND_ENROLMENT_REQUEST,
+    KIND_ENROLMENT_APPROVE,
+    KIND_ENROLMENT_REJECT,
 )
 
 
@@ -191,10 +204,12 @@ def share_event_entry(
     }
 
 
-def recipient_entry(*, kind: str, time: str, actor: Mapping[str, Any], recipient: Mapping[str, Any]) -> dict[str, Any]:
-    """Directory changes are recorded too: who could receive, and from when, is part of the audit trail."""
-    if kind not in (KIND_RECIPIENT_ADD, KIND_RECIPIENT_DISABLE):
-        raise ValueError(f"not a recipient event kind: {kind}")
+def recipient_entry(
+    *, kind: str, time: str, actor: Mapping[str, Any], recipient: Mapping[str, Any], **details: Any
+) -> dict[str, Any]:
+    """Directory changes are recorded too: who could receive, with which key, and from when."""
+    if kind not in DIRECTORY_KINDS:
+        raise ValueError(f"not a directory event kind: {kind}")
     return {
         "v": ENTRY_VERSION,
         "kind": kind,
@@ -202,4 +217,5 @@ def recipient_entry(*, kind: str, time: str, actor: Mapping[str, Any], recipient
         "actor": dict(actor),
         "subjects": [],
         "recipients": [dict(recipient)],
+        **details,
     }

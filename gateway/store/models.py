@@ -46,6 +46,34 @@ class Recipient:
 
 
 @dataclass(frozen=True)
+class Enrolment:
+    """A recipient's request to receive with a public key generated on their own device."""
+
+    id: str
+    recipient_id: str
+    name: str
+    org: str
+    email: str
+    age_recipient: str
+    status: str = "pending"
+    requested_at: str = ""
+    decided_at: str | None = None
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "recipient_id": self.recipient_id,
+            "name": self.name,
+            "org": self.org,
+            "email": self.email,
+            "age_recipient": self.age_recipient,
+            "status": self.status,
+            "requested_at": self.requested_at,
+            "decided_at": self.decided_at,
+        }
+
+
+@dataclass(frozen=True)
 class ShareRecipient:
     recipient_id: str
     recipient_org: str

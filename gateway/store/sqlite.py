@@ -31,6 +31,7 @@ from .models import (
     SHARE_EXHAUSTED,
     SHARE_EXPIRED,
     SHARE_REVOKED,
+    Enrolment,
     FetchOutcome,
     LedgerFilter,
     LedgerRow,
@@ -57,6 +58,32 @@ CREATE TABLE IF NOT EXISTS recipients (
     updated_at TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS recipients_by_email ON recipients (email);
+
+-- A recipient's own request to receive with a key generated in their browser; an administrator decides.
+CREATE TABLE IF NOT EXISTS enrolments (
+    id TEXT PRIMARY KEY,
+    recipient_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    org TEXT NOT NULL,
+    email TEXT NOT NULL,
+    age_recipient TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('pending', 'approved', 'rejected', 'superseded')),
+    requested_at TEXT NOT NULL,
+    decided_at TEXT,
+    decided_by TEXT
+);
+CREATE INDEX IF NOT EXISTS enrolments_by_recipient ON enrolments (recipient_id, requested_at);
+
+-- Every key a recipient has had: new shares use the active one; retired ones stay listed so a recipient's
+-- older shares (encrypted to them) remain explainable.
+CREATE TABLE IF NOT EXISTS recipient_keys (
+    recipient_id TEXT NOT NULL REFERENCES recipients (id),
+    age_recipient TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('active', 'retired')),
+    since TEXT NOT NULL,
+    until TEXT,
+    PRIMARY KEY (recipient_id, age_recipient)
+) WITHOUT ROWID;
 
 CREATE TABLE IF NOT EXISTS shares (
     id TEXT PRIMARY KEY,
@@ -427,6 +454,20 @@ def _load_share(conn: sqlite3.Connection, share_id: str) -> Share | None:
         conn.row_factory = None
 
 
+def _enrolment_from_row(row: Any) -> Enrolment:
+    return Enrolment(
+        id=row["id"],
+        recipient_id=row["recipient_id"],
+        name=row["name"],
+        org=row["org"],
+        email=row["email"],
+        age_recipient=row["age_recipient"],
+        status=row["status"],
+        requested_at=row["requested_at"],
+        decided_at=row["decided_at"],
+    )
+
+
 def _recipient_from_row(row: Any) -> Recipient:
     return Recipient(
         id=row["id"],
@@ -489,6 +530,116 @@ class SQLiteStore:
             return append_entry(conn, entry)
 
         return await self._writer.submit(op)
+
+    async def request_enrolment(self, enrolment: Enrolment, entry: Mapping[str, Any]) -> int:
+        """Record a pending enrolment; an earlier pending one for the same recipient is superseded."""
+
+        def op(conn: sqlite3.Connection) -> int:
+            conn.execute(
+                "UPDATE enrolments SET status = 'superseded', decided_at = ?"
+                " WHERE recipient_id = ? AND status = 'pending'",
+                (enrolment.requested_at, enrolment.recipient_id),
+            )
+            conn.execute(
+                "INSERT INTO enrolments (id, recipient_id, name, org, email, age_recipient, status, requested_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, 'pending', ?)",
+                (
+                    enrolment.id,
+                    enrolment.recipient_id,
+                    enrolment.name,
+                    enrolment.org,
+                    enrolment.email,
+                    enrolment.age_recipient,
+                    enrolment.requested_at,
+                ),
+            )
+            return append_entry(conn, entry)
+
+        return await self._writer.submit(op)
+
+    async def decide_enrolment(
+        self, recipient_id: str, approve: bool, decided_by: str, make_entry: Callable[[Enrolment], Mapping[str, Any]]
+    ) -> tuple[Enrolment, int] | None:
+        """Approve (the key becomes the recipient's active key; any previous one is retired) or reject the
+        recipient's pending enrolment, with its ledger entry, in one transaction. None if nothing is pending."""
+
+        def op(conn: sqlite3.Connection) -> tuple[Enrolment, int] | None:
+            conn.row_factory = sqlite3.Row
+            try:
+                row = conn.execute(
+                    "SELECT * FROM enrolments WHERE recipient_id = ? AND status = 'pending'", (recipient_id,)
+                ).fetchone()
+            finally:
+                conn.row_factory = None
+            if row is None:
+                return None
+            enrolment = _enrolment_from_row(row)
+            entry = make_entry(enrolment)
+            now = entry["time"]
+            conn.execute(
+                "UPDATE enrolments SET status = ?, decided_at = ?, decided_by = ? WHERE id = ?",
+                ("approved" if approve else "rejected", now, decided_by, enrolment.id),
+            )
+            if approve:
+                current = conn.execute("SELECT age_recipient FROM recipients WHERE id = ?", (recipient_id,)).fetchone()
+                if current is None:
+                    conn.execute(
+                        "INSERT INTO recipients (id, name, org, email, age_recipient, status, created_at, updated_at)"
+                        " VALUES (?, ?, ?, ?, ?, 'active', ?, ?)",
+                        (
+                            recipient_id,
+                            enrolment.name,
+                            enrolment.org,
+                            enrolment.email,
+                            enrolment.age_recipient,
+                            now,
+                            now,
+                        ),
+                    )
+                else:
+                    conn.execute(
+                        "INSERT OR IGNORE INTO recipient_keys (recipient_id, age_recipient, status, since)"
+                        " VALUES (?, ?, 'active', ?)",
+                        (recipient_id, current[0], now),
+                    )
+                    conn.execute(
+                        "UPDATE recipient_keys SET status = 'retired', until = ?"
+                        " WHERE recipient_id = ? AND status = 'active'",
+                        (now, recipient_id),
+                    )
+                    conn.execute(
+                        "UPDATE recipients SET age_recipient = ?, status = 'active', updated_at = ? WHERE id = ?",
+                        (enrolment.age_recipient, now, recipient_id),
+                    )
+                conn.execute(
+                    "INSERT INTO recipient_keys (recipient_id, age_recipient, status, since) VALUES (?, ?, 'active', ?)"
+                    " ON CONFLICT (recipient_id, age_recipient)"
+                    " DO UPDATE SET status = 'active', since = excluded.since, until = NULL",
+                    (recipient_id, enrolment.age_recipient, now),
+                )
+            return enrolment, append_entry(conn, entry)
+
+        return await self._writer.submit(op)
+
+    async def enrolments(self, recipient_id: str | None = None, status: str | None = None) -> list[Enrolment]:
+        sql, args = "SELECT * FROM enrolments WHERE 1=1", []
+        if recipient_id is not None:
+            sql += " AND recipient_id = ?"
+            args.append(recipient_id)
+        if status is not None:
+            sql += " AND status = ?"
+            args.append(status)
+        sql += " ORDER BY requested_at DESC LIMIT 500"
+        async with self._reader.execute(sql, args) as cur:
+            return [_enrolment_from_row(r) for r in await cur.fetchall()]
+
+    async def recipient_keys(self, recipient_id: str) -> list[tuple[str, str, str, str | None]]:
+        """(age_recipient, status, since, until), newest first."""
+        async with self._reader.execute(
+            "SELECT age_recipient, status, since, until FROM recipient_keys WHERE recipient_id = ? ORDER BY since DESC",
+            (recipient_id,),
+        ) as cur:
+            return [(r[0], r[1], r[2], r[3]) for r in await cur.fetchall()]
 
     async def set_recipient_status(self, recipient_id: str, status: str, entry: Mapping[str, Any]) -> int | None:
         """Returns the ledger index, or None when there is no such recipient (nothing recorded)."""
