@@ -11,6 +11,7 @@ import asyncio
 import base64
 import json
 import logging
+import mimetypes
 import os
 import shutil
 import sqlite3
@@ -248,6 +249,16 @@ def _http_error(exc: urllib.error.HTTPError) -> str:
         return f"HTTP {exc.code}"
 
 
+def _fetch_output_path(output: str | None, share_id: str, content_type: str) -> Path | None:
+    """Where the plaintext goes: a file, a directory (named after the share, `.eml` for an e-mail message so
+    any mail client opens it), or standard output (None) — except an e-mail message to a terminal."""
+    suffix = ".eml" if content_type == "message/rfc822" else (mimetypes.guess_extension(content_type) or ".bin")
+    if output is None:
+        return Path(f"{share_id}{suffix}") if content_type == "message/rfc822" and sys.stdout.isatty() else None
+    path = Path(output)
+    return path / f"{share_id}{suffix}" if path.is_dir() else path
+
+
 def cmd_fetch(args: argparse.Namespace) -> int:
     """Download the caller's envelope and decrypt it locally; the plaintext never exists at the gateway."""
     try:
@@ -261,13 +272,17 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     base = args.gateway.rstrip("/")
     url = f"{base}/api/v1/shares/{urllib.parse.quote(args.share_id, safe='')}/envelope"
     req = urllib.request.Request(url, headers={"Authorization": f"Bearer {args.token}"})  # noqa: S310
-    out_dir = Path(args.output).resolve().parent if args.output else Path(tempfile.gettempdir())
+    if args.output and Path(args.output).is_dir():
+        out_dir = Path(args.output).resolve()
+    else:
+        out_dir = Path(args.output).resolve().parent if args.output else Path(tempfile.gettempdir())
     with tempfile.TemporaryDirectory(dir=out_dir, prefix=".safeshare-fetch-") as tmp:
         env_path = Path(tmp) / "envelope.age"
         try:
             with urllib.request.urlopen(req, timeout=args.timeout) as resp, open(env_path, "wb") as fh:  # noqa: S310
                 shutil.copyfileobj(resp, fh, 1024 * 1024)
                 expected_sha = resp.headers.get("X-SafeShare-Envelope-SHA256")
+                content_type = resp.headers.get("X-SafeShare-Payload-Content-Type", "application/octet-stream")
         except urllib.error.HTTPError as exc:
             _err(f"the gateway refused: {_http_error(exc)}")
             return 1
@@ -291,9 +306,10 @@ def cmd_fetch(args: argparse.Namespace) -> int:
         except envelope.EnvelopeError as exc:
             _err(f"cannot decrypt the envelope: {exc}")
             return 1
-        if args.output:
-            os.replace(plain_path, args.output)
-            print(f"decrypted share {args.share_id} to {args.output}", file=sys.stderr)
+        output = _fetch_output_path(args.output, args.share_id, content_type)
+        if output is not None:
+            os.replace(plain_path, output)
+            print(f"decrypted share {args.share_id} to {output}", file=sys.stderr)
         else:
             with open(plain_path, "rb") as fh:
                 shutil.copyfileobj(fh, sys.stdout.buffer)

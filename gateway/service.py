@@ -408,6 +408,44 @@ class Gateway:
     async def destroy_envelope(self, share_id: str, recipient_id: str) -> None:
         await asyncio.to_thread(self.files.destroy, share_id, [recipient_id])
 
+    async def acknowledge(self, principal: Principal, share_id: str, note: Any) -> dict[str, Any]:
+        """The recipient marks a share "received and actioned"; recorded, and shown to the sender."""
+        if not isinstance(note, str) or not note.strip() or len(note) > 4000:
+            raise field_error(
+                "invalid_acknowledgement", "note", "note must be non-blank text of at most 4000 characters."
+            )
+        if not SHARE_ID_RE.match(share_id):
+            raise not_found()
+        now = self.now_str()
+        result = await self.store.acknowledge(
+            share_id,
+            principal.sub,
+            note.strip(),
+            now,
+            lambda share: ledger_entry.share_event_entry(
+                kind=ledger_entry.KIND_ACKNOWLEDGE,
+                time=now,
+                actor=self._actor(principal, "recipient"),
+                share_id=share.id,
+                share_index=share.ledger_index,
+                subjects=share.subjects,
+                recipients=[
+                    {"id": principal.sub, "org": r.recipient_org}
+                    for r in share.recipients
+                    if r.recipient_id == principal.sub
+                ],
+                note=note.strip(),
+            ),
+        )
+        if result is None:
+            raise not_found()
+        return {
+            "share_id": share_id,
+            "acknowledged_at": now,
+            "ledger_index": result[1],
+            "receipt": receipt_url(result[1]),
+        }
+
     async def inbox(self, principal: Principal, before: int | None, limit: int) -> list[Share]:
         return await self.store.inbox(principal.sub, before, limit)
 

@@ -112,6 +112,8 @@ def share_view(share: Share, *, for_recipient: str | None = None) -> dict[str, A
                 "org": r.recipient_org,
                 "state": r.state,
                 "downloads": r.downloads,
+                "acknowledged_at": r.acknowledged_at,
+                "acknowledgement": r.acknowledgement,
                 "envelope_sha256": r.envelope_sha256,
                 "envelope_size": r.envelope_size,
             }
@@ -124,6 +126,7 @@ def share_view(share: Share, *, for_recipient: str | None = None) -> dict[str, A
         view["downloads"] = mine.downloads
         view["envelope_sha256"] = mine.envelope_sha256
         view["envelope_size"] = mine.envelope_size
+        view["acknowledged_at"] = mine.acknowledged_at
     return view
 
 
@@ -195,6 +198,7 @@ async def fetch_envelope(request: web.Request) -> web.StreamResponse:
             "Content-Length": str(mine.envelope_size),
             "X-SafeShare-Ledger-Index": str(index),
             "X-SafeShare-Envelope-SHA256": mine.envelope_sha256,
+            "X-SafeShare-Payload-Content-Type": share.payload_content_type,
             "Cache-Control": "no-store",
         }
     )
@@ -210,3 +214,14 @@ async def fetch_envelope(request: web.Request) -> web.StreamResponse:
     finally:
         fh.close()
     return resp
+
+
+@routes.post("/api/v1/shares/{share_id}/acknowledge")
+async def acknowledge_share(request: web.Request) -> web.Response:
+    """The recipient marks the share "received and actioned" with a note the sender sees."""
+    p = principal(request, "recipient")
+    body = await read_json(request)
+    if not isinstance(body, dict) or set(body) - {"note"}:
+        raise ApiError(400, "invalid_body", 'The body must be {"note": text}.', field="body")
+    result = await gateway(request).acknowledge(p, request.match_info["share_id"], body.get("note"))
+    return json_response(result)

@@ -23,6 +23,7 @@ KIND_DECISION = "decision"
 KIND_FETCH = "fetch"
 KIND_REVOKE = "revoke"
 KIND_EXPIRE = "expire"
+KIND_ACKNOWLEDGE = "acknowledge"
 KIND_RECIPIENT_ADD = "recipient_add"
 KIND_RECIPIENT_DISABLE = "recipient_disable"
 KIND_ENROLMENT_REQUEST = "enrolment_request"
@@ -41,6 +42,7 @@ KINDS = (
     KIND_FETCH,
     KIND_REVOKE,
     KIND_EXPIRE,
+    KIND_ACKNOWLEDGE,
     KIND_RECIPIENT_ADD,
     KIND_RECIPIENT_DISABLE,
     KIND_ENROLMENT_REQUEST,
@@ -189,7 +191,7 @@ def share_event_entry(
     **details: Any,
 ) -> dict[str, Any]:
     """A later event on a share (fetch, revocation, expiry): points back at the share's own entry."""
-    if kind not in (KIND_FETCH, KIND_REVOKE, KIND_EXPIRE):
+    if kind not in (KIND_FETCH, KIND_REVOKE, KIND_EXPIRE, KIND_ACKNOWLEDGE):
         raise ValueError(f"not a share event kind: {kind}")
     return {
         "v": ENTRY_VERSION,

@@ -81,6 +81,9 @@ class ShareRecipient:
     envelope_size: int
     downloads: int = 0
     state: str = SHARE_ACTIVE
+    #: When the recipient marked the share "received and actioned", and their note for the sender.
+    acknowledged_at: str | None = None
+    acknowledgement: str | None = None
 
 
 @dataclass(frozen=True)

@@ -113,6 +113,8 @@ CREATE TABLE IF NOT EXISTS share_recipients (
     envelope_size INTEGER NOT NULL,
     downloads INTEGER NOT NULL DEFAULT 0,
     state TEXT NOT NULL CHECK (state IN ('active', 'revoked', 'expired', 'exhausted')),
+    acknowledged_at TEXT,
+    acknowledgement TEXT,
     PRIMARY KEY (share_id, recipient_id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS share_recipients_by_recipient ON share_recipients (recipient_id, share_id);
@@ -434,6 +436,8 @@ def _share_from_rows(row: sqlite3.Row | aiosqlite.Row, rrows: Sequence[Any]) -> 
                 envelope_size=r["envelope_size"],
                 downloads=r["downloads"],
                 state=r["state"],
+                acknowledged_at=r["acknowledged_at"],
+                acknowledgement=r["acknowledgement"],
             )
             for r in rrows
         ),
@@ -829,6 +833,24 @@ class SQLiteStore:
                 append_entry(conn, entry2)
                 _settle_share_state(conn, share_id)
             return FetchOutcome(share=share, ledger_index=idx, exhausted=exhausted)
+
+        return await self._writer.submit(op)
+
+    async def acknowledge(
+        self, share_id: str, recipient_id: str, note: str, now: str, make_entry: EntryBuilder
+    ) -> tuple[Share, int] | None:
+        """Record that a recipient received and actioned a share (once; later calls replace the note)."""
+
+        def op(conn: sqlite3.Connection) -> tuple[Share, int] | None:
+            share = _load_share(conn, share_id)
+            if share is None or share.recipient(recipient_id) is None:
+                return None
+            conn.execute(
+                "UPDATE share_recipients SET acknowledged_at = ?, acknowledgement = ?"
+                " WHERE share_id = ? AND recipient_id = ?",
+                (now, note, share_id, recipient_id),
+            )
+            return share, append_entry(conn, make_entry(share))
 
         return await self._writer.submit(op)
 

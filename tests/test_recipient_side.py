@@ -1,0 +1,110 @@
+"""The recipient's side on the gateway: acknowledgements the sender sees, the notification page, .eml files."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import json
+import os
+import subprocess
+import sys
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import pyrage
+
+from tests.conftest import Api, example
+from tests.test_cli import call, multipart, safeshare, serve
+
+
+async def test_acknowledgement_is_recorded_and_shown_to_the_sender(
+    api: Api, alice: Any, share_justification: dict[str, Any]
+) -> None:
+    await api.add_recipient("alice", alice)
+    sid = (await (await api.share(b"notes", ["alice"], share_justification)).json())["share_id"]
+    h = api.auth("alice", "recipient")
+    r = await api.client.post(f"/api/v1/shares/{sid}/acknowledge", json={"note": "Strategy meeting booked."}, headers=h)
+    assert r.status == 200, await r.text()
+    r = await api.client.post(
+        f"/api/v1/shares/{sid}/acknowledge", json={"note": "x"}, headers=api.auth("bob", "recipient")
+    )
+    assert r.status == 404
+    r = await api.client.post(f"/api/v1/shares/{sid}/acknowledge", json={"note": "  "}, headers=h)
+    assert r.status == 422 and (await r.json())["field"] == "note"
+    sent = (await (await api.client.get("/api/v1/shares", headers=api.auth("pat", "practitioner"))).json())["shares"]
+    mine = sent[0]["recipients"][0]
+    assert mine["acknowledgement"] == "Strategy meeting booked." and mine["acknowledged_at"]
+    entry = (await api.ledger(kind="acknowledge"))[0]["entry"]
+    assert entry["share_id"] == sid and entry["note"] == "Strategy meeting booked."
+    assert entry["subjects"] == ["CASE-2026-0412"]
+
+
+async def test_notification_page_reveals_nothing_but_the_reference(api: Api) -> None:
+    r = await api.client.get("/s/sh_abcdefghijklmnopqrstuvwx")
+    assert r.status == 200 and r.content_type == "text/html"
+    text = await r.text()
+    assert "sh_abcdefghijklmnopqrstuvwx" in text and "Set up receiving" in text
+    assert "default-src 'none'" in r.headers["Content-Security-Policy"]
+    r = await api.client.get("/s/<script>alert(1)</script>")
+    assert "<script>" not in await r.text()
+
+
+def test_fetch_writes_an_eml_for_a_mail_message(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    alice = pyrage.x25519.Identity.generate()
+    (tmp_path / "alice.key").write_text(f"{alice}\n")
+    msg = EmailMessage()
+    msg["Subject"] = "Referral"
+    msg.set_content("Body text.")
+    msg.add_attachment(os.urandom(5000), maintype="application", subtype="pdf", filename="notes.pdf")
+    raw = msg.as_bytes()
+    with serve(home, tmp_path / "server.log") as url:
+        safeshare(
+            home,
+            "recipient",
+            "add",
+            "alice",
+            "--name",
+            "A",
+            "--org",
+            "MASH",
+            "--email",
+            "a@example.org",
+            "--age-recipient",
+            str(alice.to_public()),
+        )
+        pt = safeshare(home, "token", "issue", "--sub", "pat", "--role", "practitioner").stdout.strip()
+        rt = safeshare(home, "token", "issue", "--sub", "alice", "--role", "recipient").stdout.strip()
+        body, ctype = multipart(
+            {"recipients": ["alice"], "justification": example("share"), "payload_content_type": "message/rfc822"}, raw
+        )
+        status, resp = call(url + "/api/v1/shares", pt, body, ctype)
+        sid = json.loads(resp)["share_id"]
+        out = tmp_path / "inbox"
+        out.mkdir()
+        r = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "gateway.cli",
+                "fetch",
+                "--gateway",
+                url,
+                "--token",
+                rt,
+                "--identity",
+                str(tmp_path / "alice.key"),
+                "-o",
+                str(out),
+                sid,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert r.returncode == 0, r.stderr
+        eml = out / f"{sid}.eml"
+        parsed = email.message_from_bytes(eml.read_bytes(), policy=email.policy.default)
+        assert parsed["Subject"] == "Referral"
+        assert [p.get_filename() for p in parsed.iter_attachments()] == ["notes.pdf"]
