@@ -45,6 +45,9 @@ class Settings:
     embedded_issuer: bool = True
     #: Origins allowed to call the API cross-origin (browser-extension origins, e.g. chrome-extension://ID).
     cors_origins: tuple[str, ...] = ()
+    #: Organisational recovery key (age1…): when set, every share is also encrypted to it in a separate envelope
+    #: that an administrator can release, with a recorded reason (court order, subject access request).
+    escrow_recipient: str | None = None
     #: Verifier keys (C2SP vkey) of witnesses whose co-signatures on checkpoints the gateway accepts.
     witnesses: tuple[str, ...] = ()
     #: How often the checkpointer looks for new entries to sign (a new entry is covered within about this).

@@ -27,7 +27,7 @@ from .justification import Policy, PolicyRegistry, Problem
 from .justification import validate as validate_justification
 from .ledger import entry as ledger_entry
 from .ledger.signer import LedgerSigner
-from .store.files import EnvelopeFiles
+from .store.files import ESCROW_ID, EnvelopeFiles
 from .store.models import (
     RECIPIENT_ACTIVE,
     RECIPIENT_DISABLED,
@@ -102,6 +102,7 @@ class Gateway:
     ) -> None:
         self.settings = settings
         self.signer = signer
+        self.escrow = envelope.X25519Recipient.parse(settings.escrow_recipient) if settings.escrow_recipient else None
         self.store = store
         self.files = EnvelopeFiles(settings.envelopes_dir)
         self.policies = policies
@@ -254,10 +255,14 @@ class Gateway:
         """Stream the payload into one age envelope per recipient, then store everything in one transaction."""
         limit = self.settings.limits.max_payload_bytes
         rids = [r.id for r in prepared.recipients]
+        keys = list(prepared.age_recipients)
+        if self.escrow is not None:
+            rids.append(ESCROW_ID)
+            keys.append(self.escrow)
         spool = await asyncio.to_thread(self.files.spool, rids)
         share_id = new_share_id()
         try:
-            encryptors = [envelope.Encryptor([r]) for r in prepared.age_recipients]
+            encryptors = [envelope.Encryptor([k]) for k in keys]
             for rid, enc in zip(rids, encryptors, strict=True):
                 spool.write(rid, enc.header())
             mac = hmac.new(self._digest_key, digestmod=hashlib.sha256)
@@ -301,6 +306,7 @@ class Gateway:
             for r in prepared.recipients:
                 sha, esize = spool.digest(r.id)
                 share_recipients.append(ShareRecipient(r.id, r.org, sha, esize))
+            escrow_digest = spool.digest(ESCROW_ID) if self.escrow is not None else None
             p = prepared.principal
             j = prepared.justification
             share = Share(
@@ -318,6 +324,8 @@ class Gateway:
                 expires_at=expires_at,
                 max_downloads=prepared.max_downloads,
                 recipients=tuple(share_recipients),
+                escrow_sha256=escrow_digest[0] if escrow_digest else None,
+                escrow_size=escrow_digest[1] if escrow_digest else None,
             )
             entry = ledger_entry.share_entry(
                 time=now,
@@ -341,6 +349,13 @@ class Gateway:
                 },
                 expires_at=expires_at,
                 max_downloads=prepared.max_downloads,
+                escrow=None
+                if escrow_digest is None
+                else {
+                    "age_recipient": str(self.escrow),
+                    "envelope_sha256": escrow_digest[0],
+                    "envelope_size": escrow_digest[1],
+                },
             )
 
             index = await self.store.create_share(share, entry, before_commit=lambda: spool.place(share_id))
@@ -483,11 +498,7 @@ class Gateway:
                 f"The share is already {share.state}; nothing to revoke.",
                 state=share.state,
             )
-        await asyncio.to_thread(
-            self.files.destroy,
-            share.id,
-            [r.recipient_id for r in share.recipients if r.state == SHARE_ACTIVE],
-        )
+        await asyncio.to_thread(self.files.destroy, share.id, self._live_files(share))
         return {"share_id": share.id, "state": "revoked", "ledger_index": index}
 
     @staticmethod
@@ -510,15 +521,45 @@ class Gateway:
                     {"id": r.recipient_id, "org": r.recipient_org} for r in s.recipients if r.state == SHARE_ACTIVE
                 ],
                 reason="expired",
+                **({"escrow_destroyed": True} if s.escrow_sha256 else {}),
             ),
         )
         for share in done:
-            await asyncio.to_thread(
-                self.files.destroy,
-                share.id,
-                [r.recipient_id for r in share.recipients if r.state == SHARE_ACTIVE],
-            )
+            await asyncio.to_thread(self.files.destroy, share.id, self._live_files(share))
         return done
+
+    @staticmethod
+    def _live_files(share: Share) -> list[str]:
+        """The envelope files a share still has on disk (as loaded before its state changed)."""
+        live = [r.recipient_id for r in share.recipients if r.state == SHARE_ACTIVE]
+        return live + ([ESCROW_ID] if share.escrow_sha256 else [])
+
+    async def release_escrow(self, principal: Principal, share_id: str, reason: Any) -> tuple[Path, Share, int]:
+        """An administrator releases the organisational recovery envelope; the reason is recorded first."""
+        if not isinstance(reason, str) or not reason.strip() or len(reason) > 4000:
+            raise field_error(
+                "invalid_reason", "reason", "A reason (e.g. the court order or request reference) is required."
+            )
+        if not SHARE_ID_RE.match(share_id):
+            raise not_found()
+        share = await self.store.record_escrow_release(
+            share_id,
+            lambda s: ledger_entry.share_event_entry(
+                kind=ledger_entry.KIND_FETCH,
+                time=self.now_str(),
+                actor=self._actor(principal, "admin"),
+                share_id=s.id,
+                share_index=s.ledger_index,
+                subjects=s.subjects,
+                recipients=[],
+                escrow=True,
+                envelope_sha256=s.escrow_sha256,
+                reason=reason.strip(),
+            ),
+        )
+        if share is None:
+            raise not_found("escrow envelope")
+        return self.files.path(share.id, ESCROW_ID), share, share.ledger_index
 
     # -- directory --------------------------------------------------------------------------------
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import hashlib
 import json
 import os
 import subprocess
@@ -108,3 +109,60 @@ def test_fetch_writes_an_eml_for_a_mail_message(tmp_path: Path) -> None:
         parsed = email.message_from_bytes(eml.read_bytes(), policy=email.policy.default)
         assert parsed["Subject"] == "Referral"
         assert [p.get_filename() for p in parsed.iter_attachments()] == ["notes.pdf"]
+
+
+async def test_escrow_off_by_default(api: Api, alice: Any, share_justification: dict[str, Any]) -> None:
+    await api.add_recipient("alice", alice)
+    sid = (await (await api.share(b"notes", ["alice"], share_justification)).json())["share_id"]
+    entry = (await api.ledger(kind="share"))[0]["entry"]
+    assert entry["escrow"] is None
+    root = api.gateway.settings.envelopes_dir / sid
+    assert sorted(p.name for p in root.iterdir()) == ["alice.age"]
+    r = await api.client.post(f"/api/v1/shares/{sid}/escrow", json={"reason": "x"}, headers=api.auth("root", "admin"))
+    assert r.status == 404
+
+
+async def test_escrow_recovery(
+    aiohttp_client: Any, settings: Any, keys: Any, token: Any, alice: Any, share_justification: dict[str, Any]
+) -> None:
+    import dataclasses
+
+    from gateway.app import create_app
+
+    records_team = pyrage.x25519.Identity.generate()
+    escrowed = dataclasses.replace(settings, escrow_recipient=str(records_team.to_public()))
+    api = Api(await aiohttp_client(create_app(escrowed, keys)), token)
+    await api.add_recipient("alice", alice)
+    payload = os.urandom(100_000)
+    share = await (await api.share(payload, ["alice"], share_justification)).json()
+    sid = share["share_id"]
+    entry = (await api.ledger(kind="share"))[0]["entry"]
+    assert entry["escrow"]["age_recipient"] == str(records_team.to_public())
+    # The recipient's own envelope is not readable with the escrow key: escrow is a separate envelope.
+    blob = await (await api.client.get(f"/api/v1/shares/{sid}/envelope", headers=api.auth("alice", "recipient"))).read()
+    assert pyrage.decrypt(blob, [alice]) == payload
+    try:
+        pyrage.decrypt(blob, [records_team])
+        raise AssertionError("escrow key opened the recipient's envelope")
+    except pyrage.DecryptError:
+        pass
+    admin = api.auth("root", "admin")
+    r = await api.client.post(f"/api/v1/shares/{sid}/escrow", json={}, headers=admin)
+    assert r.status == 422 and (await r.json())["field"] == "reason"
+    r = await api.client.post(f"/api/v1/shares/{sid}/escrow", json={"reason": "x"}, headers=api.auth("a", "auditor"))
+    assert r.status == 403
+    r = await api.client.post(f"/api/v1/shares/{sid}/escrow", json={"reason": "Court order 2026/123"}, headers=admin)
+    assert r.status == 200
+    escrow_blob = await r.read()
+    assert pyrage.decrypt(escrow_blob, [records_team]) == payload
+    assert hashlib.sha256(escrow_blob).hexdigest() == entry["escrow"]["envelope_sha256"]
+    release = [e["entry"] for e in await api.ledger(kind="fetch") if e["entry"].get("escrow")][0]
+    assert release["reason"] == "Court order 2026/123" and release["actor"]["role"] == "admin"
+    # Revocation destroys the escrow envelope too, and a restart's sweep keeps live escrow envelopes.
+    assert (
+        await api.client.post(f"/api/v1/shares/{sid}/revoke", headers=api.auth("pat", "practitioner"))
+    ).status == 200
+    assert not (escrowed.envelopes_dir / sid).exists()
+    sid2 = (await (await api.share(payload, ["alice"], share_justification)).json())["share_id"]
+    await api.gateway.sweep_orphans()
+    assert sorted(p.name for p in (escrowed.envelopes_dir / sid2).iterdir()) == ["_escrow.age", "alice.age"]

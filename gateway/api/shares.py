@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 from aiohttp import BodyPartReader, MultipartReader, web
@@ -106,6 +107,7 @@ def share_view(share: Share, *, for_recipient: str | None = None) -> dict[str, A
     }
     if for_recipient is None:
         view["state"] = share.state
+        view["escrow"] = share.escrow_sha256 is not None
         view["recipients"] = [
             {
                 "id": r.recipient_id,
@@ -187,26 +189,36 @@ async def fetch_envelope(request: web.Request) -> web.StreamResponse:
     path, share, index, exhausted = await gw.open_envelope(p, request.match_info["share_id"])
     mine = share.recipient(p.sub)
     assert mine is not None  # noqa: S101 - open_envelope only succeeds for a recipient of the share
+    headers = {
+        "Content-Disposition": f'attachment; filename="{share.id}.age"',
+        "Content-Length": str(mine.envelope_size),
+        "X-SafeShare-Ledger-Index": str(index),
+        "X-SafeShare-Envelope-SHA256": mine.envelope_sha256,
+        "X-SafeShare-Payload-Content-Type": share.payload_content_type,
+    }
+    # On the last permitted download, unlink at once (the open handle still reads it): the envelope is gone
+    # from disk before the recipient has even finished receiving it.
+    unlink = (lambda: gw.destroy_envelope(share.id, p.sub)) if exhausted else None
+    return await _stream_envelope(request, path, headers, unlink)
+
+
+async def _stream_envelope(
+    request: web.Request,
+    path: Path,
+    headers: dict[str, str],
+    after_open: Callable[[], Awaitable[None]] | None = None,
+) -> web.StreamResponse:
+    """Stream an envelope file in slices (flat memory at any size)."""
     try:
         fh = open(path, "rb")  # noqa: ASYNC230, SIM115 - a local file; read in slices below
     except FileNotFoundError:
         raise ApiError(410, "share_gone", "This envelope no longer exists.") from None
     resp = web.StreamResponse(
-        headers={
-            "Content-Type": "application/octet-stream",
-            "Content-Disposition": f'attachment; filename="{share.id}.age"',
-            "Content-Length": str(mine.envelope_size),
-            "X-SafeShare-Ledger-Index": str(index),
-            "X-SafeShare-Envelope-SHA256": mine.envelope_sha256,
-            "X-SafeShare-Payload-Content-Type": share.payload_content_type,
-            "Cache-Control": "no-store",
-        }
+        headers={"Content-Type": "application/octet-stream", "Cache-Control": "no-store", **headers}
     )
     try:
-        if exhausted:
-            # The last permitted download: unlink now (the open handle still reads it), so the envelope is
-            # gone from disk before the recipient has even finished receiving it.
-            await gw.destroy_envelope(share.id, p.sub)
+        if after_open is not None:
+            await after_open()
         await resp.prepare(request)
         while data := fh.read(PAYLOAD_READ):
             await resp.write(data)
@@ -225,3 +237,20 @@ async def acknowledge_share(request: web.Request) -> web.Response:
         raise ApiError(400, "invalid_body", 'The body must be {"note": text}.', field="body")
     result = await gateway(request).acknowledge(p, request.match_info["share_id"], body.get("note"))
     return json_response(result)
+
+
+@routes.post("/api/v1/shares/{share_id}/escrow")
+async def release_escrow(request: web.Request) -> web.StreamResponse:
+    """Organisational recovery: an administrator takes the escrow envelope, with a reason recorded first."""
+    p = principal(request, "admin")
+    body = await read_json(request)
+    if not isinstance(body, dict) or set(body) - {"reason"}:
+        raise ApiError(400, "invalid_body", 'The body must be {"reason": text}.', field="body")
+    gw = gateway(request)
+    path, share, _ = await gw.release_escrow(p, request.match_info["share_id"], body.get("reason"))
+    headers = {
+        "Content-Disposition": f'attachment; filename="{share.id}.escrow.age"',
+        "X-SafeShare-Envelope-SHA256": share.escrow_sha256 or "",
+        "X-SafeShare-Payload-Content-Type": share.payload_content_type,
+    }
+    return await _stream_envelope(request, path, headers)

@@ -161,6 +161,7 @@ def share_entry(
     payload: Mapping[str, Any],
     expires_at: str,
     max_downloads: int | None,
+    escrow: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """A share: who sent what (size + keyed digest, never content) to whom (with each envelope's SHA-256), why."""
     return {
@@ -174,6 +175,7 @@ def share_entry(
         "payload": dict(payload),
         "expires_at": expires_at,
         "max_downloads": max_downloads,
+        "escrow": None if escrow is None else dict(escrow),
         "justification": dict(justification),
         "policy": dict(policy),
     }

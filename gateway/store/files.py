@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 ENVELOPE_SUFFIX = ".age"
+#: File stem of the organisational recovery envelope; recipient IDs cannot start with "_", so it cannot clash.
+ESCROW_ID = "_escrow"
 TMP_DIR = ".tmp"
 
 

@@ -104,6 +104,9 @@ class Share:
     state: str = SHARE_ACTIVE
     ledger_index: int = -1
     recipients: tuple[ShareRecipient, ...] = field(default_factory=tuple)
+    #: The organisational recovery (escrow) envelope, when the gateway's policy makes one.
+    escrow_sha256: str | None = None
+    escrow_size: int | None = None
 
     def recipient(self, recipient_id: str) -> ShareRecipient | None:
         return next((r for r in self.recipients if r.recipient_id == recipient_id), None)

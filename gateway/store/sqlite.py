@@ -25,6 +25,7 @@ import aiosqlite
 from ..ledger import merkle
 from ..ledger.entry import seal
 from ..ledger.merkle import CompactRange
+from .files import ESCROW_ID
 from .models import (
     RECIPIENT_ACTIVE,
     SHARE_ACTIVE,
@@ -100,7 +101,9 @@ CREATE TABLE IF NOT EXISTS shares (
     expires_at TEXT NOT NULL,
     max_downloads INTEGER,
     state TEXT NOT NULL CHECK (state IN ('active', 'revoked', 'expired', 'exhausted')),
-    ledger_index INTEGER NOT NULL
+    ledger_index INTEGER NOT NULL,
+    escrow_sha256 TEXT,
+    escrow_size INTEGER
 );
 CREATE INDEX IF NOT EXISTS shares_by_sender ON shares (sender_sub, created_at);
 CREATE INDEX IF NOT EXISTS shares_active_by_expiry ON shares (expires_at) WHERE state = 'active';
@@ -428,6 +431,8 @@ def _share_from_rows(row: sqlite3.Row | aiosqlite.Row, rrows: Sequence[Any]) -> 
         max_downloads=row["max_downloads"],
         state=row["state"],
         ledger_index=row["ledger_index"],
+        escrow_sha256=row["escrow_sha256"],
+        escrow_size=row["escrow_size"],
         recipients=tuple(
             ShareRecipient(
                 recipient_id=r["recipient_id"],
@@ -702,8 +707,8 @@ class SQLiteStore:
             conn.execute(
                 "INSERT INTO shares (id, created_at, sender_sub, sender_iss, sender_org, purpose_code,"
                 " purpose_description, subjects, data_categories, payload_content_type, payload_size,"
-                " expires_at, max_downloads, state, ledger_index)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " expires_at, max_downloads, state, ledger_index, escrow_sha256, escrow_size)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     share.id,
                     share.created_at,
@@ -720,6 +725,8 @@ class SQLiteStore:
                     share.max_downloads,
                     SHARE_ACTIVE,
                     idx,
+                    share.escrow_sha256,
+                    share.escrow_size,
                 ),
             )
             conn.executemany(
@@ -854,6 +861,18 @@ class SQLiteStore:
 
         return await self._writer.submit(op)
 
+    async def record_escrow_release(self, share_id: str, make_entry: EntryBuilder) -> Share | None:
+        """Record the release of a share's escrow envelope (before it is sent). None if there is none to release."""
+
+        def op(conn: sqlite3.Connection) -> Share | None:
+            share = _load_share(conn, share_id)
+            if share is None or share.escrow_sha256 is None or share.state not in (SHARE_ACTIVE, SHARE_EXHAUSTED):
+                return None
+            append_entry(conn, make_entry(share))
+            return share
+
+        return await self._writer.submit(op)
+
     async def revoke(self, share_id: str, make_entry: EntryBuilder) -> tuple[Share, int | None] | None:
         """Revoke every still-active envelope of a share. (share, index) or (share, None) if nothing was active."""
 
@@ -879,7 +898,9 @@ class SQLiteStore:
             ids = [
                 r[0]
                 for r in conn.execute(
-                    "SELECT id FROM shares WHERE state = 'active' AND expires_at <= ? ORDER BY expires_at LIMIT ?",
+                    "SELECT id FROM shares WHERE expires_at <= ?"
+                    " AND (state = 'active' OR (state = 'exhausted' AND escrow_sha256 IS NOT NULL))"
+                    " ORDER BY expires_at LIMIT ?",
                     (now, limit),
                 ).fetchall()
             ]
@@ -902,6 +923,8 @@ class SQLiteStore:
         """(share_id, recipient_id) of every envelope that should still exist on disk."""
         async with self._reader.execute(
             "SELECT share_id, recipient_id FROM share_recipients WHERE state = 'active'"
+            " UNION ALL SELECT id, ? FROM shares WHERE escrow_sha256 IS NOT NULL AND state IN ('active', 'exhausted')",
+            (ESCROW_ID,),
         ) as cur:
             return {(r[0], r[1]) for r in await cur.fetchall()}
 
