@@ -18,7 +18,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
-from .api import decisions, inbox, ledger, notice, policies, recipients, shares, transparency
+from .api import decisions, inbox, ledger, notice, policies, recipients, shares, teams, transparency
 from .api.common import GATEWAY, PRINCIPAL, SIGNER, WITNESSES
 from .auth import AuthError, EmbeddedIssuer, TokenVerifier, bearer_token
 from .config import Settings
@@ -235,6 +235,6 @@ def create_app(settings: Settings, keys: HomeKeys | None = None) -> web.Applicat
     app.cleanup_ctx.extend([verifier_ctx, store_ctx, checkpoint_ctx, expiry_ctx])
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/api/v1/openapi.json", openapi)
-    for module in (shares, inbox, decisions, policies, recipients, ledger, transparency, notice):
+    for module in (shares, inbox, decisions, policies, recipients, teams, ledger, transparency, notice):
         app.router.add_routes(module.routes)
     return app

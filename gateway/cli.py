@@ -160,6 +160,42 @@ def cmd_recipient_pending(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_team_add(args: argparse.Namespace) -> int:
+    try:
+        index = asyncio.run(
+            _with_gateway(
+                _settings(args), lambda gw: gw.add_team(_cli_actor(), args.id, args.name, args.org, args.email)
+            )
+        )
+    except ApiError as exc:
+        _err(f"{exc.message} ({exc.details.get('field', exc.code)})")
+        return 2
+    print(f"team {args.id} added (ledger index {index})", file=sys.stderr)
+    return 0
+
+
+def cmd_team_member(args: argparse.Namespace) -> int:
+    add = args.action == "member-add"
+    try:
+        index = asyncio.run(
+            _with_gateway(_settings(args), lambda gw: gw.set_membership(_cli_actor(), args.team, args.member, add))
+        )
+    except ApiError as exc:
+        _err(exc.message)
+        return 2
+    print(f"{args.member} {'added to' if add else 'removed from'} {args.team} (ledger index {index})", file=sys.stderr)
+    return 0
+
+
+def cmd_team_members(args: argparse.Namespace) -> int:
+    async def run(gw: Gateway) -> list[Recipient]:
+        return (await gw.store.team_members([args.team]))[args.team]
+
+    for m in asyncio.run(_with_gateway(_settings(args), run)):
+        print(f"{m.id}\t{m.org}\t{m.email}\t{m.name}")
+    return 0
+
+
 def _issuer(settings: Settings) -> EmbeddedIssuer:
     keys = init_home(settings)
     return EmbeddedIssuer(keys.token_key, settings.issuer, settings.audience)
@@ -680,6 +716,22 @@ def build_parser() -> argparse.ArgumentParser:
     rrj.add_argument("id")
     rrj.add_argument("--reason")
     rrj.set_defaults(func=cmd_recipient_decide)
+
+    tm = sub.add_parser("team", help="team inboxes").add_subparsers(dest="action", required=True)
+    ta = tm.add_parser("add", help="create a team address; shares to it go to each member's own key")
+    ta.add_argument("id")
+    ta.add_argument("--name", required=True)
+    ta.add_argument("--org", required=True)
+    ta.add_argument("--email", required=True)
+    ta.set_defaults(func=cmd_team_add)
+    for verb, helptext in (("member-add", "add a person to a team"), ("member-remove", "remove a person from a team")):
+        tmm = tm.add_parser(verb, help=helptext)
+        tmm.add_argument("team")
+        tmm.add_argument("member")
+        tmm.set_defaults(func=cmd_team_member)
+    tml = tm.add_parser("members", help="list a team's current members")
+    tml.add_argument("team")
+    tml.set_defaults(func=cmd_team_members)
 
     t = sub.add_parser("token", help="tokens from the embedded issuer").add_subparsers(dest="action", required=True)
     ti = t.add_parser("issue", help="print a signed JWT")

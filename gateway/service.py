@@ -83,8 +83,11 @@ class PreparedShare:
     principal: Principal
     justification: Mapping[str, Any]
     policy: Policy
+    #: Who gets an envelope: named people, and each active member of a named team (one envelope per person).
     recipients: tuple[Recipient, ...]
     age_recipients: tuple[envelope.X25519Recipient, ...]
+    #: Parallel to `recipients`: the team a person receives through, or None when named directly.
+    via: tuple[str | None, ...]
     content_type: str
     expires_at: datetime
     max_downloads: int | None
@@ -179,7 +182,7 @@ class Gateway:
                 "share.justification.decision",
                 "A share needs a justification whose decision is 'share'; record other decisions at /api/v1/decisions.",
             )
-        recipients = await self._resolve_recipients(meta.get("recipients"))
+        recipients, via = await self._resolve_recipients(meta.get("recipients"))
         content_type = meta.get("payload_content_type", "application/octet-stream")
         if not isinstance(content_type, str) or not CONTENT_TYPE_RE.match(content_type):
             raise field_error(
@@ -219,12 +222,14 @@ class Gateway:
             policy=policy,
             recipients=tuple(recipients),
             age_recipients=tuple(envelope.X25519Recipient.parse(r.age_recipient) for r in recipients),
+            via=tuple(via),
             content_type=content_type,
             expires_at=self.now() + timedelta(seconds=expires_in),
             max_downloads=max_downloads,
         )
 
-    async def _resolve_recipients(self, ids: Any) -> list[Recipient]:
+    async def _resolve_recipients(self, ids: Any) -> tuple[list[Recipient], list[str | None]]:
+        """Named recipients, with teams expanded to their active members (each person once)."""
         limit = self.settings.limits.max_recipients
         if not isinstance(ids, list) or not ids or len(ids) > limit or not all(isinstance(i, str) for i in ids):
             raise field_error(
@@ -239,17 +244,29 @@ class Gateway:
         found = await self.store.get_recipients([i for i in ids if i not in bad])
         unknown = bad + [i for i in ids if i not in bad and i not in found]
         disabled = [i for i in ids if i in found and found[i].status != RECIPIENT_ACTIVE]
-        if unknown or disabled:
+        teams = await self.store.team_members([i for i in ids if i in found and found[i].kind == "team"])
+        empty = [t for t, members in teams.items() if not members and t not in disabled]
+        if unknown or disabled or empty:
             raise ApiError(
                 422,
                 "unknown_recipients",
-                "Some recipients are not in the directory or are disabled; nothing was shared. Ask an "
-                "administrator to register them, or choose another recipient.",
+                "Some recipients are not in the directory, are disabled, or are teams with no active members; "
+                "nothing was shared. Ask an administrator, or choose another recipient.",
                 field="share.recipients",
                 unknown=[i[:64] for i in unknown],
                 disabled=disabled,
+                empty_teams=empty,
             )
-        return [found[i] for i in ids]
+        people: dict[str, tuple[Recipient, str | None]] = {}
+        for i in ids:
+            if found[i].kind == "person":
+                people[i] = (found[i], None)
+        for i in ids:
+            for member in teams.get(i, []):
+                people.setdefault(member.id, (member, i))
+        if len(people) > limit:
+            raise field_error("invalid_share", "share.recipients", f"More than {limit} people in all.", limit=limit)
+        return [r for r, _ in people.values()], [v for _, v in people.values()]
 
     async def commit_share(self, prepared: PreparedShare, chunks: AsyncIterator[bytes]) -> dict[str, Any]:
         """Stream the payload into one age envelope per recipient, then store everything in one transaction."""
@@ -303,9 +320,9 @@ class Gateway:
             now = self.now_str()
             expires_at = ledger_entry.format_time(prepared.expires_at)
             share_recipients = []
-            for r in prepared.recipients:
+            for r, via in zip(prepared.recipients, prepared.via, strict=True):
                 sha, esize = spool.digest(r.id)
-                share_recipients.append(ShareRecipient(r.id, r.org, sha, esize))
+                share_recipients.append(ShareRecipient(r.id, r.org, sha, esize, via_team=via))
             escrow_digest = spool.digest(ESCROW_ID) if self.escrow is not None else None
             p = prepared.principal
             j = prepared.justification
@@ -339,6 +356,7 @@ class Gateway:
                         "org": sr.recipient_org,
                         "envelope_sha256": sr.envelope_sha256,
                         "envelope_size": sr.envelope_size,
+                        **({"via": sr.via_team} if sr.via_team else {}),
                     }
                     for sr in share_recipients
                 ],
@@ -374,6 +392,7 @@ class Gateway:
                     "org": r.org,
                     "envelope_sha256": sr.envelope_sha256,
                     "envelope_size": sr.envelope_size,
+                    "via": sr.via_team,
                 }
                 for r, sr in zip(prepared.recipients, share_recipients, strict=True)
             ],
@@ -564,20 +583,7 @@ class Gateway:
     # -- directory --------------------------------------------------------------------------------
 
     async def add_recipient(self, actor: Mapping[str, Any], rec: Recipient) -> int:
-        if not RECIPIENT_ID_RE.match(rec.id):
-            raise field_error(
-                "invalid_recipient",
-                "id",
-                "A recipient ID is 1-64 characters: lower-case letters, digits, '.', '_' or '-', starting with "
-                "a letter or digit.",
-            )
-        for name, value, cap in (("name", rec.name, 200), ("org", rec.org, 200), ("email", rec.email, 320)):
-            if not isinstance(value, str) or not value.strip() or len(value) > cap:
-                raise field_error(
-                    "invalid_recipient", name, f"{name} must be non-blank text of at most {cap} characters."
-                )
-        if "@" not in rec.email:
-            raise field_error("invalid_recipient", "email", "email must be an e-mail address.")
+        self._check_directory_fields(rec)
         try:
             canonical_key = str(envelope.X25519Recipient.parse(rec.age_recipient))
         except envelope.InvalidRecipient as exc:
@@ -595,6 +601,64 @@ class Gateway:
             raise field_error(
                 "recipient_exists", "id", f"A recipient with ID {rec.id!r} already exists.", status=409
             ) from None
+
+    @staticmethod
+    def _check_directory_fields(rec: Recipient) -> None:
+        if not RECIPIENT_ID_RE.match(rec.id):
+            raise field_error(
+                "invalid_recipient",
+                "id",
+                "A recipient ID is 1-64 characters: lower-case letters, digits, '.', '_' or '-', starting with "
+                "a letter or digit.",
+            )
+        for name, value, cap in (("name", rec.name, 200), ("org", rec.org, 200), ("email", rec.email, 320)):
+            if not isinstance(value, str) or not value.strip() or len(value) > cap:
+                raise field_error(
+                    "invalid_recipient", name, f"{name} must be non-blank text of at most {cap} characters."
+                )
+        if "@" not in rec.email:
+            raise field_error("invalid_recipient", "email", "email must be an e-mail address.")
+
+    async def add_team(self, actor: Mapping[str, Any], team_id: str, name: str, org: str, email: str) -> int:
+        """A team address (e.g. a MASH duty inbox): shares to it go to each active member's own key."""
+        rec = Recipient(team_id, name, org, email, "", kind="team")
+        self._check_directory_fields(rec)
+        rec = Recipient(rec.id, rec.name.strip(), rec.org.strip(), rec.email.strip().lower(), "", kind="team")
+        entry = ledger_entry.recipient_entry(
+            kind=ledger_entry.KIND_RECIPIENT_ADD,
+            time=self.now_str(),
+            actor=actor,
+            recipient={"id": rec.id, "org": rec.org, "kind": "team"},
+        )
+        try:
+            return await self.store.add_recipient(rec, entry)
+        except RecipientExists:
+            raise field_error(
+                "recipient_exists", "id", f"A recipient with ID {rec.id!r} already exists.", status=409
+            ) from None
+
+    async def set_membership(self, actor: Mapping[str, Any], team_id: str, member_id: str, add: bool) -> int:
+        """Membership changes are recorded; a new member gets only shares made after joining."""
+        ids = [i for i in (team_id, member_id) if RECIPIENT_ID_RE.match(i)]
+        found = await self.store.get_recipients(ids)
+        team, member = found.get(team_id), found.get(member_id)
+        if team is None or team.kind != "team":
+            raise not_found("team")
+        if member is None or member.kind != "person":
+            raise field_error("invalid_member", "member", "A member must be a person in the directory.", status=422)
+        kind = ledger_entry.KIND_TEAM_MEMBER_ADD if add else ledger_entry.KIND_TEAM_MEMBER_REMOVE
+        entry = ledger_entry.recipient_entry(
+            kind=kind,
+            time=self.now_str(),
+            actor=actor,
+            recipient={"id": team_id, "org": team.org},
+            member={"id": member_id, "org": member.org},
+        )
+        index = await self.store.set_membership(team_id, member_id, add, entry)
+        if index is None:
+            state = "already a member" if add else "not a member"
+            raise field_error("membership_unchanged", "member", f"{member_id} is {state} of {team_id}.", status=409)
+        return index
 
     async def disable_recipient(self, actor: Mapping[str, Any], recipient_id: str) -> int:
         found = await self.store.get_recipients([recipient_id]) if RECIPIENT_ID_RE.match(recipient_id) else {}

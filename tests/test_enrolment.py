@@ -115,3 +115,19 @@ def test_cli_approve(tmp_path: Path) -> None:
         listed = safeshare(home, "recipient", "list").stdout
         assert "ppu-desk\tactive\tPolice PPU\tppu@police.example" in listed
         assert safeshare(home, "recipient", "approve", "ppu-desk", check=False).returncode == 2
+
+
+async def test_rotation_of_an_administrator_registered_key(api: Api, issuer: Any) -> None:
+    old, new = pyrage.x25519.Identity.generate(), pyrage.x25519.Identity.generate()
+    await api.add_recipient("hereford-mash-duty", old)
+    h = _recipient_headers(api, issuer)
+    r = await api.client.post("/api/v1/recipients/enrol", json={"age_recipient": str(new.to_public())}, headers=h)
+    assert r.status == 202
+    assert (
+        await api.client.post("/api/v1/recipients/hereford-mash-duty/approve", headers=api.auth("root", "admin"))
+    ).status == 200
+    me = await (await api.client.get("/api/v1/recipients/me", headers=h)).json()
+    assert [(k["age_recipient"], k["status"]) for k in me["keys"]] == [
+        (str(new.to_public()), "active"),
+        (str(old.to_public()), "retired"),
+    ]

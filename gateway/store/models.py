@@ -32,14 +32,17 @@ class Recipient:
     age_recipient: str
     status: str = RECIPIENT_ACTIVE
     created_at: str = ""
+    #: "person" (has its own key) or "team" (a shared address; shares go to each active member's key).
+    kind: str = "person"
 
     def public(self) -> dict[str, Any]:
         return {
             "id": self.id,
+            "kind": self.kind,
             "name": self.name,
             "org": self.org,
             "email": self.email,
-            "age_recipient": self.age_recipient,
+            "age_recipient": self.age_recipient or None,
             "status": self.status,
             "created_at": self.created_at,
         }
@@ -84,6 +87,8 @@ class ShareRecipient:
     #: When the recipient marked the share "received and actioned", and their note for the sender.
     acknowledged_at: str | None = None
     acknowledgement: str | None = None
+    #: The team this envelope was made for, when the member received it as part of a team.
+    via_team: str | None = None
 
 
 @dataclass(frozen=True)

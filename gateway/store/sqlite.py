@@ -56,8 +56,18 @@ CREATE TABLE IF NOT EXISTS recipients (
     age_recipient TEXT NOT NULL,
     status TEXT NOT NULL CHECK (status IN ('active', 'disabled')),
     created_at TEXT NOT NULL,
-    updated_at TEXT NOT NULL
+    updated_at TEXT NOT NULL,
+    kind TEXT NOT NULL DEFAULT 'person' CHECK (kind IN ('person', 'team'))
 );
+
+-- Team membership history: a row per period of membership (until NULL while a member).
+CREATE TABLE IF NOT EXISTS team_members (
+    team_id TEXT NOT NULL REFERENCES recipients (id),
+    member_id TEXT NOT NULL REFERENCES recipients (id),
+    since TEXT NOT NULL,
+    until TEXT,
+    PRIMARY KEY (team_id, member_id, since)
+) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS recipients_by_email ON recipients (email);
 
 -- A recipient's own request to receive with a key generated in their browser; an administrator decides.
@@ -118,6 +128,7 @@ CREATE TABLE IF NOT EXISTS share_recipients (
     state TEXT NOT NULL CHECK (state IN ('active', 'revoked', 'expired', 'exhausted')),
     acknowledged_at TEXT,
     acknowledgement TEXT,
+    via_team TEXT,
     PRIMARY KEY (share_id, recipient_id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS share_recipients_by_recipient ON share_recipients (recipient_id, share_id);
@@ -395,7 +406,7 @@ def append_entry(conn: sqlite3.Connection, entry: Mapping[str, Any]) -> int:
     refs = sorted(set(entry.get("subjects") or ()))
     conn.executemany("INSERT INTO ledger_subjects (ref, idx) VALUES (?, ?)", [(r, idx) for r in refs])
     recipients = entry.get("recipients") or ()
-    rids = sorted({r["id"] for r in recipients})
+    rids = sorted({r["id"] for r in recipients} | {r["via"] for r in recipients if r.get("via")})
     conn.executemany("INSERT INTO ledger_recipients (recipient_id, idx) VALUES (?, ?)", [(r, idx) for r in rids])
     orgs = sorted({o for o in [actor.get("org"), *(r.get("org") for r in recipients)] if o})
     conn.executemany("INSERT INTO ledger_orgs (org, idx) VALUES (?, ?)", [(o, idx) for o in orgs])
@@ -443,6 +454,7 @@ def _share_from_rows(row: sqlite3.Row | aiosqlite.Row, rrows: Sequence[Any]) -> 
                 state=r["state"],
                 acknowledged_at=r["acknowledged_at"],
                 acknowledgement=r["acknowledgement"],
+                via_team=r["via_team"],
             )
             for r in rrows
         ),
@@ -486,6 +498,7 @@ def _recipient_from_row(row: Any) -> Recipient:
         age_recipient=row["age_recipient"],
         status=row["status"],
         created_at=row["created_at"],
+        kind=row["kind"],
     )
 
 
@@ -522,23 +535,61 @@ class SQLiteStore:
         def op(conn: sqlite3.Connection) -> int:
             if conn.execute("SELECT 1 FROM recipients WHERE id = ?", (rec.id,)).fetchone():
                 raise RecipientExists(rec.id)
+            now = entry["time"]
             conn.execute(
-                "INSERT INTO recipients (id, name, org, email, age_recipient, status, created_at, updated_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    rec.id,
-                    rec.name,
-                    rec.org,
-                    rec.email,
-                    rec.age_recipient,
-                    rec.status,
-                    entry["time"],
-                    entry["time"],
-                ),
+                "INSERT INTO recipients (id, name, org, email, age_recipient, status, created_at, updated_at, kind)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (rec.id, rec.name, rec.org, rec.email, rec.age_recipient, rec.status, now, now, rec.kind),
             )
+            if rec.kind == "person":
+                conn.execute(
+                    "INSERT INTO recipient_keys (recipient_id, age_recipient, status, since)"
+                    " VALUES (?, ?, 'active', ?)",
+                    (rec.id, rec.age_recipient, now),
+                )
             return append_entry(conn, entry)
 
         return await self._writer.submit(op)
+
+    async def set_membership(self, team_id: str, member_id: str, add: bool, entry: Mapping[str, Any]) -> int | None:
+        """Add or end a membership, with its ledger entry; None when it is already so (nothing recorded)."""
+
+        def op(conn: sqlite3.Connection) -> int | None:
+            current = conn.execute(
+                "SELECT since FROM team_members WHERE team_id = ? AND member_id = ? AND until IS NULL",
+                (team_id, member_id),
+            ).fetchone()
+            if add == (current is not None):
+                return None
+            if add:
+                conn.execute(
+                    "INSERT INTO team_members (team_id, member_id, since) VALUES (?, ?, ?)",
+                    (team_id, member_id, entry["time"]),
+                )
+            else:
+                conn.execute(
+                    "UPDATE team_members SET until = ? WHERE team_id = ? AND member_id = ? AND until IS NULL",
+                    (entry["time"], team_id, member_id),
+                )
+            return append_entry(conn, entry)
+
+        return await self._writer.submit(op)
+
+    async def team_members(self, team_ids: Sequence[str]) -> dict[str, list[Recipient]]:
+        """Current members of each team (only active people with a key)."""
+        if not team_ids:
+            return {}
+        marks = ",".join("?" * len(team_ids))
+        out: dict[str, list[Recipient]] = {t: [] for t in team_ids}
+        async with self._reader.execute(
+            f"SELECT tm.team_id, r.* FROM team_members tm JOIN recipients r ON r.id = tm.member_id"  # noqa: S608
+            f" WHERE tm.team_id IN ({marks}) AND tm.until IS NULL AND r.status = 'active' AND r.kind = 'person'"
+            " ORDER BY tm.team_id, r.id",
+            tuple(team_ids),
+        ) as cur:
+            for row in await cur.fetchall():
+                out[row["team_id"]].append(_recipient_from_row(row))
+        return out
 
     async def request_enrolment(self, enrolment: Enrolment, entry: Mapping[str, Any]) -> int:
         """Record a pending enrolment; an earlier pending one for the same recipient is superseded."""
