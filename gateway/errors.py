@@ -35,5 +35,10 @@ def bad_request(code: str, message: str, **details: Any) -> ApiError:
     return ApiError(400, code, message, **details)
 
 
+def field_error(code: str, field: str, message: str, status: int = 422, **details: Any) -> ApiError:
+    """A refusal about one named input field."""
+    return ApiError(status, code, message, field=field, **details)
+
+
 def not_found(what: str = "share") -> ApiError:
     return ApiError(404, "not_found", f"No such {what}, or it is not yours to see.")

@@ -1,0 +1,194 @@
+"""The recipient directory's use cases: people and their keys, teams and membership, self-enrolment.
+
+Every change is one transaction with its ledger entry: who could receive, with which key, from when, and
+who decided, is part of the record an auditor reads. Mixed into `service.Gateway`, which provides the
+store, the clock and the actor helper.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import secrets
+from collections.abc import Mapping
+from typing import Any
+
+from . import envelope
+from .auth import Principal
+from .errors import ApiError, field_error, not_found
+from .ledger import entry as ledger_entry
+from .store.models import RECIPIENT_DISABLED, Enrolment, Recipient, RecipientExists
+from .store.sqlite import SQLiteStore
+
+RECIPIENT_ID_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+
+
+class DirectoryUseCases:
+    store: SQLiteStore
+
+    def now_str(self) -> str:
+        raise NotImplementedError
+
+    @staticmethod
+    def _actor(principal: Principal, role: str) -> dict[str, Any]:
+        return ledger_entry.actor(principal.sub, role, principal.org, principal.issuer)
+
+    async def add_recipient(self, actor: Mapping[str, Any], rec: Recipient) -> int:
+        self._check_directory_fields(rec)
+        try:
+            canonical_key = str(envelope.X25519Recipient.parse(rec.age_recipient))
+        except envelope.InvalidRecipient as exc:
+            raise field_error("invalid_recipient", "age_recipient", f"Not an age X25519 recipient: {exc}") from None
+        rec = Recipient(rec.id, rec.name.strip(), rec.org.strip(), rec.email.strip().lower(), canonical_key)
+        entry = ledger_entry.recipient_entry(
+            kind=ledger_entry.KIND_RECIPIENT_ADD,
+            time=self.now_str(),
+            actor=actor,
+            recipient={"id": rec.id, "org": rec.org, "age_recipient": canonical_key},
+        )
+        try:
+            return await self.store.add_recipient(rec, entry)
+        except RecipientExists:
+            raise field_error(
+                "recipient_exists", "id", f"A recipient with ID {rec.id!r} already exists.", status=409
+            ) from None
+
+    @staticmethod
+    def _check_directory_fields(rec: Recipient) -> None:
+        if not RECIPIENT_ID_RE.match(rec.id):
+            raise field_error(
+                "invalid_recipient",
+                "id",
+                "A recipient ID is 1-64 characters: lower-case letters, digits, '.', '_' or '-', starting with "
+                "a letter or digit.",
+            )
+        for name, value, cap in (("name", rec.name, 200), ("org", rec.org, 200), ("email", rec.email, 320)):
+            if not isinstance(value, str) or not value.strip() or len(value) > cap:
+                raise field_error(
+                    "invalid_recipient", name, f"{name} must be non-blank text of at most {cap} characters."
+                )
+        if "@" not in rec.email:
+            raise field_error("invalid_recipient", "email", "email must be an e-mail address.")
+
+    async def add_team(self, actor: Mapping[str, Any], team_id: str, name: str, org: str, email: str) -> int:
+        """A team address (e.g. a MASH duty inbox): shares to it go to each active member's own key."""
+        rec = Recipient(team_id, name, org, email, "", kind="team")
+        self._check_directory_fields(rec)
+        rec = Recipient(rec.id, rec.name.strip(), rec.org.strip(), rec.email.strip().lower(), "", kind="team")
+        entry = ledger_entry.recipient_entry(
+            kind=ledger_entry.KIND_RECIPIENT_ADD,
+            time=self.now_str(),
+            actor=actor,
+            recipient={"id": rec.id, "org": rec.org, "kind": "team"},
+        )
+        try:
+            return await self.store.add_recipient(rec, entry)
+        except RecipientExists:
+            raise field_error(
+                "recipient_exists", "id", f"A recipient with ID {rec.id!r} already exists.", status=409
+            ) from None
+
+    async def set_membership(self, actor: Mapping[str, Any], team_id: str, member_id: str, add: bool) -> int:
+        """Membership changes are recorded; a new member gets only shares made after joining."""
+        ids = [i for i in (team_id, member_id) if RECIPIENT_ID_RE.match(i)]
+        found = await self.store.get_recipients(ids)
+        team, member = found.get(team_id), found.get(member_id)
+        if team is None or team.kind != "team":
+            raise not_found("team")
+        if member is None or member.kind != "person":
+            raise field_error("invalid_member", "member", "A member must be a person in the directory.", status=422)
+        kind = ledger_entry.KIND_TEAM_MEMBER_ADD if add else ledger_entry.KIND_TEAM_MEMBER_REMOVE
+        entry = ledger_entry.recipient_entry(
+            kind=kind,
+            time=self.now_str(),
+            actor=actor,
+            recipient={"id": team_id, "org": team.org},
+            member={"id": member_id, "org": member.org},
+        )
+        index = await self.store.set_membership(team_id, member_id, add, entry)
+        if index is None:
+            state = "already a member" if add else "not a member"
+            raise field_error("membership_unchanged", "member", f"{member_id} is {state} of {team_id}.", status=409)
+        return index
+
+    async def disable_recipient(self, actor: Mapping[str, Any], recipient_id: str) -> int:
+        found = await self.store.get_recipients([recipient_id]) if RECIPIENT_ID_RE.match(recipient_id) else {}
+        if recipient_id not in found:
+            raise not_found("recipient")
+        entry = ledger_entry.recipient_entry(
+            kind=ledger_entry.KIND_RECIPIENT_DISABLE,
+            time=self.now_str(),
+            actor=actor,
+            recipient={"id": recipient_id, "org": found[recipient_id].org},
+        )
+        index = await self.store.set_recipient_status(recipient_id, RECIPIENT_DISABLED, entry)
+        if index is None:
+            raise not_found("recipient")
+        return index
+
+    # -- enrolment (keys generated on the recipient's device) --------------------------------------
+
+    async def enrol(self, principal: Principal, age_recipient: Any) -> dict[str, Any]:
+        """A recipient asks to receive with a public key from their browser; identity comes from the token."""
+        if not RECIPIENT_ID_RE.match(principal.sub):
+            raise field_error(
+                "enrolment_refused",
+                "token.sub",
+                "Your sign-in name cannot be used as a recipient ID; ask an administrator.",
+            )
+        if not principal.org or not principal.email:
+            raise field_error(
+                "enrolment_refused",
+                "token.org" if not principal.org else "token.email",
+                "Your sign-in token does not say which organisation and e-mail address you have; ask an administrator.",
+            )
+        if not isinstance(age_recipient, str):
+            raise field_error("invalid_enrolment", "age_recipient", "age_recipient (an age1… public key) is required.")
+        try:
+            key = str(envelope.X25519Recipient.parse(age_recipient))
+        except envelope.InvalidRecipient as exc:
+            raise field_error("invalid_enrolment", "age_recipient", f"Not an age X25519 recipient: {exc}") from None
+        enrolment = Enrolment(
+            id="en_" + base64.b32encode(secrets.token_bytes(10)).decode().lower(),
+            recipient_id=principal.sub,
+            name=(principal.name or principal.email)[:200],
+            org=principal.org[:200],
+            email=principal.email,
+            age_recipient=key,
+            requested_at=self.now_str(),
+        )
+        entry = ledger_entry.recipient_entry(
+            kind=ledger_entry.KIND_ENROLMENT_REQUEST,
+            time=enrolment.requested_at,
+            actor=self._actor(principal, "recipient"),
+            recipient={"id": enrolment.recipient_id, "org": enrolment.org, "age_recipient": key},
+            enrolment_id=enrolment.id,
+        )
+        index = await self.store.request_enrolment(enrolment, entry)
+        return {"enrolment": enrolment.public(), "ledger_index": index}
+
+    async def decide_enrolment(
+        self, actor: Mapping[str, Any], recipient_id: str, approve: bool, reason: str | None = None
+    ) -> dict[str, Any]:
+        """Approve (the key becomes active for new shares; the old one is retired) or reject; both recorded."""
+        kind = ledger_entry.KIND_ENROLMENT_APPROVE if approve else ledger_entry.KIND_ENROLMENT_REJECT
+        result = await self.store.decide_enrolment(
+            recipient_id,
+            approve,
+            str(actor.get("sub")),
+            lambda e: ledger_entry.recipient_entry(
+                kind=kind,
+                time=self.now_str(),
+                actor=actor,
+                recipient={"id": e.recipient_id, "org": e.org, "age_recipient": e.age_recipient},
+                enrolment_id=e.id,
+                **({"reason": reason} if reason else {}),
+            ),
+        )
+        if result is None:
+            raise ApiError(404, "no_pending_enrolment", f"No pending enrolment for {recipient_id[:64]!r}.")
+        enrolment, index = result
+        return {
+            "enrolment": {**enrolment.public(), "status": "approved" if approve else "rejected"},
+            "ledger_index": index,
+        }
