@@ -1,0 +1,587 @@
+"""Read-side SQL for the auditor: filtered pages, streamed exports, subject timelines, oversight statistics.
+
+Everything here reads committed rows through the store's read-only connection (`SQLiteStore.reader`) and
+never writes. The golden rules make the ledger the organisation's record, so these queries have to answer
+"what did we share about this child, with whom, and why?" in milliseconds at a million entries.
+
+Why the plans are chosen here instead of left to SQLite: the gateway never runs ANALYZE, and without
+statistics SQLite guesses; a wrong guess at a million entries is a walk over multi-kilobyte rows (seconds).
+Every filter maps to an index ordered by the ledger index — `ledger_subjects (ref, idx)`, `ledger_by_kind
+(kind, idx)`, FTS5 rowids — so "the newest N matches" is one walk down one index that stops after N hits.
+With several filters we first count, with a cap, how many entries each would yield and drive from the
+smallest; the others are checked per candidate (`+column` stops SQLite from switching index, CROSS JOIN
+fixes the join order). The time range is the exception: `ledger_by_time` is ordered by time, which is only
+roughly the ledger order (concurrent requests take their timestamps before their turn to append), so it
+drives only when few entries match, and otherwise is checked per candidate.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import aiosqlite
+
+from ..ledger import merkle
+from ..ledger.entry import KINDS
+from .models import LedgerRow
+from .sqlite import TreeReader
+
+T = TypeVar("T")
+
+# The codes a justification may carry (golden-rules.md; the same enums as policies/hmg-2018.json).
+DECISIONS = ("share", "not_share")
+PURPOSE_CODES = (
+    "referral",
+    "s47_enquiry",
+    "s17_assessment",
+    "strategy_discussion",
+    "cp_conference",
+    "mash_research",
+    "s42_enquiry",
+    "crime_prevention",
+    "emergency",
+    "other",
+)
+ARTICLE_6_CODES = (
+    "legal_obligation",
+    "vital_interests",
+    "public_task",
+    "consent",
+    "legitimate_interests",
+    "recognised_legitimate_interest",
+)
+ARTICLE_9_CODES = (
+    "substantial_public_interest",
+    "health_social_care",
+    "social_protection",
+    "vital_interests",
+    "legal_claims",
+    "explicit_consent",
+)
+DPA_SCHEDULE_1_CODES = ("p18_safeguarding", "p6_statutory_purposes", "p10_preventing_crime")
+
+#: Longest full-text query accepted, and most words in it: enough for any real search, bounded work.
+MAX_TEXT_QUERY = 500
+MAX_TEXT_TERMS = 16
+#: Counting a filter's matches stops here: enough to tell a selective filter from a broad one, cheaply.
+ESTIMATE_CAP = 5000
+#: When every filter is broad, they are counted again up to here (~5 ms each at 0.1 µs an index entry): the
+#: rarest of several broad filters can still be ten times rarer than the others, and the walk costs a row
+#: read per candidate.
+BROAD_CAP = 50_000
+#: Above every real ledger index; the default upper bound of a range.
+MAX_INDEX = 2**62
+
+_ROW = "l.idx, l.time, l.kind, l.entry, l.leaf_hash"
+#: A word as FTS5's unicode61 tokenizer sees it (letters and digits; '_' separates), optionally a prefix.
+_WORD = re.compile(r"([^\W_]+)(\*?)")
+
+
+class QueryError(ValueError):
+    """User input that cannot become a query (the API turns it into a 400 naming `field`)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+def fts_query(text: str) -> str:
+    """Turn free text into an FTS5 query that cannot be a syntax error: every word a quoted phrase, ANDed.
+
+    FTS5's own syntax (AND/OR/NOT/NEAR, parentheses, column filters, `^`) is not exposed: auditors type
+    words, and hostile input must not be able to produce an error or an expensive query. A trailing `*`
+    on a word keeps its meaning (prefix search) since it cannot be misparsed after a closing quote.
+    """
+    if len(text) > MAX_TEXT_QUERY:
+        raise QueryError("q", f"q is longer than {MAX_TEXT_QUERY} characters.")
+    words = _WORD.findall(text)
+    if not words:
+        raise QueryError("q", "q must contain at least one word (letters or digits).")
+    if len(words) > MAX_TEXT_TERMS:
+        raise QueryError("q", f"q has more than {MAX_TEXT_TERMS} words.")
+    return " ".join(f'"{word}"' + ("*" if star else "") for word, star in words)
+
+
+@dataclass(frozen=True)
+class AuditFilter:
+    """Every filter the auditor routes accept; all given ones must hold (AND). Values are already checked."""
+
+    subject: str | None = None
+    practitioner: str | None = None
+    recipient: str | None = None
+    org: str | None = None
+    kind: str | None = None
+    decision: str | None = None
+    purpose: str | None = None
+    article_6: str | None = None
+    article_9: str | None = None
+    dpa_schedule_1: str | None = None
+    #: An FTS5 expression made by `fts_query`, never raw user input.
+    text: str | None = None
+    time_from: str | None = None
+    time_to: str | None = None
+
+
+@dataclass(frozen=True)
+class _Term:
+    """One filter, as a source of candidate indexes (`table AS d WHERE cond`) and as a per-candidate check."""
+
+    name: str
+    table: str
+    cond: str
+    key: str
+    args: tuple[Any, ...]
+    check: str
+    #: The source's index yields candidates in ledger order, so a LIMIT can stop the walk early.
+    ordered: bool = True
+
+
+def _join_term(name: str, table: str, column: str, value: str) -> _Term:
+    return _Term(
+        name,
+        table,
+        f"d.{column} = ?",
+        "d.idx",
+        (value,),
+        f"EXISTS (SELECT 1 FROM {table} x WHERE x.{column} = ? AND x.idx = l.idx)",  # noqa: S608 - fixed names
+    )
+
+
+def _column_term(name: str, column: str, value: str) -> _Term:
+    return _Term(name, "ledger", f"d.{column} = ?", "d.idx", (value,), f"+l.{column} = ?")
+
+
+def _terms(f: AuditFilter) -> list[_Term]:
+    """In order of how selective each filter usually is: ties in the estimate go to the earlier one."""
+    candidates: list[tuple[str | None, Callable[[str], _Term]]] = [
+        (f.subject, lambda v: _join_term("subject", "ledger_subjects", "ref", v)),
+        (f.recipient, lambda v: _join_term("recipient", "ledger_recipients", "recipient_id", v)),
+        (
+            f.text,
+            lambda v: _Term(
+                "q",
+                "ledger_fts",
+                "d.ledger_fts MATCH ?",
+                "d.rowid",
+                (v,),
+                "EXISTS (SELECT 1 FROM ledger_fts x WHERE x.ledger_fts MATCH ? AND x.rowid = l.idx)",
+            ),
+        ),
+        (f.practitioner, lambda v: _column_term("practitioner", "actor_sub", v)),
+        (f.org, lambda v: _join_term("org", "ledger_orgs", "org", v)),
+        (f.purpose, lambda v: _column_term("purpose", "purpose_code", v)),
+        (f.article_9, lambda v: _column_term("article_9", "article_9", v)),
+        (f.dpa_schedule_1, lambda v: _column_term("dpa_schedule_1", "dpa_schedule_1", v)),
+        (f.article_6, lambda v: _column_term("article_6", "article_6", v)),
+        (f.decision, lambda v: _column_term("decision", "decision", v)),
+        (f.kind, lambda v: _column_term("kind", "kind", v)),
+    ]
+    terms = [make(value) for value, make in candidates if value is not None]
+    time = _time_term(f)
+    if time is not None:
+        terms.append(time)
+    return terms
+
+
+def _time_term(f: AuditFilter) -> _Term | None:
+    """The time index is (time, idx): it drives only by sorting, so `+d.idx` keeps the bounds off the PK."""
+    conds, checks, args = [], [], []
+    if f.time_from is not None:
+        conds.append("d.time >= ?")
+        checks.append("+l.time >= ?")
+        args.append(f.time_from)
+    if f.time_to is not None:
+        conds.append("d.time < ?")
+        checks.append("+l.time < ?")
+        args.append(f.time_to)
+    if not conds:
+        return None
+    return _Term("time", "ledger", " AND ".join(conds), "+d.idx", tuple(args), " AND ".join(checks), ordered=False)
+
+
+async def _fetch(conn: aiosqlite.Connection, sql: str, args: Sequence[Any]) -> list[Any]:
+    try:
+        async with conn.execute(sql, tuple(args)) as cur:
+            return list(await cur.fetchall())
+    except sqlite3.OperationalError as exc:
+        # Only reachable through FTS5 (quoting makes syntax errors impossible, but the tokenizer has the
+        # last word); anything else is a real fault and stays one.
+        if "fts5" in str(exc).lower():
+            raise QueryError("q", "q could not be used as a full-text search.") from None
+        raise
+
+
+async def _count(
+    conn: aiosqlite.Connection, table: str, where: str, args: Sequence[Any], cap: int = ESTIMATE_CAP
+) -> int:
+    """How many rows match, counting no further than `cap`: bounded work whatever the filter."""
+    sql = f"SELECT count(*) FROM (SELECT 1 FROM {table} AS d WHERE {where} LIMIT ?)"  # noqa: S608 - fixed SQL
+    rows = await _fetch(conn, sql, (*args, cap))
+    return int(rows[0][0])
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Which term's index to walk (None: the ledger itself), what to check per candidate, the index range."""
+
+    driver: _Term | None
+    checks: tuple[_Term, ...]
+    lo: int
+    hi: int
+
+
+async def _time_bounds(conn: aiosqlite.Connection, f: AuditFilter, lo: int, hi: int) -> tuple[int, int]:
+    """Narrow [lo, hi) to the ledger indexes a time range can contain, when that saves a long walk.
+
+    Times are only roughly in ledger order, so the exact bounds need one scan of the covering time index
+    over the range (~0.1 µs an entry). It is skipped when fewer than ESTIMATE_CAP entries lie outside the
+    range on both sides: then walking past them costs less than the scan.
+    """
+    far_above = f.time_to is not None and await _count(conn, "ledger", "d.time >= ?", (f.time_to,)) >= ESTIMATE_CAP
+    far_below = f.time_from is not None and await _count(conn, "ledger", "d.time < ?", (f.time_from,)) >= ESTIMATE_CAP
+    if not (far_above or far_below):
+        return lo, hi
+    term = _time_term(f)
+    assert term is not None  # noqa: S101 - a bound was given
+    rows = await _fetch(conn, f"SELECT min(d.idx), max(d.idx) FROM ledger AS d WHERE {term.cond}", term.args)  # noqa: S608
+    if rows[0][0] is None:
+        return lo, lo
+    return max(lo, int(rows[0][0])), min(hi, int(rows[0][1]) + 1)
+
+
+async def _plan(conn: aiosqlite.Connection, f: AuditFilter, lo: int, hi: int, *, sortable: bool = True) -> Plan:
+    """Drive from the term with the fewest matches (counted with a cap); see the module docstring.
+
+    A time range drives only when it is narrow (and `sortable`: each page sorts its matches); otherwise it
+    is a per-candidate check within index bounds computed once.
+    """
+    terms = _terms(f)
+    if not terms:
+        return Plan(None, (), lo, hi)
+    if len(terms) == 1 and terms[0].ordered:
+        return Plan(terms[0], (), lo, hi)
+
+    def where(t: _Term) -> str:
+        return f"{t.cond} AND {t.key} >= ? AND {t.key} < ?"
+
+    counts = [await _count(conn, t.table, where(t), (*t.args, lo, hi)) for t in terms]
+    if 0 in counts:  # one filter matches nothing in range, so nothing matches them all
+        return Plan(None, (), lo, lo)
+    ordered = [i for i, t in enumerate(terms) if t.ordered]
+    if len(ordered) > 1 and min(counts[i] for i in ordered) >= ESTIMATE_CAP:
+        for i in ordered:
+            counts[i] = await _count(conn, terms[i].table, where(terms[i]), (*terms[i].args, lo, hi), BROAD_CAP)
+    time_i = next((i for i, t in enumerate(terms) if not t.ordered), None)
+    if (
+        time_i is not None
+        and sortable
+        and counts[time_i] < ESTIMATE_CAP
+        and all(counts[time_i] <= counts[i] for i in ordered)
+    ):
+        best: int | None = time_i
+    else:
+        best = min(ordered, key=lambda i: (counts[i], i), default=None)
+        if time_i is not None and (best is None or counts[best] >= ESTIMATE_CAP):
+            # A broad driver could walk far outside the range before finding a match; a selective one
+            # visits fewer than ESTIMATE_CAP candidates anyway, which costs less than finding the bounds.
+            lo, hi = await _time_bounds(conn, f, lo, hi)
+    driver = None if best is None else terms[best]
+    return Plan(driver, tuple(t for t in terms if t is not driver), lo, hi)
+
+
+def _page_sql(plan: Plan, limit: int, descending: bool) -> tuple[str, list[Any]]:
+    order = "DESC" if descending else "ASC"
+    checks = [t.check for t in plan.checks]
+    args: list[Any] = []
+    for t in plan.checks:
+        args += t.args
+    d = plan.driver
+    if d is None:
+        where = " AND ".join(["l.idx >= ?", "l.idx < ?", *checks])
+        sql = f"SELECT {_ROW} FROM ledger AS l WHERE {where} ORDER BY l.idx {order} LIMIT ?"  # noqa: S608
+        return sql, [plan.lo, plan.hi, *args, limit]
+    if not d.ordered and not checks:
+        # Only a (narrow) time range: pick the page from the covering time index, then read just those rows.
+        sql = (
+            f"SELECT {_ROW} FROM (SELECT d.idx FROM ledger AS d WHERE {d.cond} AND {d.key} >= ? AND {d.key} < ?"  # noqa: S608
+            f" ORDER BY d.idx {order} LIMIT ?) AS p CROSS JOIN ledger AS l ON l.idx = p.idx ORDER BY l.idx {order}"
+        )
+        return sql, [*d.args, plan.lo, plan.hi, limit]
+    where = " AND ".join([d.cond, f"{d.key} >= ?", f"{d.key} < ?", *checks])
+    key = d.key.lstrip("+")
+    # Ordering by the driver's own key (not l.idx, though equal) is what lets SQLite walk its index in order.
+    sql = (
+        f"SELECT {_ROW} FROM {d.table} AS d CROSS JOIN ledger AS l ON l.idx = {key}"  # noqa: S608
+        f" WHERE {where} ORDER BY {key} {order} LIMIT ?"
+    )
+    return sql, [*d.args, plan.lo, plan.hi, *args, limit]
+
+
+def _row(r: Any) -> LedgerRow:
+    return LedgerRow(int(r[0]), r[1], r[2], bytes(r[3]), bytes(r[4]))
+
+
+async def query_page(conn: aiosqlite.Connection, f: AuditFilter, *, before: int | None, limit: int) -> list[LedgerRow]:
+    """The newest `limit` matching entries with an index below `before` (the cursor)."""
+    plan = await _plan(conn, f, 0, MAX_INDEX if before is None else before)
+    if plan.lo >= plan.hi:
+        return []
+    sql, args = _page_sql(plan, limit, descending=True)
+    return [_row(r) for r in await _fetch(conn, sql, args)]
+
+
+async def export_plan(conn: aiosqlite.Connection, f: AuditFilter, *, upto: int) -> Plan:
+    """Plan an export of every match with index < `upto` once, before any byte is sent.
+
+    Doing it up front is what lets an unusable `q` still become a clean 400: once a streamed response has
+    started there is no way left to report an error. A time range never drives here (each page would
+    re-sort it); it bounds the walk instead.
+    """
+    if f.text is not None:
+        await _fetch(conn, "SELECT 1 FROM ledger_fts WHERE ledger_fts MATCH ? LIMIT 1", (f.text,))
+    return await _plan(conn, f, 0, upto, sortable=False)
+
+
+async def export_pages(
+    conn: aiosqlite.Connection, plan: Plan, *, page_size: int = 1000
+) -> AsyncIterator[list[LedgerRow]]:
+    """The planned export, oldest first, in pages: keyset pagination on the index, constant memory."""
+    lo = plan.lo
+    while lo < plan.hi:
+        sql, args = _page_sql(Plan(plan.driver, plan.checks, lo, plan.hi), page_size, descending=False)
+        page = [_row(r) for r in await _fetch(conn, sql, args)]
+        if not page:
+            return
+        yield page
+        if len(page) < page_size:
+            return
+        lo = page[-1].index + 1
+
+
+@dataclass(frozen=True)
+class StoredCheckpoint:
+    size: int
+    time: str
+    note: bytes
+
+
+async def latest_checkpoint(conn: aiosqlite.Connection) -> StoredCheckpoint | None:
+    rows = await _fetch(conn, "SELECT size, time, note FROM ledger_checkpoints ORDER BY size DESC LIMIT 1", ())
+    return None if not rows else StoredCheckpoint(int(rows[0][0]), rows[0][1], bytes(rows[0][2]))
+
+
+async def ledger_end(conn: aiosqlite.Connection) -> int:
+    """One past the highest committed index: the bound of an export taken before any checkpoint exists."""
+    rows = await _fetch(conn, "SELECT coalesce(max(idx) + 1, 0) FROM ledger", ())
+    return int(rows[0][0])
+
+
+async def subject_events(conn: aiosqlite.Connection, ref: str, cap: int) -> tuple[list[LedgerRow], bool]:
+    """Every entry about one subject, oldest first, at most `cap` of them; True if there were more."""
+    rows = await _fetch(
+        conn,
+        f"SELECT {_ROW} FROM ledger_subjects AS d CROSS JOIN ledger AS l ON l.idx = d.idx"  # noqa: S608
+        " WHERE d.ref = ? ORDER BY d.idx ASC LIMIT ?",
+        (ref, cap + 1),
+    )
+    return [_row(r) for r in rows[:cap]], len(rows) > cap
+
+
+# -- inclusion proofs ----------------------------------------------------------------------------------
+
+
+def _memo(fn: Callable[..., T]) -> Callable[..., T]:
+    cache: dict[tuple[Any, ...], T] = {}
+
+    def wrapped(*args: Any) -> T:
+        if args not in cache:
+            cache[args] = fn(*args)
+        return cache[args]
+
+    return wrapped
+
+
+def verify_inclusions(
+    db_path: Path, size: int, root: bytes, entries: Sequence[tuple[int, bytes]]
+) -> dict[int, str | None]:
+    """Check that each (index, canonical entry bytes) is in the tree of `size` leaves with `root`.
+
+    Returns index -> None when the proof verifies, or why not. Blocking (run it in a thread): it reads
+    through its own read-only connection in one snapshot. The leaf is recomputed from the entry bytes and
+    the root comes from the signed checkpoint, so neither the stored leaf hash nor the cached subtree
+    hashes the proof is built from need to be trusted: any altered one makes the proof fail, never pass.
+    Subtree hashes are memoised across entries, since a subject's proofs share most of their upper levels.
+    """
+    results: dict[int, str | None] = {}
+    with TreeReader(db_path) as reader:
+        leaf = _memo(reader.leaf_hash)
+        subtree = _memo(reader.subtree_hash)
+        for index, data in entries:
+            if index >= size:
+                continue
+            try:
+                proof = merkle.inclusion_proof(index, size, leaf, subtree)
+                merkle.verify_inclusion(merkle.leaf_hash(data), index, size, proof, root)
+            except (merkle.ProofError, ValueError) as exc:
+                results[index] = str(exc)
+            except Exception as exc:  # noqa: BLE001 - a missing or unreadable leaf is a failed check, not a 500
+                results[index] = f"proof could not be built: {type(exc).__name__}"
+            else:
+                results[index] = None
+    return results
+
+
+# -- statistics --------------------------------------------------------------------------------------------
+
+#: Indexes for the schema owner to add (the schema lives in sqlite.py, not here): with them `stats` reads
+#: dense index pages instead of multi-kilobyte rows (bench/bench_ledger_queries.py measures both ways). The
+#: queries below are written so that SQLite picks them up when they exist and stay correct when they don't.
+RECOMMENDED_INDEXES = (
+    "CREATE INDEX IF NOT EXISTS ledger_decisions_by_month ON ledger (substr(time, 1, 7), decision, purpose_code,"
+    " article_6, article_9, dpa_schedule_1, actor_org, time) WHERE decision IS NOT NULL",
+    "CREATE INDEX IF NOT EXISTS ledger_by_kind_share ON ledger (kind, share_id)",
+)
+_MONTH = "substr(d.time, 1, 7)"
+_DIMENSIONS = ("decision", "purpose", "article_6", "article_9", "dpa_schedule_1", "org")
+
+
+def _period(time_from: str | None, time_to: str | None) -> tuple[str, list[Any]]:
+    """The period as conditions on `d.time`, plus the same bounds on the month so a month index can seek."""
+    conds: list[str] = []
+    args: list[Any] = []
+    if time_from is not None:
+        conds += ["d.time >= ?", f"{_MONTH} >= ?"]
+        args += [time_from, time_from[:7]]
+    if time_to is not None:
+        conds += ["d.time < ?", f"{_MONTH} <= ?"]
+        args += [time_to, time_to[:7]]
+    return (" AND ".join(conds) or "1"), args
+
+
+def _empty_month(m: str) -> dict[str, Any]:
+    return {
+        "month": m,
+        "decisions": 0,
+        **{dim: {} for dim in _DIMENSIONS},
+        "shares_later_revoked": 0,
+        "emergency_shares_not_completed": 0,
+    }
+
+
+async def stats(conn: aiosqlite.Connection, time_from: str | None, time_to: str | None) -> dict[str, Any]:
+    """Counts per month for oversight boards, each a GROUP BY in SQLite (Python only folds a few thousand rows).
+
+    Decisions are the entries that carry a justification (`share` and `decision` kinds), counted in the month
+    of their own timestamp; "none" stands for an absent code (e.g. no Article 9 basis). "Shares later revoked"
+    and "emergency shares not completed" (no envelope ever fetched) are counted in the month of the share.
+    Grouping the codes together in one pass and the organisation in another keeps the first pass in index
+    order when `ledger_decisions_by_month` exists: no sort, and one row per distinct combination.
+    """
+    period, args = _period(time_from, time_to)
+    months: dict[str, dict[str, Any]] = {}
+
+    def month(m: str) -> dict[str, Any]:
+        return months.setdefault(m, _empty_month(m))
+
+    def add(bucket: dict[str, Any], dim: str, value: str | None, n: int) -> None:
+        key = "none" if value is None else value
+        bucket[dim][key] = bucket[dim].get(key, 0) + n
+
+    rows = await _fetch(
+        conn,
+        f"SELECT {_MONTH}, d.decision, d.purpose_code, d.article_6, d.article_9, d.dpa_schedule_1, count(*)"  # noqa: S608
+        f" FROM ledger AS d WHERE d.decision IS NOT NULL AND {period}"
+        f" GROUP BY {_MONTH}, d.decision, d.purpose_code, d.article_6, d.article_9, d.dpa_schedule_1",
+        args,
+    )
+    for m, decision, purpose, a6, a9, s1, n in rows:
+        bucket = month(m)
+        bucket["decisions"] += n
+        for dim, value in zip(_DIMENSIONS, (decision, purpose, a6, a9, s1), strict=False):
+            add(bucket, dim, value, n)
+
+    rows = await _fetch(
+        conn,
+        f"SELECT {_MONTH}, d.actor_org, count(*) FROM ledger AS d"  # noqa: S608
+        f" WHERE d.decision IS NOT NULL AND {period} GROUP BY {_MONTH}, d.actor_org",
+        args,
+    )
+    for m, org, n in rows:
+        add(month(m), "org", org, n)
+
+    # Driven by the (few) revocations, each joined to its share (with `ledger_by_kind_share` both steps are
+    # index seeks and only the share's row is read); a share is revoked at most once, but DISTINCT keeps the
+    # count right even if a later version records more than one revoke per share.
+    rows = await _fetch(
+        conn,
+        f"SELECT {_MONTH}, count(DISTINCT d.share_id) FROM ledger AS r"  # noqa: S608
+        " CROSS JOIN ledger AS d ON d.share_id = r.share_id AND d.kind = 'share'"
+        f" WHERE r.kind = 'revoke' AND {period} GROUP BY {_MONTH}",
+        args,
+    )
+    for m, n in rows:
+        month(m)["shares_later_revoked"] += n
+
+    rows = await _fetch(
+        conn,
+        f"SELECT {_MONTH}, count(*) FROM ledger AS d"  # noqa: S608
+        f" WHERE d.purpose_code = 'emergency' AND +d.kind = 'share' AND {period}"
+        " AND NOT EXISTS (SELECT 1 FROM ledger AS f WHERE f.share_id = d.share_id AND f.kind = 'fetch')"
+        f" GROUP BY {_MONTH}",
+        args,
+    )
+    for m, n in rows:
+        month(m)["emergency_shares_not_completed"] += n
+
+    ordered = [months[m] for m in sorted(months)]
+    totals: dict[str, Any] = {
+        "decisions": 0,
+        "shares": 0,
+        "decisions_not_to_share": 0,
+        "shares_later_revoked": 0,
+        "emergency_shares_not_completed": 0,
+        **{dim: {} for dim in _DIMENSIONS},
+    }
+    for bucket in ordered:
+        for dim in _DIMENSIONS:
+            bucket[dim] = dict(sorted(bucket[dim].items()))
+            for key, n in bucket[dim].items():
+                totals[dim][key] = totals[dim].get(key, 0) + n
+        totals["decisions"] += bucket["decisions"]
+        totals["shares_later_revoked"] += bucket["shares_later_revoked"]
+        totals["emergency_shares_not_completed"] += bucket["emergency_shares_not_completed"]
+    for dim in _DIMENSIONS:
+        totals[dim] = dict(sorted(totals[dim].items()))
+    totals["shares"] = totals["decision"].get("share", 0)
+    totals["decisions_not_to_share"] = totals["decision"].get("not_share", 0)
+    return {"from": time_from, "to": time_to, "totals": totals, "months": ordered}
+
+
+__all__ = [
+    "ARTICLE_6_CODES",
+    "ARTICLE_9_CODES",
+    "DECISIONS",
+    "DPA_SCHEDULE_1_CODES",
+    "KINDS",
+    "PURPOSE_CODES",
+    "RECOMMENDED_INDEXES",
+    "AuditFilter",
+    "QueryError",
+    "StoredCheckpoint",
+    "Plan",
+    "export_pages",
+    "export_plan",
+    "fts_query",
+    "latest_checkpoint",
+    "ledger_end",
+    "query_page",
+    "stats",
+    "subject_events",
+    "verify_inclusions",
+]
