@@ -1,0 +1,86 @@
+/**
+ * Helpers the webmail adapters share; they know nothing about any particular webmail.
+ * A classic script (content scripts cannot be modules): it defines globalThis.SafeShareAdapterKit.
+ */
+(function () {
+  const EMAIL = /[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+/g;
+
+  /** Every distinct email address in `text`, lower-cased, in order. */
+  function emailsIn(text) {
+    const out = [];
+    for (const m of String(text ?? "").matchAll(EMAIL)) {
+      const a = m[0].toLowerCase();
+      if (!out.includes(a)) out.push(a);
+    }
+    return out;
+  }
+
+  /** Addresses carried by an element and its descendants: attributes first (chips), then visible text. */
+  function emailsUnder(el, attrs = ["email", "data-hovercard-id", "title", "aria-label", "data-email"]) {
+    if (!el) return [];
+    const found = [];
+    const add = (list) => list.forEach((a) => found.includes(a) || found.push(a));
+    for (const node of [el, ...el.querySelectorAll("*")]) {
+      for (const name of attrs) if (node.hasAttribute?.(name)) add(emailsIn(node.getAttribute(name)));
+      if (node.tagName === "INPUT" || node.tagName === "TEXTAREA") add(emailsIn(node.value));
+    }
+    add(emailsIn(el.textContent));
+    return found;
+  }
+
+  /** The first element under `root` whose aria-label matches `re`. */
+  function byLabel(root, re, selector = "[aria-label]") {
+    for (const el of root.querySelectorAll(selector)) if (re.test(el.getAttribute("aria-label") ?? "")) return el;
+    return null;
+  }
+
+  /** The nearest ancestor of `el` (or `el`) that contains an element matching `selector`. */
+  function ancestorWith(el, selector) {
+    for (let n = el; n && n.nodeType === 1; n = n.parentElement) if (n.querySelector(selector)) return n;
+    return null;
+  }
+
+  /** Visible text of an element: innerText in a browser (line breaks kept), textContent elsewhere. */
+  function text(el) {
+    if (!el) return "";
+    return typeof el.innerText === "string" ? el.innerText : el.textContent ?? "";
+  }
+
+  function escapeHtml(s) {
+    return String(s).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
+  }
+
+  function fire(el, type) {
+    const Ev = el.ownerDocument?.defaultView?.Event ?? globalThis.Event;
+    if (typeof Ev === "function") el.dispatchEvent(new Ev(type, { bubbles: true }));
+  }
+
+  /**
+   * Replace a rich-text editor's content with plain text, one <div> per line, as the editors do. Built with
+   * DOM nodes, not markup, so it works under the webmail's Trusted Types policy and cannot inject anything.
+   */
+  function setEditableText(el, value) {
+    const doc = el.ownerDocument;
+    el.textContent = "";
+    for (const line of String(value).split("\n")) {
+      const div = doc.createElement("div");
+      div.append(line ? line : doc.createElement("br"));
+      el.append(div);
+    }
+    fire(el, "input");
+  }
+
+  /** Replace a form field's value and tell the page's scripts. */
+  function setFieldValue(el, value) {
+    el.value = value;
+    fire(el, "input");
+    fire(el, "change");
+  }
+
+  function click(el) {
+    if (typeof el.click === "function") el.click();
+  }
+
+  globalThis.SafeShareAdapterKit = { emailsIn, emailsUnder, byLabel, ancestorWith, text, setEditableText, setFieldValue, click, escapeHtml };
+  globalThis.SafeShareAdapters = globalThis.SafeShareAdapters ?? {};
+})();

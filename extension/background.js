@@ -1,0 +1,245 @@
+/**
+ * The service worker: the only gateway client. It holds the token (chrome.storage.session, never visible to
+ * web pages or content scripts), keeps each opened draft until its panel has used it, packages the email as
+ * MIME, talks to the gateway, and asks the content script to replace the draft once a share succeeded.
+ */
+import { GatewayError, gatewayClient, tokenClaims } from "./lib/gateway.js";
+import { buildMime, unbase64 } from "./lib/mime.js";
+import { matchRecipients, notificationText } from "./panel/form-model.js";
+
+const api = globalThis.browser ?? globalThis.chrome;
+
+export const DEFAULTS = { gatewayUrl: "http://127.0.0.1:8080", defaultExpiryDays: 30, webmailOrigins: [] };
+const ROUNDCUBE_PREFIX = "roundcube:";
+const DRAFT_PREFIX = "draft:";
+
+/** Drafts waiting for (or shown in) a panel: session id → {draft, tabId, frameId}. */
+const sessions = new Map();
+
+async function settings() {
+  const s = await api.storage.local.get(DEFAULTS);
+  return { ...DEFAULTS, ...s };
+}
+
+async function token() {
+  const { token } = await api.storage.session.get("token");
+  return token ?? null;
+}
+
+async function client() {
+  const s = await settings();
+  return gatewayClient({ baseUrl: s.gatewayUrl, token: await token() });
+}
+
+/** Roundcube is self-hosted: one dynamically registered content script per origin the user added. */
+export async function syncWebmailScripts() {
+  const { webmailOrigins } = await settings();
+  const registered = await api.scripting.getRegisteredContentScripts();
+  const ours = registered.filter((s) => s.id.startsWith(ROUNDCUBE_PREFIX)).map((s) => s.id);
+  if (ours.length) await api.scripting.unregisterContentScripts({ ids: ours });
+  const scripts = [];
+  for (const origin of webmailOrigins) {
+    const pattern = `${origin.replace(/\/+$/, "")}/*`;
+    if (!(await api.permissions.contains({ origins: [pattern] }))) continue;
+    scripts.push({
+      id: ROUNDCUBE_PREFIX + origin,
+      matches: [pattern],
+      js: ["adapters/kit.js", "adapters/roundcube.js", "content/content.js"],
+      css: ["content/content.css"],
+      runAt: "document_idle",
+      persistAcrossSessions: true,
+    });
+  }
+  if (scripts.length) await api.scripting.registerContentScripts(scripts);
+  return scripts.map((s) => s.matches[0]);
+}
+
+/**
+ * The draft behind a panel. Kept in memory, and also in storage.session when it fits (in memory only, never
+ * written to disk; out of reach of content scripts) so it survives the browser stopping an idle worker.
+ */
+async function session(id) {
+  let s = sessions.get(id);
+  if (!s && typeof id === "string") {
+    const key = DRAFT_PREFIX + id;
+    s = (await api.storage.session.get(key))[key];
+    if (s) sessions.set(id, s);
+  }
+  if (!s) throw new GatewayError("session_gone", "This share panel has lost its email. Nothing was shared and your email has not been changed. Close the panel and choose Share securely again.");
+  return s;
+}
+
+async function keep(id, value) {
+  sessions.set(id, value);
+  try {
+    await api.storage.session.set({ [DRAFT_PREFIX + id]: value });
+  } catch {
+    // Too large for session storage: memory only (the open panel keeps the worker alive).
+  }
+}
+
+async function forget(id) {
+  sessions.delete(id);
+  await api.storage.session.remove(DRAFT_PREFIX + id).catch(() => {});
+}
+
+function mimeFor(draft) {
+  return buildMime({
+    to: draft.to,
+    cc: draft.cc,
+    from: draft.from,
+    subject: draft.subject,
+    text: draft.text,
+    html: draft.html,
+    attachments: (draft.attachments ?? []).map((a) => ({ name: a.name, type: a.type, data: unbase64(a.data) })),
+  });
+}
+
+function summary(draft) {
+  return {
+    to: draft.to ?? [],
+    cc: draft.cc ?? [],
+    subject: draft.subject ?? "",
+    bodyChars: (draft.text ?? "").length,
+    attachments: (draft.attachments ?? []).map((a) => ({ name: a.name, type: a.type, size: Math.floor((a.data.length * 3) / 4) })),
+    webmail: draft.webmail,
+  };
+}
+
+/** Handlers for content scripts (a webmail page): they may only hand over a draft. */
+const contentHandlers = {
+  async open(msg, sender) {
+    const id = crypto.randomUUID();
+    await keep(id, { draft: msg.draft, tabId: sender.tab?.id, frameId: sender.frameId ?? 0 });
+    return { session: id };
+  },
+};
+
+/** Handlers for the extension's own pages (panel, options). */
+const pageHandlers = {
+  async draft(msg) {
+    const s = await session(msg.session);
+    const st = await settings();
+    return { draft: summary(s.draft), defaultExpiryDays: st.defaultExpiryDays, gatewayUrl: st.gatewayUrl, signedIn: !!(await token()) };
+  },
+  async policy() {
+    return { policy: await (await client()).policy() };
+  },
+  async validate(msg) {
+    return await (await client()).validate(msg.justification);
+  },
+  async recipients(msg) {
+    const c = await client();
+    const directory = [];
+    for (const address of msg.addresses ?? []) {
+      for (const r of await c.recipients(address)) if (!directory.some((d) => d.id === r.id)) directory.push(r);
+    }
+    return matchRecipients(msg.addresses ?? [], directory);
+  },
+  async share(msg) {
+    const s = await session(msg.session);
+    const st = await settings();
+    const c = await client();
+    const payload = mimeFor(s.draft);
+    const result = await c.share(
+      {
+        recipients: msg.recipients,
+        justification: msg.justification,
+        payload_content_type: "message/rfc822",
+        expires_in: msg.expires_in,
+      },
+      payload,
+    );
+    const claims = tokenClaims(await token());
+    const text = notificationText({
+      shareId: result.share_id,
+      ledgerIndex: result.ledger_index,
+      expiresAt: result.expires_at,
+      gatewayUrl: st.gatewayUrl,
+      noticeUrl: result.notice_url,
+      sender: claims?.sub,
+    });
+    let replaced = false;
+    let replaceError = null;
+    try {
+      const answer = await api.tabs.sendMessage(s.tabId, { type: "replace", session: msg.session, text }, { frameId: s.frameId });
+      replaced = !!answer?.ok;
+      if (!replaced) replaceError = answer?.error ?? "The webmail page did not answer.";
+    } catch (e) {
+      replaceError = String(e?.message ?? e);
+    }
+    // The content has gone through the gateway: nothing of it stays in the extension either.
+    if (replaced) await forget(msg.session);
+    return { result, replaced, replaceError, notification: text };
+  },
+  /** The open panel pings now and then, so the browser does not stop the worker while the form is filled in. */
+  async keepalive() {
+    return {};
+  },
+  async decide(msg) {
+    return await (await client()).decide(msg.justification);
+  },
+  async close(msg) {
+    const s = await session(msg.session).catch(() => null);
+    await forget(msg.session);
+    if (s?.tabId !== undefined) {
+      await api.tabs.sendMessage(s.tabId, { type: "close-panel", session: msg.session }, { frameId: s.frameId }).catch(() => {});
+    }
+    return {};
+  },
+  async status() {
+    const st = await settings();
+    const t = await token();
+    const claims = t ? tokenClaims(t) : null;
+    return { settings: st, signedIn: !!t, claims };
+  },
+  async "sign-in"(msg) {
+    const t = String(msg.token ?? "").trim();
+    const claims = tokenClaims(t);
+    if (!claims || typeof claims.sub !== "string") {
+      throw new GatewayError("token_unreadable", "That does not look like a SafeShare token. Copy the whole token and paste it again.");
+    }
+    await api.storage.session.set({ token: t });
+    return { claims };
+  },
+  async "sign-out"() {
+    await api.storage.session.remove("token");
+    return {};
+  },
+  async "save-settings"(msg) {
+    const next = { ...(await settings()), ...msg.settings };
+    await api.storage.local.set(next);
+    const registered = await syncWebmailScripts();
+    return { settings: next, registered };
+  },
+};
+
+api.runtime.onMessage.addListener((msg, sender, sendResponse) => {
+  const fromPage = typeof sender.url === "string" && sender.url.startsWith(api.runtime.getURL(""));
+  const handlers = fromPage ? pageHandlers : contentHandlers;
+  const handler = msg && typeof msg.type === "string" && Object.hasOwn(handlers, msg.type) ? handlers[msg.type] : null;
+  if (!handler) return false;
+  handler(msg, sender).then(
+    (value) => sendResponse({ ok: true, value }),
+    (err) =>
+      sendResponse({
+        ok: false,
+        error: err instanceof GatewayError ? err.toJSON() : { code: "internal", message: `Something went wrong in SafeShare: ${err?.message ?? err}` },
+      }),
+  );
+  return true;
+});
+
+// A closed tab takes its drafts with it: nothing of an abandoned email stays in the extension.
+api.tabs.onRemoved.addListener(async (tabId) => {
+  for (const [id, s] of sessions) if (s.tabId === tabId) sessions.delete(id);
+  const all = await api.storage.session.get(null);
+  const stale = Object.keys(all).filter((k) => k.startsWith(DRAFT_PREFIX) && all[k]?.tabId === tabId);
+  if (stale.length) await api.storage.session.remove(stale);
+});
+
+// Tokens stay out of reach of content scripts (the default, made explicit).
+api.storage.session.setAccessLevel?.({ accessLevel: "TRUSTED_CONTEXTS" }).catch?.(() => {});
+api.runtime.onInstalled.addListener(() => {
+  syncWebmailScripts().catch(() => {});
+});

@@ -1,0 +1,119 @@
+// The golden-rules form model, against the policy the gateway ships (the extension holds no copy of it).
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { test } from "node:test";
+import { fieldTree, matchRecipients, notificationText, placeProblems, policyInfo, problemsPerRule, toJustification } from "../panel/form-model.js";
+
+const repo = new URL("../../", import.meta.url);
+const policy = JSON.parse(readFileSync(new URL("gateway/policies/hmg-2018.json", repo), "utf8"));
+const example = (name) => JSON.parse(readFileSync(new URL(`tests/fixtures/justifications/justification-${name}.json`, repo), "utf8"));
+
+function find(tree, path) {
+  for (const f of tree) {
+    if (f.path === path) return f;
+    const hit = f.children && find(f.children, path);
+    if (hit) return hit;
+  }
+  return null;
+}
+
+/** What a practitioner would enter on screen to produce `doc` (the inverse of toJustification). */
+function stateFor(tree, doc, prefix = "", state = {}) {
+  for (const f of tree) {
+    const path = prefix ? `${prefix}.${f.key}` : f.key;
+    const v = doc?.[f.key];
+    if (v === undefined) continue;
+    if (f.kind === "object") stateFor(f.children, v, path, state);
+    else if (f.kind === "objects") {
+      state[path] = v.length;
+      v.forEach((row, i) => stateFor(f.children, row, `${path}.${i}`, state));
+    } else if (f.kind === "list") state[path] = v.join(", ");
+    else if (f.kind === "boolean") state[path] = String(v);
+    else state[path] = v;
+  }
+  return state;
+}
+
+test("the form follows the policy: one section per golden rule, questions and labels from the policy", () => {
+  const tree = fieldTree(policy);
+  assert.deepEqual(tree.map((f) => f.key), ["decision", "purpose", "subjects", "data_categories", "rules"]);
+  const rules = find(tree, "rules").children;
+  assert.deepEqual(rules.map((r) => r.rule), [1, 2, 3, 4, 5, 6, 7]);
+  for (const r of rules) {
+    assert.equal(r.question, policy.properties.rules.properties[r.key]["x-question"]);
+    assert.equal(r.kind, "object");
+  }
+  const a6 = find(tree, "rules.1_lawful_basis.article_6");
+  assert.equal(a6.kind, "choice");
+  assert.equal(a6.options.find((o) => o.value === "public_task").label, "Public task — Art 6(1)(e)");
+  assert.equal(find(tree, "rules.2_openness.agreement_sought").kind, "boolean");
+  assert.equal(find(tree, "rules.7_record.rationale").kind, "text");
+  assert.equal(find(tree, "subjects").kind, "objects");
+  assert.equal(find(tree, "subjects.#.ref").kind, "line");
+  assert.equal(find(tree, "data_categories").kind, "multi");
+  assert.equal(find(tree, "rules.5_safety_wellbeing.at_risk").kind, "list");
+  assert.deepEqual(policyInfo(policy), { id: "hmg-2018", version: "2018.1", title: "Seven golden rules for information sharing", source: policy["x-policy"].source });
+});
+
+test("a different policy gives a different form, with no code change", () => {
+  const other = structuredClone(policy);
+  other.properties.rules.properties["2_openness"]["x-question"] = "Did you engage with the child and their carers?";
+  delete other.properties.rules.properties["3_advice"];
+  const rules = find(fieldTree(other), "rules").children;
+  assert.equal(rules.find((r) => r.key === "2_openness").question, "Did you engage with the child and their carers?");
+  assert.ok(!rules.some((r) => r.key === "3_advice"));
+});
+
+test("what is entered becomes exactly the justification (share and not-share examples)", () => {
+  const tree = fieldTree(policy);
+  for (const name of ["share", "not-share"]) {
+    const doc = example(name);
+    assert.deepEqual(toJustification(tree, stateFor(tree, doc), { policyId: "hmg-2018" }), doc);
+  }
+});
+
+test("empty answers are left out so the gateway can name them; required sections stay", () => {
+  const tree = fieldTree(policy);
+  const j = toJustification(tree, { decision: "share", subjects: 1, "subjects.0.ref": "", "rules.2_openness.agreement_sought": "false" });
+  assert.deepEqual(j, {
+    decision: "share",
+    purpose: {},
+    subjects: [{}],
+    rules: {
+      "2_openness": { agreement_sought: false },
+      "3_advice": {},
+      "4_transparency": {},
+      "5_safety_wellbeing": { at_risk: [] },
+      "7_record": {},
+    },
+  });
+});
+
+test("problems go next to their field, or the nearest enclosing one, else to the general list", () => {
+  const fields = new Set(["subjects.0.ref", "rules.5_safety_wellbeing.at_risk", "rules.1_lawful_basis"]);
+  const problems = [
+    { field: "subjects.0.ref", rule: 7, message: "a", code: "invalid_ref" },
+    { field: "rules.5_safety_wellbeing.at_risk.0", rule: 5, message: "b", code: "x" },
+    { field: "rules.1_lawful_basis", rule: 1, message: "c", code: "share_needs_section" },
+    { field: "policy", rule: null, message: "d", code: "policy_mismatch" },
+  ];
+  const { byField, general } = placeProblems(problems, (p) => fields.has(p));
+  assert.deepEqual([...byField.keys()], ["subjects.0.ref", "rules.5_safety_wellbeing.at_risk", "rules.1_lawful_basis"]);
+  assert.deepEqual(general.map((p) => p.message), ["d"]);
+  assert.deepEqual([...problemsPerRule(problems)], [[7, 1], [5, 1], [1, 1], [null, 1]]);
+});
+
+test("recipients: exact address match against the directory; unknown ones flagged", () => {
+  const dir = [{ id: "alice", email: "Alice@Example.org", name: "Alice", org: "MASH" }, { id: "al", email: "al@example.org", name: "Al", org: "X" }];
+  const { matched, unknown } = matchRecipients(["alice@example.org", "ALICE@example.org", "stranger@example.net"], dir);
+  assert.deepEqual(matched.map((m) => m.recipient.id), ["alice"]);
+  assert.deepEqual(unknown, ["stranger@example.net"]);
+});
+
+test("the notification names the share and where to retrieve it, and nothing else", () => {
+  const text = notificationText({ shareId: "shr_123", ledgerIndex: 42, expiresAt: "2026-12-02T10:00:00Z", gatewayUrl: "https://gw.example/", sender: "pat" });
+  assert.match(text, /^Information has been shared with you securely/);
+  assert.match(text, /Reference: shr_123 \(ledger entry 42\)/);
+  assert.match(text, /Retrieve it at https:\/\/gw\.example\/s\/shr_123 before Wed, 02 Dec 2026 10:00:00 GMT\./);
+  assert.doesNotMatch(text, /pat.*shr|CASE|subject/i);
+});

@@ -1,0 +1,219 @@
+"""End-to-end fixtures: a real `safeshare serve`, the webmail stand-ins, and headless Chromium (Debian's
+package) with the extension loaded unpacked, driven by Python Playwright.
+
+The gateway and the webmail servers are shared by the whole run; the browser lives for one test module,
+because sync Playwright keeps an event loop running in the main thread while it is open, and the rest of the
+suite (pytest-asyncio) needs that thread back once the end-to-end modules are done."""
+
+from __future__ import annotations
+
+import faulthandler
+import json
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyrage
+import pytest
+
+from tests.e2e.webmail import Attachment, Webmail, serve_webmail
+from tests.test_cli import call, safeshare, serve
+
+EXTENSION = Path(__file__).resolve().parents[2] / "extension"
+CHROMIUM_CANDIDATES = ("/usr/bin/chromium", "chromium", "chromium-browser")
+
+
+def _missing(what: str, how: str) -> None:
+    if os.environ.get("CI"):
+        pytest.fail(f"{what} is not installed; .ci/run should have installed it ({how})")
+    pytest.skip(f"{what} is not installed ({how})")
+
+
+def chromium_path() -> str:
+    for c in CHROMIUM_CANDIDATES:
+        path = c if os.path.isabs(c) and os.access(c, os.X_OK) else shutil.which(c)
+        if path:
+            return path
+    _missing("chromium", "apt-get install -y chromium")
+    raise AssertionError("unreachable")
+
+
+@dataclass
+class Gateway:
+    home: Path
+    url: str
+    identities: dict[str, Any]
+    tokens: dict[str, str]
+
+    def token(self, sub: str, role: str, ttl: int = 3600) -> str:
+        return safeshare(
+            self.home, "token", "issue", "--sub", sub, "--role", role, "--org", "e2e", "--ttl", str(ttl)
+        ).stdout.split()[-1]
+
+    def get(self, path: str, role: str = "auditor") -> Any:
+        status, body = call(self.url + path, self.tokens[role])
+        assert status == 200, body
+        return json.loads(body)
+
+    def fetch(self, share_id: str, recipient: str) -> bytes:
+        status, env = call(f"{self.url}/api/v1/shares/{share_id}/envelope", self.tokens[recipient])
+        assert status == 200, env
+        return pyrage.decrypt(env, [self.identities[recipient]])
+
+
+RECIPIENTS = {
+    "alice": ("Alice Example", "Hereford MASH", "alice@example.org"),
+    "bob": ("Bob Example", "West Mercia Police", "bob@example.org"),
+    "carol": ("Carol Example", "Adult Social Care", "carol@example.org"),
+}
+
+
+@pytest.fixture(scope="session")
+def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    tmp = tmp_path_factory.mktemp("gateway")
+    home = tmp / "home"
+    with serve(home, tmp / "server.log") as url:
+        identities = {}
+        for rid, (name, org, email) in RECIPIENTS.items():
+            identities[rid] = pyrage.x25519.Identity.generate()
+            safeshare(
+                home, "recipient", "add", rid, "--name", name, "--org", org, "--email", email,
+                "--age-recipient", str(identities[rid].to_public()),
+            )  # fmt: skip
+        gw = Gateway(home, url, identities, {})
+        gw.tokens = {
+            "practitioner": gw.token("pat", "practitioner"),
+            "auditor": gw.token("audrey", "auditor"),
+            **{rid: gw.token(rid, "recipient") for rid in RECIPIENTS},
+        }
+        yield gw
+
+
+ATTACHMENTS = {
+    "gmail:0.1": ("referral-notes.pdf", "application/pdf"),
+    "gmail:0.2": ("body-map – école.png", "image/png"),
+    "outlook:AAMkAD1": (
+        "strategy-notes.docx",
+        "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    ),
+    "roundcube:rcmfile71e0a3": ("care-plan.pdf", "application/pdf"),
+}
+
+
+@pytest.fixture(scope="session")
+def webmail(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Webmail]:
+    atts = {
+        key: Attachment(name, ctype, b"%PDF-1.4\n" + os.urandom(1500) + bytes(range(256)))
+        for key, (name, ctype) in ATTACHMENTS.items()
+    }
+    with serve_webmail(tmp_path_factory.mktemp("webmail"), atts) as mail:
+        yield mail
+
+
+@dataclass
+class Browser:
+    context: Any
+    worker: Any
+    extension_id: str
+
+    def storage(self, area: str, values: dict[str, Any]) -> None:
+        self.worker.evaluate(f"v => chrome.storage.{area}.set(v)", values)
+
+    def sign_in(self, token: str | None) -> None:
+        if token is None:
+            self.worker.evaluate("() => chrome.storage.session.remove('token')")
+        else:
+            self.storage("session", {"token": token})
+
+
+@pytest.fixture(scope="module")
+def browser(gateway: Gateway, webmail: Webmail, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Browser]:
+    exe = chromium_path()
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _missing("playwright (Python)", "pip install -e '.[test]'")
+    profile = tmp_path_factory.mktemp("chromium-profile")
+    with sync_playwright() as p:
+        context = p.chromium.launch_persistent_context(
+            str(profile),
+            executable_path=exe,
+            headless=True,
+            args=[
+                "--no-sandbox",
+                f"--disable-extensions-except={EXTENSION}",
+                f"--load-extension={EXTENSION}",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+                f"--host-resolver-rules={webmail.host_rules()}",
+                "--ignore-certificate-errors",
+            ],
+            ignore_https_errors=True,
+        )
+        try:
+            worker = context.service_workers[0] if context.service_workers else context.wait_for_event("serviceworker")
+            ext_id = worker.url.split("/")[2]
+            b = Browser(context, worker, ext_id)
+            b.storage("local", {"gatewayUrl": gateway.url, "defaultExpiryDays": 7})
+            b.sign_in(gateway.tokens["practitioner"])
+            yield b
+        finally:
+            context.close()
+
+
+def wait_until(predicate: Any, timeout: float = 10.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+@pytest.fixture(autouse=True)
+def watchdog() -> Iterator[None]:
+    """A browser test that hangs ends the run with every thread's traceback, instead of stalling CI until its
+    time limit: some Playwright calls (evaluate, keyboard) have no timeout of their own."""
+    faulthandler.dump_traceback_later(120, exit=True)
+    yield
+    faulthandler.cancel_dump_traceback_later()
+
+
+@pytest.fixture
+def page(browser: Browser, gateway: Gateway) -> Iterator[Any]:
+    """A fresh tab, signed in as the practitioner, pointing at the live gateway."""
+    browser.storage("local", {"gatewayUrl": gateway.url})
+    browser.sign_in(gateway.tokens["practitioner"])
+    tab = browser.context.new_page()
+    yield tab
+    tab.close()
+
+
+def add_roundcube_origin(browser: Browser, origin: str) -> None:
+    """Add a Roundcube origin on the options page, as a user would; the extension then registers its content
+    script there (the loopback origins used in tests are covered by the manifest, so no permission prompt)."""
+    options = browser.context.new_page()
+    try:
+        options.goto(f"chrome-extension://{browser.extension_id}/options/options.html")
+        field = options.get_by_label("Roundcube webmail addresses")
+        field.wait_for()
+        options.wait_for_function("() => document.querySelector('#gateway-url').value !== ''")
+        existing = [line for line in field.input_value().splitlines() if line.strip()]
+        field.fill("\n".join([*existing, origin]))
+        options.get_by_role("button", name="Save settings").click()
+        options.get_by_text("SafeShare now works on").wait_for()
+        assert origin in options.locator("#saved").text_content()
+    finally:
+        options.close()
+
+
+@pytest.fixture(scope="module")
+def roundcube(browser: Browser, webmail: Webmail) -> str:
+    """The saved Roundcube page's origin, added on the options page."""
+    add_roundcube_origin(browser, webmail.roundcube_origin)
+    return webmail.roundcube_origin

@@ -1,0 +1,71 @@
+"""Driving the share panel (an extension page in an iframe inside the webmail page) like a practitioner."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+
+def panel_frame(page: Any, timeout: float = 10.0) -> Any:
+    """The panel's frame, once its form (or an error) is on screen."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for f in page.frames:
+            if "/panel/panel.html" in f.url:
+                f.wait_for_selector("#main[aria-busy=false]", timeout=timeout * 1000)
+                return f
+        page.wait_for_timeout(50)  # lets Playwright process frame events (time.sleep would not)
+    raise AssertionError("the share panel did not open")
+
+
+def open_panel(page: Any) -> Any:
+    page.get_by_role("button", name="Share securely", exact=True).click()
+    return panel_frame(page)
+
+
+def settle(panel: Any) -> None:
+    """Wait until the live validation has answered for what is on screen (the buttons reflect it)."""
+    panel.wait_for_function("() => window.__pending === false", timeout=10000)
+
+
+def _set(panel: Any, path: str, value: Any) -> None:
+    loc = panel.locator(f'[data-path="{path}"]')
+    first = loc.first
+    tag = first.evaluate("e => e.tagName + ':' + (e.type || '')")
+    if tag == "INPUT:radio":
+        panel.locator(f'input[data-path="{path}"][value="{str(value).lower()}"]').check()
+    elif tag == "INPUT:checkbox":
+        for v in value:
+            panel.locator(f'input[data-path="{path}"][value="{v}"]').check()
+    elif tag.startswith("SELECT"):
+        first.select_option(str(value))
+    elif isinstance(value, list):
+        first.fill(", ".join(value))
+    else:
+        first.fill(str(value))
+
+
+def fill(panel: Any, doc: dict[str, Any], prefix: str = "") -> None:
+    """Enter a justification document into the rendered form, field by field."""
+    for key, value in doc.items():
+        if not prefix and key == "policy":
+            continue
+        path = f"{prefix}{key}"
+        if isinstance(value, dict):
+            fill(panel, value, path + ".")
+        elif isinstance(value, list) and value and isinstance(value[0], dict):
+            for i, row in enumerate(value):
+                if panel.locator(f'[data-field="{path}.{i}"]').count() == 0:
+                    panel.locator(f'[data-field="{path}"] button', has_text="Add another").click()
+                fill(panel, row, f"{path}.{i}.")
+        else:
+            _set(panel, path, value)
+
+
+def problems(panel: Any) -> dict[str, str]:
+    """The problems shown, by the field they are shown next to."""
+    return panel.evaluate(
+        """() => Object.fromEntries([...document.querySelectorAll('[data-field]')]
+            .map(b => [b.dataset.field, b.querySelector(':scope > .problem')])
+            .filter(([, p]) => p && !p.hidden).map(([f, p]) => [f, p.textContent]))"""
+    )
