@@ -39,9 +39,15 @@ OPENAPI = web.AppKey("openapi", bytes)
 
 #: Routes under /api/ that need no token: the API description, what anyone needs to check the ledger's signed
 #: checkpoints (they reveal only the tree size and root hash), and witness co-signatures (authenticated by the
-#: witness's own signature against the configured witness keys).
+#: witness's own signature against the configured witness keys), and how to sign in.
 PUBLIC_PATHS = frozenset(
-    {"/api/v1/openapi.json", "/api/v1/ledger/checkpoint", "/api/v1/ledger/vkey", "/api/v1/ledger/cosignatures"}
+    {
+        "/api/v1/openapi.json",
+        "/api/v1/auth/config",
+        "/api/v1/ledger/checkpoint",
+        "/api/v1/ledger/vkey",
+        "/api/v1/ledger/cosignatures",
+    }
 )
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

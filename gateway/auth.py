@@ -409,6 +409,11 @@ class OIDCIssuerConfig:
     default_org: str | None = None
     jwks_ttl: int = 3600
     jwks_min_refresh: int = 60
+    #: For interactive sign-in by clients (the browser extension's OAuth authorization-code + PKCE flow).
+    #: Public values only: no client secret is ever configured here.
+    authorization_endpoint: str | None = None
+    client_id: str | None = None
+    scopes: tuple[str, ...] = ("openid", "profile", "email")
 
     def __post_init__(self) -> None:
         _require_text("issuer", self.issuer)

@@ -108,6 +108,7 @@ def load_settings(home: Path) -> Settings:
         if key in raw:
             raw[key] = tuple(raw[key])
     oidc = tuple(
-        OIDCIssuerConfig(**{k: tuple(v) if k == "algorithms" else v for k, v in item.items()}) for item in oidc_raw
+        OIDCIssuerConfig(**{k: tuple(v) if k in ("algorithms", "scopes") else v for k, v in item.items()})
+        for item in oidc_raw
     )
     return Settings(home=home, limits=Limits(**limits_raw), oidc=oidc, **raw)

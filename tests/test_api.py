@@ -136,6 +136,7 @@ async def test_share_fetch_and_record(api: Api, alice: Any, bob: Any, share_just
     assert r.status == 201, await r.text()
     share = await r.json()
     assert set(share) >= {"share_id", "ledger_index", "recipients", "expires_at"}
+    assert share["notice_url"].endswith(f"/s/{share['share_id']}")
     assert [x["id"] for x in share["recipients"]] == ["alice", "bob"]
 
     # Each recipient sees it in their inbox, and only theirs.
@@ -659,6 +660,11 @@ async def test_external_oidc_issuer_through_the_app(
     assert r.status == 403  # an unmapped IdP role named "admin" grants nothing
     r = await client.get("/api/v1/policy", headers={"Authorization": f"Bearer {entra_token([], aud='other')}"})
     assert r.status == 401 and (await r.json())["error"] == "token_audience_invalid"
+    # Clients learn how to sign in from a public route (public OAuth details only).
+    r = await client.get("/api/v1/auth/config")
+    conf = await r.json()
+    assert r.status == 200 and conf["embedded_issuer"]["issuer"] == settings.issuer
+    assert conf["oidc"][0]["issuer"] == idp.issuer and conf["oidc"][0]["scopes"] == ["openid", "profile", "email"]
     # The embedded issuer still works alongside.
     from gateway.auth import EmbeddedIssuer
 

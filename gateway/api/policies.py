@@ -45,3 +45,25 @@ async def get_policy(request: web.Request) -> web.Response:
     except UnknownPolicy:
         raise not_found("policy") from None
     return _policy_response(policy)
+
+
+@routes.get("/api/v1/auth/config")
+async def auth_config(request: web.Request) -> web.Response:
+    """Public: how clients sign in — the embedded issuer, and each external issuer's public OAuth details."""
+    settings = gateway(request).settings
+    return web.json_response(
+        {
+            "audience": settings.audience,
+            "embedded_issuer": {"issuer": settings.issuer} if settings.embedded_issuer else None,
+            "oidc": [
+                {
+                    "issuer": o.issuer,
+                    "audience": o.audience,
+                    "authorization_endpoint": o.authorization_endpoint,
+                    "client_id": o.client_id,
+                    "scopes": list(o.scopes),
+                }
+                for o in settings.oidc
+            ],
+        }
+    )

@@ -87,6 +87,8 @@ async def create_share(request: web.Request) -> web.Response:
             raise ApiError(400, "unexpected_part", "Only the 'share' and 'payload' parts are accepted.")
 
     result = await gw.commit_share(prepared, chunks())
+    base = gw.settings.public_url or f"{request.scheme}://{request.host}"
+    result["notice_url"] = f"{base.rstrip('/')}/s/{result['share_id']}"
     return json_response(result, status=201)
 
 
