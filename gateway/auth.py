@@ -412,6 +412,7 @@ class OIDCIssuerConfig:
     #: For interactive sign-in by clients (the browser extension's OAuth authorization-code + PKCE flow).
     #: Public values only: no client secret is ever configured here.
     authorization_endpoint: str | None = None
+    token_endpoint: str | None = None
     client_id: str | None = None
     scopes: tuple[str, ...] = ("openid", "profile", "email")
 

@@ -60,6 +60,7 @@ async def auth_config(request: web.Request) -> web.Response:
                     "issuer": o.issuer,
                     "audience": o.audience,
                     "authorization_endpoint": o.authorization_endpoint,
+                    "token_endpoint": o.token_endpoint,
                     "client_id": o.client_id,
                     "scopes": list(o.scopes),
                 }
