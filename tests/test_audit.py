@@ -470,6 +470,48 @@ async def test_query_plans_walk_an_index_never_the_table(api: Api, seeded: Seede
             assert not any("TEMP B-TREE" in s for s in steps), (f, steps)
 
 
+PLAN_CASES: list[dict[str, str]] = [
+    {"q": "emergency", "purpose": "emergency"},
+    {"q": "emergency", "practitioner": "sam"},
+    {"q": "strateg*", "org": HEREFORD},
+    {"subject": "CHILD-A", "kind": "share"},
+    {"org": HEREFORD, "article_9": "substantial_public_interest", "decision": "share"},
+    {"kind": "fetch"},
+]
+
+
+@pytest.mark.parametrize(
+    "caps",
+    [(1, 2, 0), (1, 2, 10**9), (10**9, 10**9, 0), (3, 4, 1)],
+    ids=["all-broad-materialised", "all-broad-per-candidate", "all-selective", "mixed"],
+)
+async def test_every_plan_gives_the_same_answer(
+    api: Api, seeded: Seeded, monkeypatch: pytest.MonkeyPatch, caps: tuple[int, int, int]
+) -> None:
+    """The planner's choices (driver, time bounds, how `q` is checked) change speed, never results."""
+    times = sorted(set(seeded.times.values()))
+    cases = [
+        *PLAN_CASES,
+        {"from": times[2], "to": times[-3]},
+        {"from": times[2], "to": times[-3], "kind": "share"},
+        {"from": times[1], "q": "emergency", "org": HEREFORD},
+        {"from": times[4]},
+        {"from": times[4], "kind": "fetch"},
+        {"to": times[-2], "decision": "share"},
+    ]
+    expected = [[e["index"] for e in await all_entries(api, **params)] for params in cases]
+    await checkpointed(api)
+    estimate, broad, per_candidate = caps
+    monkeypatch.setattr(queries, "ESTIMATE_CAP", estimate)
+    monkeypatch.setattr(queries, "BROAD_CAP", broad)
+    monkeypatch.setattr(queries, "TEXT_CHECK_PER_CANDIDATE", per_candidate)
+    for params, want in zip(cases, expected, strict=True):
+        assert [e["index"] for e in await all_entries(api, **params)] == want, params
+        r = await auditor_get(api, "/api/v1/ledger", format="jsonl", **params)
+        lines = (await r.read()).decode().splitlines()[1:]
+        assert [json.loads(x)["index"] for x in lines] == sorted(want), params
+
+
 # -- export ------------------------------------------------------------------------------------------------
 
 

@@ -10,9 +10,12 @@ Every filter maps to an index ordered by the ledger index — `ledger_subjects (
 (kind, idx)`, FTS5 rowids — so "the newest N matches" is one walk down one index that stops after N hits.
 With several filters we first count, with a cap, how many entries each would yield and drive from the
 smallest; the others are checked per candidate (`+column` stops SQLite from switching index, CROSS JOIN
-fixes the join order). The time range is the exception: `ledger_by_time` is ordered by time, which is only
-roughly the ledger order (concurrent requests take their timestamps before their turn to append), so it
-drives only when few entries match, and otherwise is checked per candidate.
+fixes the join order). Full text is cheap to walk and dear to check, so among broad filters it drives.
+The time range is the exception: `ledger_by_time` is ordered by time, which is only roughly the ledger
+order (concurrent requests take their timestamps before their turn to append), so it drives only when few
+entries match; otherwise it is checked per candidate inside index bounds found from the time index.
+Measured at 1M entries by bench/bench_ledger_queries.py; tests/test_audit.py checks that every plan walks
+an index and that every choice of plan gives the same answer.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from __future__ import annotations
 import re
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -228,31 +231,58 @@ async def _count(
 
 @dataclass(frozen=True)
 class Plan:
-    """Which term's index to walk (None: the ledger itself), what to check per candidate, the index range."""
+    """Which term's index to walk (None: the ledger itself), what to check per candidate, the index range.
+
+    `exact_lo`, when set, is the true lower bound and `lo` only a cheap guess above it (see `_time_bounds`):
+    a page that does not fill above the guess continues below it.
+    """
 
     driver: _Term | None
     checks: tuple[_Term, ...]
     lo: int
     hi: int
+    exact_lo: int | None = None
 
 
-async def _time_bounds(conn: aiosqlite.Connection, f: AuditFilter, lo: int, hi: int) -> tuple[int, int]:
+async def _time_bounds(
+    conn: aiosqlite.Connection, f: AuditFilter, lo: int, hi: int, *, guess: bool
+) -> tuple[int, int, int | None]:
     """Narrow [lo, hi) to the ledger indexes a time range can contain, when that saves a long walk.
 
-    Times are only roughly in ledger order, so the exact bounds need one scan of the covering time index
-    over the range (~0.1 µs an entry). It is skipped when fewer than ESTIMATE_CAP entries lie outside the
-    range on both sides: then walking past them costs less than the scan.
+    Times are only roughly in ledger order, so exact bounds need one scan of the covering time index over the
+    range (~0.1 µs an entry). It is skipped when fewer than ESTIMATE_CAP entries lie outside the range on
+    both sides: walking past them costs less. With only a start (`from`, nothing much after `to`) and `guess`,
+    the scan is replaced by one seek: the first entry in time order at or after `from` gives a lower bound
+    that is usually right; a newest-first page that fills above it is exact anyway (everything below is
+    older), and only one that does not fill pays for the scan (returned as the third value: the caller
+    continues below the guess).
     """
     far_above = f.time_to is not None and await _count(conn, "ledger", "d.time >= ?", (f.time_to,)) >= ESTIMATE_CAP
     far_below = f.time_from is not None and await _count(conn, "ledger", "d.time < ?", (f.time_from,)) >= ESTIMATE_CAP
     if not (far_above or far_below):
-        return lo, hi
+        return lo, hi, None
+    if guess and not far_above:
+        rows = await _fetch(
+            conn, "SELECT d.idx FROM ledger AS d WHERE d.time >= ? ORDER BY d.time, d.idx LIMIT 1", (f.time_from,)
+        )
+        first = int(rows[0][0]) if rows else None
+        if first is not None and first <= lo:
+            return lo, hi, None
+        if first is not None and first < hi:
+            return first, hi, lo
+        # Nothing at or after `from` below the cursor, as far as the guess can tell: let the scan decide.
+    new_lo, new_hi = await _exact_time_bounds(conn, f)
+    return max(lo, new_lo), min(hi, new_hi), None
+
+
+async def _exact_time_bounds(conn: aiosqlite.Connection, f: AuditFilter) -> tuple[int, int]:
+    """[lowest, highest + 1) of the indexes with a time in the range: (0, 0) when there are none."""
     term = _time_term(f)
-    assert term is not None  # noqa: S101 - a bound was given
+    assert term is not None  # noqa: S101 - only called with a time range
     rows = await _fetch(conn, f"SELECT min(d.idx), max(d.idx) FROM ledger AS d WHERE {term.cond}", term.args)  # noqa: S608
     if rows[0][0] is None:
-        return lo, lo
-    return max(lo, int(rows[0][0])), min(hi, int(rows[0][1]) + 1)
+        return 0, 0
+    return int(rows[0][0]), int(rows[0][1]) + 1
 
 
 async def _plan(conn: aiosqlite.Connection, f: AuditFilter, lo: int, hi: int, *, sortable: bool = True) -> Plan:
@@ -274,6 +304,7 @@ async def _plan(conn: aiosqlite.Connection, f: AuditFilter, lo: int, hi: int, *,
     if 0 in counts:  # one filter matches nothing in range, so nothing matches them all
         return Plan(None, (), lo, lo)
     ordered = [i for i, t in enumerate(terms) if t.ordered]
+    exact_lo: int | None = None
     if len(ordered) > 1 and min(counts[i] for i in ordered) >= ESTIMATE_CAP:
         for i in ordered:
             counts[i] = await _count(conn, terms[i].table, where(terms[i]), (*terms[i].args, lo, hi), BROAD_CAP)
@@ -287,12 +318,29 @@ async def _plan(conn: aiosqlite.Connection, f: AuditFilter, lo: int, hi: int, *,
         best: int | None = time_i
     else:
         best = min(ordered, key=lambda i: (counts[i], i), default=None)
+        text_i = next((i for i, t in enumerate(terms) if t.name == "q"), None)
+        if text_i is not None and best is not None and counts[best] >= ESTIMATE_CAP:
+            # Among broad filters the full-text one drives: walking FTS5 rowids newest first is cheap, while
+            # checking a candidate against it costs ~60 µs (a doclist seek), twenty row reads' worth.
+            best = text_i
         if time_i is not None and (best is None or counts[best] >= ESTIMATE_CAP):
             # A broad driver could walk far outside the range before finding a match; a selective one
             # visits fewer than ESTIMATE_CAP candidates anyway, which costs less than finding the bounds.
-            lo, hi = await _time_bounds(conn, f, lo, hi)
+            lo, hi, exact_lo = await _time_bounds(conn, f, lo, hi, guess=sortable)
     driver = None if best is None else terms[best]
-    return Plan(driver, tuple(t for t in terms if t is not driver), lo, hi)
+    checks = tuple(_text_check(t, counts[best] if best is not None else None) for t in terms if t is not driver)
+    return Plan(driver, checks, lo, hi, exact_lo)
+
+
+#: Below this many candidates, each is checked against the full-text query on its own; above it, the query's
+#: matches are collected once (a temporary b-tree, ~0.6 µs a match) and candidates are looked up in that.
+TEXT_CHECK_PER_CANDIDATE = 1000
+
+
+def _text_check(term: _Term, candidates: int | None) -> _Term:
+    if term.name != "q" or (candidates is not None and candidates < TEXT_CHECK_PER_CANDIDATE):
+        return term
+    return replace(term, check="l.idx IN (SELECT rowid FROM ledger_fts WHERE ledger_fts MATCH ?)")
 
 
 def _page_sql(plan: Plan, limit: int, descending: bool) -> tuple[str, list[Any]]:
@@ -330,10 +378,18 @@ def _row(r: Any) -> LedgerRow:
 async def query_page(conn: aiosqlite.Connection, f: AuditFilter, *, before: int | None, limit: int) -> list[LedgerRow]:
     """The newest `limit` matching entries with an index below `before` (the cursor)."""
     plan = await _plan(conn, f, 0, MAX_INDEX if before is None else before)
-    if plan.lo >= plan.hi:
-        return []
-    sql, args = _page_sql(plan, limit, descending=True)
-    return [_row(r) for r in await _fetch(conn, sql, args)]
+    rows: list[LedgerRow] = []
+    if plan.lo < plan.hi:
+        sql, args = _page_sql(plan, limit, descending=True)
+        rows = [_row(r) for r in await _fetch(conn, sql, args)]
+    if len(rows) < limit and plan.exact_lo is not None:
+        # The page did not fill above the guessed bound: continue below it, down to the exact one.
+        exact_lo, _ = await _exact_time_bounds(conn, f)
+        below = replace(plan, lo=max(plan.exact_lo, exact_lo), hi=plan.lo, exact_lo=None)
+        if below.lo < below.hi:
+            sql, args = _page_sql(below, limit - len(rows), descending=True)
+            rows += [_row(r) for r in await _fetch(conn, sql, args)]
+    return rows
 
 
 async def export_plan(conn: aiosqlite.Connection, f: AuditFilter, *, upto: int) -> Plan:
