@@ -175,6 +175,8 @@ def create_app(settings: Settings, keys: HomeKeys | None = None) -> web.Applicat
     app = web.Application(
         middlewares=[security_headers, cors_middleware, error_middleware, auth_middleware],
         client_max_size=settings.limits.max_json_bytes,
+        # Long enough for any query the API accepts, so an over-long one gets the API's own JSON error.
+        handler_args={"max_line_size": 16384, "max_field_size": 16384},
     )
     app[SETTINGS] = settings
     app[ISSUER] = issuer

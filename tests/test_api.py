@@ -413,6 +413,8 @@ async def test_wrong_content_types_and_bodies(api: Api) -> None:
         "/api/v1/decisions", data=b'{"decision": "\\ud800"}', headers={**h, "Content-Type": "application/json"}
     )
     assert r.status == 400 and "surrogate" in (await r.json())["message"]
+    r = await api.client.get("/api/v1/ledger", params={"q": "word " * 2000}, headers=api.auth("a", "auditor"))
+    assert r.status == 400 and (await r.json())["field"] == "q"
     r = await api.client.get("/api/v1/ledger?limit=abc", headers=api.auth("a", "auditor"))
     assert r.status == 400 and (await r.json())["field"] == "limit"
     r = await api.client.get("/api/v1/ledger?from=yesterday", headers=api.auth("a", "auditor"))
@@ -671,3 +673,24 @@ async def test_external_oidc_issuer_through_the_app(
     embedded = EmbeddedIssuer(keys.token_key, settings.issuer, settings.audience).issue("pat", ["practitioner"])
     r = await client.get("/api/v1/policy", headers={"Authorization": f"Bearer {embedded}"})
     assert r.status == 200
+
+
+def test_a_version_1_database_is_upgraded_in_place(tmp_path: Any) -> None:
+    from gateway.store.sqlite import ADDED_COLUMNS, SCHEMA_VERSION, create_schema
+
+    db = tmp_path / "old.sqlite3"
+    create_schema(db)
+    conn = sqlite3.connect(db)
+    for table, column, _ in ADDED_COLUMNS:
+        conn.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
+    conn.execute("PRAGMA user_version=1")
+    conn.commit()
+    conn.close()
+    create_schema(db)
+    conn = sqlite3.connect(db)
+    try:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        for table, column, _ in ADDED_COLUMNS:
+            assert column in {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
+    finally:
+        conn.close()

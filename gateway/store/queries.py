@@ -32,7 +32,7 @@ import aiosqlite
 from ..ledger import merkle
 from ..ledger.entry import KINDS
 from .models import LedgerRow
-from .sqlite import TreeReader
+from .sqlite import STATS_INDEXES, TreeReader
 
 T = TypeVar("T")
 
@@ -498,11 +498,7 @@ def verify_inclusions(
 #: Indexes for the schema owner to add (the schema lives in sqlite.py, not here): with them `stats` reads
 #: dense index pages instead of multi-kilobyte rows (bench/bench_ledger_queries.py measures both ways). The
 #: queries below are written so that SQLite picks them up when they exist and stay correct when they don't.
-RECOMMENDED_INDEXES = (
-    "CREATE INDEX IF NOT EXISTS ledger_decisions_by_month ON ledger (substr(time, 1, 7), decision, purpose_code,"
-    " article_6, article_9, dpa_schedule_1, actor_org, time) WHERE decision IS NOT NULL",
-    "CREATE INDEX IF NOT EXISTS ledger_by_kind_share ON ledger (kind, share_id)",
-)
+RECOMMENDED_INDEXES = STATS_INDEXES  # part of the schema since version 2
 _MONTH = "substr(d.time, 1, 7)"
 _DIMENSIONS = ("decision", "purpose", "article_6", "article_9", "dpa_schedule_1", "org")
 

@@ -45,7 +45,24 @@ from .models import (
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+
+#: Indexes for the oversight statistics (`store.queries`): month-grouped decisions, and share events by kind.
+STATS_INDEXES = (
+    "CREATE INDEX IF NOT EXISTS ledger_decisions_by_month ON ledger (substr(time, 1, 7), decision, purpose_code,"
+    " article_6, article_9, dpa_schedule_1, actor_org, time) WHERE decision IS NOT NULL",
+    "CREATE INDEX IF NOT EXISTS ledger_by_kind_share ON ledger (kind, share_id)",
+)
+
+#: Columns added after the first schema (version 1), so an existing database is upgraded in place at start-up.
+ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("recipients", "kind", "TEXT NOT NULL DEFAULT 'person' CHECK (kind IN ('person', 'team'))"),
+    ("shares", "escrow_sha256", "TEXT"),
+    ("shares", "escrow_size", "INTEGER"),
+    ("share_recipients", "acknowledged_at", "TEXT"),
+    ("share_recipients", "acknowledgement", "TEXT"),
+    ("share_recipients", "via_team", "TEXT"),
+)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS recipients (
@@ -250,7 +267,13 @@ def create_schema(path: Path) -> None:
         if version > SCHEMA_VERSION:
             conn.execute("ROLLBACK")
             raise StoreError(f"database schema {version} is newer than this gateway ({SCHEMA_VERSION})")
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        for table, column, ddl in ADDED_COLUMNS:
+            if table in tables and column not in {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}:
+                conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {ddl}")
         for statement in _statements(SCHEMA):
+            conn.execute(statement)
+        for statement in STATS_INDEXES:
             conn.execute(statement)
         conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         conn.execute("COMMIT")
