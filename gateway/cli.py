@@ -765,7 +765,7 @@ def build_parser() -> argparse.ArgumentParser:
     f = sub.add_parser("fetch", help="download and decrypt your envelope for a share")
     f.add_argument("--gateway", required=True, help="gateway base URL, e.g. http://127.0.0.1:8080")
     f.add_argument("--token", required=True, help="your recipient token")
-    f.add_argument("--identity", required=True, help="your age identity file (AGE-SECRET-KEY-1…)")
+    f.add_argument("--identity", required=True, help="your age identity file (AGE-SECRET-KEY-…)")
     f.add_argument("-o", "--output", help="write the plaintext here (default: standard output)")
     f.add_argument("--timeout", type=float, default=300.0)
     f.add_argument("share_id")

@@ -308,7 +308,7 @@ class X25519Recipient:
         if s.upper().startswith(AGE_IDENTITY_HRP):
             # Someone pasted their secret key where a public one belongs: say so, quote nothing.
             raise InvalidRecipient(
-                "malformed recipient: this is a secret key (AGE-SECRET-KEY-1...), not a public "
+                "malformed recipient: this is a secret key (AGE-SECRET-KEY-...), not a public "
                 "recipient (age1...); do not share it"
             )
         if s != s.lower() and s == s.upper():
@@ -359,7 +359,7 @@ class X25519Identity:
     """Secret half of an age X25519 key; mirrors ``X25519Identity`` in age's x25519.go.
 
     ``repr()`` shows only the public recipient, so identities can appear in logs and tracebacks
-    without leaking; ``str()`` is the secret ``AGE-SECRET-KEY-1...`` encoding.
+    without leaking; ``str()`` is the secret ``AGE-SECRET-KEY-...`` encoding.
     """
 
     __slots__ = ("_private_key", "_public_bytes", "_secret")
@@ -382,7 +382,7 @@ class X25519Identity:
         if s != s.upper() and s == s.lower():
             if s.startswith(AGE_RECIPIENT_HRP + "1"):
                 raise InvalidIdentity("malformed secret key: this is a public recipient (age1...), not a secret key")
-            raise InvalidIdentity("malformed secret key: must be uppercase (AGE-SECRET-KEY-1...)")
+            raise InvalidIdentity("malformed secret key: must be uppercase (AGE-SECRET-KEY-...)")
         try:
             hrp, data = _bech32_decode(s)
         except _Bech32Error as exc:

@@ -645,7 +645,9 @@ def test_key_file_created_0600_in_0700_dir(tmp_path: Path) -> None:
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
     data = path.read_bytes()
-    assert data.startswith(b"-----BEGIN PRIVATE KEY-----")  # PKCS8, unencrypted
+    # PKCS8 PEM, unencrypted: loads without a password.
+    assert data.startswith(b"-----BEGIN ") and b"ENCRYPTED" not in data
+    assert serialization.load_pem_private_key(data, password=None).public_key() == key.public_key()
     assert os.listdir(path.parent) == ["token.pem"]  # no temporary file left behind
 
 
