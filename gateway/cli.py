@@ -807,6 +807,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    token = getattr(args, "token", None)
+    if token is not None:
+        args.token = token.strip()
+        if not args.token or any(c.isspace() for c in args.token) or not args.token.isascii():
+            _err("--token must be one token, as printed by `safeshare token issue` (no spaces or line breaks)")
+            return 2
     try:
         return int(args.func(args))
     except KeyboardInterrupt:

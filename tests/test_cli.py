@@ -366,3 +366,19 @@ def test_share_and_decide_commands(served: tuple[Path, str], tmp_path: Path) -> 
     ns.write_text(json.dumps(example("not-share")))
     r = safeshare(home, "decide", "--gateway", url, "--token", pt, "--justification", str(ns))
     assert json.loads(r.stdout)["decision"] == "not_share"
+
+
+def test_a_malformed_token_argument_is_refused_cleanly(tmp_path: Path) -> None:
+    r = safeshare(
+        tmp_path / "home",
+        "fetch",
+        "--gateway",
+        "http://127.0.0.1:9",
+        "--token",
+        "abc\ndef",
+        "--identity",
+        str(tmp_path / "none"),
+        "sh_x",
+        check=False,
+    )
+    assert r.returncode == 2 and "Traceback" not in r.stderr and "--token" in r.stderr
