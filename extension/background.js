@@ -5,6 +5,7 @@
  */
 import { GatewayError, gatewayClient, tokenClaims } from "./lib/gateway.js";
 import { buildMime, unbase64 } from "./lib/mime.js";
+import { SignInError, signInIssuers, signInWith } from "./lib/oidc.js";
 import { matchRecipients, notificationText } from "./panel/form-model.js";
 
 const api = globalThis.browser ?? globalThis.chrome;
@@ -202,6 +203,33 @@ const pageHandlers = {
     await api.storage.session.set({ token: t });
     return { claims };
   },
+  /** How the configured gateway lets people sign in (public), and the address the sign-in service sends back to. */
+  async "auth-config"() {
+    const config = await (await client()).authConfig();
+    const issuers = signInIssuers(config).map((o) => ({ issuer: o.issuer, tokenOrigin: new URL(o.token_endpoint).origin }));
+    return { embedded: !!config?.embedded_issuer, issuers, redirectUri: api.identity?.getRedirectURL?.() ?? null };
+  },
+  /**
+   * Sign in with the organisation's identity provider: authorization code + PKCE through the browser's
+   * identity.launchWebAuthFlow. The endpoints come from the gateway, never from the page; the access token
+   * goes where a pasted token goes.
+   */
+  async "oidc-sign-in"(msg) {
+    if (!api.identity?.launchWebAuthFlow) {
+      throw new SignInError("unsupported", "This browser cannot open a sign-in window for SafeShare. Paste a token instead.");
+    }
+    const config = await (await client()).authConfig();
+    const issuer = signInIssuers(config).find((o) => o.issuer === msg.issuer);
+    if (!issuer) throw new SignInError("unknown_issuer", "The gateway no longer offers this way of signing in. Reload the options page and try again.");
+    const t = await signInWith(issuer, {
+      redirectUri: api.identity.getRedirectURL(),
+      launch: (details) => api.identity.launchWebAuthFlow(details),
+      fetch: (url, init) => fetch(url, init),
+      claimsOf: tokenClaims,
+    });
+    await api.storage.session.set({ token: t });
+    return { claims: tokenClaims(t) };
+  },
   async "sign-out"() {
     await api.storage.session.remove("token");
     return {};
@@ -224,7 +252,7 @@ api.runtime.onMessage.addListener((msg, sender, sendResponse) => {
     (err) =>
       sendResponse({
         ok: false,
-        error: err instanceof GatewayError ? err.toJSON() : { code: "internal", message: `Something went wrong in SafeShare: ${err?.message ?? err}` },
+        error: err instanceof GatewayError || err instanceof SignInError ? err.toJSON() : { code: "internal", message: `Something went wrong in SafeShare: ${err?.message ?? err}` },
       }),
   );
   return true;

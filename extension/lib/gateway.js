@@ -32,7 +32,7 @@ export function explain(status, body) {
   const code = body && typeof body.error === "string" ? body.error : `http_${status}`;
   if (status === 401) {
     if (code === "token_expired") {
-      return new GatewayError(code, `Your SafeShare sign-in has expired. Open the SafeShare options, paste a new token and try again. ${NOTHING_SENT}`);
+      return new GatewayError(code, `Your SafeShare sign-in has expired. Open the SafeShare options, sign in again and try again. ${NOTHING_SENT}`);
     }
     if (code === "token_missing") return notSignedIn();
     return new GatewayError(code, `The gateway did not accept your SafeShare sign-in. Open the SafeShare options and sign in again. ${NOTHING_SENT}`);
@@ -63,7 +63,7 @@ export function explain(status, body) {
 }
 
 export function notSignedIn() {
-  return new GatewayError("not_signed_in", `You are not signed in to SafeShare. Open the SafeShare options and paste your token. ${NOTHING_SENT}`);
+  return new GatewayError("not_signed_in", `You are not signed in to SafeShare. Open the SafeShare options and sign in. ${NOTHING_SENT}`);
 }
 
 export function unreachable(url) {
@@ -90,14 +90,14 @@ export function tokenClaims(token) {
 export function gatewayClient({ baseUrl, token, fetch: f = globalThis.fetch.bind(globalThis) }) {
   const base = String(baseUrl || "").replace(/\/+$/, "");
 
-  async function call(path, init = {}) {
+  async function call(path, init = {}, { signedIn = true } = {}) {
     if (!base) throw new GatewayError("no_gateway", "No SafeShare gateway is configured. Open the SafeShare options and enter its address.");
-    if (!token) throw notSignedIn();
+    if (signedIn && !token) throw notSignedIn();
     let resp;
     try {
       resp = await f(base + path, {
         ...init,
-        headers: { ...(init.headers ?? {}), Authorization: `Bearer ${token}` },
+        headers: { ...(init.headers ?? {}), ...(signedIn ? { Authorization: `Bearer ${token}` } : {}) },
         credentials: "omit",
         cache: "no-store",
       });
@@ -118,6 +118,8 @@ export function gatewayClient({ baseUrl, token, fetch: f = globalThis.fetch.bind
   const json = (path, value) => call(path, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(value) });
 
   return {
+    /** Public (no token): how this gateway lets people sign in. */
+    authConfig: async () => (await call("/api/v1/auth/config", {}, { signedIn: false })).body,
     policy: async () => (await call("/api/v1/policy")).body,
     validate: async (justification) => (await json("/api/v1/justifications/validate", justification)).body,
     recipients: async (q) => (await call(`/api/v1/recipients?q=${encodeURIComponent(q)}`)).body.recipients ?? [],

@@ -1,4 +1,9 @@
-/** Options: gateway address, sign-in (token pasted for the embedded issuer), Roundcube origins, default expiry. */
+/**
+ * Options: gateway address, sign-in (a token pasted for the embedded issuer, or "Sign in with your
+ * organisation" for each external issuer the gateway advertises), Roundcube origins, default expiry.
+ */
+import { issuerLabel } from "../lib/oidc.js";
+
 const api = globalThis.browser ?? globalThis.chrome;
 const $ = (id) => document.getElementById(id);
 
@@ -30,7 +35,63 @@ function describeSignIn(status) {
   }
   const c = status.claims ?? {};
   const until = c.exp ? new Date(c.exp * 1000).toUTCString() : "unknown";
-  $("signed-in").textContent = `Signed in as ${c.sub} (${(c.roles ?? []).join(", ")}${c.org ? ", " + c.org : ""}); the token expires ${until}.`;
+  const who = c.preferred_username ?? c.email ?? c.sub;
+  const roles = Array.isArray(c.roles) ? c.roles : [];
+  $("signed-in").textContent = `Signed in as ${who} (${roles.join(", ")}${typeof c.org === "string" && c.org ? ", " + c.org : ""}); the sign-in expires ${until}.`;
+}
+
+/** One "Sign in with your organisation" button per external issuer the gateway offers (none if it cannot be reached). */
+async function loadSignInChoices() {
+  const box = $("oidc-buttons");
+  box.replaceChildren();
+  $("oidc").hidden = true;
+  let config;
+  try {
+    config = await ask("auth-config");
+  } catch {
+    return; // the gateway is unreachable or not set: pasting a token still works
+  }
+  if (!config.issuers.length) return;
+  const hosts = config.issuers.map((o) => issuerLabel(o.issuer));
+  config.issuers.forEach((o, i) => {
+    const b = document.createElement("button");
+    b.type = "button";
+    b.className = "oidc-sign-in";
+    b.textContent = config.issuers.length === 1 ? "Sign in with your organisation" : `Sign in with your organisation (${hosts[i]})`;
+    b.setAttribute("aria-describedby", "oidc-hint");
+    b.addEventListener("click", () => oidcSignIn(o));
+    box.append(b);
+  });
+  if (config.redirectUri) {
+    $("redirect-hint").textContent = `For administrators: the sign-in return address to register for this browser is ${config.redirectUri}`;
+    $("redirect-hint").hidden = false;
+  }
+  $("oidc").hidden = false;
+}
+
+async function oidcSignIn(issuer) {
+  showAlert("");
+  const buttons = [...document.querySelectorAll(".oidc-sign-in")];
+  buttons.forEach((b) => (b.disabled = true));
+  $("oidc-progress").textContent = "Finish signing in in the window that opened…";
+  // The service worker waits for the sign-in window; pings keep the browser from stopping it meanwhile.
+  const keepalive = setInterval(() => ask("keepalive").catch(() => {}), 20000);
+  try {
+    // The token endpoint is called from the service worker: it needs a host permission (asked in this click).
+    const pattern = `${issuer.tokenOrigin}/*`;
+    if (!(await api.permissions.contains({ origins: [pattern] })) && !(await api.permissions.request({ origins: [pattern] }))) {
+      throw new Error(`SafeShare needs your permission to reach your organisation's sign-in service (${issuer.tokenOrigin}). You are not signed in.`);
+    }
+    await ask("oidc-sign-in", { issuer: issuer.issuer });
+    $("oidc-progress").textContent = "";
+    describeSignIn(await ask("status"));
+  } catch (e) {
+    $("oidc-progress").textContent = "";
+    showAlert(e.message);
+  } finally {
+    clearInterval(keepalive);
+    buttons.forEach((b) => (b.disabled = false));
+  }
 }
 
 async function load() {
@@ -39,6 +100,7 @@ async function load() {
   $("expiry-days").value = String(status.settings.defaultExpiryDays);
   $("origins").value = status.settings.webmailOrigins.join("\n");
   describeSignIn(status);
+  await loadSignInChoices();
 }
 
 async function save(ev) {
@@ -66,6 +128,7 @@ async function save(ev) {
   try {
     const r = await ask("save-settings", { settings: { gatewayUrl, defaultExpiryDays: days, webmailOrigins: origins } });
     $("saved").textContent = `Settings saved.${r.registered.length ? ` SafeShare now works on ${r.registered.join(", ")}.` : ""}`;
+    await loadSignInChoices();
   } catch (e) {
     showAlert(e.message);
   }

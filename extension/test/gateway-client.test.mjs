@@ -68,3 +68,14 @@ test("token claims are read for display only", () => {
   assert.deepEqual(tokenClaims(`h.${payload}.s`), { sub: "pat", roles: ["practitioner"], exp: 2 });
   assert.equal(tokenClaims("garbage"), null);
 });
+
+test("the sign-in configuration is public: asked for without a token, and none is sent", async () => {
+  const config = { audience: "safeshare", embedded_issuer: null, oidc: [] };
+  const { f, calls } = fakeFetch(() => json(200, config));
+  const c = gatewayClient({ baseUrl: "https://gw.example/", token: null, fetch: f });
+  assert.deepEqual(await c.authConfig(), config);
+  assert.equal(calls[0].url, "https://gw.example/api/v1/auth/config");
+  assert.equal(calls[0].init.headers.Authorization, undefined);
+  await assert.rejects(c.policy(), { code: "not_signed_in" });
+  await assert.rejects(gatewayClient({ baseUrl: "", token: null, fetch: f }).authConfig(), { code: "no_gateway" });
+});
