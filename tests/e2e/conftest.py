@@ -11,6 +11,7 @@ import faulthandler
 import json
 import os
 import shutil
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -175,13 +176,20 @@ def wait_until(predicate: Any, timeout: float = 10.0, what: str = "condition") -
         time.sleep(0.05)
 
 
+#: Generous: a loaded 2-core machine runs the slowest browser test (a real Roundcube) in well under a minute.
+WATCHDOG_SECONDS = 300
+WATCHDOG_LOG = Path(tempfile.gettempdir()) / "safeshare-e2e-watchdog.txt"
+
+
 @pytest.fixture(autouse=True)
 def watchdog() -> Iterator[None]:
     """A browser test that hangs ends the run with every thread's traceback, instead of stalling CI until its
     time limit: some Playwright calls (evaluate, keyboard) have no timeout of their own."""
-    faulthandler.dump_traceback_later(120, exit=True)
-    yield
-    faulthandler.cancel_dump_traceback_later()
+    # pytest captures fd 2 during a test, so the tracebacks go to a file that outlives the process.
+    with open(WATCHDOG_LOG, "w") as log:
+        faulthandler.dump_traceback_later(WATCHDOG_SECONDS, exit=True, file=log)
+        yield
+        faulthandler.cancel_dump_traceback_later()
 
 
 @pytest.fixture
