@@ -3,6 +3,7 @@
  * organisation" for each external issuer the gateway advertises), Roundcube origins, default expiry.
  */
 import { issuerLabel } from "../lib/oidc.js";
+import { gatewayOriginOf, originOf } from "../lib/origins.js";
 
 const api = globalThis.browser ?? globalThis.chrome;
 const $ = (id) => document.getElementById(id);
@@ -19,15 +20,6 @@ function showAlert(message) {
 }
 
 /** "https://host[:port]" from what was typed, or null. */
-export function originOf(text) {
-  try {
-    const u = new URL(text.trim());
-    return u.protocol === "https:" || u.protocol === "http:" ? u.origin : null;
-  } catch {
-    return null;
-  }
-}
-
 function describeSignIn(status) {
   if (!status.signedIn) {
     $("signed-in").textContent = "Not signed in.";
@@ -107,7 +99,7 @@ async function save(ev) {
   ev.preventDefault();
   showAlert("");
   $("saved").textContent = "";
-  const gatewayUrl = originOf($("gateway-url").value);
+  const gatewayUrl = gatewayOriginOf($("gateway-url").value);
   if (!gatewayUrl) return showAlert("The gateway address must start with https:// (or http:// for a gateway on this computer).");
   const days = Number($("expiry-days").value);
   if (!Number.isInteger(days) || days < 1 || days > 365) return showAlert("The default number of days must be a whole number from 1 to 365.");
