@@ -96,12 +96,23 @@ def _cli_actor() -> dict[str, Any]:
     return actor(f"cli:{user}", "admin", None, "local-cli")
 
 
+_REFUSED = object()
+
+
+def _run_admin(args: argparse.Namespace, action: Any) -> Any:
+    """Run one administrative use case against the home's store; a refusal is printed and gives _REFUSED."""
+    try:
+        return asyncio.run(_with_gateway(_settings(args), action))
+    except ApiError as exc:
+        field = exc.details.get("field")
+        _err(exc.message + (f" ({field})" if field else ""))
+        return _REFUSED
+
+
 def cmd_recipient_add(args: argparse.Namespace) -> int:
     rec = Recipient(args.id, args.name, args.org, args.email, args.age_recipient)
-    try:
-        index = asyncio.run(_with_gateway(_settings(args), lambda gw: gw.add_recipient(_cli_actor(), rec)))
-    except ApiError as exc:
-        _err(f"{exc.message} ({exc.details.get('field', exc.code)})")
+    index = _run_admin(args, lambda gw: gw.add_recipient(_cli_actor(), rec))
+    if index is _REFUSED:
         return 2
     print(f"recipient {args.id} added (ledger index {index})", file=sys.stderr)
     return 0
@@ -121,10 +132,8 @@ def cmd_recipient_list(args: argparse.Namespace) -> int:
 
 
 def cmd_recipient_disable(args: argparse.Namespace) -> int:
-    try:
-        index = asyncio.run(_with_gateway(_settings(args), lambda gw: gw.disable_recipient(_cli_actor(), args.id)))
-    except ApiError as exc:
-        _err(exc.message)
+    index = _run_admin(args, lambda gw: gw.disable_recipient(_cli_actor(), args.id))
+    if index is _REFUSED:
         return 2
     print(f"recipient {args.id} disabled (ledger index {index})", file=sys.stderr)
     return 0
@@ -132,15 +141,10 @@ def cmd_recipient_disable(args: argparse.Namespace) -> int:
 
 def cmd_recipient_decide(args: argparse.Namespace) -> int:
     approve = args.action == "approve"
-    try:
-        result = asyncio.run(
-            _with_gateway(
-                _settings(args),
-                lambda gw: gw.decide_enrolment(_cli_actor(), args.id, approve, getattr(args, "reason", None)),
-            )
-        )
-    except ApiError as exc:
-        _err(exc.message)
+    result = _run_admin(
+        args, lambda gw: gw.decide_enrolment(_cli_actor(), args.id, approve, getattr(args, "reason", None))
+    )
+    if result is _REFUSED:
         return 2
     e = result["enrolment"]
     print(
@@ -161,14 +165,8 @@ def cmd_recipient_pending(args: argparse.Namespace) -> int:
 
 
 def cmd_team_add(args: argparse.Namespace) -> int:
-    try:
-        index = asyncio.run(
-            _with_gateway(
-                _settings(args), lambda gw: gw.add_team(_cli_actor(), args.id, args.name, args.org, args.email)
-            )
-        )
-    except ApiError as exc:
-        _err(f"{exc.message} ({exc.details.get('field', exc.code)})")
+    index = _run_admin(args, lambda gw: gw.add_team(_cli_actor(), args.id, args.name, args.org, args.email))
+    if index is _REFUSED:
         return 2
     print(f"team {args.id} added (ledger index {index})", file=sys.stderr)
     return 0
@@ -176,12 +174,8 @@ def cmd_team_add(args: argparse.Namespace) -> int:
 
 def cmd_team_member(args: argparse.Namespace) -> int:
     add = args.action == "member-add"
-    try:
-        index = asyncio.run(
-            _with_gateway(_settings(args), lambda gw: gw.set_membership(_cli_actor(), args.team, args.member, add))
-        )
-    except ApiError as exc:
-        _err(exc.message)
+    index = _run_admin(args, lambda gw: gw.set_membership(_cli_actor(), args.team, args.member, add))
+    if index is _REFUSED:
         return 2
     print(f"{args.member} {'added to' if add else 'removed from'} {args.team} (ledger index {index})", file=sys.stderr)
     return 0
