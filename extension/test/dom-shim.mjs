@@ -1,8 +1,9 @@
 /**
  * A tiny DOM for unit-testing the webmail adapters in Node against saved pages: an HTML parser good enough
- * for well-formed pages, elements with attributes, text, value, events (with bubbling), and querySelector /
- * querySelectorAll / closest / matches for the selectors the adapters use (tag, #id, .class, [attr],
- * [attr="v"], [attr^="v"], [attr*="v"], [attr$="v"], descendant and child combinators, comma lists).
+ * for well-formed pages, elements with attributes, text, value, events (capture, bubbling, preventDefault),
+ * and querySelector / querySelectorAll / closest / matches for the selectors the adapters use (tag, #id,
+ * .class, [attr], [attr="v"], [attr^="v"], [attr*="v"], [attr$="v"], descendant and child combinators, comma
+ * lists). An iframe's document is attached by hand (`iframe.contentDocument = parseHTML(...)`).
  */
 
 const VOID = new Set(["area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"]);
@@ -93,6 +94,9 @@ export class Element extends Node {
   hasAttribute(n) {
     return this.attrs.has(n.toLowerCase());
   }
+  getAttributeNames() {
+    return [...this.attrs.keys()];
+  }
   removeAttribute(n) {
     this.attrs.delete(n.toLowerCase());
   }
@@ -179,17 +183,52 @@ export class Element extends Node {
     for (let n = other; n; n = n.parentNode) if (n === this) return true;
     return false;
   }
-  addEventListener(type, fn) {
+  addEventListener(type, fn, options) {
+    const capture = options === true || !!options?.capture;
     if (!this.listeners.has(type)) this.listeners.set(type, []);
-    this.listeners.get(type).push(fn);
+    this.listeners.get(type).push({ fn, capture });
   }
+  /**
+   * One event object for every listener (its own properties, e.g. key and ctrlKey, are kept): capturing
+   * listeners from the root down, then the target, then bubbling listeners up (when the event bubbles).
+   */
   dispatchEvent(ev) {
-    const path = [];
-    for (let n = this; n; n = n.parentNode) path.push(n);
-    for (const n of ev.bubbles ? path : [this]) {
-      for (const fn of n.listeners?.get(ev.type) ?? []) fn.call(n, { type: ev.type, target: this, currentTarget: n, preventDefault() {}, stopPropagation() {} });
+    const up = [];
+    for (let n = this; n; n = n.parentNode) up.push(n);
+    const phases = [
+      ...up.slice(1).reverse().map((n) => [n, true]),
+      [this, null],
+      ...(ev.bubbles ? up.slice(1) : []).map((n) => [n, false]),
+    ];
+    let stopped = false;
+    let immediate = false;
+    const event = {
+      ...ev,
+      type: ev.type,
+      bubbles: !!ev.bubbles,
+      target: this,
+      currentTarget: null,
+      defaultPrevented: false,
+      preventDefault() {
+        this.defaultPrevented = true;
+      },
+      stopPropagation() {
+        stopped = true;
+      },
+      stopImmediatePropagation() {
+        stopped = immediate = true;
+      },
+    };
+    for (const [n, capture] of phases) {
+      event.currentTarget = n;
+      for (const l of n.listeners?.get(ev.type) ?? []) {
+        if (capture !== null && l.capture !== capture) continue;
+        l.fn.call(n, event);
+        if (immediate) break;
+      }
+      if (stopped) break;
     }
-    return true;
+    return !event.defaultPrevented;
   }
   click() {
     this.dispatchEvent({ type: "click", bubbles: true });

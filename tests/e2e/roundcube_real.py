@@ -1,12 +1,17 @@
 """The real Roundcube from Debian's packages (roundcube-core, roundcube-sqlite3, php-cli, dovecot-imapd), started
 for the test run: Dovecot on a loopback port with a passwd-file user, Roundcube under `php -S` with its own
 configuration (ROUNDCUBE_CONFIG_DIR) and SQLite database in a temporary directory. Under a second once the
-packages are installed."""
+packages are installed. The mailbox is read back over IMAP (`Roundcube.drafts`), so a test can check what
+Roundcube itself stored, not only what its page shows."""
 
 from __future__ import annotations
 
 import contextlib
+import email
+import email.message
+import email.policy
 import grp
+import imaplib
 import os
 import shutil
 import signal
@@ -48,10 +53,26 @@ class Roundcube:
     url: str
     user: str
     password: str
+    imap_port: int
 
     @property
     def origin(self) -> str:
         return self.url.rstrip("/")
+
+    def drafts(self) -> list[email.message.EmailMessage]:
+        """Every message in the user's Drafts folder, as Dovecot stores it: what Roundcube would send."""
+        with imaplib.IMAP4("127.0.0.1", self.imap_port, timeout=10) as imap:
+            imap.login(self.user, self.password)
+            status, _ = imap.select("Drafts", readonly=True)
+            if status != "OK":
+                return []
+            _, found = imap.search(None, "ALL")
+            out = []
+            for num in found[0].split():
+                _, data = imap.fetch(num, "(RFC822)")
+                raw = next(part[1] for part in data if isinstance(part, tuple))
+                out.append(email.message_from_bytes(raw, policy=email.policy.default))
+            return out
 
 
 def _dovecot_conf(d: Path, port: int) -> str:
@@ -91,20 +112,22 @@ userdb {{
 
 
 @contextlib.contextmanager
-def run_roundcube() -> Iterator[Roundcube]:
+def run_roundcube(html_editor: bool = False) -> Iterator[Roundcube]:
+    """Roundcube and Dovecot for one test module; `html_editor` makes new messages open in Roundcube's HTML
+    editor (TinyMCE), as users who choose "compose HTML messages" in their settings have it."""
     # Not pytest's tmp_path: that is private to root (0700), and Dovecot's auth process (user dovecot) and
     # mail processes (user nobody) must reach their files.
     tmp = Path(tempfile.mkdtemp(prefix="safeshare-roundcube-"))
     tmp.chmod(0o711)
     try:
-        with _running(tmp) as rc:
+        with _running(tmp, html_editor) as rc:
             yield rc
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
 @contextlib.contextmanager
-def _running(tmp: Path) -> Iterator[Roundcube]:
+def _running(tmp: Path, html_editor: bool) -> Iterator[Roundcube]:
     imap_port, web_port = free_port(), free_port()
     dv = tmp / "dovecot"
     (dv / "run").mkdir(parents=True)
@@ -142,7 +165,9 @@ $config['log_dir'] = '{rc / "logs"}/';
 $config['temp_dir'] = '{rc / "temp"}/';
 $config['enable_spellcheck'] = false;
 $config['enable_installer'] = false;
-$config['htmleditor'] = 0;
+$config['htmleditor'] = {1 if html_editor else 0};
+// Drafts and Sent are created at the first login, so that Save (a draft) works on a fresh mailbox
+$config['create_default_folders'] = true;
 $config['mail_domain'] = 'council.example';
 """
     )
@@ -165,7 +190,7 @@ $config['mail_domain'] = 'council.example';
                 if php.poll() is not None or time.monotonic() > deadline:
                     raise AssertionError((rc / "php.log").read_text()) from None
                 time.sleep(0.05)
-        yield Roundcube(url, "pat", "e2e-only-password")
+        yield Roundcube(url, "pat", "e2e-only-password", imap_port)
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(php.pid, signal.SIGTERM)
