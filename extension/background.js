@@ -6,6 +6,7 @@
 import { GatewayError, gatewayClient, tokenClaims } from "./lib/gateway.js";
 import { buildMime, unbase64 } from "./lib/mime.js";
 import { SignInError, signInIssuers, signInWith } from "./lib/oidc.js";
+import { hostPermissionPattern } from "./lib/origins.js";
 import { matchRecipients, notificationText } from "./panel/form-model.js";
 
 const api = globalThis.browser ?? globalThis.chrome;
@@ -39,9 +40,13 @@ export async function syncWebmailScripts() {
   const ours = registered.filter((s) => s.id.startsWith(ROUNDCUBE_PREFIX)).map((s) => s.id);
   if (ours.length) await api.scripting.unregisterContentScripts({ ids: ours });
   const scripts = [];
+  const shown = [];
   for (const origin of webmailOrigins) {
-    const pattern = `${origin.replace(/\/+$/, "")}/*`;
+    // Without the port: Firefox neither counts "http://127.0.0.1/*" as granting a pattern with a port nor injects
+    // through one; both browsers match a pattern without a port on every port of that host.
+    const pattern = hostPermissionPattern(origin);
     if (!(await api.permissions.contains({ origins: [pattern] }))) continue;
+    shown.push(`${origin.replace(/\/+$/, "")}/*`);
     scripts.push({
       id: ROUNDCUBE_PREFIX + origin,
       matches: [pattern],
@@ -52,7 +57,7 @@ export async function syncWebmailScripts() {
     });
   }
   if (scripts.length) await api.scripting.registerContentScripts(scripts);
-  return scripts.map((s) => s.matches[0]);
+  return shown;
 }
 
 /**

@@ -15,7 +15,10 @@
   const open = new Map();
 
   function bytesToBase64(buf) {
-    const bytes = new Uint8Array(buf);
+    // Copied into an array of our own first: in Firefox the fetched buffer belongs to the page, and a view of
+    // it refuses subarray() to the content script ("Permission denied to access property constructor").
+    const bytes = new Uint8Array(buf.byteLength);
+    bytes.set(new Uint8Array(buf));
     let s = "";
     for (let i = 0; i < bytes.length; i += 0x8000) s += String.fromCharCode.apply(null, bytes.subarray(i, i + 0x8000));
     return btoa(s);
@@ -26,7 +29,8 @@
     const attachments = [];
     for (const a of draft.attachments) {
       if (!a.url) throw new Error(`The attachment ${a.name} could not be read from the webmail.`);
-      // Firefox: content.fetch makes the request as the page (its cookies); Chromium's fetch already does.
+      // A content script's fetch is made as the page (its cookies) in Chromium and in Firefox MV3 (checked in
+      // Firefox ESR, where `content` is not defined for MV3 content scripts); content.fetch is older Firefox's way.
       const url = new URL(a.url, location.href).href;
       const init = { credentials: "include" };
       const resp = typeof globalThis.content?.fetch === "function" ? await globalThis.content.fetch(url, init) : await fetch(url, init);

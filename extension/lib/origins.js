@@ -19,3 +19,13 @@ export function gatewayOriginOf(text) {
   const u = new URL(origin);
   return u.protocol === "https:" || LOOPBACK.has(u.hostname) ? origin : null;
 }
+
+/**
+ * The host-permission match pattern for an origin. Without the port: a pattern with a port is not covered by
+ * the manifest's "http://127.0.0.1/*" in Firefox (so asking for it would prompt), and Chromium and Firefox
+ * both match a pattern without a port on every port of that host.
+ */
+export function hostPermissionPattern(origin) {
+  const u = new URL(origin);
+  return `${u.protocol}//${u.hostname}/*`;
+}

@@ -3,7 +3,7 @@
  * organisation" for each external issuer the gateway advertises), Roundcube origins, default expiry.
  */
 import { issuerLabel } from "../lib/oidc.js";
-import { gatewayOriginOf, originOf } from "../lib/origins.js";
+import { gatewayOriginOf, hostPermissionPattern, originOf } from "../lib/origins.js";
 
 const api = globalThis.browser ?? globalThis.chrome;
 const $ = (id) => document.getElementById(id);
@@ -69,9 +69,10 @@ async function oidcSignIn(issuer) {
   // The service worker waits for the sign-in window; pings keep the browser from stopping it meanwhile.
   const keepalive = setInterval(() => ask("keepalive").catch(() => {}), 20000);
   try {
-    // The token endpoint is called from the service worker: it needs a host permission (asked in this click).
-    const pattern = `${issuer.tokenOrigin}/*`;
-    if (!(await api.permissions.contains({ origins: [pattern] })) && !(await api.permissions.request({ origins: [pattern] }))) {
+    // The token endpoint is called from the service worker: it needs a host permission, asked in this click
+    // before anything is awaited (Firefox refuses permissions.request otherwise; granted ones need no prompt).
+    const pattern = hostPermissionPattern(issuer.tokenOrigin);
+    if (!(await api.permissions.request({ origins: [pattern] }))) {
       throw new Error(`SafeShare needs your permission to reach your organisation's sign-in service (${issuer.tokenOrigin}). You are not signed in.`);
     }
     await ask("oidc-sign-in", { issuer: issuer.issuer });
@@ -110,11 +111,10 @@ async function save(ev) {
     if (!o) return showAlert(`"${line}" is not a web address. Write it like https://webmail.council.example`);
     if (!origins.includes(o)) origins.push(o);
   }
-  // Host permissions for the gateway and each Roundcube origin: asked for in this click, as browsers require.
-  const wanted = [gatewayUrl, ...origins].map((o) => `${o}/*`);
-  const missing = [];
-  for (const pattern of wanted) if (!(await api.permissions.contains({ origins: [pattern] }))) missing.push(pattern);
-  if (missing.length && !(await api.permissions.request({ origins: missing }))) {
+  // Host permissions for the gateway and each Roundcube origin: asked for in this click, before anything is
+  // awaited (Firefox refuses permissions.request after an await); those already granted need no prompt.
+  const wanted = [...new Set([gatewayUrl, ...origins].map(hostPermissionPattern))];
+  if (!(await api.permissions.request({ origins: wanted }))) {
     return showAlert("SafeShare needs your permission to reach these addresses; nothing was saved.");
   }
   try {

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { gatewayOriginOf, originOf } from "../lib/origins.js";
+import { gatewayOriginOf, hostPermissionPattern, originOf } from "../lib/origins.js";
 
 test("webmail origins accept http and https addresses", () => {
   assert.equal(originOf("https://webmail.council.example/roundcube/"), "https://webmail.council.example");
@@ -17,4 +17,11 @@ test("the gateway, which receives the token, must be https unless it is on this 
   assert.equal(gatewayOriginOf("http://[::1]:8080"), "http://[::1]:8080");
   assert.equal(gatewayOriginOf("http://gateway.council.example"), null);
   assert.equal(gatewayOriginOf("javascript:alert(1)"), null);
+});
+
+test("host permissions are asked for without the port, as the manifest's loopback patterns are written", () => {
+  assert.equal(hostPermissionPattern("http://127.0.0.1:8080"), "http://127.0.0.1/*");
+  assert.equal(hostPermissionPattern("https://webmail.council.example"), "https://webmail.council.example/*");
+  assert.equal(hostPermissionPattern("https://webmail.council.example:8443"), "https://webmail.council.example/*");
+  assert.equal(hostPermissionPattern("http://[::1]:8080"), "http://[::1]/*");
 });
