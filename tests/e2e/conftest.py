@@ -133,6 +133,9 @@ class Browser:
 
 @pytest.fixture(scope="module")
 def browser(gateway: Gateway, webmail: Webmail, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Browser]:
+    from tests.extension_build import ensure_built
+
+    ensure_built()  # the extension's bundled libraries (extension/vendor/) must exist before it is loaded
     exe = chromium_path()
     try:
         from playwright.sync_api import sync_playwright
