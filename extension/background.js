@@ -8,6 +8,7 @@ import { buildMime, unbase64 } from "./lib/mime.js";
 import { SignInError, signInIssuers, signInWith } from "./lib/oidc.js";
 import { hostPermissionPattern } from "./lib/origins.js";
 import { matchRecipients, notificationText } from "./panel/form-model.js";
+import { bytesToBase64, recipientClient, shareIdFromNoticePath } from "./lib/recipient.js";
 
 const api = globalThis.browser ?? globalThis.chrome;
 
@@ -31,6 +32,39 @@ async function token() {
 async function client() {
   const s = await settings();
   return gatewayClient({ baseUrl: s.gatewayUrl, token: await token() });
+}
+
+async function recipientApi() {
+  const s = await settings();
+  return recipientClient({ baseUrl: s.gatewayUrl, token: await token() });
+}
+
+const NOTICE_SCRIPT = "gateway-notice";
+const INBOX_PAGE = "recipient/inbox.html";
+
+/**
+ * The notification link (`<gateway>/s/ID`) opens the extension's share view: a content script on that path of
+ * the configured gateway only, which asks the service worker to take its tab to the share. The pattern has no
+ * port (Firefox refuses one); the worker checks the exact origin.
+ */
+export async function syncNoticeScript() {
+  const { gatewayUrl } = await settings();
+  const registered = await api.scripting.getRegisteredContentScripts({ ids: [NOTICE_SCRIPT] });
+  if (registered.length) await api.scripting.unregisterContentScripts({ ids: [NOTICE_SCRIPT] });
+  let u;
+  try {
+    u = new URL(gatewayUrl);
+  } catch {
+    return null;
+  }
+  if (u.protocol !== "https:" && u.protocol !== "http:") return null;
+  const base = `${u.protocol}//${u.hostname}`;
+  if (!(await api.permissions.contains({ origins: [`${base}/*`] })) && !(await api.permissions.contains({ origins: [`${u.origin}/*`] }))) return null;
+  const pattern = `${base}${u.pathname.replace(/\/+$/, "")}/s/*`;
+  await api.scripting.registerContentScripts([
+    { id: NOTICE_SCRIPT, matches: [pattern], js: ["recipient/notice-link.js"], runAt: "document_start", persistAcrossSessions: true },
+  ]);
+  return pattern;
 }
 
 /** Roundcube is self-hosted: one dynamically registered content script per origin the user added. */
@@ -118,6 +152,26 @@ const contentHandlers = {
     const id = crypto.randomUUID();
     await keep(id, { draft: msg.draft, tabId: sender.tab?.id, frameId: sender.frameId ?? 0 });
     return { session: id };
+  },
+  /**
+   * The notification page of the configured gateway was opened: show that share in the extension instead.
+   * The share ID comes from the tab's own address (as the browser reports it), never from the message.
+   */
+  async "open-share"(msg, sender) {
+    const { gatewayUrl } = await settings();
+    let page;
+    let gw;
+    try {
+      page = new URL(sender.url ?? sender.tab?.url ?? "");
+      gw = new URL(gatewayUrl);
+    } catch {
+      return { opened: false };
+    }
+    const prefix = gw.pathname.replace(/\/+$/, "");
+    const id = page.origin === gw.origin && page.pathname.startsWith(`${prefix}/s/`) ? shareIdFromNoticePath(page.pathname) : null;
+    if (!id || sender.tab?.id === undefined || (sender.frameId ?? 0) !== 0) return { opened: false };
+    await api.tabs.update(sender.tab.id, { url: api.runtime.getURL(`${INBOX_PAGE}#share=${id}`) });
+    return { opened: true };
   },
 };
 
@@ -239,6 +293,32 @@ const pageHandlers = {
     await api.storage.session.remove("token");
     return {};
   },
+  // -- the recipient's side (recipient/ pages): the token stays here; envelopes go back as base64 ------------
+  async "recipient-me"() {
+    return await (await recipientApi()).me();
+  },
+  async "recipient-enrol"(msg) {
+    return await (await recipientApi()).enrol(msg.ageRecipient);
+  },
+  async "recipient-inbox"(msg) {
+    return await (await recipientApi()).inbox(msg.cursor);
+  },
+  async "recipient-sent"(msg) {
+    return await (await recipientApi()).sent(msg.cursor);
+  },
+  async "recipient-share"(msg) {
+    return await (await recipientApi()).share(msg.id);
+  },
+  async "recipient-policy"(msg) {
+    return await (await recipientApi()).policy(msg.id);
+  },
+  async "recipient-envelope"(msg) {
+    const env = await (await recipientApi()).envelope(msg.id);
+    return { base64: bytesToBase64(env.bytes), sha256: env.sha256, ledgerIndex: env.ledgerIndex };
+  },
+  async "recipient-acknowledge"(msg) {
+    return await (await recipientApi()).acknowledge(msg.id, msg.note);
+  },
   async "save-settings"(msg) {
     const next = { ...(await settings()), ...msg.settings };
     await api.storage.local.set(next);
@@ -275,4 +355,13 @@ api.tabs.onRemoved.addListener(async (tabId) => {
 api.storage.session.setAccessLevel?.({ accessLevel: "TRUSTED_CONTEXTS" }).catch?.(() => {});
 api.runtime.onInstalled.addListener(() => {
   syncWebmailScripts().catch(() => {});
+  syncNoticeScript().catch(() => {});
+});
+// The notification-link script follows the gateway address, however it was changed.
+api.storage.onChanged.addListener((changes, area) => {
+  if (area === "local" && changes.gatewayUrl) syncNoticeScript().catch(() => {});
+});
+// The toolbar button opens the inbox (received shares; the "Sent" tab for practitioners).
+api.action?.onClicked.addListener(() => {
+  api.tabs.create({ url: api.runtime.getURL(INBOX_PAGE) }).catch(() => {});
 });

@@ -39,7 +39,7 @@ for (const entry of entries) {
     bundle: true,
     format: "esm",
     platform: "browser",
-    target: ["chrome116", "firefox128"],
+    target: ["chrome116", "firefox140"],
     minify: false,
     sourcemap: false,
     legalComments: "inline",

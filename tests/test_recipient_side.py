@@ -166,3 +166,47 @@ async def test_escrow_recovery(
     sid2 = (await (await api.share(payload, ["alice"], share_justification)).json())["share_id"]
     await api.gateway.sweep_orphans()
     assert sorted(p.name for p in (escrowed.envelopes_dir / sid2).iterdir()) == ["_escrow.age", "alice.age"]
+
+
+async def test_share_lookup_carries_the_justification_and_the_recipients_own_note(
+    api: Api, alice: Any, bob: Any, share_justification: dict[str, Any]
+) -> None:
+    """The extension's share view shows why the recipient has it (the recorded justification) and their note."""
+    await api.add_recipient("alice", alice)
+    await api.add_recipient("bob", bob)
+    admin = api.auth("root", "admin")
+    team = {"id": "duty", "name": "Duty", "org": "Hereford MASH", "email": "duty@example.org"}
+    assert (await api.client.post("/api/v1/teams", json=team, headers=admin)).status == 201
+    r = await api.client.post("/api/v1/teams/duty/members", json={"member": "bob"}, headers=admin)
+    assert r.status == 201
+    sid = (await (await api.share(b"notes", ["alice", "duty"], share_justification)).json())["share_id"]
+    ha, hb = api.auth("alice", "recipient"), api.auth("bob", "recipient")
+    mine = await (await api.client.get(f"/api/v1/shares/{sid}", headers=ha)).json()
+    assert mine["justification"] == share_justification
+    assert mine["policy"]["id"] == "hmg-2018" and mine["policy"]["digest"].startswith("sha256:")
+    assert mine["acknowledgement"] is None and mine["via"] is None
+    assert "recipients" not in mine  # still only the caller's own envelope
+    theirs = await (await api.client.get(f"/api/v1/shares/{sid}", headers=hb)).json()
+    assert theirs["via"] == "duty"
+    # The inbox rows stay light: no justification there.
+    rows = (await (await api.client.get("/api/v1/inbox", headers=ha)).json())["shares"]
+    assert [row["id"] for row in rows] == [sid] and "justification" not in rows[0]
+    r = await api.client.post(f"/api/v1/shares/{sid}/acknowledge", json={"note": "Visit arranged."}, headers=ha)
+    assert r.status == 200
+    mine = await (await api.client.get(f"/api/v1/shares/{sid}", headers=ha)).json()
+    assert mine["acknowledgement"] == "Visit arranged." and mine["acknowledged_at"]
+    sender = await (await api.client.get(f"/api/v1/shares/{sid}", headers=api.auth("pat", "practitioner"))).json()
+    assert sender["justification"]["rules"] == share_justification["rules"]
+    by_id = {x["id"]: x for x in sender["recipients"]}
+    assert by_id["alice"]["acknowledgement"] == "Visit arranged." and by_id["alice"]["via"] is None
+    assert by_id["bob"]["acknowledged_at"] is None and by_id["bob"]["via"] == "duty"
+    # Someone else's share is still a plain 404.
+    r = await api.client.get(f"/api/v1/shares/{sid}", headers=api.auth("mallory", "recipient"))
+    assert r.status == 404
+
+
+async def test_notification_page_says_the_extension_opens_the_share(api: Api) -> None:
+    r = await api.client.get("/s/sh_abcdefghijklmnopqrstuvwx")
+    text = await r.text()
+    assert "opening this link takes you straight to the share in the\nextension" in text
+    assert r.headers["X-Frame-Options"] == "DENY"

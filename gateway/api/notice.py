@@ -35,6 +35,8 @@ only you can open it, and it is not attached to the e-mail.</p>
 your key once.</li>
 <li>Open this link again, or find the share in the extension's inbox.</li>
 </ol>
+<p>Once the extension is set up in this browser, opening this link takes you straight to the share in the
+extension, where it is decrypted on your computer.</p>
 <p>If you did not expect this, or cannot install the extension, contact the sender's organisation by a route
 you already know, not by replying with personal information.</p>
 </main></body></html>

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -9,7 +10,7 @@ from typing import Any
 from aiohttp import BodyPartReader, MultipartReader, web
 
 from ..errors import ApiError, not_found
-from ..service import SHARE_ID_RE
+from ..service import SHARE_ID_RE, Gateway
 from ..store.models import Share
 from .common import (
     gateway,
@@ -120,6 +121,7 @@ def share_view(share: Share, *, for_recipient: str | None = None) -> dict[str, A
                 "acknowledgement": r.acknowledgement,
                 "envelope_sha256": r.envelope_sha256,
                 "envelope_size": r.envelope_size,
+                "via": r.via_team,
             }
             for r in share.recipients
         ]
@@ -131,6 +133,23 @@ def share_view(share: Share, *, for_recipient: str | None = None) -> dict[str, A
         view["envelope_sha256"] = mine.envelope_sha256
         view["envelope_size"] = mine.envelope_size
         view["acknowledged_at"] = mine.acknowledged_at
+        # The recipient's own note: the extension shows it back in the share view.
+        view["acknowledgement"] = mine.acknowledgement
+        # The team this envelope was made for, so a team member sees why they have it.
+        view["via"] = mine.via_team
+    return view
+
+
+async def with_justification(gw: Gateway, share: Share, view: dict[str, Any]) -> dict[str, Any]:
+    """Add the justification recorded in the share's own ledger entry (and the policy it was checked against).
+
+    A recipient needs it beside the content (purpose, lawful basis, handling: why they have it and what they may
+    do with it); the sender needs it to review. Both are named in that entry, so they may read it there anyway.
+    """
+    row = await gw.store.ledger_entry(share.ledger_index)
+    entry = json.loads(row.entry) if row is not None else {}
+    view["justification"] = entry.get("justification")
+    view["policy"] = entry.get("policy")
     return view
 
 
@@ -158,9 +177,9 @@ async def get_share(request: web.Request) -> web.Response:
     if share is None:
         raise not_found()
     if p.has("admin") or (p.has("practitioner") and gw.is_sender(p, share)):
-        return json_response(share_view(share))
+        return json_response(await with_justification(gw, share, share_view(share)))
     if p.has("recipient") and share.recipient(p.sub) is not None:
-        return json_response(share_view(share, for_recipient=p.sub))
+        return json_response(await with_justification(gw, share, share_view(share, for_recipient=p.sub)))
     raise not_found()
 
 

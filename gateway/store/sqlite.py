@@ -805,7 +805,7 @@ class SQLiteStore:
             )
             conn.executemany(
                 "INSERT INTO share_recipients (share_id, recipient_id, recipient_org, envelope_sha256,"
-                " envelope_size, downloads, state) VALUES (?, ?, ?, ?, ?, 0, ?)",
+                " envelope_size, downloads, state, via_team) VALUES (?, ?, ?, ?, ?, 0, ?, ?)",
                 [
                     (
                         share.id,
@@ -814,6 +814,7 @@ class SQLiteStore:
                         r.envelope_sha256,
                         r.envelope_size,
                         SHARE_ACTIVE,
+                        r.via_team,
                     )
                     for r in share.recipients
                 ],

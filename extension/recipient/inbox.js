@@ -1,0 +1,491 @@
+/**
+ * The recipient's inbox and share view. Lists the shares sent to the signed-in recipient (through the service
+ * worker, which holds the token), and opens one: the envelope is fetched by the service worker (checked
+ * against the SHA-256 the gateway recorded), decrypted here with the keys unlocked on this page, and the
+ * message shown in a sandboxed iframe (sanitised, no scripts, nothing remote) with its attachments to download
+ * and the golden-rules justification beside it. A "Sent" tab shows a practitioner their shares and each
+ * recipient's acknowledgement.
+ */
+import { KeyringError, decrypt, unlock } from "../lib/keyring.js";
+import { parseMessage, safeHtmlDocument, textDocument } from "../lib/mail-view.js";
+import {
+  base64ToBytes,
+  formatTime,
+  handlingNotes,
+  inboxRow,
+  justificationSections,
+  notOpenableReason,
+  policyLabels,
+  sentRow,
+  shareIdFromHash,
+  shareState,
+  stateLabel,
+} from "../lib/recipient.js";
+import { $, api, ask, busy, el, facts, loadKeyring, say, showAlert } from "./common.js";
+
+/**
+ * Largest envelope opened here: it crosses from the service worker as base64 in one extension message, which
+ * browsers cap (Chromium at 64 MiB of JSON).
+ */
+const MAX_IN_BROWSER = 40 * 1024 * 1024;
+/** Unlocked keys: in this page's memory only, gone when it closes or "Lock" is chosen. */
+let keys = null;
+let labels = policyLabels(null);
+const policies = new Map();
+/** Opened shares, so going back and forth does not fetch (and count a download) again. */
+const opened = new Map();
+/** Blob URLs of the share on screen, released when another is shown. */
+let blobUrls = [];
+let waitingToOpen = null;
+let currentShare = null;
+let inboxCursor = null;
+let sentCursor = null;
+let inboxLoaded = false;
+
+// -- keys -------------------------------------------------------------------------------------------------------
+
+async function showKeyState() {
+  const keyring = await loadKeyring();
+  $("no-keys").hidden = !!keyring;
+  $("unlock-form").hidden = !keyring || !!keys;
+  $("unlocked").hidden = !keys;
+  return keyring;
+}
+
+async function unlockKeys(ev) {
+  ev.preventDefault();
+  await busy($("unlock-go"), async () => {
+    const keyring = await loadKeyring();
+    if (!keyring) return showKeyState();
+    say("Unlocking your keys…");
+    try {
+      keys = await unlock(keyring.armored, $("unlock-pass").value);
+    } catch (e) {
+      say("");
+      $("unlock-pass").setAttribute("aria-invalid", "true");
+      $("unlock-pass").select();
+      if (e instanceof KeyringError && e.code === "wrong_passphrase") {
+        throw new Error("That passphrase does not unlock your keys. Check it and try again.");
+      }
+      throw e;
+    }
+    $("unlock-pass").value = "";
+    $("unlock-pass").removeAttribute("aria-invalid");
+    await showKeyState();
+    say(`Your keys are unlocked (${keys.length === 1 ? "1 key" : `${keys.length} keys`}).`);
+    const pending = waitingToOpen;
+    waitingToOpen = null;
+    if (pending) await openShare(pending);
+  });
+}
+
+function lockKeys() {
+  keys = null;
+  opened.clear();
+  closeShare();
+  showKeyState();
+  say("Your keys are locked. Unlock them again to open a share.");
+  $("unlock-pass").focus();
+}
+
+// -- the inbox --------------------------------------------------------------------------------------------------
+
+async function loadLabels() {
+  try {
+    labels = policyLabels(await policy(null));
+  } catch {
+    // Codes are shown readably without the policy.
+  }
+}
+
+async function policy(id) {
+  const key = id ?? "";
+  if (!policies.has(key)) policies.set(key, await ask("recipient-policy", { id }));
+  return policies.get(key);
+}
+
+function inboxLine(share) {
+  const r = inboxRow(share, { labels });
+  const open = el("button", { type: "button", class: "secondary", "aria-label": `Open the share from ${r.from} received ${r.received}`, text: "Open" });
+  open.addEventListener("click", () => navigate(r.id));
+  const purpose = el("td", {}, el("span", { text: r.purpose }));
+  if (r.purposeDescription) purpose.append(el("br"), el("span", { class: "hint", text: r.purposeDescription }));
+  return el(
+    "tr",
+    { dataset: { share: r.id, state: r.state } },
+    el("td", { text: r.from }),
+    el("td", { text: r.organisation }),
+    purpose,
+    el("td", { text: r.categories }),
+    el("td", { text: r.received }),
+    el("td", { text: r.expires }),
+    el("td", { class: `state state-${r.state}`, text: r.via ? `${r.stateLabel} (to team ${r.via})` : r.stateLabel }),
+    el("td", {}, open),
+  );
+}
+
+async function loadInbox({ more = false } = {}) {
+  if (!more) inboxCursor = null;
+  let page;
+  try {
+    page = await ask("recipient-inbox", { cursor: more ? inboxCursor : null });
+  } catch (e) {
+    if (e.code !== "forbidden") throw e;
+    // A practitioner's sign-in: nothing is sent to it, which is not an error.
+    $("inbox-rows").replaceChildren();
+    $("inbox-table").hidden = true;
+    $("inbox-more").hidden = true;
+    $("inbox-empty").textContent = "Shares sent to you are listed here when you are signed in with a recipient sign-in.";
+    $("inbox-empty").hidden = false;
+    return [];
+  }
+  inboxLoaded = true;
+  $("inbox-empty").textContent = "Nothing has been shared with you yet.";
+  const rows = $("inbox-rows");
+  if (!more) rows.replaceChildren();
+  for (const s of page.shares) rows.append(inboxLine(s));
+  inboxCursor = page.next_cursor;
+  $("inbox-more").hidden = !inboxCursor;
+  const any = rows.children.length > 0;
+  $("inbox-table").hidden = !any;
+  $("inbox-empty").hidden = any;
+  return page.shares;
+}
+
+// -- the sent tab -----------------------------------------------------------------------------------------------
+
+function sentLine(share) {
+  const r = sentRow(share, { labels });
+  const people = el("ul", { class: "acks" });
+  for (const p of r.recipients) {
+    people.append(
+      el("li", { dataset: { recipient: p.id } }, `${p.id} (${p.org}): ${p.acknowledged}`, p.note ? el("q", { class: "note", text: p.note }) : null),
+    );
+  }
+  return el(
+    "li",
+    { dataset: { share: r.id } },
+    el("strong", { text: `${r.purpose} — ${r.subjects}` }),
+    el("span", { class: "hint", text: ` ${r.id}, sent ${r.sent}, available until ${r.expires}: ${r.stateLabel}` }),
+    people,
+  );
+}
+
+async function loadSent({ more = false } = {}) {
+  if (!more) sentCursor = null;
+  const list = $("sent-list");
+  try {
+    const page = await ask("recipient-sent", { cursor: more ? sentCursor : null });
+    if (!more) list.replaceChildren();
+    for (const s of page.shares) list.append(sentLine(s));
+    sentCursor = page.next_cursor;
+    $("sent-more").hidden = !sentCursor;
+    $("sent-note").textContent = list.children.length ? "" : "You have not shared anything yet.";
+  } catch (e) {
+    list.replaceChildren();
+    $("sent-more").hidden = true;
+    $("sent-note").textContent = e.code === "forbidden" ? "Shares you sent are shown here when you are signed in as a practitioner." : e.message;
+  }
+}
+
+function selectTab(which) {
+  const inbox = which === "inbox";
+  $("tab-inbox").setAttribute("aria-selected", String(inbox));
+  $("tab-sent").setAttribute("aria-selected", String(!inbox));
+  $("tab-inbox").tabIndex = inbox ? 0 : -1;
+  $("tab-sent").tabIndex = inbox ? -1 : 0;
+  $("inbox").hidden = !inbox || !$("share").hidden;
+  $("sent").hidden = inbox || !$("share").hidden;
+  if (!inbox) busy(null, () => loadSent());
+  else if (!inboxLoaded) busy(null, () => loadInbox());
+}
+
+// -- one share --------------------------------------------------------------------------------------------------
+
+function releaseBlobs() {
+  for (const u of blobUrls) URL.revokeObjectURL(u);
+  blobUrls = [];
+}
+
+function closeShare() {
+  releaseBlobs();
+  currentShare = null;
+  $("share").hidden = true;
+  $("tabs").hidden = false;
+  $("inbox").hidden = $("tab-inbox").getAttribute("aria-selected") !== "true";
+  $("sent").hidden = !$("inbox").hidden;
+}
+
+function navigate(id) {
+  if (location.hash === `#share=${id}`) openShare(id);
+  else location.hash = `share=${id}`;
+}
+
+function problem(message) {
+  const p = $("share-problem");
+  p.textContent = message;
+  p.hidden = !message;
+}
+
+/** Plain words for a failure to open, whatever part failed. */
+function openProblem(e) {
+  if (e instanceof KeyringError && e.code === "no_matching_key") {
+    return "This share was encrypted to a key this browser does not hold. If you set up receiving in another browser, or made a new key since it was sent, restore the backup that holds the older key (Keys page) and try again.";
+  }
+  if (e instanceof KeyringError && e.code === "corrupt_envelope") {
+    return "This share's encrypted file is damaged, so it cannot be opened. Ask the sender to share it again.";
+  }
+  return e?.message ?? String(e);
+}
+
+function renderJustification(info, pol) {
+  const handling = $("handling");
+  handling.replaceChildren();
+  const notes = handlingNotes(info.justification, pol);
+  if (notes.length) {
+    handling.append(el("h4", { text: "Handling" }), el("ul", {}, ...notes.map((n) => el("li", { text: n }))));
+  }
+  const box = $("justification");
+  box.replaceChildren();
+  const sections = justificationSections(info.justification, pol);
+  if (!sections.length) {
+    box.append(el("p", { text: "The sender's justification could not be loaded." }));
+    return;
+  }
+  for (const s of sections) {
+    box.append(el("h4", { text: s.title }), facts(s.rows.map((r) => [r.label, r.value])));
+  }
+}
+
+function renderAck(info) {
+  const done = $("ack-done");
+  const state = shareState(info);
+  if (info.acknowledged_at) {
+    done.textContent = `You marked this received and actioned on ${formatTime(info.acknowledged_at)}${info.acknowledgement ? `: “${info.acknowledgement}”` : "."} The sender can see this.`;
+    done.hidden = false;
+    $("ack-go").textContent = "Update the note";
+  } else {
+    done.hidden = true;
+    $("ack-go").textContent = "Mark received and actioned";
+  }
+  $("ack").hidden = state === "revoked";
+}
+
+function attachmentLink(name, type, bytes) {
+  const url = URL.createObjectURL(new Blob([bytes], { type: type || "application/octet-stream" }));
+  blobUrls.push(url);
+  return el(
+    "li",
+    {},
+    el("a", { href: url, download: name, text: name }),
+    el("span", { class: "hint", text: ` ${type || "file"}, ${bytes.length.toLocaleString("en-GB")} bytes` }),
+  );
+}
+
+/** The decrypted payload on screen: an e-mail (body + attachments), plain text, or a file to download. */
+async function renderPayload(info, payload) {
+  const frame = $("message-body");
+  const list = $("attachments");
+  list.replaceChildren();
+  $("message-facts").replaceChildren();
+  const type = (info.payload_content_type ?? "").toLowerCase();
+  // Which share the frame has finished showing (for assistive tools' and tests' sake: srcdoc loads later).
+  delete frame.dataset.loaded;
+  frame.onload = () => {
+    frame.dataset.loaded = info.id;
+  };
+  if (type.startsWith("message/rfc822")) {
+    const m = await parseMessage(payload);
+    $("message-facts").append(
+      facts([
+        ["Subject", m.subject || "(no subject)"],
+        ["From", m.from],
+        ["To", m.to.join(", ")],
+        ["Cc", m.cc.join(", ")],
+        ["Date", m.date ? (Number.isNaN(Date.parse(m.date)) ? m.date : formatTime(m.date)) : ""],
+      ]),
+    );
+    frame.srcdoc = m.html ? safeHtmlDocument(m.html) : textDocument(m.text ?? "");
+    frame.hidden = false;
+    for (const a of m.attachments) list.append(attachmentLink(a.filename, a.mimeType, a.content));
+  } else if (type.startsWith("text/plain")) {
+    frame.srcdoc = textDocument(new TextDecoder().decode(payload));
+    frame.hidden = false;
+    list.append(attachmentLink(`${info.id}.txt`, "text/plain", payload));
+  } else {
+    frame.hidden = true;
+    frame.removeAttribute("srcdoc");
+    list.append(attachmentLink(`${info.id}.bin`, info.payload_content_type, payload));
+  }
+  $("attachments-h").hidden = list.children.length === 0;
+  $("message").hidden = false;
+}
+
+async function openShare(id) {
+  showAlert("");
+  problem("");
+  releaseBlobs();
+  currentShare = id;
+  $("tabs").hidden = true;
+  $("inbox").hidden = true;
+  $("sent").hidden = true;
+  $("share").hidden = false;
+  $("message").hidden = true;
+  delete $("message-body").dataset.loaded;
+  $("share-h").textContent = `Share ${id}`;
+  $("share-facts").replaceChildren();
+  $("handling").replaceChildren();
+  $("justification").replaceChildren();
+  $("ack").hidden = true;
+  $("share").focus();
+  say("Loading the share…");
+  let info;
+  try {
+    info = await ask("recipient-share", { id });
+  } catch (e) {
+    say("");
+    problem(e.message);
+    return;
+  }
+  if (currentShare !== id) return;
+  const row = inboxRow(info, { labels });
+  $("share-facts").append(
+    facts([
+      ["From", `${row.from} (${row.organisation})`],
+      ["Purpose", row.purpose],
+      ["Data categories", row.categories],
+      ["Received", row.received],
+      ["Available until", row.expires],
+      ["State", stateLabel(row.state)],
+      ["To you as a member of", row.via ?? ""],
+      ["Ledger entry", String(info.ledger_index)],
+    ]),
+  );
+  let pol = null;
+  try {
+    pol = await policy(info.policy?.id ?? null);
+  } catch {
+    pol = null;
+  }
+  renderJustification(info, pol);
+  renderAck(info);
+  const state = shareState(info);
+  const reason = notOpenableReason(state);
+  if (reason && !opened.has(id)) {
+    say("");
+    problem(reason);
+    return;
+  }
+  if (!keys) {
+    const keyring = await showKeyState();
+    say("");
+    if (!keyring) {
+      problem("Receiving is not set up in this browser, so this share cannot be opened here. Set up receiving (or restore your key backup) on the Keys page.");
+      return;
+    }
+    waitingToOpen = id;
+    problem("Unlock your keys to open this share.");
+    $("unlock-pass").focus();
+    return;
+  }
+  if (!opened.has(id) && info.envelope_size > MAX_IN_BROWSER) {
+    say("");
+    problem(
+      `This share is too large to open in the browser (${Math.round(info.envelope_size / 1048576)} MB). ` +
+        "Ask your administrator about opening it with the SafeShare command line (safeshare fetch) and your key backup.",
+    );
+    return;
+  }
+  try {
+    let payload = opened.get(id);
+    if (!payload) {
+      say("Fetching and decrypting the share in this browser…");
+      const env = await ask("recipient-envelope", { id });
+      payload = await decrypt(base64ToBytes(env.base64), keys);
+      opened.set(id, payload);
+    }
+    if (currentShare !== id) return;
+    await renderPayload(info, payload);
+    say("The share is open.");
+  } catch (e) {
+    say("");
+    problem(openProblem(e));
+  }
+}
+
+async function acknowledge(ev) {
+  ev.preventDefault();
+  const id = currentShare;
+  await busy($("ack-go"), async () => {
+    const note = $("ack-note").value.trim();
+    if (!note) {
+      $("ack-note").setAttribute("aria-invalid", "true");
+      $("ack-note").focus();
+      throw new Error("Write a short note for the sender about what you have done or will do.");
+    }
+    $("ack-note").removeAttribute("aria-invalid");
+    const r = await ask("recipient-acknowledge", { id, note });
+    $("ack-note").value = "";
+    renderAck({ state: "active", acknowledged_at: r.acknowledged_at, acknowledgement: note });
+    say("Recorded: the sender can see that you received and actioned this share.");
+    loadInbox().catch(() => {});
+  });
+}
+
+// -- start ------------------------------------------------------------------------------------------------------
+
+function fromHash() {
+  const id = shareIdFromHash(location.hash);
+  if (id) openShare(id);
+  else closeShare();
+}
+
+async function load() {
+  await showKeyState();
+  let status = null;
+  try {
+    status = await ask("status");
+  } catch (e) {
+    showAlert(e.message);
+  }
+  if (status && !status.signedIn) {
+    showAlert("You are not signed in to SafeShare. Sign in on the options page with the sign-in your organisation gave you, then reload this page.");
+  }
+  await loadLabels();
+  const roles = Array.isArray(status?.claims?.roles) ? status.claims.roles : [];
+  if (roles.includes("practitioner") && !roles.includes("recipient")) {
+    selectTab("sent");
+  } else {
+    await busy(null, () => loadInbox());
+  }
+  $("main").setAttribute("aria-busy", "false");
+  fromHash();
+}
+
+$("unlock-form").addEventListener("submit", unlockKeys);
+$("lock").addEventListener("click", lockKeys);
+$("ack-form").addEventListener("submit", acknowledge);
+$("back").addEventListener("click", () => {
+  history.pushState(null, "", location.pathname);
+  closeShare();
+  $("title").focus();
+});
+$("inbox-more").addEventListener("click", () => busy($("inbox-more"), () => loadInbox({ more: true })));
+$("inbox-reload").addEventListener("click", () => busy($("inbox-reload"), async () => {
+  await loadInbox();
+  say("The inbox is up to date.");
+}));
+$("sent-more").addEventListener("click", () => busy($("sent-more"), () => loadSent({ more: true })));
+for (const t of ["inbox", "sent"]) $(`tab-${t}`).addEventListener("click", () => selectTab(t));
+$("tabs").addEventListener("keydown", (ev) => {
+  if (ev.key !== "ArrowLeft" && ev.key !== "ArrowRight") return;
+  const next = $("tab-inbox").getAttribute("aria-selected") === "true" ? "sent" : "inbox";
+  selectTab(next);
+  $(`tab-${next}`).focus();
+  ev.preventDefault();
+});
+addEventListener("hashchange", fromHash);
+api.storage.onChanged.addListener((changes, area) => {
+  if (area === "local" && changes.keyring) showKeyState();
+});
+load().catch((e) => showAlert(e.message));

@@ -1,0 +1,251 @@
+/**
+ * "Set up receiving" and key management: make a key in this browser (locked with the recipient's passphrase),
+ * send only its public part for approval, show where the approval stands, rotate, back up and restore.
+ */
+import { KeyringError, generateKey, lock, passphraseProblem, unlock } from "../lib/keyring.js";
+import { backupFileName, enrolmentState, formatTime } from "../lib/recipient.js";
+import { $, api, ask, busy, el, loadKeyring, saveKeyring, say, showAlert } from "./common.js";
+
+let claims = null;
+
+function describeWho(status) {
+  claims = status.signedIn ? status.claims ?? {} : null;
+  const who = $("who");
+  who.replaceChildren();
+  if (!claims) {
+    who.append(
+      "Not signed in. ",
+      el("a", { href: "../options/options.html", text: "Sign in on the options page" }),
+      " with the recipient sign-in your organisation gave you, then come back here.",
+    );
+    return;
+  }
+  const parts = [claims.sub, claims.email, claims.org].filter((x) => typeof x === "string" && x);
+  who.textContent = parts.join(" · ");
+}
+
+/** The keys section (or the set-up form), with the gateway's view of them. */
+async function render({ check = true } = {}) {
+  const keyring = await loadKeyring();
+  $("setup").hidden = !!keyring;
+  $("keys").hidden = !keyring;
+  $("restore-current-field").hidden = !keyring;
+  if (!keyring) return;
+  const list = $("key-list");
+  list.replaceChildren();
+  keyring.keys.forEach((k, i) => {
+    const newest = i === keyring.keys.length - 1;
+    list.append(
+      el(
+        "li",
+        { dataset: { recipient: k.recipient } },
+        el("code", { text: k.recipient }),
+        el("span", { class: "hint", text: ` made ${k.created ? formatTime(k.created) : "at an unknown time"}${newest ? " (newest)" : ""}` }),
+      ),
+    );
+  });
+  if (!check) return;
+  const state = $("state");
+  if (!claims) {
+    state.dataset.state = "unknown";
+    state.textContent = "Sign in to see whether your key has been approved.";
+    $("resend").hidden = true;
+    return;
+  }
+  try {
+    const me = await ask("recipient-me");
+    const s = enrolmentState(me, keyring.keys.map((k) => k.recipient));
+    state.dataset.state = s.state;
+    state.textContent = s.message;
+    $("resend").hidden = !(s.state === "not_enrolled" || s.state === "rejected" || s.state === "elsewhere");
+  } catch (e) {
+    state.dataset.state = "unknown";
+    state.textContent = "The gateway could not be asked whether your key is approved.";
+    showAlert(e.message);
+  }
+}
+
+async function enrol(recipient) {
+  const r = await ask("recipient-enrol", { ageRecipient: recipient });
+  return r.enrolment;
+}
+
+async function setUp(ev) {
+  ev.preventDefault();
+  await busy($("setup-go"), async () => {
+    if (!claims) throw new Error("Sign in first (on the options page) with your recipient sign-in; nothing was created.");
+    if (await loadKeyring()) throw new Error("Receiving is already set up in this browser.");
+    const p1 = $("setup-pass").value;
+    const problem = passphraseProblem(p1);
+    if (problem) {
+      $("setup-pass").setAttribute("aria-invalid", "true");
+      $("setup-pass").focus();
+      throw new Error(problem);
+    }
+    if ($("setup-pass2").value !== p1) {
+      $("setup-pass2").setAttribute("aria-invalid", "true");
+      $("setup-pass2").focus();
+      throw new Error("The two passphrases are different. Type the same passphrase in both boxes.");
+    }
+    $("setup-pass").removeAttribute("aria-invalid");
+    $("setup-pass2").removeAttribute("aria-invalid");
+    // Before any key is made: can this sign-in receive at all (a recipient sign-in, gateway reachable)?
+    say("Checking your sign-in with the gateway…");
+    try {
+      await ask("recipient-me");
+    } catch (e) {
+      say("");
+      throw new Error(`${e.message} No key was made.`);
+    }
+    say("Making your key and locking it with your passphrase…");
+    const key = await generateKey();
+    const armored = await lock([key], p1);
+    // Stored before enrolling: a key the gateway knows about must never be lost because a page closed.
+    await saveKeyring(armored, [key]);
+    $("setup-pass").value = "";
+    $("setup-pass2").value = "";
+    say("Your key is made and kept in this browser. Asking your administrator to approve it…");
+    try {
+      await enrol(key.recipient);
+      say("Your key was sent for approval. Now download a backup of it.");
+    } catch (e) {
+      say("");
+      showAlert(`Your key is kept in this browser, but it could not be sent for approval: ${e.message} Choose "Send my key for approval" to try again.`);
+    }
+    await render();
+    $("backup").focus();
+  });
+}
+
+async function resend() {
+  await busy($("resend"), async () => {
+    const keyring = await loadKeyring();
+    if (!keyring) return;
+    await enrol(keyring.keys.at(-1).recipient);
+    say("Your key was sent for approval.");
+    await render();
+  });
+}
+
+async function rotate(ev) {
+  ev.preventDefault();
+  await busy($("rotate-go"), async () => {
+    if (!claims) throw new Error("Sign in first (on the options page); nothing was changed.");
+    const keyring = await loadKeyring();
+    const pass = $("rotate-pass").value;
+    say("Unlocking your keys…");
+    let keys;
+    try {
+      keys = await unlock(keyring.armored, pass);
+    } catch (e) {
+      say("");
+      $("rotate-pass").focus();
+      throw e instanceof KeyringError && e.code === "wrong_passphrase" ? new Error("That passphrase does not unlock your keys. Nothing was changed.") : e;
+    }
+    say("Making a new key…");
+    const key = await generateKey();
+    const armored = await lock([...keys, key], pass);
+    await saveKeyring(armored, [...keys, key]);
+    $("rotate-pass").value = "";
+    try {
+      await enrol(key.recipient);
+      say("A new key was made and sent for approval. Your older keys are kept so older shares still open. Download a new backup.");
+    } catch (e) {
+      say("");
+      showAlert(`The new key is kept in this browser, but it could not be sent for approval: ${e.message} Choose "Send my key for approval" to try again.`);
+    }
+    await render();
+  });
+}
+
+async function backup() {
+  await busy($("backup"), async () => {
+    const keyring = await loadKeyring();
+    if (!keyring) return;
+    const name = backupFileName(claims?.sub ?? "recipient");
+    const url = URL.createObjectURL(new Blob([keyring.armored], { type: "application/octet-stream" }));
+    const a = el("a", { href: url, download: name, hidden: true });
+    document.body.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 60_000);
+    say(`The backup ${name} is in your downloads. It opens only with your passphrase; keep it somewhere safe, away from this computer.`);
+  });
+}
+
+const ARMOR_START = "-----BEGIN AGE ENCRYPTED FILE-----";
+
+async function restore(ev) {
+  ev.preventDefault();
+  await busy($("restore-go"), async () => {
+    const file = $("restore-file").files?.[0];
+    if (!file) {
+      $("restore-file").focus();
+      throw new Error("Choose the backup file first.");
+    }
+    const bytes = new Uint8Array(await file.arrayBuffer());
+    const pass = $("restore-pass").value;
+    say("Opening the backup…");
+    let restored;
+    try {
+      restored = await unlock(bytes, pass);
+    } catch (e) {
+      say("");
+      $("restore-pass").focus();
+      if (e instanceof KeyringError && e.code === "wrong_passphrase") throw new Error("That passphrase does not open this backup. Nothing was changed.");
+      throw e;
+    }
+    const existing = await loadKeyring();
+    let keys;
+    let armored;
+    if (!existing) {
+      keys = restored;
+      const text = new TextDecoder().decode(bytes).trim();
+      // An armored backup (what SafeShare writes) is kept as it is; anything else is locked again here.
+      armored = text.startsWith(ARMOR_START) ? text + "\n" : await lock(keys, pass);
+    } else {
+      const current = $("restore-current").value;
+      let mine;
+      try {
+        mine = await unlock(existing.armored, current);
+      } catch (e) {
+        say("");
+        $("restore-current").focus();
+        if (e instanceof KeyringError && e.code === "wrong_passphrase") throw new Error("This browser's passphrase is not right, so the backup was not added. Nothing was changed.");
+        throw e;
+      }
+      keys = [...restored.filter((k) => !mine.some((m) => m.recipient === k.recipient)), ...mine];
+      armored = await lock(keys, current);
+    }
+    await saveKeyring(armored, keys);
+    for (const id of ["restore-pass", "restore-current"]) $(id).value = "";
+    $("restore-file").value = "";
+    say(`Restored ${restored.length === 1 ? "1 key" : `${restored.length} keys`} from the backup. Shares encrypted to ${restored.length === 1 ? "it" : "them"} can be opened in this browser.`);
+    await render();
+  });
+}
+
+async function load() {
+  try {
+    describeWho(await ask("status"));
+  } catch (e) {
+    showAlert(e.message);
+  }
+  await render();
+  $("main").setAttribute("aria-busy", "false");
+}
+
+$("setup-form").addEventListener("submit", setUp);
+$("rotate-form").addEventListener("submit", rotate);
+$("restore-form").addEventListener("submit", restore);
+$("refresh").addEventListener("click", () => busy($("refresh"), async () => {
+  say("Asking the gateway…");
+  await render();
+  say("");
+}));
+$("resend").addEventListener("click", resend);
+$("backup").addEventListener("click", backup);
+api.storage.onChanged.addListener((changes, area) => {
+  if (area === "local" && changes.keyring) render({ check: false }).catch(() => {});
+});
+load().catch((e) => showAlert(e.message));

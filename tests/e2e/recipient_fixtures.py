@@ -1,0 +1,217 @@
+"""Fixtures for the recipient's side in a real browser: a `safeshare serve` of this module's own (escrow on or
+off), and separate Chromium profiles — one persistent context each, like a recipient's own browser — with the
+extension loaded. A recipient profile sets up receiving through the extension's own pages, as a person would."""
+
+from __future__ import annotations
+
+import json
+import os
+import urllib.parse
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import example
+from tests.e2e.conftest import EXTENSION, chromium_path, wait_until
+from tests.extension_build import ensure_built
+from tests.test_cli import call, multipart, safeshare, serve
+
+PASSPHRASE = "correct horse battery staple"
+
+
+@dataclass
+class RecipientGateway:
+    """A real `safeshare serve` and the administrator's command line next to it."""
+
+    home: Path
+    url: str
+    tokens: dict[str, str] = field(default_factory=dict)
+
+    def cli(self, *args: str) -> str:
+        return safeshare(self.home, *args).stdout
+
+    def token(self, sub: str, role: str, *, email: str | None = None, org: str = "e2e") -> str:
+        args = ["token", "issue", "--sub", sub, "--role", role, "--org", org, "--ttl", "7200"]
+        if email:
+            args += ["--email", email, "--name", sub.title()]
+        return self.cli(*args).split()[-1]
+
+    def recipient_token(self, sub: str, org: str = "Hereford MASH") -> str:
+        return self.token(sub, "recipient", email=f"{sub}@example.org", org=org)
+
+    def get(self, path: str, token: str) -> Any:
+        status, body = call(self.url + path, token)
+        assert status == 200, body
+        return json.loads(body)
+
+    def share(self, recipients: list[str], payload: bytes, content_type: str = "message/rfc822") -> str:
+        """A share made over plain HTTP (multipart), as tests/test_cli.py does; returns its ID."""
+        body, ctype = multipart(
+            {"recipients": recipients, "justification": example("share"), "payload_content_type": content_type}, payload
+        )
+        status, resp = call(self.url + "/api/v1/shares", self.tokens["practitioner"], body, ctype)
+        assert status == 201, resp
+        return str(json.loads(resp)["share_id"])
+
+    def ledger_share_entry(self, share_id: str) -> dict[str, Any]:
+        q = urllib.parse.urlencode({"kind": "share", "limit": "200"})
+        entries = self.get(f"/api/v1/ledger?{q}", self.tokens["auditor"])["entries"]
+        return next(e["entry"] for e in entries if e["entry"]["share_id"] == share_id)
+
+
+@contextmanager
+def recipient_gateway(tmp: Path, escrow_recipient: str | None = None) -> Iterator[RecipientGateway]:
+    home = tmp / "home"
+    home.mkdir(parents=True)
+    if escrow_recipient:
+        (home / "safeshare.toml").write_text(f'escrow_recipient = "{escrow_recipient}"\n')
+    with serve(home, tmp / "server.log") as url:
+        gw = RecipientGateway(home, url)
+        gw.tokens = {"practitioner": gw.token("pat", "practitioner"), "auditor": gw.token("audrey", "auditor")}
+        yield gw
+
+
+@dataclass
+class Profile:
+    """One browser profile (its own storage, so its own keys) with the extension."""
+
+    name: str
+    context: Any
+    worker: Any
+    extension_id: str
+
+    def url(self, path: str) -> str:
+        return f"chrome-extension://{self.extension_id}/{path}"
+
+    def use(self, gateway: RecipientGateway, token: str) -> None:
+        """Point the extension at a gateway and sign in (what the options page stores)."""
+        self.worker.evaluate("v => chrome.storage.local.set(v)", {"gatewayUrl": gateway.url})
+        self.worker.evaluate("t => chrome.storage.session.set({token: t})", token)
+
+    def keyring(self) -> Any:
+        return self.worker.evaluate("() => chrome.storage.local.get('keyring').then(r => r.keyring ?? null)")
+
+    def open(self, path: str) -> Any:
+        page = self.context.new_page()
+        page.goto(self.url(path))
+        page.wait_for_selector("#main[aria-busy=false]")
+        return page
+
+
+class Profiles:
+    """Chromium profiles for one test module, each a separate persistent context, closed at the end."""
+
+    def __init__(self, playwright: Any, tmp: pytest.TempPathFactory, host_rules: str | None) -> None:
+        self.playwright = playwright
+        self.tmp = tmp
+        self.host_rules = host_rules
+        self.open: list[Profile] = []
+
+    def new(self, name: str) -> Profile:
+        args = [
+            "--no-sandbox",
+            f"--disable-extensions-except={EXTENSION}",
+            f"--load-extension={EXTENSION}",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+        ]
+        if self.host_rules:
+            args += [f"--host-resolver-rules={self.host_rules}", "--ignore-certificate-errors"]
+        downloads = self.tmp.mktemp(f"downloads-{name}")
+        context = self.playwright.chromium.launch_persistent_context(
+            str(self.tmp.mktemp(f"profile-{name}")),
+            executable_path=chromium_path(),
+            headless=True,
+            args=args,
+            ignore_https_errors=True,
+            accept_downloads=True,
+            downloads_path=str(downloads),
+        )
+        worker = context.service_workers[0] if context.service_workers else context.wait_for_event("serviceworker")
+        profile = Profile(name, context, worker, worker.url.split("/")[2])
+        self.open.append(profile)
+        return profile
+
+    def close(self) -> None:
+        for p in self.open:
+            try:
+                p.context.close()
+            except Exception:  # noqa: BLE001 - closing everything that can be closed
+                pass
+
+
+@contextmanager
+def playwright_profiles(tmp: pytest.TempPathFactory, host_rules: str | None) -> Iterator[Profiles]:
+    chromium_path()
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        if os.environ.get("CI"):
+            pytest.fail("playwright (Python) is not installed")
+        pytest.skip("playwright (Python) is not installed (pip install -e '.[test]')")
+    ensure_built()  # the extension's bundled libraries (extension/vendor/) before it is loaded
+    with sync_playwright() as p:
+        profiles = Profiles(p, tmp, host_rules)
+        try:
+            yield profiles
+        finally:
+            profiles.close()
+
+
+# -- what a recipient does in the extension's pages ------------------------------------------------------------
+
+
+def set_up_receiving(profile: Profile, passphrase: str = PASSPHRASE) -> Any:
+    """Set up receiving on the Keys page; returns the page, showing "waiting for approval"."""
+    page = profile.open("recipient/keys.html")
+    page.get_by_label("Choose a passphrase").fill(passphrase)
+    page.get_by_label("Type the passphrase again").fill(passphrase)
+    page.get_by_role("button", name="Create my key and ask for approval").click()
+    page.wait_for_selector('#state[data-state="pending"]', timeout=30000)
+    return page
+
+
+def check_state(page: Any, state: str) -> str:
+    """Ask the Keys page to check the approval again; the state it shows."""
+    page.get_by_role("button", name="Check approval again").click()
+    page.wait_for_selector(f'#state[data-state="{state}"]', timeout=15000)
+    return str(page.locator("#state").text_content())
+
+
+def unlock(page: Any, passphrase: str = PASSPHRASE) -> None:
+    page.get_by_label("Passphrase", exact=True).fill(passphrase)
+    page.get_by_role("button", name="Unlock", exact=True).click()
+    page.wait_for_selector("#unlocked:not([hidden])", timeout=30000)
+
+
+def open_share(page: Any, share_id: str) -> None:
+    """Open a share from the inbox list (the row's Open button)."""
+    page.locator(f'tr[data-share="{share_id}"] button', has_text="Open").click()
+    wait_until(
+        lambda: not page.locator("#message").is_hidden() or page.locator("#share-problem").is_visible(), 30, "the share"
+    )
+
+
+def message_text(page: Any) -> str:
+    """The text of the shown message body (inside the sandboxed iframe)."""
+    page.wait_for_selector("#message-body[data-loaded]", timeout=15000)
+    frame = page.frame_locator("#message-body")
+    return str(frame.locator("body").inner_text())
+
+
+def attachments(page: Any) -> dict[str, bytes]:
+    """Every attachment link, downloaded as the recipient would (original file names)."""
+    out: dict[str, bytes] = {}
+    links = page.locator("#attachments a")
+    for i in range(links.count()):
+        with page.expect_download() as info:
+            links.nth(i).click()
+        d = info.value
+        out[d.suggested_filename] = Path(d.path()).read_bytes()
+    return out
