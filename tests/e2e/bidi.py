@@ -281,6 +281,14 @@ class Tab:
                 raise AssertionError(f"timed out waiting for {what or function}{why}")
             await asyncio.sleep(0.1)
 
+    async def wait_for_url(self, url: str, within: float = 15.0) -> None:
+        """Wait until this context's address is exactly `url` (e.g. after the page or the browser moved it)."""
+        deadline = time.monotonic() + within
+        while (now := await self.url()) != url:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the tab stayed on {now!r}, not {url!r}")
+            await asyncio.sleep(0.1)
+
     async def frame(self, url_part: str, within: float = 15.0) -> Tab:
         """A child frame whose address contains `url_part` (e.g. the share panel)."""
         deadline = time.monotonic() + within

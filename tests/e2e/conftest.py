@@ -21,6 +21,7 @@ from typing import Any
 import pyrage
 import pytest
 
+from tests.e2e.bidi import firefox_path
 from tests.e2e.webmail import Attachment, Webmail, serve_webmail
 from tests.test_cli import call, safeshare, serve
 
@@ -41,6 +42,16 @@ def chromium_path() -> str:
             return path
     _missing("chromium", "apt-get install -y chromium")
     raise AssertionError("unreachable")
+
+
+@pytest.fixture(scope="session")
+def firefox_exe() -> str:
+    """Debian's Firefox ESR: skipped locally when absent, a failure in CI (where .ci/run installs it). Name it
+    first in a test so that it is checked before the gateway and webmail fixtures start."""
+    exe = firefox_path()
+    if exe is None:
+        _missing("firefox-esr", "apt-get install -y firefox-esr")
+    return str(exe)
 
 
 @dataclass

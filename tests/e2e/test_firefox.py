@@ -27,14 +27,12 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from tests.conftest import example
-from tests.e2e.bidi import Firefox, Tab, firefox_path, launch
-from tests.e2e.conftest import EXTENSION, Gateway, _missing
+from tests.e2e.bidi import Firefox, Tab, launch
+from tests.e2e.conftest import EXTENSION, Gateway
+from tests.e2e.firefox_addon import ADDON_ID, options_sign_in
 from tests.e2e.webmail import GMAIL, OUTLOOK, Webmail
 
-ADDON_ID = "safeshare@safeshare.example"  # browser_specific_settings.gecko.id in the manifest
 GMAIL_BODY = '[aria-label="Message Body"]'
 
 
@@ -124,27 +122,9 @@ async def fill(panel: Tab, doc: dict[str, Any], prefix: str = "") -> None:
             await set_field(panel, path, value)
 
 
-async def options_sign_in(ff_tab: Tab, base: str, gateway: Gateway) -> None:
-    """The options page: gateway address saved, then a token pasted (typed) and Sign in."""
-    await ff_tab.navigate(f"{base}/options/options.html")
-    await ff_tab.wait_for(
-        "() => document.querySelector('#signed-in').textContent === 'Not signed in.'", what="the options page to load"
-    )
-    await ff_tab.fill("#gateway-url", gateway.url)
-    await ff_tab.click("#save")
-    saved = await ff_tab.wait_for(
-        "() => document.querySelector('#saved').textContent || (!document.querySelector('#alert').hidden "
-        "&& 'ALERT: ' + document.querySelector('#alert').textContent)",
-        what="the settings to be saved",
-    )
-    assert saved.startswith("Settings saved."), saved
-
-    await ff_tab.fill("#token", gateway.tokens["practitioner"])
-    await ff_tab.click("#sign-in")
-    signed_in = await ff_tab.wait_for(
-        "() => { const t = document.querySelector('#signed-in').textContent; return t.startsWith('Signed in') && t; }",
-        what="the sign-in",
-    )
+async def options_signed_in(ff_tab: Tab, base: str, gateway: Gateway) -> None:
+    """Signed in on the options page with a pasted practitioner token, kept where it should be."""
+    signed_in = await options_sign_in(ff_tab, base, gateway.url, gateway.tokens["practitioner"])
     assert signed_in.startswith("Signed in as pat (practitioner, e2e)"), signed_in
     assert await ff_tab.call("() => document.querySelector('#token').value") == ""
 
@@ -154,16 +134,6 @@ async def options_sign_in(ff_tab: Tab, base: str, gateway: Gateway) -> None:
     assert local["gatewayUrl"] == gateway.url
     assert session == {"token": gateway.tokens["practitioner"]}
     assert gateway.tokens["practitioner"] not in json.dumps(local)
-
-
-@pytest.fixture(scope="session")
-def firefox_exe() -> str:
-    """Debian's Firefox ESR; checked before the gateway and webmail fixtures start (session fixtures are set up
-    in the order a test names them)."""
-    exe = firefox_path()
-    if exe is None:
-        _missing("firefox-esr", "apt-get install -y firefox-esr")
-    return str(exe)
 
 
 @contextlib.asynccontextmanager
@@ -178,7 +148,7 @@ async def firefox_with_safeshare(
     async with launch(exe, tmp_path / "firefox-profile", firefox_prefs(webmail, internal_uuid)) as ff:
         try:
             assert await ff.install_extension(EXTENSION) == ADDON_ID
-            await options_sign_in(await ff.tab(), base, gateway)
+            await options_signed_in(await ff.tab(), base, gateway)
             yield ff, base
         except BaseException:
             print("Firefox log (tail):\n" + ff.log_tail())
