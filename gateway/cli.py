@@ -51,6 +51,7 @@ from .store.sqlite import SQLiteStore, create_schema
 
 DEV_TOKEN_TTL = 12 * 3600
 DEMO_RECIPIENT = "demo-recipient"
+DEMO_DETAILS = ("Demo Recipient", "Demo MASH", "demo@example.org")  # name, organisation, e-mail
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -236,16 +237,7 @@ def _print_dev_banner(settings: Settings, host: str, port: int) -> None:
 
     async def ensure(gw: Gateway) -> None:
         if not await gw.store.get_recipients([DEMO_RECIPIENT]):
-            await gw.add_recipient(
-                _cli_actor(),
-                Recipient(
-                    DEMO_RECIPIENT,
-                    "Demo Recipient",
-                    "Demo MASH",
-                    "demo@example.org",
-                    str(identity.recipient()),
-                ),
-            )
+            await gw.add_recipient(_cli_actor(), Recipient(DEMO_RECIPIENT, *DEMO_DETAILS, str(identity.recipient())))
 
     asyncio.run(_with_gateway(settings, ensure))
     issuer = _issuer(settings)
@@ -260,12 +252,18 @@ def _print_dev_banner(settings: Settings, host: str, port: int) -> None:
         "",
         "SafeShare gateway (development mode) — tokens valid for 12 hours:",
     ]
+    name, org, email = DEMO_DETAILS
     for role, sub in subs.items():
-        lines.append(f"  {role:<13} {issuer.issue(sub, [role], org='dev-org', ttl=DEV_TOKEN_TTL)}")
+        # The recipient's token carries the claims enrolment takes identity from, so the extension's
+        # "Set up receiving" works with it as printed (its approval then rotates the demo recipient's key).
+        claims = {"org": org, "email": email, "name": name} if role == "recipient" else {"org": "dev-org"}
+        lines.append(f"  {role:<13} {issuer.issue(sub, [role], ttl=DEV_TOKEN_TTL, **claims)}")
     lines += [
         f"  demo recipient '{DEMO_RECIPIENT}', identity file {identity_path}",
         f"  API description: {url}/api/v1/openapi.json    health: {url}/healthz",
-        f"  Try: safeshare fetch --gateway URL --token <recipient token> --identity {identity_path} SHARE_ID",
+        f"  Try: safeshare fetch --gateway {url} --token <recipient token> --identity {identity_path} SHARE_ID",
+        f"  Browser extension: build and load extension/ (extension/README.md), set the gateway to {url} on its",
+        "  options page and paste the practitioner token (or the recipient token, for Receiving shares).",
         "",
     ]
     print("\n".join(lines), file=sys.stderr, flush=True)

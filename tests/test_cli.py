@@ -69,12 +69,13 @@ def multipart(meta: dict[str, Any], payload: bytes) -> tuple[bytes, str]:
 
 
 @contextlib.contextmanager
-def serve(home: Path, log_path: Path) -> Iterator[str]:
-    """A real `safeshare serve` on a free loopback port; yields its base URL once /healthz answers."""
+def serve(home: Path, log_path: Path, *extra: str) -> Iterator[str]:
+    """A real `safeshare serve` on a free loopback port (with `extra` arguments, e.g. --dev); yields its base URL
+    once /healthz answers."""
     port = free_port()
     log = open(log_path, "w")  # noqa: SIM115
     proc = subprocess.Popen(
-        [sys.executable, "-m", "gateway.cli", "--home", str(home), "serve", "--port", str(port)],
+        [sys.executable, "-m", "gateway.cli", "--home", str(home), "serve", "--port", str(port), *extra],
         stdout=log,
         stderr=subprocess.STDOUT,
     )
@@ -101,6 +102,55 @@ def served(tmp_path: Path) -> Iterator[tuple[Path, str]]:
     home = tmp_path / "home"
     with serve(home, tmp_path / "server.log") as url:
         yield home, url
+
+
+def dev_banner(log: str) -> dict[str, str]:
+    """The token printed for each role by `serve --dev` (a line of two words: role, token)."""
+    words = (line.split() for line in log.splitlines())
+    return {w[0]: w[1] for w in words if len(w) == 2 and w[0] in {"practitioner", "recipient", "auditor", "admin"}}
+
+
+def test_serve_dev_gives_a_new_user_everything_to_try_it(tmp_path: Path) -> None:
+    """The README's first command: a demo recipient and a token per role, each of which works as printed."""
+    home = tmp_path / "home"
+    with serve(home, tmp_path / "dev.log", "--dev") as url:
+        tok = dev_banner((tmp_path / "dev.log").read_text())
+        assert set(tok) == {"practitioner", "recipient", "auditor", "admin"}
+        identity_file = home / "keys" / "demo-recipient.agekey"
+        assert identity_file.stat().st_mode & 0o077 == 0
+        identity = pyrage.x25519.Identity.from_str(identity_file.read_text().split()[-1])
+
+        payload = b"Referral notes for the demo recipient\n"
+        body, ctype = multipart(
+            {"recipients": ["demo-recipient"], "justification": example("share"), "payload_content_type": "text/plain"},
+            payload,
+        )
+        status, resp = call(url + "/api/v1/shares", tok["practitioner"], body, ctype)
+        assert status == 201, resp
+        share_id = json.loads(resp)["share_id"]
+        status, env = call(f"{url}/api/v1/shares/{share_id}/envelope", tok["recipient"])
+        assert status == 200 and pyrage.decrypt(env, [identity]) == payload
+        status, resp = call(url + "/api/v1/ledger?subject=CASE-2026-0412", tok["auditor"])
+        assert status == 200 and share_id in resp.decode()
+
+        # The recipient token carries organisation and e-mail, so "Set up receiving" in the extension works
+        # with it; the administrator's token approves (the demo recipient's key is rotated).
+        browser_key = pyrage.x25519.Identity.generate().to_public()
+        enrol = json.dumps({"age_recipient": str(browser_key)}).encode()
+        status, resp = call(url + "/api/v1/recipients/enrol", tok["recipient"], enrol, "application/json")
+        assert status == 202, resp  # accepted, pending the administrator's approval
+        assert json.loads(resp)["enrolment"]["org"] == "Demo MASH"
+        status, resp = call(url + "/api/v1/recipients/demo-recipient/approve", tok["admin"], b"{}", "application/json")
+        assert status == 200, resp
+        status, resp = call(url + "/api/v1/recipients/me", tok["recipient"])
+        me = json.loads(resp)
+        assert me["recipient"]["age_recipient"] == str(browser_key) and me["recipient"]["email"] == "demo@example.org"
+
+    # Again on the same home: the same identity file, no second demo recipient.
+    with serve(home, tmp_path / "dev2.log", "--dev"):
+        assert identity_file.read_text().split()[-1] == str(identity)
+    listed = json.loads(safeshare(home, "recipient", "list", "--json").stdout)
+    assert [r["id"] for r in listed] == ["demo-recipient"]
 
 
 def test_init_is_idempotent_and_never_overwrites_keys(tmp_path: Path) -> None:
