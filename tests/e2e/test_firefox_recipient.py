@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import shutil
 import subprocess
 import time
 import uuid
@@ -33,8 +32,9 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import require_tool
 from tests.e2e.bidi import Tab, launch
-from tests.e2e.conftest import EXTENSION, _missing
+from tests.e2e.conftest import EXTENSION
 from tests.e2e.firefox_addon import ADDON_ID, options_sign_in
 from tests.e2e.recipient_fixtures import PASSPHRASE, RecipientGateway, recipient_gateway
 from tests.extension_build import ensure_built
@@ -59,9 +59,7 @@ def gw(tmp_path_factory: pytest.TempPathFactory) -> Any:
 def mime_from_extension(draft: dict[str, Any]) -> bytes:
     """The e-mail as the practitioner's extension packages it: `buildMime` from extension/lib/mime.js, run in
     Node (the same module the service worker uses), attachments given as base64."""
-    node = shutil.which("node")
-    if node is None:
-        _missing("node", "apt-get install -y nodejs")
+    node = require_tool("node")
     script = (
         "import('./lib/mime.js').then(({buildMime}) => { let s = ''; process.stdin.on('data', d => s += d);"
         "process.stdin.on('end', () => { const d = JSON.parse(s);"
@@ -69,7 +67,7 @@ def mime_from_extension(draft: dict[str, Any]) -> bytes:
         "process.stdout.write(buildMime(d)); }); })"
     )
     out = subprocess.run(
-        [str(node), "--input-type=module", "-e", script],
+        [node, "--input-type=module", "-e", script],
         input=json.dumps(draft).encode(),
         capture_output=True,
         cwd=EXTENSION,
