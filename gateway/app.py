@@ -17,6 +17,7 @@ from typing import Any
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
+from aiohttp.http_exceptions import HttpProcessingError
 
 from .api import decisions, inbox, ledger, notice, policies, recipients, shares, teams, transparency
 from .api.common import GATEWAY, PRINCIPAL, SIGNER, WITNESSES
@@ -28,6 +29,7 @@ from .justification import PolicyRegistry
 from .ledger.checkpoint import NoteVerifier
 from .ledger.signer import LedgerSigner
 from .service import Gateway
+from .storage_health import StorageHealth, is_storage_full
 from .store.sqlite import SQLiteStore
 
 log = logging.getLogger("safeshare.app")
@@ -36,6 +38,7 @@ VERIFIER = web.AppKey("verifier", TokenVerifier)
 ISSUER = web.AppKey("issuer", EmbeddedIssuer)
 SETTINGS = web.AppKey("settings", Settings)
 OPENAPI = web.AppKey("openapi", bytes)
+STORAGE = web.AppKey("storage", StorageHealth)
 
 #: Routes under /api/ that need no token: the API description, what anyone needs to check the ledger's signed
 #: checkpoints (they reveal only the tree size and root hash), and witness co-signatures (authenticated by the
@@ -97,10 +100,32 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         details: dict[str, Any] = {}
         if exc.status == 413:
             details["limit"] = request.app[SETTINGS].limits.max_json_bytes
-        return error_response(exc.status, code, exc.reason, **details)
+        resp = error_response(exc.status, code, exc.reason, **details)
+        if "Allow" in exc.headers:  # every 405 says what is allowed
+            resp.headers["Allow"] = exc.headers["Allow"]
+        return resp
     except (asyncio.CancelledError, ConnectionResetError):
         raise
+    except HttpProcessingError as exc:  # malformed input found while parsing (multipart part headers, ...)
+        log.info("malformed request (%s) on %s %s", type(exc).__name__, request.method, request.path)
+        return error_response(400, "malformed_request", "The request could not be parsed.")
+    except UnicodeError as exc:  # undecodable or unencodable text (lone surrogates, non-UTF-8) in the input
+        log.info("undecodable input (%s) on %s %s", type(exc).__name__, request.method, request.path)
+        return error_response(400, "invalid_encoding", "The request contains text that is not valid UTF-8.")
     except Exception as exc:  # noqa: BLE001 - the last line of defence: structured, and no detail leaked
+        if is_storage_full(exc):
+            request.app[STORAGE].note_full()
+            log.error("storage full while handling %s %s", request.method, request.path)
+            retry = request.app[SETTINGS].limits.storage_full_retry_after_seconds
+            resp = error_response(
+                507,
+                "storage_full",
+                "The gateway's storage is full, so nothing was stored. Try again later; if it persists, tell the"
+                " gateway's administrator.",
+                retry_after=retry,
+            )
+            resp.headers["Retry-After"] = str(retry)
+            return resp
         log.error(
             "unexpected %s while handling %s %s",
             type(exc).__name__,
@@ -157,6 +182,17 @@ async def security_headers(request: web.Request, handler: Handler) -> web.Stream
 
 
 async def healthz(request: web.Request) -> web.Response:
+    if not await request.app[STORAGE].writable():
+        retry = request.app[SETTINGS].limits.storage_full_retry_after_seconds
+        body = {
+            "status": "unhealthy",
+            "reason": "storage_full",
+            "error": "storage_full",
+            "message": "The gateway cannot write to its storage.",
+        }
+        resp = web.json_response(body, status=503)
+        resp.headers["Retry-After"] = str(retry)
+        return resp
     return web.json_response({"status": "ok"})
 
 
@@ -179,6 +215,7 @@ def create_app(settings: Settings, keys: HomeKeys | None = None) -> web.Applicat
         handler_args={"max_line_size": 16384, "max_field_size": 16384},
     )
     app[SETTINGS] = settings
+    app[STORAGE] = StorageHealth(settings.data_dir)
     app[ISSUER] = issuer
     app[OPENAPI] = json.dumps(json.loads(load_openapi())).encode()
     policy_registry = PolicyRegistry.builtin(settings.default_policy)

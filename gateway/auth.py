@@ -595,6 +595,14 @@ def _parse_jwks(document: Any, source: str) -> dict[str, _Jwk] | None:
     return keys
 
 
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 class _EmbeddedState:
     def __init__(self, config: EmbeddedIssuerConfig) -> None:
         self.issuer = config.issuer
@@ -801,6 +809,9 @@ class TokenVerifier:
         kid = header.get("kid")
         if kid is not None and not isinstance(kid, str):
             raise AuthError("token_malformed", "The token header's 'kid' is not a string.")
+        if kid is not None and (len(kid) > 256 or not kid.isprintable() or not _encodable(kid)):
+            # JSON escapes can carry lone surrogates ("\ud800") or control characters; no key is named so.
+            raise AuthError("token_malformed", "The token header's 'kid' is not a usable key identifier.")
         if alg not in self._algorithms:
             raise AuthError("token_algorithm_not_allowed", "The token's signing algorithm is not accepted.")
 

@@ -210,9 +210,8 @@ def cmd_token_issue(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from aiohttp import web
-
     from .app import AccessLogger, create_app
+    from .server import install_repeat_filter, serve
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     settings = _settings(args)
@@ -221,7 +220,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.dev:
         _print_dev_banner(settings, args.host, args.port)
     app = create_app(settings, keys)
-    web.run_app(app, host=args.host, port=args.port, access_log_class=AccessLogger, print=None, handle_signals=True)
+    install_repeat_filter()
+    asyncio.run(serve(app, args.host, args.port, settings.limits, access_log_class=AccessLogger))
     return 0
 
 

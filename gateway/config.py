@@ -29,6 +29,22 @@ class Limits:
     max_expiry_seconds: int = 365 * DAY
     max_downloads_cap: int = 1000
     page_size_max: int = 500
+    #: Connection guards (gateway/server.py). A request's headers must arrive within this many seconds.
+    header_timeout_seconds: float = 10.0
+    #: An idle kept-alive connection is closed after this long.
+    keepalive_timeout_seconds: float = 15.0
+    #: A request body that sends nothing for this long, while the gateway waits for it, is dropped.
+    body_idle_timeout_seconds: float = 30.0
+    #: Minimum upload rate, averaged over the window below (only while the gateway waits for bytes): 1 KiB/s
+    #: over 60 s lets a large share over a slow, congested council line through and drops a trickle.
+    min_upload_bytes_per_second: int = 1024
+    min_upload_rate_window_seconds: float = 60.0
+    #: Open connections at most; lowered automatically to stay below the open-file limit (RLIMIT_NOFILE).
+    max_connections: int = 1000
+    #: How long a client is asked to wait (Retry-After) when the gateway's storage is full.
+    storage_full_retry_after_seconds: int = 300
+    #: How long an Idempotency-Key is remembered (seconds).
+    idempotency_key_ttl_seconds: int = DAY
 
 
 @dataclass(frozen=True)

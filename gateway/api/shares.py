@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import BodyPartReader, MultipartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from ..errors import ApiError, not_found
 from ..service import SHARE_ID_RE, Gateway
@@ -32,7 +33,7 @@ MULTIPART_OVERHEAD = 64 * 1024
 async def _next_part(reader: MultipartReader) -> BodyPartReader | None:
     try:
         part = await reader.next()
-    except (ValueError, AssertionError, RuntimeError) as exc:
+    except (ValueError, AssertionError, RuntimeError, HttpProcessingError) as exc:
         raise ApiError(400, "invalid_multipart", f"The multipart body is malformed: {type(exc).__name__}.") from None
     if part is not None and not isinstance(part, BodyPartReader):
         raise ApiError(400, "invalid_multipart", "Nested multipart bodies are not accepted.")
@@ -203,7 +204,10 @@ async def revoke_share(request: web.Request) -> web.Response:
     return json_response(result)
 
 
-@routes.get("/api/v1/shares/{share_id}/envelope")
+# GET only: aiohttp would answer HEAD by running this handler, which counts and records a download (and on the
+# last permitted one shreds the envelope) for bytes never sent. Link scanners and proxies send HEAD, so HEAD
+# gets 405 with `Allow: GET` and changes nothing.
+@routes.get("/api/v1/shares/{share_id}/envelope", allow_head=False)
 async def fetch_envelope(request: web.Request) -> web.StreamResponse:
     p = principal(request, "recipient")
     gw = gateway(request)

@@ -349,18 +349,33 @@ class _Writer:
                 if fut.set_running_or_notify_cancel():
                     fut.set_exception(StoreError(f"could not start a transaction: {exc}"))
             return
-        for op, fut in batch:
+        for i, (op, fut) in enumerate(batch):
             if not fut.set_running_or_notify_cancel():
                 continue  # the caller gave up before its turn: do not change state on its behalf
-            conn.execute("SAVEPOINT op")
+            rest = batch[i + 1 :]
+            try:
+                conn.execute("SAVEPOINT op")
+            except sqlite3.Error as exc:
+                _Writer._abort(conn, results, [(fut, exc)], exc, rest)
+                return
             try:
                 value = op(conn)
             except BaseException as exc:  # noqa: BLE001 - handed to the awaiting caller
-                conn.execute("ROLLBACK TO op")
-                conn.execute("RELEASE op")
+                try:
+                    conn.execute("ROLLBACK TO op")
+                    conn.execute("RELEASE op")
+                except sqlite3.Error as rollback_exc:
+                    # e.g. the disk filled up: the savepoint cannot be undone alone, so the whole batch is
+                    # rolled back and each of its callers told; the writer thread carries on with the next batch.
+                    _Writer._abort(conn, results, [(fut, exc)], rollback_exc, rest)
+                    return
                 results.append((fut, False, exc))
             else:
-                conn.execute("RELEASE op")
+                try:
+                    conn.execute("RELEASE op")
+                except sqlite3.Error as exc:
+                    _Writer._abort(conn, results, [(fut, exc)], exc, rest)
+                    return
                 results.append((fut, True, value))
         try:
             conn.execute("COMMIT")
@@ -377,6 +392,35 @@ class _Writer:
                 fut.set_result(value)
             else:
                 fut.set_exception(value)
+
+    @staticmethod
+    def _abort(
+        conn: sqlite3.Connection,
+        results: list[tuple[Future[Any], bool, Any]],
+        failing: list[tuple[Future[Any], BaseException]],
+        cause: BaseException,
+        rest: list[tuple[Callable[[sqlite3.Connection], Any], Future[Any]]],
+    ) -> None:
+        """Roll back the whole batch after a failure that cannot be confined to one savepoint.
+
+        Every caller whose operation ran in it is failed (nothing of theirs was committed); queued callers
+        that have not run yet were never started and are failed too, so none waits for ever.
+        """
+        try:
+            conn.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass
+        error = StoreError(f"transaction rolled back: {cause}")
+        error.__cause__ = cause
+        for fut, _, _ in results:
+            fut.set_exception(error)
+        for fut, exc in failing:
+            err = StoreError(f"transaction rolled back: {cause}")
+            err.__cause__ = exc
+            fut.set_exception(err)
+        for _, fut in rest:
+            if fut.set_running_or_notify_cancel():
+                fut.set_exception(StoreError(f"not run: the transaction was rolled back ({cause})"))
 
 
 #: Complete subtrees at this level and above (256+ leaves) are stored for fast proofs.
