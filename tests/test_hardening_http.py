@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import errno
 import json
 import os
 import resource
@@ -133,11 +134,16 @@ class Served:
 
 
 @contextlib.contextmanager
-def serve(tmp_path: Path, toml: str = "", nofile: int | None = None, mount: Path | None = None) -> Iterator[Served]:
+def serve(tmp_path: Path, toml: str = "", nofile: int | None = None, mount: str | None = None) -> Iterator[Served]:
     """A real `safeshare serve` with `toml` as safeshare.toml (and, optionally, a lowered open-file limit)."""
     home = tmp_path / "home"
     home.mkdir(exist_ok=True)
     (home / "safeshare.toml").write_text(toml)
+    if mount is not None:  # a small file system of its own for the data directory (see test_full_disk)
+        (home / "data").mkdir(mode=0o700)
+        subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={mount},mode=0700", "tmpfs", str(home / "data")], check=True
+        )
     settings = load_settings(home)
     keys = init_home(settings)
     issuer = EmbeddedIssuer(keys.token_key, settings.issuer, settings.audience)
@@ -186,6 +192,8 @@ def serve(tmp_path: Path, toml: str = "", nofile: int | None = None, mount: Path
             proc.kill()
             proc.wait(5)
         log.close()
+        if mount is not None:
+            subprocess.run(["umount", str(home / "data")], check=False)
 
 
 @pytest.fixture
@@ -469,3 +477,97 @@ def test_protocol_errors_are_json_and_echo_nothing(served: Served) -> None:
         assert json.loads(body)["error"] == "method_not_allowed"
     status, headers, body = call(served.url + "/no/such/route")
     assert status == 404 and json.loads(body)["error"] == "not_found"
+
+
+# -- 5. A full disk: a clear 507, unhealthy while it lasts, recovery by itself, nothing lost ------------------
+
+
+def tmpfs_available(tmp_path: Path) -> str | None:
+    """Why a small tmpfs cannot be mounted here (None if it can): needs root and a kernel that allows it."""
+    if os.geteuid() != 0:
+        return "mounting a small tmpfs needs root"
+    probe = tmp_path / "probe"
+    probe.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(probe)], capture_output=True, text=True)
+    if r.returncode:
+        return f"cannot mount a tmpfs here: {r.stderr.strip()}"
+    subprocess.run(["umount", str(probe)], check=True)
+    return None
+
+
+def fill(directory: Path) -> Path:
+    """Write a filler file until the file system is full (ENOSPC); returns it."""
+    filler = directory / "filler"
+    block = b"\0" * 65536
+    with open(filler, "wb", buffering=0) as fh:
+        for size in (65536, 4096, 512, 1):
+            try:
+                while True:
+                    fh.write(block[:size])
+            except OSError as exc:
+                assert exc.errno == errno.ENOSPC, exc
+    return filler
+
+
+def test_full_disk_gives_507_unhealthy_then_recovers_losing_nothing(tmp_path: Path) -> None:
+    why = tmpfs_available(tmp_path)
+    if why is not None:
+        pytest.skip(why)
+    with serve(tmp_path, FAST_LIMITS, mount="6m") as s:
+        rt = s.token("alice", "recipient")
+        status, _, body = s.share(b"before the disk filled")
+        assert status == 201, body
+        first = json.loads(body)["share_id"]
+        before = s.ledger_size()
+
+        filler = fill(s.home / "data")
+        status, headers, body = s.share(os.urandom(300_000))
+        assert status == 507, body
+        err = json.loads(body)
+        assert err["error"] == "storage_full" and err["message"]
+        assert int(headers["Retry-After"]) > 0
+        # A decision has no payload: if SQLite cannot grow its log either, the same clear refusal.
+        status, headers, body = call(
+            s.url + "/api/v1/decisions",
+            s.token("pat", "practitioner"),
+            json.dumps(example("not-share")).encode(),
+            "application/json",
+        )
+        assert status in (201, 507), body
+        decided = status == 201
+        if not decided:
+            assert json.loads(body)["error"] == "storage_full" and "Retry-After" in headers
+
+        status, headers, body = call(s.url + "/healthz")
+        assert status == 503, body
+        assert json.loads(body)["reason"] == "storage_full" and "Retry-After" in headers
+        # A download is recorded before it is released, so it waits for space too (and is not counted).
+        status, _, body = call(f"{s.url}/api/v1/shares/{first}/envelope", rt)
+        assert status == 507 and json.loads(body)["error"] == "storage_full"
+        status, _, body = call(f"{s.url}/api/v1/shares/{first}", rt)
+        assert status == 200 and json.loads(body)["downloads"] == 0
+
+        filler.unlink()  # space comes back: healthy again with no restart
+        status, _, body = call(s.url + "/healthz")
+        assert status == 200, body
+        status, _, body = s.share(b"after the disk recovered")
+        assert status == 201, body
+        second = json.loads(body)["share_id"]
+        status, _, blob = call(f"{s.url}/api/v1/shares/{second}/envelope", rt)
+        assert status == 200 and pyrage.decrypt(blob, [s.alice]) == b"after the disk recovered"
+        status, _, blob = call(f"{s.url}/api/v1/shares/{first}/envelope", rt)
+        assert status == 200 and pyrage.decrypt(blob, [s.alice]) == b"before the disk filled"
+
+        # Nothing half-written: no spool files, no envelope directory but the two shares', every entry accounted.
+        envelopes = s.home / "data" / "envelopes"
+        assert list((envelopes / ".tmp").iterdir()) == []
+        assert {p.name for p in envelopes.iterdir() if p.name != ".tmp"} <= {first, second}
+        # The second share and the two fetches (and the decision if it got in), nothing else.
+        assert s.ledger_size() == before + 3 + (1 if decided else 0)
+        r = subprocess.run(
+            [sys.executable, "-m", "gateway.cli", "--home", str(s.home), "ledger", "verify"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert r.returncode == 0 and "ledger OK" in r.stdout, r.stderr
