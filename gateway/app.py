@@ -25,6 +25,7 @@ from .auth import AuthError, EmbeddedIssuer, TokenVerifier, bearer_token
 from .config import Settings
 from .errors import ApiError, error_response
 from .home import HomeKeys, init_home
+from .idempotency import INFLIGHT, InFlight
 from .justification import PolicyRegistry
 from .ledger.checkpoint import NoteVerifier
 from .ledger.signer import LedgerSigner
@@ -144,7 +145,7 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     return await handler(request)
 
 
-CORS_ALLOW_HEADERS = "Authorization, Content-Type"
+CORS_ALLOW_HEADERS = "Authorization, Content-Type, Idempotency-Key"
 CORS_ALLOW_METHODS = "GET, POST, OPTIONS"
 
 
@@ -216,6 +217,7 @@ def create_app(settings: Settings, keys: HomeKeys | None = None) -> web.Applicat
     )
     app[SETTINGS] = settings
     app[STORAGE] = StorageHealth(settings.data_dir)
+    app[INFLIGHT] = InFlight()
     app[ISSUER] = issuer
     app[OPENAPI] = json.dumps(json.loads(load_openapi())).encode()
     policy_registry = PolicyRegistry.builtin(settings.default_policy)

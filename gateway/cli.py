@@ -17,6 +17,7 @@ import shutil
 import sqlite3
 import sys
 import tempfile
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -361,17 +362,38 @@ def _print_refusal(exc: urllib.error.HTTPError) -> None:
             print(f"  {key}: {body[key]}", file=sys.stderr)
 
 
-def _post(url: str, token: str, data: Any, headers: dict[str, str], timeout: float) -> tuple[int, Any] | None:
-    req = urllib.request.Request(  # noqa: S310 - the operator chooses the gateway URL
-        url, data=data, method="POST", headers={"Authorization": f"Bearer {token}", **headers}
-    )
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310
-            return resp.status, json.loads(resp.read())
-    except urllib.error.HTTPError as exc:
-        _print_refusal(exc)
-    except (urllib.error.URLError, OSError) as exc:
-        _err(f"cannot reach the gateway at {url}: {exc}")
+#: Attempts for a share or decision: a retry after a lost answer reuses the Idempotency-Key, so the gateway
+#: answers it with the first response instead of recording a second share.
+POST_ATTEMPTS = 3
+
+
+def _post(
+    url: str, token: str, data: Any, headers: dict[str, str], timeout: float, attempts: int = 1
+) -> tuple[int, Any] | None:
+    """POST once, or up to `attempts` times when no answer came back (or the first is still in progress, 409);
+    `data` may be a function that makes the body afresh for each attempt."""
+    for attempt in range(1, attempts + 1):
+        req = urllib.request.Request(  # noqa: S310 - the operator chooses the gateway URL
+            url,
+            data=data() if callable(data) else data,
+            method="POST",
+            headers={"Authorization": f"Bearer {token}", **headers},
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310
+                return resp.status, json.loads(resp.read())
+        except urllib.error.HTTPError as exc:
+            if exc.code == 409 and attempt < attempts:
+                time.sleep(attempt)
+                continue
+            _print_refusal(exc)
+            return None
+        except (urllib.error.URLError, OSError) as exc:
+            if attempt < attempts:
+                _err(f"no answer from the gateway ({exc}); retrying with the same Idempotency-Key")
+                time.sleep(attempt)
+                continue
+            _err(f"cannot reach the gateway at {url}: {exc}")
     return None
 
 
@@ -425,12 +447,14 @@ def cmd_share(args: argparse.Namespace) -> int:
     result = _post(
         f"{args.gateway.rstrip('/')}/api/v1/shares",
         args.token,
-        body(),
+        body,
         {
             "Content-Type": f"multipart/form-data; boundary={boundary}",
             "Content-Length": str(len(head) + size + len(tail)),
+            "Idempotency-Key": uuid.uuid4().hex,
         },
         args.timeout,
+        POST_ATTEMPTS,
     )
     if result is None:
         return 1
@@ -447,8 +471,9 @@ def cmd_decide(args: argparse.Namespace) -> int:
         f"{args.gateway.rstrip('/')}/api/v1/decisions",
         args.token,
         json.dumps(justification).encode(),
-        {"Content-Type": "application/json"},
+        {"Content-Type": "application/json", "Idempotency-Key": uuid.uuid4().hex},
         args.timeout,
+        POST_ATTEMPTS,
     )
     if result is None:
         return 1

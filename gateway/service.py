@@ -24,6 +24,7 @@ from .auth import Principal
 from .config import Settings
 from .directory import RECIPIENT_ID_RE, DirectoryUseCases
 from .errors import ApiError, field_error, not_found
+from .idempotency import Idempotency
 from .justification import Policy, PolicyRegistry, Problem
 from .justification import validate as validate_justification
 from .ledger import entry as ledger_entry
@@ -133,7 +134,9 @@ class Gateway(DirectoryUseCases):
 
     # -- decisions --------------------------------------------------------------------------------
 
-    async def record_decision(self, principal: Principal, draft: Any) -> dict[str, Any]:
+    async def record_decision(
+        self, principal: Principal, draft: Any, idempotency: Idempotency | None = None
+    ) -> dict[str, Any]:
         policy, problems = self.check_justification(draft)
         if problems or policy is None:
             raise justification_problems_error(problems)
@@ -143,13 +146,17 @@ class Gateway(DirectoryUseCases):
             justification=draft,
             policy=self._policy_ref(policy),
         )
-        index = await self.store.record(entry)
-        return {
-            "ledger_index": index,
-            "decision": draft["decision"],
-            "recorded_at": entry["time"],
-            "receipt": receipt_url(index),
-        }
+
+        def respond(index: int) -> dict[str, Any]:
+            return {
+                "ledger_index": index,
+                "decision": draft["decision"],
+                "recorded_at": entry["time"],
+                "receipt": receipt_url(index),
+            }
+
+        index = await self.store.record(entry, None if idempotency is None else idempotency.write(respond))
+        return respond(index)
 
     # -- shares -----------------------------------------------------------------------------------
 
@@ -259,7 +266,9 @@ class Gateway(DirectoryUseCases):
             raise field_error("invalid_share", "share.recipients", f"More than {limit} people in all.", limit=limit)
         return [r for r, _ in people.values()], [v for _, v in people.values()]
 
-    async def commit_share(self, prepared: PreparedShare, chunks: AsyncIterator[bytes]) -> dict[str, Any]:
+    async def commit_share(
+        self, prepared: PreparedShare, chunks: AsyncIterator[bytes], idempotency: Idempotency | None = None
+    ) -> dict[str, Any]:
         """Stream the payload into one age envelope per recipient, then store everything in one transaction."""
         limit = self.settings.limits.max_payload_bytes
         rids = [r.id for r in prepared.recipients]
@@ -367,31 +376,39 @@ class Gateway(DirectoryUseCases):
                 },
             )
 
-            index = await self.store.create_share(share, entry, before_commit=lambda: spool.place(share_id))
+            def respond(index: int) -> dict[str, Any]:
+                return {
+                    "share_id": share_id,
+                    "ledger_index": index,
+                    "recipients": [
+                        {
+                            "id": r.id,
+                            "name": r.name,
+                            "org": r.org,
+                            "envelope_sha256": sr.envelope_sha256,
+                            "envelope_size": sr.envelope_size,
+                            "via": sr.via_team,
+                        }
+                        for r, sr in zip(prepared.recipients, share_recipients, strict=True)
+                    ],
+                    "expires_at": expires_at,
+                    "max_downloads": prepared.max_downloads,
+                    "payload_size": size,
+                    "receipt": receipt_url(index),
+                }
+
+            index = await self.store.create_share(
+                share,
+                entry,
+                before_commit=lambda: spool.place(share_id),
+                idempotency=None if idempotency is None else idempotency.write(respond),
+            )
         except BaseException:
             # The share ID is new, so whatever exists under it was made by this request alone.
             await asyncio.to_thread(spool.discard)
             await asyncio.to_thread(self.files.remove_share_dir, share_id)
             raise
-        return {
-            "share_id": share_id,
-            "ledger_index": index,
-            "recipients": [
-                {
-                    "id": r.id,
-                    "name": r.name,
-                    "org": r.org,
-                    "envelope_sha256": sr.envelope_sha256,
-                    "envelope_size": sr.envelope_size,
-                    "via": sr.via_team,
-                }
-                for r, sr in zip(prepared.recipients, share_recipients, strict=True)
-            ],
-            "expires_at": expires_at,
-            "max_downloads": prepared.max_downloads,
-            "payload_size": size,
-            "receipt": receipt_url(index),
-        }
+        return respond(index)
 
     # -- recipients' side -------------------------------------------------------------------------
 

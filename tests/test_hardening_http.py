@@ -117,15 +117,24 @@ class Served:
     def token(self, sub: str, role: str) -> str:
         return self.issuer.issue(sub, [role], org="test-org", ttl=600)
 
-    def share(self, payload: bytes = b"notes", **extra: Any) -> tuple[int, dict[str, str], bytes]:
+    def share(
+        self, payload: bytes = b"notes", key: str | None = None, sender: str = "pat", **extra: Any
+    ) -> tuple[int, dict[str, str], bytes]:
         meta = {
             "recipients": ["alice"],
             "justification": example("share"),
             "payload_content_type": "text/plain",
             **extra,
         }
-        body, ctype = multipart(meta, payload)
-        return call(self.url + "/api/v1/shares", self.token("pat", "practitioner"), body, ctype)
+        body, ctype = multipart(meta, payload)  # a new boundary each time, as a browser's FormData makes
+        headers = {"Idempotency-Key": key} if key else {}
+        return call(self.url + "/api/v1/shares", self.token(sender, "practitioner"), body, ctype, headers=headers)
+
+    def decide(self, key: str | None, justification: Any = None) -> tuple[int, dict[str, str], bytes]:
+        body = json.dumps(justification or example("not-share")).encode()
+        headers = {"Idempotency-Key": key} if key else {}
+        pt = self.token("pat", "practitioner")
+        return call(self.url + "/api/v1/decisions", pt, body, "application/json", headers=headers)
 
     def ledger_size(self) -> int:
         status, _, body = call(self.url + "/api/v1/ledger?limit=500", self.token("audrey", "auditor"))
@@ -134,7 +143,9 @@ class Served:
 
 
 @contextlib.contextmanager
-def serve(tmp_path: Path, toml: str = "", nofile: int | None = None, mount: str | None = None) -> Iterator[Served]:
+def serve(
+    tmp_path: Path, toml: str = "", nofile: int | None = None, mount: str | None = None, restart: bool = False
+) -> Iterator[Served]:
     """A real `safeshare serve` with `toml` as safeshare.toml (and, optionally, a lowered open-file limit)."""
     home = tmp_path / "home"
     home.mkdir(exist_ok=True)
@@ -182,7 +193,7 @@ def serve(tmp_path: Path, toml: str = "", nofile: int | None = None, mount: str 
             "age_recipient": str(alice.to_public()),
         }
         status, _, body = call(url + "/api/v1/recipients", admin, json.dumps(rec).encode(), "application/json")
-        assert status == 201, body
+        assert status == 201 or (restart and status == 409), body
         yield Served(home, url, port, log_path, issuer, alice)
     finally:
         proc.terminate()
@@ -571,3 +582,129 @@ def test_full_disk_gives_507_unhealthy_then_recovers_losing_nothing(tmp_path: Pa
             timeout=60,
         )
         assert r.returncode == 0 and "ledger OK" in r.stdout, r.stderr
+
+
+# -- 6. Idempotency-Key -----------------------------------------------------------------------------------------
+
+
+def test_idempotency_key_replays_refuses_reuse_and_survives_a_restart(tmp_path: Path) -> None:
+    key = str(uuid.uuid4())
+    with serve(tmp_path, FAST_LIMITS) as s:
+        before = s.ledger_size()
+        status, headers, first = s.share(b"referral", key=key)
+        assert status == 201, first
+        assert "Idempotent-Replayed" not in headers
+        # The client never saw that answer and retries: the same answer, no second share or ledger entry.
+        status, headers, again = s.share(b"referral", key=key)
+        assert status == 201 and headers["Idempotent-Replayed"] == "true"
+        assert json.loads(again) == json.loads(first)
+        assert s.ledger_size() == before + 1
+        # Same key, different request: refused, nothing stored.
+        status, _, body = s.share(b"another referral", key=key)
+        assert status == 422 and json.loads(body)["error"] == "idempotency_key_reused"
+        status, _, body = s.share(b"referral", key=key, max_downloads=2)
+        assert status == 422
+        # Keys are per caller: another practitioner's identical key is a new share.
+        status, _, other = s.share(b"referral", key=key, sender="priya")
+        assert status == 201 and json.loads(other)["share_id"] != json.loads(first)["share_id"]
+        # Decisions: the same rules.
+        dkey = "decision-" + uuid.uuid4().hex
+        status, _, d1 = s.decide(dkey)
+        status2, headers, d2 = s.decide(dkey)
+        assert status == status2 == 201 and json.loads(d1) == json.loads(d2)
+        assert headers["Idempotent-Replayed"] == "true"
+        different = example("not-share")
+        different["purpose"]["description"] += " (amended)"
+        status, _, body = s.decide(dkey, different)
+        assert status == 422 and json.loads(body)["error"] == "idempotency_key_reused"
+        assert s.ledger_size() == before + 3
+        # Key syntax: visible ASCII, at most 255 characters; quoted (a structured-field string) is the same key.
+        for bad in ("has space", "x" * 256, "caf\u00e9", ""):
+            status, _, body = s.share(b"x", key=bad) if bad else (400, {}, b'{"error": "invalid_idempotency_key"}')
+            assert status == 400 and json.loads(body)["error"] == "invalid_idempotency_key", bad
+        status, _, body = s.share(b"referral", key=f'"{key}"')
+        assert status == 201 and json.loads(body)["share_id"] == json.loads(first)["share_id"]
+
+    # After a restart (the key lives in the database, written with the share): still the first answer.
+    with serve(tmp_path, FAST_LIMITS, restart=True) as s:
+        status, headers, again = s.share(b"referral", key=key)
+        assert status == 201 and headers["Idempotent-Replayed"] == "true"
+        assert json.loads(again)["share_id"] == json.loads(first)["share_id"]
+        status, _, again = s.decide(dkey)
+        assert json.loads(again)["ledger_index"] == json.loads(d1)["ledger_index"]
+        assert s.ledger_size() == before + 3
+
+
+def test_concurrent_duplicate_gets_409_and_expired_keys_are_forgotten(tmp_path: Path) -> None:
+    toml = FAST_LIMITS + "idempotency_key_ttl_seconds = 3\n"
+    with serve(tmp_path, toml) as s:
+        key = uuid.uuid4().hex
+        token = s.token("pat", "practitioner")
+        meta = {"recipients": ["alice"], "justification": example("share"), "payload_content_type": "text/plain"}
+        body, ctype = multipart(meta, os.urandom(40_000))
+        head = (
+            f"POST /api/v1/shares HTTP/1.1\r\nHost: {HOST}\r\nAuthorization: Bearer {token}\r\n"
+            f"Idempotency-Key: {key}\r\nContent-Type: {ctype}\r\nContent-Length: {len(body)}\r\n"
+            "Connection: close\r\n\r\n"
+        ).encode()
+        with socket.create_connection((HOST, s.port), timeout=20) as slow:
+            slow.sendall(head + body[:20_000])  # the first request is still arriving...
+            time.sleep(0.3)
+            status, _, dup = call(s.url + "/api/v1/shares", token, body, ctype, headers={"Idempotency-Key": key})
+            assert status == 409 and json.loads(dup)["error"] == "idempotency_request_in_progress"
+            slow.sendall(body[20_000:])
+            out = b""
+            with contextlib.suppress(OSError):
+                while chunk := slow.recv(65536):
+                    out += chunk
+        status, _, first = split_response(out)
+        assert status == 201, out[:300]
+        status, headers, again = call(s.url + "/api/v1/shares", token, body, ctype, headers={"Idempotency-Key": key})
+        assert status == 201 and headers["Idempotent-Replayed"] == "true"
+        time.sleep(3.2)  # past the key's lifetime: the same key now makes a new share
+        status, headers, fresh = call(s.url + "/api/v1/shares", token, body, ctype, headers={"Idempotency-Key": key})
+        assert status == 201 and "Idempotent-Replayed" not in headers
+        assert json.loads(fresh)["share_id"] != json.loads(first)["share_id"]
+
+
+def test_cli_share_and_decide_send_an_idempotency_key(tmp_path: Path) -> None:
+    with serve(tmp_path, FAST_LIMITS) as s:
+        payload = tmp_path / "notes.txt"
+        payload.write_bytes(b"notes")
+        good = tmp_path / "share.json"
+        good.write_text(json.dumps(example("share")))
+        ns = tmp_path / "not-share.json"
+        ns.write_text(json.dumps(example("not-share")))
+        pt = s.token("pat", "practitioner")
+        cli = [sys.executable, "-m", "gateway.cli", "--home", str(s.home)]
+        r = subprocess.run(
+            [
+                *cli,
+                "share",
+                "--gateway",
+                s.url,
+                "--token",
+                pt,
+                "--to",
+                "alice",
+                "--justification",
+                str(good),
+                str(payload),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert r.returncode == 0, r.stderr
+        r = subprocess.run(
+            [*cli, "decide", "--gateway", s.url, "--token", pt, "--justification", str(ns)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert r.returncode == 0, r.stderr
+        import sqlite3
+
+        with contextlib.closing(sqlite3.connect(s.home / "data" / "safeshare.sqlite3")) as db:
+            rows = db.execute("SELECT key, status FROM idempotency_keys WHERE principal LIKE '%pat'").fetchall()
+        assert len(rows) == 2 and all(len(k) == 32 and st == 201 for k, st in rows)

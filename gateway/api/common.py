@@ -73,6 +73,11 @@ def parse_json(data: bytes, field: str) -> Any:
 
 
 async def read_json(request: web.Request, field: str = "body") -> Any:
+    return (await read_json_raw(request, field))[0]
+
+
+async def read_json_raw(request: web.Request, field: str = "body") -> tuple[Any, bytes]:
+    """The parsed body and the bytes it was parsed from (for an Idempotency-Key fingerprint)."""
     if request.content_type != "application/json":
         raise ApiError(
             415,
@@ -84,7 +89,8 @@ async def read_json(request: web.Request, field: str = "body") -> Any:
     limit = gateway(request).settings.limits.max_json_bytes
     if request.content_length is not None and request.content_length > limit:
         raise ApiError(413, "payload_too_large", f"{field} is larger than {limit} bytes.", field=field, limit=limit)
-    return parse_json(await read_limited(request.content, limit, field), field)
+    data = await read_limited(request.content, limit, field)
+    return parse_json(data, field), data
 
 
 def query_int(request: web.Request, name: str, default: int | None, lo: int, hi: int) -> int | None:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from .common import gateway, json_response, principal, read_json
+from .. import idempotency
+from ..auth import Principal
+from ..idempotency import INFLIGHT, Idempotency, IdempotencyHit
+from .common import gateway, json_response, principal, read_json, read_json_raw
 
 routes = web.RouteTableDef()
 
@@ -31,9 +34,35 @@ async def record_decision(request: web.Request) -> web.Response:
     The body is the justification itself, or `{"justification": {...}}`.
     """
     p = principal(request, "practitioner")
-    body = await read_json(request, "justification")
+    gw = gateway(request)
+    key = idempotency.header_key(request)
+    if key is None:
+        return await _record_decision(request, p, None)
+    idem = Idempotency(
+        idempotency.scope(p), key, request.method, request.path, gw.settings.limits.idempotency_key_ttl_seconds
+    )
+    with request.app[INFLIGHT].hold(idem.principal, key):
+        idem.stored = await gw.store.idempotent_answer(idem.principal, key, gw.now_str())
+        return await _record_decision(request, p, idem)
+
+
+async def _record_decision(request: web.Request, p: Principal, idem: Idempotency | None) -> web.Response:
+    body, raw = await read_json_raw(request, "justification")
     if isinstance(body, dict) and set(body) == {"justification"}:
         body = body["justification"]
-    result = await gateway(request).record_decision(p, body)
+    replayed = False
+    if idem is not None:
+        idem.update(b"body", raw)
+        if idem.stored is not None:
+            result, replayed = idem.answer(idem.stored), True
+    if not replayed:
+        try:
+            result = await gateway(request).record_decision(p, body, idem)
+        except IdempotencyHit as hit:  # taken meanwhile (another node): the same rules
+            assert idem is not None  # noqa: S101 - only raised for a keyed request
+            result, replayed = idem.answer(hit.stored), True
     # Same shape as a share's response, without share_id: nothing was sent to anyone.
-    return json_response({**result, "recipients": [], "expires_at": None}, status=201)
+    resp = json_response({**result, "recipients": [], "expires_at": None}, status=201)
+    if replayed:
+        resp.headers["Idempotent-Replayed"] = "true"
+    return resp

@@ -10,7 +10,10 @@ from typing import Any
 from aiohttp import BodyPartReader, MultipartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 
+from .. import idempotency
+from ..auth import Principal
 from ..errors import ApiError, not_found
+from ..idempotency import INFLIGHT, Idempotency, IdempotencyHit
 from ..service import SHARE_ID_RE, Gateway
 from ..store.models import Share
 from .common import (
@@ -44,6 +47,17 @@ async def _next_part(reader: MultipartReader) -> BodyPartReader | None:
 async def create_share(request: web.Request) -> web.Response:
     p = principal(request, "practitioner")
     gw = gateway(request)
+    key = idempotency.header_key(request)
+    if key is None:
+        return await _create_share(request, p, gw, None)
+    ttl = gw.settings.limits.idempotency_key_ttl_seconds
+    idem = Idempotency(idempotency.scope(p), key, request.method, request.path, ttl)
+    with request.app[INFLIGHT].hold(idem.principal, key):
+        idem.stored = await gw.store.idempotent_answer(idem.principal, key, gw.now_str())
+        return await _create_share(request, p, gw, idem)
+
+
+async def _create_share(request: web.Request, p: Principal, gw: Gateway, idem: Idempotency | None) -> web.Response:
     limits = gw.settings.limits
     if request.content_type != "multipart/form-data":
         raise ApiError(
@@ -73,25 +87,49 @@ async def create_share(request: web.Request) -> web.Response:
             "The first part must be 'share' (the JSON description), then 'payload'.",
             field="share",
         )
-    meta = parse_json(await read_limited(part, limits.max_json_bytes, "share"), "share")
-    prepared = await gw.prepare_share(p, meta)
+    meta_bytes = await read_limited(part, limits.max_json_bytes, "share")
+    meta = parse_json(meta_bytes, "share")
+    if idem is not None:
+        idem.update(b"share", meta_bytes)
+    prepared = await gw.prepare_share(p, meta) if idem is None or idem.stored is None else None
     payload = await _next_part(reader)
     if payload is None or payload.name != "payload":
         raise ApiError(400, "missing_part", "A 'payload' part must follow the 'share' part.", field="payload")
+    if idem is not None:
+        idem.update(b"payload", b"")
 
     async def chunks() -> AsyncIterator[bytes]:
         try:
             while chunk := await payload.read_chunk(PAYLOAD_READ):
+                if idem is not None:
+                    idem.feed(chunk)
                 yield chunk
         except ValueError as exc:
             raise ApiError(400, "invalid_multipart", f"The payload part is malformed: {type(exc).__name__}.") from None
         if await _next_part(reader) is not None:
             raise ApiError(400, "unexpected_part", "Only the 'share' and 'payload' parts are accepted.")
 
-    result = await gw.commit_share(prepared, chunks())
+    replayed = False
+    if prepared is None:  # a retry of a request already answered: read it only to compare, store nothing
+        assert idem is not None and idem.stored is not None  # noqa: S101 - prepared is None only then
+        size = 0
+        async for chunk in chunks():
+            size += len(chunk)
+            if size > limits.max_payload_bytes:
+                raise ApiError(413, "payload_too_large", "The payload is larger than this gateway accepts.")
+        result, replayed = dict(idem.answer(idem.stored)), True
+    else:
+        try:
+            result = await gw.commit_share(prepared, chunks(), idem)
+        except IdempotencyHit as hit:  # the key was taken meanwhile (e.g. on another node): the same rules
+            assert idem is not None  # noqa: S101 - only raised for a keyed request
+            result, replayed = dict(idem.answer(hit.stored)), True
     base = gw.settings.public_url or f"{request.scheme}://{request.host}"
     result["notice_url"] = f"{base.rstrip('/')}/s/{result['share_id']}"
-    return json_response(result, status=201)
+    resp = json_response(result, status=201)
+    if replayed:
+        resp.headers["Idempotent-Replayed"] = "true"
+    return resp
 
 
 def share_view(share: Share, *, for_recipient: str | None = None) -> dict[str, Any]:

@@ -17,12 +17,16 @@ import sqlite3
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
 import aiosqlite
 
+from ..idempotency import IdempotencyHit, IdempotentWrite, StoredResponse
 from ..ledger import merkle
+from ..ledger.entry import format_time as ledger_time
+from ..ledger.entry import parse_time as parse_ledger_time
 from ..ledger.entry import seal
 from ..ledger.merkle import CompactRange
 from .files import ESCROW_ID
@@ -45,7 +49,7 @@ from .models import (
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 #: Indexes for the oversight statistics (`store.queries`): month-grouped decisions, and share events by kind.
 STATS_INDEXES = (
@@ -112,6 +116,19 @@ CREATE TABLE IF NOT EXISTS recipient_keys (
     until TEXT,
     PRIMARY KEY (recipient_id, age_recipient)
 ) WITHOUT ROWID;
+
+-- Idempotency-Key answers (gateway/idempotency.py), written in the same transaction as the share or decision.
+CREATE TABLE IF NOT EXISTS idempotency_keys (
+    principal TEXT NOT NULL,
+    key TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    status INTEGER NOT NULL,
+    response TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    expires_at TEXT NOT NULL,
+    PRIMARY KEY (principal, key)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS idempotency_keys_expiry ON idempotency_keys (expires_at);
 
 CREATE TABLE IF NOT EXISTS shares (
     id TEXT PRIMARY KEY,
@@ -812,7 +829,11 @@ class SQLiteStore:
     # -- shares -----------------------------------------------------------------------------------
 
     async def create_share(
-        self, share: Share, entry: Mapping[str, Any], before_commit: Callable[[], None] | None = None
+        self,
+        share: Share,
+        entry: Mapping[str, Any],
+        before_commit: Callable[[], None] | None = None,
+        idempotency: IdempotentWrite | None = None,
     ) -> int:
         """Insert the share, its recipients and its ledger entry in one transaction.
 
@@ -821,7 +842,11 @@ class SQLiteStore:
         """
 
         def op(conn: sqlite3.Connection) -> int:
+            if idempotency is not None:
+                _claim_idempotency_key(conn, idempotency, str(entry["time"]))
             idx = append_entry(conn, entry)
+            if idempotency is not None:
+                _store_idempotent_answer(conn, idempotency, idx, str(entry["time"]))
             conn.execute(
                 "INSERT INTO shares (id, created_at, sender_sub, sender_iss, sender_org, purpose_code,"
                 " purpose_description, subjects, data_categories, payload_content_type, payload_size,"
@@ -869,9 +894,28 @@ class SQLiteStore:
 
         return await self._writer.submit(op)
 
-    async def record(self, entry: Mapping[str, Any]) -> int:
+    async def record(self, entry: Mapping[str, Any], idempotency: IdempotentWrite | None = None) -> int:
         """Append an entry that changes no other state (a decision not to share)."""
-        return await self._writer.submit(lambda conn: append_entry(conn, entry))
+
+        def op(conn: sqlite3.Connection) -> int:
+            if idempotency is not None:
+                _claim_idempotency_key(conn, idempotency, str(entry["time"]))
+            idx = append_entry(conn, entry)
+            if idempotency is not None:
+                _store_idempotent_answer(conn, idempotency, idx, str(entry["time"]))
+            return idx
+
+        return await self._writer.submit(op)
+
+    async def idempotent_answer(self, principal: str, key: str, now: str) -> StoredResponse | None:
+        """The stored answer for a caller's Idempotency-Key, unless there is none or it has expired."""
+        async with self._reader.execute(
+            "SELECT fingerprint, status, response FROM idempotency_keys"
+            " WHERE principal = ? AND key = ? AND expires_at > ?",
+            (principal, key, now),
+        ) as cur:
+            row = await cur.fetchone()
+        return None if row is None else StoredResponse(row[0], int(row[1]), json.loads(row[2]))
 
     async def get_share(self, share_id: str) -> Share | None:
         async with self._reader.execute("SELECT * FROM shares WHERE id = ?", (share_id,)) as cur:
@@ -1158,6 +1202,31 @@ class SQLiteStore:
         async with self._reader.execute("SELECT coalesce(max(idx) + 1, 0) FROM ledger") as cur:
             row = await cur.fetchone()
         return int(row[0]) if row else 0
+
+
+def _claim_idempotency_key(conn: sqlite3.Connection, idem: IdempotentWrite, now: str) -> None:
+    """Inside the write transaction: if the key is taken (by a request on another node, or one that finished
+    since it was looked up), raise IdempotencyHit so that nothing is written; forget a few expired keys."""
+    conn.execute(
+        "DELETE FROM idempotency_keys WHERE (principal, key) IN"
+        " (SELECT principal, key FROM idempotency_keys WHERE expires_at <= ? LIMIT 64)",
+        (now,),
+    )
+    row = conn.execute(
+        "SELECT fingerprint, status, response FROM idempotency_keys WHERE principal = ? AND key = ?",
+        (idem.principal, idem.key),
+    ).fetchone()
+    if row is not None:
+        raise IdempotencyHit(StoredResponse(row[0], int(row[1]), json.loads(row[2])))
+
+
+def _store_idempotent_answer(conn: sqlite3.Connection, idem: IdempotentWrite, index: int, now: str) -> None:
+    expires = ledger_time(parse_ledger_time(now) + timedelta(seconds=idem.ttl_seconds))
+    conn.execute(
+        "INSERT INTO idempotency_keys (principal, key, fingerprint, status, response, created_at, expires_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        idem.row(index, now, expires),
+    )
 
 
 def _settle_share_state(conn: sqlite3.Connection, share_id: str) -> None:
