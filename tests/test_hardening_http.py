@@ -418,7 +418,13 @@ def test_bad_input_gets_structured_4xx(served: Served) -> None:
     )
     status, _, rbody = split_response(resp)
     assert 400 <= status < 500 and "error" in json.loads(rbody)
-    for payload in (b'{"decision": "\xff"}', b'{"decision": "\\ud800"}', b"\xef\xbb\xbf{}", b"[" * 100_000):
+    for payload in (
+        b'{"decision": "\xff"}',
+        b'{"decision": "\\ud800"}',
+        b"\xef\xbb\xbf{}",
+        b"[" * 100_000,
+        b"[" + b"9" * 5000 + b"]",
+    ):
         status, _, rbody = call(served.url + "/api/v1/decisions", pt, payload, "application/json")
         assert 400 <= status < 500, (payload[:20], rbody)
         assert "error" in json.loads(rbody)

@@ -69,6 +69,8 @@ def parse_json(data: bytes, field: str) -> Any:
         raise ApiError(400, "invalid_json", f"{field} is not valid JSON{where}.", field=field) from None
     except UnicodeEncodeError:
         raise ApiError(400, "invalid_json", f"{field} contains an unpaired surrogate escape.", field=field) from None
+    except ValueError:  # e.g. an integer longer than Python converts (4,300 digits)
+        raise ApiError(400, "invalid_json", f"{field} contains a number too long to read.", field=field) from None
     return value
 
 
