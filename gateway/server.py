@@ -140,7 +140,8 @@ class GuardedRequestHandler(RequestHandler):
         exc: BaseException | None = None,
         message: str | None = None,
     ) -> StreamResponse:
-        if not isinstance(exc, BadHttpMethod):  # port scanners and TLS on the HTTP port: not worth a line
+        # Port scanners and TLS on the HTTP port, and clients gone (or dropped by the guard): not worth a line.
+        if not isinstance(exc, (BadHttpMethod, ConnectionError)) and not self.dropped:
             log.warning("protocol error %s (%s)", status, type(exc).__name__ if exc else "no exception")
         if request.writer.output_size > 0:
             raise ConnectionError("response already started")

@@ -714,3 +714,39 @@ def test_cli_share_and_decide_send_an_idempotency_key(tmp_path: Path) -> None:
         with contextlib.closing(sqlite3.connect(s.home / "data" / "safeshare.sqlite3")) as db:
             rows = db.execute("SELECT key, status FROM idempotency_keys WHERE principal LIKE '%pat'").fetchall()
         assert len(rows) == 2 and all(len(k) == 32 and st == 201 for k, st in rows)
+
+
+async def test_sqlite_writer_survives_a_savepoint_that_cannot_be_rolled_back(tmp_path: Path) -> None:
+    """When ROLLBACK TO itself fails (as it can on a full disk), the batch's callers are told and the writer
+    thread carries on: later writes still commit."""
+    import asyncio
+    import sqlite3
+
+    from gateway.store.models import StoreError
+    from gateway.store.sqlite import SQLiteStore
+
+    store = await SQLiteStore.open(tmp_path / "db.sqlite3")
+    try:
+
+        def breaks_its_savepoint(conn: sqlite3.Connection) -> None:
+            conn.execute("RELEASE op")  # the writer's ROLLBACK TO op will now fail: "no such savepoint"
+            raise RuntimeError("operation failed")
+
+        def fine(conn: sqlite3.Connection) -> int:
+            return int(conn.execute("SELECT 1").fetchone()[0])
+
+        writer = store._writer
+        results = await asyncio.wait_for(
+            asyncio.gather(
+                writer.submit(fine), writer.submit(breaks_its_savepoint), writer.submit(fine), return_exceptions=True
+            ),
+            10,
+        )
+        assert isinstance(results[1], StoreError), results
+        for r in (results[0], results[2]):  # in that batch (rolled back with it) or in a batch of their own
+            assert r == 1 or isinstance(r, StoreError), results
+        # The writer thread is alive and commits.
+        assert await asyncio.wait_for(writer.submit(fine), 10) == 1
+        assert await asyncio.wait_for(store.record({"kind": "decision", "time": "2026-01-01T00:00:00.000Z"}), 10) >= 0
+    finally:
+        await store.close()
