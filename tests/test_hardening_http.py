@@ -13,6 +13,7 @@ import contextlib
 import errno
 import json
 import os
+import re
 import resource
 import socket
 import subprocess
@@ -494,6 +495,15 @@ def test_protocol_errors_are_json_and_echo_nothing(served: Served) -> None:
         assert json.loads(body)["error"] == "method_not_allowed"
     status, headers, body = call(served.url + "/no/such/route")
     assert status == 404 and json.loads(body)["error"] == "not_found"
+    # Every documented route: a method it does not answer is a JSON 405 naming the ones it does.
+    doc = json.loads((Path(__file__).parent.parent / "gateway" / "openapi.json").read_text())
+    for path, item in doc["paths"].items():
+        concrete = re.sub(r"\{[^}]+\}", "x1", path)
+        status, headers, body = call(served.url + concrete, admin, method="PATCH")
+        assert status == 405, path
+        allowed = {m.strip() for m in headers["Allow"].split(",")}
+        assert {m.upper() for m in item if m in ("get", "post", "put", "delete")} <= allowed, path
+        assert json.loads(body)["error"] == "method_not_allowed", path
 
 
 # -- 5. A full disk: a clear 507, unhealthy while it lasts, recovery by itself, nothing lost ------------------
