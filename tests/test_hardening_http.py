@@ -283,6 +283,36 @@ def test_silent_connections_do_not_starve_real_work(tmp_path: Path) -> None:
         assert len(log) < 50_000
 
 
+def test_trickled_headers_are_dropped_even_on_a_kept_alive_connection(served: Served) -> None:
+    """Classic slowloris: headers sent a byte at a time, never finishing. Dropped after the header timeout
+    (1.5 s here) although bytes keep coming; the same on a connection that already served a request."""
+
+    def trickle(c: socket.socket, start: float) -> float:
+        for byte in b"X-Slow: " + b"a" * 100:
+            try:
+                c.sendall(bytes([byte]))
+                c.settimeout(0.2)
+                if c.recv(65536) == b"":
+                    return time.monotonic() - start
+            except TimeoutError:
+                continue
+            except OSError:
+                return time.monotonic() - start
+        raise AssertionError("still open after 20 s of trickled headers")
+
+    with socket.create_connection((HOST, served.port), timeout=5) as c:
+        c.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        assert 1.4 < trickle(c, time.monotonic()) < 4.0
+    with socket.create_connection((HOST, served.port), timeout=5) as c:
+        c.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")  # kept alive after this answer
+        c.settimeout(5)
+        assert c.recv(65536).startswith(b"HTTP/1.1 200")
+        time.sleep(2.0)  # idle between requests: the keep-alive timeout (5 s here), not the header timeout
+        start = time.monotonic()
+        c.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        assert 1.4 < trickle(c, start) < 4.0
+
+
 def _slow_share(
     port: int, token: str, body: bytes, ctype: str, piece: int, pause: float, stop_after: int | None
 ) -> bytes:
@@ -760,3 +790,86 @@ async def test_sqlite_writer_survives_a_savepoint_that_cannot_be_rolled_back(tmp
         assert await asyncio.wait_for(store.record({"kind": "decision", "time": "2026-01-01T00:00:00.000Z"}), 10) >= 0
     finally:
         await store.close()
+
+
+class AnswerLosingProxy:
+    """A loopback TCP proxy that forwards the first connection's request to the gateway but drops the gateway's
+    answer (the client sees the connection close): the trial's 209 shares committed whose client never saw
+    the 201. Later connections are forwarded both ways."""
+
+    def __init__(self, target_port: int) -> None:
+        import threading
+
+        self.target = target_port
+        self.listener = socket.create_server((HOST, 0))
+        self.port = int(self.listener.getsockname()[1])
+        self.connections = 0
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _pipe(self, src: socket.socket, dst: socket.socket | None) -> None:
+        with contextlib.suppress(OSError):
+            while data := src.recv(65536):
+                if dst is not None:
+                    dst.sendall(data)
+        if dst is not None:
+            with contextlib.suppress(OSError):
+                dst.shutdown(socket.SHUT_WR)
+
+    def _serve(self) -> None:
+        import threading
+
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            self.connections += 1
+            upstream = socket.create_connection((HOST, self.target))
+            lose = self.connections == 1
+            threading.Thread(target=self._pipe, args=(client, upstream), daemon=True).start()
+            if lose:
+
+                def swallow(up: socket.socket = upstream, c: socket.socket = client) -> None:
+                    self._pipe(up, None)  # read the whole answer, pass none of it on
+                    with contextlib.suppress(OSError):
+                        c.shutdown(socket.SHUT_RDWR)
+                    c.close()
+                    up.close()
+
+                threading.Thread(target=swallow, daemon=True).start()
+            else:
+                threading.Thread(target=self._pipe, args=(upstream, client), daemon=True).start()
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+def test_cli_retry_after_a_lost_answer_does_not_duplicate_the_share(tmp_path: Path) -> None:
+    with serve(tmp_path, FAST_LIMITS) as s:
+        before = s.ledger_size()
+        proxy = AnswerLosingProxy(s.port)
+        try:
+            payload = tmp_path / "notes.txt"
+            payload.write_bytes(os.urandom(100_000))
+            good = tmp_path / "share.json"
+            good.write_text(json.dumps(example("share")))
+            r = subprocess.run(
+                [
+                    *(sys.executable, "-m", "gateway.cli", "--home", str(s.home), "share"),
+                    *("--gateway", f"http://{HOST}:{proxy.port}", "--token", s.token("pat", "practitioner")),
+                    *("--to", "alice", "--justification", str(good), str(payload)),
+                ],
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+        finally:
+            proxy.close()
+        assert r.returncode == 0, r.stderr
+        assert "retrying with the same Idempotency-Key" in r.stderr
+        assert proxy.connections == 2
+        share_id = json.loads(r.stdout)["share_id"]
+        assert s.ledger_size() == before + 1  # one share, one ledger entry, though it was sent twice
+        status, _, blob = call(f"{s.url}/api/v1/shares/{share_id}/envelope", s.token("alice", "recipient"))
+        assert status == 200 and pyrage.decrypt(blob, [s.alice]) == payload.read_bytes()
