@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__, envelope
+from . import disclosure as disclosure_rules
 from .auth import ROLES, EmbeddedIssuer, load_or_create_ed25519_key
 from .config import Settings, load_settings, resolve_home
 from .errors import ApiError
@@ -439,14 +440,33 @@ def cmd_share(args: argparse.Namespace) -> int:
 
 
 def cmd_decide(args: argparse.Namespace) -> int:
-    """Record a decision with no payload (typically not to share), golden rule 7."""
+    """Record a decision with no payload, golden rule 7: not to share, or a share made another way."""
     justification = _read_justification(args.justification)
     if justification is None:
+        return 2
+    disclosure: dict[str, Any] | None = None
+    if any(v is not None for v in (args.channel, args.with_, args.summary, args.at)):
+        try:
+            disclosure = {"with": [disclosure_rules.parse_with(w) for w in args.with_ or []]}
+        except ValueError as exc:
+            _err(str(exc))
+            return 2
+        for key, value in (("channel", args.channel), ("summary", args.summary), ("at", args.at)):
+            if value is not None:
+                disclosure[key] = value
+    decision = justification.get("decision") if isinstance(justification, dict) else None
+    # The same checks as the gateway's, before anything is sent (the gateway checks again, with its clock).
+    problems = disclosure_rules.problems(disclosure, decision)
+    if problems:
+        for p in problems:
+            _err(f"{p.field}: {p.message}")
         return 2
     result = _post(
         f"{args.gateway.rstrip('/')}/api/v1/decisions",
         args.token,
-        json.dumps(justification).encode(),
+        json.dumps(
+            justification if disclosure is None else {"justification": justification, "disclosure": disclosure}
+        ).encode(),
         {"Content-Type": "application/json"},
         args.timeout,
     )
@@ -751,6 +771,20 @@ def build_parser() -> argparse.ArgumentParser:
     dc.add_argument("--gateway", required=True)
     dc.add_argument("--token", required=True, help="your practitioner token")
     dc.add_argument("--justification", required=True, help="justification JSON file")
+    dc.add_argument(
+        "--channel",
+        choices=disclosure_rules.CHANNELS,
+        help="for a share made another way (decision: share): how it was shared",
+    )
+    dc.add_argument(
+        "--with",
+        dest="with_",
+        action="append",
+        metavar='"NAME, ROLE, ORG"',
+        help="whom it was shared with (repeat for each person), or a directory recipient ID",
+    )
+    dc.add_argument("--summary", help="what was shared, in a sentence or two")
+    dc.add_argument("--at", help="when it was shared (RFC 3339, e.g. 2026-12-03T09:30:00Z)")
     dc.add_argument("--timeout", type=float, default=60.0)
     dc.set_defaults(func=cmd_decide)
 
