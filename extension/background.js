@@ -186,7 +186,7 @@ const pageHandlers = {
     return { policy: await (await client()).policy() };
   },
   async validate(msg) {
-    return await (await client()).validate(msg.justification);
+    return await (await client()).validate(msg.justification, msg.disclosure);
   },
   async recipients(msg) {
     const c = await client();
@@ -237,7 +237,7 @@ const pageHandlers = {
     return {};
   },
   async decide(msg) {
-    return await (await client()).decide(msg.justification);
+    return await (await client()).decide(msg.justification, msg.disclosure);
   },
   async close(msg) {
     const s = await session(msg.session).catch(() => null);
