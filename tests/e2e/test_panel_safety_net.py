@@ -66,7 +66,11 @@ def test_the_principle_appears_when_not_sharing_despite_significant_harm(
     settle(panel)
     assert panel.locator('[data-path="decision"][value="share"]').is_checked()
     assert panel.locator('[data-path="purpose.code"]').input_value() == "referral"
-    assert panel.locator('[data-path="purpose.description"]').input_value().startswith("Referral to children's social care")
+    assert (
+        panel.locator('[data-path="purpose.description"]')
+        .input_value()
+        .startswith("Referral to children's social care")
+    )
     assert panel.locator('[data-path="rules.7_record.not_shared_reason"]').input_value() == ""
     assert panel.locator('[data-path="subjects.0.ref"]').input_value() == "CASE-2026-0412"
     assert panel.locator('[data-path="rules.5_safety_wellbeing.risk_level"]').input_value() == "significant_harm"
@@ -112,7 +116,9 @@ def test_i_shared_this_another_way(page: Any, webmail: Webmail, gateway: Gateway
     assert record.is_visible() and record.is_disabled()
     assert panel.get_by_role("button", name="Share", exact=True).is_disabled()
     box = panel.locator("#elsewhere")
-    assert "How it was shared must be one of" in box.locator('[data-dfield="disclosure.channel"] .problem').text_content()
+    assert (
+        "How it was shared must be one of" in box.locator('[data-dfield="disclosure.channel"] .problem').text_content()
+    )
     assert "What was shared must be" in box.locator('[data-dfield="disclosure.summary"] .problem').text_content()
 
     panel.get_by_label("By phone", exact=True).check()
@@ -128,9 +134,13 @@ def test_i_shared_this_another_way(page: Any, webmail: Webmail, gateway: Gateway
     facts = result_facts(panel)
     assert facts["Shared"].startswith("by phone to Sam Okafor (Duty social worker, Northshire MASH) at ")
     index = int(facts["Ledger entry"])
-    [entry] = [e["entry"] for e in gateway.get("/api/v1/ledger?kind=decision&decision=share")["entries"] if e["index"] == index]
+    [entry] = [
+        e["entry"] for e in gateway.get("/api/v1/ledger?kind=decision&decision=share")["entries"] if e["index"] == index
+    ]
     assert entry["disclosure"]["channel"] == "phone"
-    assert entry["disclosure"]["with"] == [{"name": "Sam Okafor", "role": "Duty social worker", "organisation": "Northshire MASH"}]
+    assert entry["disclosure"]["with"] == [
+        {"name": "Sam Okafor", "role": "Duty social worker", "organisation": "Northshire MASH"}
+    ]
     assert entry["actor"]["sub"] == "pat" and "payload" not in entry
     # Nothing went through SafeShare, and the draft is as it was.
     assert page.locator(GMAIL_BODY).first.inner_text() == before
