@@ -306,6 +306,9 @@ const pageHandlers = {
   async "recipient-sent"(msg) {
     return await (await recipientApi()).sent(msg.cursor);
   },
+  async "recipient-decisions"(msg) {
+    return await (await recipientApi()).decisions(msg.cursor);
+  },
   async "recipient-share"(msg) {
     return await (await recipientApi()).share(msg.id);
   },

@@ -8,7 +8,7 @@ import copy
 from typing import Any
 
 from tests.conftest import example
-from tests.e2e.conftest import Gateway
+from tests.e2e.conftest import Browser, Gateway
 from tests.e2e.panel import fill, open_panel, problems, settle
 from tests.e2e.webmail import Webmail
 from tests.test_safety_net import SIGNOFF, refused_case
@@ -102,7 +102,7 @@ def test_a_seniors_sign_off_records_the_decision_flagged_for_the_dsl(
     assert page.locator(GMAIL_BODY).first.inner_text() == before
 
 
-def test_i_shared_this_another_way(page: Any, webmail: Webmail, gateway: Gateway) -> None:
+def test_i_shared_this_another_way(page: Any, webmail: Webmail, gateway: Gateway, browser: Browser) -> None:
     page.goto(webmail.gmail_url())
     before = page.locator(GMAIL_BODY).first.inner_text()
     panel = open_panel(page)
@@ -144,3 +144,14 @@ def test_i_shared_this_another_way(page: Any, webmail: Webmail, gateway: Gateway
     assert entry["actor"]["sub"] == "pat" and "payload" not in entry
     # Nothing went through SafeShare, and the draft is as it was.
     assert page.locator(GMAIL_BODY).first.inner_text() == before
+
+    # The sender's view: the extension's Sent tab lists it, in words, beside the shares made through SafeShare.
+    sent = browser.context.new_page()
+    try:
+        sent.goto(f"chrome-extension://{browser.extension_id}/recipient/inbox.html")
+        sent.get_by_role("tab", name="Sent").click()
+        item = sent.locator(f'#elsewhere-list li[data-entry="{index}"]')
+        item.wait_for(timeout=15000)
+        assert "Shared by phone to Sam Okafor (Duty social worker, Northshire MASH)" in item.inner_text()
+    finally:
+        sent.close()
