@@ -128,6 +128,8 @@ def test_a_share_decision_is_never_challenged() -> None:
     d = example("share")
     d["rules"]["5_safety_wellbeing"]["risk_level"] = "immediate"
     assert POLICY.validate(d) == [] and POLICY.notices(d) == []
+    d["rules"]["7_record"]["safety_net"] = {"senior_signoff": SIGNOFF}
+    assert codes(POLICY.validate(d)) == [(7, NET, "share_has_safety_net")]
 
 
 @pytest.mark.parametrize(

@@ -410,7 +410,14 @@ async function onNotShare() {
 
 function renderSafetyNets(notices) {
   const active = new Set(notices.map((n) => n.id));
-  for (const box of $("fields").querySelectorAll("[data-safety-net]")) box.hidden = !active.has(box.dataset.safetyNet);
+  let cleared = false;
+  for (const box of $("fields").querySelectorAll("[data-safety-net]")) {
+    const hide = !active.has(box.dataset.safetyNet);
+    // Answers in a section that no longer applies are cleared: a share carries no sign-off for not sharing.
+    if (hide && !box.hidden) cleared = clearSection(box) || cleared;
+    box.hidden = hide;
+  }
+  if (cleared) setTimeout(changed, 0);
   let panel = $("safety-net");
   if (!notices.length) {
     panel?.remove();
@@ -447,8 +454,27 @@ function renderSafetyNets(notices) {
   else $("fields").prepend(panel);
 }
 
+/** Empty every answer in a section; true when there was anything to empty. */
+function clearSection(box) {
+  let any = false;
+  for (const input of box.querySelectorAll("input, textarea, select")) {
+    if (input.type === "radio" || input.type === "checkbox") {
+      any = any || input.checked;
+      input.checked = false;
+    } else if (input.type !== "hidden") {
+      any = any || input.value !== "";
+      input.value = "";
+    }
+  }
+  return any;
+}
+
 /** The quick route: switch the form to a share with what the policy pre-fills (a referral), keeping the rest. */
 function shareInstead(notice) {
+  for (const box of $("fields").querySelectorAll(`[data-safety-net="${CSS.escape(notice.id)}"]`)) {
+    clearSection(box);
+    box.hidden = true;
+  }
   for (const [path, value] of Object.entries(notice.instead.set)) {
     for (const node of $("fields").querySelectorAll(`[data-path="${CSS.escape(path)}"]`)) {
       if (node.dataset.kind === "radio") node.checked = value !== null && node.value === String(value);

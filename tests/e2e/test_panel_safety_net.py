@@ -61,9 +61,16 @@ def test_the_principle_appears_when_not_sharing_despite_significant_harm(
     assert release.is_visible()
     assert panel.get_by_role("button", name="Record decision not to share").is_disabled()
 
-    # The quick route: the form becomes a referral, keeping the subject, the risk and the assessment.
+    # A sign-off begun, then the quick route: the form becomes a referral, keeping the subject, the risk and the
+    # assessment; the sign-off (which a share cannot carry) is cleared with its section.
+    signoff = "rules.7_record.safety_net.senior_signoff"
+    panel.locator(f'[data-path="{signoff}.name"]').fill("Dana Lee")
+    panel.locator(f'[data-path="{signoff}.role"][value="manager"]').check()
     panel.get_by_role("button", name="Share with children's social care instead").click()
     settle(panel)
+    assert "rules.7_record.safety_net" not in problems(panel)
+    assert panel.locator(f'[data-path="{signoff}.name"]').input_value() == ""
+    assert not panel.locator(f'[data-path="{signoff}.role"][value="manager"]').is_checked()
     assert panel.locator('[data-path="decision"][value="share"]').is_checked()
     assert panel.locator('[data-path="purpose.code"]').input_value() == "referral"
     assert (
