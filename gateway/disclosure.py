@@ -46,6 +46,8 @@ MAX_LINE: Final = 200
 MAX_SUMMARY: Final = 2000
 #: A disclosure recorded as made in the future is a typo (or worse); allow for clock skew only.
 FUTURE_SKEW: Final = timedelta(minutes=5)
+#: Anything earlier is a typo (and year 1 with a positive offset cannot even be converted to UTC).
+EARLIEST_YEAR: Final = 1990
 RECIPIENT_ID_PATTERN: Final = r"^[a-z0-9][a-z0-9._-]{0,63}$"
 TIME_PATTERN: Final = (
     r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,9})?)?([Zz]|[+-][0-9]{2}:[0-9]{2})$"
@@ -144,7 +146,7 @@ def problems(disclosure: Any, decision: Any, now: datetime | None = None) -> lis
         if top in _MESSAGES:
             where = ".".join([FIELD, *path[:2]])
             found.setdefault(where, _problem(where, _MESSAGES[top], "invalid"))
-    if now is not None and "at" in disclosure and f"{FIELD}.at" not in found and isinstance(disclosure["at"], str):
+    if "at" in disclosure and f"{FIELD}.at" not in found and isinstance(disclosure["at"], str):
         try:
             at = datetime.fromisoformat(disclosure["at"].replace("Z", "+00:00").replace("z", "+00:00"))
         except ValueError:
@@ -152,7 +154,11 @@ def problems(disclosure: Any, decision: Any, now: datetime | None = None) -> lis
         else:
             if at.tzinfo is None:
                 found[f"{FIELD}.at"] = _problem(f"{FIELD}.at", _MESSAGES["at"], "invalid")
-            elif at > now + FUTURE_SKEW:
+            elif at.year < EARLIEST_YEAR:
+                found[f"{FIELD}.at"] = _problem(
+                    f"{FIELD}.at", f"When it was shared must not be before {EARLIEST_YEAR}.", "too_early"
+                )
+            elif now is not None and at > now + FUTURE_SKEW:
                 found[f"{FIELD}.at"] = _problem(
                     f"{FIELD}.at", "When it was shared must not be in the future.", "in_the_future"
                 )

@@ -75,6 +75,8 @@ def test_a_not_share_decision_with_a_disclosure_is_refused() -> None:
         ({"at": "2026-12-03T09:30:00"}, [("disclosure.at", "invalid")]),
         ({"at": "2026-12-03T13:00:00Z"}, [("disclosure.at", "in_the_future")]),
         ({"at": "2026-02-30T09:30:00Z"}, [("disclosure.at", "invalid")]),
+        ({"at": "0001-01-01T00:00:00+01:00"}, [("disclosure.at", "too_early")]),
+        ({"at": "1989-12-31T23:59:59Z"}, [("disclosure.at", "too_early")]),
         ({"extra": 1}, [("disclosure", "unknown_field")]),
     ],
 )
@@ -208,6 +210,9 @@ async def test_validate_checks_the_disclosure_by_the_same_rules(api: Api) -> Non
         )
     ).json()
     assert [p["code"] for p in body["problems"]] == ["in_the_future"]
+    ancient = {"justification": share_decision(), "disclosure": {**PHONE, "at": "0001-01-01T00:00:00+01:00"}}
+    r = await api.client.post("/api/v1/decisions", json=ancient, headers=h)
+    assert r.status == 422 and [p["code"] for p in (await r.json())["problems"]] == ["too_early"]
     # Without a disclosure key the draft is a share through SafeShare, as before.
     assert (await (await api.client.post(v, json=share_decision(), headers=h)).json())["valid"] is True
 
