@@ -476,6 +476,48 @@ def cmd_decide(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_not_shared_despite_risk(args: argparse.Namespace) -> int:
+    """The DSL's or auditor's list of decisions not to share despite risk (every page), oldest page last."""
+    params = {k: v for k, v in (("org", args.org), ("from", args.from_), ("to", args.to)) if v}
+    decisions: list[Any] = []
+    cursor: str | None = None
+    while True:
+        query = urllib.parse.urlencode({**params, "limit": "200", **({"cursor": cursor} if cursor else {})})
+        url = f"{args.gateway.rstrip('/')}/api/v1/decisions/not-shared-despite-risk?{query}"
+        try:
+            page = json.loads(_get(url, args.token, args.timeout))
+        except urllib.error.HTTPError as exc:
+            _print_refusal(exc)
+            return 1
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            _err(f"cannot read the list from the gateway: {exc}")
+            return 1
+        decisions += page["decisions"]
+        cursor = page.get("next_cursor")
+        if not cursor:
+            break
+    if args.json:
+        print(json.dumps(decisions, indent=2))
+        return 0
+    for d in decisions:
+        net = d.get("safety_net") or {}
+        if "senior_signoff" in net:
+            s = net["senior_signoff"]
+            why = f"signed off by {s.get('name')} ({s.get('role')}) at {s.get('at')}"
+        elif "already_protected" in net:
+            s = net["already_protected"]
+            why = f"already protected: {s.get('by')} since {s.get('at')}, ref {s.get('reference')}"
+        else:
+            why = "no other route or sign-off recorded"
+        actor = d.get("actor") or {}
+        print(
+            f"#{d['index']} {d['time']} {actor.get('sub')} ({actor.get('org')}) subjects {', '.join(d['subjects'])}: "
+            f"{d.get('risk_level')}, reason {d.get('not_shared_reason')}; {why}"
+        )
+    print(f"{len(decisions)} decision(s) not to share despite risk", file=sys.stderr)
+    return 0
+
+
 def _verifier(args: argparse.Namespace, fallback: str | None) -> NoteVerifier | None:
     vkey = args.vkey
     if vkey is None and args.vkey_file:
@@ -787,6 +829,19 @@ def build_parser() -> argparse.ArgumentParser:
     dc.add_argument("--at", help="when it was shared (RFC 3339, e.g. 2026-12-03T09:30:00Z)")
     dc.add_argument("--timeout", type=float, default=60.0)
     dc.set_defaults(func=cmd_decide)
+
+    nr = sub.add_parser(
+        "not-shared-despite-risk",
+        help="list decisions not to share although a child or adult at risk faced significant harm (auditor)",
+    )
+    nr.add_argument("--gateway", required=True)
+    nr.add_argument("--token", required=True, help="an auditor token (e.g. the designated safeguarding lead's)")
+    nr.add_argument("--org", help="only this organisation's practitioners")
+    nr.add_argument("--from", dest="from_", help="only from this time (RFC 3339)")
+    nr.add_argument("--to", help="only before this time (RFC 3339)")
+    nr.add_argument("--json", action="store_true", help="print the decisions as JSON")
+    nr.add_argument("--timeout", type=float, default=60.0)
+    nr.set_defaults(func=cmd_not_shared_despite_risk)
 
     f = sub.add_parser("fetch", help="download and decrypt your envelope for a share")
     f.add_argument("--gateway", required=True, help="gateway base URL, e.g. http://127.0.0.1:8080")

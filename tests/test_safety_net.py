@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from gateway.justification import Policy, PolicyRegistry, Problem
 from tests.conftest import Api, example
+from tests.test_cli import safeshare, serve
 
 POLICY = PolicyRegistry.builtin().default
 REASON = "rules.7_record.not_shared_reason"
@@ -305,3 +308,42 @@ async def test_validate_shows_the_principle_while_the_draft_is_still_open(api: A
     assert json.dumps(notice).find("Parent refused") == -1
     r = await api.client.post("/api/v1/justifications/validate", json=example("not-share"), headers=h)
     assert (await r.json())["safety_nets"] == []
+
+
+# -- the CLI, against a real `safeshare serve` -------------------------------------------------------------
+
+
+@pytest.fixture
+def running(tmp_path: Path) -> Iterator[tuple[Path, str]]:
+    home = tmp_path / "home"
+    with serve(home, tmp_path / "server.log") as url:
+        yield home, url
+
+
+def test_cli_decide_and_the_dsls_list(running: tuple[Path, str], tmp_path: Path) -> None:
+    home, url = running
+    pt = safeshare(home, "token", "issue", "--sub", "pat", "--role", "practitioner", "--org", "Northshire Primary")
+    dsl = safeshare(home, "token", "issue", "--sub", "dana", "--role", "auditor", "--org", "Northshire Primary")
+    refused = tmp_path / "refused.json"
+    refused.write_text(json.dumps(refused_case()))
+    r = safeshare(
+        home, "decide", "--gateway", url, "--token", pt.stdout.strip(), "--justification", str(refused), check=False
+    )
+    assert r.returncode == 1 and "reason_never_enough" not in r.stdout
+    assert "rule 7" in r.stderr and "children's social care" in r.stderr
+    signed = refused_case(reason="not_held")
+    signed["rules"]["7_record"]["safety_net"] = {"senior_signoff": SIGNOFF}
+    ok = tmp_path / "signed.json"
+    ok.write_text(json.dumps(signed))
+    r = safeshare(home, "decide", "--gateway", url, "--token", pt.stdout.strip(), "--justification", str(ok))
+    assert json.loads(r.stdout)["flags"] == ["not_share_despite_risk"]
+
+    listed = ["not-shared-despite-risk", "--gateway", url, "--token", dsl.stdout.strip()]
+    r = safeshare(home, *listed)
+    assert "pat (Northshire Primary) subjects CASE-2026-0412: significant_harm, reason not_held" in r.stdout
+    assert "signed off by Dana Lee (designated_safeguarding_lead) at 2026-12-03T09:30:00Z" in r.stdout
+    assert "1 decision(s) not to share despite risk" in r.stderr
+    assert len(json.loads(safeshare(home, *listed, "--json", "--org", "Northshire Primary").stdout)) == 1
+    assert json.loads(safeshare(home, *listed, "--json", "--org", "Elsewhere").stdout) == []
+    r = safeshare(home, "not-shared-despite-risk", "--gateway", url, "--token", pt.stdout.strip(), check=False)
+    assert r.returncode == 1 and "forbidden" in r.stderr
