@@ -248,6 +248,12 @@ function updateButtons() {
 
 function describeStatus(problems, perRule) {
   if (finished) return;
+  describeProblems(problems, perRule);
+  // The status line is announced: say that a safeguarding principle now applies, and where it is shown.
+  if (netsShown) $("status").textContent += " A safeguarding principle applies: read it under Risk level.";
+}
+
+function describeProblems(problems, perRule) {
   if (!problems.length) {
     const d = decision();
     if (d === "share" && elsewhere) $("status").textContent = "Ready to record that you shared this another way.";
@@ -408,7 +414,10 @@ async function onNotShare() {
 
 // -- Safety net (issue 17): the policy's principle, shown the moment it applies, with the quick route -------
 
+let netsShown = 0;
+
 function renderSafetyNets(notices) {
+  netsShown = notices.length;
   const active = new Set(notices.map((n) => n.id));
   let cleared = false;
   for (const box of $("fields").querySelectorAll("[data-safety-net]")) {

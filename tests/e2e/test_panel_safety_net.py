@@ -60,6 +60,7 @@ def test_the_principle_appears_when_not_sharing_despite_significant_harm(
     assert "designated safeguarding lead or manager" in shown["rules.7_record.safety_net"]
     assert release.is_visible()
     assert panel.get_by_role("button", name="Record decision not to share").is_disabled()
+    assert "A safeguarding principle applies: read it under Risk level." in panel.get_by_role("status").text_content()
 
     # A sign-off begun, then the quick route: the form becomes a referral, keeping the subject, the risk and the
     # assessment; the sign-off (which a share cannot carry) is cleared with its section.
