@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__, envelope
+from . import disclosure as disclosure_rules
 from .auth import ROLES, EmbeddedIssuer, load_or_create_ed25519_key
 from .config import Settings, load_settings, resolve_home
 from .errors import ApiError
@@ -463,14 +464,33 @@ def cmd_share(args: argparse.Namespace) -> int:
 
 
 def cmd_decide(args: argparse.Namespace) -> int:
-    """Record a decision with no payload (typically not to share), golden rule 7."""
+    """Record a decision with no payload, golden rule 7: not to share, or a share made another way."""
     justification = _read_justification(args.justification)
     if justification is None:
+        return 2
+    disclosure: dict[str, Any] | None = None
+    if any(v is not None for v in (args.channel, args.with_, args.summary, args.at)):
+        try:
+            disclosure = {"with": [disclosure_rules.parse_with(w) for w in args.with_ or []]}
+        except ValueError as exc:
+            _err(str(exc))
+            return 2
+        for key, value in (("channel", args.channel), ("summary", args.summary), ("at", args.at)):
+            if value is not None:
+                disclosure[key] = value
+    decision = justification.get("decision") if isinstance(justification, dict) else None
+    # The same checks as the gateway's, before anything is sent (the gateway checks again, with its clock).
+    problems = disclosure_rules.problems(disclosure, decision)
+    if problems:
+        for p in problems:
+            _err(f"{p.field}: {p.message}")
         return 2
     result = _post(
         f"{args.gateway.rstrip('/')}/api/v1/decisions",
         args.token,
-        json.dumps(justification).encode(),
+        json.dumps(
+            justification if disclosure is None else {"justification": justification, "disclosure": disclosure}
+        ).encode(),
         {"Content-Type": "application/json", "Idempotency-Key": uuid.uuid4().hex},
         args.timeout,
         POST_ATTEMPTS,
@@ -478,6 +498,48 @@ def cmd_decide(args: argparse.Namespace) -> int:
     if result is None:
         return 1
     print(json.dumps(result[1], indent=2))
+    return 0
+
+
+def cmd_not_shared_despite_risk(args: argparse.Namespace) -> int:
+    """The DSL's or auditor's list of decisions not to share despite risk (every page), oldest page last."""
+    params = {k: v for k, v in (("org", args.org), ("from", args.from_), ("to", args.to)) if v}
+    decisions: list[Any] = []
+    cursor: str | None = None
+    while True:
+        query = urllib.parse.urlencode({**params, "limit": "200", **({"cursor": cursor} if cursor else {})})
+        url = f"{args.gateway.rstrip('/')}/api/v1/decisions/not-shared-despite-risk?{query}"
+        try:
+            page = json.loads(_get(url, args.token, args.timeout))
+        except urllib.error.HTTPError as exc:
+            _print_refusal(exc)
+            return 1
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            _err(f"cannot read the list from the gateway: {exc}")
+            return 1
+        decisions += page["decisions"]
+        cursor = page.get("next_cursor")
+        if not cursor:
+            break
+    if args.json:
+        print(json.dumps(decisions, indent=2))
+        return 0
+    for d in decisions:
+        net = d.get("safety_net") or {}
+        if "senior_signoff" in net:
+            s = net["senior_signoff"]
+            why = f"signed off by {s.get('name')} ({s.get('role')}) at {s.get('at')}"
+        elif "already_protected" in net:
+            s = net["already_protected"]
+            why = f"already protected: {s.get('by')} since {s.get('at')}, ref {s.get('reference')}"
+        else:
+            why = "no other route or sign-off recorded"
+        actor = d.get("actor") or {}
+        print(
+            f"#{d['index']} {d['time']} {actor.get('sub')} ({actor.get('org')}) subjects {', '.join(d['subjects'])}: "
+            f"{d.get('risk_level')}, reason {d.get('not_shared_reason')}; {why}"
+        )
+    print(f"{len(decisions)} decision(s) not to share despite risk", file=sys.stderr)
     return 0
 
 
@@ -776,8 +838,35 @@ def build_parser() -> argparse.ArgumentParser:
     dc.add_argument("--gateway", required=True)
     dc.add_argument("--token", required=True, help="your practitioner token")
     dc.add_argument("--justification", required=True, help="justification JSON file")
+    dc.add_argument(
+        "--channel",
+        choices=disclosure_rules.CHANNELS,
+        help="for a share made another way (decision: share): how it was shared",
+    )
+    dc.add_argument(
+        "--with",
+        dest="with_",
+        action="append",
+        metavar='"NAME, ROLE, ORG"',
+        help="whom it was shared with (repeat for each person), or a directory recipient ID",
+    )
+    dc.add_argument("--summary", help="what was shared, in a sentence or two")
+    dc.add_argument("--at", help="when it was shared (RFC 3339, e.g. 2026-12-03T09:30:00Z)")
     dc.add_argument("--timeout", type=float, default=60.0)
     dc.set_defaults(func=cmd_decide)
+
+    nr = sub.add_parser(
+        "not-shared-despite-risk",
+        help="list decisions not to share although a child or adult at risk faced significant harm (auditor)",
+    )
+    nr.add_argument("--gateway", required=True)
+    nr.add_argument("--token", required=True, help="an auditor token (e.g. the designated safeguarding lead's)")
+    nr.add_argument("--org", help="only this organisation's practitioners")
+    nr.add_argument("--from", dest="from_", help="only from this time (RFC 3339)")
+    nr.add_argument("--to", help="only before this time (RFC 3339)")
+    nr.add_argument("--json", action="store_true", help="print the decisions as JSON")
+    nr.add_argument("--timeout", type=float, default=60.0)
+    nr.set_defaults(func=cmd_not_shared_despite_risk)
 
     f = sub.add_parser("fetch", help="download and decrypt your envelope for a share")
     f.add_argument("--gateway", required=True, help="gateway base URL, e.g. http://127.0.0.1:8080")

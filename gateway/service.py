@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from . import disclosure as disclosure_rules
 from . import envelope
 from .auth import Principal
 from .config import Settings
@@ -135,28 +136,76 @@ class Gateway(DirectoryUseCases):
     # -- decisions --------------------------------------------------------------------------------
 
     async def record_decision(
-        self, principal: Principal, draft: Any, idempotency: Idempotency | None = None
+        self,
+        principal: Principal,
+        draft: Any,
+        disclosure: Any = None,
+        idempotency: Idempotency | None = None,
     ) -> dict[str, Any]:
+        """Golden rule 7 without a payload: a decision not to share, or a disclosure made elsewhere.
+
+        A `share` decision must carry a `disclosure` (how, with whom, what, when; `gateway.disclosure`); a
+        not-share decision the policy's safety net challenges is recorded with its flag (its sign-off or
+        other route is in the justification, which the policy has already required).
+        """
         policy, problems = self.check_justification(draft)
-        if problems or policy is None:
-            raise justification_problems_error(problems)
+        decision = draft.get("decision") if isinstance(draft, dict) else None
+        extra = disclosure_rules.problems(disclosure, decision, self.now())
+        if problems or policy is None or extra:
+            raise justification_problems_error([*problems, *extra])
+        recorded = None if disclosure is None else await self._disclosure_record(disclosure)
+        flags = [net.id for net in policy.safety_nets_for(draft)]
         entry = ledger_entry.decision_entry(
             time=self.now_str(),
             actor=self._actor(principal, "practitioner"),
             justification=draft,
             policy=self._policy_ref(policy),
+            disclosure=recorded,
+            flags=flags,
         )
 
         def respond(index: int) -> dict[str, Any]:
-            return {
+            result: dict[str, Any] = {
                 "ledger_index": index,
                 "decision": draft["decision"],
                 "recorded_at": entry["time"],
                 "receipt": receipt_url(index),
             }
+            if recorded is not None:
+                result["disclosure"] = {**recorded, "description": disclosure_rules.describe(recorded)}
+            if flags:
+                result["flags"] = flags
+            return result
 
         index = await self.store.record(entry, None if idempotency is None else idempotency.write(respond))
         return respond(index)
+
+    async def _disclosure_record(self, disclosure: Mapping[str, Any]) -> dict[str, Any]:
+        """The ledger's copy: directory IDs resolved to name and organisation (any status: a phone call to a
+        disabled recipient still happened), the time normalised to the ledger's format."""
+        people = [dict(w) for w in disclosure["with"]]
+        ids = [w["recipient"] for w in people if "recipient" in w]
+        found = await self.store.get_recipients(ids) if ids else {}
+        unknown = [i for i in ids if i not in found]
+        if unknown:
+            raise field_error(
+                "unknown_recipients",
+                "disclosure.with",
+                "Some people are named by a directory ID the directory does not hold; name them by name, role and "
+                "organisation instead.",
+                unknown=unknown,
+            )
+        for w in people:
+            if "recipient" in w:
+                r = found[w["recipient"]]
+                w.update({"name": r.name, "org": r.org})
+        out: dict[str, Any] = {
+            "channel": disclosure["channel"],
+            "with": people,
+            "summary": disclosure["summary"],
+            "at": ledger_entry.format_time(disclosure_rules.normalised_time(disclosure["at"])),
+        }
+        return out
 
     # -- shares -----------------------------------------------------------------------------------
 

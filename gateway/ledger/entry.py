@@ -142,9 +142,17 @@ def decision_entry(
     actor: Mapping[str, Any],
     justification: Mapping[str, Any],
     policy: Mapping[str, str],
+    disclosure: Mapping[str, Any] | None = None,
+    flags: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """A decision recorded without a payload (typically `not_share`, golden rule 7)."""
-    return {
+    """A decision recorded without a payload (golden rule 7): not to share, or a disclosure made elsewhere.
+
+    `disclosure` (share decisions only): channel, with whom (name, role, organisation; directory IDs resolved),
+    a bounded summary and when — never a payload. `flags`: the policy's safety nets that challenged the
+    decision (e.g. `not_share_despite_risk`), for the DSL's list, the statistics and the subject report.
+    Both keys are present only when they say something, so earlier entries keep their exact shape.
+    """
+    entry: dict[str, Any] = {
         "v": ENTRY_VERSION,
         "kind": KIND_DECISION,
         "time": time,
@@ -154,6 +162,11 @@ def decision_entry(
         "justification": dict(justification),
         "policy": dict(policy),
     }
+    if disclosure is not None:
+        entry["disclosure"] = dict(disclosure)
+    if flags:
+        entry["flags"] = list(flags)
+    return entry
 
 
 def share_entry(
