@@ -81,7 +81,7 @@ def test_reasons_never_enough_are_refused_for_an_adult_at_risk_naming_adult_soci
 @pytest.mark.parametrize("reason", NEVER_ENOUGH)
 @pytest.mark.parametrize("release", ["senior_signoff", "already_protected"])
 def test_such_a_reason_is_recorded_only_with_another_route_or_a_sign_off(reason: str, release: str) -> None:
-    """"Never enough on their own": with the release (another route, or a named senior who has seen it) the
+    """Never enough on their own: with the release (another route, or a named senior who has seen it) the
     decision can be recorded — challenged and flagged, never just filed."""
     d = refused_case(reason=reason)
     assert (7, REASON, "reason_never_enough") in codes(POLICY.validate(d))
