@@ -19,6 +19,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from aiohttp import web
+
 from . import claims, envelope
 from .auth import EmbeddedIssuer, Principal
 from .config import Settings
@@ -60,9 +62,18 @@ class SlidingWindow:
         return None
 
 
+class RateLimited(ApiError):
+    """429 with a Retry-After header as well as `retry_after` in the body."""
+
+    def response(self) -> web.Response:
+        resp = super().response()
+        resp.headers["Retry-After"] = str(self.details["retry_after"])
+        return resp
+
+
 def rate_limited(retry_after: float) -> ApiError:
     seconds = max(1, int(retry_after + 0.999))
-    return ApiError(429, "rate_limited", f"Too many requests; try again in {seconds} seconds.", retry_after=seconds)
+    return RateLimited(429, "rate_limited", f"Too many requests; try again in {seconds} seconds.", retry_after=seconds)
 
 
 class HoldingUseCases:
