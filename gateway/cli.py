@@ -267,7 +267,10 @@ def _print_dev_banner(settings: Settings, host: str, port: int) -> None:
         # The recipient's token carries the claims enrolment takes identity from, so the extension's
         # "Set up receiving" works with it as printed (its approval then rotates the demo recipient's key).
         claims = {"org": org, "email": email, "name": name} if role == "recipient" else {"org": "dev-org"}
-        lines.append(f"  {role:<13} {issuer.issue(sub, [role], ttl=DEV_TOKEN_TTL, **claims)}")
+        issued = issuer.issue(
+            sub, [role], org=claims["org"], ttl=DEV_TOKEN_TTL, email=claims.get("email"), name=claims.get("name")
+        )
+        lines.append(f"  {role:<13} {issued}")
     lines += [
         f"  demo recipient '{DEMO_RECIPIENT}', identity file {identity_path}",
         f"  API description: {url}/api/v1/openapi.json    health: {url}/healthz",
