@@ -121,6 +121,16 @@ async def test_held_share_claimed_end_to_end(mapi: Any, justification_copy: Any,
     rewrapped = next(e for e in entries if e["kind"] == "rewrapped")["entry"]
     assert rewrapped["envelope_sha256"] != rewrapped["old_envelope_sha256"]
 
+    # The subject report shows every step (the address, never the code).
+    r = await api.client.get(
+        "/api/v1/ledger/report",
+        params={"subject": j["subjects"][0]["ref"], "format": "html"},
+        headers=api.auth("audrey", "auditor"),
+    )
+    report = await r.text()
+    assert r.status == 200 and "One-time code sent" in report and "re-wrapped to the recipient" in report
+    assert ADDR_N in report and code not in report.replace(share_id, "")
+
     # The sender's view shows the held recipient and the recipient the envelope now belongs to.
     r = await api.client.get(f"/api/v1/shares/{share_id}", headers=api.auth("pat", "practitioner"))
     view = await r.json()
@@ -256,3 +266,52 @@ async def test_verify_mode_needs_a_mail_relay(api: Api, justification_copy: Any)
     r = await api.share(b"x", [ADDR], justification_copy(), unenrolled="verify")
     body = await r.json()
     assert r.status == 422 and body["error"] == "mail_not_configured" and body["field"] == "unenrolled"
+
+
+async def test_claimed_key_waits_for_approval_when_required(
+    aiohttp_client: Any,
+    settings: Settings,
+    keys: HomeKeys,
+    token: Callable[..., str],
+    smtp: Any,  # noqa: F811 - the imported fixture
+    justification_copy: Any,
+) -> None:
+    sink, url = smtp
+    client = await aiohttp_client(
+        create_app(dataclasses.replace(settings, smtp_url=url, claim_requires_approval=True), keys)
+    )
+    api = Api(client, token)
+    share_id = (await (await api.share(b"wait for it", [ADDR], justification_copy(), unenrolled="verify")).json())[
+        "share_id"
+    ]
+    await start(api, share_id, ADDR)
+    claim = await (await verify(api, share_id, ADDR, code_in(sink.wait_for(ADDR_N)))).json()
+    auth = {"Authorization": f"Bearer {claim['token']}"}
+    key = pyrage.x25519.Identity.generate()
+    r = await client.post("/api/v1/recipients/enrol", json={"age_recipient": str(key.to_public())}, headers=auth)
+    assert (await r.json())["enrolment"]["status"] == "pending"
+    assert (await (await client.get("/api/v1/inbox", headers=auth)).json())["shares"] == []
+    held_path = api.gateway.files.path(share_id, claims.held_envelope_stem(ADDR_N))
+    assert held_path.exists()
+    r = await client.post(f"/api/v1/recipients/{claim['recipient']}/approve", headers=api.auth("root", "admin"))
+    assert r.status == 200, await r.text()
+    assert not held_path.exists()
+    env = await (await client.get(f"/api/v1/shares/{share_id}/envelope", headers=auth)).read()
+    assert pyrage.decrypt(env, [key]) == b"wait for it"
+
+
+async def test_revoking_a_share_destroys_held_and_passphrase_envelopes(mapi: Any, justification_copy: Any) -> None:
+    api, _ = mapi
+    gw = api.gateway
+    held = (await (await api.share(b"x", [ADDR], justification_copy(), unenrolled="verify")).json())["share_id"]
+    pp = (await (await api.share(b"x", [ADDR], justification_copy(), unenrolled="passphrase", passphrase=PASS)).json())[
+        "share_id"
+    ]
+    paths = [gw.files.path(held, claims.held_envelope_stem(ADDR_N)), gw.files.path(pp, claims.PASSPHRASE_STEM)]
+    assert all(p.exists() for p in paths)
+    for share_id in (held, pp):
+        r = await api.client.post(f"/api/v1/shares/{share_id}/revoke", headers=api.auth("pat", "practitioner"))
+        assert r.status == 200
+    assert not any(p.exists() for p in paths)
+    assert (await start(api, held, ADDR)).status == 410
+    assert (await api.client.get(f"/api/v1/open/{pp}/envelope")).status == 410
