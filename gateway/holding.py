@@ -130,7 +130,12 @@ class HoldingUseCases:
         entries = meta.get("recipients")
         mode = meta.get("unenrolled")
         passphrase = meta.get("passphrase")
-        if not isinstance(entries, list) or not all(isinstance(i, str) for i in entries):
+        if (
+            not isinstance(entries, list)
+            or not entries
+            or len(entries) > self.settings.limits.max_recipients
+            or not all(isinstance(i, str) for i in entries)
+        ):
             return entries, [], None, None  # type: ignore[return-value]  # _resolve_recipients refuses it
         ids: list[str] = []
         addresses: list[str] = []

@@ -308,6 +308,7 @@ async def test_revoking_a_share_destroys_held_and_passphrase_envelopes(mapi: Any
         "share_id"
     ]
     paths = [gw.files.path(held, claims.held_envelope_stem(ADDR_N)), gw.files.path(pp, claims.PASSPHRASE_STEM)]
+    assert await gw.sweep_orphans() == 0  # the start-up sweep knows held and passphrase envelopes are live
     assert all(p.exists() for p in paths)
     for share_id in (held, pp):
         r = await api.client.post(f"/api/v1/shares/{share_id}/revoke", headers=api.auth("pat", "practitioner"))
@@ -315,3 +316,30 @@ async def test_revoking_a_share_destroys_held_and_passphrase_envelopes(mapi: Any
     assert not any(p.exists() for p in paths)
     assert (await start(api, held, ADDR)).status == 410
     assert (await api.client.get(f"/api/v1/open/{pp}/envelope")).status == 410
+
+
+async def test_notice_for_held_addresses_when_turned_on(
+    aiohttp_client: Any,
+    settings: Settings,
+    keys: HomeKeys,
+    token: Callable[..., str],
+    smtp: Any,  # noqa: F811 - the imported fixture
+    justification_copy: Any,
+) -> None:
+    sink, url = smtp
+    client = await aiohttp_client(create_app(dataclasses.replace(settings, smtp_url=url, notify_held=True), keys))
+    api = Api(client, token)
+    j = justification_copy()
+    r = await api.share(b"notice test content", [ADDR, "second@other.example.org"], j, unenrolled="verify")
+    assert r.status == 201
+    share_id = (await r.json())["share_id"]
+    for to in (ADDR_N, "second@other.example.org"):
+        msg = sink.wait_for(to)
+        assert msg["Subject"] == "A SafeShare share is waiting for you"
+        text = msg.get_body(preferencelist=("plain",)).get_content()
+        assert f"/s/{share_id}" in text
+    raw = b"".join(sink.raw).decode()
+    for secret in (j["purpose"]["description"], j["subjects"][0]["ref"], "notice test content"):
+        assert secret not in raw
+    r = await api.share(b"x", [f"a{i}@x.example.org" for i in range(51)], j, unenrolled="verify")
+    assert r.status == 422 and (await r.json())["field"] == "share.recipients"
