@@ -343,3 +343,28 @@ async def test_notice_for_held_addresses_when_turned_on(
         assert secret not in raw
     r = await api.share(b"x", [f"a{i}@x.example.org" for i in range(51)], j, unenrolled="verify")
     assert r.status == 422 and (await r.json())["field"] == "share.recipients"
+
+
+def test_smtp_url_from_environment_wins_and_is_parsed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from gateway.config import load_settings
+    from gateway.mail import parse_smtp_url
+
+    (tmp_path / "safeshare.toml").write_text('smtp_url = "smtp://toml.example:25"\nnotify_held = true\n')
+    monkeypatch.delenv("SAFESHARE_SMTP_URL", raising=False)
+    assert load_settings(tmp_path).smtp_url == "smtp://toml.example:25"
+    monkeypatch.setenv("SAFESHARE_SMTP_URL", "smtp://u%40x:p%3Ass@relay.example:587?starttls=1")
+    s = load_settings(tmp_path)
+    c = parse_smtp_url(s.smtp_url or "")
+    assert (c.hostname, c.port, c.username, c.password, c.start_tls, c.use_tls) == (
+        "relay.example",
+        587,
+        "u@x",
+        "p:ss",
+        True,
+        False,
+    )
+    assert parse_smtp_url("smtps://relay.example").port == 465 and parse_smtp_url("smtps://relay.example").use_tls
+    for bad in ("http://relay.example", "smtp://", "smtp://h:99999", "smtp://h?tls=1"):
+        with pytest.raises(ValueError) as exc:
+            parse_smtp_url(bad)
+        assert "relay.example" not in str(exc.value)
