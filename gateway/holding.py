@@ -14,7 +14,7 @@ import logging
 import os
 import secrets
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Coroutine, Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -286,10 +286,23 @@ class HoldingUseCases:
         if outcome != "sent" or self.mailer is None:
             return
         body = claims.code_mail_body(code, share_id, claims.CODE_TTL_SECONDS // 60, link)
+        # Sent after answering: waiting for the relay only when the address is held would tell by the timing.
+        self._in_background(self._send(Mail(address, claims.CODE_SUBJECT, body)))
+
+    def _in_background(self, job: Coroutine[Any, Any, None]) -> None:
+        tasks: set[asyncio.Task[None]] | None = getattr(self, "_mail_tasks", None)
+        if tasks is None:
+            tasks = self._mail_tasks = set()
+        task = asyncio.ensure_future(job)
+        tasks.add(task)  # keep a reference until done (the loop holds only weak ones)
+        task.add_done_callback(tasks.discard)
+
+    async def _send(self, mail: Mail) -> None:
+        assert self.mailer is not None  # noqa: S101 - checked by the caller
         try:
-            await self.mailer.send(Mail(address, claims.CODE_SUBJECT, body))
+            await self.mailer.send(mail)
         except MailError as exc:
-            log.warning("claim code e-mail not sent: %s", exc)
+            log.warning("e-mail not sent: %s", exc)
 
     async def verify_claim(self, share_id: str, address: str, code: str, issuer: EmbeddedIssuer) -> dict[str, Any]:
         key = claims.code_key(self._digest_key)

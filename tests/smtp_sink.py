@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import email
 import email.policy
 import re
@@ -35,6 +36,16 @@ class Sink:
             if len(mine) >= count:
                 return mine[count - 1]
             time.sleep(0.05)
+        raise AssertionError(f"no message {count} to {to}; got {[m['To'] for m in self.messages]}")
+
+    async def arrival(self, to: str, count: int = 1) -> EmailMessage:
+        """`wait_for` for tests whose gateway runs on their own event loop (it sends after answering)."""
+        deadline = time.monotonic() + 10.0
+        while time.monotonic() < deadline:
+            mine = [m for m in self.messages if m["To"] == to]
+            if len(mine) >= count:
+                return mine[count - 1]
+            await asyncio.sleep(0.05)
         raise AssertionError(f"no message {count} to {to}; got {[m['To'] for m in self.messages]}")
 
     def sent_to(self, to: str) -> list[EmailMessage]:
