@@ -292,7 +292,8 @@ class HoldingUseCases:
     def _in_background(self, job: Coroutine[Any, Any, None]) -> None:
         tasks: set[asyncio.Task[None]] | None = getattr(self, "_mail_tasks", None)
         if tasks is None:
-            tasks = self._mail_tasks = set()
+            tasks = set()
+            self._mail_tasks = tasks
         task = asyncio.ensure_future(job)
         tasks.add(task)  # keep a reference until done (the loop holds only weak ones)
         task.add_done_callback(tasks.discard)
