@@ -518,6 +518,7 @@ class HoldingUseCases:
         return share_ids
 
     async def revoke_held(self, share_id: str) -> None:
-        rows = await self.held.end_held(share_id, "revoked")
+        """After the revocation (which closed the held rows in its own transaction): destroy their envelopes."""
+        rows = [r for r in (await self.held.rows([share_id])).get(share_id, []) if r.state == "revoked"]
         if rows:
             await asyncio.to_thread(self.files.destroy, share_id, sorted({r.envelope for r in rows}))

@@ -248,26 +248,6 @@ class HeldStore:
 
         return await self.store._writer.submit(op)
 
-    async def end_held(self, share_id: str, state: str) -> list[HeldRow]:
-        """Close a share's live held/passphrase envelopes (revocation); returns the rows closed."""
-
-        def op(conn: sqlite3.Connection) -> list[HeldRow]:
-            rows = [
-                _row(r)
-                for r in conn.execute(
-                    f"SELECT {_COLUMNS} FROM held_recipients"  # noqa: S608
-                    " WHERE share_id = ? AND state IN ('held', 'claimed', 'active')",
-                    (share_id,),
-                ).fetchall()
-            ]
-            conn.execute(
-                "UPDATE held_recipients SET state = ? WHERE share_id = ? AND state IN ('held', 'claimed', 'active')",
-                (state, share_id),
-            )
-            return rows
-
-        return await self.store._writer.submit(op)
-
     async def passphrase_row(self, share_id: str) -> tuple[Share, HeldRow] | None:
         share = await self.store.get_share(share_id)
         if share is None:

@@ -971,6 +971,11 @@ class SQLiteStore:
                 (SHARE_REVOKED, share_id, SHARE_ACTIVE),
             )
             conn.execute("UPDATE shares SET state = ? WHERE id = ?", (SHARE_REVOKED, share_id))
+            conn.execute(  # envelopes held for addresses without a key (issue 10) end with the share
+                "UPDATE held_recipients SET state = 'revoked'"
+                " WHERE share_id = ? AND state IN ('held', 'claimed', 'active')",
+                (share_id,),
+            )
             return share, append_entry(conn, make_entry(share))
 
         return await self._writer.submit(op)
