@@ -404,7 +404,7 @@ class HoldingUseCases:
             with open(tmp, "rb") as fh:
                 while block := fh.read(1024 * 1024):
                     digest.update(block)
-            return hashlib.sha256(held_path.read_bytes()).hexdigest(), digest.hexdigest(), tmp.stat().st_size
+            return row.envelope_sha256, digest.hexdigest(), tmp.stat().st_size  # old: as recorded at share time
 
         try:
             old_sha, new_sha, size = await asyncio.to_thread(write)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import hashlib
 import io
 import subprocess
 from collections.abc import Callable
@@ -120,7 +121,8 @@ async def test_held_share_claimed_end_to_end(mapi: Any, justification_copy: Any,
     as_text = str(entries)
     assert code not in as_text.replace(share_id, "")
     rewrapped = next(e for e in entries if e["kind"] == "rewrapped")["entry"]
-    assert rewrapped["envelope_sha256"] != rewrapped["old_envelope_sha256"]
+    assert rewrapped["old_envelope_sha256"] == hashlib.sha256(held_bytes).hexdigest()
+    assert rewrapped["envelope_sha256"] == hashlib.sha256(env).hexdigest() == r.headers["X-SafeShare-Envelope-SHA256"]
 
     # The subject report shows every step (the address, never the code).
     r = await api.client.get(
