@@ -518,7 +518,7 @@ def test_protocol_errors_are_json_and_echo_nothing(served: Served) -> None:
 
     # Every 405 says what is allowed, in JSON; unknown routes are JSON 404s.
     admin = served.token("root", "admin")
-    for method, path in (("DELETE", "/healthz"), ("PUT", "/api/v1/shares"), ("GET", "/api/v1/decisions")):
+    for method, path in (("DELETE", "/healthz"), ("PUT", "/api/v1/shares"), ("GET", "/api/v1/justifications/validate")):
         status, headers, body = call(served.url + path, admin, method=method)
         assert status == 405, (method, path)
         assert headers.get("Allow"), (method, path)

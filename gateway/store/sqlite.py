@@ -30,6 +30,7 @@ from ..ledger.entry import parse_time as parse_ledger_time
 from ..ledger.entry import seal
 from ..ledger.merkle import CompactRange
 from .files import ESCROW_ID
+from .held_schema import HELD_SCHEMA
 from .models import (
     RECIPIENT_ACTIVE,
     SHARE_ACTIVE,
@@ -254,6 +255,8 @@ APPEND_ONLY_TABLES = (
     "ledger_orgs",
     "ledger_recipients",
 )
+
+SCHEMA += HELD_SCHEMA
 
 SCHEMA += "".join(
     f"CREATE TRIGGER IF NOT EXISTS {table}_no_{op.lower()} BEFORE {op} ON {table}\n"
@@ -834,6 +837,7 @@ class SQLiteStore:
         entry: Mapping[str, Any],
         before_commit: Callable[[], None] | None = None,
         idempotency: IdempotentWrite | None = None,
+        also: Callable[[sqlite3.Connection], None] | None = None,
     ) -> int:
         """Insert the share, its recipients and its ledger entry in one transaction.
 
@@ -888,6 +892,8 @@ class SQLiteStore:
                     for r in share.recipients
                 ],
             )
+            if also is not None:  # more rows of the same share (held recipients), in the same transaction
+                also(conn)
             if before_commit is not None:
                 before_commit()
             return idx
@@ -1050,6 +1056,11 @@ class SQLiteStore:
                 (SHARE_REVOKED, share_id, SHARE_ACTIVE),
             )
             conn.execute("UPDATE shares SET state = ? WHERE id = ?", (SHARE_REVOKED, share_id))
+            conn.execute(  # envelopes held for addresses without a key (issue 10) end with the share
+                "UPDATE held_recipients SET state = 'revoked'"
+                " WHERE share_id = ? AND state IN ('held', 'claimed', 'active')",
+                (share_id,),
+            )
             return share, append_entry(conn, make_entry(share))
 
         return await self._writer.submit(op)
@@ -1086,7 +1097,8 @@ class SQLiteStore:
         """(share_id, recipient_id) of every envelope that should still exist on disk."""
         async with self._reader.execute(
             "SELECT share_id, recipient_id FROM share_recipients WHERE state = 'active'"
-            " UNION ALL SELECT id, ? FROM shares WHERE escrow_sha256 IS NOT NULL AND state IN ('active', 'exhausted')",
+            " UNION ALL SELECT id, ? FROM shares WHERE escrow_sha256 IS NOT NULL AND state IN ('active', 'exhausted')"
+            " UNION ALL SELECT share_id, envelope FROM held_recipients WHERE state IN ('held', 'claimed', 'active')",
             (ESCROW_ID,),
         ) as cur:
             return {(r[0], r[1]) for r in await cur.fetchall()}
