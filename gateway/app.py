@@ -23,12 +23,12 @@ from .api.common import GATEWAY, PRINCIPAL, SIGNER, WITNESSES
 from .auth import AuthError, EmbeddedIssuer, TokenVerifier, bearer_token
 from .config import Settings
 from .errors import ApiError, error_response
-from .home import HomeKeys, init_home
+from .home import HomeKeys, init_home, open_ledger_store
 from .justification import PolicyRegistry
 from .ledger.checkpoint import NoteVerifier
+from .ledger.guard import REASON as LEDGER_INCONSISTENT
 from .ledger.signer import LedgerSigner
 from .service import Gateway
-from .store.sqlite import SQLiteStore
 
 log = logging.getLogger("safeshare.app")
 
@@ -157,6 +157,12 @@ async def security_headers(request: web.Request, handler: Handler) -> web.Stream
 
 
 async def healthz(request: web.Request) -> web.Response:
+    guard = request.app[GATEWAY].store.guard if GATEWAY in request.app else None
+    if guard is not None and guard.problem is not None:
+        # The ledger no longer extends what the gateway signed: no checkpoint is signed until an operator acts.
+        return web.json_response(
+            {"status": "unhealthy", "reason": LEDGER_INCONSISTENT, "message": guard.problem}, status=503
+        )
     return web.json_response({"status": "ok"})
 
 
@@ -192,7 +198,7 @@ def create_app(settings: Settings, keys: HomeKeys | None = None) -> web.Applicat
         await app[VERIFIER].close()
 
     async def store_ctx(app: web.Application) -> AsyncIterator[None]:
-        store = await SQLiteStore.open(settings.db_path)
+        store = await open_ledger_store(settings, keys, signer.verifier())
         gw = Gateway(settings, store, policy_registry, keys.digest_key, signer)
         app[GATEWAY] = gw
         await gw.sweep_orphans()
