@@ -57,9 +57,11 @@ class CheckpointGuard:
 
     def fail(self, exc: LedgerInconsistent) -> None:
         """Record an incident; the error is logged once, not every round the checkpointer retries."""
-        if self.problem != exc.message:
-            where = f" (first bad index: {exc.index})" if exc.index is not None else ""
+        where = f" (first bad index: {exc.index})" if exc.index is not None else ""
+        if self.problem is None:
             log.error("REFUSING TO SIGN a ledger checkpoint%s: %s", where, exc.message)
+        elif self.problem != exc.message:
+            log.warning("ledger still inconsistent, no checkpoint signed%s: %s", where, exc.message)
         self.problem = exc.message
 
     def clear(self) -> None:
