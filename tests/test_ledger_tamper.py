@@ -305,3 +305,56 @@ def test_tampering_is_caught_and_not_signed(case: Path, name: str) -> None:
     log = log_path.read_text()
     assert log.count("REFUSING TO SIGN") == 1, log
     assert max_checkpoint(home) == signed_before  # not even on shutdown
+
+
+# -- ledgers written before entries had MACs ----------------------------------------------------------
+
+
+def test_a_ledger_from_before_entry_macs_is_upgraded_in_place(tmp_path: Path) -> None:
+    """An old ledger (no `mac` column, 10 entries signed, 2 more not yet signed) keeps its entries as legacy;
+    the gateway records the first authenticated index once, and that record can be neither removed nor moved."""
+    from gateway.config import Settings
+    from gateway.home import init_home
+    from tests.test_ledger_verify import _build_ledger
+
+    home = tmp_path / "home"
+    settings = Settings(home=home)
+    keys = init_home(settings)
+    _build_ledger(settings.db_path, 12, checkpoint_at=(10,), key=keys.ledger_key, origin=settings.log_origin)
+    conn = db(home)
+    conn.execute("ALTER TABLE ledger DROP COLUMN mac")  # the schema as it was
+    conn.close()
+    token = safeshare(home, "token", "issue", "--sub", "pat", "--role", "practitioner").stdout.strip()
+    with serve(home, tmp_path / "server.log") as url:
+        wait_for_checkpoint(url, 12)  # the legacy entries are covered by a checkpoint of their own
+        decide(url, token, 3)
+        wait_for_checkpoint(url, 15)
+        assert health(url) == (200, {"status": "ok"})
+    conn = db(home)
+    assert conn.execute("SELECT start FROM ledger_mac_start").fetchone()[0] == 12
+    assert [r[0] for r in conn.execute("SELECT mac IS NOT NULL FROM ledger ORDER BY idx")] == [0] * 12 + [1] * 3
+    conn.close()
+    r = safeshare(home, "ledger", "verify")
+    assert "15 entries" in r.stdout
+
+    # Moving the start up (to pass a forged row off as legacy) breaks its MAC ...
+    conn = db(home)
+    drop_guards(conn)
+    conn.execute("UPDATE ledger_mac_start SET start = 14")
+    conn.close()
+    r = safeshare(home, "ledger", "verify", check=False)
+    assert r.returncode == 1 and "ledger_mac_start) was altered" in r.stderr
+    # ... and removing it is not taken for a ledger still to be upgraded: verify and the gateway both refuse.
+    conn = db(home)
+    conn.execute("DELETE FROM ledger_mac_start")
+    conn.close()
+    r = safeshare(home, "ledger", "verify", check=False)
+    assert r.returncode == 1 and "ledger_mac_start) is missing" in r.stderr
+    with serve(home, tmp_path / "server.log") as url:
+        decide(url, token, 1)
+        deadline = time.monotonic() + 10
+        while (h := health(url)) is None or h[0] != 503:
+            assert time.monotonic() < deadline, h
+            time.sleep(0.1)
+        assert h[1]["reason"] == "ledger_inconsistent" and "ledger_mac_start" in h[1]["message"]
+    assert max_checkpoint(home) == 15

@@ -1237,27 +1237,44 @@ class SQLiteStore:
     async def _guarded_checkpoint(
         self, guard: CheckpointGuard, key: bytes, sign: Callable[[int, bytes], bytes], now: str
     ) -> tuple[int, bytes] | None:
-        """`checkpoint`, but only over a tree proven to extend the last signed one; see gateway/ledger/guard.py."""
+        """`checkpoint`, but only over a tree proven to extend the last signed one; see gateway/ledger/guard.py.
 
-        def op(conn: sqlite3.Connection) -> tuple[int, bytes, CompactRange] | None:
-            new = check_extension(conn, guard, key)
-            if new is None:
-                return None
-            note = sign(new.size, new.root())
-            conn.execute("INSERT INTO ledger_checkpoints (size, time, note) VALUES (?, ?, ?)", (new.size, now, note))
-            return new.size, note, new
+        The proof runs on its own read snapshot, off the writer thread, so appends are not held up by it; the
+        writer then only records the signature over the root the proof computed (itself, from the trusted head
+        and the MAC-checked entries since, never taken from the stored tree state).
+        """
+
+        def check() -> CompactRange | None:
+            conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, isolation_level=None)
+            try:
+                conn.execute("PRAGMA busy_timeout=30000")
+                conn.execute("BEGIN")  # one snapshot: entries, tree state and checkpoints agree in time
+                return check_extension(conn, guard, key)
+            finally:
+                conn.close()
 
         try:
-            result = await self._writer.submit(op)
+            new = await asyncio.to_thread(check)
         except LedgerInconsistent as exc:
             guard.fail(exc)
             return None
         guard.clear()
+        if new is None:
+            return None
+
+        def op(conn: sqlite3.Connection) -> tuple[int, bytes] | None:
+            last = conn.execute("SELECT coalesce(max(size), 0) FROM ledger_checkpoints").fetchone()[0]
+            if new.size <= last:
+                return None  # signed meanwhile (a concurrent round): the next round checks from there
+            note = sign(new.size, new.root())
+            conn.execute("INSERT INTO ledger_checkpoints (size, time, note) VALUES (?, ?, ?)", (new.size, now, note))
+            return new.size, note
+
+        result = await self._writer.submit(op)
         if result is None:
             return None
-        size, note, compact = result
-        await asyncio.to_thread(guard.remember, note, compact)
-        return size, note
+        await asyncio.to_thread(guard.remember, result[1], new)
+        return result
 
     async def latest_checkpoint(self) -> tuple[int, bytes] | None:
         async with self._reader.execute("SELECT size, note FROM ledger_checkpoints ORDER BY size DESC LIMIT 1") as cur:
