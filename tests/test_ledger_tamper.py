@@ -358,3 +358,23 @@ def test_a_ledger_from_before_entry_macs_is_upgraded_in_place(tmp_path: Path) ->
             time.sleep(0.1)
         assert h[1]["reason"] == "ledger_inconsistent" and "ledger_mac_start" in h[1]["message"]
     assert max_checkpoint(home) == 15
+
+
+# -- the MAC itself --------------------------------------------------------------------------------------
+
+
+def test_entry_mac_binds_key_index_and_leaf() -> None:
+    from gateway.ledger.mac import entry_mac, entry_mac_ok, start_mac, start_mac_ok
+
+    key, other = b"k" * 32, b"o" * 32
+    leaf = leaf_hash(b"entry")
+    mac = entry_mac(key, 7, leaf)
+    assert entry_mac_ok(key, 7, leaf, mac)
+    assert not entry_mac_ok(other, 7, leaf, mac)  # a different key
+    assert not entry_mac_ok(key, 8, leaf, mac)  # moved to another index
+    assert not entry_mac_ok(key, 7, leaf_hash(b"entrY"), mac)  # edited
+    assert not entry_mac_ok(key, 7, leaf, None) and not entry_mac_ok(key, 7, leaf, mac[:31])
+    assert not entry_mac_ok(key, 7, leaf, start_mac(key, 7))  # the two MACs are domain-separated
+    assert start_mac_ok(key, 12, start_mac(key, 12)) and not start_mac_ok(key, 13, start_mac(key, 12))
+    with pytest.raises(ValueError):
+        entry_mac(b"short", 0, leaf)
