@@ -582,7 +582,6 @@ def check_extension(conn: sqlite3.Connection, guard: CheckpointGuard, key: bytes
         return None
     if tree.size == 0:
         return None
-    assert start is not None  # noqa: S101
     if head is None:
         compact = CompactRange()
     else:
