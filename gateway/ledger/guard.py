@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,6 +53,15 @@ class CheckpointGuard:
         self._memory: TrustedHead | None = None
         #: The current incident, if any: what `/healthz` reports.
         self.problem: str | None = None
+        self.full_count_seconds = 60.0
+        self._full_count_at: float | None = None
+
+    def full_count_due(self) -> bool:
+        """Whether this round should count every ledger row (start-up, then once a minute)."""
+        return self._full_count_at is None or time.monotonic() - self._full_count_at >= self.full_count_seconds
+
+    def full_count_done(self) -> None:
+        self._full_count_at = time.monotonic()
 
     # -- incidents -------------------------------------------------------------------------------
 
