@@ -24,15 +24,15 @@ from .api.common import GATEWAY, PRINCIPAL, SIGNER, WITNESSES
 from .auth import AuthError, EmbeddedIssuer, TokenVerifier, bearer_token
 from .config import Settings
 from .errors import ApiError, error_response
-from .home import HomeKeys, init_home
+from .home import HomeKeys, init_home, open_ledger_store
 from .idempotency import INFLIGHT, InFlight
 from .justification import PolicyRegistry
 from .ledger.checkpoint import NoteVerifier
+from .ledger.guard import REASON as LEDGER_INCONSISTENT
 from .ledger.signer import LedgerSigner
 from .mail import mailer_from_settings
 from .service import Gateway
 from .storage_health import StorageHealth, is_storage_full
-from .store.sqlite import SQLiteStore
 
 log = logging.getLogger("safeshare.app")
 
@@ -200,6 +200,18 @@ async def healthz(request: web.Request) -> web.Response:
         resp = web.json_response(body, status=503)
         resp.headers["Retry-After"] = str(retry)
         return resp
+    guard = request.app[GATEWAY].store.guard if GATEWAY in request.app else None
+    if guard is not None and guard.problem is not None:
+        # The ledger no longer extends what the gateway signed: no checkpoint is signed until an operator acts.
+        return web.json_response(
+            {
+                "status": "unhealthy",
+                "reason": LEDGER_INCONSISTENT,
+                "error": LEDGER_INCONSISTENT,
+                "message": guard.problem,
+            },
+            status=503,
+        )
     return web.json_response({"status": "ok"})
 
 
@@ -237,7 +249,7 @@ def create_app(settings: Settings, keys: HomeKeys | None = None) -> web.Applicat
         await app[VERIFIER].close()
 
     async def store_ctx(app: web.Application) -> AsyncIterator[None]:
-        store = await SQLiteStore.open(settings.db_path)
+        store = await open_ledger_store(settings, keys, signer.verifier())
         gw = Gateway(settings, store, policy_registry, keys.digest_key, signer)
         gw.mailer = mailer_from_settings(settings)
         app[GATEWAY] = gw

@@ -32,7 +32,7 @@ from . import disclosure as disclosure_rules
 from .auth import ROLES, EmbeddedIssuer, load_or_create_ed25519_key
 from .config import Settings, load_settings, resolve_home
 from .errors import ApiError
-from .home import init_home
+from .home import init_home, ledger_head_path, open_ledger_store
 from .justification import PolicyRegistry
 from .ledger.checkpoint import (
     Checkpoint,
@@ -51,7 +51,7 @@ from .ledger.witness import Witness, WitnessRefusal
 from .mail import parse_smtp_url
 from .service import Gateway
 from .store.models import Recipient
-from .store.sqlite import SQLiteStore, create_schema
+from .store.sqlite import create_schema
 
 DEV_TOKEN_TTL = 12 * 3600
 DEMO_RECIPIENT = "demo-recipient"
@@ -78,7 +78,7 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 async def _with_gateway(settings: Settings, fn: Any) -> Any:
     keys = init_home(settings)
-    store = await SQLiteStore.open(settings.db_path)
+    store = await open_ledger_store(settings, keys, LedgerSigner(settings.log_origin, keys.ledger_key).verifier())
     try:
         gw = Gateway(
             settings,
@@ -615,15 +615,44 @@ def cmd_ledger_verify(args: argparse.Namespace) -> int:
     verifier = _verifier(args, LedgerSigner(settings.log_origin, keys.ledger_key).vkey)
     if verifier is None:
         return 2
+    # Checkpoints kept outside the database must still be in it: the auditor's (--since) and the gateway's own.
+    saved: list[tuple[str, bytes]] = []
+    head = ledger_head_path(settings)
+    try:
+        if args.since:
+            saved.append((f"the saved checkpoint {args.since}", Path(args.since).read_bytes()))
+        if head.exists() and head.stat().st_size:
+            saved.append(("the gateway's last signed checkpoint (data/ledger-head.note)", head.read_bytes()))
+    except OSError as exc:
+        _err(f"cannot read a saved checkpoint: {exc}")
+        return 2
     conn = sqlite3.connect(f"file:{settings.db_path}?mode=ro", uri=True)
     try:
         conn.execute("BEGIN")  # one snapshot: entries, checkpoints and tree state agree in time
         checkpoints = [(int(r[0]), bytes(r[1])) for r in conn.execute("SELECT size, note FROM ledger_checkpoints")]
-        rows = (
-            (int(r[0]), bytes(r[1]), bytes(r[2]))
-            for r in conn.execute("SELECT idx, entry, leaf_hash FROM ledger ORDER BY idx")
+        columns = {r[1] for r in conn.execute("PRAGMA table_info(ledger)")}
+        start_row = (
+            conn.execute("SELECT start, mac FROM ledger_mac_start WHERE id = 0").fetchone()
+            if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'ledger_mac_start'").fetchone()
+            else None
         )
-        report = verify_ledger(rows, checkpoints, verifier, settings.log_origin)
+        rows = (
+            (int(r[0]), bytes(r[1]), bytes(r[2]), None if r[3] is None else bytes(r[3]))
+            for r in conn.execute(
+                "SELECT idx, entry, leaf_hash, mac FROM ledger ORDER BY idx"
+                if "mac" in columns
+                else "SELECT idx, entry, leaf_hash, NULL FROM ledger ORDER BY idx"
+            )
+        )
+        report = verify_ledger(
+            rows,
+            checkpoints,
+            verifier,
+            settings.log_origin,
+            mac_key=keys.ledger_mac_key,
+            mac_start=None if start_row is None else (int(start_row[0]), bytes(start_row[1])),
+            saved=saved,
+        )
         state = conn.execute("SELECT size, state FROM ledger_tree WHERE id = 0").fetchone()
     finally:
         conn.close()
@@ -940,7 +969,10 @@ def build_parser() -> argparse.ArgumentParser:
     lv = lg.add_parser("verify", help="recompute the tree and check every signed checkpoint (local or remote)")
     lv.add_argument("--gateway", help="verify a remote gateway against a saved checkpoint instead")
     lv.add_argument("--token", help="auditor token (remote)")
-    lv.add_argument("--since", help="checkpoint file saved earlier (remote)")
+    lv.add_argument(
+        "--since",
+        help="checkpoint file saved earlier: the ledger must extend it (remote, or local to catch a rollback)",
+    )
     lv.add_argument("--save", help="after success, save the gateway's latest checkpoint here (remote)")
     lv.add_argument("--vkey", help="pinned verifier key (name+hash+key)")
     lv.add_argument("--vkey-file", help="file holding the pinned verifier key")

@@ -31,7 +31,7 @@ from gateway.ledger import entry as E
 from gateway.ledger.checkpoint import Checkpoint
 from gateway.ledger.entry import canonical
 from gateway.store import queries
-from gateway.store.sqlite import append_entry
+from gateway.store.sqlite import LedgerConnection, append_entry
 from tests.conftest import Api
 
 PAYLOAD = b"Chronology and referral form (test payload)."
@@ -216,6 +216,13 @@ async def seeded(
         seeded.entries[e["index"]] = e["entry"]
         seeded.times[e["index"]] = e["time"]
     return seeded
+
+
+def keyed_connection(api: Api) -> sqlite3.Connection:
+    """A second writer holding the gateway's entry-MAC key (as the CLI does): its entries are authenticated."""
+    conn = sqlite3.connect(api.gateway.settings.db_path, isolation_level=None, factory=LedgerConnection)
+    conn.ledger_mac_key = api.gateway.store.ledger_mac_key
+    return conn
 
 
 def ledger_size(api: Api) -> int:
@@ -613,7 +620,7 @@ async def test_export_stops_at_the_checkpoint(
 ) -> None:
     """Entries appended after the latest checkpoint are not in the export: it is exactly what was signed."""
     size, note = await checkpointed(api)
-    conn = sqlite3.connect(api.gateway.settings.db_path, isolation_level=None)
+    conn = keyed_connection(api)
     try:
         # Hide newer checkpoints from the export by appending without giving the checkpointer a chance:
         # the entries land and the export runs before the next round (0.5 s).
@@ -639,7 +646,7 @@ async def test_large_export_streams_in_chunks(
     api: Api, not_share_justification: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     n = 20_000
-    conn = sqlite3.connect(api.gateway.settings.db_path, isolation_level=None)
+    conn = keyed_connection(api)
     try:
         conn.execute("BEGIN IMMEDIATE")
         for i in range(n):
