@@ -100,7 +100,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return error_response(exc.status, code, exc.reason, **details)
     except (asyncio.CancelledError, ConnectionResetError):
         raise
-    except Exception as exc:  # noqa: BLE001 - the last line of defence: structured, and no detail leaked
+    except Exception as exc:  # the last line of defence: structured, and no detail leaked
         log.error(
             "unexpected %s while handling %s %s",
             type(exc).__name__,
@@ -211,7 +211,7 @@ def create_app(settings: Settings, keys: HomeKeys | None = None) -> web.Applicat
                     if size != last:
                         await gw.checkpoint()
                         last = size
-                except Exception as exc:  # noqa: BLE001 - keep going; the next round retries
+                except Exception as exc:  # keep going; the next round retries
                     log.error("checkpoint failed: %s", type(exc).__name__)
                 await asyncio.sleep(settings.checkpoint_interval_seconds)
 
@@ -230,7 +230,7 @@ def create_app(settings: Settings, keys: HomeKeys | None = None) -> web.Applicat
             while True:
                 try:
                     await app[GATEWAY].expire_due()
-                except Exception as exc:  # noqa: BLE001 - keep sweeping; the next round retries
+                except Exception as exc:  # keep sweeping; the next round retries
                     log.error("expiry sweep failed: %s", type(exc).__name__)
                 await asyncio.sleep(settings.expiry_sweep_seconds)
 

@@ -256,8 +256,11 @@ def _print_dev_banner(settings: Settings, host: str, port: int) -> None:
     for role, sub in subs.items():
         # The recipient's token carries the claims enrolment takes identity from, so the extension's
         # "Set up receiving" works with it as printed (its approval then rotates the demo recipient's key).
-        claims = {"org": org, "email": email, "name": name} if role == "recipient" else {"org": "dev-org"}
-        lines.append(f"  {role:<13} {issuer.issue(sub, [role], ttl=DEV_TOKEN_TTL, **claims)}")
+        if role == "recipient":
+            token = issuer.issue(sub, [role], org=org, ttl=DEV_TOKEN_TTL, email=email, name=name)
+        else:
+            token = issuer.issue(sub, [role], org="dev-org", ttl=DEV_TOKEN_TTL)
+        lines.append(f"  {role:<13} {token}")
     lines += [
         f"  demo recipient '{DEMO_RECIPIENT}', identity file {identity_path}",
         f"  API description: {url}/api/v1/openapi.json    health: {url}/healthz",
@@ -511,7 +514,8 @@ def cmd_ledger_verify(args: argparse.Namespace) -> int:
 def _get(url: str, token: str | None, timeout: float) -> bytes:
     req = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})  # noqa: S310
     with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310
-        return resp.read(16 * 1024 * 1024)
+        body: bytes = resp.read(16 * 1024 * 1024)
+    return body
 
 
 def _consistency_proof(

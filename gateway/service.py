@@ -422,7 +422,7 @@ class Gateway(DirectoryUseCases):
             raise not_found()
         if outcome.refused is not None:
             raise gone(outcome.refused)
-        assert outcome.ledger_index is not None  # noqa: S101 - set whenever not refused
+        assert outcome.ledger_index is not None  # set whenever not refused
         return (
             self.files.path(share_id, principal.sub),
             outcome.share,
@@ -499,7 +499,7 @@ class Gateway(DirectoryUseCases):
                 reason=reason,
             ),
         )
-        assert result is not None  # noqa: S101 - the share existed a moment ago and shares are never deleted
+        assert result is not None  # the share existed a moment ago and shares are never deleted
         share, index = result
         if index is None:
             raise ApiError(

@@ -73,7 +73,7 @@ def serve(home: Path, log_path: Path, *extra: str) -> Iterator[str]:
     """A real `safeshare serve` on a free loopback port (with `extra` arguments, e.g. --dev); yields its base URL
     once /healthz answers."""
     port = free_port()
-    log = open(log_path, "w")  # noqa: SIM115
+    log = open(log_path, "w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "gateway.cli", "--home", str(home), "serve", "--port", str(port), *extra],
         stdout=log,

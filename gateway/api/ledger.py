@@ -139,7 +139,7 @@ async def query_ledger(request: web.Request) -> web.StreamResponse:
                 )
         return await _export(request, f, fmt)
     limit = query_int(request, "limit", 50, 1, gw.settings.limits.page_size_max)
-    assert limit is not None  # noqa: S101 - has a default
+    assert limit is not None  # has a default
     before = query_int(request, "cursor", None, 0, 2**62)
     try:
         rows = await queries.query_page(gw.store.reader, f, before=before, limit=limit)

@@ -355,7 +355,7 @@ class _Writer:
             conn.execute("SAVEPOINT op")
             try:
                 value = op(conn)
-            except BaseException as exc:  # noqa: BLE001 - handed to the awaiting caller
+            except BaseException as exc:
                 conn.execute("ROLLBACK TO op")
                 conn.execute("RELEASE op")
                 results.append((fut, False, exc))
@@ -837,7 +837,7 @@ class SQLiteStore:
         async with self._reader.execute(
             "SELECT * FROM share_recipients WHERE share_id = ? ORDER BY recipient_id", (share_id,)
         ) as cur:
-            rrows = await cur.fetchall()
+            rrows = list(await cur.fetchall())
         return _share_from_rows(row, rrows)
 
     async def _shares(self, sql: str, args: Sequence[Any]) -> list[Share]:
@@ -982,7 +982,7 @@ class SQLiteStore:
             done = []
             for share_id in ids:
                 share = _load_share(conn, share_id)
-                assert share is not None  # noqa: S101 - selected in this transaction
+                assert share is not None
                 conn.execute(
                     "UPDATE share_recipients SET state = ? WHERE share_id = ? AND state = ?",
                     (SHARE_EXPIRED, share_id, SHARE_ACTIVE),
