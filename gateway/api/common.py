@@ -16,7 +16,8 @@ from ..service import Gateway
 GATEWAY = web.AppKey("gateway", Gateway)
 SIGNER = web.AppKey("signer", LedgerSigner)
 WITNESSES = web.AppKey("witnesses", tuple[NoteVerifier, ...])
-PRINCIPAL = "safeshare.principal"
+#: The authenticated caller, set by the auth middleware (a typed key: no NotAppKeyWarning, checked by mypy).
+PRINCIPAL = web.RequestKey("principal", Principal)
 
 
 def gateway(request: web.Request) -> Gateway:
