@@ -9,12 +9,12 @@ script, no external resource of any kind (fonts, images, styles), and the CSS is
 
 from __future__ import annotations
 
-import base64
 import json
 from collections.abc import Mapping, Sequence
 from html import escape
 from typing import Any
 
+from .encoding import b64 as _b64
 from .store.models import LedgerRow
 
 #: Realistic reports hold a few hundred entries; this bounds the page size and the proof work.
@@ -37,10 +37,6 @@ KIND_TITLES = {
     "expire": "Envelopes destroyed",
     "acknowledge": "Receipt acknowledged",
 }
-
-
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()
 
 
 def _actor(entry: Mapping[str, Any]) -> dict[str, Any] | None:

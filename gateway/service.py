@@ -32,8 +32,6 @@ from .store.files import ESCROW_ID, EnvelopeFiles
 from .store.models import (
     RECIPIENT_ACTIVE,
     SHARE_ACTIVE,
-    LedgerFilter,
-    LedgerRow,
     Recipient,
     Share,
     ShareRecipient,
@@ -576,9 +574,6 @@ class Gateway(DirectoryUseCases):
     async def checkpoint(self) -> tuple[int, bytes] | None:
         """Sign a checkpoint over every committed entry, if the ledger grew since the last one."""
         return await self.store.checkpoint(self.signer.sign, self.now_str())
-
-    async def ledger(self, f: LedgerFilter) -> list[LedgerRow]:
-        return await self.store.ledger_query(f)
 
 
 GONE_MESSAGES = {

@@ -9,7 +9,6 @@ report was taken against.
 from __future__ import annotations
 
 import asyncio
-import base64
 import csv
 import io
 import json
@@ -18,6 +17,7 @@ from typing import Any
 from aiohttp import web
 
 from .. import audit_report
+from ..encoding import b64 as _b64
 from ..errors import ApiError
 from ..ledger.checkpoint import Checkpoint, CheckpointError, verify_checkpoint
 from ..ledger.entry import KINDS, format_time, parse_time, utc_now
@@ -111,10 +111,6 @@ def _filter(request: web.Request) -> queries.AuditFilter:
         time_from=_time_param(request, "from"),
         time_to=_time_param(request, "to"),
     )
-
-
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()
 
 
 def _query_error(exc: queries.QueryError) -> ApiError:

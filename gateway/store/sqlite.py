@@ -34,7 +34,6 @@ from .models import (
     SHARE_REVOKED,
     Enrolment,
     FetchOutcome,
-    LedgerFilter,
     LedgerRow,
     Recipient,
     RecipientExists,
@@ -1005,40 +1004,6 @@ class SQLiteStore:
 
     # -- ledger -----------------------------------------------------------------------------------
 
-    async def ledger_query(self, f: LedgerFilter) -> list[LedgerRow]:
-        sql = "SELECT l.idx, l.time, l.kind, l.entry, l.leaf_hash FROM ledger l"
-        where: list[str] = []
-        args: list[Any] = []
-        if f.subject is not None:
-            sql += " JOIN ledger_subjects ls ON ls.idx = l.idx AND ls.ref = ?"
-            args.append(f.subject)
-        if f.recipient is not None:
-            sql += " JOIN ledger_recipients lr ON lr.idx = l.idx AND lr.recipient_id = ?"
-            args.append(f.recipient)
-        for column, value in (
-            ("l.actor_sub", f.practitioner),
-            ("l.kind", f.kind),
-            ("l.decision", f.decision),
-        ):
-            if value is not None:
-                where.append(f"{column} = ?")
-                args.append(value)
-        if f.time_from is not None:
-            where.append("l.time >= ?")
-            args.append(f.time_from)
-        if f.time_to is not None:
-            where.append("l.time < ?")
-            args.append(f.time_to)
-        if f.before is not None:
-            where.append("l.idx < ?")
-            args.append(f.before)
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY l.idx DESC LIMIT ?"
-        args.append(f.limit)
-        async with self._reader.execute(sql, args) as cur:
-            return [LedgerRow(r[0], r[1], r[2], bytes(r[3]), bytes(r[4])) for r in await cur.fetchall()]
-
     async def checkpoint(self, sign: Callable[[int, bytes], bytes], now: str) -> tuple[int, bytes] | None:
         """Sign the current tree if it grew since the last checkpoint; (size, note) or None if unchanged.
 
@@ -1109,11 +1074,6 @@ class SQLiteStore:
     def _with_tree_reader(self, fn: Callable[[TreeReader], T]) -> T:
         with TreeReader(self.path) as reader:
             return fn(reader)
-
-    async def ledger_size(self) -> int:
-        async with self._reader.execute("SELECT coalesce(max(idx) + 1, 0) FROM ledger") as cur:
-            row = await cur.fetchone()
-        return int(row[0]) if row else 0
 
 
 def _settle_share_state(conn: sqlite3.Connection, share_id: str) -> None:
