@@ -63,11 +63,14 @@ def not_share_justification() -> dict[str, Any]:
     return example("not-share")
 
 
+def api_settings(home: Path) -> Settings:
+    """The settings every API test runs with (a module that builds an app of its own uses them too)."""
+    return Settings(home=home, expiry_sweep_seconds=3600.0, limits=Limits(max_payload_bytes=8 * 1024 * 1024))
+
+
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings(
-        home=tmp_path / "home", expiry_sweep_seconds=3600.0, limits=Limits(max_payload_bytes=8 * 1024 * 1024)
-    )
+    return api_settings(tmp_path / "home")
 
 
 @pytest.fixture
