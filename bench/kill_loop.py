@@ -95,13 +95,13 @@ def _free_port() -> int:
 def _request(
     url: str, token: str | None = None, data: bytes | None = None, ctype: str | None = None, timeout: float = 30
 ) -> tuple[int, bytes]:
-    req = urllib.request.Request(url, data=data)  # noqa: S310 - loopback only
+    req = urllib.request.Request(url, data=data)
     if token:
         req.add_header("Authorization", f"Bearer {token}")
     if ctype:
         req.add_header("Content-Type", ctype)
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as r:  # noqa: S310
+        with urllib.request.urlopen(req, timeout=timeout) as r:
             return r.status, r.read()
     except urllib.error.HTTPError as e:
         return e.code, e.read()
@@ -111,7 +111,7 @@ class Server:
     def __init__(self, home: Path, log_path: Path) -> None:
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self._log = open(log_path, "a")  # noqa: SIM115 - closed in stop()
+        self._log = open(log_path, "a")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "gateway.cli", "--home", str(home), "serve", "--port", str(self.port)],
             stdout=self._log,
@@ -163,7 +163,7 @@ def _fire(url: str, token: str, stop: threading.Event, acked: dict[str, bytes], 
         "payload_content_type": "application/octet-stream",
     }
     while not stop.is_set():
-        payload = os.urandom(random.randint(16, 64 * 1024))  # noqa: S311 - sizes, not secrets
+        payload = os.urandom(random.randint(16, 64 * 1024))
         body, ctype = _multipart(meta, payload)
         try:
             status, resp = _request(url + "/api/v1/shares", token, body, ctype, timeout=10)
@@ -279,7 +279,7 @@ def run(
         stop = threading.Event()
         with concurrent.futures.ThreadPoolExecutor(workers) as pool:
             futures = [pool.submit(_fire, server.url, practitioner, stop, acked, counters) for _ in range(workers)]
-            time.sleep(random.uniform(min_run, max_run))  # noqa: S311
+            time.sleep(random.uniform(min_run, max_run))
             stop.set()  # no new requests; those in flight now are cut off by the kill
             server.kill()
             for f in futures:

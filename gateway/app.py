@@ -20,7 +20,7 @@ from aiohttp.abc import AbstractAccessLogger
 from aiohttp.http_exceptions import HttpProcessingError
 
 from .api import claims, decisions, inbox, ledger, notice, policies, recipients, shares, teams, transparency
-from .api.common import GATEWAY, PRINCIPAL, SIGNER, WITNESSES
+from .api.common import GATEWAY, ISSUER, PRINCIPAL, SIGNER, WITNESSES
 from .auth import AuthError, EmbeddedIssuer, TokenVerifier, bearer_token
 from .config import Settings
 from .errors import ApiError, error_response
@@ -37,7 +37,6 @@ from .storage_health import StorageHealth, is_storage_full
 log = logging.getLogger("safeshare.app")
 
 VERIFIER = web.AppKey("verifier", TokenVerifier)
-ISSUER = web.AppKey("issuer", EmbeddedIssuer)
 SETTINGS = web.AppKey("settings", Settings)
 OPENAPI = web.AppKey("openapi", bytes)
 STORAGE = web.AppKey("storage", StorageHealth)
@@ -114,7 +113,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except UnicodeError as exc:  # undecodable or unencodable text (lone surrogates, non-UTF-8) in the input
         log.info("undecodable input (%s) on %s %s", type(exc).__name__, request.method, request.path)
         return error_response(400, "invalid_encoding", "The request contains text that is not valid UTF-8.")
-    except Exception as exc:  # noqa: BLE001 - the last line of defence: structured, and no detail leaked
+    except Exception as exc:
         if is_storage_full(exc):
             request.app[STORAGE].note_full()
             log.error("storage full while handling %s %s", request.method, request.path)
@@ -269,7 +268,7 @@ def create_app(settings: Settings, keys: HomeKeys | None = None) -> web.Applicat
                     if size != last:
                         await gw.checkpoint()
                         last = size
-                except Exception as exc:  # noqa: BLE001 - keep going; the next round retries
+                except Exception as exc:  # keep going; the next round retries
                     log.error("checkpoint failed: %s", type(exc).__name__)
                 await asyncio.sleep(settings.checkpoint_interval_seconds)
 
@@ -288,7 +287,7 @@ def create_app(settings: Settings, keys: HomeKeys | None = None) -> web.Applicat
             while True:
                 try:
                     await app[GATEWAY].expire_due()
-                except Exception as exc:  # noqa: BLE001 - keep sweeping; the next round retries
+                except Exception as exc:  # keep sweeping; the next round retries
                     log.error("expiry sweep failed: %s", type(exc).__name__)
                 await asyncio.sleep(settings.expiry_sweep_seconds)
 

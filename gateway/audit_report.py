@@ -9,13 +9,13 @@ script, no external resource of any kind (fonts, images, styles), and the CSS is
 
 from __future__ import annotations
 
-import base64
 import json
 from collections.abc import Mapping, Sequence
 from html import escape
 from typing import Any
 
 from .disclosure import describe as describe_disclosure
+from .encoding import b64 as _b64
 from .store.models import LedgerRow
 
 #: Realistic reports hold a few hundred entries; this bounds the page size and the proof work.
@@ -50,10 +50,6 @@ KIND_TITLES = {
     "expired_unclaimed": "Held envelopes destroyed, unclaimed",
 }
 CLAIM_DETAILS = ("attempts_left", "code_expires_at", "old_envelope_sha256", "envelope_sha256", "reason")
-
-
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()
 
 
 def _actor(entry: Mapping[str, Any]) -> dict[str, Any] | None:

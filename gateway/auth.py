@@ -595,7 +595,7 @@ def _parse_jwks(document: Any, source: str) -> dict[str, _Jwk] | None:
             continue
         try:
             parsed = jwt.PyJWK(entry).key
-        except Exception:  # noqa: BLE001 - one unusable key must not poison the whole set
+        except Exception:  # one unusable key must not poison the whole set
             log.debug("skipping unusable JWK %s from %s", kid, source)
             continue
         if not isinstance(parsed, VerifyKey):
@@ -701,7 +701,7 @@ class _OIDCState:
             if fetched is not None:
                 self._keys = fetched  # replace, so keys the IdP withdrew stop working
                 self._fetched_at = started
-        except Exception:  # noqa: BLE001 - a bug here must become a 401, never a crashed request
+        except Exception:  # a bug here must become a 401, never a crashed request
             log.exception("JWKS refresh for %s failed unexpectedly", self.issuer)
         finally:
             self._refreshing = None

@@ -674,7 +674,8 @@ def cmd_ledger_verify(args: argparse.Namespace) -> int:
 def _get(url: str, token: str | None, timeout: float) -> bytes:
     req = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})  # noqa: S310
     with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310
-        return resp.read(16 * 1024 * 1024)
+        body: bytes = resp.read(16 * 1024 * 1024)
+    return body
 
 
 def _consistency_proof(

@@ -139,10 +139,16 @@ def load_settings(home: Path) -> Settings:
     for key in ("cors_origins", "witnesses"):
         if key in raw:
             raw[key] = tuple(raw[key])
-    oidc = tuple(
-        OIDCIssuerConfig(**{k: tuple(v) if k in ("algorithms", "scopes") else v for k, v in item.items()})
-        for item in oidc_raw
-    )
+    oidc = tuple(_oidc_issuer(path, item) for item in oidc_raw)
     if os.environ.get("SAFESHARE_SMTP_URL"):
         raw["smtp_url"] = os.environ["SAFESHARE_SMTP_URL"]
     return Settings(home=home, limits=Limits(**limits_raw), oidc=oidc, **raw)
+
+
+def _oidc_issuer(path: Path, item: dict[str, Any]) -> OIDCIssuerConfig:
+    """One `[[oidc]]` table: unknown keys refused like the top-level ones, TOML arrays made tuples."""
+    unknown = set(item) - set(OIDCIssuerConfig.__dataclass_fields__)
+    if unknown:
+        raise ValueError(f"{path}: unknown [[oidc]] setting(s): {', '.join(sorted(unknown))}")
+    values: dict[str, Any] = {k: tuple(v) if k in ("algorithms", "scopes") else v for k, v in item.items()}
+    return OIDCIssuerConfig(**values)

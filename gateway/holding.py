@@ -213,7 +213,7 @@ class HoldingUseCases:
         if not addresses:
             return []
         if mode == claims.MODE_PASSPHRASE:
-            assert passphrase is not None  # noqa: S101 - checked in split_addresses
+            assert passphrase is not None
             return [("", claims.PASSPHRASE_STEM, envelope.ScryptRecipient(passphrase))]
         holding = self.holding_identity().recipient()
         return [(a, claims.held_envelope_stem(a), holding) for a in addresses]
@@ -299,7 +299,7 @@ class HoldingUseCases:
         task.add_done_callback(tasks.discard)
 
     async def _send(self, mail: Mail) -> None:
-        assert self.mailer is not None  # noqa: S101 - checked by the caller
+        assert self.mailer is not None
         try:
             await self.mailer.send(mail)
         except MailError as exc:

@@ -288,7 +288,7 @@ class SafetyNet:
         for name, part in (("refuse", refuse), ("require", require), ("instead", instead)):
             if not isinstance(part, Mapping):
                 raise ValueError(f"{where}.{name} must be an object")
-        assert isinstance(refuse, Mapping) and isinstance(require, Mapping) and isinstance(instead, Mapping)  # noqa: S101
+        assert isinstance(refuse, Mapping) and isinstance(require, Mapping) and isinstance(instead, Mapping)
         values = refuse.get("values")
         if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
             raise ValueError(f"{where}.refuse.values must be a list of codes")
@@ -415,11 +415,14 @@ class Policy:
         meta = document.get("x-policy")
         if not isinstance(meta, Mapping):
             raise ValueError("policy document has no x-policy block")
-        values = {key: meta.get(key) for key in ("id", "version", "title")}
-        for key, value in values.items():
+
+        def text(key: str) -> str:
+            value = meta.get(key)
             if not isinstance(value, str) or not value:
                 raise ValueError(f"x-policy.{key} must be non-empty text")
-        return cls(id=values["id"], version=values["version"], title=values["title"], schema=document)
+            return value
+
+        return cls(id=text("id"), version=text("version"), title=text("title"), schema=document)
 
     @classmethod
     def from_json(cls, text: str | bytes) -> Policy:
@@ -496,12 +499,13 @@ class Policy:
 
     def _problems_for(self, error: ValidationError, depth: int = 0) -> Iterator[Problem]:
         path: FieldPath = tuple(error.absolute_path)
-        keyword = error.validator
+        keyword = error.validator if isinstance(error.validator, str) else None
         schema = error.schema if isinstance(error.schema, Mapping) else {}
         instance = error.instance
         if keyword == "required":
+            required: Any = error.validator_value  # a list of names; set on every error a validator yields
             if isinstance(instance, dict):
-                for name in error.validator_value:
+                for name in required:
                     if isinstance(name, str) and name not in instance:
                         yield self._problem((*path, name), "required", schema, error)
             return
@@ -558,7 +562,7 @@ class Policy:
 
     def _default_predicate(self, path: FieldPath, keyword: str | None, error: ValidationError) -> str:
         """Plain-English predicates built only from the schema, never from the submitted value."""
-        expected = error.validator_value
+        expected: Any = error.validator_value  # any JSON value; set on every error a validator yields
         if keyword == "required":
             return "must be filled in"
         if keyword == "type":
@@ -708,8 +712,9 @@ class Policy:
         node = self._walk(path)[-1]
         labels = self._deref(node, "x-labels") if node is not None else None
         key = json.dumps(value) if isinstance(value, bool) else value
-        if isinstance(labels, Mapping) and isinstance(key, str) and isinstance(labels.get(key), str):
-            return labels[key]
+        label = labels.get(key) if isinstance(labels, Mapping) and isinstance(key, str) else None
+        if isinstance(label, str):
+            return label
         return value if isinstance(value, str) else json.dumps(value)
 
     def _sentence(self, path: FieldPath, predicate: str) -> str:

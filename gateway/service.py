@@ -36,8 +36,6 @@ from .store.held import insert_held
 from .store.models import (
     RECIPIENT_ACTIVE,
     SHARE_ACTIVE,
-    LedgerFilter,
-    LedgerRow,
     Recipient,
     Share,
     ShareRecipient,
@@ -545,7 +543,7 @@ class Gateway(HoldingUseCases, DirectoryUseCases):
             raise not_found()
         if outcome.refused is not None:
             raise gone(outcome.refused)
-        assert outcome.ledger_index is not None  # noqa: S101 - set whenever not refused
+        assert outcome.ledger_index is not None  # set whenever not refused
         return (
             self.files.path(share_id, principal.sub),
             outcome.share,
@@ -622,7 +620,7 @@ class Gateway(HoldingUseCases, DirectoryUseCases):
                 reason=reason,
             ),
         )
-        assert result is not None  # noqa: S101 - the share existed a moment ago and shares are never deleted
+        assert result is not None  # the share existed a moment ago and shares are never deleted
         share, index = result
         if index is None:
             raise ApiError(
@@ -701,9 +699,6 @@ class Gateway(HoldingUseCases, DirectoryUseCases):
     async def checkpoint(self) -> tuple[int, bytes] | None:
         """Sign a checkpoint over every committed entry, if the ledger grew since the last one."""
         return await self.store.checkpoint(self.signer.sign, self.now_str())
-
-    async def ledger(self, f: LedgerFilter) -> list[LedgerRow]:
-        return await self.store.ledger_query(f)
 
 
 GONE_MESSAGES = {

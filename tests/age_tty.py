@@ -24,12 +24,12 @@ def age_with_passphrase(
         os.setsid()
         os.close(os.open(name, os.O_RDWR))  # the first terminal a session leader opens becomes its own
 
-    proc = subprocess.Popen(  # noqa: S603 - fixed argv from the test
+    proc = subprocess.Popen(
         args,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        preexec_fn=become_session_leader,  # noqa: PLW1509 - needed to give age a controlling terminal
+        preexec_fn=become_session_leader,
     )
     seen = b""
     answered = 0

@@ -108,7 +108,7 @@ async def test_held_share_claimed_end_to_end(mapi: Any, justification_copy: Any,
     assert env[len(new_header) :] == held_bytes[len(held_header) :]  # payload bytes untouched by the re-wrap
     (tmp_path / "key").write_text(str(key))
     age = require_tool("age")
-    done = subprocess.run(  # noqa: S603, ASYNC221 - a short local decryption in a test
+    done = subprocess.run(  # noqa: ASYNC221 - a short local decryption in a test
         [age, "-d", "-i", str(tmp_path / "key")], input=env, capture_output=True, check=False
     )
     assert done.returncode == 0 and done.stdout == payload

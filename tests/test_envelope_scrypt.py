@@ -86,7 +86,7 @@ def test_rewrap_keeps_payload_bytes_and_opens_with_new_key_only(tmp_path: Path) 
     age = require_tool("age")
     import subprocess
 
-    done = subprocess.run([age, "-d", "-i", str(tmp_path / "k")], input=out, capture_output=True, check=False)  # noqa: S603
+    done = subprocess.run([age, "-d", "-i", str(tmp_path / "k")], input=out, capture_output=True, check=False)
     assert done.returncode == 0 and done.stdout == data
 
 

@@ -211,7 +211,7 @@ def t_truncate(home: Path, case: Path, conn: sqlite3.Connection) -> None:
     """The last entries and every checkpoint that covered them removed; what is left is self-consistent."""
     conn.execute("PRAGMA foreign_keys=OFF")
     for table in ("ledger_subjects", "ledger_orgs", "ledger_recipients", "ledger"):
-        conn.execute(f"DELETE FROM {table} WHERE idx >= 9")  # noqa: S608 - fixed table names
+        conn.execute(f"DELETE FROM {table} WHERE idx >= 9")
     conn.execute("DELETE FROM ledger_cosignatures WHERE size > 9")
     conn.execute("DELETE FROM ledger_checkpoints WHERE size > 9")
     recompute_tree(conn)
@@ -229,7 +229,7 @@ def t_fork(home: Path, case: Path, conn: sqlite3.Connection) -> None:
     table made consistent with the rewrite (the later checkpoints cannot be re-signed, so they go)."""
     conn.execute("PRAGMA foreign_keys=OFF")
     for table in ("ledger_subjects", "ledger_orgs", "ledger_recipients"):
-        conn.execute(f"DELETE FROM {table} WHERE idx >= ?", (FIRST,))  # noqa: S608 - fixed table names
+        conn.execute(f"DELETE FROM {table} WHERE idx >= ?", (FIRST,))
     conn.execute("DELETE FROM ledger WHERE idx >= ?", (FIRST,))
     for i in range(FIRST, TOTAL):
         insert_row(conn, i, *forged_entry(i, f"Alternative history, entry {i}."))

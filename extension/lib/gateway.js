@@ -104,7 +104,7 @@ export function gatewayClient({ baseUrl, token, fetch: f = globalThis.fetch.bind
     } catch {
       throw unreachable(base);
     }
-    let body = null;
+    let body;
     const text = await resp.text().catch(() => "");
     try {
       body = text ? JSON.parse(text) : null;

@@ -355,7 +355,7 @@ export function recipientClient({ baseUrl, token, fetch: f = globalThis.fetch.bi
     }
     if (!resp.ok) {
       const text = await resp.text().catch(() => "");
-      let body = null;
+      let body;
       try {
         body = text ? JSON.parse(text) : null;
       } catch {

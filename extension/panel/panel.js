@@ -113,7 +113,7 @@ function renderField(f, path) {
   }
 }
 
-function renderObject(f, path, rules) {
+function renderObject(f, path) {
   const isRule = /^rules\.\d/.test(path);
   const legend = el("legend", {}, el("span", { text: f.title }), el("span", { class: "count", dataset: { countFor: path } }));
   const fs = el("fieldset", { id: idFor(path), class: isRule ? "rule" : "group" }, legend);

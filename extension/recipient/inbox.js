@@ -65,7 +65,7 @@ async function unlockKeys(ev) {
       $("unlock-pass").setAttribute("aria-invalid", "true");
       $("unlock-pass").select();
       if (e instanceof KeyringError && e.code === "wrong_passphrase") {
-        throw new Error("That passphrase does not unlock your keys. Check it and try again.");
+        throw new Error("That passphrase does not unlock your keys. Check it and try again.", { cause: e });
       }
       throw e;
     }
@@ -387,7 +387,7 @@ async function openShare(id) {
       ["Ledger entry", String(info.ledger_index)],
     ]),
   );
-  let pol = null;
+  let pol;
   try {
     pol = await policy(info.policy?.id ?? null);
   } catch {

@@ -14,7 +14,7 @@ from aiohttp import web
 from .. import claims
 from ..errors import ApiError
 from ..service import SHARE_ID_RE
-from .common import gateway, json_response, read_json
+from .common import ISSUER, gateway, json_response, read_json
 from .shares import _stream_envelope
 
 routes = web.RouteTableDef()
@@ -54,13 +54,11 @@ async def start_claim(request: web.Request) -> web.Response:
 
 @routes.post("/api/v1/claims/verify")
 async def verify_claim(request: web.Request) -> web.Response:
-    from ..app import ISSUER  # the app module imports this one
-
     share_id, address, body = await _claim_body(request, {"share_id", "email", "code"})
     code = body["code"].strip() if isinstance(body["code"], str) else None
     if not claims.well_formed_code(code):
         raise ApiError(400, "code_invalid", f"The code is {claims.CODE_DIGITS} digits.", field="code")
-    assert code is not None  # noqa: S101 - checked just above
+    assert code is not None
     result = await gateway(request).verify_claim(share_id, address, code, request.app[ISSUER])
     return json_response(result)
 

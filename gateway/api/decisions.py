@@ -12,9 +12,10 @@ from .. import disclosure as disclosure_rules
 from .. import idempotency
 from ..auth import Principal
 from ..errors import ApiError
-from ..idempotency import INFLIGHT, Idempotency, IdempotencyHit
+from ..idempotency import INFLIGHT, Idempotency
 from ..ledger.entry import format_time, parse_time
 from ..store import queries
+from ..store.idempotency import IdempotencyHit
 from ..store.models import LedgerRow
 from .common import gateway, json_response, principal, query_int, query_str, read_json, read_json_raw
 
@@ -87,7 +88,7 @@ async def _record_decision(request: web.Request, p: Principal, idem: Idempotency
         try:
             result = await gateway(request).record_decision(p, draft, disclosure, idem)
         except IdempotencyHit as hit:  # taken meanwhile (another node): the same rules
-            assert idem is not None  # noqa: S101 - only raised for a keyed request
+            assert idem is not None
             result, replayed = idem.answer(hit.stored), True
     # Same shape as a share's response, without share_id: nothing was sent through SafeShare.
     resp = json_response({**result, "recipients": [], "expires_at": None}, status=201)
@@ -140,7 +141,7 @@ async def list_own_decisions(request: web.Request) -> web.Response:
     p = principal(request, "practitioner")
     gw = gateway(request)
     limit = query_int(request, "limit", 50, 1, gw.settings.limits.page_size_max)
-    assert limit is not None  # noqa: S101 - has a default
+    assert limit is not None
     before = query_int(request, "cursor", None, 0, 2**62)
     rows = await queries.own_decisions(gw.store.reader, p.sub, before=before, limit=limit)
     mine = [r for r in rows if (json.loads(r.entry).get("actor") or {}).get("iss") == p.issuer]
@@ -160,7 +161,7 @@ async def list_not_shared_despite_risk(request: web.Request) -> web.Response:
     principal(request, "auditor")
     gw = gateway(request)
     limit = query_int(request, "limit", 50, 1, gw.settings.limits.page_size_max)
-    assert limit is not None  # noqa: S101 - has a default
+    assert limit is not None
     before = query_int(request, "cursor", None, 0, 2**62)
     rows = await queries.flagged_decisions(
         gw.store.reader,

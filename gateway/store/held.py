@@ -237,7 +237,7 @@ class HeldStore:
                 by_share.setdefault(r[0], []).append(_row(r))
             for share_id, rows in by_share.items():
                 share = _load_share(conn, share_id)
-                assert share is not None  # noqa: S101 - joined above
+                assert share is not None
                 conn.execute(
                     "UPDATE held_recipients SET state = 'expired'"
                     " WHERE share_id = ? AND state IN ('held', 'claimed', 'active')",

@@ -23,7 +23,6 @@ from typing import Any, TypeVar
 
 import aiosqlite
 
-from ..idempotency import IdempotencyHit, IdempotentWrite, StoredResponse
 from ..ledger import merkle
 from ..ledger.entry import format_time as ledger_time
 from ..ledger.entry import parse_time as parse_ledger_time
@@ -33,6 +32,7 @@ from ..ledger.mac import entry_mac, entry_mac_ok, start_mac, start_mac_ok
 from ..ledger.merkle import CompactRange, ProofError, verify_consistency
 from .files import ESCROW_ID
 from .held_schema import HELD_SCHEMA
+from .idempotency import IdempotencyHit, IdempotentWrite, StoredResponse
 from .models import (
     RECIPIENT_ACTIVE,
     SHARE_ACTIVE,
@@ -41,7 +41,6 @@ from .models import (
     SHARE_REVOKED,
     Enrolment,
     FetchOutcome,
-    LedgerFilter,
     LedgerRow,
     Recipient,
     RecipientExists,
@@ -414,7 +413,7 @@ class _Writer:
                 return
             try:
                 value = op(conn)
-            except BaseException as exc:  # noqa: BLE001 - handed to the awaiting caller
+            except BaseException as exc:
                 try:
                     conn.execute("ROLLBACK TO op")
                     conn.execute("RELEASE op")
@@ -581,7 +580,7 @@ def _stored_compact(conn: sqlite3.Connection, size: int) -> CompactRange:
         if size >> bit & 1:
             end = start + (1 << bit)
             h = _stored_leaf(conn, start) if end - start == 1 else _stored_subtree(conn, start, end)
-            assert h is not None  # noqa: S101 - _stored_subtree never returns None
+            assert h is not None
             hashes.append(h)
             start = end
     return CompactRange(size, hashes)
@@ -1112,7 +1111,7 @@ class SQLiteStore:
         async with self._reader.execute(
             "SELECT * FROM share_recipients WHERE share_id = ? ORDER BY recipient_id", (share_id,)
         ) as cur:
-            rrows = await cur.fetchall()
+            rrows = list(await cur.fetchall())
         return _share_from_rows(row, rrows)
 
     async def _shares(self, sql: str, args: Sequence[Any]) -> list[Share]:
@@ -1262,7 +1261,7 @@ class SQLiteStore:
             done = []
             for share_id in ids:
                 share = _load_share(conn, share_id)
-                assert share is not None  # noqa: S101 - selected in this transaction
+                assert share is not None
                 conn.execute(
                     "UPDATE share_recipients SET state = ? WHERE share_id = ? AND state = ?",
                     (SHARE_EXPIRED, share_id, SHARE_ACTIVE),
@@ -1285,40 +1284,6 @@ class SQLiteStore:
             return {(r[0], r[1]) for r in await cur.fetchall()}
 
     # -- ledger -----------------------------------------------------------------------------------
-
-    async def ledger_query(self, f: LedgerFilter) -> list[LedgerRow]:
-        sql = "SELECT l.idx, l.time, l.kind, l.entry, l.leaf_hash FROM ledger l"
-        where: list[str] = []
-        args: list[Any] = []
-        if f.subject is not None:
-            sql += " JOIN ledger_subjects ls ON ls.idx = l.idx AND ls.ref = ?"
-            args.append(f.subject)
-        if f.recipient is not None:
-            sql += " JOIN ledger_recipients lr ON lr.idx = l.idx AND lr.recipient_id = ?"
-            args.append(f.recipient)
-        for column, value in (
-            ("l.actor_sub", f.practitioner),
-            ("l.kind", f.kind),
-            ("l.decision", f.decision),
-        ):
-            if value is not None:
-                where.append(f"{column} = ?")
-                args.append(value)
-        if f.time_from is not None:
-            where.append("l.time >= ?")
-            args.append(f.time_from)
-        if f.time_to is not None:
-            where.append("l.time < ?")
-            args.append(f.time_to)
-        if f.before is not None:
-            where.append("l.idx < ?")
-            args.append(f.before)
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY l.idx DESC LIMIT ?"
-        args.append(f.limit)
-        async with self._reader.execute(sql, args) as cur:
-            return [LedgerRow(r[0], r[1], r[2], bytes(r[3]), bytes(r[4])) for r in await cur.fetchall()]
 
     async def checkpoint(self, sign: Callable[[int, bytes], bytes], now: str) -> tuple[int, bytes] | None:
         """Sign the current tree if it grew since the last checkpoint; (size, note) or None if unchanged.
@@ -1436,11 +1401,6 @@ class SQLiteStore:
     def _with_tree_reader(self, fn: Callable[[TreeReader], T]) -> T:
         with TreeReader(self.path) as reader:
             return fn(reader)
-
-    async def ledger_size(self) -> int:
-        async with self._reader.execute("SELECT coalesce(max(idx) + 1, 0) FROM ledger") as cur:
-            row = await cur.fetchone()
-        return int(row[0]) if row else 0
 
 
 def _claim_idempotency_key(conn: sqlite3.Connection, idem: IdempotentWrite, now: str) -> None:

@@ -92,7 +92,7 @@ def _handler(idp: IdP) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         timeout = 10
 
-        def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib signature
+        def log_message(self, format: str, *args: object) -> None:  # stdlib signature
             pass
 
         def _json(self, status: int, body: dict[str, Any]) -> None:
