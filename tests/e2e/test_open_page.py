@@ -18,6 +18,7 @@ from typing import Any
 import pyrage
 import pytest
 
+from tests.e2e.oidc_idp import IdP, serve_idp
 from tests.e2e.open_page import (
     Browsers,
     Person,
@@ -29,6 +30,7 @@ from tests.e2e.open_page import (
     wait_status,
 )
 from tests.e2e.recipient_fixtures import PASSPHRASE, RecipientGateway, recipient_gateway
+from tests.test_cli import serve
 
 HTML_ATTACHMENT = b"<!doctype html><script>document.title='ran'</script><h1>not rendered</h1>"
 SVG_ATTACHMENT = b'<svg xmlns="http://www.w3.org/2000/svg" onload="alert(1)"><circle r="4"/></svg>'
@@ -274,3 +276,65 @@ def test_keyboard_only(gw: RecipientGateway, browsers: Browsers, axe: str) -> No
     wait_status(page, "Recorded: the sender can see")
     assert_accessible(page, axe, "after keyboard-only acknowledgement")
     assert bob.problems == []
+
+
+@pytest.fixture(scope="module")
+def oidc_gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RecipientGateway, IdP]]:
+    """A gateway that trusts a real (tiny) OpenID provider on loopback, which lets the gateway's page call its
+    token endpoint (CORS, as an identity provider does for a single-page-app client)."""
+    tmp = tmp_path_factory.mktemp("open-page-oidc")
+    home = tmp / "home"
+    home.mkdir()
+    with serve_idp() as idp:
+        (home / "safeshare.toml").write_text(idp.toml())
+        with serve(home, tmp / "server.log") as url:
+            gw = RecipientGateway(home, url)
+            gw.tokens = {"practitioner": gw.token("pat", "practitioner"), "auditor": gw.token("audrey", "auditor")}
+            idp.cors_origin = url
+            yield gw, idp
+
+
+def test_sign_in_with_the_organisation_and_restore_a_key_backup(
+    oidc_gw: tuple[RecipientGateway, IdP], browsers: Browsers, axe: str, tmp_path: Path
+) -> None:
+    """Flow (c) with the organisation's identity provider (authorization code + PKCE, the page's own redirect),
+    following the notification link; the key comes from a backup made elsewhere (an age passphrase file)."""
+    gw, idp = oidc_gw
+    idp.sub, idp.roles = "olive", ("SafeShare.Recipient",)
+    identity = pyrage.x25519.Identity.generate()
+    gw.cli("recipient", "add", "olive", "--name", "Olive", "--org", "GP practice", "--email", "olive@example.org",
+           "--age-recipient", str(identity.to_public()))  # fmt: skip
+    backup = tmp_path / "safeshare-keys-olive.age"
+    backup.write_bytes(
+        pyrage.passphrase.encrypt(f"# public key: {identity.to_public()}\n{identity}\n".encode(), PASSPHRASE)
+    )
+    share_id = gw.share(["olive"], mail("For Olive", "Opened after signing in with the organisation."))
+
+    olive = browsers.person(gw.url)
+    page = olive.page
+    page.goto(f"/open/#/s/{share_id}")
+    page.wait_for_selector("#main[aria-busy=false]")
+    host = idp.url.split("//")[1]
+    page.get_by_role("button", name=f"Sign in with {host}").click()
+    page.wait_for_selector("#view-home:not([hidden])", timeout=30000)
+    assert "?code=" not in page.url  # the code left the address bar at once
+    [authorize] = idp.authorize_requests[-1:]
+    assert authorize["redirect_uri"] == f"{gw.url}/open/" and authorize["code_challenge_method"] == "S256"
+    assert idp.token_requests[-1]["code_verifier"] and "client_secret" not in idp.token_requests[-1]
+    assert "Signed in as olive" in page.locator("#who").inner_text()
+    assert_accessible(page, axe, "signed in with OIDC, no key here")
+
+    page.get_by_text("I have a key backup from before").click()
+    page.get_by_label("Key backup file (.age)").set_input_files(str(backup))
+    page.get_by_label("Passphrase of the backup").fill("the wrong passphrase here")
+    page.get_by_role("button", name="Restore my key").click()
+    assert "does not open this backup" in error_summary(page)
+    assert_accessible(page, axe, "restore with an error")
+    page.get_by_label("Passphrase of the backup").fill(PASSPHRASE)
+    page.get_by_role("button", name="Restore my key").click()
+    # The key is the active one already, so the share the link was for opens at once.
+    page.wait_for_selector("#message:not([hidden])", timeout=60000)
+    assert page.url.endswith(f"#/share/{share_id}")
+    page.wait_for_selector("#message-body[data-loaded]", timeout=15000)
+    assert "Opened after signing in" in page.frame_locator("#message-body").locator("body").inner_text()
+    assert olive.problems == []
