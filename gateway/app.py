@@ -18,7 +18,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
-from .api import decisions, inbox, ledger, notice, open_page, policies, recipients, shares, teams, transparency
+from .api import claims, decisions, inbox, ledger, notice, open_page, policies, recipients, shares, teams, transparency
 from .api.common import GATEWAY, PRINCIPAL, SIGNER, WITNESSES
 from .auth import AuthError, EmbeddedIssuer, TokenVerifier, bearer_token
 from .config import Settings
@@ -27,6 +27,7 @@ from .home import HomeKeys, init_home
 from .justification import PolicyRegistry
 from .ledger.checkpoint import NoteVerifier
 from .ledger.signer import LedgerSigner
+from .mail import mailer_from_settings
 from .service import Gateway
 from .store.sqlite import SQLiteStore
 
@@ -113,7 +114,12 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
 
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if request.path.startswith("/api/") and request.path not in PUBLIC_PATHS:
+    if (
+        request.path.startswith("/api/")
+        and request.path not in PUBLIC_PATHS
+        and request.path not in claims.PUBLIC_PATHS
+        and not request.path.startswith(claims.PUBLIC_PREFIX)
+    ):
         token = bearer_token(request.headers.get("Authorization"))
         request[PRINCIPAL] = await request.app[VERIFIER].verify(token)
     return await handler(request)
@@ -194,6 +200,7 @@ def create_app(settings: Settings, keys: HomeKeys | None = None) -> web.Applicat
     async def store_ctx(app: web.Application) -> AsyncIterator[None]:
         store = await SQLiteStore.open(settings.db_path)
         gw = Gateway(settings, store, policy_registry, keys.digest_key, signer)
+        gw.mailer = mailer_from_settings(settings)
         app[GATEWAY] = gw
         await gw.sweep_orphans()
         yield
@@ -243,7 +250,7 @@ def create_app(settings: Settings, keys: HomeKeys | None = None) -> web.Applicat
     app.cleanup_ctx.extend([verifier_ctx, store_ctx, checkpoint_ctx, expiry_ctx])
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/api/v1/openapi.json", openapi)
-    for module in (shares, inbox, decisions, policies, recipients, teams, ledger, transparency, notice):
+    for module in (shares, inbox, decisions, policies, recipients, teams, ledger, transparency, notice, claims):
         app.router.add_routes(module.routes)
     app.router.add_routes(open_page.routes)  # the recipient's web page, /open/
     return app

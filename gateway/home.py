@@ -13,6 +13,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from . import envelope
 from .auth import load_or_create_ed25519_key
 from .config import Settings
 
@@ -46,11 +47,27 @@ def _load_or_create_secret(path: Path, size: int = 32) -> bytes:
     return data
 
 
+def load_or_create_holding_identity(path: Path) -> envelope.X25519Identity:
+    """The holding key (an age identity file, 0600, created once with O_EXCL, never overwritten): envelopes
+    for addresses without a key are wrapped to it until the address is claimed and re-wrapped."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return envelope.parse_identities(path.read_text(encoding="ascii"))[0]
+    identity = envelope.X25519Identity.generate()
+    with os.fdopen(fd, "w", encoding="ascii") as fh:
+        fh.write(f"# SafeShare holding key: shares held for addresses without a key yet\n{identity}\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    return identity
+
+
 def init_home(settings: Settings) -> HomeKeys:
     """Create the home layout and keys if missing; return the keys."""
     settings.keys_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     settings.envelopes_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    load_or_create_holding_identity(settings.holding_key_path)
     return HomeKeys(
         token_key=load_or_create_ed25519_key(settings.token_key_path),
         ledger_key=load_or_create_ed25519_key(settings.ledger_key_path),

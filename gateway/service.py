@@ -14,7 +14,7 @@ import logging
 import re
 import secrets
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -24,11 +24,13 @@ from .auth import Principal
 from .config import Settings
 from .directory import RECIPIENT_ID_RE, DirectoryUseCases
 from .errors import ApiError, field_error, not_found
+from .holding import HoldingUseCases
 from .justification import Policy, PolicyRegistry, Problem
 from .justification import validate as validate_justification
 from .ledger import entry as ledger_entry
 from .ledger.signer import LedgerSigner
 from .store.files import ESCROW_ID, EnvelopeFiles
+from .store.held import insert_held
 from .store.models import (
     RECIPIENT_ACTIVE,
     SHARE_ACTIVE,
@@ -84,9 +86,13 @@ class PreparedShare:
     content_type: str
     expires_at: datetime
     max_downloads: int | None
+    #: Addresses without a key (issue 10): held for an e-mail claim, or opened with a passphrase.
+    held: tuple[str, ...] = ()
+    unenrolled: str | None = None
+    passphrase: str | None = field(default=None, repr=False)
 
 
-class Gateway(DirectoryUseCases):
+class Gateway(HoldingUseCases, DirectoryUseCases):
     """Sharing use cases; the directory's (recipients, teams, enrolment) come from DirectoryUseCases."""
 
     def __init__(
@@ -123,6 +129,22 @@ class Gateway(DirectoryUseCases):
             log.info("start-up sweep removed %d orphaned envelope file(s)", removed)
         return removed
 
+    # -- keys made after an e-mail claim (issue 10) ---------------------------------------------------
+
+    async def enrol(self, principal: Principal, age_recipient: Any) -> dict[str, Any]:
+        result = await super().enrol(principal, age_recipient)
+        if await self.after_enrol(principal):
+            result["enrolment"]["status"] = "approved"
+        return result
+
+    async def decide_enrolment(
+        self, actor: Mapping[str, Any], recipient_id: str, approve: bool, reason: str | None = None
+    ) -> dict[str, Any]:
+        result = await super().decide_enrolment(actor, recipient_id, approve, reason)
+        if approve:
+            await self.rewrap_held(recipient_id)  # held envelopes the address claimed become this key's
+        return result
+
     # -- justification ----------------------------------------------------------------------------
 
     def check_justification(self, draft: Any) -> tuple[Policy | None, list[Problem]]:
@@ -157,7 +179,15 @@ class Gateway(DirectoryUseCases):
         """Check everything about a share before a single payload byte is read."""
         if not isinstance(meta, dict):
             raise field_error("invalid_share", "share", "The share part must be a JSON object.", status=400)
-        allowed = {"recipients", "justification", "payload_content_type", "expires_in", "max_downloads"}
+        allowed = {
+            "recipients",
+            "justification",
+            "payload_content_type",
+            "expires_in",
+            "max_downloads",
+            "unenrolled",
+            "passphrase",
+        }
         unknown = sorted(set(meta) - allowed)
         if unknown:
             raise field_error("invalid_share", f"share.{unknown[0]}", f"Unknown field in share: {unknown[0][:64]!r}.")
@@ -173,7 +203,8 @@ class Gateway(DirectoryUseCases):
                 "share.justification.decision",
                 "A share needs a justification whose decision is 'share'; record other decisions at /api/v1/decisions.",
             )
-        recipients, via = await self._resolve_recipients(meta.get("recipients"))
+        ids, held, mode, passphrase = await self.split_addresses(meta)
+        recipients, via = await self._resolve_recipients(ids) if ids or not held else ([], [])
         content_type = meta.get("payload_content_type", "application/octet-stream")
         if not isinstance(content_type, str) or not CONTENT_TYPE_RE.match(content_type):
             raise field_error(
@@ -217,6 +248,9 @@ class Gateway(DirectoryUseCases):
             content_type=content_type,
             expires_at=self.now() + timedelta(seconds=expires_in),
             max_downloads=max_downloads,
+            held=tuple(held),
+            unenrolled=mode,
+            passphrase=passphrase,
         )
 
     async def _resolve_recipients(self, ids: Any) -> tuple[list[Recipient], list[str | None]]:
@@ -263,14 +297,19 @@ class Gateway(DirectoryUseCases):
         """Stream the payload into one age envelope per recipient, then store everything in one transaction."""
         limit = self.settings.limits.max_payload_bytes
         rids = [r.id for r in prepared.recipients]
-        keys = list(prepared.age_recipients)
+        keys: list[envelope.Recipient] = list(prepared.age_recipients)
+        held_keys = self.held_keys(prepared.held, prepared.unenrolled, prepared.passphrase)
+        for _, stem, key in held_keys:
+            rids.append(stem)
+            keys.append(key)
         if self.escrow is not None:
             rids.append(ESCROW_ID)
             keys.append(self.escrow)
         spool = await asyncio.to_thread(self.files.spool, rids)
         share_id = new_share_id()
         try:
-            encryptors = [envelope.Encryptor([k]) for k in keys]
+            # Off the event loop: a passphrase (scrypt) wrap costs about a second of CPU by design.
+            encryptors = await asyncio.to_thread(lambda: [envelope.Encryptor([k]) for k in keys])
             for rid, enc in zip(rids, encryptors, strict=True):
                 spool.write(rid, enc.header())
             mac = hmac.new(self._digest_key, digestmod=hashlib.sha256)
@@ -315,6 +354,9 @@ class Gateway(DirectoryUseCases):
                 sha, esize = spool.digest(r.id)
                 share_recipients.append(ShareRecipient(r.id, r.org, sha, esize, via_team=via))
             escrow_digest = spool.digest(ESCROW_ID) if self.escrow is not None else None
+            held_rows = self.held_rows(
+                share_id, prepared.held, prepared.unenrolled, {stem: spool.digest(stem) for _, stem, _ in held_keys}
+            )
             p = prepared.principal
             j = prepared.justification
             share = Share(
@@ -350,6 +392,17 @@ class Gateway(DirectoryUseCases):
                         **({"via": sr.via_team} if sr.via_team else {}),
                     }
                     for sr in share_recipients
+                ]
+                + [
+                    {
+                        "id": h.recipient_id,
+                        "org": h.address.rpartition("@")[2],
+                        "address": h.address,
+                        "mode": h.mode,
+                        "envelope_sha256": h.envelope_sha256,
+                        "envelope_size": h.envelope_size,
+                    }
+                    for h in held_rows
                 ],
                 payload={
                     "size": size,
@@ -367,7 +420,12 @@ class Gateway(DirectoryUseCases):
                 },
             )
 
-            index = await self.store.create_share(share, entry, before_commit=lambda: spool.place(share_id))
+            index = await self.store.create_share(
+                share,
+                entry,
+                before_commit=lambda: spool.place(share_id),
+                also=(lambda conn: insert_held(conn, held_rows)) if held_rows else None,
+            )
         except BaseException:
             # The share ID is new, so whatever exists under it was made by this request alone.
             await asyncio.to_thread(spool.discard)
@@ -384,9 +442,12 @@ class Gateway(DirectoryUseCases):
                     "envelope_sha256": sr.envelope_sha256,
                     "envelope_size": sr.envelope_size,
                     "via": sr.via_team,
+                    "recipient": r.id,
+                    "mode": "key",
                 }
                 for r, sr in zip(prepared.recipients, share_recipients, strict=True)
-            ],
+            ]
+            + [{**h.public(), "state": h.state} for h in held_rows],
             "expires_at": expires_at,
             "max_downloads": prepared.max_downloads,
             "payload_size": size,
@@ -509,6 +570,7 @@ class Gateway(DirectoryUseCases):
                 state=share.state,
             )
         await asyncio.to_thread(self.files.destroy, share.id, self._live_files(share))
+        await self.revoke_held(share.id)
         return {"share_id": share.id, "state": "revoked", "ledger_index": index}
 
     @staticmethod
@@ -517,6 +579,7 @@ class Gateway(DirectoryUseCases):
 
     async def expire_due(self) -> list[Share]:
         """Crypto-shred every share past its expiry: record `expire`, then delete the envelopes."""
+        await self.expire_held()
         now = self.now_str()
         done = await self.store.expire_due(
             now,

@@ -90,6 +90,11 @@ async def create_share(request: web.Request) -> web.Response:
     result = await gw.commit_share(prepared, chunks())
     base = gw.settings.public_url or f"{request.scheme}://{request.host}"
     result["notice_url"] = f"{base.rstrip('/')}/s/{result['share_id']}"
+    for r in result["recipients"]:
+        r["link"] = result["notice_url"]
+    if any(r["mode"] == "held" for r in result["recipients"]):
+        rows = (await gw.held.rows([result["share_id"]])).get(result["share_id"], [])
+        await gw.notify_held_addresses(result["share_id"], rows, result["notice_url"], p.org)
     return json_response(result, status=201)
 
 
@@ -165,7 +170,9 @@ async def list_sent(request: web.Request) -> web.Response:
     assert limit is not None  # noqa: S101 - has a default
     before = query_int(request, "cursor", None, 0, 2**62)
     shares = await gw.store.sent(p.sub, p.issuer, before, limit)
-    return json_response({"shares": [share_view(s) for s in shares], "next_cursor": page(shares, limit)})
+    held = await gw.held.rows([s.id for s in shares])
+    views = [{**share_view(s), "held": [h.public() for h in held.get(s.id, [])]} for s in shares]
+    return json_response({"shares": views, "next_cursor": page(shares, limit)})
 
 
 @routes.get("/api/v1/shares/{share_id}")
@@ -177,7 +184,9 @@ async def get_share(request: web.Request) -> web.Response:
     if share is None:
         raise not_found()
     if p.has("admin") or (p.has("practitioner") and gw.is_sender(p, share)):
-        return json_response(await with_justification(gw, share, share_view(share)))
+        held = (await gw.held.rows([share.id])).get(share.id, [])
+        view = {**share_view(share), "held": [h.public() for h in held]}
+        return json_response(await with_justification(gw, share, view))
     if p.has("recipient") and share.recipient(p.sub) is not None:
         return json_response(await with_justification(gw, share, share_view(share, for_recipient=p.sub)))
     raise not_found()

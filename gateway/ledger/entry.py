@@ -31,6 +31,21 @@ KIND_ENROLMENT_APPROVE = "enrolment_approve"
 KIND_ENROLMENT_REJECT = "enrolment_reject"
 KIND_TEAM_MEMBER_ADD = "team_member_add"
 KIND_TEAM_MEMBER_REMOVE = "team_member_remove"
+# Recipients without a key (issue 10): a share held for an address, claimed by e-mail code, re-wrapped.
+KIND_CLAIM_CODE_SENT = "claim_code_sent"
+KIND_CLAIM_CODE_ACCEPTED = "claim_code_accepted"
+KIND_CLAIM_CODE_REFUSED = "claim_code_refused"
+KIND_CLAIM_LOCKED = "claim_locked"
+KIND_REWRAPPED = "rewrapped"
+KIND_EXPIRED_UNCLAIMED = "expired_unclaimed"
+CLAIM_KINDS = (
+    KIND_CLAIM_CODE_SENT,
+    KIND_CLAIM_CODE_ACCEPTED,
+    KIND_CLAIM_CODE_REFUSED,
+    KIND_CLAIM_LOCKED,
+    KIND_REWRAPPED,
+    KIND_EXPIRED_UNCLAIMED,
+)
 DIRECTORY_KINDS = (
     KIND_RECIPIENT_ADD,
     KIND_RECIPIENT_DISABLE,
@@ -54,6 +69,7 @@ KINDS = (
     KIND_ENROLMENT_REJECT,
     KIND_TEAM_MEMBER_ADD,
     KIND_TEAM_MEMBER_REMOVE,
+    *CLAIM_KINDS,
 )
 
 
@@ -199,7 +215,7 @@ def share_event_entry(
     **details: Any,
 ) -> dict[str, Any]:
     """A later event on a share (fetch, revocation, expiry): points back at the share's own entry."""
-    if kind not in (KIND_FETCH, KIND_REVOKE, KIND_EXPIRE, KIND_ACKNOWLEDGE):
+    if kind not in (KIND_FETCH, KIND_REVOKE, KIND_EXPIRE, KIND_ACKNOWLEDGE, *CLAIM_KINDS):
         raise ValueError(f"not a share event kind: {kind}")
     return {
         "v": ENTRY_VERSION,

@@ -26,6 +26,7 @@ from ..ledger import merkle
 from ..ledger.entry import seal
 from ..ledger.merkle import CompactRange
 from .files import ESCROW_ID
+from .held_schema import HELD_SCHEMA
 from .models import (
     RECIPIENT_ACTIVE,
     SHARE_ACTIVE,
@@ -237,6 +238,8 @@ APPEND_ONLY_TABLES = (
     "ledger_orgs",
     "ledger_recipients",
 )
+
+SCHEMA += HELD_SCHEMA
 
 SCHEMA += "".join(
     f"CREATE TRIGGER IF NOT EXISTS {table}_no_{op.lower()} BEFORE {op} ON {table}\n"
@@ -768,7 +771,11 @@ class SQLiteStore:
     # -- shares -----------------------------------------------------------------------------------
 
     async def create_share(
-        self, share: Share, entry: Mapping[str, Any], before_commit: Callable[[], None] | None = None
+        self,
+        share: Share,
+        entry: Mapping[str, Any],
+        before_commit: Callable[[], None] | None = None,
+        also: Callable[[sqlite3.Connection], None] | None = None,
     ) -> int:
         """Insert the share, its recipients and its ledger entry in one transaction.
 
@@ -819,6 +826,8 @@ class SQLiteStore:
                     for r in share.recipients
                 ],
             )
+            if also is not None:  # more rows of the same share (held recipients), in the same transaction
+                also(conn)
             if before_commit is not None:
                 before_commit()
             return idx
@@ -998,7 +1007,8 @@ class SQLiteStore:
         """(share_id, recipient_id) of every envelope that should still exist on disk."""
         async with self._reader.execute(
             "SELECT share_id, recipient_id FROM share_recipients WHERE state = 'active'"
-            " UNION ALL SELECT id, ? FROM shares WHERE escrow_sha256 IS NOT NULL AND state IN ('active', 'exhausted')",
+            " UNION ALL SELECT id, ? FROM shares WHERE escrow_sha256 IS NOT NULL AND state IN ('active', 'exhausted')"
+            " UNION ALL SELECT share_id, envelope FROM held_recipients WHERE state IN ('held', 'claimed', 'active')",
             (ESCROW_ID,),
         ) as cur:
             return {(r[0], r[1]) for r in await cur.fetchall()}
