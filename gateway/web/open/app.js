@@ -24,6 +24,7 @@ import {
   policyLabels,
   recipientClient,
   SHARE_ID_RE,
+  sha256Hex,
   shareState,
   stateLabel,
 } from "./lib/recipient.js";
@@ -312,6 +313,10 @@ async function openWithPassphrase(ev, id, header) {
         : `The gateway refused to send the share (error ${resp.status}).${body?.message ? ` It said: ${body.message}` : ""}`);
     }
     const bytes = new Uint8Array(await resp.arrayBuffer());
+    const recorded = resp.headers.get("X-SafeShare-Envelope-SHA256");
+    if (recorded && recorded.toLowerCase() !== (await sha256Hex(bytes))) {
+      throw new Error("The encrypted copy that arrived is not the one the gateway recorded in its ledger, so it is not opened. Try again; if it happens again, tell the sender.");
+    }
     const full = new age.Decrypter();
     // The file key already unwrapped from the header above: the full decryption checks the header MAC with it
     // again, so scrypt is not run twice.
@@ -354,7 +359,7 @@ async function sendCode(ev, id) {
       const wait = Number(r.headers.get("Retry-After") ?? "0");
       throw new FieldError("claim-email", `Too many codes have been asked for. Try again in ${wait > 60 ? `${Math.ceil(wait / 60)} minutes` : "a minute"}`);
     }
-    if (r.status === 410) throw new Error("This share is no longer available: it has expired or been revoked.");
+    if (r.status === 410) throw new Error("This share can no longer be claimed with a code: it has been claimed already, has expired, or was withdrawn. If it was sent to you, sign in to open it.");
     if (r.status !== 202) throw new Error(`The gateway could not send a code (error ${r.status}).${r.body?.message ? ` It said: ${r.body.message}` : ""}`);
     $("code-form").hidden = false;
     $("claim-form").hidden = true;
@@ -383,7 +388,7 @@ async function verifyCode(ev, id) {
       $("claim-verify").disabled = true;
       throw new FieldError("claim-code", "Too many wrong codes: this code no longer works. Ask for a new code");
     }
-    if (r.status === 410) throw new Error("This share is no longer available: it has expired or been revoked.");
+    if (r.status === 410) throw new Error("This share can no longer be claimed with a code: it has been claimed already, has expired, or was withdrawn. If it was sent to you, sign in to open it.");
     if (r.body?.error === "code_invalid") {
       const left = r.body.attempts_left;
       throw new FieldError(
