@@ -24,7 +24,15 @@ import pyrage
 import pytest
 
 from tests.conftest import example, require_tool
-from tests.e2e.open_page import Browsers, assert_accessible, axe_source, error_summary, plain_chromium, wait_status
+from tests.e2e.open_page import (
+    Browsers,
+    assert_accessible,
+    axe_source,
+    error_summary,
+    plain_chromium,
+    tab_to,
+    wait_status,
+)
 from tests.e2e.recipient_fixtures import PASSPHRASE, RecipientGateway
 from tests.e2e.test_open_page import HTML_ATTACHMENT, PDF_ATTACHMENT, SVG_ATTACHMENT, downloads, mail
 from tests.smtp_sink import Sink, code_in
@@ -260,3 +268,25 @@ def test_too_many_wrong_codes_lock_the_claim(mgw: MailGateway, browsers: Browser
     assert page.locator("#view-home").is_hidden()
     assert any(e["share_id"] == share_id for e in mgw.ledger("claim_locked"))
     assert kim.problems == []
+
+
+def test_passphrase_share_by_keyboard_alone(mgw: MailGateway, browsers: Browsers, axe: str) -> None:
+    """From the notification link to the downloaded attachment with the keyboard alone."""
+    share_id = mgw.share("ward.sister@hospital.example", mail("Keyboard", "Opened by keyboard."),
+                         unenrolled="passphrase", passphrase=SHARE_PASSPHRASE)  # fmt: skip
+    kit = browsers.person(mgw.gw.url)
+    page = kit.page
+    page.goto(f"/s/{share_id}")
+    assert_accessible(page, axe, "notification page")
+    tab_to(page, "#open-here")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#pass-section:not([hidden])", timeout=30000)
+    tab_to(page, "#pass")
+    page.keyboard.type(SHARE_PASSPHRASE)
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#message:not([hidden])", timeout=60000)
+    tab_to(page, '#attachments a[download="referral.pdf"]')
+    with page.expect_download() as info:
+        page.keyboard.press("Enter")
+    assert Path(info.value.path()).read_bytes() == PDF_ATTACHMENT
+    assert kit.problems == []
