@@ -1,12 +1,16 @@
 """The recipient web page `/open/` as the gateway serves it: the strict Content-Security-Policy and other headers,
-Subresource Integrity on every script and style sheet (and every imported module), only the shipped files (no
-path tricks), the package data that ships them, the extension's recipient code reused byte for byte, the vendor
-bundles identical to a rebuild from the extension's lock file, and the notification link's hand-off."""
+Subresource Integrity on every script and style sheet (and every imported module, through the import map), only
+the shipped files (no path tricks), the package data that ships them, the extension's recipient code reused
+byte for byte, the vendor bundles identical to a rebuild from the extension's lock file, and the notification
+link's hand-off."""
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import fnmatch
+import hashlib
+import json
 import re
 import tomllib
 from pathlib import Path
@@ -35,9 +39,13 @@ async def test_page_is_served_with_a_strict_policy(api: Api) -> None:
     html = await r.text()
     assert "only as trustworthy as" in html
     csp = directives(r.headers["Content-Security-Policy"])
+    # The one inline script is the import map (module hashes), allowed by its own hash and nothing else.
+    [import_map] = re.findall(r'<script type="importmap">(.*?)</script>', html, re.DOTALL)
+    map_hash = base64.b64encode(hashlib.sha256(import_map.encode()).digest()).decode()
+    assert set(json.loads(import_map)) == {"integrity"}
     assert csp == {
         "default-src": "'none'",
-        "script-src": "'self'",
+        "script-src": f"'self' 'sha256-{map_hash}'",
         "style-src": "'self'",
         "img-src": "'self' data: blob:",
         "connect-src": "'self'",
@@ -49,8 +57,8 @@ async def test_page_is_served_with_a_strict_policy(api: Api) -> None:
     assert r.headers["X-Frame-Options"] == "DENY"
     assert r.headers["X-Content-Type-Options"] == "nosniff"
     assert r.headers["Referrer-Policy"] == "no-referrer"
-    # No inline code of any kind: every script has a src, no event-handler attributes, no style attributes.
-    assert re.search(r"<script(?![^>]*\bsrc=)[^>]*>", html) is None
+    # No other inline code: every other script has a src, no event-handler attributes, no style attributes.
+    assert re.findall(r"<script(?![^>]*\bsrc=)[^>]*>", html) == ['<script type="importmap">']
     assert re.search(r"\son[a-z]+=", html) is None
     assert re.search(r"\sstyle=", html) is None
     assert "<style" not in html
@@ -96,18 +104,19 @@ async def test_token_endpoints_of_sign_in_services_are_the_only_other_connection
     r = await client.get("/open/")
     csp = directives(r.headers["Content-Security-Policy"])
     assert csp["connect-src"] == "'self' https://tokens.example:8443"
-    assert csp["script-src"] == "'self'"
+    assert csp["script-src"].startswith("'self' 'sha256-") and csp["script-src"].count(" ") == 1
 
 
 def test_every_script_style_and_module_carries_the_right_integrity() -> None:
     files = load_site("open")
     assert sri_problems(files) == [], "run `python -m gateway.web` after changing the page's files"
-    # Every module the page loads, and each reused file, is preloaded with its hash.
+    # Every module the page loads, and each reused file, is in the import map with its hash.
     html = files["index.html"].body.decode()
     graph = module_graph(files, "app.js")
     assert {"lib/keyring.js", "lib/mail-view.js", "vendor/age.js", "vendor/purify.js", "keystore.js"} <= set(graph)
-    for module in graph:
-        assert f'href="{module}" integrity="{sri(files[module].body)}"' in html or module == "app.js"
+    integrity = json.loads(re.findall(r'<script type="importmap">(.*?)</script>', html, re.DOTALL)[0])["integrity"]
+    assert integrity == {f"./{m}": sri(files[m].body) for m in graph[1:]}
+    assert f'src="app.js" integrity="{sri(files["app.js"].body)}"' in html
     # The check is not a formality: one changed byte in any module is caught.
     for victim in ("vendor/purify.js", "open.css", "app.js"):
         tampered = dict(files)

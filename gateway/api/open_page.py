@@ -1,9 +1,10 @@
 """The recipient's web page, `/open/`: open a share in any browser, no extension needed.
 
 Static files shipped in the package (`gateway/web/open/`), served from memory with a strict
-Content-Security-Policy: scripts and styles only from this origin (each named with Subresource Integrity),
-no inline code, API calls only to this origin (and the token endpoints of the configured sign-in services,
-which the OAuth authorization-code exchange must reach), never framed. All decryption happens in the page.
+Content-Security-Policy: scripts and styles only from this origin, each with Subresource Integrity (imported
+modules through the page's import map, the one inline script, allowed by its hash alone), API calls only to
+this origin (and the token endpoints of the configured sign-in services, which the OAuth authorization-code
+exchange must reach), never framed. All decryption happens in the page.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from aiohttp import web
 
 from ..config import Settings
 from ..errors import not_found
-from ..web import StaticFile, load_site
+from ..web import StaticFile, inline_script_hashes, load_site
 from .common import gateway
 
 routes = web.RouteTableDef()
@@ -33,7 +34,7 @@ def content_security_policy(settings: Settings) -> str:
     return "; ".join(
         [
             "default-src 'none'",
-            "script-src 'self'",
+            " ".join(["script-src 'self'", *_import_map_hashes()]),
             "style-src 'self'",
             "img-src 'self' data: blob:",
             f"connect-src {' '.join(connect)}",
@@ -49,6 +50,15 @@ def content_security_policy(settings: Settings) -> str:
 def _site() -> dict[str, StaticFile]:
     """The page's files, read from the package once."""
     return load_site("open")
+
+
+@functools.cache
+def _import_map_hashes() -> tuple[str, ...]:
+    """The hash sources of the pages' import maps (their only inline scripts)."""
+    site = _site()
+    return tuple(
+        h for path in sorted(site) if path.endswith(".html") for h in inline_script_hashes(site[path].body.decode())
+    )
 
 
 def _serve(request: web.Request, path: str) -> web.Response:

@@ -1,16 +1,21 @@
 """Pages the gateway serves itself: static files shipped as package data (`gateway/web/<site>/`).
 
 Pure apart from reading the package's own files: the set of files a site has, their content types, and the
-Subresource Integrity check that every script and style sheet a page names carries the right hash.
+Subresource Integrity check that every script and style sheet a page names carries the right hash — and that
+every ES module its scripts import is listed with its hash in the page's import map (`"integrity"`), which is
+what makes the browser check imported modules too (`<link rel=modulepreload integrity>` does not: Chromium
+fetches the module again without it when the preload fails). The import map is the only inline script; the
+gateway allows exactly it by its hash in the Content-Security-Policy (`inline_script_hashes`).
 
-`python -m gateway.web` rewrites the integrity attributes of every page after its files changed (the test
-`tests/test_open_page.py` fails until it has been run).
+`python -m gateway.web` rewrites the integrity attributes and import maps of every page after its files
+changed (the test `tests/test_open_page.py` fails until it has been run).
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import re
 from dataclasses import dataclass
 from importlib import resources
@@ -28,6 +33,8 @@ CONTENT_TYPES = {
 #: `<script src=… integrity=…>`, `<link href=… integrity=…>` (stylesheet or modulepreload), in either order.
 _TAG = re.compile(r"<(script|link)\b([^>]*)>", re.IGNORECASE)
 _ATTR = re.compile(r'\b(src|href|integrity|rel)="([^"]*)"', re.IGNORECASE)
+#: The page's import map (the one inline script allowed, by its hash).
+_IMPORTMAP = re.compile(r'(<script type="importmap">)(.*?)(</script>)', re.DOTALL)
 #: Static `import … from "./x.js"` / `export … from "./x.js"` / `import "./x.js"` in an ES module.
 _IMPORT = re.compile(r'^\s*(?:import|export)\b[^;"\']*?(?:from\s*)?["\'](\.{1,2}/[^"\']+)["\']', re.MULTILINE)
 
@@ -52,6 +59,15 @@ def _walk(node: Traversable, prefix: str = "") -> dict[str, Traversable]:
         elif Path(child.name).suffix in CONTENT_TYPES and not child.name.startswith("."):
             out[name] = child
     return out
+
+
+def load_folder(folder: Path) -> dict[str, StaticFile]:
+    """The servable files of a folder on disk (what load_site reads from the installed package)."""
+    return {
+        p.relative_to(folder).as_posix(): StaticFile(p.read_bytes(), CONTENT_TYPES[p.suffix])
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and p.suffix in CONTENT_TYPES and not p.name.startswith(".")
+    }
 
 
 def load_site(name: str) -> dict[str, StaticFile]:
@@ -87,23 +103,55 @@ def module_graph(files: dict[str, StaticFile], entry: str) -> list[str]:
     return seen
 
 
+def inline_script_hashes(html: str) -> list[str]:
+    """CSP hash sources ('sha256-…') of the page's import maps, its only inline scripts."""
+    return [
+        "'sha256-" + base64.b64encode(hashlib.sha256(m.group(2).encode()).digest()).decode() + "'"
+        for m in _IMPORTMAP.finditer(html)
+    ]
+
+
+def _import_map_integrity(html: str) -> dict[str, str]:
+    maps = [m.group(2) for m in _IMPORTMAP.finditer(html)]
+    if len(maps) != 1:
+        return {}
+    try:
+        value = json.loads(maps[0]).get("integrity", {})
+    except (ValueError, AttributeError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _import_map(page: str, files: dict[str, StaticFile], entries: list[str]) -> str:
+    """The import map text for a page whose module scripts are `entries`: every imported module's hash."""
+    base = "/".join(page.split("/")[:-1])
+    integrity = {}
+    for entry in entries:
+        for module in module_graph(files, entry)[1:]:
+            rel = module[len(base) + 1 :] if base else module
+            integrity[f"./{rel}"] = sri(files[module].body)
+    return json.dumps({"integrity": dict(sorted(integrity.items()))}, indent=2)
+
+
 def sri_problems(files: dict[str, StaticFile]) -> list[str]:
     """What is wrong with Subresource Integrity in the site's pages (empty when all is right).
 
     Every script and style sheet a page names must carry the file's SHA-384; every module a page's scripts
-    import must be named by a `<link rel="modulepreload" integrity=…>` (that is how module imports get SRI:
-    the preloaded, checked copy is the one the import uses)."""
+    import, directly or not, must be in the page's import map `"integrity"` with its SHA-384."""
     problems: list[str] = []
     for page, f in sorted(files.items()):
         if not page.endswith(".html"):
             continue
         html = f.body.decode()
+        mapped = _import_map_integrity(html)
         checked: set[str] = set()
         entries: list[str] = []
         for tag, attrs_text in _TAG.findall(html):
             attrs = {k.lower(): v for k, v in _ATTR.findall(attrs_text)}
             ref = attrs.get("src") if tag.lower() == "script" else attrs.get("href")
             if ref is None:
+                if tag.lower() == "script" and 'type="importmap"' in attrs_text:
+                    continue
                 problems.append(f"{page}: a <{tag}> without a file (inline code is not allowed)")
                 continue
             target = _resolve(page, ref)
@@ -116,10 +164,12 @@ def sri_problems(files: dict[str, StaticFile]) -> list[str]:
             checked.add(target)
             if tag.lower() == "script":
                 entries.append(target)
+        base = "/".join(page.split("/")[:-1])
         for entry in entries:
             for module in module_graph(files, entry)[1:]:
-                if module not in checked:
-                    problems.append(f"{page}: {module} (imported by {entry}) has no modulepreload with integrity")
+                rel = module[len(base) + 1 :] if base else module
+                if mapped.get(f"./{rel}") != sri(files[module].body):
+                    problems.append(f"{page}: {module} (imported by {entry}) is not in the import map with its hash")
     return problems
 
 
@@ -147,6 +197,18 @@ def write_integrity(folder: Path) -> list[str]:
             return f"<{tag}{attrs_text}>"
 
         new = _TAG.sub(fix, html)
+        files = load_folder(folder)
+        entries = []
+        for tag, attrs_text in _TAG.findall(new):
+            attrs = {k.lower(): v for k, v in _ATTR.findall(attrs_text)}
+            if tag.lower() == "script" and attrs.get("src"):
+                entries.append(_resolve(rel, attrs["src"]))
+        import_map = _import_map(rel, files, entries)
+
+        def put_map(m: re.Match[str], text: str = import_map) -> str:
+            return m.group(1) + text + m.group(3)
+
+        new = _IMPORTMAP.sub(put_map, new)
         if new != html:
             page.write_text(new)
             changed.append(rel)

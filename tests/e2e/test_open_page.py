@@ -30,7 +30,7 @@ from tests.e2e.open_page import (
     wait_status,
 )
 from tests.e2e.recipient_fixtures import PASSPHRASE, RecipientGateway, recipient_gateway
-from tests.test_cli import serve
+from tests.test_cli import call, serve
 
 HTML_ATTACHMENT = b"<!doctype html><script>document.title='ran'</script><h1>not rendered</h1>"
 SVG_ATTACHMENT = b'<svg xmlns="http://www.w3.org/2000/svg" onload="alert(1)"><circle r="4"/></svg>'
@@ -338,3 +338,29 @@ def test_sign_in_with_the_organisation_and_restore_a_key_backup(
     page.wait_for_selector("#message-body[data-loaded]", timeout=15000)
     assert "Opened after signing in" in page.frame_locator("#message-body").locator("body").inner_text()
     assert olive.problems == []
+
+
+@pytest.mark.parametrize("victim", ["vendor/purify.js", "app.js"])
+def test_a_changed_module_is_refused_by_subresource_integrity(
+    victim: str, browsers: Browsers, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A gateway serving a page whose module (imported or the entry script) differs from the hash in the page:
+    the browser refuses it and the page does not start: the import map's integrity covers imported modules too."""
+    import shutil
+
+    copy = tmp_path / "src"
+    shutil.copytree(Path(__file__).resolve().parents[2] / "gateway", copy / "gateway")
+    target = copy / "gateway" / "web" / "open" / victim
+    target.write_bytes(target.read_bytes() + b"\n// changed after the page was made\n")
+    monkeypatch.setenv("PYTHONPATH", str(copy))
+    monkeypatch.chdir(copy)  # `python -m` puts the working directory first on the import path
+    with serve(tmp_path / "home", tmp_path / "server.log") as url:
+        status, served = call(f"{url}/open/{victim}")
+        assert status == 200 and served == target.read_bytes()  # the changed copy is what is served
+        person = browsers.person(url)
+        page = person.page
+        page.goto("/open/")
+        page.wait_for_timeout(1500)
+        assert page.locator("#main").get_attribute("aria-busy") == "true"  # the app never ran
+        assert page.locator("#view-start").is_hidden()
+        assert any("integrity" in p.lower() for p in person.problems), person.problems
