@@ -79,11 +79,13 @@ def smtp_sink() -> Iterator[tuple[Sink, str]]:
         controller.stop()
 
 
-@pytest.fixture(scope="module")
-def mgw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MailGateway]:
-    tmp = tmp_path_factory.mktemp("open-page-claims")
+@contextmanager
+def mail_gateway(tmp: Path, toml: str = "") -> Iterator[MailGateway]:
+    """A real `safeshare serve` whose mail goes to a real SMTP server on loopback (SAFESHARE_SMTP_URL)."""
     home = tmp / "home"
     home.mkdir()
+    if toml:
+        (home / "safeshare.toml").write_text(toml)
     with smtp_sink() as (sink, smtp_url):
         before = os.environ.get("SAFESHARE_SMTP_URL")
         os.environ["SAFESHARE_SMTP_URL"] = smtp_url  # `serve` reads it at start
@@ -97,6 +99,12 @@ def mgw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MailGateway]:
                 os.environ.pop("SAFESHARE_SMTP_URL", None)
             else:
                 os.environ["SAFESHARE_SMTP_URL"] = before
+
+
+@pytest.fixture(scope="module")
+def mgw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MailGateway]:
+    with mail_gateway(tmp_path_factory.mktemp("open-page-claims")) as m:
+        yield m
 
 
 @pytest.fixture(scope="module")
@@ -290,3 +298,36 @@ def test_passphrase_share_by_keyboard_alone(mgw: MailGateway, browsers: Browsers
         page.keyboard.press("Enter")
     assert Path(info.value.path()).read_bytes() == PDF_ATTACHMENT
     assert kit.problems == []
+
+
+def test_claimed_key_waits_for_approval_where_the_organisation_requires_it(
+    browsers: Browsers, axe: str, tmp_path: Path
+) -> None:
+    with mail_gateway(tmp_path, "claim_requires_approval = true\n") as m:
+        address = "out.of.area@council.example"
+        share_id = m.share(address, mail("After approval", "Opened once an administrator approved the key."),
+                           unenrolled="verify")  # fmt: skip
+        ana = browsers.person(m.gw.url)
+        page = ana.page
+        page.goto(f"/open/#/s/{share_id}")
+        page.wait_for_selector("#claim-section:not([hidden])", timeout=30000)
+        claim_start(page, address)
+        enter_code(page, code_in(m.sink.wait_for(address)))
+        page.wait_for_selector("#view-home:not([hidden])", timeout=30000)
+        page.get_by_label("Choose a passphrase").fill(PASSPHRASE)
+        page.get_by_label("Type the passphrase again").fill(PASSPHRASE)
+        page.get_by_role("button", name="Create my key").click()
+        page.wait_for_selector('#key-state[data-state="pending"]', timeout=60000)
+        assert page.locator("#inbox-empty").is_visible()  # still held: nothing to open yet
+        assert_accessible(page, axe, "claimed key waiting for approval")
+        rid = page.evaluate("() => JSON.parse(atob(sessionStorage.getItem('safeshare-open-token').split('.')[1]"
+                            ".replace(/-/g, '+').replace(/_/g, '/'))).sub")  # fmt: skip
+        assert rid in m.gw.cli("recipient", "pending")
+        m.gw.cli("recipient", "approve", rid)
+        page.get_by_role("button", name="Check approval again").click()
+        page.wait_for_selector("#message:not([hidden])", timeout=60000)
+        page.wait_for_selector("#message-body[data-loaded]", timeout=15000)
+        assert (
+            "Opened once an administrator approved" in page.frame_locator("#message-body").locator("body").inner_text()
+        )
+        assert ana.problems == []
