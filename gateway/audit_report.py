@@ -36,7 +36,15 @@ KIND_TITLES = {
     "revoke": "Share revoked",
     "expire": "Envelopes destroyed",
     "acknowledge": "Receipt acknowledged",
+    # Recipients without a key (issue 10).
+    "claim_code_sent": "One-time code sent",
+    "claim_code_accepted": "One-time code accepted",
+    "claim_code_refused": "Wrong one-time code",
+    "claim_locked": "Claim locked (too many wrong codes)",
+    "rewrapped": "Held envelope re-wrapped to the recipient's key",
+    "expired_unclaimed": "Held envelopes destroyed, unclaimed",
 }
+CLAIM_DETAILS = ("attempts_left", "code_expires_at", "old_envelope_sha256", "envelope_sha256", "reason")
 
 
 def _b64(data: bytes) -> str:
@@ -72,6 +80,7 @@ def _event(row: LedgerRow, proofs: Mapping[int, str | None], covered: int | None
     if row.kind == "share":
         event["recipients"] = [
             {k: r.get(k) for k in ("id", "org", "envelope_sha256", "envelope_size")}
+            | {k: r[k] for k in ("address", "mode") if k in r}  # an address without a key (issue 10)
             for r in entry.get("recipients") or []
         ]
         payload = entry.get("payload") or {}
@@ -91,6 +100,10 @@ def _event(row: LedgerRow, proofs: Mapping[int, str | None], covered: int | None
         event["recipients"] = [{k: r.get(k) for k in ("id", "org")} for r in entry.get("recipients") or []]
         event["note"] = entry.get("note")
         event["share_index"] = entry.get("share_index")
+    elif row.kind in KIND_TITLES:  # the steps of an address without a key
+        event["recipients"] = [{k: r.get(k) for k in ("id", "org", "address")} for r in entry.get("recipients") or []]
+        event["share_index"] = entry.get("share_index")
+        event.update({k: entry[k] for k in CLAIM_DETAILS if k in entry})
     if covered is None or row.index >= covered:
         event["inclusion_verified"] = None
         event["inclusion_error"] = why_unchecked if covered is None else "not yet covered by the checkpoint"
@@ -290,6 +303,11 @@ def _event_html(e: Mapping[str, Any]) -> str:
         rows.append(("Envelopes destroyed for", _value([r.get("id") for r in e.get("recipients") or []])))
     elif kind == "acknowledge":
         rows.append(("Note to the sender", _e(e.get("note"))))
+    elif kind in KIND_TITLES:  # the steps of an address without a key (never a code or a passphrase)
+        rows.append(("Address", _value([r.get("address") for r in e.get("recipients") or []])))
+        for key in CLAIM_DETAILS:
+            if key in e:
+                rows.append((key.replace("_", " ").capitalize(), _e(e[key])))
     rows.append(("Ledger leaf hash", f"<span class=hash>{_e(e.get('leaf_hash'))}</span>"))
     rows.append(("Proof", _proof(e)))
     body = "".join(f"<dt>{_e(k)}</dt><dd>{v}</dd>" for k, v in rows)

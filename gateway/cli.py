@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import dataclasses
 import json
 import logging
 import mimetypes
@@ -45,6 +46,7 @@ from .ledger.merkle import CompactRange
 from .ledger.signer import LedgerSigner
 from .ledger.verify import verify_ledger, verify_remote
 from .ledger.witness import Witness, WitnessRefusal
+from .mail import parse_smtp_url
 from .service import Gateway
 from .store.models import Recipient
 from .store.sqlite import SQLiteStore, create_schema
@@ -216,6 +218,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     settings = _settings(args)
+    if settings.smtp_url:
+        try:
+            parse_smtp_url(settings.smtp_url)
+        except ValueError as exc:
+            _err(str(exc))  # never the URL itself: it may carry the relay's password
+            return 2
+    if args.dev and not settings.smtp_url:
+        settings = dataclasses.replace(settings, dev_mail=True)  # no relay: print the e-mail it would send
     keys = init_home(settings)
     create_schema(settings.db_path)
     if args.dev:
@@ -257,7 +267,10 @@ def _print_dev_banner(settings: Settings, host: str, port: int) -> None:
         # The recipient's token carries the claims enrolment takes identity from, so the extension's
         # "Set up receiving" works with it as printed (its approval then rotates the demo recipient's key).
         claims = {"org": org, "email": email, "name": name} if role == "recipient" else {"org": "dev-org"}
-        lines.append(f"  {role:<13} {issuer.issue(sub, [role], ttl=DEV_TOKEN_TTL, **claims)}")
+        issued = issuer.issue(
+            sub, [role], org=claims["org"], ttl=DEV_TOKEN_TTL, email=claims.get("email"), name=claims.get("name")
+        )
+        lines.append(f"  {role:<13} {issued}")
     lines += [
         f"  demo recipient '{DEMO_RECIPIENT}', identity file {identity_path}",
         f"  API description: {url}/api/v1/openapi.json    health: {url}/healthz",
@@ -397,6 +410,16 @@ def cmd_share(args: argparse.Namespace) -> int:
         meta["expires_in"] = args.expires_in
     if args.max_downloads is not None:
         meta["max_downloads"] = args.max_downloads
+    if args.unenrolled is not None:
+        meta["unenrolled"] = args.unenrolled
+        if args.unenrolled == "passphrase":
+            passphrase = _read_passphrase(args.passphrase_file)
+            if passphrase is None:
+                return 2
+            meta["passphrase"] = passphrase
+    elif args.passphrase_file:
+        _err("--passphrase-file needs --unenrolled passphrase")
+        return 2
     try:
         size = os.path.getsize(args.payload)
     except OSError as exc:
@@ -436,6 +459,30 @@ def cmd_share(args: argparse.Namespace) -> int:
         return 1
     print(json.dumps(result[1], indent=2))
     return 0
+
+
+def _read_passphrase(path: str | None) -> str | None:
+    """From a file (its first line), or prompted twice without echo on a terminal; never from the command line."""
+    if path:
+        try:
+            lines = Path(path).read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            _err(f"cannot read the passphrase file {path}: {type(exc).__name__}")
+            return None
+        if not lines or not lines[0]:
+            _err(f"the passphrase file {path} is empty")
+            return None
+        return lines[0]
+    if not sys.stdin.isatty():
+        _err("--unenrolled passphrase needs --passphrase-file FILE when not run from a terminal")
+        return None
+    import getpass
+
+    first = getpass.getpass("Passphrase for the recipient (tell it to them by phone): ")
+    if getpass.getpass("Repeat the passphrase: ") != first:
+        _err("the passphrases differ")
+        return None
+    return first
 
 
 def cmd_decide(args: argparse.Namespace) -> int:
@@ -738,7 +785,20 @@ def build_parser() -> argparse.ArgumentParser:
     sh = sub.add_parser("share", help="share a file with recipients, with a golden-rules justification")
     sh.add_argument("--gateway", required=True, help="gateway base URL, e.g. http://127.0.0.1:8080")
     sh.add_argument("--token", required=True, help="your practitioner token")
-    sh.add_argument("--to", action="append", required=True, metavar="RECIPIENT_ID", help="repeat for each recipient")
+    sh.add_argument(
+        "--to",
+        action="append",
+        required=True,
+        metavar="RECIPIENT_ID|ADDRESS",
+        help="repeat for each recipient: a directory ID, or an e-mail address",
+    )
+    sh.add_argument(
+        "--unenrolled",
+        choices=("verify", "passphrase"),
+        help="for addresses with no key: hold the share until they prove the address by e-mailed code (verify), "
+        "or encrypt it to a passphrase you tell them by another channel (passphrase)",
+    )
+    sh.add_argument("--passphrase-file", help="with --unenrolled passphrase: read it from this file (else prompted)")
     sh.add_argument("--justification", required=True, help="justification JSON file (decision: share)")
     sh.add_argument("--content-type", default="application/octet-stream", help="the payload's media type")
     sh.add_argument("--expires-in", type=int, help="seconds until the envelopes are destroyed")

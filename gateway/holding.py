@@ -19,6 +19,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from aiohttp import web
+
 from . import claims, envelope
 from .auth import EmbeddedIssuer, Principal
 from .config import Settings
@@ -60,9 +62,18 @@ class SlidingWindow:
         return None
 
 
+class RateLimited(ApiError):
+    """429 with a Retry-After header as well as `retry_after` in the body."""
+
+    def response(self) -> web.Response:
+        resp = super().response()
+        resp.headers["Retry-After"] = str(self.details["retry_after"])
+        return resp
+
+
 def rate_limited(retry_after: float) -> ApiError:
     seconds = max(1, int(retry_after + 0.999))
-    return ApiError(429, "rate_limited", f"Too many requests; try again in {seconds} seconds.", retry_after=seconds)
+    return RateLimited(429, "rate_limited", f"Too many requests; try again in {seconds} seconds.", retry_after=seconds)
 
 
 class HoldingUseCases:
@@ -119,7 +130,12 @@ class HoldingUseCases:
         entries = meta.get("recipients")
         mode = meta.get("unenrolled")
         passphrase = meta.get("passphrase")
-        if not isinstance(entries, list) or not all(isinstance(i, str) for i in entries):
+        if (
+            not isinstance(entries, list)
+            or not entries
+            or len(entries) > self.settings.limits.max_recipients
+            or not all(isinstance(i, str) for i in entries)
+        ):
             return entries, [], None, None  # type: ignore[return-value]  # _resolve_recipients refuses it
         ids: list[str] = []
         addresses: list[str] = []

@@ -21,7 +21,7 @@ from gateway.home import HomeKeys
 
 from .age_tty import age_with_passphrase
 from .conftest import Api, require_tool
-from .smtp_sink import Sink, code_in, smtp  # noqa: F401 - fixture
+from .smtp_sink import code_in, smtp  # noqa: F401 - the fixture
 
 ADDR = "Jo.Bloggs@School.Example.org"
 ADDR_N = ADDR.lower()
@@ -29,7 +29,7 @@ PASS = "kettle ninety lantern orchard"
 
 
 @pytest.fixture
-async def mapi(aiohttp_client: Any, settings: Settings, keys: HomeKeys, token: Callable[..., str], smtp: Any) -> Any:
+async def mapi(aiohttp_client: Any, settings: Settings, keys: HomeKeys, token: Callable[..., str], smtp: Any) -> Any:  # noqa: F811 - the imported fixture
     sink, url = smtp
     client = await aiohttp_client(create_app(dataclasses.replace(settings, smtp_url=url), keys))
     return Api(client, token), sink
@@ -106,7 +106,9 @@ async def test_held_share_claimed_end_to_end(mapi: Any, justification_copy: Any,
     assert env[len(new_header) :] == held_bytes[len(held_header) :]  # payload bytes untouched by the re-wrap
     (tmp_path / "key").write_text(str(key))
     age = require_tool("age")
-    done = subprocess.run([age, "-d", "-i", str(tmp_path / "key")], input=env, capture_output=True, check=False)  # noqa: S603
+    done = subprocess.run(  # noqa: S603, ASYNC221 - a short local decryption in a test
+        [age, "-d", "-i", str(tmp_path / "key")], input=env, capture_output=True, check=False
+    )
     assert done.returncode == 0 and done.stdout == payload
 
     entries = await api.ledger(subject=j["subjects"][0]["ref"])
@@ -118,6 +120,16 @@ async def test_held_share_claimed_end_to_end(mapi: Any, justification_copy: Any,
     assert code not in as_text.replace(share_id, "")
     rewrapped = next(e for e in entries if e["kind"] == "rewrapped")["entry"]
     assert rewrapped["envelope_sha256"] != rewrapped["old_envelope_sha256"]
+
+    # The subject report shows every step (the address, never the code).
+    r = await api.client.get(
+        "/api/v1/ledger/report",
+        params={"subject": j["subjects"][0]["ref"], "format": "html"},
+        headers=api.auth("audrey", "auditor"),
+    )
+    report = await r.text()
+    assert r.status == 200 and "One-time code sent" in report and "re-wrapped to the recipient" in report
+    assert ADDR_N in report and code not in report.replace(share_id, "")
 
     # The sender's view shows the held recipient and the recipient the envelope now belongs to.
     r = await api.client.get(f"/api/v1/shares/{share_id}", headers=api.auth("pat", "practitioner"))
@@ -164,7 +176,7 @@ async def test_code_requests_are_rate_limited(mapi: Any, justification_copy: Any
         assert (await start(api, share_id, ADDR)).status == 202
     r = await start(api, share_id, ADDR)
     assert r.status == 429 and (await r.json())["error"] == "rate_limited"
-    assert int(r.headers.get("Retry-After", (await r.json())["retry_after"])) > 0
+    assert int(r.headers["Retry-After"]) == (await r.json())["retry_after"] > 0
     assert len(sink.sent_to(ADDR_N)) == 3
     # The newest code works; the older ones were superseded.
     codes = [code_in(m) for m in sink.sent_to(ADDR_N)]
@@ -254,3 +266,105 @@ async def test_verify_mode_needs_a_mail_relay(api: Api, justification_copy: Any)
     r = await api.share(b"x", [ADDR], justification_copy(), unenrolled="verify")
     body = await r.json()
     assert r.status == 422 and body["error"] == "mail_not_configured" and body["field"] == "unenrolled"
+
+
+async def test_claimed_key_waits_for_approval_when_required(
+    aiohttp_client: Any,
+    settings: Settings,
+    keys: HomeKeys,
+    token: Callable[..., str],
+    smtp: Any,  # noqa: F811 - the imported fixture
+    justification_copy: Any,
+) -> None:
+    sink, url = smtp
+    client = await aiohttp_client(
+        create_app(dataclasses.replace(settings, smtp_url=url, claim_requires_approval=True), keys)
+    )
+    api = Api(client, token)
+    share_id = (await (await api.share(b"wait for it", [ADDR], justification_copy(), unenrolled="verify")).json())[
+        "share_id"
+    ]
+    await start(api, share_id, ADDR)
+    claim = await (await verify(api, share_id, ADDR, code_in(sink.wait_for(ADDR_N)))).json()
+    auth = {"Authorization": f"Bearer {claim['token']}"}
+    key = pyrage.x25519.Identity.generate()
+    r = await client.post("/api/v1/recipients/enrol", json={"age_recipient": str(key.to_public())}, headers=auth)
+    assert (await r.json())["enrolment"]["status"] == "pending"
+    assert (await (await client.get("/api/v1/inbox", headers=auth)).json())["shares"] == []
+    held_path = api.gateway.files.path(share_id, claims.held_envelope_stem(ADDR_N))
+    assert held_path.exists()
+    r = await client.post(f"/api/v1/recipients/{claim['recipient']}/approve", headers=api.auth("root", "admin"))
+    assert r.status == 200, await r.text()
+    assert not held_path.exists()
+    env = await (await client.get(f"/api/v1/shares/{share_id}/envelope", headers=auth)).read()
+    assert pyrage.decrypt(env, [key]) == b"wait for it"
+
+
+async def test_revoking_a_share_destroys_held_and_passphrase_envelopes(mapi: Any, justification_copy: Any) -> None:
+    api, _ = mapi
+    gw = api.gateway
+    held = (await (await api.share(b"x", [ADDR], justification_copy(), unenrolled="verify")).json())["share_id"]
+    pp = (await (await api.share(b"x", [ADDR], justification_copy(), unenrolled="passphrase", passphrase=PASS)).json())[
+        "share_id"
+    ]
+    paths = [gw.files.path(held, claims.held_envelope_stem(ADDR_N)), gw.files.path(pp, claims.PASSPHRASE_STEM)]
+    assert await gw.sweep_orphans() == 0  # the start-up sweep knows held and passphrase envelopes are live
+    assert all(p.exists() for p in paths)
+    for share_id in (held, pp):
+        r = await api.client.post(f"/api/v1/shares/{share_id}/revoke", headers=api.auth("pat", "practitioner"))
+        assert r.status == 200
+    assert not any(p.exists() for p in paths)
+    assert (await start(api, held, ADDR)).status == 410
+    assert (await api.client.get(f"/api/v1/open/{pp}/envelope")).status == 410
+
+
+async def test_notice_for_held_addresses_when_turned_on(
+    aiohttp_client: Any,
+    settings: Settings,
+    keys: HomeKeys,
+    token: Callable[..., str],
+    smtp: Any,  # noqa: F811 - the imported fixture
+    justification_copy: Any,
+) -> None:
+    sink, url = smtp
+    client = await aiohttp_client(create_app(dataclasses.replace(settings, smtp_url=url, notify_held=True), keys))
+    api = Api(client, token)
+    j = justification_copy()
+    r = await api.share(b"notice test content", [ADDR, "second@other.example.org"], j, unenrolled="verify")
+    assert r.status == 201
+    share_id = (await r.json())["share_id"]
+    for to in (ADDR_N, "second@other.example.org"):
+        msg = sink.wait_for(to)
+        assert msg["Subject"] == "A SafeShare share is waiting for you"
+        text = msg.get_body(preferencelist=("plain",)).get_content()
+        assert f"/s/{share_id}" in text
+    raw = b"".join(sink.raw).decode()
+    for secret in (j["purpose"]["description"], j["subjects"][0]["ref"], "notice test content"):
+        assert secret not in raw
+    r = await api.share(b"x", [f"a{i}@x.example.org" for i in range(51)], j, unenrolled="verify")
+    assert r.status == 422 and (await r.json())["field"] == "share.recipients"
+
+
+def test_smtp_url_from_environment_wins_and_is_parsed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from gateway.config import load_settings
+    from gateway.mail import parse_smtp_url
+
+    (tmp_path / "safeshare.toml").write_text('smtp_url = "smtp://toml.example:25"\nnotify_held = true\n')
+    monkeypatch.delenv("SAFESHARE_SMTP_URL", raising=False)
+    assert load_settings(tmp_path).smtp_url == "smtp://toml.example:25"
+    monkeypatch.setenv("SAFESHARE_SMTP_URL", "smtp://u%40x:p%3Ass@relay.example:587?starttls=1")
+    s = load_settings(tmp_path)
+    c = parse_smtp_url(s.smtp_url or "")
+    assert (c.hostname, c.port, c.username, c.password, c.start_tls, c.use_tls) == (
+        "relay.example",
+        587,
+        "u@x",
+        "p:ss",
+        True,
+        False,
+    )
+    assert parse_smtp_url("smtps://relay.example").port == 465 and parse_smtp_url("smtps://relay.example").use_tls
+    for bad in ("http://relay.example", "smtp://", "smtp://h:99999", "smtp://h?tls=1"):
+        with pytest.raises(ValueError) as exc:
+            parse_smtp_url(bad)
+        assert "relay.example" not in str(exc.value)
