@@ -275,6 +275,18 @@ def test_too_many_wrong_codes_lock_the_claim(mgw: MailGateway, browsers: Browser
     assert "Too many wrong codes" in error_summary(page)
     assert page.locator("#view-home").is_hidden()
     assert any(e["share_id"] == share_id for e in mgw.ledger("claim_locked"))
+
+    # A new code may be asked for, up to 3 per address and share in 15 minutes; the 4th is refused in words.
+    for n in (2, 3):
+        page.get_by_role("button", name="Send a new code").click()
+        claim_start(page, address)
+        mgw.sink.wait_for(address, count=n)
+    page.get_by_role("button", name="Send a new code").click()
+    page.get_by_label("Your e-mail address", exact=True).fill(address)
+    page.get_by_role("button", name="Send me a code").click()
+    assert "Too many codes have been asked for. Try again in" in error_summary(page)
+    assert_accessible(page, axe, "too many codes")
+    assert len(mgw.sink.sent_to(address)) == 3
     assert kim.problems == []
 
 
