@@ -121,6 +121,13 @@ def test_returning_recipient_makes_a_key_opens_a_share_and_acknowledges(
     assert page.locator("#token").get_attribute("aria-invalid") == "true"
     assert_accessible(page, axe, "start with an error")
 
+    # A practitioner's token is not a recipient's sign-in: refused, still signed out.
+    page.get_by_label("Sign-in token").fill(gw.tokens["practitioner"])
+    page.get_by_role("button", name="Sign in with the token").click()
+    assert "This token is not a recipient's sign-in" in error_summary(page)
+    assert page.locator("#view-home").is_hidden()
+    assert page.evaluate("() => sessionStorage.getItem('safeshare-open-token')") is None
+
     sign_in_with_token(page, gw.recipient_token("alice"))
     assert "Signed in as Alice (alice), alice@example.org" in page.locator("#who").inner_text()
     assert page.locator("#key-state").get_attribute("data-state") == "none"
@@ -140,7 +147,7 @@ def test_returning_recipient_makes_a_key_opens_a_share_and_acknowledges(
 
     page.get_by_label("Type the passphrase again").fill(PASSPHRASE)
     page.get_by_role("button", name="Create my key").click()
-    page.wait_for_selector('#key-state[data-state="pending"]', timeout=60000)
+    page.wait_for_selector('#key-state[data-state="pending"]', timeout=120000)
     assert "Waiting for approval" in page.locator("#key-state").inner_text()
     assert_accessible(page, axe, "key pending approval")
 
@@ -175,7 +182,7 @@ def test_returning_recipient_makes_a_key_opens_a_share_and_acknowledges(
     assert "New: ready to open" in row.inner_text()
     assert_accessible(page, axe, "inbox with a share")
     row.get_by_role("link", name="Open").click()
-    page.wait_for_selector("#message:not([hidden])", timeout=60000)
+    page.wait_for_selector("#message:not([hidden])", timeout=120000)
     page.wait_for_selector("#message-body[data-loaded]", timeout=15000)
     frame = page.frame_locator("#message-body")
     assert "Strategy meeting Thursday." in frame.locator("body").inner_text()
@@ -224,7 +231,7 @@ def test_returning_recipient_makes_a_key_opens_a_share_and_acknowledges(
     assert_accessible(later, axe, "unlock with an error")
     later.get_by_label("Your key's passphrase").fill(PASSPHRASE)
     later.get_by_role("button", name="Unlock my key").click()
-    later.wait_for_selector("#message:not([hidden])", timeout=60000)
+    later.wait_for_selector("#message:not([hidden])", timeout=120000)
     assert later.url.endswith(f"#/share/{share_id}")
     later.wait_for_selector("#message-body[data-loaded]", timeout=15000)
     assert "Strategy meeting Thursday." in later.frame_locator("#message-body").locator("body").inner_text()
@@ -251,7 +258,7 @@ def test_keyboard_only(gw: RecipientGateway, browsers: Browsers, axe: str) -> No
     page.keyboard.press("Tab")
     page.keyboard.type(PASSPHRASE)
     page.keyboard.press("Enter")  # submits the form
-    page.wait_for_selector('#key-state[data-state="pending"]', timeout=60000)
+    page.wait_for_selector('#key-state[data-state="pending"]', timeout=120000)
     gw.cli("recipient", "approve", "bob")
     tab_to(page, "#check-again")
     page.keyboard.press("Enter")
@@ -262,7 +269,7 @@ def test_keyboard_only(gw: RecipientGateway, browsers: Browsers, axe: str) -> No
     page.locator(f'tr[data-share="{share_id}"]').wait_for()
     tab_to(page, f'tr[data-share="{share_id}"] a')
     page.keyboard.press("Enter")
-    page.wait_for_selector("#message:not([hidden])", timeout=60000)
+    page.wait_for_selector("#message:not([hidden])", timeout=120000)
     tab_to(page, '#attachments a[download="referral.pdf"]')
     with page.expect_download() as info:
         page.keyboard.press("Enter")
@@ -333,7 +340,7 @@ def test_sign_in_with_the_organisation_and_restore_a_key_backup(
     page.get_by_label("Passphrase of the backup").fill(PASSPHRASE)
     page.get_by_role("button", name="Restore my key").click()
     # The key is the active one already, so the share the link was for opens at once.
-    page.wait_for_selector("#message:not([hidden])", timeout=60000)
+    page.wait_for_selector("#message:not([hidden])", timeout=120000)
     assert page.url.endswith(f"#/share/{share_id}")
     page.wait_for_selector("#message-body[data-loaded]", timeout=15000)
     assert "Opened after signing in" in page.frame_locator("#message-body").locator("body").inner_text()

@@ -141,7 +141,7 @@ def test_passphrase_share_opens_with_the_right_passphrase_only(
 
     page.get_by_label("Passphrase for this share").fill(SHARE_PASSPHRASE)
     page.get_by_role("button", name="Open the share").click()
-    page.wait_for_selector("#message:not([hidden])", timeout=60000)
+    page.wait_for_selector("#message:not([hidden])", timeout=120000)
     page.wait_for_selector("#message-body[data-loaded]", timeout=15000)
     assert "Opened with the passphrase" in page.frame_locator("#message-body").locator("body").inner_text()
     assert downloads(gp, page) == {
@@ -231,7 +231,7 @@ def test_held_share_claimed_end_to_end_and_the_code_works_once(mgw: MailGateway,
     page.get_by_label("Choose a passphrase").fill(PASSPHRASE)
     page.get_by_label("Type the passphrase again").fill(PASSPHRASE)
     page.get_by_role("button", name="Create my key").click()
-    page.wait_for_selector("#message:not([hidden])", timeout=90000)
+    page.wait_for_selector("#message:not([hidden])", timeout=120000)
     assert page.url.endswith(f"#/share/{share_id}")
     page.wait_for_selector("#message-body[data-loaded]", timeout=15000)
     assert "Claimed with a code" in page.frame_locator("#message-body").locator("body").inner_text()
@@ -304,7 +304,7 @@ def test_passphrase_share_by_keyboard_alone(mgw: MailGateway, browsers: Browsers
     tab_to(page, "#pass")
     page.keyboard.type(SHARE_PASSPHRASE)
     page.keyboard.press("Enter")
-    page.wait_for_selector("#message:not([hidden])", timeout=60000)
+    page.wait_for_selector("#message:not([hidden])", timeout=120000)
     tab_to(page, '#attachments a[download="referral.pdf"]')
     with page.expect_download() as info:
         page.keyboard.press("Enter")
@@ -329,7 +329,7 @@ def test_claimed_key_waits_for_approval_where_the_organisation_requires_it(
         page.get_by_label("Choose a passphrase").fill(PASSPHRASE)
         page.get_by_label("Type the passphrase again").fill(PASSPHRASE)
         page.get_by_role("button", name="Create my key").click()
-        page.wait_for_selector('#key-state[data-state="pending"]', timeout=60000)
+        page.wait_for_selector('#key-state[data-state="pending"]', timeout=120000)
         assert page.locator("#inbox-empty").is_visible()  # still held: nothing to open yet
         assert_accessible(page, axe, "claimed key waiting for approval")
         rid = page.evaluate("() => JSON.parse(atob(sessionStorage.getItem('safeshare-open-token').split('.')[1]"
@@ -337,7 +337,7 @@ def test_claimed_key_waits_for_approval_where_the_organisation_requires_it(
         assert rid in m.gw.cli("recipient", "pending")
         m.gw.cli("recipient", "approve", rid)
         page.get_by_role("button", name="Check approval again").click()
-        page.wait_for_selector("#message:not([hidden])", timeout=60000)
+        page.wait_for_selector("#message:not([hidden])", timeout=120000)
         page.wait_for_selector("#message-body[data-loaded]", timeout=15000)
         assert (
             "Opened once an administrator approved" in page.frame_locator("#message-body").locator("body").inner_text()

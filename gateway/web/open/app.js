@@ -591,11 +591,20 @@ async function loadInbox() {
 }
 
 async function enterHome() {
+  if (!me) {
+    try {
+      await refreshMe();
+    } catch (e) {
+      // Not a recipient's sign-in, or no longer valid: back to the start, signed out, saying why.
+      setToken(null);
+      await showStart(parseHash().id);
+      throw e?.code === "forbidden" ? new Error("That sign-in is not a recipient's sign-in: it cannot open shares. Sign in with the sign-in your organisation gave you as a recipient.") : e;
+    }
+  }
   showView("home");
   const name = claims?.name ? `${claims.name} (${claims.sub})` : claims?.sub ?? "";
   $("who").textContent = `Signed in as ${name}${claims?.email ? `, ${claims.email}` : ""}.`;
   keyring = await loadKeyring(owner());
-  if (!me) await refreshMe();
   showKeyState();
   await loadLabels();
   await loadInbox();
