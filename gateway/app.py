@@ -19,7 +19,7 @@ from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 from aiohttp.http_exceptions import HttpProcessingError
 
-from .api import claims, decisions, inbox, ledger, notice, policies, recipients, shares, teams, transparency
+from .api import claims, decisions, inbox, ledger, notice, open_page, policies, recipients, shares, teams, transparency
 from .api.common import GATEWAY, ISSUER, PRINCIPAL, SIGNER, WITNESSES
 from .auth import AuthError, EmbeddedIssuer, TokenVerifier, bearer_token
 from .config import Settings
@@ -302,4 +302,5 @@ def create_app(settings: Settings, keys: HomeKeys | None = None) -> web.Applicat
     app.router.add_get("/api/v1/openapi.json", openapi)
     for module in (shares, inbox, decisions, policies, recipients, teams, ledger, transparency, notice, claims):
         app.router.add_routes(module.routes)
+    app.router.add_routes(open_page.routes)  # the recipient's web page, /open/
     return app
