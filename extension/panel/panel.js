@@ -4,10 +4,16 @@
  * records a decision not to share through the service worker.
  */
 import { fieldTree, placeProblems, policyInfo, problemsPerRule, ruleTexts, toJustification } from "./form-model.js";
+import { claimSession, confirmStep, hasVisibilityTracking, watchFocus, watchVisibility } from "./guard.js";
+import { renderChanged, renderRecipientSummary, renderSnapshot } from "./snapshot-view.js";
 
 const api = globalThis.browser ?? globalThis.chrome;
 const $ = (id) => document.getElementById(id);
-const session = new URLSearchParams(location.search).get("session") ?? "";
+/** Given by the worker for the ticket SafeShare's content script posts into this frame (guard.js). */
+let session = "";
+/** The panel's visibility watch (guard.js), and whether the email changed since its snapshot. */
+let visibility = null;
+let draftChanged = false;
 
 let tree = [];
 let policyId;
@@ -240,7 +246,7 @@ function updateButtons() {
   globalThis.__pending = validating > 0;
   const d = decision();
   const busy = validating > 0 || finished;
-  $("share").disabled = busy || !valid || d !== "share" || !recipientsOk;
+  $("share").disabled = busy || !valid || d !== "share" || !recipientsOk || !guardAllows();
   $("not-share").disabled = busy || !valid || d !== "not_share";
 }
 
@@ -295,12 +301,8 @@ function changed() {
 }
 
 function renderDraft(draft) {
-  $("email-subject").textContent = draft.subject || "(no subject)";
-  const list = $("email-attachments");
-  list.replaceChildren();
-  if (!draft.attachments.length) list.append(el("li", { text: "None" }));
-  for (const a of draft.attachments) list.append(el("li", { text: `${a.name} (${a.type || "unknown type"}, ${a.size} bytes)` }));
-  $("email").hidden = false;
+  renderSnapshot(draft, $);
+  renderChanged(draft.changed ?? [], $);
 }
 
 function renderRecipients(matched, unknown, addresses) {
@@ -318,6 +320,7 @@ function renderRecipients(matched, unknown, addresses) {
     );
   }
   if (!addresses.length) list.append(el("li", { class: "unknown", text: "The email has no recipients yet. Add them to the To or Cc line first." }));
+  renderRecipientSummary(matched, $);
   recipientIds = matched.map((m) => m.recipient.id);
   recipientsOk = matched.length > 0 && unknown.length === 0;
   $("recipients").hidden = false;
@@ -410,11 +413,14 @@ async function main() {
   document.addEventListener("keyup", (ev) => {
     if (ev.key === "Escape") close();
   });
-  $("share").addEventListener("click", onShare);
+  $("share").addEventListener("click", onShareClick);
   $("not-share").addEventListener("click", onNotShare);
   try {
+    startGuards();
+    session = await claimSession(ask);
     const { draft, defaultExpiryDays } = await ask("draft");
     renderDraft(draft);
+    watchDraft();
     const { policy } = await ask("policy");
     const info = policyInfo(policy);
     policyId = info.id;
@@ -452,3 +458,82 @@ async function main() {
 main();
 // Keep the service worker (which holds this panel's email) running while the practitioner reads and writes.
 setInterval(() => ask("keepalive").catch(() => {}), 20000);
+
+// -- Isolation from the webmail page (issue 20): visibility, deliberate Share, focus, changes to the email ----------
+
+
+function guardAllows() {
+  return !!visibility?.settled() && !draftChanged;
+}
+
+function startGuards() {
+  visibility = watchVisibility({
+    target: document.body,
+    guarded: [$("main"), $("actions")],
+    notice: $("hidden-notice"),
+    onChange: updateButtons,
+  });
+  watchFocus({
+    warn: (message) => {
+      $("focus-lost").textContent = message;
+      $("focus-lost").hidden = false;
+    },
+  });
+  // The phrase chosen on the options page: a page's look-alike cannot know it.
+  ask("phrase")
+    .then(({ phrase }) => {
+      $("phrase").textContent = phrase ? `Your SafeShare phrase: ${phrase}` : "No SafeShare phrase is set: choose one on SafeShare's options page, so that you can tell this panel from a fake.";
+      $("phrase").hidden = false;
+    })
+    .catch(() => {});
+}
+
+/** Share: a trusted click, after the panel has been visible for a moment; a confirmation where visibility cannot be checked. */
+function onShareClick(ev) {
+  if (!ev.isTrusted || !guardAllows()) return;
+  if (hasVisibilityTracking()) return onShare();
+  confirmStep({
+    box: $("confirm"),
+    text: $("confirm-text"),
+    yes: $("confirm-yes"),
+    no: $("confirm-no"),
+    message: `${$("share-to").textContent} Is this right?`,
+    onYes: onShare,
+  });
+}
+
+/** Ask the worker now and then whether the compose window still matches what the panel shows. */
+function watchDraft() {
+  $("refresh").addEventListener("click", async (ev) => {
+    if (!ev.isTrusted) return;
+    try {
+      const { draft } = await ask("refresh");
+      draftChanged = false;
+      renderDraft(draft);
+      const addresses = [...draft.to, ...draft.cc];
+      const { matched, unknown } = await ask("recipients", { addresses });
+      renderRecipients(matched, unknown, addresses);
+      updateButtons();
+      $("status").textContent = "SafeShare read the email again: check what will be shared.";
+    } catch (e) {
+      showAlert(e.message);
+    }
+  });
+  $("keep").addEventListener("click", async (ev) => {
+    if (!ev.isTrusted) return;
+    await ask("keep-snapshot").catch((e) => showAlert(e.message));
+    draftChanged = false;
+    $("changed").hidden = true;
+    updateButtons();
+  });
+  setInterval(async () => {
+    if (finished) return;
+    const { changed, kept } = await ask("draft-state").catch(() => ({ changed: [], kept: true }));
+    const now = changed.length > 0 && !kept;
+    if (now !== draftChanged) {
+      draftChanged = now;
+      renderChanged(now ? changed : [], $);
+      updateButtons();
+    }
+  }, 1000);
+}
