@@ -16,7 +16,7 @@ export const DWELL_MS = 800;
 const TYPING_MS = 1500;
 
 /** Wait for the ticket the content script posts into this frame, then exchange it for the session. */
-export function claimSession(ask, timeoutMs = 15000) {
+export function claimSession(ask, timeoutMs = 8000) {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       removeEventListener("message", onMessage);
