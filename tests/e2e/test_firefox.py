@@ -166,7 +166,7 @@ async def open_panel(mail: Tab, base: str) -> Tab:
         "document.querySelector('.safeshare-button').getAttribute('aria-description')",
         what="the panel's frame",
     )
-    assert src.startswith(f"{base}/panel/panel.html?session="), src
+    assert src == f"{base}/panel/panel.html", src  # no session in the address: a one-time ticket is posted in
     panel = await mail.frame("/panel/panel.html")
     await panel.wait_for("() => document.querySelector('#main')?.getAttribute('aria-busy') === 'false'")
     alert = await panel.call(
@@ -189,6 +189,11 @@ async def share(panel: Tab) -> dict[str, str]:
     assert status == "Ready to share.", (status, await panel.call(PROBLEMS))
     assert await panel.call(share_disabled) is False
     await panel.click("#share")
+    # Firefox has no IntersectionObserver v2, so Share asks for a deliberate confirmation, usable after a moment.
+    await panel.wait_for("() => !document.querySelector('#confirm').hidden", what="the confirmation step")
+    assert "Share with" in await text_of(panel, "#confirm-text")
+    await panel.wait_for("() => !document.querySelector('#confirm-yes').disabled", what="the confirmation's dwell")
+    await panel.click("#confirm-yes")
     await panel.wait_for("() => !document.querySelector('#result').hidden", within=30, what="the result")
     assert "now contains only a notification" in await text_of(panel, "#result-note")
     facts = await panel.call(
