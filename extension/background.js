@@ -474,6 +474,9 @@ api.tabs.onRemoved.addListener(async (tabId) => {
 
 // Tokens stay out of reach of content scripts (the default, made explicit).
 api.storage.session.setAccessLevel?.({ accessLevel: "TRUSTED_CONTEXTS" }).catch?.(() => {});
+// Content scripts use no storage at all: where the browser allows it (Chromium), storage.local is closed to them
+// too. The keyring and the panel phrase do not rely on this — they live in IndexedDB (lib/private-store.js).
+api.storage.local.setAccessLevel?.({ accessLevel: "TRUSTED_CONTEXTS" }).catch?.(() => {});
 api.runtime.onInstalled.addListener(() => {
   syncWebmailScripts().catch(() => {});
   syncNoticeScript().catch(() => {});

@@ -410,3 +410,31 @@ def test_keyring_moves_out_of_storage_local(browser: Browser) -> None:
                   const t = r.result.transaction('kv', 'readwrite'); t.objectStore('kv').delete('keyring');
                   t.oncomplete = () => { r.result.close(); ok(); }; }; })"""
         )
+
+
+def test_content_scripts_reach_no_storage(page: Any, browser: Browser, webmail: Webmail) -> None:
+    """From SafeShare's own content-script world in the Gmail page (the closest a page bug could get):
+    storage.session (token, drafts) and storage.local (settings) are both closed; the keyring and the phrase
+    are in IndexedDB of the extension's origin, which a content script (web page origin) cannot open."""
+    browser.worker.evaluate("() => chrome.storage.local.set({probe: 'visible?'})")
+    cdp = browser.context.new_cdp_session(page)
+    worlds: list[dict[str, Any]] = []
+    cdp.on("Runtime.executionContextCreated", lambda e: worlds.append(e["context"]))
+    cdp.send("Runtime.enable")
+    page.goto(webmail.gmail_url())
+    page.get_by_role("button", name="Share securely", exact=True).wait_for()
+    ours = [w for w in worlds if w.get("name") == "SafeShare" and w.get("auxData", {}).get("type") == "isolated"]
+    assert ours, worlds
+    probe = """(async () => {
+        const out = {};
+        for (const area of ['local', 'session']) {
+            try { out[area] = JSON.stringify(await chrome.storage[area].get(null)); }
+            catch (e) { out[area] = 'refused: ' + e.message; }
+        }
+        return out;
+    })()"""
+    params = {"expression": probe, "contextId": ours[-1]["id"], "awaitPromise": True, "returnByValue": True}
+    answer = cdp.send("Runtime.evaluate", params)
+    seen = answer["result"]["value"]
+    assert seen["local"].startswith("refused") and seen["session"].startswith("refused"), seen
+    browser.worker.evaluate("() => chrome.storage.local.remove('probe')")
