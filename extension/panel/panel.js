@@ -461,7 +461,6 @@ setInterval(() => ask("keepalive").catch(() => {}), 20000);
 
 // -- Isolation from the webmail page (issue 20): visibility, deliberate Share, focus, changes to the email ----------
 
-
 function guardAllows() {
   return !!visibility?.settled() && !draftChanged;
 }
