@@ -13,7 +13,7 @@
  */
 export const DWELL_MS = 800;
 /** Focus lost within this long after a key press counts as "while typing". */
-const TYPING_MS = 1500;
+const TYPING_MS = 2000;
 
 /** Wait for the ticket the content script posts into this frame, then exchange it for the session. */
 export function claimSession(ask, timeoutMs = 8000) {
@@ -49,7 +49,12 @@ export function hasVisibilityTracking() {
  */
 export function watchVisibility({ target, guarded, notice, onChange }) {
   const state = { tracked: hasVisibilityTracking(), visible: !hasVisibilityTracking(), since: performance.now() };
+  let judged;
+  const firstVerdict = new Promise((resolve) => {
+    judged = resolve;
+  });
   const set = (visible) => {
+    judged();
     if (visible === state.visible) return;
     state.visible = visible;
     state.since = performance.now();
@@ -71,10 +76,13 @@ export function watchVisibility({ target, guarded, notice, onChange }) {
     for (const g of guarded) g.inert = true;
     notice.hidden = false;
   } else {
+    judged();
     setTimeout(onChange, DWELL_MS + 20);
   }
   return {
     state,
+    /** Resolves once the browser first said whether the panel is visible (or at once where it cannot tell). */
+    firstVerdict,
     /** Visible (or not trackable) and for long enough. */
     settled: () => state.visible && performance.now() - state.since >= DWELL_MS,
   };
@@ -100,8 +108,10 @@ export function watchFocus({ warn }) {
     },
     true,
   );
-  addEventListener("blur", () => {
-    if (performance.now() - lastKey > TYPING_MS) return;
+  let reported = 0;
+  const lost = () => {
+    if (performance.now() - lastKey > TYPING_MS || document.hasFocus() || reported === lastKey) return;
+    reported = lastKey;
     count++;
     const label = lastField?.labels?.[0]?.textContent?.trim() || "a field";
     globalThis.__focusLost = count;
@@ -109,7 +119,10 @@ export function watchFocus({ warn }) {
       `The keyboard left SafeShare while you were typing in “${label}”. If you did not click outside the panel yourself, ` +
         "the webmail page took it: anything you typed after that went to the webmail page, not to SafeShare. Click back into the field, check what it holds, and carry on typing.",
     );
-  });
+  };
+  // The window's blur, and a field losing focus to nothing inside the panel (checked once the focus has moved).
+  addEventListener("blur", lost);
+  document.addEventListener("focusout", () => setTimeout(lost, 0), true);
 }
 
 /**

@@ -252,7 +252,10 @@ def test_focus_theft_while_typing_is_said(page: Any, webmail: Webmail) -> None:
     panel = open_panel(page)
     field = panel.get_by_label("Describe the purpose in a sentence or two.")
     field.click()
-    field.press_sequentially("disclosed injury at home, MASH referral s47", delay=60)
+    # Typing, as a practitioner does, with the keyboard (keys go wherever the focus is, as in real life).
+    for word in "disclosed injury at home, MASH referral s47".split(" "):
+        page.keyboard.type(word + " ", delay=60)
+        page.wait_for_timeout(150)
     warning = panel.locator("#focus-lost")
     warning.wait_for(state="visible", timeout=5000)
     assert "The keyboard left SafeShare while you were typing" in warning.text_content()
