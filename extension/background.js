@@ -161,6 +161,7 @@ async function summary(s) {
     text: draft.text ?? "",
     bodyChars: (draft.text ?? "").length,
     hasHtml: !!draft.html,
+    html: draft.html ?? "",
     attachments,
     webmail: draft.webmail,
     unsteady: Array.isArray(draft.unsteady) ? draft.unsteady : [],

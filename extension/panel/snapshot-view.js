@@ -4,6 +4,7 @@
  * identity — and the notices when the draft changed around the click or since the panel opened.
  */
 import "../lib/snapshot.js";
+import { safeHtmlDocument } from "../lib/mail-view.js";
 
 const S = globalThis.SafeShareSnapshot;
 
@@ -22,8 +23,15 @@ export function renderSnapshot(draft, $) {
   $("email-subject").textContent = draft.subject || "(no subject)";
   const body = $("email-body");
   body.textContent = draft.text || "(no text)";
-  $("email-body-note").textContent = draft.hasHtml
-    ? `${draft.bodyChars.toLocaleString("en-GB")} characters. The email's formatted (HTML) version, read at the same moment, is shared with it.`
+  // A formatted email is shown as the recipients' SafeShare will show it (the same sanitiser, in a sandboxed
+  // frame), with its plain-text version (also shared) below; a plain email as its text.
+  const frame = $("email-html");
+  frame.hidden = !draft.html;
+  frame.srcdoc = draft.html ? safeHtmlDocument(draft.html) : "";
+  $("email-text-box").open = !draft.html;
+  $("email-text-summary").textContent = draft.html ? "Its plain-text version (also shared)" : "The text";
+  $("email-body-note").textContent = draft.html
+    ? `A formatted email: above as the recipients will see it; its plain-text version has ${draft.bodyChars.toLocaleString("en-GB")} characters.`
     : `${draft.bodyChars.toLocaleString("en-GB")} characters.`;
   const list = $("email-attachments");
   list.replaceChildren();

@@ -332,7 +332,9 @@ async def test_hostile_gmail_page_in_firefox(
 
         panel = await open_panel(mail, base)
         assert "the body changed while SafeShare was reading it" in await text_of(panel, "#unsteady")
-        body = await text_of(panel, "#email-body")
+        body = await panel.call("() => document.querySelector('#email-body').textContent")
+        html = await panel.call("() => document.querySelector('#email-html').srcdoc")
+        assert "bruising seen at 09:10" in html and "SWAPPED" not in html
         assert "bruising seen at 09:10" in body and "SWAPPED" not in body
         listed = await text_of(panel, "#recipient-list")
         assert "alice@example.org" in listed and "bob@" not in listed and "carol@" not in listed

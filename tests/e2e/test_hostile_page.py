@@ -67,6 +67,9 @@ def test_body_swapped_for_the_click_is_seen_and_not_shared(page: Any, webmail: W
     assert unsteady.is_visible() and "the body changed while SafeShare was reading it" in unsteady.text_content()
     body = panel.locator("#email-body").text_content()
     assert REAL_TEXT in body and "SWAPPED" not in body
+    # The formatted version, as the recipients will see it (sandboxed, sanitised), is the real one too.
+    seen = panel.frame_locator("#email-html").locator("body").inner_text()
+    assert REAL_TEXT in seen and "SWAPPED" not in seen
     ready_to_share(panel)
     share_button(panel).click()
     share_id = result_facts(panel)["Share reference"]
@@ -136,6 +139,21 @@ def test_edit_after_opening_is_pointed_out_and_the_snapshot_shared(
     share_id = result_facts(panel)["Share reference"]
     text = decrypted(gateway, share_id, "alice").get_body(("plain",)).get_content()
     assert REAL_TEXT in text and "ADDED LATER" not in text
+
+
+def test_text_hidden_by_page_css_is_shown_as_the_recipients_will_see_it(page: Any, webmail: Webmail) -> None:
+    """Text the page's own style sheet hides in the editor is not in the compose window's visible text, but it is
+    in the formatted email the recipients get (without that style sheet): the panel shows the formatted email as
+    they will see it, so the extra text is in plain view before Share."""
+    page.goto(webmail.gmail_url())
+    page.evaluate(
+        """b => { document.head.insertAdjacentHTML('beforeend', '<style>.zz{display:none}</style>');
+                  document.querySelector(b).insertAdjacentHTML('beforeend', '<div class="zz">HIDDEN EXTRA</div>'); }""",
+        GMAIL_BODY,
+    )
+    assert "HIDDEN EXTRA" not in page.locator(GMAIL_BODY).inner_text()
+    panel = open_panel(page)
+    assert "HIDDEN EXTRA" in panel.frame_locator("#email-html").locator("body").inner_text()
 
 
 # -- 2. hidden recipients and an overlay -------------------------------------------------------------------------
