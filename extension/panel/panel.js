@@ -446,14 +446,14 @@ async function main() {
   } catch (e) {
     showAlert(e.message);
   } finally {
-    // Not "ready" before the panel knows whether it is visible (it takes no input until then).
-    await Promise.race([visibility?.firstVerdict, new Promise((r) => setTimeout(r, 3000))]);
     $("loading").hidden = true;
-    $("main").setAttribute("aria-busy", "false");
     // Keyboard users land at the top of the panel; Tab goes on through the form, Escape closes it.
     const heading = document.querySelector("h1");
     heading.tabIndex = -1;
     heading.focus();
+    // Not "ready" before the panel knows whether it is visible (it takes no input until then).
+    await Promise.race([visibility?.firstVerdict, new Promise((r) => setTimeout(r, 3000))]);
+    $("main").setAttribute("aria-busy", "false");
   }
 }
 
