@@ -70,7 +70,15 @@
     frame.title = "SafeShare: share securely";
     frame.className = "safeshare-panel-frame";
     frame.setAttribute("allow", "");
-    frame.addEventListener("load", () => frame.contentWindow?.postMessage({ safeshareTicket: ticket }, new URL(url).origin), { once: true });
+    frame.addEventListener(
+      "load",
+      () => {
+        frame.contentWindow?.postMessage({ safeshareTicket: ticket }, new URL(url).origin);
+        // Focus the loaded panel (the first focus, before it loaded, may not have reached its document).
+        if (document.activeElement === document.body || document.activeElement === frame) frame.focus();
+      },
+      { once: true },
+    );
     document.body.appendChild(frame);
     frame.focus();
     const entry = { compose, frame, button, snapshot, reported: "" };
