@@ -75,7 +75,8 @@
       () => {
         frame.contentWindow?.postMessage({ safeshareTicket: ticket }, new URL(url).origin);
         // Focus the loaded panel (the first focus, before it loaded, may not have reached its document).
-        if (document.activeElement === document.body || document.activeElement === frame) frame.focus();
+        const now = document.activeElement;
+        if (!now || now === document.body || now === frame || now === button) frame.focus();
       },
       { once: true },
     );

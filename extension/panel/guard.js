@@ -12,7 +12,7 @@
  * - focus: typing that is cut off because the keyboard focus left the panel is pointed out.
  */
 export const DWELL_MS = 800;
-/** Focus lost within this long after a key press counts as "while typing". */
+/** Focus lost within this long after a key press (or after a field got the focus) counts as "while typing". */
 const TYPING_MS = 2000;
 
 /** Wait for the ticket the content script posts into this frame, then exchange it for the session. */
@@ -96,18 +96,17 @@ export function watchFocus({ warn }) {
   let lastKey = -Infinity;
   let lastField = null;
   let count = 0;
-  addEventListener(
-    "keydown",
-    (ev) => {
-      if (!ev.isTrusted) return;
-      const t = ev.target;
-      if (t && (t.tagName === "INPUT" || t.tagName === "TEXTAREA" || t.tagName === "SELECT")) {
-        lastKey = performance.now();
-        lastField = t;
-      }
-    },
-    true,
-  );
+  // Typing, or about to type: a key pressed in a field, or a field just given the focus.
+  const typing = (ev) => {
+    if (!ev.isTrusted) return;
+    const t = ev.target;
+    if (t && (t.tagName === "INPUT" || t.tagName === "TEXTAREA" || t.tagName === "SELECT")) {
+      lastKey = performance.now();
+      lastField = t;
+    }
+  };
+  addEventListener("keydown", typing, true);
+  addEventListener("focusin", typing, true);
   let reported = 0;
   const lost = () => {
     if (performance.now() - lastKey > TYPING_MS || document.hasFocus() || reported === lastKey) return;
