@@ -6,6 +6,7 @@
  * and the golden-rules justification beside it. A "Sent" tab shows a practitioner their shares and each
  * recipient's acknowledgement.
  */
+import { downloadLink } from "../lib/download.js";
 import { KeyringError, decrypt, unlock } from "../lib/keyring.js";
 import { parseMessage, safeHtmlDocument, textDocument } from "../lib/mail-view.js";
 import {
@@ -21,7 +22,7 @@ import {
   shareState,
   stateLabel,
 } from "../lib/recipient.js";
-import { $, api, ask, busy, el, facts, loadKeyring, say, showAlert } from "./common.js";
+import { $, ask, busy, el, facts, loadKeyring, onKeyringChanged, say, showAlert } from "./common.js";
 
 /**
  * Largest envelope opened here: it crosses from the service worker as base64 in one extension message, which
@@ -298,12 +299,13 @@ function renderAck(info) {
 }
 
 function attachmentLink(name, type, bytes) {
-  const url = URL.createObjectURL(new Blob([bytes], { type: type || "application/octet-stream" }));
+  // A download only, never rendered in the extension's origin (lib/download.js): the sender's type is shown, not used.
+  const { link, url } = downloadLink(document, name, bytes);
   blobUrls.push(url);
   return el(
     "li",
     {},
-    el("a", { href: url, download: name, text: name }),
+    link,
     el("span", { class: "hint", text: ` ${type || "file"}, ${bytes.length.toLocaleString("en-GB")} bytes` }),
   );
 }
@@ -511,7 +513,5 @@ $("tabs").addEventListener("keydown", (ev) => {
   ev.preventDefault();
 });
 addEventListener("hashchange", fromHash);
-api.storage.onChanged.addListener((changes, area) => {
-  if (area === "local" && changes.keyring) showKeyState();
-});
+onKeyringChanged(() => showKeyState());
 load().catch((e) => showAlert(e.message));
