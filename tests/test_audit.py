@@ -790,7 +790,7 @@ async def test_report_html_is_escaped_self_contained_and_stamped(api: Api, seede
     assert "CHILD-A" in page
     assert seeded.shares["S1"] in page and seeded.shares["S3"] in page
     assert seeded.shares["S2"] not in page  # another child's share
-    for title in ("Shared", "Envelope fetched", "Share revoked", "Rule 1 — lawful basis", "Rule 7 — record"):
+    for title in ("Shared", "Envelope fetched", "Share revoked", "Rule 1 — Lawful basis", "Rule 7 — Record"):
         assert title in page
     assert "sent to the wrong team" in page and "Hereford Police PPU" in page
     # Free text is escaped; no script, no external resource of any kind.
