@@ -12,6 +12,7 @@ from typing import Any
 import aiohttp
 import pyrage
 import pytest
+from jsonschema import Draft202012Validator
 
 from gateway.app import create_app
 from gateway.auth import EmbeddedIssuer
@@ -437,6 +438,12 @@ async def test_rule_5_travels_to_the_recipient_and_is_recorded(editions: Api) ->
     assert r.status == 200
     view = await r.json()
     assert view["handling"] == handling
+    # The documented shapes hold (OpenAPI 3.1 schemas are JSON Schema 2020-12).
+    document = json.loads((GATEWAY / "openapi.json").read_text())
+    for name, value in (("ShareViewRecipient", view), ("ShareEntry", entry["entry"])):
+        schema = {"$ref": f"#/components/schemas/{name}", "components": document["components"]}
+        errors = [e.message for e in Draft202012Validator(schema).iter_errors(value)]
+        assert errors == [], (name, errors)
     assert [h["label"] for h in view["handling"]["how"]][0].startswith("Do not reveal it to the alleged perpetrator")
 
 
