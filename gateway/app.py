@@ -237,7 +237,9 @@ def create_app(settings: Settings, keys: HomeKeys | None = None) -> web.Applicat
     app[INFLIGHT] = InFlight()
     app[ISSUER] = issuer
     app[OPENAPI] = json.dumps(json.loads(load_openapi())).encode()
-    policy_registry = PolicyRegistry.builtin(settings.default_policy)
+    policy_registry = PolicyRegistry.builtin(
+        settings.default_policy, dict(settings.policies.org_default), settings.policies.dir
+    )
     signer = LedgerSigner(settings.log_origin, keys.ledger_key)
     app[SIGNER] = signer
     app[WITNESSES] = tuple(NoteVerifier.from_vkey(v) for v in settings.witnesses)

@@ -83,7 +83,7 @@ async def _with_gateway(settings: Settings, fn: Any) -> Any:
         gw = Gateway(
             settings,
             store,
-            PolicyRegistry.builtin(settings.default_policy),
+            PolicyRegistry.builtin(settings.default_policy, dict(settings.policies.org_default), settings.policies.dir),
             keys.digest_key,
             LedgerSigner(settings.log_origin, keys.ledger_key),
         )

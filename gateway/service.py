@@ -147,8 +147,11 @@ class Gateway(HoldingUseCases, DirectoryUseCases):
 
     # -- justification ----------------------------------------------------------------------------
 
-    def check_justification(self, draft: Any) -> tuple[Policy | None, list[Problem]]:
-        return validate_justification(self.policies, draft)
+    def check_justification(
+        self, draft: Any, principal: Principal | None = None
+    ) -> tuple[Policy | None, list[Problem]]:
+        """Check a draft against the policy it names, else the caller's organisation's default policy."""
+        return validate_justification(self.policies, draft, None if principal is None else principal.org)
 
     def _policy_ref(self, policy: Policy) -> dict[str, str]:
         return {"id": policy.id, "version": policy.version, "digest": policy.digest}
@@ -168,7 +171,7 @@ class Gateway(HoldingUseCases, DirectoryUseCases):
         not-share decision the policy's safety net challenges is recorded with its flag (its sign-off or
         other route is in the justification, which the policy has already required).
         """
-        policy, problems = self.check_justification(draft)
+        policy, problems = self.check_justification(draft, principal)
         decision = draft.get("decision") if isinstance(draft, dict) else None
         extra = disclosure_rules.problems(disclosure, decision, self.now())
         if problems or policy is None or extra:
@@ -248,7 +251,7 @@ class Gateway(HoldingUseCases, DirectoryUseCases):
         draft = meta.get("justification")
         if draft is None:
             raise field_error("invalid_share", "share.justification", "A justification is required.")
-        policy, problems = self.check_justification(draft)
+        policy, problems = self.check_justification(draft, principal)
         if problems or policy is None:
             raise justification_problems_error(problems)
         if draft.get("decision") != "share":
@@ -439,6 +442,7 @@ class Gateway(HoldingUseCases, DirectoryUseCases):
                 share_id=share_id,
                 justification=j,
                 policy=self._policy_ref(prepared.policy),
+                handling=prepared.policy.handling(j),
                 recipients=[
                     {
                         "id": sr.recipient_id,

@@ -268,7 +268,7 @@ function openProblem(e) {
 function renderJustification(info, pol) {
   const handling = $("handling");
   handling.replaceChildren();
-  const notes = handlingNotes(info.justification, pol);
+  const notes = handlingNotes(info.justification, pol, info.handling);
   if (notes.length) {
     handling.append(el("h4", { text: "Handling" }), el("ul", {}, ...notes.map((n) => el("li", { text: n }))));
   }

@@ -195,6 +195,8 @@ async def with_justification(gw: Gateway, share: Share, view: dict[str, Any]) ->
     entry = json.loads(row.entry) if row is not None else {}
     view["justification"] = entry.get("justification")
     view["policy"] = entry.get("policy")
+    # The policy's handling instruction (DfE 2024 rule 5: whose identity to protect, and how), or null.
+    view["handling"] = entry.get("handling")
     return view
 
 

@@ -197,9 +197,14 @@ def share_entry(
     expires_at: str,
     max_downloads: int | None,
     escrow: Mapping[str, Any] | None = None,
+    handling: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """A share: who sent what (size + keyed digest, never content) to whom (with each envelope's SHA-256), why."""
-    return {
+    """A share: who sent what (size + keyed digest, never content) to whom (with each envelope's SHA-256), why.
+
+    `handling` is the policy's handling instruction for the recipients (DfE 2024 rule 5, protect identities),
+    recorded only when the justification gives one.
+    """
+    entry = {
         "v": ENTRY_VERSION,
         "kind": KIND_SHARE,
         "time": time,
@@ -214,6 +219,9 @@ def share_entry(
         "justification": dict(justification),
         "policy": dict(policy),
     }
+    if handling is not None:
+        entry["handling"] = dict(handling)
+    return entry
 
 
 def share_event_entry(
