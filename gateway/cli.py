@@ -1131,6 +1131,7 @@ def build_parser() -> argparse.ArgumentParser:
     wc.add_argument("--timeout", type=float, default=60.0)
     wc.set_defaults(func=cmd_witness_cosign)
     _add_recall_commands(sub)
+    _add_export_command(lg)
     _add_credential_sources(p)
     return p
 
@@ -1150,6 +1151,58 @@ def _add_recall_commands(sub: Any) -> None:
     se.add_argument("--json", action="store_true", help="print the shares as JSON")
     se.add_argument("--timeout", type=float, default=60.0)
     se.set_defaults(func=cmd_sent)
+
+
+def _add_export_command(lg: Any) -> None:
+    le = lg.add_parser("export", help="an auditor's export of matching entries (CSV or JSON Lines), streamed")
+    le.add_argument("--gateway", required=True, help="gateway base URL, e.g. http://127.0.0.1:8080")
+    le.add_argument("--token", required=True, help="an auditor token")
+    le.add_argument("--format", choices=("csv", "jsonl"), default="csv")
+    for name in ("subject", "practitioner", "recipient", "org", "kind", "decision", "purpose"):
+        le.add_argument(f"--{name}", help=f"only entries with this {name} (as GET /api/v1/ledger)")
+    le.add_argument("--from", dest="from_", help="only from this time (RFC 3339)")
+    le.add_argument("--to", help="only before this time (RFC 3339)")
+    le.add_argument("-o", "--output", help="write the export here (default: standard output)")
+    le.add_argument("--force", action="store_true", help="replace the -o file if it exists (else refused)")
+    le.add_argument("--timeout", type=float, default=600.0)
+    le.set_defaults(func=cmd_ledger_export)
+
+
+def cmd_ledger_export(args: argparse.Namespace) -> int:
+    """Stream `GET /api/v1/ledger?format=…` to a file (written whole, then renamed) or standard output."""
+    names = ("subject", "practitioner", "recipient", "org", "kind", "decision", "purpose", "to")
+    params = {"format": args.format, **{n: getattr(args, n) for n in names if getattr(args, n)}}
+    if args.from_:
+        params["from"] = args.from_
+    output = Path(args.output) if args.output else None
+    if output is not None:
+        _refuse_overwrite(output, args.force)
+    url = f"{args.gateway.rstrip('/')}/api/v1/ledger?{urllib.parse.urlencode(params)}"
+    req = urllib.request.Request(url, headers={"Authorization": f"Bearer {args.token}"})  # noqa: S310
+    with urllib.request.urlopen(req, timeout=args.timeout) as resp:  # noqa: S310
+        size = resp.headers.get("X-SafeShare-Export-Size")
+        if output is None:
+            with progress("exporting", None) as advance:
+                while block := resp.read(256 * 1024):
+                    sys.stdout.buffer.write(block)
+                    advance(len(block))
+            sys.stdout.flush()
+        else:
+            fd, tmp_name = tempfile.mkstemp(dir=output.resolve().parent, prefix=".safeshare-export-")
+            try:
+                with os.fdopen(fd, "wb") as fh, progress("exporting", None) as advance:
+                    while block := resp.read(256 * 1024):
+                        fh.write(block)
+                        advance(len(block))
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                _refuse_overwrite(output, args.force)
+                os.replace(tmp_name, output)
+            finally:
+                if os.path.exists(tmp_name):
+                    os.unlink(tmp_name)
+            print(f"exported the ledger up to entry {size} to {output}", file=sys.stderr)
+    return 0
 
 
 def _walk(parser: argparse.ArgumentParser) -> Any:
