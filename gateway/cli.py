@@ -1147,7 +1147,7 @@ def _add_recall_commands(sub: Any) -> None:
     se = sub.add_parser("sent", help="your sent shares, and for each recipient whether and when they opened it")
     se.add_argument("--gateway", required=True, help="gateway base URL, e.g. http://127.0.0.1:8080")
     se.add_argument("--token", required=True, help="your practitioner token")
-    se.add_argument("--limit", type=int, default=50, help="at most this many shares, newest first (default 50)")
+    se.add_argument("--limit", type=_positive, default=50, help="at most this many shares, newest first (default 50)")
     se.add_argument("--json", action="store_true", help="print the shares as JSON")
     se.add_argument("--timeout", type=float, default=60.0)
     se.set_defaults(func=cmd_sent)
@@ -1203,6 +1203,13 @@ def cmd_ledger_export(args: argparse.Namespace) -> int:
                     os.unlink(tmp_name)
             print(f"exported the ledger up to entry {size} to {output}", file=sys.stderr)
     return 0
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if not 1 <= value <= 1_000_000:
+        raise argparse.ArgumentTypeError("must be between 1 and 1000000")
+    return value
 
 
 def _walk(parser: argparse.ArgumentParser) -> Any:
