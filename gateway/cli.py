@@ -778,7 +778,10 @@ def _ledger_verdict(report: Any, signed_size: int, saved: int) -> int:
     were recomputed but nothing was checked against a signature (whoever holds the database and the MAC key
     could have rewritten it all), said plainly, with its own exit status."""
     root = base64.b64encode(report.root_hash).decode()
-    if report.entries and report.checkpoints == 0 and not saved:
+    if not report.entries:
+        print("ledger empty: no entries, nothing to verify")
+        return 0
+    if report.checkpoints == 0 and not saved:
         print(
             f"ledger NOT VERIFIED against a signature: {report.entries} entries consistent (tree and MACs "
             f"recomputed), root {root}, but no signed checkpoint exists, so nothing was checked against a signature"

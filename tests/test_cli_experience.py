@@ -124,6 +124,9 @@ def test_token_and_gateway_from_the_environment_or_a_token_file(world: World, mo
 def test_safeshare_gateway_does_not_turn_a_local_ledger_verify_remote(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    deadline = time.monotonic() + 20  # the gateway signs within a second of new entries
+    while call(world.url + "/api/v1/ledger/checkpoint")[0] != 200 and time.monotonic() < deadline:
+        time.sleep(0.2)
     monkeypatch.setenv("SAFESHARE_GATEWAY", "http://127.0.0.1:9")
     r = safeshare(world.home, "ledger", "verify")
     assert r.returncode == 0 and "ledger OK" in r.stdout
@@ -208,6 +211,9 @@ def test_output_is_never_overwritten_without_force(world: World) -> None:
 def test_ledger_verify_with_no_signed_checkpoint_is_not_ok(tmp_path: Path) -> None:
     home = tmp_path / "home"
     safeshare(home, "init")
+    safeshare(home, "recipient", "list")  # creates the (empty) database
+    r = safeshare(home, "ledger", "verify")
+    assert "ledger empty" in r.stdout and "ledger OK" not in r.stdout
     key = pyrage.x25519.Identity.generate().to_public()
     safeshare(home, "recipient", "add", "bob", "--name", "B", "--org", "O", "--email", "b@example.org",
               "--age-recipient", str(key))  # fmt: skip
