@@ -1284,9 +1284,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except urllib.error.HTTPError as exc:
         _print_refusal(exc)
         return 1
-    except (urllib.error.URLError, OSError) as exc:
-        gateway = getattr(args, "gateway", None)
-        _err(f"cannot reach the gateway at {gateway}: {exc}" if gateway else str(exc))
+    except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
+        _err(f"cannot reach the gateway at {getattr(args, 'gateway', None)}: {exc}")
+        return 1
+    except OSError as exc:  # a local file: the message names it
+        _err(str(exc))
+        return 1
+    except json.JSONDecodeError as exc:
+        _err(f"the gateway's answer is not the JSON expected ({exc}); is --gateway a SafeShare gateway?")
         return 1
     except KeyboardInterrupt:
         return 130
