@@ -36,6 +36,7 @@ from .store.held import insert_held
 from .store.models import (
     RECIPIENT_ACTIVE,
     SHARE_ACTIVE,
+    SHARE_EXPIRED,
     Recipient,
     Share,
     ShareRecipient,
@@ -554,6 +555,31 @@ class Gateway(HoldingUseCases, DirectoryUseCases):
             outcome.ledger_index,
             outcome.exhausted,
         )
+
+    async def envelope_header(self, principal: Principal, share_id: str) -> bytes:
+        """The age header of the caller's envelope (through the MAC line), neither counted nor recorded: a
+        recipient checks that their identity opens it before the counted download (a wrong key uses up nothing).
+        The same refusals as the download (404 if not theirs, 410 once revoked, expired or used up)."""
+        if not SHARE_ID_RE.match(share_id):
+            raise not_found()
+        share = await self.store.get_share(share_id)
+        mine = share.recipient(principal.sub) if share is not None else None
+        if share is None or mine is None:
+            raise not_found()
+        if mine.state != SHARE_ACTIVE:
+            raise gone(mine.state)
+        if share.expires_at <= self.now_str():
+            raise gone(SHARE_EXPIRED)
+        path = self.files.path(share_id, principal.sub)
+
+        def read() -> bytes:
+            with open(path, "rb") as fh:
+                return envelope.read_header(fh)[1]
+
+        try:
+            return await asyncio.to_thread(read)
+        except (OSError, envelope.EnvelopeError):
+            raise gone(share.state) from None
 
     async def destroy_envelope(self, share_id: str, recipient_id: str) -> None:
         await asyncio.to_thread(self.files.destroy, share_id, [recipient_id])
