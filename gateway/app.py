@@ -238,7 +238,7 @@ def create_app(settings: Settings, keys: HomeKeys | None = None) -> web.Applicat
     app[ISSUER] = issuer
     app[OPENAPI] = json.dumps(json.loads(load_openapi())).encode()
     policy_registry = PolicyRegistry.builtin(settings.default_policy)
-    signer = LedgerSigner(settings.log_origin, keys.ledger_key)
+    signer = LedgerSigner(settings.log_origin, keys.ledger_key, keys.ledger_pq_key)
     app[SIGNER] = signer
     app[WITNESSES] = tuple(NoteVerifier.from_vkey(v) for v in settings.witnesses)
 

@@ -85,7 +85,7 @@ async def _with_gateway(settings: Settings, fn: Any) -> Any:
             store,
             PolicyRegistry.builtin(settings.default_policy),
             keys.digest_key,
-            LedgerSigner(settings.log_origin, keys.ledger_key),
+            LedgerSigner(settings.log_origin, keys.ledger_key, keys.ledger_pq_key),
         )
         return await fn(gw)
     finally:
