@@ -21,6 +21,8 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from .api import claims, decisions, inbox, ledger, notice, open_page, policies, recipients, shares, teams, transparency
 from .api.common import GATEWAY, ISSUER, PRINCIPAL, SIGNER, WITNESSES
+from .api.tlog import ENTRIES_PREFIX as TLOG_ENTRIES_PREFIX
+from .api.tlog import routes as tlog_routes
 from .auth import AuthError, EmbeddedIssuer, TokenVerifier, bearer_token
 from .config import Settings
 from .errors import ApiError, error_response
@@ -144,7 +146,7 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         and request.path not in PUBLIC_PATHS
         and request.path not in claims.PUBLIC_PATHS
         and not request.path.startswith(claims.PUBLIC_PREFIX)
-    ):
+    ) or request.path.startswith(TLOG_ENTRIES_PREFIX):  # tlog entry bundles hold justifications: auditors only
         token = bearer_token(request.headers.get("Authorization"))
         request[PRINCIPAL] = await request.app[VERIFIER].verify(token)
     return await handler(request)
@@ -303,4 +305,5 @@ def create_app(settings: Settings, keys: HomeKeys | None = None) -> web.Applicat
     for module in (shares, inbox, decisions, policies, recipients, teams, ledger, transparency, notice, claims):
         app.router.add_routes(module.routes)
     app.router.add_routes(open_page.routes)  # the recipient's web page, /open/
+    app.router.add_routes(tlog_routes)  # the ledger as a C2SP tiled transparency log, /tlog/
     return app

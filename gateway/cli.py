@@ -739,6 +739,36 @@ def _verify_remote(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ledger_verify_receipt(args: argparse.Namespace) -> int:
+    """Check a C2SP tlog-proof receipt offline: every pinned key (--vkey, repeatable) must have signed its
+    checkpoint and the entry must be included at its index. Without --vkey, the local home's ledger keys."""
+    from .ledger.receipt import ReceiptError, verifier_from_vkey, verify_receipt
+
+    vkeys = list(args.vkey or [])
+    if not vkeys:
+        settings = _settings(args)
+        if not settings.ledger_key_path.exists():
+            _err("give --vkey (the log's verifier key); there is no local ledger key")
+            return 2
+        keys = init_home(settings)
+        signer = LedgerSigner(settings.log_origin, keys.ledger_key, keys.ledger_pq_key)
+        vkeys = [signer.vkey, *([signer.pq_vkey] if signer.pq_vkey else [])]
+    try:
+        verifiers = [verifier_from_vkey(v) for v in vkeys]
+        data = Path(args.file).read_bytes()
+        receipt, cp, entry = verify_receipt(data, verifiers, origin=args.origin)
+    except (ReceiptError, CheckpointError, OSError) as exc:
+        print(f"receipt does NOT verify: {exc}", file=sys.stderr)
+        return 1
+    sys.stdout.write(entry.decode("utf-8", "replace") + "\n")
+    names = ", ".join(f"{v.name}+{v.key_id.hex()}" for v in verifiers)
+    print(
+        f"OK: entry {receipt.index} is in {cp.origin} at tree size {cp.size}, checkpoint signed by {names}",
+        file=sys.stderr,
+    )
+    return 0
+
+
 def cmd_ledger_checkpoint(args: argparse.Namespace) -> int:
     """Fetch, verify and save the latest checkpoint: the starting point for later `verify --since`."""
     base = args.gateway.rstrip("/")
@@ -987,6 +1017,11 @@ def build_parser() -> argparse.ArgumentParser:
     lc.add_argument("-o", "--output", help="write the checkpoint note here (default: standard output)")
     lc.add_argument("--timeout", type=float, default=60.0)
     lc.set_defaults(func=cmd_ledger_checkpoint)
+    lr = lg.add_parser("verify-receipt", help="check a C2SP tlog-proof receipt offline against the log's key(s)")
+    lr.add_argument("file", help="the .tlog-proof file (GET /api/v1/ledger/entries/{index}/proof)")
+    lr.add_argument("--vkey", action="append", help="log verifier key, Ed25519 or ML-DSA-44; repeat to require both")
+    lr.add_argument("--origin", help="the log origin the checkpoint must carry")
+    lr.set_defaults(func=cmd_ledger_verify_receipt)
 
     w = sub.add_parser("witness", help="co-sign a gateway's checkpoints (run by a partner organisation)")
     ws = w.add_subparsers(dest="action", required=True)
