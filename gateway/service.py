@@ -57,6 +57,21 @@ def receipt_url(index: int) -> str:
     return f"/api/v1/ledger/entries/{index}"
 
 
+def _check_entry_size(entry: Mapping[str, Any]) -> None:
+    """Refuse, before anything is stored, an entry too large for a C2SP tlog-tiles entry bundle (64 KiB)."""
+    try:
+        ledger_entry.check_size(entry)
+    except ledger_entry.EntryTooLarge as exc:
+        raise field_error(
+            "entry_too_large",
+            "justification",
+            f"This record would take {exc.size} bytes in the ledger, more than its limit of "
+            f"{ledger_entry.MAX_ENTRY_BYTES}; shorten the justification's free text.",
+            limit=ledger_entry.MAX_ENTRY_BYTES,
+            size=exc.size,
+        ) from None
+
+
 def new_share_id() -> str:
     """Unguessable (120 bits) because it appears in notification e-mails; lower-case base32 for URLs."""
     return "sh_" + base64.b32encode(secrets.token_bytes(15)).decode().lower()
@@ -184,6 +199,8 @@ class Gateway(HoldingUseCases, DirectoryUseCases):
             flags=flags,
         )
 
+        _check_entry_size(entry)
+
         def respond(index: int) -> dict[str, Any]:
             result: dict[str, Any] = {
                 "ledger_index": index,
@@ -257,6 +274,19 @@ class Gateway(HoldingUseCases, DirectoryUseCases):
                 "share.justification.decision",
                 "A share needs a justification whose decision is 'share'; record other decisions at /api/v1/decisions.",
             )
+        _check_entry_size(
+            ledger_entry.share_entry(
+                time=self.now_str(),
+                actor=self._actor(principal, "practitioner"),
+                share_id=new_share_id(),
+                justification=draft,
+                policy=self._policy_ref(policy),
+                recipients=[],
+                payload={},
+                expires_at="",
+                max_downloads=None,
+            )
+        )
         ids, held, mode, passphrase = await self.split_addresses(meta)
         recipients, via = await self._resolve_recipients(ids) if ids or not held else ([], [])
         content_type = meta.get("payload_content_type", "application/octet-stream")
@@ -475,6 +505,8 @@ class Gateway(HoldingUseCases, DirectoryUseCases):
                     "envelope_size": escrow_digest[1],
                 },
             )
+
+            _check_entry_size(entry)
 
             def respond(index: int) -> dict[str, Any]:
                 return {

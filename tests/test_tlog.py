@@ -190,3 +190,56 @@ async def test_receipt_is_a_tlog_proof_verified_offline(
     assert out.returncode == 1 and "does NOT verify" in out.stderr  # that home's own (different) keys
     out = safeshare(home, "ledger", "verify-receipt", str(good), check=False)
     assert out.returncode == 2  # no key pinned, none local
+
+
+BIG = "\U0001d11e" * 4000  # 4,000 characters (the schema's longest text), 16,000 bytes of UTF-8
+
+
+async def test_over_large_entry_refused_before_anything_is_stored(
+    api: Api, bob: Any, not_share_justification: dict[str, Any], share_justification: dict[str, Any]
+) -> None:
+    import copy
+
+    store = api.gateway.store
+    await api.add_recipient("bob", bob)
+    before = await store.tree_size()
+    big = copy.deepcopy(not_share_justification)
+    big["purpose"]["description"] = BIG
+    big["rules"]["3_advice"]["summary"] = BIG
+    big["rules"]["5_safety_wellbeing"]["assessment"] = BIG
+    big["rules"]["7_record"]["rationale"] = BIG
+    r = await api.client.post("/api/v1/decisions", json=big, headers=api.auth("pat", "practitioner"))
+    assert r.status == 422, await r.text()
+    body = await r.json()
+    assert body["error"] == "entry_too_large" and body["field"] == "justification"
+    assert body["limit"] == 65535 and body["size"] > 65535
+    # Shares: refused before a payload byte is read, no envelope left behind.
+    big = copy.deepcopy(share_justification)
+    big["purpose"]["description"] = BIG
+    for rule, field in (("3_advice", "summary"), ("5_safety_wellbeing", "assessment"), ("7_record", "rationale")):
+        big["rules"][rule][field] = BIG
+    r = await api.share(b"hello", ["bob"], big)
+    assert r.status == 422 and (await r.json())["error"] == "entry_too_large"
+    assert await store.tree_size() == before
+    envelopes = api.gateway.settings.envelopes_dir
+    assert not [p for p in envelopes.rglob("*") if p.is_file()]
+    # Just under the limit is fine.
+    ok = copy.deepcopy(not_share_justification)
+    ok["purpose"]["description"] = BIG
+    ok["rules"]["7_record"]["rationale"] = BIG
+    r = await api.client.post("/api/v1/decisions", json=ok, headers=api.auth("pat", "practitioner"))
+    assert r.status == 201, await r.text()
+    row = await store.ledger_entry((await r.json())["ledger_index"])
+    assert row is not None and 48_000 < len(row.entry) <= 65535
+
+
+def test_seal_refuses_an_entry_over_65535_bytes() -> None:
+    from gateway.ledger.entry import EntryTooLarge, entry_size, seal
+
+    base = {"v": 1, "kind": "decision", "time": "2026-12-03T10:00:00.000Z", "pad": ""}
+    overhead = len(seal(base, 7)[0])
+    fits = {**base, "pad": "a" * (65535 - overhead)}
+    assert len(seal(fits, 7)[0]) == 65535
+    with pytest.raises(EntryTooLarge):
+        seal({**base, "pad": "a" * (65536 - overhead)}, 7)
+    assert entry_size(fits) >= len(seal(fits, 7)[0])  # the pre-check assumes the largest index
