@@ -243,3 +243,47 @@ def test_seal_refuses_an_entry_over_65535_bytes() -> None:
     with pytest.raises(EntryTooLarge):
         seal({**base, "pad": "a" * (65536 - overhead)}, 7)
     assert entry_size(fits) >= len(seal(fits, 7)[0])  # the pre-check assumes the largest index
+
+
+# --- known-answer vectors from other implementations ------------------------------------------------------
+
+KAT = Path(__file__).parent / "fixtures" / "c2sp"
+GO_VKEY = "PeterNeumann+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW"
+GO_SKEY = "PRIVATE+KEY+PeterNeumann+c74f20a3+AYEKFALVFGyNhPJEMzD1QIDr+Y7hfZx09iUvxdXHKDFz"
+GO_TEXT = b"If you think cryptography is the answer to your problem,\nthen you don't know what your problem is.\n"
+GO_SIG = "x08go/ZJkuBS9UG/SffcvIAQxVBtiFupLLr8pAcElZInNIuGUgYN1FFYC2pZSNXgKvqfqdngotpRZb6KE6RyyBwJnAM="
+GO_NOTE = GO_TEXT + f"\n\u2014 PeterNeumann {GO_SIG}\n".encode()
+
+
+def test_kat_ed25519_signed_note_golang_sumdb() -> None:
+    """golang.org/x/mod/sumdb/note's example: our signer reproduces it byte for byte; both verifiers accept it."""
+    from gateway.ledger.checkpoint import NoteSigner, NoteVerifier, open_note
+
+    assert NoteSigner.from_skey(GO_SKEY).sign(GO_TEXT) == GO_NOTE
+    assert open_note(GO_NOTE, [NoteVerifier.from_vkey(GO_VKEY)]) == (GO_TEXT, ["PeterNeumann"])
+    public = base64.b64decode(GO_VKEY.split("+", 2)[2])[1:]
+    assert tc.verify_ed25519(tc.parse_note(GO_NOTE), "PeterNeumann", public)
+    assert not tc.verify_ed25519(
+        tc.parse_note(GO_NOTE.replace(b"cryptography", b"cryptographY")), "PeterNeumann", public
+    )
+
+
+def test_kat_mldsa44_log_checkpoint_torchwood() -> None:
+    """An ML-DSA-44 (type 0x06) checkpoint signed by filippo.io/torchwood's test log: the gateway's verifier,
+    the independent client and `verify-receipt`'s key parser all accept it, and refuse it once altered."""
+    from gateway.ledger.checkpoint import CheckpointError, open_note
+    from gateway.ledger.receipt import verifier_from_vkey
+
+    vkey = (KAT / "mldsa44-log.vkey").read_text().strip()
+    note = (KAT / "mldsa44-log.checkpoint").read_bytes()
+    name = "example.com/mldsa-log"
+    v = verifier_from_vkey(vkey)
+    assert v.vkey() == vkey
+    body, names = open_note(note, [v])
+    assert names == [name] and body.startswith(name.encode() + b"\n1\n")
+    public = base64.b64decode(vkey.split("+", 2)[2])[1:]
+    assert tc.verify_mldsa44(tc.parse_note(note), name, public)
+    altered = note.replace(b"\n1\n", b"\n2\n", 1)
+    assert not tc.verify_mldsa44(tc.parse_note(altered), name, public)
+    with pytest.raises(CheckpointError):
+        open_note(altered, [v])
