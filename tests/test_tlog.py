@@ -287,3 +287,14 @@ def test_kat_mldsa44_log_checkpoint_torchwood() -> None:
     assert not tc.verify_mldsa44(tc.parse_note(altered), name, public)
     with pytest.raises(CheckpointError):
         open_note(altered, [v])
+
+
+async def test_vkeys_served_for_both_algorithms(api: Api) -> None:
+    from gateway.ledger.receipt import verifier_from_vkey
+
+    ed = (await (await api.client.get("/api/v1/ledger/vkey")).text()).strip()
+    pq = (await (await api.client.get("/api/v1/ledger/vkey?alg=ml-dsa-44")).text()).strip()
+    assert base64.b64decode(ed.split("+", 2)[2])[0] == 0x01 and base64.b64decode(pq.split("+", 2)[2])[0] == 0x06
+    assert verifier_from_vkey(pq).vkey() == pq == api.gateway.signer.pq_vkey
+    r = await api.client.get("/api/v1/ledger/vkey?alg=rsa")
+    assert r.status == 400 and (await r.json())["field"] == "alg"

@@ -91,8 +91,16 @@ async def add_cosignature(request: web.Request) -> web.Response:
 
 @routes.get("/api/v1/ledger/vkey")
 async def verifier_key(request: web.Request) -> web.Response:
-    """The checkpoint verifier key in C2SP vkey form (name+keyhash+base64(0x01‖pubkey)); pin it once."""
-    return web.Response(text=request.app[SIGNER].vkey + "\n", content_type="text/plain", charset="utf-8")
+    """The checkpoint verifier key in C2SP vkey form (name+keyhash+base64(0x01‖pubkey)); pin it once.
+    `?alg=ml-dsa-44`: the ML-DSA-44 key (type 0x06) that signs each checkpoint as well."""
+    signer = request.app[SIGNER]
+    alg = request.query.get("alg", "ed25519")
+    if alg not in ("ed25519", "ml-dsa-44"):
+        raise ApiError(400, "invalid_parameter", "alg must be ed25519 or ml-dsa-44.", field="alg")
+    vkey = signer.vkey if alg == "ed25519" else signer.pq_vkey
+    if vkey is None:
+        raise ApiError(404, "not_found", "This gateway has no ML-DSA-44 ledger key.")
+    return web.Response(text=vkey + "\n", content_type="text/plain", charset="utf-8")
 
 
 def _may_see(p: Principal, entry: dict[str, Any]) -> bool:
