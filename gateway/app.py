@@ -35,6 +35,7 @@ from .ledger.signer import LedgerSigner
 from .mail import mailer_from_settings
 from .service import Gateway
 from .storage_health import StorageHealth, is_storage_full
+from .witness_http import WitnessSubmitter, parse_witness_setting
 
 log = logging.getLogger("safeshare.app")
 
@@ -243,6 +244,7 @@ def create_app(settings: Settings, keys: HomeKeys | None = None) -> web.Applicat
     signer = LedgerSigner(settings.log_origin, keys.ledger_key, keys.ledger_pq_key)
     app[SIGNER] = signer
     app[WITNESSES] = tuple(NoteVerifier.from_vkey(v) for v in settings.witnesses)
+    submitter = WitnessSubmitter([parse_witness_setting(w) for w in settings.tlog_witnesses])
 
     async def verifier_ctx(app: web.Application) -> AsyncIterator[None]:
         app[VERIFIER] = TokenVerifier(issuer if settings.embedded_issuer else None, settings.oidc)
@@ -270,6 +272,8 @@ def create_app(settings: Settings, keys: HomeKeys | None = None) -> web.Applicat
                     if size != last:
                         await gw.checkpoint()
                         last = size
+                        if submitter.witnesses:  # C2SP tlog-witness cosignatures, stored with the checkpoint
+                            await submitter.round(gw.store)
                 except Exception as exc:  # keep going; the next round retries
                     log.error("checkpoint failed: %s", type(exc).__name__)
                 await asyncio.sleep(settings.checkpoint_interval_seconds)

@@ -822,6 +822,40 @@ def cmd_witness_init(args: argparse.Namespace) -> int:
     return 0
 
 
+def witness_serve_app(wdir: Path) -> tuple[Any, str]:
+    """The tlog-witness app for a directory made by `witness init`, and its cosignature/v1 verifier key.
+
+    The logs it trusts: each line of `log.vkey` (Ed25519 or ML-DSA-44), grouped by key name = log origin.
+    """
+    from .ledger.receipt import verifier_from_vkey
+    from .ledger.tlog_witness import CosignatureV1Signer
+    from .witness_http import witness_app
+
+    name = (wdir / WITNESS_NAME).read_text().strip()
+    signer = CosignatureV1Signer(name, load_or_create_ed25519_key(wdir / WITNESS_KEY))
+    logs: dict[str, list[Any]] = {}
+    for line in (wdir / WITNESS_LOG_VKEY).read_text().splitlines():
+        if line.strip():
+            v = verifier_from_vkey(line.strip())
+            logs.setdefault(v.name, []).append(v)
+    return witness_app(wdir, signer, {k: tuple(v) for k, v in logs.items()}), signer.vkey()
+
+
+def cmd_witness_serve(args: argparse.Namespace) -> int:
+    from aiohttp import web
+
+    try:
+        app, vkey = witness_serve_app(Path(args.dir))
+    except (OSError, CheckpointError, ValueError) as exc:
+        _err(str(exc))
+        return 2
+    host, _, port = args.listen.rpartition(":")
+    print(vkey, flush=True)
+    print(f"tlog-witness listening on http://{args.listen}/add-checkpoint", file=sys.stderr, flush=True)
+    web.run_app(app, host=host or "127.0.0.1", port=int(port), print=None)
+    return 0
+
+
 def cmd_witness_cosign(args: argparse.Namespace) -> int:
     """Co-sign the gateway's latest checkpoint if it extends the last one this witness co-signed."""
     wdir = Path(args.dir)
@@ -1036,6 +1070,10 @@ def build_parser() -> argparse.ArgumentParser:
     wc.add_argument("--token", help="auditor token (for consistency proofs)")
     wc.add_argument("--timeout", type=float, default=60.0)
     wc.set_defaults(func=cmd_witness_cosign)
+    wsv = ws.add_parser("serve", help="serve C2SP tlog-witness: POST /add-checkpoint, cosignature/v1 (0x04) lines")
+    wsv.add_argument("--dir", required=True, help="a directory set up by `witness init`")
+    wsv.add_argument("--listen", default="127.0.0.1:7380", help="host:port to listen on")
+    wsv.set_defaults(func=cmd_witness_serve)
     return p
 
 

@@ -216,3 +216,17 @@ def parse_tlog_proof(data: bytes) -> Proof:
         rest = rest[1:]
     assert rest[0].startswith("index ")
     return Proof(extra, int(rest[0][6:]), [base64.b64decode(h, validate=True) for h in rest[1:]], checkpoint)
+
+
+def verify_cosignature_v1(note: Note, name: str, public: bytes) -> bool:
+    """tlog-cosignature 0x04: Ed25519 over "cosignature/v1\\ntime <t>\\n" || note text; blob = u64 t || sig."""
+    kid = hashlib.sha256(name.encode() + b"\n\x04" + public).digest()[:4]
+    for n, k, sig in note.sigs:
+        if (n, k) == (name, kid) and len(sig) == 72:
+            t = int.from_bytes(sig[:8], "big")
+            try:
+                Ed25519PublicKey.from_public_bytes(public).verify(sig[8:], b"cosignature/v1\ntime %d\n" % t + note.text)
+                return t > 0
+            except InvalidSignature:
+                return False
+    return False
