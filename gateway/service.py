@@ -207,6 +207,7 @@ class Gateway(HoldingUseCases, DirectoryUseCases):
                 "decision": draft["decision"],
                 "recorded_at": entry["time"],
                 "receipt": receipt_url(index),
+                "receipt_proof": receipt_url(index) + "/proof",
             }
             if recorded is not None:
                 result["disclosure"] = {**recorded, "description": disclosure_rules.describe(recorded)}
@@ -530,6 +531,7 @@ class Gateway(HoldingUseCases, DirectoryUseCases):
                     "max_downloads": prepared.max_downloads,
                     "payload_size": size,
                     "receipt": receipt_url(index),
+                    "receipt_proof": receipt_url(index) + "/proof",
                 }
 
             index = await self.store.create_share(
@@ -622,6 +624,7 @@ class Gateway(HoldingUseCases, DirectoryUseCases):
             "acknowledged_at": now,
             "ledger_index": result[1],
             "receipt": receipt_url(result[1]),
+            "receipt_proof": receipt_url(result[1]) + "/proof",
         }
 
     async def inbox(self, principal: Principal, before: int | None, limit: int) -> list[Share]:

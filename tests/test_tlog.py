@@ -148,6 +148,7 @@ async def test_receipt_is_a_tlog_proof_verified_offline(
     r = await api.client.post("/api/v1/decisions", json=not_share_justification, headers=h)
     assert r.status == 201
     index = (await r.json())["ledger_index"]
+    assert (await r.json())["receipt_proof"] == f"/api/v1/ledger/entries/{index}/proof"
     r = await api.client.get(f"/api/v1/ledger/entries/{index}/proof", headers=h)
     assert r.status == 409 and (await r.json())["error"] == "not_yet_checkpointed"
     await api.gateway.checkpoint()
