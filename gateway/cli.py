@@ -745,7 +745,16 @@ def cmd_ledger_verify_receipt(args: argparse.Namespace) -> int:
     from .ledger.receipt import ReceiptError, verifier_from_vkey, verify_receipt
 
     vkeys = list(args.vkey or [])
-    if not vkeys:
+    policy = None
+    if args.policy:
+        from .ledger.tlog_policy import PolicyError, parse_policy
+
+        try:
+            policy = parse_policy(Path(args.policy).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, PolicyError) as exc:
+            _err(f"policy: {exc}")
+            return 2
+    if not vkeys and policy is None:
         settings = _settings(args)
         if not settings.ledger_key_path.exists():
             _err("give --vkey (the log's verifier key); there is no local ledger key")
@@ -756,12 +765,12 @@ def cmd_ledger_verify_receipt(args: argparse.Namespace) -> int:
     try:
         verifiers = [verifier_from_vkey(v) for v in vkeys]
         data = Path(args.file).read_bytes()
-        receipt, cp, entry = verify_receipt(data, verifiers, origin=args.origin)
+        receipt, cp, entry = verify_receipt(data, verifiers, origin=args.origin, policy=policy)
     except (ReceiptError, CheckpointError, OSError) as exc:
         print(f"receipt does NOT verify: {exc}", file=sys.stderr)
         return 1
     sys.stdout.write(entry.decode("utf-8", "replace") + "\n")
-    names = ", ".join(f"{v.name}+{v.key_id.hex()}" for v in verifiers)
+    names = ", ".join(f"{v.name}+{v.key_id.hex()}" for v in verifiers) or f"the policy's logs ({args.policy})"
     print(
         f"OK: entry {receipt.index} is in {cp.origin} at tree size {cp.size}, checkpoint signed by {names}",
         file=sys.stderr,
@@ -1055,6 +1064,7 @@ def build_parser() -> argparse.ArgumentParser:
     lr.add_argument("file", help="the .tlog-proof file (GET /api/v1/ledger/entries/{index}/proof)")
     lr.add_argument("--vkey", action="append", help="log verifier key, Ed25519 or ML-DSA-44; repeat to require both")
     lr.add_argument("--origin", help="the log origin the checkpoint must carry")
+    lr.add_argument("--policy", help="a C2SP tlog-policy file: trusted log keys, witnesses and the witness quorum")
     lr.set_defaults(func=cmd_ledger_verify_receipt)
 
     w = sub.add_parser("witness", help="co-sign a gateway's checkpoints (run by a partner organisation)")

@@ -9,9 +9,10 @@ from pathlib import Path
 
 import aiohttp
 from aiohttp import web
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from gateway.cli import witness_serve_app
-from gateway.ledger.tlog_witness import CosignatureV1Verifier, format_request
+from gateway.ledger.tlog_witness import CosignatureV1Signer, CosignatureV1Verifier, format_request
 from gateway.witness_http import WitnessSubmitter
 
 from . import tlog_client as tc
@@ -65,6 +66,30 @@ async def test_tlog_witness_end_to_end(api: Api, tmp_path: Path) -> None:
         sub = WitnessSubmitter([(url, verifier)])
         assert await sub.round(store) == 1 and sub.known[url] == size2
         assert json.loads((wdir / "tlog-state.json").read_text())[signer.origin]["size"] == size2
+
+        # Offline receipts under a C2SP tlog-policy: log keys (either), witnesses, quorum.
+        r = await api.client.get("/api/v1/ledger/entries/15/proof", headers=api.auth("aud", "auditor"))
+        receipt = tmp_path / "r.tlog-proof"
+        receipt.write_bytes(await r.read())
+        other = CosignatureV1Signer("other.example/w", Ed25519PrivateKey.generate()).vkey()
+        policies = {
+            f"log {signer.vkey}\nwitness W {cosig_vkey}\nquorum W\n": 0,
+            f"# PQ only\nlog {signer.pq_vkey}\nquorum none\n": 0,
+            f"log {signer.vkey}\nlog {signer.pq_vkey}\nwitness W {cosig_vkey}\nwitness V {other}\n"
+            "group G any W V\nquorum G\n": 0,
+            f"log {signer.vkey}\nwitness W {cosig_vkey}\nwitness V {other}\ngroup G all W V\nquorum G\n": 1,
+            f"log {other}\nquorum none\n": 2,
+            f"log {signer.vkey}\nquorum W\n": 2,
+        }
+        for i, (text, code) in enumerate(policies.items()):
+            pfile = tmp_path / f"policy{i}"
+            pfile.write_text(text)
+            out = safeshare(
+                tmp_path / "nowhere", "ledger", "verify-receipt", str(receipt), "--policy", str(pfile), check=False
+            )
+            assert out.returncode == code, (text, out.stderr)
+            if code == 1:
+                assert "quorum" in out.stderr
 
         async with aiohttp.ClientSession() as s:
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from .checkpoint import AnyVerifier, Checkpoint, CheckpointError, _b64decode_strict, open_note
 from .merkle import ProofError, leaf_hash, verify_inclusion
+from .tlog_policy import Policy
 
 HEADER = "c2sp.org/tlog-proof@v1"
 #: A receipt is an entry (<= 64 KiB), 64 hashes and a checkpoint with a few PQ signatures: well under 1 MiB.
@@ -79,15 +80,20 @@ class Receipt:
 
 
 def verify_receipt(
-    data: bytes, verifiers: Sequence[AnyVerifier], *, origin: str | None = None, entry: bytes | None = None
+    data: bytes,
+    verifiers: Sequence[AnyVerifier],
+    *,
+    origin: str | None = None,
+    entry: bytes | None = None,
+    policy: Policy | None = None,
 ) -> tuple[Receipt, Checkpoint, bytes]:
     """Check a receipt; return it, its checkpoint and the entry bytes it proves.
 
     Every key in `verifiers` must have signed the checkpoint (pin the Ed25519 key, the ML-DSA-44 key, or
     both, as the verifying policy demands). `entry` (if the receipt has no `extra`) is the entry to prove.
     """
-    if not verifiers:
-        raise ReceiptError("no verifier key given")
+    if not verifiers and policy is None:
+        raise ReceiptError("no verifier key or policy given")
     r = Receipt.parse(data)
     leaf = entry if entry is not None else r.extra
     if leaf is None:
@@ -95,11 +101,14 @@ def verify_receipt(
     if entry is not None and r.extra is not None and entry != r.extra:
         raise ReceiptError("the entry given differs from the one in the receipt")
     try:
-        body, _ = open_note(r.checkpoint_note, verifiers, require=[v.name for v in verifiers])
-        # open_note requires names; every pinned (name, key ID) must have verified too.
-        for v in verifiers:
-            open_note(r.checkpoint_note, [v])
-        cp = Checkpoint.parse(body)
+        if policy is not None:  # C2SP tlog-policy: any listed log key, and the witness quorum
+            cp = policy.check(r.checkpoint_note)[0]
+        if verifiers:
+            body, _ = open_note(r.checkpoint_note, verifiers, require=[v.name for v in verifiers])
+            # open_note requires names; every pinned (name, key ID) must have verified too.
+            for v in verifiers:
+                open_note(r.checkpoint_note, [v])
+            cp = Checkpoint.parse(body)
     except CheckpointError as exc:
         raise ReceiptError(f"checkpoint: {exc}") from None
     if origin is not None and cp.origin != origin:
