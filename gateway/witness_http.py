@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import logging
 import os
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -31,6 +32,8 @@ from .ledger.tlog_witness import (
     add_checkpoint,
     format_request,
 )
+
+log = logging.getLogger("safeshare.witness")
 
 STATE_FILE = "tlog-state.json"
 MAX_BODY = 64 * 1024
@@ -173,6 +176,7 @@ class WitnessSubmitter:
                     )
                 except (WitnessRejected, aiohttp.ClientError, TimeoutError) as exc:
                     self.errors[url] = str(exc) or type(exc).__name__
+                    log.warning("witness %s did not cosign size %d: %s", url, size, self.errors[url])
                     continue
                 self.known[url] = held
                 self.errors.pop(url, None)
