@@ -178,3 +178,6 @@ def test_real_gateway_submits_to_a_real_witness_process(tmp_path: Path) -> None:
         witness.terminate()
         witness.wait(10)
     assert json.loads((wdir / "tlog-state.json").read_text())[settings.log_origin]["size"] >= 1
+    # The full offline verification still passes over checkpoints with both log lines and witness lines.
+    out = safeshare(home, "ledger", "verify", check=False)
+    assert out.returncode == 0, out.stderr
