@@ -101,7 +101,7 @@ async def _with_gateway(settings: Settings, fn: Any) -> Any:
             store,
             PolicyRegistry.builtin(settings.default_policy, dict(settings.policies.org_default), settings.policies.dir),
             keys.digest_key,
-            LedgerSigner(settings.log_origin, keys.ledger_key),
+            LedgerSigner(settings.log_origin, keys.ledger_key, keys.ledger_pq_key),
         )
         return await fn(gw)
     finally:
@@ -868,6 +868,45 @@ def _verify_remote(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ledger_verify_receipt(args: argparse.Namespace) -> int:
+    """Check a C2SP tlog-proof receipt offline: every pinned key (--vkey, repeatable) must have signed its
+    checkpoint and the entry must be included at its index. Without --vkey, the local home's ledger keys."""
+    from .ledger.receipt import ReceiptError, verifier_from_vkey, verify_receipt
+
+    vkeys = list(args.vkey or [])
+    policy = None
+    if args.policy:
+        from .ledger.tlog_policy import PolicyError, parse_policy
+
+        try:
+            policy = parse_policy(Path(args.policy).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, PolicyError) as exc:
+            _err(f"policy: {exc}")
+            return 2
+    if not vkeys and policy is None:
+        settings = _settings(args)
+        if not settings.ledger_key_path.exists():
+            _err("give --vkey (the log's verifier key); there is no local ledger key")
+            return 2
+        keys = init_home(settings)
+        signer = LedgerSigner(settings.log_origin, keys.ledger_key, keys.ledger_pq_key)
+        vkeys = [signer.vkey, *([signer.pq_vkey] if signer.pq_vkey else [])]
+    try:
+        verifiers = [verifier_from_vkey(v) for v in vkeys]
+        data = Path(args.file).read_bytes()
+        receipt, cp, entry = verify_receipt(data, verifiers, origin=args.origin, policy=policy)
+    except (ReceiptError, CheckpointError, OSError) as exc:
+        print(f"receipt does NOT verify: {exc}", file=sys.stderr)
+        return 1
+    sys.stdout.write(entry.decode("utf-8", "replace") + "\n")
+    names = ", ".join(f"{v.name}+{v.key_id.hex()}" for v in verifiers) or f"the policy's logs ({args.policy})"
+    print(
+        f"OK: entry {receipt.index} is in {cp.origin} at tree size {cp.size}, checkpoint signed by {names}",
+        file=sys.stderr,
+    )
+    return 0
+
+
 def cmd_ledger_checkpoint(args: argparse.Namespace) -> int:
     """Fetch, verify and save the latest checkpoint: the starting point for later `verify --since`."""
     base = args.gateway.rstrip("/")
@@ -919,6 +958,40 @@ def cmd_witness_init(args: argparse.Namespace) -> int:
     (wdir / WITNESS_LOG_VKEY).write_text(args.log_vkey.strip() + "\n")
     print(signer.vkey())
     print("give this verifier key to the gateway's administrator (safeshare.toml: witnesses = [...])", file=sys.stderr)
+    return 0
+
+
+def witness_serve_app(wdir: Path) -> tuple[Any, str]:
+    """The tlog-witness app for a directory made by `witness init`, and its cosignature/v1 verifier key.
+
+    The logs it trusts: each line of `log.vkey` (Ed25519 or ML-DSA-44), grouped by key name = log origin.
+    """
+    from .ledger.receipt import verifier_from_vkey
+    from .ledger.tlog_witness import CosignatureV1Signer
+    from .witness_http import witness_app
+
+    name = (wdir / WITNESS_NAME).read_text().strip()
+    signer = CosignatureV1Signer(name, load_or_create_ed25519_key(wdir / WITNESS_KEY))
+    logs: dict[str, list[Any]] = {}
+    for line in (wdir / WITNESS_LOG_VKEY).read_text().splitlines():
+        if line.strip():
+            v = verifier_from_vkey(line.strip())
+            logs.setdefault(v.name, []).append(v)
+    return witness_app(wdir, signer, {k: tuple(v) for k, v in logs.items()}), signer.vkey()
+
+
+def cmd_witness_serve(args: argparse.Namespace) -> int:
+    from aiohttp import web
+
+    try:
+        app, vkey = witness_serve_app(Path(args.dir))
+    except (OSError, CheckpointError, ValueError) as exc:
+        _err(str(exc))
+        return 2
+    host, _, port = args.listen.rpartition(":")
+    print(vkey, flush=True)
+    print(f"tlog-witness listening on http://{args.listen}/add-checkpoint", file=sys.stderr, flush=True)
+    web.run_app(app, host=host or "127.0.0.1", port=int(port), print=None)
     return 0
 
 
@@ -1119,6 +1192,12 @@ def build_parser() -> argparse.ArgumentParser:
     lc.add_argument("--force", action="store_true", help="replace the -o file if it exists (else refused)")
     lc.add_argument("--timeout", type=float, default=60.0)
     lc.set_defaults(func=cmd_ledger_checkpoint)
+    lr = lg.add_parser("verify-receipt", help="check a C2SP tlog-proof receipt offline against the log's key(s)")
+    lr.add_argument("file", help="the .tlog-proof file (GET /api/v1/ledger/entries/{index}/proof)")
+    lr.add_argument("--vkey", action="append", help="log verifier key, Ed25519 or ML-DSA-44; repeat to require both")
+    lr.add_argument("--origin", help="the log origin the checkpoint must carry")
+    lr.add_argument("--policy", help="a C2SP tlog-policy file: trusted log keys, witnesses and the witness quorum")
+    lr.set_defaults(func=cmd_ledger_verify_receipt)
 
     w = sub.add_parser("witness", help="co-sign a gateway's checkpoints (run by a partner organisation)")
     ws = w.add_subparsers(dest="action", required=True)
@@ -1133,6 +1212,10 @@ def build_parser() -> argparse.ArgumentParser:
     wc.add_argument("--token", help="auditor token (for consistency proofs)")
     wc.add_argument("--timeout", type=float, default=60.0)
     wc.set_defaults(func=cmd_witness_cosign)
+    wsv = ws.add_parser("serve", help="serve C2SP tlog-witness: POST /add-checkpoint, cosignature/v1 (0x04) lines")
+    wsv.add_argument("--dir", required=True, help="a directory set up by `witness init`")
+    wsv.add_argument("--listen", default="127.0.0.1:7380", help="host:port to listen on")
+    wsv.set_defaults(func=cmd_witness_serve)
     _add_recall_commands(sub)
     _add_export_command(lg)
     _add_credential_sources(p)

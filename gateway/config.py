@@ -80,6 +80,8 @@ class Settings:
     escrow_recipient: str | None = None
     #: Verifier keys (C2SP vkey) of witnesses whose co-signatures on checkpoints the gateway accepts.
     witnesses: tuple[str, ...] = ()
+    #: C2SP tlog-witnesses the gateway submits each checkpoint to: "<submission URL> <cosignature/v1 vkey>".
+    tlog_witnesses: tuple[str, ...] = ()
     #: How often the checkpointer looks for new entries to sign (a new entry is covered within about this).
     checkpoint_interval_seconds: float = 0.5
     #: How often expired shares are looked for and crypto-shredded.
@@ -151,7 +153,7 @@ def load_settings(home: Path) -> Settings:
     unknown = set(raw) - known
     if unknown:
         raise ValueError(f"{path}: unknown setting(s): {', '.join(sorted(unknown))}")
-    for key in ("cors_origins", "witnesses"):
+    for key in ("cors_origins", "witnesses", "tlog_witnesses"):
         if key in raw:
             raw[key] = tuple(raw[key])
     oidc = tuple(_oidc_issuer(path, item) for item in oidc_raw)

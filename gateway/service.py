@@ -58,6 +58,21 @@ def receipt_url(index: int) -> str:
     return f"/api/v1/ledger/entries/{index}"
 
 
+def _check_entry_size(entry: Mapping[str, Any]) -> None:
+    """Refuse, before anything is stored, an entry too large for a C2SP tlog-tiles entry bundle (64 KiB)."""
+    try:
+        ledger_entry.check_size(entry)
+    except ledger_entry.EntryTooLarge as exc:
+        raise field_error(
+            "entry_too_large",
+            "justification",
+            f"This record would take {exc.size} bytes in the ledger, more than its limit of "
+            f"{ledger_entry.MAX_ENTRY_BYTES}; shorten the justification's free text.",
+            limit=ledger_entry.MAX_ENTRY_BYTES,
+            size=exc.size,
+        ) from None
+
+
 def new_share_id() -> str:
     """Unguessable (120 bits) because it appears in notification e-mails; lower-case base32 for URLs."""
     return "sh_" + base64.b32encode(secrets.token_bytes(15)).decode().lower()
@@ -188,12 +203,15 @@ class Gateway(HoldingUseCases, DirectoryUseCases):
             flags=flags,
         )
 
+        _check_entry_size(entry)
+
         def respond(index: int) -> dict[str, Any]:
             result: dict[str, Any] = {
                 "ledger_index": index,
                 "decision": draft["decision"],
                 "recorded_at": entry["time"],
                 "receipt": receipt_url(index),
+                "receipt_proof": receipt_url(index) + "/proof",
             }
             if recorded is not None:
                 result["disclosure"] = {**recorded, "description": disclosure_rules.describe(recorded)}
@@ -261,6 +279,19 @@ class Gateway(HoldingUseCases, DirectoryUseCases):
                 "share.justification.decision",
                 "A share needs a justification whose decision is 'share'; record other decisions at /api/v1/decisions.",
             )
+        _check_entry_size(
+            ledger_entry.share_entry(
+                time=self.now_str(),
+                actor=self._actor(principal, "practitioner"),
+                share_id=new_share_id(),
+                justification=draft,
+                policy=self._policy_ref(policy),
+                recipients=[],
+                payload={},
+                expires_at="",
+                max_downloads=None,
+            )
+        )
         ids, held, mode, passphrase = await self.split_addresses(meta)
         recipients, via = await self._resolve_recipients(ids) if ids or not held else ([], [])
         content_type = meta.get("payload_content_type", "application/octet-stream")
@@ -481,6 +512,8 @@ class Gateway(HoldingUseCases, DirectoryUseCases):
                 },
             )
 
+            _check_entry_size(entry)
+
             def respond(index: int) -> dict[str, Any]:
                 return {
                     "share_id": share_id,
@@ -503,6 +536,7 @@ class Gateway(HoldingUseCases, DirectoryUseCases):
                     "max_downloads": prepared.max_downloads,
                     "payload_size": size,
                     "receipt": receipt_url(index),
+                    "receipt_proof": receipt_url(index) + "/proof",
                 }
 
             index = await self.store.create_share(
@@ -620,6 +654,7 @@ class Gateway(HoldingUseCases, DirectoryUseCases):
             "acknowledged_at": now,
             "ledger_index": result[1],
             "receipt": receipt_url(result[1]),
+            "receipt_proof": receipt_url(result[1]) + "/proof",
         }
 
     async def inbox(self, principal: Principal, before: int | None, limit: int) -> list[Share]:

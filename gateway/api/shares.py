@@ -154,6 +154,7 @@ def share_view(share: Share, *, for_recipient: str | None = None) -> dict[str, A
         "ledger_index": share.ledger_index,
     }
     if for_recipient is None:
+        view["receipt_proof"] = f"/api/v1/ledger/entries/{share.ledger_index}/proof"  # the sender's tlog-proof
         view["state"] = share.state
         view["escrow"] = share.escrow_sha256 is not None
         view["recipients"] = [

@@ -1410,6 +1410,27 @@ class SQLiteStore:
         with TreeReader(self.path) as reader:
             return fn(reader)
 
+    async def tile(self, level: int, index: int, width: int) -> list[bytes]:
+        """C2SP tlog-tiles: the stored hashes of tile `level`/`index` (level 0: leaf hashes; level L: the
+        `ledger_nodes` of tree height 8L, written as the log grew); fewer than `width` if not all exist yet."""
+        first = index * 256
+        if level == 0:
+            sql = "SELECT leaf_hash FROM ledger WHERE idx >= ? AND idx < ? ORDER BY idx"
+            args: tuple[int, ...] = (first, first + width)
+        else:
+            sql = "SELECT hash FROM ledger_nodes WHERE level = ? AND idx >= ? AND idx < ? ORDER BY idx"
+            args = (8 * level, first, first + width)
+        async with self._reader.execute(sql, args) as cur:
+            return [bytes(r[0]) for r in await cur.fetchall()]
+
+    async def entry_bundle(self, index: int, width: int) -> list[bytes]:
+        """The canonical entry bytes of leaves [256 * index, 256 * index + width), in order."""
+        first = index * 256
+        async with self._reader.execute(
+            "SELECT entry FROM ledger WHERE idx >= ? AND idx < ? ORDER BY idx", (first, first + width)
+        ) as cur:
+            return [bytes(r[0]) for r in await cur.fetchall()]
+
 
 def _claim_idempotency_key(conn: sqlite3.Connection, idem: IdempotentWrite, now: str) -> None:
     """Inside the write transaction: if the key is taken (by a request on another node, or one that finished
