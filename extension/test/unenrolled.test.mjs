@@ -80,3 +80,13 @@ test("the result per recipient: how they open it, the link, and the phone remind
   assert.equal(rows[2].link, "https://gw.example/s/shr_1");
   assert.deepEqual(rows.map((r) => r.phone), [false, false, true]);
 });
+
+test("the gateway's refusals of a choice, in plain words: nothing shared, the passphrase never quoted", async () => {
+  const { explain } = await import("../lib/gateway.js");
+  const weak = explain(422, { error: "passphrase_weak", field: "passphrase", message: "The passphrase is too easy to guess." });
+  assert.equal(weak.code, "passphrase_weak");
+  assert.match(weak.message, /refused the passphrase\. The passphrase is too easy to guess\..*Nothing was shared/);
+  const mail = explain(422, { error: "mail_not_configured", field: "unenrolled", message: "…" });
+  assert.equal(mail.code, "mail_not_configured");
+  assert.match(mail.message, /cannot send email.*passphrase instead.*Nothing was shared/);
+});
