@@ -347,7 +347,7 @@ function renderRecipients(matched, unknown, addresses) {
   recipientsOk = matched.length + unknown.length > 0;
   unenrolledView = renderUnenrolled(list, unknown, () => {
     updateButtons();
-    if (valid) describeProblems([], new Map());
+    if (valid) describeStatus([], new Map());
   });
   $("recipients").hidden = false;
 }
