@@ -342,6 +342,12 @@ function renderRecipients(matched, unknown, addresses) {
   }
   if (!addresses.length) list.append(el("li", { class: "unknown", text: "The email has no recipients yet. Add them to the To or Cc line first." }));
   renderRecipientSummary(matched, $);
+  if (unknown.length) {
+    // Where they cannot be missed, beside Share too: the addresses without a key get the content as well.
+    const also = ` ${matched.length ? "And" : "Share with"} ${unknown.length} address${unknown.length === 1 ? "" : "es"} without a SafeShare key: ${unknown.join(", ")}.`;
+    $("recipient-summary").textContent += also;
+    $("share-to").textContent = (matched.length ? $("share-to").textContent : "") + also;
+  }
   recipientIds = matched.map((m) => m.recipient.id);
   unkeyed = unknown;
   recipientsOk = matched.length + unknown.length > 0;

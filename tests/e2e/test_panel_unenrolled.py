@@ -111,6 +111,8 @@ def test_verify_link_for_a_new_address(
     panel = ready_panel(page)
     flagged = panel.locator("#recipient-list .unknown")
     assert NEW_ADDRESS in flagged.text_content() and "no SafeShare key yet" in flagged.text_content()
+    # Summed up beside Share as well: the address without a key gets the content too.
+    assert panel.locator("#share-to").text_content().endswith(f"And 1 address without a SafeShare key: {NEW_ADDRESS}.")
     share = panel.get_by_role("button", name="Share", exact=True)
     assert share.is_disabled()  # no choice yet
     assert "recipients need attention" in panel.get_by_role("status").text_content()
