@@ -328,6 +328,10 @@ const pageHandlers = {
         justification: msg.justification,
         payload_content_type: "message/rfc822",
         expires_in: msg.expires_in,
+        // Addresses without a key (issue 10): the practitioner's one choice; the passphrase goes to the
+        // gateway only, never to the webmail page or any storage.
+        ...(msg.unenrolled === "verify" || msg.unenrolled === "passphrase" ? { unenrolled: msg.unenrolled } : {}),
+        ...(msg.unenrolled === "passphrase" ? { passphrase: String(msg.passphrase ?? "") } : {}),
       },
       payload,
     );
