@@ -60,7 +60,10 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-ROLES: Final = frozenset({"practitioner", "recipient", "auditor", "admin"})
+#: `admin` and `auditor` act within the token's own organisation (`org`); `partnership_admin` and
+#: `partnership_auditor` act across every organisation on the gateway and are granted separately, never implied
+#: (see gateway/tenancy.py).
+ROLES: Final = frozenset({"practitioner", "recipient", "auditor", "admin", "partnership_admin", "partnership_auditor"})
 
 AUTH_ERROR_CODES: Final = frozenset(
     {

@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from . import envelope
+from . import envelope, tenancy
 from .auth import Principal
 from .config import Settings
 from .directory import RECIPIENT_ID_RE, DirectoryUseCases
@@ -480,10 +480,11 @@ class Gateway(DirectoryUseCases):
         if not SHARE_ID_RE.match(share_id):
             raise not_found()
         share = await self.store.get_share(share_id)
-        is_admin = principal.has("admin")
-        if share is None or not (is_admin or self.is_sender(principal, share)):
+        # The sender (as a practitioner), or an administrator of the sending organisation (tenancy.py).
+        as_sender = share is not None and principal.has("practitioner") and self.is_sender(principal, share)
+        if share is None or not (as_sender or tenancy.admin_may_act_on(principal, share.sender_org)):
             raise not_found()
-        role = "practitioner" if self.is_sender(principal, share) else "admin"
+        role = "practitioner" if as_sender else tenancy.acting_role(principal, share.sender_org)
         result = await self.store.revoke(
             share_id,
             lambda s: ledger_entry.share_event_entry(
@@ -552,12 +553,16 @@ class Gateway(DirectoryUseCases):
             )
         if not SHARE_ID_RE.match(share_id):
             raise not_found()
-        share = await self.store.record_escrow_release(
-            share_id,
-            lambda s: ledger_entry.share_event_entry(
+
+        def entry(s: Share) -> dict[str, Any]:
+            # Checked inside the transaction: only an administrator of the sending organisation (or of the
+            # partnership) releases its escrow; anyone else learns nothing, as if there were no such share.
+            if not tenancy.admin_may_act_on(principal, s.sender_org):
+                raise not_found("escrow envelope")
+            return ledger_entry.share_event_entry(
                 kind=ledger_entry.KIND_FETCH,
                 time=self.now_str(),
-                actor=self._actor(principal, "admin"),
+                actor=self._actor(principal, tenancy.acting_role(principal, s.sender_org)),
                 share_id=s.id,
                 share_index=s.ledger_index,
                 subjects=s.subjects,
@@ -565,8 +570,9 @@ class Gateway(DirectoryUseCases):
                 escrow=True,
                 envelope_sha256=s.escrow_sha256,
                 reason=reason.strip(),
-            ),
-        )
+            )
+
+        share = await self.store.record_escrow_release(share_id, entry)
         if share is None:
             raise not_found("escrow envelope")
         return self.files.path(share.id, ESCROW_ID), share, share.ledger_index

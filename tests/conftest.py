@@ -93,7 +93,8 @@ class Api:
     async def add_recipient(self, rid: str, identity: Any, org: str = "Hereford MASH") -> None:
         r = await self.client.post(
             "/api/v1/recipients",
-            headers=self.auth("root", "admin"),
+            # Administrators act within their own organisation (gateway/tenancy.py): the recipient's.
+            headers=self.auth("root", "admin", org),
             json={
                 "id": rid,
                 "name": rid.title(),
@@ -124,7 +125,8 @@ class Api:
         return await self.client.post("/api/v1/shares", data=form, headers=self.auth(sender, "practitioner"))
 
     async def ledger(self, **params: str) -> list[dict[str, Any]]:
-        r = await self.client.get("/api/v1/ledger", params=params, headers=self.auth("audrey", "auditor"))
+        # The whole ledger, whichever organisations an entry involves (tenancy: tests/test_tenants.py).
+        r = await self.client.get("/api/v1/ledger", params=params, headers=self.auth("audrey", "partnership_auditor"))
         assert r.status == 200, await r.text()
         return (await r.json())["entries"]
 

@@ -12,7 +12,7 @@ routes = web.RouteTableDef()
 @routes.post("/api/v1/justifications/validate")
 async def validate(request: web.Request) -> web.Response:
     """Problems for a draft, recording nothing: the extension calls this as the practitioner types."""
-    principal(request, "practitioner", "admin")
+    principal(request, "practitioner", "admin", "partnership_admin")
     draft = await read_json(request, "justification")
     policy, problems = gateway(request).check_justification(draft)
     return json_response(

@@ -9,6 +9,7 @@ from typing import Any
 
 from aiohttp import BodyPartReader, MultipartReader, web
 
+from .. import tenancy
 from ..errors import ApiError, not_found
 from ..service import SHARE_ID_RE, Gateway
 from ..store.models import Share
@@ -170,13 +171,14 @@ async def list_sent(request: web.Request) -> web.Response:
 
 @routes.get("/api/v1/shares/{share_id}")
 async def get_share(request: web.Request) -> web.Response:
-    p = principal(request, "practitioner", "recipient", "admin")
+    p = principal(request, "practitioner", "recipient", *tenancy.ADMIN_ROLES)
     gw = gateway(request)
     share_id = request.match_info["share_id"]
     share = await gw.store.get_share(share_id) if SHARE_ID_RE.match(share_id) else None
     if share is None:
         raise not_found()
-    if p.has("admin") or (p.has("practitioner") and gw.is_sender(p, share)):
+    # The sender, or an administrator of the sending organisation (tenancy.py), sees the whole share.
+    if tenancy.admin_may_act_on(p, share.sender_org) or (p.has("practitioner") and gw.is_sender(p, share)):
         return json_response(await with_justification(gw, share, share_view(share)))
     if p.has("recipient") and share.recipient(p.sub) is not None:
         return json_response(await with_justification(gw, share, share_view(share, for_recipient=p.sub)))
@@ -185,7 +187,7 @@ async def get_share(request: web.Request) -> web.Response:
 
 @routes.post("/api/v1/shares/{share_id}/revoke")
 async def revoke_share(request: web.Request) -> web.Response:
-    p = principal(request, "practitioner", "admin")
+    p = principal(request, "practitioner", *tenancy.ADMIN_ROLES)
     reason = None
     if request.can_read_body:
         body = await read_json(request)
@@ -263,7 +265,7 @@ async def acknowledge_share(request: web.Request) -> web.Response:
 @routes.post("/api/v1/shares/{share_id}/escrow")
 async def release_escrow(request: web.Request) -> web.StreamResponse:
     """Organisational recovery: an administrator takes the escrow envelope, with a reason recorded first."""
-    p = principal(request, "admin")
+    p = principal(request, *tenancy.ADMIN_ROLES)
     body = await read_json(request)
     if not isinstance(body, dict) or set(body) - {"reason"}:
         raise ApiError(400, "invalid_body", 'The body must be {"reason": text}.', field="body")

@@ -9,7 +9,7 @@ from typing import Any
 
 from aiohttp import web
 
-from ..auth import Principal
+from .. import tenancy
 from ..errors import ApiError, not_found
 from ..ledger.checkpoint import Checkpoint, CheckpointError, open_note, split_note
 from ..store.models import LedgerRow
@@ -98,16 +98,6 @@ async def verifier_key(request: web.Request) -> web.Response:
     return web.Response(text=request.app[SIGNER].vkey + "\n", content_type="text/plain", charset="utf-8")
 
 
-def _may_see(p: Principal, entry: dict[str, Any]) -> bool:
-    """Auditors see every entry; anyone else only entries they made or that name them as a recipient."""
-    if p.has("auditor"):
-        return True
-    actor = entry.get("actor") or {}
-    if actor.get("sub") == p.sub and actor.get("iss") == p.issuer:
-        return True
-    return p.has("recipient") and any(r.get("id") == p.sub for r in entry.get("recipients") or ())
-
-
 @routes.get("/api/v1/ledger/entries/{index}")
 async def ledger_entry(request: web.Request) -> web.Response:
     """One entry, its canonical bytes, and an inclusion proof against the latest signed checkpoint.
@@ -115,7 +105,7 @@ async def ledger_entry(request: web.Request) -> web.Response:
     This is the receipt a practitioner or recipient keeps: with the pinned vkey it proves the entry (and,
     for a share, each envelope's SHA-256) is in the ledger the gateway signed.
     """
-    p = principal(request, "auditor", "practitioner", "recipient", "admin")
+    p = principal(request, *tenancy.AUDITOR_ROLES, "practitioner", "recipient", *tenancy.ADMIN_ROLES)
     try:
         index = int(request.match_info["index"])
     except ValueError:
@@ -125,7 +115,7 @@ async def ledger_entry(request: web.Request) -> web.Response:
     if row is None:
         raise not_found("ledger entry")
     entry = json.loads(row.entry)
-    if not _may_see(p, entry):
+    if not tenancy.may_see_entry(p, entry):
         raise not_found("ledger entry")
     body: dict[str, Any] = {
         "index": row.index,
@@ -148,7 +138,7 @@ async def ledger_entry(request: web.Request) -> web.Response:
 
 @routes.get("/api/v1/ledger/proof/inclusion")
 async def inclusion_proof(request: web.Request) -> web.Response:
-    principal(request, "auditor")
+    principal(request, *tenancy.AUDITOR_ROLES)
     gw = gateway(request)
     size_now = await gw.store.tree_size()
     size = query_int(request, "size", None, 1, max(1, size_now))
@@ -167,7 +157,7 @@ async def inclusion_proof(request: web.Request) -> web.Response:
 
 @routes.get("/api/v1/ledger/proof/consistency")
 async def consistency_proof(request: web.Request) -> web.Response:
-    principal(request, "auditor")
+    principal(request, *tenancy.AUDITOR_ROLES)
     gw = gateway(request)
     size_now = await gw.store.tree_size()
     first = query_int(request, "first", None, 1, MAX_INDEX)
