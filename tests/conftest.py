@@ -22,6 +22,7 @@ from gateway.auth import EmbeddedIssuer
 from gateway.config import Limits, Settings
 from gateway.home import HomeKeys, init_home
 from gateway.service import Gateway
+from tests.openapi_conformance import ResponseChecker
 
 FIXTURES = Path(__file__).parent / "fixtures"
 EXAMPLES = FIXTURES / "justifications"
@@ -150,3 +151,40 @@ def bob() -> Any:
 @pytest.fixture
 def justification_copy(share_justification: dict[str, Any]) -> Callable[[], dict[str, Any]]:
     return lambda: copy.deepcopy(share_justification)
+
+
+# -- every response checked against the OpenAPI document --------------------------------------------------
+
+_OPENAPI = ResponseChecker()
+
+
+@pytest.fixture
+def openapi_checker() -> ResponseChecker:
+    """The document is parsed once; each test gets its own tally of problems."""
+    return ResponseChecker(doc=_OPENAPI.doc)
+
+
+@pytest.fixture
+async def aiohttp_client(aiohttp_client: Any, openapi_checker: ResponseChecker) -> Any:
+    """pytest-aiohttp's client factory, with every JSON response (and every status and content type) checked
+    against gateway/openapi.json; the test fails at teardown listing every response that disagreed."""
+
+    async def make(*args: Any, **kwargs: Any) -> Any:
+        client = await aiohttp_client(*args, **kwargs)
+        request = client._request
+
+        async def checked(method: str, path: Any, **kw: Any) -> aiohttp.ClientResponse:
+            resp = await request(method, path, **kw)
+            body = b""
+            if resp.content_type == "application/json":
+                body = await resp.read()  # cached: the test reads it again as usual
+            openapi_checker.check(method, resp.url.path, resp.status, resp.headers.get("Content-Type", ""), body)
+            return resp
+
+        client._request = checked
+        return client
+
+    yield make
+    assert not openapi_checker.problems, "responses that disagree with gateway/openapi.json:\n" + "\n".join(
+        openapi_checker.problems
+    )

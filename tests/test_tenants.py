@@ -366,9 +366,9 @@ def _expected(route: Route, caller: str) -> int:
     return route.expect.get(caller, 403)
 
 
-def _share_form() -> aiohttp.FormData:
+def share_form(**extra: Any) -> aiohttp.FormData:
     form = aiohttp.FormData()
-    meta = {"recipients": ["rita"], "justification": example("share"), "payload_content_type": "text/plain"}
+    meta = {"recipients": ["rita"], "justification": example("share"), "payload_content_type": "text/plain", **extra}
     form.add_field("share", json.dumps(meta), content_type="application/json")
     form.add_field("payload", b"referral notes", filename="payload", content_type="application/octet-stream")
     return form
@@ -381,7 +381,7 @@ async def _call(world: World, route: Route, caller: str) -> None:
     if route.extra.get("age_recipient"):
         body = {**(body or {}), "age_recipient": str(pyrage.x25519.Identity.generate().to_public())}
     if route.extra.get("form"):
-        kwargs["data"] = _share_form()
+        kwargs["data"] = share_form()
     elif isinstance(body, str):
         kwargs["data"] = body
     elif body is not None:
