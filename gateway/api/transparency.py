@@ -37,7 +37,10 @@ async def latest_checkpoint(request: web.Request) -> web.Response:
     one witness has co-signed instead.
     """
     store = gateway(request).store
-    if request.query.get("witnessed") in ("1", "true"):
+    witnessed = request.query.get("witnessed")
+    if witnessed not in (None, "1", "true"):
+        raise ApiError(400, "invalid_parameter", "witnessed may only be 1 or true.", field="witnessed")
+    if witnessed is not None:
         size = await store.latest_cosigned_size()
         note = None if size is None else await store.checkpoint_note(size)
         if size is None or note is None:
