@@ -10,6 +10,7 @@ bench/schemathesis_long.py.
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from pathlib import Path
@@ -48,5 +49,6 @@ def test_schemathesis_sample(tmp_path: Path) -> None:
         "generation_error": tally.failures.get("generation_error", []),
         "request_validation": unexplained,
     }
+    print("problems:", json.dumps(problems, indent=1))
     assert tally.requests >= 500, summary  # the sample really ran
     assert all(not found for found in problems.values()), (summary, problems)
