@@ -223,7 +223,12 @@ class DirectoryUseCases:
         kind = ledger_entry.KIND_ENROLMENT_APPROVE if approve else ledger_entry.KIND_ENROLMENT_REJECT
         nothing = ApiError(404, "no_pending_enrolment", f"No pending enrolment for {recipient_id[:64]!r}.")
         if by is not None:
-            tenancy.admin_scope(by)  # 403 org_required before anything is looked up
+            scope = tenancy.admin_scope(by)  # 403 org_required before anything is looked up
+            # Approving rotates an existing recipient's key: the recipient's organisation must be the
+            # administrator's too, whatever organisation the enrolling token claimed.
+            existing = await self.store.get_recipients([recipient_id]) if RECIPIENT_ID_RE.match(recipient_id) else {}
+            if recipient_id in existing and not tenancy.within(scope, existing[recipient_id].org):
+                raise nothing
 
         def entry(e: Enrolment) -> dict[str, Any]:
             return ledger_entry.recipient_entry(

@@ -480,3 +480,21 @@ async def test_the_auditors_of_each_organisation_see_their_own_decisions(world: 
     assert (await r.json())["entries"] == []
     r = await c.get("/api/v1/ledger", params={"org": OTHER}, headers=world.headers("partnership_auditor"))
     assert [e["kind"] for e in (await r.json())["entries"]] == ["decision", "recipient_add"]
+
+
+async def test_an_enrolment_cannot_take_over_another_organisations_recipient(world: World) -> None:
+    """A recipient token of OTHER carrying the `sub` of ORG's recipient enrols a key: OTHER's administrator
+    cannot approve it (that would rotate ORG's recipient's key), nor can ORG's (the enrolment is OTHER's)."""
+    c = world.client
+    token = world.issuer.issue("rita", ["recipient"], org=OTHER, email="mallory@example.org")
+    key = str(pyrage.x25519.Identity.generate().to_public())
+    r = await c.post(
+        "/api/v1/recipients/enrol", json={"age_recipient": key}, headers={"Authorization": f"Bearer {token}"}
+    )
+    assert r.status == 202
+    for caller in ("admin_other", "admin"):
+        r = await c.post("/api/v1/recipients/rita/approve", headers=world.headers(caller))
+        assert r.status == 404 and (await r.json())["error"] == "no_pending_enrolment", caller
+    r = await c.get("/api/v1/recipients?q=rita", headers=world.headers("owner"))
+    (rita,) = [x for x in (await r.json())["recipients"] if x["id"] == "rita"]
+    assert rita["age_recipient"] != key
