@@ -22,8 +22,11 @@ async def list_recipients(request: web.Request) -> web.Response:
     q = query_str(request, "q", 200)
     limit = query_int(request, "limit", 100, 1, 500)
     assert limit is not None  # noqa: S101 - has a default
+    flag = request.query.get("include_disabled")
+    if flag not in (None, "1", "true"):
+        raise ApiError(400, "invalid_parameter", "include_disabled may only be 1 or true.", field="include_disabled")
     admin = p.has(tenancy.ADMIN) or p.has(tenancy.PARTNERSHIP_ADMIN)
-    include_disabled = admin and request.query.get("include_disabled") in ("1", "true")
+    include_disabled = admin and flag is not None
     found = await gateway(request).store.list_recipients(q, include_disabled, limit)
     if include_disabled:
         # The active directory is the partnership's; disabled entries only to those who administer them.
