@@ -74,7 +74,7 @@ RESPONSE_CHECKS = {
 class Tally:
     requests: int = 0
     statuses: Counter[int] = field(default_factory=Counter)
-    #: kind -> list of "METHOD /path [caller, mode]: detail" (the first few of each kind are kept in full)
+    #: kind -> list of "METHOD /path [caller, mode]: detail" (the first 2,000 of each kind)
     failures: dict[str, list[str]] = field(default_factory=dict)
     counts: Counter[str] = field(default_factory=Counter)
     seconds: float = 0.0
@@ -82,7 +82,7 @@ class Tally:
     def fail(self, kind: str, what: str) -> None:
         self.counts[kind] += 1
         kept = self.failures.setdefault(kind, [])
-        if len(kept) < 50:
+        if len(kept) < 2000:
             kept.append(what)
 
     def summary(self) -> dict[str, Any]:
