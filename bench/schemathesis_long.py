@@ -6,8 +6,8 @@ Rounds of `--examples` cases per (operation, positive/negative, generated/seeded
 with no token and with a token for every role, with a new seed per round, until `--requests` have been sent
 (a round is always finished) or `--minutes` pass. Prints the figures as JSON and the first failures of each
 kind; exits 1 on any 5xx, response that disagrees with the OpenAPI document, or request-validation
-disagreement not explained by a rule the document states in prose (tests/test_schemathesis.py). Not collected by pytest; CI
-runs it on demand. The bounded sample in the normal test run is tests/test_schemathesis.py.
+disagreement not explained by a rule the document states in prose (tests/test_schemathesis.py). Not
+collected by pytest; CI runs it on demand. The bounded sample in the normal test run is tests/test_schemathesis.py.
 """
 
 from __future__ import annotations
