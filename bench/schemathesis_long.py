@@ -49,7 +49,9 @@ def main() -> int:
             print(f"round {rounds}: {tally.summary()}", file=sys.stderr, flush=True)
         log = (Path(tmp) / "server.log").read_text(errors="replace")
     summary = {**total.summary(), "rounds": rounds, "statuses": dict(sorted(Counter(total.statuses).items()))}
-    summary["server_log_unexpected"] = sum("unexpected" in line for line in log.splitlines())
+    # The gateway logs an unexpected exception by type and route only: say which ones the 5xx were.
+    unexpected = Counter(line.split(" ERROR ", 1)[-1] for line in log.splitlines() if "unexpected" in line)
+    summary["server_log_unexpected"] = dict(unexpected)
     unexplained = [
         f
         for kind in ("positive_rejected", "negative_accepted")
