@@ -261,7 +261,10 @@ def _print_dev_banner(settings: Settings, host: str, port: int) -> None:
         # Everyone is in the demo recipient's organisation, so the (organisation-scoped) administrator approves
         # its enrolment and the auditor reads the demo shares; the partnership roles act across organisations.
         claims = {"org": org, "email": email, "name": name} if role == "recipient" else {"org": org}
-        lines.append(f"  {role:<19} {issuer.issue(sub, [role], ttl=DEV_TOKEN_TTL, **claims)}")
+        issued = issuer.issue(
+            sub, [role], org=claims["org"], ttl=DEV_TOKEN_TTL, email=claims.get("email"), name=claims.get("name")
+        )
+        lines.append(f"  {role:<19} {issued}")
     lines += [
         f"  demo recipient '{DEMO_RECIPIENT}', identity file {identity_path}",
         f"  API description: {url}/api/v1/openapi.json    health: {url}/healthz",
