@@ -22,8 +22,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.fuzz_schemathesis import Tally, exercise, gateway  # noqa: E402
-from tests.test_schemathesis import KNOWN_PROSE_RULES  # noqa: E402
+from tests.fuzz_schemathesis import Tally, exercise, gateway
+from tests.test_schemathesis import KNOWN_PROSE_RULES
 
 
 def main() -> int:

@@ -186,7 +186,7 @@ const pageHandlers = {
     return { policy: await (await client()).policy() };
   },
   async validate(msg) {
-    return await (await client()).validate(msg.justification);
+    return await (await client()).validate(msg.justification, msg.disclosure);
   },
   async recipients(msg) {
     const c = await client();
@@ -237,7 +237,7 @@ const pageHandlers = {
     return {};
   },
   async decide(msg) {
-    return await (await client()).decide(msg.justification);
+    return await (await client()).decide(msg.justification, msg.disclosure);
   },
   async close(msg) {
     const s = await session(msg.session).catch(() => null);
@@ -305,6 +305,9 @@ const pageHandlers = {
   },
   async "recipient-sent"(msg) {
     return await (await recipientApi()).sent(msg.cursor);
+  },
+  async "recipient-decisions"(msg) {
+    return await (await recipientApi()).decisions(msg.cursor);
   },
   async "recipient-share"(msg) {
     return await (await recipientApi()).share(msg.id);

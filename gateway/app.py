@@ -17,25 +17,29 @@ from typing import Any
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
+from aiohttp.http_exceptions import HttpProcessingError
 
-from .api import decisions, inbox, ledger, notice, policies, recipients, shares, teams, transparency
-from .api.common import GATEWAY, PRINCIPAL, SIGNER, WITNESSES
+from .api import claims, decisions, inbox, ledger, notice, open_page, policies, recipients, shares, teams, transparency
+from .api.common import GATEWAY, ISSUER, PRINCIPAL, SIGNER, WITNESSES
 from .auth import AuthError, EmbeddedIssuer, TokenVerifier, bearer_token
 from .config import Settings
 from .errors import ApiError, error_response
-from .home import HomeKeys, init_home
+from .home import HomeKeys, init_home, open_ledger_store
+from .idempotency import INFLIGHT, InFlight
 from .justification import PolicyRegistry
 from .ledger.checkpoint import NoteVerifier
+from .ledger.guard import REASON as LEDGER_INCONSISTENT
 from .ledger.signer import LedgerSigner
+from .mail import mailer_from_settings
 from .service import Gateway
-from .store.sqlite import SQLiteStore
+from .storage_health import StorageHealth, is_storage_full
 
 log = logging.getLogger("safeshare.app")
 
 VERIFIER = web.AppKey("verifier", TokenVerifier)
-ISSUER = web.AppKey("issuer", EmbeddedIssuer)
 SETTINGS = web.AppKey("settings", Settings)
 OPENAPI = web.AppKey("openapi", bytes)
+STORAGE = web.AppKey("storage", StorageHealth)
 
 #: Routes under /api/ that need no token: the API description, what anyone needs to check the ledger's signed
 #: checkpoints (they reveal only the tree size and root hash), and witness co-signatures (authenticated by the
@@ -97,10 +101,32 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         details: dict[str, Any] = {}
         if exc.status == 413:
             details["limit"] = request.app[SETTINGS].limits.max_json_bytes
-        return error_response(exc.status, code, exc.reason, **details)
+        resp = error_response(exc.status, code, exc.reason, **details)
+        if "Allow" in exc.headers:  # every 405 says what is allowed
+            resp.headers["Allow"] = exc.headers["Allow"]
+        return resp
     except (asyncio.CancelledError, ConnectionResetError):
         raise
-    except Exception as exc:  # noqa: BLE001 - the last line of defence: structured, and no detail leaked
+    except HttpProcessingError as exc:  # malformed input found while parsing (multipart part headers, ...)
+        log.info("malformed request (%s) on %s %s", type(exc).__name__, request.method, request.path)
+        return error_response(400, "malformed_request", "The request could not be parsed.")
+    except UnicodeError as exc:  # undecodable or unencodable text (lone surrogates, non-UTF-8) in the input
+        log.info("undecodable input (%s) on %s %s", type(exc).__name__, request.method, request.path)
+        return error_response(400, "invalid_encoding", "The request contains text that is not valid UTF-8.")
+    except Exception as exc:
+        if is_storage_full(exc):
+            request.app[STORAGE].note_full()
+            log.error("storage full while handling %s %s", request.method, request.path)
+            retry = request.app[SETTINGS].limits.storage_full_retry_after_seconds
+            resp = error_response(
+                507,
+                "storage_full",
+                "The gateway's storage is full, so nothing was stored. Try again later; if it persists, tell the"
+                " gateway's administrator.",
+                retry_after=retry,
+            )
+            resp.headers["Retry-After"] = str(retry)
+            return resp
         log.error(
             "unexpected %s while handling %s %s",
             type(exc).__name__,
@@ -113,13 +139,18 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
 
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if request.path.startswith("/api/") and request.path not in PUBLIC_PATHS:
+    if (
+        request.path.startswith("/api/")
+        and request.path not in PUBLIC_PATHS
+        and request.path not in claims.PUBLIC_PATHS
+        and not request.path.startswith(claims.PUBLIC_PREFIX)
+    ):
         token = bearer_token(request.headers.get("Authorization"))
         request[PRINCIPAL] = await request.app[VERIFIER].verify(token)
     return await handler(request)
 
 
-CORS_ALLOW_HEADERS = "Authorization, Content-Type"
+CORS_ALLOW_HEADERS = "Authorization, Content-Type, Idempotency-Key"
 CORS_ALLOW_METHODS = "GET, POST, OPTIONS"
 
 
@@ -157,6 +188,29 @@ async def security_headers(request: web.Request, handler: Handler) -> web.Stream
 
 
 async def healthz(request: web.Request) -> web.Response:
+    if not await request.app[STORAGE].writable():
+        retry = request.app[SETTINGS].limits.storage_full_retry_after_seconds
+        body = {
+            "status": "unhealthy",
+            "reason": "storage_full",
+            "error": "storage_full",
+            "message": "The gateway cannot write to its storage.",
+        }
+        resp = web.json_response(body, status=503)
+        resp.headers["Retry-After"] = str(retry)
+        return resp
+    guard = request.app[GATEWAY].store.guard if GATEWAY in request.app else None
+    if guard is not None and guard.problem is not None:
+        # The ledger no longer extends what the gateway signed: no checkpoint is signed until an operator acts.
+        return web.json_response(
+            {
+                "status": "unhealthy",
+                "reason": LEDGER_INCONSISTENT,
+                "error": LEDGER_INCONSISTENT,
+                "message": guard.problem,
+            },
+            status=503,
+        )
     return web.json_response({"status": "ok"})
 
 
@@ -179,6 +233,8 @@ def create_app(settings: Settings, keys: HomeKeys | None = None) -> web.Applicat
         handler_args={"max_line_size": 16384, "max_field_size": 16384},
     )
     app[SETTINGS] = settings
+    app[STORAGE] = StorageHealth(settings.data_dir)
+    app[INFLIGHT] = InFlight()
     app[ISSUER] = issuer
     app[OPENAPI] = json.dumps(json.loads(load_openapi())).encode()
     policy_registry = PolicyRegistry.builtin(settings.default_policy)
@@ -192,8 +248,9 @@ def create_app(settings: Settings, keys: HomeKeys | None = None) -> web.Applicat
         await app[VERIFIER].close()
 
     async def store_ctx(app: web.Application) -> AsyncIterator[None]:
-        store = await SQLiteStore.open(settings.db_path)
+        store = await open_ledger_store(settings, keys, signer.verifier())
         gw = Gateway(settings, store, policy_registry, keys.digest_key, signer)
+        gw.mailer = mailer_from_settings(settings)
         app[GATEWAY] = gw
         await gw.sweep_orphans()
         yield
@@ -211,7 +268,7 @@ def create_app(settings: Settings, keys: HomeKeys | None = None) -> web.Applicat
                     if size != last:
                         await gw.checkpoint()
                         last = size
-                except Exception as exc:  # noqa: BLE001 - keep going; the next round retries
+                except Exception as exc:  # keep going; the next round retries
                     log.error("checkpoint failed: %s", type(exc).__name__)
                 await asyncio.sleep(settings.checkpoint_interval_seconds)
 
@@ -230,7 +287,7 @@ def create_app(settings: Settings, keys: HomeKeys | None = None) -> web.Applicat
             while True:
                 try:
                     await app[GATEWAY].expire_due()
-                except Exception as exc:  # noqa: BLE001 - keep sweeping; the next round retries
+                except Exception as exc:  # keep sweeping; the next round retries
                     log.error("expiry sweep failed: %s", type(exc).__name__)
                 await asyncio.sleep(settings.expiry_sweep_seconds)
 
@@ -243,6 +300,7 @@ def create_app(settings: Settings, keys: HomeKeys | None = None) -> web.Applicat
     app.cleanup_ctx.extend([verifier_ctx, store_ctx, checkpoint_ctx, expiry_ctx])
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/api/v1/openapi.json", openapi)
-    for module in (shares, inbox, decisions, policies, recipients, teams, ledger, transparency, notice):
+    for module in (shares, inbox, decisions, policies, recipients, teams, ledger, transparency, notice, claims):
         app.router.add_routes(module.routes)
+    app.router.add_routes(open_page.routes)  # the recipient's web page, /open/
     return app

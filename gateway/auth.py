@@ -345,8 +345,12 @@ class EmbeddedIssuer:
         now: int | None = None,
         email: str | None = None,
         name: str | None = None,
+        extra: Mapping[str, str] | None = None,
     ) -> str:
-        """Sign a token; roles are validated here so a typo fails at issue time, not as a silent denial."""
+        """Sign a token; roles are validated here so a typo fails at issue time, not as a silent denial.
+
+        `extra`: further text claims that do not clash with the standard ones (e.g. `claim`: the share an
+        e-mail claim token was issued for)."""
         _require_text("sub", sub)
         if isinstance(roles, str):
             raise ValueError("roles must be an iterable of role names, not a single string")
@@ -375,6 +379,11 @@ class EmbeddedIssuer:
             if value is not None:
                 _require_text(claim, value)
                 claims[claim] = value
+        for claim, value in (extra or {}).items():
+            if claim in claims or claim in ("roles", "org", "email", "name"):
+                raise ValueError(f"extra claim {claim!r} clashes with a standard one")
+            _require_text(claim, value)
+            claims[claim] = value
         return jwt.encode(claims, self._private_key, algorithm="EdDSA", headers={"kid": self.kid, "typ": "JWT"})
 
     def jwks(self) -> dict[str, Any]:
@@ -589,13 +598,21 @@ def _parse_jwks(document: Any, source: str) -> dict[str, _Jwk] | None:
             continue
         try:
             parsed = jwt.PyJWK(entry).key
-        except Exception:  # noqa: BLE001 - one unusable key must not poison the whole set
+        except Exception:  # one unusable key must not poison the whole set
             log.debug("skipping unusable JWK %s from %s", kid, source)
             continue
         if not isinstance(parsed, VerifyKey):
             continue
         keys[kid] = _Jwk(parsed, alg)
     return keys
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 class _EmbeddedState:
@@ -687,7 +704,7 @@ class _OIDCState:
             if fetched is not None:
                 self._keys = fetched  # replace, so keys the IdP withdrew stop working
                 self._fetched_at = started
-        except Exception:  # noqa: BLE001 - a bug here must become a 401, never a crashed request
+        except Exception:  # a bug here must become a 401, never a crashed request
             log.exception("JWKS refresh for %s failed unexpectedly", self.issuer)
         finally:
             self._refreshing = None
@@ -804,6 +821,9 @@ class TokenVerifier:
         kid = header.get("kid")
         if kid is not None and not isinstance(kid, str):
             raise AuthError("token_malformed", "The token header's 'kid' is not a string.")
+        if kid is not None and (len(kid) > 256 or not kid.isprintable() or not _encodable(kid)):
+            # JSON escapes can carry lone surrogates ("\ud800") or control characters; no key is named so.
+            raise AuthError("token_malformed", "The token header's 'kid' is not a usable key identifier.")
         if alg not in self._algorithms:
             raise AuthError("token_algorithm_not_allowed", "The token's signing algorithm is not accepted.")
 

@@ -29,6 +29,22 @@ class Limits:
     max_expiry_seconds: int = 365 * DAY
     max_downloads_cap: int = 1000
     page_size_max: int = 500
+    #: Connection guards (gateway/server.py). A request's headers must arrive within this many seconds.
+    header_timeout_seconds: float = 10.0
+    #: An idle kept-alive connection is closed after this long.
+    keepalive_timeout_seconds: float = 15.0
+    #: A request body that sends nothing for this long, while the gateway waits for it, is dropped.
+    body_idle_timeout_seconds: float = 30.0
+    #: Minimum upload rate, averaged over the window below (only while the gateway waits for bytes): 1 KiB/s
+    #: over 60 s lets a large share over a slow, congested council line through and drops a trickle.
+    min_upload_bytes_per_second: int = 1024
+    min_upload_rate_window_seconds: float = 60.0
+    #: Open connections at most; lowered automatically to stay below the open-file limit (RLIMIT_NOFILE).
+    max_connections: int = 1000
+    #: How long a client is asked to wait (Retry-After) when the gateway's storage is full.
+    storage_full_retry_after_seconds: int = 300
+    #: How long an Idempotency-Key is remembered (seconds).
+    idempotency_key_ttl_seconds: int = DAY
 
 
 @dataclass(frozen=True)
@@ -56,6 +72,17 @@ class Settings:
     expiry_sweep_seconds: float = 30.0
     #: Public base URL, used in notification texts; defaults to the listening address.
     public_url: str | None = None
+    #: SMTP relay for one-time claim codes (`smtp://[user:pass@]host:port[?starttls=1]` or `smtps://…`);
+    #: the environment's SAFESHARE_SMTP_URL wins over safeshare.toml.
+    smtp_url: str | None = None
+    #: The From header of the gateway's e-mail.
+    mail_from: str = "SafeShare <safeshare@localhost>"
+    #: A key enrolled after an e-mail claim waits for an administrator's approval before shares are re-wrapped to it.
+    claim_requires_approval: bool = False
+    #: Also send a "a share is waiting for you" notice (no content) to each address a share is held for.
+    notify_held: bool = False
+    #: No relay: print the e-mail the gateway would send to standard output (set by `serve --dev`).
+    dev_mail: bool = False
 
     @property
     def keys_dir(self) -> Path:
@@ -85,6 +112,11 @@ class Settings:
     def digest_key_path(self) -> Path:
         return self.keys_dir / "payload-digest.hmac"
 
+    @property
+    def holding_key_path(self) -> Path:
+        """The gateway's holding key (age X25519): envelopes held for addresses that have no key yet."""
+        return self.keys_dir / "holding.agekey"
+
 
 def resolve_home(home: str | os.PathLike[str] | None) -> Path:
     """`--home`, then `SAFESHARE_HOME`, then the current directory (so a checkout's own `keys/` is used)."""
@@ -107,8 +139,16 @@ def load_settings(home: Path) -> Settings:
     for key in ("cors_origins", "witnesses"):
         if key in raw:
             raw[key] = tuple(raw[key])
-    oidc = tuple(
-        OIDCIssuerConfig(**{k: tuple(v) if k in ("algorithms", "scopes") else v for k, v in item.items()})
-        for item in oidc_raw
-    )
+    oidc = tuple(_oidc_issuer(path, item) for item in oidc_raw)
+    if os.environ.get("SAFESHARE_SMTP_URL"):
+        raw["smtp_url"] = os.environ["SAFESHARE_SMTP_URL"]
     return Settings(home=home, limits=Limits(**limits_raw), oidc=oidc, **raw)
+
+
+def _oidc_issuer(path: Path, item: dict[str, Any]) -> OIDCIssuerConfig:
+    """One `[[oidc]]` table: unknown keys refused like the top-level ones, TOML arrays made tuples."""
+    unknown = set(item) - set(OIDCIssuerConfig.__dataclass_fields__)
+    if unknown:
+        raise ValueError(f"{path}: unknown [[oidc]] setting(s): {', '.join(sorted(unknown))}")
+    values: dict[str, Any] = {k: tuple(v) if k in ("algorithms", "scopes") else v for k, v in item.items()}
+    return OIDCIssuerConfig(**values)

@@ -211,7 +211,7 @@ def _negative_detail(case: Any) -> str:
     description = getattr(getattr(meta, "components", None), "items", lambda: [])
     try:
         parts = [f"{k}: {getattr(v, 'mode', v)}" for k, v in description()]
-    except Exception:  # noqa: BLE001
+    except Exception:
         parts = []
     return f"query={case.query!r} body={str(case.body)[:200]!r} path={case.path_parameters!r} {'; '.join(parts)}"[:500]
 
@@ -276,7 +276,7 @@ def _send(world: World, session: requests.Session, case: Any, caller: str, mode:
             case.validate_response(response, checks=[check])
         except (KeyboardInterrupt, SystemExit):
             raise
-        except BaseException as exc:  # noqa: BLE001 - tallied, the run goes on
+        except BaseException as exc:
             tally.fail("response_mismatch", f"{what}: {name}: {status} {_first_line(exc)}")
     # Request validation. Schema-valid data may still be refused by rules the document states in prose
     # (422: a justification that does not answer every golden rule; 404: someone else's share), but never
@@ -324,7 +324,7 @@ def _run_one(
         pass  # e.g. no negative data exists for an operation without parameters
     except (KeyboardInterrupt, SystemExit):
         raise
-    except BaseException as exc:  # noqa: BLE001 - generation problems are reported, not fatal
+    except BaseException as exc:
         where = f"{operation.method.upper()} {operation.path} [{mode.value}]"
         tally.fail("generation_error", f"{where}: {_first_line(exc)}")
 

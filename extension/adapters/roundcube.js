@@ -48,7 +48,7 @@
     const area = textarea(compose);
     const id = area?.getAttribute("id") || "composebody";
     const frame = compose.ownerDocument.querySelector(`iframe#${id}_ifr`);
-    let inner = null;
+    let inner;
     try {
       inner = frame?.contentDocument ?? null;
     } catch {

@@ -104,7 +104,7 @@ export function gatewayClient({ baseUrl, token, fetch: f = globalThis.fetch.bind
     } catch {
       throw unreachable(base);
     }
-    let body = null;
+    let body;
     const text = await resp.text().catch(() => "");
     try {
       body = text ? JSON.parse(text) : null;
@@ -115,24 +115,38 @@ export function gatewayClient({ baseUrl, token, fetch: f = globalThis.fetch.bind
     return { body, headers: resp.headers };
   }
 
-  const json = (path, value) => call(path, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(value) });
+  const json = (path, value, headers = {}) =>
+    call(path, { method: "POST", headers: { "Content-Type": "application/json", ...headers }, body: JSON.stringify(value) });
+  // Idempotency-Key (one per share or decision; pass the same key to retry one whose answer was lost): the
+  // gateway answers a retry with the first response instead of recording it twice.
+  const newKey = () => globalThis.crypto.randomUUID();
 
   return {
     /** Public (no token): how this gateway lets people sign in. */
     authConfig: async () => (await call("/api/v1/auth/config", {}, { signedIn: false })).body,
     policy: async () => (await call("/api/v1/policy")).body,
-    validate: async (justification) => (await json("/api/v1/justifications/validate", justification)).body,
+    /** With a `disclosure` (a share made another way), both are checked by the gateway's one set of rules. */
+    validate: async (justification, disclosure) =>
+      (await json("/api/v1/justifications/validate", disclosure === undefined ? justification : { justification, disclosure })).body,
     recipients: async (q) => (await call(`/api/v1/recipients?q=${encodeURIComponent(q)}`)).body.recipients ?? [],
-    decide: async (justification) => (await json("/api/v1/decisions", justification)).body,
+    decide: async (justification, disclosure, idempotencyKey = newKey()) =>
+      (
+        await json(
+          "/api/v1/decisions",
+          disclosure === undefined ? justification : { justification, disclosure },
+          { "Idempotency-Key": idempotencyKey },
+        )
+      ).body,
     /**
      * @param {object} meta  recipients, justification, payload_content_type, expires_in
      * @param {string|Uint8Array} payload
+     * @param {string} [idempotencyKey]  reuse it to retry the same share
      */
-    share: async (meta, payload) => {
+    share: async (meta, payload, idempotencyKey = newKey()) => {
       const form = new FormData();
       form.append("share", new Blob([JSON.stringify(meta)], { type: "application/json" }), "share.json");
       form.append("payload", new Blob([payload], { type: meta.payload_content_type ?? "application/octet-stream" }), "message.eml");
-      return (await call("/api/v1/shares", { method: "POST", body: form })).body;
+      return (await call("/api/v1/shares", { method: "POST", body: form, headers: { "Idempotency-Key": idempotencyKey } })).body;
     },
   };
 }

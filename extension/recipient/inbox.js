@@ -65,7 +65,7 @@ async function unlockKeys(ev) {
       $("unlock-pass").setAttribute("aria-invalid", "true");
       $("unlock-pass").select();
       if (e instanceof KeyringError && e.code === "wrong_passphrase") {
-        throw new Error("That passphrase does not unlock your keys. Check it and try again.");
+        throw new Error("That passphrase does not unlock your keys. Check it and try again.", { cause: e });
       }
       throw e;
     }
@@ -188,6 +188,31 @@ async function loadSent({ more = false } = {}) {
   }
 }
 
+/** Decisions recorded without a payload (newest first): "Shared by phone to …", or "Decided not to share". */
+async function loadElsewhere() {
+  const list = $("elsewhere-list");
+  try {
+    const page = await ask("recipient-decisions", { cursor: null });
+    list.replaceChildren();
+    for (const d of page.decisions) {
+      const what = d.disclosure ? `Shared ${d.disclosure.description}` : "Decided not to share";
+      const flagged = d.flags?.length ? " (flagged for your designated safeguarding lead)" : "";
+      list.append(
+        el(
+          "li",
+          { dataset: { entry: String(d.index) } },
+          el("strong", { text: `${d.purpose?.code ?? ""} — ${(d.subjects ?? []).join(", ")}` }),
+          el("span", { class: "hint", text: ` ledger entry ${d.index}, recorded ${new Date(d.time).toUTCString()}: ${what}${flagged}` }),
+        ),
+      );
+    }
+    $("elsewhere-note").textContent = list.children.length ? "" : "Nothing recorded this way yet.";
+  } catch (e) {
+    list.replaceChildren();
+    $("elsewhere-note").textContent = e.code === "forbidden" ? "" : e.message;
+  }
+}
+
 function selectTab(which) {
   const inbox = which === "inbox";
   $("tab-inbox").setAttribute("aria-selected", String(inbox));
@@ -197,6 +222,7 @@ function selectTab(which) {
   $("inbox").hidden = !inbox || !$("share").hidden;
   $("sent").hidden = inbox || !$("share").hidden;
   if (!inbox) busy(null, () => loadSent());
+  if (!inbox) loadElsewhere();
   else if (!inboxLoaded) busy(null, () => loadInbox());
 }
 
@@ -361,7 +387,7 @@ async function openShare(id) {
       ["Ledger entry", String(info.ledger_index)],
     ]),
   );
-  let pol = null;
+  let pol;
   try {
     pol = await policy(info.policy?.id ?? null);
   } catch {

@@ -95,7 +95,7 @@ async function setUp(ev) {
       await ask("recipient-me");
     } catch (e) {
       say("");
-      throw new Error(`${e.message} No key was made.`);
+      throw new Error(`${e.message} No key was made.`, { cause: e });
     }
     say("Making your key and locking it with your passphrase…");
     const key = await generateKey();
@@ -192,7 +192,7 @@ async function restore(ev) {
     } catch (e) {
       say("");
       $("restore-pass").focus();
-      if (e instanceof KeyringError && e.code === "wrong_passphrase") throw new Error("That passphrase does not open this backup. Nothing was changed.");
+      if (e instanceof KeyringError && e.code === "wrong_passphrase") throw new Error("That passphrase does not open this backup. Nothing was changed.", { cause: e });
       throw e;
     }
     const existing = await loadKeyring();
@@ -211,7 +211,7 @@ async function restore(ev) {
       } catch (e) {
         say("");
         $("restore-current").focus();
-        if (e instanceof KeyringError && e.code === "wrong_passphrase") throw new Error("This browser's passphrase is not right, so the backup was not added. Nothing was changed.");
+        if (e instanceof KeyringError && e.code === "wrong_passphrase") throw new Error("This browser's passphrase is not right, so the backup was not added. Nothing was changed.", { cause: e });
         throw e;
       }
       keys = [...restored.filter((k) => !mine.some((m) => m.recipient === k.recipient)), ...mine];

@@ -35,6 +35,22 @@ test("a share is multipart: the 'share' JSON part first, then the payload", asyn
   assert.equal(await form.get("payload").text(), "MIME-Version: 1.0\r\n");
 });
 
+test("each share and decision carries its own Idempotency-Key; a retry can pass the same one", async () => {
+  const { f, calls } = fakeFetch(() => json(201, { share_id: "s1" }));
+  const c = gatewayClient({ baseUrl: "https://gw.example", token: "T", fetch: f });
+  const meta = { recipients: ["alice"], justification: {}, payload_content_type: "text/plain" };
+  await c.share(meta, "a");
+  await c.share(meta, "a");
+  await c.share(meta, "a", "retry-key-1");
+  await c.decide({ decision: "not_share" });
+  const keys = calls.map((call) => call.init.headers["Idempotency-Key"]);
+  assert.match(keys[0], /^[0-9a-f-]{36}$/);
+  assert.notEqual(keys[0], keys[1]);
+  assert.equal(keys[2], "retry-key-1");
+  assert.match(keys[3], /^[0-9a-f-]{36}$/);
+  assert.equal(calls[3].init.headers["Content-Type"], "application/json");
+});
+
 test("refusals in plain words, each saying nothing was shared", async () => {
   const cases = [
     [401, { error: "token_expired" }, /sign-in has expired/],

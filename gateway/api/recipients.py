@@ -21,7 +21,7 @@ async def list_recipients(request: web.Request) -> web.Response:
     p = principal(request, "practitioner", *tenancy.ADMIN_ROLES)
     q = query_str(request, "q", 200)
     limit = query_int(request, "limit", 100, 1, 500)
-    assert limit is not None  # noqa: S101 - has a default
+    assert limit is not None
     flag = request.query.get("include_disabled")
     if flag not in (None, "1", "true"):
         raise ApiError(400, "invalid_parameter", "include_disabled may only be 1 or true.", field="include_disabled")

@@ -8,10 +8,14 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import BodyPartReader, MultipartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 
-from .. import tenancy
+from .. import idempotency, tenancy
+from ..auth import Principal
 from ..errors import ApiError, not_found
+from ..idempotency import INFLIGHT, Idempotency
 from ..service import SHARE_ID_RE, Gateway
+from ..store.idempotency import IdempotencyHit
 from ..store.models import Share
 from .common import (
     gateway,
@@ -33,7 +37,7 @@ MULTIPART_OVERHEAD = 64 * 1024
 async def _next_part(reader: MultipartReader) -> BodyPartReader | None:
     try:
         part = await reader.next()
-    except (ValueError, AssertionError, RuntimeError) as exc:
+    except (ValueError, AssertionError, RuntimeError, HttpProcessingError) as exc:
         raise ApiError(400, "invalid_multipart", f"The multipart body is malformed: {type(exc).__name__}.") from None
     if part is not None and not isinstance(part, BodyPartReader):
         raise ApiError(400, "invalid_multipart", "Nested multipart bodies are not accepted.")
@@ -44,6 +48,17 @@ async def _next_part(reader: MultipartReader) -> BodyPartReader | None:
 async def create_share(request: web.Request) -> web.Response:
     p = principal(request, "practitioner")
     gw = gateway(request)
+    key = idempotency.header_key(request)
+    if key is None:
+        return await _create_share(request, p, gw, None)
+    ttl = gw.settings.limits.idempotency_key_ttl_seconds
+    idem = Idempotency(idempotency.scope(p), key, request.method, request.path, ttl)
+    with request.app[INFLIGHT].hold(idem.principal, key):
+        idem.stored = await gw.store.idempotent_answer(idem.principal, key, gw.now_str())
+        return await _create_share(request, p, gw, idem)
+
+
+async def _create_share(request: web.Request, p: Principal, gw: Gateway, idem: Idempotency | None) -> web.Response:
     limits = gw.settings.limits
     if request.content_type != "multipart/form-data":
         raise ApiError(
@@ -73,25 +88,54 @@ async def create_share(request: web.Request) -> web.Response:
             "The first part must be 'share' (the JSON description), then 'payload'.",
             field="share",
         )
-    meta = parse_json(await read_limited(part, limits.max_json_bytes, "share"), "share")
-    prepared = await gw.prepare_share(p, meta)
+    meta_bytes = await read_limited(part, limits.max_json_bytes, "share")
+    meta = parse_json(meta_bytes, "share")
+    if idem is not None:
+        idem.update(b"share", meta_bytes)
+    prepared = await gw.prepare_share(p, meta) if idem is None or idem.stored is None else None
     payload = await _next_part(reader)
     if payload is None or payload.name != "payload":
         raise ApiError(400, "missing_part", "A 'payload' part must follow the 'share' part.", field="payload")
+    if idem is not None:
+        idem.update(b"payload", b"")
 
     async def chunks() -> AsyncIterator[bytes]:
         try:
             while chunk := await payload.read_chunk(PAYLOAD_READ):
+                if idem is not None:
+                    idem.feed(chunk)
                 yield chunk
         except ValueError as exc:
             raise ApiError(400, "invalid_multipart", f"The payload part is malformed: {type(exc).__name__}.") from None
         if await _next_part(reader) is not None:
             raise ApiError(400, "unexpected_part", "Only the 'share' and 'payload' parts are accepted.")
 
-    result = await gw.commit_share(prepared, chunks())
+    replayed = False
+    if prepared is None:  # a retry of a request already answered: read it only to compare, store nothing
+        assert idem is not None and idem.stored is not None
+        size = 0
+        async for chunk in chunks():
+            size += len(chunk)
+            if size > limits.max_payload_bytes:
+                raise ApiError(413, "payload_too_large", "The payload is larger than this gateway accepts.")
+        result, replayed = dict(idem.answer(idem.stored)), True
+    else:
+        try:
+            result = await gw.commit_share(prepared, chunks(), idem)
+        except IdempotencyHit as hit:  # the key was taken meanwhile (e.g. on another node): the same rules
+            assert idem is not None
+            result, replayed = dict(idem.answer(hit.stored)), True
     base = gw.settings.public_url or f"{request.scheme}://{request.host}"
     result["notice_url"] = f"{base.rstrip('/')}/s/{result['share_id']}"
-    return json_response(result, status=201)
+    for r in result["recipients"]:
+        r["link"] = result["notice_url"]
+    if not replayed and any(r["mode"] == "held" for r in result["recipients"]):
+        rows = (await gw.held.rows([result["share_id"]])).get(result["share_id"], [])
+        await gw.notify_held_addresses(result["share_id"], rows, result["notice_url"], p.org)
+    resp = json_response(result, status=201)
+    if replayed:
+        resp.headers["Idempotent-Replayed"] = "true"
+    return resp
 
 
 def share_view(share: Share, *, for_recipient: str | None = None) -> dict[str, Any]:
@@ -128,7 +172,7 @@ def share_view(share: Share, *, for_recipient: str | None = None) -> dict[str, A
         ]
     else:
         mine = share.recipient(for_recipient)
-        assert mine is not None  # noqa: S101 - callers only pass a recipient of this share
+        assert mine is not None  # callers only pass a recipient of this share
         view["state"] = mine.state
         view["downloads"] = mine.downloads
         view["envelope_sha256"] = mine.envelope_sha256
@@ -163,10 +207,12 @@ async def list_sent(request: web.Request) -> web.Response:
     p = principal(request, "practitioner")
     gw = gateway(request)
     limit = query_int(request, "limit", 50, 1, gw.settings.limits.page_size_max)
-    assert limit is not None  # noqa: S101 - has a default
+    assert limit is not None  # has a default
     before = query_int(request, "cursor", None, 0, 2**62)
     shares = await gw.store.sent(p.sub, p.issuer, before, limit)
-    return json_response({"shares": [share_view(s) for s in shares], "next_cursor": page(shares, limit)})
+    held = await gw.held.rows([s.id for s in shares])
+    views = [{**share_view(s), "held": [h.public() for h in held.get(s.id, [])]} for s in shares]
+    return json_response({"shares": views, "next_cursor": page(shares, limit)})
 
 
 @routes.get("/api/v1/shares/{share_id}")
@@ -179,7 +225,9 @@ async def get_share(request: web.Request) -> web.Response:
         raise not_found()
     # The sender, or an administrator of the sending organisation (tenancy.py), sees the whole share.
     if tenancy.admin_may_act_on(p, share.sender_org) or (p.has("practitioner") and gw.is_sender(p, share)):
-        return json_response(await with_justification(gw, share, share_view(share)))
+        held = (await gw.held.rows([share.id])).get(share.id, [])
+        view = {**share_view(share), "held": [h.public() for h in held]}
+        return json_response(await with_justification(gw, share, view))
     if p.has("recipient") and share.recipient(p.sub) is not None:
         return json_response(await with_justification(gw, share, share_view(share, for_recipient=p.sub)))
     raise not_found()
@@ -205,13 +253,16 @@ async def revoke_share(request: web.Request) -> web.Response:
     return json_response(result)
 
 
-@routes.get("/api/v1/shares/{share_id}/envelope")
+# GET only: aiohttp would answer HEAD by running this handler, which counts and records a download (and on the
+# last permitted one shreds the envelope) for bytes never sent. Link scanners and proxies send HEAD, so HEAD
+# gets 405 with `Allow: GET` and changes nothing.
+@routes.get("/api/v1/shares/{share_id}/envelope", allow_head=False)
 async def fetch_envelope(request: web.Request) -> web.StreamResponse:
     p = principal(request, "recipient")
     gw = gateway(request)
     path, share, index, exhausted = await gw.open_envelope(p, request.match_info["share_id"])
     mine = share.recipient(p.sub)
-    assert mine is not None  # noqa: S101 - open_envelope only succeeds for a recipient of the share
+    assert mine is not None  # open_envelope only succeeds for a recipient of the share
     headers = {
         "Content-Disposition": f'attachment; filename="{share.id}.age"',
         "Content-Length": str(mine.envelope_size),
@@ -233,7 +284,7 @@ async def _stream_envelope(
 ) -> web.StreamResponse:
     """Stream an envelope file in slices (flat memory at any size)."""
     try:
-        fh = open(path, "rb")  # noqa: ASYNC230, SIM115 - a local file; read in slices below
+        fh = open(path, "rb")  # noqa: ASYNC230 - a local file; read in slices below
     except FileNotFoundError:
         raise ApiError(410, "share_gone", "This envelope no longer exists.") from None
     resp = web.StreamResponse(

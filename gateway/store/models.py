@@ -127,20 +127,6 @@ class LedgerRow:
 
 
 @dataclass(frozen=True)
-class LedgerFilter:
-    subject: str | None = None
-    practitioner: str | None = None
-    recipient: str | None = None
-    kind: str | None = None
-    decision: str | None = None
-    time_from: str | None = None
-    time_to: str | None = None
-    #: Cursor: only entries with a smaller index (newest-first paging).
-    before: int | None = None
-    limit: int = 50
-
-
-@dataclass(frozen=True)
 class FetchOutcome:
     """Result of trying to release one envelope to its recipient."""
 

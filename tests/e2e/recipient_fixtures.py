@@ -147,7 +147,7 @@ class Profiles:
         for p in self.open:
             try:
                 p.context.close()
-            except Exception:  # noqa: BLE001 - closing everything that can be closed
+            except Exception:  # closing everything that can be closed
                 pass
 
 
