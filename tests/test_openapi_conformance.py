@@ -8,16 +8,20 @@ back are RFC 3339 date-times.
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pyrage
 import pytest
 
+from gateway.api.common import GATEWAY
 from gateway.config import Settings
 from gateway.ledger.entry import KINDS
 from tests.openapi_conformance import ResponseChecker
+from tests.smtp_sink import code_in, smtp  # noqa: F401 - the fixture
 from tests.test_tenants import CALLERS, World, make_world, share_form
 
 ENTRY = {
@@ -72,11 +76,58 @@ def test_every_ledger_kind_is_in_the_discriminator() -> None:
 
 
 @pytest.fixture
-async def world(aiohttp_client: Any, settings: Settings, tmp_path: Path) -> World:
-    return await make_world(aiohttp_client, settings, tmp_path / "world")
+async def world(aiohttp_client: Any, settings: Settings, tmp_path: Path, smtp: Any) -> World:  # noqa: F811 - the fixture
+    """The tenancy tests' world, with a real SMTP server on loopback for the e-mail claim codes."""
+    _, url = smtp
+    return await make_world(aiohttp_client, dataclasses.replace(settings, smtp_url=url), tmp_path / "world")
 
 
-async def test_every_kind_the_gateway_writes_reads_back_as_documented(world: World) -> None:
+async def _held_share_kinds(world: World, sink: Any) -> None:
+    """Shares to e-mail addresses without a key: a claim refused, accepted and re-wrapped on enrolment; a claim
+    locked by wrong codes; a held share left unclaimed until it expires."""
+    c, h = world.client, world.headers
+
+    async def held(address: str, **extra: Any) -> str:
+        form = share_form(recipients=[address], unenrolled="verify", **extra)
+        r = await c.post("/api/v1/shares", data=form, headers=h("owner"))
+        assert r.status == 201, await r.text()
+        return str((await r.json())["share_id"])
+
+    async def code_for(share_id: str, address: str) -> str:
+        r = await c.post("/api/v1/claims/start", json={"share_id": share_id, "email": address})
+        assert r.status == 202
+        return code_in(await sink.arrival(address))
+
+    async def verify(share_id: str, address: str, code: str) -> Any:
+        return await c.post("/api/v1/claims/verify", json={"share_id": share_id, "email": address, "code": code})
+
+    def wrong(code: str) -> str:
+        return f"{(int(code) + 1) % 10**6:06d}"
+
+    jo = "jo@school.example.org"
+    claimed = await held(jo)
+    code = await code_for(claimed, jo)
+    assert (await verify(claimed, jo, wrong(code))).status == 400
+    r = await verify(claimed, jo, code)
+    assert r.status == 200, await r.text()
+    auth = {"Authorization": f"Bearer {(await r.json())['token']}"}
+    key = str(pyrage.x25519.Identity.generate().to_public())
+    assert (await c.post("/api/v1/recipients/enrol", json={"age_recipient": key}, headers=auth)).status == 202
+
+    kim = "kim@school.example.org"
+    locked = await held(kim)
+    code = await code_for(locked, kim)
+    statuses = [(await verify(locked, kim, wrong(code))).status for _ in range(5)]
+    assert statuses == [400, 400, 400, 400, 423]
+
+    gw = c.app[GATEWAY]
+    await held("lee@school.example.org", expires_in=60)
+    later = gw.now() + timedelta(seconds=61)
+    gw._clock = lambda: later
+    await gw.expire_due()
+
+
+async def test_every_kind_the_gateway_writes_reads_back_as_documented(world: World, smtp: Any) -> None:  # noqa: F811
     """Drive the API until the ledger holds every kind; every page and receipt is checked by the fixture."""
     c, h = world.client, world.headers
     sid = world.share_id
@@ -99,6 +150,7 @@ async def test_every_kind_the_gateway_writes_reads_back_as_documented(world: Wor
     assert r.status == 201, await r.text()
     one_time = (await r.json())["share_id"]
     assert (await c.get(f"/api/v1/shares/{one_time}/envelope", headers=h("recipient"))).status == 200
+    await _held_share_kinds(world, smtp[0])
 
     r = await c.get("/api/v1/ledger", params={"limit": "500"}, headers=h("partnership_auditor"))
     entries = (await r.json())["entries"]

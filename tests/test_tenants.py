@@ -114,6 +114,10 @@ def _enrolment_listed(w: World, body: Any) -> bool:
     return any(e["recipient_id"] == "newbie" for e in body["enrolments"])
 
 
+def _decisions_listed(w: World, body: Any) -> bool:
+    return bool(body["decisions"])
+
+
 def _disabled_listed(w: World, body: Any) -> bool:
     return any(r["id"] == "gone" for r in body["recipients"])
 
@@ -308,6 +312,39 @@ ROUTES = [
     Route("notice page", "GET", "/s/{share}", _all(200, EVERYONE), public=True),
     # No witnesses are configured: nobody can add a co-signature, with or without a token.
     Route("co-signature", "POST", "/api/v1/ledger/cosignatures", _all(404, EVERYONE), public=True, body="x"),
+    Route(
+        "own decisions",
+        "GET",
+        "/api/v1/decisions",
+        _all(200, PRACTITIONERS),
+        shows=_decisions_listed,
+        sees=("practitioner_other",),
+    ),
+    # The DSL's list is scoped like the ledger (who sees which flagged decision: tests/test_safety_net.py).
+    Route("not shared despite risk", "GET", "/api/v1/decisions/not-shared-despite-risk", _all(200, AUDITORS)),
+    # Recipients without a key: public by design (the share ID plus an e-mail code, or a passphrase, protect
+    # them), and a token changes nothing. ORG's share is for a keyed recipient: nothing is held or opened.
+    Route(
+        "claim start",
+        "POST",
+        "/api/v1/claims/start",
+        _all(202, EVERYONE),
+        public=True,
+        extra={"claim": {}},
+    ),
+    Route(
+        "claim verify",
+        "POST",
+        "/api/v1/claims/verify",
+        _all(400, EVERYONE),
+        public=True,
+        extra={"claim": {"code": "123456"}},
+    ),
+    Route("passphrase header", "GET", "/api/v1/open/{share}/header", _all(404, EVERYONE), public=True),
+    Route("passphrase envelope", "GET", "/api/v1/open/{share}/envelope", _all(404, EVERYONE), public=True),
+    Route("recipient page", "GET", "/open/", _all(200, EVERYONE), public=True),
+    Route("recipient page redirect", "GET", "/open", _all(200, EVERYONE), public=True),
+    Route("recipient page file", "GET", "/open/app.js", _all(200, EVERYONE), public=True),
 ]
 
 
@@ -378,6 +415,9 @@ async def _call(world: World, route: Route, caller: str) -> None:
     path = route.path.format(share=world.share_id, index=world.share_index)
     kwargs: dict[str, Any] = {"headers": world.headers(caller)}
     body = route.body
+    if "claim" in route.extra:
+        # One address per caller: codes are rate-limited per share and address.
+        body = {"share_id": world.share_id, **route.extra["claim"], "email": f"{caller}@example.org"}
     if route.extra.get("age_recipient"):
         body = {**(body or {}), "age_recipient": str(pyrage.x25519.Identity.generate().to_public())}
     if route.extra.get("form"):
@@ -431,7 +471,7 @@ async def test_every_route_is_in_the_matrix(world: World) -> None:
         for old, new in placeholders.items():
             path = path.replace(old, new)
         path = path.replace("{recipient_id}", "rita" if path.endswith("disable") else "newbie")
-        path = path.replace("{team_id}", "duty").replace("{member_id}", "rita")
+        path = path.replace("{team_id}", "duty").replace("{member_id}", "rita").replace("{file}", "app.js")
         normalised.add((method, path))
     assert normalised - covered == set()
 
