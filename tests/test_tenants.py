@@ -122,6 +122,7 @@ def _disabled_listed(w: World, body: Any) -> bool:
     return any(r["id"] == "gone" for r in body["recipients"])
 
 
+TLOG_BUNDLE = "/tlog/tile/entries/000.p/9"
 SHARE_READERS = {"owner": 200, "recipient": 200, "admin": 200, "partnership_admin": 200}
 OUTSIDERS_404 = ("practitioner", "practitioner_other", "recipient_other", "impostor", "admin_other")
 
@@ -345,6 +346,28 @@ ROUTES = [
     Route("recipient page", "GET", "/open/", _all(200, EVERYONE), public=True),
     Route("recipient page redirect", "GET", "/open", _all(200, EVERYONE), public=True),
     Route("recipient page file", "GET", "/open/app.js", _all(200, EVERYONE), public=True),
+    Route(
+        "envelope header",
+        "GET",
+        "/api/v1/shares/{share}/envelope/header",
+        {"recipient": 200, **_all(404, RECIPIENTS[1:])},
+    ),
+    Route(
+        "ledger receipt proof",
+        "GET",
+        "/api/v1/ledger/entries/{index}/proof",
+        {
+            **_all(404, PRACTITIONERS[1:] + RECIPIENTS[1:] + ADMINS + ("auditor_other",)),
+            "owner": 200,
+            "recipient": 200,
+            "auditor": 200,
+            "partnership_auditor": 200,
+        },
+    ),
+    Route("tlog checkpoint", "GET", "/tlog/checkpoint", _all(200, EVERYONE), public=True),
+    # Entry bundles hold every organisation's justifications: the partnership's auditor only. (The world's
+    # checkpoint covers its 9 entries: a partial bundle of width 9.)
+    Route("tlog entry bundle", "GET", TLOG_BUNDLE, {"partnership_auditor": 200}),
 ]
 
 
@@ -472,6 +495,7 @@ async def test_every_route_is_in_the_matrix(world: World) -> None:
             path = path.replace(old, new)
         path = path.replace("{recipient_id}", "rita" if path.endswith("disable") else "newbie")
         path = path.replace("{team_id}", "duty").replace("{member_id}", "rita").replace("{file}", "app.js")
+        path = path.replace("/tlog/tile/{tail}", TLOG_BUNDLE)
         normalised.add((method, path))
     assert normalised - covered == set()
 

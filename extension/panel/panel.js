@@ -4,10 +4,16 @@
  * records a decision not to share through the service worker.
  */
 import { CHANNELS, fieldTree, placeProblems, policyInfo, problemsPerRule, ruleTexts, toDisclosure, toJustification, toLocalInput } from "./form-model.js";
+import { claimSession, confirmStep, hasVisibilityTracking, watchFocus, watchVisibility } from "./guard.js";
+import { renderChanged, renderRecipientSummary, renderSnapshot } from "./snapshot-view.js";
 
 const api = globalThis.browser ?? globalThis.chrome;
 const $ = (id) => document.getElementById(id);
-const session = new URLSearchParams(location.search).get("session") ?? "";
+/** Given by the worker for the ticket SafeShare's content script posts into this frame (guard.js). */
+let session = "";
+/** The panel's visibility watch (guard.js), and whether the email changed since its snapshot. */
+let visibility = null;
+let draftChanged = false;
 
 let tree = [];
 let policyId;
@@ -240,7 +246,7 @@ function updateButtons() {
   globalThis.__pending = validating > 0;
   const d = decision();
   const busy = validating > 0 || finished;
-  $("share").disabled = busy || !valid || d !== "share" || !recipientsOk || elsewhere;
+  $("share").disabled = busy || !valid || d !== "share" || !recipientsOk || elsewhere || !guardAllows();
   $("not-share").disabled = busy || !valid || d !== "not_share";
   $("record-elsewhere").hidden = !elsewhere;
   $("record-elsewhere").disabled = busy || !valid || d !== "share" || !elsewhere;
@@ -307,12 +313,8 @@ function changed() {
 }
 
 function renderDraft(draft) {
-  $("email-subject").textContent = draft.subject || "(no subject)";
-  const list = $("email-attachments");
-  list.replaceChildren();
-  if (!draft.attachments.length) list.append(el("li", { text: "None" }));
-  for (const a of draft.attachments) list.append(el("li", { text: `${a.name} (${a.type || "unknown type"}, ${a.size} bytes)` }));
-  $("email").hidden = false;
+  renderSnapshot(draft, $);
+  renderChanged(draft.changed ?? [], $);
 }
 
 function renderRecipients(matched, unknown, addresses) {
@@ -330,6 +332,7 @@ function renderRecipients(matched, unknown, addresses) {
     );
   }
   if (!addresses.length) list.append(el("li", { class: "unknown", text: "The email has no recipients yet. Add them to the To or Cc line first." }));
+  renderRecipientSummary(matched, $);
   recipientIds = matched.map((m) => m.recipient.id);
   recipientsOk = matched.length > 0 && unknown.length === 0;
   $("recipients").hidden = false;
@@ -649,12 +652,15 @@ async function main() {
   document.addEventListener("keyup", (ev) => {
     if (ev.key === "Escape") close();
   });
-  $("share").addEventListener("click", onShare);
+  $("share").addEventListener("click", onShareClick);
   $("not-share").addEventListener("click", onNotShare);
   $("record-elsewhere").addEventListener("click", onRecordElsewhere);
   try {
+    startGuards();
+    session = await claimSession(ask);
     const { draft, defaultExpiryDays } = await ask("draft");
     renderDraft(draft);
+    watchDraft();
     const { policy } = await ask("policy");
     const info = policyInfo(policy);
     policyId = info.id;
@@ -682,14 +688,94 @@ async function main() {
     showAlert(e.message);
   } finally {
     $("loading").hidden = true;
-    $("main").setAttribute("aria-busy", "false");
     // Keyboard users land at the top of the panel; Tab goes on through the form, Escape closes it.
     const heading = document.querySelector("h1");
     heading.tabIndex = -1;
     heading.focus();
+    // Not "ready" before the panel knows whether it is visible (it takes no input until then).
+    await Promise.race([visibility?.firstVerdict, new Promise((r) => setTimeout(r, 3000))]);
+    $("main").setAttribute("aria-busy", "false");
   }
 }
 
 main();
 // Keep the service worker (which holds this panel's email) running while the practitioner reads and writes.
 setInterval(() => ask("keepalive").catch(() => {}), 20000);
+
+// -- Isolation from the webmail page (issue 20): visibility, deliberate Share, focus, changes to the email ----------
+
+function guardAllows() {
+  return !!visibility?.settled() && !draftChanged;
+}
+
+function startGuards() {
+  visibility = watchVisibility({
+    target: document.body,
+    guarded: [$("main"), $("actions")],
+    notice: $("hidden-notice"),
+    onChange: updateButtons,
+  });
+  watchFocus({
+    warn: (message) => {
+      $("focus-lost").textContent = message;
+      $("focus-lost").hidden = false;
+    },
+  });
+  // The phrase chosen on the options page: a page's look-alike cannot know it.
+  ask("phrase")
+    .then(({ phrase }) => {
+      $("phrase").textContent = phrase ? `Your SafeShare phrase: ${phrase}` : "No SafeShare phrase is set: choose one on SafeShare's options page, so that you can tell this panel from a fake.";
+      $("phrase").hidden = false;
+    })
+    .catch(() => {});
+}
+
+/** Share: a trusted click, after the panel has been visible for a moment; a confirmation where visibility cannot be checked. */
+function onShareClick(ev) {
+  if (!ev.isTrusted || !guardAllows()) return;
+  if (hasVisibilityTracking()) return onShare();
+  confirmStep({
+    box: $("confirm"),
+    text: $("confirm-text"),
+    yes: $("confirm-yes"),
+    no: $("confirm-no"),
+    message: `${$("share-to").textContent} Is this right?`,
+    onYes: onShare,
+  });
+}
+
+/** Ask the worker now and then whether the compose window still matches what the panel shows. */
+function watchDraft() {
+  $("refresh").addEventListener("click", async (ev) => {
+    if (!ev.isTrusted) return;
+    try {
+      const { draft } = await ask("refresh");
+      draftChanged = false;
+      renderDraft(draft);
+      const addresses = [...draft.to, ...draft.cc];
+      const { matched, unknown } = await ask("recipients", { addresses });
+      renderRecipients(matched, unknown, addresses);
+      updateButtons();
+      $("status").textContent = "SafeShare read the email again: check what will be shared.";
+    } catch (e) {
+      showAlert(e.message);
+    }
+  });
+  $("keep").addEventListener("click", async (ev) => {
+    if (!ev.isTrusted) return;
+    await ask("keep-snapshot").catch((e) => showAlert(e.message));
+    draftChanged = false;
+    $("changed").hidden = true;
+    updateButtons();
+  });
+  setInterval(async () => {
+    if (finished) return;
+    const { changed, kept } = await ask("draft-state").catch(() => ({ changed: [], kept: true }));
+    const now = changed.length > 0 && !kept;
+    if (now !== draftChanged) {
+      draftChanged = now;
+      renderChanged(now ? changed : [], $);
+      updateButtons();
+    }
+  }, 1000);
+}

@@ -6,6 +6,7 @@
  * and the golden-rules justification beside it. A "Sent" tab shows a practitioner their shares and each
  * recipient's acknowledgement.
  */
+import { downloadLink } from "../lib/download.js";
 import { KeyringError, decrypt, unlock } from "../lib/keyring.js";
 import { parseMessage, safeHtmlDocument, textDocument } from "../lib/mail-view.js";
 import {
@@ -21,7 +22,7 @@ import {
   shareState,
   stateLabel,
 } from "../lib/recipient.js";
-import { $, api, ask, busy, el, facts, loadKeyring, say, showAlert } from "./common.js";
+import { $, ask, busy, el, facts, loadKeyring, onKeyringChanged, say, showAlert } from "./common.js";
 
 /**
  * Largest envelope opened here: it crosses from the service worker as base64 in one extension message, which
@@ -157,17 +158,47 @@ async function loadInbox({ more = false } = {}) {
 function sentLine(share) {
   const r = sentRow(share, { labels });
   const people = el("ul", { class: "acks" });
-  for (const p of r.recipients) {
+  r.recipients.forEach((p, i) => {
+    const first = (share.recipients ?? [])[i]?.first_downloaded_at;
+    const opened = first ? `opened ${formatTime(first)}` : "not opened yet";
     people.append(
-      el("li", { dataset: { recipient: p.id } }, `${p.id} (${p.org}): ${p.acknowledged}`, p.note ? el("q", { class: "note", text: p.note }) : null),
+      el("li", { dataset: { recipient: p.id } }, `${p.id} (${p.org}): ${opened}; ${p.acknowledged}`, p.note ? el("q", { class: "note", text: p.note }) : null),
     );
-  }
+  });
   return el(
     "li",
     { dataset: { share: r.id } },
     el("strong", { text: `${r.purpose} — ${r.subjects}` }),
     el("span", { class: "hint", text: ` ${r.id}, sent ${r.sent}, available until ${r.expires}: ${r.stateLabel}` }),
     people,
+    r.state === "active" ? revokeForm(r.id) : null,
+  );
+}
+
+/** Recall a share sent to the wrong person: a reason is required, recorded with the revocation. */
+function revokeForm(id) {
+  const reasonId = `revoke-reason-${id}`;
+  const reason = el("textarea", { id: reasonId, rows: "2", maxlength: "4000" });
+  const button = el("button", { type: "button", text: "Revoke this share" });
+  button.addEventListener("click", () =>
+    busy(button, async () => {
+      if (!reason.value.trim()) {
+        showAlert("Say why you are revoking this share: the reason is recorded with the revocation.");
+        reason.focus();
+        return;
+      }
+      await ask("recipient-revoke", { id, reason: reason.value.trim() });
+      say(`Share ${id} revoked: its envelopes are destroyed and no one can open it any more.`);
+      await loadSent();
+    }),
+  );
+  return el(
+    "details",
+    { class: "revoke" },
+    el("summary", { text: "Revoke (recall) this share" }),
+    el("label", { for: reasonId, text: "Reason for revoking (recorded)" }),
+    reason,
+    button,
   );
 }
 
@@ -267,7 +298,7 @@ function openProblem(e) {
 function renderJustification(info, pol) {
   const handling = $("handling");
   handling.replaceChildren();
-  const notes = handlingNotes(info.justification, pol);
+  const notes = handlingNotes(info.justification, pol, info.handling);
   if (notes.length) {
     handling.append(el("h4", { text: "Handling" }), el("ul", {}, ...notes.map((n) => el("li", { text: n }))));
   }
@@ -298,12 +329,13 @@ function renderAck(info) {
 }
 
 function attachmentLink(name, type, bytes) {
-  const url = URL.createObjectURL(new Blob([bytes], { type: type || "application/octet-stream" }));
+  // A download only, never rendered in the extension's origin (lib/download.js): the sender's type is shown, not used.
+  const { link, url } = downloadLink(document, name, bytes);
   blobUrls.push(url);
   return el(
     "li",
     {},
-    el("a", { href: url, download: name, text: name }),
+    link,
     el("span", { class: "hint", text: ` ${type || "file"}, ${bytes.length.toLocaleString("en-GB")} bytes` }),
   );
 }
@@ -511,7 +543,5 @@ $("tabs").addEventListener("keydown", (ev) => {
   ev.preventDefault();
 });
 addEventListener("hashchange", fromHash);
-api.storage.onChanged.addListener((changes, area) => {
-  if (area === "local" && changes.keyring) showKeyState();
-});
+onKeyringChanged(() => showKeyState());
 load().catch((e) => showAlert(e.message));

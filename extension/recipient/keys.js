@@ -4,7 +4,7 @@
  */
 import { KeyringError, generateKey, lock, passphraseProblem, unlock } from "../lib/keyring.js";
 import { backupFileName, enrolmentState, formatTime } from "../lib/recipient.js";
-import { $, api, ask, busy, el, loadKeyring, saveKeyring, say, showAlert } from "./common.js";
+import { $, ask, busy, el, loadKeyring, onKeyringChanged, saveKeyring, say, showAlert } from "./common.js";
 
 let claims = null;
 
@@ -245,7 +245,5 @@ $("refresh").addEventListener("click", () => busy($("refresh"), async () => {
 }));
 $("resend").addEventListener("click", resend);
 $("backup").addEventListener("click", backup);
-api.storage.onChanged.addListener((changes, area) => {
-  if (area === "local" && changes.keyring) render({ check: false }).catch(() => {});
-});
+onKeyringChanged(() => render({ check: false }).catch(() => {}));
 load().catch((e) => showAlert(e.message));

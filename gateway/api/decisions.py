@@ -39,11 +39,11 @@ async def validate(request: web.Request) -> web.Response:
     `POST /api/v1/decisions`. `safety_nets` lists each principle of the policy that applies to the draft as it
     stands (e.g. not sharing although a child faces significant harm), for the panel to show at that moment.
     """
-    principal(request, "practitioner", "admin", "partnership_admin")
+    caller = principal(request, "practitioner", "admin", "partnership_admin")
     body = await read_json(request, "justification")
     draft, disclosure = _unwrap(body)
     gw = gateway(request)
-    policy, problems = gw.check_justification(draft)
+    policy, problems = gw.check_justification(draft, caller)
     if isinstance(body, dict) and "disclosure" in body and isinstance(draft, dict):
         problems = [*problems, *disclosure_rules.problems(disclosure, draft.get("decision"), gw.now())]
     return json_response(

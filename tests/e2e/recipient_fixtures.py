@@ -48,11 +48,20 @@ class RecipientGateway:
         assert status == 200, body
         return json.loads(body)
 
-    def share(self, recipients: list[str], payload: bytes, content_type: str = "message/rfc822") -> str:
+    def share(
+        self,
+        recipients: list[str],
+        payload: bytes,
+        content_type: str = "message/rfc822",
+        justification: dict[str, Any] | None = None,
+    ) -> str:
         """A share made over plain HTTP (multipart), as tests/test_cli.py does; returns its ID."""
-        body, ctype = multipart(
-            {"recipients": recipients, "justification": example("share"), "payload_content_type": content_type}, payload
-        )
+        meta = {
+            "recipients": recipients,
+            "justification": justification or example("share"),
+            "payload_content_type": content_type,
+        }
+        body, ctype = multipart(meta, payload)
         status, resp = call(self.url + "/api/v1/shares", self.tokens["practitioner"], body, ctype)
         assert status == 201, resp
         return str(json.loads(resp)["share_id"])
@@ -80,6 +89,20 @@ def recipient_gateway(tmp: Path, escrow_recipient: str | None = None) -> Iterato
         yield gw
 
 
+#: The keyring as lib/private-store.js keeps it (IndexedDB "safeshare-private", store "kv"), read from any
+#: extension context (the service worker cannot import modules dynamically, so this is plain IndexedDB).
+READ_KEYRING_JS = """() => new Promise((ok, no) => {
+    const r = indexedDB.open('safeshare-private', 1);
+    r.onupgradeneeded = () => r.result.createObjectStore('kv');
+    r.onsuccess = () => {
+        const g = r.result.transaction('kv').objectStore('kv').get('keyring');
+        g.onsuccess = () => { ok(g.result ?? null); r.result.close(); };
+        g.onerror = () => no(g.error);
+    };
+    r.onerror = () => no(r.error);
+})"""
+
+
 @dataclass
 class Profile:
     """One browser profile (its own storage, so its own keys) with the extension."""
@@ -98,7 +121,10 @@ class Profile:
         self.worker.evaluate("t => chrome.storage.session.set({token: t})", token)
 
     def keyring(self) -> Any:
-        return self.worker.evaluate("() => chrome.storage.local.get('keyring').then(r => r.keyring ?? null)")
+        """The stored keyring (the extension origin's IndexedDB); never also in storage.local, which content
+        scripts can read."""
+        assert self.worker.evaluate("() => chrome.storage.local.get('keyring').then(r => r.keyring ?? null)") is None
+        return self.worker.evaluate(READ_KEYRING_JS)
 
     def open(self, path: str) -> Any:
         page = self.context.new_page()
