@@ -64,7 +64,10 @@ log = logging.getLogger(__name__)
 #: A private key type that `load_or_create_private_key` can write and read back (PKCS#8 PEM).
 K = TypeVar("K", Ed25519PrivateKey, MLDSA44PrivateKey)
 
-ROLES: Final = frozenset({"practitioner", "recipient", "auditor", "admin"})
+#: `admin` and `auditor` act within the token's own organisation (`org`); `partnership_admin` and
+#: `partnership_auditor` act across every organisation on the gateway and are granted separately, never implied
+#: (see gateway/tenancy.py).
+ROLES: Final = frozenset({"practitioner", "recipient", "auditor", "admin", "partnership_admin", "partnership_auditor"})
 
 AUTH_ERROR_CODES: Final = frozenset(
     {

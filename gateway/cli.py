@@ -275,6 +275,8 @@ def _print_dev_banner(settings: Settings, host: str, port: int) -> None:
         "recipient": DEMO_RECIPIENT,
         "auditor": "dev-auditor",
         "admin": "dev-admin",
+        "partnership_admin": "dev-partnership-admin",
+        "partnership_auditor": "dev-partnership-auditor",
     }
     lines = [
         "",
@@ -284,11 +286,13 @@ def _print_dev_banner(settings: Settings, host: str, port: int) -> None:
     for role, sub in subs.items():
         # The recipient's token carries the claims enrolment takes identity from, so the extension's
         # "Set up receiving" works with it as printed (its approval then rotates the demo recipient's key).
-        claims = {"org": org, "email": email, "name": name} if role == "recipient" else {"org": "dev-org"}
+        # Everyone is in the demo recipient's organisation, so the (organisation-scoped) administrator approves
+        # its enrolment and the auditor reads the demo shares; the partnership roles act across organisations.
+        claims = {"org": org, "email": email, "name": name} if role == "recipient" else {"org": org}
         issued = issuer.issue(
             sub, [role], org=claims["org"], ttl=DEV_TOKEN_TTL, email=claims.get("email"), name=claims.get("name")
         )
-        lines.append(f"  {role:<13} {issued}")
+        lines.append(f"  {role:<19} {issued}")
     lines += [
         f"  demo recipient '{DEMO_RECIPIENT}', identity file {identity_path}",
         f"  API description: {url}/api/v1/openapi.json    health: {url}/healthz",
@@ -1095,7 +1099,13 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("token", help="tokens from the embedded issuer").add_subparsers(dest="action", required=True)
     ti = t.add_parser("issue", help="print a signed JWT")
     ti.add_argument("--sub", required=True, help="subject; for a recipient, the recipient ID")
-    ti.add_argument("--role", required=True, choices=sorted(ROLES))
+    ti.add_argument(
+        "--role",
+        required=True,
+        choices=sorted(ROLES),
+        help="practitioner, recipient; admin and auditor act within --org only; partnership_admin and "
+        "partnership_auditor act across every organisation (grant them separately and sparingly)",
+    )
     ti.add_argument("--org")
     ti.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds (default 3600)")
     ti.add_argument("--email", help="e-mail claim (a recipient enrolling from the extension needs it)")

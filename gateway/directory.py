@@ -13,7 +13,7 @@ import secrets
 from collections.abc import Mapping
 from typing import Any
 
-from . import envelope
+from . import envelope, tenancy
 from .auth import Principal
 from .errors import ApiError, field_error, not_found
 from .ledger import entry as ledger_entry
@@ -33,8 +33,34 @@ class DirectoryUseCases:
     def _actor(principal: Principal, role: str) -> dict[str, Any]:
         return ledger_entry.actor(principal.sub, role, principal.org, principal.issuer)
 
-    async def add_recipient(self, actor: Mapping[str, Any], rec: Recipient) -> int:
+    @staticmethod
+    def _scoped(
+        actor: Mapping[str, Any], by: Principal | None, org: str | None, missing: ApiError
+    ) -> Mapping[str, Any]:
+        """The actor of a directory change to `org`'s entry, once `by` is known to administer that organisation.
+
+        `by` is the administrator behind an API call (None: the operator's own command line, unrestricted).
+        `missing` is raised when `org` lies outside what `by` administers (see tenancy.py).
+        """
+        if by is None:
+            return actor
+        if not tenancy.within(tenancy.admin_scope(by), org):
+            raise missing
+        return {**actor, "role": tenancy.acting_role(by, org)}
+
+    @staticmethod
+    def _outside(org: str) -> ApiError:
+        return ApiError(
+            403,
+            "outside_organisation",
+            "You administer your own organisation only; an administrator of that organisation (or of the "
+            "partnership) must do this.",
+            field="org",
+        )
+
+    async def add_recipient(self, actor: Mapping[str, Any], rec: Recipient, *, by: Principal | None = None) -> int:
         self._check_directory_fields(rec)
+        actor = self._scoped(actor, by, rec.org.strip(), self._outside(rec.org))
         try:
             canonical_key = str(envelope.X25519Recipient.parse(rec.age_recipient))
         except envelope.InvalidRecipient as exc:
@@ -70,10 +96,13 @@ class DirectoryUseCases:
         if "@" not in rec.email:
             raise field_error("invalid_recipient", "email", "email must be an e-mail address.")
 
-    async def add_team(self, actor: Mapping[str, Any], team_id: str, name: str, org: str, email: str) -> int:
+    async def add_team(
+        self, actor: Mapping[str, Any], team_id: str, name: str, org: str, email: str, *, by: Principal | None = None
+    ) -> int:
         """A team address (e.g. a MASH duty inbox): shares to it go to each active member's own key."""
         rec = Recipient(team_id, name, org, email, "", kind="team")
         self._check_directory_fields(rec)
+        actor = self._scoped(actor, by, rec.org.strip(), self._outside(rec.org))
         rec = Recipient(rec.id, rec.name.strip(), rec.org.strip(), rec.email.strip().lower(), "", kind="team")
         entry = ledger_entry.recipient_entry(
             kind=ledger_entry.KIND_RECIPIENT_ADD,
@@ -88,13 +117,20 @@ class DirectoryUseCases:
                 "recipient_exists", "id", f"A recipient with ID {rec.id!r} already exists.", status=409
             ) from None
 
-    async def set_membership(self, actor: Mapping[str, Any], team_id: str, member_id: str, add: bool) -> int:
-        """Membership changes are recorded; a new member gets only shares made after joining."""
+    async def set_membership(
+        self, actor: Mapping[str, Any], team_id: str, member_id: str, add: bool, *, by: Principal | None = None
+    ) -> int:
+        """Membership changes are recorded; a new member gets only shares made after joining.
+
+        The team's organisation administers its membership; members may be people of any organisation (a
+        multi-agency team such as a MASH has police, health and council members).
+        """
         ids = [i for i in (team_id, member_id) if RECIPIENT_ID_RE.match(i)]
         found = await self.store.get_recipients(ids)
         team, member = found.get(team_id), found.get(member_id)
         if team is None or team.kind != "team":
             raise not_found("team")
+        actor = self._scoped(actor, by, team.org, not_found("team"))
         if member is None or member.kind != "person":
             raise field_error("invalid_member", "member", "A member must be a person in the directory.", status=422)
         kind = ledger_entry.KIND_TEAM_MEMBER_ADD if add else ledger_entry.KIND_TEAM_MEMBER_REMOVE
@@ -111,10 +147,13 @@ class DirectoryUseCases:
             raise field_error("membership_unchanged", "member", f"{member_id} is {state} of {team_id}.", status=409)
         return index
 
-    async def disable_recipient(self, actor: Mapping[str, Any], recipient_id: str) -> int:
+    async def disable_recipient(
+        self, actor: Mapping[str, Any], recipient_id: str, *, by: Principal | None = None
+    ) -> int:
         found = await self.store.get_recipients([recipient_id]) if RECIPIENT_ID_RE.match(recipient_id) else {}
         if recipient_id not in found:
             raise not_found("recipient")
+        actor = self._scoped(actor, by, found[recipient_id].org, not_found("recipient"))
         entry = ledger_entry.recipient_entry(
             kind=ledger_entry.KIND_RECIPIENT_DISABLE,
             time=self.now_str(),
@@ -168,25 +207,42 @@ class DirectoryUseCases:
         return {"enrolment": enrolment.public(), "ledger_index": index}
 
     async def decide_enrolment(
-        self, actor: Mapping[str, Any], recipient_id: str, approve: bool, reason: str | None = None
+        self,
+        actor: Mapping[str, Any],
+        recipient_id: str,
+        approve: bool,
+        reason: str | None = None,
+        *,
+        by: Principal | None = None,
     ) -> dict[str, Any]:
-        """Approve (the key becomes active for new shares; the old one is retired) or reject; both recorded."""
+        """Approve (the key becomes active for new shares; the old one is retired) or reject; both recorded.
+
+        Only an administrator of the organisation the enrolment names (from the recipient's token) decides it;
+        checked inside the transaction, against the enrolment actually decided.
+        """
         kind = ledger_entry.KIND_ENROLMENT_APPROVE if approve else ledger_entry.KIND_ENROLMENT_REJECT
-        result = await self.store.decide_enrolment(
-            recipient_id,
-            approve,
-            str(actor.get("sub")),
-            lambda e: ledger_entry.recipient_entry(
+        nothing = ApiError(404, "no_pending_enrolment", f"No pending enrolment for {recipient_id[:64]!r}.")
+        if by is not None:
+            scope = tenancy.admin_scope(by)  # 403 org_required before anything is looked up
+            # Approving rotates an existing recipient's key: the recipient's organisation must be the
+            # administrator's too, whatever organisation the enrolling token claimed.
+            existing = await self.store.get_recipients([recipient_id]) if RECIPIENT_ID_RE.match(recipient_id) else {}
+            if recipient_id in existing and not tenancy.within(scope, existing[recipient_id].org):
+                raise nothing
+
+        def entry(e: Enrolment) -> dict[str, Any]:
+            return ledger_entry.recipient_entry(
                 kind=kind,
                 time=self.now_str(),
-                actor=actor,
+                actor=self._scoped(actor, by, e.org, nothing),
                 recipient={"id": e.recipient_id, "org": e.org, "age_recipient": e.age_recipient},
                 enrolment_id=e.id,
                 **({"reason": reason} if reason else {}),
-            ),
-        )
+            )
+
+        result = await self.store.decide_enrolment(recipient_id, approve, str(actor.get("sub")), entry)
         if result is None:
-            raise ApiError(404, "no_pending_enrolment", f"No pending enrolment for {recipient_id[:64]!r}.")
+            raise nothing
         enrolment, index = result
         return {
             "enrolment": {**enrolment.public(), "status": "approved" if approve else "rejected"},

@@ -90,7 +90,13 @@ class HoldingUseCases:
         def now_str(self) -> str: ...
 
         async def decide_enrolment(
-            self, actor: Mapping[str, Any], recipient_id: str, approve: bool, reason: str | None = None
+            self,
+            actor: Mapping[str, Any],
+            recipient_id: str,
+            approve: bool,
+            reason: str | None = None,
+            *,
+            by: Principal | None = None,
         ) -> dict[str, Any]: ...
 
     # -- set-up -------------------------------------------------------------------------------------

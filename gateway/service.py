@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from . import disclosure as disclosure_rules
-from . import envelope
+from . import envelope, tenancy
 from .auth import Principal
 from .config import Settings
 from .directory import RECIPIENT_ID_RE, DirectoryUseCases
@@ -154,9 +154,15 @@ class Gateway(HoldingUseCases, DirectoryUseCases):
         return result
 
     async def decide_enrolment(
-        self, actor: Mapping[str, Any], recipient_id: str, approve: bool, reason: str | None = None
+        self,
+        actor: Mapping[str, Any],
+        recipient_id: str,
+        approve: bool,
+        reason: str | None = None,
+        *,
+        by: Principal | None = None,
     ) -> dict[str, Any]:
-        result = await super().decide_enrolment(actor, recipient_id, approve, reason)
+        result = await super().decide_enrolment(actor, recipient_id, approve, reason, by=by)
         if approve:
             await self.rewrap_held(recipient_id)  # held envelopes the address claimed become this key's
         return result
@@ -666,10 +672,11 @@ class Gateway(HoldingUseCases, DirectoryUseCases):
         if not SHARE_ID_RE.match(share_id):
             raise not_found()
         share = await self.store.get_share(share_id)
-        is_admin = principal.has("admin")
-        if share is None or not (is_admin or self.is_sender(principal, share)):
+        # The sender (as a practitioner), or an administrator of the sending organisation (tenancy.py).
+        as_sender = share is not None and principal.has("practitioner") and self.is_sender(principal, share)
+        if share is None or not (as_sender or tenancy.admin_may_act_on(principal, share.sender_org)):
             raise not_found()
-        role = "practitioner" if self.is_sender(principal, share) else "admin"
+        role = "practitioner" if as_sender else tenancy.acting_role(principal, share.sender_org)
         result = await self.store.revoke(
             share_id,
             lambda s: ledger_entry.share_event_entry(
@@ -740,12 +747,16 @@ class Gateway(HoldingUseCases, DirectoryUseCases):
             )
         if not SHARE_ID_RE.match(share_id):
             raise not_found()
-        share = await self.store.record_escrow_release(
-            share_id,
-            lambda s: ledger_entry.share_event_entry(
+
+        def entry(s: Share) -> dict[str, Any]:
+            # Checked inside the transaction: only an administrator of the sending organisation (or of the
+            # partnership) releases its escrow; anyone else learns nothing, as if there were no such share.
+            if not tenancy.admin_may_act_on(principal, s.sender_org):
+                raise not_found("escrow envelope")
+            return ledger_entry.share_event_entry(
                 kind=ledger_entry.KIND_FETCH,
                 time=self.now_str(),
-                actor=self._actor(principal, "admin"),
+                actor=self._actor(principal, tenancy.acting_role(principal, s.sender_org)),
                 share_id=s.id,
                 share_index=s.ledger_index,
                 subjects=s.subjects,
@@ -753,8 +764,9 @@ class Gateway(HoldingUseCases, DirectoryUseCases):
                 escrow=True,
                 envelope_sha256=s.escrow_sha256,
                 reason=reason.strip(),
-            ),
-        )
+            )
+
+        share = await self.store.record_escrow_release(share_id, entry)
         if share is None:
             raise not_found("escrow envelope")
         return self.files.path(share.id, ESCROW_ID), share, share.ledger_index

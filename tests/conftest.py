@@ -23,6 +23,7 @@ from gateway.auth import EmbeddedIssuer
 from gateway.config import Limits, Settings
 from gateway.home import HomeKeys, init_home
 from gateway.service import Gateway
+from tests.openapi_conformance import ResponseChecker
 
 # Hypothesis profiles, loaded here (before any test module applies its own @settings on top of them):
 # - "ci" (loaded when CI is set, as .ci/run runs): no per-example deadline, since a loaded 2-core machine
@@ -108,7 +109,8 @@ class Api:
     async def add_recipient(self, rid: str, identity: Any, org: str = "Hereford MASH") -> None:
         r = await self.client.post(
             "/api/v1/recipients",
-            headers=self.auth("root", "admin"),
+            # Administrators act within their own organisation (gateway/tenancy.py): the recipient's.
+            headers=self.auth("root", "admin", org),
             json={
                 "id": rid,
                 "name": rid.title(),
@@ -139,7 +141,8 @@ class Api:
         return await self.client.post("/api/v1/shares", data=form, headers=self.auth(sender, "practitioner"))
 
     async def ledger(self, **params: str) -> list[dict[str, Any]]:
-        r = await self.client.get("/api/v1/ledger", params=params, headers=self.auth("audrey", "auditor"))
+        # The whole ledger, whichever organisations an entry involves (tenancy: tests/test_tenants.py).
+        r = await self.client.get("/api/v1/ledger", params=params, headers=self.auth("audrey", "partnership_auditor"))
         assert r.status == 200, await r.text()
         return (await r.json())["entries"]
 
@@ -163,3 +166,40 @@ def bob() -> Any:
 @pytest.fixture
 def justification_copy(share_justification: dict[str, Any]) -> Callable[[], dict[str, Any]]:
     return lambda: copy.deepcopy(share_justification)
+
+
+# -- every response checked against the OpenAPI document --------------------------------------------------
+
+_OPENAPI = ResponseChecker()
+
+
+@pytest.fixture
+def openapi_checker() -> ResponseChecker:
+    """The document is parsed once; each test gets its own tally of problems."""
+    return ResponseChecker(doc=_OPENAPI.doc)
+
+
+@pytest.fixture
+async def aiohttp_client(aiohttp_client: Any, openapi_checker: ResponseChecker) -> Any:
+    """pytest-aiohttp's client factory, with every JSON response (and every status and content type) checked
+    against gateway/openapi.json; the test fails at teardown listing every response that disagreed."""
+
+    async def make(*args: Any, **kwargs: Any) -> Any:
+        client = await aiohttp_client(*args, **kwargs)
+        request = client._request
+
+        async def checked(method: str, path: Any, **kw: Any) -> aiohttp.ClientResponse:
+            resp = await request(method, path, **kw)
+            body = b""
+            if resp.content_type == "application/json":
+                body = await resp.read()  # cached: the test reads it again as usual
+            openapi_checker.check(method, resp.url.path, resp.status, resp.headers.get("Content-Type", ""), body)
+            return resp
+
+        client._request = checked
+        return client
+
+    yield make
+    assert not openapi_checker.problems, "responses that disagree with gateway/openapi.json:\n" + "\n".join(
+        openapi_checker.problems
+    )

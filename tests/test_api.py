@@ -235,7 +235,9 @@ async def test_unknown_and_disabled_recipients_are_named(
     api: Api, alice: Any, bob: Any, share_justification: dict[str, Any]
 ) -> None:
     await _setup(api, alice, bob)
-    r = await api.client.post("/api/v1/recipients/bob/disable", headers=api.auth("root", "admin"))
+    r = await api.client.post(
+        "/api/v1/recipients/bob/disable", headers=api.auth("root", "admin", "Hereford Police PPU")
+    )
     assert r.status == 200
     before = _db_counts(api)
     r = await api.share(PAYLOAD, ["alice", "bob", "zed"], share_justification)
@@ -426,7 +428,7 @@ async def test_wrong_content_types_and_bodies(api: Api) -> None:
 
 
 async def test_recipient_admin_validation(api: Api, alice: Any) -> None:
-    h = api.auth("root", "admin")
+    h = api.auth("root", "admin", "MASH")
     good = {
         "id": "alice",
         "name": "Alice",
@@ -523,7 +525,7 @@ async def test_ledger_filters_and_paging(
     seen, cursor = [], None
     while True:
         params = {"limit": "2", **({"cursor": cursor} if cursor else {})}
-        r = await api.client.get("/api/v1/ledger", params=params, headers=api.auth("a", "auditor"))
+        r = await api.client.get("/api/v1/ledger", params=params, headers=api.auth("a", "partnership_auditor"))
         body = await r.json()
         seen += [e["index"] for e in body["entries"]]
         cursor = body["next_cursor"]

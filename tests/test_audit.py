@@ -39,7 +39,9 @@ from gateway.store.sqlite import LedgerConnection, append_entry
 from tests.conftest import Api, api_settings, example
 
 PAYLOAD = b"Chronology and referral form (test payload)."
-AUDITOR = ("audrey", "auditor")
+#: The seeded ledger spans several organisations, and these tests read all of it: the partnership-wide role
+#: (an organisation's own auditor sees only its entries: tests/test_tenants.py).
+AUDITOR = ("audrey", "partnership_auditor")
 HEREFORD = "Hereford Council"
 LEOMINSTER = "Leominster Council"
 
@@ -952,7 +954,7 @@ async def test_only_auditors_may_read_the_ledger(api: Api, seeded: Seeded, role:
         r = await api.client.get(path, params=params, headers=api.auth("someone", role))
         assert r.status == 403, (path, params, role)
         body = await r.json()
-        assert body["error"] == "forbidden" and body["required_roles"] == ["auditor"]
+        assert body["error"] == "forbidden" and body["required_roles"] == ["auditor", "partnership_auditor"]
         r = await api.client.get(path, params=params)
         assert r.status == 401
 

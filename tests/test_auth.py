@@ -584,7 +584,10 @@ def test_require() -> None:
         require(principal)
     with pytest.raises(ValueError):
         require(principal, "admn")
-    assert frozenset({"practitioner", "recipient", "auditor", "admin"}) == ROLES
+    assert (
+        frozenset({"practitioner", "recipient", "auditor", "admin", "partnership_admin", "partnership_auditor"})
+        == ROLES
+    )
 
 
 # ------------------------------------------------------------------------------------ property tests

@@ -128,7 +128,9 @@ async def test_held_share_claimed_end_to_end(mapi: Any, justification_copy: Any,
     r = await api.client.get(
         "/api/v1/ledger/report",
         params={"subject": j["subjects"][0]["ref"], "format": "html"},
-        headers=api.auth("audrey", "auditor"),
+        # Claim entries involve the address's organisation (its domain), not the sender's: the partnership's
+        # auditor reads both (tenancy, tests/test_tenants.py).
+        headers=api.auth("audrey", "partnership_auditor"),
     )
     report = await r.text()
     assert r.status == 200 and "One-time code sent" in report and "re-wrapped to the recipient" in report
@@ -298,7 +300,11 @@ async def test_claimed_key_waits_for_approval_when_required(
     assert (await (await client.get("/api/v1/inbox", headers=auth)).json())["shares"] == []
     held_path = api.gateway.files.path(share_id, claims.held_envelope_stem(ADDR_N))
     assert held_path.exists()
-    r = await client.post(f"/api/v1/recipients/{claim['recipient']}/approve", headers=api.auth("root", "admin"))
+    # A claimed recipient's organisation is the address's domain: an administrator of that organisation, or
+    # of the partnership, approves (tenancy).
+    r = await client.post(
+        f"/api/v1/recipients/{claim['recipient']}/approve", headers=api.auth("root", "admin", "school.example.org")
+    )
     assert r.status == 200, await r.text()
     assert not held_path.exists()
     env = await (await client.get(f"/api/v1/shares/{share_id}/envelope", headers=auth)).read()

@@ -171,7 +171,7 @@ async def test_phone_and_meeting_disclosures_are_recorded_and_shown_everywhere(a
     assert (await api.client.get(url, headers=api.auth("audrey", "auditor"))).status == 403
 
     # Statistics: SafeShare shares, disclosures by channel and decisions not to share, each apart.
-    auditor = api.auth("audrey", "auditor")
+    auditor = api.auth("audrey", "partnership_auditor")
     totals = (await (await api.client.get("/api/v1/ledger/stats", headers=auditor)).json())["totals"]
     assert totals["shares"] == 1
     assert totals["disclosures_elsewhere"] == 2
@@ -230,7 +230,7 @@ def running(tmp_path: Path) -> Iterator[tuple[Path, str]]:
 def test_cli_decide_records_a_phone_disclosure(running: tuple[Path, str], tmp_path: Path) -> None:
     home, url = running
     pt = safeshare(home, "token", "issue", "--sub", "pat", "--role", "practitioner").stdout.strip()
-    at = safeshare(home, "token", "issue", "--sub", "audrey", "--role", "auditor").stdout.strip()
+    at = safeshare(home, "token", "issue", "--sub", "audrey", "--role", "partnership_auditor").stdout.strip()
     share = tmp_path / "share.json"
     share.write_text(json.dumps(example("share")))
     base = ["decide", "--gateway", url, "--token", pt, "--justification", str(share)]

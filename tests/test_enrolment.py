@@ -36,7 +36,7 @@ async def test_enrol_approve_rotate(api: Api, issuer: Any, share_justification: 
     # Pending: not yet in the directory, so nothing can be shared to it.
     r = await api.share(PAYLOAD, ["hereford-mash-duty"], share_justification)
     assert r.status == 422 and (await r.json())["unknown"] == ["hereford-mash-duty"]
-    admin = api.auth("root", "admin")
+    admin = api.auth("root", "admin", "Hereford MASH")
     r = await api.client.get("/api/v1/enrolments?status=pending", headers=admin)
     assert [e["recipient_id"] for e in (await r.json())["enrolments"]] == ["hereford-mash-duty"]
     r = await api.client.post("/api/v1/recipients/hereford-mash-duty/approve", headers=api.auth("pat", "practitioner"))
@@ -72,7 +72,9 @@ async def test_reject_and_refusals(api: Api, issuer: Any) -> None:
     h = _recipient_headers(api, issuer, sub="gp-lead")
     assert (await api.client.post("/api/v1/recipients/enrol", json={"age_recipient": key}, headers=h)).status == 202
     r = await api.client.post(
-        "/api/v1/recipients/gp-lead/reject", json={"reason": "not known to us"}, headers=api.auth("root", "admin")
+        "/api/v1/recipients/gp-lead/reject",
+        json={"reason": "not known to us"},
+        headers=api.auth("root", "admin", "Hereford MASH"),
     )
     assert r.status == 200 and (await r.json())["enrolment"]["status"] == "rejected"
     entry = (await api.ledger(kind="enrolment_reject"))[0]["entry"]
@@ -124,7 +126,9 @@ async def test_rotation_of_an_administrator_registered_key(api: Api, issuer: Any
     r = await api.client.post("/api/v1/recipients/enrol", json={"age_recipient": str(new.to_public())}, headers=h)
     assert r.status == 202
     assert (
-        await api.client.post("/api/v1/recipients/hereford-mash-duty/approve", headers=api.auth("root", "admin"))
+        await api.client.post(
+            "/api/v1/recipients/hereford-mash-duty/approve", headers=api.auth("root", "admin", "Hereford MASH")
+        )
     ).status == 200
     me = await (await api.client.get("/api/v1/recipients/me", headers=h)).json()
     assert [(k["age_recipient"], k["status"]) for k in me["keys"]] == [

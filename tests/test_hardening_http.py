@@ -185,7 +185,8 @@ def serve(
                     raise AssertionError(log_path.read_text()) from None
                 time.sleep(0.1)
         alice = pyrage.x25519.Identity.generate()
-        admin = issuer.issue("root", ["admin"], org="test-org", ttl=600)
+        # Administrators act within their own organisation (gateway/tenancy.py): the recipient's.
+        admin = issuer.issue("root", ["admin"], org="Hereford MASH", ttl=600)
         rec = {
             "id": "alice",
             "name": "Alice",

@@ -395,7 +395,8 @@ async def test_a_third_edition_in_a_folder_is_picked_up_by_filters_and_report(ed
     r = await editions.client.get(
         "/api/v1/ledger/report",
         params={"subject": subject, "format": "json"},
-        headers=editions.auth("audrey", "auditor"),
+        # Every organisation's decisions about the subject (tenancy: an organisation's auditor sees its own).
+        headers=editions.auth("audrey", "partnership_auditor"),
     )
     assert r.status == 200, await r.text()
     report = await r.json()
@@ -413,7 +414,7 @@ async def test_a_third_edition_in_a_folder_is_picked_up_by_filters_and_report(ed
     assert ("dfe-2024", "5_safety_wellbeing") in safety and ("hmg-2018", "5_safety_wellbeing") in safety
 
     r = await editions.client.get(
-        "/api/v1/ledger/report", params={"subject": subject}, headers=editions.auth("audrey", "auditor")
+        "/api/v1/ledger/report", params={"subject": subject}, headers=editions.auth("audrey", "partnership_auditor")
     )
     page = await r.text()
     assert "Rule 2 — Be open with the family (2030)" in page and "Rule 4 — Seek advice promptly" in page

@@ -174,7 +174,7 @@ async def test_share_lookup_carries_the_justification_and_the_recipients_own_not
     """The extension's share view shows why the recipient has it (the recorded justification) and their note."""
     await api.add_recipient("alice", alice)
     await api.add_recipient("bob", bob)
-    admin = api.auth("root", "admin")
+    admin = api.auth("root", "admin", "Hereford MASH")
     team = {"id": "duty", "name": "Duty", "org": "Hereford MASH", "email": "duty@example.org"}
     assert (await api.client.post("/api/v1/teams", json=team, headers=admin)).status == 201
     r = await api.client.post("/api/v1/teams/duty/members", json={"member": "bob"}, headers=admin)

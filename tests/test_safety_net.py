@@ -262,10 +262,15 @@ async def test_the_issue_case_is_refused_then_recorded_with_a_sign_off_and_flagg
     assert entries[2]["entry"]["justification"]["rules"]["7_record"]["safety_net"]["senior_signoff"] == SIGNOFF
     assert entries[1]["entry"]["justification"]["rules"]["7_record"]["safety_net"]["already_protected"] == PROTECTED
 
-    # The DSL's list: auditors only; newest first; by organisation.
+    # The DSL's list: auditors only; newest first; by organisation. An organisation's auditor sees its own
+    # organisation's decisions only (tenancy); the partnership's auditor sees every organisation's.
     path = "/api/v1/decisions/not-shared-despite-risk"
     assert (await api.client.get(path, headers=h)).status == 403
-    auditor = api.auth("audrey", "auditor", "Northshire Primary")
+    own = api.auth("olga", "auditor", "Northshire Primary")
+    assert [d["actor"]["sub"] for d in (await (await api.client.get(path, headers=own)).json())["decisions"]] == ["pat"]
+    r = await api.client.get(path, params={"org": "Leominster GP"}, headers=own)
+    assert (await r.json())["decisions"] == []
+    auditor = api.auth("audrey", "partnership_auditor", "Northshire Primary")
     listed = (await (await api.client.get(path, headers=auditor)).json())["decisions"]
     assert [d["subjects"] for d in listed] == [["ADULT-7"], ["CASE-2026-0412"]]
     assert listed[1]["safety_net"] == {"senior_signoff": SIGNOFF} and listed[1]["risk_level"] == "significant_harm"

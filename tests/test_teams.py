@@ -14,7 +14,7 @@ PAYLOAD = b"strategy discussion: please attend"
 
 
 async def test_team_share_reaches_each_member(api: Api, share_justification: dict[str, Any]) -> None:
-    admin = api.auth("root", "admin")
+    admin = api.auth("root", "admin", "Hereford MASH")
     people = {name: pyrage.x25519.Identity.generate() for name in ("dana", "eli", "fay")}
     for name, ident in people.items():
         await api.add_recipient(name, ident)

@@ -68,7 +68,7 @@ async def test_tlog_witness_end_to_end(api: Api, tmp_path: Path) -> None:
         assert json.loads((wdir / "tlog-state.json").read_text())[signer.origin]["size"] == size2
 
         # Offline receipts under a C2SP tlog-policy: log keys (either), witnesses, quorum.
-        r = await api.client.get("/api/v1/ledger/entries/15/proof", headers=api.auth("aud", "auditor"))
+        r = await api.client.get("/api/v1/ledger/entries/15/proof", headers=api.auth("aud", "partnership_auditor"))
         receipt = tmp_path / "r.tlog-proof"
         receipt.write_bytes(await r.read())
         other = CosignatureV1Signer("other.example/w", Ed25519PrivateKey.generate()).vkey()

@@ -9,7 +9,7 @@ from typing import Any
 from aiohttp import web
 
 from .. import disclosure as disclosure_rules
-from .. import idempotency
+from .. import idempotency, tenancy
 from ..auth import Principal
 from ..errors import ApiError
 from ..idempotency import INFLIGHT, Idempotency
@@ -39,7 +39,7 @@ async def validate(request: web.Request) -> web.Response:
     `POST /api/v1/decisions`. `safety_nets` lists each principle of the policy that applies to the draft as it
     stands (e.g. not sharing although a child faces significant harm), for the panel to show at that moment.
     """
-    caller = principal(request, "practitioner", "admin")
+    caller = principal(request, "practitioner", "admin", "partnership_admin")
     body = await read_json(request, "justification")
     draft, disclosure = _unwrap(body)
     gw = gateway(request)
@@ -157,18 +157,26 @@ async def list_own_decisions(request: web.Request) -> web.Response:
 async def list_not_shared_despite_risk(request: web.Request) -> web.Response:
     """For the designated safeguarding lead or auditor: decisions not to share although a child or an adult at
     risk faced significant harm or immediate risk, each with its other route or senior sign-off, newest first.
-    `org` narrows to one organisation's practitioners; `from`/`to` to a period."""
-    principal(request, "auditor")
+    `org` narrows to one organisation's practitioners; `from`/`to` to a period. An `auditor` sees only their own
+    organisation's decisions (tenancy.py); a `partnership_auditor` sees every organisation's."""
+    scope = tenancy.auditor_scope(principal(request, *tenancy.AUDITOR_ROLES))
     gw = gateway(request)
     limit = query_int(request, "limit", 50, 1, gw.settings.limits.page_size_max)
     assert limit is not None
     before = query_int(request, "cursor", None, 0, 2**62)
+    org = query_str(request, "org", 200)
+    time_from, time_to = _time_param(request, "from"), _time_param(request, "to")
+    if not isinstance(scope, tenancy.Everywhere):
+        if org is not None and org != scope:
+            # Another organisation's decisions do not involve this auditor's: nothing to list (as /ledger).
+            return json_response({"decisions": [], "next_cursor": None})
+        org = scope
     rows = await queries.flagged_decisions(
         gw.store.reader,
         queries.FLAG_NOT_SHARED_DESPITE_RISK,
-        org=query_str(request, "org", 200),
-        time_from=_time_param(request, "from"),
-        time_to=_time_param(request, "to"),
+        org=org,
+        time_from=time_from,
+        time_to=time_to,
         before=before,
         limit=limit,
     )

@@ -16,7 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
-from .. import audit_report
+from .. import audit_report, tenancy
 from ..encoding import b64 as _b64
 from ..errors import ApiError
 from ..ledger.checkpoint import Checkpoint, CheckpointError, verify_checkpoint
@@ -102,12 +102,19 @@ def _text_param(request: web.Request) -> str | None:
         raise ApiError(400, "invalid_parameter", exc.message, field=exc.field) from None
 
 
+def _scope(request: web.Request) -> str | None:
+    """The organisation an auditor reads within (None: the partnership-wide auditor reads everything)."""
+    scope = tenancy.auditor_scope(principal(request, *tenancy.AUDITOR_ROLES))
+    return None if isinstance(scope, tenancy.Everywhere) else scope
+
+
 def _coded(request: web.Request, name: str) -> str | None:
     return _choice(request, name, gateway(request).policies.codes(CODED_FILTERS[name]))
 
 
 def _filter(request: web.Request) -> queries.AuditFilter:
     return queries.AuditFilter(
+        scope=_scope(request),
         subject=query_str(request, "subject", 64),
         practitioner=query_str(request, "practitioner", 256),
         recipient=query_str(request, "recipient", 64),
@@ -131,7 +138,7 @@ def _query_error(exc: queries.QueryError) -> ApiError:
 @routes.get("/api/v1/ledger")
 async def query_ledger(request: web.Request) -> web.StreamResponse:
     """A page of matching entries, newest first; or, with format=csv|jsonl, every match as a streamed export."""
-    principal(request, "auditor")
+    principal(request, *tenancy.AUDITOR_ROLES)
     gw = gateway(request)
     fmt = _choice(request, "format", EXPORT_FORMATS) or "json"
     f = _filter(request)
@@ -313,7 +320,7 @@ def _checkpoint_stamp(request: web.Request, cp: queries.StoredCheckpoint) -> tup
 @routes.get("/api/v1/ledger/report")
 async def subject_report(request: web.Request) -> web.Response:
     """Everything recorded about one subject, oldest first, with a verification stamp: HTML or JSON."""
-    principal(request, "auditor")
+    scope = _scope(request)
     fmt = _report_format(request)
     subject = query_str(request, "subject", 64)
     if subject is None:
@@ -323,7 +330,7 @@ async def subject_report(request: web.Request) -> web.Response:
     # The checkpoint first: every entry listed below its size is then provable against it.
     cp = await queries.latest_checkpoint(conn)
     cap = audit_report.REPORT_CAP
-    rows, capped = await queries.subject_events(conn, subject, cap)
+    rows, capped = await queries.subject_events(conn, subject, cap, scope=scope)
     stamp: dict[str, Any] | None = None
     proofs: dict[int, str | None] = {}
     if cp is not None:
@@ -358,7 +365,7 @@ async def subject_report(request: web.Request) -> web.Response:
 @routes.get("/api/v1/ledger/stats")
 async def ledger_stats(request: web.Request) -> web.Response:
     """Monthly counts for oversight boards (decisions, purposes, lawful bases, organisations, outcomes)."""
-    principal(request, "auditor")
+    scope = _scope(request)
     time_from = _time_param(request, "from")
     time_to = _time_param(request, "to")
-    return json_response(await queries.stats(gateway(request).store.reader, time_from, time_to))
+    return json_response(await queries.stats(gateway(request).store.reader, time_from, time_to, scope=scope))

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from .. import tenancy
 from ..errors import ApiError
 from ..ledger.entry import actor
-from ..store.models import Recipient
+from ..store.models import RECIPIENT_ACTIVE, Recipient
 from .common import gateway, json_response, principal, query_int, query_str, read_json
 
 routes = web.RouteTableDef()
@@ -17,18 +18,26 @@ ENROLMENT_STATES = ("pending", "approved", "rejected", "superseded")
 
 @routes.get("/api/v1/recipients")
 async def list_recipients(request: web.Request) -> web.Response:
-    p = principal(request, "practitioner", "admin")
+    p = principal(request, "practitioner", *tenancy.ADMIN_ROLES)
     q = query_str(request, "q", 200)
     limit = query_int(request, "limit", 100, 1, 500)
-    assert limit is not None  # has a default
-    include_disabled = p.has("admin") and request.query.get("include_disabled") in ("1", "true")
+    assert limit is not None
+    flag = request.query.get("include_disabled")
+    if flag not in (None, "1", "true"):
+        raise ApiError(400, "invalid_parameter", "include_disabled may only be 1 or true.", field="include_disabled")
+    admin = p.has(tenancy.ADMIN) or p.has(tenancy.PARTNERSHIP_ADMIN)
+    include_disabled = admin and flag is not None
     found = await gateway(request).store.list_recipients(q, include_disabled, limit)
+    if include_disabled:
+        # The active directory is the partnership's; disabled entries only to those who administer them.
+        scope = tenancy.admin_scope(p)
+        found = [r for r in found if r.status == RECIPIENT_ACTIVE or tenancy.within(scope, r.org)]
     return json_response({"recipients": [r.public() for r in found]})
 
 
 @routes.post("/api/v1/recipients")
 async def add_recipient(request: web.Request) -> web.Response:
-    p = principal(request, "admin")
+    p = principal(request, *tenancy.ADMIN_ROLES)
     body = await read_json(request)
     if not isinstance(body, dict):
         raise ApiError(400, "invalid_body", "The body must be a JSON object.", field="body")
@@ -40,16 +49,16 @@ async def add_recipient(request: web.Request) -> web.Response:
             raise ApiError(422, "invalid_recipient", f"{name} is required (text).", field=name)
     rec = Recipient(**{k: body[k] for k in RECIPIENT_FIELDS})
     gw = gateway(request)
-    index = await gw.add_recipient(actor(p.sub, "admin", p.org, p.issuer), rec)
+    index = await gw.add_recipient(actor(p.sub, "admin", p.org, p.issuer), rec, by=p)
     stored = (await gw.store.get_recipients([rec.id]))[rec.id]
     return json_response({"recipient": stored.public(), "ledger_index": index}, status=201)
 
 
 @routes.post("/api/v1/recipients/{recipient_id}/disable")
 async def disable_recipient(request: web.Request) -> web.Response:
-    p = principal(request, "admin")
+    p = principal(request, *tenancy.ADMIN_ROLES)
     rid = request.match_info["recipient_id"]
-    index = await gateway(request).disable_recipient(actor(p.sub, "admin", p.org, p.issuer), rid)
+    index = await gateway(request).disable_recipient(actor(p.sub, "admin", p.org, p.issuer), rid, by=p)
     return json_response({"id": rid, "status": "disabled", "ledger_index": index})
 
 
@@ -88,18 +97,18 @@ async def me(request: web.Request) -> web.Response:
 
 @routes.get("/api/v1/enrolments")
 async def list_enrolments(request: web.Request) -> web.Response:
-    principal(request, "admin")
+    scope = tenancy.admin_scope(principal(request, *tenancy.ADMIN_ROLES))
     status = query_str(request, "status", 16)
     if status is not None and status not in ENROLMENT_STATES:
         raise ApiError(
             400, "invalid_parameter", f"status must be one of: {', '.join(ENROLMENT_STATES)}.", field="status"
         )
     found = await gateway(request).store.enrolments(status=status)
-    return json_response({"enrolments": [e.public() for e in found]})
+    return json_response({"enrolments": [e.public() for e in found if tenancy.within(scope, e.org)]})
 
 
 async def _decide(request: web.Request, approve: bool) -> web.Response:
-    p = principal(request, "admin")
+    p = principal(request, *tenancy.ADMIN_ROLES)
     reason = None
     if request.can_read_body:
         body = await read_json(request)
@@ -111,7 +120,7 @@ async def _decide(request: web.Request, approve: bool) -> web.Response:
                 422, "invalid_reason", "reason must be non-blank text of at most 4000 characters.", field="reason"
             )
     result = await gateway(request).decide_enrolment(
-        actor(p.sub, "admin", p.org, p.issuer), request.match_info["recipient_id"], approve, reason
+        actor(p.sub, "admin", p.org, p.issuer), request.match_info["recipient_id"], approve, reason, by=p
     )
     return json_response(result)
 

@@ -10,7 +10,7 @@ from typing import Any
 from aiohttp import BodyPartReader, MultipartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from .. import idempotency
+from .. import idempotency, tenancy
 from ..auth import Principal
 from ..errors import ApiError, not_found
 from ..idempotency import INFLIGHT, Idempotency
@@ -222,13 +222,14 @@ async def list_sent(request: web.Request) -> web.Response:
 
 @routes.get("/api/v1/shares/{share_id}")
 async def get_share(request: web.Request) -> web.Response:
-    p = principal(request, "practitioner", "recipient", "admin")
+    p = principal(request, "practitioner", "recipient", *tenancy.ADMIN_ROLES)
     gw = gateway(request)
     share_id = request.match_info["share_id"]
     share = await gw.store.get_share(share_id) if SHARE_ID_RE.match(share_id) else None
     if share is None:
         raise not_found()
-    if p.has("admin") or (p.has("practitioner") and gw.is_sender(p, share)):
+    # The sender, or an administrator of the sending organisation (tenancy.py), sees the whole share.
+    if tenancy.admin_may_act_on(p, share.sender_org) or (p.has("practitioner") and gw.is_sender(p, share)):
         held = (await gw.held.rows([share.id])).get(share.id, [])
         view = {**share_view(share), "held": [h.public() for h in held]}
         return json_response(await with_justification(gw, share, view))
@@ -239,7 +240,7 @@ async def get_share(request: web.Request) -> web.Response:
 
 @routes.post("/api/v1/shares/{share_id}/revoke")
 async def revoke_share(request: web.Request) -> web.Response:
-    p = principal(request, "practitioner", "admin")
+    p = principal(request, "practitioner", *tenancy.ADMIN_ROLES)
     reason = None
     if request.can_read_body:
         body = await read_json(request)
@@ -328,7 +329,7 @@ async def acknowledge_share(request: web.Request) -> web.Response:
 @routes.post("/api/v1/shares/{share_id}/escrow")
 async def release_escrow(request: web.Request) -> web.StreamResponse:
     """Organisational recovery: an administrator takes the escrow envelope, with a reason recorded first."""
-    p = principal(request, "admin")
+    p = principal(request, *tenancy.ADMIN_ROLES)
     body = await read_json(request)
     if not isinstance(body, dict) or set(body) - {"reason"}:
         raise ApiError(400, "invalid_body", 'The body must be {"reason": text}.', field="body")

@@ -14,6 +14,7 @@ import gzip
 
 from aiohttp import web
 
+from .. import tenancy
 from ..ledger.tiles import TILE_WIDTH, TilePathError, encode_bundle, parse_tile_path
 from .common import gateway, principal
 
@@ -26,9 +27,9 @@ IMMUTABLE_PRIVATE = "private, max-age=31536000, immutable"
 #: The checkpoint changes as the log grows: "SHOULD prevent caching beyond a few seconds".
 CHECKPOINT_CACHE = "public, max-age=5"
 ENTRIES_PREFIX = "/tlog/tile/entries/"
-#: Who may read entry bundles. Whole-log bundles cross organisations: once organisation-scoped auditors
-#: exist (branch i9-tenants), this should become the partnership-wide auditor role.
-ENTRY_BUNDLE_ROLES = ("auditor",)
+#: Who may read entry bundles. Whole-log bundles cross organisations, so only the partnership-wide auditor
+#: (an organisation's `auditor` reads its own entries through /api/v1/ledger; gateway/tenancy.py).
+ENTRY_BUNDLE_ROLES = (tenancy.PARTNERSHIP_AUDITOR,)
 
 
 def _not_found() -> web.Response:

@@ -8,7 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
-from ..auth import Principal
+from .. import tenancy
 from ..encoding import b64 as _b64
 from ..errors import ApiError, not_found
 from ..ledger.checkpoint import Checkpoint, CheckpointError, open_note, split_note
@@ -34,7 +34,10 @@ async def latest_checkpoint(request: web.Request) -> web.Response:
     one witness has co-signed instead.
     """
     store = gateway(request).store
-    if request.query.get("witnessed") in ("1", "true"):
+    witnessed = request.query.get("witnessed")
+    if witnessed not in (None, "1", "true"):
+        raise ApiError(400, "invalid_parameter", "witnessed may only be 1 or true.", field="witnessed")
+    if witnessed is not None:
         size = await store.latest_cosigned_size()
         note = None if size is None else await store.checkpoint_note(size)
         if size is None or note is None:
@@ -103,16 +106,6 @@ async def verifier_key(request: web.Request) -> web.Response:
     return web.Response(text=vkey + "\n", content_type="text/plain", charset="utf-8")
 
 
-def _may_see(p: Principal, entry: dict[str, Any]) -> bool:
-    """Auditors see every entry; anyone else only entries they made or that name them as a recipient."""
-    if p.has("auditor"):
-        return True
-    actor = entry.get("actor") or {}
-    if actor.get("sub") == p.sub and actor.get("iss") == p.issuer:
-        return True
-    return p.has("recipient") and any(r.get("id") == p.sub for r in entry.get("recipients") or ())
-
-
 @routes.get("/api/v1/ledger/entries/{index}")
 async def ledger_entry(request: web.Request) -> web.Response:
     """One entry, its canonical bytes, and an inclusion proof against the latest signed checkpoint.
@@ -120,7 +113,7 @@ async def ledger_entry(request: web.Request) -> web.Response:
     This is the receipt a practitioner or recipient keeps: with the pinned vkey it proves the entry (and,
     for a share, each envelope's SHA-256) is in the ledger the gateway signed.
     """
-    p = principal(request, "auditor", "practitioner", "recipient", "admin")
+    p = principal(request, *tenancy.AUDITOR_ROLES, "practitioner", "recipient", *tenancy.ADMIN_ROLES)
     try:
         index = int(request.match_info["index"])
     except ValueError:
@@ -130,7 +123,7 @@ async def ledger_entry(request: web.Request) -> web.Response:
     if row is None:
         raise not_found("ledger entry")
     entry = json.loads(row.entry)
-    if not _may_see(p, entry):
+    if not tenancy.may_see_entry(p, entry):
         raise not_found("ledger entry")
     body: dict[str, Any] = {
         "index": row.index,
@@ -156,14 +149,14 @@ async def ledger_entry_proof(request: web.Request) -> web.Response:
     """The same receipt as an offline file: a C2SP tlog-proof (`c2sp.org/tlog-proof@v1`) carrying the entry's
     canonical bytes as `extra`, checked by `safeshare ledger verify-receipt FILE --vkey V` or any tlog-proof
     verifier. Who may fetch it is as for the entry; 409 until a signed checkpoint covers the entry."""
-    p = principal(request, "auditor", "practitioner", "recipient", "admin")
+    p = principal(request, *tenancy.AUDITOR_ROLES, "practitioner", "recipient", *tenancy.ADMIN_ROLES)
     try:
         index = int(request.match_info["index"])
     except ValueError:
         raise not_found("ledger entry") from None
     gw = gateway(request)
     row: LedgerRow | None = await gw.store.ledger_entry(index) if 0 <= index < MAX_INDEX else None
-    if row is None or not _may_see(p, json.loads(row.entry)):
+    if row is None or not tenancy.may_see_entry(p, json.loads(row.entry)):
         raise not_found("ledger entry")
     latest = await gw.store.latest_checkpoint()
     if latest is None or latest[0] <= index:
@@ -189,7 +182,7 @@ async def ledger_entry_proof(request: web.Request) -> web.Response:
 
 @routes.get("/api/v1/ledger/proof/inclusion")
 async def inclusion_proof(request: web.Request) -> web.Response:
-    principal(request, "auditor")
+    principal(request, *tenancy.AUDITOR_ROLES)
     gw = gateway(request)
     size_now = await gw.store.tree_size()
     size = query_int(request, "size", None, 1, max(1, size_now))
@@ -208,7 +201,7 @@ async def inclusion_proof(request: web.Request) -> web.Response:
 
 @routes.get("/api/v1/ledger/proof/consistency")
 async def consistency_proof(request: web.Request) -> web.Response:
-    principal(request, "auditor")
+    principal(request, *tenancy.AUDITOR_ROLES)
     gw = gateway(request)
     size_now = await gw.store.tree_size()
     first = query_int(request, "first", None, 1, MAX_INDEX)

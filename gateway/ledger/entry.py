@@ -8,8 +8,9 @@ are what the Merkle tree hashes, so the same entry always gives the same leaf.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import rfc8785
@@ -116,16 +117,48 @@ def utc_now() -> str:
 
 
 def format_time(t: datetime) -> str:
-    """RFC 3339 UTC with milliseconds: fixed width, so string order is time order in every store."""
-    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
+    """RFC 3339 UTC with milliseconds: fixed width, so string order is time order in every store.
+
+    Every field is formatted explicitly: `strftime("%Y")` gives years before 1000 without their leading
+    zeros on glibc (`474-08-12T…`), which is not a date-time, and breaks the fixed width.
+    """
+    t = t.astimezone(UTC)
+    return (
+        f"{t.year:04d}-{t.month:02d}-{t.day:02d}T{t.hour:02d}:{t.minute:02d}:{t.second:02d}."
+        f"{t.microsecond // 1000:03d}Z"
+    )
+
+
+#: RFC 3339 `date-time` exactly (what JSON Schema's `format: date-time` accepts, case-insensitively): a
+#: four-digit year, a zone (`Z` or `±hh:mm`); no leap second (Python cannot hold one), no ISO 8601 variants.
+_RFC3339 = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})T([01]\d|2[0-3]):([0-5]\d):([0-5]\d)(?:\.(\d+))?(Z|[+-](?:[01]\d|2[0-3]):[0-5]\d)",
+    re.ASCII | re.IGNORECASE,
+)
 
 
 def parse_time(s: str) -> datetime:
-    """Accepts RFC 3339 / ISO 8601 with a zone; naive times are refused since they are ambiguous."""
-    t = datetime.fromisoformat(s.replace("Z", "+00:00").replace("z", "+00:00"))
-    if t.tzinfo is None:
-        raise ValueError("time has no time zone")
-    return t.astimezone(UTC)
+    """An RFC 3339 date-time with its zone, as UTC; ValueError for anything else (naive times are ambiguous).
+
+    A valid time that UTC cannot hold (year 1 with a positive offset, year 9999 with a negative one) is
+    clamped to the first or last representable instant, which is the same bound for a query.
+    """
+    m = _RFC3339.fullmatch(s)
+    if m is None:
+        raise ValueError("not an RFC 3339 date-time with a zone")
+    year, month, day, hour, minute, second = (int(g) for g in m.groups()[:6])
+    micro = int((m.group(7) or "0")[:6].ljust(6, "0"))
+    zone = m.group(8).upper()
+    offset = (
+        timedelta(0)
+        if zone == "Z"
+        else (1 if zone[0] == "+" else -1) * timedelta(hours=int(zone[1:3]), minutes=int(zone[4:6]))
+    )
+    local = datetime(year, month, day, hour, minute, second, micro)  # ValueError: no such day, or year 0
+    try:
+        return (local - offset).replace(tzinfo=UTC)
+    except OverflowError:
+        return datetime.min.replace(tzinfo=UTC) if offset > timedelta(0) else datetime.max.replace(tzinfo=UTC)
 
 
 #: C2SP tlog-tiles entry bundles prefix each entry with a uint16 length: no entry may exceed 65,535 bytes.

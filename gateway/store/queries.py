@@ -101,6 +101,9 @@ class AuditFilter:
     text: str | None = None
     time_from: str | None = None
     time_to: str | None = None
+    #: Tenancy (gateway/tenancy.py): only entries involving this organisation (the actor's or a recipient's,
+    #: as `ledger_orgs` holds them); None for a partnership-wide auditor. Not a user filter: set from the token.
+    scope: str | None = None
 
 
 @dataclass(frozen=True)
@@ -150,6 +153,7 @@ def _terms(f: AuditFilter) -> list[_Term]:
         ),
         (f.practitioner, lambda v: _column_term("practitioner", "actor_sub", v)),
         (f.org, lambda v: _join_term("org", "ledger_orgs", "org", v)),
+        (f.scope, lambda v: _join_term("scope", "ledger_orgs", "org", v)),
         (f.purpose, lambda v: _column_term("purpose", "purpose_code", v)),
         (f.article_9, lambda v: _column_term("article_9", "article_9", v)),
         (f.dpa_schedule_1, lambda v: _column_term("dpa_schedule_1", "dpa_schedule_1", v)),
@@ -410,13 +414,22 @@ async def ledger_end(conn: aiosqlite.Connection) -> int:
     return int(rows[0][0])
 
 
-async def subject_events(conn: aiosqlite.Connection, ref: str, cap: int) -> tuple[list[LedgerRow], bool]:
-    """Every entry about one subject, oldest first, at most `cap` of them; True if there were more."""
+async def subject_events(
+    conn: aiosqlite.Connection, ref: str, cap: int, *, scope: str | None = None
+) -> tuple[list[LedgerRow], bool]:
+    """Every entry about one subject, oldest first, at most `cap` of them; True if there were more.
+
+    With `scope`, only entries involving that organisation (see AuditFilter.scope).
+    """
+    where, args = "d.ref = ?", [ref]
+    if scope is not None:
+        where += " AND EXISTS (SELECT 1 FROM ledger_orgs o WHERE o.org = ? AND o.idx = d.idx)"
+        args.append(scope)
     rows = await _fetch(
         conn,
         f"SELECT {_ROW} FROM ledger_subjects AS d CROSS JOIN ledger AS l ON l.idx = d.idx"  # noqa: S608
-        " WHERE d.ref = ? ORDER BY d.idx ASC LIMIT ?",
-        (ref, cap + 1),
+        f" WHERE {where} ORDER BY d.idx ASC LIMIT ?",
+        (*args, cap + 1),
     )
     return [_row(r) for r in rows[:cap]], len(rows) > cap
 
@@ -475,10 +488,16 @@ _MONTH = "substr(d.time, 1, 7)"
 _DIMENSIONS = ("decision", "purpose", "article_6", "article_9", "dpa_schedule_1", "org")
 
 
-def _period(time_from: str | None, time_to: str | None) -> tuple[str, list[Any]]:
-    """The period as conditions on `d.time`, plus the same bounds on the month so a month index can seek."""
+def _period(time_from: str | None, time_to: str | None, scope: str | None = None) -> tuple[str, list[Any]]:
+    """The period as conditions on `d.time`, plus the same bounds on the month so a month index can seek.
+
+    With `scope`, also only entries `d` involving that organisation (see AuditFilter.scope).
+    """
     conds: list[str] = []
     args: list[Any] = []
+    if scope is not None:
+        conds.append("EXISTS (SELECT 1 FROM ledger_orgs o WHERE o.org = ? AND o.idx = d.idx)")
+        args.append(scope)
     if time_from is not None:
         conds += ["d.time >= ?", f"{_MONTH} >= ?"]
         args += [time_from, time_from[:7]]
@@ -559,7 +578,9 @@ async def own_decisions(conn: aiosqlite.Connection, sub: str, *, before: int | N
     return [_row(r) for r in rows]
 
 
-async def stats(conn: aiosqlite.Connection, time_from: str | None, time_to: str | None) -> dict[str, Any]:
+async def stats(
+    conn: aiosqlite.Connection, time_from: str | None, time_to: str | None, *, scope: str | None = None
+) -> dict[str, Any]:
     """Counts per month for oversight boards, each a GROUP BY in SQLite (Python only folds a few thousand rows).
 
     Decisions are the entries that carry a justification (`share` and `decision` kinds), counted in the month
@@ -568,7 +589,7 @@ async def stats(conn: aiosqlite.Connection, time_from: str | None, time_to: str 
     Grouping the codes together in one pass and the organisation in another keeps the first pass in index
     order when `ledger_decisions_by_month` exists: no sort, and one row per distinct combination.
     """
-    period, args = _period(time_from, time_to)
+    period, args = _period(time_from, time_to, scope)
     months: dict[str, dict[str, Any]] = {}
 
     def month(m: str) -> dict[str, Any]:

@@ -80,7 +80,12 @@ def recipient_gateway(tmp: Path, escrow_recipient: str | None = None) -> Iterato
         (home / "safeshare.toml").write_text(f'escrow_recipient = "{escrow_recipient}"\n')
     with serve(home, tmp / "server.log") as url:
         gw = RecipientGateway(home, url)
-        gw.tokens = {"practitioner": gw.token("pat", "practitioner"), "auditor": gw.token("audrey", "auditor")}
+        # Recipients here are in their own organisations (tokens of "Hereford MASH"), and the tests read their
+        # entries too: the partnership-wide auditor (an "e2e" auditor sees only e2e's entries: tenancy).
+        gw.tokens = {
+            "practitioner": gw.token("pat", "practitioner"),
+            "auditor": gw.token("audrey", "partnership_auditor"),
+        }
         yield gw
 
 
