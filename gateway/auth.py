@@ -282,6 +282,12 @@ def _load_ed25519_key(path: pathlib.Path) -> Ed25519PrivateKey:
     return _load_private_key(path, Ed25519PrivateKey, Ed25519PrivateKey.generate)
 
 
+def _key_kind(cls: type) -> str:
+    """A key class in words, with its article: "an Ed25519 private key", "an MLDSA44 private key"."""
+    name = cls.__name__.removesuffix("PrivateKey")
+    return f"{'an' if name[:1] in 'AEFHILMNORSX' else 'a'} {name} private key"
+
+
 def _load_private_key(path: pathlib.Path, kind: type, _: Callable[[], K] | None = None) -> K:
     data = path.read_bytes()
     mode = path.stat().st_mode
@@ -293,7 +299,7 @@ def _load_private_key(path: pathlib.Path, kind: type, _: Callable[[], K] | None 
     except (ValueError, TypeError) as exc:
         raise ValueError(f"{path} is not an unencrypted PEM private key") from exc
     if not isinstance(key, kind):
-        raise ValueError(f"{path} holds a {type(key).__name__}, not a {kind.__name__}")
+        raise ValueError(f"{path} holds {_key_kind(type(key))}, not {_key_kind(kind)}")
     return key  # type: ignore[return-value]  # checked by isinstance against the class `generate` makes
 
 
