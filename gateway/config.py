@@ -48,6 +48,38 @@ class Limits:
 
 
 @dataclass(frozen=True)
+class AgreementSettings:
+    """`[agreements]`: how shares are checked against the partnership's agreements (gateway/agreements.py)."""
+
+    #: Must every share name an agreement (or say why none applies)? None: yes once any agreement is in force.
+    required: bool | None = None
+    #: What an agreement problem does by default: "refuse", or "override" (allowed with a recorded reason).
+    on_problem: str = "refuse"
+    #: Per sending organisation (the token's `org`), the same choice: {"Example Council" = "override"}.
+    organisations: tuple[tuple[str, str], ...] = ()
+
+    def overridable(self, org: str | None) -> bool:
+        for name, choice in self.organisations:
+            if org is not None and " ".join(name.split()).casefold() == " ".join(org.split()).casefold():
+                return choice == "override"
+        return self.on_problem == "override"
+
+
+def _agreement_settings(raw: dict[str, Any], path: Path) -> AgreementSettings:
+    unknown = set(raw) - {"required", "on_problem", "organisations"}
+    if unknown:
+        raise ValueError(f"{path}: unknown setting(s) in [agreements]: {', '.join(sorted(unknown))}")
+    orgs = raw.get("organisations", {})
+    choices = [raw.get("on_problem", "refuse"), *orgs.values()]
+    if any(c not in ("refuse", "override") for c in choices):
+        raise ValueError(f"{path}: [agreements] choices must be \"refuse\" or \"override\"")
+    required = raw.get("required")
+    if required is not None and not isinstance(required, bool):
+        raise ValueError(f"{path}: [agreements] required must be true or false")
+    return AgreementSettings(required, raw.get("on_problem", "refuse"), tuple(sorted(orgs.items())))
+
+
+@dataclass(frozen=True)
 class Settings:
     home: Path
     issuer: str = "safeshare-embedded"
@@ -56,6 +88,7 @@ class Settings:
     log_origin: str = "safeshare.local/ledger"
     default_policy: str = "hmg-2018"
     limits: Limits = field(default_factory=Limits)
+    agreements: AgreementSettings = field(default_factory=AgreementSettings)
     oidc: tuple[OIDCIssuerConfig, ...] = ()
     #: Accept tokens from the embedded issuer; a deployment on Entra ID alone turns this off.
     embedded_issuer: bool = True
@@ -116,7 +149,8 @@ def load_settings(home: Path) -> Settings:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     limits_raw = raw.pop("limits", {})
     oidc_raw = raw.pop("oidc", [])
-    known = {f for f in Settings.__dataclass_fields__ if f not in {"home", "limits", "oidc"}}
+    agreements = _agreement_settings(raw.pop("agreements", {}), path)
+    known = {f for f in Settings.__dataclass_fields__ if f not in {"home", "limits", "oidc", "agreements"}}
     unknown = set(raw) - known
     if unknown:
         raise ValueError(f"{path}: unknown setting(s): {', '.join(sorted(unknown))}")
@@ -127,4 +161,4 @@ def load_settings(home: Path) -> Settings:
         OIDCIssuerConfig(**{k: tuple(v) if k in ("algorithms", "scopes") else v for k, v in item.items()})
         for item in oidc_raw
     )
-    return Settings(home=home, limits=Limits(**limits_raw), oidc=oidc, **raw)
+    return Settings(home=home, limits=Limits(**limits_raw), oidc=oidc, agreements=agreements, **raw)

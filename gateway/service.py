@@ -29,6 +29,8 @@ from .justification import Policy, PolicyRegistry, Problem
 from .justification import validate as validate_justification
 from .ledger import entry as ledger_entry
 from .ledger.signer import LedgerSigner
+from .partnership import AgreementUseCases
+from .store.agreements import AgreementStore
 from .store.files import ESCROW_ID, EnvelopeFiles
 from .store.models import (
     RECIPIENT_ACTIVE,
@@ -85,9 +87,12 @@ class PreparedShare:
     content_type: str
     expires_at: datetime
     max_downloads: int | None
+    #: The partnership agreements (id, version, document digest) the share is made under, and an override.
+    agreements: tuple[Mapping[str, Any], ...] = ()
+    agreement_override: Mapping[str, Any] | None = None
 
 
-class Gateway(DirectoryUseCases):
+class Gateway(DirectoryUseCases, AgreementUseCases):
     """Sharing use cases; the directory's (recipients, teams, enrolment) come from DirectoryUseCases."""
 
     def __init__(
@@ -103,6 +108,7 @@ class Gateway(DirectoryUseCases):
         self.signer = signer
         self.escrow = envelope.X25519Recipient.parse(settings.escrow_recipient) if settings.escrow_recipient else None
         self.store = store
+        self.agreement_store = AgreementStore(store, settings.data_dir / "agreements")
         self.files = EnvelopeFiles(settings.envelopes_dir)
         self.policies = policies
         self._digest_key = digest_key
@@ -146,6 +152,9 @@ class Gateway(DirectoryUseCases):
             justification=draft,
             policy=self._policy_ref(policy),
         )
+        named = await self.named_agreements(draft)
+        if named:
+            entry["agreements"] = named
 
         def respond(index: int) -> dict[str, Any]:
             return {
@@ -164,7 +173,14 @@ class Gateway(DirectoryUseCases):
         """Check everything about a share before a single payload byte is read."""
         if not isinstance(meta, dict):
             raise field_error("invalid_share", "share", "The share part must be a JSON object.", status=400)
-        allowed = {"recipients", "justification", "payload_content_type", "expires_in", "max_downloads"}
+        allowed = {
+            "recipients",
+            "justification",
+            "payload_content_type",
+            "expires_in",
+            "max_downloads",
+            "agreement_override",
+        }
         unknown = sorted(set(meta) - allowed)
         if unknown:
             raise field_error("invalid_share", f"share.{unknown[0]}", f"Unknown field in share: {unknown[0][:64]!r}.")
@@ -181,6 +197,9 @@ class Gateway(DirectoryUseCases):
                 "A share needs a justification whose decision is 'share'; record other decisions at /api/v1/decisions.",
             )
         recipients, via = await self._resolve_recipients(meta.get("recipients"))
+        agreement_refs, override = await self.check_share_agreements(
+            principal, draft, recipients, meta.get("agreement_override")
+        )
         content_type = meta.get("payload_content_type", "application/octet-stream")
         if not isinstance(content_type, str) or not CONTENT_TYPE_RE.match(content_type):
             raise field_error(
@@ -224,6 +243,8 @@ class Gateway(DirectoryUseCases):
             content_type=content_type,
             expires_at=self.now() + timedelta(seconds=expires_in),
             max_downloads=max_downloads,
+            agreements=tuple(agreement_refs),
+            agreement_override=override,
         )
 
     async def _resolve_recipients(self, ids: Any) -> tuple[list[Recipient], list[str | None]]:
@@ -375,6 +396,10 @@ class Gateway(DirectoryUseCases):
                     "envelope_size": escrow_digest[1],
                 },
             )
+            if prepared.agreements:
+                entry["agreements"] = [dict(a) for a in prepared.agreements]
+            if prepared.agreement_override is not None:
+                entry["agreement_override"] = dict(prepared.agreement_override)
 
             def respond(index: int) -> dict[str, Any]:
                 return {
