@@ -210,9 +210,7 @@ def validate_new(fields: Mapping[str, Any]) -> dict[str, Any]:
         raise AgreementError(unknown[0][:64], "Unknown field in the agreement.")
     agreement_id = fields.get("id")
     if not isinstance(agreement_id, str) or not AGREEMENT_ID_RE.match(agreement_id):
-        raise AgreementError(
-            "id", "An agreement ID is 1-64 characters: lower-case letters, digits, '.', '_' or '-'."
-        )
+        raise AgreementError("id", "An agreement ID is 1-64 characters: lower-case letters, digits, '.', '_' or '-'.")
     kind = fields.get("kind")
     if kind not in KINDS:
         raise AgreementError("kind", f"kind must be one of: {', '.join(KINDS)}.")
@@ -330,8 +328,7 @@ def check_named(
             Problem(
                 RULE,
                 "agreements",
-                "Name the partnership agreement(s) this share relies on, or say why none applies "
-                "(no_agreement).",
+                "Name the partnership agreement(s) this share relies on, or say why none applies (no_agreement).",
                 "agreements_required",
             )
         )
@@ -362,8 +359,7 @@ def check_named(
                 Problem(
                     RULE,
                     f"agreements.{i}",
-                    f"{a.title} (agreement {a.id}, version {a.version}) has been retired; it no longer covers "
-                    "sharing.",
+                    f"{a.title} (agreement {a.id}, version {a.version}) has been retired; it no longer covers sharing.",
                     "agreement_retired",
                 )
             )

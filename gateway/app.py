@@ -19,7 +19,7 @@ from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 from aiohttp.http_exceptions import HttpProcessingError
 
-from .api import decisions, inbox, ledger, notice, policies, recipients, shares, teams, transparency
+from .api import agreements, decisions, inbox, ledger, notice, policies, recipients, shares, teams, transparency
 from .api.common import GATEWAY, PRINCIPAL, SIGNER, WITNESSES
 from .auth import AuthError, EmbeddedIssuer, TokenVerifier, bearer_token
 from .config import Settings
@@ -282,6 +282,6 @@ def create_app(settings: Settings, keys: HomeKeys | None = None) -> web.Applicat
     app.cleanup_ctx.extend([verifier_ctx, store_ctx, checkpoint_ctx, expiry_ctx])
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/api/v1/openapi.json", openapi)
-    for module in (shares, inbox, decisions, policies, recipients, teams, ledger, transparency, notice):
+    for module in (shares, inbox, decisions, policies, recipients, teams, ledger, transparency, notice, agreements):
         app.router.add_routes(module.routes)
     return app

@@ -51,8 +51,10 @@ class Limits:
 class AgreementSettings:
     """`[agreements]`: how shares are checked against the partnership's agreements (gateway/agreements.py)."""
 
-    #: Must every share name an agreement (or say why none applies)? None: yes once any agreement is in force.
-    required: bool | None = None
+    #: Must every share name an agreement (or say why none applies)? Off by default, so that justifications written
+    #: without agreements (the shared contract examples, tools outside a partnership) keep working; a partnership
+    #: turns it on once its agreements are loaded. Agreements a justification names are checked either way.
+    required: bool = False
     #: What an agreement problem does by default: "refuse", or "override" (allowed with a recorded reason).
     on_problem: str = "refuse"
     #: Per sending organisation (the token's `org`), the same choice: {"Example Council" = "override"}.
@@ -72,9 +74,9 @@ def _agreement_settings(raw: dict[str, Any], path: Path) -> AgreementSettings:
     orgs = raw.get("organisations", {})
     choices = [raw.get("on_problem", "refuse"), *orgs.values()]
     if any(c not in ("refuse", "override") for c in choices):
-        raise ValueError(f"{path}: [agreements] choices must be \"refuse\" or \"override\"")
-    required = raw.get("required")
-    if required is not None and not isinstance(required, bool):
+        raise ValueError(f'{path}: [agreements] choices must be "refuse" or "override"')
+    required = raw.get("required", False)
+    if not isinstance(required, bool):
         raise ValueError(f"{path}: [agreements] required must be true or false")
     return AgreementSettings(required, raw.get("on_problem", "refuse"), tuple(sorted(orgs.items())))
 

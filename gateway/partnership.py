@@ -154,8 +154,7 @@ class AgreementUseCases:
         return rules.offers(current.values(), orgs, purpose, categories, roles, today=self.today())
 
     async def agreements_required(self) -> bool:
-        configured = self.settings.agreements.required
-        return configured if configured is not None else await self.agreement_store.any_in_force()
+        return self.settings.agreements.required
 
     # -- checking ---------------------------------------------------------------------------------
 
