@@ -143,8 +143,14 @@ class Agreement:
     retired_reason: str | None = None
 
     def ref(self) -> dict[str, Any]:
-        """What a ledger entry carries: enough to find the exact document the share was made under."""
-        return {"id": self.id, "version": self.version, "document_sha256": self.document_sha256}
+        """What a ledger entry carries: the exact document the share was made under, and its title in plain words."""
+        return {
+            "id": self.id,
+            "version": self.version,
+            "document_sha256": self.document_sha256,
+            "title": self.title,
+            "kind": self.kind,
+        }
 
     @property
     def document_url(self) -> str:
@@ -450,6 +456,12 @@ def offers(
         )
     out.sort(key=lambda o: (not o["covers_all_recipients"], o["kind"] != "data_exchange", o["id"]))
     return out
+
+
+def describe_ref(ref: Mapping[str, Any]) -> str:
+    """A ledger entry's agreement reference in plain words, for reports."""
+    kind = KIND_WORDS.get(str(ref.get("kind")), "agreement")
+    return f"{ref.get('title') or ref.get('id')} ({kind} '{ref.get('id')}', version {ref.get('version')})"
 
 
 def explain_offer(a: Agreement, missing: Sequence[str]) -> str:

@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from html import escape
 from typing import Any
 
+from .agreements import describe_ref
 from .store.models import LedgerRow
 
 #: Realistic reports hold a few hundred entries; this bounds the page size and the proof work.
@@ -69,6 +70,9 @@ def _event(row: LedgerRow, proofs: Mapping[int, str | None], covered: int | None
         event["data_categories"] = list(entry.get("data_categories") or [])
         event["rules"] = {k: v for k, v in (justification.get("rules") or {}).items() if k in RULE_TITLES}
         event["policy"] = entry.get("policy")
+        event["agreements"] = list(entry.get("agreements") or [])
+        event["no_agreement"] = justification.get("no_agreement")
+        event["agreement_override"] = entry.get("agreement_override")
     if row.kind == "share":
         event["recipients"] = [
             {k: r.get(k) for k in ("id", "org", "envelope_sha256", "envelope_size")}
@@ -250,6 +254,31 @@ def _proof(event: Mapping[str, Any]) -> str:
     return f'<span class="pending">not yet checked: {_e(event.get("inclusion_error") or "no checkpoint")}</span>'
 
 
+def _agreement_rows(e: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The partnership agreements a decision relied on, in plain words (or why none applied, or an override)."""
+    rows: list[tuple[str, str]] = []
+    refs = e.get("agreements") or []
+    if refs:
+        items = "".join(
+            f"<li>{_e(describe_ref(r))}; document SHA-256 <span class=hash>{_e(r.get('document_sha256'))}</span></li>"
+            for r in refs
+        )
+        rows.append(("Made under the partnership's agreements", f"<ul>{items}</ul>"))
+    none = e.get("no_agreement")
+    if isinstance(none, Mapping):
+        rows.append(("No partnership agreement applied", f"{_e(none.get('reason'))}: {_e(none.get('explanation'))}"))
+    override = e.get("agreement_override")
+    if isinstance(override, Mapping):
+        problems = "".join(f"<li>{_e(p.get('message'))}</li>" for p in override.get("problems") or [])
+        rows.append(
+            (
+                "Shared despite agreement problems, with this reason",
+                f"{_e(override.get('reason'))}<ul>{problems}</ul>",
+            )
+        )
+    return rows
+
+
 def _event_html(e: Mapping[str, Any]) -> str:
     kind = str(e["kind"])
     rows: list[tuple[str, str]] = [("Who", _who(e.get("actor")))]
@@ -265,6 +294,7 @@ def _event_html(e: Mapping[str, Any]) -> str:
                 rows.append((title, _value(e["rules"][key])))
         policy = e.get("policy") or {}
         rows.append(("Policy", f"{_e(policy.get('id'))} {_e(policy.get('version'))}"))
+        rows += _agreement_rows(e)
     if kind == "share":
         recips = "".join(
             f"<tr><td>{_e(r.get('id'))}</td><td>{_e(r.get('org'))}</td><td>{_e(r.get('envelope_size'))}</td>"

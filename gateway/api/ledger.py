@@ -107,6 +107,7 @@ def _filter(request: web.Request) -> queries.AuditFilter:
         article_6=_choice(request, "article_6", queries.ARTICLE_6_CODES),
         article_9=_choice(request, "article_9", queries.ARTICLE_9_CODES),
         dpa_schedule_1=_choice(request, "dpa_schedule_1", queries.DPA_SCHEDULE_1_CODES),
+        agreement=query_str(request, "agreement", 64),
         text=_text_param(request),
         time_from=_time_param(request, "from"),
         time_to=_time_param(request, "to"),
