@@ -196,6 +196,14 @@ const pageHandlers = {
     }
     return matchRecipients(msg.addresses ?? [], directory);
   },
+  /** The partnership agreements covering the draft, each document's link made absolute (opened in a new tab). */
+  async agreements(msg) {
+    const st = await settings();
+    const answer = await (await client()).agreementOffers(msg);
+    const base = st.gatewayUrl.replace(/\/+$/, "");
+    for (const a of answer.agreements ?? []) a.document.href = base + a.document.url;
+    return answer;
+  },
   async share(msg) {
     const s = await session(msg.session);
     const st = await settings();
@@ -207,6 +215,7 @@ const pageHandlers = {
         justification: msg.justification,
         payload_content_type: "message/rfc822",
         expires_in: msg.expires_in,
+        ...(msg.agreement_override ? { agreement_override: msg.agreement_override } : {}),
       },
       payload,
     );

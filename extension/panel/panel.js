@@ -3,6 +3,7 @@
  * the policy the gateway serves, shows the gateway's live problems next to each field, and shares or
  * records a decision not to share through the service worker.
  */
+import { setupAgreements } from "./agreements.js";
 import { fieldTree, placeProblems, policyInfo, problemsPerRule, ruleTexts, toJustification } from "./form-model.js";
 
 const api = globalThis.browser ?? globalThis.chrome;
@@ -436,6 +437,7 @@ async function main() {
       renderRecipients([], addresses, addresses);
       showAlert(e.message);
     }
+    setupAgreements({ ask, fields, recipients: () => recipientIds }).refresh();
     changed();
   } catch (e) {
     showAlert(e.message);

@@ -1,0 +1,101 @@
+"""The partnership's agreements in the share panel, in headless Chromium with the extension loaded, against a
+real `safeshare serve` whose agreements an administrator loaded with `safeshare agreement add`: the panel offers
+the agreements covering the draft, explains plainly when the recipient's organisation is not a signatory, opens
+the document, and a share made under the ticked agreement is recorded with its ID, version and digest."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+from tests.conftest import example
+from tests.e2e.conftest import Browser, Gateway
+from tests.e2e.panel import fill, open_panel, settle
+from tests.e2e.webmail import Webmail
+from tests.test_cli import safeshare
+
+DEA_TEXT = b"E2E children's data exchange agreement - a test document, not any real partnership's.\n"
+POLICE_TEXT = b"E2E police protocol - a test document.\n"
+
+
+def add(gateway: Gateway, tmp: Path, agreement_id: str, title: str, signatories: list[str], text: bytes) -> str:
+    doc = tmp / f"{agreement_id}.txt"
+    doc.write_bytes(text)
+    sig = [a for org in signatories for a in ("--signatory", org)]
+    safeshare(
+        gateway.home, "agreement", "add", agreement_id, "--title", title, "--kind", "data_exchange",
+        "--scope", "children", *sig, "--purpose", "referral", "s47_enquiry",
+        "--category", "identity", "health", "safeguarding_concern", "family",
+        "--review-date", "2099-12-31", "--document", str(doc),
+    )  # fmt: skip
+    return hashlib.sha256(text).hexdigest()
+
+
+def test_panel_offers_the_agreements_explains_non_signatories_opens_the_document_and_shares_under_one(
+    browser: Browser, page: Any, webmail: Webmail, gateway: Gateway, tmp_path: Path
+) -> None:
+    dea_sha = add(gateway, tmp_path, "e2e-children-dea", "E2E Children's DEA", ["Hereford MASH", "e2e"], DEA_TEXT)
+    add(gateway, tmp_path, "e2e-police-dea", "E2E Police DEA", ["West Mercia Police"], POLICE_TEXT)
+    # Out of scope for this draft (adults only): never offered.
+    safeshare(
+        gateway.home, "agreement", "add", "e2e-adults-dea", "--title", "E2E Adults DEA", "--kind", "data_exchange",
+        "--scope", "adults", "--signatory", "Hereford MASH", "--review-date", "2099-12-31",
+        "--document", str(tmp_path / "e2e-children-dea.txt"),
+    )  # fmt: skip
+
+    page.goto(webmail.gmail_url())  # a draft to alice@example.org (Hereford MASH)
+    panel = open_panel(page)
+    fill(panel, example("share"))  # referral; identity, health, safeguarding concern; a child
+    settle(panel)
+    offers = panel.locator("[data-agreement-offer]")
+    offers.first.wait_for()
+    panel.wait_for_function("() => document.querySelectorAll('[data-agreement-offer]').length === 2")
+    offered = {o.get_attribute("data-agreement-offer"): o for o in offers.all()}
+    assert set(offered) == {"e2e-children-dea", "e2e-police-dea"}
+    assert "Every recipient's organisation has signed E2E Children's DEA" in offered["e2e-children-dea"].inner_text()
+    police = offered["e2e-police-dea"].inner_text()
+    assert "Hereford MASH is not a signatory of E2E Police DEA" in police
+    assert "ask your manager or data protection officer" in police
+
+    # The document opens in a new tab, exactly as loaded (its address carries its SHA-256).
+    link = offered["e2e-children-dea"].get_by_role("link")
+    assert "E2E Children's DEA" in link.inner_text()
+    with browser.context.expect_page() as opened:
+        link.click()
+    doc = opened.value
+    doc.wait_for_load_state()
+    assert doc.url == f"{gateway.url}/agreements/documents/{dea_sha}"
+    assert DEA_TEXT.decode().strip() in doc.locator("body").inner_text()
+    doc.close()
+
+    # Under the police agreement (alice's organisation has not signed it) the share is refused, plainly.
+    panel.get_by_label("E2E Police DEA", exact=False).check()
+    assert panel.locator('input[data-path="agreements"]').input_value() == "e2e-police-dea"
+    settle(panel)
+    share = panel.get_by_role("button", name="Share", exact=True)
+    share.click()
+    panel.wait_for_function("() => !document.getElementById('general-problems').hidden")
+    assert "Hereford MASH (recipient alice) is not a signatory of E2E Police DEA" in panel.locator(
+        "#general-problems"
+    ).inner_text()
+    assert "outside what the partnership's agreements allow" in panel.get_by_role("alert").inner_text()
+
+    # Under the children's agreement it is shared and recorded with the agreement's ID, version and digest.
+    panel.get_by_label("E2E Police DEA", exact=False).uncheck()
+    panel.get_by_label("E2E Children's DEA", exact=False).check()
+    settle(panel)
+    share.click()
+    panel.wait_for_selector("#result:not([hidden])")
+    share_id = panel.locator("#result-facts dd").first.inner_text()
+    entries = gateway.get("/api/v1/ledger?kind=share&agreement=e2e-children-dea")["entries"]
+    [entry] = [e["entry"] for e in entries if e["entry"]["share_id"] == share_id]
+    assert entry["agreements"] == [
+        {
+            "id": "e2e-children-dea",
+            "version": 1,
+            "document_sha256": dea_sha,
+            "title": "E2E Children's DEA",
+            "kind": "data_exchange",
+        }
+    ]
