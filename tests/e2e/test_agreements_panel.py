@@ -76,9 +76,10 @@ def test_panel_offers_the_agreements_explains_non_signatories_opens_the_document
     share = panel.get_by_role("button", name="Share", exact=True)
     share.click()
     panel.wait_for_function("() => !document.getElementById('general-problems').hidden")
-    assert "Hereford MASH (recipient alice) is not a signatory of E2E Police DEA" in panel.locator(
-        "#general-problems"
-    ).inner_text()
+    assert (
+        "Hereford MASH (recipient alice) is not a signatory of E2E Police DEA"
+        in panel.locator("#general-problems").inner_text()
+    )
     assert "outside what the partnership's agreements allow" in panel.get_by_role("alert").inner_text()
 
     # Under the children's agreement it is shared and recorded with the agreement's ID, version and digest.
