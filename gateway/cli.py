@@ -556,6 +556,8 @@ def cmd_share(args: argparse.Namespace) -> int:
         meta["expires_in"] = args.expires_in
     if args.max_downloads is not None:
         meta["max_downloads"] = args.max_downloads
+    if args.agreement_override is not None:
+        meta["agreement_override"] = args.agreement_override
     try:
         size = os.path.getsize(args.payload)
     except OSError as exc:
@@ -931,6 +933,11 @@ def build_parser() -> argparse.ArgumentParser:
     sh.add_argument("--content-type", default="application/octet-stream", help="the payload's media type")
     sh.add_argument("--expires-in", type=int, help="seconds until the envelopes are destroyed")
     sh.add_argument("--max-downloads", type=int, help="downloads allowed per recipient")
+    sh.add_argument(
+        "--agreement-override",
+        metavar="REASON",
+        help="share despite partnership-agreement problems, with this recorded reason (where your organisation allows)",
+    )
     sh.add_argument("--timeout", type=float, default=3600.0)
     sh.add_argument("payload", help="the file to share")
     sh.set_defaults(func=cmd_share)

@@ -6,7 +6,10 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
+import subprocess
 from pathlib import Path
+
+import pyrage
 
 from .conftest import example
 from .test_cli import call, dev_banner, multipart, safeshare, serve
@@ -117,3 +120,65 @@ def test_serve_dev_loads_the_example_pair_and_shares_can_rely_on_it(tmp_path: Pa
         pass
     listed = json.loads(safeshare(home, "agreement", "list", "--json").stdout)
     assert [(a["id"], a["version"]) for a in listed] == [("example-children-dea", 1), ("example-protocol", 1)]
+
+
+def test_cli_share_is_refused_then_overridden_where_safeshare_toml_allows_it(tmp_path: Path) -> None:
+    """`[agreements.organisations]` in safeshare.toml, read by a real serve; the CLI lists the rule-6 problems."""
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "safeshare.toml").write_text(
+        '[agreements]\nrequired = true\non_problem = "refuse"\n'
+        '[agreements.organisations]\n"Override Org" = "override"\n'
+    )
+    safeshare(home, "init")
+    safeshare(
+        home, "recipient", "add", "alice", "--name", "Alice", "--org", "Hereford MASH", "--email", "a@example.org",
+        "--age-recipient", str(pyrage.x25519.Identity.generate().to_public()),
+    )  # fmt: skip
+    doc = tmp_path / "dea.txt"
+    doc.write_text("DEA\n")
+    safeshare(
+        home, "agreement", "add", "police-dea", "--title", "Police DEA", "--kind", "data_exchange", "--scope", "both",
+        "--signatory", "West Mercia Police", "--review-date", "2099-01-01", "--document", str(doc),
+    )  # fmt: skip
+    j = example("share")
+    j["agreements"] = ["police-dea"]
+    jfile = tmp_path / "j.json"
+    jfile.write_text(json.dumps(j))
+    payload = tmp_path / "notes.txt"
+    payload.write_text("notes")
+    with serve(home, tmp_path / "server.log") as url:
+        tokens = {
+            org: safeshare(
+                home, "token", "issue", "--sub", "pat", "--role", "practitioner", "--org", org
+            ).stdout.split()[-1]
+            for org in ("Override Org", "Other Org")
+        }
+        auditor = safeshare(home, "token", "issue", "--sub", "a", "--role", "auditor").stdout.split()[-1]
+
+        def share(org: str, *extra: str) -> subprocess.CompletedProcess[str]:
+            return safeshare(
+                home, "share", "--gateway", url, "--token", tokens[org], "--to", "alice",
+                "--justification", str(jfile), *extra, str(payload), check=False,
+            )  # fmt: skip
+
+        r = share("Override Org")
+        assert r.returncode != 0
+        assert "agreement_problems" in r.stderr
+        assert "rule 6, recipients.0: Hereford MASH (recipient alice) is not a signatory of Police DEA" in r.stderr
+        r = share("Other Org", "--agreement-override", "Urgent; the DPO agreed.")
+        assert r.returncode != 0 and "does not allow an override" in r.stderr
+        r = share("Override Org", "--agreement-override", "Urgent; the DPO agreed.")
+        assert r.returncode == 0, r.stderr
+        # required = true: a justification naming no agreement (and giving no reason) is refused.
+        jfile.write_text(json.dumps(example("share")))
+        r = share("Other Org")
+        assert r.returncode != 0 and "agreements_required" not in r.stderr and "rule 6, agreements:" in r.stderr
+        status, body = call(url + "/api/v1/ledger?kind=share", auditor)
+        [entry] = [e["entry"] for e in json.loads(body)["entries"]]
+        assert entry["agreement_override"]["reason"] == "Urgent; the DPO agreed."
+        assert entry["agreement_override"]["problems"][0]["code"] == "recipient_not_signatory"
+        status, body = call(url + "/api/v1/ledger/stats", auditor)
+        stats = json.loads(body)["totals"]["agreements"]
+        assert stats["per_agreement"]["police-dea"] == {"shares": 1, "overrides": 1, "versions": {"1": 1}}
+        assert stats["overrides"] == 1
