@@ -47,9 +47,10 @@ function namedIds(input) {
  * @param {{ask: (type: string, payload?: object) => Promise<any>, fields: HTMLElement, recipients: () => string[]}} opts
  */
 export function setupAgreements({ ask, fields, recipients }) {
+  const override = overrideControls(fields);
   const box = fields.querySelector('[data-field="agreements"]');
   const input = box?.querySelector('input[data-path="agreements"]');
-  if (!box || !input) return { refresh: async () => {} };
+  if (!box || !input) return { refresh: async () => {}, ...override };
   const section = node("div", { class: "agreements-offered", id: "agreements-offered", "aria-live": "polite" });
   input.insertAdjacentElement("afterend", section);
 
@@ -126,5 +127,49 @@ export function setupAgreements({ ask, fields, recipients }) {
   };
   fields.addEventListener("input", later);
   fields.addEventListener("change", later);
-  return { refresh };
+  return { refresh, ...override };
+}
+
+/**
+ * After a share is refused for agreement problems: the problems, kept on screen (live validation of the
+ * justification does not know the recipients, so it would not show them again), and — where the
+ * practitioner's organisation allows it (`overridable`) — a reason to share anyway, sent as
+ * `agreement_override` and recorded with the problems.
+ */
+function overrideControls(fields) {
+  const id = "agreement-override-reason";
+  const hintId = `${id}-hint`;
+  const list = node("ul", { class: "problem", id: "agreement-problems-list" });
+  const area = node("textarea", { id, rows: 3, maxlength: 4000, "aria-describedby": hintId });
+  const reason = node(
+    "div",
+    { hidden: true },
+    node("label", { for: id, text: "Why share despite these agreement problems?" }),
+    node("p", {
+      id: hintId,
+      class: "hint",
+      text: "Your organisation allows this with a reason. The reason and the problems are recorded with the share. Then choose Share again.",
+    }),
+    area,
+  );
+  const box = node(
+    "div",
+    { class: "field", id: "agreement-problems", hidden: true },
+    node("h2", { text: "The partnership's agreements do not cover this share" }),
+    list,
+    reason,
+  );
+  fields.insertAdjacentElement("afterend", box);
+  return {
+    /** The reason to send, if the practitioner gave one after an overridable refusal. */
+    overrideReason: () => (reason.hidden || !area.value.trim() ? undefined : area.value.trim()),
+    /** After a refusal: show agreement problems (and the override, when allowed); hide them otherwise. */
+    refused: (error) => {
+      const mine = error?.code === "agreement_problems";
+      box.hidden = !mine;
+      reason.hidden = !(mine && error.overridable);
+      list.replaceChildren(...(mine ? (error.problems ?? []).map((p) => node("li", { text: p.message })) : []));
+      if (mine && error.overridable) area.focus();
+    },
+  };
 }

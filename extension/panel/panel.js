@@ -17,6 +17,7 @@ let recipientIds = [];
 let valid = false;
 let validating = 0;
 let finished = false;
+let agreementUi = null;
 
 async function ask(type, payload = {}) {
   let answer;
@@ -351,6 +352,7 @@ async function onShare() {
       recipients: recipientIds,
       justification: justification(),
       expires_in: Number($("expiry").value),
+      agreement_override: agreementUi?.overrideReason(),
     });
     showResult(
       "Shared securely",
@@ -370,6 +372,7 @@ async function onShare() {
     showAlert(e.message);
     $("status").textContent = "Nothing was shared.";
     if (Array.isArray(e.problems)) renderProblems(e.problems);
+    agreementUi?.refused(e);
     lastAsked = null;
     changed();
   }
@@ -437,7 +440,8 @@ async function main() {
       renderRecipients([], addresses, addresses);
       showAlert(e.message);
     }
-    setupAgreements({ ask, fields, recipients: () => recipientIds }).refresh();
+    agreementUi = setupAgreements({ ask, fields, recipients: () => recipientIds });
+    agreementUi.refresh();
     changed();
   } catch (e) {
     showAlert(e.message);

@@ -6,14 +6,17 @@ the document, and a share made under the ticked agreement is recorded with its I
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 from typing import Any
+
+import pyrage
 
 from tests.conftest import example
 from tests.e2e.conftest import Browser, Gateway
 from tests.e2e.panel import fill, open_panel, settle
 from tests.e2e.webmail import Webmail
-from tests.test_cli import safeshare
+from tests.test_cli import call, safeshare, serve
 
 DEA_TEXT = b"E2E children's data exchange agreement - a test document, not any real partnership's.\n"
 POLICE_TEXT = b"E2E police protocol - a test document.\n"
@@ -75,11 +78,11 @@ def test_panel_offers_the_agreements_explains_non_signatories_opens_the_document
     settle(panel)
     share = panel.get_by_role("button", name="Share", exact=True)
     share.click()
-    panel.wait_for_function("() => !document.getElementById('general-problems').hidden")
-    assert (
-        "Hereford MASH (recipient alice) is not a signatory of E2E Police DEA"
-        in panel.locator("#general-problems").inner_text()
-    )
+    refusal = panel.locator("#agreement-problems")
+    refusal.wait_for()
+    panel.wait_for_timeout(600)  # live validation runs again after a refusal: the problems must stay on screen
+    assert "Hereford MASH (recipient alice) is not a signatory of E2E Police DEA" in refusal.inner_text()
+    assert panel.get_by_label("Why share despite these agreement problems?").is_hidden()  # not allowed for e2e
     assert "outside what the partnership's agreements allow" in panel.get_by_role("alert").inner_text()
 
     # Under the children's agreement it is shared and recorded with the agreement's ID, version and digest.
@@ -100,3 +103,51 @@ def test_panel_offers_the_agreements_explains_non_signatories_opens_the_document
             "kind": "data_exchange",
         }
     ]
+
+
+def test_panel_override_with_a_reason_where_the_organisation_allows_it(
+    browser: Browser, page: Any, webmail: Webmail, tmp_path: Path
+) -> None:
+    """A gateway whose safeshare.toml lets 'Override Org' override: the refusal offers a reason box, and the
+    share made with a reason is recorded with it and with the problems it overrode."""
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "safeshare.toml").write_text('[agreements.organisations]\n"Override Org" = "override"\n')
+    with serve(home, tmp_path / "server.log") as url:
+        alice = pyrage.x25519.Identity.generate()
+        safeshare(
+            home, "recipient", "add", "alice", "--name", "Alice Example", "--org", "Hereford MASH",
+            "--email", "alice@example.org", "--age-recipient", str(alice.to_public()),
+        )  # fmt: skip
+        gw = Gateway(home, url, {"alice": alice}, {})
+        add(gw, tmp_path, "police-dea", "Police DEA", ["West Mercia Police"], POLICE_TEXT)
+        token = safeshare(
+            home, "token", "issue", "--sub", "olive", "--role", "practitioner", "--org", "Override Org"
+        ).stdout.split()[-1]
+        auditor = safeshare(home, "token", "issue", "--sub", "audrey", "--role", "auditor").stdout.split()[-1]
+        browser.storage("local", {"gatewayUrl": url})
+        browser.sign_in(token)
+
+        page.goto(webmail.gmail_url())
+        panel = open_panel(page)
+        fill(panel, example("share"))
+        settle(panel)
+        panel.locator('[data-agreement-offer="police-dea"]').wait_for()
+        panel.get_by_label("Police DEA", exact=False).check()
+        settle(panel)
+        share = panel.get_by_role("button", name="Share", exact=True)
+        share.click()
+        reason = panel.get_by_label("Why share despite these agreement problems?")
+        reason.wait_for()
+        assert "Your organisation lets you share anyway" in panel.get_by_role("alert").inner_text()
+        reason.fill("The child is placed with a carer the police are visiting today; our DPO agreed.")
+        settle(panel)
+        share.click()
+        panel.wait_for_selector("#result:not([hidden])")
+        share_id = panel.locator("#result-facts dd").first.inner_text()
+
+        status, body = call(url + "/api/v1/ledger?kind=share&agreement=police-dea", auditor)
+        [entry] = [e["entry"] for e in json.loads(body)["entries"]]
+        assert entry["share_id"] == share_id
+        assert entry["agreement_override"]["reason"].startswith("The child is placed")
+        assert [p["code"] for p in entry["agreement_override"]["problems"]] == ["recipient_not_signatory"]
