@@ -45,6 +45,8 @@ __all__ = [
 RULE: Final = 6
 
 AGREEMENT_ID_RE: Final = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+#: Taken by routes (`/api/v1/agreements/offers`).
+RESERVED_IDS: Final = frozenset({"offers"})
 KINDS: Final = ("protocol", "data_exchange", "other")
 SCOPES: Final = ("children", "adults", "both")
 KIND_WORDS: Final[Mapping[str, str]] = {
@@ -215,8 +217,10 @@ def validate_new(fields: Mapping[str, Any]) -> dict[str, Any]:
     if unknown:
         raise AgreementError(unknown[0][:64], "Unknown field in the agreement.")
     agreement_id = fields.get("id")
-    if not isinstance(agreement_id, str) or not AGREEMENT_ID_RE.match(agreement_id):
-        raise AgreementError("id", "An agreement ID is 1-64 characters: lower-case letters, digits, '.', '_' or '-'.")
+    if not isinstance(agreement_id, str) or not AGREEMENT_ID_RE.match(agreement_id) or agreement_id in RESERVED_IDS:
+        raise AgreementError(
+            "id", "An agreement ID is 1-64 characters: lower-case letters, digits, '.', '_' or '-' (not 'offers')."
+        )
     kind = fields.get("kind")
     if kind not in KINDS:
         raise AgreementError("kind", f"kind must be one of: {', '.join(KINDS)}.")

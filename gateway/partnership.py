@@ -178,12 +178,15 @@ class AgreementUseCases:
                 "share.agreement_override",
                 "agreement_override must be non-blank text (the reason) of at most 4000 characters.",
             )
+        required = await self.agreements_required()
+        if not draft.get("agreements") and not required:
+            return [], None  # nothing named, nothing required: no store read on the share's hot path
         check = rules.check_share(
             draft,
             await self.agreement_store.current(),
             [(r.id, r.org) for r in people],
             today=self.today(),
-            required=await self.agreements_required(),
+            required=required,
         )
         if not check.problems:
             return check.refs(), None

@@ -313,6 +313,7 @@ async def test_offers_name_the_agreements_covering_a_draft_and_explain_non_signa
         ({"review_date": "31/03/2099"}, "a.txt", DEA, "review_date"),
         ({"purposes": ["gossip"]}, "a.txt", DEA, "purposes"),
         ({"id": "Bad ID"}, "a.txt", DEA, "id"),
+        ({"id": "offers"}, "a.txt", DEA, "id"),
         ({}, "a.html", b"<script>alert(1)</script>", "document"),
         ({}, "a.pdf", b"not a pdf", "document"),
     ],
@@ -362,3 +363,21 @@ async def test_no_agreement_must_say_why_in_the_policys_terms(
     j["agreements"] = ["Not An ID"]
     r = await api.client.post("/api/v1/justifications/validate", json=j, headers=api.auth("pat", "practitioner"))
     assert [(p["field"], p["rule"]) for p in (await r.json())["problems"]] == [("agreements.0", 6)]
+
+
+async def test_a_team_share_is_checked_against_each_members_organisation(partnership: Api) -> None:
+    """A team is an address; the people it reaches are the recipients whose organisations must have signed."""
+    api = partnership
+    admin = api.auth("root", "admin")
+    team = {"id": "duty", "name": "Duty team", "org": "Hereford MASH", "email": "duty@example.org"}
+    assert (await api.client.post("/api/v1/teams", json=team, headers=admin)).status == 201
+    for member in ("alice", "bob"):
+        r = await api.client.post("/api/v1/teams/duty/members", json={"member": member}, headers=admin)
+        assert r.status in (200, 201), await r.text()
+    body = await refused(await api.share(b"notes", ["duty"], under("children-dea")))
+    assert [p["code"] for p in body["problems"]] == ["recipient_not_signatory"]
+    assert "Elsewhere Trust (recipient bob)" in body["problems"][0]["message"]
+    params = {"recipients": "duty", "purpose": "referral"}
+    r = await api.client.get("/api/v1/agreements/offers", params=params, headers=api.auth("pat", "practitioner"))
+    [offer] = (await r.json())["agreements"]
+    assert offer["not_signatories"] == ["Elsewhere Trust"]

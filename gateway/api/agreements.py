@@ -65,11 +65,14 @@ async def offers(request: web.Request) -> web.Response:
     gw = gateway(request)
     ids = _codes_free(request, "recipients")
     found = await gw.store.get_recipients(ids)
+    teams = await gw.store.team_members([i for i in ids if i in found and found[i].kind == "team"])
     orgs: list[str] = []
     for i in ids:
-        r = found.get(i)
-        if r is not None and r.org not in orgs:
-            orgs.append(r.org)
+        # A team's share goes to each member: their organisations are the ones that must have signed.
+        people = teams[i] if i in teams else ([found[i]] if i in found else [])
+        for r in people:
+            if r.org not in orgs:
+                orgs.append(r.org)
     purposes = _codes(request, "purpose", PURPOSES)
     result = await gw.agreement_offers(
         orgs,
