@@ -420,6 +420,7 @@ class Gateway(DirectoryUseCases, AgreementUseCases):
                     "max_downloads": prepared.max_downloads,
                     "payload_size": size,
                     "receipt": receipt_url(index),
+                    "agreements": [dict(a) for a in prepared.agreements],
                 }
 
             index = await self.store.create_share(

@@ -94,7 +94,9 @@ async def test_a_share_to_a_signatory_is_recorded_with_the_agreement_id_version_
     api = partnership
     r = await api.share(b"notes", ["alice"], under("children-dea"))
     assert r.status == 201, await r.text()
-    share_id = (await r.json())["share_id"]
+    answer = await r.json()
+    share_id = answer["share_id"]
+    assert [(a["id"], a["version"]) for a in answer["agreements"]] == [("children-dea", 1)]
     [entry] = await entries(api, kind="share")
     ref = entry["agreements"][0]
     assert ref["id"] == "children-dea" and ref["version"] == 1

@@ -361,6 +361,7 @@ async function onShare() {
         ["Ledger entry", result.ledger_index],
         ["Available until", new Date(result.expires_at).toUTCString()],
         ["Recipients", result.recipients.map((r) => `${r.name} (${r.org})`).join(", ")],
+        ...(result.agreements?.length ? [["Made under", result.agreements.map((a) => `${a.title} (version ${a.version})`).join(", ")]] : []),
       ],
       replaced
         ? "Your email now contains only a notification with the reference: the content and attachments were removed from the draft. You can send it."

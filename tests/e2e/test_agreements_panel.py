@@ -92,6 +92,7 @@ def test_panel_offers_the_agreements_explains_non_signatories_opens_the_document
     share.click()
     panel.wait_for_selector("#result:not([hidden])")
     share_id = panel.locator("#result-facts dd").first.inner_text()
+    assert "E2E Children's DEA (version 1)" in panel.locator("#result-facts").inner_text()
     entries = gateway.get("/api/v1/ledger?kind=share&agreement=e2e-children-dea")["entries"]
     [entry] = [e["entry"] for e in entries if e["entry"]["share_id"] == share_id]
     assert entry["agreements"] == [
