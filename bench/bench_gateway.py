@@ -61,9 +61,9 @@ def wait_healthy(url: str, proc: subprocess.Popen[bytes]) -> None:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
-            urllib.request.urlopen(url, timeout=1)  # noqa: S310 - loopback only
+            urllib.request.urlopen(url, timeout=1)  # loopback only
             return
-        except Exception:  # noqa: BLE001
+        except Exception:
             if proc.poll() is not None:
                 raise SystemExit("server exited") from None
             time.sleep(0.1)

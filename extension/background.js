@@ -9,6 +9,8 @@ import { SignInError, signInIssuers, signInWith } from "./lib/oidc.js";
 import { hostPermissionPattern } from "./lib/origins.js";
 import { matchRecipients, notificationText } from "./panel/form-model.js";
 import { bytesToBase64, recipientClient, shareIdFromNoticePath } from "./lib/recipient.js";
+import { privateGet, privateSet } from "./lib/private-store.js";
+import "./lib/snapshot.js";
 
 const api = globalThis.browser ?? globalThis.chrome;
 
@@ -84,7 +86,7 @@ export async function syncWebmailScripts() {
     scripts.push({
       id: ROUNDCUBE_PREFIX + origin,
       matches: [pattern],
-      js: ["adapters/kit.js", "adapters/roundcube.js", "content/content.js"],
+      js: ["adapters/kit.js", "adapters/roundcube.js", "lib/snapshot.js", "content/content.js"],
       css: ["content/content.css"],
       runAt: "document_idle",
       persistAcrossSessions: true,
@@ -135,23 +137,84 @@ function mimeFor(draft) {
   });
 }
 
-function summary(draft) {
+async function sha256Hex(bytes) {
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
+  return [...digest].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/**
+ * What the panel shows: the whole snapshot that will be shared — recipients, subject, the body as text, each
+ * attachment with its exact size and SHA-256 (computed here, from the bytes that go into the share) — and
+ * whether the draft changed around the click (`unsteady`) or since the panel opened (`changed`).
+ */
+async function summary(s) {
+  const draft = s.draft;
+  const attachments = [];
+  for (const a of draft.attachments ?? []) {
+    const bytes = unbase64(a.data);
+    attachments.push({ name: a.name, type: a.type, size: bytes.length, sha256: await sha256Hex(bytes) });
+  }
   return {
     to: draft.to ?? [],
     cc: draft.cc ?? [],
     subject: draft.subject ?? "",
+    text: draft.text ?? "",
     bodyChars: (draft.text ?? "").length,
-    attachments: (draft.attachments ?? []).map((a) => ({ name: a.name, type: a.type, size: Math.floor((a.data.length * 3) / 4) })),
+    hasHtml: !!draft.html,
+    html: draft.html ?? "",
+    attachments,
     webmail: draft.webmail,
+    unsteady: Array.isArray(draft.unsteady) ? draft.unsteady : [],
+    changed: s.changed ?? [],
   };
+}
+
+/** How long a panel has to claim its draft after the click. */
+const CLAIM_MS = 60_000;
+
+/** Origins where SafeShare's content script runs: the manifest's webmails and the Roundcube origins added. */
+async function webmailOrigin(url) {
+  let origin;
+  try {
+    origin = new URL(url).origin;
+  } catch {
+    return false;
+  }
+  const fixed = (api.runtime.getManifest().content_scripts ?? []).flatMap((c) => c.matches ?? []).map((m) => m.replace(/\/\*$/, ""));
+  const { webmailOrigins } = await settings();
+  return fixed.includes(origin) || webmailOrigins.some((o) => o.replace(/\/+$/, "") === origin);
+}
+
+/**
+ * A panel may use a draft only from the tab and frame that claimed it with the content script's ticket; a
+ * panel framed anywhere else (another tab, another site, a copy in the same page) gets nothing.
+ */
+async function bound(msg, sender) {
+  const s = await session(msg.session);
+  const c = s.claimed;
+  const same = c && sender.tab?.id === s.tabId && sender.frameId === c.frameId && (c.documentId ?? null) === (sender.documentId ?? null);
+  if (!same) throw new GatewayError("session_elsewhere", "This share panel does not belong to this page. Nothing was shared. Close it and choose Share securely in the email again.");
+  return s;
 }
 
 /** Handlers for content scripts (a webmail page): they may only hand over a draft. */
 const contentHandlers = {
   async open(msg, sender) {
+    if (sender.tab?.id === undefined) throw new GatewayError("no_tab", "SafeShare works only in a webmail tab.");
+    // One panel per tab: an older draft of this tab goes.
+    for (const [old, s] of sessions) if (s.tabId === sender.tab.id) await forget(old);
     const id = crypto.randomUUID();
-    await keep(id, { draft: msg.draft, tabId: sender.tab?.id, frameId: sender.frameId ?? 0 });
-    return { session: id };
+    const ticket = crypto.randomUUID();
+    await keep(id, { draft: msg.draft, tabId: sender.tab.id, frameId: sender.frameId ?? 0, ticket, created: Date.now(), claimed: null, changed: [], kept: "" });
+    return { session: id, ticket };
+  },
+  /** The content script saw the compose window differ from the panel's snapshot (parts: what differs). */
+  async "compose-changed"(msg, sender) {
+    const s = await session(msg.session);
+    if (s.tabId !== sender.tab?.id || s.frameId !== (sender.frameId ?? 0)) return {};
+    s.changed = (Array.isArray(msg.parts) ? msg.parts : []).filter((p) => ["recipients", "subject", "body", "attachments"].includes(p));
+    await keep(msg.session, s);
+    return {};
   },
   /**
    * The notification page of the configured gateway was opened: show that share in the extension instead.
@@ -177,16 +240,70 @@ const contentHandlers = {
 
 /** Handlers for the extension's own pages (panel, options). */
 const pageHandlers = {
-  async draft(msg) {
-    const s = await session(msg.session);
+  /**
+   * A panel presents the ticket its content script posted into it. Only once, only from the tab the draft came
+   * from, only while that tab shows a webmail where SafeShare runs, and only soon after the click.
+   */
+  async claim(msg, sender) {
+    const ticket = typeof msg.ticket === "string" ? msg.ticket : "";
+    let found = null;
+    for (const [id, s] of sessions) if (s.ticket === ticket) found = [id, s];
+    if (!found) {
+      const all = await api.storage.session.get(null);
+      for (const [k, v] of Object.entries(all)) if (k.startsWith(DRAFT_PREFIX) && v?.ticket === ticket) found = [k.slice(DRAFT_PREFIX.length), v];
+    }
+    const [id, s] = found ?? [];
+    const fresh = s && Date.now() - s.created < CLAIM_MS;
+    if (!ticket || !s || s.claimed || !fresh || sender.tab?.id !== s.tabId || !(await webmailOrigin(sender.tab?.url ?? ""))) {
+      throw new GatewayError("session_elsewhere", "This share panel has no email to show. Nothing was shared. Close it and choose Share securely in the email again.");
+    }
+    s.claimed = { frameId: sender.frameId, documentId: sender.documentId ?? null };
+    s.ticket = null;
+    await keep(id, s);
+    return { session: id };
+  },
+  async draft(msg, sender) {
+    const s = await bound(msg, sender);
     const st = await settings();
-    return { draft: summary(s.draft), defaultExpiryDays: st.defaultExpiryDays, gatewayUrl: st.gatewayUrl, signedIn: !!(await token()) };
+    return { draft: await summary(s), defaultExpiryDays: st.defaultExpiryDays, gatewayUrl: st.gatewayUrl, signedIn: !!(await token()) };
+  },
+  /** Whether the compose window still matches the snapshot (the panel asks now and then). */
+  async "draft-state"(msg, sender) {
+    const s = await bound(msg, sender);
+    return { changed: s.changed ?? [], kept: s.kept === (s.changed ?? []).join(",") };
+  },
+  /** The practitioner chose to share what the panel shows, though the compose window changed. */
+  async "keep-snapshot"(msg, sender) {
+    const s = await bound(msg, sender);
+    s.kept = (s.changed ?? []).join(",");
+    await keep(msg.session, s);
+    return {};
+  },
+  /** The practitioner chose to take the compose window as it is now: a new snapshot replaces the old one. */
+  async refresh(msg, sender) {
+    const s = await bound(msg, sender);
+    const answer = await api.tabs.sendMessage(s.tabId, { type: "reread", session: msg.session }, { frameId: s.frameId });
+    if (!answer?.ok) throw new GatewayError("reread_failed", `SafeShare could not read the email again: ${answer?.error ?? "the webmail page did not answer."} Nothing was shared.`);
+    s.draft = answer.draft;
+    s.changed = [];
+    s.kept = "";
+    await keep(msg.session, s);
+    return { draft: await summary(s) };
+  },
+  /** The practitioner's panel phrase (set on the options page; kept where web pages and content scripts cannot read it). */
+  async phrase() {
+    return { phrase: (await privateGet("panelPhrase")) ?? "" };
+  },
+  async "set-phrase"(msg) {
+    const phrase = String(msg.phrase ?? "").trim().slice(0, 80);
+    await privateSet("panelPhrase", phrase);
+    return { phrase };
   },
   async policy() {
     return { policy: await (await client()).policy() };
   },
   async validate(msg) {
-    return await (await client()).validate(msg.justification);
+    return await (await client()).validate(msg.justification, msg.disclosure);
   },
   async recipients(msg) {
     const c = await client();
@@ -196,16 +313,24 @@ const pageHandlers = {
     }
     return matchRecipients(msg.addresses ?? [], directory);
   },
-  /** The partnership agreements covering the draft, each document's link made absolute (opened in a new tab). */
-  async agreements(msg) {
+  /**
+   * The partnership agreements covering the draft, each document's link made absolute (opened in a new tab).
+   * Only for the panel bound to its draft (like `share`): a copy framed elsewhere learns nothing of the partnership.
+   */
+  async agreements(msg, sender) {
+    await bound(msg, sender);
     const st = await settings();
     const answer = await (await client()).agreementOffers(msg);
     const base = st.gatewayUrl.replace(/\/+$/, "");
     for (const a of answer.agreements ?? []) a.document.href = base + a.document.url;
     return answer;
   },
-  async share(msg) {
-    const s = await session(msg.session);
+  async share(msg, sender) {
+    const s = await bound(msg, sender);
+    const changed = (s.changed ?? []).join(",");
+    if (changed && s.kept !== changed) {
+      throw new GatewayError("draft_changed", `The email changed after SafeShare read it (${globalThis.SafeShareSnapshot.listParts(s.changed)}). Nothing was shared. Choose whether to share what the panel shows or to read the email again.`);
+    }
     const st = await settings();
     const c = await client();
     const payload = mimeFor(s.draft);
@@ -246,10 +371,11 @@ const pageHandlers = {
     return {};
   },
   async decide(msg) {
-    return await (await client()).decide(msg.justification);
+    return await (await client()).decide(msg.justification, msg.disclosure);
   },
-  async close(msg) {
-    const s = await session(msg.session).catch(() => null);
+  async close(msg, sender) {
+    const s = await bound(msg, sender).catch(() => null);
+    if (!s) return {};
     await forget(msg.session);
     if (s?.tabId !== undefined) {
       await api.tabs.sendMessage(s.tabId, { type: "close-panel", session: msg.session }, { frameId: s.frameId }).catch(() => {});
@@ -315,6 +441,9 @@ const pageHandlers = {
   async "recipient-sent"(msg) {
     return await (await recipientApi()).sent(msg.cursor);
   },
+  async "recipient-decisions"(msg) {
+    return await (await recipientApi()).decisions(msg.cursor);
+  },
   async "recipient-share"(msg) {
     return await (await recipientApi()).share(msg.id);
   },
@@ -362,6 +491,9 @@ api.tabs.onRemoved.addListener(async (tabId) => {
 
 // Tokens stay out of reach of content scripts (the default, made explicit).
 api.storage.session.setAccessLevel?.({ accessLevel: "TRUSTED_CONTEXTS" }).catch?.(() => {});
+// Content scripts use no storage at all: where the browser allows it (Chromium), storage.local is closed to them
+// too. The keyring and the panel phrase do not rely on this — they live in IndexedDB (lib/private-store.js).
+api.storage.local.setAccessLevel?.({ accessLevel: "TRUSTED_CONTEXTS" }).catch?.(() => {});
 api.runtime.onInstalled.addListener(() => {
   syncWebmailScripts().catch(() => {});
   syncNoticeScript().catch(() => {});

@@ -20,6 +20,13 @@ from datetime import date
 from typing import Any, Final
 
 from .justification import Problem
+from .store.models import (  # the record itself lives with the store's records; re-exported here
+    KIND_WORDS,
+    STATUS_ACTIVE,
+    STATUS_RETIRED,
+    Agreement,
+    normalise_org,
+)
 
 __all__ = [
     "AGREEMENT_ID_RE",
@@ -49,11 +56,6 @@ AGREEMENT_ID_RE: Final = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 RESERVED_IDS: Final = frozenset({"offers"})
 KINDS: Final = ("protocol", "data_exchange", "other")
 SCOPES: Final = ("children", "adults", "both")
-KIND_WORDS: Final[Mapping[str, str]] = {
-    "protocol": "overarching protocol",
-    "data_exchange": "data exchange agreement",
-    "other": "agreement",
-}
 SCOPE_WORDS: Final[Mapping[str, str]] = {"children": "children", "adults": "adults", "both": "children and adults"}
 #: The justification contract's codes (golden-rules.md); an agreement's purposes and categories are drawn from them.
 PURPOSES: Final = (
@@ -102,9 +104,6 @@ DOCUMENT_TYPES: Final[Mapping[str, str]] = {
     ".odt": "application/vnd.oasis.opendocument.text",
     ".docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
 }
-STATUS_ACTIVE: Final = "active"
-STATUS_SUPERSEDED: Final = "superseded"
-STATUS_RETIRED: Final = "retired"
 
 
 class AgreementError(ValueError):
@@ -114,83 +113,6 @@ class AgreementError(ValueError):
         super().__init__(message)
         self.field = field
         self.message = message
-
-
-def normalise_org(org: str) -> str:
-    """Organisations are compared as their names, ignoring case and runs of white space."""
-    return " ".join(org.split()).casefold()
-
-
-@dataclass(frozen=True)
-class Agreement:
-    """One version of an agreement. Versions are never edited: a change is version n+1."""
-
-    id: str
-    version: int
-    title: str
-    kind: str
-    scope: str
-    signatories: tuple[str, ...]
-    #: Empty: every purpose (and every category) is covered.
-    purposes: tuple[str, ...]
-    categories: tuple[str, ...]
-    review_date: str
-    document_sha256: str
-    document_size: int
-    document_name: str
-    document_type: str
-    status: str = STATUS_ACTIVE
-    created_at: str = ""
-    retired_at: str | None = None
-    retired_reason: str | None = None
-
-    def ref(self) -> dict[str, Any]:
-        """What a ledger entry carries: the exact document the share was made under, and its title in plain words."""
-        return {
-            "id": self.id,
-            "version": self.version,
-            "document_sha256": self.document_sha256,
-            "title": self.title,
-            "kind": self.kind,
-        }
-
-    @property
-    def document_url(self) -> str:
-        return f"/agreements/documents/{self.document_sha256}"
-
-    def public(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "version": self.version,
-            "title": self.title,
-            "kind": self.kind,
-            "scope": self.scope,
-            "signatories": list(self.signatories),
-            "purposes": list(self.purposes),
-            "categories": list(self.categories),
-            "review_date": self.review_date,
-            "status": self.status,
-            "created_at": self.created_at,
-            "retired_at": self.retired_at,
-            "retired_reason": self.retired_reason,
-            "document": {
-                "sha256": self.document_sha256,
-                "size": self.document_size,
-                "name": self.document_name,
-                "content_type": self.document_type,
-                "url": self.document_url,
-            },
-        }
-
-    def is_signatory(self, org: str | None) -> bool:
-        return org is not None and normalise_org(org) in {normalise_org(s) for s in self.signatories}
-
-    def overdue(self, today: date) -> bool:
-        return date.fromisoformat(self.review_date) < today
-
-    def describe(self) -> str:
-        """Plain words for reports: 'the Example Children's Data Exchange Agreement (version 2)'."""
-        return f"{self.title} ({KIND_WORDS.get(self.kind, 'agreement')}, version {self.version})"
 
 
 def _text(value: Any, name: str, cap: int) -> str:

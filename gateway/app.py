@@ -19,24 +19,37 @@ from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 from aiohttp.http_exceptions import HttpProcessingError
 
-from .api import agreements, decisions, inbox, ledger, notice, policies, recipients, shares, teams, transparency
-from .api.common import GATEWAY, PRINCIPAL, SIGNER, WITNESSES
+from .api import (
+    agreements,
+    claims,
+    decisions,
+    inbox,
+    ledger,
+    notice,
+    open_page,
+    policies,
+    recipients,
+    shares,
+    teams,
+    transparency,
+)
+from .api.common import GATEWAY, ISSUER, PRINCIPAL, SIGNER, WITNESSES
 from .auth import AuthError, EmbeddedIssuer, TokenVerifier, bearer_token
 from .config import Settings
 from .errors import ApiError, error_response
-from .home import HomeKeys, init_home
+from .home import HomeKeys, init_home, open_ledger_store
 from .idempotency import INFLIGHT, InFlight
 from .justification import PolicyRegistry
 from .ledger.checkpoint import NoteVerifier
+from .ledger.guard import REASON as LEDGER_INCONSISTENT
 from .ledger.signer import LedgerSigner
+from .mail import mailer_from_settings
 from .service import Gateway
 from .storage_health import StorageHealth, is_storage_full
-from .store.sqlite import SQLiteStore
 
 log = logging.getLogger("safeshare.app")
 
 VERIFIER = web.AppKey("verifier", TokenVerifier)
-ISSUER = web.AppKey("issuer", EmbeddedIssuer)
 SETTINGS = web.AppKey("settings", Settings)
 OPENAPI = web.AppKey("openapi", bytes)
 STORAGE = web.AppKey("storage", StorageHealth)
@@ -113,7 +126,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except UnicodeError as exc:  # undecodable or unencodable text (lone surrogates, non-UTF-8) in the input
         log.info("undecodable input (%s) on %s %s", type(exc).__name__, request.method, request.path)
         return error_response(400, "invalid_encoding", "The request contains text that is not valid UTF-8.")
-    except Exception as exc:  # noqa: BLE001 - the last line of defence: structured, and no detail leaked
+    except Exception as exc:
         if is_storage_full(exc):
             request.app[STORAGE].note_full()
             log.error("storage full while handling %s %s", request.method, request.path)
@@ -139,7 +152,12 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
 
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if request.path.startswith("/api/") and request.path not in PUBLIC_PATHS:
+    if (
+        request.path.startswith("/api/")
+        and request.path not in PUBLIC_PATHS
+        and request.path not in claims.PUBLIC_PATHS
+        and not request.path.startswith(claims.PUBLIC_PREFIX)
+    ):
         token = bearer_token(request.headers.get("Authorization"))
         request[PRINCIPAL] = await request.app[VERIFIER].verify(token)
     return await handler(request)
@@ -194,6 +212,18 @@ async def healthz(request: web.Request) -> web.Response:
         resp = web.json_response(body, status=503)
         resp.headers["Retry-After"] = str(retry)
         return resp
+    guard = request.app[GATEWAY].store.guard if GATEWAY in request.app else None
+    if guard is not None and guard.problem is not None:
+        # The ledger no longer extends what the gateway signed: no checkpoint is signed until an operator acts.
+        return web.json_response(
+            {
+                "status": "unhealthy",
+                "reason": LEDGER_INCONSISTENT,
+                "error": LEDGER_INCONSISTENT,
+                "message": guard.problem,
+            },
+            status=503,
+        )
     return web.json_response({"status": "ok"})
 
 
@@ -231,8 +261,9 @@ def create_app(settings: Settings, keys: HomeKeys | None = None) -> web.Applicat
         await app[VERIFIER].close()
 
     async def store_ctx(app: web.Application) -> AsyncIterator[None]:
-        store = await SQLiteStore.open(settings.db_path)
+        store = await open_ledger_store(settings, keys, signer.verifier())
         gw = Gateway(settings, store, policy_registry, keys.digest_key, signer)
+        gw.mailer = mailer_from_settings(settings)
         app[GATEWAY] = gw
         await gw.sweep_orphans()
         yield
@@ -250,7 +281,7 @@ def create_app(settings: Settings, keys: HomeKeys | None = None) -> web.Applicat
                     if size != last:
                         await gw.checkpoint()
                         last = size
-                except Exception as exc:  # noqa: BLE001 - keep going; the next round retries
+                except Exception as exc:  # keep going; the next round retries
                     log.error("checkpoint failed: %s", type(exc).__name__)
                 await asyncio.sleep(settings.checkpoint_interval_seconds)
 
@@ -269,7 +300,7 @@ def create_app(settings: Settings, keys: HomeKeys | None = None) -> web.Applicat
             while True:
                 try:
                     await app[GATEWAY].expire_due()
-                except Exception as exc:  # noqa: BLE001 - keep sweeping; the next round retries
+                except Exception as exc:  # keep sweeping; the next round retries
                     log.error("expiry sweep failed: %s", type(exc).__name__)
                 await asyncio.sleep(settings.expiry_sweep_seconds)
 
@@ -282,6 +313,19 @@ def create_app(settings: Settings, keys: HomeKeys | None = None) -> web.Applicat
     app.cleanup_ctx.extend([verifier_ctx, store_ctx, checkpoint_ctx, expiry_ctx])
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/api/v1/openapi.json", openapi)
-    for module in (shares, inbox, decisions, policies, recipients, teams, ledger, transparency, notice, agreements):
+    for module in (
+        shares,
+        inbox,
+        decisions,
+        policies,
+        recipients,
+        teams,
+        ledger,
+        transparency,
+        notice,
+        claims,
+        agreements,
+    ):
         app.router.add_routes(module.routes)
+    app.router.add_routes(open_page.routes)  # the recipient's web page, /open/
     return app

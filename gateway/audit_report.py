@@ -9,13 +9,14 @@ script, no external resource of any kind (fonts, images, styles), and the CSS is
 
 from __future__ import annotations
 
-import base64
 import json
 from collections.abc import Mapping, Sequence
 from html import escape
 from typing import Any
 
 from .agreements import describe_ref
+from .disclosure import describe as describe_disclosure
+from .encoding import b64 as _b64
 from .store.models import LedgerRow
 
 #: Realistic reports hold a few hundred entries; this bounds the page size and the proof work.
@@ -30,6 +31,10 @@ RULE_TITLES = {
     "6_necessary_proportionate": "Rule 6 — necessary, proportionate, relevant, accurate, timely, secure",
     "7_record": "Rule 7 — record",
 }
+#: How a decision's flags read in the report (the ids come from the policy's x-safety-nets).
+FLAG_TITLES = {
+    "not_share_despite_risk": "Decision not to share despite risk of significant harm or immediate risk",
+}
 KIND_TITLES = {
     "share": "Shared",
     "decision": "Decision recorded",
@@ -37,11 +42,15 @@ KIND_TITLES = {
     "revoke": "Share revoked",
     "expire": "Envelopes destroyed",
     "acknowledge": "Receipt acknowledged",
+    # Recipients without a key (issue 10).
+    "claim_code_sent": "One-time code sent",
+    "claim_code_accepted": "One-time code accepted",
+    "claim_code_refused": "Wrong one-time code",
+    "claim_locked": "Claim locked (too many wrong codes)",
+    "rewrapped": "Held envelope re-wrapped to the recipient's key",
+    "expired_unclaimed": "Held envelopes destroyed, unclaimed",
 }
-
-
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()
+CLAIM_DETAILS = ("attempts_left", "code_expires_at", "old_envelope_sha256", "envelope_sha256", "reason")
 
 
 def _actor(entry: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -73,9 +82,15 @@ def _event(row: LedgerRow, proofs: Mapping[int, str | None], covered: int | None
         event["agreements"] = list(entry.get("agreements") or [])
         event["no_agreement"] = justification.get("no_agreement")
         event["agreement_override"] = entry.get("agreement_override")
+    if row.kind == "decision":
+        event["flags"] = [str(f) for f in entry.get("flags") or []]
+        disclosure = entry.get("disclosure")
+        if isinstance(disclosure, Mapping):
+            event["disclosure"] = {**disclosure, "description": describe_disclosure(disclosure)}
     if row.kind == "share":
         event["recipients"] = [
             {k: r.get(k) for k in ("id", "org", "envelope_sha256", "envelope_size")}
+            | {k: r[k] for k in ("address", "mode") if k in r}  # an address without a key (issue 10)
             for r in entry.get("recipients") or []
         ]
         payload = entry.get("payload") or {}
@@ -95,6 +110,10 @@ def _event(row: LedgerRow, proofs: Mapping[int, str | None], covered: int | None
         event["recipients"] = [{k: r.get(k) for k in ("id", "org")} for r in entry.get("recipients") or []]
         event["note"] = entry.get("note")
         event["share_index"] = entry.get("share_index")
+    elif row.kind in KIND_TITLES:  # the steps of an address without a key
+        event["recipients"] = [{k: r.get(k) for k in ("id", "org", "address")} for r in entry.get("recipients") or []]
+        event["share_index"] = entry.get("share_index")
+        event.update({k: entry[k] for k in CLAIM_DETAILS if k in entry})
     if covered is None or row.index >= covered:
         event["inclusion_verified"] = None
         event["inclusion_error"] = why_unchecked if covered is None else "not yet covered by the checkpoint"
@@ -175,6 +194,12 @@ def build_report(
             "entries_not_covered": len(events) - len(checked),
         },
         "shares": _shares(events),
+        "disclosures": [
+            {"index": e["index"], "time": e["time"], "sender": e["actor"], **e["disclosure"]}
+            for e in events
+            if e.get("disclosure")
+        ],
+        "not_shared_despite_risk": [e["index"] for e in events if "not_share_despite_risk" in (e.get("flags") or [])],
         "events": events,
     }
 
@@ -191,6 +216,7 @@ h1 { font-size: 1.5rem; margin-bottom: 0.2rem; } h2 { font-size: 1.15rem; margin
 .stamp.ok { border-color: #1b5e20; } .stamp.bad { border-color: #b71c1c; }
 .ok { color: #1b5e20; } .bad { color: #b71c1c; font-weight: bold; } .pending { color: #6d4c00; }
 .notice { border-left: 4px solid #b71c1c; padding: 0.4rem 0.8rem; background: #fff3f3; }
+.flag { border: 2px solid #b71c1c; color: #b71c1c; font-weight: bold; padding: 0.2rem 0.5rem; margin: 0 0 0.4rem 0; }
 pre, code, .hash { font-family: ui-monospace, "SFMono-Regular", Menlo, Consolas, monospace; font-size: 0.85em;
                    overflow-wrap: anywhere; white-space: pre-wrap; }
 table { border-collapse: collapse; width: 100%; margin: 0.5rem 0; }
@@ -282,6 +308,24 @@ def _agreement_rows(e: Mapping[str, Any]) -> list[tuple[str, str]]:
 def _event_html(e: Mapping[str, Any]) -> str:
     kind = str(e["kind"])
     rows: list[tuple[str, str]] = [("Who", _who(e.get("actor")))]
+    disclosure = e.get("disclosure")
+    if isinstance(disclosure, Mapping):
+        people = "".join(
+            f"<tr><td>{_e(w.get('name') or w.get('recipient'))}</td><td>{_e(w.get('role'))}</td>"
+            f"<td>{_e(w.get('organisation') or w.get('org'))}</td><td>{_e(w.get('recipient'))}</td></tr>"
+            for w in disclosure.get("with") or []
+            if isinstance(w, Mapping)
+        )
+        rows.append(("Shared", _e("Shared " + str(disclosure.get("description")))))
+        rows.append(("Channel", _e(disclosure.get("channel"))))
+        rows.append(("When shared", _e(disclosure.get("at"))))
+        rows.append(
+            (
+                "Shared with",
+                f"<table><tr><th>Name</th><th>Role</th><th>Organisation</th><th>Directory ID</th></tr>{people}</table>",
+            )
+        )
+        rows.append(("What was shared", _e(disclosure.get("summary"))))
     if e.get("share_id"):
         rows.append(("Share", f"<code>{_e(e['share_id'])}</code>"))
     if kind in ("share", "decision"):
@@ -320,13 +364,21 @@ def _event_html(e: Mapping[str, Any]) -> str:
         rows.append(("Envelopes destroyed for", _value([r.get("id") for r in e.get("recipients") or []])))
     elif kind == "acknowledge":
         rows.append(("Note to the sender", _e(e.get("note"))))
+    elif kind in KIND_TITLES:  # the steps of an address without a key (never a code or a passphrase)
+        rows.append(("Address", _value([r.get("address") for r in e.get("recipients") or []])))
+        for key in CLAIM_DETAILS:
+            if key in e:
+                rows.append((key.replace("_", " ").capitalize(), _e(e[key])))
     rows.append(("Ledger leaf hash", f"<span class=hash>{_e(e.get('leaf_hash'))}</span>"))
     rows.append(("Proof", _proof(e)))
     body = "".join(f"<dt>{_e(k)}</dt><dd>{v}</dd>" for k, v in rows)
     title = KIND_TITLES.get(kind, kind)
+    if e.get("disclosure"):
+        title = "Shared another way (recorded decision)"
+    flags = "".join(f'<p class="flag">⚑ {_e(FLAG_TITLES.get(str(f), f))}</p>' for f in e.get("flags") or [])
     return (
         f'<section class="event {_e(kind)}"><h3>{_e(e["time"])} · {_e(title)} · entry #{_e(e["index"])}</h3>'
-        f"<dl>{body}</dl></section>"
+        f"{flags}<dl>{body}</dl></section>"
     )
 
 
@@ -380,6 +432,20 @@ def _shares_html(shares: Sequence[Mapping[str, Any]]) -> str:
     )
 
 
+def _disclosures_html(disclosures: Sequence[Mapping[str, Any]]) -> str:
+    if not disclosures:
+        return "<p>No disclosures about this subject recorded as made another way.</p>"
+    rows = "".join(
+        f"<tr><td>{_e(d.get('at'))}</td><td>{_e(d.get('channel'))}</td><td>{_e(d.get('description'))}</td>"
+        f"<td>{_who(d.get('sender'))}</td><td>{_e(d.get('summary'))}</td><td>#{_e(d.get('index'))}</td></tr>"
+        for d in disclosures
+    )
+    return (
+        "<table><tr><th>Shared at</th><th>Channel</th><th>How and with whom</th><th>By</th><th>What was shared</th>"
+        f"<th>Entry</th></tr>{rows}</table>"
+    )
+
+
 def render_html(report: Mapping[str, Any]) -> str:
     """One self-contained, printable page; nothing in it is fetched or executed by the browser."""
     subject = _e(report["subject"])
@@ -401,7 +467,14 @@ def render_html(report: Mapping[str, Any]) -> str:
         f"entries. Generated {_e(report['generated_at'])}.</p></header>"
         f"{cap_notice}{_stamp_html(report)}"
         f"<h2>Shares: who received what</h2>{_shares_html(report['shares'])}"
-        f"<h2>Timeline</h2>{events}"
+        f"<h2>Shared another way (phone, meetings, letters)</h2>{_disclosures_html(report.get('disclosures') or [])}"
+        + (
+            f'<p class="flag">⚑ {_e(len(report["not_shared_despite_risk"]))} decision(s) not to share despite risk of '
+            "significant harm or immediate risk: see the flagged entries in the timeline.</p>"
+            if report.get("not_shared_despite_risk")
+            else ""
+        )
+        + f"<h2>Timeline</h2>{events}"
         "<footer>Each entry is RFC 8785 canonical JSON; its leaf hash is SHA-256(0x00 ‖ entry). The inclusion "
         "proofs are RFC 9162 audit paths to the root in the signed checkpoint above. The same data is available "
         "as JSON (format=json) for independent checking.</footer>"

@@ -342,8 +342,12 @@ class EmbeddedIssuer:
         now: int | None = None,
         email: str | None = None,
         name: str | None = None,
+        extra: Mapping[str, str] | None = None,
     ) -> str:
-        """Sign a token; roles are validated here so a typo fails at issue time, not as a silent denial."""
+        """Sign a token; roles are validated here so a typo fails at issue time, not as a silent denial.
+
+        `extra`: further text claims that do not clash with the standard ones (e.g. `claim`: the share an
+        e-mail claim token was issued for)."""
         _require_text("sub", sub)
         if isinstance(roles, str):
             raise ValueError("roles must be an iterable of role names, not a single string")
@@ -372,6 +376,11 @@ class EmbeddedIssuer:
             if value is not None:
                 _require_text(claim, value)
                 claims[claim] = value
+        for claim, value in (extra or {}).items():
+            if claim in claims or claim in ("roles", "org", "email", "name"):
+                raise ValueError(f"extra claim {claim!r} clashes with a standard one")
+            _require_text(claim, value)
+            claims[claim] = value
         return jwt.encode(claims, self._private_key, algorithm="EdDSA", headers={"kid": self.kid, "typ": "JWT"})
 
     def jwks(self) -> dict[str, Any]:
@@ -586,7 +595,7 @@ def _parse_jwks(document: Any, source: str) -> dict[str, _Jwk] | None:
             continue
         try:
             parsed = jwt.PyJWK(entry).key
-        except Exception:  # noqa: BLE001 - one unusable key must not poison the whole set
+        except Exception:  # one unusable key must not poison the whole set
             log.debug("skipping unusable JWK %s from %s", kid, source)
             continue
         if not isinstance(parsed, VerifyKey):
@@ -692,7 +701,7 @@ class _OIDCState:
             if fetched is not None:
                 self._keys = fetched  # replace, so keys the IdP withdrew stop working
                 self._fetched_at = started
-        except Exception:  # noqa: BLE001 - a bug here must become a 401, never a crashed request
+        except Exception:  # a bug here must become a 401, never a crashed request
             log.exception("JWKS refresh for %s failed unexpectedly", self.issuer)
         finally:
             self._refreshing = None

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import dataclasses
 import json
 import logging
 import mimetypes
@@ -28,10 +29,11 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__, envelope
+from . import disclosure as disclosure_rules
 from .auth import ROLES, EmbeddedIssuer, load_or_create_ed25519_key
 from .config import Settings, load_settings, resolve_home
 from .errors import ApiError
-from .home import init_home
+from .home import init_home, ledger_head_path, open_ledger_store
 from .justification import PolicyRegistry
 from .ledger.checkpoint import (
     Checkpoint,
@@ -47,9 +49,10 @@ from .ledger.merkle import CompactRange
 from .ledger.signer import LedgerSigner
 from .ledger.verify import verify_ledger, verify_remote
 from .ledger.witness import Witness, WitnessRefusal
+from .mail import parse_smtp_url
 from .service import Gateway
 from .store.models import Recipient
-from .store.sqlite import SQLiteStore, create_schema
+from .store.sqlite import create_schema
 
 DEV_TOKEN_TTL = 12 * 3600
 DEMO_RECIPIENT = "demo-recipient"
@@ -76,7 +79,7 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 async def _with_gateway(settings: Settings, fn: Any) -> Any:
     keys = init_home(settings)
-    store = await SQLiteStore.open(settings.db_path)
+    store = await open_ledger_store(settings, keys, LedgerSigner(settings.log_origin, keys.ledger_key).verifier())
     try:
         gw = Gateway(
             settings,
@@ -349,6 +352,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     settings = _settings(args)
+    if settings.smtp_url:
+        try:
+            parse_smtp_url(settings.smtp_url)
+        except ValueError as exc:
+            _err(str(exc))  # never the URL itself: it may carry the relay's password
+            return 2
+    if args.dev and not settings.smtp_url:
+        settings = dataclasses.replace(settings, dev_mail=True)  # no relay: print the e-mail it would send
     keys = init_home(settings)
     create_schema(settings.db_path)
     if args.dev:
@@ -392,7 +403,10 @@ def _print_dev_banner(settings: Settings, host: str, port: int) -> None:
         # The recipient's token carries the claims enrolment takes identity from, so the extension's
         # "Set up receiving" works with it as printed (its approval then rotates the demo recipient's key).
         claims = {"org": org, "email": email, "name": name} if role == "recipient" else {"org": "dev-org"}
-        lines.append(f"  {role:<13} {issuer.issue(sub, [role], ttl=DEV_TOKEN_TTL, **claims)}")
+        issued = issuer.issue(
+            sub, [role], org=claims["org"], ttl=DEV_TOKEN_TTL, email=claims.get("email"), name=claims.get("name")
+        )
+        lines.append(f"  {role:<13} {issued}")
     lines += [
         f"  demo recipient '{DEMO_RECIPIENT}', identity file {identity_path}",
         "  example agreements (EXAMPLES ONLY, not any real partnership's): "
@@ -558,6 +572,16 @@ def cmd_share(args: argparse.Namespace) -> int:
         meta["max_downloads"] = args.max_downloads
     if args.agreement_override is not None:
         meta["agreement_override"] = args.agreement_override
+    if args.unenrolled is not None:
+        meta["unenrolled"] = args.unenrolled
+        if args.unenrolled == "passphrase":
+            passphrase = _read_passphrase(args.passphrase_file)
+            if passphrase is None:
+                return 2
+            meta["passphrase"] = passphrase
+    elif args.passphrase_file:
+        _err("--passphrase-file needs --unenrolled passphrase")
+        return 2
     try:
         size = os.path.getsize(args.payload)
     except OSError as exc:
@@ -601,15 +625,58 @@ def cmd_share(args: argparse.Namespace) -> int:
     return 0
 
 
+def _read_passphrase(path: str | None) -> str | None:
+    """From a file (its first line), or prompted twice without echo on a terminal; never from the command line."""
+    if path:
+        try:
+            lines = Path(path).read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            _err(f"cannot read the passphrase file {path}: {type(exc).__name__}")
+            return None
+        if not lines or not lines[0]:
+            _err(f"the passphrase file {path} is empty")
+            return None
+        return lines[0]
+    if not sys.stdin.isatty():
+        _err("--unenrolled passphrase needs --passphrase-file FILE when not run from a terminal")
+        return None
+    import getpass
+
+    first = getpass.getpass("Passphrase for the recipient (tell it to them by phone): ")
+    if getpass.getpass("Repeat the passphrase: ") != first:
+        _err("the passphrases differ")
+        return None
+    return first
+
+
 def cmd_decide(args: argparse.Namespace) -> int:
-    """Record a decision with no payload (typically not to share), golden rule 7."""
+    """Record a decision with no payload, golden rule 7: not to share, or a share made another way."""
     justification = _read_justification(args.justification)
     if justification is None:
+        return 2
+    disclosure: dict[str, Any] | None = None
+    if any(v is not None for v in (args.channel, args.with_, args.summary, args.at)):
+        try:
+            disclosure = {"with": [disclosure_rules.parse_with(w) for w in args.with_ or []]}
+        except ValueError as exc:
+            _err(str(exc))
+            return 2
+        for key, value in (("channel", args.channel), ("summary", args.summary), ("at", args.at)):
+            if value is not None:
+                disclosure[key] = value
+    decision = justification.get("decision") if isinstance(justification, dict) else None
+    # The same checks as the gateway's, before anything is sent (the gateway checks again, with its clock).
+    problems = disclosure_rules.problems(disclosure, decision)
+    if problems:
+        for p in problems:
+            _err(f"{p.field}: {p.message}")
         return 2
     result = _post(
         f"{args.gateway.rstrip('/')}/api/v1/decisions",
         args.token,
-        json.dumps(justification).encode(),
+        json.dumps(
+            justification if disclosure is None else {"justification": justification, "disclosure": disclosure}
+        ).encode(),
         {"Content-Type": "application/json", "Idempotency-Key": uuid.uuid4().hex},
         args.timeout,
         POST_ATTEMPTS,
@@ -617,6 +684,48 @@ def cmd_decide(args: argparse.Namespace) -> int:
     if result is None:
         return 1
     print(json.dumps(result[1], indent=2))
+    return 0
+
+
+def cmd_not_shared_despite_risk(args: argparse.Namespace) -> int:
+    """The DSL's or auditor's list of decisions not to share despite risk (every page), oldest page last."""
+    params = {k: v for k, v in (("org", args.org), ("from", args.from_), ("to", args.to)) if v}
+    decisions: list[Any] = []
+    cursor: str | None = None
+    while True:
+        query = urllib.parse.urlencode({**params, "limit": "200", **({"cursor": cursor} if cursor else {})})
+        url = f"{args.gateway.rstrip('/')}/api/v1/decisions/not-shared-despite-risk?{query}"
+        try:
+            page = json.loads(_get(url, args.token, args.timeout))
+        except urllib.error.HTTPError as exc:
+            _print_refusal(exc)
+            return 1
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            _err(f"cannot read the list from the gateway: {exc}")
+            return 1
+        decisions += page["decisions"]
+        cursor = page.get("next_cursor")
+        if not cursor:
+            break
+    if args.json:
+        print(json.dumps(decisions, indent=2))
+        return 0
+    for d in decisions:
+        net = d.get("safety_net") or {}
+        if "senior_signoff" in net:
+            s = net["senior_signoff"]
+            why = f"signed off by {s.get('name')} ({s.get('role')}) at {s.get('at')}"
+        elif "already_protected" in net:
+            s = net["already_protected"]
+            why = f"already protected: {s.get('by')} since {s.get('at')}, ref {s.get('reference')}"
+        else:
+            why = "no other route or sign-off recorded"
+        actor = d.get("actor") or {}
+        print(
+            f"#{d['index']} {d['time']} {actor.get('sub')} ({actor.get('org')}) subjects {', '.join(d['subjects'])}: "
+            f"{d.get('risk_level')}, reason {d.get('not_shared_reason')}; {why}"
+        )
+    print(f"{len(decisions)} decision(s) not to share despite risk", file=sys.stderr)
     return 0
 
 
@@ -645,15 +754,44 @@ def cmd_ledger_verify(args: argparse.Namespace) -> int:
     verifier = _verifier(args, LedgerSigner(settings.log_origin, keys.ledger_key).vkey)
     if verifier is None:
         return 2
+    # Checkpoints kept outside the database must still be in it: the auditor's (--since) and the gateway's own.
+    saved: list[tuple[str, bytes]] = []
+    head = ledger_head_path(settings)
+    try:
+        if args.since:
+            saved.append((f"the saved checkpoint {args.since}", Path(args.since).read_bytes()))
+        if head.exists() and head.stat().st_size:
+            saved.append(("the gateway's last signed checkpoint (data/ledger-head.note)", head.read_bytes()))
+    except OSError as exc:
+        _err(f"cannot read a saved checkpoint: {exc}")
+        return 2
     conn = sqlite3.connect(f"file:{settings.db_path}?mode=ro", uri=True)
     try:
         conn.execute("BEGIN")  # one snapshot: entries, checkpoints and tree state agree in time
         checkpoints = [(int(r[0]), bytes(r[1])) for r in conn.execute("SELECT size, note FROM ledger_checkpoints")]
-        rows = (
-            (int(r[0]), bytes(r[1]), bytes(r[2]))
-            for r in conn.execute("SELECT idx, entry, leaf_hash FROM ledger ORDER BY idx")
+        columns = {r[1] for r in conn.execute("PRAGMA table_info(ledger)")}
+        start_row = (
+            conn.execute("SELECT start, mac FROM ledger_mac_start WHERE id = 0").fetchone()
+            if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'ledger_mac_start'").fetchone()
+            else None
         )
-        report = verify_ledger(rows, checkpoints, verifier, settings.log_origin)
+        rows = (
+            (int(r[0]), bytes(r[1]), bytes(r[2]), None if r[3] is None else bytes(r[3]))
+            for r in conn.execute(
+                "SELECT idx, entry, leaf_hash, mac FROM ledger ORDER BY idx"
+                if "mac" in columns
+                else "SELECT idx, entry, leaf_hash, NULL FROM ledger ORDER BY idx"
+            )
+        )
+        report = verify_ledger(
+            rows,
+            checkpoints,
+            verifier,
+            settings.log_origin,
+            mac_key=keys.ledger_mac_key,
+            mac_start=None if start_row is None else (int(start_row[0]), bytes(start_row[1])),
+            saved=saved,
+        )
         state = conn.execute("SELECT size, state FROM ledger_tree WHERE id = 0").fetchone()
     finally:
         conn.close()
@@ -675,7 +813,8 @@ def cmd_ledger_verify(args: argparse.Namespace) -> int:
 def _get(url: str, token: str | None, timeout: float) -> bytes:
     req = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})  # noqa: S310
     with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310
-        return resp.read(16 * 1024 * 1024)
+        body: bytes = resp.read(16 * 1024 * 1024)
+    return body
 
 
 def _consistency_proof(
@@ -928,7 +1067,20 @@ def build_parser() -> argparse.ArgumentParser:
     sh = sub.add_parser("share", help="share a file with recipients, with a golden-rules justification")
     sh.add_argument("--gateway", required=True, help="gateway base URL, e.g. http://127.0.0.1:8080")
     sh.add_argument("--token", required=True, help="your practitioner token")
-    sh.add_argument("--to", action="append", required=True, metavar="RECIPIENT_ID", help="repeat for each recipient")
+    sh.add_argument(
+        "--to",
+        action="append",
+        required=True,
+        metavar="RECIPIENT_ID|ADDRESS",
+        help="repeat for each recipient: a directory ID, or an e-mail address",
+    )
+    sh.add_argument(
+        "--unenrolled",
+        choices=("verify", "passphrase"),
+        help="for addresses with no key: hold the share until they prove the address by e-mailed code (verify), "
+        "or encrypt it to a passphrase you tell them by another channel (passphrase)",
+    )
+    sh.add_argument("--passphrase-file", help="with --unenrolled passphrase: read it from this file (else prompted)")
     sh.add_argument("--justification", required=True, help="justification JSON file (decision: share)")
     sh.add_argument("--content-type", default="application/octet-stream", help="the payload's media type")
     sh.add_argument("--expires-in", type=int, help="seconds until the envelopes are destroyed")
@@ -946,8 +1098,35 @@ def build_parser() -> argparse.ArgumentParser:
     dc.add_argument("--gateway", required=True)
     dc.add_argument("--token", required=True, help="your practitioner token")
     dc.add_argument("--justification", required=True, help="justification JSON file")
+    dc.add_argument(
+        "--channel",
+        choices=disclosure_rules.CHANNELS,
+        help="for a share made another way (decision: share): how it was shared",
+    )
+    dc.add_argument(
+        "--with",
+        dest="with_",
+        action="append",
+        metavar='"NAME, ROLE, ORG"',
+        help="whom it was shared with (repeat for each person), or a directory recipient ID",
+    )
+    dc.add_argument("--summary", help="what was shared, in a sentence or two")
+    dc.add_argument("--at", help="when it was shared (RFC 3339, e.g. 2026-12-03T09:30:00Z)")
     dc.add_argument("--timeout", type=float, default=60.0)
     dc.set_defaults(func=cmd_decide)
+
+    nr = sub.add_parser(
+        "not-shared-despite-risk",
+        help="list decisions not to share although a child or adult at risk faced significant harm (auditor)",
+    )
+    nr.add_argument("--gateway", required=True)
+    nr.add_argument("--token", required=True, help="an auditor token (e.g. the designated safeguarding lead's)")
+    nr.add_argument("--org", help="only this organisation's practitioners")
+    nr.add_argument("--from", dest="from_", help="only from this time (RFC 3339)")
+    nr.add_argument("--to", help="only before this time (RFC 3339)")
+    nr.add_argument("--json", action="store_true", help="print the decisions as JSON")
+    nr.add_argument("--timeout", type=float, default=60.0)
+    nr.set_defaults(func=cmd_not_shared_despite_risk)
 
     f = sub.add_parser("fetch", help="download and decrypt your envelope for a share")
     f.add_argument("--gateway", required=True, help="gateway base URL, e.g. http://127.0.0.1:8080")
@@ -961,7 +1140,10 @@ def build_parser() -> argparse.ArgumentParser:
     lv = lg.add_parser("verify", help="recompute the tree and check every signed checkpoint (local or remote)")
     lv.add_argument("--gateway", help="verify a remote gateway against a saved checkpoint instead")
     lv.add_argument("--token", help="auditor token (remote)")
-    lv.add_argument("--since", help="checkpoint file saved earlier (remote)")
+    lv.add_argument(
+        "--since",
+        help="checkpoint file saved earlier: the ledger must extend it (remote, or local to catch a rollback)",
+    )
     lv.add_argument("--save", help="after success, save the gateway's latest checkpoint here (remote)")
     lv.add_argument("--vkey", help="pinned verifier key (name+hash+key)")
     lv.add_argument("--vkey-file", help="file holding the pinned verifier key")

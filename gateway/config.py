@@ -107,6 +107,17 @@ class Settings:
     expiry_sweep_seconds: float = 30.0
     #: Public base URL, used in notification texts; defaults to the listening address.
     public_url: str | None = None
+    #: SMTP relay for one-time claim codes (`smtp://[user:pass@]host:port[?starttls=1]` or `smtps://…`);
+    #: the environment's SAFESHARE_SMTP_URL wins over safeshare.toml.
+    smtp_url: str | None = None
+    #: The From header of the gateway's e-mail.
+    mail_from: str = "SafeShare <safeshare@localhost>"
+    #: A key enrolled after an e-mail claim waits for an administrator's approval before shares are re-wrapped to it.
+    claim_requires_approval: bool = False
+    #: Also send a "a share is waiting for you" notice (no content) to each address a share is held for.
+    notify_held: bool = False
+    #: No relay: print the e-mail the gateway would send to standard output (set by `serve --dev`).
+    dev_mail: bool = False
 
     @property
     def keys_dir(self) -> Path:
@@ -136,6 +147,11 @@ class Settings:
     def digest_key_path(self) -> Path:
         return self.keys_dir / "payload-digest.hmac"
 
+    @property
+    def holding_key_path(self) -> Path:
+        """The gateway's holding key (age X25519): envelopes held for addresses that have no key yet."""
+        return self.keys_dir / "holding.agekey"
+
 
 def resolve_home(home: str | os.PathLike[str] | None) -> Path:
     """`--home`, then `SAFESHARE_HOME`, then the current directory (so a checkout's own `keys/` is used)."""
@@ -159,8 +175,16 @@ def load_settings(home: Path) -> Settings:
     for key in ("cors_origins", "witnesses"):
         if key in raw:
             raw[key] = tuple(raw[key])
-    oidc = tuple(
-        OIDCIssuerConfig(**{k: tuple(v) if k in ("algorithms", "scopes") else v for k, v in item.items()})
-        for item in oidc_raw
-    )
+    oidc = tuple(_oidc_issuer(path, item) for item in oidc_raw)
+    if os.environ.get("SAFESHARE_SMTP_URL"):
+        raw["smtp_url"] = os.environ["SAFESHARE_SMTP_URL"]
     return Settings(home=home, limits=Limits(**limits_raw), oidc=oidc, agreements=agreements, **raw)
+
+
+def _oidc_issuer(path: Path, item: dict[str, Any]) -> OIDCIssuerConfig:
+    """One `[[oidc]]` table: unknown keys refused like the top-level ones, TOML arrays made tuples."""
+    unknown = set(item) - set(OIDCIssuerConfig.__dataclass_fields__)
+    if unknown:
+        raise ValueError(f"{path}: unknown [[oidc]] setting(s): {', '.join(sorted(unknown))}")
+    values: dict[str, Any] = {k: tuple(v) if k in ("algorithms", "scopes") else v for k, v in item.items()}
+    return OIDCIssuerConfig(**values)

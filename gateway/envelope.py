@@ -7,9 +7,12 @@ feed chunk by chunk, with bounded memory per recipient, and with output that any
 (https://age-encryption.org/v1) and, where the specification leaves room, mirrors the behaviour
 of the reference Go implementation (filippo.io/age) so the two accept and reject the same files.
 
-Scope: the binary (not ASCII-armored) format, X25519 recipients and identities. Stanzas of other
-types (scrypt, plugins, grease) are parsed and skipped, exactly like age does for identities
-that do not recognise them.
+Scope: the binary (not ASCII-armored) format; X25519 and scrypt (passphrase) recipients and
+identities, behind the two-method ``Recipient``/``Identity`` protocols (age's ``Recipient.Wrap``
+and ``Identity.Unwrap``), so other stanza types plug in beside them without touching
+``Encryptor``. Stanzas of other types (plugins, grease) are parsed and skipped, exactly like
+age does for identities that do not recognise them. ``rewrap_header``/``rewrap_stream`` give a
+file new recipients by rewriting only its header: the payload bytes are copied unchanged.
 
 Error messages describe *what* was malformed; they never quote the input, because the input
 may be (or contain) a secret key, and never include plaintext.
@@ -20,13 +23,14 @@ from __future__ import annotations
 import base64
 import binascii
 import errno
+import hashlib
 import hmac
 import io
 import os
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import BinaryIO, Final
+from typing import BinaryIO, Final, Protocol, runtime_checkable
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -48,8 +52,16 @@ __all__ = [
     "X25519_LABEL",
     "X25519_STANZA_TYPE",
     "DecryptionError",
+    "SCRYPT_LABEL",
+    "SCRYPT_SALT_SIZE",
+    "SCRYPT_STANZA_TYPE",
+    "SCRYPT_WORK_FACTOR",
     "Encryptor",
     "EnvelopeError",
+    "Identity",
+    "Recipient",
+    "ScryptIdentity",
+    "ScryptRecipient",
     "InvalidIdentity",
     "InvalidRecipient",
     "Stanza",
@@ -61,6 +73,9 @@ __all__ = [
     "encrypt_stream",
     "parse_identities",
     "read_header",
+    "rewrap_header",
+    "rewrap_stream",
+    "unwrap_header",
 ]
 
 # --------------------------------------------------------------------------------------------
@@ -74,6 +89,13 @@ AGE_IDENTITY_HRP: Final = "AGE-SECRET-KEY-"
 AGE_VERSION_LINE: Final = b"age-encryption.org/v1"
 X25519_LABEL: Final = b"age-encryption.org/v1/X25519"
 X25519_STANZA_TYPE: Final = "X25519"
+SCRYPT_LABEL: Final = b"age-encryption.org/v1/scrypt"
+SCRYPT_STANZA_TYPE: Final = "scrypt"
+#: log2 of scrypt's N for new passphrase files: age's default (about 1 s and 256 MiB here).
+SCRYPT_WORK_FACTOR: Final = 18
+#: The highest work factor an identity accepts (age's default maximum): bounds what a hostile file can cost.
+SCRYPT_MAX_WORK_FACTOR: Final = 22
+SCRYPT_SALT_SIZE: Final = 16
 HEADER_LABEL: Final = b"header"
 PAYLOAD_LABEL: Final = b"payload"
 
@@ -277,6 +299,28 @@ class Stanza:
     body: bytes
 
 
+@runtime_checkable
+class Recipient(Protocol):
+    """Anything a file key can be wrapped to: age's ``Recipient`` interface (``Wrap``), as in x25519.go.
+
+    ``wrap`` returns the stanzas to put in the header. A recipient whose stanza must be the only one in
+    the header (scrypt, per the spec) says so with ``alone = True``; ``Encryptor`` enforces it.
+    """
+
+    def wrap(self, file_key: bytes) -> list[Stanza]: ...
+
+
+@runtime_checkable
+class Identity(Protocol):
+    """Anything that can recover a file key from a header: age's ``Identity`` interface (``Unwrap``).
+
+    ``unwrap`` returns the file key, or None when no stanza is for this identity; it raises
+    DecryptionError for a stanza of its own type that is malformed (age rejects such files).
+    """
+
+    def unwrap(self, stanzas: Sequence[Stanza]) -> bytes | None: ...
+
+
 class X25519Recipient:
     """Public half of an age X25519 key; mirrors ``X25519Recipient`` in age's x25519.go."""
 
@@ -434,6 +478,102 @@ class X25519Identity:
         return f"X25519Identity(recipient={str(self.recipient())!r})"
 
 
+def _scrypt_key(passphrase: bytes, salt: bytes, work_factor: int) -> bytes:
+    # 128 * r * N bytes of memory (256 MiB at the default work factor 18); hashlib's default cap is 32 MiB.
+    return hashlib.scrypt(
+        passphrase,
+        salt=SCRYPT_LABEL + salt,
+        n=1 << work_factor,
+        r=8,
+        p=1,
+        maxmem=129 * 8 * (1 << work_factor) + 1024 * 1024,
+        dklen=32,
+    )
+
+
+def _passphrase_bytes(passphrase: str | bytes) -> bytes:
+    data = passphrase.encode("utf-8") if isinstance(passphrase, str) else bytes(passphrase)
+    if not data:
+        raise InvalidRecipient("the passphrase is empty")
+    return data
+
+
+class ScryptRecipient:
+    """A passphrase: age's ``ScryptRecipient`` (scrypt.go). Its stanza must be the only one in the header.
+
+    ``-> scrypt <base64 16-byte salt> <log2 N>``; body = ChaCha20-Poly1305 of the file key under
+    scrypt(passphrase, "age-encryption.org/v1/scrypt" || salt, N, r=8, p=1), zero nonce.
+    """
+
+    __slots__ = ("_passphrase", "work_factor")
+    alone: Final = True
+
+    def __init__(self, passphrase: str | bytes, work_factor: int = SCRYPT_WORK_FACTOR) -> None:
+        if isinstance(work_factor, bool) or not isinstance(work_factor, int) or not 1 <= work_factor <= 30:
+            raise InvalidRecipient("scrypt work factor must be a whole number from 1 to 30")
+        self._passphrase = _passphrase_bytes(passphrase)
+        self.work_factor = work_factor
+
+    def wrap(self, file_key: bytes) -> list[Stanza]:
+        if len(file_key) != FILE_KEY_SIZE:
+            raise ValueError(f"file key must be {FILE_KEY_SIZE} bytes")
+        salt = os.urandom(SCRYPT_SALT_SIZE)
+        key = _scrypt_key(self._passphrase, salt, self.work_factor)
+        body = ChaCha20Poly1305(key).encrypt(_ZERO_NONCE, file_key, None)
+        return [Stanza(SCRYPT_STANZA_TYPE, (_b64encode(salt), str(self.work_factor)), body)]
+
+    def __repr__(self) -> str:
+        return f"ScryptRecipient(work_factor={self.work_factor})"
+
+
+class ScryptIdentity:
+    """Opens passphrase files: age's ``ScryptIdentity``. Refuses work factors above ``max_work_factor``
+    (a hostile file could otherwise cost any amount of memory and time) and scrypt stanzas that are not
+    alone in the header (the spec requires it, so nobody else can be given the same file key)."""
+
+    __slots__ = ("_passphrase", "max_work_factor")
+
+    def __init__(self, passphrase: str | bytes, max_work_factor: int = SCRYPT_MAX_WORK_FACTOR) -> None:
+        try:
+            self._passphrase = _passphrase_bytes(passphrase)
+        except InvalidRecipient:
+            raise InvalidIdentity("the passphrase is empty") from None
+        self.max_work_factor = max_work_factor
+
+    def unwrap(self, stanzas: Sequence[Stanza]) -> bytes | None:
+        for stanza in stanzas:
+            if stanza.type != SCRYPT_STANZA_TYPE:
+                continue
+            if len(stanzas) != 1:
+                raise DecryptionError("malformed header: an scrypt stanza must be the only one")
+            if len(stanza.args) != 2:
+                raise DecryptionError(f"malformed scrypt stanza: expected 2 arguments, got {len(stanza.args)}")
+            try:
+                salt = _b64decode(stanza.args[0])
+            except ValueError as exc:
+                raise DecryptionError(f"malformed scrypt stanza: salt: {exc}") from None
+            if len(salt) != SCRYPT_SALT_SIZE:
+                raise DecryptionError(f"malformed scrypt stanza: salt is {len(salt)} bytes (expected 16)")
+            factor = stanza.args[1]
+            if not re.fullmatch(r"[1-9][0-9]?", factor):  # decimal, no leading zero, no sign
+                raise DecryptionError("malformed scrypt stanza: invalid work factor")
+            if int(factor) > self.max_work_factor:
+                raise DecryptionError(
+                    f"scrypt work factor {int(factor)} is above the maximum accepted ({self.max_work_factor})"
+                )
+            if len(stanza.body) != FILE_KEY_SIZE + TAG_SIZE:
+                raise DecryptionError("malformed scrypt stanza: wrapped file key has the wrong size")
+            key = _scrypt_key(self._passphrase, salt, int(factor))
+            try:
+                return ChaCha20Poly1305(key).decrypt(_ZERO_NONCE, stanza.body, None)
+            except InvalidTag:
+                raise DecryptionError("incorrect passphrase") from None
+        return None
+
+    def __repr__(self) -> str:
+        return "ScryptIdentity(...)"
+
+
 def parse_identities(text: str) -> list[X25519Identity]:
     """Parse an identity file as written by ``age-keygen``.
 
@@ -568,7 +708,7 @@ def read_header(src: BinaryIO) -> tuple[list[Stanza], bytes]:
     return header.stanzas, header.raw
 
 
-def _unwrap_file_key(header: _Header, identities: Sequence[X25519Identity]) -> bytes:
+def _unwrap_file_key(header: _Header, identities: Sequence[Identity]) -> bytes:
     if not identities:
         raise InvalidIdentity("no identities specified")
     for identity in identities:
@@ -581,6 +721,58 @@ def _unwrap_file_key(header: _Header, identities: Sequence[X25519Identity]) -> b
             raise DecryptionError("header MAC mismatch: the header was modified or corrupted")
         return file_key
     raise DecryptionError("no identity matched any of the file's recipients")
+
+
+def _make_header(file_key: bytes, recipients: Sequence[Recipient]) -> bytes:
+    """The header (version line, stanzas, MAC line) wrapping ``file_key`` to ``recipients``."""
+    if not recipients:
+        raise InvalidRecipient("no recipients specified")
+    if len(recipients) > 1 and any(getattr(r, "alone", False) for r in recipients):
+        raise InvalidRecipient("a passphrase (scrypt) recipient must be the only recipient of a file")
+    stanzas = [stanza for recipient in recipients for stanza in recipient.wrap(file_key)]
+    header = _marshal_header_without_mac(stanzas)
+    mac = _header_mac(file_key, header)
+    return b"".join((header, b" ", _b64encode(mac).encode("ascii"), b"\n"))
+
+
+def unwrap_header(header: bytes, identities: Sequence[Identity]) -> bytes:
+    """The file key of a header (MAC line included, nothing after it), authenticated by its MAC."""
+    src = io.BytesIO(header)
+    parsed = _parse_header(src)
+    if src.read(1):
+        raise DecryptionError("trailing bytes after the header")
+    return _unwrap_file_key(parsed, identities)
+
+
+def rewrap_header(header: bytes, file_key: bytes, recipients: Sequence[Recipient]) -> bytes:
+    """Pure: an authenticated header and its file key -> a new header for ``recipients``, same file key.
+
+    The payload (nonce and chunks) depends only on the file key, so it stays valid unchanged after the
+    new header: giving a file to a new recipient costs a header, whatever the payload's size. The old
+    header's MAC is checked first, so a key that does not belong to it cannot be used.
+    """
+    src = io.BytesIO(header)
+    parsed = _parse_header(src)
+    if src.read(1):
+        raise DecryptionError("trailing bytes after the header")
+    if len(file_key) != FILE_KEY_SIZE or not hmac.compare_digest(_header_mac(file_key, parsed.mac_input), parsed.mac):
+        raise DecryptionError("header MAC mismatch: this file key does not belong to this header")
+    return _make_header(file_key, recipients)
+
+
+def rewrap_stream(
+    src: BinaryIO, dst: BinaryIO, identities: Sequence[Identity], recipients: Sequence[Recipient]
+) -> tuple[bytes, bytes]:
+    """Copy an age file with a new header: unwrap with ``identities``, wrap to ``recipients``; the bytes
+    after the header (nonce and payload) are copied as they are, in slices. Returns (old, new) header."""
+    parsed = _parse_header(src)
+    file_key = _unwrap_file_key(parsed, identities)
+    new_header = _make_header(file_key, recipients)
+    _write_all(dst, new_header)
+    buf = memoryview(bytearray(CHUNK_SIZE * 4))
+    while size := _read_full(src, buf):
+        _write_all(dst, buf[:size])
+    return parsed.raw, new_header
 
 
 # --------------------------------------------------------------------------------------------
@@ -647,15 +839,10 @@ class Encryptor:
 
     __slots__ = ("_aead", "_buffer", "_buffered", "_counter", "_header", "_state", "_view")
 
-    def __init__(self, recipients: Sequence[X25519Recipient]) -> None:
-        if not recipients:
-            raise InvalidRecipient("no recipients specified")
+    def __init__(self, recipients: Sequence[Recipient]) -> None:
         file_key = os.urandom(FILE_KEY_SIZE)
-        stanzas = [stanza for recipient in recipients for stanza in recipient.wrap(file_key)]
-        header = _marshal_header_without_mac(stanzas)
-        mac = _header_mac(file_key, header)
         nonce = os.urandom(PAYLOAD_NONCE_SIZE)
-        self._header = b"".join((header, b" ", _b64encode(mac).encode("ascii"), b"\n", nonce))
+        self._header = _make_header(file_key, recipients) + nonce
         self._aead = ChaCha20Poly1305(_hkdf(file_key, nonce, PAYLOAD_LABEL))
         self._counter = 0
         self._buffer = bytearray(CHUNK_SIZE)
@@ -719,7 +906,7 @@ class Encryptor:
         self._aead.encrypt_into(nonce, plaintext, None, out)
 
 
-def encrypt_stream(src: BinaryIO, dst: BinaryIO, recipients: Sequence[X25519Recipient]) -> int:
+def encrypt_stream(src: BinaryIO, dst: BinaryIO, recipients: Sequence[Recipient]) -> int:
     """Encrypt all of ``src`` into ``dst``; returns the number of bytes written.
 
     Uses two alternating read buffers and one output buffer, so there is no allocation per
@@ -748,7 +935,7 @@ def encrypt_stream(src: BinaryIO, dst: BinaryIO, recipients: Sequence[X25519Reci
     return written
 
 
-def encrypt(data: bytes | bytearray | memoryview, recipients: Sequence[X25519Recipient]) -> bytes:
+def encrypt(data: bytes | bytearray | memoryview, recipients: Sequence[Recipient]) -> bytes:
     dst = io.BytesIO()
     encrypt_stream(io.BytesIO(data), dst, recipients)
     return dst.getvalue()
@@ -805,7 +992,7 @@ def _decrypt_payload(src: BinaryIO, file_key: bytes) -> Iterator[memoryview]:
         yield plaintext
 
 
-def decrypt_stream(src: BinaryIO, dst: BinaryIO, identities: Sequence[X25519Identity]) -> int:
+def decrypt_stream(src: BinaryIO, dst: BinaryIO, identities: Sequence[Identity]) -> int:
     """Decrypt ``src`` into ``dst`` with bounded memory; returns the plaintext bytes written.
 
     Only authenticated chunks are written, but a file truncated or tampered with *after* its
@@ -821,7 +1008,7 @@ def decrypt_stream(src: BinaryIO, dst: BinaryIO, identities: Sequence[X25519Iden
     return written
 
 
-def decrypt(data: bytes | bytearray | memoryview, identities: Sequence[X25519Identity]) -> bytes:
+def decrypt(data: bytes | bytearray | memoryview, identities: Sequence[Identity]) -> bytes:
     dst = io.BytesIO()
     decrypt_stream(io.BytesIO(data), dst, identities)
     return dst.getvalue()

@@ -31,10 +31,6 @@ def error_response(status: int, code: str, message: str, **details: Any) -> web.
     return web.Response(status=status, text=json.dumps(body), content_type="application/json")
 
 
-def bad_request(code: str, message: str, **details: Any) -> ApiError:
-    return ApiError(400, code, message, **details)
-
-
 def field_error(code: str, field: str, message: str, status: int = 422, **details: Any) -> ApiError:
     """A refusal about one named input field."""
     return ApiError(status, code, message, field=field, **details)

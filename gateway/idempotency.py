@@ -15,7 +15,6 @@ key; the gateway then answers with the first response instead of making a second
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -26,6 +25,7 @@ from aiohttp import web
 
 from .auth import Principal
 from .errors import ApiError
+from .store.idempotency import IdempotentWrite, StoredResponse
 
 HEADER = "Idempotency-Key"
 MAX_KEY_LENGTH = 255
@@ -56,21 +56,6 @@ def header_key(request: web.Request) -> str | None:
 def scope(principal: Principal) -> str:
     """Keys are per caller: the same key from two people is two keys."""
     return f"{principal.issuer}\n{principal.sub}"
-
-
-@dataclass(frozen=True)
-class StoredResponse:
-    fingerprint: str
-    status: int
-    body: dict[str, Any]
-
-
-class IdempotencyHit(Exception):
-    """Raised inside a store transaction when the key is already taken: nothing was written."""
-
-    def __init__(self, stored: StoredResponse) -> None:
-        super().__init__("idempotency key already used")
-        self.stored = stored
 
 
 @dataclass
@@ -114,22 +99,6 @@ class Idempotency:
 
     def write(self, respond: Callable[[int], dict[str, Any]], status: int = 201) -> IdempotentWrite:
         return IdempotentWrite(self.principal, self.key, self.fingerprint, respond, status, self.ttl_seconds)
-
-
-@dataclass(frozen=True)
-class IdempotentWrite:
-    """What the store records with a share or decision: the answer, built from its ledger index."""
-
-    principal: str
-    key: str
-    fingerprint: Callable[[], str]
-    respond: Callable[[int], dict[str, Any]]
-    status: int
-    ttl_seconds: int
-
-    def row(self, index: int, now: str, expires_at: str) -> tuple[str, str, str, int, str, str, str]:
-        body = json.dumps(self.respond(index))
-        return (self.principal, self.key, self.fingerprint(), self.status, body, now, expires_at)
 
 
 class InFlight:

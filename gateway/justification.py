@@ -34,6 +34,7 @@ __all__ = [
     "Policy",
     "PolicyRegistry",
     "Problem",
+    "SafetyNet",
     "UnknownPolicy",
     "load_builtin_policies",
     "validate",
@@ -226,6 +227,135 @@ def _reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def _fill(template: str, values: Mapping[str, str]) -> str:
+    """``{name}`` placeholders filled from policy data only (never from a submitted value)."""
+    for name, value in values.items():
+        template = template.replace("{" + name + "}", value)
+    return template
+
+
+def _need_text(block: Mapping[str, Any], key: str, where: str) -> str:
+    value = block.get(key)
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"{where}.{key} must be non-empty text")
+    return value
+
+
+def _compiled(schema: Any, where: str) -> Draft202012Validator:
+    if not isinstance(schema, Mapping):
+        raise ValueError(f"{where} must be a JSON Schema object")
+    document = _plain(schema)
+    try:
+        Draft202012Validator.check_schema(document)
+    except SchemaError as exc:
+        raise ValueError(f"{where} is not a valid JSON Schema: {exc.message}") from exc
+    return Draft202012Validator(document)
+
+
+@dataclass(frozen=True)
+class SafetyNet:
+    """A declarative challenge from the policy's ``x-safety-nets`` block (e.g. not sharing despite risk).
+
+    The policy says, as data: when the rule applies (``when``, a JSON Schema over the whole draft), which
+    values of a field are never enough on their own (``refuse``), which field must then be filled in
+    (``require``: another route or a senior's sign-off), whom to share with instead (``share_with``, each a
+    service with a JSON Schema saying when it is the one), and what the quick route pre-fills (``instead``).
+    This class only interprets that data; another edition of the rules brings its own block.
+    """
+
+    id: str
+    title: str
+    principle: str
+    source: str
+    when: Draft202012Validator = field(repr=False)
+    share_with: tuple[tuple[Draft202012Validator | None, str], ...] = field(repr=False)
+    refuse_field: FieldPath
+    refuse_values: frozenset[str]
+    refuse_code: str
+    refuse_message: str
+    require_field: FieldPath
+    require_code: str
+    require_message: str
+    instead_label: str
+    instead_set: Mapping[str, Any] = field(repr=False)
+
+    @classmethod
+    def parse(cls, block: Any, index: int) -> SafetyNet:
+        where = f"x-safety-nets[{index}]"
+        if not isinstance(block, Mapping):
+            raise ValueError(f"{where} must be an object")
+        refuse, require, instead = block.get("refuse"), block.get("require"), block.get("instead")
+        for name, part in (("refuse", refuse), ("require", require), ("instead", instead)):
+            if not isinstance(part, Mapping):
+                raise ValueError(f"{where}.{name} must be an object")
+        assert isinstance(refuse, Mapping) and isinstance(require, Mapping) and isinstance(instead, Mapping)
+        values = refuse.get("values")
+        if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+            raise ValueError(f"{where}.refuse.values must be a list of codes")
+        services = block.get("share_with")
+        if not isinstance(services, list) or not services:
+            raise ValueError(f"{where}.share_with must list at least one service")
+        share_with: list[tuple[Draft202012Validator | None, str]] = []
+        for n, service in enumerate(services):
+            if not isinstance(service, Mapping):
+                raise ValueError(f"{where}.share_with[{n}] must be an object")
+            condition = service.get("when")
+            share_with.append(
+                (
+                    None if condition is None else _compiled(condition, f"{where}.share_with[{n}].when"),
+                    _need_text(service, "service", f"{where}.share_with[{n}]"),
+                )
+            )
+        settings = instead.get("set")
+        if not isinstance(settings, Mapping):
+            raise ValueError(f"{where}.instead.set must be an object")
+        return cls(
+            id=_need_text(block, "id", where),
+            title=_need_text(block, "title", where),
+            principle=_need_text(block, "principle", where),
+            source=_need_text(block, "source", where),
+            when=_compiled(block.get("when"), f"{where}.when"),
+            share_with=tuple(share_with),
+            refuse_field=Policy._parse_path(_need_text(refuse, "field", f"{where}.refuse")),
+            refuse_values=frozenset(values),
+            refuse_code=_need_text(refuse, "code", f"{where}.refuse"),
+            refuse_message=_need_text(refuse, "message", f"{where}.refuse"),
+            require_field=Policy._parse_path(_need_text(require, "field", f"{where}.require")),
+            require_code=_need_text(require, "code", f"{where}.require"),
+            require_message=_need_text(require, "message", f"{where}.require"),
+            instead_label=_need_text(instead, "label", f"{where}.instead"),
+            instead_set=_plain(settings),
+        )
+
+    def applies(self, instance: Any) -> bool:
+        """Whether the draft is one this safety net challenges."""
+        try:
+            return bool(self.when.is_valid(instance))
+        except Exception:  # hostile shapes are refused by the main schema; never crash here
+            return False
+
+    def services(self, instance: Any) -> list[str]:
+        """Where to share instead, for this draft: every service whose condition holds (the last as fallback)."""
+        found = [name for condition, name in self.share_with if condition is None or condition.is_valid(instance)]
+        return found or [self.share_with[-1][1]]
+
+    def notice(self, instance: Any) -> dict[str, Any]:
+        """What the panel shows at the moment the principle applies (plain words, from the policy's data)."""
+        words = {"share_with": " and ".join(self.services(instance)), "principle": self.principle}
+        return {
+            "id": self.id,
+            "title": self.title,
+            "principle": self.principle,
+            "source": self.source,
+            "share_with": self.services(instance),
+            "instead": {
+                "label": _fill(self.instead_label, words),
+                "set": {k: _fill(v, words) if isinstance(v, str) else v for k, v in self.instead_set.items()},
+            },
+            "release_field": _field_name(self.require_field),
+        }
+
+
 @dataclass(frozen=True)
 class Policy:
     """One edition of the golden rules, as a JSON Schema document plus what the ledger needs to cite it.
@@ -244,6 +374,7 @@ class Policy:
     _document: dict[str, Any] = field(init=False, compare=False, repr=False)
     _canonical: bytes = field(init=False, compare=False, repr=False)
     _validator: Draft202012Validator = field(init=False, compare=False, repr=False)
+    _safety_nets: tuple[SafetyNet, ...] = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.schema, Mapping):
@@ -273,6 +404,10 @@ class Policy:
         object.__setattr__(self, "_document", document)
         object.__setattr__(self, "_canonical", canonical)
         object.__setattr__(self, "_validator", Draft202012Validator(document))
+        nets = document.get("x-safety-nets", [])
+        if not isinstance(nets, list):
+            raise ValueError("x-safety-nets must be a list")
+        object.__setattr__(self, "_safety_nets", tuple(SafetyNet.parse(b, i) for i, b in enumerate(nets)))
 
     @classmethod
     def from_document(cls, document: Mapping[str, Any]) -> Policy:
@@ -280,11 +415,14 @@ class Policy:
         meta = document.get("x-policy")
         if not isinstance(meta, Mapping):
             raise ValueError("policy document has no x-policy block")
-        values = {key: meta.get(key) for key in ("id", "version", "title")}
-        for key, value in values.items():
+
+        def text(key: str) -> str:
+            value = meta.get(key)
             if not isinstance(value, str) or not value:
                 raise ValueError(f"x-policy.{key} must be non-empty text")
-        return cls(id=values["id"], version=values["version"], title=values["title"], schema=document)
+            return value
+
+        return cls(id=text("id"), version=text("version"), title=text("title"), schema=document)
 
     @classmethod
     def from_json(cls, text: str | bytes) -> Policy:
@@ -325,7 +463,27 @@ class Policy:
         for error in self._validator.iter_errors(instance):
             problems.extend(self._problems_for(error))
         problems.extend(self._cross_field_problems(instance))
+        problems.extend(self._safety_net_problems(instance))
         return self._finish(problems)
+
+    @property
+    def safety_nets(self) -> tuple[SafetyNet, ...]:
+        return self._safety_nets
+
+    def safety_nets_for(self, draft: Any) -> list[SafetyNet]:
+        """The policy's safety nets that challenge this draft (its decision is flagged with their ids)."""
+        if not isinstance(draft, Mapping) or not self._safety_nets:
+            return []
+        try:
+            instance = _to_json(draft, 0, [MAX_NODES])
+        except Exception:
+            return []
+        return [net for net in self._safety_nets if net.applies(instance)]
+
+    def notices(self, draft: Any) -> list[dict[str, Any]]:
+        """For the panel: each applicable safety net's principle, where to share instead and the quick route."""
+        instance = _to_json(draft, 0, [MAX_NODES]) if isinstance(draft, Mapping) else draft
+        return [net.notice(instance) for net in self.safety_nets_for(draft)]
 
     def rule_for(self, path: str | Sequence[str | int]) -> int | None:
         """The golden rule a field belongs to: the deepest ``x-golden-rule`` annotation along its path."""
@@ -341,12 +499,13 @@ class Policy:
 
     def _problems_for(self, error: ValidationError, depth: int = 0) -> Iterator[Problem]:
         path: FieldPath = tuple(error.absolute_path)
-        keyword = error.validator
+        keyword = error.validator if isinstance(error.validator, str) else None
         schema = error.schema if isinstance(error.schema, Mapping) else {}
         instance = error.instance
         if keyword == "required":
+            required: Any = error.validator_value  # a list of names; set on every error a validator yields
             if isinstance(instance, dict):
-                for name in error.validator_value:
+                for name in required:
                     if isinstance(name, str) and name not in instance:
                         yield self._problem((*path, name), "required", schema, error)
             return
@@ -403,7 +562,7 @@ class Policy:
 
     def _default_predicate(self, path: FieldPath, keyword: str | None, error: ValidationError) -> str:
         """Plain-English predicates built only from the schema, never from the submitted value."""
-        expected = error.validator_value
+        expected: Any = error.validator_value  # any JSON value; set on every error a validator yields
         if keyword == "required":
             return "must be filled in"
         if keyword == "type":
@@ -480,6 +639,20 @@ class Policy:
                         "p18_adult_not_at_risk",
                     )
 
+    def _safety_net_problems(self, draft: dict[str, Any]) -> Iterator[Problem]:
+        """The policy's ``x-safety-nets``: reasons never enough on their own, and the release it requires."""
+        for net in self._safety_nets:
+            if not net.applies(draft):
+                continue
+            words = {"share_with": " and ".join(net.services(draft)), "principle": net.principle}
+            if _get_path(draft, [str(s) for s in net.require_field]) is not None:
+                continue  # released: another route protects them, or a named senior signed it off
+            # "Never enough on their own": these reasons are refused unless the release says why it is safe.
+            reason = _get_path(draft, [str(s) for s in net.refuse_field])
+            if isinstance(reason, str) and reason in net.refuse_values:
+                yield self._code_problem(net.refuse_field, _fill(net.refuse_message, words), net.refuse_code)
+            yield self._code_problem(net.require_field, _fill(net.require_message, words), net.require_code)
+
     def _code_problem(self, path: FieldPath, predicate: str, code: str) -> Problem:
         return Problem(self.rule_for(path), _field_name(path), self._sentence(path, predicate), code)
 
@@ -539,8 +712,9 @@ class Policy:
         node = self._walk(path)[-1]
         labels = self._deref(node, "x-labels") if node is not None else None
         key = json.dumps(value) if isinstance(value, bool) else value
-        if isinstance(labels, Mapping) and isinstance(key, str) and isinstance(labels.get(key), str):
-            return labels[key]
+        label = labels.get(key) if isinstance(labels, Mapping) and isinstance(key, str) else None
+        if isinstance(label, str):
+            return label
         return value if isinstance(value, str) else json.dumps(value)
 
     def _sentence(self, path: FieldPath, predicate: str) -> str:

@@ -106,7 +106,7 @@ class AgreementUseCases:
 
         version, index = await self.agreement_store.add_version(clean, doc, entry_for)
         added = await self.agreement_store.version(clean["id"], version)
-        assert added is not None  # noqa: S101 - just committed
+        assert added is not None
         return {"agreement": added.public(), "ledger_index": index}
 
     async def retire_agreement(self, actor: Mapping[str, Any], agreement_id: Any, reason: Any) -> dict[str, Any]:
@@ -137,7 +137,7 @@ class AgreementUseCases:
         if result is None:
             raise not_found("agreement")
         current = await self.agreement_store.version(agreement_id, result[0].version)
-        assert current is not None  # noqa: S101 - versions are never deleted
+        assert current is not None
         return {"agreement": current.public(), "ledger_index": result[1]}
 
     # -- reading ----------------------------------------------------------------------------------

@@ -14,16 +14,18 @@ import logging
 import re
 import secrets
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from . import disclosure as disclosure_rules
 from . import envelope
 from .auth import Principal
 from .config import Settings
 from .directory import RECIPIENT_ID_RE, DirectoryUseCases
 from .errors import ApiError, field_error, not_found
+from .holding import HoldingUseCases
 from .idempotency import Idempotency
 from .justification import Policy, PolicyRegistry, Problem
 from .justification import validate as validate_justification
@@ -32,11 +34,10 @@ from .ledger.signer import LedgerSigner
 from .partnership import AgreementUseCases
 from .store.agreements import AgreementStore
 from .store.files import ESCROW_ID, EnvelopeFiles
+from .store.held import insert_held
 from .store.models import (
     RECIPIENT_ACTIVE,
     SHARE_ACTIVE,
-    LedgerFilter,
-    LedgerRow,
     Recipient,
     Share,
     ShareRecipient,
@@ -90,9 +91,13 @@ class PreparedShare:
     #: The partnership agreements (id, version, document digest) the share is made under, and an override.
     agreements: tuple[Mapping[str, Any], ...] = ()
     agreement_override: Mapping[str, Any] | None = None
+    #: Addresses without a key (issue 10): held for an e-mail claim, or opened with a passphrase.
+    held: tuple[str, ...] = ()
+    unenrolled: str | None = None
+    passphrase: str | None = field(default=None, repr=False)
 
 
-class Gateway(DirectoryUseCases, AgreementUseCases):
+class Gateway(HoldingUseCases, DirectoryUseCases, AgreementUseCases):
     """Sharing use cases; the directory's (recipients, teams, enrolment) come from DirectoryUseCases."""
 
     def __init__(
@@ -130,6 +135,22 @@ class Gateway(DirectoryUseCases, AgreementUseCases):
             log.info("start-up sweep removed %d orphaned envelope file(s)", removed)
         return removed
 
+    # -- keys made after an e-mail claim (issue 10) ---------------------------------------------------
+
+    async def enrol(self, principal: Principal, age_recipient: Any) -> dict[str, Any]:
+        result = await super().enrol(principal, age_recipient)
+        if await self.after_enrol(principal):
+            result["enrolment"]["status"] = "approved"
+        return result
+
+    async def decide_enrolment(
+        self, actor: Mapping[str, Any], recipient_id: str, approve: bool, reason: str | None = None
+    ) -> dict[str, Any]:
+        result = await super().decide_enrolment(actor, recipient_id, approve, reason)
+        if approve:
+            await self.rewrap_held(recipient_id)  # held envelopes the address claimed become this key's
+        return result
+
     # -- justification ----------------------------------------------------------------------------
 
     def check_justification(self, draft: Any) -> tuple[Policy | None, list[Problem]]:
@@ -141,31 +162,79 @@ class Gateway(DirectoryUseCases, AgreementUseCases):
     # -- decisions --------------------------------------------------------------------------------
 
     async def record_decision(
-        self, principal: Principal, draft: Any, idempotency: Idempotency | None = None
+        self,
+        principal: Principal,
+        draft: Any,
+        disclosure: Any = None,
+        idempotency: Idempotency | None = None,
     ) -> dict[str, Any]:
+        """Golden rule 7 without a payload: a decision not to share, or a disclosure made elsewhere.
+
+        A `share` decision must carry a `disclosure` (how, with whom, what, when; `gateway.disclosure`); a
+        not-share decision the policy's safety net challenges is recorded with its flag (its sign-off or
+        other route is in the justification, which the policy has already required).
+        """
         policy, problems = self.check_justification(draft)
-        if problems or policy is None:
-            raise justification_problems_error(problems)
+        decision = draft.get("decision") if isinstance(draft, dict) else None
+        extra = disclosure_rules.problems(disclosure, decision, self.now())
+        if problems or policy is None or extra:
+            raise justification_problems_error([*problems, *extra])
+        recorded = None if disclosure is None else await self._disclosure_record(disclosure)
+        flags = [net.id for net in policy.safety_nets_for(draft)]
         entry = ledger_entry.decision_entry(
             time=self.now_str(),
             actor=self._actor(principal, "practitioner"),
             justification=draft,
             policy=self._policy_ref(policy),
+            disclosure=recorded,
+            flags=flags,
         )
         named = await self.named_agreements(draft)
         if named:
             entry["agreements"] = named
 
         def respond(index: int) -> dict[str, Any]:
-            return {
+            result: dict[str, Any] = {
                 "ledger_index": index,
                 "decision": draft["decision"],
                 "recorded_at": entry["time"],
                 "receipt": receipt_url(index),
             }
+            if recorded is not None:
+                result["disclosure"] = {**recorded, "description": disclosure_rules.describe(recorded)}
+            if flags:
+                result["flags"] = flags
+            return result
 
         index = await self.store.record(entry, None if idempotency is None else idempotency.write(respond))
         return respond(index)
+
+    async def _disclosure_record(self, disclosure: Mapping[str, Any]) -> dict[str, Any]:
+        """The ledger's copy: directory IDs resolved to name and organisation (any status: a phone call to a
+        disabled recipient still happened), the time normalised to the ledger's format."""
+        people = [dict(w) for w in disclosure["with"]]
+        ids = [w["recipient"] for w in people if "recipient" in w]
+        found = await self.store.get_recipients(ids) if ids else {}
+        unknown = [i for i in ids if i not in found]
+        if unknown:
+            raise field_error(
+                "unknown_recipients",
+                "disclosure.with",
+                "Some people are named by a directory ID the directory does not hold; name them by name, role and "
+                "organisation instead.",
+                unknown=unknown,
+            )
+        for w in people:
+            if "recipient" in w:
+                r = found[w["recipient"]]
+                w.update({"name": r.name, "org": r.org})
+        out: dict[str, Any] = {
+            "channel": disclosure["channel"],
+            "with": people,
+            "summary": disclosure["summary"],
+            "at": ledger_entry.format_time(disclosure_rules.normalised_time(disclosure["at"])),
+        }
+        return out
 
     # -- shares -----------------------------------------------------------------------------------
 
@@ -180,6 +249,8 @@ class Gateway(DirectoryUseCases, AgreementUseCases):
             "expires_in",
             "max_downloads",
             "agreement_override",
+            "unenrolled",
+            "passphrase",
         }
         unknown = sorted(set(meta) - allowed)
         if unknown:
@@ -196,7 +267,9 @@ class Gateway(DirectoryUseCases, AgreementUseCases):
                 "share.justification.decision",
                 "A share needs a justification whose decision is 'share'; record other decisions at /api/v1/decisions.",
             )
-        recipients, via = await self._resolve_recipients(meta.get("recipients"))
+        ids, held, mode, passphrase = await self.split_addresses(meta)
+        recipients, via = await self._resolve_recipients(ids) if ids or not held else ([], [])
+        # Addresses without a key carry no organisation yet: the agreements are checked for the keyed recipients.
         agreement_refs, override = await self.check_share_agreements(
             principal, draft, recipients, meta.get("agreement_override")
         )
@@ -245,6 +318,9 @@ class Gateway(DirectoryUseCases, AgreementUseCases):
             max_downloads=max_downloads,
             agreements=tuple(agreement_refs),
             agreement_override=override,
+            held=tuple(held),
+            unenrolled=mode,
+            passphrase=passphrase,
         )
 
     async def _resolve_recipients(self, ids: Any) -> tuple[list[Recipient], list[str | None]]:
@@ -293,14 +369,19 @@ class Gateway(DirectoryUseCases, AgreementUseCases):
         """Stream the payload into one age envelope per recipient, then store everything in one transaction."""
         limit = self.settings.limits.max_payload_bytes
         rids = [r.id for r in prepared.recipients]
-        keys = list(prepared.age_recipients)
+        keys: list[envelope.Recipient] = list(prepared.age_recipients)
+        held_keys = self.held_keys(prepared.held, prepared.unenrolled, prepared.passphrase)
+        for _, stem, key in held_keys:
+            rids.append(stem)
+            keys.append(key)
         if self.escrow is not None:
             rids.append(ESCROW_ID)
             keys.append(self.escrow)
         spool = await asyncio.to_thread(self.files.spool, rids)
         share_id = new_share_id()
         try:
-            encryptors = [envelope.Encryptor([k]) for k in keys]
+            # Off the event loop: a passphrase (scrypt) wrap costs about a second of CPU by design.
+            encryptors = await asyncio.to_thread(lambda: [envelope.Encryptor([k]) for k in keys])
             for rid, enc in zip(rids, encryptors, strict=True):
                 spool.write(rid, enc.header())
             mac = hmac.new(self._digest_key, digestmod=hashlib.sha256)
@@ -345,6 +426,9 @@ class Gateway(DirectoryUseCases, AgreementUseCases):
                 sha, esize = spool.digest(r.id)
                 share_recipients.append(ShareRecipient(r.id, r.org, sha, esize, via_team=via))
             escrow_digest = spool.digest(ESCROW_ID) if self.escrow is not None else None
+            held_rows = self.held_rows(
+                share_id, prepared.held, prepared.unenrolled, {stem: spool.digest(stem) for _, stem, _ in held_keys}
+            )
             p = prepared.principal
             j = prepared.justification
             share = Share(
@@ -380,6 +464,17 @@ class Gateway(DirectoryUseCases, AgreementUseCases):
                         **({"via": sr.via_team} if sr.via_team else {}),
                     }
                     for sr in share_recipients
+                ]
+                + [
+                    {
+                        "id": h.recipient_id,
+                        "org": h.address.rpartition("@")[2],
+                        "address": h.address,
+                        "mode": h.mode,
+                        "envelope_sha256": h.envelope_sha256,
+                        "envelope_size": h.envelope_size,
+                    }
+                    for h in held_rows
                 ],
                 payload={
                     "size": size,
@@ -413,9 +508,12 @@ class Gateway(DirectoryUseCases, AgreementUseCases):
                             "envelope_sha256": sr.envelope_sha256,
                             "envelope_size": sr.envelope_size,
                             "via": sr.via_team,
+                            "recipient": r.id,
+                            "mode": "key",
                         }
                         for r, sr in zip(prepared.recipients, share_recipients, strict=True)
-                    ],
+                    ]
+                    + [{**h.public(), "state": h.state} for h in held_rows],
                     "expires_at": expires_at,
                     "max_downloads": prepared.max_downloads,
                     "payload_size": size,
@@ -428,6 +526,7 @@ class Gateway(DirectoryUseCases, AgreementUseCases):
                 entry,
                 before_commit=lambda: spool.place(share_id),
                 idempotency=None if idempotency is None else idempotency.write(respond),
+                also=(lambda conn: insert_held(conn, held_rows)) if held_rows else None,
             )
         except BaseException:
             # The share ID is new, so whatever exists under it was made by this request alone.
@@ -465,7 +564,7 @@ class Gateway(DirectoryUseCases, AgreementUseCases):
             raise not_found()
         if outcome.refused is not None:
             raise gone(outcome.refused)
-        assert outcome.ledger_index is not None  # noqa: S101 - set whenever not refused
+        assert outcome.ledger_index is not None  # set whenever not refused
         return (
             self.files.path(share_id, principal.sub),
             outcome.share,
@@ -542,7 +641,7 @@ class Gateway(DirectoryUseCases, AgreementUseCases):
                 reason=reason,
             ),
         )
-        assert result is not None  # noqa: S101 - the share existed a moment ago and shares are never deleted
+        assert result is not None  # the share existed a moment ago and shares are never deleted
         share, index = result
         if index is None:
             raise ApiError(
@@ -552,6 +651,7 @@ class Gateway(DirectoryUseCases, AgreementUseCases):
                 state=share.state,
             )
         await asyncio.to_thread(self.files.destroy, share.id, self._live_files(share))
+        await self.revoke_held(share.id)
         return {"share_id": share.id, "state": "revoked", "ledger_index": index}
 
     @staticmethod
@@ -560,6 +660,7 @@ class Gateway(DirectoryUseCases, AgreementUseCases):
 
     async def expire_due(self) -> list[Share]:
         """Crypto-shred every share past its expiry: record `expire`, then delete the envelopes."""
+        await self.expire_held()
         now = self.now_str()
         done = await self.store.expire_due(
             now,
@@ -619,9 +720,6 @@ class Gateway(DirectoryUseCases, AgreementUseCases):
     async def checkpoint(self) -> tuple[int, bytes] | None:
         """Sign a checkpoint over every committed entry, if the ledger grew since the last one."""
         return await self.store.checkpoint(self.signer.sign, self.now_str())
-
-    async def ledger(self, f: LedgerFilter) -> list[LedgerRow]:
-        return await self.store.ledger_query(f)
 
 
 GONE_MESSAGES = {

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import hypothesis
 import pyrage
 import pytest
 
@@ -22,6 +23,17 @@ from gateway.auth import EmbeddedIssuer
 from gateway.config import Limits, Settings
 from gateway.home import HomeKeys, init_home
 from gateway.service import Gateway
+
+# Hypothesis profiles, loaded here (before any test module applies its own @settings on top of them):
+# - "ci" (loaded when CI is set, as .ci/run runs): no per-example deadline, since a loaded 2-core machine
+#   can take longer than the default 200 ms on one example without anything being wrong; a failure prints
+#   its reproduction blob (@reproduce_failure).
+# - "repro": the same, derandomised (a fixed seed from each test's name), to re-run exactly what CI ran:
+#   `HYPOTHESIS_PROFILE=repro python -m pytest -q tests/test_entry.py`.
+# HYPOTHESIS_PROFILE chooses any of them (or Hypothesis's own "default") explicitly.
+hypothesis.settings.register_profile("ci", deadline=None, print_blob=True)
+hypothesis.settings.register_profile("repro", hypothesis.settings.get_profile("ci"), derandomize=True)
+hypothesis.settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") else "default"))
 
 FIXTURES = Path(__file__).parent / "fixtures"
 EXAMPLES = FIXTURES / "justifications"
@@ -51,11 +63,14 @@ def not_share_justification() -> dict[str, Any]:
     return example("not-share")
 
 
+def api_settings(home: Path) -> Settings:
+    """The settings every API test runs with (a module that builds an app of its own uses them too)."""
+    return Settings(home=home, expiry_sweep_seconds=3600.0, limits=Limits(max_payload_bytes=8 * 1024 * 1024))
+
+
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings(
-        home=tmp_path / "home", expiry_sweep_seconds=3600.0, limits=Limits(max_payload_bytes=8 * 1024 * 1024)
-    )
+    return api_settings(tmp_path / "home")
 
 
 @pytest.fixture

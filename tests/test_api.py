@@ -113,7 +113,7 @@ async def test_validate_reports_every_problem_and_records_nothing(
     h = api.auth("pat", "practitioner")
     r = await api.client.post("/api/v1/justifications/validate", json=share_justification, headers=h)
     assert r.status == 200
-    assert (await r.json()) | {"policy": None} == {"valid": True, "problems": [], "policy": None}
+    assert (await r.json()) | {"policy": None} == {"valid": True, "problems": [], "policy": None, "safety_nets": []}
     draft = copy.deepcopy(share_justification)
     del draft["rules"]["6_necessary_proportionate"]["necessity"]
     draft["rules"]["5_safety_wellbeing"]["assessment"] = "   "

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import concurrent.futures
 import copy
 import csv
 import hashlib
 import io
 import json
 import re
+import shutil
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,20 +21,22 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pyrage
 import pytest
 from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
 
 from gateway.api import ledger as ledger_api
 from gateway.app import create_app
 from gateway.auth import EmbeddedIssuer
 from gateway.config import Limits, Settings
-from gateway.home import init_home
+from gateway.home import HomeKeys, init_home
 from gateway.ledger import entry as E
 from gateway.ledger.checkpoint import Checkpoint
 from gateway.ledger.entry import canonical
 from gateway.store import queries
-from gateway.store.sqlite import append_entry
-from tests.conftest import Api
+from gateway.store.sqlite import LedgerConnection, append_entry
+from tests.conftest import Api, api_settings, example
 
 PAYLOAD = b"Chronology and referral form (test payload)."
 AUDITOR = ("audrey", "auditor")
@@ -132,8 +136,7 @@ async def all_entries(api: Api, **params: str) -> list[dict[str, Any]]:
             return out
 
 
-@pytest.fixture
-async def seeded(
+async def seed(
     api: Api, alice: Any, bob: Any, share_justification: dict[str, Any], not_share_justification: dict[str, Any]
 ) -> Seeded:
     """Four shares, a decision not to share, fetches, an expiry after max_downloads and a revocation.
@@ -216,6 +219,70 @@ async def seeded(
         seeded.entries[e["index"]] = e["entry"]
         seeded.times[e["index"]] = e["time"]
     return seeded
+
+
+def keyed_connection(api: Api) -> sqlite3.Connection:
+    """A second writer holding the gateway's entry-MAC key (as the CLI does): its entries are authenticated."""
+    conn = sqlite3.connect(api.gateway.settings.db_path, isolation_level=None, factory=LedgerConnection)
+    conn.ledger_mac_key = api.gateway.store.ledger_mac_key
+    return conn
+
+
+# The seeded ledger is built once per session, through the API of a real app on its own home directory
+# (keys, SQLite file, envelopes), and each test that asks for `seeded` gets a copy of that home before its
+# own app opens it: the same data, signed by the same keys, without replaying the seeding for every test.
+
+
+@pytest.fixture(scope="session")
+def identities() -> tuple[Any, Any]:
+    """Alice's and Bob's age identities: the seeded home has their public keys registered."""
+    return pyrage.x25519.Identity.generate(), pyrage.x25519.Identity.generate()
+
+
+@pytest.fixture
+def alice(identities: tuple[Any, Any]) -> Any:
+    return identities[0]
+
+
+@pytest.fixture
+def bob(identities: tuple[Any, Any]) -> Any:
+    return identities[1]
+
+
+@pytest.fixture(scope="session")
+def seeded_home(tmp_path_factory: pytest.TempPathFactory, identities: tuple[Any, Any]) -> tuple[Path, Seeded]:
+    """The home directory (closed: every write committed) of an app seeded by `seed`, and what was seeded."""
+    settings = api_settings(tmp_path_factory.mktemp("seeded") / "home")
+    keys = init_home(settings)
+    issuer = EmbeddedIssuer(keys.token_key, settings.issuer, settings.audience)
+
+    def token(sub: str, role: str, org: str = "test-org", ttl: int = 600) -> str:
+        return issuer.issue(sub, [role], org=org, ttl=ttl)
+
+    async def build() -> Seeded:
+        async with TestClient(TestServer(create_app(settings, keys))) as client:
+            return await seed(Api(client, token), *identities, example("share"), example("not-share"))
+
+    # Its own thread and event loop, whichever loop the first test that needs it runs in.
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        seeded = pool.submit(asyncio.run, build()).result(timeout=300)
+    return settings.home, seeded
+
+
+@pytest.fixture
+def keys(settings: Settings, request: pytest.FixtureRequest) -> HomeKeys:
+    """The conftest fixture, on a copy of the seeded home for a test that uses `seeded`."""
+    if "seeded" in request.fixturenames:
+        home, _ = request.getfixturevalue("seeded_home")
+        shutil.copytree(home, settings.home)
+    return init_home(settings)
+
+
+@pytest.fixture
+def seeded(api: Api, seeded_home: tuple[Path, Seeded]) -> Seeded:
+    """`api` runs on a copy of the seeded home (see `keys`)."""
+    assert api.gateway.settings.home != seeded_home[0]
+    return copy.deepcopy(seeded_home[1])
 
 
 def ledger_size(api: Api) -> int:
@@ -613,7 +680,7 @@ async def test_export_stops_at_the_checkpoint(
 ) -> None:
     """Entries appended after the latest checkpoint are not in the export: it is exactly what was signed."""
     size, note = await checkpointed(api)
-    conn = sqlite3.connect(api.gateway.settings.db_path, isolation_level=None)
+    conn = keyed_connection(api)
     try:
         # Hide newer checkpoints from the export by appending without giving the checkpointer a chance:
         # the entries land and the export runs before the next round (0.5 s).
@@ -639,7 +706,7 @@ async def test_large_export_streams_in_chunks(
     api: Api, not_share_justification: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     n = 20_000
-    conn = sqlite3.connect(api.gateway.settings.db_path, isolation_level=None)
+    conn = keyed_connection(api)
     try:
         conn.execute("BEGIN IMMEDIATE")
         for i in range(n):

@@ -1,8 +1,15 @@
-"""The command line against a real `safeshare serve` subprocess on loopback, as a new user would drive it."""
+"""The command line against a real `safeshare serve` subprocess on loopback, as a new user would drive it.
+
+`serve`, and the commands whose process matters (standard input and output as files, the environment, the
+exit status of the interpreter), run as real processes; the other commands run in-process through
+`gateway.cli.main` — the same code the console script calls — which saves a Python start-up per call."""
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import contextlib
+import io
 import json
 import os
 import socket
@@ -19,16 +26,33 @@ from typing import Any
 import pyrage
 import pytest
 
+from gateway import cli
 from tests.conftest import example, require_tool
 
 
 def safeshare(home: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    r = subprocess.run(
-        [sys.executable, "-m", "gateway.cli", "--home", str(home), *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    """`safeshare --home HOME ARGS` in-process: exit status, standard output and standard error, as a process
+    would give them (argparse's usage errors included). Not for `serve`, which runs until stopped."""
+    assert "serve" not in args[:1], "use serve() for a real server process"
+    argv = ["--home", str(home), *args]
+
+    def run() -> subprocess.CompletedProcess[str]:
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = cli.main(argv)
+            except SystemExit as exc:  # argparse: --help, usage errors
+                code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        return subprocess.CompletedProcess(["safeshare", *argv], code, out.getvalue(), err.getvalue())
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        r = run()
+    else:
+        # Called from an async test: the command's own asyncio.run needs a thread without a running loop.
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            r = pool.submit(run).result(timeout=60)
     if check and r.returncode:
         raise AssertionError(f"safeshare {args}: exit {r.returncode}\n{r.stdout}\n{r.stderr}")
     return r
@@ -73,7 +97,7 @@ def serve(home: Path, log_path: Path, *extra: str) -> Iterator[str]:
     """A real `safeshare serve` on a free loopback port (with `extra` arguments, e.g. --dev); yields its base URL
     once /healthz answers."""
     port = free_port()
-    log = open(log_path, "w")  # noqa: SIM115
+    log = open(log_path, "w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "gateway.cli", "--home", str(home), "serve", "--port", str(port), *extra],
         stdout=log,
@@ -165,16 +189,10 @@ def test_init_is_idempotent_and_never_overwrites_keys(tmp_path: Path) -> None:
     assert {p.name: p.read_bytes() for p in (home / "keys").iterdir()} == keys
 
 
-def test_home_from_environment(tmp_path: Path) -> None:
+def test_home_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     home = tmp_path / "envhome"
-    r = subprocess.run(
-        [sys.executable, "-m", "gateway.cli", "init"],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "SAFESHARE_HOME": str(home)},
-        timeout=60,
-    )
-    assert r.returncode == 0, r.stderr
+    monkeypatch.setenv("SAFESHARE_HOME", str(home))
+    assert cli.main(["init"]) == 0
     assert (home / "keys" / "token-issuer.ed25519.pem").exists()
 
 
@@ -239,30 +257,11 @@ def test_share_and_fetch_through_the_cli(served: tuple[Path, str], tmp_path: Pat
     share_id = json.loads(resp)["share_id"]
 
     out = tmp_path / "out.bin"
-    r = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "gateway.cli",
-            "fetch",
-            "--gateway",
-            url,
-            "--token",
-            tok["recipient"],
-            "--identity",
-            str(tmp_path / "alice.key"),
-            share_id,
-            "-o",
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert r.returncode == 0, r.stderr
+    fetch = ("fetch", "--gateway", url, "--token", tok["recipient"])
+    safeshare(home, *fetch, "--identity", str(tmp_path / "alice.key"), share_id, "-o", str(out))
     assert out.read_bytes() == payload
 
-    # To standard output, as `age -d` would.
+    # To standard output, as `age -d` would (a real process: its standard output is the decrypted bytes).
     r2 = subprocess.run(
         [
             sys.executable,
@@ -285,25 +284,8 @@ def test_share_and_fetch_through_the_cli(served: tuple[Path, str], tmp_path: Pat
     # A wrong identity cannot decrypt, and says so.
     other = pyrage.x25519.Identity.generate()
     (tmp_path / "other.key").write_text(f"{other}\n")
-    r3 = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "gateway.cli",
-            "fetch",
-            "--gateway",
-            url,
-            "--token",
-            tok["recipient"],
-            "--identity",
-            str(tmp_path / "other.key"),
-            share_id,
-            "-o",
-            str(tmp_path / "nope"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
+    r3 = safeshare(
+        home, *fetch, "--identity", str(tmp_path / "other.key"), share_id, "-o", str(tmp_path / "nope"), check=False
     )
     assert r3.returncode == 1 and "decrypt" in r3.stderr and not (tmp_path / "nope").exists()
 

@@ -45,6 +45,14 @@ def test_unknown_settings_are_refused(tmp_path: Path) -> None:
         load_settings(tmp_path)
 
 
+def test_unknown_oidc_settings_are_refused(tmp_path: Path) -> None:
+    (tmp_path / "safeshare.toml").write_text(
+        '[[oidc]]\nissuer = "https://idp.test"\naudience = "a"\njwks_url = "https://idp.test/k"\nrole_claim = "x"\n'
+    )
+    with pytest.raises(ValueError, match=r"unknown \[\[oidc\]\] setting\(s\): role_claim"):
+        load_settings(tmp_path)
+
+
 def test_home_resolution(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SAFESHARE_HOME", str(tmp_path / "env"))
     assert resolve_home(None) == tmp_path / "env"

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import time
 from typing import Any
 
+import pytest
 import rfc8785
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from hypothesis.errors import DeadlineExceeded
 
 from gateway.ledger.entry import canonical, format_time, parse_time, seal
 
@@ -60,3 +64,23 @@ def test_sealed_entries_are_canonical(share_justification: dict[str, Any]) -> No
     )
     data, _ = seal(e, 3)
     assert data == rfc8785.dumps({**e, "index": 3})
+
+
+def test_ci_profile_has_no_deadline() -> None:
+    """conftest's "ci" profile (loaded when CI is set): a slow example on a loaded machine is not a failure,
+    where Hypothesis's default 200 ms deadline makes it one."""
+    if os.environ.get("CI") and not os.environ.get("HYPOTHESIS_PROFILE"):
+        assert settings.default.deadline is None
+
+    def under(profile: str) -> None:
+        @settings(settings.get_profile(profile), max_examples=1, database=None)
+        @given(st.just(0))  # nothing to shrink: one example, run once more to confirm a deadline failure
+        def slow(_: int) -> None:
+            time.sleep(0.25)
+
+        slow()
+
+    under("ci")
+    under("repro")
+    with pytest.raises(DeadlineExceeded):
+        under("default")

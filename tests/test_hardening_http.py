@@ -63,13 +63,13 @@ def call(
     method: str | None = None,
     headers: dict[str, str] | None = None,
 ) -> tuple[int, dict[str, str], bytes]:
-    req = urllib.request.Request(url, data=data, method=method, headers=headers or {})  # noqa: S310
+    req = urllib.request.Request(url, data=data, method=method, headers=headers or {})
     if token:
         req.add_header("Authorization", f"Bearer {token}")
     if ctype:
         req.add_header("Content-Type", ctype)
     try:
-        with urllib.request.urlopen(req, timeout=30) as r:  # noqa: S310
+        with urllib.request.urlopen(req, timeout=30) as r:
             return r.status, dict(r.headers), r.read()
     except urllib.error.HTTPError as e:
         return e.code, dict(e.headers), e.read()
@@ -166,19 +166,19 @@ def serve(
         if nofile is not None:
             resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
 
-    log = open(log_path, "w")  # noqa: SIM115
+    log = open(log_path, "w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "gateway.cli", "--home", str(home), "serve", "--port", str(port)],
         stdout=log,
         stderr=subprocess.STDOUT,
-        preexec_fn=limit_files,  # noqa: PLW1509 - only setrlimit, before exec
+        preexec_fn=limit_files,
     )
     url = f"http://{HOST}:{port}"
     try:
         deadline = time.monotonic() + 30
         while True:
             try:
-                if urllib.request.urlopen(url + "/healthz", timeout=1).status == 200:  # noqa: S310
+                if urllib.request.urlopen(url + "/healthz", timeout=1).status == 200:
                     break
             except OSError:
                 if proc.poll() is not None or time.monotonic() > deadline:
@@ -518,7 +518,7 @@ def test_protocol_errors_are_json_and_echo_nothing(served: Served) -> None:
 
     # Every 405 says what is allowed, in JSON; unknown routes are JSON 404s.
     admin = served.token("root", "admin")
-    for method, path in (("DELETE", "/healthz"), ("PUT", "/api/v1/shares"), ("GET", "/api/v1/decisions")):
+    for method, path in (("DELETE", "/healthz"), ("PUT", "/api/v1/shares"), ("GET", "/api/v1/justifications/validate")):
         status, headers, body = call(served.url + path, admin, method=method)
         assert status == 405, (method, path)
         assert headers.get("Allow"), (method, path)

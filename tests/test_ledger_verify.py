@@ -22,7 +22,7 @@ from gateway.ledger import merkle
 from gateway.ledger.checkpoint import Checkpoint, NoteVerifier, verify_checkpoint
 from gateway.ledger.entry import decision_entry, utc_now
 from gateway.ledger.signer import LedgerSigner
-from gateway.store.sqlite import TreeReader, append_entry, create_schema, load_tree
+from gateway.store.sqlite import LedgerConnection, TreeReader, append_entry, create_schema, load_tree
 from tests import rfc9162_verifier as rfc
 from tests.conftest import Api, example
 from tests.test_cli import call, safeshare, served  # noqa: F401 - `served` is a fixture
@@ -137,10 +137,13 @@ def _build_ledger(
     checkpoint_at: tuple[int, ...],
     key: Ed25519PrivateKey | None = None,
     origin: str = "safeshare.local/ledger",
+    mac_key: bytes | None = None,
 ) -> None:
-    create_schema(db)
+    """Append through the store's own `append_entry`; with `mac_key`, as the gateway does (entries carry MACs)."""
+    create_schema(db, mac_key)
     signer = LedgerSigner(origin, key or Ed25519PrivateKey.generate())
-    conn = sqlite3.connect(db, isolation_level=None)
+    conn = sqlite3.connect(db, isolation_level=None, factory=LedgerConnection)
+    conn.ledger_mac_key = mac_key
     conn.execute("BEGIN")
     j = example("not-share")
     for i in range(n):
@@ -168,7 +171,14 @@ def _build_ledger(
 def home_ledger(tmp_path: Path) -> Settings:
     settings = Settings(home=tmp_path / "home")
     keys = init_home(settings)
-    _build_ledger(settings.db_path, 40, checkpoint_at=(10, 25, 40), key=keys.ledger_key, origin=settings.log_origin)
+    _build_ledger(
+        settings.db_path,
+        40,
+        checkpoint_at=(10, 25, 40),
+        key=keys.ledger_key,
+        origin=settings.log_origin,
+        mac_key=keys.ledger_mac_key,
+    )
     return settings
 
 
@@ -212,8 +222,8 @@ def test_verify_catches_an_edit_with_a_recomputed_leaf_hash(home_ledger: Setting
     leaf = merkle.leaf_hash(edited)
     _tamper(home_ledger, "UPDATE ledger SET entry = ?, leaf_hash = ? WHERE idx = 17", params=(edited, leaf))
     r = _verify(home_ledger)
-    # The signed checkpoint for size 25 no longer matches: entries 10..24 are untrustworthy.
-    assert r.returncode == 1 and "first bad index: 10" in r.stderr and "size 25" in r.stderr
+    # The entry's MAC (keyed outside the database) no longer matches its leaf: named exactly.
+    assert r.returncode == 1 and "first bad index: 17" in r.stderr and "MAC" in r.stderr
 
 
 def test_verify_names_a_deleted_row(home_ledger: Settings) -> None:

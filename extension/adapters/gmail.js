@@ -6,7 +6,8 @@
  * - the Send button: [role="button"] whose data-tooltip / aria-label starts with "Send";
  *   a compose window is the nearest ancestor of the editor that also holds its Send button;
  * - recipients: chips carrying the address in data-hovercard-id (or email), inside the fields labelled
- *   "To recipients" / "CC recipients" (case varies), or in the hidden inputs name="to" / name="cc";
+ *   "To recipients" / "CC recipients" (case varies) — only chips and fields that are visibly shown
+ *   (kit.isShown), never hidden inputs;
  * - subject: input[name="subjectbox"];
  * - attachments: chips linking to the attachment (a[href*="attid="]) with the file name in the chip
  *   (download attribute, or the .vI name element), removed with their "Remove attachment" button.
@@ -35,17 +36,16 @@
 
   function recipients(compose, kind) {
     const field = K.byLabel(compose, new RegExp(`^${kind} recipients$`, "i"));
-    const hidden = compose.querySelector(`input[name="${kind.toLowerCase()}"]`);
     const found = [];
     const row = chipRow(field, kind);
     const add = (list) => list.forEach((a) => found.includes(a) || found.push(a));
+    // Only what Gmail visibly shows: chips and the typed field (never a hidden input, nor an invisible chip).
     if (row) {
       for (const chip of row.querySelectorAll("[data-hovercard-id], [email]")) {
-        add(K.emailsIn(chip.getAttribute("email") ?? chip.getAttribute("data-hovercard-id")));
+        if (K.isShown(chip)) add(K.emailsIn(chip.getAttribute("email") ?? chip.getAttribute("data-hovercard-id")));
       }
     }
-    if (field && (field.tagName === "INPUT" || field.tagName === "TEXTAREA")) add(K.emailsIn(field.value));
-    if (hidden) add(K.emailsIn(hidden.value));
+    if (field && (field.tagName === "INPUT" || field.tagName === "TEXTAREA") && K.isShown(field)) add(K.emailsIn(field.value));
     return found;
   }
 

@@ -28,6 +28,60 @@
     return found;
   }
 
+  /**
+   * Whether the webmail visibly shows `el`: not hidden (attribute, input type, aria-hidden), not display:none,
+   * visibility:hidden/collapse or opacity 0 (its own or an ancestor's), not of zero size and not placed off
+   * the page. Recipients are read only from what this accepts, so a script that slips an invisible address
+   * into the compose window adds no one. Without a layout engine (the unit tests' DOM) only the markup checks
+   * apply.
+   */
+  function isShown(el) {
+    if (!el || el.nodeType !== 1) return false;
+    if (el.tagName === "INPUT" && String(el.getAttribute("type") ?? "").toLowerCase() === "hidden") return false;
+    const view = el.ownerDocument?.defaultView;
+    const computed = typeof view?.getComputedStyle === "function";
+    for (let n = el; n && n.nodeType === 1; n = n.parentElement) {
+      if (n.hasAttribute("hidden") || n.getAttribute("aria-hidden") === "true") return false;
+      if (!computed) continue;
+      const st = view.getComputedStyle(n);
+      if (st.display === "none" || st.visibility === "hidden" || st.visibility === "collapse") return false;
+      if (Number(st.opacity) < 0.1) return false;
+      if (st.contentVisibility === "hidden") return false;
+    }
+    if (!computed || typeof el.getBoundingClientRect !== "function") return true;
+    const r = el.getBoundingClientRect();
+    if (r.width < 2 || r.height < 2) return false;
+    const sx = view.scrollX ?? 0;
+    const sy = view.scrollY ?? 0;
+    if (r.right + sx <= 0 || r.bottom + sy <= 0) return false;
+    const doc = el.ownerDocument.documentElement;
+    if (r.left + sx >= Math.max(doc.scrollWidth, view.innerWidth) || r.top + sy >= Math.max(doc.scrollHeight, view.innerHeight)) return false;
+    const clip = view.getComputedStyle(el).clipPath;
+    if (clip && /inset\(\s*50%|circle\(\s*0/.test(clip)) return false;
+    return true;
+  }
+
+  /** Addresses the webmail visibly shows under `el`: shown elements' attributes, shown fields' values, shown text. */
+  function visibleEmailsUnder(el, attrs = ["email", "data-hovercard-id", "title", "aria-label", "data-email"]) {
+    if (!isShown(el)) return [];
+    const found = [];
+    const add = (list) => list.forEach((a) => found.includes(a) || found.push(a));
+    const doc = el.ownerDocument;
+    for (const node of [el, ...el.querySelectorAll("*")]) {
+      if (!isShown(node)) continue;
+      for (const name of attrs) if (node.hasAttribute?.(name)) add(emailsIn(node.getAttribute(name)));
+      if (node.tagName === "INPUT" || node.tagName === "TEXTAREA") add(emailsIn(node.value));
+    }
+    const SHOW_TEXT = doc.defaultView?.NodeFilter?.SHOW_TEXT ?? 4;
+    if (typeof doc.createTreeWalker === "function") {
+      const walker = doc.createTreeWalker(el, SHOW_TEXT);
+      for (let t = walker.nextNode(); t; t = walker.nextNode()) if (isShown(t.parentElement)) add(emailsIn(t.nodeValue));
+    } else {
+      add(emailsIn(el.textContent));
+    }
+    return found;
+  }
+
   /** The first element under `root` whose aria-label matches `re`. */
   function byLabel(root, re, selector = "[aria-label]") {
     for (const el of root.querySelectorAll(selector)) if (re.test(el.getAttribute("aria-label") ?? "")) return el;
@@ -81,6 +135,6 @@
     if (typeof el.click === "function") el.click();
   }
 
-  globalThis.SafeShareAdapterKit = { emailsIn, emailsUnder, byLabel, ancestorWith, text, setEditableText, setFieldValue, click, escapeHtml };
+  globalThis.SafeShareAdapterKit = { emailsIn, emailsUnder, isShown, visibleEmailsUnder, byLabel, ancestorWith, text, setEditableText, setFieldValue, click, escapeHtml };
   globalThis.SafeShareAdapters = globalThis.SafeShareAdapters ?? {};
 })();

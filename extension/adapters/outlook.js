@@ -7,7 +7,7 @@
  * - the Send button: button[aria-label="Send"] (or title starting "Send"); a compose form is the nearest
  *   ancestor of the editor that also holds its Send button;
  * - recipients: the wells labelled "To" and "Cc" (role="textbox"); each recipient pill carries the address
- *   in its title / aria-label or text;
+ *   in its title / aria-label or text; only pills and text visibly shown count (kit.visibleEmailsUnder);
  * - subject: input[aria-label="Add a subject"] (or "Subject");
  * - attachments: the list labelled "Attachments"; each card (role="option" or "listitem") has the file name in
  *   its title, a download link, and a button whose aria-label starts "Remove".
@@ -49,8 +49,8 @@
       const subject = compose.querySelector('input[aria-label="Add a subject"], input[aria-label="Subject"], input[placeholder="Add a subject"]');
       return {
         webmail: "outlook",
-        to: K.emailsUnder(well(compose, /^to$/i)),
-        cc: K.emailsUnder(well(compose, /^cc$/i)),
+        to: K.visibleEmailsUnder(well(compose, /^to$/i)),
+        cc: K.visibleEmailsUnder(well(compose, /^cc$/i)),
         subject: subject?.value ?? "",
         text: K.text(body),
         html: body ? body.innerHTML : "",

@@ -9,7 +9,8 @@
  *   user can switch at any time, so the mode is looked up on every read and replace, never remembered;
  * - the Send button: button.send / a.send (Roundcube's names begin with an icon-font character, so the
  *   name is not matched);
- * - recipients: the fields name="_to" / "_cc" (Roundcube's recipient widget keeps them up to date);
+ * - recipients: the recipient widget's visible chips next to the fields name="_to" / "_cc" (or the field
+ *   itself when it is a visible text box); the hidden field behind the widget is never read;
  * - subject: name="_subject";
  * - attachments: #attachment-list li (id "rcmfile…"); Roundcube uploads them at once, so they are fetched
  *   back with ?_task=mail&_action=display-attachment&_file=ID&_id=COMPOSE_ID; each has a delete link a.delete.
@@ -43,12 +44,35 @@
     return compose.querySelector(`[name="${name}"]`) ?? compose.ownerDocument.querySelector(`[name="${name}"]`);
   }
 
+  /**
+   * The recipients Roundcube visibly shows for field `name`: the recipient widget's chips (ul.recipient-input
+   * li.recipient) and what is typed in its input, or the field itself when it is shown as a plain text box.
+   * The hidden _to/_cc textarea behind the widget is never read, so an address slipped into it (or an invisible
+   * chip) is not shared with.
+   */
+  function shownRecipients(compose, name) {
+    const area = field(compose, name);
+    if (!area) return [];
+    const widget = area.parentElement?.querySelector("ul.recipient-input");
+    const found = [];
+    const add = (list) => list.forEach((a) => found.includes(a) || found.push(a));
+    if (widget) {
+      if (!K.isShown(widget)) return [];
+      for (const li of widget.querySelectorAll("li.recipient")) {
+        if (K.isShown(li)) add(K.emailsIn(`${li.getAttribute("title") ?? ""} ${K.text(li)}`));
+      }
+      for (const input of widget.querySelectorAll("li.input input")) if (K.isShown(input)) add(K.emailsIn(input.value));
+      return found;
+    }
+    return K.isShown(area) ? K.emailsIn(area.value) : [];
+  }
+
   /** The HTML editor's editable body (TinyMCE's iframe is "<textarea id>_ifr"), or null when it is not open. */
   function editorBody(compose) {
     const area = textarea(compose);
     const id = area?.getAttribute("id") || "composebody";
     const frame = compose.ownerDocument.querySelector(`iframe#${id}_ifr`);
-    let inner = null;
+    let inner;
     try {
       inner = frame?.contentDocument ?? null;
     } catch {
@@ -310,8 +334,8 @@
       }
       return {
         webmail: "roundcube",
-        to: K.emailsIn(field(compose, "_to")?.value),
-        cc: K.emailsIn(field(compose, "_cc")?.value),
+        to: shownRecipients(compose, "_to"),
+        cc: shownRecipients(compose, "_cc"),
         subject: field(compose, "_subject")?.value ?? "",
         text,
         html,

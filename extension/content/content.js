@@ -44,30 +44,84 @@
   function closePanel(session) {
     const entry = open.get(session);
     if (!entry) return;
+    clearInterval(entry.watch);
     entry.frame.remove();
     open.delete(session);
     entry.button?.focus();
   }
 
-  function showPanel(session, compose, button) {
+  const S = globalThis.SafeShareSnapshot;
+  /** How long after the click the draft is read a second time (a page that swapped it for the click shows). */
+  const SETTLE_MS = 400;
+  /** How often an open panel's compose window is compared with what the panel shows. */
+  const WATCH_MS = 1000;
+  const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+  /**
+   * The panel's address carries no session: the worker gives the content script a one-time ticket, which is
+   * posted into the panel frame SafeShare made (postMessage to the extension's origin: the page cannot read
+   * it). The worker hands the draft only to the panel that presents the ticket, from this tab, once.
+   */
+  function showPanel(session, ticket, compose, button, snapshot) {
     for (const s of [...open.keys()]) closePanel(s);
     const frame = document.createElement("iframe");
-    frame.src = api.runtime.getURL("panel/panel.html") + "?session=" + encodeURIComponent(session);
+    const url = api.runtime.getURL("panel/panel.html");
+    frame.src = url;
     frame.title = "SafeShare: share securely";
     frame.className = "safeshare-panel-frame";
     frame.setAttribute("allow", "");
+    frame.addEventListener(
+      "load",
+      () => {
+        frame.contentWindow?.postMessage({ safeshareTicket: ticket }, new URL(url).origin);
+        // Focus the loaded panel (the first focus, before it loaded, may not have reached its document).
+        const now = document.activeElement;
+        if (!now || now === document.body || now === frame || now === button) frame.focus();
+      },
+      { once: true },
+    );
     document.body.appendChild(frame);
     frame.focus();
-    open.set(session, { compose, frame, button });
+    const entry = { compose, frame, button, snapshot, reported: "" };
+    entry.watch = setInterval(() => watch(session, entry), WATCH_MS);
+    open.set(session, entry);
+  }
+
+  /** Tell the worker (once per new difference) when the compose window no longer matches the panel's snapshot. */
+  function watch(session, entry) {
+    let now;
+    try {
+      now = adapter.read(entry.compose);
+    } catch {
+      return;
+    }
+    const parts = S.differences(entry.snapshot, now);
+    const key = parts.join(",");
+    if (key === entry.reported) return;
+    entry.reported = key;
+    api.runtime.sendMessage({ type: "compose-changed", session, parts }).catch(() => {});
+  }
+
+  /**
+   * Read the draft at the click and once more a moment later; the later read is the snapshot. When the two
+   * differ, the page changed the draft around the click (or the practitioner was still typing): the panel is
+   * told which parts, and says so above the snapshot it shows in full.
+   */
+  async function snapshot(compose) {
+    const first = adapter.read(compose);
+    await sleep(SETTLE_MS);
+    const second = adapter.read(compose);
+    const unsteady = S.differences(first, second);
+    return { read: second, draft: { ...(await withAttachmentBytes(second)), unsteady } };
   }
 
   async function onShare(compose, button) {
     button.disabled = true;
     try {
-      const draft = await withAttachmentBytes(adapter.read(compose));
+      const { read, draft } = await snapshot(compose);
       const answer = await api.runtime.sendMessage({ type: "open", draft });
       if (!answer?.ok) throw new Error(answer?.error?.message ?? "SafeShare could not open.");
-      showPanel(answer.value.session, compose, button);
+      showPanel(answer.value.session, answer.value.ticket, compose, button, read);
     } catch (e) {
       button.setAttribute("aria-description", String(e.message ?? e));
       alert(`SafeShare: ${e.message ?? e}`);
@@ -89,6 +143,9 @@
     button.addEventListener("click", (ev) => {
       ev.preventDefault();
       ev.stopPropagation();
+      // Only the practitioner's own click or key press: a page script's button.click() or dispatched event
+      // (isTrusted false) opens nothing and hands nothing to the worker.
+      if (!ev.isTrusted || button.disabled) return;
       onShare(compose, button);
     });
     anchor.insertAdjacentElement("afterend", button);
@@ -105,6 +162,22 @@
       closePanel(msg.session);
       sendResponse({ ok: true });
       return false;
+    }
+    if (msg.type === "reread") {
+      // The practitioner chose to refresh the panel's snapshot from the compose window (asked by the worker).
+      if (!entry) {
+        sendResponse({ ok: false, error: "The compose window is no longer open." });
+        return false;
+      }
+      snapshot(entry.compose).then(
+        ({ read, draft }) => {
+          entry.snapshot = read;
+          entry.reported = "";
+          sendResponse({ ok: true, draft });
+        },
+        (e) => sendResponse({ ok: false, error: String(e.message ?? e) }),
+      );
+      return true;
     }
     if (msg.type === "replace") {
       if (!entry) {

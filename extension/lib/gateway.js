@@ -113,7 +113,7 @@ export function gatewayClient({ baseUrl, token, fetch: f = globalThis.fetch.bind
     } catch {
       throw unreachable(base);
     }
-    let body = null;
+    let body;
     const text = await resp.text().catch(() => "");
     try {
       body = text ? JSON.parse(text) : null;
@@ -134,7 +134,9 @@ export function gatewayClient({ baseUrl, token, fetch: f = globalThis.fetch.bind
     /** Public (no token): how this gateway lets people sign in. */
     authConfig: async () => (await call("/api/v1/auth/config", {}, { signedIn: false })).body,
     policy: async () => (await call("/api/v1/policy")).body,
-    validate: async (justification) => (await json("/api/v1/justifications/validate", justification)).body,
+    /** With a `disclosure` (a share made another way), both are checked by the gateway's one set of rules. */
+    validate: async (justification, disclosure) =>
+      (await json("/api/v1/justifications/validate", disclosure === undefined ? justification : { justification, disclosure })).body,
     recipients: async (q) => (await call(`/api/v1/recipients?q=${encodeURIComponent(q)}`)).body.recipients ?? [],
     /** The partnership agreements covering a draft (recipients, purpose, categories, roles), with who has signed. */
     agreementOffers: async ({ recipients = [], purpose = "", categories = [], roles = [] }) => {
@@ -142,8 +144,14 @@ export function gatewayClient({ baseUrl, token, fetch: f = globalThis.fetch.bind
       for (const [k, v] of [...q]) if (!v) q.delete(k);
       return (await call(`/api/v1/agreements/offers?${q}`)).body;
     },
-    decide: async (justification, idempotencyKey = newKey()) =>
-      (await json("/api/v1/decisions", justification, { "Idempotency-Key": idempotencyKey })).body,
+    decide: async (justification, disclosure, idempotencyKey = newKey()) =>
+      (
+        await json(
+          "/api/v1/decisions",
+          disclosure === undefined ? justification : { justification, disclosure },
+          { "Idempotency-Key": idempotencyKey },
+        )
+      ).body,
     /**
      * @param {object} meta  recipients, justification, payload_content_type, expires_in
      * @param {string|Uint8Array} payload

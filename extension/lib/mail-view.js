@@ -49,6 +49,7 @@ function addressList(list) {
 /** A file name that is safe to offer for download: no folders, no control characters. */
 function cleanFilename(name, index, mimeType) {
   const cleaned = String(name ?? "")
+    // eslint-disable-next-line no-control-regex -- control characters are exactly what is removed
     .replace(/[\u0000-\u001f\u007f]/g, "")
     .replace(/[\\/]/g, "_")
     .trim();

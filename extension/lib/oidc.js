@@ -212,7 +212,7 @@ export async function signInWith(issuer, { redirectUri, launch, fetch: f, crypto
   } catch {
     throw new SignInError("unreachable", `Your organisation's sign-in service could not be reached to finish the sign-in. Check your connection, then try again. ${NOT_SIGNED_IN}`);
   }
-  let body = null;
+  let body;
   try {
     body = JSON.parse(await resp.text());
   } catch {

@@ -355,7 +355,7 @@ export function recipientClient({ baseUrl, token, fetch: f = globalThis.fetch.bi
     }
     if (!resp.ok) {
       const text = await resp.text().catch(() => "");
-      let body = null;
+      let body;
       try {
         body = text ? JSON.parse(text) : null;
       } catch {
@@ -386,6 +386,8 @@ export function recipientClient({ baseUrl, token, fetch: f = globalThis.fetch.bi
     inbox: (c) => json(`/api/v1/inbox${cursor(c)}`),
     share: async (id) => json(`/api/v1/shares/${sid(id)}`),
     sent: (c) => json(`/api/v1/shares${cursor(c)}`),
+    /** The caller's decisions recorded without a payload: shares made another way ("by phone to …"), not-share decisions. */
+    decisions: (c) => json(`/api/v1/decisions${cursor(c)}`),
     policy: (id) => json(id ? `/api/v1/policies/${encodeURIComponent(id)}` : "/api/v1/policy"),
     acknowledge: async (id, note) => post(`/api/v1/shares/${sid(id)}/acknowledge`, { note }),
     /**

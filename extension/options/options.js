@@ -147,3 +147,15 @@ $("settings-form").addEventListener("submit", save);
 $("token-form").addEventListener("submit", signIn);
 $("sign-out").addEventListener("click", signOut);
 load().catch((e) => showAlert(e.message));
+
+// The panel phrase: kept by the worker where web pages and content scripts cannot read it (lib/private-store.js).
+async function loadPhrase() {
+  $("panel-phrase").value = (await ask("phrase")).phrase;
+}
+async function savePhrase(ev) {
+  ev.preventDefault();
+  const { phrase } = await ask("set-phrase", { phrase: $("panel-phrase").value });
+  $("phrase-saved").textContent = phrase ? "Saved. The SafeShare panel now shows this phrase at its top." : "Phrase removed.";
+}
+$("phrase-form").addEventListener("submit", (ev) => savePhrase(ev).catch((e) => showAlert(e.message)));
+loadPhrase().catch(() => {});

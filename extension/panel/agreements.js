@@ -95,7 +95,7 @@ export function setupAgreements({ ask, fields, recipients }) {
       });
       const why = node("p", {
         id: explanationId,
-        class: a.covers_all_recipients ? "hint" : "hint warning",
+        class: a.covers_all_recipients ? "hint" : "hint agreement-uncovered",
         text: a.explanation,
       });
       fs.append(node("div", { class: "agreement-offer", "data-agreement-offer": a.id }, label, why, link));

@@ -57,6 +57,8 @@ function toField(policy, node, key, path, required, inheritedRule) {
     description: n.description,
     rule,
     required,
+    // Fields a policy safety net releases (x-safety-net): shown only while that safety net applies.
+    safetyNet: typeof n["x-safety-net"] === "string" ? n["x-safety-net"] : undefined,
   };
   if (n.type === "object" || n.properties) {
     const req = new Set(n.required ?? []);
@@ -257,4 +259,51 @@ export function notificationText({ shareId, ledgerIndex, expiresAt, gatewayUrl, 
     "",
     "This email itself contains no sensitive information." + (sender ? ` Sent by ${sender}.` : ""),
   ].join("\n");
+}
+
+// -- Shared another way (golden rule 7 for phone calls, meetings, letters) ------------------------------------
+
+/** How it was shared, in the order the panel offers them (the gateway's `disclosure.channel` values). */
+export const CHANNELS = [
+  { value: "phone", label: "By phone" },
+  { value: "meeting", label: "At a meeting (for example a strategy discussion)" },
+  { value: "in_person", label: "In person" },
+  { value: "letter", label: "By letter" },
+  { value: "other_system", label: "Through another system" },
+  { value: "other", label: "Another way" },
+];
+
+/**
+ * The `disclosure` for what was entered: raw values by path ("disclosure.channel", "disclosure.with.0.name", …,
+ * "disclosure.at" as a datetime-local value in the practitioner's time zone). Empty answers are left out so the
+ * gateway names them; the gateway's validator is the only judge of what is acceptable.
+ * @param {Record<string, any>} state
+ * @param {number} people  rows in the "with whom" list
+ */
+export function toDisclosure(state, people) {
+  const out = {};
+  const text = (k) => String(state[k] ?? "").trim();
+  if (text("disclosure.channel")) out.channel = text("disclosure.channel");
+  out.with = [];
+  for (let i = 0; i < people; i++) {
+    const row = {};
+    for (const k of ["name", "role", "organisation"]) if (text(`disclosure.with.${i}.${k}`)) row[k] = text(`disclosure.with.${i}.${k}`);
+    if (Object.keys(row).length) out.with.push(row);
+  }
+  if (text("disclosure.summary")) out.summary = String(state["disclosure.summary"]);
+  const at = text("disclosure.at");
+  if (at) out.at = localToRfc3339(at);
+  return out;
+}
+
+/** "2026-12-03T09:30" (datetime-local, the browser's zone) → RFC 3339 in UTC; anything unparseable is kept as typed. */
+export function localToRfc3339(value) {
+  const d = new Date(value);
+  return Number.isNaN(d.getTime()) ? value : d.toISOString();
+}
+
+/** The value for a datetime-local input showing `date` in the browser's zone, to the minute. */
+export function toLocalInput(date) {
+  const pad = (n) => String(n).padStart(2, "0");
+  return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())}T${pad(date.getHours())}:${pad(date.getMinutes())}`;
 }

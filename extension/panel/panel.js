@@ -4,11 +4,17 @@
  * records a decision not to share through the service worker.
  */
 import { setupAgreements } from "./agreements.js";
-import { fieldTree, placeProblems, policyInfo, problemsPerRule, ruleTexts, toJustification } from "./form-model.js";
+import { CHANNELS, fieldTree, placeProblems, policyInfo, problemsPerRule, ruleTexts, toDisclosure, toJustification, toLocalInput } from "./form-model.js";
+import { claimSession, confirmStep, hasVisibilityTracking, watchFocus, watchVisibility } from "./guard.js";
+import { renderChanged, renderRecipientSummary, renderSnapshot } from "./snapshot-view.js";
 
 const api = globalThis.browser ?? globalThis.chrome;
 const $ = (id) => document.getElementById(id);
-const session = new URLSearchParams(location.search).get("session") ?? "";
+/** Given by the worker for the ticket SafeShare's content script posts into this frame (guard.js). */
+let session = "";
+/** The panel's visibility watch (guard.js), and whether the email changed since its snapshot. */
+let visibility = null;
+let draftChanged = false;
 
 let tree = [];
 let policyId;
@@ -115,14 +121,14 @@ function renderField(f, path) {
   }
 }
 
-function renderObject(f, path, rules) {
+function renderObject(f, path) {
   const isRule = /^rules\.\d/.test(path);
   const legend = el("legend", {}, el("span", { text: f.title }), el("span", { class: "count", dataset: { countFor: path } }));
   const fs = el("fieldset", { id: idFor(path), class: isRule ? "rule" : "group" }, legend);
   if (f.question) fs.append(el("p", { class: "question", text: f.question }));
   if (isRule && f.description) fs.append(el("p", { class: "hint", text: f.description }));
   for (const c of f.children ?? []) fs.append(renderField(c, `${path}.${c.key}`));
-  const box = el("div", { class: "field", dataset: { field: path, rule: f.rule ?? "" } }, fs);
+  const box = el("div", { class: "field", dataset: { field: path, rule: f.rule ?? "", ...(f.safetyNet ? { safetyNet: f.safetyNet } : {}) }, hidden: !!f.safetyNet }, fs);
   box.append(el("p", { class: "problem", id: "p-" + idFor(path), hidden: true }));
   return box;
 }
@@ -242,15 +248,24 @@ function updateButtons() {
   globalThis.__pending = validating > 0;
   const d = decision();
   const busy = validating > 0 || finished;
-  $("share").disabled = busy || !valid || d !== "share" || !recipientsOk;
+  $("share").disabled = busy || !valid || d !== "share" || !recipientsOk || elsewhere || !guardAllows();
   $("not-share").disabled = busy || !valid || d !== "not_share";
+  $("record-elsewhere").hidden = !elsewhere;
+  $("record-elsewhere").disabled = busy || !valid || d !== "share" || !elsewhere;
 }
 
 function describeStatus(problems, perRule) {
   if (finished) return;
+  describeProblems(problems, perRule);
+  // The status line is announced: say that a safeguarding principle now applies, and where it is shown.
+  if (netsShown) $("status").textContent += " A safeguarding principle applies: read it under Risk level.";
+}
+
+function describeProblems(problems, perRule) {
   if (!problems.length) {
     const d = decision();
-    if (d === "share" && !recipientsOk) $("status").textContent = "The justification is complete, but the recipients need attention (see Recipients).";
+    if (d === "share" && elsewhere) $("status").textContent = "Ready to record that you shared this another way.";
+    else if (d === "share" && !recipientsOk) $("status").textContent = "The justification is complete, but the recipients need attention (see Recipients).";
     else $("status").textContent = d === "not_share" ? "Ready to record your decision not to share." : "Ready to share.";
     return;
   }
@@ -267,7 +282,7 @@ let seq = 0;
 let lastAsked = null;
 function changed() {
   // A text field's "change" on blur (e.g. when the practitioner clicks Share) changes nothing: keep the answer.
-  const now = JSON.stringify(justification());
+  const now = JSON.stringify([justification(), elsewhere ? disclosure() : null]);
   if (now === lastAsked) return;
   lastAsked = now;
   valid = false;
@@ -277,11 +292,14 @@ function changed() {
   timer = setTimeout(async () => {
     const mine = ++seq;
     try {
-      const answer = await ask("validate", { justification: justification() });
+      const answer = await ask("validate", { justification: justification(), ...(elsewhere ? { disclosure: disclosure() } : {}) });
       if (mine !== seq) return;
       valid = !!answer.valid;
-      const perRule = renderProblems(answer.problems ?? []);
-      describeStatus(answer.problems ?? [], perRule);
+      const all = answer.problems ?? [];
+      renderSafetyNets(answer.safety_nets ?? []);
+      renderDisclosureProblems(all.filter(isDisclosureProblem));
+      const perRule = renderProblems(all.filter((p) => !isDisclosureProblem(p)));
+      describeStatus(all, perRule);
       if ($("alert").dataset.kind === "validate") showAlert("");
     } catch (e) {
       if (mine !== seq) return;
@@ -297,12 +315,8 @@ function changed() {
 }
 
 function renderDraft(draft) {
-  $("email-subject").textContent = draft.subject || "(no subject)";
-  const list = $("email-attachments");
-  list.replaceChildren();
-  if (!draft.attachments.length) list.append(el("li", { text: "None" }));
-  for (const a of draft.attachments) list.append(el("li", { text: `${a.name} (${a.type || "unknown type"}, ${a.size} bytes)` }));
-  $("email").hidden = false;
+  renderSnapshot(draft, $);
+  renderChanged(draft.changed ?? [], $);
 }
 
 function renderRecipients(matched, unknown, addresses) {
@@ -320,6 +334,7 @@ function renderRecipients(matched, unknown, addresses) {
     );
   }
   if (!addresses.length) list.append(el("li", { class: "unknown", text: "The email has no recipients yet. Add them to the To or Cc line first." }));
+  renderRecipientSummary(matched, $);
   recipientIds = matched.map((m) => m.recipient.id);
   recipientsOk = matched.length > 0 && unknown.length === 0;
   $("recipients").hidden = false;
@@ -392,13 +407,240 @@ async function onNotShare() {
         ["Ledger entry", r.ledger_index],
         ["Recorded at", new Date(r.recorded_at).toUTCString()],
       ],
-      "Nothing was shared and your email has not been changed.",
+      "Nothing was shared and your email has not been changed." +
+        (r.flags?.length ? " This decision is flagged for your designated safeguarding lead: a decision not to share despite risk." : ""),
     );
     $("status").textContent = "Recorded.";
   } catch (e) {
     finished = false;
     showAlert(e.message);
     $("status").textContent = "Nothing was recorded.";
+    lastAsked = null;
+    changed();
+  }
+}
+
+// -- Safety net (issue 17): the policy's principle, shown the moment it applies, with the quick route -------
+
+let netsShown = 0;
+
+function renderSafetyNets(notices) {
+  netsShown = notices.length;
+  const active = new Set(notices.map((n) => n.id));
+  let cleared = false;
+  for (const box of $("fields").querySelectorAll("[data-safety-net]")) {
+    const hide = !active.has(box.dataset.safetyNet);
+    // Answers in a section that no longer applies are cleared: a share carries no sign-off for not sharing.
+    if (hide && !box.hidden) cleared = clearSection(box) || cleared;
+    box.hidden = hide;
+  }
+  if (cleared) setTimeout(changed, 0);
+  let panel = $("safety-net");
+  if (!notices.length) {
+    panel?.remove();
+    return;
+  }
+  const n = notices[0];
+  const key = JSON.stringify(n);
+  if (panel?.dataset.key === key) return;
+  panel?.remove();
+  const where = n.share_with.join(" and ");
+  const button = el("button", { type: "button", id: "share-instead", text: n.instead.label });
+  button.addEventListener("click", () => shareInstead(n));
+  panel = el(
+    "div",
+    { id: "safety-net", class: "warning", role: "region", "aria-labelledby": "safety-net-h", dataset: { key } },
+    el("h2", { id: "safety-net-h", text: `Stop: share with ${where}` }),
+    el("p", { class: "principle", text: n.principle }),
+    el(
+      "p",
+      {
+        text:
+          "Consent refused, no agreement, third-party information or “no lawful basis” are never reasons enough on their own: " +
+          "the law allows sharing to protect someone at risk. You can record a decision not to share only if the person is " +
+          "already protected by another route, or a designated safeguarding lead or manager has seen it and signs it off (under Rule 7 below). " +
+          "The decision will be flagged for your designated safeguarding lead.",
+      },
+    ),
+    el("p", { class: "hint", text: n.source }),
+    button,
+  );
+  // Right after the risk level: the moment the principle applies is when "Do not share" meets significant harm.
+  const risk = $("fields").querySelector('[data-field="rules.5_safety_wellbeing.risk_level"]');
+  if (risk) risk.after(panel);
+  else $("fields").prepend(panel);
+}
+
+/** Empty every answer in a section; true when there was anything to empty. */
+function clearSection(box) {
+  let any = false;
+  for (const input of box.querySelectorAll("input, textarea, select")) {
+    if (input.type === "radio" || input.type === "checkbox") {
+      any = any || input.checked;
+      input.checked = false;
+    } else if (input.type !== "hidden") {
+      any = any || input.value !== "";
+      input.value = "";
+    }
+  }
+  return any;
+}
+
+/** The quick route: switch the form to a share with what the policy pre-fills (a referral), keeping the rest. */
+function shareInstead(notice) {
+  for (const box of $("fields").querySelectorAll(`[data-safety-net="${CSS.escape(notice.id)}"]`)) {
+    clearSection(box);
+    box.hidden = true;
+  }
+  for (const [path, value] of Object.entries(notice.instead.set)) {
+    for (const node of $("fields").querySelectorAll(`[data-path="${CSS.escape(path)}"]`)) {
+      if (node.dataset.kind === "radio") node.checked = value !== null && node.value === String(value);
+      else node.value = value === null ? "" : String(value);
+    }
+  }
+  changed();
+  $("status").textContent = `The form now records a share with ${notice.share_with.join(" and ")}. Check each answer, then share.`;
+  $("fields").querySelector('[data-path="decision"]:checked')?.focus();
+}
+
+// -- Shared another way (issue 18): phone, meeting, letter… recorded with whom, what and when ---------------
+
+let elsewhere = false;
+let people = 0;
+
+const isDisclosureProblem = (p) => String(p.field ?? "").split(".")[0] === "disclosure";
+
+function disclosure() {
+  const state = {};
+  for (const node of $("elsewhere").querySelectorAll("[data-dpath]")) {
+    if (node.type === "radio") {
+      if (node.checked) state[node.dataset.dpath] = node.value;
+    } else state[node.dataset.dpath] = node.value;
+  }
+  return toDisclosure(state, people);
+}
+
+function dfield(path, node) {
+  const problem = el("p", { class: "problem", id: "p-" + idFor(path), hidden: true });
+  for (const input of [node, ...node.querySelectorAll("input, textarea")]) {
+    if (!input.matches("input, textarea")) continue;
+    const ids = [input.getAttribute("aria-describedby"), problem.id].filter(Boolean).join(" ");
+    input.setAttribute("aria-describedby", ids);
+  }
+  return el("div", { class: "field", dataset: { dfield: path } }, node, problem);
+}
+
+function renderElsewhere() {
+  const toggle = el("button", {
+    type: "button",
+    id: "elsewhere-toggle",
+    class: "secondary",
+    "aria-expanded": "false",
+    "aria-controls": "elsewhere",
+    text: "I shared this another way (phone, meeting…)",
+  });
+  const fs = el("fieldset", { id: "elsewhere", hidden: true }, el("legend", { text: "Shared another way" }));
+  fs.append(
+    el("p", { class: "hint", text: "Golden rule 7: record what you shared, with whom and for what purpose — also when you shared it by phone, at a meeting or by letter. Nothing is sent through SafeShare." }),
+  );
+  const channels = el("fieldset", { class: "choices", id: "f-disclosure-channel" }, el("legend", { text: "How did you share it?" }));
+  CHANNELS.forEach((c, i) => {
+    channels.append(el("label", {}, el("input", { type: "radio", name: "disclosure.channel", value: c.value, id: `f-disclosure-channel-${i}`, dataset: { dpath: "disclosure.channel" } }), " " + c.label));
+  });
+  fs.append(dfield("disclosure.channel", channels));
+  const rows = el("div", { class: "rows" });
+  const withBox = el("fieldset", { id: "f-disclosure-with" }, el("legend", { text: "Who did you share it with?" }), rows);
+  const addPerson = () => {
+    const i = people++;
+    const row = el("fieldset", { class: "group" }, el("legend", { text: `Person ${i + 1}` }));
+    for (const [k, label] of [["name", "Their name"], ["role", "Their role"], ["organisation", "Their organisation"]]) {
+      const id = idFor(`disclosure.with.${i}.${k}`);
+      row.append(el("div", { class: "field" }, el("label", { for: id, text: label }), el("input", { type: "text", id, autocomplete: "off", dataset: { dpath: `disclosure.with.${i}.${k}` } })));
+    }
+    rows.append(dfield(`disclosure.with.${i}`, row));
+  };
+  const add = el("button", { type: "button", class: "secondary", text: "Add another person" });
+  add.addEventListener("click", () => {
+    addPerson();
+    rows.lastElementChild.querySelector("input")?.focus();
+    changed();
+  });
+  withBox.append(el("div", { class: "row-actions" }, add));
+  addPerson();
+  fs.append(dfield("disclosure.with", withBox));
+  fs.append(
+    dfield(
+      "disclosure.summary",
+      el("div", {}, el("label", { for: "f-disclosure-summary", text: "What did you share? A sentence or two." }), el("textarea", { id: "f-disclosure-summary", rows: 3, dataset: { dpath: "disclosure.summary" } })),
+    ),
+  );
+  fs.append(
+    dfield(
+      "disclosure.at",
+      el("div", {}, el("label", { for: "f-disclosure-at", text: "When did you share it?" }), el("input", { type: "datetime-local", id: "f-disclosure-at", value: toLocalInput(new Date()), dataset: { dpath: "disclosure.at" } })),
+    ),
+  );
+  fs.append(el("p", { class: "problem", id: "p-disclosure", hidden: true }));
+  toggle.addEventListener("click", () => {
+    elsewhere = !elsewhere;
+    fs.hidden = !elsewhere;
+    toggle.setAttribute("aria-expanded", String(elsewhere));
+    if (elsewhere) {
+      // A disclosure is a decision to share.
+      const share = $("fields").querySelector('[data-path="decision"][value="share"]');
+      if (share) share.checked = true;
+      fs.querySelector("input")?.focus();
+    }
+    changed();
+  });
+  fs.addEventListener("input", changed);
+  fs.addEventListener("change", changed);
+  $("fields").after(toggle, fs);
+}
+
+function renderDisclosureProblems(problems) {
+  const fs = $("elsewhere");
+  for (const p of fs.querySelectorAll(".problem")) {
+    p.hidden = true;
+    p.textContent = "";
+  }
+  for (const n of fs.querySelectorAll("[aria-invalid]")) n.removeAttribute("aria-invalid");
+  for (const p of problems) {
+    let parts = String(p.field).split(".");
+    let box = null;
+    while (parts.length > 1 && !box) {
+      box = fs.querySelector(`[data-dfield="${CSS.escape(parts.join("."))}"]`);
+      parts = parts.slice(0, -1);
+    }
+    const line = box ? box.querySelector(":scope > .problem") : $("p-disclosure");
+    line.textContent = line.textContent ? `${line.textContent}\n${p.message}` : p.message;
+    line.hidden = false;
+    box?.querySelector("input, textarea")?.setAttribute("aria-invalid", "true");
+  }
+}
+
+async function onRecordElsewhere() {
+  finished = true;
+  updateButtons();
+  $("status").textContent = "Recording what you shared…";
+  showAlert("");
+  try {
+    const r = await ask("decide", { justification: justification(), disclosure: disclosure() });
+    showResult(
+      "Recorded: shared another way",
+      [
+        ["Ledger entry", r.ledger_index],
+        ["Recorded at", new Date(r.recorded_at).toUTCString()],
+        ["Shared", r.disclosure?.description ?? ""],
+      ],
+      "Nothing was sent through SafeShare and your email has not been changed.",
+    );
+    $("status").textContent = "Recorded.";
+  } catch (e) {
+    finished = false;
+    showAlert(e.message);
+    $("status").textContent = "Nothing was recorded.";
+    if (Array.isArray(e.problems)) renderDisclosureProblems(e.problems.filter(isDisclosureProblem));
     lastAsked = null;
     changed();
   }
@@ -415,11 +657,15 @@ async function main() {
   document.addEventListener("keyup", (ev) => {
     if (ev.key === "Escape") close();
   });
-  $("share").addEventListener("click", onShare);
+  $("share").addEventListener("click", onShareClick);
   $("not-share").addEventListener("click", onNotShare);
+  $("record-elsewhere").addEventListener("click", onRecordElsewhere);
   try {
+    startGuards();
+    session = await claimSession(ask);
     const { draft, defaultExpiryDays } = await ask("draft");
     renderDraft(draft);
+    watchDraft();
     const { policy } = await ask("policy");
     const info = policyInfo(policy);
     policyId = info.id;
@@ -428,6 +674,7 @@ async function main() {
     $("policy-title").textContent = `${info.title} — ${info.source ?? info.id} (version ${info.version}). The questions below come from your organisation's SafeShare gateway.`;
     const fields = $("fields");
     for (const f of tree) fields.append(renderField(f, f.key));
+    renderElsewhere();
     renderExpiry(defaultExpiryDays);
     $("form").hidden = false;
     $("actions").hidden = false;
@@ -448,14 +695,94 @@ async function main() {
     showAlert(e.message);
   } finally {
     $("loading").hidden = true;
-    $("main").setAttribute("aria-busy", "false");
     // Keyboard users land at the top of the panel; Tab goes on through the form, Escape closes it.
     const heading = document.querySelector("h1");
     heading.tabIndex = -1;
     heading.focus();
+    // Not "ready" before the panel knows whether it is visible (it takes no input until then).
+    await Promise.race([visibility?.firstVerdict, new Promise((r) => setTimeout(r, 3000))]);
+    $("main").setAttribute("aria-busy", "false");
   }
 }
 
 main();
 // Keep the service worker (which holds this panel's email) running while the practitioner reads and writes.
 setInterval(() => ask("keepalive").catch(() => {}), 20000);
+
+// -- Isolation from the webmail page (issue 20): visibility, deliberate Share, focus, changes to the email ----------
+
+function guardAllows() {
+  return !!visibility?.settled() && !draftChanged;
+}
+
+function startGuards() {
+  visibility = watchVisibility({
+    target: document.body,
+    guarded: [$("main"), $("actions")],
+    notice: $("hidden-notice"),
+    onChange: updateButtons,
+  });
+  watchFocus({
+    warn: (message) => {
+      $("focus-lost").textContent = message;
+      $("focus-lost").hidden = false;
+    },
+  });
+  // The phrase chosen on the options page: a page's look-alike cannot know it.
+  ask("phrase")
+    .then(({ phrase }) => {
+      $("phrase").textContent = phrase ? `Your SafeShare phrase: ${phrase}` : "No SafeShare phrase is set: choose one on SafeShare's options page, so that you can tell this panel from a fake.";
+      $("phrase").hidden = false;
+    })
+    .catch(() => {});
+}
+
+/** Share: a trusted click, after the panel has been visible for a moment; a confirmation where visibility cannot be checked. */
+function onShareClick(ev) {
+  if (!ev.isTrusted || !guardAllows()) return;
+  if (hasVisibilityTracking()) return onShare();
+  confirmStep({
+    box: $("confirm"),
+    text: $("confirm-text"),
+    yes: $("confirm-yes"),
+    no: $("confirm-no"),
+    message: `${$("share-to").textContent} Is this right?`,
+    onYes: onShare,
+  });
+}
+
+/** Ask the worker now and then whether the compose window still matches what the panel shows. */
+function watchDraft() {
+  $("refresh").addEventListener("click", async (ev) => {
+    if (!ev.isTrusted) return;
+    try {
+      const { draft } = await ask("refresh");
+      draftChanged = false;
+      renderDraft(draft);
+      const addresses = [...draft.to, ...draft.cc];
+      const { matched, unknown } = await ask("recipients", { addresses });
+      renderRecipients(matched, unknown, addresses);
+      updateButtons();
+      $("status").textContent = "SafeShare read the email again: check what will be shared.";
+    } catch (e) {
+      showAlert(e.message);
+    }
+  });
+  $("keep").addEventListener("click", async (ev) => {
+    if (!ev.isTrusted) return;
+    await ask("keep-snapshot").catch((e) => showAlert(e.message));
+    draftChanged = false;
+    $("changed").hidden = true;
+    updateButtons();
+  });
+  setInterval(async () => {
+    if (finished) return;
+    const { changed, kept } = await ask("draft-state").catch(() => ({ changed: [], kept: true }));
+    const now = changed.length > 0 && !kept;
+    if (now !== draftChanged) {
+      draftChanged = now;
+      renderChanged(now ? changed : [], $);
+      updateButtons();
+    }
+  }, 1000);
+}

@@ -2,10 +2,12 @@
  * What the recipient pages share: talking to the service worker (the only gateway client, which holds the
  * token), the keyring as stored in this browser, and small DOM helpers for accessible messages.
  *
- * Storage convention: chrome.storage.local "keyring" = {armored, keys: [{recipient, created}]} — only the
- * passphrase-locked age file and the public recipients are ever written; unlocked secret keys live in the
- * memory of the page that unlocked them and go when it closes.
+ * Storage convention: "keyring" = {armored, keys: [{recipient, created}]} in the extension origin's IndexedDB
+ * (lib/private-store.js, out of reach of content scripts) — only the passphrase-locked age file and the public
+ * recipients are ever written; unlocked secret keys live in the memory of the page that unlocked them and go
+ * when it closes. A keyring an older version kept in chrome.storage.local is moved there on first read.
  */
+import { privateGet, privateSet } from "../lib/private-store.js";
 
 export const api = globalThis.browser ?? globalThis.chrome;
 export const $ = (id) => document.getElementById(id);
@@ -25,7 +27,16 @@ export async function ask(type, payload = {}) {
 
 /** The stored keyring, or null when receiving is not set up in this browser. */
 export async function loadKeyring() {
-  const { keyring } = await api.storage.local.get("keyring");
+  let keyring = await privateGet("keyring");
+  if (!keyring) {
+    const old = (await api.storage.local.get("keyring")).keyring;
+    if (old && typeof old.armored === "string" && Array.isArray(old.keys)) {
+      await privateSet("keyring", old);
+      keyring = old;
+    }
+  }
+  // Nothing of it stays where content scripts can read it.
+  await api.storage.local.remove("keyring");
   if (!keyring || typeof keyring.armored !== "string" || !Array.isArray(keyring.keys)) return null;
   return keyring;
 }
@@ -33,8 +44,16 @@ export async function loadKeyring() {
 /** Store the locked file and the public side of its keys (never a secret key). */
 export async function saveKeyring(armored, keys) {
   const keyring = { armored, keys: keys.map((k) => ({ recipient: k.recipient, created: k.created ?? null })) };
-  await api.storage.local.set({ keyring });
+  await privateSet("keyring", keyring);
+  await api.storage.local.remove("keyring");
+  new BroadcastChannel(KEYRING_CHANNEL).postMessage("changed");
   return keyring;
+}
+
+/** Told when another extension page of this browser saved the keyring. */
+export const KEYRING_CHANNEL = "safeshare-keyring";
+export function onKeyringChanged(listener) {
+  new BroadcastChannel(KEYRING_CHANNEL).onmessage = () => listener();
 }
 
 export function el(tag, attrs = {}, ...children) {

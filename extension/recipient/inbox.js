@@ -6,6 +6,7 @@
  * and the golden-rules justification beside it. A "Sent" tab shows a practitioner their shares and each
  * recipient's acknowledgement.
  */
+import { downloadLink } from "../lib/download.js";
 import { KeyringError, decrypt, unlock } from "../lib/keyring.js";
 import { parseMessage, safeHtmlDocument, textDocument } from "../lib/mail-view.js";
 import {
@@ -21,7 +22,7 @@ import {
   shareState,
   stateLabel,
 } from "../lib/recipient.js";
-import { $, api, ask, busy, el, facts, loadKeyring, say, showAlert } from "./common.js";
+import { $, ask, busy, el, facts, loadKeyring, onKeyringChanged, say, showAlert } from "./common.js";
 
 /**
  * Largest envelope opened here: it crosses from the service worker as base64 in one extension message, which
@@ -65,7 +66,7 @@ async function unlockKeys(ev) {
       $("unlock-pass").setAttribute("aria-invalid", "true");
       $("unlock-pass").select();
       if (e instanceof KeyringError && e.code === "wrong_passphrase") {
-        throw new Error("That passphrase does not unlock your keys. Check it and try again.");
+        throw new Error("That passphrase does not unlock your keys. Check it and try again.", { cause: e });
       }
       throw e;
     }
@@ -188,6 +189,31 @@ async function loadSent({ more = false } = {}) {
   }
 }
 
+/** Decisions recorded without a payload (newest first): "Shared by phone to …", or "Decided not to share". */
+async function loadElsewhere() {
+  const list = $("elsewhere-list");
+  try {
+    const page = await ask("recipient-decisions", { cursor: null });
+    list.replaceChildren();
+    for (const d of page.decisions) {
+      const what = d.disclosure ? `Shared ${d.disclosure.description}` : "Decided not to share";
+      const flagged = d.flags?.length ? " (flagged for your designated safeguarding lead)" : "";
+      list.append(
+        el(
+          "li",
+          { dataset: { entry: String(d.index) } },
+          el("strong", { text: `${d.purpose?.code ?? ""} — ${(d.subjects ?? []).join(", ")}` }),
+          el("span", { class: "hint", text: ` ledger entry ${d.index}, recorded ${new Date(d.time).toUTCString()}: ${what}${flagged}` }),
+        ),
+      );
+    }
+    $("elsewhere-note").textContent = list.children.length ? "" : "Nothing recorded this way yet.";
+  } catch (e) {
+    list.replaceChildren();
+    $("elsewhere-note").textContent = e.code === "forbidden" ? "" : e.message;
+  }
+}
+
 function selectTab(which) {
   const inbox = which === "inbox";
   $("tab-inbox").setAttribute("aria-selected", String(inbox));
@@ -197,6 +223,7 @@ function selectTab(which) {
   $("inbox").hidden = !inbox || !$("share").hidden;
   $("sent").hidden = inbox || !$("share").hidden;
   if (!inbox) busy(null, () => loadSent());
+  if (!inbox) loadElsewhere();
   else if (!inboxLoaded) busy(null, () => loadInbox());
 }
 
@@ -272,12 +299,13 @@ function renderAck(info) {
 }
 
 function attachmentLink(name, type, bytes) {
-  const url = URL.createObjectURL(new Blob([bytes], { type: type || "application/octet-stream" }));
+  // A download only, never rendered in the extension's origin (lib/download.js): the sender's type is shown, not used.
+  const { link, url } = downloadLink(document, name, bytes);
   blobUrls.push(url);
   return el(
     "li",
     {},
-    el("a", { href: url, download: name, text: name }),
+    link,
     el("span", { class: "hint", text: ` ${type || "file"}, ${bytes.length.toLocaleString("en-GB")} bytes` }),
   );
 }
@@ -361,7 +389,7 @@ async function openShare(id) {
       ["Ledger entry", String(info.ledger_index)],
     ]),
   );
-  let pol = null;
+  let pol;
   try {
     pol = await policy(info.policy?.id ?? null);
   } catch {
@@ -485,7 +513,5 @@ $("tabs").addEventListener("keydown", (ev) => {
   ev.preventDefault();
 });
 addEventListener("hashchange", fromHash);
-api.storage.onChanged.addListener((changes, area) => {
-  if (area === "local" && changes.keyring) showKeyState();
-});
+onKeyringChanged(() => showKeyState());
 load().catch((e) => showAlert(e.message));

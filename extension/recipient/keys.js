@@ -4,7 +4,7 @@
  */
 import { KeyringError, generateKey, lock, passphraseProblem, unlock } from "../lib/keyring.js";
 import { backupFileName, enrolmentState, formatTime } from "../lib/recipient.js";
-import { $, api, ask, busy, el, loadKeyring, saveKeyring, say, showAlert } from "./common.js";
+import { $, ask, busy, el, loadKeyring, onKeyringChanged, saveKeyring, say, showAlert } from "./common.js";
 
 let claims = null;
 
@@ -95,7 +95,7 @@ async function setUp(ev) {
       await ask("recipient-me");
     } catch (e) {
       say("");
-      throw new Error(`${e.message} No key was made.`);
+      throw new Error(`${e.message} No key was made.`, { cause: e });
     }
     say("Making your key and locking it with your passphrase…");
     const key = await generateKey();
@@ -192,7 +192,7 @@ async function restore(ev) {
     } catch (e) {
       say("");
       $("restore-pass").focus();
-      if (e instanceof KeyringError && e.code === "wrong_passphrase") throw new Error("That passphrase does not open this backup. Nothing was changed.");
+      if (e instanceof KeyringError && e.code === "wrong_passphrase") throw new Error("That passphrase does not open this backup. Nothing was changed.", { cause: e });
       throw e;
     }
     const existing = await loadKeyring();
@@ -211,7 +211,7 @@ async function restore(ev) {
       } catch (e) {
         say("");
         $("restore-current").focus();
-        if (e instanceof KeyringError && e.code === "wrong_passphrase") throw new Error("This browser's passphrase is not right, so the backup was not added. Nothing was changed.");
+        if (e instanceof KeyringError && e.code === "wrong_passphrase") throw new Error("This browser's passphrase is not right, so the backup was not added. Nothing was changed.", { cause: e });
         throw e;
       }
       keys = [...restored.filter((k) => !mine.some((m) => m.recipient === k.recipient)), ...mine];
@@ -245,7 +245,5 @@ $("refresh").addEventListener("click", () => busy($("refresh"), async () => {
 }));
 $("resend").addEventListener("click", resend);
 $("backup").addEventListener("click", backup);
-api.storage.onChanged.addListener((changes, area) => {
-  if (area === "local" && changes.keyring) render({ check: false }).catch(() => {});
-});
+onKeyringChanged(() => render({ check: false }).catch(() => {}));
 load().catch((e) => showAlert(e.message));

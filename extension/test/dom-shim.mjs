@@ -167,13 +167,13 @@ export class Element extends Node {
   }
   select(selector) {
     const groups = parseSelector(selector);
-    return [...this.descendants()].filter((el) => groups.some((g) => matchComplex(el, g, this)));
+    return [...this.descendants()].filter((el) => groups.some((g) => matchComplex(el, g)));
   }
   querySelector(selector) {
     return this.select(selector)[0] ?? null;
   }
   matches(selector) {
-    return parseSelector(selector).some((g) => matchComplex(this, g, null));
+    return parseSelector(selector).some((g) => matchComplex(this, g));
   }
   closest(selector) {
     for (let n = this; n && n.nodeType === 1; n = n.parentNode) if (n.matches(selector)) return n;
@@ -382,7 +382,7 @@ function matchCompound(el, c) {
   return true;
 }
 
-function matchComplex(el, parts, scope) {
+function matchComplex(el, parts) {
   const last = parts.length - 1;
   if (!matchCompound(el, parts[last].compound)) return false;
   let node = el;

@@ -121,3 +121,34 @@ test("the notification names the share and where to retrieve it, and nothing els
   assert.match(text, /Retrieve it at https:\/\/gw\.example\/s\/shr_123 before Wed, 02 Dec 2026 10:00:00 GMT\./);
   assert.doesNotMatch(text, /pat.*shr|CASE|subject/i);
 });
+
+test("a share made another way: the disclosure from what was entered, empty answers left out", async () => {
+  const { toDisclosure, localToRfc3339, CHANNELS } = await import("../panel/form-model.js");
+  assert.deepEqual(
+    CHANNELS.map((c) => c.value),
+    ["phone", "meeting", "in_person", "letter", "other_system", "other"],
+  );
+  const state = {
+    "disclosure.channel": "phone",
+    "disclosure.with.0.name": " Sam Okafor ",
+    "disclosure.with.0.role": "Duty social worker",
+    "disclosure.with.0.organisation": "Northshire MASH",
+    "disclosure.with.1.name": "",
+    "disclosure.summary": "Told the duty line.",
+    "disclosure.at": "2026-12-03T09:30",
+  };
+  const d = toDisclosure(state, 2);
+  assert.deepEqual(d.with, [{ name: "Sam Okafor", role: "Duty social worker", organisation: "Northshire MASH" }]);
+  assert.equal(d.channel, "phone");
+  assert.equal(d.at, new Date("2026-12-03T09:30").toISOString());
+  assert.deepEqual(toDisclosure({}, 1), { with: [] });
+  assert.equal(localToRfc3339("not a time"), "not a time");
+});
+
+test("the safety net's release fields are marked so the panel shows them only while it applies", () => {
+  const tree = fieldTree(policy);
+  assert.equal(find(tree, "rules.7_record.safety_net").safetyNet, "not_share_despite_risk");
+  assert.equal(find(tree, "rules.7_record.rationale").safetyNet, undefined);
+  // Left empty, it is not part of the justification (the examples stay as they are).
+  assert.equal(JSON.stringify(toJustification(tree, stateFor(tree, example("not-share")))).includes("safety_net"), false);
+});

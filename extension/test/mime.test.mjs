@@ -38,6 +38,7 @@ const draft = {
 
 test("multipart/mixed with a multipart/alternative body and every attachment", () => {
   const text = buildMime(draft, { boundary: "=_b", date: new Date("2026-11-25T10:00:00Z") });
+  // eslint-disable-next-line no-control-regex -- the whole 7-bit range, control characters included
   assert.ok(/^[\x00-\x7f]*$/.test(text), "7-bit ASCII only");
   assert.ok(!/[^\r]\n/.test(text), "CRLF line ends only");
   assert.ok(text.split("\r\n").every((l) => l.length <= 998), "no line over RFC 5322's limit");

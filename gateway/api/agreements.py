@@ -24,7 +24,7 @@ _ROLES = ("child", "adult_at_risk", "carer", "alleged_perpetrator", "third_party
 
 def _actor(request: web.Request, role: str) -> dict[str, object]:
     p = principal(request, role)
-    return gateway(request)._actor(p, role)  # noqa: SLF001 - the same actor shape as every other entry
+    return gateway(request)._actor(p, role)
 
 
 async def _part(reader: MultipartReader) -> BodyPartReader | None:

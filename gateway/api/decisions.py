@@ -2,36 +2,66 @@
 
 from __future__ import annotations
 
+import base64
+import json
+from typing import Any
+
 from aiohttp import web
 
+from .. import disclosure as disclosure_rules
 from .. import idempotency
 from ..auth import Principal
-from ..idempotency import INFLIGHT, Idempotency, IdempotencyHit
-from .common import gateway, json_response, principal, read_json, read_json_raw
+from ..errors import ApiError
+from ..idempotency import INFLIGHT, Idempotency
+from ..ledger.entry import format_time, parse_time
+from ..store import queries
+from ..store.idempotency import IdempotencyHit
+from ..store.models import LedgerRow
+from .common import gateway, json_response, principal, query_int, query_str, read_json, read_json_raw
 
 routes = web.RouteTableDef()
+
+_WRAPPED = frozenset({"justification", "disclosure"})
+
+
+def _unwrap(body: Any) -> tuple[Any, Any]:
+    """The body is the justification itself, or `{"justification": {...}, "disclosure": {...}?}`."""
+    if isinstance(body, dict) and "justification" in body and set(body) <= _WRAPPED:
+        return body["justification"], body.get("disclosure")
+    return body, None
 
 
 @routes.post("/api/v1/justifications/validate")
 async def validate(request: web.Request) -> web.Response:
-    """Problems for a draft, recording nothing: the extension calls this as the practitioner types."""
+    """Problems for a draft, recording nothing: the extension calls this as the practitioner types.
+
+    With `{"justification", "disclosure"}` the disclosure made elsewhere is checked too, by the same rules as
+    `POST /api/v1/decisions`. `safety_nets` lists each principle of the policy that applies to the draft as it
+    stands (e.g. not sharing although a child faces significant harm), for the panel to show at that moment.
+    """
     principal(request, "practitioner", "admin")
-    draft = await read_json(request, "justification")
-    policy, problems = gateway(request).check_justification(draft)
+    body = await read_json(request, "justification")
+    draft, disclosure = _unwrap(body)
+    gw = gateway(request)
+    policy, problems = gw.check_justification(draft)
+    if isinstance(body, dict) and "disclosure" in body and isinstance(draft, dict):
+        problems = [*problems, *disclosure_rules.problems(disclosure, draft.get("decision"), gw.now())]
     return json_response(
         {
             "valid": not problems,
             "problems": [p.as_dict() for p in problems],
             "policy": None if policy is None else {"id": policy.id, "version": policy.version, "digest": policy.digest},
+            "safety_nets": [] if policy is None else policy.notices(draft),
         }
     )
 
 
 @routes.post("/api/v1/decisions")
 async def record_decision(request: web.Request) -> web.Response:
-    """Golden rule 7: a decision (typically not to share) is recorded with its reasons, with no payload.
+    """Golden rule 7: a decision recorded with its reasons, with no payload.
 
-    The body is the justification itself, or `{"justification": {...}}`.
+    The body is the justification itself, or `{"justification": {...}, "disclosure": {...}}`. A `share`
+    decision needs the disclosure (it was shared another way: phone, meeting, letter…); `not_share` none.
     """
     p = principal(request, "practitioner")
     gw = gateway(request)
@@ -48,8 +78,7 @@ async def record_decision(request: web.Request) -> web.Response:
 
 async def _record_decision(request: web.Request, p: Principal, idem: Idempotency | None) -> web.Response:
     body, raw = await read_json_raw(request, "justification")
-    if isinstance(body, dict) and set(body) == {"justification"}:
-        body = body["justification"]
+    draft, disclosure = _unwrap(body)
     replayed = False
     if idem is not None:
         idem.update(b"body", raw)
@@ -57,12 +86,99 @@ async def _record_decision(request: web.Request, p: Principal, idem: Idempotency
             result, replayed = idem.answer(idem.stored), True
     if not replayed:
         try:
-            result = await gateway(request).record_decision(p, body, idem)
+            result = await gateway(request).record_decision(p, draft, disclosure, idem)
         except IdempotencyHit as hit:  # taken meanwhile (another node): the same rules
-            assert idem is not None  # noqa: S101 - only raised for a keyed request
+            assert idem is not None
             result, replayed = idem.answer(hit.stored), True
-    # Same shape as a share's response, without share_id: nothing was sent to anyone.
+    # Same shape as a share's response, without share_id: nothing was sent through SafeShare.
     resp = json_response({**result, "recipients": [], "expires_at": None}, status=201)
     if replayed:
         resp.headers["Idempotent-Replayed"] = "true"
     return resp
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def _time_param(request: web.Request, name: str) -> str | None:
+    raw = query_str(request, name, 64)
+    if raw is None:
+        return None
+    try:
+        return format_time(parse_time(raw))
+    except ValueError:
+        raise ApiError(
+            400,
+            "invalid_parameter",
+            f"{name} must be an RFC 3339 time with a zone, e.g. 2026-11-25T09:00:00Z.",
+            field=name,
+        ) from None
+
+
+def _decision_view(row: LedgerRow) -> dict[str, Any]:
+    entry: dict[str, Any] = json.loads(row.entry)
+    view: dict[str, Any] = {
+        "index": row.index,
+        "time": row.time,
+        "decision": entry.get("decision"),
+        "purpose": entry.get("purpose"),
+        "subjects": entry.get("subjects"),
+        "actor": {k: (entry.get("actor") or {}).get(k) for k in ("sub", "role", "org")},
+        "flags": entry.get("flags") or [],
+        "leaf_hash": _b64(row.leaf_hash),
+    }
+    disclosure = entry.get("disclosure")
+    if isinstance(disclosure, dict):
+        view["disclosure"] = {**disclosure, "description": disclosure_rules.describe(disclosure)}
+    return view
+
+
+@routes.get("/api/v1/decisions")
+async def list_own_decisions(request: web.Request) -> web.Response:
+    """The practitioner's own decisions recorded without a payload (the sender's view beside `GET /shares`):
+    disclosures made another way ("by phone to …") and decisions not to share, newest first."""
+    p = principal(request, "practitioner")
+    gw = gateway(request)
+    limit = query_int(request, "limit", 50, 1, gw.settings.limits.page_size_max)
+    assert limit is not None
+    before = query_int(request, "cursor", None, 0, 2**62)
+    rows = await queries.own_decisions(gw.store.reader, p.sub, before=before, limit=limit)
+    mine = [r for r in rows if (json.loads(r.entry).get("actor") or {}).get("iss") == p.issuer]
+    return json_response(
+        {
+            "decisions": [_decision_view(r) for r in mine],
+            "next_cursor": str(rows[-1].index) if len(rows) == limit else None,
+        }
+    )
+
+
+@routes.get("/api/v1/decisions/not-shared-despite-risk")
+async def list_not_shared_despite_risk(request: web.Request) -> web.Response:
+    """For the designated safeguarding lead or auditor: decisions not to share although a child or an adult at
+    risk faced significant harm or immediate risk, each with its other route or senior sign-off, newest first.
+    `org` narrows to one organisation's practitioners; `from`/`to` to a period."""
+    principal(request, "auditor")
+    gw = gateway(request)
+    limit = query_int(request, "limit", 50, 1, gw.settings.limits.page_size_max)
+    assert limit is not None
+    before = query_int(request, "cursor", None, 0, 2**62)
+    rows = await queries.flagged_decisions(
+        gw.store.reader,
+        queries.FLAG_NOT_SHARED_DESPITE_RISK,
+        org=query_str(request, "org", 200),
+        time_from=_time_param(request, "from"),
+        time_to=_time_param(request, "to"),
+        before=before,
+        limit=limit,
+    )
+    out = []
+    for r in rows:
+        view = _decision_view(r)
+        entry = json.loads(r.entry)
+        rules = (entry.get("justification") or {}).get("rules") or {}
+        view["risk_level"] = (rules.get("5_safety_wellbeing") or {}).get("risk_level")
+        view["not_shared_reason"] = (rules.get("7_record") or {}).get("not_shared_reason")
+        view["safety_net"] = (rules.get("7_record") or {}).get("safety_net")
+        out.append(view)
+    return json_response({"decisions": out, "next_cursor": str(rows[-1].index) if len(rows) == limit else None})

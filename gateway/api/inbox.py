@@ -15,7 +15,7 @@ async def inbox(request: web.Request) -> web.Response:
     p = principal(request, "recipient")
     gw = gateway(request)
     limit = query_int(request, "limit", 50, 1, gw.settings.limits.page_size_max)
-    assert limit is not None  # noqa: S101 - has a default
+    assert limit is not None  # has a default
     before = query_int(request, "cursor", None, 0, 2**62)
     shares = await gw.inbox(p, before, limit)
     return json_response(

@@ -9,7 +9,6 @@ report was taken against.
 from __future__ import annotations
 
 import asyncio
-import base64
 import csv
 import io
 import json
@@ -18,6 +17,7 @@ from typing import Any
 from aiohttp import web
 
 from .. import audit_report
+from ..encoding import b64 as _b64
 from ..errors import ApiError
 from ..ledger.checkpoint import Checkpoint, CheckpointError, verify_checkpoint
 from ..ledger.entry import KINDS, format_time, parse_time, utc_now
@@ -114,10 +114,6 @@ def _filter(request: web.Request) -> queries.AuditFilter:
     )
 
 
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()
-
-
 def _query_error(exc: queries.QueryError) -> ApiError:
     return ApiError(400, "invalid_parameter", exc.message, field=exc.field)
 
@@ -140,7 +136,7 @@ async def query_ledger(request: web.Request) -> web.StreamResponse:
                 )
         return await _export(request, f, fmt)
     limit = query_int(request, "limit", 50, 1, gw.settings.limits.page_size_max)
-    assert limit is not None  # noqa: S101 - has a default
+    assert limit is not None  # has a default
     before = query_int(request, "cursor", None, 0, 2**62)
     try:
         rows = await queries.query_page(gw.store.reader, f, before=before, limit=limit)

@@ -20,7 +20,7 @@ async def list_recipients(request: web.Request) -> web.Response:
     p = principal(request, "practitioner", "admin")
     q = query_str(request, "q", 200)
     limit = query_int(request, "limit", 100, 1, 500)
-    assert limit is not None  # noqa: S101 - has a default
+    assert limit is not None  # has a default
     include_disabled = p.has("admin") and request.query.get("include_disabled") in ("1", "true")
     found = await gateway(request).store.list_recipients(q, include_disabled, limit)
     return json_response({"recipients": [r.public() for r in found]})

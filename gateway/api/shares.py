@@ -13,8 +13,9 @@ from aiohttp.http_exceptions import HttpProcessingError
 from .. import idempotency
 from ..auth import Principal
 from ..errors import ApiError, not_found
-from ..idempotency import INFLIGHT, Idempotency, IdempotencyHit
+from ..idempotency import INFLIGHT, Idempotency
 from ..service import SHARE_ID_RE, Gateway
+from ..store.idempotency import IdempotencyHit
 from ..store.models import Share
 from .common import (
     gateway,
@@ -111,7 +112,7 @@ async def _create_share(request: web.Request, p: Principal, gw: Gateway, idem: I
 
     replayed = False
     if prepared is None:  # a retry of a request already answered: read it only to compare, store nothing
-        assert idem is not None and idem.stored is not None  # noqa: S101 - prepared is None only then
+        assert idem is not None and idem.stored is not None
         size = 0
         async for chunk in chunks():
             size += len(chunk)
@@ -122,10 +123,15 @@ async def _create_share(request: web.Request, p: Principal, gw: Gateway, idem: I
         try:
             result = await gw.commit_share(prepared, chunks(), idem)
         except IdempotencyHit as hit:  # the key was taken meanwhile (e.g. on another node): the same rules
-            assert idem is not None  # noqa: S101 - only raised for a keyed request
+            assert idem is not None
             result, replayed = dict(idem.answer(hit.stored)), True
     base = gw.settings.public_url or f"{request.scheme}://{request.host}"
     result["notice_url"] = f"{base.rstrip('/')}/s/{result['share_id']}"
+    for r in result["recipients"]:
+        r["link"] = result["notice_url"]
+    if not replayed and any(r["mode"] == "held" for r in result["recipients"]):
+        rows = (await gw.held.rows([result["share_id"]])).get(result["share_id"], [])
+        await gw.notify_held_addresses(result["share_id"], rows, result["notice_url"], p.org)
     resp = json_response(result, status=201)
     if replayed:
         resp.headers["Idempotent-Replayed"] = "true"
@@ -166,7 +172,7 @@ def share_view(share: Share, *, for_recipient: str | None = None) -> dict[str, A
         ]
     else:
         mine = share.recipient(for_recipient)
-        assert mine is not None  # noqa: S101 - callers only pass a recipient of this share
+        assert mine is not None  # callers only pass a recipient of this share
         view["state"] = mine.state
         view["downloads"] = mine.downloads
         view["envelope_sha256"] = mine.envelope_sha256
@@ -201,10 +207,12 @@ async def list_sent(request: web.Request) -> web.Response:
     p = principal(request, "practitioner")
     gw = gateway(request)
     limit = query_int(request, "limit", 50, 1, gw.settings.limits.page_size_max)
-    assert limit is not None  # noqa: S101 - has a default
+    assert limit is not None  # has a default
     before = query_int(request, "cursor", None, 0, 2**62)
     shares = await gw.store.sent(p.sub, p.issuer, before, limit)
-    return json_response({"shares": [share_view(s) for s in shares], "next_cursor": page(shares, limit)})
+    held = await gw.held.rows([s.id for s in shares])
+    views = [{**share_view(s), "held": [h.public() for h in held.get(s.id, [])]} for s in shares]
+    return json_response({"shares": views, "next_cursor": page(shares, limit)})
 
 
 @routes.get("/api/v1/shares/{share_id}")
@@ -216,7 +224,9 @@ async def get_share(request: web.Request) -> web.Response:
     if share is None:
         raise not_found()
     if p.has("admin") or (p.has("practitioner") and gw.is_sender(p, share)):
-        return json_response(await with_justification(gw, share, share_view(share)))
+        held = (await gw.held.rows([share.id])).get(share.id, [])
+        view = {**share_view(share), "held": [h.public() for h in held]}
+        return json_response(await with_justification(gw, share, view))
     if p.has("recipient") and share.recipient(p.sub) is not None:
         return json_response(await with_justification(gw, share, share_view(share, for_recipient=p.sub)))
     raise not_found()
@@ -251,7 +261,7 @@ async def fetch_envelope(request: web.Request) -> web.StreamResponse:
     gw = gateway(request)
     path, share, index, exhausted = await gw.open_envelope(p, request.match_info["share_id"])
     mine = share.recipient(p.sub)
-    assert mine is not None  # noqa: S101 - open_envelope only succeeds for a recipient of the share
+    assert mine is not None  # open_envelope only succeeds for a recipient of the share
     headers = {
         "Content-Disposition": f'attachment; filename="{share.id}.age"',
         "Content-Length": str(mine.envelope_size),
@@ -273,7 +283,7 @@ async def _stream_envelope(
 ) -> web.StreamResponse:
     """Stream an envelope file in slices (flat memory at any size)."""
     try:
-        fh = open(path, "rb")  # noqa: ASYNC230, SIM115 - a local file; read in slices below
+        fh = open(path, "rb")  # noqa: ASYNC230 - a local file; read in slices below
     except FileNotFoundError:
         raise ApiError(410, "share_gone", "This envelope no longer exists.") from None
     resp = web.StreamResponse(

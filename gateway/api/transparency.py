@@ -3,13 +3,13 @@ their canonical bytes, and RFC 9162 inclusion and consistency proofs."""
 
 from __future__ import annotations
 
-import base64
 import json
 from typing import Any
 
 from aiohttp import web
 
 from ..auth import Principal
+from ..encoding import b64 as _b64
 from ..errors import ApiError, not_found
 from ..ledger.checkpoint import Checkpoint, CheckpointError, open_note, split_note
 from ..store.models import LedgerRow
@@ -18,10 +18,6 @@ from .common import SIGNER, WITNESSES, gateway, principal, query_int, read_limit
 routes = web.RouteTableDef()
 
 MAX_INDEX = 2**62
-
-
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()
 
 
 def _checkpoint_json(size: int, note: bytes) -> dict[str, Any]:

@@ -33,6 +33,21 @@ KIND_TEAM_MEMBER_ADD = "team_member_add"
 KIND_TEAM_MEMBER_REMOVE = "team_member_remove"
 KIND_AGREEMENT_ADD = "agreement_add"
 KIND_AGREEMENT_RETIRE = "agreement_retire"
+# Recipients without a key (issue 10): a share held for an address, claimed by e-mail code, re-wrapped.
+KIND_CLAIM_CODE_SENT = "claim_code_sent"
+KIND_CLAIM_CODE_ACCEPTED = "claim_code_accepted"
+KIND_CLAIM_CODE_REFUSED = "claim_code_refused"
+KIND_CLAIM_LOCKED = "claim_locked"
+KIND_REWRAPPED = "rewrapped"
+KIND_EXPIRED_UNCLAIMED = "expired_unclaimed"
+CLAIM_KINDS = (
+    KIND_CLAIM_CODE_SENT,
+    KIND_CLAIM_CODE_ACCEPTED,
+    KIND_CLAIM_CODE_REFUSED,
+    KIND_CLAIM_LOCKED,
+    KIND_REWRAPPED,
+    KIND_EXPIRED_UNCLAIMED,
+)
 DIRECTORY_KINDS = (
     KIND_RECIPIENT_ADD,
     KIND_RECIPIENT_DISABLE,
@@ -56,6 +71,7 @@ KINDS = (
     KIND_ENROLMENT_REJECT,
     KIND_TEAM_MEMBER_ADD,
     KIND_TEAM_MEMBER_REMOVE,
+    *CLAIM_KINDS,
     KIND_AGREEMENT_ADD,
     KIND_AGREEMENT_RETIRE,
 )
@@ -146,9 +162,17 @@ def decision_entry(
     actor: Mapping[str, Any],
     justification: Mapping[str, Any],
     policy: Mapping[str, str],
+    disclosure: Mapping[str, Any] | None = None,
+    flags: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """A decision recorded without a payload (typically `not_share`, golden rule 7)."""
-    return {
+    """A decision recorded without a payload (golden rule 7): not to share, or a disclosure made elsewhere.
+
+    `disclosure` (share decisions only): channel, with whom (name, role, organisation; directory IDs resolved),
+    a bounded summary and when — never a payload. `flags`: the policy's safety nets that challenged the
+    decision (e.g. `not_share_despite_risk`), for the DSL's list, the statistics and the subject report.
+    Both keys are present only when they say something, so earlier entries keep their exact shape.
+    """
+    entry: dict[str, Any] = {
         "v": ENTRY_VERSION,
         "kind": KIND_DECISION,
         "time": time,
@@ -158,6 +182,11 @@ def decision_entry(
         "justification": dict(justification),
         "policy": dict(policy),
     }
+    if disclosure is not None:
+        entry["disclosure"] = dict(disclosure)
+    if flags:
+        entry["flags"] = list(flags)
+    return entry
 
 
 def share_entry(
@@ -203,7 +232,7 @@ def share_event_entry(
     **details: Any,
 ) -> dict[str, Any]:
     """A later event on a share (fetch, revocation, expiry): points back at the share's own entry."""
-    if kind not in (KIND_FETCH, KIND_REVOKE, KIND_EXPIRE, KIND_ACKNOWLEDGE):
+    if kind not in (KIND_FETCH, KIND_REVOKE, KIND_EXPIRE, KIND_ACKNOWLEDGE, *CLAIM_KINDS):
         raise ValueError(f"not a share event kind: {kind}")
     return {
         "v": ENTRY_VERSION,

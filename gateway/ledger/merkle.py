@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterable, Sequence
-from typing import NamedTuple
+from dataclasses import dataclass
 
 HASH_SIZE = 32
 #: MTH({}) per RFC 9162 §2.1.1: the hash of the empty string, not a leaf or node hash.
@@ -339,7 +339,8 @@ def verify_consistency(m: int, n: int, proof: Sequence[bytes], old_root: bytes, 
 # --- compact range --------------------------------------------------------------------------------------
 
 
-class Node(NamedTuple):
+@dataclass(frozen=True, slots=True)
+class Node:
     """A perfect subtree: leaves [index * 2**level, (index + 1) * 2**level). Immutable once complete."""
 
     level: int

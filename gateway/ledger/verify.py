@@ -10,9 +10,11 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from .checkpoint import Checkpoint, CheckpointError, NoteVerifier, verify_checkpoint
 from .entry import canonical
+from .mac import entry_mac_ok, start_mac_ok
 from .merkle import CompactRange, ProofError, leaf_hash, verify_consistency
 
 
@@ -35,20 +37,40 @@ class VerifyReport:
 
 
 def verify_ledger(
-    rows: Iterable[tuple[int, bytes, bytes]],
+    rows: Iterable[Sequence[Any]],
     checkpoints: Sequence[tuple[int, bytes]],
     verifier: NoteVerifier,
     origin: str,
+    *,
+    mac_key: bytes | None = None,
+    mac_start: tuple[int, bytes | None] | None = None,
+    saved: Sequence[tuple[str, bytes]] = (),
 ) -> VerifyReport:
-    """Check entries (index, canonical bytes, stored leaf hash), in index order, against signed checkpoints.
+    """Check entries (index, canonical bytes, stored leaf hash[, MAC]), in index order, against signed checkpoints.
 
     Catches: a deleted or inserted row (gap or index mismatch), an edited entry (its bytes no longer hash to
     the stored leaf, or the tree no longer has the signed root), reordered rows (an entry sits at an index
     it does not name), a truncated tail (a checkpoint covers more entries than exist), and a replaced or
     forged checkpoint (bad signature, or a root that is not this tree's: a fork).
+
+    With `mac_key`, every entry from the recorded first authenticated index (`mac_start`: (index, its MAC))
+    must carry a valid MAC, so an entry added by someone with the database but not the key is named even when
+    no checkpoint covers it yet; entries below that index are legacy and must be covered by a checkpoint.
+    `saved` are checkpoints kept elsewhere (an auditor's file, the gateway's `data/ledger-head.note`), each
+    labelled: the ledger must still contain them (else: roll back) with the same root (else: fork).
     """
     report = VerifyReport()
-    signed: list[Checkpoint] = []
+    start = 0
+    if mac_key is not None:
+        if mac_start is None:
+            return report.fail(
+                "the record of the first authenticated entry (ledger_mac_start) is missing: start the gateway once to"
+                " upgrade a ledger written before entry MACs, or it was removed"
+            )
+        start = mac_start[0]
+        if not start_mac_ok(mac_key, start, mac_start[1]):
+            return report.fail("the record of the first authenticated entry (ledger_mac_start) was altered")
+    signed: list[tuple[Checkpoint, str | None]] = []
     for size, note in sorted(checkpoints):
         try:
             cp = verify_checkpoint(note, verifier, origin=origin)
@@ -56,13 +78,25 @@ def verify_ledger(
             return report.fail(f"checkpoint for size {size} does not verify with the ledger key: {exc}")
         if cp.size != size:
             return report.fail(f"checkpoint stored for size {size} says size {cp.size}")
-        signed.append(cp)
+        signed.append((cp, None))
     report.checkpoints = len(signed)
+    if start > 0 and not any(cp.size >= start for cp, _ in signed):
+        return report.fail(
+            f"the legacy entries 0..{start - 1} (written before entry MACs) are not covered by a checkpoint"
+        )
+    for saved_label, note in saved:
+        try:
+            cp = verify_checkpoint(note, verifier, origin=origin)
+        except CheckpointError as exc:
+            return report.fail(f"{saved_label} does not verify with the ledger key: {exc}")
+        signed.append((cp, saved_label))
+    signed.sort(key=lambda item: (item[0].size, item[1] is not None))
     pending = iter(signed)
     next_cp = next(pending, None)
     last_good = 0
     tree = CompactRange()
-    for index, data, stored_leaf in rows:
+    for row in rows:
+        index, data, stored_leaf = row[0], row[1], row[2]
         if index != tree.size:
             return report.fail(f"entry {tree.size} is missing (the next stored entry is {index})", tree.size)
         try:
@@ -77,9 +111,22 @@ def verify_ledger(
         leaf = leaf_hash(data)
         if leaf != stored_leaf:
             return report.fail(f"entry {index} does not match its recorded leaf hash (edited)", index)
+        if mac_key is not None and index >= start and not entry_mac_ok(mac_key, index, leaf, _mac(row)):
+            return report.fail(
+                f"entry {index} has no valid MAC: it was not written by the gateway (forged, or edited along with its"
+                " leaf hash)",
+                index,
+            )
         tree.append(leaf)
-        while next_cp is not None and next_cp.size == tree.size:
-            if tree.root() != next_cp.root_hash:
+        while next_cp is not None and next_cp[0].size == tree.size:
+            cp, label = next_cp
+            if tree.root() != cp.root_hash:
+                if label is not None:
+                    return report.fail(
+                        f"fork: {label} for size {cp.size} has a different root than entries 0..{cp.size - 1}"
+                        " (the ledger was rewritten since it was saved)",
+                        last_good,
+                    )
                 return report.fail(
                     f"entries {last_good}..{tree.size - 1} do not match the checkpoint signed for size {tree.size}"
                     f" (an entry in that range was altered, or the checkpoint is from a fork)",
@@ -90,12 +137,23 @@ def verify_ledger(
     report.entries = tree.size
     report.root_hash = tree.root()
     if next_cp is not None:
+        cp, label = next_cp
+        if label is not None:
+            return report.fail(
+                f"roll back: {label} covers {cp.size} entries but the ledger has {tree.size} (entries from {tree.size}"
+                " on were removed, or the database is an older copy)",
+                tree.size,
+            )
         return report.fail(
-            f"the ledger has {tree.size} entries but a signed checkpoint covers {next_cp.size}: entries from "
+            f"the ledger has {tree.size} entries but a signed checkpoint covers {cp.size}: entries from "
             f"{tree.size} on were removed",
             tree.size,
         )
     return report
+
+
+def _mac(row: Sequence[Any]) -> bytes | None:
+    return bytes(row[3]) if len(row) > 3 and row[3] is not None else None
 
 
 @dataclass(frozen=True)

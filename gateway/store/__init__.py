@@ -6,7 +6,6 @@ with what happened. `sqlite` is the embedded default; a PostgreSQL store impleme
 
 from .models import (
     FetchOutcome,
-    LedgerFilter,
     LedgerRow,
     Recipient,
     RecipientExists,
@@ -17,7 +16,6 @@ from .models import (
 
 __all__ = [
     "FetchOutcome",
-    "LedgerFilter",
     "LedgerRow",
     "Recipient",
     "RecipientExists",

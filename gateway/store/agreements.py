@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from ..agreements import STATUS_ACTIVE, STATUS_RETIRED, STATUS_SUPERSEDED, Agreement
+from .models import STATUS_ACTIVE, STATUS_RETIRED, STATUS_SUPERSEDED, Agreement
 from .sqlite import SQLiteStore, append_entry
 
 _COLUMNS = (
@@ -127,7 +127,7 @@ class AgreementStore:
             )
             return version, append_entry(conn, entry)
 
-        return await self._store._writer.submit(op)  # noqa: SLF001 - the store part shares the writer
+        return await self._store._writer.submit(op)
 
     async def retire(
         self, agreement_id: str, reason: str, entry_for: Callable[[Agreement], Mapping[str, Any]]
@@ -151,7 +151,7 @@ class AgreementStore:
             )
             return current, append_entry(conn, entry)
 
-        return await self._store._writer.submit(op)  # noqa: SLF001
+        return await self._store._writer.submit(op)
 
     async def _select(self, where: str, args: tuple[Any, ...]) -> list[Agreement]:
         sql = f"SELECT {_COLUMNS} FROM agreements WHERE {where} ORDER BY id, version"  # noqa: S608 - fixed text

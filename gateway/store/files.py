@@ -48,7 +48,7 @@ class Spool:
         try:
             for rid in recipient_ids:
                 path = tmp / f"{secrets.token_hex(12)}{ENVELOPE_SUFFIX}"
-                fh = open(path, "xb")  # noqa: SIM115 - closed in seal()/discard()
+                fh = open(path, "xb")  # closed in seal()/discard()
                 os.chmod(path, 0o600)
                 self._files[rid] = _SpoolFile(path, fh)
         except BaseException:

@@ -281,7 +281,7 @@ async def _time_bounds(
 async def _exact_time_bounds(conn: aiosqlite.Connection, f: AuditFilter) -> tuple[int, int]:
     """[lowest, highest + 1) of the indexes with a time in the range: (0, 0) when there are none."""
     term = _time_term(f)
-    assert term is not None  # noqa: S101 - only called with a time range
+    assert term is not None  # only called with a time range
     rows = await _fetch(conn, f"SELECT min(d.idx), max(d.idx) FROM ledger AS d WHERE {term.cond}", term.args)  # noqa: S608
     if rows[0][0] is None:
         return 0, 0
@@ -489,7 +489,7 @@ def verify_inclusions(
                 merkle.verify_inclusion(merkle.leaf_hash(data), index, size, proof, root)
             except (merkle.ProofError, ValueError) as exc:
                 results[index] = str(exc)
-            except Exception as exc:  # noqa: BLE001 - a missing or unreadable leaf is a failed check, not a 500
+            except Exception as exc:  # a missing or unreadable leaf is a failed check, not a 500
                 results[index] = f"proof could not be built: {type(exc).__name__}"
             else:
                 results[index] = None
@@ -524,9 +524,70 @@ def _empty_month(m: str) -> dict[str, Any]:
         "month": m,
         "decisions": 0,
         **{dim: {} for dim in _DIMENSIONS},
+        "shares": 0,
+        "disclosures_elsewhere": 0,
+        "disclosures_by_channel": {},
+        "decisions_not_to_share": 0,
+        "not_shared_despite_risk": 0,
         "shares_later_revoked": 0,
         "emergency_shares_not_completed": 0,
     }
+
+
+#: The flag a policy's safety net puts on a decision not to share despite significant harm or immediate risk.
+FLAG_NOT_SHARED_DESPITE_RISK = "not_share_despite_risk"
+#: Entries are stored as UTF-8 JSON bytes; SQLite's JSON functions need them as text.
+_ENTRY_JSON = "CAST(d.entry AS TEXT)"
+
+
+def _has_flag_sql() -> str:
+    return f"EXISTS (SELECT 1 FROM json_each({_ENTRY_JSON}, '$.flags') AS fl WHERE fl.value = ?)"  # noqa: S608
+
+
+async def flagged_decisions(
+    conn: aiosqlite.Connection,
+    flag: str,
+    *,
+    org: str | None,
+    time_from: str | None,
+    time_to: str | None,
+    before: int | None,
+    limit: int,
+) -> list[LedgerRow]:
+    """Decisions (no payload) carrying `flag`, newest first, for the DSL's or auditor's list.
+
+    Driven by `ledger_by_kind` (kind, idx): only decision entries are read, never the far more numerous shares.
+    """
+    conds = ["d.kind = 'decision'", "d.idx < ?", _has_flag_sql()]
+    args: list[Any] = [MAX_INDEX if before is None else before, flag]
+    if org is not None:
+        conds.append("d.actor_org = ?")
+        args.append(org)
+    if time_from is not None:
+        conds.append("d.time >= ?")
+        args.append(time_from)
+    if time_to is not None:
+        conds.append("d.time < ?")
+        args.append(time_to)
+    rows = await _fetch(
+        conn,
+        f"SELECT d.idx, d.time, d.kind, d.entry, d.leaf_hash FROM ledger AS d WHERE {' AND '.join(conds)}"  # noqa: S608
+        " ORDER BY d.idx DESC LIMIT ?",
+        [*args, limit],
+    )
+    return [_row(r) for r in rows]
+
+
+async def own_decisions(conn: aiosqlite.Connection, sub: str, *, before: int | None, limit: int) -> list[LedgerRow]:
+    """A practitioner's decisions recorded without a payload (disclosures elsewhere, decisions not to share),
+    newest first, through `ledger_by_actor` (actor_sub, idx). The caller checks the issuer in each entry."""
+    rows = await _fetch(
+        conn,
+        "SELECT d.idx, d.time, d.kind, d.entry, d.leaf_hash FROM ledger AS d"
+        " WHERE d.actor_sub = ? AND d.idx < ? AND +d.kind = 'decision' ORDER BY d.idx DESC LIMIT ?",
+        [sub, MAX_INDEX if before is None else before, limit],
+    )
+    return [_row(r) for r in rows]
 
 
 async def stats(conn: aiosqlite.Connection, time_from: str | None, time_to: str | None) -> dict[str, Any]:
@@ -594,11 +655,36 @@ async def stats(conn: aiosqlite.Connection, time_from: str | None, time_to: str 
     for m, n in rows:
         month(m)["emergency_shares_not_completed"] += n
 
+    # Decisions recorded without a payload (through `ledger_by_kind`, never the shares): disclosures made
+    # elsewhere by channel, and decisions not to share despite risk. Shares through SafeShare are then the
+    # share decisions that are not disclosures elsewhere (a `decision` entry with decision `share` used to be
+    # counted as a SafeShare share).
+    rows = await _fetch(
+        conn,
+        f"SELECT {_MONTH}, d.decision, json_extract({_ENTRY_JSON}, '$.disclosure.channel'),"  # noqa: S608
+        f" {_has_flag_sql()}, count(*) FROM ledger AS d WHERE d.kind = 'decision' AND {period}"
+        f" GROUP BY 1, 2, 3, 4",
+        [FLAG_NOT_SHARED_DESPITE_RISK, *args],
+    )
+    for m, decision, channel, flagged, n in rows:
+        bucket = month(m)
+        if decision == "share":
+            bucket["disclosures_elsewhere"] += n
+            add(bucket, "disclosures_by_channel", channel, n)
+        if decision == "not_share" and flagged:
+            bucket["not_shared_despite_risk"] += n
+    for bucket in months.values():
+        bucket["shares"] = bucket["decision"].get("share", 0) - bucket["disclosures_elsewhere"]
+        bucket["decisions_not_to_share"] = bucket["decision"].get("not_share", 0)
+
     ordered = [months[m] for m in sorted(months)]
     totals: dict[str, Any] = {
         "decisions": 0,
         "shares": 0,
         "decisions_not_to_share": 0,
+        "disclosures_elsewhere": 0,
+        "disclosures_by_channel": {},
+        "not_shared_despite_risk": 0,
         "shares_later_revoked": 0,
         "emergency_shares_not_completed": 0,
         **{dim: {} for dim in _DIMENSIONS},
@@ -609,11 +695,16 @@ async def stats(conn: aiosqlite.Connection, time_from: str | None, time_to: str 
             for key, n in bucket[dim].items():
                 totals[dim][key] = totals[dim].get(key, 0) + n
         totals["decisions"] += bucket["decisions"]
+        for key in ("shares", "disclosures_elsewhere", "not_shared_despite_risk"):
+            totals[key] += bucket[key]
+        bucket["disclosures_by_channel"] = dict(sorted(bucket["disclosures_by_channel"].items()))
+        for key, n in bucket["disclosures_by_channel"].items():
+            totals["disclosures_by_channel"][key] = totals["disclosures_by_channel"].get(key, 0) + n
         totals["shares_later_revoked"] += bucket["shares_later_revoked"]
         totals["emergency_shares_not_completed"] += bucket["emergency_shares_not_completed"]
     for dim in _DIMENSIONS:
         totals[dim] = dict(sorted(totals[dim].items()))
-    totals["shares"] = totals["decision"].get("share", 0)
+    totals["disclosures_by_channel"] = dict(sorted(totals["disclosures_by_channel"].items()))
     totals["agreements"] = await agreement_stats(conn, period, args)
     totals["decisions_not_to_share"] = totals["decision"].get("not_share", 0)
     return {"from": time_from, "to": time_to, "totals": totals, "months": ordered}
@@ -653,15 +744,18 @@ __all__ = [
     "KINDS",
     "PURPOSE_CODES",
     "RECOMMENDED_INDEXES",
+    "FLAG_NOT_SHARED_DESPITE_RISK",
     "AuditFilter",
     "QueryError",
     "StoredCheckpoint",
     "Plan",
     "export_pages",
     "export_plan",
+    "flagged_decisions",
     "fts_query",
     "latest_checkpoint",
     "ledger_end",
+    "own_decisions",
     "query_page",
     "stats",
     "subject_events",

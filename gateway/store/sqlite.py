@@ -23,13 +23,16 @@ from typing import Any, TypeVar
 
 import aiosqlite
 
-from ..idempotency import IdempotencyHit, IdempotentWrite, StoredResponse
 from ..ledger import merkle
 from ..ledger.entry import format_time as ledger_time
 from ..ledger.entry import parse_time as parse_ledger_time
 from ..ledger.entry import seal
-from ..ledger.merkle import CompactRange
+from ..ledger.guard import CheckpointGuard, LedgerInconsistent, TrustedHead
+from ..ledger.mac import entry_mac, entry_mac_ok, start_mac, start_mac_ok
+from ..ledger.merkle import CompactRange, ProofError, verify_consistency
 from .files import ESCROW_ID
+from .held_schema import HELD_SCHEMA
+from .idempotency import IdempotencyHit, IdempotentWrite, StoredResponse
 from .models import (
     RECIPIENT_ACTIVE,
     SHARE_ACTIVE,
@@ -38,7 +41,6 @@ from .models import (
     SHARE_REVOKED,
     Enrolment,
     FetchOutcome,
-    LedgerFilter,
     LedgerRow,
     Recipient,
     RecipientExists,
@@ -66,6 +68,7 @@ ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("share_recipients", "acknowledged_at", "TEXT"),
     ("share_recipients", "acknowledgement", "TEXT"),
     ("share_recipients", "via_team", "TEXT"),
+    ("ledger", "mac", "BLOB"),
 )
 
 SCHEMA = """
@@ -180,7 +183,8 @@ CREATE TABLE IF NOT EXISTS ledger (
     article_9 TEXT,
     dpa_schedule_1 TEXT,
     entry BLOB NOT NULL,
-    leaf_hash BLOB NOT NULL
+    leaf_hash BLOB NOT NULL,
+    mac BLOB
 );
 CREATE INDEX IF NOT EXISTS ledger_by_article_6 ON ledger (article_6, idx) WHERE article_6 IS NOT NULL;
 CREATE INDEX IF NOT EXISTS ledger_by_article_9 ON ledger (article_9, idx) WHERE article_9 IS NOT NULL;
@@ -268,6 +272,14 @@ CREATE TABLE IF NOT EXISTS ledger_checkpoints (
     note BLOB NOT NULL
 );
 
+-- The first ledger index whose entry carries a MAC (`ledger.mac`, keyed by keys/ledger-entry.hmac); entries
+-- below it were written before MACs existed ("legacy"). Written once, under its own MAC.
+CREATE TABLE IF NOT EXISTS ledger_mac_start (
+    id INTEGER PRIMARY KEY CHECK (id = 0),
+    start INTEGER NOT NULL,
+    mac BLOB NOT NULL
+);
+
 -- Witness co-signatures on checkpoints: one signature line per (checkpoint size, witness key name).
 CREATE TABLE IF NOT EXISTS ledger_cosignatures (
     size INTEGER NOT NULL REFERENCES ledger_checkpoints (size),
@@ -286,8 +298,11 @@ APPEND_ONLY_TABLES = (
     "ledger_checkpoints",
     "ledger_orgs",
     "ledger_recipients",
+    "ledger_mac_start",
     "ledger_agreements",
 )
+
+SCHEMA += HELD_SCHEMA
 
 SCHEMA += "".join(
     f"CREATE TRIGGER IF NOT EXISTS {table}_no_{op.lower()} BEFORE {op} ON {table}\n"
@@ -299,8 +314,16 @@ SCHEMA += "".join(
 EntryBuilder = Callable[[Share], Mapping[str, Any]]
 
 
-def _connect(path: Path) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30.0)
+class LedgerConnection(sqlite3.Connection):
+    """A write connection that knows the ledger's entry-MAC key, so every `append_entry` through it is authenticated
+    (including those in operations other modules add) without threading the key through each call."""
+
+    ledger_mac_key: bytes | None = None
+
+
+def _connect(path: Path, ledger_mac_key: bytes | None = None) -> LedgerConnection:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30.0, factory=LedgerConnection)
+    conn.ledger_mac_key = ledger_mac_key
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=FULL")
     conn.execute("PRAGMA foreign_keys=ON")
@@ -308,8 +331,14 @@ def _connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
-def create_schema(path: Path) -> None:
-    """Create or upgrade the schema; safe to run from several processes (CLI and server)."""
+def create_schema(path: Path, ledger_mac_key: bytes | None = None, legacy_upgrade: bool = True) -> None:
+    """Create or upgrade the schema; safe to run from several processes (CLI and server).
+
+    With the entry-MAC key, record (once) the first authenticated index: 0 for a new ledger, the current size
+    for one written before entry MACs existed (its entries become legacy). `legacy_upgrade=False` (the gateway
+    has signed with MACs before, so the record must already exist) leaves a missing record missing, for the
+    checkpoint guard to report rather than to paper over.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     conn = _connect(path)
     try:
@@ -326,6 +355,13 @@ def create_schema(path: Path) -> None:
             conn.execute(statement)
         for statement in STATS_INDEXES:
             conn.execute(statement)
+        if ledger_mac_key is not None and legacy_upgrade:
+            if conn.execute("SELECT 1 FROM ledger_mac_start WHERE id = 0").fetchone() is None:
+                start = int(conn.execute("SELECT coalesce(max(idx) + 1, 0) FROM ledger").fetchone()[0])
+                conn.execute(
+                    "INSERT INTO ledger_mac_start (id, start, mac) VALUES (0, ?, ?)",
+                    (start, start_mac(ledger_mac_key, start)),
+                )
         conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         conn.execute("COMMIT")
     finally:
@@ -348,8 +384,8 @@ def _statements(script: str) -> list[str]:
 class _Writer:
     """A dedicated thread that owns the only write connection and group-commits queued operations."""
 
-    def __init__(self, path: Path, max_batch: int = 256) -> None:
-        self._conn = _connect(path)
+    def __init__(self, path: Path, max_batch: int = 256, ledger_mac_key: bytes | None = None) -> None:
+        self._conn = _connect(path, ledger_mac_key)
         self._queue: queue.SimpleQueue[tuple[Callable[[sqlite3.Connection], Any], Future[Any]] | None] = (
             queue.SimpleQueue()
         )
@@ -411,7 +447,7 @@ class _Writer:
                 return
             try:
                 value = op(conn)
-            except BaseException as exc:  # noqa: BLE001 - handed to the awaiting caller
+            except BaseException as exc:
                 try:
                     conn.execute("ROLLBACK TO op")
                     conn.execute("RELEASE op")
@@ -499,12 +535,14 @@ def append_entry(conn: sqlite3.Connection, entry: Mapping[str, Any]) -> int:
     if idx != tree.size:
         raise StoreError(f"ledger has {idx} entries but its tree covers {tree.size}; run `safeshare ledger verify`")
     data, leaf = seal(entry, idx)
+    key = getattr(conn, "ledger_mac_key", None)
+    mac = None if key is None else entry_mac(key, idx, leaf)
     actor = entry.get("actor") or {}
     purpose = entry.get("purpose") or {}
     basis = ((entry.get("justification") or {}).get("rules") or {}).get("1_lawful_basis") or {}
     conn.execute(
         "INSERT INTO ledger (idx, time, kind, actor_sub, actor_org, decision, share_id, purpose_code, article_6,"
-        " article_9, dpa_schedule_1, entry, leaf_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " article_9, dpa_schedule_1, entry, leaf_hash, mac) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             idx,
             entry["time"],
@@ -519,6 +557,7 @@ def append_entry(conn: sqlite3.Connection, entry: Mapping[str, Any]) -> int:
             basis.get("dpa_schedule_1"),
             data,
             leaf,
+            mac,
         ),
     )
     refs = sorted(set(entry.get("subjects") or ()))
@@ -546,6 +585,145 @@ def append_entry(conn: sqlite3.Connection, entry: Mapping[str, Any]) -> int:
         (tree.size, tree.to_bytes()),
     )
     return int(idx)
+
+
+def _stored_leaf(conn: sqlite3.Connection, index: int) -> bytes:
+    row = conn.execute("SELECT leaf_hash FROM ledger WHERE idx = ?", (index,)).fetchone()
+    if row is None:
+        raise LedgerInconsistent(f"entry {index} is missing", index)
+    return bytes(row[0])
+
+
+def _stored_subtree(conn: sqlite3.Connection, start: int, end: int) -> bytes | None:
+    """A perfect subtree's hash from `ledger_nodes` (256+ leaves), else from one range read of leaf hashes."""
+    level = (end - start).bit_length() - 1
+    if level >= NODE_CACHE_MIN_LEVEL:
+        row = conn.execute(
+            "SELECT hash FROM ledger_nodes WHERE level = ? AND idx = ?", (level, start >> level)
+        ).fetchone()
+        if row is not None:
+            return bytes(row[0])
+    leaves = [
+        bytes(r[0])
+        for r in conn.execute("SELECT leaf_hash FROM ledger WHERE idx >= ? AND idx < ? ORDER BY idx", (start, end))
+    ]
+    if len(leaves) != end - start:
+        raise LedgerInconsistent(f"entries {start}..{end - 1} are incomplete", start)
+    return merkle.root(leaves)
+
+
+def _stored_compact(conn: sqlite3.Connection, size: int) -> CompactRange:
+    """The compact range at `size` from stored hashes: one perfect subtree per set bit, largest first."""
+    hashes, start = [], 0
+    for bit in reversed(range(size.bit_length())):
+        if size >> bit & 1:
+            end = start + (1 << bit)
+            h = _stored_leaf(conn, start) if end - start == 1 else _stored_subtree(conn, start, end)
+            assert h is not None
+            hashes.append(h)
+            start = end
+    return CompactRange(size, hashes)
+
+
+def _stored_consistency(conn: sqlite3.Connection, m: int, n: int, old_root: bytes, new_root: bytes) -> None:
+    """RFC 9162: a consistency proof from m to n built from the stored hashes must join the two roots."""
+    try:
+        proof = merkle.consistency_proof(
+            m, n, lambda i: _stored_leaf(conn, i), lambda a, b: _stored_subtree(conn, a, b)
+        )
+        verify_consistency(m, n, proof, old_root, new_root)
+    except ProofError as exc:
+        raise LedgerInconsistent(
+            f"fork: the stored tree of size {n} is not an append-only extension of the signed size {m} ({exc})"
+        ) from None
+
+
+def mac_start(conn: sqlite3.Connection, key: bytes) -> int:
+    """The first index that must carry a MAC; raises LedgerInconsistent if the record is missing or forged."""
+    row = conn.execute("SELECT start, mac FROM ledger_mac_start WHERE id = 0").fetchone()
+    if row is None:
+        raise LedgerInconsistent("the record of the first authenticated entry (ledger_mac_start) is missing")
+    start, mac = int(row[0]), bytes(row[1]) if row[1] is not None else None
+    if not start_mac_ok(key, start, mac):
+        raise LedgerInconsistent("the record of the first authenticated entry (ledger_mac_start) was altered")
+    return start
+
+
+def check_extension(conn: sqlite3.Connection, guard: CheckpointGuard, key: bytes) -> CompactRange | None:
+    """Prove the stored tree extends the trusted signed head; return the new compact range to sign, or None.
+
+    Cost: O(log n) stored-hash reads for the old tree (or none when this process signed it) plus one read,
+    hash and MAC check per entry since; the whole ledger is never rehashed. Raises LedgerInconsistent.
+    """
+    tree = load_tree(conn)
+    db_latest = conn.execute("SELECT size, note FROM ledger_checkpoints ORDER BY size DESC LIMIT 1").fetchone()
+    outside, db = guard.heads(None if db_latest is None else (int(db_latest[0]), bytes(db_latest[1])))
+    if outside is not None and db is not None and db.checkpoint.size > outside.checkpoint.size:
+        # Signed and committed, but the process died before recording it outside: it must still extend that.
+        _stored_consistency(
+            conn, outside.checkpoint.size, db.checkpoint.size, outside.checkpoint.root_hash, db.checkpoint.root_hash
+        )
+    head: TrustedHead | None = db or outside
+    start = mac_start(conn, key)
+    m = 0 if head is None else head.checkpoint.size
+    # Counting every row is the guard's one O(n) step (~0.1 µs a row), so the whole ledger is counted at start-up
+    # and then at most once a minute; in between only the rows since the signed head are.
+    full = guard.full_count_due()
+    since = 0 if full else min(m, tree.size)
+    count, top = conn.execute(
+        "SELECT count(*), (SELECT coalesce(max(idx) + 1, 0) FROM ledger) FROM ledger WHERE idx >= ?", (since,)
+    ).fetchone()
+    if count != top - since or top != tree.size:
+        raise LedgerInconsistent(
+            f"the ledger holds {count} rows from index {since} up to index {top - 1} but its tree state covers"
+            f" {tree.size} entries (rows deleted, inserted or renumbered)",
+            min(since + count, top, tree.size),
+        )
+    if tree.size < m:
+        raise LedgerInconsistent(
+            f"the ledger has {tree.size} entries but the last signed checkpoint covers {m} (truncated or rolled back)",
+            tree.size,
+        )
+    if head is not None and tree.size == m:
+        if tree.root() != head.checkpoint.root_hash:
+            raise LedgerInconsistent(f"fork: the stored tree's root for size {m} is not the signed one")
+        return None
+    if tree.size == 0:
+        return None
+    if head is None:
+        compact = CompactRange()
+    else:
+        compact = guard.trusted_compact(head.checkpoint) or _stored_compact(conn, m)
+        if compact.root() != head.checkpoint.root_hash:
+            raise LedgerInconsistent(
+                f"the stored entries 0..{m - 1} no longer reproduce the checkpoint signed for size {m}"
+                " (an entry was edited, removed, inserted or moved)",
+                0,
+            )
+    expected = m
+    for idx, data, leaf, mac in conn.execute(
+        "SELECT idx, entry, leaf_hash, mac FROM ledger WHERE idx >= ? ORDER BY idx", (m,)
+    ):
+        data, leaf = bytes(data), bytes(leaf)
+        if idx != expected:
+            raise LedgerInconsistent(f"entry {expected} is missing", expected)
+        if merkle.leaf_hash(data) != leaf:
+            raise LedgerInconsistent(f"entry {idx} does not match its recorded leaf hash (edited)", idx)
+        if idx >= start and not entry_mac_ok(key, idx, leaf, None if mac is None else bytes(mac)):
+            raise LedgerInconsistent(
+                f"entry {idx} has no valid MAC: it was not written by this gateway (forged, edited or moved)", idx
+            )
+        compact.append(leaf)
+        expected += 1
+    if compact.size != tree.size or compact.root() != tree.root():
+        raise LedgerInconsistent(
+            f"the stored tree state (size {tree.size}) does not match the entries ({compact.size})", m
+        )
+    if head is not None:
+        _stored_consistency(conn, m, compact.size, head.checkpoint.root_hash, compact.root())
+    if full:
+        guard.full_count_done()
+    return compact
 
 
 def _share_from_rows(row: sqlite3.Row | aiosqlite.Row, rrows: Sequence[Any]) -> Share:
@@ -632,6 +810,9 @@ class SQLiteStore:
         self.path = path
         self._writer = writer
         self._reader = reader
+        #: Set by the gateway: checks every new tree against the last signed one before `checkpoint` signs it.
+        self.guard: CheckpointGuard | None = None
+        self.ledger_mac_key: bytes | None = None
 
     @property
     def reader(self) -> aiosqlite.Connection:
@@ -639,14 +820,16 @@ class SQLiteStore:
         return self._reader
 
     @classmethod
-    async def open(cls, path: Path) -> SQLiteStore:
-        await asyncio.to_thread(create_schema, path)
-        writer = _Writer(path)
+    async def open(cls, path: Path, ledger_mac_key: bytes | None = None, legacy_upgrade: bool = True) -> SQLiteStore:
+        await asyncio.to_thread(create_schema, path, ledger_mac_key, legacy_upgrade)
+        writer = _Writer(path, ledger_mac_key=ledger_mac_key)
         reader = await aiosqlite.connect(path)
         reader.row_factory = aiosqlite.Row
         await reader.execute("PRAGMA busy_timeout=30000")
         await reader.execute("PRAGMA query_only=ON")
-        return cls(path, writer, reader)
+        store = cls(path, writer, reader)
+        store.ledger_mac_key = ledger_mac_key
+        return store
 
     async def close(self) -> None:
         await self._reader.close()
@@ -873,6 +1056,7 @@ class SQLiteStore:
         entry: Mapping[str, Any],
         before_commit: Callable[[], None] | None = None,
         idempotency: IdempotentWrite | None = None,
+        also: Callable[[sqlite3.Connection], None] | None = None,
     ) -> int:
         """Insert the share, its recipients and its ledger entry in one transaction.
 
@@ -927,6 +1111,8 @@ class SQLiteStore:
                     for r in share.recipients
                 ],
             )
+            if also is not None:  # more rows of the same share (held recipients), in the same transaction
+                also(conn)
             if before_commit is not None:
                 before_commit()
             return idx
@@ -964,7 +1150,7 @@ class SQLiteStore:
         async with self._reader.execute(
             "SELECT * FROM share_recipients WHERE share_id = ? ORDER BY recipient_id", (share_id,)
         ) as cur:
-            rrows = await cur.fetchall()
+            rrows = list(await cur.fetchall())
         return _share_from_rows(row, rrows)
 
     async def _shares(self, sql: str, args: Sequence[Any]) -> list[Share]:
@@ -1089,6 +1275,11 @@ class SQLiteStore:
                 (SHARE_REVOKED, share_id, SHARE_ACTIVE),
             )
             conn.execute("UPDATE shares SET state = ? WHERE id = ?", (SHARE_REVOKED, share_id))
+            conn.execute(  # envelopes held for addresses without a key (issue 10) end with the share
+                "UPDATE held_recipients SET state = 'revoked'"
+                " WHERE share_id = ? AND state IN ('held', 'claimed', 'active')",
+                (share_id,),
+            )
             return share, append_entry(conn, make_entry(share))
 
         return await self._writer.submit(op)
@@ -1109,7 +1300,7 @@ class SQLiteStore:
             done = []
             for share_id in ids:
                 share = _load_share(conn, share_id)
-                assert share is not None  # noqa: S101 - selected in this transaction
+                assert share is not None
                 conn.execute(
                     "UPDATE share_recipients SET state = ? WHERE share_id = ? AND state = ?",
                     (SHARE_EXPIRED, share_id, SHARE_ACTIVE),
@@ -1125,52 +1316,23 @@ class SQLiteStore:
         """(share_id, recipient_id) of every envelope that should still exist on disk."""
         async with self._reader.execute(
             "SELECT share_id, recipient_id FROM share_recipients WHERE state = 'active'"
-            " UNION ALL SELECT id, ? FROM shares WHERE escrow_sha256 IS NOT NULL AND state IN ('active', 'exhausted')",
+            " UNION ALL SELECT id, ? FROM shares WHERE escrow_sha256 IS NOT NULL AND state IN ('active', 'exhausted')"
+            " UNION ALL SELECT share_id, envelope FROM held_recipients WHERE state IN ('held', 'claimed', 'active')",
             (ESCROW_ID,),
         ) as cur:
             return {(r[0], r[1]) for r in await cur.fetchall()}
 
     # -- ledger -----------------------------------------------------------------------------------
 
-    async def ledger_query(self, f: LedgerFilter) -> list[LedgerRow]:
-        sql = "SELECT l.idx, l.time, l.kind, l.entry, l.leaf_hash FROM ledger l"
-        where: list[str] = []
-        args: list[Any] = []
-        if f.subject is not None:
-            sql += " JOIN ledger_subjects ls ON ls.idx = l.idx AND ls.ref = ?"
-            args.append(f.subject)
-        if f.recipient is not None:
-            sql += " JOIN ledger_recipients lr ON lr.idx = l.idx AND lr.recipient_id = ?"
-            args.append(f.recipient)
-        for column, value in (
-            ("l.actor_sub", f.practitioner),
-            ("l.kind", f.kind),
-            ("l.decision", f.decision),
-        ):
-            if value is not None:
-                where.append(f"{column} = ?")
-                args.append(value)
-        if f.time_from is not None:
-            where.append("l.time >= ?")
-            args.append(f.time_from)
-        if f.time_to is not None:
-            where.append("l.time < ?")
-            args.append(f.time_to)
-        if f.before is not None:
-            where.append("l.idx < ?")
-            args.append(f.before)
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY l.idx DESC LIMIT ?"
-        args.append(f.limit)
-        async with self._reader.execute(sql, args) as cur:
-            return [LedgerRow(r[0], r[1], r[2], bytes(r[3]), bytes(r[4])) for r in await cur.fetchall()]
-
     async def checkpoint(self, sign: Callable[[int, bytes], bytes], now: str) -> tuple[int, bytes] | None:
         """Sign the current tree if it grew since the last checkpoint; (size, note) or None if unchanged.
 
         Runs through the writer, so the signed root is exactly that of the committed entries.
         """
+
+        guard, key = self.guard, self.ledger_mac_key
+        if guard is not None and key is not None:
+            return await self._guarded_checkpoint(guard, key, sign, now)
 
         def op(conn: sqlite3.Connection) -> tuple[int, bytes] | None:
             tree = load_tree(conn)
@@ -1182,6 +1344,48 @@ class SQLiteStore:
             return tree.size, note
 
         return await self._writer.submit(op)
+
+    async def _guarded_checkpoint(
+        self, guard: CheckpointGuard, key: bytes, sign: Callable[[int, bytes], bytes], now: str
+    ) -> tuple[int, bytes] | None:
+        """`checkpoint`, but only over a tree proven to extend the last signed one; see gateway/ledger/guard.py.
+
+        The proof runs on its own read snapshot, off the writer thread, so appends are not held up by it; the
+        writer then only records the signature over the root the proof computed (itself, from the trusted head
+        and the MAC-checked entries since, never taken from the stored tree state).
+        """
+
+        def check() -> CompactRange | None:
+            conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, isolation_level=None)
+            try:
+                conn.execute("PRAGMA busy_timeout=30000")
+                conn.execute("BEGIN")  # one snapshot: entries, tree state and checkpoints agree in time
+                return check_extension(conn, guard, key)
+            finally:
+                conn.close()
+
+        try:
+            new = await asyncio.to_thread(check)
+        except LedgerInconsistent as exc:
+            guard.fail(exc)
+            return None
+        guard.clear()
+        if new is None:
+            return None
+
+        def op(conn: sqlite3.Connection) -> tuple[int, bytes] | None:
+            last = conn.execute("SELECT coalesce(max(size), 0) FROM ledger_checkpoints").fetchone()[0]
+            if new.size <= last:
+                return None  # signed meanwhile (a concurrent round): the next round checks from there
+            note = sign(new.size, new.root())
+            conn.execute("INSERT INTO ledger_checkpoints (size, time, note) VALUES (?, ?, ?)", (new.size, now, note))
+            return new.size, note
+
+        result = await self._writer.submit(op)
+        if result is None:
+            return None
+        await asyncio.to_thread(guard.remember, result[1], new)
+        return result
 
     async def latest_checkpoint(self) -> tuple[int, bytes] | None:
         async with self._reader.execute("SELECT size, note FROM ledger_checkpoints ORDER BY size DESC LIMIT 1") as cur:
@@ -1236,11 +1440,6 @@ class SQLiteStore:
     def _with_tree_reader(self, fn: Callable[[TreeReader], T]) -> T:
         with TreeReader(self.path) as reader:
             return fn(reader)
-
-    async def ledger_size(self) -> int:
-        async with self._reader.execute("SELECT coalesce(max(idx) + 1, 0) FROM ledger") as cur:
-            row = await cur.fetchone()
-        return int(row[0]) if row else 0
 
 
 def _claim_idempotency_key(conn: sqlite3.Connection, idem: IdempotentWrite, now: str) -> None:

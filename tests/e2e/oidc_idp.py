@@ -39,6 +39,10 @@ class IdP:
     url: str = ""
     mode: str = "ok"
     sub: str = "pat.oidc@council.example"
+    #: What the access token's `roles` claim holds (the gateway maps SafeShare.Recipient to recipient).
+    roles: tuple[str, ...] = ("SafeShare.Practitioner",)
+    #: An origin allowed to call the token endpoint from a web page (CORS), as for a single-page app client.
+    cors_origin: str | None = None
     key: rsa.RSAPrivateKey = field(
         default_factory=lambda: rsa.generate_private_key(public_exponent=65537, key_size=2048)
     )
@@ -61,7 +65,7 @@ audience = "{AUDIENCE}"
 jwks_url = "{self.url}/jwks"
 algorithms = ["RS256"]
 roles_claim = "roles"
-role_map = {{ "SafeShare.Practitioner" = "practitioner" }}
+role_map = {{ "SafeShare.Practitioner" = "practitioner", "SafeShare.Recipient" = "recipient" }}
 org_claim = "org"
 authorization_endpoint = "{self.url}/authorize"
 token_endpoint = "{self.url}/token"
@@ -79,7 +83,7 @@ scopes = ["openid", "{AUDIENCE}/Share"]
             "iss": self.issuer,
             "aud": AUDIENCE,
             "sub": self.sub,
-            "roles": ["SafeShare.Practitioner"],
+            "roles": list(self.roles),
             "org": "e2e-council",
             "iat": now,
             "nbf": now,
@@ -92,7 +96,7 @@ def _handler(idp: IdP) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         timeout = 10
 
-        def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib signature
+        def log_message(self, format: str, *args: object) -> None:  # stdlib signature
             pass
 
         def _json(self, status: int, body: dict[str, Any]) -> None:
@@ -100,6 +104,8 @@ def _handler(idp: IdP) -> type[BaseHTTPRequestHandler]:
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Cache-Control", "no-store")
+            if idp.cors_origin:
+                self.send_header("Access-Control-Allow-Origin", idp.cors_origin)
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             self.wfile.write(data)
@@ -125,7 +131,10 @@ def _handler(idp: IdP) -> type[BaseHTTPRequestHandler]:
                 and q.get("client_id") == CLIENT_ID
                 and q.get("code_challenge_method") == "S256"
                 and len(q.get("code_challenge", "")) == 43
-                and q.get("redirect_uri", "").startswith("https://")
+                and (
+                    q.get("redirect_uri", "").startswith("https://")
+                    or q.get("redirect_uri", "").startswith("http://127.0.0.1:")  # a gateway's page on loopback
+                )
             )
             if not ok:
                 return self._json(400, {"error": "invalid_request"})

@@ -75,6 +75,20 @@ def recipient_gateway(tmp: Path, escrow_recipient: str | None = None) -> Iterato
         yield gw
 
 
+#: The keyring as lib/private-store.js keeps it (IndexedDB "safeshare-private", store "kv"), read from any
+#: extension context (the service worker cannot import modules dynamically, so this is plain IndexedDB).
+READ_KEYRING_JS = """() => new Promise((ok, no) => {
+    const r = indexedDB.open('safeshare-private', 1);
+    r.onupgradeneeded = () => r.result.createObjectStore('kv');
+    r.onsuccess = () => {
+        const g = r.result.transaction('kv').objectStore('kv').get('keyring');
+        g.onsuccess = () => { ok(g.result ?? null); r.result.close(); };
+        g.onerror = () => no(g.error);
+    };
+    r.onerror = () => no(r.error);
+})"""
+
+
 @dataclass
 class Profile:
     """One browser profile (its own storage, so its own keys) with the extension."""
@@ -93,7 +107,10 @@ class Profile:
         self.worker.evaluate("t => chrome.storage.session.set({token: t})", token)
 
     def keyring(self) -> Any:
-        return self.worker.evaluate("() => chrome.storage.local.get('keyring').then(r => r.keyring ?? null)")
+        """The stored keyring (the extension origin's IndexedDB); never also in storage.local, which content
+        scripts can read."""
+        assert self.worker.evaluate("() => chrome.storage.local.get('keyring').then(r => r.keyring ?? null)") is None
+        return self.worker.evaluate(READ_KEYRING_JS)
 
     def open(self, path: str) -> Any:
         page = self.context.new_page()
@@ -142,7 +159,7 @@ class Profiles:
         for p in self.open:
             try:
                 p.context.close()
-            except Exception:  # noqa: BLE001 - closing everything that can be closed
+            except Exception:  # closing everything that can be closed
                 pass
 
 

@@ -171,7 +171,7 @@ $config['create_default_folders'] = true;
 $config['mail_domain'] = 'council.example';
 """
     )
-    log = open(rc / "php.log", "w")  # noqa: SIM115
+    log = open(rc / "php.log", "w")
     php = subprocess.Popen(
         ["php", "-S", f"127.0.0.1:{web_port}", "-t", str(PUBLIC_HTML)],
         env={**os.environ, "ROUNDCUBE_CONFIG_DIR": str(rc / "config")},

@@ -36,7 +36,7 @@ from tests.conftest import require_tool
 from tests.e2e.bidi import Tab, launch
 from tests.e2e.conftest import EXTENSION
 from tests.e2e.firefox_addon import ADDON_ID, options_sign_in
-from tests.e2e.recipient_fixtures import PASSPHRASE, RecipientGateway, recipient_gateway
+from tests.e2e.recipient_fixtures import PASSPHRASE, READ_KEYRING_JS, RecipientGateway, recipient_gateway
 from tests.extension_build import ensure_built
 
 RECIPIENT = "rita"
@@ -166,7 +166,9 @@ async def test_recipient_sets_up_opens_downloads_and_acknowledges_in_firefox(
             )
             assert await alert_text(tab) == ""
             assert "Waiting for approval" in (await state_of(tab))[1]
-            stored = await tab.call("() => browser.storage.local.get('keyring').then(r => r.keyring)")
+            # Kept in the extension origin's IndexedDB, not in storage.local (which content scripts can read).
+            assert await tab.call("() => browser.storage.local.get('keyring').then(r => r.keyring ?? null)") is None
+            stored = await tab.call(READ_KEYRING_JS)
             assert stored["armored"].startswith("-----BEGIN AGE ENCRYPTED FILE-----")
             assert "AGE-SECRET-KEY" not in json.dumps(stored)
             [key] = stored["keys"]

@@ -38,7 +38,7 @@ class Recorder:
         recorder = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - the http.server API
+            def do_GET(self) -> None:  # the http.server API
                 recorder.paths.append(self.path)
                 body = recorder.bodies.get(self.path)
                 self.send_response(200 if body is not None else 404)
@@ -47,7 +47,7 @@ class Recorder:
                 self.end_headers()
                 self.wfile.write(body or b"")
 
-            do_POST = do_GET  # noqa: N815 - a form submission is recorded the same way
+            do_POST = do_GET  # a form submission is recorded the same way
 
             def log_message(self, *args: Any) -> None:
                 pass

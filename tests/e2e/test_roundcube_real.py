@@ -248,6 +248,12 @@ def test_switch_from_html_to_plain_while_the_panel_is_open(
     page.wait_for_function("() => document.querySelector('#composebody').value.includes('care plan')")
 
     fill(panel, example("share"))
+    # The compose window changed under the open panel (its formatted version is gone): the panel says so, and
+    # Share waits for the practitioner's choice — here, to share what the panel shows (the formatted email).
+    panel.locator("#changed").wait_for(state="visible", timeout=10000)
+    assert "the body" in panel.locator("#changed-text").text_content()
+    assert panel.get_by_role("button", name="Share", exact=True).is_disabled()
+    panel.get_by_role("button", name="Share what is shown").click()
     settle(panel)
     panel.get_by_role("button", name="Share", exact=True).click()
     panel.wait_for_selector("#result:not([hidden])")

@@ -240,7 +240,12 @@ def test_recipient_disabled_before_share_is_refused_in_words(
         "--age-recipient", str(dave.to_public()),
     )  # fmt: skip
     page.goto(webmail.roundcube_url())
-    page.evaluate("() => { document.querySelector('#_to').value = 'Dave <dave@example.org>'; }")
+    # The recipient as Roundcube shows it (its widget's chip; the hidden #_to field behind it is never read).
+    page.evaluate(
+        """() => { document.querySelector('#_to').value = 'Dave <dave@example.org>';
+                   document.querySelector('ul.recipient-input li.recipient').innerHTML =
+                     '<span class="name">Dave</span><span class="email">,dave@example.org</span>'; }"""
+    )
     before = (page.locator("#composebody").input_value(), page.locator("#attachment-list li").count())
     panel = open_panel(page)
     fill(panel, example("share"))

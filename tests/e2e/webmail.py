@@ -92,7 +92,7 @@ def _handler(mail: Webmail) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         timeout = 10  # a stalled connection ends instead of holding a thread
 
-        def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib signature
+        def log_message(self, format: str, *args: object) -> None:  # stdlib signature
             pass
 
         def send(self, status: int, body: bytes, ctype: str) -> None:
@@ -111,7 +111,7 @@ def _handler(mail: Webmail) -> type[BaseHTTPRequestHandler]:
             mail.fetched.append(key)
             self.send(200, att.data, att.content_type)
 
-        def do_GET(self) -> None:  # noqa: N802 - stdlib name
+        def do_GET(self) -> None:  # stdlib name
             host = (self.headers.get("Host") or "").split(":")[0]
             url = urlsplit(self.path)
             q = parse_qs(url.query)

@@ -1,0 +1,93 @@
+"""The recipient's web page, `/open/`: open a share in any browser, no extension needed.
+
+Static files shipped in the package (`gateway/web/open/`), served from memory with a strict
+Content-Security-Policy: scripts and styles only from this origin, each with Subresource Integrity (imported
+modules through the page's import map, the one inline script, allowed by its hash alone), API calls only to
+this origin (and the token endpoints of the configured sign-in services, which the OAuth authorization-code
+exchange must reach), never framed. All decryption happens in the page.
+"""
+
+from __future__ import annotations
+
+import functools
+from urllib.parse import urlsplit
+
+from aiohttp import web
+
+from ..config import Settings
+from ..errors import not_found
+from ..web import StaticFile, inline_script_hashes, load_site
+from .common import gateway
+
+routes = web.RouteTableDef()
+
+
+def content_security_policy(settings: Settings) -> str:
+    """The page's policy. `frame-src blob:` only; the message itself is shown in a sandboxed srcdoc frame."""
+    connect = ["'self'"]
+    for o in settings.oidc:
+        if o.token_endpoint:
+            parts = urlsplit(o.token_endpoint)
+            origin = f"{parts.scheme}://{parts.netloc}"
+            if parts.scheme in ("https", "http") and parts.netloc and origin not in connect:
+                connect.append(origin)
+    return "; ".join(
+        [
+            "default-src 'none'",
+            " ".join(["script-src 'self'", *_import_map_hashes()]),
+            "style-src 'self'",
+            "img-src 'self' data: blob:",
+            f"connect-src {' '.join(connect)}",
+            "frame-src blob:",
+            "frame-ancestors 'none'",
+            "base-uri 'none'",
+            "form-action 'self'",
+        ]
+    )
+
+
+@functools.cache
+def _site() -> dict[str, StaticFile]:
+    """The page's files, read from the package once."""
+    return load_site("open")
+
+
+@functools.cache
+def _import_map_hashes() -> tuple[str, ...]:
+    """The hash sources of the pages' import maps (their only inline scripts)."""
+    site = _site()
+    return tuple(
+        h for path in sorted(site) if path.endswith(".html") for h in inline_script_hashes(site[path].body.decode())
+    )
+
+
+def _serve(request: web.Request, path: str) -> web.Response:
+    f = _site().get(path)
+    if f is None:
+        raise not_found("page")
+    return web.Response(
+        body=f.body,
+        headers={
+            "Content-Type": f.content_type,
+            "Content-Security-Policy": content_security_policy(gateway(request).settings),
+            "X-Frame-Options": "DENY",
+            "Cross-Origin-Opener-Policy": "same-origin",
+            "Cross-Origin-Resource-Policy": "same-origin",
+            "Permissions-Policy": "camera=(), microphone=(), geolocation=(), payment=(), usb=()",
+        },
+    )
+
+
+@routes.get("/open")
+async def open_redirect(request: web.Request) -> web.Response:
+    raise web.HTTPPermanentRedirect("/open/")
+
+
+@routes.get("/open/")
+async def open_index(request: web.Request) -> web.Response:
+    return _serve(request, "index.html")
+
+
+@routes.get("/open/{file:.+}")
+async def open_file(request: web.Request) -> web.Response:
+    return _serve(request, request.match_info["file"])

@@ -1,0 +1,524 @@
+"""Use cases for recipients without a key (issue 10): shares held for an address, claimed by e-mail code and
+re-wrapped to the key the recipient then makes; passphrase shares. Mixed into `service.Gateway`.
+
+The payload is encrypted once per envelope as usual; a held envelope's file key is wrapped to the gateway's
+holding key until the address is proven, then the header alone is rewritten for the recipient's key (the
+payload bytes are copied unchanged) and the held wrapping destroyed. Every step is a ledger entry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import os
+import secrets
+import time
+from collections.abc import Coroutine, Mapping, Sequence
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from . import claims, envelope
+from .auth import EmbeddedIssuer, Principal
+from .config import Settings
+from .errors import ApiError, field_error
+from .home import load_or_create_holding_identity
+from .ledger import entry as ledger_entry
+from .mail import Mail, Mailer, MailError
+from .store.files import TMP_DIR, EnvelopeFiles, _fsync_dir
+from .store.held import HeldRow, HeldStore
+from .store.models import RECIPIENT_ACTIVE, Recipient, Share
+from .store.sqlite import SQLiteStore
+
+log = logging.getLogger("safeshare.holding")
+
+#: The system actor for what the gateway does by itself (re-wrap, expiry, approval of a claimed key).
+SYSTEM_ACTOR = ledger_entry.actor("safeshare-gateway", "system", None, "safeshare-gateway")
+
+
+class SlidingWindow:
+    """In-memory rate limit: at most `limit` events per `window` seconds per key (bounded number of keys)."""
+
+    def __init__(self, limit: int, window: float, max_keys: int = 100_000) -> None:
+        self.limit = limit
+        self.window = window
+        self.max_keys = max_keys
+        self._events: dict[Any, list[float]] = {}
+
+    def hit(self, key: Any) -> float | None:
+        """Record an event; None if allowed, else the seconds until one is allowed again."""
+        now = time.monotonic()
+        events = [t for t in self._events.get(key, ()) if now - t < self.window]
+        if len(events) >= self.limit:
+            self._events[key] = events
+            return self.window - (now - events[0])
+        if len(self._events) >= self.max_keys and key not in self._events:
+            self._events = {k: v for k, v in self._events.items() if v and now - v[-1] < self.window}
+        events.append(now)
+        self._events[key] = events
+        return None
+
+
+class RateLimited(ApiError):
+    """429 with a Retry-After header as well as `retry_after` in the body."""
+
+    def response(self) -> web.Response:
+        resp = super().response()
+        resp.headers["Retry-After"] = str(self.details["retry_after"])
+        return resp
+
+
+def rate_limited(retry_after: float) -> ApiError:
+    seconds = max(1, int(retry_after + 0.999))
+    return RateLimited(429, "rate_limited", f"Too many requests; try again in {seconds} seconds.", retry_after=seconds)
+
+
+class HoldingUseCases:
+    settings: Settings
+    store: SQLiteStore
+    files: EnvelopeFiles
+    mailer: Mailer | None = None
+    _digest_key: bytes
+
+    if TYPE_CHECKING:  # provided by service.Gateway / DirectoryUseCases
+
+        def now(self) -> datetime: ...
+
+        def now_str(self) -> str: ...
+
+        async def decide_enrolment(
+            self, actor: Mapping[str, Any], recipient_id: str, approve: bool, reason: str | None = None
+        ) -> dict[str, Any]: ...
+
+    # -- set-up -------------------------------------------------------------------------------------
+
+    @property
+    def held(self) -> HeldStore:
+        return HeldStore(self.store)
+
+    def holding_identity(self) -> envelope.X25519Identity:
+        cached: envelope.X25519Identity | None = getattr(self, "_holding_identity", None)
+        if cached is None:
+            cached = load_or_create_holding_identity(self.settings.holding_key_path)
+            self._holding_identity = cached
+        return cached
+
+    def _limits(self) -> tuple[SlidingWindow, SlidingWindow]:
+        found: tuple[SlidingWindow, SlidingWindow] | None = getattr(self, "_claim_limits", None)
+        if found is None:
+            found = (
+                SlidingWindow(claims.CODES_PER_WINDOW, claims.CODE_WINDOW_SECONDS),
+                SlidingWindow(60, 60.0),
+            )
+            self._claim_limits = found
+        return found
+
+    def check_ip_rate(self, ip: str | None) -> None:
+        """Public claim/open routes: at most 60 requests a minute per client address."""
+        wait = self._limits()[1].hit(ip or "?")
+        if wait is not None:
+            raise rate_limited(wait)
+
+    # -- sharing with addresses -----------------------------------------------------------------------
+
+    async def split_addresses(self, meta: Mapping[str, Any]) -> tuple[list[str], list[str], str | None, str | None]:
+        """(directory IDs, held addresses, mode, passphrase): an address of an active person with a key is that
+        person; any other address needs `unenrolled` (verify | passphrase [+ passphrase])."""
+        entries = meta.get("recipients")
+        mode = meta.get("unenrolled")
+        passphrase = meta.get("passphrase")
+        if (
+            not isinstance(entries, list)
+            or not entries
+            or len(entries) > self.settings.limits.max_recipients
+            or not all(isinstance(i, str) for i in entries)
+        ):
+            return entries, [], None, None  # type: ignore[return-value]  # _resolve_recipients refuses it
+        ids: list[str] = []
+        addresses: list[str] = []
+        bad: list[str] = []
+        for entry in entries:
+            if not claims.is_address(entry):
+                ids.append(entry)
+                continue
+            address = claims.normalise_address(entry)
+            if address is None:
+                bad.append(entry[:64])
+            elif address not in addresses:
+                addresses.append(address)
+        if bad:
+            raise field_error(
+                "invalid_share",
+                "share.recipients",
+                "Some entries contain '@' but are not e-mail addresses.",
+                invalid=bad,
+            )
+        unknown: list[str] = []
+        for address in addresses:
+            found = await self._person_by_email(address)
+            if found is not None:
+                if found.id not in ids:
+                    ids.append(found.id)
+            else:
+                unknown.append(address)
+        if mode is not None and mode not in claims.UNENROLLED_MODES:
+            raise field_error("invalid_share", "share.unenrolled", "unenrolled must be 'verify' or 'passphrase'.")
+        if passphrase is not None and mode != claims.MODE_PASSPHRASE:
+            raise field_error(
+                "invalid_share", "share.passphrase", "A passphrase is only accepted with unenrolled: 'passphrase'."
+            )
+        if unknown and mode is None:
+            raise ApiError(
+                422,
+                "unknown_recipients",
+                "Some addresses have no key in the directory; choose how they may open the share "
+                "(unenrolled: 'verify' or 'passphrase'). Nothing was shared.",
+                field="share.recipients",
+                unknown=unknown,
+                disabled=[],
+                empty_teams=[],
+            )
+        if unknown and mode == claims.MODE_VERIFY and self.mailer is None:
+            raise field_error(
+                "mail_not_configured",
+                "unenrolled",
+                "This gateway has no e-mail relay (SAFESHARE_SMTP_URL), so it cannot send the one-time codes a "
+                "'verify' share needs. Use a passphrase, or ask the administrator to configure the relay.",
+            )
+        if unknown and mode == claims.MODE_PASSPHRASE:
+            problem = claims.passphrase_problem(passphrase)
+            if problem is not None:
+                raise field_error("passphrase_weak", "passphrase", problem)
+        return ids, unknown, (mode if unknown else None), (passphrase if unknown else None)
+
+    async def _person_by_email(self, address: str) -> Recipient | None:
+        async with self.store.reader.execute(
+            "SELECT id FROM recipients WHERE email = ? AND status = ? AND kind = 'person' AND age_recipient != ''"
+            " ORDER BY id LIMIT 1",
+            (address, RECIPIENT_ACTIVE),
+        ) as cur:
+            row = await cur.fetchone()
+        if row is None:
+            return None
+        return (await self.store.get_recipients([row[0]])).get(row[0])
+
+    def held_keys(
+        self, addresses: Sequence[str], mode: str | None, passphrase: str | None
+    ) -> list[tuple[str, str, envelope.Recipient]]:
+        """(address, envelope stem, age recipient) for each held envelope: one per address to the holding key, or
+        one scrypt envelope for all the addresses of a passphrase share."""
+        if not addresses:
+            return []
+        if mode == claims.MODE_PASSPHRASE:
+            assert passphrase is not None
+            return [("", claims.PASSPHRASE_STEM, envelope.ScryptRecipient(passphrase))]
+        holding = self.holding_identity().recipient()
+        return [(a, claims.held_envelope_stem(a), holding) for a in addresses]
+
+    @staticmethod
+    def held_rows(
+        share_id: str, addresses: Sequence[str], mode: str | None, digests: Mapping[str, tuple[str, int]]
+    ) -> list[HeldRow]:
+        rows = []
+        for address in addresses:
+            if mode == claims.MODE_PASSPHRASE:
+                stem, row_mode, state = claims.PASSPHRASE_STEM, "passphrase", "active"
+            else:
+                stem, row_mode, state = claims.held_envelope_stem(address), "held", "held"
+            sha, size = digests[stem]
+            rows.append(HeldRow(share_id, address, row_mode, stem, sha, size, state, claims.recipient_id_for(address)))
+        return rows
+
+    async def notify_held_addresses(self, share_id: str, rows: Sequence[HeldRow], link: str, org: str | None) -> None:
+        """Optional notice (config notify_held) to each held address: no content, no justification."""
+        if not self.settings.notify_held or self.mailer is None:
+            return
+        for row in rows:
+            if row.mode != "held":
+                continue
+            try:
+                await self.mailer.send(
+                    Mail(row.address, claims.NOTICE_SUBJECT, claims.notice_mail_body(share_id, link, org))
+                )
+            except MailError as exc:
+                log.warning("notice e-mail not sent: %s", exc)
+
+    # -- claim by e-mail code -----------------------------------------------------------------------
+
+    def _claim_recipient(self, row_or_address: str) -> dict[str, Any]:
+        return {
+            "id": claims.recipient_id_for(row_or_address),
+            "org": claims.address_domain(row_or_address),
+            "address": row_or_address,
+        }
+
+    async def start_claim(self, share_id: str, address: str, link: str) -> None:
+        """Send a code if `address` is held for this live share; otherwise do nothing (the caller cannot tell)."""
+        wait = self._limits()[0].hit((share_id, address))
+        if wait is not None:
+            raise rate_limited(wait)
+        code = claims.new_code()
+        mac = claims.code_mac(claims.code_key(self._digest_key), share_id, address, code)
+        now = self.now()
+        expires = ledger_entry.format_time(now + timedelta(seconds=claims.CODE_TTL_SECONDS))
+        outcome = await self.held.issue_code(
+            share_id,
+            address,
+            mac,
+            ledger_entry.format_time(now),
+            expires,
+            lambda s: ledger_entry.share_event_entry(
+                kind=ledger_entry.KIND_CLAIM_CODE_SENT,
+                time=ledger_entry.format_time(now),
+                actor=None,
+                share_id=s.id,
+                share_index=s.ledger_index,
+                subjects=s.subjects,
+                recipients=[self._claim_recipient(address)],
+                code_expires_at=expires,
+            ),
+        )
+        if outcome == "gone":
+            raise ApiError(410, "gone", "This share has expired or was withdrawn; it can no longer be opened.")
+        if outcome != "sent" or self.mailer is None:
+            return
+        body = claims.code_mail_body(code, share_id, claims.CODE_TTL_SECONDS // 60, link)
+        # Sent after answering: waiting for the relay only when the address is held would tell by the timing.
+        self._in_background(self._send(Mail(address, claims.CODE_SUBJECT, body)))
+
+    def _in_background(self, job: Coroutine[Any, Any, None]) -> None:
+        tasks: set[asyncio.Task[None]] | None = getattr(self, "_mail_tasks", None)
+        if tasks is None:
+            tasks = set()
+            self._mail_tasks = tasks
+        task = asyncio.ensure_future(job)
+        tasks.add(task)  # keep a reference until done (the loop holds only weak ones)
+        task.add_done_callback(tasks.discard)
+
+    async def _send(self, mail: Mail) -> None:
+        assert self.mailer is not None
+        try:
+            await self.mailer.send(mail)
+        except MailError as exc:
+            log.warning("e-mail not sent: %s", exc)
+
+    async def verify_claim(self, share_id: str, address: str, code: str, issuer: EmbeddedIssuer) -> dict[str, Any]:
+        key = claims.code_key(self._digest_key)
+        now = self.now_str()
+        recipient = self._claim_recipient(address)
+
+        def entries(outcome: str, share: Share, left: int) -> dict[str, Any]:
+            kind = {
+                "accepted": ledger_entry.KIND_CLAIM_CODE_ACCEPTED,
+                "refused": ledger_entry.KIND_CLAIM_CODE_REFUSED,
+                "locked": ledger_entry.KIND_CLAIM_LOCKED,
+            }[outcome]
+            details: dict[str, Any] = {"attempts_left": left} if outcome == "refused" else {}
+            return ledger_entry.share_event_entry(
+                kind=kind,
+                time=now,
+                actor=None,
+                share_id=share.id,
+                share_index=share.ledger_index,
+                subjects=share.subjects,
+                recipients=[recipient],
+                **details,
+            )
+
+        result = await self.held.check_code(
+            share_id,
+            address,
+            now,
+            lambda stored: claims.code_matches(key, share_id, address, code, stored),
+            claims.CODE_MAX_ATTEMPTS,
+            claims.CLAIM_MAX_WRONG,
+            entries,
+        )
+        if result.outcome == "gone":
+            raise ApiError(410, "gone", "This share has expired or was withdrawn; it can no longer be opened.")
+        if result.outcome == "locked":
+            raise ApiError(
+                423,
+                "claim_locked",
+                "Too many wrong codes. Ask for a new code (if this share still allows it) or contact the sender.",
+            )
+        if result.outcome != "accepted":
+            details = {"attempts_left": result.attempts_left} if result.outcome == "invalid" else {}
+            raise ApiError(
+                400, "code_invalid", "That code is not right, or has expired. Check it or ask for a new one.", **details
+            )
+        rid = recipient["id"]
+        token = issuer.issue(
+            rid,
+            ["recipient"],
+            org=recipient["org"],
+            ttl=claims.CLAIM_TOKEN_TTL,
+            email=address,
+            extra={"claim": share_id},
+        )
+        found = (await self.store.get_recipients([rid])).get(rid)
+        if found is not None and found.status == RECIPIENT_ACTIVE and found.age_recipient:
+            await self.rewrap_held(rid)  # already has a key: the share is theirs at once
+        return {"token": token, "expires_in": claims.CLAIM_TOKEN_TTL, "recipient": rid}
+
+    async def after_enrol(self, principal: Principal) -> bool:
+        """A key enrolled with a claim: approved at once unless the organisation wants an administrator to."""
+        if self.settings.claim_requires_approval:
+            return False
+        if not await self.held.claimed_for(principal.sub):
+            return False
+        found = (await self.store.get_recipients([principal.sub])).get(principal.sub)
+        if found is not None and found.age_recipient:
+            return False  # an existing recipient's key change still needs an administrator
+        await self.decide_enrolment(SYSTEM_ACTOR, principal.sub, True, "claimed by e-mail code")
+        return True
+
+    async def rewrap_held(self, recipient_id: str) -> list[int]:
+        """Re-wrap every claimed envelope of this recipient to their active key; returns the ledger indexes."""
+        found = (await self.store.get_recipients([recipient_id])).get(recipient_id)
+        if found is None or found.status != RECIPIENT_ACTIVE or not found.age_recipient:
+            return []
+        key = envelope.X25519Recipient.parse(found.age_recipient)
+        done = []
+        for row in await self.held.claimed_for(recipient_id):
+            index = await self._rewrap_one(row, found, key)
+            if index is not None:
+                done.append(index)
+        return done
+
+    async def _rewrap_one(self, row: HeldRow, rec: Recipient, key: envelope.X25519Recipient) -> int | None:
+        held_path = self.files.path(row.share_id, row.envelope)
+        final = self.files.path(row.share_id, rec.id)
+        tmp = self.files.root / TMP_DIR / f"{secrets.token_hex(12)}.age"
+
+        def write() -> tuple[str, str, int]:
+            digest = hashlib.sha256()
+            with open(held_path, "rb") as src, open(tmp, "xb") as dst:
+                os.chmod(tmp, 0o600)
+                old_header, _ = envelope.rewrap_stream(src, dst, [self.holding_identity()], [key])
+                dst.flush()
+                os.fsync(dst.fileno())
+            with open(tmp, "rb") as fh:
+                while block := fh.read(1024 * 1024):
+                    digest.update(block)
+            return row.envelope_sha256, digest.hexdigest(), tmp.stat().st_size  # old: as recorded at share time
+
+        try:
+            old_sha, new_sha, size = await asyncio.to_thread(write)
+        except (OSError, envelope.EnvelopeError) as exc:
+            tmp.unlink(missing_ok=True)
+            log.error("re-wrap failed: %s", type(exc).__name__)
+            return None
+
+        def place() -> None:
+            os.rename(tmp, final)
+            _fsync_dir(final.parent)
+
+        try:
+            index = await self.held.complete_rewrap(
+                row,
+                rec.org,
+                new_sha,
+                size,
+                lambda s: ledger_entry.share_event_entry(
+                    kind=ledger_entry.KIND_REWRAPPED,
+                    time=self.now_str(),
+                    actor=SYSTEM_ACTOR,
+                    share_id=s.id,
+                    share_index=s.ledger_index,
+                    subjects=s.subjects,
+                    recipients=[{"id": rec.id, "org": rec.org, "address": row.address}],
+                    old_envelope_sha256=old_sha,
+                    envelope_sha256=new_sha,
+                    envelope_size=size,
+                    age_recipient=str(key),
+                ),
+                place,
+            )
+        finally:
+            tmp.unlink(missing_ok=True)
+        if index is not None:
+            await asyncio.to_thread(self.files.destroy, row.share_id, [row.envelope])  # the held wrapping
+        return index
+
+    # -- passphrase shares --------------------------------------------------------------------------
+
+    async def passphrase_header(self, share_id: str) -> bytes:
+        found = await self.held.passphrase_row(share_id)
+        if found is None:
+            raise ApiError(404, "not_found", "No such passphrase share.")
+        share, row = found
+        if row.state != "active" or share.state != "active" or share.expires_at <= self.now_str():
+            raise ApiError(404, "not_found", "No such passphrase share.")
+        path = self.files.path(share_id, row.envelope)
+
+        def read() -> bytes:
+            with open(path, "rb") as fh:
+                return envelope.read_header(fh)[1]
+
+        try:
+            return await asyncio.to_thread(read)
+        except (OSError, envelope.EnvelopeError):
+            raise ApiError(404, "not_found", "No such passphrase share.") from None
+
+    async def open_passphrase(self, share_id: str) -> tuple[Path, HeldRow, int, bool]:
+        now = self.now_str()
+        outcome, row, index = await self._passphrase_fetch(share_id, now)
+        if outcome == "none" or row is None:
+            raise ApiError(404, "not_found", "No such passphrase share.")
+        if outcome == "gone":
+            raise ApiError(
+                410, "gone", "This share has expired, was withdrawn or has been downloaded as often as allowed."
+            )
+        return self.files.path(share_id, row.envelope), row, index, outcome == "exhausted_now"
+
+    async def _passphrase_fetch(self, share_id: str, now: str) -> tuple[str, HeldRow | None, int]:
+        found = await self.held.passphrase_row(share_id)
+        sha = found[1].envelope_sha256 if found else ""
+        return await self.held.passphrase_fetch(
+            share_id,
+            now,
+            lambda s: ledger_entry.share_event_entry(
+                kind=ledger_entry.KIND_FETCH,
+                time=now,
+                actor=None,
+                share_id=s.id,
+                share_index=s.ledger_index,
+                subjects=s.subjects,
+                recipients=[],
+                mode="passphrase",
+                envelope_sha256=sha,
+            ),
+        )
+
+    # -- expiry -------------------------------------------------------------------------------------
+
+    async def expire_held(self) -> list[str]:
+        """Crypto-shred held and passphrase envelopes of shares past expiry (`expired_unclaimed`)."""
+        now = self.now_str()
+        share_ids = await self.held.expire_held(
+            now,
+            lambda s, rows: ledger_entry.share_event_entry(
+                kind=ledger_entry.KIND_EXPIRED_UNCLAIMED,
+                time=now,
+                actor=None,
+                share_id=s.id,
+                share_index=s.ledger_index,
+                subjects=s.subjects,
+                recipients=[{**self._claim_recipient(r.address), "mode": r.mode} for r in rows],
+                reason="expired",
+            ),
+        )
+        for share_id in share_ids:
+            rows = (await self.held.rows([share_id])).get(share_id, [])
+            await asyncio.to_thread(self.files.destroy, share_id, sorted({r.envelope for r in rows}))
+        return share_ids
+
+    async def revoke_held(self, share_id: str) -> None:
+        """After the revocation (which closed the held rows in its own transaction): destroy their envelopes."""
+        rows = [r for r in (await self.held.rows([share_id])).get(share_id, []) if r.state == "revoked"]
+        if rows:
+            await asyncio.to_thread(self.files.destroy, share_id, sorted({r.envelope for r in rows}))
