@@ -17,6 +17,7 @@ from .agreements import Agreement, AgreementCheck, AgreementError
 from .auth import Principal
 from .config import Settings
 from .errors import ApiError, field_error, not_found
+from .justification import Problem
 from .ledger import entry as ledger_entry
 from .store.agreements import AgreementExists, AgreementStore
 from .store.models import Recipient
@@ -167,6 +168,24 @@ class AgreementUseCases:
         if unknown:
             raise agreement_problems_error(AgreementCheck(check.named, tuple(unknown)), False)
         return check.refs()
+
+    async def draft_agreement_problems(self, draft: Any) -> list[Problem]:
+        """Live validation (`POST /api/v1/justifications/validate`): what is wrong with the agreements a draft names
+        before its recipients are known — unknown, retired or overdue agreements, scope, naming both agreements and
+        no_agreement, and (for a share, where the gateway requires it) naming none. A decision not to share is only
+        refused for an unknown agreement, so only that is reported for it. Recipients' organisations are checked
+        when the share is made."""
+        if not isinstance(draft, Mapping):
+            return []
+        share = draft.get("decision") == "share"
+        required = share and await self.agreements_required()
+        if not draft.get("agreements") and not required:
+            return []  # nothing named, nothing required: no store read while the practitioner types
+        current = await self.agreement_store.current()
+        if share:
+            return list(rules.check_share(draft, current, [], today=self.today(), required=required).problems)
+        check = rules.check_named(draft, current, today=self.today(), required=False)
+        return [p for p in check.problems if p.code == "agreement_unknown"]
 
     async def check_share_agreements(
         self, principal: Principal, draft: Mapping[str, Any], people: Sequence[Recipient], override: Any

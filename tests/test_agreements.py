@@ -383,3 +383,44 @@ async def test_a_team_share_is_checked_against_each_members_organisation(partner
     r = await api.client.get("/api/v1/agreements/offers", params=params, headers=api.auth("pat", "practitioner"))
     [offer] = (await r.json())["agreements"]
     assert offer["not_signatories"] == ["Elsewhere Trust"]
+
+
+async def test_live_validation_reports_the_agreement_problems_it_can_see_without_recipients(
+    partnership: Api, tmp_path: Path
+) -> None:
+    """POST /api/v1/justifications/validate (what the panel calls as the practitioner types) shows rule-6 problems
+    with the agreements named: scope, review date, unknown IDs; the recipients' organisations wait for the share."""
+    api = partnership
+    await add_agreement(api, **{**CHILDREN_DEA, "id": "old-dea", "review_date": "2020-01-31"})
+
+    async def validate(body: Any) -> dict[str, Any]:
+        r = await api.client.post("/api/v1/justifications/validate", json=body, headers=api.auth("pat", "practitioner"))
+        assert r.status == 200, await r.text()
+        return await r.json()  # type: ignore[no-any-return]
+
+    assert (await validate(under("children-dea")))["valid"] is True
+    j = under("children-dea", "old-dea", "no-such-dea")
+    j["data_categories"].append("financial")
+    answer = await validate(j)
+    assert answer["valid"] is False
+    found = {(p["code"], p["field"]) for p in answer["problems"] if p["rule"] == 6}
+    assert found == {
+        ("agreement_category_out_of_scope", "data_categories.3"),
+        ("agreement_overdue", "agreements.1"),
+        ("agreement_unknown", "agreements.2"),
+    }, answer["problems"]
+    # The wrapped form ({"justification": …}) is checked the same way.
+    assert {p["code"] for p in (await validate({"justification": j}))["problems"]} >= {"agreement_unknown"}
+
+    # A decision not to share is refused only for an unknown agreement, so only that is reported for it.
+    n = example("not-share")
+    n["agreements"] = ["old-dea", "no-such-dea"]
+    assert [(p["code"], p["field"]) for p in (await validate(n))["problems"]] == [("agreement_unknown", "agreements.1")]
+
+    # Where the gateway requires an agreement, a share draft naming none is told so while it is written.
+    assert (await validate(example("share")))["valid"] is True
+    gw = api.gateway
+    object.__setattr__(gw, "settings", Settings(home=gw.settings.home, agreements=AgreementSettings(required=True)))
+    answer = await validate(example("share"))
+    assert [(p["code"], p["field"]) for p in answer["problems"]] == [("agreements_required", "agreements")]
+    assert (await validate(example("not-share")))["valid"] is True
