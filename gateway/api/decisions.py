@@ -48,7 +48,9 @@ async def validate(request: web.Request) -> web.Response:
     policy, problems = gw.check_justification(draft)
     if isinstance(body, dict) and "disclosure" in body and isinstance(draft, dict):
         problems = [*problems, *disclosure_rules.problems(disclosure, draft.get("decision"), gw.now())]
-    problems = [*problems, *await gw.draft_agreement_problems(draft)]
+    # Agreement problems (rule 6), except on a field the policy already found wrong (e.g. an ID's pattern).
+    taken = {p.field for p in problems}
+    problems = [*problems, *(p for p in await gw.draft_agreement_problems(draft) if p.field not in taken)]
     return json_response(
         {
             "valid": not problems,
