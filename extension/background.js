@@ -3,7 +3,7 @@
  * web pages or content scripts), keeps each opened draft until its panel has used it, packages the email as
  * MIME, talks to the gateway, and asks the content script to replace the draft once a share succeeded.
  */
-import { GatewayError, gatewayClient, tokenClaims } from "./lib/gateway.js";
+import { GatewayError, explain, gatewayClient, notSignedIn, tokenClaims, unreachable } from "./lib/gateway.js";
 import { buildMime, unbase64 } from "./lib/mime.js";
 import { SignInError, signInIssuers, signInWith } from "./lib/oidc.js";
 import { hostPermissionPattern } from "./lib/origins.js";
@@ -440,6 +440,26 @@ const pageHandlers = {
   },
   async "recipient-sent"(msg) {
     return await (await recipientApi()).sent(msg.cursor);
+  },
+  // The sender recalls a share from the Sent tab; the gateway records the reason with the revocation.
+  async "recipient-revoke"(msg) {
+    const { gatewayUrl } = await settings();
+    const t = await token();
+    if (!t) throw notSignedIn();
+    const base = gatewayUrl.replace(/\/+$/, "");
+    let resp;
+    try {
+      resp = await fetch(`${base}/api/v1/shares/${encodeURIComponent(String(msg.id))}/revoke`, {
+        method: "POST",
+        headers: { Authorization: `Bearer ${t}`, "Content-Type": "application/json" },
+        body: JSON.stringify({ reason: String(msg.reason ?? "") }),
+      });
+    } catch {
+      throw unreachable(base);
+    }
+    const body = await resp.json().catch(() => null);
+    if (!resp.ok) throw explain(resp.status, body);
+    return body;
   },
   async "recipient-decisions"(msg) {
     return await (await recipientApi()).decisions(msg.cursor);

@@ -34,6 +34,8 @@ from .api import (
     transparency,
 )
 from .api.common import GATEWAY, ISSUER, PRINCIPAL, SIGNER, WITNESSES
+from .api.tlog import ENTRIES_PREFIX as TLOG_ENTRIES_PREFIX
+from .api.tlog import routes as tlog_routes
 from .auth import AuthError, EmbeddedIssuer, TokenVerifier, bearer_token
 from .config import Settings
 from .errors import ApiError, error_response
@@ -46,6 +48,7 @@ from .ledger.signer import LedgerSigner
 from .mail import mailer_from_settings
 from .service import Gateway
 from .storage_health import StorageHealth, is_storage_full
+from .witness_http import WitnessSubmitter, parse_witness_setting
 
 log = logging.getLogger("safeshare.app")
 
@@ -157,7 +160,7 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         and request.path not in PUBLIC_PATHS
         and request.path not in claims.PUBLIC_PATHS
         and not request.path.startswith(claims.PUBLIC_PREFIX)
-    ):
+    ) or request.path.startswith(TLOG_ENTRIES_PREFIX):  # tlog entry bundles hold justifications: auditors only
         token = bearer_token(request.headers.get("Authorization"))
         request[PRINCIPAL] = await request.app[VERIFIER].verify(token)
     return await handler(request)
@@ -250,10 +253,13 @@ def create_app(settings: Settings, keys: HomeKeys | None = None) -> web.Applicat
     app[INFLIGHT] = InFlight()
     app[ISSUER] = issuer
     app[OPENAPI] = json.dumps(json.loads(load_openapi())).encode()
-    policy_registry = PolicyRegistry.builtin(settings.default_policy)
-    signer = LedgerSigner(settings.log_origin, keys.ledger_key)
+    policy_registry = PolicyRegistry.builtin(
+        settings.default_policy, dict(settings.policies.org_default), settings.policies.dir
+    )
+    signer = LedgerSigner(settings.log_origin, keys.ledger_key, keys.ledger_pq_key)
     app[SIGNER] = signer
     app[WITNESSES] = tuple(NoteVerifier.from_vkey(v) for v in settings.witnesses)
+    submitter = WitnessSubmitter([parse_witness_setting(w) for w in settings.tlog_witnesses])
 
     async def verifier_ctx(app: web.Application) -> AsyncIterator[None]:
         app[VERIFIER] = TokenVerifier(issuer if settings.embedded_issuer else None, settings.oidc)
@@ -281,6 +287,8 @@ def create_app(settings: Settings, keys: HomeKeys | None = None) -> web.Applicat
                     if size != last:
                         await gw.checkpoint()
                         last = size
+                        if submitter.witnesses:  # C2SP tlog-witness cosignatures, stored with the checkpoint
+                            await submitter.round(gw.store)
                 except Exception as exc:  # keep going; the next round retries
                     log.error("checkpoint failed: %s", type(exc).__name__)
                 await asyncio.sleep(settings.checkpoint_interval_seconds)
@@ -328,4 +336,5 @@ def create_app(settings: Settings, keys: HomeKeys | None = None) -> web.Applicat
     ):
         app.router.add_routes(module.routes)
     app.router.add_routes(open_page.routes)  # the recipient's web page, /open/
+    app.router.add_routes(tlog_routes)  # the ledger as a C2SP tiled transparency log, /tlog/
     return app

@@ -17,20 +17,14 @@ from typing import Any
 from .agreements import describe_ref
 from .disclosure import describe as describe_disclosure
 from .encoding import b64 as _b64
+from .justification import PolicyRegistry, UnknownPolicy
 from .store.models import LedgerRow
 
 #: Realistic reports hold a few hundred entries; this bounds the page size and the proof work.
 REPORT_CAP = 5000
 
-RULE_TITLES = {
-    "1_lawful_basis": "Rule 1 — lawful basis",
-    "2_openness": "Rule 2 — openness",
-    "3_advice": "Rule 3 — advice",
-    "4_transparency": "Rule 4 — transparency and wishes",
-    "5_safety_wellbeing": "Rule 5 — safety and well-being",
-    "6_necessary_proportionate": "Rule 6 — necessary, proportionate, relevant, accurate, timely, secure",
-    "7_record": "Rule 7 — record",
-}
+#: Rule sections' titles, their rule numbers and the common themes across editions all come from the policies
+#: loaded (`PolicyRegistry`): each entry is read with the policy it names, so a new edition needs no code here.
 #: How a decision's flags read in the report (the ids come from the policy's x-safety-nets).
 FLAG_TITLES = {
     "not_share_despite_risk": "Decision not to share despite risk of significant harm or immediate risk",
@@ -60,7 +54,45 @@ def _actor(entry: Mapping[str, Any]) -> dict[str, Any] | None:
     return {k: actor.get(k) for k in ("sub", "role", "org")}
 
 
-def _event(row: LedgerRow, proofs: Mapping[int, str | None], covered: int | None, why_unchecked: str) -> dict[str, Any]:
+def _sections(
+    policies: PolicyRegistry | None, entry: Mapping[str, Any], answered: Mapping[str, Any]
+) -> list[dict[str, Any]]:
+    """The entry's rule sections in its policy's order, titled in that edition's words, with their common themes.
+
+    A section of a policy this gateway no longer loads is still shown (under its key), never dropped.
+    """
+    ref = entry.get("policy")
+    policy_id = ref.get("id") if isinstance(ref, Mapping) else None
+    if not isinstance(policy_id, str):
+        policy_id = ""
+    known = []
+    if policies is not None and policy_id:
+        try:
+            known = policies.get(policy_id).sections()
+        except UnknownPolicy:
+            known = []
+    out = [
+        {
+            "key": s.key,
+            "rule": s.rule,
+            "title": s.title,
+            "themes": policies.themes(policy_id, s.rule) if policies else [],
+        }
+        for s in known
+        if s.key in answered
+    ]
+    listed = {s["key"] for s in out}
+    out += [{"key": k, "rule": None, "title": k.replace("_", " "), "themes": []} for k in answered if k not in listed]
+    return out
+
+
+def _event(
+    row: LedgerRow,
+    proofs: Mapping[int, str | None],
+    covered: int | None,
+    why_unchecked: str,
+    policies: PolicyRegistry | None = None,
+) -> dict[str, Any]:
     """One timeline item: the facts an auditor reads, plus the whole entry so the JSON can be re-verified."""
     entry: dict[str, Any] = json.loads(row.entry)
     justification = entry.get("justification") or {}
@@ -77,11 +109,16 @@ def _event(row: LedgerRow, proofs: Mapping[int, str | None], covered: int | None
         event["decision"] = entry.get("decision")
         event["purpose"] = entry.get("purpose")
         event["data_categories"] = list(entry.get("data_categories") or [])
-        event["rules"] = {k: v for k, v in (justification.get("rules") or {}).items() if k in RULE_TITLES}
+        rules = justification.get("rules")
+        answered: Mapping[str, Any] = rules if isinstance(rules, Mapping) else {}
+        event["rule_sections"] = _sections(policies, entry, answered)
+        event["rules"] = {s["key"]: answered[s["key"]] for s in event["rule_sections"]}
         event["policy"] = entry.get("policy")
         event["agreements"] = list(entry.get("agreements") or [])
         event["no_agreement"] = justification.get("no_agreement")
         event["agreement_override"] = entry.get("agreement_override")
+        if entry.get("handling") is not None:
+            event["handling"] = entry.get("handling")
     if row.kind == "decision":
         event["flags"] = [str(f) for f in entry.get("flags") or []]
         disclosure = entry.get("disclosure")
@@ -165,6 +202,7 @@ def build_report(
     checkpoint: Mapping[str, Any] | None,
     proofs: Mapping[int, str | None],
     cap: int,
+    policies: PolicyRegistry | None = None,
 ) -> dict[str, Any]:
     """The report as data, oldest event first. `checkpoint` is the stamp the API verified (or None).
 
@@ -178,7 +216,7 @@ def build_report(
         covered, why = None, "the checkpoint's signature is invalid, so its root proves nothing"
     else:
         covered, why = int(checkpoint["size"]), ""
-    events = [_event(r, proofs, covered, why) for r in rows]
+    events = [_event(r, proofs, covered, why, policies) for r in rows]
     checked = [e for e in events if e["inclusion_verified"] is not None]
     return {
         "subject": subject,
@@ -200,8 +238,28 @@ def build_report(
             if e.get("disclosure")
         ],
         "not_shared_despite_risk": [e["index"] for e in events if "not_share_despite_risk" in (e.get("flags") or [])],
+        "themes": _themes(events),
         "events": events,
     }
+
+
+def _themes(events: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The answers grouped by common theme (the base edition's rules, via each edition's ``x-rule-map``), so a
+    subject's decisions made under different editions read side by side: "lawful basis" is 2018's rule 1 and
+    2024's rules 1 and 3."""
+    themes: dict[tuple[str, int], dict[str, Any]] = {}
+    for e in events:
+        policy = (e.get("policy") or {}).get("id")
+        for section in e.get("rule_sections") or []:
+            for theme in section["themes"]:
+                item = themes.setdefault(
+                    (theme["policy"], theme["rule"]),
+                    {"policy": theme["policy"], "rule": theme["rule"], "title": theme["title"], "answers": []},
+                )
+                item["answers"].append(
+                    {"index": e["index"], "policy": policy, "rule": section["rule"], "section": section["key"]}
+                )
+    return [themes[k] for k in sorted(themes)]
 
 
 # -- HTML ------------------------------------------------------------------------------------------------
@@ -333,9 +391,12 @@ def _event_html(e: Mapping[str, Any]) -> str:
         rows.append(("Decision", _e(e.get("decision"))))
         rows.append(("Purpose", f"{_e(purpose.get('code'))}: {_e(purpose.get('description'))}"))
         rows.append(("Data categories", _value(e.get("data_categories") or [])))
-        for key, title in RULE_TITLES.items():
-            if key in (e.get("rules") or {}):
-                rows.append((title, _value(e["rules"][key])))
+        for section in e.get("rule_sections") or []:
+            across = "; ".join(f"{t['policy']} rule {t['rule']} ({t['title']})" for t in section["themes"])
+            title = section["title"] + (f" — across editions: {across}" if across else "")
+            rows.append((title, _value((e.get("rules") or {}).get(section["key"]))))
+        if isinstance(e.get("handling"), Mapping):
+            rows.append(("Handling instruction sent to the recipient", _value(e["handling"])))
         policy = e.get("policy") or {}
         rows.append(("Policy", f"{_e(policy.get('id'))} {_e(policy.get('version'))}"))
         rows += _agreement_rows(e)
@@ -446,6 +507,18 @@ def _disclosures_html(disclosures: Sequence[Mapping[str, Any]]) -> str:
     )
 
 
+def _themes_html(themes: Sequence[Mapping[str, Any]]) -> str:
+    if not themes:
+        return "<p>No rule answers to group.</p>"
+    rows = "".join(
+        f"<tr><td>{_e(t['policy'])} rule {_e(t['rule'])} — {_e(t['title'])}</td><td>"
+        + "<br>".join(f"#{_e(a['index'])}: {_e(a['policy'])} rule {_e(a['rule'])}" for a in t["answers"])
+        + "</td></tr>"
+        for t in themes
+    )
+    return f"<table><tr><th>Common theme</th><th>Answered in (entry: edition, rule)</th></tr>{rows}</table>"
+
+
 def render_html(report: Mapping[str, Any]) -> str:
     """One self-contained, printable page; nothing in it is fetched or executed by the browser."""
     subject = _e(report["subject"])
@@ -474,6 +547,7 @@ def render_html(report: Mapping[str, Any]) -> str:
             if report.get("not_shared_despite_risk")
             else ""
         )
+        + f"<h2>Across editions of the rules</h2>{_themes_html(report.get('themes') or [])}"
         + f"<h2>Timeline</h2>{events}"
         "<footer>Each entry is RFC 8785 canonical JSON; its leaf hash is SHA-256(0x00 ‖ entry). The inclusion "
         "proofs are RFC 9162 audit paths to the root in the signed checkpoint above. The same data is available "

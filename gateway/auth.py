@@ -33,13 +33,14 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Final, TypeAlias
+from typing import Any, Final, TypeAlias, TypeVar
 
 import aiohttp
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.mldsa import MLDSA44PrivateKey
 
 __all__ = [
     "AUTH_ERROR_CODES",
@@ -59,6 +60,9 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+#: A private key type that `load_or_create_private_key` can write and read back (PKCS#8 PEM).
+K = TypeVar("K", Ed25519PrivateKey, MLDSA44PrivateKey)
 
 ROLES: Final = frozenset({"practitioner", "recipient", "auditor", "admin"})
 
@@ -204,9 +208,14 @@ def load_or_create_ed25519_key(path: pathlib.Path) -> Ed25519PrivateKey:
     file and hard-linked into place, so a crash never leaves a half-written key and two processes racing
     on first start end up sharing one key instead of each minting tokens the other cannot verify.
     """
+    return load_or_create_private_key(path, Ed25519PrivateKey, Ed25519PrivateKey.generate)
+
+
+def load_or_create_private_key(path: pathlib.Path, kind: type, generate: Callable[[], K]) -> K:
+    """`load_or_create_ed25519_key` for any PKCS#8-serialisable key type (e.g. the ledger's ML-DSA-44 key)."""
     path = pathlib.Path(path)
     try:
-        return _load_ed25519_key(path)
+        return _load_private_key(path, kind, generate)
     except FileNotFoundError:
         pass
 
@@ -215,7 +224,7 @@ def load_or_create_ed25519_key(path: pathlib.Path) -> Ed25519PrivateKey:
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         os.chmod(directory, 0o700)  # mkdir's mode is filtered through the umask
 
-    key = Ed25519PrivateKey.generate()
+    key = generate()
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     tmp = directory / f".{path.name}.{secrets.token_hex(8)}.tmp"
     _write_new_private_file(tmp, pem)
@@ -223,13 +232,13 @@ def load_or_create_ed25519_key(path: pathlib.Path) -> Ed25519PrivateKey:
         try:
             os.link(tmp, path)  # atomic and, unlike rename, refuses to replace an existing file
         except FileExistsError:
-            return _load_ed25519_key(path)  # lost a first-start race: use the winner's key
+            return _load_private_key(path, kind, generate)  # lost a first-start race: use the winner's key
         except OSError:
             # Filesystems without hard links: O_EXCL still guarantees we never overwrite.
             try:
                 _write_new_private_file(path, pem)
             except FileExistsError:
-                return _load_ed25519_key(path)
+                return _load_private_key(path, kind, generate)
     finally:
         tmp.unlink(missing_ok=True)
     _fsync_directory(directory)
@@ -267,6 +276,10 @@ def _fsync_directory(directory: pathlib.Path) -> None:
 
 
 def _load_ed25519_key(path: pathlib.Path) -> Ed25519PrivateKey:
+    return _load_private_key(path, Ed25519PrivateKey, Ed25519PrivateKey.generate)
+
+
+def _load_private_key(path: pathlib.Path, kind: type, _: Callable[[], K] | None = None) -> K:
     data = path.read_bytes()
     mode = path.stat().st_mode
     if os.name == "posix" and mode & 0o077:
@@ -276,9 +289,9 @@ def _load_ed25519_key(path: pathlib.Path) -> Ed25519PrivateKey:
         key = serialization.load_pem_private_key(data, password=None)
     except (ValueError, TypeError) as exc:
         raise ValueError(f"{path} is not an unencrypted PEM private key") from exc
-    if not isinstance(key, Ed25519PrivateKey):
-        raise ValueError(f"{path} holds a {type(key).__name__}, not an Ed25519 private key")
-    return key
+    if not isinstance(key, kind):
+        raise ValueError(f"{path} holds a {type(key).__name__}, not a {kind.__name__}")
+    return key  # type: ignore[return-value]  # checked by isinstance against the class `generate` makes
 
 
 # ------------------------------------------------------------------------------------------- issuers

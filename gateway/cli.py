@@ -31,6 +31,7 @@ from typing import Any
 from . import __version__, envelope
 from . import disclosure as disclosure_rules
 from .auth import ROLES, EmbeddedIssuer, load_or_create_ed25519_key
+from .cli_progress import batched, counting, progress
 from .config import Settings, load_settings, resolve_home
 from .errors import ApiError
 from .home import init_home, ledger_head_path, open_ledger_store
@@ -63,8 +64,23 @@ def _settings(args: argparse.Namespace) -> Settings:
     return load_settings(resolve_home(args.home))
 
 
+class CliError(Exception):
+    """Every command's failure: raised anywhere, caught once in `main`, printed one way by `_err` (exit `status`:
+    1 refused or failed, 2 bad usage or input, 3 `ledger verify` found nothing signed to check against)."""
+
+    def __init__(self, message: str, status: int = 1) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
 def _err(msg: str) -> None:
-    print(f"safeshare: {msg}", file=sys.stderr)
+    """The one error format of every command (argparse's own usage errors read the same way)."""
+    print(f"safeshare: error: {msg}", file=sys.stderr)
+
+
+def _warn(msg: str) -> None:
+    print(f"safeshare: warning: {msg}", file=sys.stderr)
 
 
 def cmd_init(args: argparse.Namespace) -> int:
@@ -84,9 +100,9 @@ async def _with_gateway(settings: Settings, fn: Any) -> Any:
         gw = Gateway(
             settings,
             store,
-            PolicyRegistry.builtin(settings.default_policy),
+            PolicyRegistry.builtin(settings.default_policy, dict(settings.policies.org_default), settings.policies.dir),
             keys.digest_key,
-            LedgerSigner(settings.log_origin, keys.ledger_key),
+            LedgerSigner(settings.log_origin, keys.ledger_key, keys.ledger_pq_key),
         )
         return await fn(gw)
     finally:
@@ -440,17 +456,22 @@ def _fetch_output_path(output: str | None, share_id: str, content_type: str) -> 
 
 
 def cmd_fetch(args: argparse.Namespace) -> int:
-    """Download the caller's envelope and decrypt it locally; the plaintext never exists at the gateway."""
+    """Download the caller's envelope and decrypt it locally; the plaintext never exists at the gateway.
+
+    The identity is checked against the envelope's header (an uncounted request) before the counted download,
+    so a wrong key file uses up none of a share's `max_downloads`.
+    """
     try:
         identities = envelope.parse_identities(Path(args.identity).read_text())
     except (OSError, envelope.EnvelopeError) as exc:
-        _err(f"cannot read identity file {args.identity}: {exc}")
-        return 2
+        raise CliError(f"cannot read identity file {args.identity}: {exc}", 2) from None
     if not identities:
-        _err(f"no age identity found in {args.identity}")
-        return 2
+        raise CliError(f"no age identity found in {args.identity}", 2)
+    if args.output and not Path(args.output).is_dir():
+        _refuse_overwrite(Path(args.output), args.force)
     base = args.gateway.rstrip("/")
     url = f"{base}/api/v1/shares/{urllib.parse.quote(args.share_id, safe='')}/envelope"
+    _check_identity_opens(url + "/header", args.token, args.timeout, identities)
     req = urllib.request.Request(url, headers={"Authorization": f"Bearer {args.token}"})  # noqa: S310
     if args.output and Path(args.output).is_dir():
         out_dir = Path(args.output).resolve()
@@ -458,17 +479,14 @@ def cmd_fetch(args: argparse.Namespace) -> int:
         out_dir = Path(args.output).resolve().parent if args.output else Path(tempfile.gettempdir())
     with tempfile.TemporaryDirectory(dir=out_dir, prefix=".safeshare-fetch-") as tmp:
         env_path = Path(tmp) / "envelope.age"
-        try:
-            with urllib.request.urlopen(req, timeout=args.timeout) as resp, open(env_path, "wb") as fh:  # noqa: S310
-                shutil.copyfileobj(resp, fh, 1024 * 1024)
-                expected_sha = resp.headers.get("X-SafeShare-Envelope-SHA256")
-                content_type = resp.headers.get("X-SafeShare-Payload-Content-Type", "application/octet-stream")
-        except urllib.error.HTTPError as exc:
-            _err(f"the gateway refused: {_http_error(exc)}")
-            return 1
-        except (urllib.error.URLError, OSError) as exc:
-            _err(f"cannot reach the gateway at {base}: {exc}")
-            return 1
+        with urllib.request.urlopen(req, timeout=args.timeout) as resp, open(env_path, "wb") as fh:  # noqa: S310
+            length = resp.headers.get("Content-Length")
+            with progress(f"downloading {args.share_id}", int(length) if length else None) as advance:
+                while block := resp.read(1024 * 1024):
+                    fh.write(block)
+                    advance(len(block))
+            expected_sha = resp.headers.get("X-SafeShare-Envelope-SHA256")
+            content_type = resp.headers.get("X-SafeShare-Payload-Content-Type", "application/octet-stream")
         if expected_sha:
             import hashlib
 
@@ -477,17 +495,20 @@ def cmd_fetch(args: argparse.Namespace) -> int:
                 while block := fh.read(1024 * 1024):
                     h.update(block)
             if h.hexdigest() != expected_sha:
-                _err("the envelope does not match the SHA-256 the gateway recorded for it; not decrypting")
-                return 1
+                raise CliError("the envelope does not match the SHA-256 the gateway recorded for it; not decrypting")
         plain_path = Path(tmp) / "plaintext"
         try:
-            with open(env_path, "rb") as src, open(plain_path, "wb") as dst:
-                envelope.decrypt_stream(src, dst, identities)
+            with (
+                open(env_path, "rb") as src,
+                open(plain_path, "wb") as dst,
+                progress("decrypting", env_path.stat().st_size) as advance,
+            ):
+                envelope.decrypt_stream(counting(src, advance), dst, identities)
         except envelope.EnvelopeError as exc:
-            _err(f"cannot decrypt the envelope: {exc}")
-            return 1
+            raise CliError(f"cannot decrypt the envelope: {exc}") from None
         output = _fetch_output_path(args.output, args.share_id, content_type)
         if output is not None:
+            _refuse_overwrite(output, args.force)
             os.replace(plain_path, output)
             print(f"decrypted share {args.share_id} to {output}", file=sys.stderr)
         else:
@@ -495,6 +516,25 @@ def cmd_fetch(args: argparse.Namespace) -> int:
                 shutil.copyfileobj(fh, sys.stdout.buffer)
             sys.stdout.flush()
     return 0
+
+
+def _refuse_overwrite(path: Path, force: bool) -> None:
+    """`-o` never silently replaces a file: refused unless `--force`."""
+    if path.exists() and not force:
+        raise CliError(f"{path} already exists; not overwriting it (use --force to replace it)", 2)
+
+
+def _check_identity_opens(header_url: str, token: str, timeout: float, identities: list[Any]) -> None:
+    """Fetch the envelope's header (uncounted, unrecorded) and unwrap its file key with the identities."""
+    header = _get(header_url, token, timeout)
+    try:
+        envelope.unwrap_header(header, identities)
+    except envelope.EnvelopeError:
+        raise CliError(
+            "cannot decrypt: this identity does not open your envelope for the share (wrong key file?); nothing was "
+            "downloaded and no download was used up",
+            1,
+        ) from None
 
 
 def _print_refusal(exc: urllib.error.HTTPError) -> None:
@@ -541,7 +581,7 @@ def _post(
             return None
         except (urllib.error.URLError, OSError) as exc:
             if attempt < attempts:
-                _err(f"no answer from the gateway ({exc}); retrying with the same Idempotency-Key")
+                _warn(f"no answer from the gateway ({exc}); retrying with the same Idempotency-Key")
                 time.sleep(attempt)
                 continue
             _err(f"cannot reach the gateway at {url}: {exc}")
@@ -602,8 +642,9 @@ def cmd_share(args: argparse.Namespace) -> int:
 
     def body() -> Any:
         yield head
-        with open(args.payload, "rb") as fh:
+        with open(args.payload, "rb") as fh, progress(f"sending {Path(args.payload).name}", size) as advance:
             while block := fh.read(1024 * 1024):
+                advance(len(block))
                 yield block
         yield tail
 
@@ -692,21 +733,23 @@ def cmd_not_shared_despite_risk(args: argparse.Namespace) -> int:
     params = {k: v for k, v in (("org", args.org), ("from", args.from_), ("to", args.to)) if v}
     decisions: list[Any] = []
     cursor: str | None = None
-    while True:
-        query = urllib.parse.urlencode({**params, "limit": "200", **({"cursor": cursor} if cursor else {})})
-        url = f"{args.gateway.rstrip('/')}/api/v1/decisions/not-shared-despite-risk?{query}"
-        try:
-            page = json.loads(_get(url, args.token, args.timeout))
-        except urllib.error.HTTPError as exc:
-            _print_refusal(exc)
-            return 1
-        except (urllib.error.URLError, OSError, ValueError) as exc:
-            _err(f"cannot read the list from the gateway: {exc}")
-            return 1
-        decisions += page["decisions"]
-        cursor = page.get("next_cursor")
-        if not cursor:
-            break
+    with progress("reading decisions", None, unit="decisions") as advance:
+        while True:
+            query = urllib.parse.urlencode({**params, "limit": "200", **({"cursor": cursor} if cursor else {})})
+            url = f"{args.gateway.rstrip('/')}/api/v1/decisions/not-shared-despite-risk?{query}"
+            try:
+                page = json.loads(_get(url, args.token, args.timeout))
+            except urllib.error.HTTPError as exc:
+                _print_refusal(exc)
+                return 1
+            except (urllib.error.URLError, OSError, ValueError) as exc:
+                _err(f"cannot read the list from the gateway: {exc}")
+                return 1
+            decisions += page["decisions"]
+            advance(len(page["decisions"]))
+            cursor = page.get("next_cursor")
+            if not cursor:
+                break
     if args.json:
         print(json.dumps(decisions, indent=2))
         return 0
@@ -726,6 +769,55 @@ def cmd_not_shared_despite_risk(args: argparse.Namespace) -> int:
             f"{d.get('risk_level')}, reason {d.get('not_shared_reason')}; {why}"
         )
     print(f"{len(decisions)} decision(s) not to share despite risk", file=sys.stderr)
+    return 0
+
+
+def cmd_revoke(args: argparse.Namespace) -> int:
+    """Recall a share (the sender's, or any as an administrator): envelopes destroyed, the reason recorded."""
+    url = f"{args.gateway.rstrip('/')}/api/v1/shares/{urllib.parse.quote(args.share_id, safe='')}/revoke"
+    body = json.dumps({"reason": args.reason}).encode()
+    result = _post(url, args.token, body, {"Content-Type": "application/json"}, args.timeout)
+    if result is None:
+        return 1
+    print(json.dumps(result[1], indent=2))
+    print(f"share {args.share_id} revoked; its envelopes are destroyed", file=sys.stderr)
+    return 0
+
+
+def cmd_sent(args: argparse.Namespace) -> int:
+    """The practitioner's Sent list: each share, and for each recipient whether and when they opened it."""
+    shares: list[Any] = []
+    cursor: str | None = None
+    with progress("reading sent shares", None, unit="shares") as advance:
+        while len(shares) < args.limit:
+            query = {"limit": str(min(200, args.limit - len(shares))), **({"cursor": cursor} if cursor else {})}
+            url = f"{args.gateway.rstrip('/')}/api/v1/shares?{urllib.parse.urlencode(query)}"
+            page = json.loads(_get(url, args.token, args.timeout))
+            shares += page["shares"]
+            advance(len(page["shares"]))
+            cursor = page.get("next_cursor")
+            if not cursor:
+                break
+    if args.json:
+        print(json.dumps(shares, indent=2))
+        return 0
+    for sh in shares:
+        print(f"{sh['id']}\t{sh['created_at']}\t{sh['state']}\t{', '.join(sh.get('subjects') or [])}")
+        for r in sh.get("recipients", []):
+            last = f", last {r['last_downloaded_at']}" if r["downloads"] > 1 else ""
+            opened = (
+                f"opened {r['first_downloaded_at']}{last}"
+                if r.get("first_downloaded_at")
+                else ("opened" if r["downloads"] else "not opened")
+            )
+            ack = f"; actioned {r['acknowledged_at']}" if r.get("acknowledged_at") else ""
+            via = f" (via {r['via']})" if r.get("via") else ""
+            print(f"  {r['id']}{via}\t{r['org']}\t{r['state']}\t{opened} ({r['downloads']} download(s)){ack}")
+        for h in sh.get("held", []):
+            opened = "opened" if h.get("downloads") else "not opened"
+            count = f"({h.get('downloads')} download(s))"
+            print(f"  {h.get('recipient')}\t{h.get('mode')}\t{h.get('state')}\t{opened} {count}")
+    print(f"{len(shares)} share(s)", file=sys.stderr)
     return 0
 
 
@@ -783,15 +875,19 @@ def cmd_ledger_verify(args: argparse.Namespace) -> int:
                 else "SELECT idx, entry, leaf_hash, NULL FROM ledger ORDER BY idx"
             )
         )
-        report = verify_ledger(
-            rows,
-            checkpoints,
-            verifier,
-            settings.log_origin,
-            mac_key=keys.ledger_mac_key,
-            mac_start=None if start_row is None else (int(start_row[0]), bytes(start_row[1])),
-            saved=saved,
-        )
+        total = int(conn.execute("SELECT count(*) FROM ledger").fetchone()[0])
+        with progress("verifying the ledger", total, unit="entries") as advance:
+            tick, flush = batched(advance)
+            report = verify_ledger(
+                _ticking(rows, tick),
+                checkpoints,
+                verifier,
+                settings.log_origin,
+                mac_key=keys.ledger_mac_key,
+                mac_start=None if start_row is None else (int(start_row[0]), bytes(start_row[1])),
+                saved=saved,
+            )
+            flush()
         state = conn.execute("SELECT size, state FROM ledger_tree WHERE id = 0").fetchone()
     finally:
         conn.close()
@@ -803,10 +899,43 @@ def cmd_ledger_verify(args: argparse.Namespace) -> int:
         where = f" (first bad index: {report.first_bad_index})" if report.first_bad_index is not None else ""
         _err(f"ledger verification FAILED{where}: {report.problems[0]}")
         return 1
-    print(
-        f"ledger OK: {report.entries} entries, {report.checkpoints} signed checkpoint(s) verified, "
-        f"root {base64.b64encode(report.root_hash).decode()}"
-    )
+    return _ledger_verdict(report, max((size for size, _ in checkpoints), default=0), len(saved))
+
+
+def _ticking(rows: Any, tick: Any) -> Any:
+    for row in rows:
+        tick()
+        yield row
+
+
+#: `ledger verify` found the entries consistent but no signed checkpoint to check them against.
+UNSIGNED_STATUS = 3
+
+
+def _ledger_verdict(report: Any, signed_size: int, saved: int) -> int:
+    """ "ledger OK" only when a signature vouches for the entries: with no signed checkpoint the tree and the MACs
+    were recomputed but nothing was checked against a signature (whoever holds the database and the MAC key
+    could have rewritten it all), said plainly, with its own exit status."""
+    root = base64.b64encode(report.root_hash).decode()
+    if not report.entries:
+        print("ledger empty: no entries, nothing to verify")
+        return 0
+    if report.checkpoints == 0 and not saved:
+        print(
+            f"ledger NOT VERIFIED against a signature: {report.entries} entries consistent (tree and MACs "
+            f"recomputed), root {root}, but no signed checkpoint exists, so nothing was checked against a signature"
+        )
+        _warn(
+            "no signed checkpoint: run the gateway (it signs within a second of new entries) or verify against a "
+            f"checkpoint you saved (--since); exit status {UNSIGNED_STATUS}"
+        )
+        return UNSIGNED_STATUS
+    print(f"ledger OK: {report.entries} entries, {report.checkpoints} signed checkpoint(s) verified, root {root}")
+    if report.entries > signed_size and report.checkpoints:
+        _warn(
+            f"the last {report.entries - signed_size} entr{'y is' if report.entries - signed_size == 1 else 'ies are'}"
+            f" after the latest signed checkpoint (size {signed_size}): checked by MAC and tree, not yet by a signature"
+        )
     return 0
 
 
@@ -878,6 +1007,45 @@ def _verify_remote(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ledger_verify_receipt(args: argparse.Namespace) -> int:
+    """Check a C2SP tlog-proof receipt offline: every pinned key (--vkey, repeatable) must have signed its
+    checkpoint and the entry must be included at its index. Without --vkey, the local home's ledger keys."""
+    from .ledger.receipt import ReceiptError, verifier_from_vkey, verify_receipt
+
+    vkeys = list(args.vkey or [])
+    policy = None
+    if args.policy:
+        from .ledger.tlog_policy import PolicyError, parse_policy
+
+        try:
+            policy = parse_policy(Path(args.policy).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, PolicyError) as exc:
+            _err(f"policy: {exc}")
+            return 2
+    if not vkeys and policy is None:
+        settings = _settings(args)
+        if not settings.ledger_key_path.exists():
+            _err("give --vkey (the log's verifier key); there is no local ledger key")
+            return 2
+        keys = init_home(settings)
+        signer = LedgerSigner(settings.log_origin, keys.ledger_key, keys.ledger_pq_key)
+        vkeys = [signer.vkey, *([signer.pq_vkey] if signer.pq_vkey else [])]
+    try:
+        verifiers = [verifier_from_vkey(v) for v in vkeys]
+        data = Path(args.file).read_bytes()
+        receipt, cp, entry = verify_receipt(data, verifiers, origin=args.origin, policy=policy)
+    except (ReceiptError, CheckpointError, OSError) as exc:
+        print(f"receipt does NOT verify: {exc}", file=sys.stderr)
+        return 1
+    sys.stdout.write(entry.decode("utf-8", "replace") + "\n")
+    names = ", ".join(f"{v.name}+{v.key_id.hex()}" for v in verifiers) or f"the policy's logs ({args.policy})"
+    print(
+        f"OK: entry {receipt.index} is in {cp.origin} at tree size {cp.size}, checkpoint signed by {names}",
+        file=sys.stderr,
+    )
+    return 0
+
+
 def cmd_ledger_checkpoint(args: argparse.Namespace) -> int:
     """Fetch, verify and save the latest checkpoint: the starting point for later `verify --since`."""
     base = args.gateway.rstrip("/")
@@ -901,6 +1069,7 @@ def cmd_ledger_checkpoint(args: argparse.Namespace) -> int:
     if not (args.vkey or args.vkey_file):
         print(f"verifier key (pin it, e.g. --vkey-file): {served_vkey}", file=sys.stderr)
     if args.output:
+        _refuse_overwrite(Path(args.output), args.force)
         Path(args.output).write_bytes(note)
         print(f"checkpoint for {cp.size} entries saved to {args.output}", file=sys.stderr)
     else:
@@ -928,6 +1097,40 @@ def cmd_witness_init(args: argparse.Namespace) -> int:
     (wdir / WITNESS_LOG_VKEY).write_text(args.log_vkey.strip() + "\n")
     print(signer.vkey())
     print("give this verifier key to the gateway's administrator (safeshare.toml: witnesses = [...])", file=sys.stderr)
+    return 0
+
+
+def witness_serve_app(wdir: Path) -> tuple[Any, str]:
+    """The tlog-witness app for a directory made by `witness init`, and its cosignature/v1 verifier key.
+
+    The logs it trusts: each line of `log.vkey` (Ed25519 or ML-DSA-44), grouped by key name = log origin.
+    """
+    from .ledger.receipt import verifier_from_vkey
+    from .ledger.tlog_witness import CosignatureV1Signer
+    from .witness_http import witness_app
+
+    name = (wdir / WITNESS_NAME).read_text().strip()
+    signer = CosignatureV1Signer(name, load_or_create_ed25519_key(wdir / WITNESS_KEY))
+    logs: dict[str, list[Any]] = {}
+    for line in (wdir / WITNESS_LOG_VKEY).read_text().splitlines():
+        if line.strip():
+            v = verifier_from_vkey(line.strip())
+            logs.setdefault(v.name, []).append(v)
+    return witness_app(wdir, signer, {k: tuple(v) for k, v in logs.items()}), signer.vkey()
+
+
+def cmd_witness_serve(args: argparse.Namespace) -> int:
+    from aiohttp import web
+
+    try:
+        app, vkey = witness_serve_app(Path(args.dir))
+    except (OSError, CheckpointError, ValueError) as exc:
+        _err(str(exc))
+        return 2
+    host, _, port = args.listen.rpartition(":")
+    print(vkey, flush=True)
+    print(f"tlog-witness listening on http://{args.listen}/add-checkpoint", file=sys.stderr, flush=True)
+    web.run_app(app, host=host or "127.0.0.1", port=int(port), print=None)
     return 0
 
 
@@ -1133,6 +1336,7 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--token", required=True, help="your recipient token")
     f.add_argument("--identity", required=True, help="your age identity file (AGE-SECRET-KEY-…)")
     f.add_argument("-o", "--output", help="write the plaintext here (default: standard output)")
+    f.add_argument("--force", action="store_true", help="replace the -o file if it exists (else refused)")
     f.add_argument("--timeout", type=float, default=300.0)
     f.add_argument("share_id")
     f.set_defaults(func=cmd_fetch)
@@ -1155,8 +1359,15 @@ def build_parser() -> argparse.ArgumentParser:
     lc.add_argument("--vkey", help="pinned verifier key (name+hash+key)")
     lc.add_argument("--vkey-file", help="file holding the pinned verifier key")
     lc.add_argument("-o", "--output", help="write the checkpoint note here (default: standard output)")
+    lc.add_argument("--force", action="store_true", help="replace the -o file if it exists (else refused)")
     lc.add_argument("--timeout", type=float, default=60.0)
     lc.set_defaults(func=cmd_ledger_checkpoint)
+    lr = lg.add_parser("verify-receipt", help="check a C2SP tlog-proof receipt offline against the log's key(s)")
+    lr.add_argument("file", help="the .tlog-proof file (GET /api/v1/ledger/entries/{index}/proof)")
+    lr.add_argument("--vkey", action="append", help="log verifier key, Ed25519 or ML-DSA-44; repeat to require both")
+    lr.add_argument("--origin", help="the log origin the checkpoint must carry")
+    lr.add_argument("--policy", help="a C2SP tlog-policy file: trusted log keys, witnesses and the witness quorum")
+    lr.set_defaults(func=cmd_ledger_verify_receipt)
 
     w = sub.add_parser("witness", help="co-sign a gateway's checkpoints (run by a partner organisation)")
     ws = w.add_subparsers(dest="action", required=True)
@@ -1171,19 +1382,170 @@ def build_parser() -> argparse.ArgumentParser:
     wc.add_argument("--token", help="auditor token (for consistency proofs)")
     wc.add_argument("--timeout", type=float, default=60.0)
     wc.set_defaults(func=cmd_witness_cosign)
+    wsv = ws.add_parser("serve", help="serve C2SP tlog-witness: POST /add-checkpoint, cosignature/v1 (0x04) lines")
+    wsv.add_argument("--dir", required=True, help="a directory set up by `witness init`")
+    wsv.add_argument("--listen", default="127.0.0.1:7380", help="host:port to listen on")
+    wsv.set_defaults(func=cmd_witness_serve)
+    _add_recall_commands(sub)
+    _add_export_command(lg)
+    _add_credential_sources(p)
     return p
+
+
+def _add_recall_commands(sub: Any) -> None:
+    rv = sub.add_parser("revoke", help="recall a share: destroy its envelopes, with a reason recorded in the ledger")
+    rv.add_argument("--gateway", required=True, help="gateway base URL, e.g. http://127.0.0.1:8080")
+    rv.add_argument("--token", required=True, help="your practitioner token (or an administrator's)")
+    rv.add_argument("--reason", required=True, help="why, in a sentence (e.g. sent to the wrong person)")
+    rv.add_argument("--timeout", type=float, default=60.0)
+    rv.add_argument("share_id")
+    rv.set_defaults(func=cmd_revoke)
+    se = sub.add_parser("sent", help="your sent shares, and for each recipient whether and when they opened it")
+    se.add_argument("--gateway", required=True, help="gateway base URL, e.g. http://127.0.0.1:8080")
+    se.add_argument("--token", required=True, help="your practitioner token")
+    se.add_argument("--limit", type=_positive, default=50, help="at most this many shares, newest first (default 50)")
+    se.add_argument("--json", action="store_true", help="print the shares as JSON")
+    se.add_argument("--timeout", type=float, default=60.0)
+    se.set_defaults(func=cmd_sent)
+
+
+def _add_export_command(lg: Any) -> None:
+    le = lg.add_parser("export", help="an auditor's export of matching entries (CSV or JSON Lines), streamed")
+    le.add_argument("--gateway", required=True, help="gateway base URL, e.g. http://127.0.0.1:8080")
+    le.add_argument("--token", required=True, help="an auditor token")
+    le.add_argument("--format", choices=("csv", "jsonl"), default="csv")
+    for name in ("subject", "practitioner", "recipient", "org", "kind", "decision", "purpose"):
+        le.add_argument(f"--{name}", help=f"only entries with this {name} (as GET /api/v1/ledger)")
+    le.add_argument("--from", dest="from_", help="only from this time (RFC 3339)")
+    le.add_argument("--to", help="only before this time (RFC 3339)")
+    le.add_argument("-o", "--output", help="write the export here (default: standard output)")
+    le.add_argument("--force", action="store_true", help="replace the -o file if it exists (else refused)")
+    le.add_argument("--timeout", type=float, default=600.0)
+    le.set_defaults(func=cmd_ledger_export)
+
+
+def cmd_ledger_export(args: argparse.Namespace) -> int:
+    """Stream `GET /api/v1/ledger?format=…` to a file (written whole, then renamed) or standard output."""
+    names = ("subject", "practitioner", "recipient", "org", "kind", "decision", "purpose", "to")
+    params = {"format": args.format, **{n: getattr(args, n) for n in names if getattr(args, n)}}
+    if args.from_:
+        params["from"] = args.from_
+    output = Path(args.output) if args.output else None
+    if output is not None:
+        _refuse_overwrite(output, args.force)
+    url = f"{args.gateway.rstrip('/')}/api/v1/ledger?{urllib.parse.urlencode(params)}"
+    req = urllib.request.Request(url, headers={"Authorization": f"Bearer {args.token}"})  # noqa: S310
+    with urllib.request.urlopen(req, timeout=args.timeout) as resp:  # noqa: S310
+        size = resp.headers.get("X-SafeShare-Export-Size")
+        if output is None:
+            with progress("exporting", None) as advance:
+                while block := resp.read(256 * 1024):
+                    sys.stdout.buffer.write(block)
+                    advance(len(block))
+            sys.stdout.flush()
+        else:
+            fd, tmp_name = tempfile.mkstemp(dir=output.resolve().parent, prefix=".safeshare-export-")
+            try:
+                with os.fdopen(fd, "wb") as fh, progress("exporting", None) as advance:
+                    while block := resp.read(256 * 1024):
+                        fh.write(block)
+                        advance(len(block))
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                _refuse_overwrite(output, args.force)
+                os.replace(tmp_name, output)
+            finally:
+                if os.path.exists(tmp_name):
+                    os.unlink(tmp_name)
+            print(f"exported the ledger up to entry {size} to {output}", file=sys.stderr)
+    return 0
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if not 1 <= value <= 1_000_000:
+        raise argparse.ArgumentTypeError("must be between 1 and 1000000")
+    return value
+
+
+def _walk(parser: argparse.ArgumentParser) -> Any:
+    yield parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in dict.fromkeys(action.choices.values()):
+                yield from _walk(child)
+
+
+def _add_credential_sources(root: argparse.ArgumentParser) -> None:
+    """Every command that takes --token also takes --token-file FILE or $SAFESHARE_TOKEN (a token on the command
+    line shows in `ps` and shell history); every command that needs --gateway also takes $SAFESHARE_GATEWAY.
+    The options stop being required for argparse; `main` resolves them and says what is missing."""
+    for parser in _walk(root):
+        opts = {a.dest: a for a in parser._actions if a.option_strings}
+        if "token" in opts:
+            opts["token"].help = (opts["token"].help or "token") + " (or --token-file, or $SAFESHARE_TOKEN)"
+            parser.add_argument("--token-file", metavar="FILE", help="read the token from this file (first line)")
+            parser.set_defaults(_token_required=opts["token"].required)
+            opts["token"].required = False
+        if "gateway" in opts and opts["gateway"].required:
+            opts["gateway"].help = (opts["gateway"].help or "gateway base URL") + " (or $SAFESHARE_GATEWAY)"
+            parser.set_defaults(_gateway_required=True)
+            opts["gateway"].required = False
+
+
+def _resolve_credentials(args: argparse.Namespace) -> None:
+    """--token, else --token-file, else $SAFESHARE_TOKEN; --gateway, else $SAFESHARE_GATEWAY (only where the
+    command needs a gateway: `ledger verify` without --gateway stays a local check)."""
+    if hasattr(args, "token_file"):
+        if args.token is not None and args.token_file:
+            raise CliError("give the token one way: --token or --token-file, not both", 2)
+        if args.token_file:
+            try:
+                with open(args.token_file, encoding="utf-8") as fh:
+                    args.token = fh.readline(64 * 1024).strip()
+            except (OSError, UnicodeDecodeError) as exc:
+                raise CliError(f"cannot read the token file {args.token_file}: {type(exc).__name__}", 2) from None
+            if not args.token:
+                raise CliError(f"the token file {args.token_file} is empty", 2)
+        elif args.token is None and os.environ.get("SAFESHARE_TOKEN", "").strip():
+            args.token = os.environ["SAFESHARE_TOKEN"]
+        if args.token is None and getattr(args, "_token_required", False):
+            raise CliError("a token is needed: --token-file FILE, $SAFESHARE_TOKEN or --token", 2)
+    if getattr(args, "_gateway_required", False) and not args.gateway:
+        args.gateway = os.environ.get("SAFESHARE_GATEWAY", "").strip() or None
+        if not args.gateway:
+            raise CliError("the gateway's address is needed: --gateway URL or $SAFESHARE_GATEWAY", 2)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    token = getattr(args, "token", None)
-    if token is not None:
-        args.token = token.strip()
-        if not args.token or any(c.isspace() for c in args.token) or not args.token.isascii():
-            _err("--token must be one token, as printed by `safeshare token issue` (no spaces or line breaks)")
-            return 2
     try:
+        _resolve_credentials(args)
+        token = getattr(args, "token", None)
+        if token is not None:
+            args.token = token.strip()
+            if not args.token or any(c.isspace() for c in args.token) or not args.token.isascii():
+                raise CliError(
+                    "--token (or --token-file, $SAFESHARE_TOKEN) must be one token, as printed by "
+                    "`safeshare token issue` (no spaces or line breaks)",
+                    2,
+                )
         return int(args.func(args))
+    except CliError as exc:
+        _err(exc.message)
+        return exc.status
+    except urllib.error.HTTPError as exc:
+        _print_refusal(exc)
+        return 1
+    except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
+        _err(f"cannot reach the gateway at {getattr(args, 'gateway', None)}: {exc}")
+        return 1
+    except OSError as exc:  # a local file: the message names it
+        _err(str(exc))
+        return 1
+    except json.JSONDecodeError as exc:
+        _err(f"the gateway's answer is not the JSON expected ({exc}); is --gateway a SafeShare gateway?")
+        return 1
     except KeyboardInterrupt:
         return 130
 

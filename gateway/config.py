@@ -48,6 +48,19 @@ class Limits:
 
 
 @dataclass(frozen=True)
+class PolicySettings:
+    """`[policies]` in safeshare.toml: which edition of the golden rules each organisation works to.
+
+    `org_default` maps an organisation (the token's `org` claim) to a policy id, e.g.
+    `org_default = { "Northshire Children's Services" = "dfe-2024" }`; others get `default_policy`.
+    `dir` names a folder of further editions (`<id>.json` each) loaded beside the packaged ones.
+    """
+
+    org_default: tuple[tuple[str, str], ...] = ()
+    dir: str | None = None
+
+
+@dataclass(frozen=True)
 class AgreementSettings:
     """`[agreements]`: how shares are checked against the partnership's agreements (gateway/agreements.py)."""
 
@@ -91,6 +104,7 @@ class Settings:
     default_policy: str = "hmg-2018"
     limits: Limits = field(default_factory=Limits)
     agreements: AgreementSettings = field(default_factory=AgreementSettings)
+    policies: PolicySettings = field(default_factory=PolicySettings)
     oidc: tuple[OIDCIssuerConfig, ...] = ()
     #: Accept tokens from the embedded issuer; a deployment on Entra ID alone turns this off.
     embedded_issuer: bool = True
@@ -101,6 +115,8 @@ class Settings:
     escrow_recipient: str | None = None
     #: Verifier keys (C2SP vkey) of witnesses whose co-signatures on checkpoints the gateway accepts.
     witnesses: tuple[str, ...] = ()
+    #: C2SP tlog-witnesses the gateway submits each checkpoint to: "<submission URL> <cosignature/v1 vkey>".
+    tlog_witnesses: tuple[str, ...] = ()
     #: How often the checkpointer looks for new entries to sign (a new entry is covered within about this).
     checkpoint_interval_seconds: float = 0.5
     #: How often expired shares are looked for and crypto-shredded.
@@ -168,17 +184,36 @@ def load_settings(home: Path) -> Settings:
     limits_raw = raw.pop("limits", {})
     oidc_raw = raw.pop("oidc", [])
     agreements = _agreement_settings(raw.pop("agreements", {}), path)
-    known = {f for f in Settings.__dataclass_fields__ if f not in {"home", "limits", "oidc", "agreements"}}
+    policies = _policies(path, raw.pop("policies", {}))
+    known = {f for f in Settings.__dataclass_fields__ if f not in {"home", "limits", "oidc", "agreements", "policies"}}
     unknown = set(raw) - known
     if unknown:
         raise ValueError(f"{path}: unknown setting(s): {', '.join(sorted(unknown))}")
-    for key in ("cors_origins", "witnesses"):
+    for key in ("cors_origins", "witnesses", "tlog_witnesses"):
         if key in raw:
             raw[key] = tuple(raw[key])
     oidc = tuple(_oidc_issuer(path, item) for item in oidc_raw)
     if os.environ.get("SAFESHARE_SMTP_URL"):
         raw["smtp_url"] = os.environ["SAFESHARE_SMTP_URL"]
-    return Settings(home=home, limits=Limits(**limits_raw), oidc=oidc, agreements=agreements, **raw)
+    return Settings(home=home, limits=Limits(**limits_raw), policies=policies, oidc=oidc, agreements=agreements, **raw)
+
+
+def _policies(path: Path, table: Any) -> PolicySettings:
+    """The `[policies]` table; unknown keys and non-text values refused (a typo must not change the rules)."""
+    if not isinstance(table, dict):
+        raise ValueError(f"{path}: [policies] must be a table")
+    unknown = set(table) - {"org_default", "dir"}
+    if unknown:
+        raise ValueError(f"{path}: unknown [policies] setting(s): {', '.join(sorted(unknown))}")
+    orgs = table.get("org_default", {})
+    if not isinstance(orgs, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in orgs.items()):
+        raise ValueError(f"{path}: [policies] org_default must map organisation names to policy ids")
+    folder = table.get("dir")
+    if folder is not None and not isinstance(folder, str):
+        raise ValueError(f"{path}: [policies] dir must be a folder path")
+    if folder is not None and not Path(folder).is_absolute():
+        folder = str(path.parent / folder)
+    return PolicySettings(org_default=tuple(sorted(orgs.items())), dir=folder)
 
 
 def _oidc_issuer(path: Path, item: dict[str, Any]) -> OIDCIssuerConfig:

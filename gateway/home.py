@@ -12,9 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.mldsa import MLDSA44PrivateKey
 
 from . import envelope
-from .auth import load_or_create_ed25519_key
+from .auth import load_or_create_ed25519_key, load_or_create_private_key
 from .config import Settings
 from .ledger.checkpoint import CheckpointError, NoteVerifier, verify_checkpoint
 from .ledger.guard import CheckpointGuard
@@ -33,10 +34,16 @@ class HomeKeys:
     digest_key: bytes
     #: HMAC-SHA-256 key authenticating each ledger entry as it is written (not in the database; see ledger/mac.py).
     ledger_mac_key: bytes = b""
+    #: ML-DSA-44 key signing each checkpoint besides the Ed25519 one (issue 15: records that must hold for decades).
+    ledger_pq_key: MLDSA44PrivateKey | None = None
 
 
 def ledger_mac_key_path(settings: Settings) -> Path:
     return settings.keys_dir / "ledger-entry.hmac"
+
+
+def ledger_pq_key_path(settings: Settings) -> Path:
+    return settings.keys_dir / "ledger-signing.mldsa44.pem"
 
 
 def ledger_head_path(settings: Settings) -> Path:
@@ -87,6 +94,9 @@ def init_home(settings: Settings) -> HomeKeys:
         ledger_key=load_or_create_ed25519_key(settings.ledger_key_path),
         digest_key=_load_or_create_secret(settings.digest_key_path),
         ledger_mac_key=_load_or_create_secret(ledger_mac_key_path(settings)),
+        ledger_pq_key=load_or_create_private_key(
+            ledger_pq_key_path(settings), MLDSA44PrivateKey, MLDSA44PrivateKey.generate
+        ),
     )
 
 

@@ -20,6 +20,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
+from pathlib import Path
 from typing import Any, Final
 
 import rfc8785
@@ -34,9 +35,11 @@ __all__ = [
     "Policy",
     "PolicyRegistry",
     "Problem",
+    "RuleSection",
     "SafetyNet",
     "UnknownPolicy",
     "load_builtin_policies",
+    "load_policy_dir",
     "validate",
 ]
 
@@ -357,6 +360,15 @@ class SafetyNet:
 
 
 @dataclass(frozen=True)
+class RuleSection:
+    """One section of a policy's ``rules`` object: its key in the justification, its rule number, its title."""
+
+    key: str
+    rule: int | None
+    title: str
+
+
+@dataclass(frozen=True)
 class Policy:
     """One edition of the golden rules, as a JSON Schema document plus what the ledger needs to cite it.
 
@@ -494,6 +506,91 @@ class Policy:
             if isinstance(value, int) and not isinstance(value, bool):
                 rule = value
         return rule
+
+    # -- the policy's vocabulary, for filters, reports and the recipient ----------------------------------
+
+    def codes_at(self, path: str) -> tuple[str, ...]:
+        """The codes this policy allows at a field (``purpose.code``, ``rules.1_lawful_basis.article_6``): the
+        field's ``enum``, or its items' for a list; empty when the policy has no such coded field."""
+        node = self._walk(self._parse_path(path))[-1]
+        if node is None:
+            return ()
+        enum = self._deref(node, "enum")
+        if enum is None:
+            items = self._deref(node, "items")
+            enum = self._deref(items, "enum") if isinstance(items, Mapping) else None
+        return tuple(v for v in enum if isinstance(v, str)) if isinstance(enum, list) else ()
+
+    def rule_titles(self) -> dict[int, str]:
+        """Rule number → title, from the document's ``x-golden-rules`` list."""
+        rules = self._document.get("x-golden-rules")
+        out: dict[int, str] = {}
+        for item in rules if isinstance(rules, list) else []:
+            if isinstance(item, Mapping) and isinstance(item.get("number"), int) and isinstance(item.get("title"), str):
+                out[item["number"]] = item["title"]
+        return out
+
+    def sections(self) -> list[RuleSection]:
+        """The sections of ``rules`` in the policy's own order, each with its rule number and title."""
+        rules = self._walk(("rules",))[-1]
+        properties = self._deref(rules, "properties") if rules is not None else None
+        out: list[RuleSection] = []
+        for key, node in properties.items() if isinstance(properties, Mapping) else []:
+            rule = self.rule_for(("rules", key))
+            title = self._title(node) if isinstance(node, Mapping) else None
+            out.append(RuleSection(key, rule, title or key.replace("_", " ")))
+        return out
+
+    def rule_map(self, target: str) -> dict[int, tuple[int, ...]]:
+        """``x-rule-map``: for each rule of this policy, the rules of policy ``target`` it corresponds to."""
+        block = self._document.get("x-rule-map")
+        mapping = block.get(target) if isinstance(block, Mapping) else None
+        rules = mapping.get("rules") if isinstance(mapping, Mapping) else None
+        out: dict[int, tuple[int, ...]] = {}
+        for key, value in rules.items() if isinstance(rules, Mapping) else []:
+            if str(key).isdigit() and isinstance(value, list):
+                out[int(key)] = tuple(v for v in value if isinstance(v, int) and not isinstance(v, bool))
+        return out
+
+    def mapped_policies(self) -> tuple[str, ...]:
+        """The editions this one's ``x-rule-map`` maps onto."""
+        block = self._document.get("x-rule-map")
+        return tuple(str(k) for k in block) if isinstance(block, Mapping) else ()
+
+    def handling(self, draft: Any) -> dict[str, Any] | None:
+        """The handling instruction the policy sends to the recipient (``x-handling``), or None.
+
+        ``x-handling.field`` names the section holding it; ``x-handling.when`` the yes/no field saying it
+        applies. The result carries the section's rule and title, and each answer with its label, so the
+        recipient reads it in the policy's own words. Called only on drafts the policy has accepted.
+        """
+        spec = self._document.get("x-handling")
+        if not isinstance(spec, Mapping) or not isinstance(spec.get("field"), str) or not isinstance(draft, Mapping):
+            return None
+        path = self._parse_path(spec["field"])
+        value = _get_path(draft, [str(p) for p in path])
+        if not isinstance(value, Mapping):
+            return None
+        when = spec.get("when")
+        if isinstance(when, str) and value.get(when) is not True:
+            return None
+        node = self._walk(path)[-1]
+        answers: dict[str, Any] = {}
+        for key, answer in value.items():
+            if key == when:
+                continue
+            child = (*path, key)
+            if isinstance(answer, list):
+                answers[key] = [{"code": a, "label": self._label((*child, 0), a)} for a in answer if isinstance(a, str)]
+            elif isinstance(answer, str):
+                answers[key] = answer
+        return {
+            "policy": self.id,
+            "rule": self.rule_for(path),
+            "title": self._title(node) or spec["field"],
+            "field": spec["field"],
+            **answers,
+        }
 
     # -- schema errors → problems -------------------------------------------------------------------
 
@@ -758,10 +855,9 @@ def _builtin_documents() -> tuple[tuple[str, str], ...]:
     )
 
 
-def load_builtin_policies() -> list[Policy]:
-    """The policies packaged in ``gateway/policies``; a file must be named after its policy id."""
+def _load_documents(documents: Iterable[tuple[str, str]]) -> list[Policy]:
     policies = []
-    for name, text in _builtin_documents():
+    for name, text in documents:
         policy = Policy.from_json(text)
         if name != f"{policy.id}.json":
             raise ValueError(f"policy file {name} holds policy {policy.id!r}")
@@ -769,10 +865,30 @@ def load_builtin_policies() -> list[Policy]:
     return policies
 
 
+def load_builtin_policies() -> list[Policy]:
+    """The policies packaged in ``gateway/policies``; a file must be named after its policy id."""
+    return _load_documents(_builtin_documents())
+
+
+#: A policy file larger than this is refused (hmg-2018 is about 50 KB).
+MAX_POLICY_FILE_BYTES: Final = 2 * 1024 * 1024
+
+
+def load_policy_dir(folder: str | Path) -> list[Policy]:
+    """Further editions from a deployment's own folder (``[policies] dir``): every ``<id>.json`` in it."""
+    documents = []
+    for entry in sorted(Path(folder).iterdir(), key=lambda e: e.name):
+        if entry.is_file() and entry.name.endswith(".json"):
+            if entry.stat().st_size > MAX_POLICY_FILE_BYTES:
+                raise ValueError(f"policy file {entry.name} is larger than {MAX_POLICY_FILE_BYTES} bytes")
+            documents.append((entry.name, entry.read_text(encoding="utf-8")))
+    return _load_documents(documents)
+
+
 class PolicyRegistry:
     """The policies a gateway accepts, and which one applies when a draft does not say."""
 
-    def __init__(self, policies: Iterable[Policy], default: str) -> None:
+    def __init__(self, policies: Iterable[Policy], default: str, org_defaults: Mapping[str, str] | None = None) -> None:
         by_id: dict[str, Policy] = {}
         for policy in policies:
             if policy.id in by_id:
@@ -780,15 +896,75 @@ class PolicyRegistry:
             by_id[policy.id] = policy
         self._policies = by_id
         self._default = self.get(default)
+        self._org_defaults: dict[str, Policy] = {}
+        for org, policy_id in (org_defaults or {}).items():
+            if policy_id not in by_id:
+                raise ValueError(f"organisation {org!r}: unknown default policy {policy_id!r}")
+            self._org_defaults[org] = by_id[policy_id]
+        for policy in by_id.values():
+            for target in policy.mapped_policies():
+                if target in by_id:
+                    known = {n for s in by_id[target].sections() if (n := s.rule) is not None}
+                    for rule, targets in policy.rule_map(target).items():
+                        if not set(targets) <= known:
+                            raise ValueError(f"{policy.id} x-rule-map: rule {rule} maps to a rule {target} lacks")
 
     @classmethod
-    def builtin(cls, default: str = "hmg-2018") -> PolicyRegistry:
-        """Registry of the packaged policies."""
-        return cls(load_builtin_policies(), default)
+    def builtin(
+        cls, default: str = "hmg-2018", org_defaults: Mapping[str, str] | None = None, extra_dir: str | None = None
+    ) -> PolicyRegistry:
+        """Registry of the packaged policies, plus a deployment's own folder of editions when given."""
+        extra = load_policy_dir(extra_dir) if extra_dir else []
+        return cls([*load_builtin_policies(), *extra], default, org_defaults)
 
     @property
     def default(self) -> Policy:
         return self._default
+
+    def default_for(self, org: str | None) -> Policy:
+        """The policy an organisation works to (``[policies] org_default``), else the gateway's default."""
+        if org is not None and org in self._org_defaults:
+            return self._org_defaults[org]
+        return self._default
+
+    def org_defaults(self) -> dict[str, str]:
+        return {org: policy.id for org, policy in sorted(self._org_defaults.items())}
+
+    def all(self) -> list[Policy]:
+        """Every policy, the default first, then by id."""
+        return [self._default, *(self._policies[i] for i in self.ids() if i != self._default.id)]
+
+    def codes(self, path: str) -> tuple[str, ...]:
+        """Every code any loaded policy allows at ``path`` (in first-seen order): the auditor's filter values."""
+        seen: dict[str, None] = {}
+        for policy in self.all():
+            seen.update(dict.fromkeys(policy.codes_at(path)))
+        return tuple(seen)
+
+    @property
+    def theme_base(self) -> Policy:
+        """The edition whose rules are the common themes: the one the others' ``x-rule-map`` maps onto."""
+        for policy in self.all():
+            for target in policy.mapped_policies():
+                if target in self._policies:
+                    return self._policies[target]
+        return self._default
+
+    def themes(self, policy_id: str, rule: int | None) -> list[dict[str, Any]]:
+        """The common themes (rules of ``theme_base``) a rule of ``policy_id`` corresponds to, via ``x-rule-map``.
+
+        The base edition's own rules are their own theme; an edition that does not map onto the base (or an
+        unknown policy) has none, so a report shows its rules under their own titles only.
+        """
+        base = self.theme_base
+        if rule is None or policy_id not in self._policies:
+            return []
+        if policy_id == base.id:
+            numbers: tuple[int, ...] = (rule,)
+        else:
+            numbers = self._policies[policy_id].rule_map(base.id).get(rule, ())
+        titles = base.rule_titles()
+        return [{"policy": base.id, "rule": n, "title": titles.get(n, f"Rule {n}")} for n in numbers]
 
     def get(self, policy_id: str) -> Policy:
         """Raises UnknownPolicy (without echoing the requested id, which may be client garbage)."""
@@ -799,17 +975,17 @@ class PolicyRegistry:
     def ids(self) -> list[str]:
         return sorted(self._policies)
 
-    def for_draft(self, draft: Any) -> Policy:
-        """The policy a draft names in ``policy``, else the default; an unknown name is refused."""
+    def for_draft(self, draft: Any, org: str | None = None) -> Policy:
+        """The policy a draft names in ``policy``, else the organisation's default; an unknown name is refused."""
         if isinstance(draft, Mapping) and "policy" in draft:
             return self.get(draft["policy"])
-        return self._default
+        return self.default_for(org)
 
 
-def validate(registry: PolicyRegistry, draft: Any) -> tuple[Policy | None, list[Problem]]:
-    """Pick the draft's policy and check it; an unknown policy is one problem at ``policy``."""
+def validate(registry: PolicyRegistry, draft: Any, org: str | None = None) -> tuple[Policy | None, list[Problem]]:
+    """Pick the draft's policy (or ``org``'s default) and check it; an unknown policy is one problem at ``policy``."""
     try:
-        policy = registry.for_draft(draft)
+        policy = registry.for_draft(draft, org)
     except UnknownPolicy:
         message = f"Policy must be one this gateway knows: {', '.join(registry.ids())}."
         return None, [Problem(None, "policy", message, "unknown_policy")]

@@ -38,6 +38,7 @@ from .store.held import insert_held
 from .store.models import (
     RECIPIENT_ACTIVE,
     SHARE_ACTIVE,
+    SHARE_EXPIRED,
     Recipient,
     Share,
     ShareRecipient,
@@ -57,6 +58,21 @@ MIN_EXPIRY_SECONDS = 60
 def receipt_url(index: int) -> str:
     """Where the actor can later fetch the entry with its inclusion proof and a signed checkpoint."""
     return f"/api/v1/ledger/entries/{index}"
+
+
+def _check_entry_size(entry: Mapping[str, Any]) -> None:
+    """Refuse, before anything is stored, an entry too large for a C2SP tlog-tiles entry bundle (64 KiB)."""
+    try:
+        ledger_entry.check_size(entry)
+    except ledger_entry.EntryTooLarge as exc:
+        raise field_error(
+            "entry_too_large",
+            "justification",
+            f"This record would take {exc.size} bytes in the ledger, more than its limit of "
+            f"{ledger_entry.MAX_ENTRY_BYTES}; shorten the justification's free text.",
+            limit=ledger_entry.MAX_ENTRY_BYTES,
+            size=exc.size,
+        ) from None
 
 
 def new_share_id() -> str:
@@ -153,8 +169,11 @@ class Gateway(HoldingUseCases, DirectoryUseCases, AgreementUseCases):
 
     # -- justification ----------------------------------------------------------------------------
 
-    def check_justification(self, draft: Any) -> tuple[Policy | None, list[Problem]]:
-        return validate_justification(self.policies, draft)
+    def check_justification(
+        self, draft: Any, principal: Principal | None = None
+    ) -> tuple[Policy | None, list[Problem]]:
+        """Check a draft against the policy it names, else the caller's organisation's default policy."""
+        return validate_justification(self.policies, draft, None if principal is None else principal.org)
 
     def _policy_ref(self, policy: Policy) -> dict[str, str]:
         return {"id": policy.id, "version": policy.version, "digest": policy.digest}
@@ -174,7 +193,7 @@ class Gateway(HoldingUseCases, DirectoryUseCases, AgreementUseCases):
         not-share decision the policy's safety net challenges is recorded with its flag (its sign-off or
         other route is in the justification, which the policy has already required).
         """
-        policy, problems = self.check_justification(draft)
+        policy, problems = self.check_justification(draft, principal)
         decision = draft.get("decision") if isinstance(draft, dict) else None
         extra = disclosure_rules.problems(disclosure, decision, self.now())
         if problems or policy is None or extra:
@@ -193,12 +212,15 @@ class Gateway(HoldingUseCases, DirectoryUseCases, AgreementUseCases):
         if named:
             entry["agreements"] = named
 
+        _check_entry_size(entry)
+
         def respond(index: int) -> dict[str, Any]:
             result: dict[str, Any] = {
                 "ledger_index": index,
                 "decision": draft["decision"],
                 "recorded_at": entry["time"],
                 "receipt": receipt_url(index),
+                "receipt_proof": receipt_url(index) + "/proof",
             }
             if recorded is not None:
                 result["disclosure"] = {**recorded, "description": disclosure_rules.describe(recorded)}
@@ -258,7 +280,7 @@ class Gateway(HoldingUseCases, DirectoryUseCases, AgreementUseCases):
         draft = meta.get("justification")
         if draft is None:
             raise field_error("invalid_share", "share.justification", "A justification is required.")
-        policy, problems = self.check_justification(draft)
+        policy, problems = self.check_justification(draft, principal)
         if problems or policy is None:
             raise justification_problems_error(problems)
         if draft.get("decision") != "share":
@@ -267,6 +289,19 @@ class Gateway(HoldingUseCases, DirectoryUseCases, AgreementUseCases):
                 "share.justification.decision",
                 "A share needs a justification whose decision is 'share'; record other decisions at /api/v1/decisions.",
             )
+        _check_entry_size(
+            ledger_entry.share_entry(
+                time=self.now_str(),
+                actor=self._actor(principal, "practitioner"),
+                share_id=new_share_id(),
+                justification=draft,
+                policy=self._policy_ref(policy),
+                recipients=[],
+                payload={},
+                expires_at="",
+                max_downloads=None,
+            )
+        )
         ids, held, mode, passphrase = await self.split_addresses(meta)
         recipients, via = await self._resolve_recipients(ids) if ids or not held else ([], [])
         # Addresses without a key carry no organisation yet: the agreements are checked for the keyed recipients.
@@ -455,6 +490,7 @@ class Gateway(HoldingUseCases, DirectoryUseCases, AgreementUseCases):
                 share_id=share_id,
                 justification=j,
                 policy=self._policy_ref(prepared.policy),
+                handling=prepared.policy.handling(j),
                 recipients=[
                     {
                         "id": sr.recipient_id,
@@ -496,6 +532,8 @@ class Gateway(HoldingUseCases, DirectoryUseCases, AgreementUseCases):
             if prepared.agreement_override is not None:
                 entry["agreement_override"] = dict(prepared.agreement_override)
 
+            _check_entry_size(entry)
+
             def respond(index: int) -> dict[str, Any]:
                 return {
                     "share_id": share_id,
@@ -519,6 +557,7 @@ class Gateway(HoldingUseCases, DirectoryUseCases, AgreementUseCases):
                     "payload_size": size,
                     "receipt": receipt_url(index),
                     "agreements": [dict(a) for a in prepared.agreements],
+                    "receipt_proof": receipt_url(index) + "/proof",
                 }
 
             index = await self.store.create_share(
@@ -572,6 +611,31 @@ class Gateway(HoldingUseCases, DirectoryUseCases, AgreementUseCases):
             outcome.exhausted,
         )
 
+    async def envelope_header(self, principal: Principal, share_id: str) -> bytes:
+        """The age header of the caller's envelope (through the MAC line), neither counted nor recorded: a
+        recipient checks that their identity opens it before the counted download (a wrong key uses up nothing).
+        The same refusals as the download (404 if not theirs, 410 once revoked, expired or used up)."""
+        if not SHARE_ID_RE.match(share_id):
+            raise not_found()
+        share = await self.store.get_share(share_id)
+        mine = share.recipient(principal.sub) if share is not None else None
+        if share is None or mine is None:
+            raise not_found()
+        if mine.state != SHARE_ACTIVE:
+            raise gone(mine.state)
+        if share.expires_at <= self.now_str():
+            raise gone(SHARE_EXPIRED)
+        path = self.files.path(share_id, principal.sub)
+
+        def read() -> bytes:
+            with open(path, "rb") as fh:
+                return envelope.read_header(fh)[1]
+
+        try:
+            return await asyncio.to_thread(read)
+        except (OSError, envelope.EnvelopeError):
+            raise gone(share.state) from None
+
     async def destroy_envelope(self, share_id: str, recipient_id: str) -> None:
         await asyncio.to_thread(self.files.destroy, share_id, [recipient_id])
 
@@ -611,6 +675,7 @@ class Gateway(HoldingUseCases, DirectoryUseCases, AgreementUseCases):
             "acknowledged_at": now,
             "ledger_index": result[1],
             "receipt": receipt_url(result[1]),
+            "receipt_proof": receipt_url(result[1]) + "/proof",
         }
 
     async def inbox(self, principal: Principal, before: int | None, limit: int) -> list[Share]:

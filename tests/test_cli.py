@@ -289,9 +289,10 @@ def test_share_and_fetch_through_the_cli(served: tuple[Path, str], tmp_path: Pat
     )
     assert r3.returncode == 1 and "decrypt" in r3.stderr and not (tmp_path / "nope").exists()
 
-    # Both fetches are in the ledger; a disabled recipient can no longer be shared with.
+    # Both fetches are in the ledger, and only they: the wrong identity was refused on the envelope's header,
+    # before the counted download (issue 13). A disabled recipient can no longer be shared with.
     status, resp = call(url + "/api/v1/ledger?kind=fetch", tok["auditor"])
-    assert status == 200 and len(json.loads(resp)["entries"]) == 3
+    assert status == 200 and len(json.loads(resp)["entries"]) == 2
     safeshare(home, "recipient", "disable", "alice")
     status, resp = call(url + "/api/v1/shares", tok["practitioner"], body, ctype)
     assert status == 422 and json.loads(resp)["disabled"] == ["alice"]

@@ -81,7 +81,7 @@ def test_witness_against_a_real_gateway(tmp_path: Path) -> None:
         r = safeshare(home, "witness", "cosign", "--dir", str(wdir), "--gateway", url, "--token", auditor)
         assert "co-signed checkpoint for 3 entries" in r.stdout
         status, note = call(url + "/api/v1/ledger/checkpoint?witnessed=1")
-        assert status == 200 and len(split_note(note)[1]) == 2
+        assert status == 200 and len(split_note(note)[1]) == 3  # log Ed25519, log ML-DSA-44, witness
         saved = tmp_path / "saved"
         saved.write_bytes(note)
 

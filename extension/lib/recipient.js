@@ -230,12 +230,25 @@ export function justificationSections(justification, policy) {
 /**
  * What the recipient must bear in mind when handling the information, drawn from the justification: urgency,
  * whether the person or family know (so the recipient does not tell them first), consent, and that people are
- * identified by reference only.
+ * identified by reference only. `handling` is the share's handling instruction from the policy (DfE 2024 rule 5,
+ * protect identities: whose identity and how, in the policy's words, and the sender's instruction); it comes first.
  * @returns {string[]}
  */
-export function handlingNotes(justification, policy) {
+export function handlingNotes(justification, policy, handling = null) {
   if (!justification?.rules) return [];
   const r = justification.rules;
+  const first = [];
+  if (handling && typeof handling === "object") {
+    const names = (list) => (Array.isArray(list) ? list.map((x) => x?.label ?? humanise(String(x?.code ?? ""))).filter(Boolean) : []);
+    const whose = names(handling.whose);
+    const how = names(handling.how);
+    first.push(
+      `${handling.title ?? "Protect identities"}: ` +
+        (whose.length ? `protect ${whose.join("; ").toLowerCase()}. ` : "") +
+        (how.length ? `${how.join(". ")}. ` : "") +
+        (typeof handling.instruction === "string" ? `The sender's instruction: ${handling.instruction}` : ""),
+    );
+  }
   const ruleProps = deref(policy, policy?.properties?.rules).properties ?? {};
   const label = (rule, field, value) => {
     const node = deref(policy, deref(policy, ruleProps[rule]).properties?.[field]);
@@ -263,7 +276,7 @@ export function handlingNotes(justification, policy) {
   notes.push("The people concerned are identified by reference only. Keep their identities to those who need them for the purpose above.");
   const p = r["6_necessary_proportionate"]?.proportionality;
   if (p) notes.push(`Shared only as far as needed: ${p}`);
-  return notes;
+  return [...first, ...notes];
 }
 
 // -- enrolment ------------------------------------------------------------------------------------------------

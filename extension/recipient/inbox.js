@@ -158,17 +158,47 @@ async function loadInbox({ more = false } = {}) {
 function sentLine(share) {
   const r = sentRow(share, { labels });
   const people = el("ul", { class: "acks" });
-  for (const p of r.recipients) {
+  r.recipients.forEach((p, i) => {
+    const first = (share.recipients ?? [])[i]?.first_downloaded_at;
+    const opened = first ? `opened ${formatTime(first)}` : "not opened yet";
     people.append(
-      el("li", { dataset: { recipient: p.id } }, `${p.id} (${p.org}): ${p.acknowledged}`, p.note ? el("q", { class: "note", text: p.note }) : null),
+      el("li", { dataset: { recipient: p.id } }, `${p.id} (${p.org}): ${opened}; ${p.acknowledged}`, p.note ? el("q", { class: "note", text: p.note }) : null),
     );
-  }
+  });
   return el(
     "li",
     { dataset: { share: r.id } },
     el("strong", { text: `${r.purpose} — ${r.subjects}` }),
     el("span", { class: "hint", text: ` ${r.id}, sent ${r.sent}, available until ${r.expires}: ${r.stateLabel}` }),
     people,
+    r.state === "active" ? revokeForm(r.id) : null,
+  );
+}
+
+/** Recall a share sent to the wrong person: a reason is required, recorded with the revocation. */
+function revokeForm(id) {
+  const reasonId = `revoke-reason-${id}`;
+  const reason = el("textarea", { id: reasonId, rows: "2", maxlength: "4000" });
+  const button = el("button", { type: "button", text: "Revoke this share" });
+  button.addEventListener("click", () =>
+    busy(button, async () => {
+      if (!reason.value.trim()) {
+        showAlert("Say why you are revoking this share: the reason is recorded with the revocation.");
+        reason.focus();
+        return;
+      }
+      await ask("recipient-revoke", { id, reason: reason.value.trim() });
+      say(`Share ${id} revoked: its envelopes are destroyed and no one can open it any more.`);
+      await loadSent();
+    }),
+  );
+  return el(
+    "details",
+    { class: "revoke" },
+    el("summary", { text: "Revoke (recall) this share" }),
+    el("label", { for: reasonId, text: "Reason for revoking (recorded)" }),
+    reason,
+    button,
   );
 }
 
@@ -268,7 +298,7 @@ function openProblem(e) {
 function renderJustification(info, pol) {
   const handling = $("handling");
   handling.replaceChildren();
-  const notes = handlingNotes(info.justification, pol);
+  const notes = handlingNotes(info.justification, pol, info.handling);
   if (notes.length) {
     handling.append(el("h4", { text: "Handling" }), el("ul", {}, ...notes.map((n) => el("li", { text: n }))));
   }

@@ -150,6 +150,23 @@ test("handling notes: urgency, who must not be told, references only, proportion
   assert.deepEqual(handlingNotes({}, POLICY), []);
 });
 
+test("handling notes: a DfE 2024 rule 5 handling instruction comes first, in the policy's words", () => {
+  const dfe = JSON.parse(readFileSync(new URL("../../gateway/policies/dfe-2024.json", import.meta.url)));
+  const draft = JSON.parse(readFileSync(new URL("../../tests/fixtures/justifications/dfe-2024-share.json", import.meta.url)));
+  const handling = {
+    policy: "dfe-2024",
+    rule: 5,
+    title: "Rule 5 — Protect identities",
+    field: "rules.5_protect_identities",
+    whose: [{ code: "referrer", label: "The person who raised the concern" }],
+    how: [{ code: "withhold_referrer_identity", label: "Do not say who raised the concern" }],
+    instruction: draft.rules["5_protect_identities"].instruction,
+  };
+  const notes = handlingNotes(draft, dfe, handling);
+  assert.match(notes[0], /^Rule 5 — Protect identities: protect the person who raised the concern\. Do not say who raised the concern\. The sender's instruction: Do not tell the father/);
+  assert.equal(handlingNotes(draft, dfe).length, notes.length - 1);
+});
+
 test("enrolment states from /recipients/me and this browser's keys", () => {
   const k1 = "age1one";
   const k2 = "age1two";

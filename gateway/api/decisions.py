@@ -41,11 +41,11 @@ async def validate(request: web.Request) -> web.Response:
     Problems with the partnership agreements the draft names (rule 6) are included; the recipients' organisations
     are checked only when the share is made.
     """
-    principal(request, "practitioner", "admin")
+    caller = principal(request, "practitioner", "admin")
     body = await read_json(request, "justification")
     draft, disclosure = _unwrap(body)
     gw = gateway(request)
-    policy, problems = gw.check_justification(draft)
+    policy, problems = gw.check_justification(draft, caller)
     if isinstance(body, dict) and "disclosure" in body and isinstance(draft, dict):
         problems = [*problems, *disclosure_rules.problems(disclosure, draft.get("decision"), gw.now())]
     # Agreement problems (rule 6), except on a field the policy already found wrong (e.g. an ID's pattern).

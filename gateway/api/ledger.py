@@ -27,7 +27,14 @@ from .common import SIGNER, gateway, json_response, principal, query_int, query_
 
 routes = web.RouteTableDef()
 
-DECISIONS = queries.DECISIONS
+#: Filter → the justification field whose codes (in any loaded policy) it accepts: derived, never listed here.
+CODED_FILTERS = {
+    "decision": "decision",
+    "purpose": "purpose.code",
+    "article_6": "rules.1_lawful_basis.article_6",
+    "article_9": "rules.1_lawful_basis.article_9",
+    "dpa_schedule_1": "rules.1_lawful_basis.dpa_schedule_1",
+}
 #: Rows per database page of an export: a few MB in memory whatever the size of the ledger.
 EXPORT_PAGE_SIZE = 1000
 EXPORT_FORMATS = ("json", "csv", "jsonl")
@@ -95,6 +102,10 @@ def _text_param(request: web.Request) -> str | None:
         raise ApiError(400, "invalid_parameter", exc.message, field=exc.field) from None
 
 
+def _coded(request: web.Request, name: str) -> str | None:
+    return _choice(request, name, gateway(request).policies.codes(CODED_FILTERS[name]))
+
+
 def _filter(request: web.Request) -> queries.AuditFilter:
     return queries.AuditFilter(
         subject=query_str(request, "subject", 64),
@@ -102,11 +113,11 @@ def _filter(request: web.Request) -> queries.AuditFilter:
         recipient=query_str(request, "recipient", 64),
         org=query_str(request, "org", 200),
         kind=_choice(request, "kind", KINDS),
-        decision=_choice(request, "decision", DECISIONS),
-        purpose=_choice(request, "purpose", queries.PURPOSE_CODES),
-        article_6=_choice(request, "article_6", queries.ARTICLE_6_CODES),
-        article_9=_choice(request, "article_9", queries.ARTICLE_9_CODES),
-        dpa_schedule_1=_choice(request, "dpa_schedule_1", queries.DPA_SCHEDULE_1_CODES),
+        decision=_coded(request, "decision"),
+        purpose=_coded(request, "purpose"),
+        article_6=_coded(request, "article_6"),
+        article_9=_coded(request, "article_9"),
+        dpa_schedule_1=_coded(request, "dpa_schedule_1"),
         agreement=query_str(request, "agreement", 64),
         text=_text_param(request),
         time_from=_time_param(request, "from"),
@@ -330,6 +341,7 @@ async def subject_report(request: web.Request) -> web.Response:
         generated_at=utc_now(),
         checkpoint=stamp,
         proofs=proofs,
+        policies=gw.policies,
     )
     if fmt == "json":
         return json_response(report)

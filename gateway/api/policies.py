@@ -20,18 +20,20 @@ def _policy_response(policy: Policy) -> web.Response:
 
 @routes.get("/api/v1/policy")
 async def default_policy(request: web.Request) -> web.Response:
-    principal(request)
-    return _policy_response(gateway(request).policies.default)
+    """The policy the caller's organisation works to (`[policies] org_default`), else the gateway's default."""
+    caller = principal(request)
+    return _policy_response(gateway(request).policies.default_for(caller.org))
 
 
 @routes.get("/api/v1/policies")
 async def list_policies(request: web.Request) -> web.Response:
-    principal(request)
+    caller = principal(request)
     reg = gateway(request).policies
     items = [reg.get(i) for i in reg.ids()]
     return web.json_response(
         {
             "default": reg.default.id,
+            "yours": reg.default_for(caller.org).id,
             "policies": [{"id": p.id, "version": p.version, "title": p.title, "digest": p.digest} for p in items],
         }
     )

@@ -154,6 +154,7 @@ def share_view(share: Share, *, for_recipient: str | None = None) -> dict[str, A
         "ledger_index": share.ledger_index,
     }
     if for_recipient is None:
+        view["receipt_proof"] = f"/api/v1/ledger/entries/{share.ledger_index}/proof"  # the sender's tlog-proof
         view["state"] = share.state
         view["escrow"] = share.escrow_sha256 is not None
         view["recipients"] = [
@@ -167,6 +168,8 @@ def share_view(share: Share, *, for_recipient: str | None = None) -> dict[str, A
                 "envelope_sha256": r.envelope_sha256,
                 "envelope_size": r.envelope_size,
                 "via": r.via_team,
+                "first_downloaded_at": r.first_downloaded_at,
+                "last_downloaded_at": r.last_downloaded_at,
             }
             for r in share.recipients
         ]
@@ -195,6 +198,8 @@ async def with_justification(gw: Gateway, share: Share, view: dict[str, Any]) ->
     entry = json.loads(row.entry) if row is not None else {}
     view["justification"] = entry.get("justification")
     view["policy"] = entry.get("policy")
+    # The policy's handling instruction (DfE 2024 rule 5: whose identity to protect, and how), or null.
+    view["handling"] = entry.get("handling")
     return view
 
 
@@ -273,6 +278,14 @@ async def fetch_envelope(request: web.Request) -> web.StreamResponse:
     # from disk before the recipient has even finished receiving it.
     unlink = (lambda: gw.destroy_envelope(share.id, p.sub)) if exhausted else None
     return await _stream_envelope(request, path, headers, unlink)
+
+
+@routes.get("/api/v1/shares/{share_id}/envelope/header", allow_head=False)
+async def envelope_header(request: web.Request) -> web.Response:
+    """The caller's envelope header only, to check their identity opens it before the counted download."""
+    p = principal(request, "recipient")
+    header = await gateway(request).envelope_header(p, request.match_info["share_id"])
+    return web.Response(body=header, content_type="application/octet-stream", headers={"Cache-Control": "no-store"})
 
 
 async def _stream_envelope(

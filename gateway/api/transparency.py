@@ -12,6 +12,7 @@ from ..auth import Principal
 from ..encoding import b64 as _b64
 from ..errors import ApiError, not_found
 from ..ledger.checkpoint import Checkpoint, CheckpointError, open_note, split_note
+from ..ledger.receipt import Receipt
 from ..store.models import LedgerRow
 from .common import SIGNER, WITNESSES, gateway, principal, query_int, read_limited
 
@@ -90,8 +91,16 @@ async def add_cosignature(request: web.Request) -> web.Response:
 
 @routes.get("/api/v1/ledger/vkey")
 async def verifier_key(request: web.Request) -> web.Response:
-    """The checkpoint verifier key in C2SP vkey form (name+keyhash+base64(0x01‖pubkey)); pin it once."""
-    return web.Response(text=request.app[SIGNER].vkey + "\n", content_type="text/plain", charset="utf-8")
+    """The checkpoint verifier key in C2SP vkey form (name+keyhash+base64(0x01‖pubkey)); pin it once.
+    `?alg=ml-dsa-44`: the ML-DSA-44 key (type 0x06) that signs each checkpoint as well."""
+    signer = request.app[SIGNER]
+    alg = request.query.get("alg", "ed25519")
+    if alg not in ("ed25519", "ml-dsa-44"):
+        raise ApiError(400, "invalid_parameter", "alg must be ed25519 or ml-dsa-44.", field="alg")
+    vkey = signer.vkey if alg == "ed25519" else signer.pq_vkey
+    if vkey is None:
+        raise ApiError(404, "not_found", "This gateway has no ML-DSA-44 ledger key.")
+    return web.Response(text=vkey + "\n", content_type="text/plain", charset="utf-8")
 
 
 def _may_see(p: Principal, entry: dict[str, Any]) -> bool:
@@ -140,6 +149,42 @@ async def ledger_entry(request: web.Request) -> web.Response:
     else:
         body["retry_after_seconds"] = max(1, round(gw.settings.checkpoint_interval_seconds * 2))
     return web.json_response(body)
+
+
+@routes.get("/api/v1/ledger/entries/{index}/proof")
+async def ledger_entry_proof(request: web.Request) -> web.Response:
+    """The same receipt as an offline file: a C2SP tlog-proof (`c2sp.org/tlog-proof@v1`) carrying the entry's
+    canonical bytes as `extra`, checked by `safeshare ledger verify-receipt FILE --vkey V` or any tlog-proof
+    verifier. Who may fetch it is as for the entry; 409 until a signed checkpoint covers the entry."""
+    p = principal(request, "auditor", "practitioner", "recipient", "admin")
+    try:
+        index = int(request.match_info["index"])
+    except ValueError:
+        raise not_found("ledger entry") from None
+    gw = gateway(request)
+    row: LedgerRow | None = await gw.store.ledger_entry(index) if 0 <= index < MAX_INDEX else None
+    if row is None or not _may_see(p, json.loads(row.entry)):
+        raise not_found("ledger entry")
+    latest = await gw.store.latest_checkpoint()
+    if latest is None or latest[0] <= index:
+        retry = max(1, round(gw.settings.checkpoint_interval_seconds * 2))
+        raise ApiError(
+            409,
+            "not_yet_checkpointed",
+            "No signed checkpoint covers this entry yet; try again shortly.",
+            retry_after_seconds=retry,
+        )
+    size, note = latest
+    cosigs = await gw.store.cosignature_lines(size)
+    note += "".join(line + "\n" for line in cosigs).encode()
+    hashes = await gw.store.inclusion_proof(index, size)
+    data = Receipt(index, tuple(hashes), note, extra=row.entry).to_bytes()
+    return web.Response(
+        body=data,
+        content_type="text/plain",
+        charset="utf-8",
+        headers={"Content-Disposition": f'attachment; filename="safeshare-ledger-{index}.tlog-proof"'},
+    )
 
 
 @routes.get("/api/v1/ledger/proof/inclusion")

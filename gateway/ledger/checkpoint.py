@@ -16,6 +16,7 @@ import hashlib
 import re
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -347,11 +348,22 @@ class NoteSigner:
         return f"NoteSigner({self.vkey()!r})"
 
 
-def _verifier_map(verifiers: Iterable[NoteVerifier]) -> dict[tuple[str, bytes], NoteVerifier]:
-    known: dict[tuple[str, bytes], NoteVerifier] = {}
+class AnyVerifier(Protocol):
+    """What `open_note` needs of a key: Ed25519 (`NoteVerifier`) or ML-DSA-44 (`mldsa_note.MLDSANoteVerifier`)."""
+
+    name: str
+    key_id: bytes
+
+    def verify(self, body: bytes, signature: bytes) -> bool: ...
+
+    def vkey(self) -> str: ...
+
+
+def _verifier_map(verifiers: Iterable[AnyVerifier]) -> dict[tuple[str, bytes], AnyVerifier]:
+    known: dict[tuple[str, bytes], AnyVerifier] = {}
     for v in verifiers:
-        if not isinstance(v, NoteVerifier):
-            raise TypeError(f"expected NoteVerifier, got {type(v).__name__}")
+        if not all(hasattr(v, a) for a in ("name", "key_id", "verify", "vkey")):
+            raise TypeError(f"expected a note verifier, got {type(v).__name__}")
         previous = known.setdefault((v.name, v.key_id), v)
         if previous is not v and previous.vkey() != v.vkey():
             # Same (name, ID) for two different keys: the trust list itself is compromised or wrong.
@@ -360,7 +372,7 @@ def _verifier_map(verifiers: Iterable[NoteVerifier]) -> dict[tuple[str, bytes], 
 
 
 def open_note(
-    note: bytes, verifiers: Sequence[NoteVerifier], *, require: Collection[str] = ()
+    note: bytes, verifiers: Sequence[AnyVerifier], *, require: Collection[str] = ()
 ) -> tuple[bytes, list[str]]:
     """Verify a signed note; return its text and the names of the known keys whose signatures verified.
 

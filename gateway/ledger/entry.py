@@ -132,6 +132,30 @@ def parse_time(s: str) -> datetime:
     return t.astimezone(UTC)
 
 
+#: C2SP tlog-tiles entry bundles prefix each entry with a uint16 length: no entry may exceed 65,535 bytes.
+MAX_ENTRY_BYTES = 0xFFFF
+
+
+class EntryTooLarge(ValueError):
+    """An entry's canonical bytes would not fit a tlog-tiles entry bundle."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__(f"ledger entry of {size} bytes exceeds the {MAX_ENTRY_BYTES}-byte limit")
+        self.size = size
+
+
+def entry_size(entry: Mapping[str, Any]) -> int:
+    """The entry's size once sealed at the largest possible index: check before storing anything."""
+    return len(_dumps({**entry, "index": _MAX_SAFE_INT}))
+
+
+def check_size(entry: Mapping[str, Any]) -> int:
+    size = entry_size(entry)
+    if size > MAX_ENTRY_BYTES:
+        raise EntryTooLarge(size)
+    return size
+
+
 def seal(entry: Mapping[str, Any], index: int) -> tuple[bytes, bytes]:
     """Fix the entry's position and return (canonical bytes, leaf hash). Called inside the append transaction.
 
@@ -140,6 +164,8 @@ def seal(entry: Mapping[str, Any], index: int) -> tuple[bytes, bytes]:
     so the per-node check in `canonical` is skipped on this hot path (`ledger verify` re-checks every entry).
     """
     data = _dumps({**entry, "index": index})
+    if len(data) > MAX_ENTRY_BYTES:  # last line of defence: the append transaction rolls back
+        raise EntryTooLarge(len(data))
     return data, leaf_hash(data)
 
 
@@ -201,9 +227,14 @@ def share_entry(
     expires_at: str,
     max_downloads: int | None,
     escrow: Mapping[str, Any] | None = None,
+    handling: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """A share: who sent what (size + keyed digest, never content) to whom (with each envelope's SHA-256), why."""
-    return {
+    """A share: who sent what (size + keyed digest, never content) to whom (with each envelope's SHA-256), why.
+
+    `handling` is the policy's handling instruction for the recipients (DfE 2024 rule 5, protect identities),
+    recorded only when the justification gives one.
+    """
+    entry = {
         "v": ENTRY_VERSION,
         "kind": KIND_SHARE,
         "time": time,
@@ -218,6 +249,9 @@ def share_entry(
         "justification": dict(justification),
         "policy": dict(policy),
     }
+    if handling is not None:
+        entry["handling"] = dict(handling)
+    return entry
 
 
 def share_event_entry(

@@ -91,6 +91,9 @@ class ShareRecipient:
     acknowledgement: str | None = None
     #: The team this envelope was made for, when the member received it as part of a team.
     via_team: str | None = None
+    #: When this recipient first and last downloaded the envelope (None: never opened).
+    first_downloaded_at: str | None = None
+    last_downloaded_at: str | None = None
 
 
 @dataclass(frozen=True)

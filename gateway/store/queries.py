@@ -36,37 +36,9 @@ from .sqlite import STATS_INDEXES, TreeReader
 
 T = TypeVar("T")
 
-# The codes a justification may carry (golden-rules.md; the same enums as policies/hmg-2018.json).
-DECISIONS = ("share", "not_share")
-PURPOSE_CODES = (
-    "referral",
-    "s47_enquiry",
-    "s17_assessment",
-    "strategy_discussion",
-    "cp_conference",
-    "mash_research",
-    "s42_enquiry",
-    "crime_prevention",
-    "emergency",
-    "other",
-)
-ARTICLE_6_CODES = (
-    "legal_obligation",
-    "vital_interests",
-    "public_task",
-    "consent",
-    "legitimate_interests",
-    "recognised_legitimate_interest",
-)
-ARTICLE_9_CODES = (
-    "substantial_public_interest",
-    "health_social_care",
-    "social_protection",
-    "vital_interests",
-    "legal_claims",
-    "explicit_consent",
-)
-DPA_SCHEDULE_1_CODES = ("p18_safeguarding", "p6_statutory_purposes", "p10_preventing_crime")
+# The codes a justification may carry (purpose, Article 6/9, Schedule 1 …) are the policies' data: the API layer
+# derives the auditor's filter values from the policies loaded (`PolicyRegistry.codes`), so a new edition of the
+# rules is one JSON file and nothing here. These queries only compare the stored codes with a checked value.
 
 #: Longest full-text query accepted, and most words in it: enough for any real search, bounded work.
 MAX_TEXT_QUERY = 500
@@ -737,12 +709,7 @@ async def agreement_stats(conn: aiosqlite.Connection, period: str, args: Sequenc
 
 
 __all__ = [
-    "ARTICLE_6_CODES",
-    "ARTICLE_9_CODES",
-    "DECISIONS",
-    "DPA_SCHEDULE_1_CODES",
     "KINDS",
-    "PURPOSE_CODES",
     "RECOMMENDED_INDEXES",
     "FLAG_NOT_SHARED_DESPITE_RISK",
     "AuditFilter",

@@ -69,6 +69,9 @@ ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("share_recipients", "acknowledgement", "TEXT"),
     ("share_recipients", "via_team", "TEXT"),
     ("ledger", "mac", "BLOB"),
+    # When the recipient first and last downloaded their envelope: the sender's Sent view (issue 13).
+    ("share_recipients", "first_downloaded_at", "TEXT"),
+    ("share_recipients", "last_downloaded_at", "TEXT"),
 )
 
 SCHEMA = """
@@ -166,6 +169,8 @@ CREATE TABLE IF NOT EXISTS share_recipients (
     acknowledged_at TEXT,
     acknowledgement TEXT,
     via_team TEXT,
+    first_downloaded_at TEXT,
+    last_downloaded_at TEXT,
     PRIMARY KEY (share_id, recipient_id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS share_recipients_by_recipient ON share_recipients (recipient_id, share_id);
@@ -756,6 +761,8 @@ def _share_from_rows(row: sqlite3.Row | aiosqlite.Row, rrows: Sequence[Any]) -> 
                 acknowledged_at=r["acknowledged_at"],
                 acknowledgement=r["acknowledgement"],
                 via_team=r["via_team"],
+                first_downloaded_at=r["first_downloaded_at"],
+                last_downloaded_at=r["last_downloaded_at"],
             )
             for r in rrows
         ),
@@ -1212,8 +1219,9 @@ class SQLiteStore:
             downloads = mine.downloads + 1
             exhausted = share.max_downloads is not None and downloads >= share.max_downloads
             conn.execute(
-                "UPDATE share_recipients SET downloads = ?, state = ? WHERE share_id = ? AND recipient_id = ?",
-                (downloads, SHARE_EXHAUSTED if exhausted else SHARE_ACTIVE, share_id, recipient_id),
+                "UPDATE share_recipients SET downloads = ?, state = ?, first_downloaded_at = coalesce("
+                "first_downloaded_at, ?), last_downloaded_at = ? WHERE share_id = ? AND recipient_id = ?",
+                (downloads, SHARE_EXHAUSTED if exhausted else SHARE_ACTIVE, now, now, share_id, recipient_id),
             )
             entry = dict(make_entry(share))
             entry["download"] = downloads
@@ -1440,6 +1448,27 @@ class SQLiteStore:
     def _with_tree_reader(self, fn: Callable[[TreeReader], T]) -> T:
         with TreeReader(self.path) as reader:
             return fn(reader)
+
+    async def tile(self, level: int, index: int, width: int) -> list[bytes]:
+        """C2SP tlog-tiles: the stored hashes of tile `level`/`index` (level 0: leaf hashes; level L: the
+        `ledger_nodes` of tree height 8L, written as the log grew); fewer than `width` if not all exist yet."""
+        first = index * 256
+        if level == 0:
+            sql = "SELECT leaf_hash FROM ledger WHERE idx >= ? AND idx < ? ORDER BY idx"
+            args: tuple[int, ...] = (first, first + width)
+        else:
+            sql = "SELECT hash FROM ledger_nodes WHERE level = ? AND idx >= ? AND idx < ? ORDER BY idx"
+            args = (8 * level, first, first + width)
+        async with self._reader.execute(sql, args) as cur:
+            return [bytes(r[0]) for r in await cur.fetchall()]
+
+    async def entry_bundle(self, index: int, width: int) -> list[bytes]:
+        """The canonical entry bytes of leaves [256 * index, 256 * index + width), in order."""
+        first = index * 256
+        async with self._reader.execute(
+            "SELECT entry FROM ledger WHERE idx >= ? AND idx < ? ORDER BY idx", (first, first + width)
+        ) as cur:
+            return [bytes(r[0]) for r in await cur.fetchall()]
 
 
 def _claim_idempotency_key(conn: sqlite3.Connection, idem: IdempotentWrite, now: str) -> None:

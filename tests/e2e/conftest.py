@@ -61,9 +61,9 @@ class Gateway:
     identities: dict[str, Any]
     tokens: dict[str, str]
 
-    def token(self, sub: str, role: str, ttl: int = 3600) -> str:
+    def token(self, sub: str, role: str, ttl: int = 3600, org: str = "e2e") -> str:
         return safeshare(
-            self.home, "token", "issue", "--sub", sub, "--role", role, "--org", "e2e", "--ttl", str(ttl)
+            self.home, "token", "issue", "--sub", sub, "--role", role, "--org", org, "--ttl", str(ttl)
         ).stdout.split()[-1]
 
     def get(self, path: str, role: str = "auditor") -> Any:
@@ -84,10 +84,17 @@ RECIPIENTS = {
 }
 
 
+#: An organisation configured to work to the DfE 2024 edition of the golden rules.
+DFE_ORG = "e2e-dfe"
+
+
 @pytest.fixture(scope="session")
 def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
     tmp = tmp_path_factory.mktemp("gateway")
     home = tmp / "home"
+    home.mkdir()
+    # Practitioners of organisation "e2e" work to the default (hmg-2018); those of "e2e-dfe" to DfE 2024 (issue 14).
+    (home / "safeshare.toml").write_text(f'[policies]\norg_default = {{ "{DFE_ORG}" = "dfe-2024" }}\n')
     with serve(home, tmp / "server.log") as url:
         identities = {}
         for rid, (name, org, email) in RECIPIENTS.items():

@@ -48,11 +48,20 @@ class RecipientGateway:
         assert status == 200, body
         return json.loads(body)
 
-    def share(self, recipients: list[str], payload: bytes, content_type: str = "message/rfc822") -> str:
+    def share(
+        self,
+        recipients: list[str],
+        payload: bytes,
+        content_type: str = "message/rfc822",
+        justification: dict[str, Any] | None = None,
+    ) -> str:
         """A share made over plain HTTP (multipart), as tests/test_cli.py does; returns its ID."""
-        body, ctype = multipart(
-            {"recipients": recipients, "justification": example("share"), "payload_content_type": content_type}, payload
-        )
+        meta = {
+            "recipients": recipients,
+            "justification": justification or example("share"),
+            "payload_content_type": content_type,
+        }
+        body, ctype = multipart(meta, payload)
         status, resp = call(self.url + "/api/v1/shares", self.tokens["practitioner"], body, ctype)
         assert status == 201, resp
         return str(json.loads(resp)["share_id"])

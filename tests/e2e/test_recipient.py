@@ -552,3 +552,22 @@ def test_only_a_recipient_sign_in_sets_up_and_a_rejection_is_shown(gw: Recipient
     page.wait_for_selector('#state[data-state="pending"]', timeout=15000)
     gw.cli("recipient", "approve", "ivy")
     check_state(page, "active")
+
+
+def test_a_dfe_2024_share_shows_its_identity_protection_instruction_beside_the_content(
+    gw: RecipientGateway, enrolled: Any
+) -> None:
+    """DfE 2024 rule 5 travels to the recipient: whose identity to protect and how, first among the handling notes."""
+    from tests.test_policy_editions import dfe
+
+    dana = enrolled("dana")
+    sid = gw.share(["dana"], mail("Referral", "Disclosure this morning.", {}), justification=dfe("share"))
+    assert gw.ledger_share_entry(sid)["handling"]["rule"] == 5
+    inbox = dana.open("recipient/inbox.html")
+    unlock(inbox)
+    open_share(inbox, sid)
+    assert message_text(inbox).strip() == "Disclosure this morning."
+    first = inbox.locator("#handling li").first.inner_text()
+    assert first.startswith("Rule 5 — Protect identities: protect the person who raised the concern")
+    assert "Do not tell the father who raised the concern" in first
+    inbox.close()

@@ -695,7 +695,7 @@ async function renderPayload(info, payload) {
 function renderJustification(info, pol) {
   const handling = $("handling");
   handling.replaceChildren();
-  const notes = handlingNotes(info.justification, pol);
+  const notes = handlingNotes(info.justification, pol, info.handling);
   if (notes.length) {
     handling.append(el("h3", { class: "heading-s", text: "Handling" }), el("ul", { class: "list bullets" }, ...notes.map((n) => el("li", { text: n }))));
   }
