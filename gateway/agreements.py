@@ -30,10 +30,8 @@ from .store.models import (  # the record itself lives with the store's records;
 
 __all__ = [
     "AGREEMENT_ID_RE",
-    "CATEGORIES",
     "KINDS",
     "NO_AGREEMENT_REASONS",
-    "PURPOSES",
     "RULE",
     "SCOPES",
     "Agreement",
@@ -57,36 +55,9 @@ RESERVED_IDS: Final = frozenset({"offers"})
 KINDS: Final = ("protocol", "data_exchange", "other")
 SCOPES: Final = ("children", "adults", "both")
 SCOPE_WORDS: Final[Mapping[str, str]] = {"children": "children", "adults": "adults", "both": "children and adults"}
-#: The justification contract's codes (golden-rules.md); an agreement's purposes and categories are drawn from them.
-PURPOSES: Final = (
-    "referral",
-    "s47_enquiry",
-    "s17_assessment",
-    "strategy_discussion",
-    "cp_conference",
-    "mash_research",
-    "s42_enquiry",
-    "crime_prevention",
-    "emergency",
-    "other",
-)
-CATEGORIES: Final = (
-    "identity",
-    "contact",
-    "family",
-    "education",
-    "health",
-    "mental_health",
-    "sexual_life",
-    "ethnicity",
-    "religion",
-    "safeguarding_concern",
-    "criminal_allegation",
-    "criminal_conviction",
-    "financial",
-    "housing",
-    "other",
-)
+#: Where the policies keep the codes an agreement's purposes and categories are drawn from.
+PURPOSE_PATH: Final = "purpose.code"
+CATEGORIES_PATH: Final = "data_categories"
 #: Why a justification names no agreement (the `no_agreement.reason` codes of the policy).
 NO_AGREEMENT_REASONS: Final = ("emergency", "statutory_request", "outside_partnership", "other")
 #: Subject roles that put a share in an agreement's children's or adults' scope (others are neutral).
@@ -132,8 +103,10 @@ def _codes(value: Any, name: str, allowed: Sequence[str]) -> tuple[str, ...]:
     return tuple(sorted(set(value), key=allowed.index))
 
 
-def validate_new(fields: Mapping[str, Any]) -> dict[str, Any]:
-    """Check an administrator's new agreement version (everything but the document bytes); normalised fields."""
+def validate_new(fields: Mapping[str, Any], purposes: Sequence[str], categories: Sequence[str]) -> dict[str, Any]:
+    """Check an administrator's new agreement version (everything but the document bytes); normalised fields.
+
+    `purposes` and `categories` are the codes the loaded policies allow (PolicyRegistry.codes): never copied here."""
     allowed = {"id", "title", "kind", "scope", "signatories", "purposes", "categories", "review_date"}
     unknown = sorted(set(fields) - allowed)
     if unknown:
@@ -170,8 +143,8 @@ def validate_new(fields: Mapping[str, Any]) -> dict[str, Any]:
         "kind": kind,
         "scope": scope,
         "signatories": tuple(orgs),
-        "purposes": _codes(fields.get("purposes"), "purposes", PURPOSES),
-        "categories": _codes(fields.get("categories"), "categories", CATEGORIES),
+        "purposes": _codes(fields.get("purposes"), "purposes", purposes),
+        "categories": _codes(fields.get("categories"), "categories", categories),
         "review_date": review,
     }
 

@@ -291,52 +291,17 @@ def cmd_agreement_retire(args: argparse.Namespace) -> int:
     return 0
 
 
-#: The example pair `serve --dev` loads (clearly marked as examples in their own text).
-DEV_AGREEMENTS: tuple[dict[str, Any], ...] = (
-    {
-        "id": "example-protocol",
-        "title": "Example overarching information sharing protocol (EXAMPLE ONLY)",
-        "kind": "protocol",
-        "scope": "both",
-        "signatories": ["dev-org", DEMO_DETAILS[1]],
-        "review_date": "2030-12-31",
-        "file": "example-protocol.txt",
-    },
-    {
-        "id": "example-children-dea",
-        "title": "Example children's data exchange agreement (EXAMPLE ONLY)",
-        "kind": "data_exchange",
-        "scope": "children",
-        "signatories": ["dev-org", DEMO_DETAILS[1]],
-        "purposes": [
-            "referral",
-            "s47_enquiry",
-            "s17_assessment",
-            "strategy_discussion",
-            "cp_conference",
-            "mash_research",
-            "emergency",
-        ],
-        "categories": [
-            "identity",
-            "contact",
-            "family",
-            "education",
-            "health",
-            "mental_health",
-            "safeguarding_concern",
-            "criminal_allegation",
-            "housing",
-        ],
-        "review_date": "2030-12-31",
-        "file": "example-children-dea.txt",
-    },
-)
+#: The example pair `serve --dev` loads (clearly marked as examples in their own text); their purposes and
+#: categories are the policy's codes, so they live beside the documents as data (examples.json), not in Python.
+def _dev_agreements() -> list[dict[str, Any]]:
+    folder = resources.files("gateway").joinpath("examples", "agreements")
+    examples: list[dict[str, Any]] = json.loads(folder.joinpath("examples.json").read_text(encoding="utf-8"))
+    return [{**a, "signatories": ["dev-org", DEMO_DETAILS[1]]} for a in examples]
 
 
 async def _ensure_dev_agreements(gw: Gateway) -> None:
     current = await gw.agreement_store.current()
-    for example in DEV_AGREEMENTS:
+    for example in _dev_agreements():
         if example["id"] in current:
             continue
         fields = {k: v for k, v in example.items() if k != "file"}
@@ -426,7 +391,7 @@ def _print_dev_banner(settings: Settings, host: str, port: int) -> None:
     lines += [
         f"  demo recipient '{DEMO_RECIPIENT}', identity file {identity_path}",
         "  example agreements (EXAMPLES ONLY, not any real partnership's): "
-        + ", ".join(a["id"] for a in DEV_AGREEMENTS)
+        + ", ".join(a["id"] for a in _dev_agreements())
         + " — `safeshare agreement list`",
         f"  API description: {url}/api/v1/openapi.json    health: {url}/healthz",
         f"  Try: safeshare fetch --gateway {url} --token <recipient token> --identity {identity_path} SHARE_ID",

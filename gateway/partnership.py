@@ -17,7 +17,7 @@ from .agreements import Agreement, AgreementCheck, AgreementError
 from .auth import Principal
 from .config import Settings
 from .errors import ApiError, field_error, not_found
-from .justification import Problem
+from .justification import PolicyRegistry, Problem
 from .ledger import entry as ledger_entry
 from .store.agreements import AgreementExists, AgreementStore
 from .store.models import Recipient
@@ -48,6 +48,7 @@ def agreement_problems_error(check: AgreementCheck, overridable: bool, why: str 
 
 class AgreementUseCases:
     settings: Settings
+    policies: PolicyRegistry
     agreement_store: AgreementStore
 
     def now_str(self) -> str:
@@ -67,7 +68,9 @@ class AgreementUseCases:
     ) -> dict[str, Any]:
         """Record a new agreement, or a new version of one: never an edit of an earlier version."""
         try:
-            clean = rules.validate_new(fields)
+            clean = rules.validate_new(
+                fields, self.policies.codes(rules.PURPOSE_PATH), self.policies.codes(rules.CATEGORIES_PATH)
+            )
         except AgreementError as exc:
             raise field_error("invalid_agreement", exc.field, exc.message) from None
         name = PurePath(document_name.replace("\\", "/")).name if isinstance(document_name, str) else ""

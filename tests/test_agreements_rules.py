@@ -91,5 +91,5 @@ def test_validate_new_names_the_field(field: str, value: object) -> None:
         field: value,
     }
     with pytest.raises(AgreementError) as e:
-        validate_new(fields)
+        validate_new(fields, purposes=("referral",), categories=("health",))
     assert e.value.field == field

@@ -11,7 +11,7 @@ from __future__ import annotations
 from aiohttp import BodyPartReader, MultipartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from ..agreements import CATEGORIES, MAX_DOCUMENT_BYTES, PURPOSES
+from ..agreements import CATEGORIES_PATH, MAX_DOCUMENT_BYTES, PURPOSE_PATH
 from ..directory import RECIPIENT_ID_RE
 from ..errors import ApiError, not_found
 from .common import gateway, json_response, parse_json, principal, query_str, read_json, read_limited
@@ -73,11 +73,11 @@ async def offers(request: web.Request) -> web.Response:
         for r in people:
             if r.org not in orgs:
                 orgs.append(r.org)
-    purposes = _codes(request, "purpose", PURPOSES)
+    purposes = _codes(request, "purpose", gw.policies.codes(PURPOSE_PATH))
     result = await gw.agreement_offers(
         orgs,
         purposes[0] if purposes else None,
-        _codes(request, "categories", CATEGORIES),
+        _codes(request, "categories", gw.policies.codes(CATEGORIES_PATH)),
         _codes(request, "roles", _ROLES),
     )
     return json_response(
