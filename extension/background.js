@@ -341,6 +341,10 @@ const pageHandlers = {
         payload_content_type: "message/rfc822",
         expires_in: msg.expires_in,
         ...(msg.agreement_override ? { agreement_override: msg.agreement_override } : {}),
+        // Addresses without a key (issue 10): the practitioner's one choice; the passphrase goes to the
+        // gateway only, never to the webmail page or any storage.
+        ...(msg.unenrolled === "verify" || msg.unenrolled === "passphrase" ? { unenrolled: msg.unenrolled } : {}),
+        ...(msg.unenrolled === "passphrase" ? { passphrase: String(msg.passphrase ?? "") } : {}),
       },
       payload,
     );

@@ -45,8 +45,18 @@ export function explain(status, body) {
     return new GatewayError(
       code,
       `These recipients are not in the SafeShare directory or can no longer receive shares: ${names.join(", ")}. ` +
-        `Remove them from the email or ask your SafeShare administrator to register them. ${NOTHING_SENT}`,
+        `Remove them from the email, ask your SafeShare administrator to register them, or read the email again and choose how they may open the share without a key. ${NOTHING_SENT}`,
       { unknown: body.unknown ?? [], disabled: body.disabled ?? [] },
+    );
+  }
+  if (code === "passphrase_weak") {
+    const why = body && typeof body.message === "string" ? ` ${body.message}` : "";
+    return new GatewayError(code, `The gateway refused the passphrase.${why} Choose another (or use the suggested one) and share again. ${NOTHING_SENT}`);
+  }
+  if (code === "mail_not_configured") {
+    return new GatewayError(
+      code,
+      `This SafeShare gateway cannot send email, so it cannot send the code a recipient without a key needs to prove their address. Protect the share with a passphrase instead, or ask your SafeShare administrator to set up email. ${NOTHING_SENT}`,
     );
   }
   if (code === "justification_incomplete") {

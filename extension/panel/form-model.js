@@ -225,7 +225,8 @@ export function problemsPerRule(problems) {
 }
 
 /**
- * The email's To/Cc addresses matched against the gateway's directory (exact, case-insensitive email match).
+ * The email's To/Cc addresses matched against the gateway's directory (exact, case-insensitive email match);
+ * `unknown`: the addresses with no SafeShare key yet (not in the directory, or in it without a key).
  * @param {string[]} addresses
  * @param {{id: string, email: string, name: string, org: string}[]} directory
  */
@@ -237,7 +238,8 @@ export function matchRecipients(addresses, directory) {
     const addr = String(raw).trim().toLowerCase();
     if (!addr || seen.has(addr)) continue;
     seen.add(addr);
-    const hit = directory.find((r) => String(r.email).toLowerCase() === addr);
+    // A person in the directory without an active key is, for the gateway, an address without a key (issue 10).
+    const hit = directory.find((r) => String(r.email).toLowerCase() === addr && (r.kind === "team" || r.age_recipient !== null));
     if (hit) matched.push({ address: addr, recipient: hit });
     else unknown.push(addr);
   }

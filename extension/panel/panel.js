@@ -7,6 +7,8 @@ import { setupAgreements } from "./agreements.js";
 import { CHANNELS, fieldTree, placeProblems, policyInfo, problemsPerRule, ruleTexts, toDisclosure, toJustification, toLocalInput } from "./form-model.js";
 import { claimSession, confirmStep, hasVisibilityTracking, watchFocus, watchVisibility } from "./guard.js";
 import { renderChanged, renderRecipientSummary, renderSnapshot } from "./snapshot-view.js";
+import { choiceComplete, resultRows, shareFields } from "./unenrolled.js";
+import { renderUnenrolled } from "./unenrolled-view.js";
 
 const api = globalThis.browser ?? globalThis.chrome;
 const $ = (id) => document.getElementById(id);
@@ -20,6 +22,12 @@ let tree = [];
 let policyId;
 let recipientsOk = false;
 let recipientIds = [];
+/** Recipients without a SafeShare key (issue 10): their addresses and the practitioner's choice for them. */
+let unkeyed = [];
+let unenrolledView = renderUnenrolledNone();
+function renderUnenrolledNone() {
+  return { choice: () => null, focusPassphrase: () => {} };
+}
 let valid = false;
 let validating = 0;
 let finished = false;
@@ -248,7 +256,8 @@ function updateButtons() {
   globalThis.__pending = validating > 0;
   const d = decision();
   const busy = validating > 0 || finished;
-  $("share").disabled = busy || !valid || d !== "share" || !recipientsOk || elsewhere || !guardAllows();
+  const unkeyedOk = choiceComplete(unkeyed, unenrolledView.choice());
+  $("share").disabled = busy || !valid || d !== "share" || !recipientsOk || !unkeyedOk || elsewhere || !guardAllows();
   $("not-share").disabled = busy || !valid || d !== "not_share";
   $("record-elsewhere").hidden = !elsewhere;
   $("record-elsewhere").disabled = busy || !valid || d !== "share" || !elsewhere;
@@ -265,7 +274,7 @@ function describeProblems(problems, perRule) {
   if (!problems.length) {
     const d = decision();
     if (d === "share" && elsewhere) $("status").textContent = "Ready to record that you shared this another way.";
-    else if (d === "share" && !recipientsOk) $("status").textContent = "The justification is complete, but the recipients need attention (see Recipients).";
+    else if (d === "share" && (!recipientsOk || !choiceComplete(unkeyed, unenrolledView.choice()))) $("status").textContent = "The justification is complete, but the recipients need attention (see Recipients).";
     else $("status").textContent = d === "not_share" ? "Ready to record your decision not to share." : "Ready to share.";
     return;
   }
@@ -329,14 +338,25 @@ function renderRecipients(matched, unknown, addresses) {
     list.append(
       el("li", {
         class: "unknown",
-        text: `${u} — not in the SafeShare directory. Remove this address from the email, or ask your SafeShare administrator to register this recipient before you share.`,
+        text: `${u} — no SafeShare key yet (not in the SafeShare directory, or in it without a key). Choose below how they may open the share, or remove this address from the email.`,
       }),
     );
   }
   if (!addresses.length) list.append(el("li", { class: "unknown", text: "The email has no recipients yet. Add them to the To or Cc line first." }));
   renderRecipientSummary(matched, $);
+  if (unknown.length) {
+    // Where they cannot be missed, beside Share too: the addresses without a key get the content as well.
+    const also = ` ${matched.length ? "And" : "Share with"} ${unknown.length} address${unknown.length === 1 ? "" : "es"} without a SafeShare key: ${unknown.join(", ")}.`;
+    $("recipient-summary").textContent += also;
+    $("share-to").textContent = (matched.length ? $("share-to").textContent : "") + also;
+  }
   recipientIds = matched.map((m) => m.recipient.id);
-  recipientsOk = matched.length > 0 && unknown.length === 0;
+  unkeyed = unknown;
+  recipientsOk = matched.length + unknown.length > 0;
+  unenrolledView = renderUnenrolled(list, unknown, () => {
+    updateButtons();
+    if (valid) describeStatus([], new Map());
+  });
   $("recipients").hidden = false;
 }
 
@@ -364,7 +384,11 @@ async function onShare() {
   showAlert("");
   try {
     const { result, replaced, replaceError } = await ask("share", {
-      recipients: recipientIds,
+      ...shareFields(
+        recipientIds.map((id) => ({ recipient: { id } })),
+        unkeyed,
+        unenrolledView.choice(),
+      ),
       justification: justification(),
       expires_in: Number($("expiry").value),
       agreement_override: agreementUi?.overrideReason(),
@@ -375,7 +399,7 @@ async function onShare() {
         ["Share reference", result.share_id],
         ["Ledger entry", result.ledger_index],
         ["Available until", new Date(result.expires_at).toUTCString()],
-        ["Recipients", result.recipients.map((r) => `${r.name} (${r.org})`).join(", ")],
+        ...resultRows(result).map((r) => [r.who, r.link ? `${r.how} Link: ${r.link}` : r.how]),
         ...(result.agreements?.length ? [["Made under", result.agreements.map((a) => `${a.title} (version ${a.version})`).join(", ")]] : []),
       ],
       replaced
@@ -389,6 +413,7 @@ async function onShare() {
     $("status").textContent = "Nothing was shared.";
     if (Array.isArray(e.problems)) renderProblems(e.problems);
     agreementUi?.refused(e);
+    if (e.code === "passphrase_weak") unenrolledView.focusPassphrase();
     lastAsked = null;
     changed();
   }

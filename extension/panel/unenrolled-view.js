@@ -1,0 +1,99 @@
+/**
+ * Recipients without a SafeShare key (issue 10), in the panel: the one choice for every such address (the
+ * gateway takes one mode per share), the passphrase field with show/hide, its rule and a suggested strong one.
+ * The passphrase lives only in this field and in the share request: never stored, never sent to the webmail page.
+ */
+import { CHOICES, PASSPHRASE, PASSPHRASE_RULE, generatePassphrase, passphraseProblem } from "./unenrolled.js";
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k === "text") node.textContent = v;
+    else node.setAttribute(k, v === true ? "" : String(v));
+  }
+  for (const c of children) if (c) node.append(c);
+  return node;
+}
+
+/**
+ * Show the choice for `unknown` addresses after `anchor` (replacing an earlier one); `onChange` on every change.
+ * @returns {{choice: () => ({mode: string, passphrase?: string}|null), focusPassphrase: () => void}}
+ */
+export function renderUnenrolled(anchor, unknown, onChange) {
+  document.getElementById("unenrolled")?.remove();
+  if (!unknown.length) return { choice: () => null, focusPassphrase: () => {} };
+  const many = unknown.length > 1;
+  const fs = el(
+    "fieldset",
+    { id: "unenrolled", class: "choices unenrolled" },
+    el("legend", { text: many ? "How may these recipients without a SafeShare key open the share?" : "How may this recipient without a SafeShare key open the share?" }),
+    el("p", {
+      class: "hint",
+      id: "unenrolled-hint",
+      text: many
+        ? `${unknown.join(", ")} have no SafeShare key yet. One choice applies to all of them (the gateway takes one way per share).`
+        : `${unknown[0]} has no SafeShare key yet.`,
+    }),
+  );
+  CHOICES.forEach((c, i) => {
+    fs.append(el("label", {}, el("input", { type: "radio", name: "unenrolled", value: c.value, id: `unenrolled-${i}`, "aria-describedby": "unenrolled-hint" }), " " + c.label));
+  });
+  const input = el("input", {
+    type: "password",
+    id: "passphrase",
+    autocomplete: "off",
+    spellcheck: "false",
+    "aria-describedby": "passphrase-rule passphrase-problem",
+    maxlength: 1024,
+  });
+  const toggle = el("button", { type: "button", id: "passphrase-show", class: "secondary", "aria-pressed": "false", "aria-controls": "passphrase", text: "Show passphrase" });
+  const suggest = el("button", { type: "button", id: "passphrase-suggest", class: "secondary", text: "Suggest a strong passphrase" });
+  const problem = el("p", { class: "problem", id: "passphrase-problem", hidden: true });
+  const box = el(
+    "div",
+    { class: "field passphrase", id: "passphrase-box", hidden: true },
+    el("label", { for: "passphrase", text: "Passphrase" }),
+    el("p", { class: "hint", id: "passphrase-rule", text: PASSPHRASE_RULE }),
+    input,
+    el("div", { class: "row-actions" }, toggle, suggest),
+    problem,
+  );
+  fs.append(box);
+
+  const mode = () => fs.querySelector("input[name=unenrolled]:checked")?.value ?? null;
+  const show = (on) => {
+    input.type = on ? "text" : "password";
+    toggle.setAttribute("aria-pressed", String(on));
+    toggle.textContent = on ? "Hide passphrase" : "Show passphrase";
+  };
+  const update = () => {
+    box.hidden = mode() !== PASSPHRASE;
+    const p = input.value ? passphraseProblem(input.value) : null;
+    problem.textContent = p ?? "";
+    problem.hidden = !p;
+    if (p) input.setAttribute("aria-invalid", "true");
+    else input.removeAttribute("aria-invalid");
+    onChange();
+  };
+  toggle.addEventListener("click", () => show(input.type === "password"));
+  suggest.addEventListener("click", () => {
+    input.value = generatePassphrase();
+    show(true); // a suggested passphrase is meant to be read out: show it
+    update();
+    input.focus();
+  });
+  fs.addEventListener("input", update);
+  fs.addEventListener("change", update);
+  anchor.after(fs);
+  return {
+    choice: () => {
+      const m = mode();
+      if (!m) return null;
+      return m === PASSPHRASE ? { mode: m, passphrase: input.value } : { mode: m };
+    },
+    focusPassphrase: () => {
+      if (mode() === PASSPHRASE) input.focus();
+    },
+  };
+}
