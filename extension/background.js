@@ -313,6 +313,18 @@ const pageHandlers = {
     }
     return matchRecipients(msg.addresses ?? [], directory);
   },
+  /**
+   * The partnership agreements covering the draft, each document's link made absolute (opened in a new tab).
+   * Only for the panel bound to its draft (like `share`): a copy framed elsewhere learns nothing of the partnership.
+   */
+  async agreements(msg, sender) {
+    await bound(msg, sender);
+    const st = await settings();
+    const answer = await (await client()).agreementOffers(msg);
+    const base = st.gatewayUrl.replace(/\/+$/, "");
+    for (const a of answer.agreements ?? []) a.document.href = base + a.document.url;
+    return answer;
+  },
   async share(msg, sender) {
     const s = await bound(msg, sender);
     const changed = (s.changed ?? []).join(",");
@@ -328,6 +340,7 @@ const pageHandlers = {
         justification: msg.justification,
         payload_content_type: "message/rfc822",
         expires_in: msg.expires_in,
+        ...(msg.agreement_override ? { agreement_override: msg.agreement_override } : {}),
         // Addresses without a key (issue 10): the practitioner's one choice; the passphrase goes to the
         // gateway only, never to the webmail page or any storage.
         ...(msg.unenrolled === "verify" || msg.unenrolled === "passphrase" ? { unenrolled: msg.unenrolled } : {}),

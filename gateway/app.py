@@ -19,7 +19,20 @@ from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 from aiohttp.http_exceptions import HttpProcessingError
 
-from .api import claims, decisions, inbox, ledger, notice, open_page, policies, recipients, shares, teams, transparency
+from .api import (
+    agreements,
+    claims,
+    decisions,
+    inbox,
+    ledger,
+    notice,
+    open_page,
+    policies,
+    recipients,
+    shares,
+    teams,
+    transparency,
+)
 from .api.common import GATEWAY, ISSUER, PRINCIPAL, SIGNER, WITNESSES
 from .api.tlog import ENTRIES_PREFIX as TLOG_ENTRIES_PREFIX
 from .api.tlog import routes as tlog_routes
@@ -308,7 +321,19 @@ def create_app(settings: Settings, keys: HomeKeys | None = None) -> web.Applicat
     app.cleanup_ctx.extend([verifier_ctx, store_ctx, checkpoint_ctx, expiry_ctx])
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/api/v1/openapi.json", openapi)
-    for module in (shares, inbox, decisions, policies, recipients, teams, ledger, transparency, notice, claims):
+    for module in (
+        shares,
+        inbox,
+        decisions,
+        policies,
+        recipients,
+        teams,
+        ledger,
+        transparency,
+        notice,
+        claims,
+        agreements,
+    ):
         app.router.add_routes(module.routes)
     app.router.add_routes(open_page.routes)  # the recipient's web page, /open/
     app.router.add_routes(tlog_routes)  # the ledger as a C2SP tiled transparency log, /tlog/

@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from html import escape
 from typing import Any
 
+from .agreements import describe_ref
 from .disclosure import describe as describe_disclosure
 from .encoding import b64 as _b64
 from .justification import PolicyRegistry, UnknownPolicy
@@ -113,6 +114,9 @@ def _event(
         event["rule_sections"] = _sections(policies, entry, answered)
         event["rules"] = {s["key"]: answered[s["key"]] for s in event["rule_sections"]}
         event["policy"] = entry.get("policy")
+        event["agreements"] = list(entry.get("agreements") or [])
+        event["no_agreement"] = justification.get("no_agreement")
+        event["agreement_override"] = entry.get("agreement_override")
         if entry.get("handling") is not None:
             event["handling"] = entry.get("handling")
     if row.kind == "decision":
@@ -334,6 +338,31 @@ def _proof(event: Mapping[str, Any]) -> str:
     return f'<span class="pending">not yet checked: {_e(event.get("inclusion_error") or "no checkpoint")}</span>'
 
 
+def _agreement_rows(e: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The partnership agreements a decision relied on, in plain words (or why none applied, or an override)."""
+    rows: list[tuple[str, str]] = []
+    refs = e.get("agreements") or []
+    if refs:
+        items = "".join(
+            f"<li>{_e(describe_ref(r))}; document SHA-256 <span class=hash>{_e(r.get('document_sha256'))}</span></li>"
+            for r in refs
+        )
+        rows.append(("Made under the partnership's agreements", f"<ul>{items}</ul>"))
+    none = e.get("no_agreement")
+    if isinstance(none, Mapping):
+        rows.append(("No partnership agreement applied", f"{_e(none.get('reason'))}: {_e(none.get('explanation'))}"))
+    override = e.get("agreement_override")
+    if isinstance(override, Mapping):
+        problems = "".join(f"<li>{_e(p.get('message'))}</li>" for p in override.get("problems") or [])
+        rows.append(
+            (
+                "Shared despite agreement problems, with this reason",
+                f"{_e(override.get('reason'))}<ul>{problems}</ul>",
+            )
+        )
+    return rows
+
+
 def _event_html(e: Mapping[str, Any]) -> str:
     kind = str(e["kind"])
     rows: list[tuple[str, str]] = [("Who", _who(e.get("actor")))]
@@ -370,6 +399,7 @@ def _event_html(e: Mapping[str, Any]) -> str:
             rows.append(("Handling instruction sent to the recipient", _value(e["handling"])))
         policy = e.get("policy") or {}
         rows.append(("Policy", f"{_e(policy.get('id'))} {_e(policy.get('version'))}"))
+        rows += _agreement_rows(e)
     if kind == "share":
         recips = "".join(
             f"<tr><td>{_e(r.get('id'))}</td><td>{_e(r.get('org'))}</td><td>{_e(r.get('envelope_size'))}</td>"

@@ -24,6 +24,7 @@ import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Sequence
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -211,6 +212,103 @@ def cmd_team_members(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- the partnership's agreements ----------------------------------------------------------------------
+
+
+def cmd_agreement_add(args: argparse.Namespace) -> int:
+    try:
+        document = Path(args.document).read_bytes()
+    except OSError as exc:
+        _err(f"cannot read {args.document}: {exc.strerror}")
+        return 2
+    fields = {
+        "id": args.id,
+        "title": args.title,
+        "kind": args.kind,
+        "scope": args.scope,
+        "signatories": args.signatory,
+        "purposes": args.purpose or [],
+        "categories": args.category or [],
+        "review_date": args.review_date,
+    }
+    result = _run_admin(args, lambda gw: gw.add_agreement(_cli_actor(), fields, document, Path(args.document).name))
+    if result is _REFUSED:
+        return 2
+    a = result["agreement"]
+    print(
+        f"agreement {a['id']} version {a['version']} added (document sha256 {a['document']['sha256']}, "
+        f"ledger index {result['ledger_index']})",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _agreement_line(a: dict[str, Any]) -> str:
+    purposes = ",".join(a["purposes"]) or "all"
+    categories = ",".join(a["categories"]) or "all"
+    return (
+        f"{a['id']}\tv{a['version']}\t{a['status']}\t{a['kind']}\t{a['scope']}\treview {a['review_date']}\t"
+        f"{a['title']}\tsignatories: {'; '.join(a['signatories'])}\tpurposes: {purposes}\tcategories: "
+        f"{categories}\t{a['document']['sha256']}"
+    )
+
+
+def cmd_agreement_list(args: argparse.Namespace) -> int:
+    async def run(gw: Gateway) -> list[dict[str, Any]]:
+        return [a.public() for a in sorted((await gw.agreement_store.current()).values(), key=lambda a: a.id)]
+
+    found = asyncio.run(_with_gateway(_settings(args), run))
+    if args.json:
+        print(json.dumps(found, indent=2))
+    for a in found if not args.json else []:
+        print(_agreement_line(a))
+    return 0
+
+
+def cmd_agreement_show(args: argparse.Namespace) -> int:
+    async def run(gw: Gateway) -> list[dict[str, Any]]:
+        return [a.public() for a in await gw.agreement_versions(args.id)]
+
+    versions = asyncio.run(_with_gateway(_settings(args), run))
+    if not versions:
+        _err(f"no agreement {args.id!r}")
+        return 2
+    if args.json:
+        print(json.dumps({"id": args.id, "current": versions[-1], "versions": versions}, indent=2))
+        return 0
+    for a in versions:
+        print(_agreement_line(a))
+    return 0
+
+
+def cmd_agreement_retire(args: argparse.Namespace) -> int:
+    result = _run_admin(args, lambda gw: gw.retire_agreement(_cli_actor(), args.id, args.reason))
+    if result is _REFUSED:
+        return 2
+    a = result["agreement"]
+    index = result["ledger_index"]
+    print(f"agreement {a['id']} version {a['version']} retired (ledger index {index})", file=sys.stderr)
+    return 0
+
+
+#: The example pair `serve --dev` loads (clearly marked as examples in their own text); their purposes and
+#: categories are the policy's codes, so they live beside the documents as data (examples.json), not in Python.
+def _dev_agreements() -> list[dict[str, Any]]:
+    folder = resources.files("gateway").joinpath("examples", "agreements")
+    examples: list[dict[str, Any]] = json.loads(folder.joinpath("examples.json").read_text(encoding="utf-8"))
+    return [{**a, "signatories": ["dev-org", DEMO_DETAILS[1]]} for a in examples]
+
+
+async def _ensure_dev_agreements(gw: Gateway) -> None:
+    current = await gw.agreement_store.current()
+    for example in _dev_agreements():
+        if example["id"] in current:
+            continue
+        fields = {k: v for k, v in example.items() if k != "file"}
+        data = resources.files("gateway").joinpath("examples", "agreements", example["file"]).read_bytes()
+        await gw.add_agreement(_cli_actor(), fields, data, example["file"])
+
+
 def _issuer(settings: Settings) -> EmbeddedIssuer:
     keys = init_home(settings)
     return EmbeddedIssuer(keys.token_key, settings.issuer, settings.audience)
@@ -266,6 +364,7 @@ def _print_dev_banner(settings: Settings, host: str, port: int) -> None:
     async def ensure(gw: Gateway) -> None:
         if not await gw.store.get_recipients([DEMO_RECIPIENT]):
             await gw.add_recipient(_cli_actor(), Recipient(DEMO_RECIPIENT, *DEMO_DETAILS, str(identity.recipient())))
+        await _ensure_dev_agreements(gw)
 
     asyncio.run(_with_gateway(settings, ensure))
     issuer = _issuer(settings)
@@ -295,6 +394,9 @@ def _print_dev_banner(settings: Settings, host: str, port: int) -> None:
         lines.append(f"  {role:<19} {issued}")
     lines += [
         f"  demo recipient '{DEMO_RECIPIENT}', identity file {identity_path}",
+        "  example agreements (EXAMPLES ONLY, not any real partnership's): "
+        + ", ".join(a["id"] for a in _dev_agreements())
+        + " — `safeshare agreement list`",
         f"  API description: {url}/api/v1/openapi.json    health: {url}/healthz",
         f"  Try: safeshare fetch --gateway {url} --token <recipient token> --identity {identity_path} SHARE_ID",
         f"  Browser extension: build and load extension/ (extension/README.md), set the gateway to {url} on its",
@@ -477,6 +579,8 @@ def cmd_share(args: argparse.Namespace) -> int:
         meta["expires_in"] = args.expires_in
     if args.max_downloads is not None:
         meta["max_downloads"] = args.max_downloads
+    if args.agreement_override is not None:
+        meta["agreement_override"] = args.agreement_override
     if args.unenrolled is not None:
         meta["unenrolled"] = args.unenrolled
         if args.unenrolled == "passphrase":
@@ -1096,6 +1200,32 @@ def build_parser() -> argparse.ArgumentParser:
     tml.add_argument("team")
     tml.set_defaults(func=cmd_team_members)
 
+    ag = sub.add_parser("agreement", help="the partnership's protocol and data exchange agreements").add_subparsers(
+        dest="action", required=True
+    )
+    aa = ag.add_parser("add", help="add an agreement, or a new version of one (never an edit)")
+    aa.add_argument("id")
+    aa.add_argument("--title", required=True)
+    aa.add_argument("--kind", required=True, choices=["protocol", "data_exchange", "other"])
+    aa.add_argument("--scope", required=True, choices=["children", "adults", "both"])
+    aa.add_argument("--signatory", required=True, action="extend", nargs="+", metavar="ORG")
+    aa.add_argument("--purpose", action="extend", nargs="+", metavar="CODE", help="default: every purpose")
+    aa.add_argument("--category", action="extend", nargs="+", metavar="CODE", help="default: every category")
+    aa.add_argument("--review-date", required=True, metavar="YYYY-MM-DD")
+    aa.add_argument("--document", required=True, metavar="FILE", help="the document (.pdf .txt .md .odt .docx)")
+    aa.set_defaults(func=cmd_agreement_add)
+    al = ag.add_parser("list", help="the current version of every agreement")
+    al.add_argument("--json", action="store_true")
+    al.set_defaults(func=cmd_agreement_list)
+    ash = ag.add_parser("show", help="every version of one agreement")
+    ash.add_argument("id")
+    ash.add_argument("--json", action="store_true")
+    ash.set_defaults(func=cmd_agreement_show)
+    ar = ag.add_parser("retire", help="retire an agreement: shares can no longer rely on it")
+    ar.add_argument("id")
+    ar.add_argument("--reason", required=True)
+    ar.set_defaults(func=cmd_agreement_retire)
+
     t = sub.add_parser("token", help="tokens from the embedded issuer").add_subparsers(dest="action", required=True)
     ti = t.add_parser("issue", help="print a signed JWT")
     ti.add_argument("--sub", required=True, help="subject; for a recipient, the recipient ID")
@@ -1133,6 +1263,11 @@ def build_parser() -> argparse.ArgumentParser:
     sh.add_argument("--content-type", default="application/octet-stream", help="the payload's media type")
     sh.add_argument("--expires-in", type=int, help="seconds until the envelopes are destroyed")
     sh.add_argument("--max-downloads", type=int, help="downloads allowed per recipient")
+    sh.add_argument(
+        "--agreement-override",
+        metavar="REASON",
+        help="share despite partnership-agreement problems, with this recorded reason (where your organisation allows)",
+    )
     sh.add_argument("--timeout", type=float, default=3600.0)
     sh.add_argument("payload", help="the file to share")
     sh.set_defaults(func=cmd_share)

@@ -61,6 +61,40 @@ class PolicySettings:
 
 
 @dataclass(frozen=True)
+class AgreementSettings:
+    """`[agreements]`: how shares are checked against the partnership's agreements (gateway/agreements.py)."""
+
+    #: Must every share name an agreement (or say why none applies)? Off by default, so that justifications written
+    #: without agreements (the shared contract examples, tools outside a partnership) keep working; a partnership
+    #: turns it on once its agreements are loaded. Agreements a justification names are checked either way.
+    required: bool = False
+    #: What an agreement problem does by default: "refuse", or "override" (allowed with a recorded reason).
+    on_problem: str = "refuse"
+    #: Per sending organisation (the token's `org`), the same choice: {"Example Council" = "override"}.
+    organisations: tuple[tuple[str, str], ...] = ()
+
+    def overridable(self, org: str | None) -> bool:
+        for name, choice in self.organisations:
+            if org is not None and " ".join(name.split()).casefold() == " ".join(org.split()).casefold():
+                return choice == "override"
+        return self.on_problem == "override"
+
+
+def _agreement_settings(raw: dict[str, Any], path: Path) -> AgreementSettings:
+    unknown = set(raw) - {"required", "on_problem", "organisations"}
+    if unknown:
+        raise ValueError(f"{path}: unknown setting(s) in [agreements]: {', '.join(sorted(unknown))}")
+    orgs = raw.get("organisations", {})
+    choices = [raw.get("on_problem", "refuse"), *orgs.values()]
+    if any(c not in ("refuse", "override") for c in choices):
+        raise ValueError(f'{path}: [agreements] choices must be "refuse" or "override"')
+    required = raw.get("required", False)
+    if not isinstance(required, bool):
+        raise ValueError(f"{path}: [agreements] required must be true or false")
+    return AgreementSettings(required, raw.get("on_problem", "refuse"), tuple(sorted(orgs.items())))
+
+
+@dataclass(frozen=True)
 class Settings:
     home: Path
     issuer: str = "safeshare-embedded"
@@ -69,6 +103,7 @@ class Settings:
     log_origin: str = "safeshare.local/ledger"
     default_policy: str = "hmg-2018"
     limits: Limits = field(default_factory=Limits)
+    agreements: AgreementSettings = field(default_factory=AgreementSettings)
     policies: PolicySettings = field(default_factory=PolicySettings)
     oidc: tuple[OIDCIssuerConfig, ...] = ()
     #: Accept tokens from the embedded issuer; a deployment on Entra ID alone turns this off.
@@ -148,8 +183,9 @@ def load_settings(home: Path) -> Settings:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     limits_raw = raw.pop("limits", {})
     oidc_raw = raw.pop("oidc", [])
+    agreements = _agreement_settings(raw.pop("agreements", {}), path)
     policies = _policies(path, raw.pop("policies", {}))
-    known = {f for f in Settings.__dataclass_fields__ if f not in {"home", "limits", "oidc", "policies"}}
+    known = {f for f in Settings.__dataclass_fields__ if f not in {"home", "limits", "oidc", "agreements", "policies"}}
     unknown = set(raw) - known
     if unknown:
         raise ValueError(f"{path}: unknown setting(s): {', '.join(sorted(unknown))}")
@@ -159,7 +195,7 @@ def load_settings(home: Path) -> Settings:
     oidc = tuple(_oidc_issuer(path, item) for item in oidc_raw)
     if os.environ.get("SAFESHARE_SMTP_URL"):
         raw["smtp_url"] = os.environ["SAFESHARE_SMTP_URL"]
-    return Settings(home=home, limits=Limits(**limits_raw), policies=policies, oidc=oidc, **raw)
+    return Settings(home=home, limits=Limits(**limits_raw), policies=policies, oidc=oidc, agreements=agreements, **raw)
 
 
 def _policies(path: Path, table: Any) -> PolicySettings:

@@ -31,6 +31,8 @@ from .justification import Policy, PolicyRegistry, Problem
 from .justification import validate as validate_justification
 from .ledger import entry as ledger_entry
 from .ledger.signer import LedgerSigner
+from .partnership import AgreementUseCases
+from .store.agreements import AgreementStore
 from .store.files import ESCROW_ID, EnvelopeFiles
 from .store.held import insert_held
 from .store.models import (
@@ -102,13 +104,16 @@ class PreparedShare:
     content_type: str
     expires_at: datetime
     max_downloads: int | None
+    #: The partnership agreements (id, version, document digest) the share is made under, and an override.
+    agreements: tuple[Mapping[str, Any], ...] = ()
+    agreement_override: Mapping[str, Any] | None = None
     #: Addresses without a key (issue 10): held for an e-mail claim, or opened with a passphrase.
     held: tuple[str, ...] = ()
     unenrolled: str | None = None
     passphrase: str | None = field(default=None, repr=False)
 
 
-class Gateway(HoldingUseCases, DirectoryUseCases):
+class Gateway(HoldingUseCases, DirectoryUseCases, AgreementUseCases):
     """Sharing use cases; the directory's (recipients, teams, enrolment) come from DirectoryUseCases."""
 
     def __init__(
@@ -124,6 +129,7 @@ class Gateway(HoldingUseCases, DirectoryUseCases):
         self.signer = signer
         self.escrow = envelope.X25519Recipient.parse(settings.escrow_recipient) if settings.escrow_recipient else None
         self.store = store
+        self.agreement_store = AgreementStore(store, settings.data_dir / "agreements")
         self.files = EnvelopeFiles(settings.envelopes_dir)
         self.policies = policies
         self._digest_key = digest_key
@@ -208,6 +214,9 @@ class Gateway(HoldingUseCases, DirectoryUseCases):
             disclosure=recorded,
             flags=flags,
         )
+        named = await self.named_agreements(draft)
+        if named:
+            entry["agreements"] = named
 
         _check_entry_size(entry)
 
@@ -267,6 +276,7 @@ class Gateway(HoldingUseCases, DirectoryUseCases):
             "payload_content_type",
             "expires_in",
             "max_downloads",
+            "agreement_override",
             "unenrolled",
             "passphrase",
         }
@@ -300,6 +310,10 @@ class Gateway(HoldingUseCases, DirectoryUseCases):
         )
         ids, held, mode, passphrase = await self.split_addresses(meta)
         recipients, via = await self._resolve_recipients(ids) if ids or not held else ([], [])
+        # Addresses without a key carry no organisation yet: the agreements are checked for the keyed recipients.
+        agreement_refs, override = await self.check_share_agreements(
+            principal, draft, recipients, meta.get("agreement_override")
+        )
         content_type = meta.get("payload_content_type", "application/octet-stream")
         if not isinstance(content_type, str) or not CONTENT_TYPE_RE.match(content_type):
             raise field_error(
@@ -343,6 +357,8 @@ class Gateway(HoldingUseCases, DirectoryUseCases):
             content_type=content_type,
             expires_at=self.now() + timedelta(seconds=expires_in),
             max_downloads=max_downloads,
+            agreements=tuple(agreement_refs),
+            agreement_override=override,
             held=tuple(held),
             unenrolled=mode,
             passphrase=passphrase,
@@ -517,6 +533,10 @@ class Gateway(HoldingUseCases, DirectoryUseCases):
                     "envelope_size": escrow_digest[1],
                 },
             )
+            if prepared.agreements:
+                entry["agreements"] = [dict(a) for a in prepared.agreements]
+            if prepared.agreement_override is not None:
+                entry["agreement_override"] = dict(prepared.agreement_override)
 
             _check_entry_size(entry)
 
@@ -542,6 +562,7 @@ class Gateway(HoldingUseCases, DirectoryUseCases):
                     "max_downloads": prepared.max_downloads,
                     "payload_size": size,
                     "receipt": receipt_url(index),
+                    "agreements": [dict(a) for a in prepared.agreements],
                     "receipt_proof": receipt_url(index) + "/proof",
                 }
 

@@ -624,7 +624,8 @@ def test_text_field_list_is_complete() -> None:
     schema = POLICY.schema
     text_paths = {p for p, node in schema_property_nodes(schema) if node.get("$ref") == "#/$defs/text"}
     # The safety net's sign-off only exists in a not-share draft; tests/test_safety_net.py covers its text.
-    assert {p for p in text_paths if ".safety_net." not in p} == set(TEXT_FIELDS)
+    # no_agreement (an optional section the examples do not carry) is checked in tests/test_agreements.py.
+    assert {p for p in text_paths if ".safety_net." not in p} == set(TEXT_FIELDS) | {"no_agreement.explanation"}
 
 
 @pytest.mark.parametrize("value", ["", " ", "   \t\n  ", "\u00a0\u2003"])
@@ -994,7 +995,7 @@ def test_every_enum_has_human_labels_and_every_object_is_closed() -> None:
             assert 0 < node["maxItems"] <= 50, path
         if node.get("type") == "string" and "enum" not in node and "const" not in node:
             assert node.get("maxLength", 10**9) <= 4000 and node.get("pattern"), path
-    assert enums == 16  # 15 + the safety net's senior sign-off role
+    assert enums == 17  # 15 + no_agreement.reason + the safety net's senior sign-off role
 
 
 def test_text_definition() -> None:

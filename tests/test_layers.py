@@ -27,7 +27,14 @@ PURE: dict[str, tuple[str, ...]] = {
     "gateway.ledger.witness": ("gateway.ledger",),
     "gateway.store.models": (),
     "gateway.disclosure": ("gateway.justification",),
-    "gateway.audit_report": ("gateway.encoding", "gateway.disclosure", "gateway.justification", "gateway.store.models"),
+    "gateway.agreements": ("gateway.justification", "gateway.store.models"),
+    "gateway.audit_report": (
+        "gateway.agreements",
+        "gateway.encoding",
+        "gateway.disclosure",
+        "gateway.justification",
+        "gateway.store.models",
+    ),
 }
 
 

@@ -14,6 +14,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pyrage
 import pytest
 
@@ -151,6 +152,22 @@ async def test_every_kind_the_gateway_writes_reads_back_as_documented(world: Wor
     one_time = (await r.json())["share_id"]
     assert (await c.get(f"/api/v1/shares/{one_time}/envelope", headers=h("recipient"))).status == 200
     await _held_share_kinds(world, smtp[0])
+    # The partnership's agreements: recorded, then retired.
+    form = aiohttp.FormData()
+    agreement = {
+        "id": "test-dea",
+        "title": "Test data exchange agreement",
+        "kind": "data_exchange",
+        "scope": "both",
+        "signatories": ["Hereford Council"],
+        "review_date": "2099-03-31",
+    }
+    form.add_field("agreement", json.dumps(agreement), content_type="application/json")
+    form.add_field("document", b"Test agreement text.", filename="dea.txt", content_type="application/octet-stream")
+    r = await c.post("/api/v1/agreements", data=form, headers=h("partnership_admin"))
+    assert r.status == 201, await r.text()
+    r = await c.post("/api/v1/agreements/test-dea/retire", json={"reason": "replaced"}, headers=h("partnership_admin"))
+    assert r.status == 200, await r.text()
 
     r = await c.get("/api/v1/ledger", params={"limit": "500"}, headers=h("partnership_auditor"))
     entries = (await r.json())["entries"]

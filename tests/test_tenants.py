@@ -368,6 +368,29 @@ ROUTES = [
     # Entry bundles hold every organisation's justifications: the partnership's auditor only. (The world's
     # checkpoint covers its 9 entries: a partial bundle of width 9.)
     Route("tlog entry bundle", "GET", TLOG_BUNDLE, {"partnership_auditor": 200}),
+    # The partnership's agreements: read by every member organisation, kept by the partnership-wide admin.
+    Route("agreements", "GET", "/api/v1/agreements", _all(200, PRACTITIONERS + AUDITORS + ADMINS)),
+    Route(
+        "agreement offers",
+        "GET",
+        "/api/v1/agreements/offers?purpose=referral",
+        _all(200, PRACTITIONERS + AUDITORS + ADMINS),
+    ),
+    Route(
+        "one agreement",
+        "GET",
+        "/api/v1/agreements/nope",
+        _all(404, PRACTITIONERS + AUDITORS + ADMINS),
+    ),
+    Route("record agreement", "POST", "/api/v1/agreements", {"partnership_admin": 415}, body={}),
+    Route(
+        "retire agreement",
+        "POST",
+        "/api/v1/agreements/nope/retire",
+        {"partnership_admin": 404},
+        body={"reason": "replaced"},
+    ),
+    Route("agreement document", "GET", "/agreements/documents/" + "0" * 64, _all(404, EVERYONE), public=True),
 ]
 
 
@@ -488,7 +511,13 @@ async def test_every_route_is_in_the_matrix(world: World) -> None:
         for route in world.client.app.router.routes()
         if route.method != "HEAD" and route.resource is not None
     }
-    placeholders = {"{share_id}": "{share}", "{index}": "{index}", "{policy_id}": "hmg-2018"}
+    placeholders = {
+        "{share_id}": "{share}",
+        "{index}": "{index}",
+        "{policy_id}": "hmg-2018",
+        "{agreement_id}": "nope",
+        "{sha256}": "0" * 64,
+    }
     normalised = set()
     for method, path in app_routes:
         for old, new in placeholders.items():

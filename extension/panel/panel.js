@@ -3,6 +3,7 @@
  * the policy the gateway serves, shows the gateway's live problems next to each field, and shares or
  * records a decision not to share through the service worker.
  */
+import { setupAgreements } from "./agreements.js";
 import { CHANNELS, fieldTree, placeProblems, policyInfo, problemsPerRule, ruleTexts, toDisclosure, toJustification, toLocalInput } from "./form-model.js";
 import { claimSession, confirmStep, hasVisibilityTracking, watchFocus, watchVisibility } from "./guard.js";
 import { renderChanged, renderRecipientSummary, renderSnapshot } from "./snapshot-view.js";
@@ -30,6 +31,7 @@ function renderUnenrolledNone() {
 let valid = false;
 let validating = 0;
 let finished = false;
+let agreementUi = null;
 
 async function ask(type, payload = {}) {
   let answer;
@@ -389,6 +391,7 @@ async function onShare() {
       ),
       justification: justification(),
       expires_in: Number($("expiry").value),
+      agreement_override: agreementUi?.overrideReason(),
     });
     showResult(
       "Shared securely",
@@ -397,6 +400,7 @@ async function onShare() {
         ["Ledger entry", result.ledger_index],
         ["Available until", new Date(result.expires_at).toUTCString()],
         ...resultRows(result).map((r) => [r.who, r.link ? `${r.how} Link: ${r.link}` : r.how]),
+        ...(result.agreements?.length ? [["Made under", result.agreements.map((a) => `${a.title} (version ${a.version})`).join(", ")]] : []),
       ],
       replaced
         ? "Your email now contains only a notification with the reference: the content and attachments were removed from the draft. You can send it."
@@ -408,6 +412,7 @@ async function onShare() {
     showAlert(e.message);
     $("status").textContent = "Nothing was shared.";
     if (Array.isArray(e.problems)) renderProblems(e.problems);
+    agreementUi?.refused(e);
     if (e.code === "passphrase_weak") unenrolledView.focusPassphrase();
     lastAsked = null;
     changed();
@@ -708,6 +713,8 @@ async function main() {
       renderRecipients([], addresses, addresses);
       showAlert(e.message);
     }
+    agreementUi = setupAgreements({ ask, fields, recipients: () => recipientIds });
+    agreementUi.refresh();
     changed();
   } catch (e) {
     showAlert(e.message);

@@ -36,7 +36,11 @@ function stateFor(tree, doc, prefix = "", state = {}) {
 
 test("the form follows the policy: one section per golden rule, questions and labels from the policy", () => {
   const tree = fieldTree(policy);
-  assert.deepEqual(tree.map((f) => f.key), ["decision", "purpose", "subjects", "data_categories", "rules"]);
+  assert.deepEqual(tree.map((f) => f.key), ["decision", "purpose", "subjects", "data_categories", "agreements", "no_agreement", "rules"]);
+  // The partnership's agreements (rule 6): a list of IDs the panel's agreements section fills, and an optional reason.
+  assert.equal(find(tree, "agreements").kind, "list");
+  assert.equal(find(tree, "agreements").rule, 6);
+  assert.equal(find(tree, "no_agreement.reason").kind, "choice");
   const rules = find(tree, "rules").children;
   assert.deepEqual(rules.map((r) => r.rule), [1, 2, 3, 4, 5, 6, 7]);
   for (const r of rules) {

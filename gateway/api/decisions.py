@@ -38,6 +38,8 @@ async def validate(request: web.Request) -> web.Response:
     With `{"justification", "disclosure"}` the disclosure made elsewhere is checked too, by the same rules as
     `POST /api/v1/decisions`. `safety_nets` lists each principle of the policy that applies to the draft as it
     stands (e.g. not sharing although a child faces significant harm), for the panel to show at that moment.
+    Problems with the partnership agreements the draft names (rule 6) are included; the recipients' organisations
+    are checked only when the share is made.
     """
     caller = principal(request, "practitioner", "admin", "partnership_admin")
     body = await read_json(request, "justification")
@@ -46,6 +48,9 @@ async def validate(request: web.Request) -> web.Response:
     policy, problems = gw.check_justification(draft, caller)
     if isinstance(body, dict) and "disclosure" in body and isinstance(draft, dict):
         problems = [*problems, *disclosure_rules.problems(disclosure, draft.get("decision"), gw.now())]
+    # Agreement problems (rule 6), except on a field the policy already found wrong (e.g. an ID's pattern).
+    taken = {p.field for p in problems}
+    problems = [*problems, *(p for p in await gw.draft_agreement_problems(draft) if p.field not in taken)]
     return json_response(
         {
             "valid": not problems,

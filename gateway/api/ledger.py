@@ -125,6 +125,7 @@ def _filter(request: web.Request) -> queries.AuditFilter:
         article_6=_coded(request, "article_6"),
         article_9=_coded(request, "article_9"),
         dpa_schedule_1=_coded(request, "dpa_schedule_1"),
+        agreement=query_str(request, "agreement", 64),
         text=_text_param(request),
         time_from=_time_param(request, "from"),
         time_to=_time_param(request, "to"),

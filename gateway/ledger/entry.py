@@ -32,6 +32,8 @@ KIND_ENROLMENT_APPROVE = "enrolment_approve"
 KIND_ENROLMENT_REJECT = "enrolment_reject"
 KIND_TEAM_MEMBER_ADD = "team_member_add"
 KIND_TEAM_MEMBER_REMOVE = "team_member_remove"
+KIND_AGREEMENT_ADD = "agreement_add"
+KIND_AGREEMENT_RETIRE = "agreement_retire"
 # Recipients without a key (issue 10): a share held for an address, claimed by e-mail code, re-wrapped.
 KIND_CLAIM_CODE_SENT = "claim_code_sent"
 KIND_CLAIM_CODE_ACCEPTED = "claim_code_accepted"
@@ -71,6 +73,8 @@ KINDS = (
     KIND_TEAM_MEMBER_ADD,
     KIND_TEAM_MEMBER_REMOVE,
     *CLAIM_KINDS,
+    KIND_AGREEMENT_ADD,
+    KIND_AGREEMENT_RETIRE,
 )
 
 
@@ -323,5 +327,26 @@ def recipient_entry(
         "actor": dict(actor),
         "subjects": [],
         "recipients": [dict(recipient)],
+        **details,
+    }
+
+
+def agreement_entry(
+    *, kind: str, time: str, actor: Mapping[str, Any], agreement: Mapping[str, Any], **details: Any
+) -> dict[str, Any]:
+    """A partnership agreement's new version or retirement: what was agreed, with the document's SHA-256."""
+    if kind not in (KIND_AGREEMENT_ADD, KIND_AGREEMENT_RETIRE):
+        raise ValueError(f"not an agreement event kind: {kind}")
+    return {
+        "v": ENTRY_VERSION,
+        "kind": kind,
+        "time": time,
+        "actor": dict(actor),
+        "subjects": [],
+        "recipients": [],
+        "agreement": dict(agreement),
+        "agreements": [
+            {"id": agreement["id"], "version": agreement["version"], "document_sha256": agreement["document_sha256"]}
+        ],
         **details,
     }

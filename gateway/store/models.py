@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import date
+from typing import Any, Final
 
 RECIPIENT_ACTIVE = "active"
 RECIPIENT_DISABLED = "disabled"
@@ -139,3 +141,92 @@ class FetchOutcome:
     ledger_index: int | None = None
     #: The download used up max_downloads: destroy the envelope once it has been sent.
     exhausted: bool = False
+
+
+# -- the partnership's agreements (rules in gateway/agreements.py) ------------------------------------------------
+
+KIND_WORDS: Final[Mapping[str, str]] = {
+    "protocol": "overarching protocol",
+    "data_exchange": "data exchange agreement",
+    "other": "agreement",
+}
+STATUS_ACTIVE: Final = "active"
+STATUS_SUPERSEDED: Final = "superseded"
+STATUS_RETIRED: Final = "retired"
+
+
+def normalise_org(org: str) -> str:
+    """Organisations are compared as their names, ignoring case and runs of white space."""
+    return " ".join(org.split()).casefold()
+
+
+@dataclass(frozen=True)
+class Agreement:
+    """One version of an agreement. Versions are never edited: a change is version n+1."""
+
+    id: str
+    version: int
+    title: str
+    kind: str
+    scope: str
+    signatories: tuple[str, ...]
+    #: Empty: every purpose (and every category) is covered.
+    purposes: tuple[str, ...]
+    categories: tuple[str, ...]
+    review_date: str
+    document_sha256: str
+    document_size: int
+    document_name: str
+    document_type: str
+    status: str = STATUS_ACTIVE
+    created_at: str = ""
+    retired_at: str | None = None
+    retired_reason: str | None = None
+
+    def ref(self) -> dict[str, Any]:
+        """What a ledger entry carries: the exact document the share was made under, and its title in plain words."""
+        return {
+            "id": self.id,
+            "version": self.version,
+            "document_sha256": self.document_sha256,
+            "title": self.title,
+            "kind": self.kind,
+        }
+
+    @property
+    def document_url(self) -> str:
+        return f"/agreements/documents/{self.document_sha256}"
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "version": self.version,
+            "title": self.title,
+            "kind": self.kind,
+            "scope": self.scope,
+            "signatories": list(self.signatories),
+            "purposes": list(self.purposes),
+            "categories": list(self.categories),
+            "review_date": self.review_date,
+            "status": self.status,
+            "created_at": self.created_at,
+            "retired_at": self.retired_at,
+            "retired_reason": self.retired_reason,
+            "document": {
+                "sha256": self.document_sha256,
+                "size": self.document_size,
+                "name": self.document_name,
+                "content_type": self.document_type,
+                "url": self.document_url,
+            },
+        }
+
+    def is_signatory(self, org: str | None) -> bool:
+        return org is not None and normalise_org(org) in {normalise_org(s) for s in self.signatories}
+
+    def overdue(self, today: date) -> bool:
+        return date.fromisoformat(self.review_date) < today
+
+    def describe(self) -> str:
+        """Plain words for reports: 'the Example Children's Data Exchange Agreement (version 2)'."""
+        return f"{self.title} ({KIND_WORDS.get(self.kind, 'agreement')}, version {self.version})"

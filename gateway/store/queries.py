@@ -97,6 +97,8 @@ class AuditFilter:
     article_6: str | None = None
     article_9: str | None = None
     dpa_schedule_1: str | None = None
+    #: A partnership agreement's ID: entries made under (or about) any version of it.
+    agreement: str | None = None
     #: An FTS5 expression made by `fts_query`, never raw user input.
     text: str | None = None
     time_from: str | None = None
@@ -151,6 +153,7 @@ def _terms(f: AuditFilter) -> list[_Term]:
                 "EXISTS (SELECT 1 FROM ledger_fts x WHERE x.ledger_fts MATCH ? AND x.rowid = l.idx)",
             ),
         ),
+        (f.agreement, lambda v: _join_term("agreement", "ledger_agreements", "agreement_id", v)),
         (f.practitioner, lambda v: _column_term("practitioner", "actor_sub", v)),
         (f.org, lambda v: _join_term("org", "ledger_orgs", "org", v)),
         (f.scope, lambda v: _join_term("scope", "ledger_orgs", "org", v)),
@@ -695,8 +698,35 @@ async def stats(
     for dim in _DIMENSIONS:
         totals[dim] = dict(sorted(totals[dim].items()))
     totals["disclosures_by_channel"] = dict(sorted(totals["disclosures_by_channel"].items()))
+    totals["agreements"] = await agreement_stats(conn, period, args)
     totals["decisions_not_to_share"] = totals["decision"].get("not_share", 0)
     return {"from": time_from, "to": time_to, "totals": totals, "months": ordered}
+
+
+async def agreement_stats(conn: aiosqlite.Connection, period: str, args: Sequence[Any]) -> dict[str, Any]:
+    """Shares per partnership agreement (and per version), overrides, and shares made under no agreement."""
+    per: dict[str, dict[str, Any]] = {}
+    rows = await _fetch(
+        conn,
+        "SELECT a.agreement_id, a.version, count(*), sum(a.overridden) FROM ledger_agreements AS a"  # noqa: S608
+        f" CROSS JOIN ledger AS d ON d.idx = a.idx WHERE d.kind = 'share' AND {period}"
+        " GROUP BY a.agreement_id, a.version",
+        args,
+    )
+    for agreement_id, version, n, overridden in rows:
+        item = per.setdefault(agreement_id, {"shares": 0, "overrides": 0, "versions": {}})
+        item["shares"] += n
+        item["overrides"] += overridden or 0
+        item["versions"][str(version)] = n
+    rows = await _fetch(
+        conn,
+        "SELECT count(*), coalesce(sum(json_extract(CAST(d.entry AS TEXT), '$.agreement_override') IS NOT NULL), 0),"  # noqa: S608
+        " coalesce(sum(NOT EXISTS (SELECT 1 FROM ledger_agreements AS a WHERE a.idx = d.idx)), 0)"
+        f" FROM ledger AS d WHERE d.kind = 'share' AND {period}",
+        args,
+    )
+    _, overrides, without = rows[0]
+    return {"per_agreement": dict(sorted(per.items())), "overrides": overrides, "shares_without_agreement": without}
 
 
 __all__ = [

@@ -220,6 +220,39 @@ CREATE TABLE IF NOT EXISTS ledger_orgs (
     PRIMARY KEY (org, idx)
 ) WITHOUT ROWID;
 
+-- The partnership's agreements (gateway/agreements.py, store/agreements.py): one row per version, never edited
+-- except to record its retirement. Documents live in data/agreements/<document_sha256>.
+CREATE TABLE IF NOT EXISTS agreements (
+    id TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    title TEXT NOT NULL,
+    kind TEXT NOT NULL CHECK (kind IN ('protocol', 'data_exchange', 'other')),
+    scope TEXT NOT NULL CHECK (scope IN ('children', 'adults', 'both')),
+    signatories TEXT NOT NULL,
+    purposes TEXT NOT NULL,
+    categories TEXT NOT NULL,
+    review_date TEXT NOT NULL,
+    document_sha256 TEXT NOT NULL,
+    document_size INTEGER NOT NULL,
+    document_name TEXT NOT NULL,
+    document_type TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    retired_at TEXT,
+    retired_reason TEXT,
+    PRIMARY KEY (id, version)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS agreements_by_document ON agreements (document_sha256);
+
+-- The agreements (id, version) each entry was made under, for the auditor's filter and the statistics.
+CREATE TABLE IF NOT EXISTS ledger_agreements (
+    agreement_id TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    idx INTEGER NOT NULL REFERENCES ledger (idx),
+    overridden INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (agreement_id, idx)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS ledger_agreements_by_idx ON ledger_agreements (idx);
+
 -- Full-text index over purpose descriptions (contentless: the text itself lives only in the entry).
 CREATE VIRTUAL TABLE IF NOT EXISTS ledger_fts USING fts5 (description, content='');
 
@@ -271,6 +304,7 @@ APPEND_ONLY_TABLES = (
     "ledger_orgs",
     "ledger_recipients",
     "ledger_mac_start",
+    "ledger_agreements",
 )
 
 SCHEMA += HELD_SCHEMA
@@ -538,6 +572,11 @@ def append_entry(conn: sqlite3.Connection, entry: Mapping[str, Any]) -> int:
     conn.executemany("INSERT INTO ledger_recipients (recipient_id, idx) VALUES (?, ?)", [(r, idx) for r in rids])
     orgs = sorted({o for o in [actor.get("org"), *(r.get("org") for r in recipients)] if o})
     conn.executemany("INSERT INTO ledger_orgs (org, idx) VALUES (?, ?)", [(o, idx) for o in orgs])
+    overridden = 1 if entry.get("agreement_override") else 0
+    conn.executemany(
+        "INSERT INTO ledger_agreements (agreement_id, version, idx, overridden) VALUES (?, ?, ?, ?)",
+        [(a["id"], a["version"], idx, overridden) for a in entry.get("agreements") or ()],
+    )
     if purpose.get("description"):
         conn.execute("INSERT INTO ledger_fts (rowid, description) VALUES (?, ?)", (idx, purpose["description"]))
     nodes = tree.append(leaf)

@@ -64,6 +64,15 @@ export function explain(status, body) {
       problems: body.problems ?? [],
     });
   }
+  if (code === "agreement_problems") {
+    return new GatewayError(
+      code,
+      `This share is outside what the partnership's agreements allow: see the problems listed above the questions. ` +
+        (body.overridable ? "Your organisation lets you share anyway with a recorded reason. " : "") +
+        NOTHING_SENT,
+      { problems: body.problems ?? [], overridable: !!body.overridable, not_signatories: body.not_signatories ?? [] },
+    );
+  }
   if (status === 413) {
     return new GatewayError(code, `The email and its attachments are larger than this gateway accepts. ${NOTHING_SENT}`);
   }
@@ -139,6 +148,12 @@ export function gatewayClient({ baseUrl, token, fetch: f = globalThis.fetch.bind
     validate: async (justification, disclosure) =>
       (await json("/api/v1/justifications/validate", disclosure === undefined ? justification : { justification, disclosure })).body,
     recipients: async (q) => (await call(`/api/v1/recipients?q=${encodeURIComponent(q)}`)).body.recipients ?? [],
+    /** The partnership agreements covering a draft (recipients, purpose, categories, roles), with who has signed. */
+    agreementOffers: async ({ recipients = [], purpose = "", categories = [], roles = [] }) => {
+      const q = new URLSearchParams({ recipients: recipients.join(","), purpose, categories: categories.join(","), roles: roles.join(",") });
+      for (const [k, v] of [...q]) if (!v) q.delete(k);
+      return (await call(`/api/v1/agreements/offers?${q}`)).body;
+    },
     decide: async (justification, disclosure, idempotencyKey = newKey()) =>
       (
         await json(

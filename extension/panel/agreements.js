@@ -1,0 +1,175 @@
+/**
+ * The partnership's agreements in the share panel (golden rule 6): under the policy's "agreements" field, the
+ * agreements in force that cover this draft's purpose, data categories and subjects — each with its title, a
+ * link to the document and, when a recipient's organisation has not signed it, a plain explanation. Ticking
+ * one fills the field (the justification's top-level `agreements` list), which the gateway checks on sharing.
+ *
+ * Self-contained: it reads the rendered form (data-path attributes) and asks the service worker for the
+ * offers, so panel.js only calls `setupAgreements` once the form and the recipients are on screen.
+ */
+
+const KIND_WORDS = { protocol: "Overarching protocol", data_exchange: "Data exchange agreement", other: "Agreement" };
+
+function node(tag, attrs = {}, ...children) {
+  const n = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k === "text") n.textContent = v;
+    else n.setAttribute(k, v === true ? "" : String(v));
+  }
+  for (const c of children) if (c) n.append(c);
+  return n;
+}
+
+/** What the offers depend on, read from the rendered form. */
+export function draftFacts(fields) {
+  const value = (path) => fields.querySelector(`[data-path="${path}"]:is(select, input[type=text])`)?.value ?? "";
+  const checked = (path) => [...fields.querySelectorAll(`input[data-path="${path}"]:checked`)].map((i) => i.value);
+  const roles = [];
+  for (const n of fields.querySelectorAll("[data-path]")) {
+    if (!/^subjects\.\d+\.role$/.test(n.dataset.path)) continue;
+    const v = n.type === "radio" ? (n.checked ? n.value : "") : n.value;
+    if (v && !roles.includes(v)) roles.push(v);
+  }
+  const purpose = value("purpose.code") || checked("purpose.code")[0] || "";
+  return { purpose, categories: checked("data_categories"), roles };
+}
+
+/** The IDs typed into (or ticked for) the agreements field. */
+function namedIds(input) {
+  return input.value
+    .split(/[,\n]/)
+    .map((s) => s.trim())
+    .filter(Boolean);
+}
+
+/**
+ * @param {{ask: (type: string, payload?: object) => Promise<any>, fields: HTMLElement, recipients: () => string[]}} opts
+ */
+export function setupAgreements({ ask, fields, recipients }) {
+  const override = overrideControls(fields);
+  const box = fields.querySelector('[data-field="agreements"]');
+  const input = box?.querySelector('input[data-path="agreements"]');
+  if (!box || !input) return { refresh: async () => {}, ...override };
+  const section = node("div", { class: "agreements-offered", id: "agreements-offered", "aria-live": "polite" });
+  input.insertAdjacentElement("afterend", section);
+
+  let lastKey = null;
+  let seq = 0;
+  let timer = null;
+
+  function render(answer) {
+    section.replaceChildren();
+    const offers = answer.agreements ?? [];
+    if (!offers.length) {
+      section.append(
+        node("p", {
+          class: "hint",
+          text:
+            "No partnership agreement in force covers this purpose, these kinds of information and these subjects. " +
+            "If none applies, say why under \u201cWhy no partnership agreement applies\u201d.",
+        }),
+      );
+      return;
+    }
+    const named = new Set(namedIds(input));
+    const fs = node("fieldset", { class: "choices" }, node("legend", { text: "Agreements that cover this share" }));
+    offers.forEach((a, i) => {
+      const id = `agreement-offer-${i}`;
+      const explanationId = `${id}-why`;
+      const cb = node("input", { type: "checkbox", id, value: a.id, "aria-describedby": explanationId, checked: named.has(a.id) });
+      cb.dataset.agreement = a.id;
+      cb.addEventListener("change", () => {
+        const ids = namedIds(input).filter((x) => x !== a.id);
+        if (cb.checked) ids.push(a.id);
+        input.value = ids.join(", ");
+        input.dispatchEvent(new Event("input", { bubbles: true }));
+      });
+      const label = node("label", { for: id }, cb, ` ${a.title} (${KIND_WORDS[a.kind] ?? "Agreement"}, version ${a.version})`);
+      const link = node("a", {
+        href: a.document.href,
+        target: "_blank",
+        rel: "noopener noreferrer",
+        class: "agreement-document",
+        text: `Read ${a.title} (opens in a new tab)`,
+      });
+      const why = node("p", {
+        id: explanationId,
+        class: a.covers_all_recipients ? "hint" : "hint agreement-uncovered",
+        text: a.explanation,
+      });
+      fs.append(node("div", { class: "agreement-offer", "data-agreement-offer": a.id }, label, why, link));
+    });
+    section.append(fs);
+  }
+
+  async function refresh() {
+    const facts = draftFacts(fields);
+    const params = { recipients: recipients(), ...facts };
+    const key = JSON.stringify(params);
+    if (key === lastKey) return;
+    lastKey = key;
+    const mine = ++seq;
+    try {
+      const answer = await ask("agreements", params);
+      if (mine === seq) render(answer);
+    } catch (e) {
+      if (mine !== seq) return;
+      lastKey = null;
+      section.replaceChildren(node("p", { class: "hint", text: `The partnership's agreements could not be loaded (${e.message}).` }));
+    }
+  }
+
+  const later = (ev) => {
+    if (ev.target === input || ev.target?.dataset?.agreement) return;
+    clearTimeout(timer);
+    timer = setTimeout(refresh, 300);
+  };
+  fields.addEventListener("input", later);
+  fields.addEventListener("change", later);
+  return { refresh, ...override };
+}
+
+/**
+ * After a share is refused for agreement problems: the problems, kept on screen (live validation of the
+ * justification does not know the recipients, so it would not show them again), and — where the
+ * practitioner's organisation allows it (`overridable`) — a reason to share anyway, sent as
+ * `agreement_override` and recorded with the problems.
+ */
+function overrideControls(fields) {
+  const id = "agreement-override-reason";
+  const hintId = `${id}-hint`;
+  const list = node("ul", { class: "problem", id: "agreement-problems-list" });
+  const area = node("textarea", { id, rows: 3, maxlength: 4000, "aria-describedby": hintId });
+  const reason = node(
+    "div",
+    { hidden: true },
+    node("label", { for: id, text: "Why share despite these agreement problems?" }),
+    node("p", {
+      id: hintId,
+      class: "hint",
+      text: "Your organisation allows this with a reason. The reason and the problems are recorded with the share. Then choose Share again.",
+    }),
+    area,
+  );
+  const box = node(
+    "div",
+    { class: "field", id: "agreement-problems", hidden: true },
+    node("h2", { text: "The partnership's agreements do not cover this share" }),
+    list,
+    reason,
+  );
+  fields.insertAdjacentElement("afterend", box);
+  return {
+    /** The reason to send, if the practitioner gave one after an overridable refusal. */
+    overrideReason: () => (reason.hidden || !area.value.trim() ? undefined : area.value.trim()),
+    /** After a refusal: show agreement problems (and the override, when allowed); hide them otherwise. */
+    refused: (error) => {
+      const mine = error?.code === "agreement_problems";
+      box.hidden = !mine;
+      reason.hidden = !(mine && error.overridable);
+      list.replaceChildren(...(mine ? (error.problems ?? []).map((p) => node("li", { text: p.message })) : []));
+      if (mine && error.overridable) area.focus();
+    },
+  };
+}

@@ -1,0 +1,225 @@
+"""The partnership's agreements as use cases: add a version, retire, list, offer, and check a share.
+
+Mixed into `service.Gateway` (which provides the store, the clock, the settings and `agreement_store`). Every
+change is one transaction with its ledger entry; the rules themselves are in the pure `agreements` module.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from datetime import date
+from pathlib import PurePath
+from typing import Any
+
+from . import agreements as rules
+from .agreements import Agreement, AgreementCheck, AgreementError
+from .auth import Principal
+from .config import Settings
+from .errors import ApiError, field_error, not_found
+from .justification import PolicyRegistry, Problem
+from .ledger import entry as ledger_entry
+from .store.agreements import AgreementExists, AgreementStore
+from .store.models import Recipient
+
+#: Length cap on an override reason (same as every free-text field).
+MAX_REASON = 4000
+
+
+def agreement_problems_error(check: AgreementCheck, overridable: bool, why: str | None = None) -> ApiError:
+    return ApiError(
+        422,
+        "agreement_problems",
+        why
+        or (
+            "The share is outside what the partnership's agreements allow; nothing was shared or recorded."
+            + (
+                " Your organisation allows an override with a recorded reason (agreement_override)."
+                if overridable
+                else ""
+            )
+        ),
+        field="justification.agreements",
+        problems=[p.as_dict() for p in check.problems],
+        overridable=overridable,
+        not_signatories=list(check.outside),
+    )
+
+
+class AgreementUseCases:
+    settings: Settings
+    policies: PolicyRegistry
+    agreement_store: AgreementStore
+
+    def now_str(self) -> str:
+        raise NotImplementedError
+
+    def today(self) -> date:
+        return date.fromisoformat(self.now_str()[:10])
+
+    # -- administration ---------------------------------------------------------------------------
+
+    async def add_agreement(
+        self,
+        actor: Mapping[str, Any],
+        fields: Mapping[str, Any],
+        document: bytes,
+        document_name: str,
+    ) -> dict[str, Any]:
+        """Record a new agreement, or a new version of one: never an edit of an earlier version."""
+        try:
+            clean = rules.validate_new(
+                fields, self.policies.codes(rules.PURPOSE_PATH), self.policies.codes(rules.CATEGORIES_PATH)
+            )
+        except AgreementError as exc:
+            raise field_error("invalid_agreement", exc.field, exc.message) from None
+        name = PurePath(document_name.replace("\\", "/")).name if isinstance(document_name, str) else ""
+        suffix = PurePath(name).suffix.lower()
+        if not name or len(name) > 200 or suffix not in rules.DOCUMENT_TYPES:
+            raise field_error(
+                "invalid_agreement",
+                "document",
+                f"The document must be a file named *{', *'.join(rules.DOCUMENT_TYPES)} (at most 200 characters).",
+            )
+        if not document or len(document) > rules.MAX_DOCUMENT_BYTES:
+            raise field_error(
+                "invalid_agreement",
+                "document",
+                f"The document must be 1 to {rules.MAX_DOCUMENT_BYTES} bytes.",
+                limit=rules.MAX_DOCUMENT_BYTES,
+            )
+        if suffix == ".pdf" and not document.startswith(b"%PDF-"):
+            raise field_error("invalid_agreement", "document", "A .pdf document must be a PDF file.")
+        sha256 = await asyncio.to_thread(self.agreement_store.documents.put, document)
+        doc = {"sha256": sha256, "size": len(document), "name": name, "content_type": rules.DOCUMENT_TYPES[suffix]}
+        now = self.now_str()
+
+        def entry_for(version: int) -> dict[str, Any]:
+            return ledger_entry.agreement_entry(
+                kind=ledger_entry.KIND_AGREEMENT_ADD,
+                time=now,
+                actor=actor,
+                agreement={
+                    **{k: list(v) if isinstance(v, tuple) else v for k, v in clean.items()},
+                    "version": version,
+                    "document_sha256": sha256,
+                    "document_size": len(document),
+                    "document_name": name,
+                },
+            )
+
+        version, index = await self.agreement_store.add_version(clean, doc, entry_for)
+        added = await self.agreement_store.version(clean["id"], version)
+        assert added is not None
+        return {"agreement": added.public(), "ledger_index": index}
+
+    async def retire_agreement(self, actor: Mapping[str, Any], agreement_id: Any, reason: Any) -> dict[str, Any]:
+        if not isinstance(reason, str) or not reason.strip() or len(reason) > MAX_REASON:
+            raise field_error("invalid_reason", "reason", "A reason for retiring the agreement is required.")
+        if not isinstance(agreement_id, str) or not rules.AGREEMENT_ID_RE.match(agreement_id):
+            raise not_found("agreement")
+        now = self.now_str()
+        try:
+            result = await self.agreement_store.retire(
+                agreement_id,
+                reason.strip(),
+                lambda a: ledger_entry.agreement_entry(
+                    kind=ledger_entry.KIND_AGREEMENT_RETIRE,
+                    time=now,
+                    actor=actor,
+                    agreement={
+                        "id": a.id,
+                        "version": a.version,
+                        "title": a.title,
+                        "document_sha256": a.document_sha256,
+                    },
+                    reason=reason.strip(),
+                ),
+            )
+        except AgreementExists:
+            raise ApiError(409, "agreement_retired", "The agreement is already retired.", field="id") from None
+        if result is None:
+            raise not_found("agreement")
+        current = await self.agreement_store.version(agreement_id, result[0].version)
+        assert current is not None
+        return {"agreement": current.public(), "ledger_index": result[1]}
+
+    # -- reading ----------------------------------------------------------------------------------
+
+    async def agreement_versions(self, agreement_id: str) -> list[Agreement]:
+        if not rules.AGREEMENT_ID_RE.match(agreement_id):
+            return []
+        return await self.agreement_store.versions(agreement_id)
+
+    async def agreement_offers(
+        self, orgs: Sequence[str], purpose: str | None, categories: Sequence[str], roles: Sequence[str]
+    ) -> list[dict[str, Any]]:
+        current = await self.agreement_store.current()
+        return rules.offers(current.values(), orgs, purpose, categories, roles, today=self.today())
+
+    async def agreements_required(self) -> bool:
+        return self.settings.agreements.required
+
+    # -- checking ---------------------------------------------------------------------------------
+
+    async def named_agreements(self, draft: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """The refs (id, version, digest) of the agreements a decision names; an unknown one is refused."""
+        if not draft.get("agreements"):
+            return []
+        check = rules.check_named(draft, await self.agreement_store.current(), today=self.today(), required=False)
+        unknown = [p for p in check.problems if p.code == "agreement_unknown"]
+        if unknown:
+            raise agreement_problems_error(AgreementCheck(check.named, tuple(unknown)), False)
+        return check.refs()
+
+    async def draft_agreement_problems(self, draft: Any) -> list[Problem]:
+        """Live validation (`POST /api/v1/justifications/validate`): what is wrong with the agreements a draft names
+        before its recipients are known — unknown, retired or overdue agreements, scope, naming both agreements and
+        no_agreement, and (for a share, where the gateway requires it) naming none. A decision not to share is only
+        refused for an unknown agreement, so only that is reported for it. Recipients' organisations are checked
+        when the share is made."""
+        if not isinstance(draft, Mapping):
+            return []
+        share = draft.get("decision") == "share"
+        required = share and await self.agreements_required()
+        if not draft.get("agreements") and not required:
+            return []  # nothing named, nothing required: no store read while the practitioner types
+        current = await self.agreement_store.current()
+        if share:
+            return list(rules.check_share(draft, current, [], today=self.today(), required=required).problems)
+        check = rules.check_named(draft, current, today=self.today(), required=False)
+        return [p for p in check.problems if p.code == "agreement_unknown"]
+
+    async def check_share_agreements(
+        self, principal: Principal, draft: Mapping[str, Any], people: Sequence[Recipient], override: Any
+    ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+        """Rule 6 against the partnership's agreements; returns the refs to record and the override, if any."""
+        if override is not None and (not isinstance(override, str) or not override.strip() or len(override) > 4000):
+            raise field_error(
+                "invalid_share",
+                "share.agreement_override",
+                "agreement_override must be non-blank text (the reason) of at most 4000 characters.",
+            )
+        required = await self.agreements_required()
+        if not draft.get("agreements") and not required:
+            return [], None  # nothing named, nothing required: no store read on the share's hot path
+        check = rules.check_share(
+            draft,
+            await self.agreement_store.current(),
+            [(r.id, r.org) for r in people],
+            today=self.today(),
+            required=required,
+        )
+        if not check.problems:
+            return check.refs(), None
+        overridable = self.settings.agreements.overridable(principal.org)
+        if override is None:
+            raise agreement_problems_error(check, overridable)
+        if not overridable:
+            raise agreement_problems_error(
+                check,
+                False,
+                "The share is outside what the partnership's agreements allow, and your organisation does not "
+                "allow an override; nothing was shared or recorded.",
+            )
+        return check.refs(), {"reason": override.strip(), "problems": [p.as_dict() for p in check.problems]}
