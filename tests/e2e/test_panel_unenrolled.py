@@ -64,7 +64,7 @@ def gateway(tmp_path_factory: pytest.TempPathFactory, mail: tuple[Sink, str]) ->
             gw = Gateway(home, url, identities, {})
             gw.tokens = {
                 "practitioner": gw.token("pat", "practitioner"),
-                "auditor": gw.token("audrey", "auditor"),
+                "auditor": gw.token("audrey", "partnership_auditor"),
                 **{rid: gw.token(rid, "recipient") for rid in RECIPIENTS},
             }
             yield gw
