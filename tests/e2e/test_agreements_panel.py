@@ -137,7 +137,8 @@ def test_panel_override_with_a_reason_where_the_organisation_allows_it(
         token = safeshare(
             home, "token", "issue", "--sub", "olive", "--role", "practitioner", "--org", "Override Org"
         ).stdout.split()[-1]
-        auditor = safeshare(home, "token", "issue", "--sub", "audrey", "--role", "partnership_auditor").stdout.split()[-1]
+        issued = safeshare(home, "token", "issue", "--sub", "audrey", "--role", "partnership_auditor")
+        auditor = issued.stdout.split()[-1]
         browser.storage("local", {"gatewayUrl": url})
         browser.sign_in(token)
 

@@ -296,7 +296,10 @@ def oidc_gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Recipien
         (home / "safeshare.toml").write_text(idp.toml())
         with serve(home, tmp / "server.log") as url:
             gw = RecipientGateway(home, url)
-            gw.tokens = {"practitioner": gw.token("pat", "practitioner"), "auditor": gw.token("audrey", "partnership_auditor")}
+            gw.tokens = {
+                "practitioner": gw.token("pat", "practitioner"),
+                "auditor": gw.token("audrey", "partnership_auditor"),
+            }
             idp.cors_origin = url
             yield gw, idp
 

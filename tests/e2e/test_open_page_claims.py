@@ -92,7 +92,10 @@ def mail_gateway(tmp: Path, toml: str = "") -> Iterator[MailGateway]:
         try:
             with serve(home, tmp / "server.log") as url:
                 gw = RecipientGateway(home, url)
-                gw.tokens = {"practitioner": gw.token("pat", "practitioner"), "auditor": gw.token("audrey", "partnership_auditor")}
+                gw.tokens = {
+                    "practitioner": gw.token("pat", "practitioner"),
+                    "auditor": gw.token("audrey", "partnership_auditor"),
+                }
                 yield MailGateway(gw, sink)
         finally:
             if before is None:
