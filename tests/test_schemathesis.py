@@ -30,6 +30,10 @@ KNOWN_PROSE_RULES = (
     re.compile(r"^POST /api/v1/shares \[\w+, positive\]: 400 .*\"invalid_multipart\".*InvalidHeader"),
     # a well-formed code is still refused unless it is the one e-mailed for that share and address
     re.compile(r"^POST /api/v1/claims/verify \[\w+, positive\]: 400 .*\"code_invalid\""),
+    # an agreement's parts in order: 'agreement' (JSON), then 'document'
+    re.compile(r"^POST /api/v1/agreements \[\w+, positive\]: 400 .*\"invalid_multipart\""),
+    # purpose and category codes are those of the policies the gateway loads (data, not a fixed enum)
+    re.compile(r"^GET /api/v1/agreements/offers \[\w+, positive\]: 400 .*\"field\": \"(purpose|categories|roles)\""),
 )
 #: Budget for the sample, well inside the 1-2 minutes allowed on two busy cores.
 EXAMPLES = 2
