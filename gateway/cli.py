@@ -35,6 +35,7 @@ from .config import Settings, load_settings, resolve_home
 from .errors import ApiError
 from .home import init_home, ledger_head_path, open_ledger_store
 from .justification import PolicyRegistry
+from .keyfiles import EmptyKeyFile
 from .ledger.checkpoint import (
     Checkpoint,
     CheckpointError,
@@ -1535,6 +1536,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         _err(exc.message)
         return exc.status
     except StoreError as exc:  # the database refused (unknown scheme, newer schema, unreachable): no traceback
+        _err(str(exc))
+        return 1
+    except EmptyKeyFile as exc:  # left by a crash under an older release: the message says what to do
         _err(str(exc))
         return 1
     except urllib.error.HTTPError as exc:
