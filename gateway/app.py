@@ -38,7 +38,7 @@ from .api.tlog import ENTRIES_PREFIX as TLOG_ENTRIES_PREFIX
 from .api.tlog import routes as tlog_routes
 from .auth import AuthError, EmbeddedIssuer, TokenVerifier, bearer_token
 from .config import Settings
-from .errors import ApiError, error_response
+from .errors import ApiError, error_response, refusal_response
 from .home import HomeKeys, init_home, open_ledger_store
 from .idempotency import INFLIGHT, InFlight
 from .justification import PolicyRegistry
@@ -46,6 +46,7 @@ from .ledger.checkpoint import NoteVerifier
 from .ledger.guard import REASON as LEDGER_INCONSISTENT
 from .ledger.signer import LedgerSigner
 from .mail import mailer_from_settings
+from .refusals import Refusal
 from .service import Gateway
 from .storage_health import StorageHealth, is_storage_full
 from .witness_http import WitnessSubmitter, parse_witness_setting
@@ -106,6 +107,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return await handler(request)
     except ApiError as exc:
         return exc.response()
+    except Refusal as exc:
+        return refusal_response(exc)
     except AuthError as exc:
         resp = error_response(401, exc.code, exc.message)
         resp.headers["WWW-Authenticate"] = exc.www_authenticate()

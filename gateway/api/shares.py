@@ -12,9 +12,9 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from .. import idempotency, tenancy
 from ..auth import Principal
-from ..errors import ApiError, not_found
+from ..errors import ApiError, field_error, not_found
 from ..idempotency import INFLIGHT, Idempotency
-from ..service import SHARE_ID_RE, Gateway
+from ..service import DEFAULT_EXPIRY, SHARE_ID_RE, Gateway, ShareRequest
 from ..store.idempotency import IdempotencyHit
 from ..store.models import Share
 from .common import (
@@ -32,6 +32,23 @@ routes = web.RouteTableDef()
 PAYLOAD_READ = 256 * 1024
 #: Multipart framing (boundaries, part headers) allowed on top of the JSON and payload limits.
 MULTIPART_OVERHEAD = 64 * 1024
+
+
+#: The fields of the JSON `share` part (the `ShareRequest` dataclass's fields).
+SHARE_FIELDS = frozenset(ShareRequest.__dataclass_fields__)
+
+
+def share_request(meta: Any) -> ShareRequest:
+    """The `share` part as the use case's input: an object of known fields with a justification (in that
+    order of refusal); checking the values is `Gateway.prepare_share`'s."""
+    if not isinstance(meta, dict):
+        raise field_error("invalid_share", "share", "The share part must be a JSON object.", status=400)
+    unknown = sorted(set(meta) - SHARE_FIELDS)
+    if unknown:
+        raise field_error("invalid_share", f"share.{unknown[0]}", f"Unknown field in share: {unknown[0][:64]!r}.")
+    if meta.get("justification") is None:
+        raise field_error("invalid_share", "share.justification", "A justification is required.")
+    return ShareRequest(**{"expires_in": DEFAULT_EXPIRY, **meta})
 
 
 async def _next_part(reader: MultipartReader) -> BodyPartReader | None:
@@ -92,7 +109,7 @@ async def _create_share(request: web.Request, p: Principal, gw: Gateway, idem: I
     meta = parse_json(meta_bytes, "share")
     if idem is not None:
         idem.update(b"share", meta_bytes)
-    prepared = await gw.prepare_share(p, meta) if idem is None or idem.stored is None else None
+    prepared = await gw.prepare_share(p, share_request(meta)) if idem is None or idem.stored is None else None
     payload = await _next_part(reader)
     if payload is None or payload.name != "payload":
         raise ApiError(400, "missing_part", "A 'payload' part must follow the 'share' part.", field="payload")
