@@ -125,7 +125,7 @@ def _run_admin(args: argparse.Namespace, action: Any) -> Any:
 
 def cmd_recipient_add(args: argparse.Namespace) -> int:
     rec = Recipient(args.id, args.name, args.org, args.email, args.age_recipient)
-    index = _run_admin(args, lambda gw: gw.add_recipient(_cli_actor(), rec))
+    index = _run_admin(args, lambda gw: gw.directory.add_recipient(_cli_actor(), rec))
     print(f"recipient {args.id} added (ledger index {index})", file=sys.stderr)
     return 0
 
@@ -144,7 +144,7 @@ def cmd_recipient_list(args: argparse.Namespace) -> int:
 
 
 def cmd_recipient_disable(args: argparse.Namespace) -> int:
-    index = _run_admin(args, lambda gw: gw.disable_recipient(_cli_actor(), args.id))
+    index = _run_admin(args, lambda gw: gw.directory.disable_recipient(_cli_actor(), args.id))
     print(f"recipient {args.id} disabled (ledger index {index})", file=sys.stderr)
     return 0
 
@@ -173,14 +173,14 @@ def cmd_recipient_pending(args: argparse.Namespace) -> int:
 
 
 def cmd_team_add(args: argparse.Namespace) -> int:
-    index = _run_admin(args, lambda gw: gw.add_team(_cli_actor(), args.id, args.name, args.org, args.email))
+    index = _run_admin(args, lambda gw: gw.directory.add_team(_cli_actor(), args.id, args.name, args.org, args.email))
     print(f"team {args.id} added (ledger index {index})", file=sys.stderr)
     return 0
 
 
 def cmd_team_member(args: argparse.Namespace) -> int:
     add = args.action == "member-add"
-    index = _run_admin(args, lambda gw: gw.set_membership(_cli_actor(), args.team, args.member, add))
+    index = _run_admin(args, lambda gw: gw.directory.set_membership(_cli_actor(), args.team, args.member, add))
     print(f"{args.member} {'added to' if add else 'removed from'} {args.team} (ledger index {index})", file=sys.stderr)
     return 0
 
@@ -341,7 +341,9 @@ def _print_dev_banner(settings: Settings, host: str, port: int) -> None:
 
     async def ensure(gw: Gateway) -> None:
         if not await gw.store.get_recipients([DEMO_RECIPIENT]):
-            await gw.add_recipient(_cli_actor(), Recipient(DEMO_RECIPIENT, *DEMO_DETAILS, str(identity.recipient())))
+            await gw.directory.add_recipient(
+                _cli_actor(), Recipient(DEMO_RECIPIENT, *DEMO_DETAILS, str(identity.recipient()))
+            )
         await _ensure_dev_agreements(gw)
 
     asyncio.run(_with_gateway(settings, ensure))

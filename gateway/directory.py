@@ -1,8 +1,9 @@
 """The recipient directory's use cases: people and their keys, teams and membership, self-enrolment.
 
 Every change is one transaction with its ledger entry: who could receive, with which key, from when, and
-who decided, is part of the record an auditor reads. Mixed into `service.Gateway`, which provides the
-store, the clock and the actor helper.
+who decided, is part of the record an auditor reads. `service.Gateway` holds one as `gw.directory`, given
+the store and the gateway's clock; its own `enrol` and `decide_enrolment` add what an approved key means for
+held shares (issue 10), so callers enrol through the Gateway and manage the directory through `gw.directory`.
 """
 
 from __future__ import annotations
@@ -10,10 +11,10 @@ from __future__ import annotations
 import base64
 import re
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from . import envelope, tenancy
+from . import envelope, inputs, tenancy
 from .auth import Principal
 from .ledger import entry as ledger_entry
 from .refusals import Conflict, Forbidden, Invalid, NotFound, Refusal, not_found
@@ -26,8 +27,10 @@ RECIPIENT_ID_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 class DirectoryUseCases:
     store: SQLiteStore
 
-    def now_str(self) -> str:
-        raise NotImplementedError
+    def __init__(self, store: SQLiteStore, now_str: Callable[[], str]) -> None:
+        self.store = store
+        #: The gateway's clock, as the ledger's time format: every entry here is timed by the same clock.
+        self.now_str = now_str
 
     @staticmethod
     def _actor(principal: Principal, role: str) -> dict[str, Any]:
@@ -84,8 +87,7 @@ class DirectoryUseCases:
                 "id",
             )
         for name, value, cap in (("name", rec.name, 200), ("org", rec.org, 200), ("email", rec.email, 320)):
-            if not isinstance(value, str) or not value.strip() or len(value) > cap:
-                raise Invalid("invalid_recipient", f"{name} must be non-blank text of at most {cap} characters.", name)
+            inputs.text(value, name, "invalid_recipient", cap=cap)
         if "@" not in rec.email:
             raise Invalid("invalid_recipient", "email must be an e-mail address.", "email")
 
@@ -211,6 +213,7 @@ class DirectoryUseCases:
         Only an administrator of the organisation the enrolment names (from the recipient's token) decides it;
         checked inside the transaction, against the enrolment actually decided.
         """
+        reason = inputs.optional_reason(reason)
         kind = ledger_entry.KIND_ENROLMENT_APPROVE if approve else ledger_entry.KIND_ENROLMENT_REJECT
         nothing = NotFound("no_pending_enrolment", f"No pending enrolment for {recipient_id[:64]!r}.")
         if by is not None:

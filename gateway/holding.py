@@ -67,7 +67,7 @@ class HoldingUseCases:
     mailer: Mailer | None = None
     _digest_key: bytes
 
-    if TYPE_CHECKING:  # provided by service.Gateway / DirectoryUseCases
+    if TYPE_CHECKING:  # provided by service.Gateway
 
         def now(self) -> datetime: ...
 

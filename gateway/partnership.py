@@ -13,6 +13,7 @@ from pathlib import PurePath
 from typing import Any
 
 from . import agreements as rules
+from . import inputs
 from .agreements import Agreement, AgreementCheck, AgreementError
 from .auth import Principal
 from .config import Settings
@@ -21,9 +22,6 @@ from .ledger import entry as ledger_entry
 from .refusals import Conflict, Invalid, not_found
 from .store.agreements import AgreementExists, AgreementStore
 from .store.models import Recipient
-
-#: Length cap on an override reason (same as every free-text field).
-MAX_REASON = 4000
 
 
 def agreement_problems_error(check: AgreementCheck, overridable: bool, why: str | None = None) -> Invalid:
@@ -113,15 +111,14 @@ class AgreementUseCases:
         return {"agreement": added.public(), "ledger_index": index}
 
     async def retire_agreement(self, actor: Mapping[str, Any], agreement_id: Any, reason: Any) -> dict[str, Any]:
-        if not isinstance(reason, str) or not reason.strip() or len(reason) > MAX_REASON:
-            raise Invalid("invalid_reason", "A reason for retiring the agreement is required.", "reason")
+        reason = inputs.text(reason, "reason", "invalid_reason", "A reason for retiring the agreement is required.")
         if not isinstance(agreement_id, str) or not rules.AGREEMENT_ID_RE.match(agreement_id):
             raise not_found("agreement")
         now = self.now_str()
         try:
             result = await self.agreement_store.retire(
                 agreement_id,
-                reason.strip(),
+                reason,
                 lambda a: ledger_entry.agreement_entry(
                     kind=ledger_entry.KIND_AGREEMENT_RETIRE,
                     time=now,
@@ -132,7 +129,7 @@ class AgreementUseCases:
                         "title": a.title,
                         "document_sha256": a.document_sha256,
                     },
-                    reason=reason.strip(),
+                    reason=reason,
                 ),
             )
         except AgreementExists:
@@ -193,11 +190,12 @@ class AgreementUseCases:
         self, principal: Principal, draft: Mapping[str, Any], people: Sequence[Recipient], override: Any
     ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
         """Rule 6 against the partnership's agreements; returns the refs to record and the override, if any."""
-        if override is not None and (not isinstance(override, str) or not override.strip() or len(override) > 4000):
-            raise Invalid(
+        if override is not None:
+            override = inputs.text(
+                override,
+                "share.agreement_override",
                 "invalid_share",
                 "agreement_override must be non-blank text (the reason) of at most 4000 characters.",
-                "share.agreement_override",
             )
         required = await self.agreements_required()
         if not draft.get("agreements") and not required:
@@ -221,4 +219,4 @@ class AgreementUseCases:
                 "The share is outside what the partnership's agreements allow, and your organisation does not "
                 "allow an override; nothing was shared or recorded.",
             )
-        return check.refs(), {"reason": override.strip(), "problems": [p.as_dict() for p in check.problems]}
+        return check.refs(), {"reason": override, "problems": [p.as_dict() for p in check.problems]}

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from . import disclosure as disclosure_rules
-from . import envelope, tenancy
+from . import envelope, inputs, tenancy
 from .auth import Principal
 from .config import Settings
 from .directory import RECIPIENT_ID_RE, DirectoryUseCases
@@ -137,8 +137,8 @@ class PreparedShare:
     passphrase: str | None = field(default=None, repr=False)
 
 
-class Gateway(HoldingUseCases, DirectoryUseCases, AgreementUseCases):
-    """Sharing use cases; the directory's (recipients, teams, enrolment) come from DirectoryUseCases."""
+class Gateway(HoldingUseCases, AgreementUseCases):
+    """Sharing use cases; the directory's (recipients, teams, enrolment) are `self.directory`'s."""
 
     def __init__(
         self,
@@ -158,12 +158,17 @@ class Gateway(HoldingUseCases, DirectoryUseCases, AgreementUseCases):
         self.policies = policies
         self._digest_key = digest_key
         self._clock = clock
+        self.directory = DirectoryUseCases(store, self.now_str)
 
     def now(self) -> datetime:
         return self._clock()
 
     def now_str(self) -> str:
         return ledger_entry.format_time(self.now())
+
+    @staticmethod
+    def _actor(principal: Principal, role: str) -> dict[str, Any]:
+        return ledger_entry.actor(principal.sub, role, principal.org, principal.issuer)
 
     # -- start-up ---------------------------------------------------------------------------------
 
@@ -178,7 +183,7 @@ class Gateway(HoldingUseCases, DirectoryUseCases, AgreementUseCases):
     # -- keys made after an e-mail claim (issue 10) ---------------------------------------------------
 
     async def enrol(self, principal: Principal, age_recipient: Any) -> dict[str, Any]:
-        result = await super().enrol(principal, age_recipient)
+        result = await self.directory.enrol(principal, age_recipient)
         if await self.after_enrol(principal):
             result["enrolment"]["status"] = "approved"
         return result
@@ -192,7 +197,7 @@ class Gateway(HoldingUseCases, DirectoryUseCases, AgreementUseCases):
         *,
         by: Principal | None = None,
     ) -> dict[str, Any]:
-        result = await super().decide_enrolment(actor, recipient_id, approve, reason, by=by)
+        result = await self.directory.decide_enrolment(actor, recipient_id, approve, reason, by=by)
         if approve:
             await self.rewrap_held(recipient_id)  # held envelopes the address claimed become this key's
         return result
@@ -652,15 +657,14 @@ class Gateway(HoldingUseCases, DirectoryUseCases, AgreementUseCases):
 
     async def acknowledge(self, principal: Principal, share_id: str, note: Any) -> dict[str, Any]:
         """The recipient marks a share "received and actioned"; recorded, and shown to the sender."""
-        if not isinstance(note, str) or not note.strip() or len(note) > 4000:
-            raise Invalid("invalid_acknowledgement", "note must be non-blank text of at most 4000 characters.", "note")
+        note = inputs.text(note, "note", "invalid_acknowledgement")
         if not SHARE_ID_RE.match(share_id):
             raise not_found()
         now = self.now_str()
         result = await self.store.acknowledge(
             share_id,
             principal.sub,
-            note.strip(),
+            note,
             now,
             lambda share: ledger_entry.share_event_entry(
                 kind=ledger_entry.KIND_ACKNOWLEDGE,
@@ -674,7 +678,7 @@ class Gateway(HoldingUseCases, DirectoryUseCases, AgreementUseCases):
                     for r in share.recipients
                     if r.recipient_id == principal.sub
                 ],
-                note=note.strip(),
+                note=note,
             ),
         )
         if result is None:
@@ -692,7 +696,10 @@ class Gateway(HoldingUseCases, DirectoryUseCases, AgreementUseCases):
 
     # -- revocation and expiry --------------------------------------------------------------------
 
-    async def revoke(self, principal: Principal, share_id: str, reason: str | None) -> dict[str, Any]:
+    async def revoke(self, principal: Principal, share_id: str, reason: Any) -> dict[str, Any]:
+        """The sender, or an administrator of the sending organisation, withdraws a share (optionally saying why):
+        recorded, then every envelope destroyed."""
+        reason = inputs.optional_reason(reason)
         if not SHARE_ID_RE.match(share_id):
             raise not_found()
         share = await self.store.get_share(share_id)
@@ -762,10 +769,9 @@ class Gateway(HoldingUseCases, DirectoryUseCases, AgreementUseCases):
 
     async def release_escrow(self, principal: Principal, share_id: str, reason: Any) -> tuple[Path, Share, int]:
         """An administrator releases the organisational recovery envelope; the reason is recorded first."""
-        if not isinstance(reason, str) or not reason.strip() or len(reason) > 4000:
-            raise Invalid(
-                "invalid_reason", "A reason (e.g. the court order or request reference) is required.", "reason"
-            )
+        reason = inputs.text(
+            reason, "reason", "invalid_reason", "A reason (e.g. the court order or request reference) is required."
+        )
         if not SHARE_ID_RE.match(share_id):
             raise not_found()
 
@@ -784,7 +790,7 @@ class Gateway(HoldingUseCases, DirectoryUseCases, AgreementUseCases):
                 recipients=[],
                 escrow=True,
                 envelope_sha256=s.escrow_sha256,
-                reason=reason.strip(),
+                reason=reason,
             )
 
         share = await self.store.record_escrow_release(share_id, entry)

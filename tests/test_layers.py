@@ -28,7 +28,8 @@ PURE: dict[str, tuple[str, ...]] = {
     "gateway.store.models": (),
     "gateway.refusals": (),
     "gateway.disclosure": ("gateway.justification",),
-    "gateway.agreements": ("gateway.justification", "gateway.store.models"),
+    "gateway.inputs": ("gateway.refusals",),
+    "gateway.agreements": ("gateway.inputs", "gateway.justification", "gateway.store.models"),
     "gateway.audit_report": (
         "gateway.agreements",
         "gateway.encoding",
@@ -115,7 +116,15 @@ def test_only_the_composition_root_wires_http(name: str) -> None:
     assert "gateway.cli" not in found, f"{name} imports gateway.cli"
 
 
-USE_CASES = ("gateway.service", "gateway.directory", "gateway.holding", "gateway.partnership", "gateway.tenancy")
+USE_CASES = (
+    "gateway.service",
+    "gateway.directory",
+    "gateway.holding",
+    "gateway.partnership",
+    "gateway.tenancy",
+    "gateway.transparency",
+    "gateway.audit",
+)
 
 
 @pytest.mark.parametrize("name", USE_CASES)

@@ -16,14 +16,13 @@ from typing import Any
 
 from aiohttp import web
 
-from .. import audit_report, tenancy
+from .. import audit, audit_report, tenancy
 from ..encoding import b64 as _b64
 from ..errors import ApiError
-from ..ledger.checkpoint import Checkpoint, CheckpointError, verify_checkpoint
-from ..ledger.entry import KINDS, format_time, parse_time, utc_now
+from ..ledger.entry import KINDS, format_time, parse_time
 from ..store import queries
 from ..store.models import LedgerRow
-from .common import SIGNER, gateway, json_response, principal, query_int, query_str
+from .common import SIGNER, gateway, json_response, paging, principal, query_str
 
 routes = web.RouteTableDef()
 
@@ -153,9 +152,7 @@ async def query_ledger(request: web.Request) -> web.StreamResponse:
                     field=name,
                 )
         return await _export(request, f, fmt)
-    limit = query_int(request, "limit", 50, 1, gw.settings.limits.page_size_max)
-    assert limit is not None  # has a default
-    before = query_int(request, "cursor", None, 0, 2**62)
+    limit, before = paging(request, gw.settings.limits.page_size_max)
     try:
         rows = await queries.query_page(gw.store.reader, f, before=before, limit=limit)
     except queries.QueryError as exc:
@@ -293,31 +290,6 @@ def _report_format(request: web.Request) -> str:
     return "json" if "application/json" in accept and "text/html" not in accept else "html"
 
 
-def _checkpoint_stamp(request: web.Request, cp: queries.StoredCheckpoint) -> tuple[dict[str, Any], bytes | None]:
-    """The stamp shown on the report, and the root to prove against (None if the checkpoint is not usable).
-
-    The signature is checked with the gateway's own ledger key; a checkpoint that fails is reported as
-    such and its root is not used, since it would prove nothing.
-    """
-    stamp: dict[str, Any] = {"size": cp.size, "time": cp.time, "note": cp.note.decode("utf-8", "replace")}
-    signer = request.app.get(SIGNER)
-    try:
-        if signer is not None:
-            parsed = verify_checkpoint(cp.note, signer.verifier(), origin=gateway(request).settings.log_origin)
-            stamp["signature"] = "verified"
-        else:
-            split = cp.note.rfind(b"\n\n")
-            parsed = Checkpoint.parse(cp.note[: split + 1] if split >= 0 else cp.note)
-            stamp["signature"] = "not_checked"
-        if parsed.size != cp.size:
-            raise CheckpointError(f"the note says size {parsed.size}, the store {cp.size}")
-    except CheckpointError as exc:
-        stamp.update(signature="invalid", signature_error=str(exc), origin=None, root_hash=None)
-        return stamp, None
-    stamp.update(origin=parsed.origin, root_hash=_b64(parsed.root_hash))
-    return stamp, parsed.root_hash
-
-
 @routes.get("/api/v1/ledger/report")
 async def subject_report(request: web.Request) -> web.Response:
     """Everything recorded about one subject, oldest first, with a verification stamp: HTML or JSON."""
@@ -326,30 +298,8 @@ async def subject_report(request: web.Request) -> web.Response:
     subject = query_str(request, "subject", 64)
     if subject is None:
         raise ApiError(400, "invalid_parameter", "subject is required.", field="subject")
-    gw = gateway(request)
-    conn = gw.store.reader
-    # The checkpoint first: every entry listed below its size is then provable against it.
-    cp = await queries.latest_checkpoint(conn)
-    cap = audit_report.REPORT_CAP
-    rows, capped = await queries.subject_events(conn, subject, cap, scope=scope)
-    stamp: dict[str, Any] | None = None
-    proofs: dict[int, str | None] = {}
-    if cp is not None:
-        stamp, root = _checkpoint_stamp(request, cp)
-        if root is not None:
-            proofs = await asyncio.to_thread(
-                queries.verify_inclusions, gw.store.path, cp.size, root, [(r.index, r.entry) for r in rows]
-            )
-    report = audit_report.build_report(
-        subject=subject,
-        rows=rows,
-        capped=capped,
-        cap=cap,
-        generated_at=utc_now(),
-        checkpoint=stamp,
-        proofs=proofs,
-        policies=gw.policies,
-    )
+    signer = request.app.get(SIGNER)
+    report = await audit.subject_report(gateway(request), subject, scope, None if signer is None else signer.verifier())
     if fmt == "json":
         return json_response(report)
     return web.Response(

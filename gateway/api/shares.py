@@ -17,15 +17,7 @@ from ..idempotency import INFLIGHT, Idempotency
 from ..service import DEFAULT_EXPIRY, SHARE_ID_RE, Gateway, ShareRequest
 from ..store.idempotency import IdempotencyHit
 from ..store.models import Share
-from .common import (
-    gateway,
-    json_response,
-    parse_json,
-    principal,
-    query_int,
-    read_json,
-    read_limited,
-)
+from .common import gateway, json_response, paging, parse_json, principal, read_json, read_limited
 
 routes = web.RouteTableDef()
 
@@ -228,9 +220,7 @@ def page(items: list[Share], limit: int) -> str | None:
 async def list_sent(request: web.Request) -> web.Response:
     p = principal(request, "practitioner")
     gw = gateway(request)
-    limit = query_int(request, "limit", 50, 1, gw.settings.limits.page_size_max)
-    assert limit is not None  # has a default
-    before = query_int(request, "cursor", None, 0, 2**62)
+    limit, before = paging(request, gw.settings.limits.page_size_max)
     shares = await gw.store.sent(p.sub, p.issuer, before, limit)
     held = await gw.held.rows([s.id for s in shares])
     views = [{**share_view(s), "held": [h.public() for h in held.get(s.id, [])]} for s in shares]
@@ -263,14 +253,7 @@ async def revoke_share(request: web.Request) -> web.Response:
         body = await read_json(request)
         if not isinstance(body, dict) or set(body) - {"reason"}:
             raise ApiError(400, "invalid_body", 'The body may only carry {"reason": text}.', field="body")
-        reason = body.get("reason")
-        if reason is not None and (not isinstance(reason, str) or not reason.strip() or len(reason) > 4000):
-            raise ApiError(
-                422,
-                "invalid_reason",
-                "reason must be non-blank text of at most 4000 characters.",
-                field="reason",
-            )
+        reason = body.get("reason")  # checked by the use case (inputs.optional_reason)
     result = await gateway(request).revoke(p, request.match_info["share_id"], reason)
     return json_response(result)
 
