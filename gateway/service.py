@@ -98,7 +98,7 @@ class PreparedShare:
     policy: Policy
     #: Who gets an envelope: named people, and each active member of a named team (one envelope per person).
     recipients: tuple[Recipient, ...]
-    age_recipients: tuple[envelope.X25519Recipient, ...]
+    age_recipients: tuple[envelope.AgeRecipient, ...]
     #: Parallel to `recipients`: the team a person receives through, or None when named directly.
     via: tuple[str | None, ...]
     content_type: str
@@ -127,7 +127,7 @@ class Gateway(HoldingUseCases, DirectoryUseCases, AgreementUseCases):
     ) -> None:
         self.settings = settings
         self.signer = signer
-        self.escrow = envelope.X25519Recipient.parse(settings.escrow_recipient) if settings.escrow_recipient else None
+        self.escrow = envelope.parse_recipient(settings.escrow_recipient) if settings.escrow_recipient else None
         self.store = store
         self.agreement_store = AgreementStore(store, settings.data_dir / "agreements")
         self.files = EnvelopeFiles(settings.envelopes_dir)
@@ -352,7 +352,7 @@ class Gateway(HoldingUseCases, DirectoryUseCases, AgreementUseCases):
             justification=draft,
             policy=policy,
             recipients=tuple(recipients),
-            age_recipients=tuple(envelope.X25519Recipient.parse(r.age_recipient) for r in recipients),
+            age_recipients=tuple(envelope.parse_recipient(r.age_recipient) for r in recipients),
             via=tuple(via),
             content_type=content_type,
             expires_at=self.now() + timedelta(seconds=expires_in),
