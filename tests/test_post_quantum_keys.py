@@ -66,6 +66,8 @@ async def test_organisation_requiring_post_quantum_keys(strict_api: Api, issuer:
     classic = str(pyrage.x25519.Identity.generate().to_public())
     hybrid = str(envelope.MLKEM768X25519Identity.generate().recipient())
     h = _recipient(api, issuer, "mash-duty", STRICT_ORG)
+    # The extension asks first, and makes a post-quantum key when told to.
+    assert (await (await api.client.get("/api/v1/recipients/me", headers=h)).json())["post_quantum_required"] is True
     r = await api.client.post("/api/v1/recipients/enrol", json={"age_recipient": classic}, headers=h)
     body = await r.json()
     assert r.status == 422 and body["error"] == "post_quantum_required" and body["field"] == "age_recipient"
@@ -84,6 +86,9 @@ async def test_organisation_requiring_post_quantum_keys(strict_api: Api, issuer:
 
     # Other organisations keep classic keys.
     other = _recipient(api, issuer, "gp-lead", "Hereford GP Practice")
+    assert (await (await api.client.get("/api/v1/recipients/me", headers=other)).json())[
+        "post_quantum_required"
+    ] is False
     r = await api.client.post("/api/v1/recipients/enrol", json={"age_recipient": classic}, headers=other)
     assert r.status == 202, await r.text()
     # Nothing refused reached the ledger: only the two accepted requests.
