@@ -333,11 +333,11 @@ def _print_dev_banner(settings: Settings, host: str, port: int) -> None:
     """Everything a new user needs to try the gateway at once: a demo recipient and a token per role."""
     identity_path = settings.keys_dir / f"{DEMO_RECIPIENT}.agekey"
     if not identity_path.exists():
-        identity = envelope.X25519Identity.generate()
+        new_identity = envelope.X25519Identity.generate()
         fd = os.open(identity_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as fh:
-            fh.write(f"# SafeShare demo recipient identity (development only)\n{identity}\n")
-    identity = envelope.parse_identities(identity_path.read_text())[0]
+            fh.write(f"# SafeShare demo recipient identity (development only)\n{new_identity}\n")
+    identity: envelope.AgeIdentity = envelope.parse_identities(identity_path.read_text())[0]
 
     async def ensure(gw: Gateway) -> None:
         if not await gw.store.get_recipients([DEMO_RECIPIENT]):

@@ -12,7 +12,7 @@ import base64
 import re
 import secrets
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import envelope, inputs, tenancy
 from .auth import Principal
@@ -21,14 +21,19 @@ from .refusals import Conflict, Forbidden, Invalid, NotFound, Refusal, not_found
 from .store.models import RECIPIENT_DISABLED, Enrolment, Recipient, RecipientExists
 from .store.protocol import Store
 
+if TYPE_CHECKING:
+    from .config import Settings
+
 RECIPIENT_ID_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 
 
 class DirectoryUseCases:
     store: Store
+    settings: Settings
 
-    def __init__(self, store: Store, now_str: Callable[[], str]) -> None:
+    def __init__(self, store: Store, now_str: Callable[[], str], settings: Settings) -> None:
         self.store = store
+        self.settings = settings
         #: The gateway's clock, as the ledger's time format: every entry here is timed by the same clock.
         self.now_str = now_str
 
@@ -58,13 +63,30 @@ class DirectoryUseCases:
             "org",
         )
 
+    def _key_for(self, org: str | None, text: str, code: str) -> str:
+        """The canonical form of a person's new key, refused (with `code`, or `post_quantum_required`) when
+        it is not an age recipient, or is a classic one where the organisation requires post-quantum keys.
+
+        Why per organisation and only for new keys: an organisation that keeps records for decades can insist
+        that what is encrypted from now on resists "harvest now, decrypt later", without cutting off the
+        recipients it already has (their keys keep working until they enrol a new one)."""
+        try:
+            key = envelope.parse_recipient(text)
+        except envelope.InvalidRecipient as exc:
+            raise Invalid(code, f"Not an age recipient (age1… or age1pq1…): {exc}", "age_recipient") from None
+        if not envelope.is_post_quantum(key) and self.settings.requires_post_quantum(org):
+            raise Invalid(
+                "post_quantum_required",
+                "This organisation accepts only post-quantum keys (age1pq1…) for new recipients: make a "
+                "post-quantum key and enrol it instead.",
+                "age_recipient",
+            )
+        return str(key)
+
     async def add_recipient(self, actor: Mapping[str, Any], rec: Recipient, *, by: Principal | None = None) -> int:
         self._check_directory_fields(rec)
         actor = self._scoped(actor, by, rec.org.strip(), self._outside(rec.org))
-        try:
-            canonical_key = str(envelope.X25519Recipient.parse(rec.age_recipient))
-        except envelope.InvalidRecipient as exc:
-            raise Invalid("invalid_recipient", f"Not an age X25519 recipient: {exc}", "age_recipient") from None
+        canonical_key = self._key_for(rec.org.strip(), rec.age_recipient, "invalid_recipient")
         rec = Recipient(rec.id, rec.name.strip(), rec.org.strip(), rec.email.strip().lower(), canonical_key)
         entry = ledger_entry.recipient_entry(
             kind=ledger_entry.KIND_RECIPIENT_ADD,
@@ -176,10 +198,7 @@ class DirectoryUseCases:
             )
         if not isinstance(age_recipient, str):
             raise Invalid("invalid_enrolment", "age_recipient (an age1… public key) is required.", "age_recipient")
-        try:
-            key = str(envelope.X25519Recipient.parse(age_recipient))
-        except envelope.InvalidRecipient as exc:
-            raise Invalid("invalid_enrolment", f"Not an age X25519 recipient: {exc}", "age_recipient") from None
+        key = self._key_for(principal.org, age_recipient, "invalid_enrolment")
         enrolment = Enrolment(
             id="en_" + base64.b32encode(secrets.token_bytes(10)).decode().lower(),
             recipient_id=principal.sub,

@@ -88,8 +88,8 @@ class HoldingUseCases:
     def held(self) -> HeldShares:
         return self.store.held
 
-    def holding_identity(self) -> envelope.X25519Identity:
-        cached: envelope.X25519Identity | None = getattr(self, "_holding_identity", None)
+    def holding_identity(self) -> envelope.AgeIdentity:
+        cached: envelope.AgeIdentity | None = getattr(self, "_holding_identity", None)
         if cached is None:
             cached = load_or_create_holding_identity(self.settings.holding_key_path)
             self._holding_identity = cached
@@ -359,7 +359,7 @@ class HoldingUseCases:
         found = (await self.store.get_recipients([recipient_id])).get(recipient_id)
         if found is None or found.status != RECIPIENT_ACTIVE or not found.age_recipient:
             return []
-        key = envelope.X25519Recipient.parse(found.age_recipient)
+        key = envelope.parse_recipient(found.age_recipient)
         done = []
         for row in await self.held.claimed_for(recipient_id):
             index = await self._rewrap_one(row, found, key)
@@ -367,7 +367,7 @@ class HoldingUseCases:
                 done.append(index)
         return done
 
-    async def _rewrap_one(self, row: HeldRow, rec: Recipient, key: envelope.X25519Recipient) -> int | None:
+    async def _rewrap_one(self, row: HeldRow, rec: Recipient, key: envelope.AgeRecipient) -> int | None:
         held_path = self.files.path(row.share_id, row.envelope)
         final = self.files.path(row.share_id, rec.id)
         tmp = self.files.root / TMP_DIR / f"{secrets.token_hex(12)}.age"

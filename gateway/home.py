@@ -69,7 +69,7 @@ def _load_or_create_secret(path: Path, size: int = 32) -> bytes:
     return data
 
 
-def load_or_create_holding_identity(path: Path) -> envelope.X25519Identity:
+def load_or_create_holding_identity(path: Path) -> envelope.AgeIdentity:
     """The holding key (an age identity file, 0600, created once with O_EXCL, never overwritten): envelopes
     for addresses without a key are wrapped to it until the address is claimed and re-wrapped."""
     try:

@@ -121,7 +121,7 @@ class PreparedShare:
     policy: Policy
     #: Who gets an envelope: named people, and each active member of a named team (one envelope per person).
     recipients: tuple[Recipient, ...]
-    age_recipients: tuple[envelope.X25519Recipient, ...]
+    age_recipients: tuple[envelope.AgeRecipient, ...]
     #: Parallel to `recipients`: the team a person receives through, or None when named directly.
     via: tuple[str | None, ...]
     content_type: str
@@ -150,7 +150,7 @@ class Gateway(HoldingUseCases, AgreementUseCases):
     ) -> None:
         self.settings = settings
         self.signer = signer
-        self.escrow = envelope.X25519Recipient.parse(settings.escrow_recipient) if settings.escrow_recipient else None
+        self.escrow = envelope.parse_recipient(settings.escrow_recipient) if settings.escrow_recipient else None
         self.store = store
         self.agreement_store = store.agreements
         self.agreement_documents = DocumentFiles(settings.data_dir / "agreements")
@@ -158,7 +158,7 @@ class Gateway(HoldingUseCases, AgreementUseCases):
         self.policies = policies
         self._digest_key = digest_key
         self._clock = clock
-        self.directory = DirectoryUseCases(store, self.now_str)
+        self.directory = DirectoryUseCases(store, self.now_str, settings)
 
     def now(self) -> datetime:
         return self._clock()
@@ -364,7 +364,7 @@ class Gateway(HoldingUseCases, AgreementUseCases):
             justification=draft,
             policy=policy,
             recipients=tuple(recipients),
-            age_recipients=tuple(envelope.X25519Recipient.parse(r.age_recipient) for r in recipients),
+            age_recipients=tuple(envelope.parse_recipient(r.age_recipient) for r in recipients),
             via=tuple(via),
             content_type=content_type,
             expires_at=self.now() + timedelta(seconds=expires_in),

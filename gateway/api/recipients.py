@@ -90,6 +90,7 @@ async def me(request: web.Request) -> web.Response:
                 {"age_recipient": k, "status": st, "since": since, "until": until} for k, st, since, until in keys
             ],
             "enrolments": [e.public() for e in await gw.store.enrolments(recipient_id=p.sub)],
+            "post_quantum_required": gw.settings.requires_post_quantum(p.org),
         }
     )
 
