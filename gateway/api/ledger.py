@@ -349,11 +349,12 @@ async def subject_report(request: web.Request) -> web.Response:
         checkpoint=stamp,
         proofs=proofs,
         policies=gw.policies,
+        scope=scope,
     )
     if fmt == "json":
         return json_response(report)
     return web.Response(
-        text=audit_report.render_html(report),
+        text=audit_report.render_html(report, gw.policies),
         content_type="text/html",
         charset="utf-8",
         headers={"Content-Security-Policy": REPORT_CSP},
