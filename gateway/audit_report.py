@@ -319,14 +319,17 @@ th { background: #f3f2f1; }
 dl { display: grid; grid-template-columns: 12rem 1fr; gap: 0.1rem 0.7rem; margin: 0.2rem 0; }
 dt { font-weight: 600; } dd { margin: 0; overflow-wrap: anywhere; }
 dl dl { grid-template-columns: 11rem 1fr; }
-.rules { margin: 0.2rem 0 0 0; } .rules h4 { font-size: 0.95rem; margin: 0.35rem 0 0.1rem 0; }
-.appendix { break-before: page; page-break-before: always; }
+.rules { margin: 0.2rem 0 0 0; } .rules__title { column-span: all; margin: 0.3rem 0 0 0; } .rules h4 { font-size: 0.95rem; margin: 0.35rem 0 0.1rem 0; }
+.appendix { border-top: 4px solid #0b0c0c; margin-top: 1.5rem; }
 footer { margin-top: 1.5rem; color: #484949; font-size: 0.85em; }
 @page { size: A4; margin: 14mm 13mm; }
 @media print {
   body { margin: 0; max-width: none; font-size: 9pt; line-height: 1.25; }
-  h2 { break-after: avoid; page-break-after: avoid; }
+  h1 { font-size: 16pt; } h2 { font-size: 12pt; margin-top: 14px; break-after: avoid; page-break-after: avoid; }
+  h3, h4, .rules h4 { font-size: 9.5pt; } .event { margin: 6px 0; }
   .event h3, .rules h4 { break-after: avoid; page-break-after: avoid; }
+  .rules { columns: 2; column-gap: 1.2rem; } .rules dl { grid-template-columns: 8rem 1fr; break-inside: avoid; }
+  dl { grid-template-columns: 9rem 1fr; }
   tr, .stamp { break-inside: avoid; page-break-inside: avoid; }
   th { background: none; }
   a { color: inherit; text-decoration: none; }
@@ -473,8 +476,16 @@ def _size(n: Any) -> str:
     return f"{n / (1024 * 1024):.1f} MB"
 
 
-def _decision_html(e: Mapping[str, Any], words: Words) -> list[tuple[str, str]]:
-    """A share's or decision's reasons, each rule section in its edition's words."""
+def _reasons_key(e: Mapping[str, Any]) -> str:
+    """What makes two decisions' recorded reasons the same (the edition and every rule answer)."""
+    return json.dumps([e.get("policy"), e.get("rules"), e.get("handling")], sort_keys=True, default=str)
+
+
+def _decision_html(
+    e: Mapping[str, Any], words: Words, same_as: Mapping[str, Any] | None = None
+) -> list[tuple[str, str]]:
+    """A share's or decision's reasons, each rule section in its edition's words; when they repeat an earlier
+    entry's answers word for word (a practitioner's follow-up shares), a pointer to it instead of a copy."""
     policy_id = (e.get("policy") or {}).get("id")
     purpose = e.get("purpose") or {}
     rows: list[tuple[str, str]] = [
@@ -492,12 +503,25 @@ def _decision_html(e: Mapping[str, Any], words: Words) -> list[tuple[str, str]]:
         ),
     ]
     sections = []
-    for section in e.get("rule_sections") or []:
+    if same_as is not None:
+        rows.append(
+            (
+                "Reasons, rule by rule",
+                f"The same answers, word for word, as the entry of {_e(uk_time(same_as['time']))} "
+                f"(ledger entry {_e(same_as['index'])}) above.",
+            )
+        )
+    for section in [] if same_as is not None else e.get("rule_sections") or []:
         answers = (e.get("rules") or {}).get(section["key"])
         body = words.value(policy_id, ["rules", section["key"]], answers)
         sections.append(f"<h4>{_e(section['title'])}</h4>{body if body.startswith('<dl>') else f'<p>{body}</p>'}")
     if sections:
-        rows.append(("Reasons, rule by rule", f'<div class="rules">{"".join(sections)}</div>'))
+        rows.append(
+            (
+                "Reasons",
+                f'<div class="rules"><p class="rules__title"><strong>Reasons, rule by rule</strong></p>{"".join(sections)}</div>',
+            )
+        )
     if isinstance(e.get("handling"), Mapping):
         rows.append(("Handling instruction sent", words.value(policy_id, ["handling"], e["handling"])))
     policy = e.get("policy") or {}
@@ -517,13 +541,15 @@ def _fetch_group_html(group: Sequence[Mapping[str, Any]]) -> str:
         who = (f.get("actor") or {}).get("sub") or "unknown"
         people[who] = people.get(who, 0) + 1
     by = ", ".join(f"{_e(p)} ({n} time{'s' if n != 1 else ''})" for p, n in people.items())
-    when = uk_time(first["time"]) if len(group) == 1 else f"{uk_time(first['time'])} to {uk_time(last['time'])}"
-    verified = all(f.get("inclusion_verified") is True for f in group)
-    proof = (
-        '<span class="ok">verified</span>'
-        if verified
-        else "; ".join(f"entry {_e(f['index'])}: {_proof_word(f)}" for f in group)
-    )
+    start, end = uk_time(first["time"]), uk_time(last["time"])
+    if start == end:
+        when = start
+    elif start.split(" at ")[0] == end.split(" at ")[0]:
+        when = f"{start} to {end.split(' at ')[1]}"
+    else:
+        when = f"{start} to {end}"
+    proofs = {_proof_word(f) for f in group}
+    proof = proofs.pop() if len(proofs) == 1 else "; ".join(f"entry {_e(f['index'])}: {_proof_word(f)}" for f in group)
     count = f"{len(group)} download{'s' if len(group) != 1 else ''}"
     return (
         f'<section class="event fetch"><h3>{_e(when)} · Downloaded: {count}</h3><dl>'
@@ -534,7 +560,7 @@ def _fetch_group_html(group: Sequence[Mapping[str, Any]]) -> str:
     )
 
 
-def _event_html(e: Mapping[str, Any], words: Words) -> str:
+def _event_html(e: Mapping[str, Any], words: Words, same_as: Mapping[str, Any] | None = None) -> str:
     kind = str(e["kind"])
     rows: list[tuple[str, str]] = [("By", _who(e.get("actor")))]
     disclosure = e.get("disclosure")
@@ -552,7 +578,7 @@ def _event_html(e: Mapping[str, Any], words: Words) -> str:
     if e.get("share_id"):
         rows.append(("Share", f"<code>{_e(e['share_id'])}</code>"))
     if kind in ("share", "decision"):
-        rows += _decision_html(e, words)
+        rows += _decision_html(e, words, same_as)
     if kind == "share":
         recips = "; ".join(
             f"{_e(r.get('id') or r.get('address'))} ({_e(r.get('org'))})" for r in e.get("recipients") or []
@@ -569,14 +595,16 @@ def _event_html(e: Mapping[str, Any], words: Words) -> str:
         )
     elif kind == "acknowledge":
         rows.append(("Note to the sender", _e(e.get("note"))))
-    elif kind in KIND_TITLES:  # the steps of an address without a key (never a code or a passphrase)
+    elif kind in KIND_TITLES and kind != "decision":  # the steps of an address without a key (no code, ever)
         rows.append(("Address", _e(", ".join(str(r.get("address")) for r in e.get("recipients") or []))))
         for key in CLAIM_DETAILS:
             if key in e:
                 value = uk_time(e[key]) if key.endswith("_at") else e[key]
                 rows.append((key.replace("_", " ").capitalize(), _e(value)))
     rows.append(("Ledger entry", f"{_e(e['index'])} ({_proof_word(e)})"))
-    body = "".join(f"<dt>{_e(k)}</dt><dd>{v}</dd>" for k, v in rows)
+    # The rule-by-rule reasons take the item's full width (two columns on paper), after its facts.
+    reasons = "".join(v for _, v in rows if v.startswith('<div class="rules">'))
+    body = "".join(f"<dt>{_e(k)}</dt><dd>{v}</dd>" for k, v in rows if not v.startswith('<div class="rules">'))
     title = KIND_WORDS.get(kind) or KIND_TITLES.get(kind, _humanise(kind))
     if kind == "decision":
         title = (
@@ -586,13 +614,16 @@ def _event_html(e: Mapping[str, Any], words: Words) -> str:
         title = "Shared another way (recorded decision)"
     flags = "".join(f'<p class="flag">⚑ {_e(FLAG_TITLES.get(str(f), f))}</p>' for f in e.get("flags") or [])
     return (
-        f'<section class="event {_e(kind)}"><h3>{_e(uk_time(e["time"]))} · {title}</h3>{flags}<dl>{body}</dl></section>'
+        f'<section class="event {_e(kind)}"><h3>{_e(uk_time(e["time"]))} · {title}</h3>{flags}<dl>{body}</dl>'
+        f"{reasons}</section>"
     )
 
 
 def _timeline(events: Sequence[Mapping[str, Any]], words: Words) -> str:
-    """The timeline, oldest first, with each run of downloads of the same share folded into one item."""
+    """The timeline, oldest first, with each run of downloads of the same share folded into one item, and
+    reasons repeated word for word shown once."""
     out: list[str] = []
+    seen: dict[str, Mapping[str, Any]] = {}
     i = 0
     while i < len(events):
         e = events[i]
@@ -607,7 +638,12 @@ def _timeline(events: Sequence[Mapping[str, Any]], words: Words) -> str:
             out.append(_fetch_group_html(events[i : j + 1]))
             i = j + 1
             continue
-        out.append(_event_html(e, words))
+        same_as = None
+        if e["kind"] in ("share", "decision") and e.get("rule_sections"):
+            key = _reasons_key(e)
+            same_as = seen.get(key)
+            seen.setdefault(key, e)
+        out.append(_event_html(e, words, same_as))
         i += 1
     return "".join(out) or "<p>No ledger entries about this subject.</p>"
 
@@ -720,20 +756,20 @@ def _appendix_html(report: Mapping[str, Any]) -> str:
             f"<dl><dt>Checkpoint origin</dt><dd>{_e(cp.get('origin'))}</dd>"
             f"<dt>Tree size</dt><dd>{_e(cp.get('size'))} entries</dd>"
             f"<dt>Root hash (base64)</dt><dd class=hash>{_e(cp.get('root_hash'))}</dd>"
-            f"<dt>Signed at</dt><dd>{_e(cp.get('time'))}</dd></dl>"
+            f"<dt>Signed at</dt><dd>{_e(uk_time(cp.get('time'), seconds=True))} ({_e(cp.get('time'))})</dd></dl>"
             "<p>Signed checkpoint note (C2SP signed note; check it with the published verifier key):</p>"
             f"<pre>{_e(cp.get('note'))}</pre>"
         )
     )
     leaves = "".join(
-        f"<tr><td>{_e(e['index'])}</td><td>{_e(e['time'])}</td><td>{_e(e['kind'])}</td>"
+        f"<tr><td>{_e(e['index'])}</td><td>{_e(e['kind'])}</td>"
         f"<td class=hash>{_e(e.get('leaf_hash'))}</td><td>{_proof_word(e)}</td></tr>"
         for e in report["events"]
     )
     return (
         '<section class="appendix"><h2>Appendix: verification details</h2>'
         f"{checkpoint}<h3>Ledger entries in this report</h3>"
-        "<table><tr><th>Entry</th><th>Recorded (UTC)</th><th>Kind</th><th>Leaf hash (base64)</th>"
+        "<table><tr><th>Entry</th><th>Kind</th><th>Leaf hash (base64)</th>"
         f"<th>Inclusion proof</th></tr>{leaves}</table>"
         f"<h3>Across editions of the rules</h3>{_themes_html(report.get('themes') or [])}"
         "<footer>Each entry is RFC 8785 canonical JSON; its leaf hash is SHA-256(0x00 ‖ entry). The inclusion "

@@ -195,6 +195,16 @@ def test_auditor_searches_reads_the_report_and_the_charts(
     (tmp_path / "report.pdf").write_bytes(pdf)
     print(f"14-entry subject report printed by Chromium: {pages} A4 pages, {len(pdf)} bytes")
     assert 1 < pages <= MAX_REPORT_PAGES, pages
+    # The API's own page (audit_report.render_html, the same content with its inline print CSS) prints alike.
+    status, html = call(f"{gw.url}/api/v1/ledger/report?{urllib.parse.urlencode({'subject': SUBJECT})}",
+                        gw.tokens["auditor"])  # fmt: skip
+    assert status == 200
+    api_page = audrey.new_page()
+    api_page.set_content(html.decode())
+    api_pages = pdf_pages(api_page.pdf(format="A4"))
+    api_page.close()
+    print(f"the same report as served by GET /api/v1/ledger/report: {api_pages} A4 pages")
+    assert 1 < api_pages <= MAX_REPORT_PAGES + 1, api_pages
 
     # Oversight statistics: charts, their tables, CSV.
     page.locator("#nav-stats").click()
