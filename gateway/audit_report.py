@@ -319,7 +319,8 @@ th { background: #f3f2f1; }
 dl { display: grid; grid-template-columns: 12rem 1fr; gap: 0.1rem 0.7rem; margin: 0.2rem 0; }
 dt { font-weight: 600; } dd { margin: 0; overflow-wrap: anywhere; }
 dl dl { grid-template-columns: 11rem 1fr; }
-.rules { margin: 0.2rem 0 0 0; } .rules__title { column-span: all; margin: 0.3rem 0 0 0; } .rules h4 { font-size: 0.95rem; margin: 0.35rem 0 0.1rem 0; }
+.rules { margin: 0.2rem 0 0 0; } .rules__title { column-span: all; margin: 0.3rem 0 0 0; }
+.rules h4 { font-size: 0.95rem; margin: 0.35rem 0 0.1rem 0; }
 .appendix { border-top: 4px solid #0b0c0c; margin-top: 1.5rem; }
 footer { margin-top: 1.5rem; color: #484949; font-size: 0.85em; }
 @page { size: A4; margin: 14mm 13mm; }
@@ -519,7 +520,9 @@ def _decision_html(
         rows.append(
             (
                 "Reasons",
-                f'<div class="rules"><p class="rules__title"><strong>Reasons, rule by rule</strong></p>{"".join(sections)}</div>',
+                '<div class="rules"><p class="rules__title"><strong>Reasons, rule by rule</strong></p>'
+                + "".join(sections)
+                + "</div>",
             )
         )
     if isinstance(e.get("handling"), Mapping):
