@@ -307,10 +307,47 @@ def test_administrator_approves_an_enrolment_and_manages_a_team(
     error_summary(page)
     assert_accessible(page, axe, "team member refused")
 
+    # A second enrolment rejected, with a reason.
+    dan = gw.recipient_token("dan", org=org)
+    post(gw, "/api/v1/recipients/enrol", dan, {"age_recipient": str(pyrage.x25519.Identity.generate().to_public())})
+    page.locator("#nav-admin").click()
+    page.reload()
+    page.wait_for_selector("#enrol-rows tr")
+    page.get_by_role("button", name="Reject the enrolment of Dan (dan)").click()
+    page.get_by_label("Reason (optional; recorded in the ledger)").fill("Not on the MASH rota")
+    page.get_by_role("button", name="Reject the enrolment", exact=True).click()
+    page.wait_for_function("() => document.getElementById('done-text').textContent.includes('Rejected')")
+    assert gw.get("/api/v1/recipients/me", dan)["enrolments"][0]["status"] == "rejected"
+
+    # A recipient and a team added through the forms, then the recipient disabled.
+    page.get_by_text("Add a recipient").click()
+    page.get_by_role("button", name="Add the recipient").click()
+    assert "Enter the directory id" in error_summary(page)
+    assert_accessible(page, axe, "add a recipient, with an error")
+    new_key = str(pyrage.x25519.Identity.generate().to_public())
+    for label, value in (("Directory ID", "eve"), ("Name", "Eve Evans"), ("Organisation", org),
+                         ("E-mail address", "eve@example.org"), ("Public key (age recipient)", new_key)):  # fmt: skip
+        page.locator("#add-recipient-form").get_by_label(label, exact=True).fill(value)
+    page.get_by_role("button", name="Add the recipient").click()
+    page.wait_for_function("() => document.getElementById('done-text').textContent.includes('Eve Evans (eve) added')")
+    page.get_by_text("Add a team").click()
+    for label, value in (("Directory ID", "night"), ("Name", "Night duty"), ("Organisation", org),
+                         ("Team e-mail address", "night@example.org")):  # fmt: skip
+        page.locator("#add-team-form").get_by_label(label, exact=True).fill(value)
+    page.get_by_role("button", name="Add the team").click()
+    page.wait_for_function("() => document.getElementById('done-text').textContent.includes('Team Night duty')")
+    assert page.get_by_label("Add a member to Night duty (their directory ID)").is_visible()
+    page.get_by_role("button", name="Disable Eve Evans (eve)").click()
+    page.get_by_role("button", name="Disable the recipient", exact=True).click()
+    page.wait_for_function("() => document.getElementById('done-text').textContent.includes('Eve Evans is disabled')")
+    listed = gw.get("/api/v1/recipients?q=eve&include_disabled=1", admin)["recipients"]
+    assert [r["status"] for r in listed if r["id"] == "eve"] == ["disabled"]
+    assert_accessible(page, axe, "after the directory changes")
+
     # Every action is in the ledger, by the administrator.
     q = urllib.parse.urlencode({"practitioner": "ada", "limit": "50"})
     entries = gw.get(f"/api/v1/ledger?{q}", gw.tokens["auditor"])["entries"]
     kinds = [e["kind"] for e in entries]
-    assert len(entries) >= 3, kinds
+    assert len(entries) >= 7, kinds
     assert all(e["entry"]["actor"]["sub"] == "ada" for e in entries)
     assert person.problems == []
