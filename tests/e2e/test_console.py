@@ -22,8 +22,9 @@ import pytest
 
 from tests.conftest import example
 from tests.e2e.open_page import Browsers, Person, assert_accessible, axe_source, error_summary, plain_chromium, tab_to
+from tests.e2e.oidc_idp import IdP, serve_idp
 from tests.e2e.recipient_fixtures import RecipientGateway, recipient_gateway
-from tests.test_cli import call
+from tests.test_cli import call, serve
 
 SUBJECT = "CASE-2026-0412"
 #: Raw codes the report used to show (issue 13); the console must show the policy's words instead.
@@ -350,4 +351,48 @@ def test_administrator_approves_an_enrolment_and_manages_a_team(
     kinds = [e["kind"] for e in entries]
     assert len(entries) >= 7, kinds
     assert all(e["entry"]["actor"]["sub"] == "ada" for e in entries)
+    assert person.problems == []
+
+
+@pytest.fixture(scope="module")
+def oidc_gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RecipientGateway, IdP]]:
+    """A gateway trusting a tiny OpenID provider on loopback whose auditors carry its own role name."""
+    tmp = tmp_path_factory.mktemp("console-oidc")
+    home = tmp / "home"
+    home.mkdir()
+    with serve_idp() as idp:
+        toml = idp.toml().replace('"SafeShare.Recipient" = "recipient"',
+                                  '"SafeShare.Recipient" = "recipient", "SafeShare.Auditor" = "auditor"')  # fmt: skip
+        (home / "safeshare.toml").write_text(toml)
+        with serve(home, tmp / "server.log") as url:
+            gw = RecipientGateway(home, url)
+            gw.tokens = {"practitioner": gw.token("pat", "practitioner")}
+            idp.cors_origin = url
+            yield gw, idp
+
+
+def test_auditor_signs_in_with_the_organisation(
+    oidc_gw: tuple[RecipientGateway, IdP], browsers: Browsers, axe: str
+) -> None:
+    """Authorization code + PKCE with the console's own redirect; the console finds out what the token may do
+    from the gateway (the provider's role is named "SafeShare.Auditor"), not from the token's claims."""
+    gw, idp = oidc_gw
+    idp.sub, idp.roles = "orla", ("SafeShare.Auditor",)
+    person = browsers.person(gw.url)
+    page = open_console(person)
+    host = idp.url.split("//")[1]
+    page.get_by_role("button", name=f"Sign in with {host}").click()
+    page.wait_for_selector("#view-home:not([hidden])", timeout=30000)
+    assert "?code=" not in page.url
+    [authorize] = idp.authorize_requests[-1:]
+    assert authorize["redirect_uri"] == f"{gw.url}/console/" and authorize["code_challenge_method"] == "S256"
+    assert "client_secret" not in idp.token_requests[-1]
+    assert "Signed in as orla" in page.locator("#who").inner_text()
+    assert page.locator("#nav-search").is_visible() and page.locator("#nav-admin").is_hidden()
+    assert_accessible(page, axe, "signed in with OIDC")
+    page.locator("#nav-stats").click()
+    page.wait_for_selector("#charts p, #charts section")
+    page.locator("#nav-signout").click()
+    page.wait_for_selector("#view-signin:not([hidden])")
+    assert page.evaluate("() => sessionStorage.getItem('safeshare-console-token')") is None
     assert person.problems == []
