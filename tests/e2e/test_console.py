@@ -21,8 +21,8 @@ import pyrage
 import pytest
 
 from tests.conftest import example
-from tests.e2e.open_page import Browsers, Person, assert_accessible, axe_source, error_summary, plain_chromium, tab_to
 from tests.e2e.oidc_idp import IdP, serve_idp
+from tests.e2e.open_page import Browsers, Person, assert_accessible, axe_source, error_summary, plain_chromium, tab_to
 from tests.e2e.recipient_fixtures import RecipientGateway, recipient_gateway
 from tests.test_cli import call, serve
 
