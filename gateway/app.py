@@ -22,6 +22,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from .api import (
     agreements,
     claims,
+    console_page,
     decisions,
     inbox,
     ledger,
@@ -375,5 +376,6 @@ def create_app(settings: Settings, keys: HomeKeys | None = None) -> web.Applicat
     ):
         app.router.add_routes(module.routes)
     app.router.add_routes(open_page.routes)  # the recipient's web page, /open/
+    app.router.add_routes(console_page.routes)  # the auditor's and administrator's console, /console/
     app.router.add_routes(tlog_routes)  # the ledger as a C2SP tiled transparency log, /tlog/
     return app

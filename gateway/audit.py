@@ -67,4 +67,5 @@ async def subject_report(gw: Gateway, subject: str, scope: str | None, verifier:
         checkpoint=stamp,
         proofs=proofs,
         policies=gw.policies,
+        scope=scope,
     )

@@ -297,12 +297,13 @@ async def subject_report(request: web.Request) -> web.Response:
     subject = query_str(request, "subject", 64)
     if subject is None:
         raise ApiError(400, "invalid_parameter", "subject is required.", field="subject")
+    gw = gateway(request)
     signer = request.app.get(SIGNER)
-    report = await audit.subject_report(gateway(request), subject, scope, None if signer is None else signer.verifier())
+    report = await audit.subject_report(gw, subject, scope, None if signer is None else signer.verifier())
     if fmt == "json":
         return json_response(report)
     return web.Response(
-        text=audit_report.render_html(report),
+        text=audit_report.render_html(report, gw.policies),
         content_type="text/html",
         charset="utf-8",
         headers={"Content-Security-Policy": REPORT_CSP},
