@@ -62,7 +62,7 @@ def _load_or_create_secret(path: Path, size: int = 32) -> bytes:
     return keyfiles.load_or_create(path, lambda: secrets.token_bytes(size), parse)
 
 
-def load_or_create_holding_identity(path: Path) -> envelope.X25519Identity:
+def load_or_create_holding_identity(path: Path) -> envelope.AgeIdentity:
     """The holding key (an age identity file, 0600, created once crash-safely, never overwritten): envelopes
     for addresses without a key are wrapped to it until the address is claimed and re-wrapped."""
 
@@ -70,7 +70,7 @@ def load_or_create_holding_identity(path: Path) -> envelope.X25519Identity:
         identity = envelope.X25519Identity.generate()
         return f"# SafeShare holding key: shares held for addresses without a key yet\n{identity}\n".encode("ascii")
 
-    def parse(data: bytes) -> envelope.X25519Identity:
+    def parse(data: bytes) -> envelope.AgeIdentity:
         try:
             return envelope.parse_identities(data.decode("ascii"))[0]
         except (UnicodeDecodeError, IndexError) as exc:
