@@ -428,10 +428,12 @@ class Gateway(HoldingUseCases, DirectoryUseCases, AgreementUseCases):
             mac = hmac.new(self._digest_key, digestmod=hashlib.sha256)
             size = 0
 
+            sinks = [spool.writer(rid) for rid in rids]
+
             def encrypt_slice(data: bytes) -> None:
                 mac.update(data)
-                for rid, enc in zip(rids, encryptors, strict=True):
-                    spool.write(rid, enc.update(data))
+                for sink, enc in zip(sinks, encryptors, strict=True):
+                    enc.update_to(data, sink)
 
             pending = bytearray()
             async for chunk in chunks:

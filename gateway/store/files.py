@@ -11,7 +11,7 @@ import hashlib
 import os
 import secrets
 import shutil
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -55,12 +55,24 @@ class Spool:
             self.discard()
             raise
 
-    def write(self, recipient_id: str, data: bytes) -> None:
+    def write(self, recipient_id: str, data: bytes | memoryview) -> None:
         f = self._files[recipient_id]
         if data:
             f.fh.write(data)
             f.sha256.update(data)
             f.size += len(data)
+
+    def writer(self, recipient_id: str) -> Callable[[memoryview], None]:
+        """`write` for one recipient, consuming `data` before it returns (the encryptor reuses its buffer)."""
+        f = self._files[recipient_id]
+        write, update = f.fh.write, f.sha256.update
+
+        def sink(data: memoryview) -> None:
+            write(data)
+            update(data)
+            f.size += len(data)
+
+        return sink
 
     def digest(self, recipient_id: str) -> tuple[str, int]:
         """(hex SHA-256, size) of the envelope as written: recorded in the ledger so a recipient can prove
