@@ -571,7 +571,8 @@ class Gateway(HoldingUseCases, DirectoryUseCases, AgreementUseCases):
             index = await self.store.create_share(
                 share,
                 entry,
-                before_commit=lambda: spool.place(share_id),
+                before_commit=lambda: spool.place(share_id, sync=False),
+                durable=spool.durability(share_id),
                 idempotency=None if idempotency is None else idempotency.write(respond),
                 also=(lambda conn: insert_held(conn, held_rows)) if held_rows else None,
             )

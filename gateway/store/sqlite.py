@@ -16,7 +16,7 @@ import queue
 import sqlite3
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -324,11 +324,15 @@ class LedgerConnection(sqlite3.Connection):
     (including those in operations other modules add) without threading the key through each call."""
 
     ledger_mac_key: bytes | None = None
+    #: Work that must be durable before the batch commits (fsyncs of envelope directories), keyed so that a
+    #: directory shared by the batch's shares is synced once; run by the writer just before COMMIT.
+    before_commit: dict[object, Callable[[], None]]
 
 
 def _connect(path: Path, ledger_mac_key: bytes | None = None) -> LedgerConnection:
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30.0, factory=LedgerConnection)
     conn.ledger_mac_key = ledger_mac_key
+    conn.before_commit = {}
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=FULL")
     conn.execute("PRAGMA foreign_keys=ON")
@@ -469,6 +473,22 @@ class _Writer:
                     _Writer._abort(conn, results, [(fut, exc)], exc, rest)
                     return
                 results.append((fut, True, value))
+        hooks = getattr(conn, "before_commit", None)
+        if hooks:
+            # Once per group commit rather than once per share, and concurrently: the file system's journal
+            # then covers many directory syncs with one flush (issue 15: durable shares at 1,000/s).
+            jobs = list(hooks.values())
+            hooks.clear()
+            try:
+                if len(jobs) == 1:
+                    jobs[0]()
+                else:
+                    with ThreadPoolExecutor(max_workers=min(16, len(jobs))) as pool:
+                        for done in [pool.submit(job) for job in jobs]:
+                            done.result()
+            except BaseException as exc:
+                _Writer._abort(conn, results, [], exc, [])
+                return
         try:
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
@@ -498,6 +518,7 @@ class _Writer:
         Every caller whose operation ran in it is failed (nothing of theirs was committed); queued callers
         that have not run yet were never started and are failed too, so none waits for ever.
         """
+        getattr(conn, "before_commit", {}).clear()  # the rolled-back shares' directories are removed by their callers
         try:
             conn.execute("ROLLBACK")
         except sqlite3.Error:
@@ -1064,11 +1085,14 @@ class SQLiteStore:
         before_commit: Callable[[], None] | None = None,
         idempotency: IdempotentWrite | None = None,
         also: Callable[[sqlite3.Connection], None] | None = None,
+        durable: Mapping[object, Callable[[], None]] | None = None,
     ) -> int:
         """Insert the share, its recipients and its ledger entry in one transaction.
 
         `before_commit` runs inside the transaction (in the writer thread) after the rows are written: the
         envelope files are moved into place there, so a failure to place them aborts the whole share.
+        `durable` (keyed jobs, e.g. directory fsyncs) run once for the whole group commit, before COMMIT;
+        if one fails, every share in the batch fails.
         """
 
         def op(conn: sqlite3.Connection) -> int:
@@ -1122,6 +1146,8 @@ class SQLiteStore:
                 also(conn)
             if before_commit is not None:
                 before_commit()
+            if durable:
+                getattr(conn, "before_commit", {}).update(durable)
             return idx
 
         return await self._writer.submit(op)
