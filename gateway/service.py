@@ -439,10 +439,12 @@ class Gateway(HoldingUseCases, AgreementUseCases):
             mac = hmac.new(self._digest_key, digestmod=hashlib.sha256)
             size = 0
 
+            sinks = [spool.writer(rid) for rid in rids]
+
             def encrypt_slice(data: bytes) -> None:
                 mac.update(data)
-                for rid, enc in zip(rids, encryptors, strict=True):
-                    spool.write(rid, enc.update(data))
+                for sink, enc in zip(sinks, encryptors, strict=True):
+                    enc.update_to(data, sink)
 
             pending = bytearray()
             async for chunk in chunks:
@@ -579,7 +581,8 @@ class Gateway(HoldingUseCases, AgreementUseCases):
             index = await self.store.create_share(
                 share,
                 entry,
-                before_commit=lambda: spool.place(share_id),
+                before_commit=lambda: spool.place(share_id, sync=False),
+                durable=spool.durability(share_id),
                 idempotency=None if idempotency is None else idempotency.write(respond),
                 held=held_rows,
             )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import io
+import os
 import subprocess
 from pathlib import Path
 
@@ -205,3 +206,19 @@ def test_go_age_cli_predates_hybrid_keys() -> None:
     version = tuple(int(p) for p in out.strip().lstrip("v").split("-")[0].split(".")[:2] if p.isdigit())
     if version >= (1, 3):
         pytest.skip("this age supports age1pq keys: add it to the interop test")
+
+
+@pytest.mark.parametrize("slice_size", [1, 1000, 65536, 65537, 200_000, 1 << 20])
+def test_update_to_writes_what_update_writes(slice_size: int) -> None:
+    """`Encryptor.update_to` (the gateway's share path: one reused output buffer) makes a valid envelope
+    with the same framing as `update`, for slices below, at and above the 64 KiB chunk."""
+    identity = envelope.MLKEM768X25519Identity.generate()
+    data = os.urandom(3 * 65536 + 17)
+    enc = envelope.Encryptor([identity.recipient()])
+    out = io.BytesIO()
+    out.write(enc.header())
+    for i in range(0, len(data), slice_size):
+        enc.update_to(data[i : i + slice_size], out.write)
+    out.write(enc.finalize())
+    assert envelope.decrypt(out.getvalue(), [identity]) == data
+    assert len(out.getvalue()) == len(envelope.encrypt(data, [identity.recipient()]))

@@ -94,11 +94,14 @@ class ShareStore(Protocol):
         before_commit: Callable[[], None] | None = None,
         idempotency: IdempotentWrite | None = None,
         held: Sequence[HeldRow] = (),
+        durable: Mapping[object, Callable[[], None]] | None = None,
     ) -> int:
         """Insert the share, its recipients, its held rows and its ledger entry in one transaction.
 
         `before_commit` runs inside the transaction just before it commits (the envelope files are put in place
-        there): if it raises, nothing is recorded. Raises `IdempotencyHit` when the key is already taken.
+        there): if it raises, nothing is recorded. `durable` (keyed jobs such as directory fsyncs) must all
+        have run before the transaction commits; a store may run them once per group commit. Raises
+        `IdempotencyHit` when the key is already taken.
         """
         ...
 

@@ -419,11 +419,14 @@ class SQLiteStore:
         before_commit: Callable[[], None] | None = None,
         idempotency: IdempotentWrite | None = None,
         held: Sequence[HeldRow] = (),
+        durable: Mapping[object, Callable[[], None]] | None = None,
     ) -> int:
         """Insert the share, its recipients, its held rows and its ledger entry in one transaction.
 
         `before_commit` runs inside the transaction (in the writer thread) after the rows are written: the
         envelope files are moved into place there, so a failure to place them aborts the whole share.
+        `durable` (keyed jobs, e.g. directory fsyncs) run once for the whole group commit, before COMMIT;
+        if one fails, every share in the batch fails.
         """
 
         def op(conn: sqlite3.Connection) -> int:
@@ -479,6 +482,8 @@ class SQLiteStore:
                 insert_held(conn, held)
             if before_commit is not None:
                 before_commit()
+            if durable:
+                getattr(conn, "before_commit", {}).update(durable)
             return idx
 
         return await self._writer.submit(op)

@@ -281,11 +281,15 @@ class LedgerConnection(sqlite3.Connection):
     (including those in operations other modules add) without threading the key through each call."""
 
     ledger_mac_key: bytes | None = None
+    #: Work that must be durable before the batch commits (fsyncs of envelope directories), keyed so that a
+    #: directory shared by the batch's shares is synced once; run by the writer just before COMMIT.
+    before_commit: dict[object, Callable[[], None]]
 
 
 def _connect(path: Path, ledger_mac_key: bytes | None = None) -> LedgerConnection:
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30.0, factory=LedgerConnection)
     conn.ledger_mac_key = ledger_mac_key
+    conn.before_commit = {}
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=FULL")
     conn.execute("PRAGMA foreign_keys=ON")

@@ -13,7 +13,7 @@ import queue
 import sqlite3
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -151,6 +151,22 @@ class Writer:
                     self._abort(conn, results, [(fut, exc)], exc, rest)
                     return
                 results.append((fut, True, value))
+        hooks = getattr(conn, "before_commit", None)
+        if hooks:
+            # Once per group commit rather than once per share, and concurrently: the file system's journal
+            # then covers many directory syncs with one flush (issue 15: durable shares at 1,000/s).
+            jobs = list(hooks.values())
+            hooks.clear()
+            try:
+                if len(jobs) == 1:
+                    jobs[0]()
+                else:
+                    with ThreadPoolExecutor(max_workers=min(16, len(jobs))) as pool:
+                        for done in [pool.submit(job) for job in jobs]:
+                            done.result()
+            except BaseException as exc:
+                self._abort(conn, results, [], exc, [])
+                return
         try:
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
@@ -184,6 +200,7 @@ class Writer:
         Every caller whose operation ran in it is failed (nothing of theirs was committed); queued callers
         that have not run yet were never started and are failed too, so none waits for ever.
         """
+        getattr(conn, "before_commit", {}).clear()  # the rolled-back shares' directories are removed by their callers
         try:
             conn.execute("ROLLBACK")
         except sqlite3.Error:
