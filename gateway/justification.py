@@ -98,6 +98,7 @@ _SCHEDULE_1: Final = ("rules", "1_lawful_basis", "dpa_schedule_1")
 _P18: Final = "p18_safeguarding"
 _ADULT_AT_RISK: Final = "adult_at_risk"
 _LAWFUL_BASIS: Final = ("rules", "1_lawful_basis")
+_CONSENT: Final = ("rules", "4_transparency", "consent")
 _CHECKS: Final = "x-lawful-basis-checks"
 
 #: What kind of organisation the sharer works for (``[policies] org_type`` or the token's ``org_type`` claim).
@@ -132,6 +133,7 @@ class LawfulBasisChecks:
     An edition without the block (e.g. an archived one) gets none of these rules, exactly as it was published.
     """
 
+    per_person: str | None = None
     consent_basis: str | None = None
     explicit_consent: str | None = None
     without_consent: Mapping[str, str] = field(default_factory=dict)
@@ -155,6 +157,7 @@ class LawfulBasisChecks:
             raise ValueError(f"{_CHECKS}: without_consent and protects_only must be objects")
         condition = protects.get("condition")
         return cls(
+            per_person=text.get("per_person"),
             consent_basis=text.get("consent_basis"),
             explicit_consent=text.get("article_9_consent"),
             without_consent={str(k): str(v) for k, v in without.items()},
@@ -844,6 +847,18 @@ class Policy:
         def problem(path: FieldPath, predicate: str, code: str) -> Problem:
             return Problem(rule, _field_name(path), self._sentence(path, predicate), code)
 
+        overall = _text(_get_path(draft, _CONSENT))
+        if overall is not None and overall == checks.per_person:
+            for index, subject in people:
+                if not isinstance(subject.get("consent"), dict):
+                    path = (*_SUBJECTS, index, "consent")
+                    yield Problem(
+                        self.rule_for(_CONSENT),
+                        _field_name(path),
+                        self._sentence(path, "must be filled in: you said the answer differs from person to person"),
+                        "per_person_needs_each_record",
+                    )
+
         if article_6 is not None and article_6 == checks.consent_basis:
             for index, subject in people:
                 record = subject.get("consent")
@@ -869,14 +884,17 @@ class Policy:
         if paragraph is not None:
             # With explicit consent as the Article 9 condition, the person who agreed is covered by their consent and
             # the Schedule 1 condition serves the others' (e.g. criminal offence) information.
-            covered_by_consent = article_9 is not None and article_9 == checks.explicit_consent
+            # Without special category data the condition serves only criminal offence data, which is about the
+            # alleged perpetrator: another person's agreement (a mother's for her child) does not touch it.
+            covered_by_consent = article_9 is None or article_9 == checks.explicit_consent
             tests_18_2 = bool(checks.reasons_18_2) and paragraph != "10"
             refused = False
             for index, subject in people:
                 record = subject.get("consent")
                 if not isinstance(record, dict):
                     continue
-                if record.get("response") == "given" and not covered_by_consent:
+                offender = subject.get("role") == "alleged_perpetrator"
+                if record.get("response") == "given" and (offender or not covered_by_consent):
                     yield problem(
                         (*_SUBJECTS, index, "consent", "response"),
                         f"rules out paragraph {paragraph} for this person's information: it applies only to sharing "
