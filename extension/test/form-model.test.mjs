@@ -36,7 +36,7 @@ function stateFor(tree, doc, prefix = "", state = {}) {
 
 test("the form follows the policy: one section per golden rule, questions and labels from the policy", () => {
   const tree = fieldTree(policy);
-  assert.deepEqual(tree.map((f) => f.key), ["decision", "purpose", "subjects", "data_categories", "agreements", "no_agreement", "rules"]);
+  assert.deepEqual(tree.map((f) => f.key), ["decision", "purpose", "subjects", "data_categories", "agreements", "no_agreement", "request", "rules"]);
   // The partnership's agreements (rule 6): a list of IDs the panel's agreements section fills, and an optional reason.
   assert.equal(find(tree, "agreements").kind, "list");
   assert.equal(find(tree, "agreements").rule, 6);
@@ -56,7 +56,7 @@ test("the form follows the policy: one section per golden rule, questions and la
   assert.equal(find(tree, "subjects.#.ref").kind, "line");
   assert.equal(find(tree, "data_categories").kind, "multi");
   assert.equal(find(tree, "rules.5_safety_wellbeing.at_risk").kind, "list");
-  assert.deepEqual(policyInfo(policy), { id: "hmg-2018", version: "2018.1", title: "Seven golden rules for information sharing", source: policy["x-policy"].source });
+  assert.deepEqual(policyInfo(policy), { id: "hmg-2018", version: "2018.2", title: "Seven golden rules for information sharing", source: policy["x-policy"].source });
 });
 
 test("a different policy gives a different form, with no code change", () => {
