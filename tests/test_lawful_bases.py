@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from gateway.config import PolicySettings, Settings
+from gateway.config import PolicySettings, Settings, load_settings
 from gateway.justification import PolicyRegistry, SharerContext
 from tests.conftest import Api, api_settings
 
@@ -707,3 +707,46 @@ def test_superseded_editions_stay_loadable_for_old_ledger_entries() -> None:
         assert [s.key for s in archived.sections()] == [s.key for s in current.sections()]
     # An old-shape justification (accuracy ticked, no per-person consent) is as valid under 2018.1 as it was.
     assert REGISTRY.version("hmg-2018", "2018.1").validate(SHARE) == []
+
+
+def test_policies_settings_name_organisation_types_and_policy_documents(tmp_path: Path) -> None:
+    (tmp_path / "safeshare.toml").write_text(
+        "[policies]\n"
+        'org_type = { "Northshire Police" = "police", "Hope Family Trust" = "voluntary" }\n'
+        'policy_document = { "Northshire Police" = "APD-NP@2" }\n'
+    )
+    s = load_settings(tmp_path)
+    assert dict(s.policies.org_type) == {"Northshire Police": "police", "Hope Family Trust": "voluntary"}
+    assert dict(s.policies.policy_document) == {"Northshire Police": "APD-NP@2"}
+    for bad, match in (
+        ('org_type = { "X" = "charity" }', "org_type"),
+        ('policy_document = { "X" = "no-version" }', "id@version"),
+    ):
+        (tmp_path / "safeshare.toml").write_text(f"[policies]\n{bad}\n")
+        with pytest.raises(ValueError, match=match):
+            load_settings(tmp_path)
+
+
+async def test_who_decided_is_recorded_from_the_token(api: Api, issuer: Any) -> None:
+    """Rule 7 / ICO Annex B: the decider's name and job title (token claims), the organisation's type and its
+    appropriate policy document (configuration) are in the ledger entry; none of it is taken from the body."""
+    token = issuer.issue(
+        "pat", ["practitioner"], org=COUNCIL, name="Pat Example", extra={"job_title": "Senior social worker"}
+    )
+    draft = build(NOT_SHARE, ("request", {**REQUEST, "organisation": "Northshire Homes"}))
+    r = await api.client.post("/api/v1/decisions", json=draft, headers={"Authorization": f"Bearer {token}"})
+    assert r.status == 201, await r.text()
+    r = await api.client.get("/api/v1/decisions", headers={"Authorization": f"Bearer {token}"})
+    [view] = (await r.json())["decisions"]
+    assert view["actor"] == {
+        "sub": "pat",
+        "role": "practitioner",
+        "org": COUNCIL,
+        "name": "Pat Example",
+        "job_title": "Senior social worker",
+    }
+    r = await api.client.get("/api/v1/ledger", headers=api.auth("audit", "partnership_auditor", COUNCIL))
+    entries = [e["entry"] for e in (await r.json())["entries"] if e["entry"].get("kind") == "decision"]
+    assert entries[0]["actor"]["org_type"] == "public_authority"
+    assert entries[0]["actor"]["policy_document"] == {"id": "APD-NCS", "version": "3"}
+    assert entries[0]["justification"]["request"]["organisation"] == "Northshire Homes"
