@@ -243,7 +243,7 @@ CASES: list[Case] = [
     (
         "Article 9(2)(g) with a Part 1 condition",
         COUNCIL,
-        build(SHARE, (f"{LB}.dpa_schedule_1", "p2_health_social_care"), (f"{LB}.professional", "health_professional")),
+        build(SHARE, (f"{LB}.dpa_schedule_1", "p2_health_social_care")),
         "DPA 2018 s.10(3), Sch 1 Part 2",
         {"substantial_public_interest_needs_part_2", "paragraph_2_needs_article_9h"},
     ),
