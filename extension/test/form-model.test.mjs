@@ -152,3 +152,31 @@ test("the safety net's release fields are marked so the panel shows them only wh
   // Left empty, it is not part of the justification (the examples stay as they are).
   assert.equal(JSON.stringify(toJustification(tree, stateFor(tree, example("not-share")))).includes("safety_net"), false);
 });
+
+test("questions show only where they apply: the policy's if/then refusals hide them (issue 19)", async () => {
+  const { notApplicable, matches } = await import("../panel/form-model.js");
+  const share = JSON.parse(readFileSync(new URL("../../tests/fixtures/justifications/justification-share.json", import.meta.url), "utf8"));
+  const hidden = notApplicable(policy, share);
+  // The routine referral: none of the situation-specific questions is asked.
+  for (const p of [
+    "rules.1_lawful_basis.legal_duty",
+    "rules.1_lawful_basis.professional",
+    "rules.1_lawful_basis.p10_consent_would_prejudice",
+    "rules.6_necessary_proportionate.information_quality",
+    "subjects.0.adult_at_risk_tests",
+  ]) assert.ok(hidden.has(p), p);
+  assert.ok(!hidden.has("rules.1_lawful_basis.consent_reason_18_2")); // paragraph 18 is relied on
+  assert.ok(!hidden.has("subjects.0.consent"));
+  // Legal obligation asks for the duty; an adult at risk for the three tests; a child is never asked them.
+  const legal = structuredClone(share);
+  legal.rules["1_lawful_basis"].article_6 = "legal_obligation";
+  legal.subjects.push({ ref: "A-1", role: "adult_at_risk" }, { ref: "C-2", role: "child", consent: { sought: true } });
+  const now = notApplicable(policy, legal);
+  assert.ok(!now.has("rules.1_lawful_basis.legal_duty"));
+  assert.ok(now.has("rules.1_lawful_basis.legal_duty_detail"));
+  assert.ok(!now.has("subjects.1.adult_at_risk_tests") && now.has("subjects.2.adult_at_risk_tests"));
+  assert.ok(now.has("subjects.1.consent.childs_views") && !now.has("subjects.2.consent.childs_views"));
+  assert.ok(now.has("subjects.2.consent.not_sought_reason") && !now.has("subjects.2.consent.response"));
+  assert.equal(matches({ not: { const: 1 } }, 2), true);
+  assert.equal(matches({ type: "object", required: ["a"] }, {}), false);
+});
