@@ -106,6 +106,68 @@ export function fieldTree(policy) {
     .map(([k, node]) => toField(policy, node, k, k, req.has(k), null));
 }
 
+// -- Questions shown only where they apply ---------------------------------------------------------------------
+
+/**
+ * Whether `value` matches `schema`, for the keywords the policies use in their `if` conditions (type, required,
+ * properties, const, enum, contains, minItems, allOf, anyOf, not). Anything else counts as a match, so an unknown
+ * keyword can only show a question, never hide one.
+ */
+export function matches(schema, value) {
+  if (schema === true || schema === undefined) return true;
+  if (schema === false) return false;
+  const isObject = value !== null && typeof value === "object" && !Array.isArray(value);
+  if (schema.type) {
+    const ok = { object: isObject, array: Array.isArray(value), string: typeof value === "string", boolean: typeof value === "boolean" }[schema.type];
+    if (ok === false) return false;
+  }
+  if ("const" in schema && JSON.stringify(value) !== JSON.stringify(schema.const)) return false;
+  if (schema.enum && !schema.enum.some((v) => JSON.stringify(v) === JSON.stringify(value))) return false;
+  if (schema.required && (!isObject || schema.required.some((k) => !(k in value)))) return false;
+  if (schema.properties && isObject) {
+    for (const [k, sub] of Object.entries(schema.properties)) if (k in value && !matches(sub, value[k])) return false;
+  }
+  if (schema.contains && (!Array.isArray(value) || !value.some((v) => matches(schema.contains, v)))) return false;
+  if (typeof schema.minItems === "number" && Array.isArray(value) && value.length < schema.minItems) return false;
+  if (schema.allOf && !schema.allOf.every((s) => matches(s, value))) return false;
+  if (schema.anyOf && !schema.anyOf.some((s) => matches(s, value))) return false;
+  if (schema.not && matches(schema.not, value)) return false;
+  return true;
+}
+
+const isEmptySchema = (s) => s && typeof s === "object" && !Array.isArray(s) && Object.keys(s).every((k) => k.startsWith("x-"));
+
+/**
+ * The questions that do not apply to `draft`: every field a policy's `if`/`then` refuses outright (`"not": {}`)
+ * under the draft as it stands — e.g. "which duty?" unless the basis is legal obligation, a child's views for an
+ * adult. Concrete dotted paths ("subjects.1.adult_at_risk_tests"). The panel hides (and empties) them.
+ * @param {object} policy
+ * @param {object} draft
+ * @returns {Set<string>}
+ */
+export function notApplicable(policy, draft) {
+  const out = new Set();
+  const join = (path, key) => (path ? `${path}.${key}` : String(key));
+  function refused(then, value, path) {
+    for (const [k, sub] of Object.entries(then?.properties ?? {})) {
+      if (sub && typeof sub === "object" && sub.not !== undefined && isEmptySchema(sub.not)) out.add(join(path, k));
+      else refused(sub, value?.[k], join(path, k));
+    }
+  }
+  function walk(node, value, path, depth) {
+    const n = deref(policy, node);
+    if (!n || typeof n !== "object" || depth > 12) return;
+    for (const rule of n.allOf ?? []) {
+      if (rule.if !== undefined && rule.then && matches(rule.if, value)) refused(rule.then, value, path);
+    }
+    if (n.if !== undefined && n.then && matches(n.if, value)) refused(n.then, value, path);
+    for (const [k, child] of Object.entries(n.properties ?? {})) walk(child, value?.[k], join(path, k), depth + 1);
+    if (n.items && Array.isArray(value)) value.forEach((v, i) => walk(n.items, v, join(path, i), depth + 1));
+  }
+  walk(policy, draft ?? {}, "", 0);
+  return out;
+}
+
 /** The policy's own identity (x-policy), for the justification's `policy` field and the panel heading. */
 export function policyInfo(policy) {
   const p = policy["x-policy"] ?? {};

@@ -4,7 +4,7 @@
  * records a decision not to share through the service worker.
  */
 import { setupAgreements } from "./agreements.js";
-import { CHANNELS, fieldTree, placeProblems, policyInfo, problemsPerRule, ruleTexts, toDisclosure, toJustification, toLocalInput } from "./form-model.js";
+import { CHANNELS, fieldTree, notApplicable, placeProblems, policyInfo, problemsPerRule, ruleTexts, toDisclosure, toJustification, toLocalInput } from "./form-model.js";
 import { claimSession, confirmStep, hasVisibilityTracking, watchFocus, watchVisibility } from "./guard.js";
 import { renderChanged, renderRecipientSummary, renderSnapshot } from "./snapshot-view.js";
 import { choiceComplete, resultRows, shareFields } from "./unenrolled.js";
@@ -20,6 +20,7 @@ let draftChanged = false;
 
 let tree = [];
 let policyId;
+let policyDoc = null;
 let recipientsOk = false;
 let recipientIds = [];
 /** Recipients without a SafeShare key (issue 10): their addresses and the practitioner's choice for them. */
@@ -289,7 +290,30 @@ function describeProblems(problems, perRule) {
 let timer = null;
 let seq = 0;
 let lastAsked = null;
+/**
+ * Show only the questions that apply (issue 19): a field the policy refuses outright under the answers so far is
+ * hidden and emptied, and shown again when an answer makes it matter. Repeats while emptying changes the answers.
+ */
+function showApplicable() {
+  if (!policyDoc) return;
+  for (let round = 0; round < 4; round++) {
+    const hide = notApplicable(policyDoc, justification());
+    let cleared = false;
+    for (const box of $("fields").querySelectorAll("[data-field]")) {
+      if (box.dataset.safetyNet) continue; // the safety net shows its own section
+      const off = hide.has(box.dataset.field);
+      if (off && !box.hidden) cleared = clearSection(box) || cleared;
+      if (off !== (box.dataset.notApplicable === "true")) {
+        box.hidden = off;
+        box.dataset.notApplicable = String(off);
+      }
+    }
+    if (!cleared) return;
+  }
+}
+
 function changed() {
+  showApplicable();
   // A text field's "change" on blur (e.g. when the practitioner clicks Share) changes nothing: keep the answer.
   const now = JSON.stringify([justification(), elsewhere ? disclosure() : null]);
   if (now === lastAsked) return;
@@ -695,6 +719,7 @@ async function main() {
     const info = policyInfo(policy);
     policyId = info.id;
     tree = fieldTree(policy);
+    policyDoc = policy;
     ruleTexts(policy);
     $("policy-title").textContent = `${info.title} — ${info.source ?? info.id} (version ${info.version}). The questions below come from your organisation's SafeShare gateway.`;
     const fields = $("fields");
@@ -705,6 +730,7 @@ async function main() {
     $("actions").hidden = false;
     fields.addEventListener("input", changed);
     fields.addEventListener("change", changed);
+    showApplicable();
     const addresses = [...draft.to, ...draft.cc];
     try {
       const { matched, unknown } = await ask("recipients", { addresses });

@@ -132,7 +132,7 @@ test("the justification beside a share, with the policy's titles and labels", ()
   assert.equal(lawful["Article 6 lawful basis"].startsWith("Public task"), true, lawful["Article 6 lawful basis"]);
   assert.match(lawful["Statutory gateways"], /Children Act 1989 s47/);
   assert.equal(byTitle["Rule 2 — Openness"]["Agreement sought"], "No");
-  assert.equal(byTitle["Rule 6 — Necessary, proportionate, relevant, accurate, timely and secure"]["Urgency"], "Within 24 hours");
+  assert.equal(byTitle["Rule 6 — Necessary, proportionate, adequate, relevant, accurate, timely and secure"]["Urgency"], "Within 24 hours");
   assert.deepEqual(justificationSections(null, POLICY), []);
   // Without the policy the codes are still shown, readably.
   const bare = justificationSections(JUSTIFICATION, null);
