@@ -21,7 +21,10 @@ const stats = {months: [
   {month: "2026-12", shares: 1, decisions_not_to_share: 0, not_shared_despite_risk: 0, disclosures_elsewhere: 2,
    shares_later_revoked: 0, emergency_shares_not_completed: 1, purpose: {referral: 1}, article_6: {}},
 ]};
-const words = {purpose: (c) => c === "referral" ? "Referral" : c, article_6: (c) => c === "public_task" ? "Public task" : c};
+const words = {
+  purpose: (c) => c === "referral" ? "Referral" : c,
+  article_6: (c) => c === "public_task" ? "Public task" : c,
+};
 const specs = m.chartSpecs(stats, words);
 console.log(JSON.stringify({
   specs: specs.map((s) => ({id: s.id, categories: s.categories, series: s.series})),
