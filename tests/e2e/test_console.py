@@ -198,6 +198,8 @@ def test_auditor_searches_reads_the_report_and_the_charts(
     assert "Public task — Art 6(1)(e)" in text
     assert UK_TIME.search(text) and "All organisations in the partnership" in text
     assert "Downloaded: 2 downloads" in text  # alice's two downloads of the first share, as one item
+    # Follow-up shares with the same reasons point to the first instead of printing them again.
+    assert text.count("Rule 7 — Record") == 2 and text.count("The same answers, word for word") == 3
     assert "Appendix: verification details" in text
     assert page.locator("#report-body h1").inner_text() == f"Subject report: {SUBJECT}"
     assert_accessible(page, axe, "subject report")
