@@ -1,14 +1,16 @@
 #!/usr/bin/env python3
 """Gateway benchmarks, each printed next to a baseline measured in the same run on the same machine.
 
-1. Shares per second (1 KiB payload, 1 and 5 recipients) through a real `safeshare serve` subprocess,
-   against a bare aiohttp handler's requests per second (same client, same concurrency).
+1. Shares per second (1 KiB payload, 1 and 5 recipients, durable: envelopes fsynced, ledger at
+   synchronous=FULL) through a real `safeshare serve` subprocess, with p50/p99 latency at each client
+   count in `--clients` (default 16 and 64), against a bare aiohttp handler's requests per second and
+   latency (same client, same concurrency). Target (issue 15): 1,000 shares/s, 1 recipient.
 2. Envelope encryption throughput in-process (`envelope.Encryptor`) against a raw ChaCha20-Poly1305 loop
    over the same bytes in 64 KiB chunks (the floor for any age implementation in Python).
 3. A large payload (default 512 MiB) streamed through the gateway: upload MB/s and the server's peak RSS,
    which must stay flat (< 100 MiB) whatever the size.
 
-Usage: python bench/bench_gateway.py [--large-mib 512] [--requests 2000] [--concurrency 16]
+Usage: python bench/bench_gateway.py [--large-mib 512] [--requests 2000] [--clients 16,64] [--crypto-mib 512]
 """
 
 from __future__ import annotations
@@ -77,22 +79,40 @@ def peak_rss_mib(pid: int) -> float:
     return float("nan")
 
 
-async def hammer(n: int, concurrency: int, make_request) -> float:  # type: ignore[no-untyped-def]
-    """Run n requests with `concurrency` in flight; returns requests per second."""
+class Result(float):
+    """Requests per second, with the latencies (ms) it was measured from."""
+
+    latencies: list[float]
+
+    def pct(self, p: float) -> float:
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(len(ordered) * p))] if ordered else float("nan")
+
+    def line(self) -> str:
+        return f"{float(self):7.0f}/s  p50 {self.pct(0.5):6.1f} ms  p99 {self.pct(0.99):6.1f} ms"
+
+
+async def hammer(n: int, concurrency: int, make_request) -> Result:  # type: ignore[no-untyped-def]
+    """Run n requests with `concurrency` in flight; returns requests per second and each one's latency."""
     connector = aiohttp.TCPConnector(limit=concurrency)
+    latencies: list[float] = []
     async with aiohttp.ClientSession(connector=connector) as session:
         todo = iter(range(n))
 
         async def worker() -> None:
             for _ in todo:
+                start = time.perf_counter()
                 async with make_request(session) as r:
                     await r.read()
                     if r.status >= 300:
                         raise SystemExit(f"request failed: {r.status} {await r.text()}")
+                latencies.append((time.perf_counter() - start) * 1000)
 
         t0 = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
-        return n / (time.perf_counter() - t0)
+        result = Result(n / (time.perf_counter() - t0))
+        result.latencies = latencies
+        return result
 
 
 def share_form(recipients: list[str], payload: bytes) -> aiohttp.FormData:
@@ -135,14 +155,16 @@ def bench_encryption(total_mib: int) -> None:
     )
 
 
-async def bench_http(home: Path, requests: int, concurrency: int, large_mib: int) -> None:
+async def bench_http(home: Path, requests: int, clients: list[int], large_mib: int) -> None:
     bare_port = free_port()
     bare = subprocess.Popen([sys.executable, "-c", BARE_SERVER, str(bare_port)])
+    bare_results: dict[int, Result] = {}
     try:
         wait_healthy(f"http://127.0.0.1:{bare_port}/", bare)
-        bare_rps = requests and await hammer(
-            requests, concurrency, lambda s: s.post(f"http://127.0.0.1:{bare_port}/", data=b"x" * 1024)
-        )
+        for c in clients if requests else ():
+            bare_results[c] = await hammer(
+                requests, c, lambda s: s.post(f"http://127.0.0.1:{bare_port}/", data=b"x" * 1024)
+            )
     finally:
         bare.terminate()
         bare.wait()
@@ -180,15 +202,18 @@ async def bench_http(home: Path, requests: int, concurrency: int, large_mib: int
         headers = {"Authorization": f"Bearer {token}"}
         payload = os.urandom(1024)
         for n in (1, 5) if requests else ():
-            rps = await hammer(
-                requests,
-                concurrency,
-                lambda s, n=n: s.post(url + "/api/v1/shares", data=share_form(ids[:n], payload), headers=headers),
-            )
-            print(
-                f"shares/s, 1 KiB payload, {n} recipient(s): {rps:8.0f}   "
-                f"bare aiohttp handler baseline {bare_rps:8.0f} req/s   ratio {rps / bare_rps:.3f}"
-            )
+            for c in clients:
+                rps = await hammer(
+                    requests,
+                    c,
+                    lambda s, n=n: s.post(url + "/api/v1/shares", data=share_form(ids[:n], payload), headers=headers),
+                )
+                bare_rps = bare_results[c]
+                print(
+                    f"shares, 1 KiB, {n} recipient(s), {c:3d} clients: {rps.line()}   "
+                    f"bare aiohttp handler {bare_rps.line()}   ratio {rps / bare_rps:.3f}"
+                    + ("   target 1000/s" if n == 1 else "")
+                )
 
         # Large payload, streamed from a generator so the client holds no copy either.
         block = os.urandom(1024 * 1024)
@@ -226,7 +251,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--large-mib", type=int, default=512)
     ap.add_argument("--requests", type=int, default=2000)
-    ap.add_argument("--concurrency", type=int, default=16)
+    ap.add_argument("--clients", default="16,64", help="comma-separated concurrent client counts")
     ap.add_argument("--crypto-mib", type=int, default=512)
     args = ap.parse_args()
     if args.crypto_mib:
@@ -234,7 +259,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="safeshare-bench-") as tmp:
         limits = f"[limits]\nmax_payload_bytes = {(args.large_mib + 16) * 1024 * 1024}\n"
         (Path(tmp) / "safeshare.toml").write_text(limits)
-        asyncio.run(bench_http(Path(tmp), args.requests, args.concurrency, args.large_mib))
+        clients = [int(c) for c in args.clients.split(",")]
+        asyncio.run(bench_http(Path(tmp), args.requests, clients, args.large_mib))
 
 
 if __name__ == "__main__":

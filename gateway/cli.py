@@ -15,7 +15,6 @@ import logging
 import mimetypes
 import os
 import shutil
-import sqlite3
 import sys
 import tempfile
 import time
@@ -33,9 +32,9 @@ from . import disclosure as disclosure_rules
 from .auth import ROLES, EmbeddedIssuer, load_or_create_ed25519_key
 from .cli_progress import batched, counting, progress
 from .config import Settings, load_settings, resolve_home
-from .errors import ApiError
 from .home import init_home, ledger_head_path, open_ledger_store
 from .justification import PolicyRegistry
+from .keyfiles import EmptyKeyFile
 from .ledger.checkpoint import (
     Checkpoint,
     CheckpointError,
@@ -46,14 +45,14 @@ from .ledger.checkpoint import (
     verify_checkpoint,
 )
 from .ledger.entry import actor
-from .ledger.merkle import CompactRange
 from .ledger.signer import LedgerSigner
 from .ledger.verify import verify_ledger, verify_remote
 from .ledger.witness import Witness, WitnessRefusal
 from .mail import parse_smtp_url
+from .refusals import Refusal
 from .service import Gateway
+from .store import StoreError, describe, ledger_snapshot, migrate
 from .store.models import Recipient
-from .store.sqlite import create_schema
 
 DEV_TOKEN_TTL = 12 * 3600
 DEMO_RECIPIENT = "demo-recipient"
@@ -61,7 +60,9 @@ DEMO_DETAILS = ("Demo Recipient", "Demo MASH", "demo@example.org")  # name, orga
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    return load_settings(resolve_home(args.home))
+    settings = load_settings(resolve_home(args.home))
+    database = getattr(args, "database", None)
+    return dataclasses.replace(settings, database=database) if database else settings
 
 
 class CliError(Exception):
@@ -86,7 +87,7 @@ def _warn(msg: str) -> None:
 def cmd_init(args: argparse.Namespace) -> int:
     settings = _settings(args)
     init_home(settings)
-    create_schema(settings.db_path)
+    migrate(settings.database_url)
     print(f"SafeShare home ready at {settings.home}", file=sys.stderr)
     print(f"  keys: {settings.keys_dir}  (never commit these)", file=sys.stderr)
     print(f"  data: {settings.data_dir}", file=sys.stderr)
@@ -118,24 +119,14 @@ def _cli_actor() -> dict[str, Any]:
     return actor(f"cli:{user}", "admin", None, "local-cli")
 
 
-_REFUSED = object()
-
-
 def _run_admin(args: argparse.Namespace, action: Any) -> Any:
-    """Run one administrative use case against the home's store; a refusal is printed and gives _REFUSED."""
-    try:
-        return asyncio.run(_with_gateway(_settings(args), action))
-    except ApiError as exc:
-        field = exc.details.get("field")
-        _err(exc.message + (f" ({field})" if field else ""))
-        return _REFUSED
+    """Run one administrative use case against the home's store; a refusal reaches `main`, which prints it."""
+    return asyncio.run(_with_gateway(_settings(args), action))
 
 
 def cmd_recipient_add(args: argparse.Namespace) -> int:
     rec = Recipient(args.id, args.name, args.org, args.email, args.age_recipient)
-    index = _run_admin(args, lambda gw: gw.add_recipient(_cli_actor(), rec))
-    if index is _REFUSED:
-        return 2
+    index = _run_admin(args, lambda gw: gw.directory.add_recipient(_cli_actor(), rec))
     print(f"recipient {args.id} added (ledger index {index})", file=sys.stderr)
     return 0
 
@@ -154,9 +145,7 @@ def cmd_recipient_list(args: argparse.Namespace) -> int:
 
 
 def cmd_recipient_disable(args: argparse.Namespace) -> int:
-    index = _run_admin(args, lambda gw: gw.disable_recipient(_cli_actor(), args.id))
-    if index is _REFUSED:
-        return 2
+    index = _run_admin(args, lambda gw: gw.directory.disable_recipient(_cli_actor(), args.id))
     print(f"recipient {args.id} disabled (ledger index {index})", file=sys.stderr)
     return 0
 
@@ -166,8 +155,6 @@ def cmd_recipient_decide(args: argparse.Namespace) -> int:
     result = _run_admin(
         args, lambda gw: gw.decide_enrolment(_cli_actor(), args.id, approve, getattr(args, "reason", None))
     )
-    if result is _REFUSED:
-        return 2
     e = result["enrolment"]
     print(
         f"enrolment {e['id']} for {args.id} {e['status']} (key {e['age_recipient']}, ledger index "
@@ -187,18 +174,14 @@ def cmd_recipient_pending(args: argparse.Namespace) -> int:
 
 
 def cmd_team_add(args: argparse.Namespace) -> int:
-    index = _run_admin(args, lambda gw: gw.add_team(_cli_actor(), args.id, args.name, args.org, args.email))
-    if index is _REFUSED:
-        return 2
+    index = _run_admin(args, lambda gw: gw.directory.add_team(_cli_actor(), args.id, args.name, args.org, args.email))
     print(f"team {args.id} added (ledger index {index})", file=sys.stderr)
     return 0
 
 
 def cmd_team_member(args: argparse.Namespace) -> int:
     add = args.action == "member-add"
-    index = _run_admin(args, lambda gw: gw.set_membership(_cli_actor(), args.team, args.member, add))
-    if index is _REFUSED:
-        return 2
+    index = _run_admin(args, lambda gw: gw.directory.set_membership(_cli_actor(), args.team, args.member, add))
     print(f"{args.member} {'added to' if add else 'removed from'} {args.team} (ledger index {index})", file=sys.stderr)
     return 0
 
@@ -232,8 +215,6 @@ def cmd_agreement_add(args: argparse.Namespace) -> int:
         "review_date": args.review_date,
     }
     result = _run_admin(args, lambda gw: gw.add_agreement(_cli_actor(), fields, document, Path(args.document).name))
-    if result is _REFUSED:
-        return 2
     a = result["agreement"]
     print(
         f"agreement {a['id']} version {a['version']} added (document sha256 {a['document']['sha256']}, "
@@ -283,8 +264,6 @@ def cmd_agreement_show(args: argparse.Namespace) -> int:
 
 def cmd_agreement_retire(args: argparse.Namespace) -> int:
     result = _run_admin(args, lambda gw: gw.retire_agreement(_cli_actor(), args.id, args.reason))
-    if result is _REFUSED:
-        return 2
     a = result["agreement"]
     index = result["ledger_index"]
     print(f"agreement {a['id']} version {a['version']} retired (ledger index {index})", file=sys.stderr)
@@ -342,7 +321,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.dev and not settings.smtp_url:
         settings = dataclasses.replace(settings, dev_mail=True)  # no relay: print the e-mail it would send
     keys = init_home(settings)
-    create_schema(settings.db_path)
+    migrate(settings.database_url)  # refuses a newer schema here, before the server starts
     if args.dev:
         _print_dev_banner(settings, args.host, args.port)
     app = create_app(settings, keys)
@@ -355,15 +334,17 @@ def _print_dev_banner(settings: Settings, host: str, port: int) -> None:
     """Everything a new user needs to try the gateway at once: a demo recipient and a token per role."""
     identity_path = settings.keys_dir / f"{DEMO_RECIPIENT}.agekey"
     if not identity_path.exists():
-        identity = envelope.X25519Identity.generate()
+        new_identity = envelope.X25519Identity.generate()
         fd = os.open(identity_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as fh:
-            fh.write(f"# SafeShare demo recipient identity (development only)\n{identity}\n")
-    identity = envelope.parse_identities(identity_path.read_text())[0]
+            fh.write(f"# SafeShare demo recipient identity (development only)\n{new_identity}\n")
+    identity: envelope.AgeIdentity = envelope.parse_identities(identity_path.read_text())[0]
 
     async def ensure(gw: Gateway) -> None:
         if not await gw.store.get_recipients([DEMO_RECIPIENT]):
-            await gw.add_recipient(_cli_actor(), Recipient(DEMO_RECIPIENT, *DEMO_DETAILS, str(identity.recipient())))
+            await gw.directory.add_recipient(
+                _cli_actor(), Recipient(DEMO_RECIPIENT, *DEMO_DETAILS, str(identity.recipient()))
+            )
         await _ensure_dev_agreements(gw)
 
     asyncio.run(_with_gateway(settings, ensure))
@@ -507,17 +488,25 @@ def _check_identity_opens(header_url: str, token: str, timeout: float, identitie
 
 
 def _print_refusal(exc: urllib.error.HTTPError) -> None:
-    """A refusal in words a practitioner can act on: every golden-rule problem on its own line."""
+    """The gateway's refusal, shown as a local use case's refusal is (`_show_refusal`)."""
     try:
         body = json.loads(exc.read(1024 * 1024))
     except ValueError:
         _err(f"the gateway refused: HTTP {exc.code}")
         return
-    _err(f"the gateway refused ({exc.code} {body.get('error')}): {body.get('message')}")
+    _show_refusal(body, f"the gateway refused ({exc.code} {body.get('error')})")
+
+
+def _show_refusal(body: dict[str, Any], head: str) -> None:
+    """A refusal in words a practitioner can act on: the field at fault beside the message, every golden-rule
+    problem on its own line, then what was unknown, disabled or over the limit. Used for the gateway's refusals
+    over HTTP and for the use cases' own (`refusals.Refusal`) when an administrative command runs them locally."""
+    field = body.get("field")
+    _err(f"{head}: {body.get('message')}" + (f" ({field})" if field else ""))
     for p in body.get("problems", []):
         rule = f"rule {p['rule']}" if p.get("rule") is not None else "general"
         print(f"  - {rule}, {p.get('field') or '(whole justification)'}: {p.get('message')}", file=sys.stderr)
-    for key in ("field", "unknown", "disabled", "limit"):
+    for key in ("unknown", "disabled", "limit"):
         if body.get(key):
             print(f"  {key}: {body[key]}", file=sys.stderr)
 
@@ -804,11 +793,27 @@ def _verifier(args: argparse.Namespace, fallback: str | None) -> NoteVerifier | 
         return None
 
 
+def cmd_migrate(args: argparse.Namespace) -> int:
+    """Apply the schema steps this version knows (`store/migrations.py`); refuses a newer schema."""
+    settings = _settings(args)
+    keys = init_home(settings)
+    first_time = not ledger_head_path(settings).exists()
+    before, after = migrate(
+        settings.database_url, ledger_mac_key=keys.ledger_mac_key or None, legacy_upgrade=first_time
+    )
+    where = describe(settings.database_url)
+    if before == after:
+        print(f"database {where}: schema version {after}, up to date")
+    else:
+        print(f"database {where}: schema migrated from version {before} to {after}")
+    return 0
+
+
 def cmd_ledger_verify(args: argparse.Namespace) -> int:
     if args.gateway:
         return _verify_remote(args)
     settings = _settings(args)
-    if not settings.db_path.exists():
+    if settings.database is None and not settings.db_path.exists():
         _err(f"no ledger at {settings.db_path}")
         return 2
     keys = init_home(settings)
@@ -826,42 +831,23 @@ def cmd_ledger_verify(args: argparse.Namespace) -> int:
     except OSError as exc:
         _err(f"cannot read a saved checkpoint: {exc}")
         return 2
-    conn = sqlite3.connect(f"file:{settings.db_path}?mode=ro", uri=True)
-    try:
-        conn.execute("BEGIN")  # one snapshot: entries, checkpoints and tree state agree in time
-        checkpoints = [(int(r[0]), bytes(r[1])) for r in conn.execute("SELECT size, note FROM ledger_checkpoints")]
-        columns = {r[1] for r in conn.execute("PRAGMA table_info(ledger)")}
-        start_row = (
-            conn.execute("SELECT start, mac FROM ledger_mac_start WHERE id = 0").fetchone()
-            if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'ledger_mac_start'").fetchone()
-            else None
-        )
-        rows = (
-            (int(r[0]), bytes(r[1]), bytes(r[2]), None if r[3] is None else bytes(r[3]))
-            for r in conn.execute(
-                "SELECT idx, entry, leaf_hash, mac FROM ledger ORDER BY idx"
-                if "mac" in columns
-                else "SELECT idx, entry, leaf_hash, NULL FROM ledger ORDER BY idx"
-            )
-        )
-        total = int(conn.execute("SELECT count(*) FROM ledger").fetchone()[0])
-        with progress("verifying the ledger", total, unit="entries") as advance:
+    # One snapshot through the store (whichever database it is): entries, checkpoints and tree state agree in time.
+    with ledger_snapshot(settings.database_url) as snap:
+        checkpoints = snap.checkpoints
+        with progress("verifying the ledger", snap.total, unit="entries") as advance:
             tick, flush = batched(advance)
             report = verify_ledger(
-                _ticking(rows, tick),
+                _ticking(snap.rows(), tick),
                 checkpoints,
                 verifier,
                 settings.log_origin,
                 mac_key=keys.ledger_mac_key,
-                mac_start=None if start_row is None else (int(start_row[0]), bytes(start_row[1])),
+                mac_start=snap.mac_start,
                 saved=saved,
             )
             flush()
-        state = conn.execute("SELECT size, state FROM ledger_tree WHERE id = 0").fetchone()
-    finally:
-        conn.close()
+        stored = snap.tree
     if report.ok and report.entries:
-        stored = CompactRange.from_bytes(bytes(state[1])) if state else CompactRange()
         if stored.size != report.entries or stored.root() != report.root_hash:
             report.fail(f"the stored tree state (size {stored.size}) does not match the entries", stored.size)
     if not report.ok:
@@ -1142,10 +1128,34 @@ def cmd_witness_cosign(args: argparse.Namespace) -> int:
     return 0
 
 
+DATABASE_HELP = (
+    "the database: postgresql://… or sqlite:///path (default: $SAFESHARE_DATABASE, else SQLite in the home's data/)"
+)
+#: The commands that open the store themselves (the others talk to a gateway over HTTP): each takes --database
+#: after its name too, as `safeshare serve --database …`.
+DATABASE_COMMANDS = frozenset({"init", "serve", "recipient", "team", "agreement", "token", "ledger", "migrate"})
+#: Subcommands of those that do not open the store (they read files or a remote gateway).
+NO_DATABASE = frozenset({"checkpoint", "verify-receipt", "export"})
+
+
+def _database_option(parser: argparse.ArgumentParser, names: frozenset[str] | None) -> None:
+    """Add `--database` to every command (of `names`, at the top level) that opens the store."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, child in action.choices.items():
+                if (names is not None and name not in names) or name in NO_DATABASE:
+                    continue
+                if any(isinstance(a, argparse._SubParsersAction) for a in child._actions):
+                    _database_option(child, None)
+                else:
+                    child.add_argument("--database", default=argparse.SUPPRESS, help=DATABASE_HELP)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="safeshare", description=__doc__.splitlines()[0])
     p.add_argument("--version", action="version", version=f"safeshare {__version__}")
     p.add_argument("--home", help="SafeShare home directory (default: $SAFESHARE_HOME or the current directory)")
+    p.add_argument("--database", help=DATABASE_HELP)
     sub = p.add_subparsers(dest="command", required=True)
 
     sub.add_parser("init", help="create keys/ and data/ in the home directory (idempotent)").set_defaults(func=cmd_init)
@@ -1344,6 +1354,9 @@ def build_parser() -> argparse.ArgumentParser:
     lr.add_argument("--policy", help="a C2SP tlog-policy file: trusted log keys, witnesses and the witness quorum")
     lr.set_defaults(func=cmd_ledger_verify_receipt)
 
+    mg = sub.add_parser("migrate", help="bring the database's schema up to this version (start-up does it too)")
+    mg.set_defaults(func=cmd_migrate)
+
     w = sub.add_parser("witness", help="co-sign a gateway's checkpoints (run by a partner organisation)")
     ws = w.add_subparsers(dest="action", required=True)
     wi = ws.add_parser("init", help="create the witness key; prints its verifier key")
@@ -1364,6 +1377,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_recall_commands(sub)
     _add_export_command(lg)
     _add_credential_sources(p)
+    _database_option(p, DATABASE_COMMANDS)
     return p
 
 
@@ -1509,6 +1523,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CliError as exc:
         _err(exc.message)
         return exc.status
+    except StoreError as exc:  # the database refused (unknown scheme, newer schema, unreachable): no traceback
+        _err(str(exc))
+        return 1
+    except EmptyKeyFile as exc:  # left by a crash under an older release: the message says what to do
+        _err(str(exc))
+        return 1
+    except Refusal as exc:  # an administrative use case run locally said no
+        _show_refusal(exc.body(), f"refused ({exc.code})")
+        return 2
     except urllib.error.HTTPError as exc:
         _print_refusal(exc)
         return 1

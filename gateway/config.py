@@ -134,6 +134,19 @@ class Settings:
     notify_held: bool = False
     #: No relay: print the e-mail the gateway would send to standard output (set by `serve --dev`).
     dev_mail: bool = False
+    #: The store (gateway/store/__init__.py): `postgresql://…`, `sqlite:///path` or a path; unset, SQLite in the
+    #: home's data/ (`db_path`). `SAFESHARE_DATABASE` wins over safeshare.toml, `--database` over both.
+    database: str | None = None
+
+    #: Organisations (the `org` of a recipient, compared ignoring case and spacing; "*" for all) whose new
+    #: keys must be post-quantum (age1pq1…): enrolments and recipients added with a classic age1… key are
+    #: refused with `post_quantum_required`. Keys already in the directory keep working.
+    post_quantum_required: tuple[str, ...] = ()
+
+    def requires_post_quantum(self, org: str | None) -> bool:
+        """Whether `org`'s new keys must be post-quantum (see `post_quantum_required`)."""
+        wanted = {" ".join(name.split()).casefold() for name in self.post_quantum_required}
+        return "*" in wanted or (org is not None and " ".join(org.split()).casefold() in wanted)
 
     @property
     def keys_dir(self) -> Path:
@@ -146,6 +159,11 @@ class Settings:
     @property
     def db_path(self) -> Path:
         return self.data_dir / "safeshare.sqlite3"
+
+    @property
+    def database_url(self) -> str:
+        """The database every command opens: `database` if set, else the home's SQLite file."""
+        return self.database or f"sqlite://{self.db_path}"
 
     @property
     def envelopes_dir(self) -> Path:
@@ -189,12 +207,14 @@ def load_settings(home: Path) -> Settings:
     unknown = set(raw) - known
     if unknown:
         raise ValueError(f"{path}: unknown setting(s): {', '.join(sorted(unknown))}")
-    for key in ("cors_origins", "witnesses", "tlog_witnesses"):
+    for key in ("cors_origins", "witnesses", "tlog_witnesses", "post_quantum_required"):
         if key in raw:
             raw[key] = tuple(raw[key])
     oidc = tuple(_oidc_issuer(path, item) for item in oidc_raw)
     if os.environ.get("SAFESHARE_SMTP_URL"):
         raw["smtp_url"] = os.environ["SAFESHARE_SMTP_URL"]
+    if os.environ.get("SAFESHARE_DATABASE"):
+        raw["database"] = os.environ["SAFESHARE_DATABASE"]
     return Settings(home=home, limits=Limits(**limits_raw), policies=policies, oidc=oidc, agreements=agreements, **raw)
 
 

@@ -26,8 +26,11 @@ PURE: dict[str, tuple[str, ...]] = {
     "gateway.ledger.verify": ("gateway.ledger",),
     "gateway.ledger.witness": ("gateway.ledger",),
     "gateway.store.models": (),
+    "gateway.store.audit": (),
+    "gateway.refusals": (),
     "gateway.disclosure": ("gateway.justification",),
-    "gateway.agreements": ("gateway.justification", "gateway.store.models"),
+    "gateway.inputs": ("gateway.refusals",),
+    "gateway.agreements": ("gateway.inputs", "gateway.justification", "gateway.store.models"),
     "gateway.audit_report": (
         "gateway.agreements",
         "gateway.encoding",
@@ -77,7 +80,7 @@ def ours(modules: set[str]) -> set[str]:
 def test_the_rules_see_every_module() -> None:
     assert set(PURE) <= set(MODULES)
     assert {"gateway.app", "gateway.cli", "gateway.service", "gateway.store.sqlite"} <= set(MODULES)
-    assert "gateway.store.sqlite" in imports("gateway.service")  # the resolver does resolve relative imports
+    assert "gateway.store.protocol" in imports("gateway.service")  # the resolver does resolve relative imports
 
 
 @pytest.mark.parametrize("name", sorted(PURE))
@@ -103,6 +106,23 @@ def test_handlers_never_open_the_sqlite_store_directly(name: str) -> None:
     assert not {m for m in imports(name) if within(m, ("gateway.store.sqlite", "sqlite3", "aiosqlite"))}
 
 
+#: The backends' own modules: only `gateway/store/` (the factory in `store/__init__.py`, and each backend itself)
+#: may import them; everything above names only `store.protocol` and the value types.
+BACKENDS = ("gateway.store.sqlite", "gateway.store.postgres")
+#: Database drivers: a module above the store that imported one would know which database it is.
+DRIVERS = ("sqlite3", "aiosqlite", "asyncpg")
+
+
+@pytest.mark.parametrize("name", sorted(m for m in MODULES if not within(m, "gateway.store")))
+def test_nothing_above_the_store_knows_which_database_it_is(name: str) -> None:
+    """Issue 11: use cases, handlers, the app and the CLI reach persistence through `store.protocol.Store`."""
+    found = imports(name)
+    assert not {m for m in found if within(m, BACKENDS)}, f"{name} imports a store backend"
+    allowed_driver = {"gateway.storage_health": ("sqlite3",)}.get(name, ())  # recognises SQLite's "disk full"
+    drivers = {m for m in found if within(m, DRIVERS) and not within(m, allowed_driver)}
+    assert not drivers, f"{name} imports a database driver: {sorted(drivers)}"
+
+
 @pytest.mark.parametrize("name", sorted(MODULES))
 def test_only_the_composition_root_wires_http(name: str) -> None:
     """`api/` is reached only through `app`, `app` only from `cli`; nothing imports `cli`."""
@@ -114,8 +134,20 @@ def test_only_the_composition_root_wires_http(name: str) -> None:
     assert "gateway.cli" not in found, f"{name} imports gateway.cli"
 
 
-@pytest.mark.parametrize("name", ["gateway.service", "gateway.directory"])
+USE_CASES = (
+    "gateway.service",
+    "gateway.directory",
+    "gateway.holding",
+    "gateway.partnership",
+    "gateway.tenancy",
+    "gateway.transparency",
+    "gateway.audit",
+)
+
+
+@pytest.mark.parametrize("name", USE_CASES)
 def test_use_cases_speak_no_http_themselves(name: str) -> None:
-    """The use cases import no aiohttp (today their refusals are still `errors.ApiError`, see ARCHITECTURE.md)."""
+    """The use cases import no aiohttp and refuse with `refusals.Refusal`, never the HTTP layer's `errors`
+    (whose `REFUSAL_STATUS` is the one place a refusal's kind becomes a status)."""
     assert "aiohttp" not in {m.split(".")[0] for m in imports(name)}
-    assert not {m for m in ours(imports(name)) if within(m, ("gateway.api", "gateway.app"))}
+    assert not {m for m in ours(imports(name)) if within(m, ("gateway.api", "gateway.app", "gateway.errors"))}

@@ -116,7 +116,8 @@ test("parseIdentityFile refuses what is not an identity file", async () => {
   await rejectsWith(parseIdentityFile("# only a comment\n"), "not_a_backup");
   await rejectsWith(parseIdentityFile(`${a.identity}\nhello\n`), "not_a_backup");
   await rejectsWith(parseIdentityFile(a.identity.slice(0, -1) + (a.identity.endsWith("Q") ? "P" : "Q")), "not_a_backup");
-  await rejectsWith(parseIdentityFile(await age.generateHybridIdentity()), "not_a_backup");
+  // Post-quantum identities are keys this extension uses now (see the postQuantum test); plugin ones are not.
+  await rejectsWith(parseIdentityFile("AGE-PLUGIN-YUBIKEY-1QQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQ"), "not_a_backup");
 });
 
 test("decrypt opens an envelope encrypted to the older of two keys (after a rotation)", async () => {
@@ -144,4 +145,18 @@ test("a damaged envelope: corrupt_envelope", async () => {
   await rejectsWith(decrypt(flipped, keys), "corrupt_envelope");
   await rejectsWith(decrypt(envelope.slice(0, envelope.length - 5000), keys), "corrupt_envelope");
   await rejectsWith(decrypt(new TextEncoder().encode("not an age file at all"), keys), "corrupt_envelope");
+});
+
+test("generateKey({postQuantum: true}) makes a hybrid key; it survives the identity file and opens its envelopes", async () => {
+  const pq = await generateKey({ postQuantum: true });
+  assert.match(pq.identity, /^AGE-SECRET-KEY-PQ-1[0-9A-Z]+$/);
+  assert.match(pq.recipient, /^age1pq1[0-9a-z]+$/);
+  assert.equal(pq.recipient, await age.identityToRecipient(pq.identity));
+  const [classic] = await keysPromise;
+  const both = await parseIdentityFile(identityFile([classic, pq]));
+  assert.deepEqual(both.map((k) => k.recipient), [classic.recipient, pq.recipient]);
+  const bytes = payload(70_000);
+  const envelope = await encryptTo(pq.recipient, bytes);
+  assert.match(new TextDecoder().decode(envelope.subarray(0, 60)), /\n-> mlkem768x25519 /);
+  assert.deepEqual(await decrypt(envelope, both), bytes);
 });

@@ -11,7 +11,7 @@ import hashlib
 import os
 import secrets
 import shutil
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -55,12 +55,24 @@ class Spool:
             self.discard()
             raise
 
-    def write(self, recipient_id: str, data: bytes) -> None:
+    def write(self, recipient_id: str, data: bytes | memoryview) -> None:
         f = self._files[recipient_id]
         if data:
             f.fh.write(data)
             f.sha256.update(data)
             f.size += len(data)
+
+    def writer(self, recipient_id: str) -> Callable[[memoryview], None]:
+        """`write` for one recipient, consuming `data` before it returns (the encryptor reuses its buffer)."""
+        f = self._files[recipient_id]
+        write, update = f.fh.write, f.sha256.update
+
+        def sink(data: memoryview) -> None:
+            write(data)
+            update(data)
+            f.size += len(data)
+
+        return sink
 
     def digest(self, recipient_id: str) -> tuple[str, int]:
         """(hex SHA-256, size) of the envelope as written: recorded in the ledger so a recipient can prove
@@ -76,14 +88,27 @@ class Spool:
             f.fh.close()
         _fsync_dir(self._root / TMP_DIR)
 
-    def place(self, share_id: str) -> None:
-        """Rename every temp file into the share's directory (called inside the share's transaction)."""
+    def place(self, share_id: str, sync: bool = True) -> None:
+        """Rename every temp file into the share's directory (called inside the share's transaction).
+
+        With `sync=False` the directories are not fsynced here: the caller runs `durability(share_id)`'s jobs
+        before its transaction commits (the store does so once per group commit)."""
         final = self._root / share_id
         final.mkdir(mode=0o700)
         for rid, f in self._files.items():
             os.rename(f.tmp_path, final / f"{rid}{ENVELOPE_SUFFIX}")
-        _fsync_dir(final)
-        _fsync_dir(self._root)
+        if sync:
+            _fsync_dir(final)
+            _fsync_dir(self._root)
+
+    def durability(self, share_id: str) -> dict[object, Callable[[], None]]:
+        """The fsyncs that make `place(share_id, sync=False)` durable, keyed by directory (the envelopes
+        root is shared by every share, so a batch syncs it once)."""
+        final, root = self._root / share_id, self._root
+        return {
+            ("fsync-dir", str(final)): lambda: _fsync_dir(final),
+            ("fsync-dir", str(root)): lambda: _fsync_dir(root),
+        }
 
     def discard(self) -> None:
         for f in self._files.values():
