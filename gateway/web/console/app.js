@@ -737,9 +737,12 @@ async function changeMember(button, team, member, add, inputId) {
 function askDecision(e, approve) {
   pending = { kind: "decide", enrolment: e, approve };
   $("decide-h").textContent = `${approve ? "Approve" : "Reject"} the enrolment of ${e.name} (${e.recipient_id})?`;
-  $("decide-check").textContent = approve
-    ? `Check with ${e.name} by another channel (telephone, in person) that their key starts ${shortKey(e.age_recipient)}. Shares to them will be encrypted to it.`
-    : `${e.name} will not receive shares with this key; they can enrol again.`;
+  // The whole key, to read out and compare by another channel: a shortened one would not prove it is theirs.
+  $("decide-check").replaceChildren(
+    ...(approve
+      ? [`Check with ${e.name} by another channel (telephone, in person) that this is the key their browser shows: `, el("code", { class: "key", text: e.age_recipient }), ". Shares to them will be encrypted to it."]
+      : [`${e.name} will not receive shares with this key; they can enrol again.`]),
+  );
   $("decide-go").textContent = approve ? "Approve the enrolment" : "Reject the enrolment";
   $("decide-reason").value = "";
   $("decide-reason-group").hidden = false;
