@@ -7,7 +7,7 @@ import { GatewayError, explain, gatewayClient, notSignedIn, tokenClaims, unreach
 import { buildMime, unbase64 } from "./lib/mime.js";
 import { SignInError, signInIssuers, signInWith } from "./lib/oidc.js";
 import { hostPermissionPattern } from "./lib/origins.js";
-import { matchRecipients, notificationText } from "./panel/form-model.js";
+import { matchRecipients, neutralSubject, notificationText } from "./panel/form-model.js";
 import { bytesToBase64, recipientClient, shareIdFromNoticePath } from "./lib/recipient.js";
 import { privateGet, privateSet } from "./lib/private-store.js";
 import "./lib/snapshot.js";
@@ -17,6 +17,30 @@ const api = globalThis.browser ?? globalThis.chrome;
 export const DEFAULTS = { gatewayUrl: "http://127.0.0.1:8080", defaultExpiryDays: 30, webmailOrigins: [] };
 const ROUNDCUBE_PREFIX = "roundcube:";
 const DRAFT_PREFIX = "draft:";
+/** Shares made from a tab (storage.session): their results, so a panel re-opened on the shared draft shows them. */
+const DONE_PREFIX = "done:";
+const DONE_KEEP = 20;
+
+async function doneShares(tabId) {
+  const key = DONE_PREFIX + tabId;
+  return (await api.storage.session.get(key))[key] ?? [];
+}
+
+async function rememberDone(tabId, done) {
+  const list = (await doneShares(tabId)).filter((d) => d.result.share_id !== done.result.share_id);
+  list.unshift(done);
+  await api.storage.session.set({ [DONE_PREFIX + tabId]: list.slice(0, DONE_KEEP) });
+}
+
+/**
+ * The share this draft is the notification of, if it was shared from this tab: the draft has no attachments
+ * and still carries the share's reference. A draft the practitioner has since rewritten is a new email.
+ */
+async function sharedDraft(tabId, draft) {
+  if ((draft.attachments ?? []).length || (draft.missing ?? []).length) return null;
+  const text = String(draft.text ?? "");
+  return (await doneShares(tabId)).find((d) => text.includes(d.result.share_id)) ?? null;
+}
 
 /** Drafts waiting for (or shown in) a panel: session id → {draft, tabId, frameId}. */
 const sessions = new Map();
@@ -205,7 +229,10 @@ const contentHandlers = {
     for (const [old, s] of sessions) if (s.tabId === sender.tab.id) await forget(old);
     const id = crypto.randomUUID();
     const ticket = crypto.randomUUID();
-    await keep(id, { draft: msg.draft, tabId: sender.tab.id, frameId: sender.frameId ?? 0, ticket, created: Date.now(), claimed: null, changed: [], kept: "" });
+    // Re-opened on a draft that is already a share's notification: the panel shows that share, not a new form.
+    const done = await sharedDraft(sender.tab.id, msg.draft ?? {});
+    const base = { tabId: sender.tab.id, frameId: sender.frameId ?? 0, ticket, created: Date.now(), claimed: null, changed: [], kept: "" };
+    await keep(id, done ? { ...base, done } : { ...base, draft: msg.draft });
     return { session: id, ticket };
   },
   /** The content script saw the compose window differ from the panel's snapshot (parts: what differs). */
@@ -265,6 +292,7 @@ const pageHandlers = {
   async draft(msg, sender) {
     const s = await bound(msg, sender);
     const st = await settings();
+    if (s.done) return { done: s.done };
     return { draft: await summary(s), defaultExpiryDays: st.defaultExpiryDays, gatewayUrl: st.gatewayUrl, signedIn: !!(await token()) };
   },
   /** Whether the compose window still matches the snapshot (the panel asks now and then). */
@@ -327,6 +355,7 @@ const pageHandlers = {
   },
   async share(msg, sender) {
     const s = await bound(msg, sender);
+    if (s.done) throw new GatewayError("already_shared", "This email has already been shared. Close the panel; to share something else, write a new email.");
     const changed = (s.changed ?? []).join(",");
     if (changed && s.kept !== changed) {
       throw new GatewayError("draft_changed", `The email changed after SafeShare read it (${globalThis.SafeShareSnapshot.listParts(s.changed)}). Nothing was shared. Choose whether to share what the panel shows or to read the email again.`);
@@ -357,18 +386,26 @@ const pageHandlers = {
       noticeUrl: result.notice_url,
       sender: claims?.sub,
     });
+    const subject = neutralSubject(result.share_id);
     let replaced = false;
     let replaceError = null;
     try {
-      const answer = await api.tabs.sendMessage(s.tabId, { type: "replace", session: msg.session, text }, { frameId: s.frameId });
+      const answer = await api.tabs.sendMessage(s.tabId, { type: "replace", session: msg.session, text, subject }, { frameId: s.frameId });
       replaced = !!answer?.ok;
       if (!replaced) replaceError = answer?.error ?? "The webmail page did not answer.";
     } catch (e) {
       replaceError = String(e?.message ?? e);
     }
-    // The content has gone through the gateway: nothing of it stays in the extension either.
-    if (replaced) await forget(msg.session);
-    return { result, replaced, replaceError, notification: text };
+    // The content has gone through the gateway: nothing of it stays in the extension either. The panel stays
+    // bound to its tab (so Close and Escape still work) with only the share's result.
+    const done = { result, replaced, replaceError, subject, notification: text };
+    if (replaced) {
+      const rest = { ...s, done };
+      delete rest.draft;
+      await keep(msg.session, rest);
+      await rememberDone(s.tabId, done);
+    }
+    return done;
   },
   /** The open panel pings now and then, so the browser does not stop the worker while the form is filled in. */
   async keepalive() {
@@ -509,7 +546,7 @@ api.runtime.onMessage.addListener((msg, sender, sendResponse) => {
 api.tabs.onRemoved.addListener(async (tabId) => {
   for (const [id, s] of sessions) if (s.tabId === tabId) sessions.delete(id);
   const all = await api.storage.session.get(null);
-  const stale = Object.keys(all).filter((k) => k.startsWith(DRAFT_PREFIX) && all[k]?.tabId === tabId);
+  const stale = Object.keys(all).filter((k) => (k.startsWith(DRAFT_PREFIX) && all[k]?.tabId === tabId) || k === DONE_PREFIX + tabId);
   if (stale.length) await api.storage.session.remove(stale);
 });
 

@@ -26,6 +26,10 @@
     return list ? [...list.querySelectorAll('[role="option"], [role="listitem"]')] : [];
   }
 
+  function subjectField(compose) {
+    return compose.querySelector('input[aria-label="Add a subject"], input[aria-label="Subject"], input[placeholder="Add a subject"]');
+  }
+
   const adapter = {
     name: "outlook",
     findComposes(doc) {
@@ -46,7 +50,7 @@
         const name = (card.getAttribute("title") || link?.getAttribute("download") || card.textContent || "attachment").trim();
         return { name, type: card.getAttribute("data-content-type") || "", url: link?.getAttribute("href") ?? null };
       });
-      const subject = compose.querySelector('input[aria-label="Add a subject"], input[aria-label="Subject"], input[placeholder="Add a subject"]');
+      const subject = subjectField(compose);
       return {
         webmail: "outlook",
         to: K.visibleEmailsUnder(well(compose, /^to$/i)),
@@ -59,6 +63,11 @@
     },
     replaceBody(compose, text) {
       K.setEditableText(compose.querySelector(BODY), text);
+    },
+    /** The subject goes out with the notification email: after a share it must say nothing about the case. */
+    replaceSubject(compose, subject) {
+      const input = subjectField(compose);
+      if (input) K.setFieldValue(input, subject);
     },
     removeAttachments(compose) {
       const buttons = cards(compose)

@@ -186,6 +186,7 @@
       }
       try {
         adapter.removeAttachments(entry.compose);
+        if (typeof msg.subject === "string") adapter.replaceSubject(entry.compose, msg.subject);
         adapter.replaceBody(entry.compose, String(msg.text));
         sendResponse({ ok: true });
       } catch (e) {

@@ -263,6 +263,15 @@ export function notificationText({ shareId, ledgerIndex, expiresAt, gatewayUrl, 
   ].join("\n");
 }
 
+/**
+ * The subject the notification email goes out with. The draft's own subject often names the case ("Referral:
+ * CASE-… — injury disclosed at school") and would travel in the clear with the notification, so after a share
+ * it is replaced by this, which says only that something was shared and how to find it.
+ */
+export function neutralSubject(shareId) {
+  return `Information shared with you securely (SafeShare ${shareId})`;
+}
+
 // -- Shared another way (golden rule 7 for phone calls, meetings, letters) ------------------------------------
 
 /** How it was shared, in the order the panel offers them (the gateway's `disclosure.channel` values). */

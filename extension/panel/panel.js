@@ -377,13 +377,33 @@ function showResult(title, facts, note) {
   $("result").focus();
 }
 
+/** The share's result: after Share, and again when the panel is opened on the draft it left behind. */
+function showShared({ result, replaced, replaceError, subject }) {
+  finished = true;
+  showResult(
+    "Shared securely",
+    [
+      ["Share reference", result.share_id],
+      ["Ledger entry", result.ledger_index],
+      ["Available until", new Date(result.expires_at).toUTCString()],
+      ...resultRows(result).map((r) => [r.who, r.link ? `${r.how} Link: ${r.link}` : r.how]),
+      ...(result.agreements?.length ? [["Made under", result.agreements.map((a) => `${a.title} (version ${a.version})`).join(", ")]] : []),
+    ],
+    replaced
+      ? `Your email now has the subject “${subject}” and contains only a notification with the reference: the content, the attachments and the old subject were removed from the draft. Only the recipients' addresses and names remain as you wrote them. You can send it.`
+      : `The content was shared, but SafeShare could not change your draft (${replaceError}). Remove the content, the attachments and anything about the case in the subject from the email yourself before sending it.`,
+  );
+  for (const id of ["share", "not-share", "record-elsewhere", "share-to", "confirm"]) $(id).hidden = true;
+  $("actions").hidden = false;
+}
+
 async function onShare() {
   finished = true;
   updateButtons();
   $("status").textContent = "Sharing…";
   showAlert("");
   try {
-    const { result, replaced, replaceError } = await ask("share", {
+    const shareRequest = () => ({
       ...shareFields(
         recipientIds.map((id) => ({ recipient: { id } })),
         unkeyed,
@@ -393,19 +413,7 @@ async function onShare() {
       expires_in: Number($("expiry").value),
       agreement_override: agreementUi?.overrideReason(),
     });
-    showResult(
-      "Shared securely",
-      [
-        ["Share reference", result.share_id],
-        ["Ledger entry", result.ledger_index],
-        ["Available until", new Date(result.expires_at).toUTCString()],
-        ...resultRows(result).map((r) => [r.who, r.link ? `${r.how} Link: ${r.link}` : r.how]),
-        ...(result.agreements?.length ? [["Made under", result.agreements.map((a) => `${a.title} (version ${a.version})`).join(", ")]] : []),
-      ],
-      replaced
-        ? "Your email now contains only a notification with the reference: the content and attachments were removed from the draft. You can send it."
-        : `The content was shared, but SafeShare could not change your draft (${replaceError}). Remove the content and attachments from the email yourself before sending it.`,
-    );
+    showShared(await ask("share", shareRequest()));
     $("status").textContent = "Shared.";
   } catch (e) {
     finished = false;
@@ -688,7 +696,12 @@ async function main() {
   try {
     startGuards();
     session = await claimSession(ask);
-    const { draft, defaultExpiryDays } = await ask("draft");
+    const { draft, defaultExpiryDays, done } = await ask("draft");
+    if (done) {
+      showShared(done);
+      $("status").textContent = "This email has already been shared.";
+      return;
+    }
     renderDraft(draft);
     watchDraft();
     const { policy } = await ask("policy");
