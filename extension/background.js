@@ -7,7 +7,7 @@ import { GatewayError, explain, gatewayClient, notSignedIn, tokenClaims, unreach
 import { buildMime, unbase64 } from "./lib/mime.js";
 import { SignInError, signInIssuers, signInWith } from "./lib/oidc.js";
 import { hostPermissionPattern } from "./lib/origins.js";
-import { matchRecipients, neutralSubject, notificationText } from "./panel/form-model.js";
+import { fileMatchesCard, matchRecipients, neutralSubject, notificationText } from "./panel/form-model.js";
 import { bytesToBase64, recipientClient, shareIdFromNoticePath } from "./lib/recipient.js";
 import { privateGet, privateSet } from "./lib/private-store.js";
 import "./lib/snapshot.js";
@@ -187,6 +187,8 @@ async function summary(s) {
     hasHtml: !!draft.html,
     html: draft.html ?? "",
     attachments,
+    // Attachments the webmail would not hand over: the panel asks for each file, or to share without it.
+    missing: (draft.missing ?? []).map((m) => ({ name: m.name, type: m.type, sizeText: m.sizeText })),
     webmail: draft.webmail,
     unsteady: Array.isArray(draft.unsteady) ? draft.unsteady : [],
     changed: s.changed ?? [],
@@ -318,6 +320,25 @@ const pageHandlers = {
     await keep(msg.session, s);
     return { draft: await summary(s) };
   },
+  /**
+   * A file the practitioner added in the panel for an attachment the webmail would not hand over: taken only
+   * when it has that attachment's name and a size its card allows, and then shared like the others.
+   */
+  async "add-attachment"(msg, sender) {
+    const s = await bound(msg, sender);
+    if (s.done) throw new GatewayError("already_shared", "This email has already been shared.");
+    const missing = s.draft.missing ?? [];
+    const card = missing.find((m) => m.name === msg.card);
+    if (!card) throw new GatewayError("attachment_not_missing", `The email has no attachment called “${msg.card}” waiting for its file. Read the email again.`);
+    const data = String(msg.data ?? "");
+    const size = unbase64(data).length;
+    const problem = fileMatchesCard({ name: String(msg.name ?? ""), size }, card);
+    if (problem) throw new GatewayError("attachment_mismatch", problem);
+    s.draft.attachments = [...(s.draft.attachments ?? []), { name: card.name, type: card.type || String(msg.mime ?? ""), data }];
+    s.draft.missing = missing.filter((m) => m !== card);
+    await keep(msg.session, s);
+    return { draft: await summary(s) };
+  },
   /** The practitioner's panel phrase (set on the options page; kept where web pages and content scripts cannot read it). */
   async phrase() {
     return { phrase: (await privateGet("panelPhrase")) ?? "" };
@@ -359,6 +380,16 @@ const pageHandlers = {
     const changed = (s.changed ?? []).join(",");
     if (changed && s.kept !== changed) {
       throw new GatewayError("draft_changed", `The email changed after SafeShare read it (${globalThis.SafeShareSnapshot.listParts(s.changed)}). Nothing was shared. Choose whether to share what the panel shows or to read the email again.`);
+    }
+    // An attachment the webmail would not hand over is shared only as the file the practitioner added, or left
+    // out because they chose so (it is then removed from the email with the others): never silently dropped.
+    const leftOut = Array.isArray(msg.leave_out) ? msg.leave_out.map(String) : [];
+    const unresolved = (s.draft.missing ?? []).filter((m) => !leftOut.includes(m.name));
+    if (unresolved.length) {
+      throw new GatewayError(
+        "attachment_missing",
+        `SafeShare could not read ${unresolved.map((m) => `“${m.name}”`).join(", ")} from the webmail. Add the file in the panel, or choose to share without it. Nothing was shared.`,
+      );
     }
     const st = await settings();
     const c = await client();

@@ -10,7 +10,9 @@
  *   in its title / aria-label or text; only pills and text visibly shown count (kit.visibleEmailsUnder);
  * - subject: input[aria-label="Add a subject"] (or "Subject");
  * - attachments: the list labelled "Attachments"; each card (role="option" or "listitem") has the file name in
- *   its title, a download link, and a button whose aria-label starts "Remove".
+ *   its title, its size in its text ("3 KB"), a button whose aria-label starts "Remove" and — in the saved page,
+ *   not in real OWA, which fetches attachments through its own service — a download link. A card without one
+ *   is handed over as missing: the panel asks the practitioner for that file.
  */
 (function () {
   const K = globalThis.SafeShareAdapterKit;
@@ -48,7 +50,9 @@
       const attachments = cards(compose).map((card) => {
         const link = card.querySelector("a[href]");
         const name = (card.getAttribute("title") || link?.getAttribute("download") || card.textContent || "attachment").trim();
-        return { name, type: card.getAttribute("data-content-type") || "", url: link?.getAttribute("href") ?? null };
+        // The size the card shows ("3 KB"): a file the practitioner adds in the panel instead is checked against it.
+        const sizeText = /\d+(?:[.,]\d+)?\s*(?:bytes?|B|KB|MB|GB)\b/i.exec(`${card.getAttribute("aria-label") ?? ""} ${card.textContent ?? ""}`)?.[0] ?? "";
+        return { name, type: card.getAttribute("data-content-type") || "", url: link?.getAttribute("href") ?? null, sizeText };
       });
       const subject = subjectField(compose);
       return {

@@ -272,6 +272,48 @@ export function neutralSubject(shareId) {
   return `Information shared with you securely (SafeShare ${shareId})`;
 }
 
+// -- Attachments the webmail would not hand over (Outlook on the web fetches them through its own service) ----
+
+/**
+ * The size a webmail's attachment card shows ("3 KB", "1.2 MB", "512 bytes"), as the range of byte counts it
+ * can stand for: the card rounds, to its shown precision, in units of 1,000 or 1,024. null when there is none.
+ */
+export function cardSizeRange(text) {
+  const m = /(\d+(?:[.,]\d+)?)\s*(bytes?|B|KB|kB|MB|GB)\b/i.exec(String(text ?? ""));
+  if (!m) return null;
+  const value = Number(m[1].replace(",", "."));
+  const decimals = (m[1].split(/[.,]/)[1] ?? "").length;
+  const unit = m[2].toLowerCase();
+  const power = unit.startsWith("b") ? 0 : { kb: 1, mb: 2, gb: 3 }[unit];
+  let min = Infinity;
+  let max = 0;
+  for (const base of [1000, 1024]) {
+    const u = base ** power;
+    const step = u * 10 ** -decimals;
+    min = Math.min(min, Math.max(0, value * u - step));
+    max = Math.max(max, value * u + step);
+  }
+  return { min: Math.floor(min), max: Math.ceil(max) };
+}
+
+/**
+ * Whether a file the practitioner added in the panel is the attachment the email's card shows: the same name
+ * and a size the card's rounded size allows. null when it is; otherwise what to tell the practitioner.
+ * @param {{name: string, size: number}} file
+ * @param {{name: string, sizeText?: string}} card
+ */
+export function fileMatchesCard(file, card) {
+  const S = (n) => `${Number(n).toLocaleString("en-GB")} bytes`;
+  if (String(file.name) !== String(card.name)) {
+    return `That file is called “${file.name}”, but the attachment in your email is “${card.name}”. Choose the same file.`;
+  }
+  const range = cardSizeRange(card.sizeText);
+  if (range && (file.size < range.min || file.size > range.max)) {
+    return `“${file.name}” on your computer is ${S(file.size)}, but the attachment in your email is ${card.sizeText}: it is a different version. Choose the same file.`;
+  }
+  return null;
+}
+
 // -- Shared another way (golden rule 7 for phone calls, meetings, letters) ------------------------------------
 
 /** How it was shared, in the order the panel offers them (the gateway's `disclosure.channel` values). */

@@ -6,6 +6,7 @@
 import { setupAgreements } from "./agreements.js";
 import { CHANNELS, fieldTree, placeProblems, policyInfo, problemsPerRule, ruleTexts, toDisclosure, toJustification, toLocalInput } from "./form-model.js";
 import { claimSession, confirmStep, hasVisibilityTracking, watchFocus, watchVisibility } from "./guard.js";
+import { renderMissing } from "./missing-view.js";
 import { renderChanged, renderRecipientSummary, renderSnapshot } from "./snapshot-view.js";
 import { choiceComplete, resultRows, shareFields } from "./unenrolled.js";
 import { renderUnenrolled } from "./unenrolled-view.js";
@@ -28,6 +29,8 @@ let unenrolledView = renderUnenrolledNone();
 function renderUnenrolledNone() {
   return { choice: () => null, focusPassphrase: () => {} };
 }
+/** Attachments the webmail would not hand over (missing-view.js). */
+let missingView = { unresolved: () => [], leaveOut: () => [] };
 let valid = false;
 let validating = 0;
 let finished = false;
@@ -257,7 +260,8 @@ function updateButtons() {
   const d = decision();
   const busy = validating > 0 || finished;
   const unkeyedOk = choiceComplete(unkeyed, unenrolledView.choice());
-  $("share").disabled = busy || !valid || d !== "share" || !recipientsOk || !unkeyedOk || elsewhere || !guardAllows();
+  const attachmentsOk = missingView.unresolved().length === 0;
+  $("share").disabled = busy || !valid || d !== "share" || !recipientsOk || !unkeyedOk || !attachmentsOk || elsewhere || !guardAllows();
   $("not-share").disabled = busy || !valid || d !== "not_share";
   $("record-elsewhere").hidden = !elsewhere;
   $("record-elsewhere").disabled = busy || !valid || d !== "share" || !elsewhere;
@@ -275,6 +279,7 @@ function describeProblems(problems, perRule) {
     const d = decision();
     if (d === "share" && elsewhere) $("status").textContent = "Ready to record that you shared this another way.";
     else if (d === "share" && (!recipientsOk || !choiceComplete(unkeyed, unenrolledView.choice()))) $("status").textContent = "The justification is complete, but the recipients need attention (see Recipients).";
+    else if (d === "share" && missingView.unresolved().length) $("status").textContent = "The justification is complete, but an attachment is not included yet (see What will be shared).";
     else $("status").textContent = d === "not_share" ? "Ready to record your decision not to share." : "Ready to share.";
     return;
   }
@@ -326,6 +331,22 @@ function changed() {
 function renderDraft(draft) {
   renderSnapshot(draft, $);
   renderChanged(draft.changed ?? [], $);
+  missingView = renderMissing({
+    box: $("missing"),
+    missing: draft.missing ?? [],
+    ask,
+    webmail: draft.webmail,
+    onDraft: (d) => {
+      renderDraft(d);
+      updateButtons();
+      if (valid) describeStatus([], new Map());
+      $("status").textContent = `${$("status").textContent} The attachment was added.`.trim();
+    },
+    onChange: () => {
+      updateButtons();
+      if (valid) describeStatus([], new Map());
+    },
+  });
 }
 
 function renderRecipients(matched, unknown, addresses) {
@@ -412,6 +433,7 @@ async function onShare() {
       justification: justification(),
       expires_in: Number($("expiry").value),
       agreement_override: agreementUi?.overrideReason(),
+      leave_out: missingView.leaveOut(),
     });
     showShared(await ask("share", shareRequest()));
     $("status").textContent = "Shared.";
