@@ -29,7 +29,9 @@ function deref(policy, node) {
   const m = /^#\/\$defs\/([^/]+)$/.exec(node.$ref);
   const target = m ? policy.$defs?.[m[1]] ?? {} : {};
   const { $ref, ...rest } = node;
-  return { ...target, ...rest, $refName: m ? m[1] : undefined };
+  // A definition's own description speaks to the policy's authors ("Free text: not blank after trimming, at
+  // most 4,000 characters"), not to practitioners: a hint is only what the property itself says.
+  return { ...target, ...rest, description: rest.description, $refName: m ? m[1] : undefined };
 }
 
 function options(node) {

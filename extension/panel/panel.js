@@ -5,6 +5,7 @@
  */
 import { setupAgreements } from "./agreements.js";
 import { CHANNELS, fieldTree, placeProblems, policyInfo, problemsPerRule, ruleTexts, toDisclosure, toJustification, toLocalInput } from "./form-model.js";
+import { applies, conditionalFields } from "./conditions.js";
 import { claimSession, confirmStep, hasVisibilityTracking, watchFocus, watchVisibility } from "./guard.js";
 import { renderMissing } from "./missing-view.js";
 import { renderChanged, renderRecipientSummary, renderSnapshot } from "./snapshot-view.js";
@@ -137,7 +138,8 @@ function renderObject(f, path) {
   const legend = el("legend", {}, el("span", { text: f.title }), el("span", { class: "count", dataset: { countFor: path } }));
   const fs = el("fieldset", { id: idFor(path), class: isRule ? "rule" : "group" }, legend);
   if (f.question) fs.append(el("p", { class: "question", text: f.question }));
-  if (isRule && f.description) fs.append(el("p", { class: "hint", text: f.description }));
+  // The rule's full text, one click away: the question says what to answer, the rule why.
+  if (isRule && f.description) fs.append(el("details", { class: "rule-text" }, el("summary", { text: `Read ${f.title.split(" — ")[0].toLowerCase()} in full` }), el("p", { class: "hint", text: f.description })));
   for (const c of f.children ?? []) fs.append(renderField(c, `${path}.${c.key}`));
   const box = el("div", { class: "field", dataset: { field: path, rule: f.rule ?? "", ...(f.safetyNet ? { safetyNet: f.safetyNet } : {}) }, hidden: !!f.safetyNet }, fs);
   box.append(el("p", { class: "problem", id: "p-" + idFor(path), hidden: true }));
@@ -197,6 +199,8 @@ function renderObjects(f, path) {
 function readState() {
   const state = {};
   for (const node of $("fields").querySelectorAll("[data-path]")) {
+    // A question that does not apply now is not part of the answer (what was typed stays, should it apply again).
+    if (node.closest("[data-cond][hidden]")) continue;
     const p = node.dataset.path;
     const kind = node.dataset.kind;
     if (kind === "radio") {
@@ -215,6 +219,34 @@ function readState() {
 
 function justification() {
   return toJustification(tree, readState(), { policyId });
+}
+
+// -- Questions only when they apply (conditions.js: from the policy's if/then and x-show-when) ---------------
+
+let policyDoc = null;
+let conditions = new Map();
+
+function markConditional() {
+  conditions = conditionalFields(policyDoc);
+  for (const box of $("fields").querySelectorAll("[data-field]")) {
+    if (conditions.has(box.dataset.field) && !box.dataset.safetyNet) box.dataset.cond = "1";
+  }
+}
+
+/** Show the questions that apply to the answers so far; repeated until stable (one answer can reveal another). */
+function applyConditions() {
+  for (let round = 0; round < 6; round++) {
+    const doc = justification();
+    let moved = false;
+    for (const box of $("fields").querySelectorAll("[data-cond]")) {
+      const hide = !applies(policyDoc, conditions.get(box.dataset.field), doc);
+      if (box.hidden !== hide) {
+        box.hidden = hide;
+        moved = true;
+      }
+    }
+    if (!moved) return;
+  }
 }
 
 function renderProblems(problems) {
@@ -730,16 +762,25 @@ async function main() {
     const info = policyInfo(policy);
     policyId = info.id;
     tree = fieldTree(policy);
+    policyDoc = policy;
     ruleTexts(policy);
     $("policy-title").textContent = `${info.title} — ${info.source ?? info.id} (version ${info.version}). The questions below come from your organisation's SafeShare gateway.`;
     const fields = $("fields");
     for (const f of tree) fields.append(renderField(f, f.key));
+    markConditional();
+    applyConditions();
     renderElsewhere();
     renderExpiry(defaultExpiryDays);
     $("form").hidden = false;
     $("actions").hidden = false;
-    fields.addEventListener("input", changed);
-    fields.addEventListener("change", changed);
+    fields.addEventListener("input", () => {
+      applyConditions();
+      changed();
+    });
+    fields.addEventListener("change", () => {
+      applyConditions();
+      changed();
+    });
     const addresses = [...draft.to, ...draft.cc];
     try {
       const { matched, unknown } = await ask("recipients", { addresses });
