@@ -249,6 +249,76 @@ function applyConditions() {
   }
 }
 
+// -- Errors only after a field is left or Share is pressed, with the GOV.UK error summary ---------------------
+
+/** Paths of the fields the practitioner has left (or answered, for choices); and whether Share was pressed. */
+const touched = new Set();
+let submitted = false;
+let lastProblems = [];
+
+const related = (a, b) => a === b || a.startsWith(b + ".") || b.startsWith(a + ".");
+
+/**
+ * The problems to show now: all of them once Share (or Record) was pressed; before that only those about a
+ * field the practitioner has left, and the conditions a safety net states (guidance, shown as it applies).
+ */
+function visibleProblems(problems) {
+  if (submitted) return problems;
+  return problems.filter((p) => {
+    const field = String(p.field ?? "");
+    if ([...touched].some((t) => related(t, field))) return true;
+    const box = $("fields").querySelector(`[data-field="${CSS.escape(field)}"]`);
+    return !!box?.closest("[data-safety-net]");
+  });
+}
+
+function showProblems() {
+  const shown = visibleProblems(lastProblems);
+  const perRule = renderProblems(shown);
+  renderErrorSummary(submitted ? shown : []);
+  return perRule;
+}
+
+/** The field's own words for the summary: its label or legend, without the problem count. */
+function fieldName(box) {
+  const own = box.querySelector("label, legend > span, legend");
+  return (own?.textContent ?? "").replace(/\s*\(\d+ problems?\)$/, "").trim();
+}
+
+function renderErrorSummary(problems) {
+  const box = $("error-summary");
+  const list = $("error-summary-list");
+  list.replaceChildren();
+  const known = new Set([...$("fields").querySelectorAll("[data-field]")].map((n) => n.dataset.field));
+  const { byField, general } = placeProblems(problems, (path) => known.has(path));
+  for (const [path, ps] of byField) {
+    const fbox = $("fields").querySelector(`[data-field="${CSS.escape(path)}"]`);
+    const target = fbox.querySelector("input:not([type=hidden]), select, textarea, summary, button") ?? fbox;
+    for (const p of ps) {
+      const a = el("a", { href: `#${target.id || idFor(path)}`, text: `${fieldName(fbox)}: ${p.message}` });
+      a.addEventListener("click", (ev) => {
+        ev.preventDefault();
+        fbox.scrollIntoView({ block: "start" });
+        target.focus();
+      });
+      list.append(el("li", {}, a));
+    }
+  }
+  for (const p of general) list.append(el("li", { text: p.message }));
+  box.hidden = !list.children.length;
+}
+
+/** Share or Record pressed before the justification is complete: every problem, and the summary at the top. */
+function revealAll() {
+  submitted = true;
+  showProblems();
+  if (lastProblems.length) describeStatus(lastProblems, problemsPerRule(lastProblems));
+  if (!$("error-summary").hidden) {
+    $("error-summary").focus();
+    $("error-summary").scrollIntoView({ block: "start" });
+  }
+}
+
 function renderProblems(problems) {
   const fields = $("fields");
   for (const p of fields.querySelectorAll(".problem")) {
@@ -278,7 +348,7 @@ function renderProblems(problems) {
     const path = c.dataset.countFor;
     if (!/^rules\.\d/.test(path)) continue;
     const n = perRule.get(Number(box?.dataset.rule)) ?? 0;
-    c.textContent = n ? `(${n} problem${n === 1 ? "" : "s"})` : "(complete)";
+    c.textContent = n ? `(${n} problem${n === 1 ? "" : "s"})` : "";
   }
   return perRule;
 }
@@ -293,10 +363,19 @@ function updateButtons() {
   const busy = validating > 0 || finished;
   const unkeyedOk = choiceComplete(unkeyed, unenrolledView.choice());
   const attachmentsOk = missingView.unresolved().length === 0;
-  $("share").disabled = busy || !valid || d !== "share" || !recipientsOk || !unkeyedOk || !attachmentsOk || elsewhere || !guardAllows();
-  $("not-share").disabled = busy || !valid || d !== "not_share";
+  // An incomplete justification leaves Share pressable (announced as unavailable): pressing it shows every
+  // problem and the summary at the top, as GOV.UK forms do. Anything else that stops a share disables it.
+  $("share").disabled = busy || d === "not_share" || !recipientsOk || !unkeyedOk || !attachmentsOk || elsewhere || !guardAllows();
+  setIncomplete($("share"), !valid || d !== "share");
+  $("not-share").disabled = busy || d === "share";
+  setIncomplete($("not-share"), !valid || d !== "not_share");
   $("record-elsewhere").hidden = !elsewhere;
   $("record-elsewhere").disabled = busy || !valid || d !== "share" || !elsewhere;
+}
+
+function setIncomplete(button, incomplete) {
+  if (incomplete) button.setAttribute("aria-disabled", "true");
+  else button.removeAttribute("aria-disabled");
 }
 
 function describeStatus(problems, perRule) {
@@ -319,8 +398,9 @@ function describeProblems(problems, perRule) {
     .filter(([r]) => r !== null)
     .sort((a, b) => a[0] - b[0])
     .map(([r, n]) => `rule ${r}: ${n}`);
-  $("status").textContent =
-    `${problems.length} problem${problems.length === 1 ? "" : "s"} to resolve before you can continue` + (rules.length ? ` (${rules.join(", ")}).` : ".");
+  $("status").textContent = submitted
+    ? `${problems.length} problem${problems.length === 1 ? "" : "s"} to resolve before you can continue` + (rules.length ? ` (${rules.join(", ")}).` : ".")
+    : `Not ready yet: ${problems.length} answer${problems.length === 1 ? "" : "s"} still needed` + (rules.length ? ` (${rules.join(", ")}).` : ".");
 }
 
 let timer = null;
@@ -344,8 +424,9 @@ function changed() {
       const all = answer.problems ?? [];
       renderSafetyNets(answer.safety_nets ?? []);
       renderDisclosureProblems(all.filter(isDisclosureProblem));
-      const perRule = renderProblems(all.filter((p) => !isDisclosureProblem(p)));
-      describeStatus(all, perRule);
+      lastProblems = all.filter((p) => !isDisclosureProblem(p));
+      showProblems();
+      describeStatus(all, problemsPerRule(lastProblems));
       if ($("alert").dataset.kind === "validate") showAlert("");
     } catch (e) {
       if (mine !== seq) return;
@@ -476,12 +557,17 @@ async function onShare() {
     if (Array.isArray(e.problems)) renderProblems(e.problems);
     agreementUi?.refused(e);
     if (e.code === "passphrase_weak") unenrolledView.focusPassphrase();
+    if (Array.isArray(e.problems)) revealAll();
     lastAsked = null;
     changed();
   }
 }
 
-async function onNotShare() {
+async function onNotShare(ev) {
+  if (ev?.currentTarget?.getAttribute("aria-disabled") === "true" || validating > 0) {
+    if (ev?.isTrusted) revealAll();
+    return;
+  }
   finished = true;
   updateButtons();
   $("status").textContent = "Recording your decision…";
@@ -777,9 +863,18 @@ async function main() {
       applyConditions();
       changed();
     });
-    fields.addEventListener("change", () => {
+    fields.addEventListener("change", (ev) => {
+      // A choice made is a field answered; a text field counts once it is left (focusout below).
+      if (ev.target.matches?.("input[type=radio], input[type=checkbox], select") && ev.target.dataset.path) touched.add(ev.target.dataset.path);
       applyConditions();
       changed();
+      if (validating === 0) showProblems();
+    });
+    fields.addEventListener("focusout", (ev) => {
+      const path = ev.target.dataset?.path;
+      if (!path || touched.has(path)) return;
+      touched.add(path);
+      if (validating === 0) showProblems();
     });
     const addresses = [...draft.to, ...draft.cc];
     try {
@@ -841,6 +936,7 @@ function startGuards() {
 /** Share: a trusted click, after the panel has been visible for a moment; a confirmation where visibility cannot be checked. */
 function onShareClick(ev) {
   if (!ev.isTrusted || !guardAllows()) return;
+  if ($("share").getAttribute("aria-disabled") === "true" || validating > 0) return revealAll();
   if (hasVisibilityTracking()) return onShare();
   confirmStep({
     box: $("confirm"),

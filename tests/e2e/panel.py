@@ -44,8 +44,10 @@ def _set(panel: Any, path: str, value: Any) -> None:
         first.select_option(str(value))
     elif isinstance(value, list):
         first.fill(", ".join(value))
+        first.blur()  # moving on to the next question, as a practitioner does (problems show once a field is left)
     else:
         first.fill(str(value))
+        first.blur()
 
 
 def fill(panel: Any, doc: dict[str, Any], prefix: str = "") -> None:
