@@ -223,6 +223,27 @@ async function bound(msg, sender) {
   return s;
 }
 
+// -- The practitioner's answers in progress, and their last justification per case (storage.session only) ----
+
+const FORM_PREFIX = "form:";
+const LAST_PREFIX = "last:";
+
+/** One email's key: its webmail, subject and recipients (a reloaded tab shows the same draft again). */
+async function formKey(s) {
+  const d = s.draft ?? {};
+  const id = JSON.stringify([d.webmail ?? "", d.subject ?? "", [...(d.to ?? [])].sort(), [...(d.cc ?? [])].sort()]);
+  return FORM_PREFIX + (await sha256Hex(new TextEncoder().encode(id)));
+}
+
+/** After a share or a decision: the answers in progress go, the justification is kept for each case it names. */
+async function finishForm(s, justification) {
+  if (s?.draft) await api.storage.session.remove(await formKey(s)).catch(() => {});
+  const at = new Date().toISOString();
+  const refs = (justification?.subjects ?? []).map((x) => String(x?.ref ?? "")).filter(Boolean);
+  const values = Object.fromEntries(refs.map((ref) => [LAST_PREFIX + ref, { ref, at, justification }]));
+  if (refs.length) await api.storage.session.set(values).catch(() => {});
+}
+
 /** Handlers for content scripts (a webmail page): they may only hand over a draft. */
 const contentHandlers = {
   async open(msg, sender) {
@@ -339,6 +360,26 @@ const pageHandlers = {
     await keep(msg.session, s);
     return { draft: await summary(s) };
   },
+  async "form-save"(msg, sender) {
+    const s = await bound(msg, sender);
+    if (s.done || !msg.state || typeof msg.state !== "object") return {};
+    await api.storage.session.set({ [await formKey(s)]: { state: msg.state, saved: Date.now() } });
+    return {};
+  },
+  async "form-load"(msg, sender) {
+    const s = await bound(msg, sender);
+    if (s.done) return null;
+    const key = await formKey(s);
+    return (await api.storage.session.get(key))[key] ?? null;
+  },
+  /** The practitioner's last justification naming one of these case references (newest first). */
+  async "last-for"(msg, sender) {
+    await bound(msg, sender);
+    const keys = (Array.isArray(msg.refs) ? msg.refs : []).map((r) => LAST_PREFIX + String(r));
+    const found = Object.values(await api.storage.session.get(keys));
+    found.sort((a, b) => String(b.at).localeCompare(String(a.at)));
+    return found[0] ?? null;
+  },
   /** The practitioner's panel phrase (set on the options page; kept where web pages and content scripts cannot read it). */
   async phrase() {
     return { phrase: (await privateGet("panelPhrase")) ?? "" };
@@ -430,6 +471,7 @@ const pageHandlers = {
     // The content has gone through the gateway: nothing of it stays in the extension either. The panel stays
     // bound to its tab (so Close and Escape still work) with only the share's result.
     const done = { result, replaced, replaceError, subject, notification: text };
+    await finishForm(s, msg.justification);
     if (replaced) {
       const rest = { ...s, done };
       delete rest.draft;
@@ -442,8 +484,10 @@ const pageHandlers = {
   async keepalive() {
     return {};
   },
-  async decide(msg) {
-    return await (await client()).decide(msg.justification, msg.disclosure);
+  async decide(msg, sender) {
+    const answer = await (await client()).decide(msg.justification, msg.disclosure);
+    await finishForm(await bound(msg, sender).catch(() => null), msg.justification);
+    return answer;
   },
   async close(msg, sender) {
     const s = await bound(msg, sender).catch(() => null);

@@ -61,6 +61,8 @@ function toField(policy, node, key, path, required, inheritedRule) {
     required,
     // Fields a policy safety net releases (x-safety-net): shown only while that safety net applies.
     safetyNet: typeof n["x-safety-net"] === "string" ? n["x-safety-net"] : undefined,
+    // The definition the value is (e.g. "ref"): a list of the same definition is offered what was entered here.
+    ref: n.$refName,
   };
   if (n.type === "object" || n.properties) {
     const req = new Set(n.required ?? []);
@@ -76,7 +78,7 @@ function toField(policy, node, key, path, required, inheritedRule) {
       return { ...base, kind: "objects", children: itemField.children, minItems: n.minItems ?? 0, itemTitle: item.title ?? "Item" };
     }
     if (item.enum) return { ...base, kind: "multi", options: options(item) };
-    return { ...base, kind: "list" };
+    return { ...base, kind: "list", itemRef: item.$refName };
   }
   if (n.type === "boolean") {
     const labels = n["x-labels"] ?? {};
@@ -106,6 +108,41 @@ export function fieldTree(policy) {
   return Object.entries(policy.properties ?? {})
     .filter(([, node]) => !("const" in node))
     .map(([k, node]) => toField(policy, node, k, k, req.has(k), null));
+}
+
+/**
+ * What a practitioner would enter on screen to produce `doc` (the inverse of toJustification): the starting
+ * point "from my last justification about this case" is put into the form through it.
+ * @param {Field[]} tree
+ * @param {object} doc
+ */
+export function toState(tree, doc, prefix = "", state = {}) {
+  for (const f of tree) {
+    const path = prefix ? `${prefix}.${f.key}` : f.key;
+    const v = doc?.[f.key];
+    if (v === undefined) continue;
+    if (f.kind === "object") toState(f.children ?? [], v, path, state);
+    else if (f.kind === "objects") {
+      state[path] = v.length;
+      v.forEach((row, i) => toState(f.children ?? [], row, `${path}.${i}`, state));
+    } else if (f.kind === "list") state[path] = v.join(", ");
+    else if (f.kind === "boolean") state[path] = String(v);
+    else state[path] = v;
+  }
+  return state;
+}
+
+/** Every field of the tree whose value is the definition `ref` (e.g. the subjects' case references). */
+export function fieldsOfRef(tree, ref) {
+  const out = [];
+  const walk = (fs) => {
+    for (const f of fs) {
+      if (f.ref === ref && f.kind !== "list") out.push(f.path);
+      if (f.children) walk(f.children);
+    }
+  };
+  walk(tree);
+  return out;
 }
 
 /** The policy's own identity (x-policy), for the justification's `policy` field and the panel heading. */

@@ -4,7 +4,7 @@
  * records a decision not to share through the service worker.
  */
 import { setupAgreements } from "./agreements.js";
-import { CHANNELS, fieldTree, placeProblems, policyInfo, problemsPerRule, ruleTexts, toDisclosure, toJustification, toLocalInput } from "./form-model.js";
+import { CHANNELS, fieldsOfRef, fieldTree, toState, placeProblems, policyInfo, problemsPerRule, ruleTexts, toDisclosure, toJustification, toLocalInput } from "./form-model.js";
 import { applies, conditionalFields } from "./conditions.js";
 import { claimSession, confirmStep, hasVisibilityTracking, watchFocus, watchVisibility } from "./guard.js";
 import { renderMissing } from "./missing-view.js";
@@ -117,6 +117,14 @@ function renderField(f, path) {
       return wrap(path, fs, hid);
     }
     case "list": {
+      // A list of what was entered elsewhere in the form (the subjects at risk are some of the subjects): the
+      // answers are offered to tick, not typed again (WCAG 2.2 SC 3.3.7 Redundant Entry).
+      const sources = f.itemRef ? fieldsOfRef(tree, f.itemRef) : [];
+      if (sources.length) {
+        const fs = el("fieldset", { class: "choices offers", id: idFor(path), dataset: { offers: sources.join(" ") } }, el("legend", { text: label }), h);
+        fs.append(el("p", { class: "hint empty-offers", text: "Nothing to choose yet: enter the references above first." }));
+        return wrap(path, fs, hid);
+      }
       const input = el("input", { type: "text", id: idFor(path), dataset: { path }, autocomplete: "off" });
       const note = el("p", { class: "hint", id: "n-" + idFor(path), text: "Separate references with commas." });
       input.setAttribute("aria-describedby", note.id);
@@ -196,6 +204,29 @@ function renderObjects(f, path) {
   return wrap(path, fs);
 }
 
+/** Refresh each list of offers from the answers it is offered (keeping what was ticked). */
+function refreshOffers() {
+  for (const fs of $("fields").querySelectorAll("[data-offers]")) {
+    const path = fs.closest("[data-field]").dataset.field;
+    const patterns = fs.dataset.offers.split(" ").map((s) => new RegExp("^" + s.replace(/[.]/g, "\\.").replace(/#/g, "\\d+") + "$"));
+    const values = [];
+    for (const node of $("fields").querySelectorAll("[data-path]")) {
+      const v = node.value?.trim();
+      if (v && patterns.some((re) => re.test(node.dataset.path)) && !values.includes(v)) values.push(v);
+    }
+    const ticked = new Set([...fs.querySelectorAll("input:checked")].map((i) => i.value));
+    const now = [...fs.querySelectorAll("input")].map((i) => i.value);
+    if (JSON.stringify(now) === JSON.stringify(values)) continue;
+    for (const l of fs.querySelectorAll("label")) l.remove();
+    values.forEach((v, i) => {
+      const input = el("input", { type: "checkbox", name: path, value: v, id: `${idFor(path)}-${i}`, dataset: { path, kind: "multi" } });
+      input.checked = ticked.has(v);
+      fs.append(el("label", {}, input, " " + v));
+    });
+    fs.querySelector(".empty-offers").hidden = values.length > 0;
+  }
+}
+
 function readState() {
   const state = {};
   for (const node of $("fields").querySelectorAll("[data-path]")) {
@@ -219,6 +250,109 @@ function readState() {
 
 function justification() {
   return toJustification(tree, readState(), { policyId });
+}
+
+// -- A half-filled justification survives closing the panel or reloading the tab --------------------------
+// Kept by the service worker in storage.session (memory only; never the webmail page, never disk), per email.
+
+/** Every answer on screen, also those of questions that do not apply now. */
+function rawState() {
+  const state = {};
+  for (const node of $("fields").querySelectorAll("[data-path]")) {
+    const p = node.dataset.path;
+    if (node.dataset.kind === "radio") {
+      if (node.checked) state[p] = node.value;
+    } else if (node.dataset.kind === "multi") {
+      state[p] = state[p] ?? [];
+      if (node.checked) state[p].push(node.value);
+    } else state[p] = node.dataset.kind === "count" ? Number(node.value) : node.value;
+  }
+  return state;
+}
+
+let saveTimer = null;
+function saveLater() {
+  clearTimeout(saveTimer);
+  saveTimer = setTimeout(() => {
+    if (!finished) ask("form-save", { state: rawState() }).catch(() => {});
+  }, 300);
+}
+
+/** Put saved (or carried-over) answers into the form: rows first, then values in the form's order. */
+function restoreState(state) {
+  for (const counter of $("fields").querySelectorAll('[data-kind="count"]')) {
+    const want = Number(state[counter.dataset.path] ?? 0);
+    const add = counter.parentElement.querySelector(":scope > .row-actions > button");
+    for (let guard = 0; Number(counter.value) < want && add && guard < 50; guard++) add.click();
+  }
+  for (let pass = 0; pass < 2; pass++) {
+    for (const node of $("fields").querySelectorAll("[data-path]")) {
+      const p = node.dataset.path;
+      const kind = node.dataset.kind;
+      if (!(p in state) || kind === "count") continue;
+      if (kind === "radio") node.checked = String(state[p]) === node.value;
+      else if (kind === "multi") node.checked = [].concat(state[p]).map(String).includes(node.value);
+      else node.value = String(state[p] ?? "");
+    }
+    refreshOffers(); // the subjects at risk can be ticked once the subjects are in
+  }
+  applyConditions();
+}
+
+// -- "Use the justification from my last share about this case": a starting point, confirmed rule by rule ----
+
+let lastOffered = "";
+
+async function offerLast() {
+  const refs = [...$("fields").querySelectorAll("[data-path]")]
+    .filter((n) => /^subjects\.\d+\.ref$/.test(n.dataset.path) && n.value.trim())
+    .map((n) => n.value.trim());
+  if (!refs.length || $("fields").querySelector("[data-confirm-rule]")) return;
+  const last = await ask("last-for", { refs }).catch(() => null);
+  $("last-offer")?.remove();
+  if (!last || lastOffered === last.at + last.ref) return;
+  const when = new Date(last.at).toLocaleString("en-GB", { dateStyle: "long", timeStyle: "short" });
+  const what = last.justification.decision === "share" ? "shared information" : "recorded a decision not to share";
+  const button = el("button", { type: "button", class: "secondary", text: `Start from my last justification about ${last.ref}` });
+  const box = el(
+    "div",
+    { id: "last-offer", class: "offer", role: "region", "aria-labelledby": "last-offer-h" },
+    el("h2", { id: "last-offer-h", text: `You ${what} about ${last.ref} on ${when}` }),
+    el("p", { text: "You can start from the justification you gave then. Check each rule's answers: they must be true for this share too, and you confirm each rule before sharing." }),
+    button,
+  );
+  button.addEventListener("click", () => startFromLast(last));
+  $("fields").querySelector('[data-field="subjects"]')?.after(box);
+}
+
+function startFromLast(last) {
+  lastOffered = last.at + last.ref;
+  const decisionNow = readState().decision;
+  restoreState(toState(tree, last.justification));
+  if (decisionNow) for (const n of $("fields").querySelectorAll('[data-path="decision"]')) n.checked = n.value === decisionNow;
+  applyConditions();
+  for (const box of $("fields").querySelectorAll("[data-rule]")) {
+    const n = box.dataset.rule;
+    // One confirmation per golden rule's own section (not per group inside one).
+    if (!n || !/^rules\.[^.]+$/.test(box.dataset.field) || box.querySelector("[data-confirm-rule]")) continue;
+    const id = `confirm-rule-${n}`;
+    const input = el("input", { type: "checkbox", id, dataset: { confirmRule: n } });
+    input.addEventListener("change", () => {
+      updateButtons();
+      describeStatus(lastProblems, problemsPerRule(lastProblems));
+    });
+    box.querySelector("fieldset").append(el("div", { class: "confirm-rule" }, el("label", { for: id }, input, ` I have checked rule ${n}'s answers for this share`)));
+  }
+  $("last-offer")?.remove();
+  $("status").textContent = `The answers from your last justification about ${last.ref} are in the form. Check each rule and confirm it.`;
+  $("fields").querySelector("[data-rule] input:not([type=hidden])")?.focus();
+  changed();
+  saveLater();
+}
+
+/** Rules carried over from a last justification and not yet confirmed (only those on screen count). */
+function unconfirmedRules() {
+  return [...$("fields").querySelectorAll("[data-confirm-rule]")].filter((i) => !i.checked && !i.closest("[hidden]")).map((i) => i.dataset.confirmRule);
 }
 
 // -- Questions only when they apply (conditions.js: from the policy's if/then and x-show-when) ---------------
@@ -365,9 +499,10 @@ function updateButtons() {
   const attachmentsOk = missingView.unresolved().length === 0;
   // An incomplete justification leaves Share pressable (announced as unavailable): pressing it shows every
   // problem and the summary at the top, as GOV.UK forms do. Anything else that stops a share disables it.
-  $("share").disabled = busy || d === "not_share" || !recipientsOk || !unkeyedOk || !attachmentsOk || elsewhere || !guardAllows();
+  const confirmed = unconfirmedRules().length === 0;
+  $("share").disabled = busy || !confirmed || d === "not_share" || !recipientsOk || !unkeyedOk || !attachmentsOk || elsewhere || !guardAllows();
   setIncomplete($("share"), !valid || d !== "share");
-  $("not-share").disabled = busy || d === "share";
+  $("not-share").disabled = busy || !confirmed || d === "share";
   setIncomplete($("not-share"), !valid || d !== "not_share");
   $("record-elsewhere").hidden = !elsewhere;
   $("record-elsewhere").disabled = busy || !valid || d !== "share" || !elsewhere;
@@ -386,6 +521,11 @@ function describeStatus(problems, perRule) {
 }
 
 function describeProblems(problems, perRule) {
+  const left = unconfirmedRules();
+  if (!problems.length && left.length) {
+    $("status").textContent = `Confirm that you have checked the answers carried over from your last justification: rule${left.length === 1 ? "" : "s"} ${left.join(", ")} still to confirm.`;
+    return;
+  }
   if (!problems.length) {
     const d = decision();
     if (d === "share" && elsewhere) $("status").textContent = "Ready to record that you shared this another way.";
@@ -854,24 +994,30 @@ async function main() {
     const fields = $("fields");
     for (const f of tree) fields.append(renderField(f, f.key));
     markConditional();
+    refreshOffers();
     applyConditions();
     renderElsewhere();
     renderExpiry(defaultExpiryDays);
     $("form").hidden = false;
     $("actions").hidden = false;
     fields.addEventListener("input", () => {
+      refreshOffers();
       applyConditions();
       changed();
+      saveLater();
     });
     fields.addEventListener("change", (ev) => {
       // A choice made is a field answered; a text field counts once it is left (focusout below).
       if (ev.target.matches?.("input[type=radio], input[type=checkbox], select") && ev.target.dataset.path) touched.add(ev.target.dataset.path);
+      refreshOffers();
       applyConditions();
       changed();
+      saveLater();
       if (validating === 0) showProblems();
     });
     fields.addEventListener("focusout", (ev) => {
       const path = ev.target.dataset?.path;
+      if (/\.ref$/.test(path ?? "")) offerLast();
       if (!path || touched.has(path)) return;
       touched.add(path);
       if (validating === 0) showProblems();
@@ -883,6 +1029,11 @@ async function main() {
     } catch (e) {
       renderRecipients([], addresses, addresses);
       showAlert(e.message);
+    }
+    const saved = await ask("form-load").catch(() => null);
+    if (saved?.state) {
+      restoreState(saved.state);
+      $("restored").hidden = false;
     }
     agreementUi = setupAgreements({ ask, fields, recipients: () => recipientIds });
     agreementUi.refresh();
