@@ -244,6 +244,14 @@ async function finishForm(s, justification) {
   if (refs.length) await api.storage.session.set(values).catch(() => {});
 }
 
+/** "Pat Jones (Hereford Primary School)" from the token's claims; identifiers only where no name is given. */
+function senderName(claims) {
+  if (!claims) return undefined;
+  const who = typeof claims.name === "string" && claims.name.trim() ? claims.name.trim() : claims.sub;
+  const org = typeof claims.org_name === "string" && claims.org_name.trim() ? claims.org_name.trim() : claims.org;
+  return org ? `${who} (${org})` : who;
+}
+
 /** Handlers for content scripts (a webmail page): they may only hand over a draft. */
 const contentHandlers = {
   async open(msg, sender) {
@@ -456,7 +464,8 @@ const pageHandlers = {
       expiresAt: result.expires_at,
       gatewayUrl: st.gatewayUrl,
       noticeUrl: result.notice_url,
-      sender: claims?.sub,
+      // The person's and organisation's names from the token when it carries them (OIDC `name`, `org_name`).
+      sender: senderName(claims),
     });
     const subject = neutralSubject(result.share_id);
     let replaced = false;

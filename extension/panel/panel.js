@@ -664,7 +664,7 @@ function showShared({ result, replaced, replaceError, subject }) {
       ...(result.agreements?.length ? [["Made under", result.agreements.map((a) => `${a.title} (version ${a.version})`).join(", ")]] : []),
     ],
     replaced
-      ? `Your email now has the subject “${subject}” and contains only a notification with the reference: the content, the attachments and the old subject were removed from the draft. Only the recipients' addresses and names remain as you wrote them. You can send it.`
+      ? `Your email now contains only a notification with the reference, under the subject “${subject}”: the content, the attachments and the old subject were removed from the draft. Only the recipients' addresses and names remain as you wrote them. You can send it.`
       : `The content was shared, but SafeShare could not change your draft (${replaceError}). Remove the content, the attachments and anything about the case in the subject from the email yourself before sending it.`,
   );
   for (const id of ["share", "not-share", "record-elsewhere", "share-to", "confirm"]) $(id).hidden = true;

@@ -54,7 +54,7 @@ def test_subject_is_neutral_and_panel_closes_and_reopens_on_the_result(
     assert subject == f"Information shared with you securely (SafeShare {share_id})"
     assert before not in subject
     note = panel.locator("#result-note").text_content()
-    assert f"the subject “{subject}”" in note
+    assert f"under the subject “{subject}”" in note
     # The recipient still gets the original subject, inside the encrypted email.
     message = email.message_from_bytes(gateway.fetch(share_id, rid), policy=email.policy.default)
     assert message["Subject"] == before
