@@ -73,7 +73,9 @@ def test_last_justification_about_the_case_is_a_starting_point_confirmed_rule_by
         assert_accessible(p2, axe_source(), "last justification offered")
         offer.get_by_role("button", name="Start from my last justification about CASE-2026-0412").click()
         settle(p2)
-        assert p2.locator('[data-path="rules.2_openness.not_sought_reason"]').input_value() == "would_prejudice_protection"
+        assert (
+            p2.locator('[data-path="rules.2_openness.not_sought_reason"]').input_value() == "would_prejudice_protection"
+        )
         assert problems(p2) == {}
         share = p2.get_by_role("button", name="Share", exact=True)
         # Each rule is confirmed by the practitioner before the share is possible.
