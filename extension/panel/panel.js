@@ -146,8 +146,8 @@ function renderObject(f, path) {
   const legend = el("legend", {}, el("span", { text: f.title }), el("span", { class: "count", dataset: { countFor: path } }));
   const fs = el("fieldset", { id: idFor(path), class: isRule ? "rule" : "group" }, legend);
   if (f.question) fs.append(el("p", { class: "question", text: f.question }));
-  // The rule's full text, one click away: the question says what to answer, the rule why.
-  if (isRule && f.description) fs.append(el("details", { class: "rule-text" }, el("summary", { text: `Read ${f.title.split(" — ")[0].toLowerCase()} in full` }), el("p", { class: "hint", text: f.description })));
+  // The rule's full text is in "The golden rules in full" above the form (one Tab stop, not seven): the
+  // question says what to answer.
   for (const c of f.children ?? []) fs.append(renderField(c, `${path}.${c.key}`));
   const box = el("div", { class: "field", dataset: { field: path, rule: f.rule ?? "", ...(f.safetyNet ? { safetyNet: f.safetyNet } : {}) }, hidden: !!f.safetyNet }, fs);
   box.append(el("p", { class: "problem", id: "p-" + idFor(path), hidden: true }));
@@ -353,6 +353,15 @@ function startFromLast(last) {
 /** Rules carried over from a last justification and not yet confirmed (only those on screen count). */
 function unconfirmedRules() {
   return [...$("fields").querySelectorAll("[data-confirm-rule]")].filter((i) => !i.checked && !i.closest("[hidden]")).map((i) => i.dataset.confirmRule);
+}
+
+/** The policy's rules in full, one click away above the form (the GOV.UK details pattern). */
+function renderRuleTexts(fieldsTree) {
+  const rules = fieldsTree.find((f) => f.key === "rules")?.children ?? [];
+  const list = el("dl", { class: "rule-texts" });
+  for (const r of rules) if (r.description) list.append(el("dt", { text: r.title }), el("dd", { text: r.description }));
+  if (!list.children.length) return;
+  $("fields").before(el("details", { id: "rule-texts" }, el("summary", { text: "The golden rules in full" }), list));
 }
 
 // -- Questions only when they apply (conditions.js: from the policy's if/then and x-show-when) ---------------
@@ -993,6 +1002,7 @@ async function main() {
     $("policy-title").textContent = `${info.title} — ${info.source ?? info.id} (version ${info.version}). The questions below come from your organisation's SafeShare gateway.`;
     const fields = $("fields");
     for (const f of tree) fields.append(renderField(f, f.key));
+    renderRuleTexts(tree);
     markConditional();
     refreshOffers();
     applyConditions();

@@ -13,6 +13,7 @@ import pytest
 
 from tests.conftest import example
 from tests.e2e.conftest import Gateway
+from tests.e2e.open_page import assert_accessible, axe_source
 from tests.e2e.panel import fill, open_panel, settle
 from tests.e2e.test_webmail_share import result_facts
 from tests.e2e.webmail import Webmail
@@ -53,6 +54,7 @@ def test_subject_is_neutral_and_panel_closes_and_reopens_on_the_result(
     subject = page.locator(field).input_value()
     assert subject == f"Information shared with you securely (SafeShare {share_id})"
     assert before not in subject
+    assert_accessible(panel, axe_source(), f"shared ({name})")
     note = panel.locator("#result-note").text_content()
     assert f"under the subject “{subject}”" in note
     # The recipient still gets the original subject, inside the encrypted email.
@@ -70,6 +72,7 @@ def test_subject_is_neutral_and_panel_closes_and_reopens_on_the_result(
     assert again.get_by_role("heading", name="Shared securely").is_visible()
     assert result_facts(again)["Share reference"] == share_id
     assert again.locator("#form").is_hidden()
+    assert_accessible(again, axe_source(), f"re-opened on the shared draft ({name})")
     assert again.get_by_role("button", name="Share", exact=True).is_hidden()
     again.get_by_role("button", name="Close").click()
     frame.wait_for(state="detached")
