@@ -44,6 +44,8 @@ def test_subject_is_neutral_and_panel_closes_and_reopens_on_the_result(
     before = page.locator(field).input_value()
     assert original is None or before == original
     panel = open_panel(page)
+    # Before sharing, the practitioner is told exactly what the email will still show.
+    assert "will carry only the recipients' addresses and names" in panel.locator("#in-clear").text_content()
     fill(panel, example("share"))
     settle(panel)
     panel.get_by_role("button", name="Share", exact=True).click()
