@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { test } from "node:test";
-import { fieldTree, matchRecipients, notificationText, placeProblems, policyInfo, problemsPerRule, toJustification } from "../panel/form-model.js";
+import { cardSizeRange, fieldsOfRef, fieldTree, fileMatchesCard, matchRecipients, neutralSubject, notificationText, placeProblems, policyInfo, problemsPerRule, toJustification, toState } from "../panel/form-model.js";
 
 const repo = new URL("../../", import.meta.url);
 const policy = JSON.parse(readFileSync(new URL("gateway/policies/hmg-2018.json", repo), "utf8"));
@@ -179,4 +179,27 @@ test("questions show only where they apply: the policy's if/then refusals hide t
   assert.ok(now.has("subjects.2.consent.not_sought_reason") && !now.has("subjects.2.consent.response"));
   assert.equal(matches({ not: { const: 1 } }, 2), true);
   assert.equal(matches({ type: "object", required: ["a"] }, {}), false);
+});
+
+test("a file added in the panel must have the card's name and a size its rounded size allows", () => {
+  assert.deepEqual(cardSizeRange("3 KB"), { min: 2000, max: 4096 });
+  assert.equal(cardSizeRange("no size"), null);
+  assert.equal(fileMatchesCard({ name: "a.docx", size: 1765 }, { name: "a.docx", sizeText: "2 KB" }), null);
+  assert.match(fileMatchesCard({ name: "b.docx", size: 1765 }, { name: "a.docx", sizeText: "2 KB" }), /is called “b.docx”/);
+  assert.match(fileMatchesCard({ name: "a.docx", size: 5 }, { name: "a.docx", sizeText: "2 KB" }), /different version/);
+  assert.equal(fileMatchesCard({ name: "a.docx", size: 5 }, { name: "a.docx", sizeText: "" }), null);
+});
+
+test("the neutral subject names only SafeShare and the share's reference", () => {
+  assert.equal(neutralSubject("sh_1"), "Information shared with you securely (SafeShare sh_1)");
+});
+
+test("toState is the inverse of toJustification; lists of references know where their answers come from", () => {
+  const tree = fieldTree(policy);
+  for (const name of ["share", "not-share"]) {
+    const doc = example(name);
+    assert.deepEqual(toJustification(tree, toState(tree, doc), { policyId: "hmg-2018" }), doc);
+  }
+  assert.deepEqual(fieldsOfRef(tree, "ref"), ["subjects.#.ref"]);
+  assert.equal(find(tree, "rules.5_safety_wellbeing.at_risk").itemRef, "ref");
 });
