@@ -58,6 +58,9 @@ class PolicySettings:
 
     org_default: tuple[tuple[str, str], ...] = ()
     dir: str | None = None
+    #: `emergency_complete_within_hours = { "Northshire Children's Services" = 12 }`: an organisation's own
+    #: deadline for completing an emergency share's justification, instead of the policy's `x-emergency` one.
+    emergency_hours: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -202,7 +205,7 @@ def _policies(path: Path, table: Any) -> PolicySettings:
     """The `[policies]` table; unknown keys and non-text values refused (a typo must not change the rules)."""
     if not isinstance(table, dict):
         raise ValueError(f"{path}: [policies] must be a table")
-    unknown = set(table) - {"org_default", "dir"}
+    unknown = set(table) - {"org_default", "dir", "emergency_complete_within_hours"}
     if unknown:
         raise ValueError(f"{path}: unknown [policies] setting(s): {', '.join(sorted(unknown))}")
     orgs = table.get("org_default", {})
@@ -213,7 +216,17 @@ def _policies(path: Path, table: Any) -> PolicySettings:
         raise ValueError(f"{path}: [policies] dir must be a folder path")
     if folder is not None and not Path(folder).is_absolute():
         folder = str(path.parent / folder)
-    return PolicySettings(org_default=tuple(sorted(orgs.items())), dir=folder)
+    hours = table.get("emergency_complete_within_hours", {})
+    if not isinstance(hours, dict) or not all(
+        isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 24 * 14
+        for k, v in hours.items()
+    ):
+        raise ValueError(
+            f"{path}: [policies] emergency_complete_within_hours must map organisation names to hours (1 to 336)"
+        )
+    return PolicySettings(
+        org_default=tuple(sorted(orgs.items())), dir=folder, emergency_hours=tuple(sorted(hours.items()))
+    )
 
 
 def _oidc_issuer(path: Path, item: dict[str, Any]) -> OIDCIssuerConfig:

@@ -20,10 +20,12 @@ from pathlib import Path
 from typing import Any
 
 from . import disclosure as disclosure_rules
+from . import emergency as emergency_rules
 from . import envelope, tenancy
 from .auth import Principal
 from .config import Settings
 from .directory import RECIPIENT_ID_RE, DirectoryUseCases
+from .emergencies import EmergencyUseCases
 from .errors import ApiError, field_error, not_found
 from .holding import HoldingUseCases
 from .idempotency import Idempotency
@@ -111,9 +113,11 @@ class PreparedShare:
     held: tuple[str, ...] = ()
     unenrolled: str | None = None
     passphrase: str | None = field(default=None, repr=False)
+    #: An emergency share (issue 14): when its justification is due and which answers are owed.
+    emergency: Mapping[str, Any] | None = None
 
 
-class Gateway(HoldingUseCases, DirectoryUseCases, AgreementUseCases):
+class Gateway(HoldingUseCases, DirectoryUseCases, AgreementUseCases, EmergencyUseCases):
     """Sharing use cases; the directory's (recipients, teams, enrolment) come from DirectoryUseCases."""
 
     def __init__(
@@ -287,7 +291,9 @@ class Gateway(HoldingUseCases, DirectoryUseCases, AgreementUseCases):
         if draft is None:
             raise field_error("invalid_share", "share.justification", "A justification is required.")
         policy, problems = self.check_justification(draft, principal)
-        if problems or policy is None:
+        # Someone at immediate risk: the share goes at once with the policy's minimum, the rest owed (issue 14).
+        owed = None if policy is None else emergency_rules.deferred_problems(policy, draft, problems)
+        if (problems and owed is None) or policy is None:
             raise justification_problems_error(problems)
         if draft.get("decision") != "share":
             raise field_error(
@@ -362,6 +368,7 @@ class Gateway(HoldingUseCases, DirectoryUseCases, AgreementUseCases):
             held=tuple(held),
             unenrolled=mode,
             passphrase=passphrase,
+            emergency=None if owed is None else self.emergency_record(principal, policy, owed),
         )
 
     async def _resolve_recipients(self, ids: Any) -> tuple[list[Recipient], list[str | None]]:
@@ -497,6 +504,7 @@ class Gateway(HoldingUseCases, DirectoryUseCases, AgreementUseCases):
                 justification=j,
                 policy=self._policy_ref(prepared.policy),
                 handling=prepared.policy.handling(j),
+                emergency=prepared.emergency,
                 recipients=[
                     {
                         "id": sr.recipient_id,
@@ -564,6 +572,7 @@ class Gateway(HoldingUseCases, DirectoryUseCases, AgreementUseCases):
                     "receipt": receipt_url(index),
                     "agreements": [dict(a) for a in prepared.agreements],
                     "receipt_proof": receipt_url(index) + "/proof",
+                    **({"emergency": dict(prepared.emergency)} if prepared.emergency is not None else {}),
                 }
 
             index = await self.store.create_share(

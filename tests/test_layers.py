@@ -27,6 +27,7 @@ PURE: dict[str, tuple[str, ...]] = {
     "gateway.ledger.witness": ("gateway.ledger",),
     "gateway.store.models": (),
     "gateway.disclosure": ("gateway.justification",),
+    "gateway.emergency": ("gateway.justification",),
     "gateway.agreements": ("gateway.justification", "gateway.store.models"),
     "gateway.audit_report": (
         "gateway.agreements",

@@ -163,6 +163,14 @@ ROUTES = [
         body={"note": "seen, acting on it"},
     ),
     Route(
+        "complete emergency justification",
+        "POST",
+        "/api/v1/shares/{share}/justification",
+        # The world's share had a complete justification: its sender learns there is nothing to complete.
+        {**_all(404, ("practitioner", "practitioner_other")), "owner": 409},
+        body=example("share"),
+    ),
+    Route(
         "escrow release",
         "POST",
         "/api/v1/shares/{share}/escrow",

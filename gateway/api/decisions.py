@@ -51,14 +51,16 @@ async def validate(request: web.Request) -> web.Response:
     # Agreement problems (rule 6), except on a field the policy already found wrong (e.g. an ID's pattern).
     taken = {p.field for p in problems}
     problems = [*problems, *(p for p in await gw.draft_agreement_problems(draft) if p.field not in taken)]
-    return json_response(
-        {
-            "valid": not problems,
-            "problems": [p.as_dict() for p in problems],
-            "policy": None if policy is None else {"id": policy.id, "version": policy.version, "digest": policy.digest},
-            "safety_nets": [] if policy is None else policy.notices(draft),
-        }
-    )
+    result: dict[str, Any] = {
+        "valid": not problems,
+        "problems": [p.as_dict() for p in problems],
+        "policy": None if policy is None else {"id": policy.id, "version": policy.version, "digest": policy.digest},
+        "safety_nets": [] if policy is None else policy.notices(draft),
+    }
+    emergency = gw.emergency_preview(caller, policy, draft, problems)
+    if emergency is not None:  # only for a share at immediate risk: other drafts' answers keep their shape
+        result["emergency"] = emergency
+    return json_response(result)
 
 
 @routes.post("/api/v1/decisions")
@@ -142,7 +144,11 @@ def _decision_view(row: LedgerRow) -> dict[str, Any]:
 @routes.get("/api/v1/decisions")
 async def list_own_decisions(request: web.Request) -> web.Response:
     """The practitioner's own decisions recorded without a payload (the sender's view beside `GET /shares`):
-    disclosures made another way ("by phone to …") and decisions not to share, newest first."""
+    disclosures made another way ("by phone to …") and decisions not to share, newest first.
+
+    `awaiting_justification` lists, on every page, the caller's emergency shares whose full justification is
+    still owed (issue 14), soonest deadline first, each marked `overdue` once past it: the extension's reminder.
+    """
     p = principal(request, "practitioner")
     gw = gateway(request)
     limit = query_int(request, "limit", 50, 1, gw.settings.limits.page_size_max)
@@ -154,6 +160,7 @@ async def list_own_decisions(request: web.Request) -> web.Response:
         {
             "decisions": [_decision_view(r) for r in mine],
             "next_cursor": str(rows[-1].index) if len(rows) == limit else None,
+            "awaiting_justification": await gw.owed_justifications(p),
         }
     )
 

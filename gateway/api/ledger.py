@@ -365,8 +365,12 @@ async def subject_report(request: web.Request) -> web.Response:
 
 @routes.get("/api/v1/ledger/stats")
 async def ledger_stats(request: web.Request) -> web.Response:
-    """Monthly counts for oversight boards (decisions, purposes, lawful bases, organisations, outcomes)."""
+    """Monthly counts for oversight boards (decisions, purposes, lawful bases, organisations, outcomes).
+
+    Emergency shares whose justification is overdue are counted against the server clock at the time of asking.
+    """
     scope = _scope(request)
     time_from = _time_param(request, "from")
     time_to = _time_param(request, "to")
-    return json_response(await queries.stats(gateway(request).store.reader, time_from, time_to, scope=scope))
+    gw = gateway(request)
+    return json_response(await queries.stats(gw.store.reader, time_from, time_to, scope=scope, now=gw.now_str()))

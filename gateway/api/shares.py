@@ -326,6 +326,24 @@ async def acknowledge_share(request: web.Request) -> web.Response:
     return json_response(result)
 
 
+@routes.post("/api/v1/shares/{share_id}/justification")
+async def complete_emergency_justification(request: web.Request) -> web.Response:
+    """The sender completes an emergency share's justification (issue 14): a new ledger entry linked to the share.
+
+    The body is the full justification, or `{"justification": {...}}`; it is checked in full, and must be about
+    the same people as the share. 404 for anyone but the sender; 409 when there is nothing (left) to complete.
+    """
+    p = principal(request, "practitioner")
+    body = await read_json(request, "justification")
+    if isinstance(body, dict) and set(body) == {"justification"}:
+        body = body["justification"]
+    share_id = request.match_info["share_id"]
+    if not SHARE_ID_RE.match(share_id):
+        raise not_found()
+    result = await gateway(request).complete_emergency(p, share_id, body)
+    return json_response(result, status=201)
+
+
 @routes.post("/api/v1/shares/{share_id}/escrow")
 async def release_escrow(request: web.Request) -> web.StreamResponse:
     """Organisational recovery: an administrator takes the escrow envelope, with a reason recorded first."""

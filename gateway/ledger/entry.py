@@ -34,6 +34,8 @@ KIND_TEAM_MEMBER_ADD = "team_member_add"
 KIND_TEAM_MEMBER_REMOVE = "team_member_remove"
 KIND_AGREEMENT_ADD = "agreement_add"
 KIND_AGREEMENT_RETIRE = "agreement_retire"
+#: An emergency share's justification completed after the share went at once (issue 14).
+KIND_EMERGENCY_COMPLETED = "emergency_completed"
 # Recipients without a key (issue 10): a share held for an address, claimed by e-mail code, re-wrapped.
 KIND_CLAIM_CODE_SENT = "claim_code_sent"
 KIND_CLAIM_CODE_ACCEPTED = "claim_code_accepted"
@@ -75,6 +77,7 @@ KINDS = (
     *CLAIM_KINDS,
     KIND_AGREEMENT_ADD,
     KIND_AGREEMENT_RETIRE,
+    KIND_EMERGENCY_COMPLETED,
 )
 
 
@@ -261,11 +264,14 @@ def share_entry(
     max_downloads: int | None,
     escrow: Mapping[str, Any] | None = None,
     handling: Mapping[str, Any] | None = None,
+    emergency: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """A share: who sent what (size + keyed digest, never content) to whom (with each envelope's SHA-256), why.
 
     `handling` is the policy's handling instruction for the recipients (DfE 2024 rule 5, protect identities),
-    recorded only when the justification gives one.
+    recorded only when the justification gives one. `emergency` (issue 14) marks a share made at once with the
+    policy's minimum answers: when its justification is due and which answers are owed; the entry is then
+    flagged `emergency_share`, and an `emergency_completed` entry later points back at it.
     """
     entry = {
         "v": ENTRY_VERSION,
@@ -284,7 +290,42 @@ def share_entry(
     }
     if handling is not None:
         entry["handling"] = dict(handling)
+    if emergency is not None:
+        entry["emergency"] = dict(emergency)
+        entry["flags"] = ["emergency_share"]
     return entry
+
+
+def emergency_completed_entry(
+    *,
+    time: str,
+    actor: Mapping[str, Any],
+    share_id: str,
+    share_index: int,
+    justification: Mapping[str, Any],
+    policy: Mapping[str, str],
+    complete_by: str,
+) -> dict[str, Any]:
+    """The full justification of an emergency share, completed later: a new entry linked to the share's own.
+
+    It carries the subjects, purpose and lawful basis like a decision (so the subject report and the audit
+    filters find it) but no top-level `decision`: the share was already counted when it was made.
+    """
+    summary = _justification_summary(justification)
+    summary.pop("decision")
+    return {
+        "v": ENTRY_VERSION,
+        "kind": KIND_EMERGENCY_COMPLETED,
+        "time": time,
+        "actor": dict(actor),
+        "share_id": share_id,
+        "share_index": share_index,
+        **summary,
+        "recipients": [],
+        "justification": dict(justification),
+        "policy": dict(policy),
+        "completes": {"share_index": share_index, "complete_by": complete_by, "late": time > complete_by},
+    }
 
 
 def share_event_entry(

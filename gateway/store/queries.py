@@ -522,6 +522,8 @@ def _empty_month(m: str) -> dict[str, Any]:
         "not_shared_despite_risk": 0,
         "shares_later_revoked": 0,
         "emergency_shares_not_completed": 0,
+        "emergency_justifications_open": 0,
+        "emergency_justifications_overdue": 0,
     }
 
 
@@ -581,8 +583,32 @@ async def own_decisions(conn: aiosqlite.Connection, sub: str, *, before: int | N
     return [_row(r) for r in rows]
 
 
+#: An emergency share (issue 14) whose justification has not been completed yet: `d` is the share's entry.
+_EMERGENCY_OPEN = (
+    "+d.kind = 'share' AND json_extract(CAST(d.entry AS TEXT), '$.emergency.complete_by') IS NOT NULL"
+    " AND NOT EXISTS (SELECT 1 FROM ledger AS c WHERE c.kind = 'emergency_completed' AND c.share_id = d.share_id)"
+)
+
+
+async def open_emergencies(conn: aiosqlite.Connection, sub: str, *, limit: int) -> list[LedgerRow]:
+    """A practitioner's emergency shares still awaiting their full justification, oldest deadline first, through
+    `ledger_by_actor`. The caller checks the issuer in each entry."""
+    rows = await _fetch(
+        conn,
+        "SELECT d.idx, d.time, d.kind, d.entry, d.leaf_hash FROM ledger AS d"  # noqa: S608
+        f" WHERE d.actor_sub = ? AND {_EMERGENCY_OPEN} ORDER BY d.idx LIMIT ?",
+        [sub, limit],
+    )
+    return [_row(r) for r in rows]
+
+
 async def stats(
-    conn: aiosqlite.Connection, time_from: str | None, time_to: str | None, *, scope: str | None = None
+    conn: aiosqlite.Connection,
+    time_from: str | None,
+    time_to: str | None,
+    *,
+    scope: str | None = None,
+    now: str | None = None,
 ) -> dict[str, Any]:
     """Counts per month for oversight boards, each a GROUP BY in SQLite (Python only folds a few thousand rows).
 
@@ -648,6 +674,19 @@ async def stats(
     for m, n in rows:
         month(m)["emergency_shares_not_completed"] += n
 
+    # Emergency shares still owing their justification (issue 14), counted in the month of the share; overdue
+    # once past the deadline recorded in the share's own entry.
+    rows = await _fetch(
+        conn,
+        f"SELECT {_MONTH}, count(*),"  # noqa: S608
+        " coalesce(sum(json_extract(CAST(d.entry AS TEXT), '$.emergency.complete_by') < ?), 0)"
+        f" FROM ledger AS d WHERE {_EMERGENCY_OPEN} AND {period} GROUP BY {_MONTH}",
+        [now or "", *args],
+    )
+    for m, n, overdue in rows:
+        month(m)["emergency_justifications_open"] += n
+        month(m)["emergency_justifications_overdue"] += overdue
+
     # Decisions recorded without a payload (through `ledger_by_kind`, never the shares): disclosures made
     # elsewhere by channel, and decisions not to share despite risk. Shares through SafeShare are then the
     # share decisions that are not disclosures elsewhere (a `decision` entry with decision `share` used to be
@@ -680,6 +719,8 @@ async def stats(
         "not_shared_despite_risk": 0,
         "shares_later_revoked": 0,
         "emergency_shares_not_completed": 0,
+        "emergency_justifications_open": 0,
+        "emergency_justifications_overdue": 0,
         **{dim: {} for dim in _DIMENSIONS},
     }
     for bucket in ordered:
@@ -694,7 +735,12 @@ async def stats(
         for key, n in bucket["disclosures_by_channel"].items():
             totals["disclosures_by_channel"][key] = totals["disclosures_by_channel"].get(key, 0) + n
         totals["shares_later_revoked"] += bucket["shares_later_revoked"]
-        totals["emergency_shares_not_completed"] += bucket["emergency_shares_not_completed"]
+        for key in (
+            "emergency_shares_not_completed",
+            "emergency_justifications_open",
+            "emergency_justifications_overdue",
+        ):
+            totals[key] += bucket[key]
     for dim in _DIMENSIONS:
         totals[dim] = dict(sorted(totals[dim].items()))
     totals["disclosures_by_channel"] = dict(sorted(totals["disclosures_by_channel"].items()))
@@ -743,6 +789,7 @@ __all__ = [
     "fts_query",
     "latest_checkpoint",
     "ledger_end",
+    "open_emergencies",
     "own_decisions",
     "query_page",
     "stats",

@@ -1269,6 +1269,31 @@ class SQLiteStore:
 
         return await self._writer.submit(op)
 
+    async def append_for_share(
+        self,
+        share_id: str,
+        kind: str,
+        make_entry: Callable[[Share, dict[str, Any], int | None], Mapping[str, Any]],
+    ) -> tuple[Share, int] | None:
+        """Append an entry about a share, built from the share, its own ledger entry and the index of an earlier
+        entry of `kind` about it (None if none), in one transaction: two requests racing cannot both see "none".
+
+        `make_entry` may raise to refuse (nothing is written). None when there is no such share.
+        """
+
+        def op(conn: sqlite3.Connection) -> tuple[Share, int] | None:
+            share = _load_share(conn, share_id)
+            if share is None:
+                return None
+            row = conn.execute("SELECT entry FROM ledger WHERE idx = ?", (share.ledger_index,)).fetchone()
+            earlier = conn.execute(
+                "SELECT min(idx) FROM ledger WHERE kind = ? AND share_id = ?", (kind, share_id)
+            ).fetchone()[0]
+            entry = make_entry(share, json.loads(bytes(row[0])), earlier)
+            return share, append_entry(conn, entry)
+
+        return await self._writer.submit(op)
+
     async def revoke(self, share_id: str, make_entry: EntryBuilder) -> tuple[Share, int | None] | None:
         """Revoke every still-active envelope of a share. (share, index) or (share, None) if nothing was active."""
 
