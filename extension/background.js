@@ -377,6 +377,14 @@ const pageHandlers = {
   async decide(msg) {
     return await (await client()).decide(msg.justification, msg.disclosure);
   },
+  /** Emergency shares (issue 14): what the practitioner still owes, and completing one from the panel. */
+  async "owed-justifications"() {
+    return { owed: await (await client()).owedJustifications() };
+  },
+  // Like `decide`, not bound to the panel's email: after the share the email is no longer the panel's.
+  async "complete-justification"(msg) {
+    return await (await client()).completeJustification(msg.shareId, msg.justification);
+  },
   async close(msg, sender) {
     const s = await bound(msg, sender).catch(() => null);
     if (!s) return {};

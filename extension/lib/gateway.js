@@ -162,6 +162,11 @@ export function gatewayClient({ baseUrl, token, fetch: f = globalThis.fetch.bind
           { "Idempotency-Key": idempotencyKey },
         )
       ).body,
+    /** The practitioner's emergency shares whose full justification is still owed (issue 14), soonest first. */
+    owedJustifications: async () => (await call("/api/v1/decisions?limit=1")).body.awaiting_justification ?? [],
+    /** Complete an emergency share's justification: recorded as a new ledger entry linked to the share. */
+    completeJustification: async (shareId, justification) =>
+      (await json(`/api/v1/shares/${encodeURIComponent(String(shareId))}/justification`, { justification })).body,
     /**
      * @param {object} meta  recipients, justification, payload_content_type, expires_in
      * @param {string|Uint8Array} payload

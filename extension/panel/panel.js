@@ -4,6 +4,7 @@
  * records a decision not to share through the service worker.
  */
 import { setupAgreements } from "./agreements.js";
+import { emergencyFacts, emergencyOf, emergencyStatus, renderEmergency, renderOwed } from "./emergency.js";
 import { CHANNELS, fieldTree, placeProblems, policyInfo, problemsPerRule, ruleTexts, toDisclosure, toJustification, toLocalInput } from "./form-model.js";
 import { claimSession, confirmStep, hasVisibilityTracking, watchFocus, watchVisibility } from "./guard.js";
 import { renderChanged, renderRecipientSummary, renderSnapshot } from "./snapshot-view.js";
@@ -29,6 +30,9 @@ function renderUnenrolledNone() {
   return { choice: () => null, focusPassphrase: () => {} };
 }
 let valid = false;
+/** Issue 14: the emergency notice while an incomplete share may go at once; the share whose justification is being completed. */
+let emergency = null;
+let completing = null;
 let validating = 0;
 let finished = false;
 let agreementUi = null;
@@ -257,7 +261,9 @@ function updateButtons() {
   const d = decision();
   const busy = validating > 0 || finished;
   const unkeyedOk = choiceComplete(unkeyed, unenrolledView.choice());
-  $("share").disabled = busy || !valid || d !== "share" || !recipientsOk || !unkeyedOk || elsewhere || !guardAllows();
+  $("share").disabled = completing
+    ? busy || !valid || d !== "share" || !guardAllows()
+    : busy || !(valid || emergency) || d !== "share" || !recipientsOk || !unkeyedOk || elsewhere || !guardAllows();
   $("not-share").disabled = busy || !valid || d !== "not_share";
   $("record-elsewhere").hidden = !elsewhere;
   $("record-elsewhere").disabled = busy || !valid || d !== "share" || !elsewhere;
@@ -266,6 +272,8 @@ function updateButtons() {
 function describeStatus(problems, perRule) {
   if (finished) return;
   describeProblems(problems, perRule);
+  if (emergency) $("status").textContent = emergencyStatus(emergency);
+  if (completing && !problems.length) $("status").textContent = `Ready to record the completed justification of share ${completing}.`;
   // The status line is announced: say that a safeguarding principle now applies, and where it is shown.
   if (netsShown) $("status").textContent += " A safeguarding principle applies: read it under Risk level.";
 }
@@ -304,6 +312,8 @@ function changed() {
       const answer = await ask("validate", { justification: justification(), ...(elsewhere ? { disclosure: disclosure() } : {}) });
       if (mine !== seq) return;
       valid = !!answer.valid;
+      emergency = completing ? null : emergencyOf(answer);
+      renderEmergency($("fields"), emergency, el);
       const all = answer.problems ?? [];
       renderSafetyNets(answer.safety_nets ?? []);
       renderDisclosureProblems(all.filter(isDisclosureProblem));
@@ -378,6 +388,7 @@ function showResult(title, facts, note) {
 }
 
 async function onShare() {
+  if (completing) return onComplete();
   finished = true;
   updateButtons();
   $("status").textContent = "Sharing…";
@@ -401,12 +412,14 @@ async function onShare() {
         ["Available until", new Date(result.expires_at).toUTCString()],
         ...resultRows(result).map((r) => [r.who, r.link ? `${r.how} Link: ${r.link}` : r.how]),
         ...(result.agreements?.length ? [["Made under", result.agreements.map((a) => `${a.title} (version ${a.version})`).join(", ")]] : []),
+        ...emergencyFacts(result),
       ],
       replaced
         ? "Your email now contains only a notification with the reference: the content and attachments were removed from the draft. You can send it."
         : `The content was shared, but SafeShare could not change your draft (${replaceError}). Remove the content and attachments from the email yourself before sending it.`,
     );
     $("status").textContent = "Shared.";
+    if (result.emergency) offerCompletion(result);
   } catch (e) {
     finished = false;
     showAlert(e.message);
@@ -671,6 +684,75 @@ async function onRecordElsewhere() {
   }
 }
 
+// -- emergency shares (issue 14): completing an owed justification with this form --------------------------------
+
+/** After an emergency share: a button back to the form (answers kept) to complete the justification now. */
+function offerCompletion(result) {
+  const button = el("button", { type: "button", id: "complete-now", text: "Complete the justification now" });
+  button.addEventListener("click", (ev) => {
+    if (ev.isTrusted) startCompletion({ share_id: result.share_id });
+  });
+  $("result-note").after(button);
+}
+
+function startCompletion(owed) {
+  completing = owed.share_id;
+  emergency = null;
+  finished = false;
+  $("complete-now")?.remove();
+  $("result").hidden = true;
+  $("owed").hidden = true;
+  $("form").hidden = false;
+  $("share").textContent = "Record the completed justification";
+  $("not-share").hidden = true;
+  $("share-to").hidden = true;
+  showAlert("");
+  $("status").textContent = `Completing the justification of share ${completing}: answer every question.`;
+  lastAsked = null;
+  changed();
+  $("fields").querySelector("input, select, textarea")?.focus();
+}
+
+async function onComplete() {
+  finished = true;
+  updateButtons();
+  $("status").textContent = "Recording the completed justification…";
+  showAlert("");
+  try {
+    const r = await ask("complete-justification", { shareId: completing, justification: justification() });
+    showResult(
+      "Justification completed",
+      [
+        ["Share reference", r.share_id],
+        ["Ledger entry", r.ledger_index],
+        ["Completes ledger entry", r.share_index],
+        ["Recorded at", new Date(r.completed_at).toUTCString()],
+      ],
+      "The share's full justification is recorded in the ledger, linked to the share; it no longer awaits completion.",
+    );
+    completing = null;
+    $("status").textContent = "Recorded.";
+  } catch (e) {
+    finished = false;
+    showAlert(e.message);
+    $("status").textContent = "Nothing was recorded.";
+    if (Array.isArray(e.problems)) renderProblems(e.problems);
+    lastAsked = null;
+    changed();
+  }
+}
+
+async function showOwed() {
+  const box = el("section", { id: "owed", class: "warning", "aria-labelledby": "owed-h", hidden: true });
+  $("form").before(box);
+  try {
+    const { owed } = await ask("owed-justifications");
+    renderOwed(box, owed, el, startCompletion);
+  } catch {
+    // Not signed in, or an older gateway: the panel works as before, without the reminder.
+  }
+}
+
 async function close() {
   await ask("close").catch(() => window.close());
 }
@@ -715,6 +797,7 @@ async function main() {
     }
     agreementUi = setupAgreements({ ask, fields, recipients: () => recipientIds });
     agreementUi.refresh();
+    await showOwed();
     changed();
   } catch (e) {
     showAlert(e.message);

@@ -219,11 +219,32 @@ async function loadSent({ more = false } = {}) {
   }
 }
 
+/** Issue 14: emergency shares whose full justification is still owed, overdue ones marked; a count on the Sent tab. */
+function renderOwed(owed) {
+  const list = $("owed-list");
+  list.replaceChildren();
+  for (const o of owed) {
+    list.append(
+      el(
+        "li",
+        { dataset: { share: o.share_id } },
+        el("strong", { text: `${o.purpose?.code ?? ""} — ${(o.subjects ?? []).join(", ")}` }),
+        el("span", { class: "hint", text: ` ${o.share_id}, shared ${formatTime(o.shared_at)}: ` }),
+        o.overdue ? el("span", { class: "overdue", text: `overdue since ${formatTime(o.complete_by)}` }) : el("span", { text: `due by ${formatTime(o.complete_by)}` }),
+      ),
+    );
+  }
+  $("owed").hidden = !owed.length;
+  $("owed-badge").hidden = !owed.length;
+  $("owed-badge").textContent = owed.length ? `${owed.length} to complete` : "";
+}
+
 /** Decisions recorded without a payload (newest first): "Shared by phone to …", or "Decided not to share". */
 async function loadElsewhere() {
   const list = $("elsewhere-list");
   try {
     const page = await ask("recipient-decisions", { cursor: null });
+    renderOwed(page.awaiting_justification ?? []);
     list.replaceChildren();
     for (const d of page.decisions) {
       const what = d.disclosure ? `Shared ${d.disclosure.description}` : "Decided not to share";
@@ -515,6 +536,7 @@ async function load() {
     selectTab("sent");
   } else {
     await busy(null, () => loadInbox());
+    if (roles.includes("practitioner")) loadElsewhere(); // the Sent tab's reminder count, seen from Received too
   }
   $("main").setAttribute("aria-busy", "false");
   fromHash();
