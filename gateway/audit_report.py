@@ -28,6 +28,7 @@ REPORT_CAP = 5000
 #: How a decision's flags read in the report (the ids come from the policy's x-safety-nets).
 FLAG_TITLES = {
     "not_share_despite_risk": "Decision not to share despite risk of significant harm or immediate risk",
+    "emergency_share": "Emergency share: made at once with the minimum answers, the rest owed",
 }
 KIND_TITLES = {
     "share": "Shared",
@@ -36,6 +37,7 @@ KIND_TITLES = {
     "revoke": "Share revoked",
     "expire": "Envelopes destroyed",
     "acknowledge": "Receipt acknowledged",
+    "emergency_completed": "Emergency share's justification completed",
     # Recipients without a key (issue 10).
     "claim_code_sent": "One-time code sent",
     "claim_code_accepted": "One-time code accepted",
@@ -105,7 +107,7 @@ def _event(
         "share_id": entry.get("share_id"),
         "subjects": list(entry.get("subjects") or []),
     }
-    if row.kind in ("share", "decision"):
+    if row.kind in ("share", "decision", "emergency_completed"):
         event["decision"] = entry.get("decision")
         event["purpose"] = entry.get("purpose")
         event["data_categories"] = list(entry.get("data_categories") or [])
@@ -119,8 +121,16 @@ def _event(
         event["agreement_override"] = entry.get("agreement_override")
         if entry.get("handling") is not None:
             event["handling"] = entry.get("handling")
-    if row.kind == "decision":
+    if row.kind in ("share", "decision"):
         event["flags"] = [str(f) for f in entry.get("flags") or []]
+        # Issue 14: an emergency share's deadline; a refusal's explanation; the refusal a decision reconsiders.
+        for key in ("emergency", "explanation", "reconsiders"):
+            if isinstance(entry.get(key), Mapping):
+                event[key] = dict(entry[key])
+    if row.kind == "emergency_completed":
+        event["completes"] = entry.get("completes")
+        event["share_index"] = entry.get("share_index")
+    if row.kind == "decision":
         disclosure = entry.get("disclosure")
         if isinstance(disclosure, Mapping):
             event["disclosure"] = {**disclosure, "description": describe_disclosure(disclosure)}
@@ -238,9 +248,48 @@ def build_report(
             if e.get("disclosure")
         ],
         "not_shared_despite_risk": [e["index"] for e in events if "not_share_despite_risk" in (e.get("flags") or [])],
+        "reconsiderations": _chains(events),
         "themes": _themes(events),
         "events": events,
     }
+
+
+def _chains(events: Sequence[Mapping[str, Any]]) -> list[list[dict[str, Any]]]:
+    """Each refusal and the decisions that reconsidered it, in order: one chain per first refusal (issue 14).
+
+    A link to an entry outside this report (another subject's) starts the chain at the reconsideration.
+    """
+    by_index = {e["index"]: e for e in events}
+    parent: dict[int, int] = {}
+    for e in events:
+        link = e.get("reconsiders")
+        if isinstance(link, Mapping) and isinstance(link.get("index"), int) and link["index"] in by_index:
+            parent[e["index"]] = link["index"]
+    children: dict[int, list[int]] = {}
+    for child, up in parent.items():
+        children.setdefault(up, []).append(child)
+    chains = []
+    for e in events:
+        if e["index"] in parent or e["index"] not in children:
+            continue
+        chain, todo = [], [e["index"]]
+        while todo:
+            i = todo.pop(0)
+            item = by_index[i]
+            link = item.get("reconsiders") or {}
+            chain.append(
+                {
+                    "index": i,
+                    "time": item["time"],
+                    "decision": item.get("decision"),
+                    "reconsiders": link.get("index"),
+                    "new_information": link.get("new_information"),
+                    "explanation": item.get("explanation"),
+                }
+            )
+            todo.extend(sorted(children.get(i, [])))
+        chains.append(chain)
+    return chains
 
 
 def _themes(events: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -386,9 +435,27 @@ def _event_html(e: Mapping[str, Any]) -> str:
         rows.append(("What was shared", _e(disclosure.get("summary"))))
     if e.get("share_id"):
         rows.append(("Share", f"<code>{_e(e['share_id'])}</code>"))
-    if kind in ("share", "decision"):
+    reconsiders = e.get("reconsiders")
+    if isinstance(reconsiders, Mapping):
+        rows.append(("Reconsiders", f"the decision at entry #{_e(reconsiders.get('index'))}"))
+        rows.append(("New information", _e(reconsiders.get("new_information"))))
+    explanation = e.get("explanation")
+    if isinstance(explanation, Mapping):
+        rows.append(("Explained to", _e(explanation.get("to"))))
+        rows.append(("Explanation given", _e(explanation.get("explanation"))))
+    emergency = e.get("emergency")
+    if isinstance(emergency, Mapping):
+        owed = ", ".join(str(o.get("field")) for o in emergency.get("owed") or [] if isinstance(o, Mapping))
+        rows.append(("Justification due by", _e(emergency.get("complete_by"))))
+        rows.append(("Answers owed when shared", _e(owed)))
+    completes = e.get("completes")
+    if isinstance(completes, Mapping):
+        late = " (late)" if completes.get("late") else ""
+        rows.append(("Completes", f"the emergency share at entry #{_e(completes.get('share_index'))}{_e(late)}"))
+    if kind in ("share", "decision", "emergency_completed"):
         purpose = e.get("purpose") or {}
-        rows.append(("Decision", _e(e.get("decision"))))
+        if kind != "emergency_completed":
+            rows.append(("Decision", _e(e.get("decision"))))
         rows.append(("Purpose", f"{_e(purpose.get('code'))}: {_e(purpose.get('description'))}"))
         rows.append(("Data categories", _value(e.get("data_categories") or [])))
         for section in e.get("rule_sections") or []:
@@ -507,6 +574,26 @@ def _disclosures_html(disclosures: Sequence[Mapping[str, Any]]) -> str:
     )
 
 
+def _chains_html(chains: Sequence[Sequence[Mapping[str, Any]]]) -> str:
+    """Each refusal and its reconsiderations, in order (issue 14)."""
+    out = []
+    for chain in chains:
+        steps = "".join(
+            f"<li>#{_e(c.get('index'))} {_e(c.get('time'))}: {_e(c.get('decision'))}"
+            + (f" — on new information: {_e(c.get('new_information'))}" if c.get("reconsiders") is not None else "")
+            + (
+                f" — explained to {_e((c.get('explanation') or {}).get('to'))}: "
+                f"{_e((c.get('explanation') or {}).get('explanation'))}"
+                if isinstance(c.get("explanation"), Mapping)
+                else ""
+            )
+            + "</li>"
+            for c in chain
+        )
+        out.append(f"<ol class=chain>{steps}</ol>")
+    return "".join(out)
+
+
 def _themes_html(themes: Sequence[Mapping[str, Any]]) -> str:
     if not themes:
         return "<p>No rule answers to group.</p>"
@@ -545,6 +632,11 @@ def render_html(report: Mapping[str, Any]) -> str:
             f'<p class="flag">⚑ {_e(len(report["not_shared_despite_risk"]))} decision(s) not to share despite risk of '
             "significant harm or immediate risk: see the flagged entries in the timeline.</p>"
             if report.get("not_shared_despite_risk")
+            else ""
+        )
+        + (
+            f"<h2>Refusals reconsidered</h2>{_chains_html(report['reconsiderations'])}"
+            if report.get("reconsiderations")
             else ""
         )
         + f"<h2>Across editions of the rules</h2>{_themes_html(report.get('themes') or [])}"

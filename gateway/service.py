@@ -22,6 +22,7 @@ from typing import Any
 from . import disclosure as disclosure_rules
 from . import emergency as emergency_rules
 from . import envelope, tenancy
+from . import reconsider as reconsider_rules
 from .auth import Principal
 from .config import Settings
 from .directory import RECIPIENT_ID_RE, DirectoryUseCases
@@ -34,6 +35,7 @@ from .justification import validate as validate_justification
 from .ledger import entry as ledger_entry
 from .ledger.signer import LedgerSigner
 from .partnership import AgreementUseCases
+from .refusals import RefusalUseCases
 from .store.agreements import AgreementStore
 from .store.files import ESCROW_ID, EnvelopeFiles
 from .store.held import insert_held
@@ -117,7 +119,7 @@ class PreparedShare:
     emergency: Mapping[str, Any] | None = None
 
 
-class Gateway(HoldingUseCases, DirectoryUseCases, AgreementUseCases, EmergencyUseCases):
+class Gateway(HoldingUseCases, DirectoryUseCases, AgreementUseCases, EmergencyUseCases, RefusalUseCases):
     """Sharing use cases; the directory's (recipients, teams, enrolment) come from DirectoryUseCases."""
 
     def __init__(
@@ -196,8 +198,13 @@ class Gateway(HoldingUseCases, DirectoryUseCases, AgreementUseCases, EmergencyUs
         draft: Any,
         disclosure: Any = None,
         idempotency: Idempotency | None = None,
+        explanation: Any = None,
+        reconsiders: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Golden rule 7 without a payload: a decision not to share, or a disclosure made elsewhere.
+
+        `explanation` (not-share only): what whoever asked was told (`gateway.reconsider`). `reconsiders`: the
+        earlier refusal this decision looks at again, with the new information (checked by the caller).
 
         A `share` decision must carry a `disclosure` (how, with whom, what, when; `gateway.disclosure`); a
         not-share decision the policy's safety net challenges is recorded with its flag (its sign-off or
@@ -205,7 +212,10 @@ class Gateway(HoldingUseCases, DirectoryUseCases, AgreementUseCases, EmergencyUs
         """
         policy, problems = self.check_justification(draft, principal)
         decision = draft.get("decision") if isinstance(draft, dict) else None
-        extra = disclosure_rules.problems(disclosure, decision, self.now())
+        extra = [
+            *disclosure_rules.problems(disclosure, decision, self.now()),
+            *reconsider_rules.explanation_problems(policy, explanation, decision),
+        ]
         if problems or policy is None or extra:
             raise justification_problems_error([*problems, *extra])
         recorded = None if disclosure is None else await self._disclosure_record(disclosure)
@@ -221,6 +231,10 @@ class Gateway(HoldingUseCases, DirectoryUseCases, AgreementUseCases, EmergencyUs
         named = await self.named_agreements(draft)
         if named:
             entry["agreements"] = named
+        if explanation is not None:
+            entry["explanation"] = {k: str(v).strip() for k, v in explanation.items()}
+        if reconsiders is not None:
+            entry["reconsiders"] = dict(reconsiders)
 
         _check_entry_size(entry)
 
@@ -236,6 +250,8 @@ class Gateway(HoldingUseCases, DirectoryUseCases, AgreementUseCases, EmergencyUs
                 result["disclosure"] = {**recorded, "description": disclosure_rules.describe(recorded)}
             if flags:
                 result["flags"] = flags
+            if reconsiders is not None:
+                result["reconsiders"] = reconsiders["index"]
             return result
 
         index = await self.store.record(entry, None if idempotency is None else idempotency.write(respond))

@@ -171,6 +171,15 @@ ROUTES = [
         body=example("share"),
     ),
     Route(
+        "reconsider a refusal",
+        "POST",
+        "/api/v1/decisions/{index}/reconsider",
+        # {index} is the world's share, not a decision: no practitioner finds a refusal there (tests/test_reconsider.py
+        # covers the organisation's own refusals); every other role is refused by role.
+        _all(404, PRACTITIONERS),
+        body={"justification": example("not-share"), "new_information": "A verified request arrived."},
+    ),
+    Route(
         "escrow release",
         "POST",
         "/api/v1/shares/{share}/escrow",
