@@ -69,7 +69,8 @@ class RefusalUseCases:
             raise field_error("invalid_new_information", "new_information", problems[0].message)
         draft = body["justification"]
         subjects = draft.get("subjects") if isinstance(draft, dict) else None
-        refs = {s.get("ref") for s in subjects if isinstance(s, dict)} if isinstance(subjects, list) else set()
+        listed = subjects if isinstance(subjects, list) else []
+        refs = {s["ref"] for s in listed if isinstance(s, dict) and isinstance(s.get("ref"), str)}
         if not refs & set(earlier.get("subjects") or ()):
             raise field_error(
                 "reconsider_subjects_differ",

@@ -28,6 +28,7 @@ PURE: dict[str, tuple[str, ...]] = {
     "gateway.store.models": (),
     "gateway.disclosure": ("gateway.justification",),
     "gateway.emergency": ("gateway.justification",),
+    "gateway.reconsider": ("gateway.justification",),
     "gateway.agreements": ("gateway.justification", "gateway.store.models"),
     "gateway.audit_report": (
         "gateway.agreements",
