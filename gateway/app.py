@@ -20,6 +20,7 @@ from aiohttp.abc import AbstractAccessLogger
 from aiohttp.http_exceptions import HttpProcessingError
 
 from .api import (
+    advice,
     agreements,
     claims,
     decisions,
@@ -333,6 +334,7 @@ def create_app(settings: Settings, keys: HomeKeys | None = None) -> web.Applicat
         notice,
         claims,
         agreements,
+        advice,
     ):
         app.router.add_routes(module.routes)
     app.router.add_routes(open_page.routes)  # the recipient's web page, /open/

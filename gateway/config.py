@@ -61,6 +61,10 @@ class PolicySettings:
     #: `emergency_complete_within_hours = { "Northshire Children's Services" = 12 }`: an organisation's own
     #: deadline for completing an emergency share's justification, instead of the policy's `x-emergency` one.
     emergency_hours: tuple[tuple[str, int], ...] = ()
+    #: Dual control (issue 14): per organisation, the purposes and risk levels whose shares wait for a second
+    #: person's approval, and the roles that may approve: `[policies.dual_control."Org"]` with `purposes`,
+    #: `risk_levels` and `approvers` lists. Each item: (org, purposes, risk levels, approver roles).
+    dual_control: tuple[tuple[str, tuple[str, ...], tuple[str, ...], tuple[str, ...]], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -205,7 +209,7 @@ def _policies(path: Path, table: Any) -> PolicySettings:
     """The `[policies]` table; unknown keys and non-text values refused (a typo must not change the rules)."""
     if not isinstance(table, dict):
         raise ValueError(f"{path}: [policies] must be a table")
-    unknown = set(table) - {"org_default", "dir", "emergency_complete_within_hours"}
+    unknown = set(table) - {"org_default", "dir", "emergency_complete_within_hours", "dual_control"}
     if unknown:
         raise ValueError(f"{path}: unknown [policies] setting(s): {', '.join(sorted(unknown))}")
     orgs = table.get("org_default", {})
@@ -225,8 +229,27 @@ def _policies(path: Path, table: Any) -> PolicySettings:
             f"{path}: [policies] emergency_complete_within_hours must map organisation names to hours (1 to 336)"
         )
     return PolicySettings(
-        org_default=tuple(sorted(orgs.items())), dir=folder, emergency_hours=tuple(sorted(hours.items()))
+        org_default=tuple(sorted(orgs.items())),
+        dir=folder,
+        emergency_hours=tuple(sorted(hours.items())),
+        dual_control=_dual_control(path, table.get("dual_control", {})),
     )
+
+
+def _dual_control(path: Path, table: Any) -> tuple[tuple[str, tuple[str, ...], tuple[str, ...], tuple[str, ...]], ...]:
+    """`[policies.dual_control."Org"]`: lists of text only, approvers required (a rule nobody can approve would
+    hold shares for ever)."""
+    if not isinstance(table, dict):
+        raise ValueError(f"{path}: [policies.dual_control] must map organisation names to tables")
+    out = []
+    for org, rule in sorted(table.items()):
+        if not isinstance(rule, dict) or set(rule) - {"purposes", "risk_levels", "approvers"}:
+            raise ValueError(f"{path}: [policies.dual_control.{org!r}] takes purposes, risk_levels and approvers")
+        lists = [rule.get(k, []) for k in ("purposes", "risk_levels", "approvers")]
+        if not all(isinstance(v, list) and all(isinstance(i, str) for i in v) for v in lists) or not lists[2]:
+            raise ValueError(f"{path}: [policies.dual_control.{org!r}] needs lists of text, and at least one approver")
+        out.append((org, tuple(lists[0]), tuple(lists[1]), tuple(lists[2])))
+    return tuple(out)
 
 
 def _oidc_issuer(path: Path, item: dict[str, Any]) -> OIDCIssuerConfig:

@@ -23,9 +23,11 @@ from . import disclosure as disclosure_rules
 from . import emergency as emergency_rules
 from . import envelope, tenancy
 from . import reconsider as reconsider_rules
+from .advice import AdviceUseCases
 from .auth import Principal
 from .config import Settings
 from .directory import RECIPIENT_ID_RE, DirectoryUseCases
+from .dual_control import DualControlUseCases
 from .emergencies import EmergencyUseCases
 from .errors import ApiError, field_error, not_found
 from .holding import HoldingUseCases
@@ -117,9 +119,21 @@ class PreparedShare:
     passphrase: str | None = field(default=None, repr=False)
     #: An emergency share (issue 14): when its justification is due and which answers are owed.
     emergency: Mapping[str, Any] | None = None
+    #: The answered advice the justification cites (issue 14): who answered, when, what they said.
+    advice: tuple[Mapping[str, Any], ...] = ()
+    #: Held for a second person's approval (issue 14): the approver roles, and which purpose or risk level.
+    dual_control: Mapping[str, Any] | None = None
 
 
-class Gateway(HoldingUseCases, DirectoryUseCases, AgreementUseCases, EmergencyUseCases, RefusalUseCases):
+class Gateway(
+    HoldingUseCases,
+    DirectoryUseCases,
+    AgreementUseCases,
+    EmergencyUseCases,
+    RefusalUseCases,
+    AdviceUseCases,
+    DualControlUseCases,
+):
     """Sharing use cases; the directory's (recipients, teams, enrolment) come from DirectoryUseCases."""
 
     def __init__(
@@ -200,6 +214,7 @@ class Gateway(HoldingUseCases, DirectoryUseCases, AgreementUseCases, EmergencyUs
         idempotency: Idempotency | None = None,
         explanation: Any = None,
         reconsiders: Mapping[str, Any] | None = None,
+        advice: Any = None,
     ) -> dict[str, Any]:
         """Golden rule 7 without a payload: a decision not to share, or a disclosure made elsewhere.
 
@@ -219,6 +234,7 @@ class Gateway(HoldingUseCases, DirectoryUseCases, AgreementUseCases, EmergencyUs
         if problems or policy is None or extra:
             raise justification_problems_error([*problems, *extra])
         recorded = None if disclosure is None else await self._disclosure_record(disclosure)
+        cited = await self.cited_advice(principal, advice)
         flags = [net.id for net in policy.safety_nets_for(draft)]
         entry = ledger_entry.decision_entry(
             time=self.now_str(),
@@ -235,6 +251,8 @@ class Gateway(HoldingUseCases, DirectoryUseCases, AgreementUseCases, EmergencyUs
             entry["explanation"] = {k: str(v).strip() for k, v in explanation.items()}
         if reconsiders is not None:
             entry["reconsiders"] = dict(reconsiders)
+        if cited:
+            entry["advice"] = cited
 
         _check_entry_size(entry)
 
@@ -299,6 +317,7 @@ class Gateway(HoldingUseCases, DirectoryUseCases, AgreementUseCases, EmergencyUs
             "agreement_override",
             "unenrolled",
             "passphrase",
+            "advice",
         }
         unknown = sorted(set(meta) - allowed)
         if unknown:
@@ -330,6 +349,7 @@ class Gateway(HoldingUseCases, DirectoryUseCases, AgreementUseCases, EmergencyUs
                 max_downloads=None,
             )
         )
+        cited = await self.cited_advice(principal, meta.get("advice"))
         ids, held, mode, passphrase = await self.split_addresses(meta)
         recipients, via = await self._resolve_recipients(ids) if ids or not held else ([], [])
         # Addresses without a key carry no organisation yet: the agreements are checked for the keyed recipients.
@@ -385,6 +405,8 @@ class Gateway(HoldingUseCases, DirectoryUseCases, AgreementUseCases, EmergencyUs
             unenrolled=mode,
             passphrase=passphrase,
             emergency=None if owed is None else self.emergency_record(principal, policy, owed),
+            advice=tuple(cited),
+            dual_control=self.dual_control_for(principal, draft),
         )
 
     async def _resolve_recipients(self, ids: Any) -> tuple[list[Recipient], list[str | None]]:
@@ -561,6 +583,10 @@ class Gateway(HoldingUseCases, DirectoryUseCases, AgreementUseCases, EmergencyUs
                 entry["agreements"] = [dict(a) for a in prepared.agreements]
             if prepared.agreement_override is not None:
                 entry["agreement_override"] = dict(prepared.agreement_override)
+            if prepared.advice:
+                entry["advice"] = [dict(a) for a in prepared.advice]
+            if prepared.dual_control is not None:
+                entry["dual_control"] = dict(prepared.dual_control)
 
             _check_entry_size(entry)
 
@@ -589,6 +615,7 @@ class Gateway(HoldingUseCases, DirectoryUseCases, AgreementUseCases, EmergencyUs
                     "agreements": [dict(a) for a in prepared.agreements],
                     "receipt_proof": receipt_url(index) + "/proof",
                     **({"emergency": dict(prepared.emergency)} if prepared.emergency is not None else {}),
+                    **({"dual_control": dict(prepared.dual_control)} if prepared.dual_control is not None else {}),
                 }
 
             index = await self.store.create_share(
@@ -611,6 +638,9 @@ class Gateway(HoldingUseCases, DirectoryUseCases, AgreementUseCases, EmergencyUs
         """Record a fetch and return the envelope's path; 404 for anyone the share is not addressed to."""
         if not SHARE_ID_RE.match(share_id):
             raise not_found()
+        share = await self.store.get_share(share_id)
+        if share is not None and share.recipient(principal.sub) is not None:
+            await self.check_released(share_id)  # dual control: refused while it waits for approval
         outcome = await self.store.record_fetch(
             share_id,
             principal.sub,
@@ -656,6 +686,7 @@ class Gateway(HoldingUseCases, DirectoryUseCases, AgreementUseCases, EmergencyUs
             raise gone(mine.state)
         if share.expires_at <= self.now_str():
             raise gone(SHARE_EXPIRED)
+        await self.check_released(share_id)
         path = self.files.path(share_id, principal.sub)
 
         def read() -> bytes:

@@ -179,6 +179,22 @@ ROUTES = [
         _all(404, PRACTITIONERS),
         body={"justification": example("not-share"), "new_information": "A verified request arrived."},
     ),
+    Route("list advice", "GET", "/api/v1/advice", _all(200, PRACTITIONERS)),
+    Route(
+        "ask advice",
+        "POST",
+        "/api/v1/advice",
+        _all(201, PRACTITIONERS),
+        body={"to": "dsl", "purpose": {"code": "referral", "description": "Is this a referral?"}},
+    ),
+    # Only the adviser role asked, in the asker's organisation, answers (tests/test_advice.py); no caller here holds
+    # an adviser role, so every one is refused by role.
+    Route("answer advice", "POST", "/api/v1/advice/{advice}/answer", {}, body={"answer": "Refer today."}),
+    # Dual control: the world's share is not held; only its sender (pat, whatever the role) learns that (409).
+    Route(
+        "approve share", "POST", "/api/v1/shares/{share}/approve", {**_all(404, CALLERS), "owner": 409, "impostor": 409}
+    ),
+    Route("approvals", "GET", "/api/v1/approvals", _all(200, CALLERS)),
     Route(
         "escrow release",
         "POST",
@@ -475,7 +491,7 @@ def share_form(**extra: Any) -> aiohttp.FormData:
 
 
 async def _call(world: World, route: Route, caller: str) -> None:
-    path = route.path.format(share=world.share_id, index=world.share_index)
+    path = route.path.format(share=world.share_id, index=world.share_index, advice="adv_" + "a" * 24)
     kwargs: dict[str, Any] = {"headers": world.headers(caller)}
     body = route.body
     if "claim" in route.extra:
@@ -531,6 +547,7 @@ async def test_every_route_is_in_the_matrix(world: World) -> None:
     placeholders = {
         "{share_id}": "{share}",
         "{index}": "{index}",
+        "{advice_id}": "{advice}",
         "{policy_id}": "hmg-2018",
         "{agreement_id}": "nope",
         "{sha256}": "0" * 64,

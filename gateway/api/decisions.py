@@ -22,7 +22,7 @@ from .common import gateway, json_response, principal, query_int, query_str, rea
 
 routes = web.RouteTableDef()
 
-_WRAPPED = frozenset({"justification", "disclosure", "explanation"})
+_WRAPPED = frozenset({"justification", "disclosure", "explanation", "advice"})
 
 
 def _unwrap(body: Any) -> tuple[Any, Any]:
@@ -34,8 +34,13 @@ def _unwrap(body: Any) -> tuple[Any, Any]:
 
 def _explanation(body: Any) -> Any:
     """A not-share decision's explanation given to whoever asked (issue 14), beside the justification."""
+    return _wrapped(body, "explanation")
+
+
+def _wrapped(body: Any, key: str) -> Any:
+    """A part beside the justification in the wrapped body (explanation, advice cited), or None."""
     if isinstance(body, dict) and "justification" in body and set(body) <= _WRAPPED:
-        return body.get("explanation")
+        return body.get(key)
     return None
 
 
@@ -106,7 +111,9 @@ async def _record_decision(request: web.Request, p: Principal, idem: Idempotency
             result, replayed = idem.answer(idem.stored), True
     if not replayed:
         try:
-            result = await gateway(request).record_decision(p, draft, disclosure, idem, _explanation(body))
+            result = await gateway(request).record_decision(
+                p, draft, disclosure, idem, _explanation(body), advice=_wrapped(body, "advice")
+            )
         except IdempotencyHit as hit:  # taken meanwhile (another node): the same rules
             assert idem is not None
             result, replayed = idem.answer(hit.stored), True

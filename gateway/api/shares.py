@@ -344,6 +344,30 @@ async def complete_emergency_justification(request: web.Request) -> web.Response
     return json_response(result, status=201)
 
 
+@routes.post("/api/v1/shares/{share_id}/approve")
+async def approve_share(request: web.Request) -> web.Response:
+    """Dual control (issue 14): a second person with an approver role of the sending organisation releases a share
+    held for approval. Optional body `{"note": text}`. Any signed-in caller may try; the roles are the organisation's."""
+    p = principal(request)
+    note = None
+    if request.can_read_body:
+        body = await read_json(request)
+        if not isinstance(body, dict) or set(body) - {"note"}:
+            raise ApiError(400, "invalid_body", 'The body may only carry {"note": text}.', field="body")
+        note = body.get("note")
+    share_id = request.match_info["share_id"]
+    if not SHARE_ID_RE.match(share_id):
+        raise not_found()
+    return json_response(await gateway(request).approve_share(p, share_id, note), status=201)
+
+
+@routes.get("/api/v1/approvals")
+async def list_approvals(request: web.Request) -> web.Response:
+    """Dual control: the caller's organisation's shares held for approval that the caller's roles may approve."""
+    p = principal(request)
+    return json_response({"shares": await gateway(request).approvals(p)})
+
+
 @routes.post("/api/v1/shares/{share_id}/escrow")
 async def release_escrow(request: web.Request) -> web.StreamResponse:
     """Organisational recovery: an administrator takes the escrow envelope, with a reason recorded first."""

@@ -36,6 +36,11 @@ KIND_AGREEMENT_ADD = "agreement_add"
 KIND_AGREEMENT_RETIRE = "agreement_retire"
 #: An emergency share's justification completed after the share went at once (issue 14).
 KIND_EMERGENCY_COMPLETED = "emergency_completed"
+#: Advice sought before deciding (issue 14): an anonymised question to an adviser role, and its answer.
+KIND_ADVICE_QUESTION = "advice_question"
+KIND_ADVICE_ANSWER = "advice_answer"
+#: Dual control (issue 14): a second person with the right role releases a share held for approval.
+KIND_SHARE_APPROVED = "share_approved"
 # Recipients without a key (issue 10): a share held for an address, claimed by e-mail code, re-wrapped.
 KIND_CLAIM_CODE_SENT = "claim_code_sent"
 KIND_CLAIM_CODE_ACCEPTED = "claim_code_accepted"
@@ -78,6 +83,9 @@ KINDS = (
     KIND_AGREEMENT_ADD,
     KIND_AGREEMENT_RETIRE,
     KIND_EMERGENCY_COMPLETED,
+    KIND_ADVICE_QUESTION,
+    KIND_ADVICE_ANSWER,
+    KIND_SHARE_APPROVED,
 )
 
 
@@ -340,7 +348,7 @@ def share_event_entry(
     **details: Any,
 ) -> dict[str, Any]:
     """A later event on a share (fetch, revocation, expiry): points back at the share's own entry."""
-    if kind not in (KIND_FETCH, KIND_REVOKE, KIND_EXPIRE, KIND_ACKNOWLEDGE, *CLAIM_KINDS):
+    if kind not in (KIND_FETCH, KIND_REVOKE, KIND_EXPIRE, KIND_ACKNOWLEDGE, KIND_SHARE_APPROVED, *CLAIM_KINDS):
         raise ValueError(f"not a share event kind: {kind}")
     return {
         "v": ENTRY_VERSION,
@@ -390,4 +398,20 @@ def agreement_entry(
             {"id": agreement["id"], "version": agreement["version"], "document_sha256": agreement["document_sha256"]}
         ],
         **details,
+    }
+
+
+def advice_entry(*, kind: str, time: str, actor: Mapping[str, Any], advice: Mapping[str, Any]) -> dict[str, Any]:
+    """A question for advice or its answer: no subject references and no payload, ever (the question carries only
+    the draft's purpose and data categories, and the adviser role it is for)."""
+    if kind not in (KIND_ADVICE_QUESTION, KIND_ADVICE_ANSWER):
+        raise ValueError(f"not an advice event kind: {kind}")
+    return {
+        "v": ENTRY_VERSION,
+        "kind": kind,
+        "time": time,
+        "actor": dict(actor),
+        "subjects": [],
+        "recipients": [],
+        "advice": dict(advice),
     }

@@ -602,6 +602,56 @@ async def open_emergencies(conn: aiosqlite.Connection, sub: str, *, limit: int) 
     return [_row(r) for r in rows]
 
 
+#: A share held for a second person's approval (issue 14) and not yet approved: `d` is the share's entry.
+_AWAITING_APPROVAL = (
+    "+d.kind = 'share' AND json_extract(CAST(d.entry AS TEXT), '$.dual_control') IS NOT NULL"
+    " AND NOT EXISTS (SELECT 1 FROM ledger AS a WHERE a.kind = 'share_approved' AND a.share_id = d.share_id)"
+)
+
+
+async def awaiting_approval(conn: aiosqlite.Connection, share_id: str) -> bool:
+    """Whether a share is held for approval: one seek on `ledger_by_share` (every fetch asks)."""
+    rows = await _fetch(
+        conn,
+        f"SELECT 1 FROM ledger AS d WHERE d.share_id = ? AND {_AWAITING_APPROVAL} LIMIT 1",  # noqa: S608
+        [share_id],
+    )
+    return bool(rows)
+
+
+async def shares_awaiting_approval(conn: aiosqlite.Connection, org: str, *, limit: int) -> list[LedgerRow]:
+    """An organisation's shares held for approval, oldest first (what its approvers have to look at)."""
+    rows = await _fetch(
+        conn,
+        "SELECT d.idx, d.time, d.kind, d.entry, d.leaf_hash FROM ledger AS d"  # noqa: S608
+        f" WHERE d.actor_org = ? AND {_AWAITING_APPROVAL} ORDER BY d.idx LIMIT ?",
+        [org, limit],
+    )
+    return [_row(r) for r in rows]
+
+
+async def advice_entries(
+    conn: aiosqlite.Connection, *, org: str | None, sub: str | None, limit: int
+) -> list[LedgerRow]:
+    """Questions for advice and their answers (issue 14), newest first: an organisation's (its advisers' view), or
+    one practitioner's own questions (`sub`, any organisation) with the answers in their organisation."""
+    conds = ["d.kind IN ('advice_question', 'advice_answer')"]
+    args: list[Any] = []
+    if org is not None:
+        conds.append("d.actor_org = ?")
+        args.append(org)
+    if sub is not None:
+        conds.append("(d.kind = 'advice_answer' OR d.actor_sub = ?)")
+        args.append(sub)
+    rows = await _fetch(
+        conn,
+        f"SELECT d.idx, d.time, d.kind, d.entry, d.leaf_hash FROM ledger AS d WHERE {' AND '.join(conds)}"  # noqa: S608
+        " ORDER BY d.idx DESC LIMIT ?",
+        [*args, limit],
+    )
+    return [_row(r) for r in rows]
+
+
 async def stats(
     conn: aiosqlite.Connection,
     time_from: str | None,
@@ -790,6 +840,9 @@ __all__ = [
     "latest_checkpoint",
     "ledger_end",
     "open_emergencies",
+    "advice_entries",
+    "awaiting_approval",
+    "shares_awaiting_approval",
     "own_decisions",
     "query_page",
     "stats",

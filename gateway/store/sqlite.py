@@ -1294,6 +1294,29 @@ class SQLiteStore:
 
         return await self._writer.submit(op)
 
+    async def append_for_key(
+        self,
+        kinds: Sequence[str],
+        path: str,
+        key: str,
+        make_entry: Callable[[list[tuple[int, dict[str, Any]]]], Mapping[str, Any]],
+    ) -> int:
+        """Append an entry built from the earlier entries of `kinds` whose JSON at `path` (e.g. `$.advice.id`) is
+        `key`, in one transaction: a check such as "not answered yet" cannot race. `make_entry` may raise to refuse.
+        """
+
+        def op(conn: sqlite3.Connection) -> int:
+            marks = ",".join("?" for _ in kinds)
+            rows = conn.execute(
+                f"SELECT idx, entry FROM ledger WHERE kind IN ({marks})"  # noqa: S608
+                " AND json_extract(CAST(entry AS TEXT), ?) = ? ORDER BY idx",
+                [*kinds, path, key],
+            ).fetchall()
+            entry = make_entry([(int(r[0]), json.loads(bytes(r[1]))) for r in rows])
+            return append_entry(conn, entry)
+
+        return await self._writer.submit(op)
+
     async def revoke(self, share_id: str, make_entry: EntryBuilder) -> tuple[Share, int | None] | None:
         """Revoke every still-active envelope of a share. (share, index) or (share, None) if nothing was active."""
 
