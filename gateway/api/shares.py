@@ -347,7 +347,8 @@ async def complete_emergency_justification(request: web.Request) -> web.Response
 @routes.post("/api/v1/shares/{share_id}/approve")
 async def approve_share(request: web.Request) -> web.Response:
     """Dual control (issue 14): a second person with an approver role of the sending organisation releases a share
-    held for approval. Optional body `{"note": text}`. Any signed-in caller may try; the roles are the organisation's."""
+    held for approval. Optional body `{"note": text}`. Any signed-in caller may try: the roles are the organisation's
+    configuration, checked by the use case."""
     p = principal(request)
     note = None
     if request.can_read_body:
