@@ -319,7 +319,27 @@ def create_app(settings: Settings, keys: HomeKeys | None = None) -> web.Applicat
         with contextlib.suppress(asyncio.CancelledError):
             await task
 
-    app.cleanup_ctx.extend([verifier_ctx, store_ctx, checkpoint_ctx, expiry_ctx])
+    async def retention_ctx(app: web.Application) -> AsyncIterator[None]:
+        """A retention review recorded every `retention_review_seconds` (the first one period after start-up)."""
+
+        async def loop() -> None:
+            while True:
+                await asyncio.sleep(settings.retention_review_seconds)
+                try:
+                    await app[GATEWAY].retention_review()
+                except Exception as exc:  # keep going; the next period retries
+                    log.error("retention review failed: %s", type(exc).__name__)
+
+        if settings.retention_review_seconds <= 0:
+            yield
+            return
+        task = asyncio.create_task(loop())
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    app.cleanup_ctx.extend([verifier_ctx, store_ctx, checkpoint_ctx, expiry_ctx, retention_ctx])
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/api/v1/openapi.json", openapi)
     for module in (

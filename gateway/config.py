@@ -128,6 +128,8 @@ class Settings:
     checkpoint_interval_seconds: float = 0.5
     #: How often expired shares are looked for and crypto-shredded.
     expiry_sweep_seconds: float = 30.0
+    #: How often a retention review is recorded in the ledger (issue 14); 0 turns the periodic review off.
+    retention_review_seconds: float = 86400.0
     #: Public base URL, used in notification texts; defaults to the listening address.
     public_url: str | None = None
     #: SMTP relay for one-time claim codes (`smtp://[user:pass@]host:port[?starttls=1]` or `smtps://…`);

@@ -23,6 +23,7 @@ from . import disclosure as disclosure_rules
 from . import emergency as emergency_rules
 from . import envelope, tenancy
 from . import reconsider as reconsider_rules
+from . import retention as retention_rules
 from .advice import AdviceUseCases
 from .auth import Principal
 from .config import Settings
@@ -38,6 +39,7 @@ from .ledger import entry as ledger_entry
 from .ledger.signer import LedgerSigner
 from .partnership import AgreementUseCases
 from .refusals import RefusalUseCases
+from .retention_review import RetentionUseCases
 from .store.agreements import AgreementStore
 from .store.files import ESCROW_ID, EnvelopeFiles
 from .store.held import insert_held
@@ -123,6 +125,8 @@ class PreparedShare:
     advice: tuple[Mapping[str, Any], ...] = ()
     #: Held for a second person's approval (issue 14): the approver roles, and which purpose or risk level.
     dual_control: Mapping[str, Any] | None = None
+    #: The policy's retention class for this share (issue 14), and whether it shortened the requested lifetime.
+    retention: Mapping[str, Any] | None = None
 
 
 class Gateway(
@@ -133,6 +137,7 @@ class Gateway(
     RefusalUseCases,
     AdviceUseCases,
     DualControlUseCases,
+    RetentionUseCases,
 ):
     """Sharing use cases; the directory's (recipients, teams, enrolment) come from DirectoryUseCases."""
 
@@ -377,6 +382,11 @@ class Gateway(
                 f"{limits.max_expiry_seconds}.",
                 limit=limits.max_expiry_seconds,
             )
+        # The policy's retention class caps the envelopes' lifetime (issue 14); the ledger entry says so.
+        kept = retention_rules.class_for(policy, draft)
+        if kept is not None:
+            kept["capped"] = expires_in > kept["max_days"] * retention_rules.DAY
+            expires_in = min(expires_in, kept["max_days"] * retention_rules.DAY)
         max_downloads = meta.get("max_downloads")
         if max_downloads is not None and (
             not isinstance(max_downloads, int)
@@ -407,6 +417,7 @@ class Gateway(
             emergency=None if owed is None else self.emergency_record(principal, policy, owed),
             advice=tuple(cited),
             dual_control=self.dual_control_for(principal, draft),
+            retention=kept,
         )
 
     async def _resolve_recipients(self, ids: Any) -> tuple[list[Recipient], list[str | None]]:
@@ -587,6 +598,8 @@ class Gateway(
                 entry["advice"] = [dict(a) for a in prepared.advice]
             if prepared.dual_control is not None:
                 entry["dual_control"] = dict(prepared.dual_control)
+            if prepared.retention is not None:
+                entry["retention"] = dict(prepared.retention)
 
             _check_entry_size(entry)
 
@@ -616,6 +629,7 @@ class Gateway(
                     "receipt_proof": receipt_url(index) + "/proof",
                     **({"emergency": dict(prepared.emergency)} if prepared.emergency is not None else {}),
                     **({"dual_control": dict(prepared.dual_control)} if prepared.dual_control is not None else {}),
+                    **({"retention": dict(prepared.retention)} if prepared.retention is not None else {}),
                 }
 
             index = await self.store.create_share(

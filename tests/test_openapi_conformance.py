@@ -161,6 +161,8 @@ async def _practice_kinds(world: World) -> None:
     assert (await c.get("/api/v1/approvals", headers=dsl)).status == 200
     r = await c.post(f"/api/v1/shares/{(await r.json())['share_id']}/approve", headers=dsl)
     assert r.status == 201, await r.text()
+    await gw.retention_review()
+    assert (await c.get("/api/v1/retention/schedule", headers=h("admin"))).status == 200
 
 
 async def test_every_kind_the_gateway_writes_reads_back_as_documented(world: World, smtp: Any) -> None:  # noqa: F811

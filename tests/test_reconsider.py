@@ -6,6 +6,8 @@ document."""
 from __future__ import annotations
 
 import copy
+import json
+from pathlib import Path
 from typing import Any
 
 from tests.conftest import Api, example
@@ -151,3 +153,16 @@ async def test_who_may_reconsider_and_what(api: Api) -> None:
         f"/api/v1/decisions/{shared}/reconsider", json=body, headers=api.auth("pat", "practitioner")
     )
     assert r.status == 409 and (await r.json())["error"] == "not_a_refusal"
+
+
+async def test_statistics_read_across_editions(api: Api) -> None:
+    """Issue 14: the statistics count decisions per edition and carry the rule map between editions."""
+    await _refuse(api)
+    dfe = json.loads((Path(__file__).parent / "fixtures/justifications/dfe-2024-not-share.json").read_text())
+    r = await api.client.post("/api/v1/decisions", json=dfe, headers=api.auth("pat", "practitioner"))
+    assert r.status == 201, await r.text()
+    r = await api.client.get("/api/v1/ledger/stats", headers=api.auth("audrey", "partnership_auditor"))
+    body = await r.json()
+    assert body["totals"]["policy"] == {"dfe-2024": 1, "hmg-2018": 1}
+    lawful = next(t for t in body["themes"] if t["rule"] == 1)
+    assert lawful["policy"] == "hmg-2018" and lawful["editions"] == {"hmg-2018": [1], "dfe-2024": [1, 3]}

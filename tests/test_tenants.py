@@ -195,6 +195,7 @@ ROUTES = [
         "approve share", "POST", "/api/v1/shares/{share}/approve", {**_all(404, CALLERS), "owner": 409, "impostor": 409}
     ),
     Route("approvals", "GET", "/api/v1/approvals", _all(200, CALLERS)),
+    Route("retention schedule", "GET", "/api/v1/retention/schedule", _all(200, ADMINS)),
     Route(
         "escrow release",
         "POST",

@@ -19,6 +19,7 @@ from aiohttp import web
 from .. import audit_report, tenancy
 from ..encoding import b64 as _b64
 from ..errors import ApiError
+from ..justification import PolicyRegistry
 from ..ledger.checkpoint import Checkpoint, CheckpointError, verify_checkpoint
 from ..ledger.entry import KINDS, format_time, parse_time, utc_now
 from ..store import queries
@@ -373,4 +374,20 @@ async def ledger_stats(request: web.Request) -> web.Response:
     time_from = _time_param(request, "from")
     time_to = _time_param(request, "to")
     gw = gateway(request)
-    return json_response(await queries.stats(gw.store.reader, time_from, time_to, scope=scope, now=gw.now_str()))
+    result = await queries.stats(gw.store.reader, time_from, time_to, scope=scope, now=gw.now_str())
+    result["themes"] = _theme_legend(gw.policies)
+    return json_response(result)
+
+
+def _theme_legend(policies: PolicyRegistry) -> list[dict[str, Any]]:
+    """How the editions' rules line up (each edition's `x-rule-map` onto the base edition's rules): the key for
+    reading `totals.policy` and the per-rule figures of different editions side by side."""
+    base = policies.theme_base
+    legend = []
+    for rule, title in sorted(base.rule_titles().items()):
+        editions: dict[str, list[int]] = {base.id: [rule]}
+        for policy in policies.all():
+            if policy.id != base.id:
+                editions[policy.id] = sorted(r for r, onto in policy.rule_map(base.id).items() if rule in onto)
+        legend.append({"policy": base.id, "rule": rule, "title": title, "editions": editions})
+    return legend

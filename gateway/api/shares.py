@@ -369,6 +369,15 @@ async def list_approvals(request: web.Request) -> web.Response:
     return json_response({"shares": await gateway(request).approvals(p)})
 
 
+@routes.get("/api/v1/retention/schedule")
+async def retention_schedule(request: web.Request) -> web.Response:
+    """Issue 14: what will be destroyed when (live shares, soonest first, with their retention class). An `admin`
+    sees their organisation's shares, a `partnership_admin` every organisation's; the auditor reads what was
+    destroyed in the ledger (`kind=expire`) and the reviews (`kind=retention_review`)."""
+    p = principal(request, *tenancy.ADMIN_ROLES)
+    return json_response({"shares": await gateway(request).retention_schedule(p)})
+
+
 @routes.post("/api/v1/shares/{share_id}/escrow")
 async def release_escrow(request: web.Request) -> web.StreamResponse:
     """Organisational recovery: an administrator takes the escrow envelope, with a reason recorded first."""

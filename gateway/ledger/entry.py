@@ -41,6 +41,8 @@ KIND_ADVICE_QUESTION = "advice_question"
 KIND_ADVICE_ANSWER = "advice_answer"
 #: Dual control (issue 14): a second person with the right role releases a share held for approval.
 KIND_SHARE_APPROVED = "share_approved"
+#: A periodic retention review (issue 14): what was destroyed since the last, what is still live.
+KIND_RETENTION_REVIEW = "retention_review"
 # Recipients without a key (issue 10): a share held for an address, claimed by e-mail code, re-wrapped.
 KIND_CLAIM_CODE_SENT = "claim_code_sent"
 KIND_CLAIM_CODE_ACCEPTED = "claim_code_accepted"
@@ -86,6 +88,7 @@ KINDS = (
     KIND_ADVICE_QUESTION,
     KIND_ADVICE_ANSWER,
     KIND_SHARE_APPROVED,
+    KIND_RETENTION_REVIEW,
 )
 
 

@@ -488,7 +488,7 @@ def verify_inclusions(
 #: queries below are written so that SQLite picks them up when they exist and stay correct when they don't.
 RECOMMENDED_INDEXES = STATS_INDEXES  # part of the schema since version 2
 _MONTH = "substr(d.time, 1, 7)"
-_DIMENSIONS = ("decision", "purpose", "article_6", "article_9", "dpa_schedule_1", "org")
+_DIMENSIONS = ("decision", "purpose", "article_6", "article_9", "dpa_schedule_1", "org", "policy")
 
 
 def _period(time_from: str | None, time_to: str | None, scope: str | None = None) -> tuple[str, list[Any]]:
@@ -630,6 +630,37 @@ async def shares_awaiting_approval(conn: aiosqlite.Connection, org: str, *, limi
     return [_row(r) for r in rows]
 
 
+async def retention_schedule(conn: aiosqlite.Connection, org: str | None, *, limit: int) -> list[tuple[Any, ...]]:
+    """Live shares (an organisation's, or all) soonest destruction first: (share ID, created, expires, purpose,
+    ledger index, retention class). The envelopes are destroyed at `expires` by the expiry sweep."""
+    return await _fetch(
+        conn,
+        "SELECT s.id, s.created_at, s.expires_at, s.purpose_code, s.ledger_index,"
+        " json_extract(CAST(d.entry AS TEXT), '$.retention.class') FROM shares AS s"
+        " JOIN ledger AS d ON d.idx = s.ledger_index"
+        " WHERE s.state = 'active' AND (? IS NULL OR s.sender_org = ?) ORDER BY s.expires_at LIMIT ?",
+        [org, org, limit],
+    )
+
+
+async def retention_facts(conn: aiosqlite.Connection) -> dict[str, Any]:
+    """What a retention review records: the previous review, the envelopes destroyed since, what is still live."""
+    last = await _fetch(conn, "SELECT max(idx) FROM ledger WHERE kind = 'retention_review'", [])
+    since = last[0][0]
+    destroyed = await _fetch(
+        conn,
+        "SELECT count(*) FROM ledger WHERE kind IN ('expire', 'expired_unclaimed') AND idx > ?",
+        [-1 if since is None else since],
+    )
+    live = await _fetch(conn, "SELECT count(*), min(expires_at) FROM shares WHERE state = 'active'", [])
+    return {
+        "previous_review_index": since,
+        "destroyed_since": destroyed[0][0],
+        "live_shares": live[0][0],
+        "next_destruction_at": live[0][1],
+    }
+
+
 async def advice_entries(
     conn: aiosqlite.Connection, *, org: str | None, sub: str | None, limit: int
 ) -> list[LedgerRow]:
@@ -699,6 +730,17 @@ async def stats(
     )
     for m, org, n in rows:
         add(month(m), "org", org, n)
+
+    # By edition of the rules (issue 14): the policy each decision was checked against, so an oversight board
+    # reads 2018 and 2024 decisions side by side (the API adds the rule map between their rules).
+    rows = await _fetch(
+        conn,
+        f"SELECT {_MONTH}, json_extract(CAST(d.entry AS TEXT), '$.policy.id'), count(*) FROM ledger AS d"  # noqa: S608
+        f" WHERE d.decision IS NOT NULL AND {period} GROUP BY 1, 2",
+        args,
+    )
+    for m, policy_id, n in rows:
+        add(month(m), "policy", policy_id, n)
 
     # Driven by the (few) revocations, each joined to its share (with `ledger_by_kind_share` both steps are
     # index seeks and only the share's row is read); a share is revoked at most once, but DISTINCT keeps the
@@ -841,6 +883,8 @@ __all__ = [
     "ledger_end",
     "open_emergencies",
     "advice_entries",
+    "retention_facts",
+    "retention_schedule",
     "awaiting_approval",
     "shares_awaiting_approval",
     "own_decisions",
