@@ -3,6 +3,7 @@
  * the policy the gateway serves, shows the gateway's live problems next to each field, and shares or
  * records a decision not to share through the service worker.
  */
+import { setupAdvice } from "./advice.js";
 import { setupAgreements } from "./agreements.js";
 import { emergencyFacts, emergencyOf, emergencyStatus, renderEmergency, renderOwed } from "./emergency.js";
 import { CHANNELS, fieldTree, placeProblems, policyInfo, problemsPerRule, ruleTexts, toDisclosure, toJustification, toLocalInput } from "./form-model.js";
@@ -36,6 +37,7 @@ let completing = null;
 let validating = 0;
 let finished = false;
 let agreementUi = null;
+let adviceUi = null;
 
 async function ask(type, payload = {}) {
   let answer;
@@ -403,6 +405,7 @@ async function onShare() {
       justification: justification(),
       expires_in: Number($("expiry").value),
       agreement_override: agreementUi?.overrideReason(),
+      advice: adviceUi?.cited() ?? [],
     });
     showResult(
       "Shared securely",
@@ -797,6 +800,9 @@ async function main() {
     }
     agreementUi = setupAgreements({ ask, fields, recipients: () => recipientIds });
     agreementUi.refresh();
+    adviceUi = setupAdvice({ ask, el, draft: justification });
+    fields.after(adviceUi.box);
+    adviceUi.refresh().catch(() => {}); // not signed in, or an older gateway: the box stays empty
     await showOwed();
     changed();
   } catch (e) {

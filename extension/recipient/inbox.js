@@ -219,6 +219,41 @@ async function loadSent({ more = false } = {}) {
   }
 }
 
+const ADVISER_ROLES = ["dsl", "manager", "dpo", "caldicott_guardian", "legal"];
+
+/** Issue 14, seek advice first: an adviser's questions (to their roles, in their organisation), answered here. */
+async function loadAdvice() {
+  const list = $("advice-list");
+  const { questions } = await ask("list-advice");
+  list.replaceChildren();
+  for (const q of questions) {
+    const what = `${q.purpose?.code ?? ""}: ${q.purpose?.description ?? ""} (${(q.data_categories ?? []).join(", ") || "no categories given"})`;
+    const item = el("li", { dataset: { advice: q.advice_id } }, el("strong", { text: what }), el("span", { class: "hint", text: ` asked ${formatTime(q.asked_at)} of the ${q.to}` }));
+    if (q.answer) {
+      item.append(el("p", {}, "Your answer: ", el("q", { class: "note", text: q.answer.answer })));
+    } else {
+      const id = `advice-answer-${q.advice_id}`;
+      const text = el("textarea", { id, rows: "2", maxlength: "4000" });
+      const send = el("button", { type: "button", text: "Send answer" });
+      send.addEventListener("click", () =>
+        busy(send, async () => {
+          if (!text.value.trim()) {
+            showAlert("Write your advice before sending it.");
+            text.focus();
+            return;
+          }
+          await ask("answer-advice", { id: q.advice_id, answer: text.value.trim() });
+          say("Your advice was sent and recorded.");
+          await loadAdvice();
+        }),
+      );
+      item.append(el("label", { for: id, text: "Your advice (recorded)" }), text, send);
+    }
+    list.append(item);
+  }
+  $("advice").hidden = false;
+}
+
 /** Issue 14: emergency shares whose full justification is still owed, overdue ones marked; a count on the Sent tab. */
 function renderOwed(owed) {
   const list = $("owed-list");
@@ -532,6 +567,7 @@ async function load() {
   }
   await loadLabels();
   const roles = Array.isArray(status?.claims?.roles) ? status.claims.roles : [];
+  if (roles.some((r) => ADVISER_ROLES.includes(r))) await loadAdvice().catch((e) => showAlert(e.message));
   if (roles.includes("practitioner") && !roles.includes("recipient")) {
     selectTab("sent");
   } else {
