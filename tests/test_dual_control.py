@@ -121,3 +121,24 @@ def test_configuration(tmp_path: Path) -> None:
     (tmp_path / "safeshare.toml").write_text('[policies.dual_control."test-org"]\npurposes = ["s47_enquiry"]\n')
     with pytest.raises(ValueError, match="approver"):
         load_settings(tmp_path)
+
+
+async def test_a_passphrase_share_is_held_too(held_api: Api) -> None:
+    """An address without a key, opened with a passphrase on /open/: refused while the share waits for approval."""
+    api = held_api
+    r = await api.share(
+        b"strategy notes",
+        ["someone@example.net"],
+        s47(),
+        unenrolled="passphrase",
+        passphrase="correct horse battery staple lantern",
+    )
+    assert r.status == 201, await r.text()
+    sid = (await r.json())["share_id"]
+    for tail in ("header", "envelope"):
+        r = await api.client.get(f"/api/v1/open/{sid}/{tail}")
+        assert r.status == 409 and (await r.json())["error"] == "share_awaiting_approval"
+    r = await api.client.post(f"/api/v1/shares/{sid}/approve", headers=api.auth("dee", "dsl"))
+    assert r.status == 201, await r.text()
+    r = await api.client.get(f"/api/v1/open/{sid}/header")
+    assert r.status == 200
