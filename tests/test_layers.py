@@ -29,6 +29,7 @@ PURE: dict[str, tuple[str, ...]] = {
     "gateway.disclosure": ("gateway.justification",),
     "gateway.emergency": ("gateway.justification",),
     "gateway.reconsider": ("gateway.justification",),
+    "gateway.retention": ("gateway.justification",),
     "gateway.agreements": ("gateway.justification", "gateway.store.models"),
     "gateway.audit_report": (
         "gateway.agreements",
