@@ -20,10 +20,16 @@ from pathlib import Path
 from typing import Any
 
 from . import disclosure as disclosure_rules
+from . import emergency as emergency_rules
 from . import envelope, inputs, tenancy
+from . import reconsider as reconsider_rules
+from . import retention as retention_rules
+from .advice import AdviceUseCases
 from .auth import Principal
 from .config import Settings
 from .directory import RECIPIENT_ID_RE, DirectoryUseCases
+from .dual_control import DualControlUseCases
+from .emergencies import EmergencyUseCases
 from .holding import HoldingUseCases
 from .idempotency import Idempotency
 from .justification import ORG_TYPES, Policy, PolicyRegistry, Problem, SharerContext
@@ -31,7 +37,9 @@ from .justification import validate as validate_justification
 from .ledger import entry as ledger_entry
 from .ledger.signer import LedgerSigner
 from .partnership import AgreementUseCases
+from .reconsideration import ReconsiderationUseCases
 from .refusals import Conflict, Gone, Invalid, TooLarge, not_found
+from .retention_review import RetentionUseCases
 from .store.agreements import DocumentFiles
 from .store.files import ESCROW_ID, EnvelopeFiles
 from .store.models import (
@@ -110,6 +118,8 @@ class ShareRequest:
     agreement_override: object = None
     unenrolled: object = None
     passphrase: object = field(default=None, repr=False)
+    #: Answers to questions for advice (issue 14) cited in the justification: their ids, checked by the use case.
+    advice: object = None
 
 
 @dataclass(frozen=True)
@@ -134,10 +144,27 @@ class PreparedShare:
     held: tuple[str, ...] = ()
     unenrolled: str | None = None
     passphrase: str | None = field(default=None, repr=False)
+    #: An emergency share (issue 14): when its justification is due and which answers are owed.
+    emergency: Mapping[str, Any] | None = None
+    #: The answered advice the justification cites (issue 14): who answered, when, what they said.
+    advice: tuple[Mapping[str, Any], ...] = ()
+    #: Held for a second person's approval (issue 14): the approver roles, and which purpose or risk level.
+    dual_control: Mapping[str, Any] | None = None
+    #: The policy's retention class for this share (issue 14), and whether it shortened the requested lifetime.
+    retention: Mapping[str, Any] | None = None
 
 
-class Gateway(HoldingUseCases, AgreementUseCases):
-    """Sharing use cases; the directory's (recipients, teams, enrolment) are `self.directory`'s."""
+class Gateway(
+    HoldingUseCases,
+    AgreementUseCases,
+    EmergencyUseCases,
+    ReconsiderationUseCases,
+    AdviceUseCases,
+    DualControlUseCases,
+    RetentionUseCases,
+):
+    """Sharing use cases; the directory's (recipients, teams, enrolment) are `self.directory`'s. Issue 14's
+    (emergencies, reconsideration, advice, dual control, retention reviews) are mixins for now, each in its module."""
 
     def __init__(
         self,
@@ -254,8 +281,14 @@ class Gateway(HoldingUseCases, AgreementUseCases):
         draft: Any,
         disclosure: Any = None,
         idempotency: Idempotency | None = None,
+        explanation: Any = None,
+        reconsiders: Mapping[str, Any] | None = None,
+        advice: Any = None,
     ) -> dict[str, Any]:
         """Golden rule 7 without a payload: a decision not to share, or a disclosure made elsewhere.
+
+        `explanation` (not-share only): what whoever asked was told (`gateway.reconsider`). `reconsiders`: the
+        earlier refusal this decision looks at again, with the new information (checked by the caller).
 
         A `share` decision must carry a `disclosure` (how, with whom, what, when; `gateway.disclosure`); a
         not-share decision the policy's safety net challenges is recorded with its flag (its sign-off or
@@ -263,10 +296,14 @@ class Gateway(HoldingUseCases, AgreementUseCases):
         """
         policy, problems = self.check_justification(draft, principal)
         decision = draft.get("decision") if isinstance(draft, dict) else None
-        extra = disclosure_rules.problems(disclosure, decision, self.now())
+        extra = [
+            *disclosure_rules.problems(disclosure, decision, self.now()),
+            *reconsider_rules.explanation_problems(policy, explanation, decision),
+        ]
         if problems or policy is None or extra:
             raise justification_problems_error([*problems, *extra])
         recorded = None if disclosure is None else await self._disclosure_record(disclosure)
+        cited = await self.cited_advice(principal, advice)
         flags = [net.id for net in policy.safety_nets_for(draft)]
         entry = ledger_entry.decision_entry(
             time=self.now_str(),
@@ -279,6 +316,12 @@ class Gateway(HoldingUseCases, AgreementUseCases):
         named = await self.named_agreements(draft)
         if named:
             entry["agreements"] = named
+        if explanation is not None:
+            entry["explanation"] = {k: str(v).strip() for k, v in explanation.items()}
+        if reconsiders is not None:
+            entry["reconsiders"] = dict(reconsiders)
+        if cited:
+            entry["advice"] = cited
 
         _check_entry_size(entry)
 
@@ -294,6 +337,8 @@ class Gateway(HoldingUseCases, AgreementUseCases):
                 result["disclosure"] = {**recorded, "description": disclosure_rules.describe(recorded)}
             if flags:
                 result["flags"] = flags
+            if reconsiders is not None:
+                result["reconsiders"] = reconsiders["index"]
             return result
 
         index = await self.store.record(entry, None if idempotency is None else idempotency.write(respond))
@@ -332,7 +377,9 @@ class Gateway(HoldingUseCases, AgreementUseCases):
         """Check everything about a share before a single payload byte is read."""
         draft: Any = req.justification
         policy, problems = self.check_justification(draft, principal)
-        if problems or policy is None:
+        # Someone at immediate risk: the share goes at once with the policy's minimum, the rest owed (issue 14).
+        owed = None if policy is None else emergency_rules.deferred_problems(policy, draft, problems)
+        if (problems and owed is None) or policy is None:
             raise justification_problems_error(problems)
         if draft.get("decision") != "share":
             raise Invalid(
@@ -353,6 +400,7 @@ class Gateway(HoldingUseCases, AgreementUseCases):
                 max_downloads=None,
             )
         )
+        cited = await self.cited_advice(principal, req.advice)
         ids, held, mode, passphrase = await self.split_addresses(req.recipients, req.unenrolled, req.passphrase)
         recipients, via = await self._resolve_recipients(ids) if ids or not held else ([], [])
         # Addresses without a key carry no organisation yet: the agreements are checked for the keyed recipients.
@@ -380,6 +428,11 @@ class Gateway(HoldingUseCases, AgreementUseCases):
                 "share.expires_in",
                 limit=limits.max_expiry_seconds,
             )
+        # The policy's retention class caps the envelopes' lifetime (issue 14); the ledger entry says so.
+        kept = retention_rules.class_for(policy, draft)
+        if kept is not None:
+            kept["capped"] = expires_in > kept["max_days"] * retention_rules.DAY
+            expires_in = min(expires_in, kept["max_days"] * retention_rules.DAY)
         max_downloads = req.max_downloads
         if max_downloads is not None and (
             not isinstance(max_downloads, int)
@@ -407,6 +460,10 @@ class Gateway(HoldingUseCases, AgreementUseCases):
             held=tuple(held),
             unenrolled=mode,
             passphrase=passphrase,
+            emergency=None if owed is None else self.emergency_record(principal, policy, owed),
+            advice=tuple(cited),
+            dual_control=self.dual_control_for(principal, draft),
+            retention=kept,
         )
 
     async def _resolve_recipients(self, ids: Any) -> tuple[list[Recipient], list[str | None]]:
@@ -542,6 +599,7 @@ class Gateway(HoldingUseCases, AgreementUseCases):
                 justification=j,
                 policy=self._policy_ref(prepared.policy),
                 handling=prepared.policy.handling(j),
+                emergency=prepared.emergency,
                 recipients=[
                     {
                         "id": sr.recipient_id,
@@ -582,6 +640,12 @@ class Gateway(HoldingUseCases, AgreementUseCases):
                 entry["agreements"] = [dict(a) for a in prepared.agreements]
             if prepared.agreement_override is not None:
                 entry["agreement_override"] = dict(prepared.agreement_override)
+            if prepared.advice:
+                entry["advice"] = [dict(a) for a in prepared.advice]
+            if prepared.dual_control is not None:
+                entry["dual_control"] = dict(prepared.dual_control)
+            if prepared.retention is not None:
+                entry["retention"] = dict(prepared.retention)
 
             _check_entry_size(entry)
 
@@ -609,6 +673,9 @@ class Gateway(HoldingUseCases, AgreementUseCases):
                     "receipt": receipt_url(index),
                     "agreements": [dict(a) for a in prepared.agreements],
                     "receipt_proof": receipt_url(index) + "/proof",
+                    **({"emergency": dict(prepared.emergency)} if prepared.emergency is not None else {}),
+                    **({"dual_control": dict(prepared.dual_control)} if prepared.dual_control is not None else {}),
+                    **({"retention": dict(prepared.retention)} if prepared.retention is not None else {}),
                 }
 
             index = await self.store.create_share(
@@ -632,6 +699,9 @@ class Gateway(HoldingUseCases, AgreementUseCases):
         """Record a fetch and return the envelope's path; 404 for anyone the share is not addressed to."""
         if not SHARE_ID_RE.match(share_id):
             raise not_found()
+        share = await self.store.get_share(share_id)
+        if share is not None and share.recipient(principal.sub) is not None:
+            await self.check_released(share_id)  # dual control: refused while it waits for approval
         outcome = await self.store.record_fetch(
             share_id,
             principal.sub,
@@ -677,6 +747,7 @@ class Gateway(HoldingUseCases, AgreementUseCases):
             raise gone(mine.state)
         if share.expires_at <= self.now_str():
             raise gone(SHARE_EXPIRED)
+        await self.check_released(share_id)
         path = self.files.path(share_id, principal.sub)
 
         def read() -> bytes:
