@@ -7,7 +7,7 @@ import { GatewayError, explain, gatewayClient, notSignedIn, tokenClaims, unreach
 import { buildMime, unbase64 } from "./lib/mime.js";
 import { SignInError, signInIssuers, signInWith } from "./lib/oidc.js";
 import { hostPermissionPattern } from "./lib/origins.js";
-import { matchRecipients, notificationText } from "./panel/form-model.js";
+import { fileMatchesCard, matchRecipients, neutralSubject, notificationText } from "./panel/form-model.js";
 import { bytesToBase64, recipientClient, shareIdFromNoticePath } from "./lib/recipient.js";
 import { privateGet, privateSet } from "./lib/private-store.js";
 import "./lib/snapshot.js";
@@ -17,6 +17,30 @@ const api = globalThis.browser ?? globalThis.chrome;
 export const DEFAULTS = { gatewayUrl: "http://127.0.0.1:8080", defaultExpiryDays: 30, webmailOrigins: [] };
 const ROUNDCUBE_PREFIX = "roundcube:";
 const DRAFT_PREFIX = "draft:";
+/** Shares made from a tab (storage.session): their results, so a panel re-opened on the shared draft shows them. */
+const DONE_PREFIX = "done:";
+const DONE_KEEP = 20;
+
+async function doneShares(tabId) {
+  const key = DONE_PREFIX + tabId;
+  return (await api.storage.session.get(key))[key] ?? [];
+}
+
+async function rememberDone(tabId, done) {
+  const list = (await doneShares(tabId)).filter((d) => d.result.share_id !== done.result.share_id);
+  list.unshift(done);
+  await api.storage.session.set({ [DONE_PREFIX + tabId]: list.slice(0, DONE_KEEP) });
+}
+
+/**
+ * The share this draft is the notification of, if it was shared from this tab: the draft has no attachments
+ * and still carries the share's reference. A draft the practitioner has since rewritten is a new email.
+ */
+async function sharedDraft(tabId, draft) {
+  if ((draft.attachments ?? []).length || (draft.missing ?? []).length) return null;
+  const text = String(draft.text ?? "");
+  return (await doneShares(tabId)).find((d) => text.includes(d.result.share_id)) ?? null;
+}
 
 /** Drafts waiting for (or shown in) a panel: session id → {draft, tabId, frameId}. */
 const sessions = new Map();
@@ -163,6 +187,8 @@ async function summary(s) {
     hasHtml: !!draft.html,
     html: draft.html ?? "",
     attachments,
+    // Attachments the webmail would not hand over: the panel asks for each file, or to share without it.
+    missing: (draft.missing ?? []).map((m) => ({ name: m.name, type: m.type, sizeText: m.sizeText })),
     webmail: draft.webmail,
     unsteady: Array.isArray(draft.unsteady) ? draft.unsteady : [],
     changed: s.changed ?? [],
@@ -197,6 +223,35 @@ async function bound(msg, sender) {
   return s;
 }
 
+// -- The practitioner's answers in progress, and their last justification per case (storage.session only) ----
+
+const FORM_PREFIX = "form:";
+const LAST_PREFIX = "last:";
+
+/** One email's key: its webmail, subject and recipients (a reloaded tab shows the same draft again). */
+async function formKey(s) {
+  const d = s.draft ?? {};
+  const id = JSON.stringify([d.webmail ?? "", d.subject ?? "", [...(d.to ?? [])].sort(), [...(d.cc ?? [])].sort()]);
+  return FORM_PREFIX + (await sha256Hex(new TextEncoder().encode(id)));
+}
+
+/** After a share or a decision: the answers in progress go, the justification is kept for each case it names. */
+async function finishForm(s, justification) {
+  if (s?.draft) await api.storage.session.remove(await formKey(s)).catch(() => {});
+  const at = new Date().toISOString();
+  const refs = (justification?.subjects ?? []).map((x) => String(x?.ref ?? "")).filter(Boolean);
+  const values = Object.fromEntries(refs.map((ref) => [LAST_PREFIX + ref, { ref, at, justification }]));
+  if (refs.length) await api.storage.session.set(values).catch(() => {});
+}
+
+/** "Pat Jones (Hereford Primary School)" from the token's claims; identifiers only where no name is given. */
+function senderName(claims) {
+  if (!claims) return undefined;
+  const who = typeof claims.name === "string" && claims.name.trim() ? claims.name.trim() : claims.sub;
+  const org = typeof claims.org_name === "string" && claims.org_name.trim() ? claims.org_name.trim() : claims.org;
+  return org ? `${who} (${org})` : who;
+}
+
 /** Handlers for content scripts (a webmail page): they may only hand over a draft. */
 const contentHandlers = {
   async open(msg, sender) {
@@ -205,7 +260,10 @@ const contentHandlers = {
     for (const [old, s] of sessions) if (s.tabId === sender.tab.id) await forget(old);
     const id = crypto.randomUUID();
     const ticket = crypto.randomUUID();
-    await keep(id, { draft: msg.draft, tabId: sender.tab.id, frameId: sender.frameId ?? 0, ticket, created: Date.now(), claimed: null, changed: [], kept: "" });
+    // Re-opened on a draft that is already a share's notification: the panel shows that share, not a new form.
+    const done = await sharedDraft(sender.tab.id, msg.draft ?? {});
+    const base = { tabId: sender.tab.id, frameId: sender.frameId ?? 0, ticket, created: Date.now(), claimed: null, changed: [], kept: "" };
+    await keep(id, done ? { ...base, done } : { ...base, draft: msg.draft });
     return { session: id, ticket };
   },
   /** The content script saw the compose window differ from the panel's snapshot (parts: what differs). */
@@ -265,6 +323,7 @@ const pageHandlers = {
   async draft(msg, sender) {
     const s = await bound(msg, sender);
     const st = await settings();
+    if (s.done) return { done: s.done };
     return { draft: await summary(s), defaultExpiryDays: st.defaultExpiryDays, gatewayUrl: st.gatewayUrl, signedIn: !!(await token()) };
   },
   /** Whether the compose window still matches the snapshot (the panel asks now and then). */
@@ -289,6 +348,45 @@ const pageHandlers = {
     s.kept = "";
     await keep(msg.session, s);
     return { draft: await summary(s) };
+  },
+  /**
+   * A file the practitioner added in the panel for an attachment the webmail would not hand over: taken only
+   * when it has that attachment's name and a size its card allows, and then shared like the others.
+   */
+  async "add-attachment"(msg, sender) {
+    const s = await bound(msg, sender);
+    if (s.done) throw new GatewayError("already_shared", "This email has already been shared.");
+    const missing = s.draft.missing ?? [];
+    const card = missing.find((m) => m.name === msg.card);
+    if (!card) throw new GatewayError("attachment_not_missing", `The email has no attachment called “${msg.card}” waiting for its file. Read the email again.`);
+    const data = String(msg.data ?? "");
+    const size = unbase64(data).length;
+    const problem = fileMatchesCard({ name: String(msg.name ?? ""), size }, card);
+    if (problem) throw new GatewayError("attachment_mismatch", problem);
+    s.draft.attachments = [...(s.draft.attachments ?? []), { name: card.name, type: card.type || String(msg.mime ?? ""), data }];
+    s.draft.missing = missing.filter((m) => m !== card);
+    await keep(msg.session, s);
+    return { draft: await summary(s) };
+  },
+  async "form-save"(msg, sender) {
+    const s = await bound(msg, sender);
+    if (s.done || !msg.state || typeof msg.state !== "object") return {};
+    await api.storage.session.set({ [await formKey(s)]: { state: msg.state, saved: Date.now() } });
+    return {};
+  },
+  async "form-load"(msg, sender) {
+    const s = await bound(msg, sender);
+    if (s.done) return null;
+    const key = await formKey(s);
+    return (await api.storage.session.get(key))[key] ?? null;
+  },
+  /** The practitioner's last justification naming one of these case references (newest first). */
+  async "last-for"(msg, sender) {
+    await bound(msg, sender);
+    const keys = (Array.isArray(msg.refs) ? msg.refs : []).map((r) => LAST_PREFIX + String(r));
+    const found = Object.values(await api.storage.session.get(keys));
+    found.sort((a, b) => String(b.at).localeCompare(String(a.at)));
+    return found[0] ?? null;
   },
   /** The practitioner's panel phrase (set on the options page; kept where web pages and content scripts cannot read it). */
   async phrase() {
@@ -327,9 +425,20 @@ const pageHandlers = {
   },
   async share(msg, sender) {
     const s = await bound(msg, sender);
+    if (s.done) throw new GatewayError("already_shared", "This email has already been shared. Close the panel; to share something else, write a new email.");
     const changed = (s.changed ?? []).join(",");
     if (changed && s.kept !== changed) {
       throw new GatewayError("draft_changed", `The email changed after SafeShare read it (${globalThis.SafeShareSnapshot.listParts(s.changed)}). Nothing was shared. Choose whether to share what the panel shows or to read the email again.`);
+    }
+    // An attachment the webmail would not hand over is shared only as the file the practitioner added, or left
+    // out because they chose so (it is then removed from the email with the others): never silently dropped.
+    const leftOut = Array.isArray(msg.leave_out) ? msg.leave_out.map(String) : [];
+    const unresolved = (s.draft.missing ?? []).filter((m) => !leftOut.includes(m.name));
+    if (unresolved.length) {
+      throw new GatewayError(
+        "attachment_missing",
+        `SafeShare could not read ${unresolved.map((m) => `“${m.name}”`).join(", ")} from the webmail. Add the file in the panel, or choose to share without it. Nothing was shared.`,
+      );
     }
     const st = await settings();
     const c = await client();
@@ -355,27 +464,39 @@ const pageHandlers = {
       expiresAt: result.expires_at,
       gatewayUrl: st.gatewayUrl,
       noticeUrl: result.notice_url,
-      sender: claims?.sub,
+      // The person's and organisation's names from the token when it carries them (OIDC `name`, `org_name`).
+      sender: senderName(claims),
     });
+    const subject = neutralSubject(result.share_id);
     let replaced = false;
     let replaceError = null;
     try {
-      const answer = await api.tabs.sendMessage(s.tabId, { type: "replace", session: msg.session, text }, { frameId: s.frameId });
+      const answer = await api.tabs.sendMessage(s.tabId, { type: "replace", session: msg.session, text, subject }, { frameId: s.frameId });
       replaced = !!answer?.ok;
       if (!replaced) replaceError = answer?.error ?? "The webmail page did not answer.";
     } catch (e) {
       replaceError = String(e?.message ?? e);
     }
-    // The content has gone through the gateway: nothing of it stays in the extension either.
-    if (replaced) await forget(msg.session);
-    return { result, replaced, replaceError, notification: text };
+    // The content has gone through the gateway: nothing of it stays in the extension either. The panel stays
+    // bound to its tab (so Close and Escape still work) with only the share's result.
+    const done = { result, replaced, replaceError, subject, notification: text };
+    await finishForm(s, msg.justification);
+    if (replaced) {
+      const rest = { ...s, done };
+      delete rest.draft;
+      await keep(msg.session, rest);
+      await rememberDone(s.tabId, done);
+    }
+    return done;
   },
   /** The open panel pings now and then, so the browser does not stop the worker while the form is filled in. */
   async keepalive() {
     return {};
   },
-  async decide(msg) {
-    return await (await client()).decide(msg.justification, msg.disclosure);
+  async decide(msg, sender) {
+    const answer = await (await client()).decide(msg.justification, msg.disclosure);
+    await finishForm(await bound(msg, sender).catch(() => null), msg.justification);
+    return answer;
   },
   async close(msg, sender) {
     const s = await bound(msg, sender).catch(() => null);
@@ -509,7 +630,7 @@ api.runtime.onMessage.addListener((msg, sender, sendResponse) => {
 api.tabs.onRemoved.addListener(async (tabId) => {
   for (const [id, s] of sessions) if (s.tabId === tabId) sessions.delete(id);
   const all = await api.storage.session.get(null);
-  const stale = Object.keys(all).filter((k) => k.startsWith(DRAFT_PREFIX) && all[k]?.tabId === tabId);
+  const stale = Object.keys(all).filter((k) => (k.startsWith(DRAFT_PREFIX) && all[k]?.tabId === tabId) || k === DONE_PREFIX + tabId);
   if (stale.length) await api.storage.session.remove(stale);
 });
 

@@ -160,6 +160,10 @@ class Principal:
     #: Standard OIDC profile claims, when the token carries them (used for recipient self-enrolment).
     email: str | None = None
     name: str | None = None
+    #: Who decided, in the record (issue 19): the practitioner's job title (``job_title``, or Entra's ``jobTitle``).
+    job_title: str | None = None
+    #: The kind of organisation (``org_type`` claim), which decides e.g. whether legitimate interests is available.
+    org_type: str | None = None
 
     def has(self, role: str) -> bool:
         return role in self.roles
@@ -841,6 +845,8 @@ class TokenVerifier:
             expires_at=math.floor(exp),
             email=_profile_email(claims),
             name=_profile_text(claims.get("name")),
+            job_title=_profile_text(claims.get("job_title"), 200) or _profile_text(claims.get("jobTitle"), 200),
+            org_type=_profile_text(claims.get("org_type"), 64),
         )
 
     def _session(self) -> aiohttp.ClientSession:

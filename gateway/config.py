@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .auth import OIDCIssuerConfig
+from .justification import ORG_TYPES
 
 MiB = 1024 * 1024
 DAY = 86400
@@ -58,6 +59,12 @@ class PolicySettings:
 
     org_default: tuple[tuple[str, str], ...] = ()
     dir: str | None = None
+    #: `org_type = { "Northshire Children's Services" = "public_authority" }`: what kind of organisation each is
+    #: (a token's `org_type` claim takes precedence), so legitimate interests is refused to public authorities.
+    org_type: tuple[tuple[str, str], ...] = ()
+    #: `policy_document = { "Northshire Children's Services" = "APD-7@3" }`: the appropriate policy document
+    #: (id@version) each organisation relies on for the Schedule 1 conditions that need one (DPA 2018 Sch 1 Part 4).
+    policy_document: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -222,18 +229,36 @@ def _policies(path: Path, table: Any) -> PolicySettings:
     """The `[policies]` table; unknown keys and non-text values refused (a typo must not change the rules)."""
     if not isinstance(table, dict):
         raise ValueError(f"{path}: [policies] must be a table")
-    unknown = set(table) - {"org_default", "dir"}
+    unknown = set(table) - {"org_default", "dir", "org_type", "policy_document"}
     if unknown:
         raise ValueError(f"{path}: unknown [policies] setting(s): {', '.join(sorted(unknown))}")
-    orgs = table.get("org_default", {})
-    if not isinstance(orgs, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in orgs.items()):
-        raise ValueError(f"{path}: [policies] org_default must map organisation names to policy ids")
+    mapped: dict[str, tuple[tuple[str, str], ...]] = {}
+    for name, what in (
+        ("org_default", "policy ids"),
+        ("org_type", "organisation types"),
+        ("policy_document", "id@version"),
+    ):
+        value = table.get(name, {})
+        if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+            raise ValueError(f"{path}: [policies] {name} must map organisation names to {what}")
+        mapped[name] = tuple(sorted(value.items()))
+    for org, kind in mapped["org_type"]:
+        if kind not in ORG_TYPES:
+            raise ValueError(f"{path}: [policies] org_type for {org!r} must be one of {', '.join(ORG_TYPES)}")
+    for org, ref in mapped["policy_document"]:
+        if ref.count("@") != 1 or not all(part.strip() for part in ref.split("@")):
+            raise ValueError(f"{path}: [policies] policy_document for {org!r} must be 'id@version'")
     folder = table.get("dir")
     if folder is not None and not isinstance(folder, str):
         raise ValueError(f"{path}: [policies] dir must be a folder path")
     if folder is not None and not Path(folder).is_absolute():
         folder = str(path.parent / folder)
-    return PolicySettings(org_default=tuple(sorted(orgs.items())), dir=folder)
+    return PolicySettings(
+        org_default=mapped["org_default"],
+        dir=folder,
+        org_type=mapped["org_type"],
+        policy_document=mapped["policy_document"],
+    )
 
 
 def _oidc_issuer(path: Path, item: dict[str, Any]) -> OIDCIssuerConfig:

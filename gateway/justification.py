@@ -35,9 +35,14 @@ __all__ = [
     "Policy",
     "PolicyRegistry",
     "Problem",
+    "ORG_TYPES",
+    "PUBLIC_ORG_TYPES",
     "RuleSection",
     "SafetyNet",
+    "LawfulBasisChecks",
+    "SharerContext",
     "UnknownPolicy",
+    "load_archived_policies",
     "load_builtin_policies",
     "load_policy_dir",
     "validate",
@@ -92,6 +97,78 @@ _AT_RISK: Final = ("rules", "5_safety_wellbeing", "at_risk")
 _SCHEDULE_1: Final = ("rules", "1_lawful_basis", "dpa_schedule_1")
 _P18: Final = "p18_safeguarding"
 _ADULT_AT_RISK: Final = "adult_at_risk"
+_LAWFUL_BASIS: Final = ("rules", "1_lawful_basis")
+_CONSENT: Final = ("rules", "4_transparency", "consent")
+_CHECKS: Final = "x-lawful-basis-checks"
+
+#: What kind of organisation the sharer works for (``[policies] org_type`` or the token's ``org_type`` claim).
+ORG_TYPES: Final = ("public_authority", "health_body", "school", "voluntary", "private_provider", "police")
+#: Public authorities for UK GDPR Article 6(1) (DPA 2018 s.7): legitimate interests, and the recognised legitimate
+#: interest, are not available to them for their own tasks; safeguarding is one of those tasks.
+PUBLIC_ORG_TYPES: Final = frozenset({"public_authority", "health_body", "school", "police"})
+
+
+@dataclass(frozen=True)
+class SharerContext:
+    """What the gateway knows about the sharer that the draft must not assert itself.
+
+    The organisation's type decides whether legitimate interests can be a lawful basis at all; the appropriate
+    policy document is the organisation's, kept in configuration, not typed per share. Both come from the
+    configuration or the token, never from the request body. ``None`` for either means "not known", and the
+    rules that need it are not applied (the extension's own check, and organisations not yet configured).
+    """
+
+    org_type: str | None = None
+    policy_document: Mapping[str, str] | None = None
+
+
+def _codes(value: Any) -> frozenset[str]:
+    return frozenset(v for v in value if isinstance(v, str)) if isinstance(value, list) else frozenset()
+
+
+@dataclass(frozen=True)
+class LawfulBasisChecks:
+    """The policy's ``x-lawful-basis-checks``: the codes the named cross-field rules compare (the policy is data).
+
+    An edition without the block (e.g. an archived one) gets none of these rules, exactly as it was published.
+    """
+
+    per_person: str | None = None
+    consent_basis: str | None = None
+    explicit_consent: str | None = None
+    without_consent: Mapping[str, str] = field(default_factory=dict)
+    reasons_18_2: frozenset[str] = frozenset()
+    protects_only_condition: str | None = None
+    protects_only_roles: frozenset[str] = frozenset()
+    not_for_public_authorities: frozenset[str] = frozenset()
+    not_for_police: frozenset[str] = frozenset()
+    needs_policy_document: frozenset[str] = frozenset()
+
+    @classmethod
+    def parse(cls, block: Any) -> LawfulBasisChecks:
+        if block is None:
+            return cls()
+        if not isinstance(block, Mapping):
+            raise ValueError(f"{_CHECKS} must be an object")
+        text = {k: v for k, v in block.items() if isinstance(v, str)}
+        without = block.get("without_consent", {})
+        protects = block.get("protects_only", {})
+        if not isinstance(without, Mapping) or not isinstance(protects, Mapping):
+            raise ValueError(f"{_CHECKS}: without_consent and protects_only must be objects")
+        condition = protects.get("condition")
+        return cls(
+            per_person=text.get("per_person"),
+            consent_basis=text.get("consent_basis"),
+            explicit_consent=text.get("article_9_consent"),
+            without_consent={str(k): str(v) for k, v in without.items()},
+            reasons_18_2=_codes(block.get("reasons_18_2")),
+            protects_only_condition=condition if isinstance(condition, str) else None,
+            protects_only_roles=_codes(protects.get("roles")),
+            not_for_public_authorities=_codes(block.get("not_for_public_authorities")),
+            not_for_police=_codes(block.get("not_for_police")),
+            needs_policy_document=_codes(block.get("needs_policy_document")),
+        )
+
 
 FieldPath = tuple[str | int, ...]
 
@@ -387,6 +464,7 @@ class Policy:
     _canonical: bytes = field(init=False, compare=False, repr=False)
     _validator: Draft202012Validator = field(init=False, compare=False, repr=False)
     _safety_nets: tuple[SafetyNet, ...] = field(init=False, compare=False, repr=False)
+    _checks: LawfulBasisChecks = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.schema, Mapping):
@@ -420,6 +498,7 @@ class Policy:
         if not isinstance(nets, list):
             raise ValueError("x-safety-nets must be a list")
         object.__setattr__(self, "_safety_nets", tuple(SafetyNet.parse(b, i) for i, b in enumerate(nets)))
+        object.__setattr__(self, "_checks", LawfulBasisChecks.parse(document.get(_CHECKS)))
 
     @classmethod
     def from_document(cls, document: Mapping[str, Any]) -> Policy:
@@ -448,8 +527,11 @@ class Policy:
 
     # -- validation ---------------------------------------------------------------------------------
 
-    def validate(self, draft: Any) -> list[Problem]:
+    def validate(self, draft: Any, context: SharerContext | None = None) -> list[Problem]:
         """Every problem with ``draft``, sorted by rule then field; empty means acceptable.
+
+        ``context`` carries what the gateway knows about the sharer (organisation type, appropriate policy
+        document); without it the rules that depend on the sharer are not applied.
 
         Never raises for JSON-ish input: a gateway that crashes on a malformed body would fail open in
         the wrong place (the caller's error path) rather than refusing with a reason.
@@ -475,6 +557,8 @@ class Policy:
         for error in self._validator.iter_errors(instance):
             problems.extend(self._problems_for(error))
         problems.extend(self._cross_field_problems(instance))
+        problems.extend(self._consent_problems(instance))
+        problems.extend(self._sharer_problems(instance, context))
         problems.extend(self._safety_net_problems(instance))
         return self._finish(problems)
 
@@ -650,8 +734,12 @@ class Policy:
         spec = spec if isinstance(spec, Mapping) else {}
         code = spec.get("code") if isinstance(spec.get("code"), str) else None
         message = spec.get("message") if isinstance(spec.get("message"), str) else None
+        # A condition of the lawful basis checked on another rule's field (paragraph 18's consent tests on rule 4's
+        # answer) is reported under the rule whose test failed: the policy names that rule's section in
+        # ``x-errors.*.rule_of``, so an edition that renumbers its rules needs no change here.
+        rule_of = spec.get("rule_of")
         return Problem(
-            self.rule_for(path),
+            self.rule_for(rule_of) if isinstance(rule_of, str) else self.rule_for(path),
             _field_name(path),
             self._sentence(path, message or self._default_predicate(path, keyword, error)),
             code or _DEFAULT_CODES.get(keyword or "", "invalid"),
@@ -735,6 +823,167 @@ class Policy:
                         "(safeguarding) applies to an adult only where that adult is at risk",
                         "p18_adult_not_at_risk",
                     )
+
+    def _lawful_basis_rule(self) -> int | None:
+        return self.rule_for(_LAWFUL_BASIS)
+
+    def _consent_problems(self, draft: dict[str, Any]) -> Iterator[Problem]:
+        """Each person's consent, against the lawful basis (one person's agreement never covers another's data).
+
+        Codes: ``consent_for_another`` and ``consent_basis_needs_each_consent`` (Article 6(1)(a) consent as the
+        basis), ``schedule_1_consent_given`` (paragraphs 10, 18, 19 apply only to sharing without consent),
+        ``p18_reason_not_in_18_2`` (a person not asked for a reason outside 18(2)), ``p18_refused_needs_18_2_reason``
+        (a person refused), ``p18_nobody_under_18_or_at_risk`` (paragraph 18 protects only someone under 18 or an
+        adult at risk). All are reported under the lawful-basis rule: it is the condition's own test that fails.
+        """
+        checks = self._checks
+        rule = self._lawful_basis_rule()
+        basis = _get_path(draft, _LAWFUL_BASIS)
+        basis = basis if isinstance(basis, dict) else {}
+        article_6, article_9, condition = (_text(basis.get(k)) for k in ("article_6", "article_9", "dpa_schedule_1"))
+        subjects = _get_path(draft, _SUBJECTS)
+        people = [(i, s) for i, s in enumerate(subjects) if isinstance(s, dict)] if isinstance(subjects, list) else []
+
+        def problem(path: FieldPath, predicate: str, code: str) -> Problem:
+            return Problem(rule, _field_name(path), self._sentence(path, predicate), code)
+
+        overall = _text(_get_path(draft, _CONSENT))
+        if overall is not None and overall == checks.per_person:
+            for index, subject in people:
+                if not isinstance(subject.get("consent"), dict):
+                    path = (*_SUBJECTS, index, "consent")
+                    yield Problem(
+                        self.rule_for(_CONSENT),
+                        _field_name(path),
+                        self._sentence(path, "must be filled in: you said the answer differs from person to person"),
+                        "per_person_needs_each_record",
+                    )
+
+        if article_6 is not None and article_6 == checks.consent_basis:
+            for index, subject in people:
+                record = subject.get("consent")
+                if not isinstance(record, dict):
+                    if len(people) > 1:
+                        yield problem(
+                            (*_SUBJECTS, index, "consent"),
+                            "must record this person's own agreement: with consent as the lawful basis, each person "
+                            "whose information is shared must agree for themselves (or through someone who can agree "
+                            "for them); one person's consent never covers another's information",
+                            "consent_for_another",
+                        )
+                elif record.get("who") == "best_interests" or record.get("response") != "given":
+                    yield problem(
+                        (*_SUBJECTS, index, "consent"),
+                        "must show this person agreed (themselves, or through someone with parental responsibility, "
+                        "an attorney or a deputy): consent as the lawful basis needs every person's own consent, and a "
+                        "best-interests decision is not consent",
+                        "consent_basis_needs_each_consent",
+                    )
+
+        paragraph = checks.without_consent.get(condition) if condition is not None else None
+        if paragraph is not None:
+            # With explicit consent as the Article 9 condition, the person who agreed is covered by their consent and
+            # the Schedule 1 condition serves the others' (e.g. criminal offence) information.
+            # Without special category data the condition serves only criminal offence data, which is about the
+            # alleged perpetrator: another person's agreement (a mother's for her child) does not touch it.
+            covered_by_consent = article_9 is None or article_9 == checks.explicit_consent
+            tests_18_2 = bool(checks.reasons_18_2) and paragraph != "10"
+            refused = False
+            for index, subject in people:
+                record = subject.get("consent")
+                if not isinstance(record, dict):
+                    continue
+                offender = subject.get("role") == "alleged_perpetrator"
+                if record.get("response") == "given" and (offender or not covered_by_consent):
+                    yield problem(
+                        (*_SUBJECTS, index, "consent", "response"),
+                        f"rules out paragraph {paragraph} for this person's information: it applies only to sharing "
+                        "without consent, and they agreed — rely on their explicit consent (Article 9(2)(a)) for it",
+                        "schedule_1_consent_given",
+                    )
+                if not tests_18_2:
+                    continue
+                reason = _text(record.get("not_sought_reason"))
+                if record.get("sought") is False and reason is not None and reason not in checks.reasons_18_2:
+                    yield problem(
+                        (*_SUBJECTS, index, "consent", "not_sought_reason"),
+                        f"must be one of the paragraph 18(2) reasons when relying on paragraph {paragraph} without "
+                        "this person's consent: they cannot give it, it cannot reasonably be obtained, or seeking "
+                        "it would prejudice the protection",
+                        "p18_reason_not_in_18_2",
+                    )
+                refused = refused or record.get("response") == "refused"
+            if refused and basis.get("consent_reason_18_2") is None:
+                yield problem(
+                    (*_LAWFUL_BASIS, "consent_reason_18_2"),
+                    f"must be filled in: a person refused, and paragraph {paragraph} still applies only for one of the "
+                    "paragraph 18(2) reasons",
+                    "p18_refused_needs_18_2_reason",
+                )
+
+        if condition is not None and condition == checks.protects_only_condition:
+            at_risk = _get_path(draft, _AT_RISK)
+            named = {r for r in at_risk if isinstance(r, str)} if isinstance(at_risk, list) else set()
+            # Only references that are subjects count here; any other is already refused as not a subject.
+            refs = named & {ref for _, s in people if (ref := _text(s.get("ref"))) is not None}
+            protected = [
+                s
+                for _, s in people
+                if _text(s.get("ref")) in refs
+                and (_text(s.get("role")) in checks.protects_only_roles or _under_18(s.get("age_band")))
+            ]
+            if refs and not protected:
+                yield problem(
+                    _AT_RISK,
+                    "must include a child (under 18) or an adult at risk: paragraph 18 protects only them, not, for "
+                    "example, a carer without care and support needs — rely on another condition",
+                    "p18_nobody_under_18_or_at_risk",
+                )
+
+    def _sharer_problems(self, draft: dict[str, Any], context: SharerContext | None) -> Iterator[Problem]:
+        """Rules that depend on who the sharer is (organisation type, appropriate policy document).
+
+        Codes: ``legitimate_interests_public_authority``, ``health_social_care_police``,
+        ``schedule_1_needs_policy_document``.
+        """
+        if context is None or context.org_type is None:
+            return
+        checks = self._checks
+        rule = self._lawful_basis_rule()
+        basis = _get_path(draft, _LAWFUL_BASIS)
+        if not isinstance(basis, dict) or draft.get("decision") != "share":
+            return
+
+        def problem(key: str, predicate: str, code: str) -> Problem:
+            path = (*_LAWFUL_BASIS, key)
+            return Problem(rule, _field_name(path), self._sentence(path, predicate), code)
+
+        if _text(basis.get("article_6")) in checks.not_for_public_authorities and context.org_type in PUBLIC_ORG_TYPES:
+            yield problem(
+                "article_6",
+                "must not be legitimate interests or recognised legitimate interest: your organisation is a public "
+                "authority, and UK GDPR Article 6(1) does not let a public authority rely on them for its own tasks "
+                "— use public task",
+                "legitimate_interests_public_authority",
+            )
+        if _text(basis.get("article_9")) in checks.not_for_police and context.org_type == "police":
+            yield problem(
+                "article_9",
+                "must not be health or social care (Article 9(2)(h)) for the police: policing purposes are not health "
+                "or social care — use substantial public interest with paragraph 10 or 18",
+                "health_social_care_police",
+            )
+        if (
+            _text(basis.get("dpa_schedule_1")) in checks.needs_policy_document
+            and basis.get("policy_document") is None
+            and context.policy_document is None
+        ):
+            yield problem(
+                "policy_document",
+                "must be filled in: this Schedule 1 condition is met only while your organisation has an appropriate "
+                "policy document (DPA 2018 Schedule 1 Part 4), and none is configured for it",
+                "schedule_1_needs_policy_document",
+            )
 
     def _safety_net_problems(self, draft: dict[str, Any]) -> Iterator[Problem]:
         """The policy's ``x-safety-nets``: reasons never enough on their own, and the release it requires."""
@@ -859,6 +1108,19 @@ class Policy:
         ]
 
 
+def _text(value: Any) -> str | None:
+    """A submitted code, or None when it is not text (compared only, never echoed)."""
+    return value if isinstance(value, str) else None
+
+
+def _under_18(age_band: Any) -> bool:
+    """Whether an age band such as ``16-17`` lies wholly under 18 (``65+`` and unknown bands do not)."""
+    if not isinstance(age_band, str):
+        return False
+    match = re.fullmatch(r"[0-9]{1,3}-([0-9]{1,3})", age_band)
+    return match is not None and int(match.group(1)) < 18
+
+
 @lru_cache(maxsize=1)
 def _builtin_documents() -> tuple[tuple[str, str], ...]:
     folder = resources.files(__package__ or "gateway").joinpath("policies")
@@ -884,6 +1146,34 @@ def load_builtin_policies() -> list[Policy]:
     return _load_documents(_builtin_documents())
 
 
+@lru_cache(maxsize=1)
+def _archived_documents() -> tuple[tuple[str, str], ...]:
+    folder = resources.files(__package__ or "gateway").joinpath("policies").joinpath("archive")
+    if not folder.is_dir():
+        return ()
+    return tuple(
+        (entry.name, entry.read_text(encoding="utf-8"))
+        for entry in sorted(folder.iterdir(), key=lambda e: e.name)
+        if entry.is_file() and entry.name.endswith(".json")
+    )
+
+
+def load_archived_policies() -> list[Policy]:
+    """Superseded editions kept in ``gateway/policies/archive`` (``<id>@<version>.json``).
+
+    Ledger entries pin the policy version and digest they were checked against; a later version of the same
+    policy (issue 19's lawful-basis tests) must not make those entries unreadable, so the old documents stay
+    loadable for display and for re-checking, though new drafts are always checked against the current version.
+    """
+    policies = []
+    for name, text in _archived_documents():
+        policy = Policy.from_json(text)
+        if name != f"{policy.id}@{policy.version}.json":
+            raise ValueError(f"archived policy file {name} holds {policy.id}@{policy.version}")
+        policies.append(policy)
+    return policies
+
+
 #: A policy file larger than this is refused (hmg-2018 is about 50 KB).
 MAX_POLICY_FILE_BYTES: Final = 2 * 1024 * 1024
 
@@ -902,7 +1192,14 @@ def load_policy_dir(folder: str | Path) -> list[Policy]:
 class PolicyRegistry:
     """The policies a gateway accepts, and which one applies when a draft does not say."""
 
-    def __init__(self, policies: Iterable[Policy], default: str, org_defaults: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        policies: Iterable[Policy],
+        default: str,
+        org_defaults: Mapping[str, str] | None = None,
+        archived: Iterable[Policy] = (),
+    ) -> None:
+        self._archived = {(p.id, p.version): p for p in archived}
         by_id: dict[str, Policy] = {}
         for policy in policies:
             if policy.id in by_id:
@@ -929,7 +1226,27 @@ class PolicyRegistry:
     ) -> PolicyRegistry:
         """Registry of the packaged policies, plus a deployment's own folder of editions when given."""
         extra = load_policy_dir(extra_dir) if extra_dir else []
-        return cls([*load_builtin_policies(), *extra], default, org_defaults)
+        return cls([*load_builtin_policies(), *extra], default, org_defaults, load_archived_policies())
+
+    def version(self, policy_id: str, version: str) -> Policy:
+        """A policy as it was at ``version`` (the current one, or a superseded one kept in the archive).
+
+        What a ledger entry's ``policy`` reference (id, version, digest) is resolved with; raises UnknownPolicy.
+        """
+        current = self._policies.get(policy_id) if isinstance(policy_id, str) else None
+        if current is not None and current.version == version:
+            return current
+        old = self._archived.get((policy_id, version))
+        if old is None:
+            raise UnknownPolicy("unknown policy version")
+        return old
+
+    def by_digest(self, digest: str) -> Policy | None:
+        """The loaded or archived policy whose canonical digest is ``digest`` (a ledger entry's pin), if any."""
+        for policy in (*self._policies.values(), *self._archived.values()):
+            if policy.digest == digest:
+                return policy
+        return None
 
     @property
     def default(self) -> Policy:
@@ -996,11 +1313,13 @@ class PolicyRegistry:
         return self.default_for(org)
 
 
-def validate(registry: PolicyRegistry, draft: Any, org: str | None = None) -> tuple[Policy | None, list[Problem]]:
+def validate(
+    registry: PolicyRegistry, draft: Any, org: str | None = None, context: SharerContext | None = None
+) -> tuple[Policy | None, list[Problem]]:
     """Pick the draft's policy (or ``org``'s default) and check it; an unknown policy is one problem at ``policy``."""
     try:
         policy = registry.for_draft(draft, org)
     except UnknownPolicy:
         message = f"Policy must be one this gateway knows: {', '.join(registry.ids())}."
         return None, [Problem(None, "policy", message, "unknown_policy")]
-    return policy, policy.validate(draft)
+    return policy, policy.validate(draft, context)

@@ -26,7 +26,7 @@ from .config import Settings
 from .directory import RECIPIENT_ID_RE, DirectoryUseCases
 from .holding import HoldingUseCases
 from .idempotency import Idempotency
-from .justification import Policy, PolicyRegistry, Problem
+from .justification import ORG_TYPES, Policy, PolicyRegistry, Problem, SharerContext
 from .justification import validate as validate_justification
 from .ledger import entry as ledger_entry
 from .ledger.signer import LedgerSigner
@@ -208,7 +208,40 @@ class Gateway(HoldingUseCases, AgreementUseCases):
         self, draft: Any, principal: Principal | None = None
     ) -> tuple[Policy | None, list[Problem]]:
         """Check a draft against the policy it names, else the caller's organisation's default policy."""
-        return validate_justification(self.policies, draft, None if principal is None else principal.org)
+        context = None if principal is None else self.sharer_context(principal)
+        return validate_justification(self.policies, draft, None if principal is None else principal.org, context)
+
+    def sharer_context(self, principal: Principal) -> SharerContext:
+        """The organisation's type and appropriate policy document: from the token, else `[policies]` configuration.
+
+        Never from the draft: whether legitimate interests is available depends on what the organisation is, which
+        a practitioner should not have to (or be able to) assert per share.
+        """
+        configured = dict(self.settings.policies.org_type)
+        org_type = principal.org_type if principal.org_type in ORG_TYPES else None
+        if org_type is None and principal.org is not None:
+            org_type = configured.get(principal.org)
+        document = None
+        ref = dict(self.settings.policies.policy_document).get(principal.org) if principal.org is not None else None
+        if ref is not None:
+            doc_id, _, version = ref.partition("@")
+            document = {"id": doc_id.strip(), "version": version.strip()}
+        return SharerContext(org_type=org_type, policy_document=document)
+
+    def _decider(self, principal: Principal, role: str) -> dict[str, Any]:
+        """Who decided, for the ledger (rule 7, ICO Annex B): the token's actor plus their name, job title and the
+        organisation's type and appropriate policy document where known — never taken from the request body."""
+        actor = self._actor(principal, role)
+        context = self.sharer_context(principal)
+        for key, value in (
+            ("name", principal.name),
+            ("job_title", principal.job_title),
+            ("org_type", context.org_type),
+            ("policy_document", context.policy_document),
+        ):
+            if value is not None:
+                actor[key] = value
+        return actor
 
     def _policy_ref(self, policy: Policy) -> dict[str, str]:
         return {"id": policy.id, "version": policy.version, "digest": policy.digest}
@@ -237,7 +270,7 @@ class Gateway(HoldingUseCases, AgreementUseCases):
         flags = [net.id for net in policy.safety_nets_for(draft)]
         entry = ledger_entry.decision_entry(
             time=self.now_str(),
-            actor=self._actor(principal, "practitioner"),
+            actor=self._decider(principal, "practitioner"),
             justification=draft,
             policy=self._policy_ref(policy),
             disclosure=recorded,
@@ -310,7 +343,7 @@ class Gateway(HoldingUseCases, AgreementUseCases):
         _check_entry_size(
             ledger_entry.share_entry(
                 time=self.now_str(),
-                actor=self._actor(principal, "practitioner"),
+                actor=self._decider(principal, "practitioner"),
                 share_id=new_share_id(),
                 justification=draft,
                 policy=self._policy_ref(policy),
@@ -504,7 +537,7 @@ class Gateway(HoldingUseCases, AgreementUseCases):
             )
             entry = ledger_entry.share_entry(
                 time=now,
-                actor=self._actor(p, "practitioner"),
+                actor=self._decider(p, "practitioner"),
                 share_id=share_id,
                 justification=j,
                 policy=self._policy_ref(prepared.policy),

@@ -173,7 +173,12 @@ async def seed(
             purpose="emergency",
             description="Emergency police protection overnight for a toddler.",
             subjects=["CHILD-B"],
-            basis={"article_6": "vital_interests", "article_9": "health_social_care"},
+            basis={
+                "article_6": "vital_interests",
+                "article_9": "health_social_care",
+                "dpa_schedule_1": "p2_health_social_care",  # Article 9(2)(h) needs paragraph 2 (issue 19)
+                "professional": "health_professional",  # and a professional under a duty of confidentiality
+            },
         ),
     )
     r = await api.client.post(
@@ -192,8 +197,10 @@ async def seed(
             subjects=["CHILD-A", "CHILD-C"],
             basis={
                 "article_6": "legal_obligation",
+                "legal_duty": "children_act_1989_s47_assist",  # legal obligation names its duty (issue 19)
                 "article_9": "substantial_public_interest",
                 "dpa_schedule_1": "p6_statutory_purposes",
+                "statutory_gateways": ["children_act_1989_s47"],  # paragraph 6 names its enactment
             },
         ),
     )
@@ -915,7 +922,12 @@ async def test_stats_match_the_seeded_ledger(api: Api, seeded: Seeded) -> None:
     assert totals["purpose"] == {"emergency": 2, "other": 1, "referral": 1, "s47_enquiry": 1}
     assert totals["article_6"] == {"legal_obligation": 1, "none": 1, "public_task": 2, "vital_interests": 1}
     assert totals["article_9"] == {"health_social_care": 1, "none": 1, "substantial_public_interest": 3}
-    assert totals["dpa_schedule_1"] == {"none": 2, "p18_safeguarding": 2, "p6_statutory_purposes": 1}
+    assert totals["dpa_schedule_1"] == {
+        "none": 1,
+        "p18_safeguarding": 2,
+        "p2_health_social_care": 1,
+        "p6_statutory_purposes": 1,
+    }
     assert totals["org"] == {HEREFORD: 3, LEOMINSTER: 2}
     months = sorted({t[:7] for i, t in seeded.times.items() if seeded.entries[i].get("decision")})
     assert [m["month"] for m in body["months"]] == months

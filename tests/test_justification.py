@@ -248,8 +248,12 @@ CONSENTED = variant(
     ("del", f"{LB}.dpa_schedule_1"),
     ("set", OP, {"agreement_sought": True}),
     ("set", TR, {"consent": "given", "will_inform": "already"}),
+    # Consent as a basis only where the share would not happen anyway (issue 19): a welfare need, not significant harm.
+    ("set", "rules.5_safety_wellbeing.risk_level", "welfare_need"),
 )
 ADULT = {"ref": "ADULT-88-1930", "role": "adult_at_risk", "age_band": "65+"}
+ADULT_TESTS = {"care_and_support_needs": True, "experiencing_or_at_risk_of_harm": True, "unable_to_protect_self": True}
+ADULT_18_3 = {**ADULT, "adult_at_risk_tests": ADULT_TESTS}
 
 CROSS_FIELD: list[tuple[str, dict[str, Any], list[Triple]]] = [
     *[
@@ -271,8 +275,21 @@ CROSS_FIELD: list[tuple[str, dict[str, Any], list[Triple]]] = [
         [(1, f"{LB}.dpa_schedule_1", "substantial_public_interest_needs_schedule_1")],
     ),
     (
-        "other article 9 condition: schedule 1 optional",
+        "article 9(2)(h) needs paragraph 2 and a professional (DPA s.10(2), s.11)",
         variant(SHARE, ("set", f"{LB}.article_9", "health_social_care"), ("del", f"{LB}.dpa_schedule_1")),
+        [
+            (1, f"{LB}.dpa_schedule_1", "health_social_care_needs_paragraph_2"),
+            (1, f"{LB}.professional", "health_social_care_needs_paragraph_2"),
+        ],
+    ),
+    (
+        "article 9(2)(h) with paragraph 2 and a professional",
+        variant(
+            SHARE,
+            ("set", f"{LB}.article_9", "health_social_care"),
+            ("set", f"{LB}.dpa_schedule_1", "p2_health_social_care"),
+            ("set", f"{LB}.professional", "health_professional"),
+        ),
         [],
     ),
     *[
@@ -318,14 +335,18 @@ CROSS_FIELD: list[tuple[str, dict[str, Any], list[Triple]]] = [
             ("set", "data_categories", ["criminal_allegation"]),
             ("del", f"{LB}.article_9"),
             ("set", f"{LB}.dpa_schedule_1", "p10_preventing_crime"),
+            ("set", f"{LB}.p10_consent_would_prejudice", True),
             ("del", f"{LB}.statutory_gateways"),
         ),
         [],
     ),
     (
         "article 6 consent needs consent given",
-        variant(CONSENTED, ("set", f"{LB}.article_6", "consent"), ("set", f"{TR}.consent", "not_sought")),
-        [(4, f"{TR}.consent", "consent_basis_needs_consent_given")],
+        variant(CONSENTED, ("set", f"{LB}.article_6", "consent"), ("set", f"{TR}.consent", "refused")),
+        [
+            (4, f"{TR}.consent", "consent_basis_needs_consent_given"),
+            (4, f"{TR}.overriding_reason", "refusal_override_needs_reason"),
+        ],
     ),
     ("article 6 consent with consent given", variant(CONSENTED, ("set", f"{LB}.article_6", "consent")), []),
     (
@@ -334,9 +355,12 @@ CROSS_FIELD: list[tuple[str, dict[str, Any], list[Triple]]] = [
             CONSENTED,
             ("set", "data_categories", ["health"]),
             ("set", f"{LB}.article_9", "explicit_consent"),
-            ("set", f"{TR}.consent", "not_sought"),
+            ("set", f"{TR}.consent", "refused"),
         ),
-        [(4, f"{TR}.consent", "explicit_consent_needs_consent_given")],
+        [
+            (4, f"{TR}.consent", "explicit_consent_needs_consent_given"),
+            (4, f"{TR}.overriding_reason", "refusal_override_needs_reason"),
+        ],
     ),
     (
         "article 9 explicit consent with consent given",
@@ -361,14 +385,14 @@ CROSS_FIELD: list[tuple[str, dict[str, Any], list[Triple]]] = [
     ),
     (
         "paragraph 18 with consent given",
-        variant(SHARE, ("set", f"{TR}.consent", "given")),
-        [(4, f"{TR}.consent", "p18_consent_given")],
+        variant(SHARE, ("set", OP, {"agreement_sought": True}), ("set", f"{TR}.consent", "given")),
+        [(1, f"{TR}.consent", "p18_consent_given")],
     ),
     *[
         (
             f"paragraph 18 with non-18(2) reason {reason}",
             variant(SHARE, ("set", f"{OP}.not_sought_reason", reason)),
-            [(2, f"{OP}.not_sought_reason", "p18_reason_not_in_18_2")],
+            [(1, f"{OP}.not_sought_reason", "p18_reason_not_in_18_2")],
         )
         for reason in ["unsafe", "inappropriate"]
     ],
@@ -385,14 +409,20 @@ CROSS_FIELD: list[tuple[str, dict[str, Any], list[Triple]]] = [
         (
             f"paragraph 18 with agreement sought ({consent})",
             variant(SHARE, ("set", OP, {"agreement_sought": True}), ("set", f"{TR}.consent", consent)),
-            [(2, f"{OP}.agreement_sought", "p18_needs_consent_not_sought")],
+            [(1, f"{OP}.agreement_sought", "p18_needs_consent_not_sought"), *extra],
         )
-        for consent in ["not_sought", "unable"]
+        for consent, extra in [
+            ("not_sought", [(4, f"{TR}.consent", "consent_contradicts_openness")]),
+            ("unable", []),
+        ]
     ],
     (
         "paragraph 18 with refusal and no overriding reason",
         variant(SHARE, ("set", OP, {"agreement_sought": True}), ("set", f"{TR}.consent", "refused")),
-        [(4, f"{TR}.overriding_reason", "refusal_override_needs_reason")],
+        [
+            (1, f"{LB}.consent_reason_18_2", "p18_refused_needs_18_2_reason"),
+            (4, f"{TR}.overriding_reason", "refusal_override_needs_reason"),
+        ],
     ),
     (
         "paragraph 18 with refusal and an overriding reason",
@@ -401,6 +431,7 @@ CROSS_FIELD: list[tuple[str, dict[str, Any], list[Triple]]] = [
             ("set", OP, {"agreement_sought": True}),
             ("set", f"{TR}.consent", "refused"),
             ("set", f"{TR}.overriding_reason", "Risk of significant harm outweighs the parent's refusal."),
+            ("set", f"{LB}.consent_reason_18_2", "would_prejudice_protection"),
         ),
         [],
     ),
@@ -428,13 +459,18 @@ CROSS_FIELD: list[tuple[str, dict[str, Any], list[Triple]]] = [
     ("refusal and not sharing needs no overriding reason", NOT_SHARE, []),
     (
         "adult at risk under paragraph 18 missing from at_risk",
-        variant(SHARE, ("set", "subjects.1", ADULT)),
+        variant(SHARE, ("set", "subjects.1", ADULT_18_3)),
         [(5, AT_RISK, "p18_adult_not_at_risk")],
     ),
     (
         "adult at risk under paragraph 18 listed in at_risk",
-        variant(SHARE, ("set", "subjects.1", ADULT), ("set", f"{AT_RISK}.1", ADULT["ref"])),
+        variant(SHARE, ("set", "subjects.1", ADULT_18_3), ("set", f"{AT_RISK}.1", ADULT["ref"])),
         [],
+    ),
+    (
+        "adult at risk under paragraph 18 without the 18(3) tests",
+        variant(SHARE, ("set", "subjects.1", ADULT), ("set", f"{AT_RISK}.1", ADULT["ref"])),
+        [(1, "subjects.1.adult_at_risk_tests", "p18_adult_needs_18_3")],
     ),
     (
         "adult at risk without paragraph 18",
@@ -508,14 +544,16 @@ CROSS_FIELD: list[tuple[str, dict[str, Any], list[Triple]]] = [
             (6, "rules.6_necessary_proportionate", "share_needs_section"),
         ],
     ),
-    *[
-        (
-            f"{name} not confirmed",
-            variant(SHARE, ("set", f"rules.6_necessary_proportionate.{name}", False)),
-            [(6, f"rules.6_necessary_proportionate.{name}", "must_confirm")],
-        )
-        for name in ["accurate_and_current", "relevant_only"]
-    ],
+    (
+        "relevant_only not confirmed",
+        variant(SHARE, ("set", "rules.6_necessary_proportionate.relevant_only", False)),
+        [(6, "rules.6_necessary_proportionate.relevant_only", "must_confirm")],
+    ),
+    (
+        "accuracy not confirmed needs the caveat (source, verified, fact or opinion, age)",
+        variant(SHARE, ("set", "rules.6_necessary_proportionate.accurate_and_current", False)),
+        [(6, "rules.6_necessary_proportionate.information_quality", "caveat_needs_quality")],
+    ),
 ]
 
 
@@ -525,9 +563,9 @@ def test_cross_field_rules(draft: dict[str, Any], expected: list[Triple]) -> Non
 
 
 def test_cross_field_messages_explain_the_reason() -> None:
-    [problem] = check(variant(SHARE, ("set", f"{TR}.consent", "given")))
+    [problem] = check(variant(SHARE, ("set", OP, {"agreement_sought": True}), ("set", f"{TR}.consent", "given")))
     assert "paragraph 18" in problem.message
-    [problem] = check(variant(SHARE, ("set", "subjects.1", ADULT)))
+    [problem] = check(variant(SHARE, ("set", "subjects.1", ADULT_18_3)))
     assert "subject 2" in problem.message and "adult at risk" in problem.message
     assert ADULT["ref"] not in problem.message
 
@@ -616,6 +654,7 @@ TEXT_FIELDS: dict[str, int] = {
     "rules.5_safety_wellbeing.assessment": 5,
     "rules.6_necessary_proportionate.necessity": 6,
     "rules.6_necessary_proportionate.proportionality": 6,
+    "rules.6_necessary_proportionate.left_out": 6,
     "rules.7_record.rationale": 7,
 }
 
@@ -625,7 +664,11 @@ def test_text_field_list_is_complete() -> None:
     text_paths = {p for p, node in schema_property_nodes(schema) if node.get("$ref") == "#/$defs/text"}
     # The safety net's sign-off only exists in a not-share draft; tests/test_safety_net.py covers its text.
     # no_agreement (an optional section the examples do not carry) is checked in tests/test_agreements.py.
-    assert {p for p in text_paths if ".safety_net." not in p} == set(TEXT_FIELDS) | {"no_agreement.explanation"}
+    # A child's own views sit in a subject's optional consent record (issue 19; tests/test_lawful_bases.py).
+    assert {p for p in text_paths if ".safety_net." not in p} == set(TEXT_FIELDS) | {
+        "no_agreement.explanation",
+        "subjects.*.consent.childs_views",
+    }
 
 
 @pytest.mark.parametrize("value", ["", " ", "   \t\n  ", "\u00a0\u2003"])
@@ -939,13 +982,14 @@ def test_policy_document_is_valid_json_schema_2020_12() -> None:
     assert document["$id"]
     assert document["x-policy"] == {
         "id": "hmg-2018",
-        "version": "2018.1",
+        "version": "2018.2",
         "title": document["x-policy"]["title"],
         "source": "HM Government, Information sharing: advice for practitioners (2018)",
+        "supersedes": ["2018.1"],
     }
     assert document["x-policy"]["title"]
     assert document["properties"]["policy"]["const"] == document["x-policy"]["id"]
-    assert (POLICY.id, POLICY.version, POLICY.title) == ("hmg-2018", "2018.1", document["x-policy"]["title"])
+    assert (POLICY.id, POLICY.version, POLICY.title) == ("hmg-2018", "2018.2", document["x-policy"]["title"])
 
 
 def test_every_rule_field_carries_its_rule_and_question() -> None:
@@ -969,7 +1013,10 @@ def test_every_rule_field_carries_its_rule_and_question() -> None:
             assert isinstance(leaf.get("x-question"), str) and leaf["x-question"].strip(), f"{section_name}.{name}"
             assert leaf.get("title"), f"{section_name}.{name}"
             leaves += 1
-    assert leaves == 28  # 27 + rule 7's safety_net (not sharing despite risk)
+    # 27 + rule 7's safety_net (not sharing despite risk) + issue 19's lawful-basis tests (legal duty and its detail,
+    # the s.11 professional, paragraph 10's consent test, 18(2) after a refusal, sexual abuse as sex-life data, the
+    # policy document) and rule 6's adequacy, what was left out, and how far the information can be relied on
+    assert leaves == 38
 
 
 def test_top_level_record_fields_are_annotated() -> None:
@@ -995,7 +1042,10 @@ def test_every_enum_has_human_labels_and_every_object_is_closed() -> None:
             assert 0 < node["maxItems"] <= 50, path
         if node.get("type") == "string" and "enum" not in node and "const" not in node:
             assert node.get("maxLength", 10**9) <= 4000 and node.get("pattern"), path
-    assert enums == 17  # 15 + no_agreement.reason + the safety net's senior sign-off role
+    # 15 + no_agreement.reason + the safety net's senior sign-off role + issue 19's eight (a subject's reason, who could
+    # agree and their answer; the legal duty; the s.11 professional; the 18(2) reason after a refusal; the source and
+    # the fact-or-opinion of the information)
+    assert enums == 25
 
 
 def test_text_definition() -> None:
@@ -1047,7 +1097,8 @@ def test_a_policy_that_renumbers_the_rules_needs_no_code_change() -> None:
     original = triples(POLICY.validate(draft))
     assert original == [
         (1, f"{LB}.article_9", "special_category_needs_article_9"),
-        (4, f"{TR}.consent", "p18_consent_given"),
+        (1, f"{TR}.consent", "p18_consent_given"),  # paragraph 18's own test: reported under rule 1
+        (4, f"{TR}.consent", "consent_contradicts_openness"),
         (5, f"{AT_RISK}.0", "at_risk_not_a_subject"),
         (7, "subjects.1.ref", "duplicate_subject_ref"),
     ]
@@ -1055,6 +1106,7 @@ def test_a_policy_that_renumbers_the_rules_needs_no_code_change() -> None:
     registry = PolicyRegistry([POLICY, renumbered], default="hmg-2018")
     policy, problems = validate(registry, {**draft, "policy": "test-renumbered"})
     assert policy is renumbered and {p.rule for p in problems} == {3, 1, 6, 5}
+    assert ("rules.4_transparency.consent", "p18_consent_given", 3) in {(p.field, p.code, p.rule) for p in problems}
 
 
 # -- digest -----------------------------------------------------------------------------------------
@@ -1109,12 +1161,12 @@ def test_policy_is_isolated_from_later_mutation_of_its_schema() -> None:
 def test_policy_rejects_a_wrong_digest_or_an_invalid_schema() -> None:
     document = POLICY.schema
     with pytest.raises(ValueError, match="digest"):
-        Policy(id="hmg-2018", version="2018.1", title=POLICY.title, schema=document, digest="sha256:" + "0" * 64)
-    assert Policy(id="hmg-2018", version="2018.1", title=POLICY.title, schema=document, digest=POLICY.digest)
+        Policy(id="hmg-2018", version=POLICY.version, title=POLICY.title, schema=document, digest="sha256:" + "0" * 64)
+    assert Policy(id="hmg-2018", version=POLICY.version, title=POLICY.title, schema=document, digest=POLICY.digest)
     with pytest.raises(ValueError, match="JSON Schema"):
         Policy.from_document({**document, "type": "objekt"})
     with pytest.raises(ValueError, match="x-policy"):
-        Policy(id="other", version="2018.1", title=POLICY.title, schema=document)
+        Policy(id="other", version=POLICY.version, title=POLICY.title, schema=document)
     with pytest.raises(ValueError, match="duplicate key"):
         Policy.from_json('{"x-policy": {"id": "a", "version": "1", "title": "t"}, "type": "object", "type": "array"}')
 

@@ -163,7 +163,7 @@ INCOMPLETE = [
     (
         "not checked accurate",
         {"rules.6_necessary_proportionate.accurate_and_current": False},
-        (6, "rules.6_necessary_proportionate.accurate_and_current", "must_confirm"),
+        (6, "rules.6_necessary_proportionate.information_quality", "caveat_needs_quality"),
     ),
 ]
 
@@ -455,6 +455,7 @@ ALLOWED_IN_CODE = {
     "emergency",  # oversight statistics count emergency shares not completed (an issue-14 later part replaces it)
     "other",  # a disclosure channel of the same name (gateway/disclosure.py)
     "p18_safeguarding",  # the cross-field check on adults at risk (DPA Sch 1 para 18), shared by every edition
+    "consent",  # also the name of rule 4's field and of a subject's own consent record (issue 19)
 }
 
 

@@ -86,6 +86,11 @@
     replaceBody(compose, text) {
       K.setEditableText(compose.querySelector(BODY), text);
     },
+    /** The subject goes out with the notification email: after a share it must say nothing about the case. */
+    replaceSubject(compose, subject) {
+      const input = compose.querySelector('input[name="subjectbox"]');
+      if (input) K.setFieldValue(input, subject);
+    },
     removeAttachments(compose) {
       const buttons = [...compose.querySelectorAll(REMOVE)];
       buttons.forEach(K.click);

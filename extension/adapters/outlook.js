@@ -10,7 +10,9 @@
  *   in its title / aria-label or text; only pills and text visibly shown count (kit.visibleEmailsUnder);
  * - subject: input[aria-label="Add a subject"] (or "Subject");
  * - attachments: the list labelled "Attachments"; each card (role="option" or "listitem") has the file name in
- *   its title, a download link, and a button whose aria-label starts "Remove".
+ *   its title, its size in its text ("3 KB"), a button whose aria-label starts "Remove" and — in the saved page,
+ *   not in real OWA, which fetches attachments through its own service — a download link. A card without one
+ *   is handed over as missing: the panel asks the practitioner for that file.
  */
 (function () {
   const K = globalThis.SafeShareAdapterKit;
@@ -24,6 +26,10 @@
   function cards(compose) {
     const list = K.byLabel(compose, /^attachments$/i);
     return list ? [...list.querySelectorAll('[role="option"], [role="listitem"]')] : [];
+  }
+
+  function subjectField(compose) {
+    return compose.querySelector('input[aria-label="Add a subject"], input[aria-label="Subject"], input[placeholder="Add a subject"]');
   }
 
   /** @type {WebmailAdapter} (the contract in adapters/kit.js) */
@@ -45,9 +51,11 @@
       const attachments = cards(compose).map((card) => {
         const link = card.querySelector("a[href]");
         const name = (card.getAttribute("title") || link?.getAttribute("download") || card.textContent || "attachment").trim();
-        return { name, type: card.getAttribute("data-content-type") || "", url: link?.getAttribute("href") ?? null };
+        // The size the card shows ("3 KB"): a file the practitioner adds in the panel instead is checked against it.
+        const sizeText = /\d+(?:[.,]\d+)?\s*(?:bytes?|B|KB|MB|GB)\b/i.exec(`${card.getAttribute("aria-label") ?? ""} ${card.textContent ?? ""}`)?.[0] ?? "";
+        return { name, type: card.getAttribute("data-content-type") || "", url: link?.getAttribute("href") ?? null, sizeText };
       });
-      const subject = compose.querySelector('input[aria-label="Add a subject"], input[aria-label="Subject"], input[placeholder="Add a subject"]');
+      const subject = subjectField(compose);
       return {
         webmail: "outlook",
         to: K.visibleEmailsUnder(well(compose, /^to$/i)),
@@ -60,6 +68,11 @@
     },
     replaceBody(compose, text) {
       K.setEditableText(compose.querySelector(BODY), text);
+    },
+    /** The subject goes out with the notification email: after a share it must say nothing about the case. */
+    replaceSubject(compose, subject) {
+      const input = subjectField(compose);
+      if (input) K.setFieldValue(input, subject);
     },
     removeAttachments(compose) {
       const buttons = cards(compose)

@@ -363,6 +363,14 @@
       else K.setFieldValue(area, body ? cleanHtml(body) : paragraphsHtml(text)); // no editor yet: it starts from this
       fire(area, "keypress");
     },
+    /**
+     * The subject goes out with the notification email: after a share it must say nothing about the case. Set
+     * before replaceBody, whose keypress makes Roundcube save its localStorage copy of the form with it.
+     */
+    replaceSubject(compose, subject) {
+      const input = field(compose, "_subject");
+      if (input) K.setFieldValue(input, subject);
+    },
     removeAttachments(compose) {
       const links = items(compose.ownerDocument)
         .map((li) => li.querySelector("a.delete"))

@@ -24,21 +24,63 @@
     return btoa(s);
   }
 
-  /** Fetch each attachment back from the webmail (same origin, the user's own session). */
+  /**
+   * Fetch each attachment back from the webmail (same origin, the user's own session). One that cannot be read
+   * (Outlook on the web's cards carry no download link: it fetches attachments through its own service) is
+   * listed in `missing` with what its card shows; the panel then asks the practitioner for that file, or to
+   * share without it knowingly.
+   */
   async function withAttachmentBytes(draft) {
     const attachments = [];
+    const missing = [];
     for (const a of draft.attachments) {
-      if (!a.url) throw new Error(`The attachment ${a.name} could not be read from the webmail.`);
+      const card = { name: a.name, type: a.type || "", sizeText: a.sizeText || "" };
+      if (!a.url) {
+        missing.push(card);
+        continue;
+      }
       // A content script's fetch is made as the page (its cookies) in Chromium and in Firefox MV3 (checked in
       // Firefox ESR, where `content` is not defined for MV3 content scripts); content.fetch is older Firefox's way.
       const url = new URL(a.url, location.href).href;
       const init = { credentials: "include" };
-      const resp = typeof globalThis.content?.fetch === "function" ? await globalThis.content.fetch(url, init) : await fetch(url, init);
-      if (!resp.ok) throw new Error(`The attachment ${a.name} could not be read from the webmail (error ${resp.status}).`);
+      let resp;
+      try {
+        resp = typeof globalThis.content?.fetch === "function" ? await globalThis.content.fetch(url, init) : await fetch(url, init);
+      } catch {
+        resp = null;
+      }
+      if (!resp?.ok) {
+        missing.push(card);
+        continue;
+      }
       const type = a.type || (resp.headers.get("content-type") || "").split(";")[0].trim();
       attachments.push({ name: a.name, type, data: bytesToBase64(await resp.arrayBuffer()) });
     }
-    return { ...draft, attachments };
+    return { ...draft, attachments, missing };
+  }
+
+  /**
+   * A message beside the Share securely button, in the page (never a browser alert dialog, which a managed browser may
+   * suppress): plain words, announced, with a button to dismiss it. It holds only SafeShare's own words.
+   */
+  function say(button, message) {
+    let box = button.nextElementSibling?.classList?.contains("safeshare-message") ? button.nextElementSibling : null;
+    if (!box) {
+      box = document.createElement("div");
+      box.className = "safeshare-message";
+      box.setAttribute("role", "alert");
+      const text = document.createElement("span");
+      const dismiss = document.createElement("button");
+      dismiss.type = "button";
+      dismiss.textContent = "Dismiss";
+      dismiss.addEventListener("click", () => {
+        box.remove();
+        button.focus();
+      });
+      box.append(text, " ", dismiss);
+      button.insertAdjacentElement("afterend", box);
+    }
+    box.firstChild.textContent = `SafeShare: ${message}`;
   }
 
   function closePanel(session) {
@@ -117,14 +159,14 @@
 
   async function onShare(compose, button) {
     button.disabled = true;
+    if (button.nextElementSibling?.classList?.contains("safeshare-message")) button.nextElementSibling.remove();
     try {
       const { read, draft } = await snapshot(compose);
       const answer = await api.runtime.sendMessage({ type: "open", draft });
       if (!answer?.ok) throw new Error(answer?.error?.message ?? "SafeShare could not open.");
       showPanel(answer.value.session, answer.value.ticket, compose, button, read);
     } catch (e) {
-      button.setAttribute("aria-description", String(e.message ?? e));
-      alert(`SafeShare: ${e.message ?? e}`);
+      say(button, String(e.message ?? e));
     } finally {
       button.disabled = false;
     }
@@ -186,6 +228,7 @@
       }
       try {
         adapter.removeAttachments(entry.compose);
+        if (typeof msg.subject === "string") adapter.replaceSubject(entry.compose, msg.subject);
         adapter.replaceBody(entry.compose, String(msg.text));
         sendResponse({ ok: true });
       } catch (e) {

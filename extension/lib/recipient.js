@@ -55,17 +55,20 @@ export function formatTime(iso) {
 /**
  * The state of the caller's envelope as a recipient should see it. The gateway sweeps expired shares every
  * few seconds; a share past its expiry is shown as expired at once.
- * @returns {"active"|"acknowledged"|"revoked"|"expired"|"exhausted"}
+ * A share the recipient has downloaded already is "opened", not new (the gateway counts their downloads).
+ * @returns {"active"|"opened"|"acknowledged"|"revoked"|"expired"|"exhausted"}
  */
 export function shareState(row, now = new Date()) {
   const state = row?.state ?? "active";
   if (state !== "active") return state;
   if (row.expires_at && new Date(row.expires_at).getTime() <= now.getTime()) return "expired";
-  return row.acknowledged_at ? "acknowledged" : "active";
+  if (row.acknowledged_at) return "acknowledged";
+  return Number(row.downloads ?? 0) > 0 ? "opened" : "active";
 }
 
 const STATE_LABELS = {
   active: "New: ready to open",
+  opened: "Opened, not yet acknowledged",
   acknowledged: "Received and actioned",
   revoked: "Revoked by the sender",
   expired: "Expired",
@@ -78,7 +81,7 @@ export function stateLabel(state) {
 
 /** Whether the envelope can still be fetched (an acknowledged share stays openable until it expires). */
 export function isOpenable(state) {
-  return state === "active" || state === "acknowledged";
+  return state === "active" || state === "opened" || state === "acknowledged";
 }
 
 /** Why a share cannot be opened, in plain words. */
@@ -122,8 +125,12 @@ export function inboxRow(row, { labels = policyLabels(null), now = new Date() } 
   const state = shareState(row, now);
   return {
     id: row.id,
-    from: row.from?.sub ?? "unknown",
-    organisation: row.from?.org || "not given",
+    // The person's and organisation's names when the gateway gives them, their identifiers otherwise.
+    from: row.from?.name || row.from?.sub || "unknown",
+    organisation: row.from?.org_name || row.from?.org || "not given",
+    // What tells two rows apart: the case references and the share's own reference.
+    cases: (row.subjects ?? []).join(", ") || "none recorded",
+    shareRef: row.id,
     purpose: labels.purpose(row.purpose?.code ?? "other"),
     purposeDescription: row.purpose?.description ?? "",
     categories: (row.data_categories ?? []).map(labels.category).join(", ") || "none recorded",

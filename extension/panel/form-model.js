@@ -29,7 +29,9 @@ function deref(policy, node) {
   const m = /^#\/\$defs\/([^/]+)$/.exec(node.$ref);
   const target = m ? policy.$defs?.[m[1]] ?? {} : {};
   const { $ref, ...rest } = node;
-  return { ...target, ...rest, $refName: m ? m[1] : undefined };
+  // A definition's own description speaks to the policy's authors ("Free text: not blank after trimming, at
+  // most 4,000 characters"), not to practitioners: a hint is only what the property itself says.
+  return { ...target, ...rest, description: rest.description, $refName: m ? m[1] : undefined };
 }
 
 function options(node) {
@@ -59,6 +61,8 @@ function toField(policy, node, key, path, required, inheritedRule) {
     required,
     // Fields a policy safety net releases (x-safety-net): shown only while that safety net applies.
     safetyNet: typeof n["x-safety-net"] === "string" ? n["x-safety-net"] : undefined,
+    // The definition the value is (e.g. "ref"): a list of the same definition is offered what was entered here.
+    ref: n.$refName,
   };
   if (n.type === "object" || n.properties) {
     const req = new Set(n.required ?? []);
@@ -74,7 +78,7 @@ function toField(policy, node, key, path, required, inheritedRule) {
       return { ...base, kind: "objects", children: itemField.children, minItems: n.minItems ?? 0, itemTitle: item.title ?? "Item" };
     }
     if (item.enum) return { ...base, kind: "multi", options: options(item) };
-    return { ...base, kind: "list" };
+    return { ...base, kind: "list", itemRef: item.$refName };
   }
   if (n.type === "boolean") {
     const labels = n["x-labels"] ?? {};
@@ -104,6 +108,103 @@ export function fieldTree(policy) {
   return Object.entries(policy.properties ?? {})
     .filter(([, node]) => !("const" in node))
     .map(([k, node]) => toField(policy, node, k, k, req.has(k), null));
+}
+
+// -- Questions shown only where they apply ---------------------------------------------------------------------
+
+/**
+ * Whether `value` matches `schema`, for the keywords the policies use in their `if` conditions (type, required,
+ * properties, const, enum, contains, minItems, allOf, anyOf, not). Anything else counts as a match, so an unknown
+ * keyword can only show a question, never hide one.
+ */
+export function matches(schema, value) {
+  if (schema === true || schema === undefined) return true;
+  if (schema === false) return false;
+  const isObject = value !== null && typeof value === "object" && !Array.isArray(value);
+  if (schema.type) {
+    const ok = { object: isObject, array: Array.isArray(value), string: typeof value === "string", boolean: typeof value === "boolean" }[schema.type];
+    if (ok === false) return false;
+  }
+  if ("const" in schema && JSON.stringify(value) !== JSON.stringify(schema.const)) return false;
+  if (schema.enum && !schema.enum.some((v) => JSON.stringify(v) === JSON.stringify(value))) return false;
+  if (schema.required && (!isObject || schema.required.some((k) => !(k in value)))) return false;
+  if (schema.properties && isObject) {
+    for (const [k, sub] of Object.entries(schema.properties)) if (k in value && !matches(sub, value[k])) return false;
+  }
+  if (schema.contains && (!Array.isArray(value) || !value.some((v) => matches(schema.contains, v)))) return false;
+  if (typeof schema.minItems === "number" && Array.isArray(value) && value.length < schema.minItems) return false;
+  if (schema.allOf && !schema.allOf.every((s) => matches(s, value))) return false;
+  if (schema.anyOf && !schema.anyOf.some((s) => matches(s, value))) return false;
+  if (schema.not && matches(schema.not, value)) return false;
+  return true;
+}
+
+const isEmptySchema = (s) => s && typeof s === "object" && !Array.isArray(s) && Object.keys(s).every((k) => k.startsWith("x-"));
+
+/**
+ * The questions that do not apply to `draft`: every field a policy's `if`/`then` refuses outright (`"not": {}`)
+ * under the draft as it stands — e.g. "which duty?" unless the basis is legal obligation, a child's views for an
+ * adult. Concrete dotted paths ("subjects.1.adult_at_risk_tests"). The panel hides (and empties) them.
+ * @param {object} policy
+ * @param {object} draft
+ * @returns {Set<string>}
+ */
+export function notApplicable(policy, draft) {
+  const out = new Set();
+  const join = (path, key) => (path ? `${path}.${key}` : String(key));
+  function refused(then, value, path) {
+    for (const [k, sub] of Object.entries(then?.properties ?? {})) {
+      if (sub && typeof sub === "object" && sub.not !== undefined && isEmptySchema(sub.not)) out.add(join(path, k));
+      else refused(sub, value?.[k], join(path, k));
+    }
+  }
+  function walk(node, value, path, depth) {
+    const n = deref(policy, node);
+    if (!n || typeof n !== "object" || depth > 12) return;
+    for (const rule of n.allOf ?? []) {
+      if (rule.if !== undefined && rule.then && matches(rule.if, value)) refused(rule.then, value, path);
+    }
+    if (n.if !== undefined && n.then && matches(n.if, value)) refused(n.then, value, path);
+    for (const [k, child] of Object.entries(n.properties ?? {})) walk(child, value?.[k], join(path, k), depth + 1);
+    if (n.items && Array.isArray(value)) value.forEach((v, i) => walk(n.items, v, join(path, i), depth + 1));
+  }
+  walk(policy, draft ?? {}, "", 0);
+  return out;
+}
+
+/**
+ * What a practitioner would enter on screen to produce `doc` (the inverse of toJustification): the starting
+ * point "from my last justification about this case" is put into the form through it.
+ * @param {Field[]} tree
+ * @param {object} doc
+ */
+export function toState(tree, doc, prefix = "", state = {}) {
+  for (const f of tree) {
+    const path = prefix ? `${prefix}.${f.key}` : f.key;
+    const v = doc?.[f.key];
+    if (v === undefined) continue;
+    if (f.kind === "object") toState(f.children ?? [], v, path, state);
+    else if (f.kind === "objects") {
+      state[path] = v.length;
+      v.forEach((row, i) => toState(f.children ?? [], row, `${path}.${i}`, state));
+    } else if (f.kind === "list") state[path] = v.join(", ");
+    else if (f.kind === "boolean") state[path] = String(v);
+    else state[path] = v;
+  }
+  return state;
+}
+
+/** Every field of the tree whose value is the definition `ref` (e.g. the subjects' case references). */
+export function fieldsOfRef(tree, ref) {
+  const out = [];
+  const walk = (fs) => {
+    for (const f of fs) {
+      if (f.ref === ref && f.kind !== "list") out.push(f.path);
+      if (f.children) walk(f.children);
+    }
+  };
+  walk(tree);
+  return out;
 }
 
 /** The policy's own identity (x-policy), for the justification's `policy` field and the panel heading. */
@@ -261,6 +362,57 @@ export function notificationText({ shareId, ledgerIndex, expiresAt, gatewayUrl, 
     "",
     "This email itself contains no sensitive information." + (sender ? ` Sent by ${sender}.` : ""),
   ].join("\n");
+}
+
+/**
+ * The subject the notification email goes out with. The draft's own subject often names the case ("Referral:
+ * CASE-… — injury disclosed at school") and would travel in the clear with the notification, so after a share
+ * it is replaced by this, which says only that something was shared and how to find it.
+ */
+export function neutralSubject(shareId) {
+  return `Information shared with you securely (SafeShare ${shareId})`;
+}
+
+// -- Attachments the webmail would not hand over (Outlook on the web fetches them through its own service) ----
+
+/**
+ * The size a webmail's attachment card shows ("3 KB", "1.2 MB", "512 bytes"), as the range of byte counts it
+ * can stand for: the card rounds, to its shown precision, in units of 1,000 or 1,024. null when there is none.
+ */
+export function cardSizeRange(text) {
+  const m = /(\d+(?:[.,]\d+)?)\s*(bytes?|B|KB|kB|MB|GB)\b/i.exec(String(text ?? ""));
+  if (!m) return null;
+  const value = Number(m[1].replace(",", "."));
+  const decimals = (m[1].split(/[.,]/)[1] ?? "").length;
+  const unit = m[2].toLowerCase();
+  const power = unit.startsWith("b") ? 0 : { kb: 1, mb: 2, gb: 3 }[unit];
+  let min = Infinity;
+  let max = 0;
+  for (const base of [1000, 1024]) {
+    const u = base ** power;
+    const step = u * 10 ** -decimals;
+    min = Math.min(min, Math.max(0, value * u - step));
+    max = Math.max(max, value * u + step);
+  }
+  return { min: Math.floor(min), max: Math.ceil(max) };
+}
+
+/**
+ * Whether a file the practitioner added in the panel is the attachment the email's card shows: the same name
+ * and a size the card's rounded size allows. null when it is; otherwise what to tell the practitioner.
+ * @param {{name: string, size: number}} file
+ * @param {{name: string, sizeText?: string}} card
+ */
+export function fileMatchesCard(file, card) {
+  const S = (n) => `${Number(n).toLocaleString("en-GB")} bytes`;
+  if (String(file.name) !== String(card.name)) {
+    return `That file is called “${file.name}”, but the attachment in your email is “${card.name}”. Choose the same file.`;
+  }
+  const range = cardSizeRange(card.sizeText);
+  if (range && (file.size < range.min || file.size > range.max)) {
+    return `“${file.name}” on your computer is ${S(file.size)}, but the attachment in your email is ${card.sizeText}: it is a different version. Choose the same file.`;
+  }
+  return null;
 }
 
 // -- Shared another way (golden rule 7 for phone calls, meetings, letters) ------------------------------------

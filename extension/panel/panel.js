@@ -4,8 +4,10 @@
  * records a decision not to share through the service worker.
  */
 import { setupAgreements } from "./agreements.js";
-import { CHANNELS, fieldTree, placeProblems, policyInfo, problemsPerRule, ruleTexts, toDisclosure, toJustification, toLocalInput } from "./form-model.js";
+import { CHANNELS, fieldsOfRef, fieldTree, notApplicable, toState, placeProblems, policyInfo, problemsPerRule, ruleTexts, toDisclosure, toJustification, toLocalInput } from "./form-model.js";
+import { applies, conditionalFields } from "./conditions.js";
 import { claimSession, confirmStep, hasVisibilityTracking, watchFocus, watchVisibility } from "./guard.js";
+import { renderMissing } from "./missing-view.js";
 import { renderChanged, renderRecipientSummary, renderSnapshot } from "./snapshot-view.js";
 import { choiceComplete, resultRows, shareFields } from "./unenrolled.js";
 import { renderUnenrolled } from "./unenrolled-view.js";
@@ -20,6 +22,7 @@ let draftChanged = false;
 
 let tree = [];
 let policyId;
+let policyDoc = null;
 let recipientsOk = false;
 let recipientIds = [];
 /** Recipients without a SafeShare key (issue 10): their addresses and the practitioner's choice for them. */
@@ -28,6 +31,8 @@ let unenrolledView = renderUnenrolledNone();
 function renderUnenrolledNone() {
   return { choice: () => null, focusPassphrase: () => {} };
 }
+/** Attachments the webmail would not hand over (missing-view.js). */
+let missingView = { unresolved: () => [], leaveOut: () => [] };
 let valid = false;
 let validating = 0;
 let finished = false;
@@ -113,6 +118,14 @@ function renderField(f, path) {
       return wrap(path, fs, hid);
     }
     case "list": {
+      // A list of what was entered elsewhere in the form (the subjects at risk are some of the subjects): the
+      // answers are offered to tick, not typed again (WCAG 2.2 SC 3.3.7 Redundant Entry).
+      const sources = f.itemRef ? fieldsOfRef(tree, f.itemRef) : [];
+      if (sources.length) {
+        const fs = el("fieldset", { class: "choices offers", id: idFor(path), dataset: { offers: sources.join(" ") } }, el("legend", { text: label }), h);
+        fs.append(el("p", { class: "hint empty-offers", text: "Nothing to choose yet: enter the references above first." }));
+        return wrap(path, fs, hid);
+      }
       const input = el("input", { type: "text", id: idFor(path), dataset: { path }, autocomplete: "off" });
       const note = el("p", { class: "hint", id: "n-" + idFor(path), text: "Separate references with commas." });
       input.setAttribute("aria-describedby", note.id);
@@ -134,7 +147,8 @@ function renderObject(f, path) {
   const legend = el("legend", {}, el("span", { text: f.title }), el("span", { class: "count", dataset: { countFor: path } }));
   const fs = el("fieldset", { id: idFor(path), class: isRule ? "rule" : "group" }, legend);
   if (f.question) fs.append(el("p", { class: "question", text: f.question }));
-  if (isRule && f.description) fs.append(el("p", { class: "hint", text: f.description }));
+  // The rule's full text is in "The golden rules in full" above the form (one Tab stop, not seven): the
+  // question says what to answer.
   for (const c of f.children ?? []) fs.append(renderField(c, `${path}.${c.key}`));
   const box = el("div", { class: "field", dataset: { field: path, rule: f.rule ?? "", ...(f.safetyNet ? { safetyNet: f.safetyNet } : {}) }, hidden: !!f.safetyNet }, fs);
   box.append(el("p", { class: "problem", id: "p-" + idFor(path), hidden: true }));
@@ -191,9 +205,34 @@ function renderObjects(f, path) {
   return wrap(path, fs);
 }
 
+/** Refresh each list of offers from the answers it is offered (keeping what was ticked). */
+function refreshOffers() {
+  for (const fs of $("fields").querySelectorAll("[data-offers]")) {
+    const path = fs.closest("[data-field]").dataset.field;
+    const patterns = fs.dataset.offers.split(" ").map((s) => new RegExp("^" + s.replace(/[.]/g, "\\.").replace(/#/g, "\\d+") + "$"));
+    const values = [];
+    for (const node of $("fields").querySelectorAll("[data-path]")) {
+      const v = node.value?.trim();
+      if (v && patterns.some((re) => re.test(node.dataset.path)) && !values.includes(v)) values.push(v);
+    }
+    const ticked = new Set([...fs.querySelectorAll("input:checked")].map((i) => i.value));
+    const now = [...fs.querySelectorAll("input")].map((i) => i.value);
+    if (JSON.stringify(now) === JSON.stringify(values)) continue;
+    for (const l of fs.querySelectorAll("label")) l.remove();
+    values.forEach((v, i) => {
+      const input = el("input", { type: "checkbox", name: path, value: v, id: `${idFor(path)}-${i}`, dataset: { path, kind: "multi" } });
+      input.checked = ticked.has(v);
+      fs.append(el("label", {}, input, " " + v));
+    });
+    fs.querySelector(".empty-offers").hidden = values.length > 0;
+  }
+}
+
 function readState() {
   const state = {};
   for (const node of $("fields").querySelectorAll("[data-path]")) {
+    // A question that does not apply now is not part of the answer (what was typed stays, should it apply again).
+    if (node.closest("[data-cond][hidden]")) continue;
     const p = node.dataset.path;
     const kind = node.dataset.kind;
     if (kind === "radio") {
@@ -212,6 +251,215 @@ function readState() {
 
 function justification() {
   return toJustification(tree, readState(), { policyId });
+}
+
+// -- A half-filled justification survives closing the panel or reloading the tab --------------------------
+// Kept by the service worker in storage.session (memory only; never the webmail page, never disk), per email.
+
+/** Every answer on screen, also those of questions that do not apply now. */
+function rawState() {
+  const state = {};
+  for (const node of $("fields").querySelectorAll("[data-path]")) {
+    const p = node.dataset.path;
+    if (node.dataset.kind === "radio") {
+      if (node.checked) state[p] = node.value;
+    } else if (node.dataset.kind === "multi") {
+      state[p] = state[p] ?? [];
+      if (node.checked) state[p].push(node.value);
+    } else state[p] = node.dataset.kind === "count" ? Number(node.value) : node.value;
+  }
+  return state;
+}
+
+let saveTimer = null;
+function saveLater() {
+  clearTimeout(saveTimer);
+  saveTimer = setTimeout(() => {
+    if (!finished) ask("form-save", { state: rawState() }).catch(() => {});
+  }, 300);
+}
+
+/** Put saved (or carried-over) answers into the form: rows first, then values in the form's order. */
+function restoreState(state) {
+  for (const counter of $("fields").querySelectorAll('[data-kind="count"]')) {
+    const want = Number(state[counter.dataset.path] ?? 0);
+    const add = counter.parentElement.querySelector(":scope > .row-actions > button");
+    for (let guard = 0; Number(counter.value) < want && add && guard < 50; guard++) add.click();
+  }
+  for (let pass = 0; pass < 2; pass++) {
+    for (const node of $("fields").querySelectorAll("[data-path]")) {
+      const p = node.dataset.path;
+      const kind = node.dataset.kind;
+      if (!(p in state) || kind === "count") continue;
+      if (kind === "radio") node.checked = String(state[p]) === node.value;
+      else if (kind === "multi") node.checked = [].concat(state[p]).map(String).includes(node.value);
+      else node.value = String(state[p] ?? "");
+    }
+    refreshOffers(); // the subjects at risk can be ticked once the subjects are in
+  }
+  applyConditions();
+}
+
+// -- "Use the justification from my last share about this case": a starting point, confirmed rule by rule ----
+
+let lastOffered = "";
+
+async function offerLast() {
+  const refs = [...$("fields").querySelectorAll("[data-path]")]
+    .filter((n) => /^subjects\.\d+\.ref$/.test(n.dataset.path) && n.value.trim())
+    .map((n) => n.value.trim());
+  if (!refs.length || $("fields").querySelector("[data-confirm-rule]")) return;
+  const last = await ask("last-for", { refs }).catch(() => null);
+  $("last-offer")?.remove();
+  if (!last || lastOffered === last.at + last.ref) return;
+  const when = new Date(last.at).toLocaleString("en-GB", { dateStyle: "long", timeStyle: "short" });
+  const what = last.justification.decision === "share" ? "shared information" : "recorded a decision not to share";
+  const button = el("button", { type: "button", class: "secondary", text: `Start from my last justification about ${last.ref}` });
+  const box = el(
+    "div",
+    { id: "last-offer", class: "offer", role: "region", "aria-labelledby": "last-offer-h" },
+    el("h2", { id: "last-offer-h", text: `You ${what} about ${last.ref} on ${when}` }),
+    el("p", { text: "You can start from the justification you gave then. Check each rule's answers: they must be true for this share too, and you confirm each rule before sharing." }),
+    button,
+  );
+  button.addEventListener("click", () => startFromLast(last));
+  $("fields").querySelector('[data-field="subjects"]')?.after(box);
+}
+
+function startFromLast(last) {
+  lastOffered = last.at + last.ref;
+  const decisionNow = readState().decision;
+  restoreState(toState(tree, last.justification));
+  if (decisionNow) for (const n of $("fields").querySelectorAll('[data-path="decision"]')) n.checked = n.value === decisionNow;
+  applyConditions();
+  for (const box of $("fields").querySelectorAll("[data-rule]")) {
+    const n = box.dataset.rule;
+    // One confirmation per golden rule's own section (not per group inside one).
+    if (!n || !/^rules\.[^.]+$/.test(box.dataset.field) || box.querySelector("[data-confirm-rule]")) continue;
+    const id = `confirm-rule-${n}`;
+    const input = el("input", { type: "checkbox", id, dataset: { confirmRule: n } });
+    input.addEventListener("change", () => {
+      updateButtons();
+      describeStatus(lastProblems, problemsPerRule(lastProblems));
+    });
+    box.querySelector("fieldset").append(el("div", { class: "confirm-rule" }, el("label", { for: id }, input, ` I have checked rule ${n}'s answers for this share`)));
+  }
+  $("last-offer")?.remove();
+  $("status").textContent = `The answers from your last justification about ${last.ref} are in the form. Check each rule and confirm it.`;
+  $("fields").querySelector("[data-rule] input:not([type=hidden])")?.focus();
+  changed();
+  saveLater();
+}
+
+/** Rules carried over from a last justification and not yet confirmed (only those on screen count). */
+function unconfirmedRules() {
+  return [...$("fields").querySelectorAll("[data-confirm-rule]")].filter((i) => !i.checked && !i.closest("[hidden]")).map((i) => i.dataset.confirmRule);
+}
+
+/** The policy's rules in full, one click away above the form (the GOV.UK details pattern). */
+function renderRuleTexts(fieldsTree) {
+  const rules = fieldsTree.find((f) => f.key === "rules")?.children ?? [];
+  const list = el("dl", { class: "rule-texts" });
+  for (const r of rules) if (r.description) list.append(el("dt", { text: r.title }), el("dd", { text: r.description }));
+  if (!list.children.length) return;
+  $("fields").before(el("details", { id: "rule-texts" }, el("summary", { text: "The golden rules in full" }), list));
+}
+
+// -- Questions only when they apply (conditions.js: from the policy's if/then and x-show-when) ---------------
+
+let conditions = new Map();
+
+function markConditional() {
+  conditions = conditionalFields(policyDoc);
+  for (const box of $("fields").querySelectorAll("[data-field]")) {
+    if (conditions.has(box.dataset.field) && !box.dataset.safetyNet) box.dataset.cond = "1";
+  }
+}
+
+/** Show the questions that apply to the answers so far; repeated until stable (one answer can reveal another). */
+function applyConditions() {
+  for (let round = 0; round < 6; round++) {
+    const doc = justification();
+    let moved = false;
+    for (const box of $("fields").querySelectorAll("[data-cond]")) {
+      const hide = !applies(policyDoc, conditions.get(box.dataset.field), doc);
+      if (box.hidden !== hide) {
+        box.hidden = hide;
+        moved = true;
+      }
+    }
+    if (!moved) return;
+  }
+}
+
+// -- Errors only after a field is left or Share is pressed, with the GOV.UK error summary ---------------------
+
+/** Paths of the fields the practitioner has left (or answered, for choices); and whether Share was pressed. */
+const touched = new Set();
+let submitted = false;
+let lastProblems = [];
+
+const related = (a, b) => a === b || a.startsWith(b + ".") || b.startsWith(a + ".");
+
+/**
+ * The problems to show now: all of them once Share (or Record) was pressed; before that only those about a
+ * field the practitioner has left, and the conditions a safety net states (guidance, shown as it applies).
+ */
+function visibleProblems(problems) {
+  if (submitted) return problems;
+  return problems.filter((p) => {
+    const field = String(p.field ?? "");
+    if ([...touched].some((t) => related(t, field))) return true;
+    const box = $("fields").querySelector(`[data-field="${CSS.escape(field)}"]`);
+    return !!box?.closest("[data-safety-net]");
+  });
+}
+
+function showProblems() {
+  const shown = visibleProblems(lastProblems);
+  const perRule = renderProblems(shown);
+  renderErrorSummary(submitted ? shown : []);
+  return perRule;
+}
+
+/** The field's own words for the summary: its label or legend, without the problem count. */
+function fieldName(box) {
+  const own = box.querySelector("label, legend > span, legend");
+  return (own?.textContent ?? "").replace(/\s*\(\d+ problems?\)$/, "").trim();
+}
+
+function renderErrorSummary(problems) {
+  const box = $("error-summary");
+  const list = $("error-summary-list");
+  list.replaceChildren();
+  const known = new Set([...$("fields").querySelectorAll("[data-field]")].map((n) => n.dataset.field));
+  const { byField, general } = placeProblems(problems, (path) => known.has(path));
+  for (const [path, ps] of byField) {
+    const fbox = $("fields").querySelector(`[data-field="${CSS.escape(path)}"]`);
+    const target = fbox.querySelector("input:not([type=hidden]), select, textarea, summary, button") ?? fbox;
+    for (const p of ps) {
+      const a = el("a", { href: `#${target.id || idFor(path)}`, text: `${fieldName(fbox)}: ${p.message}` });
+      a.addEventListener("click", (ev) => {
+        ev.preventDefault();
+        fbox.scrollIntoView({ block: "start" });
+        target.focus();
+      });
+      list.append(el("li", {}, a));
+    }
+  }
+  for (const p of general) list.append(el("li", { text: p.message }));
+  box.hidden = !list.children.length;
+}
+
+/** Share or Record pressed before the justification is complete: every problem, and the summary at the top. */
+function revealAll() {
+  submitted = true;
+  showProblems();
+  if (lastProblems.length) describeStatus(lastProblems, problemsPerRule(lastProblems));
+  if (!$("error-summary").hidden) {
+    $("error-summary").focus();
+    $("error-summary").scrollIntoView({ block: "start" });
+  }
 }
 
 function renderProblems(problems) {
@@ -243,7 +491,7 @@ function renderProblems(problems) {
     const path = c.dataset.countFor;
     if (!/^rules\.\d/.test(path)) continue;
     const n = perRule.get(Number(box?.dataset.rule)) ?? 0;
-    c.textContent = n ? `(${n} problem${n === 1 ? "" : "s"})` : "(complete)";
+    c.textContent = n ? `(${n} problem${n === 1 ? "" : "s"})` : "";
   }
   return perRule;
 }
@@ -257,10 +505,21 @@ function updateButtons() {
   const d = decision();
   const busy = validating > 0 || finished;
   const unkeyedOk = choiceComplete(unkeyed, unenrolledView.choice());
-  $("share").disabled = busy || !valid || d !== "share" || !recipientsOk || !unkeyedOk || elsewhere || !guardAllows();
-  $("not-share").disabled = busy || !valid || d !== "not_share";
+  const attachmentsOk = missingView.unresolved().length === 0;
+  // An incomplete justification leaves Share pressable (announced as unavailable): pressing it shows every
+  // problem and the summary at the top, as GOV.UK forms do. Anything else that stops a share disables it.
+  const confirmed = unconfirmedRules().length === 0;
+  $("share").disabled = busy || !confirmed || d === "not_share" || !recipientsOk || !unkeyedOk || !attachmentsOk || elsewhere || !guardAllows();
+  setIncomplete($("share"), !valid || d !== "share");
+  $("not-share").disabled = busy || !confirmed || d === "share";
+  setIncomplete($("not-share"), !valid || d !== "not_share");
   $("record-elsewhere").hidden = !elsewhere;
   $("record-elsewhere").disabled = busy || !valid || d !== "share" || !elsewhere;
+}
+
+function setIncomplete(button, incomplete) {
+  if (incomplete) button.setAttribute("aria-disabled", "true");
+  else button.removeAttribute("aria-disabled");
 }
 
 function describeStatus(problems, perRule) {
@@ -271,10 +530,16 @@ function describeStatus(problems, perRule) {
 }
 
 function describeProblems(problems, perRule) {
+  const left = unconfirmedRules();
+  if (!problems.length && left.length) {
+    $("status").textContent = `Confirm that you have checked the answers carried over from your last justification: rule${left.length === 1 ? "" : "s"} ${left.join(", ")} still to confirm.`;
+    return;
+  }
   if (!problems.length) {
     const d = decision();
     if (d === "share" && elsewhere) $("status").textContent = "Ready to record that you shared this another way.";
     else if (d === "share" && (!recipientsOk || !choiceComplete(unkeyed, unenrolledView.choice()))) $("status").textContent = "The justification is complete, but the recipients need attention (see Recipients).";
+    else if (d === "share" && missingView.unresolved().length) $("status").textContent = "The justification is complete, but an attachment is not included yet (see What will be shared).";
     else $("status").textContent = d === "not_share" ? "Ready to record your decision not to share." : "Ready to share.";
     return;
   }
@@ -282,14 +547,38 @@ function describeProblems(problems, perRule) {
     .filter(([r]) => r !== null)
     .sort((a, b) => a[0] - b[0])
     .map(([r, n]) => `rule ${r}: ${n}`);
-  $("status").textContent =
-    `${problems.length} problem${problems.length === 1 ? "" : "s"} to resolve before you can continue` + (rules.length ? ` (${rules.join(", ")}).` : ".");
+  $("status").textContent = submitted
+    ? `${problems.length} problem${problems.length === 1 ? "" : "s"} to resolve before you can continue` + (rules.length ? ` (${rules.join(", ")}).` : ".")
+    : `Not ready yet: ${problems.length} answer${problems.length === 1 ? "" : "s"} still needed` + (rules.length ? ` (${rules.join(", ")}).` : ".");
 }
 
 let timer = null;
 let seq = 0;
 let lastAsked = null;
+/**
+ * Show only the questions that apply (issue 19): a field the policy refuses outright under the answers so far is
+ * hidden and emptied, and shown again when an answer makes it matter. Repeats while emptying changes the answers.
+ */
+function showApplicable() {
+  if (!policyDoc) return;
+  for (let round = 0; round < 4; round++) {
+    const hide = notApplicable(policyDoc, justification());
+    let cleared = false;
+    for (const box of $("fields").querySelectorAll("[data-field]")) {
+      if (box.dataset.safetyNet) continue; // the safety net shows its own section
+      const off = hide.has(box.dataset.field);
+      if (off && !box.hidden) cleared = clearSection(box) || cleared;
+      if (off !== (box.dataset.notApplicable === "true")) {
+        box.hidden = off;
+        box.dataset.notApplicable = String(off);
+      }
+    }
+    if (!cleared) return;
+  }
+}
+
 function changed() {
+  showApplicable();
   // A text field's "change" on blur (e.g. when the practitioner clicks Share) changes nothing: keep the answer.
   const now = JSON.stringify([justification(), elsewhere ? disclosure() : null]);
   if (now === lastAsked) return;
@@ -307,8 +596,9 @@ function changed() {
       const all = answer.problems ?? [];
       renderSafetyNets(answer.safety_nets ?? []);
       renderDisclosureProblems(all.filter(isDisclosureProblem));
-      const perRule = renderProblems(all.filter((p) => !isDisclosureProblem(p)));
-      describeStatus(all, perRule);
+      lastProblems = all.filter((p) => !isDisclosureProblem(p));
+      showProblems();
+      describeStatus(all, problemsPerRule(lastProblems));
       if ($("alert").dataset.kind === "validate") showAlert("");
     } catch (e) {
       if (mine !== seq) return;
@@ -326,6 +616,22 @@ function changed() {
 function renderDraft(draft) {
   renderSnapshot(draft, $);
   renderChanged(draft.changed ?? [], $);
+  missingView = renderMissing({
+    box: $("missing"),
+    missing: draft.missing ?? [],
+    ask,
+    webmail: draft.webmail,
+    onDraft: (d) => {
+      renderDraft(d);
+      updateButtons();
+      if (valid) describeStatus([], new Map());
+      $("status").textContent = `${$("status").textContent} The attachment was added.`.trim();
+    },
+    onChange: () => {
+      updateButtons();
+      if (valid) describeStatus([], new Map());
+    },
+  });
 }
 
 function renderRecipients(matched, unknown, addresses) {
@@ -377,13 +683,33 @@ function showResult(title, facts, note) {
   $("result").focus();
 }
 
+/** The share's result: after Share, and again when the panel is opened on the draft it left behind. */
+function showShared({ result, replaced, replaceError, subject }) {
+  finished = true;
+  showResult(
+    "Shared securely",
+    [
+      ["Share reference", result.share_id],
+      ["Ledger entry", result.ledger_index],
+      ["Available until", new Date(result.expires_at).toUTCString()],
+      ...resultRows(result).map((r) => [r.who, r.link ? `${r.how} Link: ${r.link}` : r.how]),
+      ...(result.agreements?.length ? [["Made under", result.agreements.map((a) => `${a.title} (version ${a.version})`).join(", ")]] : []),
+    ],
+    replaced
+      ? `Your email now contains only a notification with the reference, under the subject “${subject}”: the content, the attachments and the old subject were removed from the draft. Only the recipients' addresses and names remain as you wrote them. You can send it.`
+      : `The content was shared, but SafeShare could not change your draft (${replaceError}). Remove the content, the attachments and anything about the case in the subject from the email yourself before sending it.`,
+  );
+  for (const id of ["share", "not-share", "record-elsewhere", "share-to", "confirm"]) $(id).hidden = true;
+  $("actions").hidden = false;
+}
+
 async function onShare() {
   finished = true;
   updateButtons();
   $("status").textContent = "Sharing…";
   showAlert("");
   try {
-    const { result, replaced, replaceError } = await ask("share", {
+    const shareRequest = () => ({
       ...shareFields(
         recipientIds.map((id) => ({ recipient: { id } })),
         unkeyed,
@@ -392,20 +718,9 @@ async function onShare() {
       justification: justification(),
       expires_in: Number($("expiry").value),
       agreement_override: agreementUi?.overrideReason(),
+      leave_out: missingView.leaveOut(),
     });
-    showResult(
-      "Shared securely",
-      [
-        ["Share reference", result.share_id],
-        ["Ledger entry", result.ledger_index],
-        ["Available until", new Date(result.expires_at).toUTCString()],
-        ...resultRows(result).map((r) => [r.who, r.link ? `${r.how} Link: ${r.link}` : r.how]),
-        ...(result.agreements?.length ? [["Made under", result.agreements.map((a) => `${a.title} (version ${a.version})`).join(", ")]] : []),
-      ],
-      replaced
-        ? "Your email now contains only a notification with the reference: the content and attachments were removed from the draft. You can send it."
-        : `The content was shared, but SafeShare could not change your draft (${replaceError}). Remove the content and attachments from the email yourself before sending it.`,
-    );
+    showShared(await ask("share", shareRequest()));
     $("status").textContent = "Shared.";
   } catch (e) {
     finished = false;
@@ -414,12 +729,17 @@ async function onShare() {
     if (Array.isArray(e.problems)) renderProblems(e.problems);
     agreementUi?.refused(e);
     if (e.code === "passphrase_weak") unenrolledView.focusPassphrase();
+    if (Array.isArray(e.problems)) revealAll();
     lastAsked = null;
     changed();
   }
 }
 
-async function onNotShare() {
+async function onNotShare(ev) {
+  if (ev?.currentTarget?.getAttribute("aria-disabled") === "true" || validating > 0) {
+    if (ev?.isTrusted) revealAll();
+    return;
+  }
   finished = true;
   updateButtons();
   $("status").textContent = "Recording your decision…";
@@ -688,23 +1008,54 @@ async function main() {
   try {
     startGuards();
     session = await claimSession(ask);
-    const { draft, defaultExpiryDays } = await ask("draft");
+    const { draft, defaultExpiryDays, done } = await ask("draft");
+    if (done) {
+      showShared(done);
+      $("status").textContent = "This email has already been shared.";
+      return;
+    }
     renderDraft(draft);
     watchDraft();
     const { policy } = await ask("policy");
     const info = policyInfo(policy);
     policyId = info.id;
     tree = fieldTree(policy);
+    policyDoc = policy;
     ruleTexts(policy);
     $("policy-title").textContent = `${info.title} — ${info.source ?? info.id} (version ${info.version}). The questions below come from your organisation's SafeShare gateway.`;
     const fields = $("fields");
     for (const f of tree) fields.append(renderField(f, f.key));
+    renderRuleTexts(tree);
+    markConditional();
+    refreshOffers();
+    applyConditions();
     renderElsewhere();
     renderExpiry(defaultExpiryDays);
     $("form").hidden = false;
     $("actions").hidden = false;
-    fields.addEventListener("input", changed);
-    fields.addEventListener("change", changed);
+    fields.addEventListener("input", () => {
+      refreshOffers();
+      applyConditions();
+      changed();
+      saveLater();
+    });
+    fields.addEventListener("change", (ev) => {
+      // A choice made is a field answered; a text field counts once it is left (focusout below).
+      if (ev.target.matches?.("input[type=radio], input[type=checkbox], select") && ev.target.dataset.path) touched.add(ev.target.dataset.path);
+      refreshOffers();
+      applyConditions();
+      changed();
+      saveLater();
+      if (validating === 0) showProblems();
+    });
+    fields.addEventListener("focusout", (ev) => {
+      const path = ev.target.dataset?.path;
+      if (/\.ref$/.test(path ?? "")) offerLast();
+      if (!path || touched.has(path)) return;
+      touched.add(path);
+      if (validating === 0) showProblems();
+    });
+    showApplicable();
     const addresses = [...draft.to, ...draft.cc];
     try {
       const { matched, unknown } = await ask("recipients", { addresses });
@@ -712,6 +1063,11 @@ async function main() {
     } catch (e) {
       renderRecipients([], addresses, addresses);
       showAlert(e.message);
+    }
+    const saved = await ask("form-load").catch(() => null);
+    if (saved?.state) {
+      restoreState(saved.state);
+      $("restored").hidden = false;
     }
     agreementUi = setupAgreements({ ask, fields, recipients: () => recipientIds });
     agreementUi.refresh();
@@ -765,6 +1121,7 @@ function startGuards() {
 /** Share: a trusted click, after the panel has been visible for a moment; a confirmation where visibility cannot be checked. */
 function onShareClick(ev) {
   if (!ev.isTrusted || !guardAllows()) return;
+  if ($("share").getAttribute("aria-disabled") === "true" || validating > 0) return revealAll();
   if (hasVisibilityTracking()) return onShare();
   confirmStep({
     box: $("confirm"),

@@ -107,7 +107,7 @@ async function policy(id) {
 
 function inboxLine(share) {
   const r = inboxRow(share, { labels });
-  const open = el("button", { type: "button", class: "secondary", "aria-label": `Open the share from ${r.from} received ${r.received}`, text: "Open" });
+  const open = el("button", { type: "button", class: "secondary", "aria-label": `Open the share from ${r.from} about ${r.cases}, received ${r.received}`, text: "Open" });
   open.addEventListener("click", () => navigate(r.id));
   const purpose = el("td", {}, el("span", { text: r.purpose }));
   if (r.purposeDescription) purpose.append(el("br"), el("span", { class: "hint", text: r.purposeDescription }));
@@ -121,6 +121,8 @@ function inboxLine(share) {
     el("td", { text: r.received }),
     el("td", { text: r.expires }),
     el("td", { class: `state state-${r.state}`, text: r.via ? `${r.stateLabel} (to team ${r.via})` : r.stateLabel }),
+    el("td", { class: "case", text: r.cases }),
+    el("td", { class: "fileid", text: r.shareRef }),
     el("td", {}, open),
   );
 }

@@ -93,6 +93,7 @@ test("outlook: reads To and Cc wells, subject, body and attachment cards", () =>
       name: "strategy-notes.docx",
       type: "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
       url: "/owa/service.svc/s/GetFileAttachment?id=AAMkAD1",
+      sizeText: "3 KB",
     },
   ]);
   const removed = onRemove(doc, 'button[aria-label^="Remove attachment"]', '[role="option"]');
@@ -100,6 +101,25 @@ test("outlook: reads To and Cc wells, subject, body and attachment cards", () =>
   assert.equal(removed.length, 1);
   outlook.replaceBody(c, "notification");
   assert.equal(outlook.read(c).text, "notification");
+});
+
+test("each adapter replaces the subject (it goes out in the clear with the notification)", () => {
+  for (const [adapter, file] of [[gmail, "gmail-compose.html"], [outlook, "outlook-compose.html"], [roundcube, "roundcube-compose.html"]]) {
+    const [c] = adapter.findComposes(page(file));
+    assert.notEqual(adapter.read(c).subject, "");
+    adapter.replaceSubject(c, "Information shared with you securely (SafeShare sh_x)");
+    assert.equal(adapter.read(c).subject, "Information shared with you securely (SafeShare sh_x)");
+  }
+});
+
+test("outlook: a card without a download link is read with its size, for the panel to ask for the file", () => {
+  const doc = page("outlook-compose.html");
+  const [c] = outlook.findComposes(doc);
+  c.querySelector('[aria-label="Attachments"] a').remove();
+  const [a] = outlook.read(c).attachments;
+  assert.equal(a.url, null);
+  assert.equal(a.name, "strategy-notes.docx");
+  assert.equal(a.sizeText, "3 KB");
 });
 
 test("roundcube: reads the compose form and builds attachment URLs from the compose id", () => {

@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { test } from "node:test";
-import { fieldTree, matchRecipients, notificationText, placeProblems, policyInfo, problemsPerRule, toJustification } from "../panel/form-model.js";
+import { cardSizeRange, fieldsOfRef, fieldTree, fileMatchesCard, matchRecipients, neutralSubject, notificationText, placeProblems, policyInfo, problemsPerRule, toJustification, toState } from "../panel/form-model.js";
 
 const repo = new URL("../../", import.meta.url);
 const policy = JSON.parse(readFileSync(new URL("gateway/policies/hmg-2018.json", repo), "utf8"));
@@ -36,7 +36,7 @@ function stateFor(tree, doc, prefix = "", state = {}) {
 
 test("the form follows the policy: one section per golden rule, questions and labels from the policy", () => {
   const tree = fieldTree(policy);
-  assert.deepEqual(tree.map((f) => f.key), ["decision", "purpose", "subjects", "data_categories", "agreements", "no_agreement", "rules"]);
+  assert.deepEqual(tree.map((f) => f.key), ["decision", "purpose", "subjects", "data_categories", "agreements", "no_agreement", "request", "rules"]);
   // The partnership's agreements (rule 6): a list of IDs the panel's agreements section fills, and an optional reason.
   assert.equal(find(tree, "agreements").kind, "list");
   assert.equal(find(tree, "agreements").rule, 6);
@@ -56,7 +56,7 @@ test("the form follows the policy: one section per golden rule, questions and la
   assert.equal(find(tree, "subjects.#.ref").kind, "line");
   assert.equal(find(tree, "data_categories").kind, "multi");
   assert.equal(find(tree, "rules.5_safety_wellbeing.at_risk").kind, "list");
-  assert.deepEqual(policyInfo(policy), { id: "hmg-2018", version: "2018.1", title: "Seven golden rules for information sharing", source: policy["x-policy"].source });
+  assert.deepEqual(policyInfo(policy), { id: "hmg-2018", version: "2018.2", title: "Seven golden rules for information sharing", source: policy["x-policy"].source });
 });
 
 test("a different policy gives a different form, with no code change", () => {
@@ -151,4 +151,55 @@ test("the safety net's release fields are marked so the panel shows them only wh
   assert.equal(find(tree, "rules.7_record.rationale").safetyNet, undefined);
   // Left empty, it is not part of the justification (the examples stay as they are).
   assert.equal(JSON.stringify(toJustification(tree, stateFor(tree, example("not-share")))).includes("safety_net"), false);
+});
+
+test("questions show only where they apply: the policy's if/then refusals hide them (issue 19)", async () => {
+  const { notApplicable, matches } = await import("../panel/form-model.js");
+  const share = JSON.parse(readFileSync(new URL("../../tests/fixtures/justifications/justification-share.json", import.meta.url), "utf8"));
+  const hidden = notApplicable(policy, share);
+  // The routine referral: none of the situation-specific questions is asked.
+  for (const p of [
+    "rules.1_lawful_basis.legal_duty",
+    "rules.1_lawful_basis.professional",
+    "rules.1_lawful_basis.p10_consent_would_prejudice",
+    "rules.6_necessary_proportionate.information_quality",
+    "subjects.0.adult_at_risk_tests",
+  ]) assert.ok(hidden.has(p), p);
+  assert.ok(!hidden.has("rules.1_lawful_basis.consent_reason_18_2")); // paragraph 18 is relied on
+  assert.ok(!hidden.has("subjects.0.consent"));
+  // Legal obligation asks for the duty; an adult at risk for the three tests; a child is never asked them.
+  const legal = structuredClone(share);
+  legal.rules["1_lawful_basis"].article_6 = "legal_obligation";
+  legal.subjects.push({ ref: "A-1", role: "adult_at_risk" }, { ref: "C-2", role: "child", consent: { sought: true } });
+  const now = notApplicable(policy, legal);
+  assert.ok(!now.has("rules.1_lawful_basis.legal_duty"));
+  assert.ok(now.has("rules.1_lawful_basis.legal_duty_detail"));
+  assert.ok(!now.has("subjects.1.adult_at_risk_tests") && now.has("subjects.2.adult_at_risk_tests"));
+  assert.ok(now.has("subjects.1.consent.childs_views") && !now.has("subjects.2.consent.childs_views"));
+  assert.ok(now.has("subjects.2.consent.not_sought_reason") && !now.has("subjects.2.consent.response"));
+  assert.equal(matches({ not: { const: 1 } }, 2), true);
+  assert.equal(matches({ type: "object", required: ["a"] }, {}), false);
+});
+
+test("a file added in the panel must have the card's name and a size its rounded size allows", () => {
+  assert.deepEqual(cardSizeRange("3 KB"), { min: 2000, max: 4096 });
+  assert.equal(cardSizeRange("no size"), null);
+  assert.equal(fileMatchesCard({ name: "a.docx", size: 1765 }, { name: "a.docx", sizeText: "2 KB" }), null);
+  assert.match(fileMatchesCard({ name: "b.docx", size: 1765 }, { name: "a.docx", sizeText: "2 KB" }), /is called “b.docx”/);
+  assert.match(fileMatchesCard({ name: "a.docx", size: 5 }, { name: "a.docx", sizeText: "2 KB" }), /different version/);
+  assert.equal(fileMatchesCard({ name: "a.docx", size: 5 }, { name: "a.docx", sizeText: "" }), null);
+});
+
+test("the neutral subject names only SafeShare and the share's reference", () => {
+  assert.equal(neutralSubject("sh_1"), "Information shared with you securely (SafeShare sh_1)");
+});
+
+test("toState is the inverse of toJustification; lists of references know where their answers come from", () => {
+  const tree = fieldTree(policy);
+  for (const name of ["share", "not-share"]) {
+    const doc = example(name);
+    assert.deepEqual(toJustification(tree, toState(tree, doc), { policyId: "hmg-2018" }), doc);
+  }
+  assert.deepEqual(fieldsOfRef(tree, "ref"), ["subjects.#.ref"]);
+  assert.equal(find(tree, "rules.5_safety_wellbeing.at_risk").itemRef, "ref");
 });

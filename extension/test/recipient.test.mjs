@@ -132,7 +132,7 @@ test("the justification beside a share, with the policy's titles and labels", ()
   assert.equal(lawful["Article 6 lawful basis"].startsWith("Public task"), true, lawful["Article 6 lawful basis"]);
   assert.match(lawful["Statutory gateways"], /Children Act 1989 s47/);
   assert.equal(byTitle["Rule 2 — Openness"]["Agreement sought"], "No");
-  assert.equal(byTitle["Rule 6 — Necessary, proportionate, relevant, accurate, timely and secure"]["Urgency"], "Within 24 hours");
+  assert.equal(byTitle["Rule 6 — Necessary, proportionate, adequate, relevant, accurate, timely and secure"]["Urgency"], "Within 24 hours");
   assert.deepEqual(justificationSections(null, POLICY), []);
   // Without the policy the codes are still shown, readably.
   const bare = justificationSections(JUSTIFICATION, null);
@@ -255,4 +255,20 @@ test("refusals in words a recipient understands", async () => {
   await assert.rejects(down.inbox(), (e) => e.code === "unreachable" && /could not be reached/.test(e.message));
   const anon = recipientClient({ baseUrl: "http://127.0.0.1:9", token: null, fetch: async () => json(200, {}) });
   await assert.rejects(anon.me(), (e) => e.code === "not_signed_in");
+});
+
+test("a share the recipient has downloaded is not new; rows carry the case and share references", async () => {
+  const { inboxRow: row, shareState: st } = await import("../lib/recipient.js");
+  const base = { id: "s-1", state: "active", expires_at: "2999-01-01T00:00:00Z", subjects: ["CASE-1", "CASE-2"], from: { sub: "pat", org: "e2e" } };
+  assert.equal(st({ ...base, downloads: 0 }), "active");
+  assert.equal(st({ ...base, downloads: 1 }), "opened");
+  const r = row({ ...base, downloads: 1 });
+  assert.equal(r.stateLabel, "Opened, not yet acknowledged");
+  assert.ok(r.openable);
+  assert.equal(r.cases, "CASE-1, CASE-2");
+  assert.equal(r.shareRef, "s-1");
+  assert.equal(r.from, "pat");
+  const named = row({ ...base, from: { sub: "pat", org: "e2e", name: "Pat Jones", org_name: "Hereford Primary" } });
+  assert.equal(named.from, "Pat Jones");
+  assert.equal(named.organisation, "Hereford Primary");
 });

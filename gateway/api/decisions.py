@@ -129,7 +129,8 @@ def _decision_view(row: LedgerRow) -> dict[str, Any]:
         "decision": entry.get("decision"),
         "purpose": entry.get("purpose"),
         "subjects": entry.get("subjects"),
-        "actor": {k: (entry.get("actor") or {}).get(k) for k in ("sub", "role", "org")},
+        "actor": {k: (entry.get("actor") or {}).get(k) for k in ("sub", "role", "org")}
+        | {k: v for k in ("name", "job_title") if (v := (entry.get("actor") or {}).get(k)) is not None},
         "flags": entry.get("flags") or [],
         "leaf_hash": _b64(row.leaf_hash),
     }

@@ -31,6 +31,9 @@ def settle(panel: Any) -> None:
 def _set(panel: Any, path: str, value: Any) -> None:
     loc = panel.locator(f'[data-path="{path}"]')
     first = loc.first
+    # A question the form does not ask for the answers so far (issue 13: only questions that apply) is left out.
+    if first.evaluate("e => !!e.closest('[data-cond][hidden]')"):
+        return
     tag = first.evaluate("e => e.tagName + ':' + (e.type || '')")
     if tag == "INPUT:radio":
         panel.locator(f'input[data-path="{path}"][value="{str(value).lower()}"]').check()
@@ -41,8 +44,10 @@ def _set(panel: Any, path: str, value: Any) -> None:
         first.select_option(str(value))
     elif isinstance(value, list):
         first.fill(", ".join(value))
+        first.blur()  # moving on to the next question, as a practitioner does (problems show once a field is left)
     else:
         first.fill(str(value))
+        first.blur()
 
 
 def fill(panel: Any, doc: dict[str, Any], prefix: str = "") -> None:

@@ -75,6 +75,7 @@ def test_panel_offers_the_agreements_explains_non_signatories_opens_the_document
     # An agreement the gateway does not hold is reported beside the field while the practitioner types.
     field = panel.locator('input[data-path="agreements"]')
     field.fill("no-such-dea")
+    field.blur()  # a problem shows once the field is left
     settle(panel)
     assert "holds no agreement with that ID" in problems(panel).get("agreements", "")
     assert panel.get_by_role("button", name="Share", exact=True).is_disabled()

@@ -71,6 +71,9 @@ async def set_field(panel: Tab, path: str, value: Any) -> None:
     the form about as its answers arrive, so a click can land beside its target: each field is checked, and
     set again if it did not take."""
     sel = f'[data-path="{path}"]'
+    # A question the form does not ask for the answers so far (issue 13: only questions that apply) is left out.
+    if await panel.call("sel => !!document.querySelector(sel)?.closest('[data-cond][hidden]')", sel):
+        return
     kind = await panel.call(
         "sel => { const e = document.querySelector(sel); return e.tagName + ':' + (e.type || ''); }", sel
     )

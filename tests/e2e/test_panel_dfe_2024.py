@@ -35,6 +35,7 @@ def test_the_panel_renders_dfe_2024_for_an_organisation_on_it(
     del incomplete["rules"]["5_protect_identities"]["instruction"]
     fill(panel, incomplete)
     settle(panel)
+    panel.get_by_role("button", name="Share", exact=True).click(force=True)  # problems show once Share is pressed
     shown = problems(panel)
     assert list(shown) == ["rules.5_protect_identities.instruction"], shown
     assert (

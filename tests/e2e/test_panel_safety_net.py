@@ -83,6 +83,7 @@ def test_the_principle_appears_when_not_sharing_despite_significant_harm(
     assert panel.locator('[data-path="subjects.0.ref"]').input_value() == "CASE-2026-0412"
     assert panel.locator('[data-path="rules.5_safety_wellbeing.risk_level"]').input_value() == "significant_harm"
     assert net.count() == 0 and release.is_hidden()
+    panel.get_by_role("button", name="Share", exact=True).click(force=True)  # problems show once Share is pressed
     assert "rules.1_lawful_basis" in problems(panel)  # now a share: its own rules apply
 
 

@@ -16,6 +16,7 @@ from gateway.config import Settings
 from gateway.home import init_home
 from tests.conftest import example
 from tests.e2e.conftest import Browser, Gateway
+from tests.e2e.open_page import assert_accessible, axe_source
 from tests.e2e.panel import fill, open_panel, panel_frame, problems, settle
 from tests.e2e.webmail import OUTLOOK, Webmail
 from tests.test_cli import safeshare
@@ -88,20 +89,43 @@ def test_gmail_incomplete_then_complete_share(page: Any, webmail: Webmail, gatew
     share = panel.get_by_role("button", name="Share", exact=True)
     assert share.is_disabled()
 
-    # Partly filled: Share stays disabled and each problem is shown next to its field, counted per rule.
+    # Nothing entered yet: no error is shown, however incomplete the form (issue 13).
+    assert problems(panel) == {}
+    assert panel.locator(".problem:not([hidden]):not(:empty)").count() == 0
+
+    # Partly filled: a problem shows only once its field is left; the others wait.
     panel.get_by_role("radio", name="Share", exact=True).check()
     panel.get_by_label("Describe the purpose in a sentence or two.").fill("Referral")
-    panel.get_by_label("What is their case or pseudonymous reference (not their name)?").fill("Jane Smith")
+    ref = panel.get_by_label("What is their case or pseudonymous reference (not their name)?")
+    ref.fill("Jane Smith")
+    settle(panel)
+    assert "subjects.0.ref" not in problems(panel)  # still being typed
+    ref.press("Tab")
     settle(panel)
     shown = problems(panel)
-    assert share.is_disabled()
-    assert "must be filled in when sharing" in shown["rules.1_lawful_basis"]
     assert "not a name" in shown["subjects.0.ref"]
+    assert "rules.1_lawful_basis" not in shown and "rules.2_openness.agreement_sought" not in shown
+    assert panel.locator("#error-summary").is_hidden()
+    assert share.is_disabled()  # announced as unavailable (aria-disabled), yet pressable
+    assert "answers still needed" in panel.get_by_role("status").text_content()
+
+    # Share pressed: every problem beside its field, counted per rule, and the GOV.UK error summary at the top,
+    # focused, linking to each field.
+    share.click(force=True)
+    summary = panel.locator("#error-summary")
+    summary.wait_for()
+    assert panel.evaluate("() => document.activeElement.id") == "error-summary"
+    shown = problems(panel)
+    assert "must be filled in when sharing" in shown["rules.1_lawful_basis"]
     assert "must be filled in" in shown["rules.2_openness.agreement_sought"]
     assert "must be filled in" in shown["rules.6_necessary_proportionate"]
     assert panel.locator('[data-count-for="rules.1_lawful_basis"]').text_content() == "(1 problem)"
     assert panel.locator('[data-path="subjects.0.ref"]').get_attribute("aria-invalid") == "true"
     assert "problems to resolve" in panel.get_by_role("status").text_content()
+    assert_accessible(panel, axe_source(), "error summary after Share")
+    link = summary.get_by_role("link", name="What is their case or pseudonymous reference (not their name)?")
+    link.click()
+    assert panel.evaluate("() => document.activeElement.dataset.path") == "subjects.0.ref"
 
     fill(panel, example("share"))
     settle(panel)
