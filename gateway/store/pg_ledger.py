@@ -13,6 +13,8 @@ and never blocks the event loop.
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
@@ -29,6 +31,21 @@ T = TypeVar("T")
 NODE_CACHE_MIN_LEVEL = 8
 
 Conn = Any  # an asyncpg connection (asyncpg has no type information)
+
+#: A word as FTS5's unicode61 tokenizer sees it (letters and digits; '_' separates): the full-text index on
+#: PostgreSQL is built from the same words, so a search matches the same entries on both backends.
+WORD = re.compile(r"[^\W_]+")
+
+
+def fold(word: str) -> str:
+    """Case and diacritics folded, as unicode61 (remove_diacritics) does: 'Séverine' -> 'severine'."""
+    decomposed = unicodedata.normalize("NFKD", word.lower())
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
+def description_words(text: str) -> list[str]:
+    """The lexemes stored for a purpose description (see the module docstring)."""
+    return sorted({fold(w) for w in WORD.findall(text)})
 
 
 def _tree(size: int, state: bytes) -> CompactRange:
@@ -98,9 +115,9 @@ async def append_entry(conn: Conn, entry: Mapping[str, Any], mac_key: bytes | No
         )
     if purpose.get("description"):
         await conn.execute(
-            "INSERT INTO ledger_fts (idx, description) VALUES ($1, to_tsvector('simple', $2))",
+            "INSERT INTO ledger_fts (idx, description) VALUES ($1, array_to_tsvector($2::text[]))",
             idx,
-            purpose["description"],
+            description_words(purpose["description"]),
         )
     nodes = [n for n in tree.append(leaf) if n.level >= NODE_CACHE_MIN_LEVEL]
     if nodes:

@@ -34,7 +34,7 @@ from ..ledger.entry import parse_time as parse_ledger_time
 from ..ledger.guard import CheckpointGuard, LedgerInconsistent
 from ..ledger.mac import start_mac
 from ..ledger.merkle import CompactRange
-from . import pg_ledger
+from . import pg_ledger, pg_queries
 from .files import ESCROW_ID
 from .idempotency import IdempotencyHit, IdempotentWrite, StoredResponse
 from .models import (
@@ -54,6 +54,7 @@ from .models import (
 )
 from .pg_envelopes import PgEnvelopes, PgSpool
 from .pg_schema import MIGRATIONS, SCHEMA_VERSION
+from .queries import AuditFilter, StoredCheckpoint
 
 T = TypeVar("T")
 
@@ -952,6 +953,58 @@ class PostgresStore:
                 "SELECT entry FROM ledger WHERE idx >= $1 AND idx < $2 ORDER BY idx", first, first + width
             )
         return [bytes(r[0]) for r in rows]
+
+    # -- audit queries (pg_queries) -----------------------------------------------------------------
+
+    async def query_page(self, f: AuditFilter, *, before: int | None, limit: int) -> list[LedgerRow]:
+        async with self._read() as conn:
+            return await pg_queries.query_page(conn, f, before=before, limit=limit)
+
+    async def export_pages(self, f: AuditFilter, *, upto: int, page_size: int) -> AsyncIterator[list[LedgerRow]]:
+        """Checks the filter (QueryError) when awaited, before any row is read; then iterate the pages."""
+        await pg_queries.check_filter(f)
+        return pg_queries.export_pages(self._read, f, upto=upto, page_size=page_size)
+
+    async def latest_stored_checkpoint(self) -> StoredCheckpoint | None:
+        async with self._read() as conn:
+            return await pg_queries.latest_checkpoint(conn)
+
+    async def ledger_end(self) -> int:
+        async with self._read() as conn:
+            return await pg_queries.ledger_end(conn)
+
+    async def subject_events(self, ref: str, cap: int, *, scope: str | None = None) -> tuple[list[LedgerRow], bool]:
+        async with self._read() as conn:
+            return await pg_queries.subject_events(conn, ref, cap, scope=scope)
+
+    async def verify_inclusions(
+        self, size: int, root: bytes, entries: Sequence[tuple[int, bytes]]
+    ) -> dict[int, str | None]:
+        async with self._snapshot() as conn:
+            return await pg_queries.verify_inclusions(conn, size, root, entries)
+
+    async def flagged_decisions(
+        self,
+        flag: str,
+        *,
+        org: str | None,
+        time_from: str | None,
+        time_to: str | None,
+        before: int | None,
+        limit: int,
+    ) -> list[LedgerRow]:
+        async with self._read() as conn:
+            return await pg_queries.flagged_decisions(
+                conn, flag, org=org, time_from=time_from, time_to=time_to, before=before, limit=limit
+            )
+
+    async def own_decisions(self, sub: str, *, before: int | None, limit: int) -> list[LedgerRow]:
+        async with self._read() as conn:
+            return await pg_queries.own_decisions(conn, sub, before=before, limit=limit)
+
+    async def stats(self, time_from: str | None, time_to: str | None, *, scope: str | None = None) -> dict[str, Any]:
+        async with self._snapshot() as conn:
+            return await pg_queries.stats(conn, time_from, time_to, scope=scope)
 
     async def ledger_rows(self, start: int = 0, batch: int = 2000) -> AsyncIterator[LedgerRow]:
         """Every entry from `start` in index order, `batch` rows per query (for `ledger verify` and exports)."""
