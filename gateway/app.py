@@ -48,7 +48,10 @@ from .ledger.signer import LedgerSigner
 from .mail import mailer_from_settings
 from .service import Gateway
 from .storage_health import StorageHealth, is_storage_full
+from .store.models import StoreUnavailable
 from .witness_http import WitnessSubmitter, parse_witness_setting
+
+STORE_UNAVAILABLE = "store_unavailable"
 
 log = logging.getLogger("safeshare.app")
 
@@ -143,6 +146,19 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             )
             resp.headers["Retry-After"] = str(retry)
             return resp
+        if isinstance(exc, StoreUnavailable):
+            # The database failed this request's transaction (I/O error, busy, connection lost): nothing of it was
+            # stored, and the store carries on, so the client may simply retry.
+            log.error("store unavailable while handling %s %s", request.method, request.path)
+            retry = request.app[SETTINGS].limits.storage_full_retry_after_seconds
+            resp = error_response(
+                503,
+                STORE_UNAVAILABLE,
+                "The gateway could not reach or write its database, so nothing was stored. Try again shortly.",
+                retry_after=retry,
+            )
+            resp.headers["Retry-After"] = str(retry)
+            return resp
         log.error(
             "unexpected %s while handling %s %s",
             type(exc).__name__,
@@ -214,6 +230,18 @@ async def healthz(request: web.Request) -> web.Response:
         }
         resp = web.json_response(body, status=503)
         resp.headers["Retry-After"] = str(retry)
+        return resp
+    if GATEWAY in request.app and not await request.app[GATEWAY].store.writable():
+        resp = web.json_response(
+            {
+                "status": "unhealthy",
+                "reason": STORE_UNAVAILABLE,
+                "error": STORE_UNAVAILABLE,
+                "message": "The gateway cannot write to its database.",
+            },
+            status=503,
+        )
+        resp.headers["Retry-After"] = str(request.app[SETTINGS].limits.storage_full_retry_after_seconds)
         return resp
     guard = request.app[GATEWAY].store.guard if GATEWAY in request.app else None
     if guard is not None and guard.problem is not None:

@@ -15,7 +15,6 @@ import logging
 import mimetypes
 import os
 import shutil
-import sqlite3
 import sys
 import tempfile
 import time
@@ -46,14 +45,13 @@ from .ledger.checkpoint import (
     verify_checkpoint,
 )
 from .ledger.entry import actor
-from .ledger.merkle import CompactRange
 from .ledger.signer import LedgerSigner
 from .ledger.verify import verify_ledger, verify_remote
 from .ledger.witness import Witness, WitnessRefusal
 from .mail import parse_smtp_url
 from .service import Gateway
+from .store import StoreError, describe, ledger_snapshot, migrate
 from .store.models import Recipient
-from .store.sqlite import create_schema
 
 DEV_TOKEN_TTL = 12 * 3600
 DEMO_RECIPIENT = "demo-recipient"
@@ -61,7 +59,9 @@ DEMO_DETAILS = ("Demo Recipient", "Demo MASH", "demo@example.org")  # name, orga
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    return load_settings(resolve_home(args.home))
+    settings = load_settings(resolve_home(args.home))
+    database = getattr(args, "database", None)
+    return dataclasses.replace(settings, database=database) if database else settings
 
 
 class CliError(Exception):
@@ -86,7 +86,7 @@ def _warn(msg: str) -> None:
 def cmd_init(args: argparse.Namespace) -> int:
     settings = _settings(args)
     init_home(settings)
-    create_schema(settings.db_path)
+    migrate(settings.database_url)
     print(f"SafeShare home ready at {settings.home}", file=sys.stderr)
     print(f"  keys: {settings.keys_dir}  (never commit these)", file=sys.stderr)
     print(f"  data: {settings.data_dir}", file=sys.stderr)
@@ -342,7 +342,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.dev and not settings.smtp_url:
         settings = dataclasses.replace(settings, dev_mail=True)  # no relay: print the e-mail it would send
     keys = init_home(settings)
-    create_schema(settings.db_path)
+    migrate(settings.database_url)  # refuses a newer schema here, before the server starts
     if args.dev:
         _print_dev_banner(settings, args.host, args.port)
     app = create_app(settings, keys)
@@ -804,11 +804,27 @@ def _verifier(args: argparse.Namespace, fallback: str | None) -> NoteVerifier | 
         return None
 
 
+def cmd_migrate(args: argparse.Namespace) -> int:
+    """Apply the schema steps this version knows (`store/migrations.py`); refuses a newer schema."""
+    settings = _settings(args)
+    keys = init_home(settings)
+    first_time = not ledger_head_path(settings).exists()
+    before, after = migrate(
+        settings.database_url, ledger_mac_key=keys.ledger_mac_key or None, legacy_upgrade=first_time
+    )
+    where = describe(settings.database_url)
+    if before == after:
+        print(f"database {where}: schema version {after}, up to date")
+    else:
+        print(f"database {where}: schema migrated from version {before} to {after}")
+    return 0
+
+
 def cmd_ledger_verify(args: argparse.Namespace) -> int:
     if args.gateway:
         return _verify_remote(args)
     settings = _settings(args)
-    if not settings.db_path.exists():
+    if settings.database is None and not settings.db_path.exists():
         _err(f"no ledger at {settings.db_path}")
         return 2
     keys = init_home(settings)
@@ -826,42 +842,23 @@ def cmd_ledger_verify(args: argparse.Namespace) -> int:
     except OSError as exc:
         _err(f"cannot read a saved checkpoint: {exc}")
         return 2
-    conn = sqlite3.connect(f"file:{settings.db_path}?mode=ro", uri=True)
-    try:
-        conn.execute("BEGIN")  # one snapshot: entries, checkpoints and tree state agree in time
-        checkpoints = [(int(r[0]), bytes(r[1])) for r in conn.execute("SELECT size, note FROM ledger_checkpoints")]
-        columns = {r[1] for r in conn.execute("PRAGMA table_info(ledger)")}
-        start_row = (
-            conn.execute("SELECT start, mac FROM ledger_mac_start WHERE id = 0").fetchone()
-            if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'ledger_mac_start'").fetchone()
-            else None
-        )
-        rows = (
-            (int(r[0]), bytes(r[1]), bytes(r[2]), None if r[3] is None else bytes(r[3]))
-            for r in conn.execute(
-                "SELECT idx, entry, leaf_hash, mac FROM ledger ORDER BY idx"
-                if "mac" in columns
-                else "SELECT idx, entry, leaf_hash, NULL FROM ledger ORDER BY idx"
-            )
-        )
-        total = int(conn.execute("SELECT count(*) FROM ledger").fetchone()[0])
-        with progress("verifying the ledger", total, unit="entries") as advance:
+    # One snapshot through the store (whichever database it is): entries, checkpoints and tree state agree in time.
+    with ledger_snapshot(settings.database_url) as snap:
+        checkpoints = snap.checkpoints
+        with progress("verifying the ledger", snap.total, unit="entries") as advance:
             tick, flush = batched(advance)
             report = verify_ledger(
-                _ticking(rows, tick),
+                _ticking(snap.rows(), tick),
                 checkpoints,
                 verifier,
                 settings.log_origin,
                 mac_key=keys.ledger_mac_key,
-                mac_start=None if start_row is None else (int(start_row[0]), bytes(start_row[1])),
+                mac_start=snap.mac_start,
                 saved=saved,
             )
             flush()
-        state = conn.execute("SELECT size, state FROM ledger_tree WHERE id = 0").fetchone()
-    finally:
-        conn.close()
+        stored = snap.tree
     if report.ok and report.entries:
-        stored = CompactRange.from_bytes(bytes(state[1])) if state else CompactRange()
         if stored.size != report.entries or stored.root() != report.root_hash:
             report.fail(f"the stored tree state (size {stored.size}) does not match the entries", stored.size)
     if not report.ok:
@@ -1142,10 +1139,34 @@ def cmd_witness_cosign(args: argparse.Namespace) -> int:
     return 0
 
 
+DATABASE_HELP = (
+    "the database: postgresql://… or sqlite:///path (default: $SAFESHARE_DATABASE, else SQLite in the home's data/)"
+)
+#: The commands that open the store themselves (the others talk to a gateway over HTTP): each takes --database
+#: after its name too, as `safeshare serve --database …`.
+DATABASE_COMMANDS = frozenset({"init", "serve", "recipient", "team", "agreement", "token", "ledger", "migrate"})
+#: Subcommands of those that do not open the store (they read files or a remote gateway).
+NO_DATABASE = frozenset({"checkpoint", "verify-receipt", "export"})
+
+
+def _database_option(parser: argparse.ArgumentParser, names: frozenset[str] | None) -> None:
+    """Add `--database` to every command (of `names`, at the top level) that opens the store."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, child in action.choices.items():
+                if (names is not None and name not in names) or name in NO_DATABASE:
+                    continue
+                if any(isinstance(a, argparse._SubParsersAction) for a in child._actions):
+                    _database_option(child, None)
+                else:
+                    child.add_argument("--database", default=argparse.SUPPRESS, help=DATABASE_HELP)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="safeshare", description=__doc__.splitlines()[0])
     p.add_argument("--version", action="version", version=f"safeshare {__version__}")
     p.add_argument("--home", help="SafeShare home directory (default: $SAFESHARE_HOME or the current directory)")
+    p.add_argument("--database", help=DATABASE_HELP)
     sub = p.add_subparsers(dest="command", required=True)
 
     sub.add_parser("init", help="create keys/ and data/ in the home directory (idempotent)").set_defaults(func=cmd_init)
@@ -1344,6 +1365,9 @@ def build_parser() -> argparse.ArgumentParser:
     lr.add_argument("--policy", help="a C2SP tlog-policy file: trusted log keys, witnesses and the witness quorum")
     lr.set_defaults(func=cmd_ledger_verify_receipt)
 
+    mg = sub.add_parser("migrate", help="bring the database's schema up to this version (start-up does it too)")
+    mg.set_defaults(func=cmd_migrate)
+
     w = sub.add_parser("witness", help="co-sign a gateway's checkpoints (run by a partner organisation)")
     ws = w.add_subparsers(dest="action", required=True)
     wi = ws.add_parser("init", help="create the witness key; prints its verifier key")
@@ -1364,6 +1388,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_recall_commands(sub)
     _add_export_command(lg)
     _add_credential_sources(p)
+    _database_option(p, DATABASE_COMMANDS)
     return p
 
 
@@ -1509,6 +1534,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CliError as exc:
         _err(exc.message)
         return exc.status
+    except StoreError as exc:  # the database refused (unknown scheme, newer schema, unreachable): no traceback
+        _err(str(exc))
+        return 1
     except urllib.error.HTTPError as exc:
         _print_refusal(exc)
         return 1

@@ -134,6 +134,9 @@ class Settings:
     notify_held: bool = False
     #: No relay: print the e-mail the gateway would send to standard output (set by `serve --dev`).
     dev_mail: bool = False
+    #: The store (gateway/store/__init__.py): `postgresql://…`, `sqlite:///path` or a path; unset, SQLite in the
+    #: home's data/ (`db_path`). `SAFESHARE_DATABASE` wins over safeshare.toml, `--database` over both.
+    database: str | None = None
 
     @property
     def keys_dir(self) -> Path:
@@ -146,6 +149,11 @@ class Settings:
     @property
     def db_path(self) -> Path:
         return self.data_dir / "safeshare.sqlite3"
+
+    @property
+    def database_url(self) -> str:
+        """The database every command opens: `database` if set, else the home's SQLite file."""
+        return self.database or f"sqlite://{self.db_path}"
 
     @property
     def envelopes_dir(self) -> Path:
@@ -195,6 +203,8 @@ def load_settings(home: Path) -> Settings:
     oidc = tuple(_oidc_issuer(path, item) for item in oidc_raw)
     if os.environ.get("SAFESHARE_SMTP_URL"):
         raw["smtp_url"] = os.environ["SAFESHARE_SMTP_URL"]
+    if os.environ.get("SAFESHARE_DATABASE"):
+        raw["database"] = os.environ["SAFESHARE_DATABASE"]
     return Settings(home=home, limits=Limits(**limits_raw), policies=policies, oidc=oidc, agreements=agreements, **raw)
 
 

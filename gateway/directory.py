@@ -18,13 +18,13 @@ from .auth import Principal
 from .errors import ApiError, field_error, not_found
 from .ledger import entry as ledger_entry
 from .store.models import RECIPIENT_DISABLED, Enrolment, Recipient, RecipientExists
-from .store.sqlite import SQLiteStore
+from .store.protocol import Store
 
 RECIPIENT_ID_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 
 
 class DirectoryUseCases:
-    store: SQLiteStore
+    store: Store
 
     def now_str(self) -> str:
         raise NotImplementedError

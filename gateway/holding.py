@@ -29,9 +29,8 @@ from .home import load_or_create_holding_identity
 from .ledger import entry as ledger_entry
 from .mail import Mail, Mailer, MailError
 from .store.files import TMP_DIR, EnvelopeFiles, _fsync_dir
-from .store.held import HeldRow, HeldStore
-from .store.models import RECIPIENT_ACTIVE, Recipient, Share
-from .store.sqlite import SQLiteStore
+from .store.models import RECIPIENT_ACTIVE, HeldRow, Recipient, Share
+from .store.protocol import HeldShares, Store
 
 log = logging.getLogger("safeshare.holding")
 
@@ -78,7 +77,7 @@ def rate_limited(retry_after: float) -> ApiError:
 
 class HoldingUseCases:
     settings: Settings
-    store: SQLiteStore
+    store: Store
     files: EnvelopeFiles
     mailer: Mailer | None = None
     _digest_key: bytes
@@ -102,8 +101,8 @@ class HoldingUseCases:
     # -- set-up -------------------------------------------------------------------------------------
 
     @property
-    def held(self) -> HeldStore:
-        return HeldStore(self.store)
+    def held(self) -> HeldShares:
+        return self.store.held
 
     def holding_identity(self) -> envelope.X25519Identity:
         cached: envelope.X25519Identity | None = getattr(self, "_holding_identity", None)
@@ -201,15 +200,7 @@ class HoldingUseCases:
         return ids, unknown, (mode if unknown else None), (passphrase if unknown else None)
 
     async def _person_by_email(self, address: str) -> Recipient | None:
-        async with self.store.reader.execute(
-            "SELECT id FROM recipients WHERE email = ? AND status = ? AND kind = 'person' AND age_recipient != ''"
-            " ORDER BY id LIMIT 1",
-            (address, RECIPIENT_ACTIVE),
-        ) as cur:
-            row = await cur.fetchone()
-        if row is None:
-            return None
-        return (await self.store.get_recipients([row[0]])).get(row[0])
+        return await self.store.person_by_email(address)
 
     def held_keys(
         self, addresses: Sequence[str], mode: str | None, passphrase: str | None

@@ -19,8 +19,9 @@ from .config import Settings
 from .errors import ApiError, field_error, not_found
 from .justification import PolicyRegistry, Problem
 from .ledger import entry as ledger_entry
-from .store.agreements import AgreementExists, AgreementStore
+from .store.agreements import AgreementExists, DocumentFiles
 from .store.models import Recipient
+from .store.protocol import AgreementRecords
 
 #: Length cap on an override reason (same as every free-text field).
 MAX_REASON = 4000
@@ -49,7 +50,8 @@ def agreement_problems_error(check: AgreementCheck, overridable: bool, why: str 
 class AgreementUseCases:
     settings: Settings
     policies: PolicyRegistry
-    agreement_store: AgreementStore
+    agreement_store: AgreementRecords
+    agreement_documents: DocumentFiles
 
     def now_str(self) -> str:
         raise NotImplementedError
@@ -90,7 +92,7 @@ class AgreementUseCases:
             )
         if suffix == ".pdf" and not document.startswith(b"%PDF-"):
             raise field_error("invalid_agreement", "document", "A .pdf document must be a PDF file.")
-        sha256 = await asyncio.to_thread(self.agreement_store.documents.put, document)
+        sha256 = await asyncio.to_thread(self.agreement_documents.put, document)
         doc = {"sha256": sha256, "size": len(document), "name": name, "content_type": rules.DOCUMENT_TYPES[suffix]}
         now = self.now_str()
 

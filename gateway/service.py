@@ -32,9 +32,8 @@ from .justification import validate as validate_justification
 from .ledger import entry as ledger_entry
 from .ledger.signer import LedgerSigner
 from .partnership import AgreementUseCases
-from .store.agreements import AgreementStore
+from .store.agreements import DocumentFiles
 from .store.files import ESCROW_ID, EnvelopeFiles
-from .store.held import insert_held
 from .store.models import (
     RECIPIENT_ACTIVE,
     SHARE_ACTIVE,
@@ -43,7 +42,7 @@ from .store.models import (
     Share,
     ShareRecipient,
 )
-from .store.sqlite import SQLiteStore
+from .store.protocol import Store
 
 log = logging.getLogger("safeshare.service")
 
@@ -119,7 +118,7 @@ class Gateway(HoldingUseCases, DirectoryUseCases, AgreementUseCases):
     def __init__(
         self,
         settings: Settings,
-        store: SQLiteStore,
+        store: Store,
         policies: PolicyRegistry,
         digest_key: bytes,
         signer: LedgerSigner,
@@ -129,7 +128,8 @@ class Gateway(HoldingUseCases, DirectoryUseCases, AgreementUseCases):
         self.signer = signer
         self.escrow = envelope.X25519Recipient.parse(settings.escrow_recipient) if settings.escrow_recipient else None
         self.store = store
-        self.agreement_store = AgreementStore(store, settings.data_dir / "agreements")
+        self.agreement_store = store.agreements
+        self.agreement_documents = DocumentFiles(settings.data_dir / "agreements")
         self.files = EnvelopeFiles(settings.envelopes_dir)
         self.policies = policies
         self._digest_key = digest_key
@@ -571,7 +571,7 @@ class Gateway(HoldingUseCases, DirectoryUseCases, AgreementUseCases):
                 entry,
                 before_commit=lambda: spool.place(share_id),
                 idempotency=None if idempotency is None else idempotency.write(respond),
-                also=(lambda conn: insert_held(conn, held_rows)) if held_rows else None,
+                held=held_rows,
             )
         except BaseException:
             # The share ID is new, so whatever exists under it was made by this request alone.

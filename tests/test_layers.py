@@ -26,6 +26,7 @@ PURE: dict[str, tuple[str, ...]] = {
     "gateway.ledger.verify": ("gateway.ledger",),
     "gateway.ledger.witness": ("gateway.ledger",),
     "gateway.store.models": (),
+    "gateway.store.audit": (),
     "gateway.disclosure": ("gateway.justification",),
     "gateway.agreements": ("gateway.justification", "gateway.store.models"),
     "gateway.audit_report": (
@@ -77,7 +78,7 @@ def ours(modules: set[str]) -> set[str]:
 def test_the_rules_see_every_module() -> None:
     assert set(PURE) <= set(MODULES)
     assert {"gateway.app", "gateway.cli", "gateway.service", "gateway.store.sqlite"} <= set(MODULES)
-    assert "gateway.store.sqlite" in imports("gateway.service")  # the resolver does resolve relative imports
+    assert "gateway.store.protocol" in imports("gateway.service")  # the resolver does resolve relative imports
 
 
 @pytest.mark.parametrize("name", sorted(PURE))
@@ -101,6 +102,23 @@ def test_the_store_knows_nothing_above_it(name: str) -> None:
 def test_handlers_never_open_the_sqlite_store_directly(name: str) -> None:
     """Handlers reach the store through the Gateway object (issue 11 moves `store.queries` behind it too)."""
     assert not {m for m in imports(name) if within(m, ("gateway.store.sqlite", "sqlite3", "aiosqlite"))}
+
+
+#: The backends' own modules: only `gateway/store/` (the factory in `store/__init__.py`, and each backend itself)
+#: may import them; everything above names only `store.protocol` and the value types.
+BACKENDS = ("gateway.store.sqlite", "gateway.store.postgres")
+#: Database drivers: a module above the store that imported one would know which database it is.
+DRIVERS = ("sqlite3", "aiosqlite", "asyncpg")
+
+
+@pytest.mark.parametrize("name", sorted(m for m in MODULES if not within(m, "gateway.store")))
+def test_nothing_above_the_store_knows_which_database_it_is(name: str) -> None:
+    """Issue 11: use cases, handlers, the app and the CLI reach persistence through `store.protocol.Store`."""
+    found = imports(name)
+    assert not {m for m in found if within(m, BACKENDS)}, f"{name} imports a store backend"
+    allowed_driver = {"gateway.storage_health": ("sqlite3",)}.get(name, ())  # recognises SQLite's "disk full"
+    drivers = {m for m in found if within(m, DRIVERS) and not within(m, allowed_driver)}
+    assert not drivers, f"{name} imports a database driver: {sorted(drivers)}"
 
 
 @pytest.mark.parametrize("name", sorted(MODULES))

@@ -160,7 +160,7 @@ async def document(request: web.Request) -> web.StreamResponse:
     """Public and immutable: the bytes whose SHA-256 is in the URL (and in every ledger entry made under them)."""
     gw = gateway(request)
     sha = request.match_info["sha256"]
-    path = gw.agreement_store.documents.path(sha)
+    path = gw.agreement_documents.path(sha)
     agreement = await gw.agreement_store.by_document(sha) if path is not None else None
     if path is None or agreement is None:
         raise not_found("document")

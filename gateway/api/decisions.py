@@ -14,7 +14,7 @@ from ..auth import Principal
 from ..errors import ApiError
 from ..idempotency import INFLIGHT, Idempotency
 from ..ledger.entry import format_time, parse_time
-from ..store import queries
+from ..store import audit
 from ..store.idempotency import IdempotencyHit
 from ..store.models import LedgerRow
 from .common import gateway, json_response, principal, query_int, query_str, read_json, read_json_raw
@@ -148,7 +148,7 @@ async def list_own_decisions(request: web.Request) -> web.Response:
     limit = query_int(request, "limit", 50, 1, gw.settings.limits.page_size_max)
     assert limit is not None
     before = query_int(request, "cursor", None, 0, 2**62)
-    rows = await queries.own_decisions(gw.store.reader, p.sub, before=before, limit=limit)
+    rows = await gw.store.own_decisions(p.sub, before=before, limit=limit)
     mine = [r for r in rows if (json.loads(r.entry).get("actor") or {}).get("iss") == p.issuer]
     return json_response(
         {
@@ -176,9 +176,8 @@ async def list_not_shared_despite_risk(request: web.Request) -> web.Response:
             # Another organisation's decisions do not involve this auditor's: nothing to list (as /ledger).
             return json_response({"decisions": [], "next_cursor": None})
         org = scope
-    rows = await queries.flagged_decisions(
-        gw.store.reader,
-        queries.FLAG_NOT_SHARED_DESPITE_RISK,
+    rows = await gw.store.flagged_decisions(
+        audit.FLAG_NOT_SHARED_DESPITE_RISK,
         org=org,
         time_from=time_from,
         time_to=time_to,

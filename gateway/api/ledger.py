@@ -21,7 +21,7 @@ from ..encoding import b64 as _b64
 from ..errors import ApiError
 from ..ledger.checkpoint import Checkpoint, CheckpointError, verify_checkpoint
 from ..ledger.entry import KINDS, format_time, parse_time, utc_now
-from ..store import queries
+from ..store import audit
 from ..store.models import LedgerRow
 from .common import SIGNER, gateway, json_response, principal, query_int, query_str
 
@@ -97,8 +97,8 @@ def _text_param(request: web.Request) -> str | None:
     if raw is None or raw.strip() == "":
         return None
     try:
-        return queries.fts_query(raw)
-    except queries.QueryError as exc:
+        return audit.fts_query(raw)
+    except audit.QueryError as exc:
         raise ApiError(400, "invalid_parameter", exc.message, field=exc.field) from None
 
 
@@ -112,8 +112,8 @@ def _coded(request: web.Request, name: str) -> str | None:
     return _choice(request, name, gateway(request).policies.codes(CODED_FILTERS[name]))
 
 
-def _filter(request: web.Request) -> queries.AuditFilter:
-    return queries.AuditFilter(
+def _filter(request: web.Request) -> audit.AuditFilter:
+    return audit.AuditFilter(
         scope=_scope(request),
         subject=query_str(request, "subject", 64),
         practitioner=query_str(request, "practitioner", 256),
@@ -132,7 +132,7 @@ def _filter(request: web.Request) -> queries.AuditFilter:
     )
 
 
-def _query_error(exc: queries.QueryError) -> ApiError:
+def _query_error(exc: audit.QueryError) -> ApiError:
     return ApiError(400, "invalid_parameter", exc.message, field=exc.field)
 
 
@@ -157,8 +157,8 @@ async def query_ledger(request: web.Request) -> web.StreamResponse:
     assert limit is not None  # has a default
     before = query_int(request, "cursor", None, 0, 2**62)
     try:
-        rows = await queries.query_page(gw.store.reader, f, before=before, limit=limit)
-    except queries.QueryError as exc:
+        rows = await gw.store.query_page(f, before=before, limit=limit)
+    except audit.QueryError as exc:
         raise _query_error(exc) from None
     return json_response(
         {
@@ -239,19 +239,18 @@ def _jsonl_page(rows: list[LedgerRow]) -> bytes:
     return bytes(out)
 
 
-async def _export(request: web.Request, f: queries.AuditFilter, fmt: str) -> web.StreamResponse:
+async def _export(request: web.Request, f: audit.AuditFilter, fmt: str) -> web.StreamResponse:
     """Stream every match up to the latest signed checkpoint, so the export can be checked against it.
 
     Before any checkpoint exists the export runs to the current end of the ledger and says so
     (`checkpoint: null`). Rows go out one database page at a time, awaiting the client between pages.
     """
     gw = gateway(request)
-    conn = gw.store.reader
-    cp = await queries.latest_checkpoint(conn)
-    upto = cp.size if cp is not None else await queries.ledger_end(conn)
+    cp = await gw.store.latest_stored_checkpoint()
+    upto = cp.size if cp is not None else await gw.store.ledger_end()
     try:
-        plan = await queries.export_plan(conn, f, upto=upto)
-    except queries.QueryError as exc:
+        pages = await gw.store.export_pages(f, upto=upto, page_size=EXPORT_PAGE_SIZE)
+    except audit.QueryError as exc:
         raise _query_error(exc) from None
     ext = "csv" if fmt == "csv" else "jsonl"
     resp = web.StreamResponse(
@@ -275,7 +274,7 @@ async def _export(request: web.Request, f: queries.AuditFilter, fmt: str) -> web
         first = {"checkpoint": None if cp is None else {"size": cp.size, "note": cp.note.decode()}, "size": upto}
         await resp.write(json.dumps(first).encode() + b"\n")
         encode = _jsonl_page
-    async for page in queries.export_pages(conn, plan, page_size=EXPORT_PAGE_SIZE):
+    async for page in pages:
         # Encoding a page (CSV parses every entry) takes tens of ms: off the event loop, other requests go on.
         await resp.write(await asyncio.to_thread(encode, page))
     await resp.write_eof()
@@ -293,7 +292,7 @@ def _report_format(request: web.Request) -> str:
     return "json" if "application/json" in accept and "text/html" not in accept else "html"
 
 
-def _checkpoint_stamp(request: web.Request, cp: queries.StoredCheckpoint) -> tuple[dict[str, Any], bytes | None]:
+def _checkpoint_stamp(request: web.Request, cp: audit.StoredCheckpoint) -> tuple[dict[str, Any], bytes | None]:
     """The stamp shown on the report, and the root to prove against (None if the checkpoint is not usable).
 
     The signature is checked with the gateway's own ledger key; a checkpoint that fails is reported as
@@ -327,19 +326,16 @@ async def subject_report(request: web.Request) -> web.Response:
     if subject is None:
         raise ApiError(400, "invalid_parameter", "subject is required.", field="subject")
     gw = gateway(request)
-    conn = gw.store.reader
     # The checkpoint first: every entry listed below its size is then provable against it.
-    cp = await queries.latest_checkpoint(conn)
+    cp = await gw.store.latest_stored_checkpoint()
     cap = audit_report.REPORT_CAP
-    rows, capped = await queries.subject_events(conn, subject, cap, scope=scope)
+    rows, capped = await gw.store.subject_events(subject, cap, scope=scope)
     stamp: dict[str, Any] | None = None
     proofs: dict[int, str | None] = {}
     if cp is not None:
         stamp, root = _checkpoint_stamp(request, cp)
         if root is not None:
-            proofs = await asyncio.to_thread(
-                queries.verify_inclusions, gw.store.path, cp.size, root, [(r.index, r.entry) for r in rows]
-            )
+            proofs = await gw.store.verify_inclusions(cp.size, root, [(r.index, r.entry) for r in rows])
     report = audit_report.build_report(
         subject=subject,
         rows=rows,
@@ -369,4 +365,4 @@ async def ledger_stats(request: web.Request) -> web.Response:
     scope = _scope(request)
     time_from = _time_param(request, "from")
     time_to = _time_param(request, "to")
-    return json_response(await queries.stats(gateway(request).store.reader, time_from, time_to, scope=scope))
+    return json_response(await gateway(request).store.stats(time_from, time_to, scope=scope))

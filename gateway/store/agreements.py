@@ -91,9 +91,8 @@ class AgreementExists(Exception):
 class AgreementStore:
     """Reads and writes agreement versions through the main store's writer thread and reader connection."""
 
-    def __init__(self, store: SQLiteStore, documents_dir: Path) -> None:
+    def __init__(self, store: SQLiteStore) -> None:
         self._store = store
-        self.documents = DocumentFiles(documents_dir)
 
     async def add_version(
         self, fields: Mapping[str, Any], document: Mapping[str, Any], entry_for: Callable[[int], Mapping[str, Any]]

@@ -4,38 +4,12 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
-from .models import SHARE_ACTIVE, Share
+from .models import SHARE_ACTIVE, CodeCheck, HeldRow, Share
 from .sqlite import SQLiteStore, _load_share, append_entry
 
 EntryFor = Callable[[Share], Mapping[str, Any]]
-
-
-@dataclass(frozen=True)
-class HeldRow:
-    share_id: str
-    address: str
-    mode: str
-    envelope: str
-    envelope_sha256: str
-    envelope_size: int
-    state: str
-    recipient_id: str
-    downloads: int = 0
-
-    def public(self) -> dict[str, Any]:
-        """What the sender sees (never the passphrase, never a code)."""
-        return {
-            "recipient": self.address,
-            "id": self.recipient_id,
-            "mode": "held" if self.mode == "held" else "passphrase",
-            "state": self.state,
-            "downloads": self.downloads,
-            "envelope_sha256": self.envelope_sha256,
-            "envelope_size": self.envelope_size,
-        }
 
 
 _COLUMNS = "share_id, address, mode, envelope, envelope_sha256, envelope_size, state, recipient_id, downloads"
@@ -71,15 +45,6 @@ def _held(conn: sqlite3.Connection, share_id: str, address: str) -> HeldRow | No
         (share_id, address),
     ).fetchone()
     return None if r is None else _row(r)
-
-
-@dataclass(frozen=True)
-class CodeCheck:
-    """Outcome of checking a code: 'accepted', 'invalid' (attempts_left), 'locked', 'gone' or 'none'."""
-
-    outcome: str
-    attempts_left: int = 0
-    share: Share | None = None
 
 
 class HeldStore:

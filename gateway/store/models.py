@@ -21,6 +21,16 @@ class StoreError(Exception):
     """A store-level refusal the API turns into a structured error."""
 
 
+class StoreUnavailable(StoreError):
+    """The database could not complete the operation (disk or I/O error, busy, connection lost): nothing of it was
+    stored, and the store carries on. HTTP answers 503 `store_unavailable` with Retry-After."""
+
+
+class SchemaTooNew(StoreError):
+    """The database was written by a newer SafeShare (its schema version is above the code's): refusing to start
+    is the only safe answer, since this code would misread or damage what it does not know."""
+
+
 class RecipientExists(StoreError):
     pass
 
@@ -230,3 +240,40 @@ class Agreement:
     def describe(self) -> str:
         """Plain words for reports: 'the Example Children's Data Exchange Agreement (version 2)'."""
         return f"{self.title} ({KIND_WORDS.get(self.kind, 'agreement')}, version {self.version})"
+
+
+# -- held and passphrase shares (issue 6): rows of `held_recipients`, the outcome of a claim-code check ------
+
+
+@dataclass(frozen=True)
+class HeldRow:
+    share_id: str
+    address: str
+    mode: str
+    envelope: str
+    envelope_sha256: str
+    envelope_size: int
+    state: str
+    recipient_id: str
+    downloads: int = 0
+
+    def public(self) -> dict[str, Any]:
+        """What the sender sees (never the passphrase, never a code)."""
+        return {
+            "recipient": self.address,
+            "id": self.recipient_id,
+            "mode": "held" if self.mode == "held" else "passphrase",
+            "state": self.state,
+            "downloads": self.downloads,
+            "envelope_sha256": self.envelope_sha256,
+            "envelope_size": self.envelope_size,
+        }
+
+
+@dataclass(frozen=True)
+class CodeCheck:
+    """Outcome of checking a code: 'accepted', 'invalid' (attempts_left), 'locked', 'gone' or 'none'."""
+
+    outcome: str
+    attempts_left: int = 0
+    share: Share | None = None

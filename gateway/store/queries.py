@@ -20,7 +20,6 @@ an index and that every choice of plan gives the same answer.
 
 from __future__ import annotations
 
-import re
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, replace
@@ -31,6 +30,16 @@ import aiosqlite
 
 from ..ledger import merkle
 from ..ledger.entry import KINDS
+from .audit import (
+    BROAD_CAP,
+    ESTIMATE_CAP,
+    FLAG_NOT_SHARED_DESPITE_RISK,
+    MAX_INDEX,
+    AuditFilter,
+    QueryError,
+    StoredCheckpoint,
+    fts_query,
+)
 from .models import LedgerRow
 from .sqlite import STATS_INDEXES, TreeReader
 
@@ -40,72 +49,7 @@ T = TypeVar("T")
 # derives the auditor's filter values from the policies loaded (`PolicyRegistry.codes`), so a new edition of the
 # rules is one JSON file and nothing here. These queries only compare the stored codes with a checked value.
 
-#: Longest full-text query accepted, and most words in it: enough for any real search, bounded work.
-MAX_TEXT_QUERY = 500
-MAX_TEXT_TERMS = 16
-#: Counting a filter's matches stops here: enough to tell a selective filter from a broad one, cheaply.
-ESTIMATE_CAP = 5000
-#: When every filter is broad, they are counted again up to here (~5 ms each at 0.1 µs an index entry): the
-#: rarest of several broad filters can still be ten times rarer than the others, and the walk costs a row
-#: read per candidate.
-BROAD_CAP = 50_000
-#: Above every real ledger index; the default upper bound of a range.
-MAX_INDEX = 2**62
-
 _ROW = "l.idx, l.time, l.kind, l.entry, l.leaf_hash"
-#: A word as FTS5's unicode61 tokenizer sees it (letters and digits; '_' separates), optionally a prefix.
-_WORD = re.compile(r"([^\W_]+)(\*?)")
-
-
-class QueryError(ValueError):
-    """User input that cannot become a query (the API turns it into a 400 naming `field`)."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
-        self.field = field
-        self.message = message
-
-
-def fts_query(text: str) -> str:
-    """Turn free text into an FTS5 query that cannot be a syntax error: every word a quoted phrase, ANDed.
-
-    FTS5's own syntax (AND/OR/NOT/NEAR, parentheses, column filters, `^`) is not exposed: auditors type
-    words, and hostile input must not be able to produce an error or an expensive query. A trailing `*`
-    on a word keeps its meaning (prefix search) since it cannot be misparsed after a closing quote.
-    """
-    if len(text) > MAX_TEXT_QUERY:
-        raise QueryError("q", f"q is longer than {MAX_TEXT_QUERY} characters.")
-    words = _WORD.findall(text)
-    if not words:
-        raise QueryError("q", "q must contain at least one word (letters or digits).")
-    if len(words) > MAX_TEXT_TERMS:
-        raise QueryError("q", f"q has more than {MAX_TEXT_TERMS} words.")
-    return " ".join(f'"{word}"' + ("*" if star else "") for word, star in words)
-
-
-@dataclass(frozen=True)
-class AuditFilter:
-    """Every filter the auditor routes accept; all given ones must hold (AND). Values are already checked."""
-
-    subject: str | None = None
-    practitioner: str | None = None
-    recipient: str | None = None
-    org: str | None = None
-    kind: str | None = None
-    decision: str | None = None
-    purpose: str | None = None
-    article_6: str | None = None
-    article_9: str | None = None
-    dpa_schedule_1: str | None = None
-    #: A partnership agreement's ID: entries made under (or about) any version of it.
-    agreement: str | None = None
-    #: An FTS5 expression made by `fts_query`, never raw user input.
-    text: str | None = None
-    time_from: str | None = None
-    time_to: str | None = None
-    #: Tenancy (gateway/tenancy.py): only entries involving this organisation (the actor's or a recipient's,
-    #: as `ledger_orgs` holds them); None for a partnership-wide auditor. Not a user filter: set from the token.
-    scope: str | None = None
 
 
 @dataclass(frozen=True)
@@ -399,13 +343,6 @@ async def export_pages(
         lo = page[-1].index + 1
 
 
-@dataclass(frozen=True)
-class StoredCheckpoint:
-    size: int
-    time: str
-    note: bytes
-
-
 async def latest_checkpoint(conn: aiosqlite.Connection) -> StoredCheckpoint | None:
     rows = await _fetch(conn, "SELECT size, time, note FROM ledger_checkpoints ORDER BY size DESC LIMIT 1", ())
     return None if not rows else StoredCheckpoint(int(rows[0][0]), rows[0][1], bytes(rows[0][2]))
@@ -525,8 +462,6 @@ def _empty_month(m: str) -> dict[str, Any]:
     }
 
 
-#: The flag a policy's safety net puts on a decision not to share despite significant harm or immediate risk.
-FLAG_NOT_SHARED_DESPITE_RISK = "not_share_despite_risk"
 #: Entries are stored as UTF-8 JSON bytes; SQLite's JSON functions need them as text.
 _ENTRY_JSON = "CAST(d.entry AS TEXT)"
 

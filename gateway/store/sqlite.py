@@ -15,11 +15,12 @@ import json
 import queue
 import sqlite3
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import aiosqlite
 
@@ -30,6 +31,7 @@ from ..ledger.entry import seal
 from ..ledger.guard import CheckpointGuard, LedgerInconsistent, TrustedHead
 from ..ledger.mac import entry_mac, entry_mac_ok, start_mac, start_mac_ok
 from ..ledger.merkle import CompactRange, ProofError, verify_consistency
+from .audit import AuditFilter, StoredCheckpoint
 from .files import ESCROW_ID
 from .held_schema import HELD_SCHEMA
 from .idempotency import IdempotencyHit, IdempotentWrite, StoredResponse
@@ -41,13 +43,16 @@ from .models import (
     SHARE_REVOKED,
     Enrolment,
     FetchOutcome,
+    HeldRow,
     LedgerRow,
     Recipient,
     RecipientExists,
     Share,
     ShareRecipient,
     StoreError,
+    StoreUnavailable,
 )
+from .protocol import AgreementRecords, HeldShares
 
 T = TypeVar("T")
 
@@ -395,6 +400,9 @@ class _Writer:
             queue.SimpleQueue()
         )
         self._max_batch = max_batch
+        #: False from a batch the database failed (disk full, I/O error, busy) until one commits again:
+        #: `/healthz` reports it, so a store that cannot write does not look healthy.
+        self.healthy = True
         self._thread = threading.Thread(target=self._run, name="safeshare-sqlite-writer", daemon=True)
         self._thread.start()
 
@@ -429,17 +437,17 @@ class _Writer:
             if stop:
                 return
 
-    @staticmethod
     def _run_batch(
-        conn: sqlite3.Connection, batch: list[tuple[Callable[[sqlite3.Connection], Any], Future[Any]]]
+        self, conn: sqlite3.Connection, batch: list[tuple[Callable[[sqlite3.Connection], Any], Future[Any]]]
     ) -> None:
         results: list[tuple[Future[Any], bool, Any]] = []
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
+            self.healthy = False
             for _, fut in batch:
                 if fut.set_running_or_notify_cancel():
-                    fut.set_exception(StoreError(f"could not start a transaction: {exc}"))
+                    fut.set_exception(StoreUnavailable(f"could not start a transaction: {exc}"))
             return
         for i, (op, fut) in enumerate(batch):
             if not fut.set_running_or_notify_cancel():
@@ -448,7 +456,7 @@ class _Writer:
             try:
                 conn.execute("SAVEPOINT op")
             except sqlite3.Error as exc:
-                _Writer._abort(conn, results, [(fut, exc)], exc, rest)
+                self._abort(conn, results, [(fut, exc)], exc, rest)
                 return
             try:
                 value = op(conn)
@@ -459,14 +467,14 @@ class _Writer:
                 except sqlite3.Error as rollback_exc:
                     # e.g. the disk filled up: the savepoint cannot be undone alone, so the whole batch is
                     # rolled back and each of its callers told; the writer thread carries on with the next batch.
-                    _Writer._abort(conn, results, [(fut, exc)], rollback_exc, rest)
+                    self._abort(conn, results, [(fut, exc)], rollback_exc, rest)
                     return
                 results.append((fut, False, exc))
             else:
                 try:
                     conn.execute("RELEASE op")
                 except sqlite3.Error as exc:
-                    _Writer._abort(conn, results, [(fut, exc)], exc, rest)
+                    self._abort(conn, results, [(fut, exc)], exc, rest)
                     return
                 results.append((fut, True, value))
         try:
@@ -476,17 +484,19 @@ class _Writer:
                 conn.execute("ROLLBACK")
             except sqlite3.Error:
                 pass
+            self.healthy = False
             for fut, _, _ in results:
-                fut.set_exception(StoreError(f"commit failed: {exc}"))
+                fut.set_exception(StoreUnavailable(f"commit failed: {exc}"))
             return
+        self.healthy = True
         for fut, ok, value in results:
             if ok:
                 fut.set_result(value)
             else:
                 fut.set_exception(value)
 
-    @staticmethod
     def _abort(
+        self,
         conn: sqlite3.Connection,
         results: list[tuple[Future[Any], bool, Any]],
         failing: list[tuple[Future[Any], BaseException]],
@@ -501,18 +511,19 @@ class _Writer:
         try:
             conn.execute("ROLLBACK")
         except sqlite3.Error:
-            pass
-        error = StoreError(f"transaction rolled back: {cause}")
-        error.__cause__ = cause
+            pass  # SQLite already rolled the transaction back itself (the usual case after a disk or I/O error)
+        self.healthy = False
         for fut, _, _ in results:
+            error = StoreUnavailable(f"transaction rolled back: {cause}")
+            error.__cause__ = cause
             fut.set_exception(error)
         for fut, exc in failing:
-            err = StoreError(f"transaction rolled back: {cause}")
+            err = StoreUnavailable(f"transaction rolled back: {cause}")
             err.__cause__ = exc
             fut.set_exception(err)
         for _, fut in rest:
             if fut.set_running_or_notify_cancel():
-                fut.set_exception(StoreError(f"not run: the transaction was rolled back ({cause})"))
+                fut.set_exception(StoreUnavailable(f"not run: the transaction was rolled back ({cause})"))
 
 
 #: Complete subtrees at this level and above (256+ leaves) are stored for fast proofs.
@@ -842,6 +853,22 @@ class SQLiteStore:
         await self._reader.close()
         await asyncio.to_thread(self._writer.close)
 
+    @property
+    def held(self) -> HeldShares:
+        from .held import HeldStore
+
+        return HeldStore(self)
+
+    @property
+    def agreements(self) -> AgreementRecords:
+        from .agreements import AgreementStore
+
+        return AgreementStore(self)
+
+    async def writable(self) -> bool:
+        """False after a batch failed on the database's side until a later one commits (see `_Writer`)."""
+        return self._writer.healthy
+
     # -- recipients -------------------------------------------------------------------------------
 
     async def add_recipient(self, rec: Recipient, entry: Mapping[str, Any]) -> int:
@@ -1028,6 +1055,17 @@ class SQLiteStore:
 
         return await self._writer.submit(op)
 
+    async def person_by_email(self, address: str) -> Recipient | None:
+        async with self._reader.execute(
+            "SELECT id FROM recipients WHERE email = ? AND status = ? AND kind = 'person' AND age_recipient != ''"
+            " ORDER BY id LIMIT 1",
+            (address, RECIPIENT_ACTIVE),
+        ) as cur:
+            row = await cur.fetchone()
+        if row is None:
+            return None
+        return (await self.get_recipients([row[0]])).get(row[0])
+
     async def get_recipients(self, ids: Sequence[str]) -> dict[str, Recipient]:
         if not ids:
             return {}
@@ -1063,9 +1101,9 @@ class SQLiteStore:
         entry: Mapping[str, Any],
         before_commit: Callable[[], None] | None = None,
         idempotency: IdempotentWrite | None = None,
-        also: Callable[[sqlite3.Connection], None] | None = None,
+        held: Sequence[HeldRow] = (),
     ) -> int:
-        """Insert the share, its recipients and its ledger entry in one transaction.
+        """Insert the share, its recipients, its held rows and its ledger entry in one transaction.
 
         `before_commit` runs inside the transaction (in the writer thread) after the rows are written: the
         envelope files are moved into place there, so a failure to place them aborts the whole share.
@@ -1118,8 +1156,10 @@ class SQLiteStore:
                     for r in share.recipients
                 ],
             )
-            if also is not None:  # more rows of the same share (held recipients), in the same transaction
-                also(conn)
+            if held:  # addresses without a key yet (issue 6), in the same transaction
+                from .held import insert_held
+
+                insert_held(conn, held)
             if before_commit is not None:
                 before_commit()
             return idx
@@ -1470,6 +1510,67 @@ class SQLiteStore:
         ) as cur:
             return [bytes(r[0]) for r in await cur.fetchall()]
 
+    # -- audit queries (store/queries.py holds the SQL and its plans) -----------------------------------------
+
+    async def query_page(self, f: AuditFilter, *, before: int | None, limit: int) -> list[LedgerRow]:
+        from . import queries
+
+        return await queries.query_page(self._reader, f, before=before, limit=limit)
+
+    async def export_pages(self, f: AuditFilter, *, upto: int, page_size: int) -> AsyncIterator[list[LedgerRow]]:
+        from . import queries
+
+        plan = await queries.export_plan(self._reader, f, upto=upto)
+        return queries.export_pages(self._reader, plan, page_size=page_size)
+
+    async def latest_stored_checkpoint(self) -> StoredCheckpoint | None:
+        from . import queries
+
+        return await queries.latest_checkpoint(self._reader)
+
+    async def ledger_end(self) -> int:
+        from . import queries
+
+        return await queries.ledger_end(self._reader)
+
+    async def subject_events(self, ref: str, cap: int, *, scope: str | None = None) -> tuple[list[LedgerRow], bool]:
+        from . import queries
+
+        return await queries.subject_events(self._reader, ref, cap, scope=scope)
+
+    async def verify_inclusions(
+        self, size: int, root: bytes, entries: Sequence[tuple[int, bytes]]
+    ) -> dict[int, str | None]:
+        from . import queries
+
+        return await asyncio.to_thread(queries.verify_inclusions, self.path, size, root, entries)
+
+    async def flagged_decisions(
+        self,
+        flag: str,
+        *,
+        org: str | None,
+        time_from: str | None,
+        time_to: str | None,
+        before: int | None,
+        limit: int,
+    ) -> list[LedgerRow]:
+        from . import queries
+
+        return await queries.flagged_decisions(
+            self._reader, flag, org=org, time_from=time_from, time_to=time_to, before=before, limit=limit
+        )
+
+    async def own_decisions(self, sub: str, *, before: int | None, limit: int) -> list[LedgerRow]:
+        from . import queries
+
+        return await queries.own_decisions(self._reader, sub, before=before, limit=limit)
+
+    async def stats(self, time_from: str | None, time_to: str | None, *, scope: str | None = None) -> dict[str, Any]:
+        from . import queries
+
+        return await queries.stats(self._reader, time_from, time_to, scope=scope)
+
 
 def _claim_idempotency_key(conn: sqlite3.Connection, idem: IdempotentWrite, now: str) -> None:
     """Inside the write transaction: if the key is taken (by a request on another node, or one that finished
@@ -1557,3 +1658,82 @@ class TreeReader:
 
     def consistency_proof(self, first: int, second: int) -> list[bytes]:
         return merkle.consistency_proof(first, second, self.leaf_hash, self.subtree_hash)
+
+
+# -- the backend's entry points, called by `gateway.store` (open_store, migrate, ledger_snapshot) ---------------
+
+
+def _path(url: str) -> Path:
+    from . import sqlite_path
+
+    path = sqlite_path(url)
+    if path is None:
+        raise StoreError(f"not an SQLite database: {url}")
+    return path
+
+
+async def open_url(url: str, *, ledger_mac_key: bytes | None = None, legacy_upgrade: bool = True) -> SQLiteStore:
+    return await SQLiteStore.open(_path(url), ledger_mac_key=ledger_mac_key, legacy_upgrade=legacy_upgrade)
+
+
+def migrate_url(url: str, *, ledger_mac_key: bytes | None = None, legacy_upgrade: bool = True) -> tuple[int, int]:
+    path = _path(url)
+    before = schema_version(path)
+    create_schema(path, ledger_mac_key, legacy_upgrade)
+    return before, SCHEMA_VERSION
+
+
+def schema_version(path: Path) -> int:
+    """The schema version of the database at `path` (0: no database, or an empty one)."""
+    if not path.exists():
+        return 0
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        return int(conn.execute("PRAGMA user_version").fetchone()[0])
+    finally:
+        conn.close()
+
+
+class _Snapshot:
+    """`protocol.LedgerSnapshot` over one read-only SQLite transaction."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+        self.checkpoints = [(int(r[0]), bytes(r[1])) for r in conn.execute("SELECT size, note FROM ledger_checkpoints")]
+        has_start = conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'ledger_mac_start'").fetchone()
+        start = conn.execute("SELECT start, mac FROM ledger_mac_start WHERE id = 0").fetchone() if has_start else None
+        self.mac_start = None if start is None else (int(start[0]), bytes(start[1]))
+        self.total = int(conn.execute("SELECT count(*) FROM ledger").fetchone()[0])
+        state = conn.execute("SELECT state FROM ledger_tree WHERE id = 0").fetchone()
+        self.tree = CompactRange.from_bytes(bytes(state[0])) if state else CompactRange()
+        self._has_mac = "mac" in {r[1] for r in conn.execute("PRAGMA table_info(ledger)")}
+
+    def rows(self) -> Iterator[tuple[int, bytes, bytes, bytes | None]]:
+        sql = (
+            "SELECT idx, entry, leaf_hash, mac FROM ledger ORDER BY idx"
+            if self._has_mac
+            else "SELECT idx, entry, leaf_hash, NULL FROM ledger ORDER BY idx"
+        )
+        for r in self._conn.execute(sql):
+            yield int(r[0]), bytes(r[1]), bytes(r[2]), None if r[3] is None else bytes(r[3])
+
+
+@contextmanager
+def ledger_snapshot(url: str) -> Iterator[_Snapshot]:
+    """A read-only snapshot (one transaction: entries, checkpoints and tree state agree in time)."""
+    path = _path(url)
+    if not path.exists():
+        raise StoreError(f"no ledger at {path}")
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        conn.execute("BEGIN")
+        yield _Snapshot(conn)
+    finally:
+        conn.close()
+
+
+if TYPE_CHECKING:  # mypy checks here that SQLite keeps the whole contract
+    from .protocol import LedgerSnapshot, Store
+
+    _store: type[Store] = SQLiteStore
+    _snapshot: type[LedgerSnapshot] = _Snapshot
