@@ -20,18 +20,11 @@ from typing import Any
 
 from ..ledger import merkle
 from . import pg_ledger
+from .audit import FLAG_NOT_SHARED_DESPITE_RISK, MAX_INDEX, MAX_TEXT_QUERY, AuditFilter, QueryError, StoredCheckpoint
 from .models import LedgerRow
 from .pg_ledger import WORD as _WORD
 from .pg_ledger import fold
-from .queries import (
-    _DIMENSIONS,
-    FLAG_NOT_SHARED_DESPITE_RISK,
-    MAX_INDEX,
-    AuditFilter,
-    QueryError,
-    StoredCheckpoint,
-    _empty_month,
-)
+from .queries import _DIMENSIONS, _empty_month
 
 Conn = Any  # an asyncpg connection
 
@@ -41,15 +34,14 @@ _JSON = "convert_from(d.entry, 'UTF8')::jsonb"
 _MONTH = "substr(d.time, 1, 7)"
 
 
-def tsquery(fts: str) -> str:
-    """`fts_query`'s output as a tsquery; every word is letters and digits only, so quoting cannot break."""
+def tsquery(fts: str) -> str | None:
+    """`fts_query`'s output as a tsquery (None: no word, which matches nothing, as on FTS5); every word is letters
+    and digits only, so quoting cannot break it."""
     terms = []
     for word, star in _QUOTED.findall(fts):
         for part in _WORD.findall(fold(word)):
             terms.append(f"'{part}'" + (":*" if star else ""))
-    if not terms:
-        raise QueryError("q", "q could not be used as a full-text search.")
-    return " & ".join(terms)
+    return " & ".join(terms) or None
 
 
 def _row(r: Any) -> LedgerRow:
@@ -84,7 +76,10 @@ def _filter(f: AuditFilter, q: _Sql) -> None:
     if f.recipient is not None:
         _join(q, "ledger_recipients", "recipient_id", f.recipient)
     if f.text is not None:
-        words = q.arg(tsquery(f.text))
+        query = tsquery(f.text)
+        if query is None:
+            q.add("false")
+        words = q.arg(query)
         q.add(f"l.idx IN (SELECT x.idx FROM ledger_fts x WHERE x.description @@ {words}::tsquery)")  # noqa: S608
     if f.agreement is not None:
         _join(q, "ledger_agreements", "agreement_id", f.agreement)
@@ -125,9 +120,10 @@ async def query_page(conn: Conn, f: AuditFilter, *, before: int | None, limit: i
 
 
 async def check_filter(f: AuditFilter) -> None:
-    """Refuse (QueryError) before an export starts streaming: a response already begun cannot report it."""
-    if f.text is not None:
-        tsquery(f.text)
+    """Refuse (QueryError) before an export starts streaming, as the SQLite store does: a response already begun
+    cannot report it. (Every filter value arrives checked, and a text query cannot fail here.)"""
+    if f.text is not None and len(f.text) > 4 * MAX_TEXT_QUERY:
+        raise QueryError("q", "q could not be used as a full-text search.")
 
 
 async def export_pages(

@@ -23,9 +23,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator, Mapping, Sequence
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import asyncpg
 
@@ -34,7 +35,8 @@ from ..ledger.entry import parse_time as parse_ledger_time
 from ..ledger.guard import CheckpointGuard, LedgerInconsistent
 from ..ledger.mac import start_mac
 from ..ledger.merkle import CompactRange
-from . import pg_ledger, pg_queries
+from . import pg_held, pg_ledger, pg_queries
+from .audit import AuditFilter, StoredCheckpoint
 from .files import ESCROW_ID
 from .idempotency import IdempotencyHit, IdempotentWrite, StoredResponse
 from .models import (
@@ -45,16 +47,19 @@ from .models import (
     SHARE_REVOKED,
     Enrolment,
     FetchOutcome,
+    HeldRow,
     LedgerRow,
     Recipient,
     RecipientExists,
+    SchemaTooNew,
     Share,
     ShareRecipient,
     StoreError,
+    StoreUnavailable,
 )
+from .pg_agreements import PgAgreementStore
 from .pg_envelopes import PgEnvelopes, PgSpool
 from .pg_schema import MIGRATIONS, SCHEMA_VERSION
-from .queries import AuditFilter, StoredCheckpoint
 
 T = TypeVar("T")
 
@@ -80,12 +85,6 @@ UNAVAILABLE: tuple[type[BaseException], ...] = (
 )
 
 
-class StoreUnavailable(StoreError):
-    """The database cannot be reached: nothing was done; try again shortly (HTTP 503 with Retry-After)."""
-
-    retry_after = 5
-
-
 def _unavailable(exc: BaseException) -> StoreUnavailable:
     err = StoreUnavailable(f"the database is unavailable: {type(exc).__name__}")
     err.__cause__ = exc
@@ -95,9 +94,9 @@ def _unavailable(exc: BaseException) -> StoreUnavailable:
 # -- schema -------------------------------------------------------------------------------------------
 
 
-async def migrate(conn: Conn, ledger_mac_key: bytes | None = None, legacy_upgrade: bool = True) -> int:
-    """Apply the numbered steps this database lacks (one node at a time); refuse a newer schema. Returns the
-    version the database is now at."""
+async def migrate(conn: Conn, ledger_mac_key: bytes | None = None, legacy_upgrade: bool = True) -> tuple[int, int]:
+    """Apply the numbered steps this database lacks (one node at a time: an advisory lock); refuse a newer schema.
+    Returns (version before, version after)."""
     await conn.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK)
     try:
         if not await conn.fetchval("SELECT to_regclass('safeshare_schema') IS NOT NULL"):
@@ -108,7 +107,7 @@ async def migrate(conn: Conn, ledger_mac_key: bytes | None = None, legacy_upgrad
             )
         current = int(await conn.fetchval("SELECT coalesce(max(version), 0) FROM safeshare_schema"))
         if current > SCHEMA_VERSION:
-            raise StoreError(f"database schema {current} is newer than this gateway ({SCHEMA_VERSION})")
+            raise SchemaTooNew(f"database schema {current} is newer than this gateway ({SCHEMA_VERSION})")
         for version, sql in MIGRATIONS:
             if version > current:
                 async with conn.transaction():
@@ -123,7 +122,7 @@ async def migrate(conn: Conn, ledger_mac_key: bytes | None = None, legacy_upgrad
                         tree.size,
                         start_mac(ledger_mac_key, tree.size),
                     )
-        return max(current, SCHEMA_VERSION)
+        return current, max(current, SCHEMA_VERSION)
     finally:
         await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK)
 
@@ -352,14 +351,25 @@ class PostgresStore:
     async def _append(self, conn: Conn, entry: Mapping[str, Any]) -> int:
         return await pg_ledger.append_entry(conn, entry, self.ledger_mac_key)
 
-    async def healthy(self) -> bool:
-        """Whether the database answers a write-path round trip now (for /healthz)."""
+    async def writable(self) -> bool:
+        """Whether the database answers now and is not read-only (a standby, or `default_transaction_read_only`):
+        `/healthz` says 503 otherwise, so a load balancer stops sending this node requests it cannot serve."""
         try:
             async with self._read() as conn:
-                await conn.fetchval("SELECT size FROM ledger_tree WHERE id = 0")
-            return True
+                read_only = await conn.fetchval("SELECT current_setting('transaction_read_only')")
+            return bool(read_only == "off")
         except StoreError:
             return False
+
+    healthy = writable
+
+    @property
+    def held(self) -> pg_held.PgHeldStore:
+        return pg_held.PgHeldStore(self)
+
+    @property
+    def agreements(self) -> PgAgreementStore:
+        return PgAgreementStore(self)
 
     # -- recipients -------------------------------------------------------------------------------
 
@@ -582,6 +592,16 @@ class PostgresStore:
         async with self._read() as conn:
             return [_recipient_from_row(row) for row in await conn.fetch(sql, *args)]
 
+    async def person_by_email(self, address: str) -> Recipient | None:
+        async with self._read() as conn:
+            row = await conn.fetchrow(
+                "SELECT * FROM recipients WHERE email = $1 AND status = $2 AND kind = 'person' AND age_recipient <> ''"
+                ' ORDER BY id COLLATE "C" LIMIT 1',
+                address,
+                RECIPIENT_ACTIVE,
+            )
+        return None if row is None else _recipient_from_row(row)
+
     # -- shares -----------------------------------------------------------------------------------
 
     async def create_share(
@@ -590,7 +610,7 @@ class PostgresStore:
         entry: Mapping[str, Any],
         before_commit: Callable[[], None] | None = None,
         idempotency: IdempotentWrite | None = None,
-        also: Callable[[Conn], Awaitable[None]] | None = None,
+        held: Sequence[HeldRow] = (),
         spool: PgSpool | None = None,
     ) -> int:
         """Insert the share, its recipients, its envelopes (`spool`, written beforehand) and its ledger entry in
@@ -635,8 +655,7 @@ class PostgresStore:
                     for r in share.recipients
                 ],
             )
-            if also is not None:
-                await also(conn)
+            await pg_held.insert_held(conn, held)
             if spool is not None:
                 await spool.place(conn, share.id)
             if before_commit is not None:
@@ -1026,7 +1045,7 @@ async def _check_version(conn: Conn) -> None:
     exists = await conn.fetchval("SELECT to_regclass('safeshare_schema') IS NOT NULL")
     current = int(await conn.fetchval("SELECT coalesce(max(version), 0) FROM safeshare_schema")) if exists else 0
     if current > SCHEMA_VERSION:
-        raise StoreError(f"database schema {current} is newer than this gateway ({SCHEMA_VERSION})")
+        raise SchemaTooNew(f"database schema {current} is newer than this gateway ({SCHEMA_VERSION})")
     if current < SCHEMA_VERSION:
         raise StoreError(f"database schema {current} is older than this gateway's ({SCHEMA_VERSION}): run migrate")
 
@@ -1063,3 +1082,112 @@ async def _settle_share_state(conn: Conn, share_id: str) -> None:
     )
     if left == 0:
         await conn.execute("UPDATE shares SET state = $1 WHERE id = $2 AND state = 'active'", SHARE_EXHAUSTED, share_id)
+
+
+# -- the backend's module interface (gateway/store/__init__.py) -----------------------------------------------
+
+
+async def open_url(url: str, *, ledger_mac_key: bytes | None = None, legacy_upgrade: bool = True) -> PostgresStore:
+    return await PostgresStore.open(url, ledger_mac_key=ledger_mac_key, legacy_upgrade=legacy_upgrade)
+
+
+class _LoopThread:
+    """An event loop of its own in a thread, so blocking callers (the CLI's `migrate`, `ledger verify`) can use
+    asyncpg whether or not they are themselves inside a running loop."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name="safeshare-pg-blocking", daemon=True)
+        self._thread.start()
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join()
+        self.loop.close()
+
+
+def migrate_url(url: str, *, ledger_mac_key: bytes | None = None, legacy_upgrade: bool = True) -> tuple[int, int]:
+    """`safeshare migrate` on PostgreSQL (blocking): (version before, version after)."""
+
+    async def run() -> tuple[int, int]:
+        try:
+            conn = await asyncpg.connect(url, timeout=CONNECT_TIMEOUT)
+        except UNAVAILABLE as exc:
+            raise _unavailable(exc) from exc
+        try:
+            return await migrate(conn, ledger_mac_key, legacy_upgrade)
+        finally:
+            await conn.close()
+
+    worker = _LoopThread()
+    try:
+        return worker.run(run())
+    finally:
+        worker.close()
+
+
+class _Snapshot:
+    """`protocol.LedgerSnapshot` over one read-only REPEATABLE READ transaction (blocking, for `ledger verify`)."""
+
+    BATCH = 5000
+
+    def __init__(self, worker: _LoopThread, conn: Conn) -> None:
+        self._worker = worker
+        self._conn = conn
+        run = worker.run
+        self.checkpoints = [
+            (int(r[0]), bytes(r[1])) for r in run(conn.fetch("SELECT size, note FROM ledger_checkpoints"))
+        ]
+        start = run(conn.fetchrow("SELECT start, mac FROM ledger_mac_start WHERE id = 0"))
+        self.mac_start = None if start is None else (int(start[0]), bytes(start[1]))
+        self.total = int(run(conn.fetchval("SELECT count(*) FROM ledger")))
+        state = run(conn.fetchval("SELECT state FROM ledger_tree WHERE id = 0"))
+        self.tree = CompactRange.from_bytes(bytes(state)) if state is not None else CompactRange()
+
+    def rows(self) -> Iterator[tuple[int, bytes, bytes, bytes | None]]:
+        after = -1
+        while True:
+            batch = self._worker.run(
+                self._conn.fetch(
+                    "SELECT idx, entry, leaf_hash, mac FROM ledger WHERE idx > $1 ORDER BY idx LIMIT $2",
+                    after,
+                    self.BATCH,
+                )
+            )
+            for r in batch:
+                yield int(r[0]), bytes(r[1]), bytes(r[2]), None if r[3] is None else bytes(r[3])
+            if len(batch) < self.BATCH:
+                return
+            after = int(batch[-1][0])
+
+
+@contextlib.contextmanager
+def ledger_snapshot(url: str) -> Iterator[_Snapshot]:
+    """A read-only snapshot of the whole ledger: entries, checkpoints and tree state agree in time."""
+    worker = _LoopThread()
+    try:
+        try:
+            conn = worker.run(asyncpg.connect(url, timeout=CONNECT_TIMEOUT))
+        except UNAVAILABLE as exc:
+            raise _unavailable(exc) from exc
+        try:
+            if not worker.run(conn.fetchval("SELECT to_regclass('ledger') IS NOT NULL")):
+                raise StoreError(f"no ledger in the database at {url.rsplit('@', 1)[-1]}")
+            tx = conn.transaction(isolation="repeatable_read", readonly=True)
+            worker.run(tx.start())
+            yield _Snapshot(worker, conn)
+            worker.run(tx.rollback())
+        finally:
+            worker.run(conn.close())
+    finally:
+        worker.close()
+
+
+if TYPE_CHECKING:  # mypy checks here that PostgreSQL keeps the whole contract
+    from .protocol import LedgerSnapshot, Store
+
+    _store: type[Store] = PostgresStore
+    _snapshot: type[LedgerSnapshot] = _Snapshot
