@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -53,3 +53,43 @@ async def fresh_database() -> AsyncIterator[str]:
             await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         finally:
             await admin.close()
+
+
+@contextlib.contextmanager
+def database_for_sync_fixture() -> Iterator[str]:
+    """`fresh_database` for a synchronous fixture (run on a loop of its own in a thread)."""
+    import asyncio
+    import concurrent.futures
+
+    cm = fresh_database()
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        loop = asyncio.new_event_loop()
+        try:
+            dsn = pool.submit(loop.run_until_complete, cm.__aenter__()).result()
+            try:
+                yield dsn
+            finally:
+                pool.submit(loop.run_until_complete, cm.__aexit__(None, None, None)).result()
+        finally:
+            pool.submit(loop.close).result()
+
+
+def backend() -> str:
+    """`SAFESHARE_TEST_BACKEND=postgres` runs the API tests' gateway (tests/conftest.py `settings`) on PostgreSQL."""
+    return os.environ.get("SAFESHARE_TEST_BACKEND", "sqlite")
+
+
+def query_sync(dsn: str, sql: str) -> list[tuple[object, ...]]:
+    """Run one read query from synchronous test code (a loop of its own, in a thread)."""
+    import asyncio
+    import concurrent.futures
+
+    async def run() -> list[tuple[object, ...]]:
+        conn = await asyncpg.connect(dsn)
+        try:
+            return [tuple(r) for r in await conn.fetch(sql)]
+        finally:
+            await conn.close()
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, run()).result()

@@ -85,6 +85,10 @@ UNAVAILABLE: tuple[type[BaseException], ...] = (
 )
 
 
+#: Of those, the ones only the database raises (an OSError from an operation's own file work is not one).
+_DATABASE_DOWN: tuple[type[BaseException], ...] = tuple(e for e in UNAVAILABLE if e is not OSError)
+
+
 def _unavailable(exc: BaseException) -> StoreUnavailable:
     err = StoreUnavailable(f"the database is unavailable: {type(exc).__name__}")
     err.__cause__ = exc
@@ -260,10 +264,11 @@ class _Writer:
                     try:
                         value = await op(conn)
                     except Exception as exc:
-                        if isinstance(exc, UNAVAILABLE):
-                            raise
+                        # The operation's own failure (a refusal, or e.g. an OSError placing files) rolls back
+                        # alone and reaches its caller as it is. If the savepoint cannot be rolled back, the
+                        # connection itself is gone: the whole batch is lost (below).
                         await savepoint.rollback()
-                        results.append((fut, False, exc))
+                        results.append((fut, False, _unavailable(exc) if isinstance(exc, _DATABASE_DOWN) else exc))
                     else:
                         await savepoint.commit()
                         results.append((fut, True, value))
