@@ -7,7 +7,7 @@ refs, 2,000 practitioners in 40 organisations, 600 recipients, three years of ti
 out-of-order jitter concurrent requests produce) through the store's own `append_entry`, then measures:
 
 1. each filter of GET /api/v1/ledger (median and p95 over varied values), both the database part alone
-   (`gateway.store.queries`) and the whole HTTP round trip through a real in-process gateway;
+   (`gateway.store.sqlite.queries`) and the whole HTTP round trip through a real in-process gateway;
 2. GET /api/v1/ledger/stats (whole ledger and one quarter);
 3. the subject report (JSON, with inclusion proofs against the checkpoint);
 4. export throughput (rows/s, MB/s) for jsonl and csv through HTTP, and the server process's peak RSS.
@@ -51,8 +51,7 @@ from gateway.config import Settings  # noqa: E402
 from gateway.home import init_home  # noqa: E402
 from gateway.ledger import entry as E  # noqa: E402
 from gateway.ledger.checkpoint import Checkpoint, NoteSigner  # noqa: E402
-from gateway.store import queries  # noqa: E402
-from gateway.store.sqlite import append_entry, create_schema, load_tree  # noqa: E402
+from gateway.store.sqlite import append_entry, create_schema, load_tree, queries  # noqa: E402
 
 JUSTIFICATION = json.loads((ROOT / "tests/fixtures/justifications/justification-share.json").read_text())
 NOT_SHARE = json.loads((ROOT / "tests/fixtures/justifications/justification-not-share.json").read_text())

@@ -34,8 +34,7 @@ from gateway.home import HomeKeys, init_home
 from gateway.ledger import entry as E
 from gateway.ledger.checkpoint import Checkpoint
 from gateway.ledger.entry import canonical
-from gateway.store import queries
-from gateway.store.sqlite import LedgerConnection, append_entry
+from gateway.store.sqlite import LedgerConnection, append_entry, queries
 from tests.conftest import Api, api_settings, example
 
 PAYLOAD = b"Chronology and referral form (test payload)."

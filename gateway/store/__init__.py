@@ -1,7 +1,7 @@
 """Persistence: recipients, shares, envelopes' metadata and the ledger, behind one interface (`protocol.Store`).
 
 Every state change is one transaction that also appends its ledger entry, so the record can never disagree
-with what happened. SQLite (`store/sqlite.py`) is the embedded default; PostgreSQL (`store/postgres.py`,
+with what happened. SQLite (`store/sqlite/`) is the embedded default; PostgreSQL (`store/postgres.py`,
 issue 11) implements the same Protocols. This module is the only place outside a backend that knows backends
 exist: `open_store` picks one from a database URL, so the use cases, handlers and CLI never name one.
 

@@ -1,7 +1,6 @@
-"""The agreements' part of the store: versions in SQLite (tables in `sqlite.SCHEMA`), documents on disk by digest.
+"""The agreements' documents, on disk by digest, whichever database holds the versions (`protocol.AgreementRecords`).
 
-A version's row is written once and never edited; retiring the current version sets its retirement columns
-(the one state change an agreement has), in the same transaction as its ledger entry. Documents are stored
+Documents are stored
 content-addressed (`data/agreements/<sha256>`), fsynced before the version that refers to them commits, so a
 ledger entry's document digest always finds its bytes; a file with no version (a crash in between) is inert.
 """
@@ -9,47 +8,11 @@ ledger entry's document digest always finds its bytes; a file with no version (a
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import secrets
-import sqlite3
-from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
 
-from .models import STATUS_ACTIVE, STATUS_RETIRED, STATUS_SUPERSEDED, Agreement
-from .sqlite import SQLiteStore, append_entry
-
-_COLUMNS = (
-    "id, version, title, kind, scope, signatories, purposes, categories, review_date, document_sha256,"
-    " document_size, document_name, document_type, created_at, retired_at, retired_reason,"
-    " (SELECT max(v.version) FROM agreements v WHERE v.id = agreements.id) AS latest"
-)
 _SHA256_HEX = frozenset("0123456789abcdef")
-
-
-def _from_row(row: Any) -> Agreement:
-    version, latest = int(row[1]), int(row[16])
-    status = STATUS_RETIRED if row[14] else (STATUS_ACTIVE if version == latest else STATUS_SUPERSEDED)
-    return Agreement(
-        id=row[0],
-        version=version,
-        title=row[2],
-        kind=row[3],
-        scope=row[4],
-        signatories=tuple(json.loads(row[5])),
-        purposes=tuple(json.loads(row[6])),
-        categories=tuple(json.loads(row[7])),
-        review_date=row[8],
-        document_sha256=row[9],
-        document_size=int(row[10]),
-        document_name=row[11],
-        document_type=row[12],
-        status=status,
-        created_at=row[13],
-        retired_at=row[14],
-        retired_reason=row[15],
-    )
 
 
 class DocumentFiles:
@@ -86,96 +49,3 @@ class DocumentFiles:
 
 class AgreementExists(Exception):
     """Retiring what is already retired (nothing recorded)."""
-
-
-class AgreementStore:
-    """Reads and writes agreement versions through the main store's writer thread and reader connection."""
-
-    def __init__(self, store: SQLiteStore) -> None:
-        self._store = store
-
-    async def add_version(
-        self, fields: Mapping[str, Any], document: Mapping[str, Any], entry_for: Callable[[int], Mapping[str, Any]]
-    ) -> tuple[int, int]:
-        """Record version n+1 of an agreement with its ledger entry; returns (version, ledger index)."""
-
-        def op(conn: sqlite3.Connection) -> tuple[int, int]:
-            row = conn.execute("SELECT coalesce(max(version), 0) FROM agreements WHERE id = ?", (fields["id"],))
-            version = int(row.fetchone()[0]) + 1
-            entry = entry_for(version)
-            conn.execute(
-                "INSERT INTO agreements (id, version, title, kind, scope, signatories, purposes, categories,"
-                " review_date, document_sha256, document_size, document_name, document_type, created_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    fields["id"],
-                    version,
-                    fields["title"],
-                    fields["kind"],
-                    fields["scope"],
-                    json.dumps(list(fields["signatories"])),
-                    json.dumps(list(fields["purposes"])),
-                    json.dumps(list(fields["categories"])),
-                    fields["review_date"],
-                    document["sha256"],
-                    document["size"],
-                    document["name"],
-                    document["content_type"],
-                    entry["time"],
-                ),
-            )
-            return version, append_entry(conn, entry)
-
-        return await self._store._writer.submit(op)
-
-    async def retire(
-        self, agreement_id: str, reason: str, entry_for: Callable[[Agreement], Mapping[str, Any]]
-    ) -> tuple[Agreement, int] | None:
-        """Retire the current version, with its ledger entry; None when there is no such agreement."""
-
-        def op(conn: sqlite3.Connection) -> tuple[Agreement, int] | None:
-            row = conn.execute(
-                f"SELECT {_COLUMNS} FROM agreements WHERE id = ? ORDER BY version DESC LIMIT 1",  # noqa: S608
-                (agreement_id,),
-            ).fetchone()
-            if row is None:
-                return None
-            current = _from_row(row)
-            if current.status == STATUS_RETIRED:
-                raise AgreementExists(agreement_id)
-            entry = entry_for(current)
-            conn.execute(
-                "UPDATE agreements SET retired_at = ?, retired_reason = ? WHERE id = ? AND version = ?",
-                (entry["time"], reason, agreement_id, current.version),
-            )
-            return current, append_entry(conn, entry)
-
-        return await self._store._writer.submit(op)
-
-    async def _select(self, where: str, args: tuple[Any, ...]) -> list[Agreement]:
-        sql = f"SELECT {_COLUMNS} FROM agreements WHERE {where} ORDER BY id, version"  # noqa: S608 - fixed text
-        async with self._store.reader.execute(sql, args) as cur:
-            return [_from_row(r) for r in await cur.fetchall()]
-
-    async def current(self) -> dict[str, Agreement]:
-        """The latest version of every agreement (retired ones included: naming them is a problem to report)."""
-        rows = await self._select("version = (SELECT max(v.version) FROM agreements v WHERE v.id = agreements.id)", ())
-        return {a.id: a for a in rows}
-
-    async def versions(self, agreement_id: str) -> list[Agreement]:
-        return await self._select("id = ?", (agreement_id,))
-
-    async def version(self, agreement_id: str, version: int) -> Agreement | None:
-        rows = await self._select("id = ? AND version = ?", (agreement_id, version))
-        return rows[0] if rows else None
-
-    async def by_document(self, sha256: str) -> Agreement | None:
-        rows = await self._select("document_sha256 = ?", (sha256,))
-        return rows[-1] if rows else None
-
-    async def any_in_force(self) -> bool:
-        async with self._store.reader.execute(
-            "SELECT 1 FROM agreements a WHERE retired_at IS NULL"
-            " AND version = (SELECT max(v.version) FROM agreements v WHERE v.id = a.id) LIMIT 1"
-        ) as cur:
-            return await cur.fetchone() is not None

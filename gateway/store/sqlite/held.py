@@ -6,8 +6,9 @@ import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from .models import SHARE_ACTIVE, CodeCheck, HeldRow, Share
-from .sqlite import SQLiteStore, _load_share, append_entry
+from ..models import SHARE_ACTIVE, CodeCheck, HeldRow, Share
+from .repository import SQLiteStore, _load_share
+from .tree import append_entry
 
 EntryFor = Callable[[Share], Mapping[str, Any]]
 

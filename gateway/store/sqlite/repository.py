@@ -1,41 +1,27 @@
-"""The embedded store: one SQLite file in WAL mode with `synchronous=FULL` (the ledger must survive power loss).
-
-Writes go through a single writer thread that group-commits: every queued operation runs inside its own
-SAVEPOINT of one shared transaction, so a failing operation rolls back alone while the batch pays for one
-fsync. That is what lets a 2-core machine append tens of thousands of ledger entries a second instead of
-a thousand (measured: aiosqlite pays ~140 µs per awaited call). Ledger indexes are assigned inside the
-transaction from the table itself, so another process (the CLI) may append too without gaps or duplicates.
-Reads use aiosqlite on separate connections and see only committed data.
-"""
+"""`SQLiteStore`: the `protocol.Store` contract on SQLite. Writes are operations submitted to the writer thread
+(`writer.py`), each one transaction with its ledger entry (`tree.append_entry`); reads use aiosqlite on a
+read-only connection and see only committed data."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-import queue
 import sqlite3
-import threading
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
-from concurrent.futures import Future
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import aiosqlite
 
-from ..ledger import merkle
-from ..ledger.entry import format_time as ledger_time
-from ..ledger.entry import parse_time as parse_ledger_time
-from ..ledger.entry import seal
-from ..ledger.guard import CheckpointGuard, LedgerInconsistent, TrustedHead
-from ..ledger.mac import entry_mac, entry_mac_ok, start_mac, start_mac_ok
-from ..ledger.merkle import CompactRange, ProofError, verify_consistency
-from .audit import AuditFilter, StoredCheckpoint
-from .files import ESCROW_ID
-from .held_schema import HELD_SCHEMA
-from .idempotency import IdempotencyHit, IdempotentWrite, StoredResponse
-from .models import (
+from ...ledger.entry import format_time as ledger_time
+from ...ledger.entry import parse_time as parse_ledger_time
+from ...ledger.guard import CheckpointGuard, LedgerInconsistent
+from ...ledger.merkle import CompactRange
+from ..audit import AuditFilter, StoredCheckpoint
+from ..files import ESCROW_ID
+from ..idempotency import IdempotencyHit, IdempotentWrite, StoredResponse
+from ..models import (
     RECIPIENT_ACTIVE,
     SHARE_ACTIVE,
     SHARE_EXHAUSTED,
@@ -49,697 +35,16 @@ from .models import (
     RecipientExists,
     Share,
     ShareRecipient,
-    StoreError,
-    StoreUnavailable,
 )
-from .protocol import AgreementRecords, HeldShares
+from ..protocol import AgreementRecords, HeldShares
+from . import queries
+from .schema import create_schema
+from .tree import TreeReader, append_entry, check_extension, load_tree
+from .writer import Writer
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 3
-
-#: Indexes for the oversight statistics (`store.queries`): month-grouped decisions, and share events by kind.
-STATS_INDEXES = (
-    "CREATE INDEX IF NOT EXISTS ledger_decisions_by_month ON ledger (substr(time, 1, 7), decision, purpose_code,"
-    " article_6, article_9, dpa_schedule_1, actor_org, time) WHERE decision IS NOT NULL",
-    "CREATE INDEX IF NOT EXISTS ledger_by_kind_share ON ledger (kind, share_id)",
-)
-
-#: Columns added after the first schema (version 1), so an existing database is upgraded in place at start-up.
-ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
-    ("recipients", "kind", "TEXT NOT NULL DEFAULT 'person' CHECK (kind IN ('person', 'team'))"),
-    ("shares", "escrow_sha256", "TEXT"),
-    ("shares", "escrow_size", "INTEGER"),
-    ("share_recipients", "acknowledged_at", "TEXT"),
-    ("share_recipients", "acknowledgement", "TEXT"),
-    ("share_recipients", "via_team", "TEXT"),
-    ("ledger", "mac", "BLOB"),
-    # When the recipient first and last downloaded their envelope: the sender's Sent view (issue 13).
-    ("share_recipients", "first_downloaded_at", "TEXT"),
-    ("share_recipients", "last_downloaded_at", "TEXT"),
-)
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS recipients (
-    id TEXT PRIMARY KEY,
-    name TEXT NOT NULL,
-    org TEXT NOT NULL,
-    email TEXT NOT NULL,
-    age_recipient TEXT NOT NULL,
-    status TEXT NOT NULL CHECK (status IN ('active', 'disabled')),
-    created_at TEXT NOT NULL,
-    updated_at TEXT NOT NULL,
-    kind TEXT NOT NULL DEFAULT 'person' CHECK (kind IN ('person', 'team'))
-);
-
--- Team membership history: a row per period of membership (until NULL while a member).
-CREATE TABLE IF NOT EXISTS team_members (
-    team_id TEXT NOT NULL REFERENCES recipients (id),
-    member_id TEXT NOT NULL REFERENCES recipients (id),
-    since TEXT NOT NULL,
-    until TEXT,
-    PRIMARY KEY (team_id, member_id, since)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS recipients_by_email ON recipients (email);
-
--- A recipient's own request to receive with a key generated in their browser; an administrator decides.
-CREATE TABLE IF NOT EXISTS enrolments (
-    id TEXT PRIMARY KEY,
-    recipient_id TEXT NOT NULL,
-    name TEXT NOT NULL,
-    org TEXT NOT NULL,
-    email TEXT NOT NULL,
-    age_recipient TEXT NOT NULL,
-    status TEXT NOT NULL CHECK (status IN ('pending', 'approved', 'rejected', 'superseded')),
-    requested_at TEXT NOT NULL,
-    decided_at TEXT,
-    decided_by TEXT
-);
-CREATE INDEX IF NOT EXISTS enrolments_by_recipient ON enrolments (recipient_id, requested_at);
-
--- Every key a recipient has had: new shares use the active one; retired ones stay listed so a recipient's
--- older shares (encrypted to them) remain explainable.
-CREATE TABLE IF NOT EXISTS recipient_keys (
-    recipient_id TEXT NOT NULL REFERENCES recipients (id),
-    age_recipient TEXT NOT NULL,
-    status TEXT NOT NULL CHECK (status IN ('active', 'retired')),
-    since TEXT NOT NULL,
-    until TEXT,
-    PRIMARY KEY (recipient_id, age_recipient)
-) WITHOUT ROWID;
-
--- Idempotency-Key answers (gateway/idempotency.py), written in the same transaction as the share or decision.
-CREATE TABLE IF NOT EXISTS idempotency_keys (
-    principal TEXT NOT NULL,
-    key TEXT NOT NULL,
-    fingerprint TEXT NOT NULL,
-    status INTEGER NOT NULL,
-    response TEXT NOT NULL,
-    created_at TEXT NOT NULL,
-    expires_at TEXT NOT NULL,
-    PRIMARY KEY (principal, key)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS idempotency_keys_expiry ON idempotency_keys (expires_at);
-
-CREATE TABLE IF NOT EXISTS shares (
-    id TEXT PRIMARY KEY,
-    created_at TEXT NOT NULL,
-    sender_sub TEXT NOT NULL,
-    sender_iss TEXT NOT NULL,
-    sender_org TEXT,
-    purpose_code TEXT NOT NULL,
-    purpose_description TEXT NOT NULL,
-    subjects TEXT NOT NULL,
-    data_categories TEXT NOT NULL,
-    payload_content_type TEXT NOT NULL,
-    payload_size INTEGER NOT NULL,
-    expires_at TEXT NOT NULL,
-    max_downloads INTEGER,
-    state TEXT NOT NULL CHECK (state IN ('active', 'revoked', 'expired', 'exhausted')),
-    ledger_index INTEGER NOT NULL,
-    escrow_sha256 TEXT,
-    escrow_size INTEGER
-);
-CREATE INDEX IF NOT EXISTS shares_by_sender ON shares (sender_sub, created_at);
-CREATE INDEX IF NOT EXISTS shares_active_by_expiry ON shares (expires_at) WHERE state = 'active';
-
-CREATE TABLE IF NOT EXISTS share_recipients (
-    share_id TEXT NOT NULL REFERENCES shares (id),
-    recipient_id TEXT NOT NULL REFERENCES recipients (id),
-    recipient_org TEXT NOT NULL,
-    envelope_sha256 TEXT NOT NULL,
-    envelope_size INTEGER NOT NULL,
-    downloads INTEGER NOT NULL DEFAULT 0,
-    state TEXT NOT NULL CHECK (state IN ('active', 'revoked', 'expired', 'exhausted')),
-    acknowledged_at TEXT,
-    acknowledgement TEXT,
-    via_team TEXT,
-    first_downloaded_at TEXT,
-    last_downloaded_at TEXT,
-    PRIMARY KEY (share_id, recipient_id)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS share_recipients_by_recipient ON share_recipients (recipient_id, share_id);
-
-CREATE TABLE IF NOT EXISTS ledger (
-    idx INTEGER PRIMARY KEY,
-    time TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    actor_sub TEXT,
-    actor_org TEXT,
-    decision TEXT,
-    share_id TEXT,
-    purpose_code TEXT,
-    article_6 TEXT,
-    article_9 TEXT,
-    dpa_schedule_1 TEXT,
-    entry BLOB NOT NULL,
-    leaf_hash BLOB NOT NULL,
-    mac BLOB
-);
-CREATE INDEX IF NOT EXISTS ledger_by_article_6 ON ledger (article_6, idx) WHERE article_6 IS NOT NULL;
-CREATE INDEX IF NOT EXISTS ledger_by_article_9 ON ledger (article_9, idx) WHERE article_9 IS NOT NULL;
-CREATE INDEX IF NOT EXISTS ledger_by_schedule_1 ON ledger (dpa_schedule_1, idx) WHERE dpa_schedule_1 IS NOT NULL;
-CREATE INDEX IF NOT EXISTS ledger_by_purpose ON ledger (purpose_code, idx);
-CREATE INDEX IF NOT EXISTS ledger_by_kind ON ledger (kind, idx);
-CREATE INDEX IF NOT EXISTS ledger_by_actor ON ledger (actor_sub, idx);
-CREATE INDEX IF NOT EXISTS ledger_by_decision ON ledger (decision, idx);
-CREATE INDEX IF NOT EXISTS ledger_by_time ON ledger (time);
-CREATE INDEX IF NOT EXISTS ledger_by_share ON ledger (share_id);
-
-CREATE TABLE IF NOT EXISTS ledger_subjects (
-    ref TEXT NOT NULL,
-    idx INTEGER NOT NULL REFERENCES ledger (idx),
-    PRIMARY KEY (ref, idx)
-) WITHOUT ROWID;
-
-CREATE TABLE IF NOT EXISTS ledger_recipients (
-    recipient_id TEXT NOT NULL,
-    idx INTEGER NOT NULL REFERENCES ledger (idx),
-    PRIMARY KEY (recipient_id, idx)
-) WITHOUT ROWID;
-
--- Every organisation an entry involves (the actor's and each recipient's), for oversight queries.
-CREATE TABLE IF NOT EXISTS ledger_orgs (
-    org TEXT NOT NULL,
-    idx INTEGER NOT NULL REFERENCES ledger (idx),
-    PRIMARY KEY (org, idx)
-) WITHOUT ROWID;
-
--- The partnership's agreements (gateway/agreements.py, store/agreements.py): one row per version, never edited
--- except to record its retirement. Documents live in data/agreements/<document_sha256>.
-CREATE TABLE IF NOT EXISTS agreements (
-    id TEXT NOT NULL,
-    version INTEGER NOT NULL,
-    title TEXT NOT NULL,
-    kind TEXT NOT NULL CHECK (kind IN ('protocol', 'data_exchange', 'other')),
-    scope TEXT NOT NULL CHECK (scope IN ('children', 'adults', 'both')),
-    signatories TEXT NOT NULL,
-    purposes TEXT NOT NULL,
-    categories TEXT NOT NULL,
-    review_date TEXT NOT NULL,
-    document_sha256 TEXT NOT NULL,
-    document_size INTEGER NOT NULL,
-    document_name TEXT NOT NULL,
-    document_type TEXT NOT NULL,
-    created_at TEXT NOT NULL,
-    retired_at TEXT,
-    retired_reason TEXT,
-    PRIMARY KEY (id, version)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS agreements_by_document ON agreements (document_sha256);
-
--- The agreements (id, version) each entry was made under, for the auditor's filter and the statistics.
-CREATE TABLE IF NOT EXISTS ledger_agreements (
-    agreement_id TEXT NOT NULL,
-    version INTEGER NOT NULL,
-    idx INTEGER NOT NULL REFERENCES ledger (idx),
-    overridden INTEGER NOT NULL DEFAULT 0,
-    PRIMARY KEY (agreement_id, idx)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS ledger_agreements_by_idx ON ledger_agreements (idx);
-
--- Full-text index over purpose descriptions (contentless: the text itself lives only in the entry).
-CREATE VIRTUAL TABLE IF NOT EXISTS ledger_fts USING fts5 (description, content='');
-
--- Merkle tree state (RFC 9162), derived from the entries and kept so start-up never rehashes the ledger.
--- Not trusted on its own: `safeshare ledger verify` recomputes it and checks it against signed checkpoints.
-CREATE TABLE IF NOT EXISTS ledger_tree (
-    id INTEGER PRIMARY KEY CHECK (id = 0),
-    size INTEGER NOT NULL,
-    state BLOB NOT NULL
-);
--- Hashes of complete subtrees of 256 leaves and more: inclusion/consistency proofs in O(log n) reads.
-CREATE TABLE IF NOT EXISTS ledger_nodes (
-    level INTEGER NOT NULL,
-    idx INTEGER NOT NULL,
-    hash BLOB NOT NULL,
-    PRIMARY KEY (level, idx)
-) WITHOUT ROWID;
--- Signed checkpoints (C2SP tlog-checkpoint in a signed note), one per tree size that was checkpointed.
-CREATE TABLE IF NOT EXISTS ledger_checkpoints (
-    size INTEGER PRIMARY KEY,
-    time TEXT NOT NULL,
-    note BLOB NOT NULL
-);
-
--- The first ledger index whose entry carries a MAC (`ledger.mac`, keyed by keys/ledger-entry.hmac); entries
--- below it were written before MACs existed ("legacy"). Written once, under its own MAC.
-CREATE TABLE IF NOT EXISTS ledger_mac_start (
-    id INTEGER PRIMARY KEY CHECK (id = 0),
-    start INTEGER NOT NULL,
-    mac BLOB NOT NULL
-);
-
--- Witness co-signatures on checkpoints: one signature line per (checkpoint size, witness key name).
-CREATE TABLE IF NOT EXISTS ledger_cosignatures (
-    size INTEGER NOT NULL REFERENCES ledger_checkpoints (size),
-    witness TEXT NOT NULL,
-    line TEXT NOT NULL,
-    PRIMARY KEY (size, witness)
-) WITHOUT ROWID;
-"""
-
-#: Defence in depth: these tables are append-only. Whoever owns the file can drop the triggers; the Merkle
-#: tree and signed checkpoints are what catch that (`safeshare ledger verify`).
-APPEND_ONLY_TABLES = (
-    "ledger",
-    "ledger_subjects",
-    "ledger_cosignatures",
-    "ledger_checkpoints",
-    "ledger_orgs",
-    "ledger_recipients",
-    "ledger_mac_start",
-    "ledger_agreements",
-)
-
-SCHEMA += HELD_SCHEMA
-
-SCHEMA += "".join(
-    f"CREATE TRIGGER IF NOT EXISTS {table}_no_{op.lower()} BEFORE {op} ON {table}\n"
-    "BEGIN SELECT RAISE(ABORT, 'ledger is append-only'); END;\n"
-    for table in APPEND_ONLY_TABLES
-    for op in ("UPDATE", "DELETE")
-)
-
 EntryBuilder = Callable[[Share], Mapping[str, Any]]
-
-
-class LedgerConnection(sqlite3.Connection):
-    """A write connection that knows the ledger's entry-MAC key, so every `append_entry` through it is authenticated
-    (including those in operations other modules add) without threading the key through each call."""
-
-    ledger_mac_key: bytes | None = None
-
-
-def _connect(path: Path, ledger_mac_key: bytes | None = None) -> LedgerConnection:
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30.0, factory=LedgerConnection)
-    conn.ledger_mac_key = ledger_mac_key
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=FULL")
-    conn.execute("PRAGMA foreign_keys=ON")
-    conn.execute("PRAGMA busy_timeout=30000")
-    return conn
-
-
-def create_schema(path: Path, ledger_mac_key: bytes | None = None, legacy_upgrade: bool = True) -> None:
-    """Create or upgrade the schema; safe to run from several processes (CLI and server).
-
-    With the entry-MAC key, record (once) the first authenticated index: 0 for a new ledger, the current size
-    for one written before entry MACs existed (its entries become legacy). `legacy_upgrade=False` (the gateway
-    has signed with MACs before, so the record must already exist) leaves a missing record missing, for the
-    checkpoint guard to report rather than to paper over.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    conn = _connect(path)
-    try:
-        conn.execute("BEGIN IMMEDIATE")
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
-        if version > SCHEMA_VERSION:
-            conn.execute("ROLLBACK")
-            raise StoreError(f"database schema {version} is newer than this gateway ({SCHEMA_VERSION})")
-        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        for table, column, ddl in ADDED_COLUMNS:
-            if table in tables and column not in {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}:
-                conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {ddl}")
-        for statement in _statements(SCHEMA):
-            conn.execute(statement)
-        for statement in STATS_INDEXES:
-            conn.execute(statement)
-        if ledger_mac_key is not None and legacy_upgrade:
-            if conn.execute("SELECT 1 FROM ledger_mac_start WHERE id = 0").fetchone() is None:
-                start = int(conn.execute("SELECT coalesce(max(idx) + 1, 0) FROM ledger").fetchone()[0])
-                conn.execute(
-                    "INSERT INTO ledger_mac_start (id, start, mac) VALUES (0, ?, ?)",
-                    (start, start_mac(ledger_mac_key, start)),
-                )
-        conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-        conn.execute("COMMIT")
-    finally:
-        conn.close()
-
-
-def _statements(script: str) -> list[str]:
-    """Split on `;` at statement ends, keeping trigger bodies (which contain `;`) whole."""
-    out, buf = [], ""
-    for line in script.splitlines():
-        if line.strip().startswith("--"):
-            continue
-        buf += line + "\n"
-        if sqlite3.complete_statement(buf):
-            out.append(buf.strip())
-            buf = ""
-    return [s for s in out if s]
-
-
-class _Writer:
-    """A dedicated thread that owns the only write connection and group-commits queued operations."""
-
-    def __init__(self, path: Path, max_batch: int = 256, ledger_mac_key: bytes | None = None) -> None:
-        self._conn = _connect(path, ledger_mac_key)
-        self._queue: queue.SimpleQueue[tuple[Callable[[sqlite3.Connection], Any], Future[Any]] | None] = (
-            queue.SimpleQueue()
-        )
-        self._max_batch = max_batch
-        #: False from a batch the database failed (disk full, I/O error, busy) until one commits again:
-        #: `/healthz` reports it, so a store that cannot write does not look healthy.
-        self.healthy = True
-        self._thread = threading.Thread(target=self._run, name="safeshare-sqlite-writer", daemon=True)
-        self._thread.start()
-
-    def submit(self, op: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
-        fut: Future[T] = Future()
-        self._queue.put((op, fut))
-        return asyncio.wrap_future(fut)
-
-    def close(self) -> None:
-        self._queue.put(None)
-        self._thread.join()
-        self._conn.close()
-
-    def _run(self) -> None:
-        conn = self._conn
-        while True:
-            item = self._queue.get()
-            if item is None:
-                return
-            batch = [item]
-            stop = False
-            while len(batch) < self._max_batch:
-                try:
-                    more = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if more is None:
-                    stop = True
-                    break
-                batch.append(more)
-            self._run_batch(conn, batch)
-            if stop:
-                return
-
-    def _run_batch(
-        self, conn: sqlite3.Connection, batch: list[tuple[Callable[[sqlite3.Connection], Any], Future[Any]]]
-    ) -> None:
-        results: list[tuple[Future[Any], bool, Any]] = []
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as exc:
-            self.healthy = False
-            for _, fut in batch:
-                if fut.set_running_or_notify_cancel():
-                    fut.set_exception(StoreUnavailable(f"could not start a transaction: {exc}"))
-            return
-        for i, (op, fut) in enumerate(batch):
-            if not fut.set_running_or_notify_cancel():
-                continue  # the caller gave up before its turn: do not change state on its behalf
-            rest = batch[i + 1 :]
-            try:
-                conn.execute("SAVEPOINT op")
-            except sqlite3.Error as exc:
-                self._abort(conn, results, [(fut, exc)], exc, rest)
-                return
-            try:
-                value = op(conn)
-            except BaseException as exc:
-                try:
-                    conn.execute("ROLLBACK TO op")
-                    conn.execute("RELEASE op")
-                except sqlite3.Error as rollback_exc:
-                    # e.g. the disk filled up: the savepoint cannot be undone alone, so the whole batch is
-                    # rolled back and each of its callers told; the writer thread carries on with the next batch.
-                    self._abort(conn, results, [(fut, exc)], rollback_exc, rest)
-                    return
-                results.append((fut, False, exc))
-            else:
-                try:
-                    conn.execute("RELEASE op")
-                except sqlite3.Error as exc:
-                    self._abort(conn, results, [(fut, exc)], exc, rest)
-                    return
-                results.append((fut, True, value))
-        try:
-            conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            try:
-                conn.execute("ROLLBACK")
-            except sqlite3.Error:
-                pass
-            self.healthy = False
-            for fut, _, _ in results:
-                fut.set_exception(StoreUnavailable(f"commit failed: {exc}"))
-            return
-        self.healthy = True
-        for fut, ok, value in results:
-            if ok:
-                fut.set_result(value)
-            else:
-                fut.set_exception(value)
-
-    def _abort(
-        self,
-        conn: sqlite3.Connection,
-        results: list[tuple[Future[Any], bool, Any]],
-        failing: list[tuple[Future[Any], BaseException]],
-        cause: BaseException,
-        rest: list[tuple[Callable[[sqlite3.Connection], Any], Future[Any]]],
-    ) -> None:
-        """Roll back the whole batch after a failure that cannot be confined to one savepoint.
-
-        Every caller whose operation ran in it is failed (nothing of theirs was committed); queued callers
-        that have not run yet were never started and are failed too, so none waits for ever.
-        """
-        try:
-            conn.execute("ROLLBACK")
-        except sqlite3.Error:
-            pass  # SQLite already rolled the transaction back itself (the usual case after a disk or I/O error)
-        self.healthy = False
-        for fut, _, _ in results:
-            error = StoreUnavailable(f"transaction rolled back: {cause}")
-            error.__cause__ = cause
-            fut.set_exception(error)
-        for fut, exc in failing:
-            err = StoreUnavailable(f"transaction rolled back: {cause}")
-            err.__cause__ = exc
-            fut.set_exception(err)
-        for _, fut in rest:
-            if fut.set_running_or_notify_cancel():
-                fut.set_exception(StoreUnavailable(f"not run: the transaction was rolled back ({cause})"))
-
-
-#: Complete subtrees at this level and above (256+ leaves) are stored for fast proofs.
-NODE_CACHE_MIN_LEVEL = 8
-
-
-def load_tree(conn: sqlite3.Connection) -> CompactRange:
-    row = conn.execute("SELECT size, state FROM ledger_tree WHERE id = 0").fetchone()
-    if row is None:
-        return CompactRange()
-    tree = CompactRange.from_bytes(bytes(row[1]))
-    if tree.size != row[0]:
-        raise StoreError("ledger tree state is inconsistent; run `safeshare ledger verify`")
-    return tree
-
-
-def append_entry(conn: sqlite3.Connection, entry: Mapping[str, Any]) -> int:
-    """Append one ledger entry inside the caller's transaction; returns its gap-free index.
-
-    The Merkle tree state advances in the same transaction, so the tree always covers exactly the
-    committed entries (and any process appending through this function keeps it right).
-    """
-    tree = load_tree(conn)
-    idx = conn.execute("SELECT coalesce(max(idx) + 1, 0) FROM ledger").fetchone()[0]
-    if idx != tree.size:
-        raise StoreError(f"ledger has {idx} entries but its tree covers {tree.size}; run `safeshare ledger verify`")
-    data, leaf = seal(entry, idx)
-    key = getattr(conn, "ledger_mac_key", None)
-    mac = None if key is None else entry_mac(key, idx, leaf)
-    actor = entry.get("actor") or {}
-    purpose = entry.get("purpose") or {}
-    basis = ((entry.get("justification") or {}).get("rules") or {}).get("1_lawful_basis") or {}
-    conn.execute(
-        "INSERT INTO ledger (idx, time, kind, actor_sub, actor_org, decision, share_id, purpose_code, article_6,"
-        " article_9, dpa_schedule_1, entry, leaf_hash, mac) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (
-            idx,
-            entry["time"],
-            entry["kind"],
-            actor.get("sub"),
-            actor.get("org"),
-            entry.get("decision"),
-            entry.get("share_id"),
-            purpose.get("code"),
-            basis.get("article_6"),
-            basis.get("article_9"),
-            basis.get("dpa_schedule_1"),
-            data,
-            leaf,
-            mac,
-        ),
-    )
-    refs = sorted(set(entry.get("subjects") or ()))
-    conn.executemany("INSERT INTO ledger_subjects (ref, idx) VALUES (?, ?)", [(r, idx) for r in refs])
-    recipients = entry.get("recipients") or ()
-    rids = sorted({r["id"] for r in recipients} | {r["via"] for r in recipients if r.get("via")})
-    conn.executemany("INSERT INTO ledger_recipients (recipient_id, idx) VALUES (?, ?)", [(r, idx) for r in rids])
-    orgs = sorted({o for o in [actor.get("org"), *(r.get("org") for r in recipients)] if o})
-    conn.executemany("INSERT INTO ledger_orgs (org, idx) VALUES (?, ?)", [(o, idx) for o in orgs])
-    overridden = 1 if entry.get("agreement_override") else 0
-    conn.executemany(
-        "INSERT INTO ledger_agreements (agreement_id, version, idx, overridden) VALUES (?, ?, ?, ?)",
-        [(a["id"], a["version"], idx, overridden) for a in entry.get("agreements") or ()],
-    )
-    if purpose.get("description"):
-        conn.execute("INSERT INTO ledger_fts (rowid, description) VALUES (?, ?)", (idx, purpose["description"]))
-    nodes = tree.append(leaf)
-    conn.executemany(
-        "INSERT INTO ledger_nodes (level, idx, hash) VALUES (?, ?, ?)",
-        [(n.level, n.index, n.hash) for n in nodes if n.level >= NODE_CACHE_MIN_LEVEL],
-    )
-    conn.execute(
-        "INSERT INTO ledger_tree (id, size, state) VALUES (0, ?, ?)"
-        " ON CONFLICT (id) DO UPDATE SET size = excluded.size, state = excluded.state",
-        (tree.size, tree.to_bytes()),
-    )
-    return int(idx)
-
-
-def _stored_leaf(conn: sqlite3.Connection, index: int) -> bytes:
-    row = conn.execute("SELECT leaf_hash FROM ledger WHERE idx = ?", (index,)).fetchone()
-    if row is None:
-        raise LedgerInconsistent(f"entry {index} is missing", index)
-    return bytes(row[0])
-
-
-def _stored_subtree(conn: sqlite3.Connection, start: int, end: int) -> bytes | None:
-    """A perfect subtree's hash from `ledger_nodes` (256+ leaves), else from one range read of leaf hashes."""
-    level = (end - start).bit_length() - 1
-    if level >= NODE_CACHE_MIN_LEVEL:
-        row = conn.execute(
-            "SELECT hash FROM ledger_nodes WHERE level = ? AND idx = ?", (level, start >> level)
-        ).fetchone()
-        if row is not None:
-            return bytes(row[0])
-    leaves = [
-        bytes(r[0])
-        for r in conn.execute("SELECT leaf_hash FROM ledger WHERE idx >= ? AND idx < ? ORDER BY idx", (start, end))
-    ]
-    if len(leaves) != end - start:
-        raise LedgerInconsistent(f"entries {start}..{end - 1} are incomplete", start)
-    return merkle.root(leaves)
-
-
-def _stored_compact(conn: sqlite3.Connection, size: int) -> CompactRange:
-    """The compact range at `size` from stored hashes: one perfect subtree per set bit, largest first."""
-    hashes, start = [], 0
-    for bit in reversed(range(size.bit_length())):
-        if size >> bit & 1:
-            end = start + (1 << bit)
-            h = _stored_leaf(conn, start) if end - start == 1 else _stored_subtree(conn, start, end)
-            assert h is not None
-            hashes.append(h)
-            start = end
-    return CompactRange(size, hashes)
-
-
-def _stored_consistency(conn: sqlite3.Connection, m: int, n: int, old_root: bytes, new_root: bytes) -> None:
-    """RFC 9162: a consistency proof from m to n built from the stored hashes must join the two roots."""
-    try:
-        proof = merkle.consistency_proof(
-            m, n, lambda i: _stored_leaf(conn, i), lambda a, b: _stored_subtree(conn, a, b)
-        )
-        verify_consistency(m, n, proof, old_root, new_root)
-    except ProofError as exc:
-        raise LedgerInconsistent(
-            f"fork: the stored tree of size {n} is not an append-only extension of the signed size {m} ({exc})"
-        ) from None
-
-
-def mac_start(conn: sqlite3.Connection, key: bytes) -> int:
-    """The first index that must carry a MAC; raises LedgerInconsistent if the record is missing or forged."""
-    row = conn.execute("SELECT start, mac FROM ledger_mac_start WHERE id = 0").fetchone()
-    if row is None:
-        raise LedgerInconsistent("the record of the first authenticated entry (ledger_mac_start) is missing")
-    start, mac = int(row[0]), bytes(row[1]) if row[1] is not None else None
-    if not start_mac_ok(key, start, mac):
-        raise LedgerInconsistent("the record of the first authenticated entry (ledger_mac_start) was altered")
-    return start
-
-
-def check_extension(conn: sqlite3.Connection, guard: CheckpointGuard, key: bytes) -> CompactRange | None:
-    """Prove the stored tree extends the trusted signed head; return the new compact range to sign, or None.
-
-    Cost: O(log n) stored-hash reads for the old tree (or none when this process signed it) plus one read,
-    hash and MAC check per entry since; the whole ledger is never rehashed. Raises LedgerInconsistent.
-    """
-    tree = load_tree(conn)
-    db_latest = conn.execute("SELECT size, note FROM ledger_checkpoints ORDER BY size DESC LIMIT 1").fetchone()
-    outside, db = guard.heads(None if db_latest is None else (int(db_latest[0]), bytes(db_latest[1])))
-    if outside is not None and db is not None and db.checkpoint.size > outside.checkpoint.size:
-        # Signed and committed, but the process died before recording it outside: it must still extend that.
-        _stored_consistency(
-            conn, outside.checkpoint.size, db.checkpoint.size, outside.checkpoint.root_hash, db.checkpoint.root_hash
-        )
-    head: TrustedHead | None = db or outside
-    start = mac_start(conn, key)
-    m = 0 if head is None else head.checkpoint.size
-    # Counting every row is the guard's one O(n) step (~0.1 µs a row), so the whole ledger is counted at start-up
-    # and then at most once a minute; in between only the rows since the signed head are.
-    full = guard.full_count_due()
-    since = 0 if full else min(m, tree.size)
-    count, top = conn.execute(
-        "SELECT count(*), (SELECT coalesce(max(idx) + 1, 0) FROM ledger) FROM ledger WHERE idx >= ?", (since,)
-    ).fetchone()
-    if count != top - since or top != tree.size:
-        raise LedgerInconsistent(
-            f"the ledger holds {count} rows from index {since} up to index {top - 1} but its tree state covers"
-            f" {tree.size} entries (rows deleted, inserted or renumbered)",
-            min(since + count, top, tree.size),
-        )
-    if tree.size < m:
-        raise LedgerInconsistent(
-            f"the ledger has {tree.size} entries but the last signed checkpoint covers {m} (truncated or rolled back)",
-            tree.size,
-        )
-    if head is not None and tree.size == m:
-        if tree.root() != head.checkpoint.root_hash:
-            raise LedgerInconsistent(f"fork: the stored tree's root for size {m} is not the signed one")
-        return None
-    if tree.size == 0:
-        return None
-    if head is None:
-        compact = CompactRange()
-    else:
-        compact = guard.trusted_compact(head.checkpoint) or _stored_compact(conn, m)
-        if compact.root() != head.checkpoint.root_hash:
-            raise LedgerInconsistent(
-                f"the stored entries 0..{m - 1} no longer reproduce the checkpoint signed for size {m}"
-                " (an entry was edited, removed, inserted or moved)",
-                0,
-            )
-    expected = m
-    for idx, data, leaf, mac in conn.execute(
-        "SELECT idx, entry, leaf_hash, mac FROM ledger WHERE idx >= ? ORDER BY idx", (m,)
-    ):
-        data, leaf = bytes(data), bytes(leaf)
-        if idx != expected:
-            raise LedgerInconsistent(f"entry {expected} is missing", expected)
-        if merkle.leaf_hash(data) != leaf:
-            raise LedgerInconsistent(f"entry {idx} does not match its recorded leaf hash (edited)", idx)
-        if idx >= start and not entry_mac_ok(key, idx, leaf, None if mac is None else bytes(mac)):
-            raise LedgerInconsistent(
-                f"entry {idx} has no valid MAC: it was not written by this gateway (forged, edited or moved)", idx
-            )
-        compact.append(leaf)
-        expected += 1
-    if compact.size != tree.size or compact.root() != tree.root():
-        raise LedgerInconsistent(
-            f"the stored tree state (size {tree.size}) does not match the entries ({compact.size})", m
-        )
-    if head is not None:
-        _stored_consistency(conn, m, compact.size, head.checkpoint.root_hash, compact.root())
-    if full:
-        guard.full_count_done()
-    return compact
 
 
 def _share_from_rows(row: sqlite3.Row | aiosqlite.Row, rrows: Sequence[Any]) -> Share:
@@ -824,7 +129,7 @@ def _recipient_from_row(row: Any) -> Recipient:
 class SQLiteStore:
     """The embedded store. Open with `await SQLiteStore.open(path)`; close with `await store.close()`."""
 
-    def __init__(self, path: Path, writer: _Writer, reader: aiosqlite.Connection) -> None:
+    def __init__(self, path: Path, writer: Writer, reader: aiosqlite.Connection) -> None:
         self.path = path
         self._writer = writer
         self._reader = reader
@@ -840,7 +145,7 @@ class SQLiteStore:
     @classmethod
     async def open(cls, path: Path, ledger_mac_key: bytes | None = None, legacy_upgrade: bool = True) -> SQLiteStore:
         await asyncio.to_thread(create_schema, path, ledger_mac_key, legacy_upgrade)
-        writer = _Writer(path, ledger_mac_key=ledger_mac_key)
+        writer = Writer(path, ledger_mac_key=ledger_mac_key)
         reader = await aiosqlite.connect(path)
         reader.row_factory = aiosqlite.Row
         await reader.execute("PRAGMA busy_timeout=30000")
@@ -866,7 +171,7 @@ class SQLiteStore:
         return AgreementStore(self)
 
     async def writable(self) -> bool:
-        """False after a batch failed on the database's side until a later one commits (see `_Writer`)."""
+        """False after a batch failed on the database's side until a later one commits (see `Writer`)."""
         return self._writer.healthy
 
     # -- recipients -------------------------------------------------------------------------------
@@ -1510,39 +815,27 @@ class SQLiteStore:
         ) as cur:
             return [bytes(r[0]) for r in await cur.fetchall()]
 
-    # -- audit queries (store/queries.py holds the SQL and its plans) -----------------------------------------
+    # -- audit queries (queries.py holds the SQL and its plans) ---------- -----------------------------------------
 
     async def query_page(self, f: AuditFilter, *, before: int | None, limit: int) -> list[LedgerRow]:
-        from . import queries
-
         return await queries.query_page(self._reader, f, before=before, limit=limit)
 
     async def export_pages(self, f: AuditFilter, *, upto: int, page_size: int) -> AsyncIterator[list[LedgerRow]]:
-        from . import queries
-
         plan = await queries.export_plan(self._reader, f, upto=upto)
         return queries.export_pages(self._reader, plan, page_size=page_size)
 
     async def latest_stored_checkpoint(self) -> StoredCheckpoint | None:
-        from . import queries
-
         return await queries.latest_checkpoint(self._reader)
 
     async def ledger_end(self) -> int:
-        from . import queries
-
         return await queries.ledger_end(self._reader)
 
     async def subject_events(self, ref: str, cap: int, *, scope: str | None = None) -> tuple[list[LedgerRow], bool]:
-        from . import queries
-
         return await queries.subject_events(self._reader, ref, cap, scope=scope)
 
     async def verify_inclusions(
         self, size: int, root: bytes, entries: Sequence[tuple[int, bytes]]
     ) -> dict[int, str | None]:
-        from . import queries
-
         return await asyncio.to_thread(queries.verify_inclusions, self.path, size, root, entries)
 
     async def flagged_decisions(
@@ -1555,20 +848,14 @@ class SQLiteStore:
         before: int | None,
         limit: int,
     ) -> list[LedgerRow]:
-        from . import queries
-
         return await queries.flagged_decisions(
             self._reader, flag, org=org, time_from=time_from, time_to=time_to, before=before, limit=limit
         )
 
     async def own_decisions(self, sub: str, *, before: int | None, limit: int) -> list[LedgerRow]:
-        from . import queries
-
         return await queries.own_decisions(self._reader, sub, before=before, limit=limit)
 
     async def stats(self, time_from: str | None, time_to: str | None, *, scope: str | None = None) -> dict[str, Any]:
-        from . import queries
-
         return await queries.stats(self._reader, time_from, time_to, scope=scope)
 
 
@@ -1604,136 +891,3 @@ def _settle_share_state(conn: sqlite3.Connection, share_id: str) -> None:
     ).fetchone()[0]
     if left == 0:
         conn.execute("UPDATE shares SET state = ? WHERE id = ? AND state = 'active'", (SHARE_EXHAUSTED, share_id))
-
-
-class TreeReader:
-    """Synchronous read access to leaf and subtree hashes for building proofs (run it off the event loop).
-
-    Complete subtrees of 256+ leaves come from `ledger_nodes`; smaller ones are hashed from one range read
-    of leaf hashes, so a proof at a million entries costs a few dozen indexed reads.
-    """
-
-    def __init__(self, path: Path) -> None:
-        self._conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
-        self._conn.execute("PRAGMA busy_timeout=30000")
-
-    def __enter__(self) -> TreeReader:
-        self._conn.execute("BEGIN")  # one snapshot for the whole proof
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._conn.rollback()
-        self._conn.close()
-
-    def size(self) -> int:
-        row = self._conn.execute("SELECT size FROM ledger_tree WHERE id = 0").fetchone()
-        return int(row[0]) if row else 0
-
-    def leaf_hash(self, index: int) -> bytes:
-        row = self._conn.execute("SELECT leaf_hash FROM ledger WHERE idx = ?", (index,)).fetchone()
-        if row is None:
-            raise StoreError(f"ledger entry {index} is missing")
-        return bytes(row[0])
-
-    def subtree_hash(self, start: int, end: int) -> bytes | None:
-        level = (end - start).bit_length() - 1
-        if level >= NODE_CACHE_MIN_LEVEL:
-            row = self._conn.execute(
-                "SELECT hash FROM ledger_nodes WHERE level = ? AND idx = ?", (level, start >> level)
-            ).fetchone()
-            if row is not None:
-                return bytes(row[0])
-        leaves = [
-            bytes(r[0])
-            for r in self._conn.execute(
-                "SELECT leaf_hash FROM ledger WHERE idx >= ? AND idx < ? ORDER BY idx", (start, end)
-            )
-        ]
-        if len(leaves) != end - start:
-            raise StoreError(f"ledger entries {start}..{end - 1} are incomplete")
-        return merkle.root(leaves)
-
-    def inclusion_proof(self, index: int, size: int) -> list[bytes]:
-        return merkle.inclusion_proof(index, size, self.leaf_hash, self.subtree_hash)
-
-    def consistency_proof(self, first: int, second: int) -> list[bytes]:
-        return merkle.consistency_proof(first, second, self.leaf_hash, self.subtree_hash)
-
-
-# -- the backend's entry points, called by `gateway.store` (open_store, migrate, ledger_snapshot) ---------------
-
-
-def _path(url: str) -> Path:
-    from . import sqlite_path
-
-    path = sqlite_path(url)
-    if path is None:
-        raise StoreError(f"not an SQLite database: {url}")
-    return path
-
-
-async def open_url(url: str, *, ledger_mac_key: bytes | None = None, legacy_upgrade: bool = True) -> SQLiteStore:
-    return await SQLiteStore.open(_path(url), ledger_mac_key=ledger_mac_key, legacy_upgrade=legacy_upgrade)
-
-
-def migrate_url(url: str, *, ledger_mac_key: bytes | None = None, legacy_upgrade: bool = True) -> tuple[int, int]:
-    path = _path(url)
-    before = schema_version(path)
-    create_schema(path, ledger_mac_key, legacy_upgrade)
-    return before, SCHEMA_VERSION
-
-
-def schema_version(path: Path) -> int:
-    """The schema version of the database at `path` (0: no database, or an empty one)."""
-    if not path.exists():
-        return 0
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    try:
-        return int(conn.execute("PRAGMA user_version").fetchone()[0])
-    finally:
-        conn.close()
-
-
-class _Snapshot:
-    """`protocol.LedgerSnapshot` over one read-only SQLite transaction."""
-
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self._conn = conn
-        self.checkpoints = [(int(r[0]), bytes(r[1])) for r in conn.execute("SELECT size, note FROM ledger_checkpoints")]
-        has_start = conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'ledger_mac_start'").fetchone()
-        start = conn.execute("SELECT start, mac FROM ledger_mac_start WHERE id = 0").fetchone() if has_start else None
-        self.mac_start = None if start is None else (int(start[0]), bytes(start[1]))
-        self.total = int(conn.execute("SELECT count(*) FROM ledger").fetchone()[0])
-        state = conn.execute("SELECT state FROM ledger_tree WHERE id = 0").fetchone()
-        self.tree = CompactRange.from_bytes(bytes(state[0])) if state else CompactRange()
-        self._has_mac = "mac" in {r[1] for r in conn.execute("PRAGMA table_info(ledger)")}
-
-    def rows(self) -> Iterator[tuple[int, bytes, bytes, bytes | None]]:
-        sql = (
-            "SELECT idx, entry, leaf_hash, mac FROM ledger ORDER BY idx"
-            if self._has_mac
-            else "SELECT idx, entry, leaf_hash, NULL FROM ledger ORDER BY idx"
-        )
-        for r in self._conn.execute(sql):
-            yield int(r[0]), bytes(r[1]), bytes(r[2]), None if r[3] is None else bytes(r[3])
-
-
-@contextmanager
-def ledger_snapshot(url: str) -> Iterator[_Snapshot]:
-    """A read-only snapshot (one transaction: entries, checkpoints and tree state agree in time)."""
-    path = _path(url)
-    if not path.exists():
-        raise StoreError(f"no ledger at {path}")
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    try:
-        conn.execute("BEGIN")
-        yield _Snapshot(conn)
-    finally:
-        conn.close()
-
-
-if TYPE_CHECKING:  # mypy checks here that SQLite keeps the whole contract
-    from .protocol import LedgerSnapshot, Store
-
-    _store: type[Store] = SQLiteStore
-    _snapshot: type[LedgerSnapshot] = _Snapshot

@@ -28,9 +28,9 @@ from typing import Any, TypeVar
 
 import aiosqlite
 
-from ..ledger import merkle
-from ..ledger.entry import KINDS
-from .audit import (
+from ...ledger import merkle
+from ...ledger.entry import KINDS
+from ..audit import (
     BROAD_CAP,
     ESTIMATE_CAP,
     FLAG_NOT_SHARED_DESPITE_RISK,
@@ -40,8 +40,9 @@ from .audit import (
     StoredCheckpoint,
     fts_query,
 )
-from .models import LedgerRow
-from .sqlite import STATS_INDEXES, TreeReader
+from ..models import LedgerRow
+from .schema import STATS_INDEXES
+from .tree import TreeReader
 
 T = TypeVar("T")
 

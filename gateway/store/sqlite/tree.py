@@ -1,0 +1,289 @@
+"""The ledger's Merkle tree kept in SQLite: appending an entry (its leaf, the compact range, stored subtrees),
+reading hashes for proofs (`TreeReader`), and checking that the tree extends the last signed one (`check_extension`,
+for the checkpoint guard). Ledger indexes are assigned inside the writing transaction from the table itself, so
+another process (the CLI) may append too without gaps or duplicates."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from ...ledger import merkle
+from ...ledger.entry import seal
+from ...ledger.guard import CheckpointGuard, LedgerInconsistent, TrustedHead
+from ...ledger.mac import entry_mac, entry_mac_ok, start_mac_ok
+from ...ledger.merkle import CompactRange, ProofError, verify_consistency
+from ..models import (
+    StoreError,
+)
+
+#: Complete subtrees at this level and above (256+ leaves) are stored for fast proofs.
+NODE_CACHE_MIN_LEVEL = 8
+
+
+def load_tree(conn: sqlite3.Connection) -> CompactRange:
+    row = conn.execute("SELECT size, state FROM ledger_tree WHERE id = 0").fetchone()
+    if row is None:
+        return CompactRange()
+    tree = CompactRange.from_bytes(bytes(row[1]))
+    if tree.size != row[0]:
+        raise StoreError("ledger tree state is inconsistent; run `safeshare ledger verify`")
+    return tree
+
+
+def append_entry(conn: sqlite3.Connection, entry: Mapping[str, Any]) -> int:
+    """Append one ledger entry inside the caller's transaction; returns its gap-free index.
+
+    The Merkle tree state advances in the same transaction, so the tree always covers exactly the
+    committed entries (and any process appending through this function keeps it right).
+    """
+    tree = load_tree(conn)
+    idx = conn.execute("SELECT coalesce(max(idx) + 1, 0) FROM ledger").fetchone()[0]
+    if idx != tree.size:
+        raise StoreError(f"ledger has {idx} entries but its tree covers {tree.size}; run `safeshare ledger verify`")
+    data, leaf = seal(entry, idx)
+    key = getattr(conn, "ledger_mac_key", None)
+    mac = None if key is None else entry_mac(key, idx, leaf)
+    actor = entry.get("actor") or {}
+    purpose = entry.get("purpose") or {}
+    basis = ((entry.get("justification") or {}).get("rules") or {}).get("1_lawful_basis") or {}
+    conn.execute(
+        "INSERT INTO ledger (idx, time, kind, actor_sub, actor_org, decision, share_id, purpose_code, article_6,"
+        " article_9, dpa_schedule_1, entry, leaf_hash, mac) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            idx,
+            entry["time"],
+            entry["kind"],
+            actor.get("sub"),
+            actor.get("org"),
+            entry.get("decision"),
+            entry.get("share_id"),
+            purpose.get("code"),
+            basis.get("article_6"),
+            basis.get("article_9"),
+            basis.get("dpa_schedule_1"),
+            data,
+            leaf,
+            mac,
+        ),
+    )
+    refs = sorted(set(entry.get("subjects") or ()))
+    conn.executemany("INSERT INTO ledger_subjects (ref, idx) VALUES (?, ?)", [(r, idx) for r in refs])
+    recipients = entry.get("recipients") or ()
+    rids = sorted({r["id"] for r in recipients} | {r["via"] for r in recipients if r.get("via")})
+    conn.executemany("INSERT INTO ledger_recipients (recipient_id, idx) VALUES (?, ?)", [(r, idx) for r in rids])
+    orgs = sorted({o for o in [actor.get("org"), *(r.get("org") for r in recipients)] if o})
+    conn.executemany("INSERT INTO ledger_orgs (org, idx) VALUES (?, ?)", [(o, idx) for o in orgs])
+    overridden = 1 if entry.get("agreement_override") else 0
+    conn.executemany(
+        "INSERT INTO ledger_agreements (agreement_id, version, idx, overridden) VALUES (?, ?, ?, ?)",
+        [(a["id"], a["version"], idx, overridden) for a in entry.get("agreements") or ()],
+    )
+    if purpose.get("description"):
+        conn.execute("INSERT INTO ledger_fts (rowid, description) VALUES (?, ?)", (idx, purpose["description"]))
+    nodes = tree.append(leaf)
+    conn.executemany(
+        "INSERT INTO ledger_nodes (level, idx, hash) VALUES (?, ?, ?)",
+        [(n.level, n.index, n.hash) for n in nodes if n.level >= NODE_CACHE_MIN_LEVEL],
+    )
+    conn.execute(
+        "INSERT INTO ledger_tree (id, size, state) VALUES (0, ?, ?)"
+        " ON CONFLICT (id) DO UPDATE SET size = excluded.size, state = excluded.state",
+        (tree.size, tree.to_bytes()),
+    )
+    return int(idx)
+
+
+def _stored_leaf(conn: sqlite3.Connection, index: int) -> bytes:
+    row = conn.execute("SELECT leaf_hash FROM ledger WHERE idx = ?", (index,)).fetchone()
+    if row is None:
+        raise LedgerInconsistent(f"entry {index} is missing", index)
+    return bytes(row[0])
+
+
+def _stored_subtree(conn: sqlite3.Connection, start: int, end: int) -> bytes | None:
+    """A perfect subtree's hash from `ledger_nodes` (256+ leaves), else from one range read of leaf hashes."""
+    level = (end - start).bit_length() - 1
+    if level >= NODE_CACHE_MIN_LEVEL:
+        row = conn.execute(
+            "SELECT hash FROM ledger_nodes WHERE level = ? AND idx = ?", (level, start >> level)
+        ).fetchone()
+        if row is not None:
+            return bytes(row[0])
+    leaves = [
+        bytes(r[0])
+        for r in conn.execute("SELECT leaf_hash FROM ledger WHERE idx >= ? AND idx < ? ORDER BY idx", (start, end))
+    ]
+    if len(leaves) != end - start:
+        raise LedgerInconsistent(f"entries {start}..{end - 1} are incomplete", start)
+    return merkle.root(leaves)
+
+
+def _stored_compact(conn: sqlite3.Connection, size: int) -> CompactRange:
+    """The compact range at `size` from stored hashes: one perfect subtree per set bit, largest first."""
+    hashes, start = [], 0
+    for bit in reversed(range(size.bit_length())):
+        if size >> bit & 1:
+            end = start + (1 << bit)
+            h = _stored_leaf(conn, start) if end - start == 1 else _stored_subtree(conn, start, end)
+            assert h is not None
+            hashes.append(h)
+            start = end
+    return CompactRange(size, hashes)
+
+
+def _stored_consistency(conn: sqlite3.Connection, m: int, n: int, old_root: bytes, new_root: bytes) -> None:
+    """RFC 9162: a consistency proof from m to n built from the stored hashes must join the two roots."""
+    try:
+        proof = merkle.consistency_proof(
+            m, n, lambda i: _stored_leaf(conn, i), lambda a, b: _stored_subtree(conn, a, b)
+        )
+        verify_consistency(m, n, proof, old_root, new_root)
+    except ProofError as exc:
+        raise LedgerInconsistent(
+            f"fork: the stored tree of size {n} is not an append-only extension of the signed size {m} ({exc})"
+        ) from None
+
+
+def mac_start(conn: sqlite3.Connection, key: bytes) -> int:
+    """The first index that must carry a MAC; raises LedgerInconsistent if the record is missing or forged."""
+    row = conn.execute("SELECT start, mac FROM ledger_mac_start WHERE id = 0").fetchone()
+    if row is None:
+        raise LedgerInconsistent("the record of the first authenticated entry (ledger_mac_start) is missing")
+    start, mac = int(row[0]), bytes(row[1]) if row[1] is not None else None
+    if not start_mac_ok(key, start, mac):
+        raise LedgerInconsistent("the record of the first authenticated entry (ledger_mac_start) was altered")
+    return start
+
+
+def check_extension(conn: sqlite3.Connection, guard: CheckpointGuard, key: bytes) -> CompactRange | None:
+    """Prove the stored tree extends the trusted signed head; return the new compact range to sign, or None.
+
+    Cost: O(log n) stored-hash reads for the old tree (or none when this process signed it) plus one read,
+    hash and MAC check per entry since; the whole ledger is never rehashed. Raises LedgerInconsistent.
+    """
+    tree = load_tree(conn)
+    db_latest = conn.execute("SELECT size, note FROM ledger_checkpoints ORDER BY size DESC LIMIT 1").fetchone()
+    outside, db = guard.heads(None if db_latest is None else (int(db_latest[0]), bytes(db_latest[1])))
+    if outside is not None and db is not None and db.checkpoint.size > outside.checkpoint.size:
+        # Signed and committed, but the process died before recording it outside: it must still extend that.
+        _stored_consistency(
+            conn, outside.checkpoint.size, db.checkpoint.size, outside.checkpoint.root_hash, db.checkpoint.root_hash
+        )
+    head: TrustedHead | None = db or outside
+    start = mac_start(conn, key)
+    m = 0 if head is None else head.checkpoint.size
+    # Counting every row is the guard's one O(n) step (~0.1 µs a row), so the whole ledger is counted at start-up
+    # and then at most once a minute; in between only the rows since the signed head are.
+    full = guard.full_count_due()
+    since = 0 if full else min(m, tree.size)
+    count, top = conn.execute(
+        "SELECT count(*), (SELECT coalesce(max(idx) + 1, 0) FROM ledger) FROM ledger WHERE idx >= ?", (since,)
+    ).fetchone()
+    if count != top - since or top != tree.size:
+        raise LedgerInconsistent(
+            f"the ledger holds {count} rows from index {since} up to index {top - 1} but its tree state covers"
+            f" {tree.size} entries (rows deleted, inserted or renumbered)",
+            min(since + count, top, tree.size),
+        )
+    if tree.size < m:
+        raise LedgerInconsistent(
+            f"the ledger has {tree.size} entries but the last signed checkpoint covers {m} (truncated or rolled back)",
+            tree.size,
+        )
+    if head is not None and tree.size == m:
+        if tree.root() != head.checkpoint.root_hash:
+            raise LedgerInconsistent(f"fork: the stored tree's root for size {m} is not the signed one")
+        return None
+    if tree.size == 0:
+        return None
+    if head is None:
+        compact = CompactRange()
+    else:
+        compact = guard.trusted_compact(head.checkpoint) or _stored_compact(conn, m)
+        if compact.root() != head.checkpoint.root_hash:
+            raise LedgerInconsistent(
+                f"the stored entries 0..{m - 1} no longer reproduce the checkpoint signed for size {m}"
+                " (an entry was edited, removed, inserted or moved)",
+                0,
+            )
+    expected = m
+    for idx, data, leaf, mac in conn.execute(
+        "SELECT idx, entry, leaf_hash, mac FROM ledger WHERE idx >= ? ORDER BY idx", (m,)
+    ):
+        data, leaf = bytes(data), bytes(leaf)
+        if idx != expected:
+            raise LedgerInconsistent(f"entry {expected} is missing", expected)
+        if merkle.leaf_hash(data) != leaf:
+            raise LedgerInconsistent(f"entry {idx} does not match its recorded leaf hash (edited)", idx)
+        if idx >= start and not entry_mac_ok(key, idx, leaf, None if mac is None else bytes(mac)):
+            raise LedgerInconsistent(
+                f"entry {idx} has no valid MAC: it was not written by this gateway (forged, edited or moved)", idx
+            )
+        compact.append(leaf)
+        expected += 1
+    if compact.size != tree.size or compact.root() != tree.root():
+        raise LedgerInconsistent(
+            f"the stored tree state (size {tree.size}) does not match the entries ({compact.size})", m
+        )
+    if head is not None:
+        _stored_consistency(conn, m, compact.size, head.checkpoint.root_hash, compact.root())
+    if full:
+        guard.full_count_done()
+    return compact
+
+
+class TreeReader:
+    """Synchronous read access to leaf and subtree hashes for building proofs (run it off the event loop).
+
+    Complete subtrees of 256+ leaves come from `ledger_nodes`; smaller ones are hashed from one range read
+    of leaf hashes, so a proof at a million entries costs a few dozen indexed reads.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+        self._conn.execute("PRAGMA busy_timeout=30000")
+
+    def __enter__(self) -> TreeReader:
+        self._conn.execute("BEGIN")  # one snapshot for the whole proof
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._conn.rollback()
+        self._conn.close()
+
+    def size(self) -> int:
+        row = self._conn.execute("SELECT size FROM ledger_tree WHERE id = 0").fetchone()
+        return int(row[0]) if row else 0
+
+    def leaf_hash(self, index: int) -> bytes:
+        row = self._conn.execute("SELECT leaf_hash FROM ledger WHERE idx = ?", (index,)).fetchone()
+        if row is None:
+            raise StoreError(f"ledger entry {index} is missing")
+        return bytes(row[0])
+
+    def subtree_hash(self, start: int, end: int) -> bytes | None:
+        level = (end - start).bit_length() - 1
+        if level >= NODE_CACHE_MIN_LEVEL:
+            row = self._conn.execute(
+                "SELECT hash FROM ledger_nodes WHERE level = ? AND idx = ?", (level, start >> level)
+            ).fetchone()
+            if row is not None:
+                return bytes(row[0])
+        leaves = [
+            bytes(r[0])
+            for r in self._conn.execute(
+                "SELECT leaf_hash FROM ledger WHERE idx >= ? AND idx < ? ORDER BY idx", (start, end)
+            )
+        ]
+        if len(leaves) != end - start:
+            raise StoreError(f"ledger entries {start}..{end - 1} are incomplete")
+        return merkle.root(leaves)
+
+    def inclusion_proof(self, index: int, size: int) -> list[bytes]:
+        return merkle.inclusion_proof(index, size, self.leaf_hash, self.subtree_hash)
+
+    def consistency_proof(self, first: int, second: int) -> list[bytes]:
+        return merkle.consistency_proof(first, second, self.leaf_hash, self.subtree_hash)

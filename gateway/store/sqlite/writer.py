@@ -1,0 +1,160 @@
+"""The single writer thread: every write of the SQLite store goes through it, group-committed.
+
+Every queued operation runs inside its own SAVEPOINT of one shared transaction, so a failing operation rolls
+back alone while the batch pays for one fsync. That is what lets a 2-core machine append tens of thousands of
+ledger entries a second instead of a thousand (measured: aiosqlite pays ~140 µs per awaited call). When SQLite
+has rolled the whole transaction back itself (disk full, I/O error), the batch's callers are failed with
+`StoreUnavailable` and the thread carries on: it must never die, or every later write would wait for ever."""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any, TypeVar
+
+from ..models import (
+    StoreUnavailable,
+)
+from .schema import _connect
+
+T = TypeVar("T")
+
+
+class Writer:
+    """A dedicated thread that owns the only write connection and group-commits queued operations."""
+
+    def __init__(self, path: Path, max_batch: int = 256, ledger_mac_key: bytes | None = None) -> None:
+        self._conn = _connect(path, ledger_mac_key)
+        self._queue: queue.SimpleQueue[tuple[Callable[[sqlite3.Connection], Any], Future[Any]] | None] = (
+            queue.SimpleQueue()
+        )
+        self._max_batch = max_batch
+        #: False from a batch the database failed (disk full, I/O error, busy) until one commits again:
+        #: `/healthz` reports it, so a store that cannot write does not look healthy.
+        self.healthy = True
+        self._thread = threading.Thread(target=self._run, name="safeshare-sqlite-writer", daemon=True)
+        self._thread.start()
+
+    def submit(self, op: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
+        fut: Future[T] = Future()
+        self._queue.put((op, fut))
+        return asyncio.wrap_future(fut)
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join()
+        self._conn.close()
+
+    def _run(self) -> None:
+        conn = self._conn
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            batch = [item]
+            stop = False
+            while len(batch) < self._max_batch:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    stop = True
+                    break
+                batch.append(more)
+            self._run_batch(conn, batch)
+            if stop:
+                return
+
+    def _run_batch(
+        self, conn: sqlite3.Connection, batch: list[tuple[Callable[[sqlite3.Connection], Any], Future[Any]]]
+    ) -> None:
+        results: list[tuple[Future[Any], bool, Any]] = []
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            self.healthy = False
+            for _, fut in batch:
+                if fut.set_running_or_notify_cancel():
+                    fut.set_exception(StoreUnavailable(f"could not start a transaction: {exc}"))
+            return
+        for i, (op, fut) in enumerate(batch):
+            if not fut.set_running_or_notify_cancel():
+                continue  # the caller gave up before its turn: do not change state on its behalf
+            rest = batch[i + 1 :]
+            try:
+                conn.execute("SAVEPOINT op")
+            except sqlite3.Error as exc:
+                self._abort(conn, results, [(fut, exc)], exc, rest)
+                return
+            try:
+                value = op(conn)
+            except BaseException as exc:
+                try:
+                    conn.execute("ROLLBACK TO op")
+                    conn.execute("RELEASE op")
+                except sqlite3.Error as rollback_exc:
+                    # e.g. the disk filled up: the savepoint cannot be undone alone, so the whole batch is
+                    # rolled back and each of its callers told; the writer thread carries on with the next batch.
+                    self._abort(conn, results, [(fut, exc)], rollback_exc, rest)
+                    return
+                results.append((fut, False, exc))
+            else:
+                try:
+                    conn.execute("RELEASE op")
+                except sqlite3.Error as exc:
+                    self._abort(conn, results, [(fut, exc)], exc, rest)
+                    return
+                results.append((fut, True, value))
+        try:
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            try:
+                conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
+            self.healthy = False
+            for fut, _, _ in results:
+                fut.set_exception(StoreUnavailable(f"commit failed: {exc}"))
+            return
+        self.healthy = True
+        for fut, ok, value in results:
+            if ok:
+                fut.set_result(value)
+            else:
+                fut.set_exception(value)
+
+    def _abort(
+        self,
+        conn: sqlite3.Connection,
+        results: list[tuple[Future[Any], bool, Any]],
+        failing: list[tuple[Future[Any], BaseException]],
+        cause: BaseException,
+        rest: list[tuple[Callable[[sqlite3.Connection], Any], Future[Any]]],
+    ) -> None:
+        """Roll back the whole batch after a failure that cannot be confined to one savepoint.
+
+        Every caller whose operation ran in it is failed (nothing of theirs was committed); queued callers
+        that have not run yet were never started and are failed too, so none waits for ever.
+        """
+        try:
+            conn.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass  # SQLite already rolled the transaction back itself (the usual case after a disk or I/O error)
+        self.healthy = False
+        for fut, _, _ in results:
+            error = StoreUnavailable(f"transaction rolled back: {cause}")
+            error.__cause__ = cause
+            fut.set_exception(error)
+        for fut, exc in failing:
+            err = StoreUnavailable(f"transaction rolled back: {cause}")
+            err.__cause__ = exc
+            fut.set_exception(err)
+        for _, fut in rest:
+            if fut.set_running_or_notify_cancel():
+                fut.set_exception(StoreUnavailable(f"not run: the transaction was rolled back ({cause})"))
