@@ -21,13 +21,13 @@ import pytest
 
 from gateway.ledger import merkle
 from gateway.ledger.entry import KIND_EXPIRE, KIND_FETCH, KIND_REVOKE, share_event_entry
+from gateway.store import open_store as open_url
 from gateway.store.idempotency import IdempotencyHit, IdempotentWrite
 from gateway.store.models import Enrolment, Recipient, RecipientExists, Share, ShareRecipient, StoreError
-from gateway.store.sqlite import SQLiteStore
 from tests.pg import fresh_database
 
 pg = pytest.importorskip("gateway.store.postgres")
-pg_schema = pytest.importorskip("gateway.store.pg_schema")
+pg_schema = pytest.importorskip("gateway.store.postgres.schema")
 PostgresStore = pg.PostgresStore
 
 BACKENDS = ["sqlite", "postgres"]
@@ -38,14 +38,14 @@ FAR = "2099-01-01T00:00:00Z"
 @contextlib.asynccontextmanager
 async def open_store(backend: str, tmp_path: Path, mac_key: bytes | None = None) -> AsyncIterator[Any]:
     if backend == "sqlite":
-        store = await SQLiteStore.open(tmp_path / "gateway.db", ledger_mac_key=mac_key)
+        store = await open_url(f"sqlite://{tmp_path / 'gateway.db'}", ledger_mac_key=mac_key)
         try:
             yield store
         finally:
             await store.close()
         return
     async with fresh_database() as dsn:
-        store = await PostgresStore.open(dsn, ledger_mac_key=mac_key)
+        store = await open_url(dsn, ledger_mac_key=mac_key)
         try:
             yield store
         finally:
@@ -370,7 +370,7 @@ async def test_application_role_cannot_rewrite_the_ledger(pg_dsn: str) -> None:
 
 
 async def test_envelopes_in_chunks_all_or_nothing(pg_dsn: str) -> None:
-    from gateway.store import pg_envelopes
+    from gateway.store.postgres import envelopes as pg_envelopes
 
     store = await PostgresStore.open(pg_dsn)
     try:

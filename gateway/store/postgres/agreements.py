@@ -11,11 +11,11 @@ import json
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from .agreements import AgreementExists, _from_row
-from .models import STATUS_RETIRED, Agreement
+from ..agreements import AgreementExists
+from ..models import STATUS_ACTIVE, STATUS_RETIRED, STATUS_SUPERSEDED, Agreement
 
 if TYPE_CHECKING:
-    from .postgres import PostgresStore
+    from .repository import PostgresStore
 
 Conn = Any
 
@@ -24,6 +24,30 @@ _COLUMNS = (
     " document_size, document_name, document_type, created_at, retired_at, retired_reason,"
     " (SELECT max(v.version) FROM agreements v WHERE v.id = agreements.id) AS latest"
 )
+
+
+def _from_row(row: Any) -> Agreement:
+    version, latest = int(row[1]), int(row[16])
+    status = STATUS_RETIRED if row[14] else (STATUS_ACTIVE if version == latest else STATUS_SUPERSEDED)
+    return Agreement(
+        id=row[0],
+        version=version,
+        title=row[2],
+        kind=row[3],
+        scope=row[4],
+        signatories=tuple(json.loads(row[5])),
+        purposes=tuple(json.loads(row[6])),
+        categories=tuple(json.loads(row[7])),
+        review_date=row[8],
+        document_sha256=row[9],
+        document_size=int(row[10]),
+        document_name=row[11],
+        document_type=row[12],
+        status=status,
+        created_at=row[13],
+        retired_at=row[14],
+        retired_reason=row[15],
+    )
 
 
 class PgAgreementStore:

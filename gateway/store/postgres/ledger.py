@@ -18,12 +18,12 @@ import unicodedata
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
-from ..ledger import merkle
-from ..ledger.entry import seal
-from ..ledger.guard import CheckpointGuard, LedgerInconsistent, TrustedHead
-from ..ledger.mac import entry_mac, entry_mac_ok, start_mac_ok
-from ..ledger.merkle import CompactRange, ProofError, verify_consistency
-from .models import StoreError
+from ...ledger import merkle
+from ...ledger.entry import seal
+from ...ledger.guard import CheckpointGuard, LedgerInconsistent, TrustedHead
+from ...ledger.mac import entry_mac, entry_mac_ok, start_mac_ok
+from ...ledger.merkle import CompactRange, ProofError, verify_consistency
+from ..models import StoreError
 
 T = TypeVar("T")
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from .models import SHARE_ACTIVE, CodeCheck, HeldRow, Share
+from ..models import SHARE_ACTIVE, CodeCheck, HeldRow, Share
 
 if TYPE_CHECKING:
-    from .postgres import PostgresStore
+    from .repository import PostgresStore
 
 EntryFor = Callable[[Share], Mapping[str, Any]]
 Conn = Any
@@ -75,7 +75,7 @@ class PgHeldStore:
     async def issue_code(
         self, share_id: str, address: str, mac: bytes, now: str, expires_at: str, make_entry: EntryFor
     ) -> str:
-        from .postgres import _load_share
+        from .repository import _load_share
 
         async def op(conn: Conn) -> str:
             held = await _held(conn, share_id, address)
@@ -115,7 +115,7 @@ class PgHeldStore:
         max_wrong: int,
         entries: Callable[[str, Share, int], Mapping[str, Any]],
     ) -> CodeCheck:
-        from .postgres import _load_share
+        from .repository import _load_share
 
         async def op(conn: Conn) -> CodeCheck:
             held = await _held(conn, share_id, address)
@@ -173,7 +173,7 @@ class PgHeldStore:
         make_entry: EntryFor,
         place: Callable[[], None],
     ) -> int | None:
-        from .postgres import _load_share
+        from .repository import _load_share
 
         async def op(conn: Conn) -> int | None:
             held = await _held(conn, row.share_id, row.address)
@@ -204,7 +204,7 @@ class PgHeldStore:
         return await self.store._submit(op)
 
     async def expire_held(self, now: str, make_entry: Callable[[Share, list[HeldRow]], Mapping[str, Any]]) -> list[str]:
-        from .postgres import _load_share
+        from .repository import _load_share
 
         async def op(conn: Conn) -> list[str]:
             found = await conn.fetch(
@@ -238,7 +238,7 @@ class PgHeldStore:
         return None if row is None else (share, row)
 
     async def passphrase_fetch(self, share_id: str, now: str, make_entry: EntryFor) -> tuple[str, HeldRow | None, int]:
-        from .postgres import _load_share
+        from .repository import _load_share
 
         async def op(conn: Conn) -> tuple[str, HeldRow | None, int]:
             share = await _load_share(conn, share_id)

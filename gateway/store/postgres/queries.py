@@ -18,17 +18,35 @@ import re
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-from ..ledger import merkle
-from . import pg_ledger
-from .audit import FLAG_NOT_SHARED_DESPITE_RISK, MAX_INDEX, MAX_TEXT_QUERY, AuditFilter, QueryError, StoredCheckpoint
-from .models import LedgerRow
-from .pg_ledger import WORD as _WORD
-from .pg_ledger import fold
-from .queries import _DIMENSIONS, _empty_month
+from ...ledger import merkle
+from ..audit import FLAG_NOT_SHARED_DESPITE_RISK, MAX_INDEX, MAX_TEXT_QUERY, AuditFilter, QueryError, StoredCheckpoint
+from ..models import LedgerRow
+from . import ledger as pg_ledger
+from .ledger import WORD as _WORD
+from .ledger import fold
 
 Conn = Any  # an asyncpg connection
 
 _ROW = "l.idx, l.time, l.kind, l.entry, l.leaf_hash"
+#: The statistics' dimensions and a month's empty figures: the shape of `GET /api/v1/ledger/stats` (as on SQLite).
+_DIMENSIONS = ("decision", "purpose", "article_6", "article_9", "dpa_schedule_1", "org")
+
+
+def _empty_month(m: str) -> dict[str, Any]:
+    return {
+        "month": m,
+        "decisions": 0,
+        **{dim: {} for dim in _DIMENSIONS},
+        "shares": 0,
+        "disclosures_elsewhere": 0,
+        "disclosures_by_channel": {},
+        "decisions_not_to_share": 0,
+        "not_shared_despite_risk": 0,
+        "shares_later_revoked": 0,
+        "emergency_shares_not_completed": 0,
+    }
+
+
 _QUOTED = re.compile(r'"([^"]*)"(\*?)')
 _JSON = "convert_from(d.entry, 'UTF8')::jsonb"
 _MONTH = "substr(d.time, 1, 7)"

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Iterable
 from datetime import timedelta
 from typing import Any
 
-from .models import StoreError
+from ..models import StoreError
 
 #: Bytes per chunk row: large enough that a row's overhead is negligible, small enough to hold a few per node.
 CHUNK = 256 * 1024

@@ -30,16 +30,15 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import asyncpg
 
-from ..ledger.entry import format_time as ledger_time
-from ..ledger.entry import parse_time as parse_ledger_time
-from ..ledger.guard import CheckpointGuard, LedgerInconsistent
-from ..ledger.mac import start_mac
-from ..ledger.merkle import CompactRange
-from . import pg_held, pg_ledger, pg_queries
-from .audit import AuditFilter, StoredCheckpoint
-from .files import ESCROW_ID
-from .idempotency import IdempotencyHit, IdempotentWrite, StoredResponse
-from .models import (
+from ...ledger.entry import format_time as ledger_time
+from ...ledger.entry import parse_time as parse_ledger_time
+from ...ledger.guard import CheckpointGuard, LedgerInconsistent
+from ...ledger.mac import start_mac
+from ...ledger.merkle import CompactRange
+from ..audit import AuditFilter, StoredCheckpoint
+from ..files import ESCROW_ID
+from ..idempotency import IdempotencyHit, IdempotentWrite, StoredResponse
+from ..models import (
     RECIPIENT_ACTIVE,
     SHARE_ACTIVE,
     SHARE_EXHAUSTED,
@@ -57,9 +56,12 @@ from .models import (
     StoreError,
     StoreUnavailable,
 )
-from .pg_agreements import PgAgreementStore
-from .pg_envelopes import PgEnvelopes, PgSpool
-from .pg_schema import MIGRATIONS, SCHEMA_VERSION
+from . import held as pg_held
+from . import ledger as pg_ledger
+from . import queries as pg_queries
+from .agreements import PgAgreementStore
+from .envelopes import PgEnvelopes, PgSpool
+from .schema import MIGRATIONS, SCHEMA_VERSION
 
 T = TypeVar("T")
 
@@ -1192,7 +1194,7 @@ def ledger_snapshot(url: str) -> Iterator[_Snapshot]:
 
 
 if TYPE_CHECKING:  # mypy checks here that PostgreSQL keeps the whole contract
-    from .protocol import LedgerSnapshot, Store
+    from ..protocol import LedgerSnapshot, Store
 
     _store: type[Store] = PostgresStore
     _snapshot: type[LedgerSnapshot] = _Snapshot
