@@ -3,7 +3,8 @@ them, one node SIGKILLed part-way. Afterwards every acknowledged share is fetche
 decrypted with `age`, the ledger has no gap, every node publishes the same checkpoint, `safeshare ledger verify
 --database …` passes, and the killed node restarts cleanly. Then the database goes away for one node (a proxy
 in front of PostgreSQL is cut, the shared server itself is never stopped): it answers 503 with Retry-After, not
-500 and not a hang, and serves again by itself once the proxy is back."""
+500 and not a hang, and serves again by itself once the proxy is back. Last, an entry edited by a superuser (trigger
+dropped) is caught by `ledger verify`."""
 
 from __future__ import annotations
 
@@ -155,6 +156,22 @@ def test_three_nodes_one_ledger_kill_and_database_outage(tmp_path: Path) -> None
                     extra.stop()
             finally:
                 proxy.close()
+
+            # What a database superuser can still do (drop the trigger, edit an entry) `ledger verify` catches.
+            async def tamper() -> None:
+                conn = await asyncpg.connect(dsn)
+                try:
+                    await conn.execute("ALTER TABLE ledger DISABLE TRIGGER ledger_append_only")
+                    await conn.execute(
+                        "UPDATE ledger SET entry = convert_to(replace(convert_from(entry, 'UTF8'), '\"pat\"',"
+                        " '\"eve\"'), 'UTF8') WHERE idx = (SELECT min(idx) FROM ledger WHERE kind = 'share')"
+                    )
+                finally:
+                    await conn.close()
+
+            asyncio.run(tamper())
+            tampered = cli(home, dsn, "ledger", "verify", "--database", dsn, check=False)
+            assert tampered.returncode not in (0, 3), tampered.stdout + tampered.stderr
         finally:
             for n in nodes:
                 if n.proc.poll() is None:

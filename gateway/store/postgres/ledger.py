@@ -68,19 +68,55 @@ async def load_tree(conn: Conn) -> CompactRange:
     return CompactRange() if row is None else _tree(int(row[0]), bytes(row[1]))
 
 
-async def append_entry(conn: Conn, entry: Mapping[str, Any], mac_key: bytes | None) -> int:
-    """Append one entry inside the caller's transaction; returns its gap-free index (see the module docstring)."""
-    tree = await lock_tree(conn)
+#: One statement per append (the entry and every row derived from it): round trips, not SQL, are what an append
+#: costs on a busy machine. Foreign keys on the side tables are checked at the end of the statement, after the
+#: entry's own row is in.
+_APPEND_SQL = """
+WITH entry AS (
+    INSERT INTO ledger (idx, time, kind, actor_sub, actor_org, decision, share_id, purpose_code, article_6,
+        article_9, dpa_schedule_1, entry, leaf_hash, mac)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+), subjects AS (
+    INSERT INTO ledger_subjects (ref, idx) SELECT unnest($15::text[]), $1
+), recipients AS (
+    INSERT INTO ledger_recipients (recipient_id, idx) SELECT unnest($16::text[]), $1
+), orgs AS (
+    INSERT INTO ledger_orgs (org, idx) SELECT unnest($17::text[]), $1
+), agreements AS (
+    INSERT INTO ledger_agreements (agreement_id, version, idx, overridden)
+    SELECT a, v, $1, $20 FROM unnest($18::text[], $19::int[]) AS t (a, v)
+), fts AS (
+    INSERT INTO ledger_fts (idx, description) SELECT $1, array_to_tsvector($21::text[]) WHERE $21 IS NOT NULL
+), nodes AS (
+    INSERT INTO ledger_nodes (level, idx, hash) SELECT * FROM unnest($22::int[], $23::bigint[], $24::bytea[])
+)
+SELECT 1
+"""
+
+
+async def append_entry(
+    conn: Conn, entry: Mapping[str, Any], mac_key: bytes | None, tree: CompactRange | None = None
+) -> int:
+    """Append one entry inside the caller's transaction; returns its gap-free index (see the module docstring).
+
+    `tree`: the batch's tree, read once under the coordinator row's lock by the writer, advanced here and
+    written back by the writer before it commits; without it the row is locked, read and written here.
+    """
+    own = tree is None
+    if tree is None:
+        tree = await lock_tree(conn)
     idx = tree.size
     data, leaf = seal(entry, idx)
     mac = None if mac_key is None else entry_mac(mac_key, idx, leaf)
     actor = entry.get("actor") or {}
     purpose = entry.get("purpose") or {}
     basis = ((entry.get("justification") or {}).get("rules") or {}).get("1_lawful_basis") or {}
+    recipients = entry.get("recipients") or ()
+    agreements = entry.get("agreements") or ()
+    description = purpose.get("description")
+    nodes = [n for n in tree.copy().append(leaf) if n.level >= NODE_CACHE_MIN_LEVEL]
     await conn.execute(
-        "INSERT INTO ledger (idx, time, kind, actor_sub, actor_org, decision, share_id, purpose_code, article_6,"
-        " article_9, dpa_schedule_1, entry, leaf_hash, mac) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11,"
-        " $12, $13, $14)",
+        _APPEND_SQL,
         idx,
         entry["time"],
         entry["kind"],
@@ -95,38 +131,25 @@ async def append_entry(conn: Conn, entry: Mapping[str, Any], mac_key: bytes | No
         data,
         leaf,
         mac,
+        sorted(set(entry.get("subjects") or ())),
+        sorted({r["id"] for r in recipients} | {r["via"] for r in recipients if r.get("via")}),
+        sorted({o for o in [actor.get("org"), *(r.get("org") for r in recipients)] if o}),
+        [a["id"] for a in agreements],
+        [a["version"] for a in agreements],
+        1 if entry.get("agreement_override") else 0,
+        description_words(description) if description else None,
+        [n.level for n in nodes],
+        [n.index for n in nodes],
+        [n.hash for n in nodes],
     )
-    refs = sorted(set(entry.get("subjects") or ()))
-    recipients = entry.get("recipients") or ()
-    rids = sorted({r["id"] for r in recipients} | {r["via"] for r in recipients if r.get("via")})
-    orgs = sorted({o for o in [actor.get("org"), *(r.get("org") for r in recipients)] if o})
-    agreements = entry.get("agreements") or ()
-    overridden = 1 if entry.get("agreement_override") else 0
-    if refs:
-        await conn.execute("INSERT INTO ledger_subjects (ref, idx) SELECT unnest($1::text[]), $2", refs, idx)
-    if rids:
-        await conn.execute("INSERT INTO ledger_recipients (recipient_id, idx) SELECT unnest($1::text[]), $2", rids, idx)
-    if orgs:
-        await conn.execute("INSERT INTO ledger_orgs (org, idx) SELECT unnest($1::text[]), $2", orgs, idx)
-    if agreements:
-        await conn.executemany(
-            "INSERT INTO ledger_agreements (agreement_id, version, idx, overridden) VALUES ($1, $2, $3, $4)",
-            [(a["id"], a["version"], idx, overridden) for a in agreements],
-        )
-    if purpose.get("description"):
-        await conn.execute(
-            "INSERT INTO ledger_fts (idx, description) VALUES ($1, array_to_tsvector($2::text[]))",
-            idx,
-            description_words(purpose["description"]),
-        )
-    nodes = [n for n in tree.append(leaf) if n.level >= NODE_CACHE_MIN_LEVEL]
-    if nodes:
-        await conn.executemany(
-            "INSERT INTO ledger_nodes (level, idx, hash) VALUES ($1, $2, $3)",
-            [(n.level, n.index, n.hash) for n in nodes],
-        )
-    await conn.execute("UPDATE ledger_tree SET size = $1, state = $2 WHERE id = 0", tree.size, tree.to_bytes())
+    tree.append(leaf)  # only once the rows are in: a refused insert leaves the tree as it was
+    if own:
+        await write_tree(conn, tree)
     return idx
+
+
+async def write_tree(conn: Conn, tree: CompactRange) -> None:
+    await conn.execute("UPDATE ledger_tree SET size = $1, state = $2 WHERE id = 0", tree.size, tree.to_bytes())
 
 
 # -- hashes for proofs --------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import json
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator, Mapping, Sequence
@@ -210,6 +211,24 @@ def _recipient_from_row(row: Any) -> Recipient:
     )
 
 
+#: The tree of the batch the writer is running (its operations run in the writer's task, so they see it): read
+#: once under the coordinator row's lock, advanced by each append, written back once before the commit.
+_BATCH_TREE: contextvars.ContextVar[CompactRange | None] = contextvars.ContextVar(
+    "safeshare_pg_batch_tree", default=None
+)
+
+
+class _RollBack(Exception):
+    """Leaves a one-operation batch's transaction (rolling it back) after its operation failed on its own."""
+
+
+async def _reset(conn: Conn) -> None:
+    """What a pooled connection needs before reuse: no open transaction. (asyncpg's default reset is a round trip
+    per release, for session state this store never sets: advisory locks, LISTEN, cursors, SET.)"""
+    if conn.is_in_transaction():
+        await conn.execute("ROLLBACK")
+
+
 # -- the writer ---------------------------------------------------------------------------------------
 
 
@@ -259,21 +278,42 @@ class _Writer:
         results: list[tuple[asyncio.Future[Any], bool, Any]] = []
         try:
             async with self._pool.acquire(timeout=CONNECT_TIMEOUT) as conn, conn.transaction():
-                await pg_ledger.lock_tree(conn)
-                for op, fut in live:
-                    savepoint = conn.transaction()
-                    await savepoint.start()
-                    try:
-                        value = await op(conn)
-                    except Exception as exc:
-                        # The operation's own failure (a refusal, or e.g. an OSError placing files) rolls back
-                        # alone and reaches its caller as it is. If the savepoint cannot be rolled back, the
-                        # connection itself is gone: the whole batch is lost (below).
-                        await savepoint.rollback()
-                        results.append((fut, False, _unavailable(exc) if isinstance(exc, _DATABASE_DOWN) else exc))
-                    else:
-                        await savepoint.commit()
-                        results.append((fut, True, value))
+                tree = await pg_ledger.lock_tree(conn)
+                start = tree.size
+                token = _BATCH_TREE.set(tree)
+                try:
+                    for op, fut in live:
+                        if len(live) == 1:  # alone in its batch: the transaction is its savepoint (2 round trips less)
+                            try:
+                                results.append((fut, True, await op(conn)))
+                            except Exception as exc:
+                                failure = _unavailable(exc) if isinstance(exc, _DATABASE_DOWN) else exc
+                                results.append((fut, False, failure))
+                                raise _RollBack from exc
+                            continue
+                        before = tree.copy()
+                        savepoint = conn.transaction()
+                        await savepoint.start()
+                        try:
+                            value = await op(conn)
+                        except Exception as exc:
+                            # The operation's own failure (a refusal, or e.g. an OSError placing files) rolls back
+                            # alone and reaches its caller as it is; its appends are forgotten with it. If the
+                            # savepoint cannot be rolled back, the connection itself is gone: the batch is lost.
+                            await savepoint.rollback()
+                            tree = before
+                            _BATCH_TREE.set(tree)
+                            failure = _unavailable(exc) if isinstance(exc, _DATABASE_DOWN) else exc
+                            results.append((fut, False, failure))
+                        else:
+                            await savepoint.commit()
+                            results.append((fut, True, value))
+                finally:
+                    _BATCH_TREE.reset(token)
+                if tree.size != start:
+                    await pg_ledger.write_tree(conn, tree)
+        except _RollBack:
+            pass  # the one operation failed on its own; the transaction was rolled back; its caller is told below
         except UNAVAILABLE as exc:
             err = _unavailable(exc)
             for _, fut in live:
@@ -316,7 +356,7 @@ class PostgresStore:
         ledger_mac_key: bytes | None = None,
         legacy_upgrade: bool = True,
         *,
-        min_size: int = 1,
+        min_size: int = 2,
         max_size: int = 10,
         migrate_schema: bool = True,
     ) -> PostgresStore:
@@ -329,7 +369,12 @@ class PostgresStore:
         finally:
             await conn.close()
         pool = await asyncpg.create_pool(
-            dsn, min_size=min_size, max_size=max_size, timeout=CONNECT_TIMEOUT, command_timeout=COMMAND_TIMEOUT
+            dsn,
+            min_size=min_size,
+            max_size=max_size,
+            timeout=CONNECT_TIMEOUT,
+            command_timeout=COMMAND_TIMEOUT,
+            reset=_reset,
         )
         return cls(dsn, pool, ledger_mac_key)
 
@@ -356,7 +401,7 @@ class PostgresStore:
         return await self._writer.submit(op)
 
     async def _append(self, conn: Conn, entry: Mapping[str, Any]) -> int:
-        return await pg_ledger.append_entry(conn, entry, self.ledger_mac_key)
+        return await pg_ledger.append_entry(conn, entry, self.ledger_mac_key, _BATCH_TREE.get())
 
     async def writable(self) -> bool:
         """Whether the database answers now and is not read-only (a standby, or `default_transaction_read_only`):
