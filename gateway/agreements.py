@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Final
 
+from .inputs import is_text
 from .justification import Problem
 from .store.models import (  # the record itself lives with the store's records; re-exported here
     KIND_WORDS,
@@ -87,7 +88,7 @@ class AgreementError(ValueError):
 
 
 def _text(value: Any, name: str, cap: int) -> str:
-    if not isinstance(value, str) or not value.strip() or len(value) > cap:
+    if not is_text(value, cap):
         raise AgreementError(name, f"{name} must be non-blank text of at most {cap} characters.")
     return " ".join(value.split())
 

@@ -22,6 +22,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from .api import (
     agreements,
     claims,
+    console_page,
     decisions,
     inbox,
     ledger,
@@ -38,7 +39,7 @@ from .api.tlog import ENTRIES_PREFIX as TLOG_ENTRIES_PREFIX
 from .api.tlog import routes as tlog_routes
 from .auth import AuthError, EmbeddedIssuer, TokenVerifier, bearer_token
 from .config import Settings
-from .errors import ApiError, error_response
+from .errors import ApiError, error_response, refusal_response
 from .home import HomeKeys, init_home, open_ledger_store
 from .idempotency import INFLIGHT, InFlight
 from .justification import PolicyRegistry
@@ -46,6 +47,7 @@ from .ledger.checkpoint import NoteVerifier
 from .ledger.guard import REASON as LEDGER_INCONSISTENT
 from .ledger.signer import LedgerSigner
 from .mail import mailer_from_settings
+from .refusals import Refusal
 from .service import Gateway
 from .storage_health import StorageHealth, is_storage_full
 from .store.models import StoreUnavailable
@@ -109,6 +111,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return await handler(request)
     except ApiError as exc:
         return exc.response()
+    except Refusal as exc:
+        return refusal_response(exc)
     except AuthError as exc:
         resp = error_response(401, exc.code, exc.message)
         resp.headers["WWW-Authenticate"] = exc.www_authenticate()
@@ -266,6 +270,32 @@ def load_openapi() -> bytes:
     return resources.files("gateway").joinpath("openapi.json").read_bytes()
 
 
+@contextlib.asynccontextmanager
+async def periodic(name: str, interval: float, step: Callable[[], Awaitable[object]]) -> AsyncIterator[None]:
+    """Run `step` now and then every `interval` seconds while the block runs; cancelled (and awaited) on exit.
+
+    Every background task of the gateway goes through here, so they share one behaviour: a failed round is
+    logged by its exception's type only (an exception's text can quote stored data) and the next round retries;
+    shutting down cancels the task and waits for it, so nothing runs against a closed store.
+    """
+
+    async def loop() -> None:
+        while True:
+            try:
+                await step()
+            except Exception as exc:  # keep going; the next round retries
+                log.error("%s failed: %s", name, type(exc).__name__)
+            await asyncio.sleep(interval)
+
+    task = asyncio.create_task(loop(), name=f"safeshare {name}")
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
 def create_app(settings: Settings, keys: HomeKeys | None = None) -> web.Application:
     """Build the application; the store opens (and orphans are swept) when the app starts."""
     keys = keys or init_home(settings)
@@ -305,46 +335,28 @@ def create_app(settings: Settings, keys: HomeKeys | None = None) -> web.Applicat
 
     async def checkpoint_ctx(app: web.Application) -> AsyncIterator[None]:
         """Sign a checkpoint soon after entries land, so each new entry is covered within about a second."""
+        last = -1
 
-        async def loop() -> None:
+        async def sign_if_grown() -> None:
+            nonlocal last
             gw = app[GATEWAY]
-            last = -1
-            while True:
-                try:
-                    size = await gw.store.tree_size()
-                    if size != last:
-                        await gw.checkpoint()
-                        last = size
-                        if submitter.witnesses:  # C2SP tlog-witness cosignatures, stored with the checkpoint
-                            await submitter.round(gw.store)
-                except Exception as exc:  # keep going; the next round retries
-                    log.error("checkpoint failed: %s", type(exc).__name__)
-                await asyncio.sleep(settings.checkpoint_interval_seconds)
+            size = await gw.store.tree_size()
+            if size != last:
+                await gw.checkpoint()
+                last = size
+                if submitter.witnesses:  # C2SP tlog-witness cosignatures, stored with the checkpoint
+                    await submitter.round(gw.store)
 
         if settings.checkpoint_interval_seconds <= 0:  # checkpointing off (benchmarks only)
             yield
             return
-        task = asyncio.create_task(loop())
-        yield
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        async with periodic("checkpoint", settings.checkpoint_interval_seconds, sign_if_grown):
+            yield
         await app[GATEWAY].checkpoint()  # cover whatever landed since the last round
 
     async def expiry_ctx(app: web.Application) -> AsyncIterator[None]:
-        async def loop() -> None:
-            while True:
-                try:
-                    await app[GATEWAY].expire_due()
-                except Exception as exc:  # keep sweeping; the next round retries
-                    log.error("expiry sweep failed: %s", type(exc).__name__)
-                await asyncio.sleep(settings.expiry_sweep_seconds)
-
-        task = asyncio.create_task(loop())
-        yield
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        async with periodic("expiry sweep", settings.expiry_sweep_seconds, lambda: app[GATEWAY].expire_due()):
+            yield
 
     app.cleanup_ctx.extend([verifier_ctx, store_ctx, checkpoint_ctx, expiry_ctx])
     app.router.add_get("/healthz", healthz)
@@ -364,5 +376,6 @@ def create_app(settings: Settings, keys: HomeKeys | None = None) -> web.Applicat
     ):
         app.router.add_routes(module.routes)
     app.router.add_routes(open_page.routes)  # the recipient's web page, /open/
+    app.router.add_routes(console_page.routes)  # the auditor's and administrator's console, /console/
     app.router.add_routes(tlog_routes)  # the ledger as a C2SP tiled transparency log, /tlog/
     return app

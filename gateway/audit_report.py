@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from html import escape
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from .agreements import describe_ref
 from .disclosure import describe as describe_disclosure
 from .encoding import b64 as _b64
-from .justification import PolicyRegistry, UnknownPolicy
+from .justification import Policy, PolicyRegistry, UnknownPolicy
 from .store.models import LedgerRow
 
 #: Realistic reports hold a few hundred entries; this bounds the page size and the proof work.
@@ -203,8 +205,10 @@ def build_report(
     proofs: Mapping[int, str | None],
     cap: int,
     policies: PolicyRegistry | None = None,
+    scope: str | None = None,
 ) -> dict[str, Any]:
-    """The report as data, oldest event first. `checkpoint` is the stamp the API verified (or None).
+    """The report as data, oldest event first. `checkpoint` is the stamp the API verified (or None); `scope` is
+    the organisation the auditor reads within (None: the whole partnership), stated on the report's cover.
 
     An entry counts as proven only when the checkpoint's signature held (or could not be checked) and
     its own inclusion proof verified against that checkpoint's root; entries after the checkpoint are
@@ -220,6 +224,7 @@ def build_report(
     checked = [e for e in events if e["inclusion_verified"] is not None]
     return {
         "subject": subject,
+        "scope": {"organisation": scope},
         "generated_at": generated_at,
         "count": len(events),
         "capped": capped,
@@ -264,37 +269,95 @@ def _themes(events: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
 
 # -- HTML ------------------------------------------------------------------------------------------------
 
+#: Report times are shown as the people reading it live them: UK local time (GMT or BST), never raw ISO.
+UK_TIME = ZoneInfo("Europe/London")
+MONTHS = (
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+)
+#: How each kind of entry reads in the report's timeline (a share's downloads are grouped, see `_timeline`).
+KIND_WORDS = {
+    "share": "Shared",
+    "decision": "Decision recorded",
+    "fetch": "Downloaded",
+    "revoke": "Withdrawn (share revoked)",
+    "expire": "Expired: encrypted copies destroyed",
+    "acknowledge": "Receipt acknowledged by the recipient",
+}
+ROLE_WORDS = {"practitioner": "practitioner", "recipient": "recipient", "admin": "administrator", "auditor": "auditor"}
+
 CSS = """
-body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #111; margin: 2rem auto;
-       max-width: 60rem; padding: 0 1rem; line-height: 1.4; font-size: 11pt; }
-h1 { font-size: 1.5rem; margin-bottom: 0.2rem; } h2 { font-size: 1.15rem; margin-top: 2rem;
-     border-bottom: 2px solid #333; } h3 { font-size: 1rem; margin: 0 0 0.4rem 0; }
-.meta { color: #444; margin: 0; }
-.stamp { border: 3px double #333; padding: 0.8rem 1rem; margin: 1.2rem 0; }
-.stamp.ok { border-color: #1b5e20; } .stamp.bad { border-color: #b71c1c; }
-.ok { color: #1b5e20; } .bad { color: #b71c1c; font-weight: bold; } .pending { color: #6d4c00; }
-.notice { border-left: 4px solid #b71c1c; padding: 0.4rem 0.8rem; background: #fff3f3; }
-.flag { border: 2px solid #b71c1c; color: #b71c1c; font-weight: bold; padding: 0.2rem 0.5rem; margin: 0 0 0.4rem 0; }
+body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #0b0c0c; margin: 2rem auto;
+       max-width: 60rem; padding: 0 1rem; line-height: 1.35; font-size: 11pt; }
+h1 { font-size: 1.6rem; margin: 0 0 0.3rem 0; } h2 { font-size: 1.2rem; margin: 1.6rem 0 0.5rem 0;
+     border-bottom: 2px solid #0b0c0c; } h3 { font-size: 1rem; margin: 0 0 0.3rem 0; }
+.caption { color: #484949; margin: 0; font-size: 1rem; }
+.cover { border-bottom: 4px solid #0b0c0c; padding-bottom: 0.6rem; }
+.stamp { border: 3px double #0b0c0c; padding: 0.5rem 0.8rem; margin: 0.8rem 0; }
+.stamp.ok { border-color: #00703c; } .stamp.bad { border-color: #b71c1c; }
+.ok { color: #00703c; } .bad { color: #b71c1c; font-weight: bold; } .pending { color: #6d4c00; }
+.notice { border-left: 4px solid #b71c1c; padding: 0.3rem 0.7rem; }
+.flag { border: 2px solid #b71c1c; color: #b71c1c; font-weight: bold; padding: 0.15rem 0.4rem; margin: 0 0 0.3rem 0; }
 pre, code, .hash { font-family: ui-monospace, "SFMono-Regular", Menlo, Consolas, monospace; font-size: 0.85em;
                    overflow-wrap: anywhere; white-space: pre-wrap; }
-table { border-collapse: collapse; width: 100%; margin: 0.5rem 0; }
-th, td { border: 1px solid #bbb; padding: 0.25rem 0.4rem; text-align: left; vertical-align: top; }
-th { background: #eee; }
-.event { border: 1px solid #bbb; border-left: 6px solid #555; padding: 0.6rem 0.9rem; margin: 0.8rem 0;
-         break-inside: avoid; page-break-inside: avoid; }
-.event.share { border-left-color: #0d47a1; } .event.decision { border-left-color: #6a1b9a; }
-.event.fetch { border-left-color: #2e7d32; } .event.revoke, .event.expire { border-left-color: #b71c1c; }
-dl { display: grid; grid-template-columns: 13rem 1fr; gap: 0.15rem 0.8rem; margin: 0.3rem 0; }
-dt { font-weight: 600; color: #333; } dd { margin: 0; overflow-wrap: anywhere; }
+table { border-collapse: collapse; width: 100%; margin: 0.4rem 0; }
+th, td { border: 1px solid #b1b4b6; padding: 0.2rem 0.35rem; text-align: left; vertical-align: top; }
+th { background: #f3f2f1; }
+.event { border-left: 5px solid #505a5f; padding: 0.1rem 0 0.1rem 0.7rem; margin: 0.7rem 0; }
+.event.share { border-left-color: #1d70b8; } .event.decision { border-left-color: #6a1b9a; }
+.event.fetch { border-left-color: #00703c; } .event.revoke, .event.expire { border-left-color: #b71c1c; }
+dl { display: grid; grid-template-columns: 12rem 1fr; gap: 0.1rem 0.7rem; margin: 0.2rem 0; }
+dt { font-weight: 600; } dd { margin: 0; overflow-wrap: anywhere; }
 dl dl { grid-template-columns: 11rem 1fr; }
-footer { margin-top: 2rem; color: #555; font-size: 0.85em; }
+.rules { margin: 0.2rem 0 0 0; } .rules__title { column-span: all; margin: 0.3rem 0 0 0; }
+.rules h4 { font-size: 0.95rem; margin: 0.35rem 0 0.1rem 0; }
+.appendix { border-top: 4px solid #0b0c0c; margin-top: 1.5rem; }
+footer { margin-top: 1.5rem; color: #484949; font-size: 0.85em; }
+@page { size: A4; margin: 14mm 13mm; }
 @media print {
-  body { margin: 0; max-width: none; font-size: 10pt; }
-  .stamp, .event, th { background: none !important; }
-  h2 { break-after: avoid; page-break-after: avoid; }
+  body { margin: 0; max-width: none; font-size: 9pt; line-height: 1.25; }
+  h1 { font-size: 16pt; } h2 { font-size: 12pt; margin-top: 14px; break-after: avoid; page-break-after: avoid; }
+  h3, h4, .rules h4 { font-size: 9.5pt; } .event { margin: 6px 0; }
+  .event h3, .rules h4 { break-after: avoid; page-break-after: avoid; }
+  .rules { columns: 2; column-gap: 1.2rem; } .rules dl { grid-template-columns: 8rem 1fr; break-inside: avoid; }
+  dl { grid-template-columns: 9rem 1fr; }
+  tr, .stamp { break-inside: avoid; page-break-inside: avoid; }
+  th { background: none; }
   a { color: inherit; text-decoration: none; }
 }
 """
+
+
+def uk_time(value: Any, *, seconds: bool = False) -> str:
+    """An RFC 3339 time as UK people read it: "3 December 2026 at 9:05am" (GMT or BST, as the clock showed)."""
+    if not isinstance(value, str) or not value:
+        return "—"
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return value
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    local = moment.astimezone(UK_TIME)
+    hour = local.hour % 12 or 12
+    clock = f"{hour}:{local.minute:02d}" + (f":{local.second:02d}" if seconds else "")
+    return f"{local.day} {MONTHS[local.month - 1]} {local.year} at {clock}{'am' if local.hour < 12 else 'pm'}"
+
+
+def uk_date(value: Any) -> str:
+    """Just the UK date of an RFC 3339 time ("3 December 2026")."""
+    full = uk_time(value)
+    return full.split(" at ", 1)[0]
 
 
 def _e(value: Any) -> str:
@@ -306,35 +369,79 @@ def _e(value: Any) -> str:
     return escape(str(value), quote=True)
 
 
-def _value(value: Any) -> str:
-    """Nested justification answers as nested definition lists; every leaf goes through `_e`."""
-    if isinstance(value, Mapping):
-        if not value:
+def _humanise(key: Any) -> str:
+    text = str(key).replace("_", " ").strip()
+    text = text.lstrip("0123456789 ").strip() or text
+    return text[:1].upper() + text[1:]
+
+
+class Words:
+    """The policy's own words for a decision's fields and coded values (``x-labels``, schema titles), so the
+    report never shows a raw code such as ``public_task``; a code a policy no longer describes is humanised."""
+
+    def __init__(self, policies: PolicyRegistry | None) -> None:
+        self.policies = policies
+
+    def _policy(self, policy_id: Any) -> Policy | None:
+        if self.policies is None:
+            return None
+        try:
+            return self.policies.get(str(policy_id)) if policy_id else self.policies.default
+        except UnknownPolicy:
+            return None
+
+    def title(self, policy_id: Any, path: Sequence[str | int]) -> str:
+        policy = self._policy(policy_id)
+        found = policy.field_title(path) if policy else None
+        return found or _humanise(path[-1])
+
+    def value(self, policy_id: Any, path: Sequence[str | int], value: Any) -> str:
+        """One answer in words: a coded value by its label, free text as typed (escaped), yes/no for booleans."""
+        policy = self._policy(policy_id)
+        if isinstance(value, Mapping):
+            if not value:
+                return "—"
+            items = "".join(
+                f"<dt>{_e(self.title(policy_id, [*path, k]))}</dt><dd>{self.value(policy_id, [*path, k], v)}</dd>"
+                for k, v in value.items()
+            )
+            return f"<dl>{items}</dl>"
+        if isinstance(value, list):
+            parts = [self.value(policy_id, [*path, i], v) for i, v in enumerate(value)]
+            return "; ".join(parts) if parts else "none"
+        label = policy.value_label(path, value) if policy and isinstance(value, str | bool) else None
+        if label is not None:
+            return _e(label)
+        return _e(value)
+
+    def code(self, path: Sequence[str | int], code: Any, policy_id: Any = None) -> str:
+        """A code in words from the entry's policy, else from any loaded policy that labels it."""
+        if code is None:
             return "—"
-        items = "".join(f"<dt>{_e(_label(k))}</dt><dd>{_value(v)}</dd>" for k, v in value.items())
-        return f"<dl>{items}</dl>"
-    if isinstance(value, list):
-        return ", ".join(_value(v) for v in value) if value else "—"
-    return _e(value)
-
-
-def _label(key: str) -> str:
-    return key.replace("_", " ")
+        candidates = [self._policy(policy_id)] if policy_id else []
+        candidates += list(self.policies.all()) if self.policies else []
+        for policy in candidates:
+            label = policy.value_label(path, code) if policy else None
+            if label is not None:
+                return _e(label)
+        return _e(_humanise(code))
 
 
 def _who(actor: Mapping[str, Any] | None) -> str:
     if not actor:
         return "the gateway (automatic)"
-    org = f" — {_e(actor.get('org'))}" if actor.get("org") else ""
-    return f"{_e(actor.get('sub'))} ({_e(actor.get('role'))}){org}"
+    name = actor.get("name") or actor.get("sub")
+    role = ROLE_WORDS.get(str(actor.get("role")), actor.get("role"))
+    org = f", {_e(actor.get('org'))}" if actor.get("org") else ""
+    return f"{_e(name)} ({_e(role)}{org})"
 
 
-def _proof(event: Mapping[str, Any]) -> str:
+def _proof_word(event: Mapping[str, Any]) -> str:
     verified = event.get("inclusion_verified")
     if verified is True:
-        return '<span class="ok">✔ inclusion proof verified against the checkpoint</span>'
+        return '<span class="ok">verified</span>'
     if verified is False:
-        return f'<span class="bad">✘ inclusion proof FAILED: {_e(event.get("inclusion_error"))}</span>'
+        return f'<span class="bad">inclusion proof FAILED: {_e(event.get("inclusion_error"))}</span>'
     return f'<span class="pending">not yet checked: {_e(event.get("inclusion_error") or "no checkpoint")}</span>'
 
 
@@ -343,10 +450,7 @@ def _agreement_rows(e: Mapping[str, Any]) -> list[tuple[str, str]]:
     rows: list[tuple[str, str]] = []
     refs = e.get("agreements") or []
     if refs:
-        items = "".join(
-            f"<li>{_e(describe_ref(r))}; document SHA-256 <span class=hash>{_e(r.get('document_sha256'))}</span></li>"
-            for r in refs
-        )
+        items = "".join(f"<li>{_e(describe_ref(r))}</li>" for r in refs)
         rows.append(("Made under the partnership's agreements", f"<ul>{items}</ul>"))
     none = e.get("no_agreement")
     if isinstance(none, Mapping):
@@ -363,87 +467,192 @@ def _agreement_rows(e: Mapping[str, Any]) -> list[tuple[str, str]]:
     return rows
 
 
-def _event_html(e: Mapping[str, Any]) -> str:
+def _size(n: Any) -> str:
+    if not isinstance(n, int):
+        return "—"
+    if n < 1024:
+        return f"{n} bytes"
+    if n < 1024 * 1024:
+        return f"{n / 1024:.1f} KB"
+    return f"{n / (1024 * 1024):.1f} MB"
+
+
+def _reasons_key(e: Mapping[str, Any]) -> str:
+    """What makes two decisions' recorded reasons the same (the edition and every rule answer)."""
+    return json.dumps([e.get("policy"), e.get("rules"), e.get("handling")], sort_keys=True, default=str)
+
+
+def _decision_html(
+    e: Mapping[str, Any], words: Words, same_as: Mapping[str, Any] | None = None
+) -> list[tuple[str, str]]:
+    """A share's or decision's reasons, each rule section in its edition's words; when they repeat an earlier
+    entry's answers word for word (a practitioner's follow-up shares), a pointer to it instead of a copy."""
+    policy_id = (e.get("policy") or {}).get("id")
+    purpose = e.get("purpose") or {}
+    rows: list[tuple[str, str]] = [
+        ("Decision", words.code(["decision"], e.get("decision"), policy_id)),
+        (
+            "Purpose",
+            f"{words.code(['purpose', 'code'], purpose.get('code'), policy_id)}: {_e(purpose.get('description'))}",
+        ),
+        (
+            "Information",
+            "; ".join(
+                words.code(["data_categories", i], c, policy_id) for i, c in enumerate(e.get("data_categories") or [])
+            )
+            or "none recorded",
+        ),
+    ]
+    sections = []
+    if same_as is not None:
+        rows.append(
+            (
+                "Reasons, rule by rule",
+                f"The same answers, word for word, as the entry of {_e(uk_time(same_as['time']))} "
+                f"(ledger entry {_e(same_as['index'])}) above.",
+            )
+        )
+    for section in [] if same_as is not None else e.get("rule_sections") or []:
+        answers = (e.get("rules") or {}).get(section["key"])
+        body = words.value(policy_id, ["rules", section["key"]], answers)
+        sections.append(f"<h4>{_e(section['title'])}</h4>{body if body.startswith('<dl>') else f'<p>{body}</p>'}")
+    if sections:
+        rows.append(
+            (
+                "Reasons",
+                '<div class="rules"><p class="rules__title"><strong>Reasons, rule by rule</strong></p>'
+                + "".join(sections)
+                + "</div>",
+            )
+        )
+    if isinstance(e.get("handling"), Mapping):
+        rows.append(("Handling instruction sent", words.value(policy_id, ["handling"], e["handling"])))
+    policy = e.get("policy") or {}
+    title = words._policy(policy.get("id"))
+    rows.append(
+        ("Rules followed", f"{_e(title.title if title else policy.get('id'))} (version {_e(policy.get('version'))})")
+    )
+    rows += _agreement_rows(e)
+    return rows
+
+
+def _fetch_group_html(group: Sequence[Mapping[str, Any]]) -> str:
+    """A run of downloads of one share, as one timeline item: who downloaded it, how often, from when to when."""
+    first, last = group[0], group[-1]
+    people: dict[str, int] = {}
+    for f in group:
+        who = (f.get("actor") or {}).get("sub") or "unknown"
+        people[who] = people.get(who, 0) + 1
+    by = ", ".join(f"{_e(p)} ({n} time{'s' if n != 1 else ''})" for p, n in people.items())
+    start, end = uk_time(first["time"]), uk_time(last["time"])
+    if start == end:
+        when = start
+    elif start.split(" at ")[0] == end.split(" at ")[0]:
+        when = f"{start} to {end.split(' at ')[1]}"
+    else:
+        when = f"{start} to {end}"
+    proofs = {_proof_word(f) for f in group}
+    proof = proofs.pop() if len(proofs) == 1 else "; ".join(f"entry {_e(f['index'])}: {_proof_word(f)}" for f in group)
+    count = f"{len(group)} download{'s' if len(group) != 1 else ''}"
+    return (
+        f'<section class="event fetch"><h3>{_e(when)} · Downloaded: {count}</h3><dl>'
+        f"<dt>Share</dt><dd><code>{_e(first.get('share_id'))}</code></dd>"
+        f"<dt>By</dt><dd>{by}</dd>"
+        f"<dt>Ledger entries</dt><dd>{', '.join(_e(f['index']) for f in group)} ({proof})</dd>"
+        "</dl></section>"
+    )
+
+
+def _event_html(e: Mapping[str, Any], words: Words, same_as: Mapping[str, Any] | None = None) -> str:
     kind = str(e["kind"])
-    rows: list[tuple[str, str]] = [("Who", _who(e.get("actor")))]
+    rows: list[tuple[str, str]] = [("By", _who(e.get("actor")))]
     disclosure = e.get("disclosure")
     if isinstance(disclosure, Mapping):
         people = "".join(
             f"<tr><td>{_e(w.get('name') or w.get('recipient'))}</td><td>{_e(w.get('role'))}</td>"
-            f"<td>{_e(w.get('organisation') or w.get('org'))}</td><td>{_e(w.get('recipient'))}</td></tr>"
+            f"<td>{_e(w.get('organisation') or w.get('org'))}</td></tr>"
             for w in disclosure.get("with") or []
             if isinstance(w, Mapping)
         )
         rows.append(("Shared", _e("Shared " + str(disclosure.get("description")))))
-        rows.append(("Channel", _e(disclosure.get("channel"))))
-        rows.append(("When shared", _e(disclosure.get("at"))))
-        rows.append(
-            (
-                "Shared with",
-                f"<table><tr><th>Name</th><th>Role</th><th>Organisation</th><th>Directory ID</th></tr>{people}</table>",
-            )
-        )
+        rows.append(("When shared", _e(uk_time(disclosure.get("at")))))
+        rows.append(("Shared with", f"<table><tr><th>Name</th><th>Role</th><th>Organisation</th></tr>{people}</table>"))
         rows.append(("What was shared", _e(disclosure.get("summary"))))
     if e.get("share_id"):
         rows.append(("Share", f"<code>{_e(e['share_id'])}</code>"))
     if kind in ("share", "decision"):
-        purpose = e.get("purpose") or {}
-        rows.append(("Decision", _e(e.get("decision"))))
-        rows.append(("Purpose", f"{_e(purpose.get('code'))}: {_e(purpose.get('description'))}"))
-        rows.append(("Data categories", _value(e.get("data_categories") or [])))
-        for section in e.get("rule_sections") or []:
-            across = "; ".join(f"{t['policy']} rule {t['rule']} ({t['title']})" for t in section["themes"])
-            title = section["title"] + (f" — across editions: {across}" if across else "")
-            rows.append((title, _value((e.get("rules") or {}).get(section["key"]))))
-        if isinstance(e.get("handling"), Mapping):
-            rows.append(("Handling instruction sent to the recipient", _value(e["handling"])))
-        policy = e.get("policy") or {}
-        rows.append(("Policy", f"{_e(policy.get('id'))} {_e(policy.get('version'))}"))
-        rows += _agreement_rows(e)
+        rows += _decision_html(e, words, same_as)
     if kind == "share":
-        recips = "".join(
-            f"<tr><td>{_e(r.get('id'))}</td><td>{_e(r.get('org'))}</td><td>{_e(r.get('envelope_size'))}</td>"
-            f"<td class=hash>{_e(r.get('envelope_sha256'))}</td></tr>"
-            for r in e.get("recipients") or []
+        recips = "; ".join(
+            f"{_e(r.get('id') or r.get('address'))} ({_e(r.get('org'))})" for r in e.get("recipients") or []
         )
-        rows.append(
-            (
-                "Sent to",
-                "<table><tr><th>Recipient</th><th>Organisation</th><th>Envelope bytes</th>"
-                f"<th>Envelope SHA-256</th></tr>{recips}</table>",
-            )
-        )
+        rows.append(("Sent to", recips or "—"))
         payload = e.get("payload") or {}
-        rows.append(("Payload", f"{_e(payload.get('size'))} bytes, {_e(payload.get('content_type'))}"))
-        rows.append(("Expires", _e(e.get("expires_at"))))
-        rows.append(("Max downloads", _e(e.get("max_downloads"))))
-    elif kind == "fetch":
-        rows.append(("Envelope SHA-256", f"<span class=hash>{_e(e.get('envelope_sha256'))}</span>"))
-        rows.append(("Download number", _e(e.get("download"))))
+        rows.append(("What was sent", f"{_e(_size(payload.get('size')))}, encrypted for each recipient"))
+        limit = f"; at most {_e(e.get('max_downloads'))} downloads" if e.get("max_downloads") else ""
+        rows.append(("Available until", f"{_e(uk_time(e.get('expires_at')))}{limit}"))
     elif kind in ("revoke", "expire"):
         rows.append(("Reason", _e(e.get("reason"))))
-        rows.append(("Envelopes destroyed for", _value([r.get("id") for r in e.get("recipients") or []])))
+        rows.append(
+            ("Encrypted copies destroyed for", _e(", ".join(str(r.get("id")) for r in e.get("recipients") or [])))
+        )
     elif kind == "acknowledge":
         rows.append(("Note to the sender", _e(e.get("note"))))
-    elif kind in KIND_TITLES:  # the steps of an address without a key (never a code or a passphrase)
-        rows.append(("Address", _value([r.get("address") for r in e.get("recipients") or []])))
+    elif kind in KIND_TITLES and kind != "decision":  # the steps of an address without a key (no code, ever)
+        rows.append(("Address", _e(", ".join(str(r.get("address")) for r in e.get("recipients") or []))))
         for key in CLAIM_DETAILS:
             if key in e:
-                rows.append((key.replace("_", " ").capitalize(), _e(e[key])))
-    rows.append(("Ledger leaf hash", f"<span class=hash>{_e(e.get('leaf_hash'))}</span>"))
-    rows.append(("Proof", _proof(e)))
-    body = "".join(f"<dt>{_e(k)}</dt><dd>{v}</dd>" for k, v in rows)
-    title = KIND_TITLES.get(kind, kind)
+                value = uk_time(e[key]) if key.endswith("_at") else e[key]
+                rows.append((key.replace("_", " ").capitalize(), _e(value)))
+    rows.append(("Ledger entry", f"{_e(e['index'])} ({_proof_word(e)})"))
+    # The rule-by-rule reasons take the item's full width (two columns on paper), after its facts.
+    reasons = "".join(v for _, v in rows if v.startswith('<div class="rules">'))
+    body = "".join(f"<dt>{_e(k)}</dt><dd>{v}</dd>" for k, v in rows if not v.startswith('<div class="rules">'))
+    title = KIND_WORDS.get(kind) or KIND_TITLES.get(kind, _humanise(kind))
+    if kind == "decision":
+        title = (
+            f"Decision recorded: {_e(words.code(['decision'], e.get('decision'), (e.get('policy') or {}).get('id')))}"
+        )
     if e.get("disclosure"):
         title = "Shared another way (recorded decision)"
     flags = "".join(f'<p class="flag">⚑ {_e(FLAG_TITLES.get(str(f), f))}</p>' for f in e.get("flags") or [])
     return (
-        f'<section class="event {_e(kind)}"><h3>{_e(e["time"])} · {_e(title)} · entry #{_e(e["index"])}</h3>'
-        f"{flags}<dl>{body}</dl></section>"
+        f'<section class="event {_e(kind)}"><h3>{_e(uk_time(e["time"]))} · {title}</h3>{flags}<dl>{body}</dl>'
+        f"{reasons}</section>"
     )
 
 
-def _stamp_html(report: Mapping[str, Any]) -> str:
+def _timeline(events: Sequence[Mapping[str, Any]], words: Words) -> str:
+    """The timeline, oldest first, with each run of downloads of the same share folded into one item, and
+    reasons repeated word for word shown once."""
+    out: list[str] = []
+    seen: dict[str, Mapping[str, Any]] = {}
+    i = 0
+    while i < len(events):
+        e = events[i]
+        if e["kind"] == "fetch":
+            j = i
+            while (
+                j + 1 < len(events)
+                and events[j + 1]["kind"] == "fetch"
+                and events[j + 1].get("share_id") == e.get("share_id")
+            ):
+                j += 1
+            out.append(_fetch_group_html(events[i : j + 1]))
+            i = j + 1
+            continue
+        same_as = None
+        if e["kind"] in ("share", "decision") and e.get("rule_sections"):
+            key = _reasons_key(e)
+            same_as = seen.get(key)
+            seen.setdefault(key, e)
+        out.append(_event_html(e, words, same_as))
+        i += 1
+    return "".join(out) or "<p>No ledger entries about this subject.</p>"
+
+
+def _verification_summary(report: Mapping[str, Any]) -> str:
+    """The stamp on the cover: what was checked, in one box; the raw signed note is in the appendix."""
     cp = report.get("checkpoint")
     v = report["verification"]
     if cp is None:
@@ -454,56 +663,77 @@ def _stamp_html(report: Mapping[str, Any]) -> str:
         )
     signature = cp.get("signature")
     sig_text = {
-        "verified": '<span class="ok">✔ signature verified with the gateway\'s ledger key</span>',
-        "invalid": f'<span class="bad">✘ signature INVALID: {_e(cp.get("signature_error"))}</span>',
+        "verified": '<span class="ok">signature verified with the gateway\'s ledger key</span>',
+        "invalid": f'<span class="bad">signature INVALID: {_e(cp.get("signature_error"))}</span>',
     }.get(str(signature), '<span class="pending">signature not checked (no verifier key configured)</span>')
     good = signature != "invalid" and v["entries_failed"] == 0
+    failed = f", {_e(v['entries_failed'])} FAILED" if v["entries_failed"] else ""
+    later = (
+        f"; {_e(v['entries_not_covered'])} later entries not yet covered by a checkpoint"
+        if v["entries_not_covered"]
+        else ""
+    )
     return (
         f'<div class="stamp {"ok" if good else "bad"}"><h2>Verification</h2><dl>'
-        f"<dt>Checkpoint origin</dt><dd>{_e(cp.get('origin'))}</dd>"
-        f"<dt>Tree size</dt><dd>{_e(cp.get('size'))} entries</dd>"
-        f"<dt>Root hash (base64)</dt><dd class=hash>{_e(cp.get('root_hash'))}</dd>"
-        f"<dt>Checkpoint signed at</dt><dd>{_e(cp.get('time'))}</dd>"
-        f"<dt>Signature</dt><dd>{sig_text}</dd>"
+        f"<dt>Signed checkpoint</dt><dd>{_e(uk_time(cp.get('time')))}, covering {_e(cp.get('size'))} entries"
+        f" of the ledger; {sig_text}</dd>"
         f"<dt>Inclusion proofs</dt><dd>{_e(v['entries_verified'])} of {_e(v['entries_checked'])} verified"
-        f"{', ' + _e(v['entries_failed']) + ' FAILED' if v['entries_failed'] else ''}"
-        f"{'; ' + _e(v['entries_not_covered']) + ' later entries not yet covered' if v['entries_not_covered'] else ''}"
-        f"</dd></dl><p>Signed checkpoint note (C2SP signed note; check it with the published verifier key):</p>"
-        f"<pre>{_e(cp.get('note'))}</pre></div>"
+        f"{failed}{later}</dd>"
+        "</dl><p>The checkpoint's root hash and signed note are in the appendix, to check independently.</p></div>"
     )
 
 
-def _shares_html(shares: Sequence[Mapping[str, Any]]) -> str:
+def _shares_html(shares: Sequence[Mapping[str, Any]], words: Words) -> str:
     if not shares:
         return "<p>No shares about this subject.</p>"
     rows = []
     for s in shares:
-        recips = ", ".join(f"{_e(r.get('id'))} ({_e(r.get('org'))})" for r in s.get("recipients") or [])
-        fetches = "<br>".join(f"{_e(f['time'])} by {_e(f['recipient'])}" for f in s.get("fetches") or []) or "never"
-        acks = "<br>".join(f"{_e(a['time'])} by {_e(a['recipient'])}" for a in s.get("acknowledged") or []) or "—"
+        recips = ", ".join(
+            f"{_e(r.get('id') or r.get('address'))} ({_e(r.get('org'))})" for r in s.get("recipients") or []
+        )
+        fetched: dict[str, list[str]] = {}
+        for f in s.get("fetches") or []:
+            fetched.setdefault(str(f["recipient"]), []).append(f["time"])
+        downloads = (
+            "<br>".join(
+                f"{_e(who)}: {len(times)} time{'s' if len(times) != 1 else ''}, first {_e(uk_time(times[0]))}"
+                for who, times in fetched.items()
+            )
+            or "not downloaded"
+        )
+        acks = (
+            "<br>".join(f"{_e(a['recipient'])}, {_e(uk_time(a['time']))}" for a in s.get("acknowledged") or []) or "—"
+        )
         ended = s.get("ended")
-        state = "—" if not ended else f"{_e(ended['kind'])} at {_e(ended['time'])} ({_e(ended.get('reason'))})"
+        state = (
+            "—"
+            if not ended
+            else f"{'Withdrawn' if ended['kind'] == 'revoke' else 'Expired'} {_e(uk_time(ended['time']))}"
+            + (f" ({_e(ended.get('reason'))})" if ended.get("reason") else "")
+        )
         rows.append(
-            f"<tr><td>{_e(s['time'])}</td><td><code>{_e(s['share_id'])}</code></td><td>{_e(s.get('purpose'))}</td>"
-            f"<td>{_e(s.get('payload_size'))}</td><td>{recips}</td><td>{fetches}</td><td>{acks}</td><td>{state}</td></tr>"
+            f"<tr><td>{_e(uk_time(s['time']))}<br><code>{_e(s['share_id'])}</code></td>"
+            f"<td>{words.code(['purpose', 'code'], s.get('purpose'))}</td><td>{_who(s.get('sender'))}</td>"
+            f"<td>{recips}</td><td>{downloads}</td><td>{acks}</td><td>{state}</td></tr>"
         )
     return (
-        "<table><tr><th>Shared</th><th>Share</th><th>Purpose</th><th>Bytes</th><th>Recipients</th>"
-        f"<th>Fetched</th><th>Acknowledged</th><th>Revoked / destroyed</th></tr>{''.join(rows)}</table>"
+        "<table><tr><th>Shared</th><th>Purpose</th><th>By</th><th>Recipients</th>"
+        f"<th>Downloads</th><th>Acknowledged</th><th>Withdrawn or expired</th></tr>{''.join(rows)}</table>"
     )
 
 
 def _disclosures_html(disclosures: Sequence[Mapping[str, Any]]) -> str:
     if not disclosures:
-        return "<p>No disclosures about this subject recorded as made another way.</p>"
+        return ""
     rows = "".join(
-        f"<tr><td>{_e(d.get('at'))}</td><td>{_e(d.get('channel'))}</td><td>{_e(d.get('description'))}</td>"
-        f"<td>{_who(d.get('sender'))}</td><td>{_e(d.get('summary'))}</td><td>#{_e(d.get('index'))}</td></tr>"
+        f"<tr><td>{_e(uk_time(d.get('at')))}</td><td>{_e(d.get('description'))}</td>"
+        f"<td>{_who(d.get('sender'))}</td><td>{_e(d.get('summary'))}</td><td>{_e(d.get('index'))}</td></tr>"
         for d in disclosures
     )
     return (
-        "<table><tr><th>Shared at</th><th>Channel</th><th>How and with whom</th><th>By</th><th>What was shared</th>"
-        f"<th>Entry</th></tr>{rows}</table>"
+        "<h2>Shared another way (phone, meetings, letters)</h2>"
+        "<table><tr><th>Shared</th><th>How and with whom</th><th>Recorded by</th><th>What was shared</th>"
+        f"<th>Ledger entry</th></tr>{rows}</table>"
     )
 
 
@@ -511,46 +741,105 @@ def _themes_html(themes: Sequence[Mapping[str, Any]]) -> str:
     if not themes:
         return "<p>No rule answers to group.</p>"
     rows = "".join(
-        f"<tr><td>{_e(t['policy'])} rule {_e(t['rule'])} — {_e(t['title'])}</td><td>"
-        + "<br>".join(f"#{_e(a['index'])}: {_e(a['policy'])} rule {_e(a['rule'])}" for a in t["answers"])
+        f"<tr><td>{_e(t['policy'])} rule {_e(t['rule'])}: {_e(t['title'])}</td><td>"
+        + ", ".join(f"entry {_e(a['index'])} ({_e(a['policy'])} rule {_e(a['rule'])})" for a in t["answers"])
         + "</td></tr>"
         for t in themes
     )
-    return f"<table><tr><th>Common theme</th><th>Answered in (entry: edition, rule)</th></tr>{rows}</table>"
+    return f"<table><tr><th>Common theme</th><th>Answered in</th></tr>{rows}</table>"
 
 
-def render_html(report: Mapping[str, Any]) -> str:
-    """One self-contained, printable page; nothing in it is fetched or executed by the browser."""
+def _appendix_html(report: Mapping[str, Any]) -> str:
+    """What a verifier needs and a reader does not: the checkpoint's note and each entry's leaf hash."""
+    cp = report.get("checkpoint")
+    checkpoint = (
+        "<p>No signed checkpoint exists yet.</p>"
+        if cp is None
+        else (
+            f"<dl><dt>Checkpoint origin</dt><dd>{_e(cp.get('origin'))}</dd>"
+            f"<dt>Tree size</dt><dd>{_e(cp.get('size'))} entries</dd>"
+            f"<dt>Root hash (base64)</dt><dd class=hash>{_e(cp.get('root_hash'))}</dd>"
+            f"<dt>Signed at</dt><dd>{_e(uk_time(cp.get('time'), seconds=True))} ({_e(cp.get('time'))})</dd></dl>"
+            "<p>Signed checkpoint note (C2SP signed note; check it with the published verifier key):</p>"
+            f"<pre>{_e(cp.get('note'))}</pre>"
+        )
+    )
+    leaves = "".join(
+        f"<tr><td>{_e(e['index'])}</td><td>{_e(e['kind'])}</td>"
+        f"<td class=hash>{_e(e.get('leaf_hash'))}</td><td>{_proof_word(e)}</td></tr>"
+        for e in report["events"]
+    )
+    return (
+        '<section class="appendix"><h2>Appendix: verification details</h2>'
+        f"{checkpoint}<h3>Ledger entries in this report</h3>"
+        "<table><tr><th>Entry</th><th>Kind</th><th>Leaf hash (base64)</th>"
+        f"<th>Inclusion proof</th></tr>{leaves}</table>"
+        f"<h3>Across editions of the rules</h3>{_themes_html(report.get('themes') or [])}"
+        "<footer>Each entry is RFC 8785 canonical JSON; its leaf hash is SHA-256(0x00 ‖ entry). The inclusion "
+        "proofs are RFC 9162 audit paths to the root in the signed checkpoint above. The same data is available "
+        "as JSON (format=json) for independent checking.</footer></section>"
+    )
+
+
+def report_body(report: Mapping[str, Any], policies: PolicyRegistry | None = None) -> str:
+    """The report's content (no <html> wrapper): what the API page and the auditor's console both show."""
+    words = Words(policies)
     subject = _e(report["subject"])
+    events = report["events"]
+    scope = report.get("scope") or {}
+    organisation = scope.get("organisation")
+    period = f"{_e(uk_date(events[0]['time']))} to {_e(uk_date(events[-1]['time']))}" if events else "no entries"
+    counts: dict[str, int] = {}
+    for e in events:
+        counts[e["kind"]] = counts.get(e["kind"], 0) + 1
+    tally = ", ".join(
+        f"{n} {KIND_WORDS.get(k, _humanise(k)).split(' (')[0].split(':')[0].lower()}" for k, n in sorted(counts.items())
+    )
     cap_notice = (
         f'<p class="notice">This report is capped at the oldest {_e(report["cap"])} entries about this subject; '
         "more exist. Use the ledger export (format=csv or jsonl, subject filter) for the complete record.</p>"
         if report.get("capped")
         else ""
     )
-    events = "".join(_event_html(e) for e in report["events"]) or "<p>No ledger entries about this subject.</p>"
+    flagged = (
+        f'<p class="flag">⚑ {_e(len(report["not_shared_despite_risk"]))} decision(s) not to share despite risk of '
+        "significant harm or immediate risk: see the flagged entries in the timeline.</p>"
+        if report.get("not_shared_despite_risk")
+        else ""
+    )
+    cover = (
+        '<header class="cover"><p class="caption">SafeShare subject report</p>'
+        f"<h1>Subject report: {subject}</h1><dl>"
+        f"<dt>Subject reference</dt><dd>{subject}</dd>"
+        f"<dt>Organisation</dt><dd>{_e(organisation) if organisation else 'All organisations in the partnership'}</dd>"
+        "<dt>Scope</dt><dd>"
+        + (
+            f"Every ledger entry about this subject reference that {_e(organisation)} took part in (as sender or "
+            "recipient)"
+            if organisation
+            else "Every ledger entry about this subject reference, whichever organisation made it"
+        )
+        + f"</dd><dt>Period</dt><dd>{period}</dd>"
+        f"<dt>Entries</dt><dd>{_e(report['count'])}{': ' + _e(tally) if tally else ''}</dd>"
+        f"<dt>Produced</dt><dd>{_e(uk_time(report['generated_at']))}; all times are UK time</dd>"
+        f"</dl></header>{cap_notice}{_verification_summary(report)}{flagged}"
+    )
+    return (
+        cover
+        + f"<h2>Shares: who received what</h2>{_shares_html(report['shares'], words)}"
+        + _disclosures_html(report.get("disclosures") or [])
+        + f"<h2>Timeline</h2>{_timeline(events, words)}"
+        + _appendix_html(report)
+    )
+
+
+def render_html(report: Mapping[str, Any], policies: PolicyRegistry | None = None) -> str:
+    """One self-contained, printable page; nothing in it is fetched or executed by the browser."""
     return (
         "<!DOCTYPE html>\n"
-        '<html lang="en"><head><meta charset="utf-8">'
+        '<html lang="en-GB"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         '<meta name="referrer" content="no-referrer">'
-        f"<title>SafeShare subject report — {subject}</title><style>{CSS}</style></head><body>"
-        f"<header><h1>Subject report: {subject}</h1>"
-        f'<p class="meta">Every ledger entry about this subject reference, oldest first: {_e(report["count"])} '
-        f"entries. Generated {_e(report['generated_at'])}.</p></header>"
-        f"{cap_notice}{_stamp_html(report)}"
-        f"<h2>Shares: who received what</h2>{_shares_html(report['shares'])}"
-        f"<h2>Shared another way (phone, meetings, letters)</h2>{_disclosures_html(report.get('disclosures') or [])}"
-        + (
-            f'<p class="flag">⚑ {_e(len(report["not_shared_despite_risk"]))} decision(s) not to share despite risk of '
-            "significant harm or immediate risk: see the flagged entries in the timeline.</p>"
-            if report.get("not_shared_despite_risk")
-            else ""
-        )
-        + f"<h2>Across editions of the rules</h2>{_themes_html(report.get('themes') or [])}"
-        + f"<h2>Timeline</h2>{events}"
-        "<footer>Each entry is RFC 8785 canonical JSON; its leaf hash is SHA-256(0x00 ‖ entry). The inclusion "
-        "proofs are RFC 9162 audit paths to the root in the signed checkpoint above. The same data is available "
-        "as JSON (format=json) for independent checking.</footer>"
-        "</body></html>\n"
+        f"<title>SafeShare subject report — {_e(report['subject'])}</title><style>{CSS}</style></head><body>"
+        f"<main>{report_body(report, policies)}</main></body></html>\n"
     )

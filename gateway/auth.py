@@ -23,7 +23,6 @@ import hmac
 import json
 import logging
 import math
-import os
 import pathlib
 import re
 import secrets
@@ -41,6 +40,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.mldsa import MLDSA44PrivateKey
+
+from . import keyfiles
 
 __all__ = [
     "AUTH_ERROR_CODES",
@@ -215,71 +216,18 @@ def load_or_create_ed25519_key(path: pathlib.Path) -> Ed25519PrivateKey:
 
 
 def load_or_create_private_key(path: pathlib.Path, kind: type, generate: Callable[[], K]) -> K:
-    """`load_or_create_ed25519_key` for any PKCS#8-serialisable key type (e.g. the ledger's ML-DSA-44 key)."""
-    path = pathlib.Path(path)
-    try:
-        return _load_private_key(path, kind, generate)
-    except FileNotFoundError:
-        pass
+    """`load_or_create_ed25519_key` for any PKCS#8-serialisable key type (e.g. the ledger's ML-DSA-44 key).
 
-    directory = path.parent
-    if not directory.exists():
-        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        os.chmod(directory, 0o700)  # mkdir's mode is filtered through the umask
+    Created crash-safely by `keyfiles.load_or_create` (temp file, fsync, link, directory fsync)."""
 
-    key = generate()
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    tmp = directory / f".{path.name}.{secrets.token_hex(8)}.tmp"
-    _write_new_private_file(tmp, pem)
-    try:
-        try:
-            os.link(tmp, path)  # atomic and, unlike rename, refuses to replace an existing file
-        except FileExistsError:
-            return _load_private_key(path, kind, generate)  # lost a first-start race: use the winner's key
-        except OSError:
-            # Filesystems without hard links: O_EXCL still guarantees we never overwrite.
-            try:
-                _write_new_private_file(path, pem)
-            except FileExistsError:
-                return _load_private_key(path, kind, generate)
-    finally:
-        tmp.unlink(missing_ok=True)
-    _fsync_directory(directory)
-    return key
+    def make() -> bytes:
+        return generate().private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
 
-
-def _write_new_private_file(path: pathlib.Path, data: bytes) -> None:
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
-    fd = os.open(path, flags, 0o600)
-    try:
-        os.fchmod(fd, 0o600)
-        view = memoryview(data)
-        while view:
-            written = os.write(fd, view)
-            view = view[written:]
-        os.fsync(fd)
-    except BaseException:
-        os.close(fd)
-        path.unlink(missing_ok=True)
-        raise
-    os.close(fd)
-
-
-def _fsync_directory(directory: pathlib.Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _load_ed25519_key(path: pathlib.Path) -> Ed25519PrivateKey:
-    return _load_private_key(path, Ed25519PrivateKey, Ed25519PrivateKey.generate)
+    return keyfiles.load_or_create(
+        pathlib.Path(path), make, lambda data: _parse_private_key(path, data, kind, generate)
+    )
 
 
 def _key_kind(cls: type) -> str:
@@ -288,12 +236,7 @@ def _key_kind(cls: type) -> str:
     return f"{'an' if name[:1] in 'AEFHILMNORSX' else 'a'} {name} private key"
 
 
-def _load_private_key(path: pathlib.Path, kind: type, _: Callable[[], K] | None = None) -> K:
-    data = path.read_bytes()
-    mode = path.stat().st_mode
-    if os.name == "posix" and mode & 0o077:
-        # Warn rather than refuse: secret mounts (e.g. Kubernetes) default to 0644 inside a private volume.
-        log.warning("token signing key %s is accessible to group/others (mode %o); chmod 600 it", path, mode & 0o777)
+def _parse_private_key(path: pathlib.Path, data: bytes, kind: type, _: Callable[[], K]) -> K:
     try:
         key = serialization.load_pem_private_key(data, password=None)
     except (ValueError, TypeError) as exc:

@@ -32,9 +32,9 @@ from . import disclosure as disclosure_rules
 from .auth import ROLES, EmbeddedIssuer, load_or_create_ed25519_key
 from .cli_progress import batched, counting, progress
 from .config import Settings, load_settings, resolve_home
-from .errors import ApiError
 from .home import init_home, ledger_head_path, open_ledger_store
 from .justification import PolicyRegistry
+from .keyfiles import EmptyKeyFile
 from .ledger.checkpoint import (
     Checkpoint,
     CheckpointError,
@@ -49,6 +49,7 @@ from .ledger.signer import LedgerSigner
 from .ledger.verify import verify_ledger, verify_remote
 from .ledger.witness import Witness, WitnessRefusal
 from .mail import parse_smtp_url
+from .refusals import Refusal
 from .service import Gateway
 from .store import StoreError, describe, ledger_snapshot, migrate
 from .store.models import Recipient
@@ -118,24 +119,14 @@ def _cli_actor() -> dict[str, Any]:
     return actor(f"cli:{user}", "admin", None, "local-cli")
 
 
-_REFUSED = object()
-
-
 def _run_admin(args: argparse.Namespace, action: Any) -> Any:
-    """Run one administrative use case against the home's store; a refusal is printed and gives _REFUSED."""
-    try:
-        return asyncio.run(_with_gateway(_settings(args), action))
-    except ApiError as exc:
-        field = exc.details.get("field")
-        _err(exc.message + (f" ({field})" if field else ""))
-        return _REFUSED
+    """Run one administrative use case against the home's store; a refusal reaches `main`, which prints it."""
+    return asyncio.run(_with_gateway(_settings(args), action))
 
 
 def cmd_recipient_add(args: argparse.Namespace) -> int:
     rec = Recipient(args.id, args.name, args.org, args.email, args.age_recipient)
-    index = _run_admin(args, lambda gw: gw.add_recipient(_cli_actor(), rec))
-    if index is _REFUSED:
-        return 2
+    index = _run_admin(args, lambda gw: gw.directory.add_recipient(_cli_actor(), rec))
     print(f"recipient {args.id} added (ledger index {index})", file=sys.stderr)
     return 0
 
@@ -154,9 +145,7 @@ def cmd_recipient_list(args: argparse.Namespace) -> int:
 
 
 def cmd_recipient_disable(args: argparse.Namespace) -> int:
-    index = _run_admin(args, lambda gw: gw.disable_recipient(_cli_actor(), args.id))
-    if index is _REFUSED:
-        return 2
+    index = _run_admin(args, lambda gw: gw.directory.disable_recipient(_cli_actor(), args.id))
     print(f"recipient {args.id} disabled (ledger index {index})", file=sys.stderr)
     return 0
 
@@ -166,8 +155,6 @@ def cmd_recipient_decide(args: argparse.Namespace) -> int:
     result = _run_admin(
         args, lambda gw: gw.decide_enrolment(_cli_actor(), args.id, approve, getattr(args, "reason", None))
     )
-    if result is _REFUSED:
-        return 2
     e = result["enrolment"]
     print(
         f"enrolment {e['id']} for {args.id} {e['status']} (key {e['age_recipient']}, ledger index "
@@ -187,18 +174,14 @@ def cmd_recipient_pending(args: argparse.Namespace) -> int:
 
 
 def cmd_team_add(args: argparse.Namespace) -> int:
-    index = _run_admin(args, lambda gw: gw.add_team(_cli_actor(), args.id, args.name, args.org, args.email))
-    if index is _REFUSED:
-        return 2
+    index = _run_admin(args, lambda gw: gw.directory.add_team(_cli_actor(), args.id, args.name, args.org, args.email))
     print(f"team {args.id} added (ledger index {index})", file=sys.stderr)
     return 0
 
 
 def cmd_team_member(args: argparse.Namespace) -> int:
     add = args.action == "member-add"
-    index = _run_admin(args, lambda gw: gw.set_membership(_cli_actor(), args.team, args.member, add))
-    if index is _REFUSED:
-        return 2
+    index = _run_admin(args, lambda gw: gw.directory.set_membership(_cli_actor(), args.team, args.member, add))
     print(f"{args.member} {'added to' if add else 'removed from'} {args.team} (ledger index {index})", file=sys.stderr)
     return 0
 
@@ -232,8 +215,6 @@ def cmd_agreement_add(args: argparse.Namespace) -> int:
         "review_date": args.review_date,
     }
     result = _run_admin(args, lambda gw: gw.add_agreement(_cli_actor(), fields, document, Path(args.document).name))
-    if result is _REFUSED:
-        return 2
     a = result["agreement"]
     print(
         f"agreement {a['id']} version {a['version']} added (document sha256 {a['document']['sha256']}, "
@@ -283,8 +264,6 @@ def cmd_agreement_show(args: argparse.Namespace) -> int:
 
 def cmd_agreement_retire(args: argparse.Namespace) -> int:
     result = _run_admin(args, lambda gw: gw.retire_agreement(_cli_actor(), args.id, args.reason))
-    if result is _REFUSED:
-        return 2
     a = result["agreement"]
     index = result["ledger_index"]
     print(f"agreement {a['id']} version {a['version']} retired (ledger index {index})", file=sys.stderr)
@@ -355,15 +334,17 @@ def _print_dev_banner(settings: Settings, host: str, port: int) -> None:
     """Everything a new user needs to try the gateway at once: a demo recipient and a token per role."""
     identity_path = settings.keys_dir / f"{DEMO_RECIPIENT}.agekey"
     if not identity_path.exists():
-        identity = envelope.X25519Identity.generate()
+        new_identity = envelope.X25519Identity.generate()
         fd = os.open(identity_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as fh:
-            fh.write(f"# SafeShare demo recipient identity (development only)\n{identity}\n")
-    identity = envelope.parse_identities(identity_path.read_text())[0]
+            fh.write(f"# SafeShare demo recipient identity (development only)\n{new_identity}\n")
+    identity: envelope.AgeIdentity = envelope.parse_identities(identity_path.read_text())[0]
 
     async def ensure(gw: Gateway) -> None:
         if not await gw.store.get_recipients([DEMO_RECIPIENT]):
-            await gw.add_recipient(_cli_actor(), Recipient(DEMO_RECIPIENT, *DEMO_DETAILS, str(identity.recipient())))
+            await gw.directory.add_recipient(
+                _cli_actor(), Recipient(DEMO_RECIPIENT, *DEMO_DETAILS, str(identity.recipient()))
+            )
         await _ensure_dev_agreements(gw)
 
     asyncio.run(_with_gateway(settings, ensure))
@@ -507,17 +488,25 @@ def _check_identity_opens(header_url: str, token: str, timeout: float, identitie
 
 
 def _print_refusal(exc: urllib.error.HTTPError) -> None:
-    """A refusal in words a practitioner can act on: every golden-rule problem on its own line."""
+    """The gateway's refusal, shown as a local use case's refusal is (`_show_refusal`)."""
     try:
         body = json.loads(exc.read(1024 * 1024))
     except ValueError:
         _err(f"the gateway refused: HTTP {exc.code}")
         return
-    _err(f"the gateway refused ({exc.code} {body.get('error')}): {body.get('message')}")
+    _show_refusal(body, f"the gateway refused ({exc.code} {body.get('error')})")
+
+
+def _show_refusal(body: dict[str, Any], head: str) -> None:
+    """A refusal in words a practitioner can act on: the field at fault beside the message, every golden-rule
+    problem on its own line, then what was unknown, disabled or over the limit. Used for the gateway's refusals
+    over HTTP and for the use cases' own (`refusals.Refusal`) when an administrative command runs them locally."""
+    field = body.get("field")
+    _err(f"{head}: {body.get('message')}" + (f" ({field})" if field else ""))
     for p in body.get("problems", []):
         rule = f"rule {p['rule']}" if p.get("rule") is not None else "general"
         print(f"  - {rule}, {p.get('field') or '(whole justification)'}: {p.get('message')}", file=sys.stderr)
-    for key in ("field", "unknown", "disabled", "limit"):
+    for key in ("unknown", "disabled", "limit"):
         if body.get(key):
             print(f"  {key}: {body[key]}", file=sys.stderr)
 
@@ -1537,6 +1526,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except StoreError as exc:  # the database refused (unknown scheme, newer schema, unreachable): no traceback
         _err(str(exc))
         return 1
+    except EmptyKeyFile as exc:  # left by a crash under an older release: the message says what to do
+        _err(str(exc))
+        return 1
+    except Refusal as exc:  # an administrative use case run locally said no
+        _show_refusal(exc.body(), f"refused ({exc.code})")
+        return 2
     except urllib.error.HTTPError as exc:
         _print_refusal(exc)
         return 1

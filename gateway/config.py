@@ -138,6 +138,16 @@ class Settings:
     #: home's data/ (`db_path`). `SAFESHARE_DATABASE` wins over safeshare.toml, `--database` over both.
     database: str | None = None
 
+    #: Organisations (the `org` of a recipient, compared ignoring case and spacing; "*" for all) whose new
+    #: keys must be post-quantum (age1pq1…): enrolments and recipients added with a classic age1… key are
+    #: refused with `post_quantum_required`. Keys already in the directory keep working.
+    post_quantum_required: tuple[str, ...] = ()
+
+    def requires_post_quantum(self, org: str | None) -> bool:
+        """Whether `org`'s new keys must be post-quantum (see `post_quantum_required`)."""
+        wanted = {" ".join(name.split()).casefold() for name in self.post_quantum_required}
+        return "*" in wanted or (org is not None and " ".join(org.split()).casefold() in wanted)
+
     @property
     def keys_dir(self) -> Path:
         return self.home / "keys"
@@ -197,7 +207,7 @@ def load_settings(home: Path) -> Settings:
     unknown = set(raw) - known
     if unknown:
         raise ValueError(f"{path}: unknown setting(s): {', '.join(sorted(unknown))}")
-    for key in ("cors_origins", "witnesses", "tlog_witnesses"):
+    for key in ("cors_origins", "witnesses", "tlog_witnesses", "post_quantum_required"):
         if key in raw:
             raw[key] = tuple(raw[key])
     oidc = tuple(_oidc_issuer(path, item) for item in oidc_raw)

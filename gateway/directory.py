@@ -1,8 +1,9 @@
 """The recipient directory's use cases: people and their keys, teams and membership, self-enrolment.
 
 Every change is one transaction with its ledger entry: who could receive, with which key, from when, and
-who decided, is part of the record an auditor reads. Mixed into `service.Gateway`, which provides the
-store, the clock and the actor helper.
+who decided, is part of the record an auditor reads. `service.Gateway` holds one as `gw.directory`, given
+the store and the gateway's clock; its own `enrol` and `decide_enrolment` add what an approved key means for
+held shares (issue 10), so callers enrol through the Gateway and manage the directory through `gw.directory`.
 """
 
 from __future__ import annotations
@@ -10,33 +11,38 @@ from __future__ import annotations
 import base64
 import re
 import secrets
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
-from . import envelope, tenancy
+from . import envelope, inputs, tenancy
 from .auth import Principal
-from .errors import ApiError, field_error, not_found
 from .ledger import entry as ledger_entry
+from .refusals import Conflict, Forbidden, Invalid, NotFound, Refusal, not_found
 from .store.models import RECIPIENT_DISABLED, Enrolment, Recipient, RecipientExists
 from .store.protocol import Store
+
+if TYPE_CHECKING:
+    from .config import Settings
 
 RECIPIENT_ID_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 
 
 class DirectoryUseCases:
     store: Store
+    settings: Settings
 
-    def now_str(self) -> str:
-        raise NotImplementedError
+    def __init__(self, store: Store, now_str: Callable[[], str], settings: Settings) -> None:
+        self.store = store
+        self.settings = settings
+        #: The gateway's clock, as the ledger's time format: every entry here is timed by the same clock.
+        self.now_str = now_str
 
     @staticmethod
     def _actor(principal: Principal, role: str) -> dict[str, Any]:
         return ledger_entry.actor(principal.sub, role, principal.org, principal.issuer)
 
     @staticmethod
-    def _scoped(
-        actor: Mapping[str, Any], by: Principal | None, org: str | None, missing: ApiError
-    ) -> Mapping[str, Any]:
+    def _scoped(actor: Mapping[str, Any], by: Principal | None, org: str | None, missing: Refusal) -> Mapping[str, Any]:
         """The actor of a directory change to `org`'s entry, once `by` is known to administer that organisation.
 
         `by` is the administrator behind an API call (None: the operator's own command line, unrestricted).
@@ -49,22 +55,38 @@ class DirectoryUseCases:
         return {**actor, "role": tenancy.acting_role(by, org)}
 
     @staticmethod
-    def _outside(org: str) -> ApiError:
-        return ApiError(
-            403,
+    def _outside(org: str) -> Forbidden:
+        return Forbidden(
             "outside_organisation",
             "You administer your own organisation only; an administrator of that organisation (or of the "
             "partnership) must do this.",
-            field="org",
+            "org",
         )
+
+    def _key_for(self, org: str | None, text: str, code: str) -> str:
+        """The canonical form of a person's new key, refused (with `code`, or `post_quantum_required`) when
+        it is not an age recipient, or is a classic one where the organisation requires post-quantum keys.
+
+        Why per organisation and only for new keys: an organisation that keeps records for decades can insist
+        that what is encrypted from now on resists "harvest now, decrypt later", without cutting off the
+        recipients it already has (their keys keep working until they enrol a new one)."""
+        try:
+            key = envelope.parse_recipient(text)
+        except envelope.InvalidRecipient as exc:
+            raise Invalid(code, f"Not an age recipient (age1… or age1pq1…): {exc}", "age_recipient") from None
+        if not envelope.is_post_quantum(key) and self.settings.requires_post_quantum(org):
+            raise Invalid(
+                "post_quantum_required",
+                "This organisation accepts only post-quantum keys (age1pq1…) for new recipients: make a "
+                "post-quantum key and enrol it instead.",
+                "age_recipient",
+            )
+        return str(key)
 
     async def add_recipient(self, actor: Mapping[str, Any], rec: Recipient, *, by: Principal | None = None) -> int:
         self._check_directory_fields(rec)
         actor = self._scoped(actor, by, rec.org.strip(), self._outside(rec.org))
-        try:
-            canonical_key = str(envelope.X25519Recipient.parse(rec.age_recipient))
-        except envelope.InvalidRecipient as exc:
-            raise field_error("invalid_recipient", "age_recipient", f"Not an age X25519 recipient: {exc}") from None
+        canonical_key = self._key_for(rec.org.strip(), rec.age_recipient, "invalid_recipient")
         rec = Recipient(rec.id, rec.name.strip(), rec.org.strip(), rec.email.strip().lower(), canonical_key)
         entry = ledger_entry.recipient_entry(
             kind=ledger_entry.KIND_RECIPIENT_ADD,
@@ -75,26 +97,21 @@ class DirectoryUseCases:
         try:
             return await self.store.add_recipient(rec, entry)
         except RecipientExists:
-            raise field_error(
-                "recipient_exists", "id", f"A recipient with ID {rec.id!r} already exists.", status=409
-            ) from None
+            raise Conflict("recipient_exists", f"A recipient with ID {rec.id!r} already exists.", "id") from None
 
     @staticmethod
     def _check_directory_fields(rec: Recipient) -> None:
         if not RECIPIENT_ID_RE.match(rec.id):
-            raise field_error(
+            raise Invalid(
                 "invalid_recipient",
-                "id",
                 "A recipient ID is 1-64 characters: lower-case letters, digits, '.', '_' or '-', starting with "
                 "a letter or digit.",
+                "id",
             )
         for name, value, cap in (("name", rec.name, 200), ("org", rec.org, 200), ("email", rec.email, 320)):
-            if not isinstance(value, str) or not value.strip() or len(value) > cap:
-                raise field_error(
-                    "invalid_recipient", name, f"{name} must be non-blank text of at most {cap} characters."
-                )
+            inputs.text(value, name, "invalid_recipient", cap=cap)
         if "@" not in rec.email:
-            raise field_error("invalid_recipient", "email", "email must be an e-mail address.")
+            raise Invalid("invalid_recipient", "email must be an e-mail address.", "email")
 
     async def add_team(
         self, actor: Mapping[str, Any], team_id: str, name: str, org: str, email: str, *, by: Principal | None = None
@@ -113,9 +130,7 @@ class DirectoryUseCases:
         try:
             return await self.store.add_recipient(rec, entry)
         except RecipientExists:
-            raise field_error(
-                "recipient_exists", "id", f"A recipient with ID {rec.id!r} already exists.", status=409
-            ) from None
+            raise Conflict("recipient_exists", f"A recipient with ID {rec.id!r} already exists.", "id") from None
 
     async def set_membership(
         self, actor: Mapping[str, Any], team_id: str, member_id: str, add: bool, *, by: Principal | None = None
@@ -132,7 +147,7 @@ class DirectoryUseCases:
             raise not_found("team")
         actor = self._scoped(actor, by, team.org, not_found("team"))
         if member is None or member.kind != "person":
-            raise field_error("invalid_member", "member", "A member must be a person in the directory.", status=422)
+            raise Invalid("invalid_member", "A member must be a person in the directory.", "member")
         kind = ledger_entry.KIND_TEAM_MEMBER_ADD if add else ledger_entry.KIND_TEAM_MEMBER_REMOVE
         entry = ledger_entry.recipient_entry(
             kind=kind,
@@ -144,7 +159,7 @@ class DirectoryUseCases:
         index = await self.store.set_membership(team_id, member_id, add, entry)
         if index is None:
             state = "already a member" if add else "not a member"
-            raise field_error("membership_unchanged", "member", f"{member_id} is {state} of {team_id}.", status=409)
+            raise Conflict("membership_unchanged", f"{member_id} is {state} of {team_id}.", "member")
         return index
 
     async def disable_recipient(
@@ -170,23 +185,20 @@ class DirectoryUseCases:
     async def enrol(self, principal: Principal, age_recipient: Any) -> dict[str, Any]:
         """A recipient asks to receive with a public key from their browser; identity comes from the token."""
         if not RECIPIENT_ID_RE.match(principal.sub):
-            raise field_error(
+            raise Invalid(
                 "enrolment_refused",
-                "token.sub",
                 "Your sign-in name cannot be used as a recipient ID; ask an administrator.",
+                "token.sub",
             )
         if not principal.org or not principal.email:
-            raise field_error(
+            raise Invalid(
                 "enrolment_refused",
-                "token.org" if not principal.org else "token.email",
                 "Your sign-in token does not say which organisation and e-mail address you have; ask an administrator.",
+                "token.org" if not principal.org else "token.email",
             )
         if not isinstance(age_recipient, str):
-            raise field_error("invalid_enrolment", "age_recipient", "age_recipient (an age1… public key) is required.")
-        try:
-            key = str(envelope.X25519Recipient.parse(age_recipient))
-        except envelope.InvalidRecipient as exc:
-            raise field_error("invalid_enrolment", "age_recipient", f"Not an age X25519 recipient: {exc}") from None
+            raise Invalid("invalid_enrolment", "age_recipient (an age1… public key) is required.", "age_recipient")
+        key = self._key_for(principal.org, age_recipient, "invalid_enrolment")
         enrolment = Enrolment(
             id="en_" + base64.b32encode(secrets.token_bytes(10)).decode().lower(),
             recipient_id=principal.sub,
@@ -220,8 +232,9 @@ class DirectoryUseCases:
         Only an administrator of the organisation the enrolment names (from the recipient's token) decides it;
         checked inside the transaction, against the enrolment actually decided.
         """
+        reason = inputs.optional_reason(reason)
         kind = ledger_entry.KIND_ENROLMENT_APPROVE if approve else ledger_entry.KIND_ENROLMENT_REJECT
-        nothing = ApiError(404, "no_pending_enrolment", f"No pending enrolment for {recipient_id[:64]!r}.")
+        nothing = NotFound("no_pending_enrolment", f"No pending enrolment for {recipient_id[:64]!r}.")
         if by is not None:
             scope = tenancy.admin_scope(by)  # 403 org_required before anything is looked up
             # Approving rotates an existing recipient's key: the recipient's organisation must be the

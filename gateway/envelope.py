@@ -1,4 +1,4 @@
-"""age v1 envelopes (X25519 recipients only), built from pyca/cryptography primitives.
+"""age v1 envelopes (X25519, post-quantum mlkem768x25519 and scrypt recipients), built from pyca/cryptography.
 
 Why this module exists instead of shelling out to ``age`` or binding rage: the gateway encrypts
 one upload to N recipients *while it streams in*, so it needs a push-based encryptor that it can
@@ -7,9 +7,10 @@ feed chunk by chunk, with bounded memory per recipient, and with output that any
 (https://age-encryption.org/v1) and, where the specification leaves room, mirrors the behaviour
 of the reference Go implementation (filippo.io/age) so the two accept and reject the same files.
 
-Scope: the binary (not ASCII-armored) format; X25519 and scrypt (passphrase) recipients and
-identities, behind the two-method ``Recipient``/``Identity`` protocols (age's ``Recipient.Wrap``
-and ``Identity.Unwrap``), so other stanza types plug in beside them without touching
+Scope: the binary (not ASCII-armored) format; X25519, MLKEM768-X25519 (the spec's hybrid
+post-quantum type: ``age1pq1…`` / ``AGE-SECRET-KEY-PQ-1…``, HPKE from pyca/cryptography) and scrypt
+(passphrase) recipients and identities, behind the two-method ``Recipient``/``Identity`` protocols
+(age's ``Recipient.Wrap`` and ``Identity.Unwrap``), so other stanza types plug in beside them without touching
 ``Encryptor``. Stanzas of other types (plugins, grease) are parsed and skipped, exactly like
 age does for identities that do not recognise them. ``rewrap_header``/``rewrap_stream`` give a
 file new recipients by rewriting only its header: the payload bytes are copied unchanged.
@@ -33,7 +34,8 @@ from dataclasses import dataclass
 from typing import BinaryIO, Final, Protocol, runtime_checkable
 
 from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hashes, hpke
+from cryptography.hazmat.primitives.asymmetric.mlkem import MLKEM768PrivateKey, MLKEM768PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
@@ -46,6 +48,10 @@ __all__ = [
     "ENCRYPTED_CHUNK_SIZE",
     "FILE_KEY_SIZE",
     "HEADER_LABEL",
+    "MLKEM768X25519_LABEL",
+    "MLKEM768X25519_STANZA_TYPE",
+    "PQ_IDENTITY_HRP",
+    "PQ_RECIPIENT_HRP",
     "PAYLOAD_LABEL",
     "PAYLOAD_NONCE_SIZE",
     "TAG_SIZE",
@@ -58,7 +64,11 @@ __all__ = [
     "SCRYPT_WORK_FACTOR",
     "Encryptor",
     "EnvelopeError",
+    "AgeIdentity",
+    "AgeRecipient",
     "Identity",
+    "MLKEM768X25519Identity",
+    "MLKEM768X25519Recipient",
     "Recipient",
     "ScryptIdentity",
     "ScryptRecipient",
@@ -71,7 +81,10 @@ __all__ = [
     "decrypt_stream",
     "encrypt",
     "encrypt_stream",
+    "is_post_quantum",
     "parse_identities",
+    "parse_identity",
+    "parse_recipient",
     "read_header",
     "rewrap_header",
     "rewrap_stream",
@@ -87,6 +100,12 @@ AGE_RECIPIENT_HRP: Final = "age"
 AGE_IDENTITY_HRP: Final = "AGE-SECRET-KEY-"
 
 AGE_VERSION_LINE: Final = b"age-encryption.org/v1"
+#: The hybrid post-quantum type (C2SP age, "The MLKEM768-X25519 (i.e. X-Wing) hybrid post-quantum recipient type").
+PQ_RECIPIENT_HRP: Final = "age1pq"
+PQ_IDENTITY_HRP: Final = "AGE-SECRET-KEY-PQ-"
+MLKEM768X25519_STANZA_TYPE: Final = "mlkem768x25519"
+#: HPKE ``info`` of the stanza's SealBase (the spec's label; ``aad`` is empty).
+MLKEM768X25519_LABEL: Final = b"age-encryption.org/mlkem768x25519"
 X25519_LABEL: Final = b"age-encryption.org/v1/X25519"
 X25519_STANZA_TYPE: Final = "X25519"
 SCRYPT_LABEL: Final = b"age-encryption.org/v1/scrypt"
@@ -113,6 +132,12 @@ HEADER_MAC_SIZE: Final = 32
 MAX_HEADER_SIZE: Final = 1024 * 1024
 
 _X25519_KEY_SIZE: Final = 32
+_PQ_SEED_SIZE: Final = 32  # the identity: a seed, expanded per draft-ietf-hpke-pq (SHAKE256 to 96 bytes)
+_MLKEM768_PUBLIC_SIZE: Final = 1184
+_PQ_PUBLIC_SIZE: Final = _MLKEM768_PUBLIC_SIZE + _X25519_KEY_SIZE  # ML-KEM-768 ek || X25519 public key
+_PQ_ENC_SIZE: Final = 1088 + _X25519_KEY_SIZE  # ML-KEM-768 ciphertext || X25519 ephemeral share
+#: KEM MLKEM768-X25519, KDF HKDF-SHA256, AEAD ChaCha20Poly1305: the suite the spec names for the stanza.
+_PQ_SUITE: Final = hpke.Suite(hpke.KEM.MLKEM768_X25519, hpke.KDF.HKDF_SHA256, hpke.AEAD.CHACHA20_POLY1305)
 _ZERO_NONCE: Final = bytes(12)
 _STREAM_COUNTER_LIMIT: Final = 1 << 88  # 11-byte big-endian counter
 _LAST_FLAG: Final = b"\x01"
@@ -478,6 +503,191 @@ class X25519Identity:
         return f"X25519Identity(recipient={str(self.recipient())!r})"
 
 
+def _pq_keys(seed: bytes) -> tuple[MLKEM768PrivateKey, X25519PrivateKey]:
+    """The two private keys behind an ``AGE-SECRET-KEY-PQ-`` seed: draft-ietf-hpke-pq's MLKEM768-X25519
+    expands the 32-byte seed with SHAKE256 to 96 bytes, the first 64 the ML-KEM-768 seed (d || z), the
+    last 32 the X25519 scalar. pyca/cryptography takes the two halves, not the seed, so we expand it here;
+    the spec's example identity and recipient pin this (tests/test_envelope_pq.py)."""
+    expanded = hashlib.shake_256(seed).digest(96)
+    return MLKEM768PrivateKey.from_seed_bytes(expanded[:64]), X25519PrivateKey.from_private_bytes(expanded[64:])
+
+
+class MLKEM768X25519Recipient:
+    """Public half of an age hybrid post-quantum key (``age1pq1…``, 1216 bytes: ML-KEM-768 || X25519).
+
+    The file key is sealed with HPKE SealBase (KEM MLKEM768-X25519, HKDF-SHA256, ChaCha20Poly1305,
+    ``info = "age-encryption.org/mlkem768x25519"``, empty aad); the stanza is
+    ``-> mlkem768x25519 <base64 enc>`` with the 32-byte HPKE ciphertext as its body. Opening it needs
+    breaking *both* ML-KEM-768 and X25519, so a file recorded today stays closed to a future quantum computer.
+    """
+
+    __slots__ = ("_public_bytes", "_public_key")
+    post_quantum: Final = True
+
+    def __init__(self, public_key: bytes) -> None:
+        """Take the raw 1216 bytes; the ML-KEM half is checked by pyca/cryptography (FIPS 203 modulus check)."""
+        if len(public_key) != _PQ_PUBLIC_SIZE:
+            raise InvalidRecipient(
+                f"malformed recipient: wrong key length {len(public_key)} bytes (expected {_PQ_PUBLIC_SIZE})"
+            )
+        data = bytes(public_key)
+        try:
+            mlkem = MLKEM768PublicKey.from_public_bytes(data[:_MLKEM768_PUBLIC_SIZE])
+        except ValueError:
+            raise InvalidRecipient("malformed recipient: invalid ML-KEM-768 public key") from None
+        classic = X25519PublicKey.from_public_bytes(data[_MLKEM768_PUBLIC_SIZE:])
+        self._public_bytes = data
+        self._public_key = hpke.MLKEM768X25519PublicKey(mlkem, classic)
+
+    @classmethod
+    def parse(cls, s: str) -> MLKEM768X25519Recipient:
+        if not isinstance(s, str):
+            raise InvalidRecipient("malformed recipient: expected a string")
+        if s.upper().startswith(AGE_IDENTITY_HRP):
+            raise InvalidRecipient(
+                "malformed recipient: this is a secret key (AGE-SECRET-KEY-PQ-...), not a public "
+                "recipient (age1pq1...); do not share it"
+            )
+        if s != s.lower():
+            raise InvalidRecipient("malformed recipient: must be lowercase (age1pq1...)")
+        try:
+            hrp, data = _bech32_decode(s)
+        except _Bech32Error as exc:
+            raise InvalidRecipient(f"malformed recipient: {exc}") from None
+        if hrp != PQ_RECIPIENT_HRP:
+            raise InvalidRecipient(
+                "malformed recipient: wrong human-readable prefix (expected 'age1pq', as in age1pq1...)"
+            )
+        return cls(data)
+
+    def wrap(self, file_key: bytes) -> list[Stanza]:
+        if len(file_key) != FILE_KEY_SIZE:
+            raise ValueError(f"file key must be {FILE_KEY_SIZE} bytes")
+        sealed = _PQ_SUITE.encrypt(file_key, self._public_key, info=MLKEM768X25519_LABEL)
+        enc, body = sealed[:_PQ_ENC_SIZE], sealed[_PQ_ENC_SIZE:]
+        return [Stanza(MLKEM768X25519_STANZA_TYPE, (_b64encode(enc),), body)]
+
+    @property
+    def public_bytes(self) -> bytes:
+        return self._public_bytes
+
+    def __str__(self) -> str:
+        return _bech32_encode(PQ_RECIPIENT_HRP, self._public_bytes)
+
+    def __repr__(self) -> str:
+        return f"MLKEM768X25519Recipient({str(self)[:24]!r}...)"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, MLKEM768X25519Recipient):
+            return NotImplemented
+        return self._public_bytes == other._public_bytes
+
+    def __hash__(self) -> int:
+        return hash(self._public_bytes)
+
+
+class MLKEM768X25519Identity:
+    """Secret half of an age hybrid post-quantum key: a 32-byte seed, ``AGE-SECRET-KEY-PQ-1…``.
+
+    ``repr()`` shows only the start of the public recipient; ``str()`` is the secret encoding.
+    """
+
+    __slots__ = ("_private_key", "_public_bytes", "_secret")
+
+    def __init__(self, seed: bytes) -> None:
+        if len(seed) != _PQ_SEED_SIZE:
+            raise InvalidIdentity(f"malformed secret key: wrong key length {len(seed)} bytes (expected 32)")
+        self._secret = bytes(seed)
+        mlkem, classic = _pq_keys(self._secret)
+        self._private_key = hpke.MLKEM768X25519PrivateKey(mlkem, classic)
+        self._public_bytes = mlkem.public_key().public_bytes_raw() + classic.public_key().public_bytes_raw()
+
+    @classmethod
+    def generate(cls) -> MLKEM768X25519Identity:
+        return cls(os.urandom(_PQ_SEED_SIZE))
+
+    @classmethod
+    def parse(cls, s: str) -> MLKEM768X25519Identity:
+        if not isinstance(s, str):
+            raise InvalidIdentity("malformed secret key: expected a string")
+        if s != s.upper():
+            if s.lower().startswith(PQ_RECIPIENT_HRP + "1"):
+                raise InvalidIdentity("malformed secret key: this is a public recipient (age1pq1...), not a secret key")
+            raise InvalidIdentity("malformed secret key: must be uppercase (AGE-SECRET-KEY-PQ-...)")
+        try:
+            hrp, data = _bech32_decode(s)
+        except _Bech32Error as exc:
+            raise InvalidIdentity(f"malformed secret key: {exc}") from None
+        if hrp != PQ_IDENTITY_HRP:
+            raise InvalidIdentity("malformed secret key: wrong human-readable prefix (expected 'AGE-SECRET-KEY-PQ-')")
+        return cls(data)
+
+    def recipient(self) -> MLKEM768X25519Recipient:
+        return MLKEM768X25519Recipient(self._public_bytes)
+
+    def unwrap(self, stanzas: Sequence[Stanza]) -> bytes | None:
+        """The spec's rules: ignore other types; reject a stanza of ours with other than two words, an
+        enc that is not canonical base64 of 1120 bytes, or a body that is not exactly 32 bytes (checked
+        before decrypting: partitioning oracles); one that fails to open is someone else's."""
+        for stanza in stanzas:
+            if stanza.type != MLKEM768X25519_STANZA_TYPE:
+                continue
+            if len(stanza.args) != 1:
+                raise DecryptionError(f"malformed mlkem768x25519 stanza: expected 1 argument, got {len(stanza.args)}")
+            try:
+                enc = _b64decode(stanza.args[0])
+            except ValueError as exc:
+                raise DecryptionError(f"malformed mlkem768x25519 stanza: encapsulated key: {exc}") from None
+            if len(enc) != _PQ_ENC_SIZE:
+                raise DecryptionError(
+                    f"malformed mlkem768x25519 stanza: encapsulated key is {len(enc)} bytes (expected {_PQ_ENC_SIZE})"
+                )
+            if len(stanza.body) != FILE_KEY_SIZE + TAG_SIZE:
+                raise DecryptionError(
+                    f"malformed mlkem768x25519 stanza: wrapped file key is {len(stanza.body)} bytes "
+                    f"(expected {FILE_KEY_SIZE + TAG_SIZE})"
+                )
+            if _is_low_order(X25519PublicKey.from_public_bytes(enc[-_X25519_KEY_SIZE:])):
+                # The X25519 half would give the all-zero secret, which the KEM forbids; checked here
+                # rather than relying on how the library reports it.
+                raise DecryptionError("malformed mlkem768x25519 stanza: low-order X25519 share")
+            try:
+                return _PQ_SUITE.decrypt(enc + stanza.body, self._private_key, info=MLKEM768X25519_LABEL)
+            except (InvalidTag, ValueError):
+                continue
+        return None
+
+    def __str__(self) -> str:
+        return _bech32_encode(PQ_IDENTITY_HRP, self._secret)
+
+    def __repr__(self) -> str:
+        return f"MLKEM768X25519Identity(recipient={str(self.recipient())[:24]!r}...)"
+
+
+#: Every recipient type a person's key may be (scrypt is for held shares only, never a directory key).
+AgeRecipient = X25519Recipient | MLKEM768X25519Recipient
+AgeIdentity = X25519Identity | MLKEM768X25519Identity
+
+
+def parse_recipient(s: str) -> AgeRecipient:
+    """An ``age1…`` (X25519) or ``age1pq1…`` (hybrid post-quantum) recipient, by its prefix."""
+    if isinstance(s, str) and s.lower().startswith(PQ_RECIPIENT_HRP + "1"):
+        return MLKEM768X25519Recipient.parse(s)
+    return X25519Recipient.parse(s)
+
+
+def parse_identity(s: str) -> AgeIdentity:
+    """An ``AGE-SECRET-KEY-1…`` or ``AGE-SECRET-KEY-PQ-1…`` identity, by its prefix."""
+    if isinstance(s, str) and s.upper().startswith(PQ_IDENTITY_HRP + "1"):
+        return MLKEM768X25519Identity.parse(s)
+    return X25519Identity.parse(s)
+
+
+def is_post_quantum(recipient: Recipient) -> bool:
+    """Whether files wrapped to ``recipient`` stay closed to a future quantum computer."""
+    return bool(getattr(recipient, "post_quantum", False))
+
+
 def _scrypt_key(passphrase: bytes, salt: bytes, work_factor: int) -> bytes:
     # 128 * r * N bytes of memory (256 MiB at the default work factor 18); hashlib's default cap is 32 MiB.
     return hashlib.scrypt(
@@ -574,14 +784,14 @@ class ScryptIdentity:
         return "ScryptIdentity(...)"
 
 
-def parse_identities(text: str) -> list[X25519Identity]:
+def parse_identities(text: str) -> list[AgeIdentity]:
     """Parse an identity file as written by ``age-keygen``.
 
     Like age's ParseIdentities, blank lines and ``#`` comments are skipped, CRLF is tolerated and
     an empty file is an error; additionally surrounding whitespace is ignored, since it cannot
     be part of a key. Errors name the line number only, never its content.
     """
-    identities: list[X25519Identity] = []
+    identities: list[AgeIdentity] = []
     for number, line in enumerate(text.splitlines(), start=1):
         line = line.strip()
         if not line or line.startswith("#"):
@@ -589,7 +799,7 @@ def parse_identities(text: str) -> list[X25519Identity]:
         if line.upper().startswith("AGE-PLUGIN-"):
             raise InvalidIdentity(f"line {number}: plugin identities are not supported")
         try:
-            identities.append(X25519Identity.parse(line))
+            identities.append(parse_identity(line))
         except InvalidIdentity as exc:
             raise InvalidIdentity(f"line {number}: {exc}") from None
     if not identities:
@@ -729,6 +939,10 @@ def _make_header(file_key: bytes, recipients: Sequence[Recipient]) -> bytes:
         raise InvalidRecipient("no recipients specified")
     if len(recipients) > 1 and any(getattr(r, "alone", False) for r in recipients):
         raise InvalidRecipient("a passphrase (scrypt) recipient must be the only recipient of a file")
+    if len({is_post_quantum(r) for r in recipients}) > 1:
+        # The spec: a hybrid recipient's file SHOULD NOT also be wrapped to a classic key, which a quantum
+        # computer would open; age refuses the mix too. SafeShare writes one envelope per key instead.
+        raise InvalidRecipient("post-quantum (age1pq1...) and classic recipients cannot share one file")
     stanzas = [stanza for recipient in recipients for stanza in recipient.wrap(file_key)]
     header = _marshal_header_without_mac(stanzas)
     mac = _header_mac(file_key, header)

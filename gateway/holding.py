@@ -19,15 +19,13 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from aiohttp import web
-
 from . import claims, envelope
 from .auth import EmbeddedIssuer, Principal
 from .config import Settings
-from .errors import ApiError, field_error
 from .home import load_or_create_holding_identity
 from .ledger import entry as ledger_entry
 from .mail import Mail, Mailer, MailError
+from .refusals import Gone, Invalid, Locked, Malformed, NotFound, RateLimited
 from .store.files import TMP_DIR, EnvelopeFiles, _fsync_dir
 from .store.models import RECIPIENT_ACTIVE, HeldRow, Recipient, Share
 from .store.protocol import HeldShares, Store
@@ -61,20 +59,6 @@ class SlidingWindow:
         return None
 
 
-class RateLimited(ApiError):
-    """429 with a Retry-After header as well as `retry_after` in the body."""
-
-    def response(self) -> web.Response:
-        resp = super().response()
-        resp.headers["Retry-After"] = str(self.details["retry_after"])
-        return resp
-
-
-def rate_limited(retry_after: float) -> ApiError:
-    seconds = max(1, int(retry_after + 0.999))
-    return RateLimited(429, "rate_limited", f"Too many requests; try again in {seconds} seconds.", retry_after=seconds)
-
-
 class HoldingUseCases:
     settings: Settings
     store: Store
@@ -82,7 +66,7 @@ class HoldingUseCases:
     mailer: Mailer | None = None
     _digest_key: bytes
 
-    if TYPE_CHECKING:  # provided by service.Gateway / DirectoryUseCases
+    if TYPE_CHECKING:  # provided by service.Gateway
 
         def now(self) -> datetime: ...
 
@@ -104,8 +88,8 @@ class HoldingUseCases:
     def held(self) -> HeldShares:
         return self.store.held
 
-    def holding_identity(self) -> envelope.X25519Identity:
-        cached: envelope.X25519Identity | None = getattr(self, "_holding_identity", None)
+    def holding_identity(self) -> envelope.AgeIdentity:
+        cached: envelope.AgeIdentity | None = getattr(self, "_holding_identity", None)
         if cached is None:
             cached = load_or_create_holding_identity(self.settings.holding_key_path)
             self._holding_identity = cached
@@ -125,23 +109,22 @@ class HoldingUseCases:
         """Public claim/open routes: at most 60 requests a minute per client address."""
         wait = self._limits()[1].hit(ip or "?")
         if wait is not None:
-            raise rate_limited(wait)
+            raise RateLimited(wait)
 
     # -- sharing with addresses -----------------------------------------------------------------------
 
-    async def split_addresses(self, meta: Mapping[str, Any]) -> tuple[list[str], list[str], str | None, str | None]:
+    async def split_addresses(
+        self, entries: Any, mode: Any, passphrase: Any
+    ) -> tuple[list[str], list[str], str | None, str | None]:
         """(directory IDs, held addresses, mode, passphrase): an address of an active person with a key is that
         person; any other address needs `unenrolled` (verify | passphrase [+ passphrase])."""
-        entries = meta.get("recipients")
-        mode = meta.get("unenrolled")
-        passphrase = meta.get("passphrase")
         if (
             not isinstance(entries, list)
             or not entries
             or len(entries) > self.settings.limits.max_recipients
             or not all(isinstance(i, str) for i in entries)
         ):
-            return entries, [], None, None  # type: ignore[return-value]  # _resolve_recipients refuses it
+            return entries, [], None, None  # _resolve_recipients refuses it
         ids: list[str] = []
         addresses: list[str] = []
         bad: list[str] = []
@@ -155,10 +138,10 @@ class HoldingUseCases:
             elif address not in addresses:
                 addresses.append(address)
         if bad:
-            raise field_error(
+            raise Invalid(
                 "invalid_share",
-                "share.recipients",
                 "Some entries contain '@' but are not e-mail addresses.",
+                "share.recipients",
                 invalid=bad,
             )
         unknown: list[str] = []
@@ -170,33 +153,32 @@ class HoldingUseCases:
             else:
                 unknown.append(address)
         if mode is not None and mode not in claims.UNENROLLED_MODES:
-            raise field_error("invalid_share", "share.unenrolled", "unenrolled must be 'verify' or 'passphrase'.")
+            raise Invalid("invalid_share", "unenrolled must be 'verify' or 'passphrase'.", "share.unenrolled")
         if passphrase is not None and mode != claims.MODE_PASSPHRASE:
-            raise field_error(
-                "invalid_share", "share.passphrase", "A passphrase is only accepted with unenrolled: 'passphrase'."
+            raise Invalid(
+                "invalid_share", "A passphrase is only accepted with unenrolled: 'passphrase'.", "share.passphrase"
             )
         if unknown and mode is None:
-            raise ApiError(
-                422,
+            raise Invalid(
                 "unknown_recipients",
                 "Some addresses have no key in the directory; choose how they may open the share "
                 "(unenrolled: 'verify' or 'passphrase'). Nothing was shared.",
-                field="share.recipients",
+                "share.recipients",
                 unknown=unknown,
                 disabled=[],
                 empty_teams=[],
             )
         if unknown and mode == claims.MODE_VERIFY and self.mailer is None:
-            raise field_error(
+            raise Invalid(
                 "mail_not_configured",
-                "unenrolled",
                 "This gateway has no e-mail relay (SAFESHARE_SMTP_URL), so it cannot send the one-time codes a "
                 "'verify' share needs. Use a passphrase, or ask the administrator to configure the relay.",
+                "unenrolled",
             )
         if unknown and mode == claims.MODE_PASSPHRASE:
             problem = claims.passphrase_problem(passphrase)
             if problem is not None:
-                raise field_error("passphrase_weak", "passphrase", problem)
+                raise Invalid("passphrase_weak", problem, "passphrase")
         return ids, unknown, (mode if unknown else None), (passphrase if unknown else None)
 
     async def _person_by_email(self, address: str) -> Recipient | None:
@@ -256,7 +238,7 @@ class HoldingUseCases:
         """Send a code if `address` is held for this live share; otherwise do nothing (the caller cannot tell)."""
         wait = self._limits()[0].hit((share_id, address))
         if wait is not None:
-            raise rate_limited(wait)
+            raise RateLimited(wait)
         code = claims.new_code()
         mac = claims.code_mac(claims.code_key(self._digest_key), share_id, address, code)
         now = self.now()
@@ -279,7 +261,7 @@ class HoldingUseCases:
             ),
         )
         if outcome == "gone":
-            raise ApiError(410, "gone", "This share has expired or was withdrawn; it can no longer be opened.")
+            raise Gone("gone", "This share has expired or was withdrawn; it can no longer be opened.")
         if outcome != "sent" or self.mailer is None:
             return
         body = claims.code_mail_body(code, share_id, claims.CODE_TTL_SECONDS // 60, link)
@@ -335,17 +317,16 @@ class HoldingUseCases:
             entries,
         )
         if result.outcome == "gone":
-            raise ApiError(410, "gone", "This share has expired or was withdrawn; it can no longer be opened.")
+            raise Gone("gone", "This share has expired or was withdrawn; it can no longer be opened.")
         if result.outcome == "locked":
-            raise ApiError(
-                423,
+            raise Locked(
                 "claim_locked",
                 "Too many wrong codes. Ask for a new code (if this share still allows it) or contact the sender.",
             )
         if result.outcome != "accepted":
-            details = {"attempts_left": result.attempts_left} if result.outcome == "invalid" else {}
-            raise ApiError(
-                400, "code_invalid", "That code is not right, or has expired. Check it or ask for a new one.", **details
+            details: dict[str, Any] = {"attempts_left": result.attempts_left} if result.outcome == "invalid" else {}
+            raise Malformed(
+                "code_invalid", "That code is not right, or has expired. Check it or ask for a new one.", **details
             )
         rid = recipient["id"]
         token = issuer.issue(
@@ -378,7 +359,7 @@ class HoldingUseCases:
         found = (await self.store.get_recipients([recipient_id])).get(recipient_id)
         if found is None or found.status != RECIPIENT_ACTIVE or not found.age_recipient:
             return []
-        key = envelope.X25519Recipient.parse(found.age_recipient)
+        key = envelope.parse_recipient(found.age_recipient)
         done = []
         for row in await self.held.claimed_for(recipient_id):
             index = await self._rewrap_one(row, found, key)
@@ -386,7 +367,7 @@ class HoldingUseCases:
                 done.append(index)
         return done
 
-    async def _rewrap_one(self, row: HeldRow, rec: Recipient, key: envelope.X25519Recipient) -> int | None:
+    async def _rewrap_one(self, row: HeldRow, rec: Recipient, key: envelope.AgeRecipient) -> int | None:
         held_path = self.files.path(row.share_id, row.envelope)
         final = self.files.path(row.share_id, rec.id)
         tmp = self.files.root / TMP_DIR / f"{secrets.token_hex(12)}.age"
@@ -446,10 +427,10 @@ class HoldingUseCases:
     async def passphrase_header(self, share_id: str) -> bytes:
         found = await self.held.passphrase_row(share_id)
         if found is None:
-            raise ApiError(404, "not_found", "No such passphrase share.")
+            raise NotFound("not_found", "No such passphrase share.")
         share, row = found
         if row.state != "active" or share.state != "active" or share.expires_at <= self.now_str():
-            raise ApiError(404, "not_found", "No such passphrase share.")
+            raise NotFound("not_found", "No such passphrase share.")
         path = self.files.path(share_id, row.envelope)
 
         def read() -> bytes:
@@ -459,17 +440,15 @@ class HoldingUseCases:
         try:
             return await asyncio.to_thread(read)
         except (OSError, envelope.EnvelopeError):
-            raise ApiError(404, "not_found", "No such passphrase share.") from None
+            raise NotFound("not_found", "No such passphrase share.") from None
 
     async def open_passphrase(self, share_id: str) -> tuple[Path, HeldRow, int, bool]:
         now = self.now_str()
         outcome, row, index = await self._passphrase_fetch(share_id, now)
         if outcome == "none" or row is None:
-            raise ApiError(404, "not_found", "No such passphrase share.")
+            raise NotFound("not_found", "No such passphrase share.")
         if outcome == "gone":
-            raise ApiError(
-                410, "gone", "This share has expired, was withdrawn or has been downloaded as often as allowed."
-            )
+            raise Gone("gone", "This share has expired, was withdrawn or has been downloaded as often as allowed.")
         return self.files.path(share_id, row.envelope), row, index, outcome == "exhausted_now"
 
     async def _passphrase_fetch(self, share_id: str, now: str) -> tuple[str, HeldRow | None, int]:

@@ -6,7 +6,6 @@ regenerating the ledger key would orphan every checkpoint signed so far.
 
 from __future__ import annotations
 
-import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +13,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.mldsa import MLDSA44PrivateKey
 
-from . import envelope
+from . import envelope, keyfiles
 from .auth import load_or_create_ed25519_key, load_or_create_private_key
 from .config import Settings
 from .ledger.checkpoint import CheckpointError, NoteVerifier, verify_checkpoint
@@ -53,35 +52,31 @@ def ledger_head_path(settings: Settings) -> Path:
 
 
 def _load_or_create_secret(path: Path, size: int = 32) -> bytes:
-    """Create a random secret with O_EXCL and mode 0600, or read the existing one; never overwrite."""
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        data = path.read_bytes()
+    """A random secret of `size` bytes (0600), created crash-safely once, never overwritten (`keyfiles`)."""
+
+    def parse(data: bytes) -> bytes:
         if len(data) != size:
-            raise ValueError(f"{path} is not a {size}-byte key; refusing to use or replace it") from None
+            raise ValueError(f"{path} is not a {size}-byte key; refusing to use or replace it")
         return data
-    data = secrets.token_bytes(size)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    return data
+
+    return keyfiles.load_or_create(path, lambda: secrets.token_bytes(size), parse)
 
 
-def load_or_create_holding_identity(path: Path) -> envelope.X25519Identity:
-    """The holding key (an age identity file, 0600, created once with O_EXCL, never overwritten): envelopes
+def load_or_create_holding_identity(path: Path) -> envelope.AgeIdentity:
+    """The holding key (an age identity file, 0600, created once crash-safely, never overwritten): envelopes
     for addresses without a key are wrapped to it until the address is claimed and re-wrapped."""
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return envelope.parse_identities(path.read_text(encoding="ascii"))[0]
-    identity = envelope.X25519Identity.generate()
-    with os.fdopen(fd, "w", encoding="ascii") as fh:
-        fh.write(f"# SafeShare holding key: shares held for addresses without a key yet\n{identity}\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    return identity
+
+    def make() -> bytes:
+        identity = envelope.X25519Identity.generate()
+        return f"# SafeShare holding key: shares held for addresses without a key yet\n{identity}\n".encode("ascii")
+
+    def parse(data: bytes) -> envelope.AgeIdentity:
+        try:
+            return envelope.parse_identities(data.decode("ascii"))[0]
+        except (UnicodeDecodeError, IndexError) as exc:
+            raise ValueError(f"{path} is not an age identity file; refusing to use or replace it") from exc
+
+    return keyfiles.load_or_create(path, make, parse)
 
 
 def init_home(settings: Settings) -> HomeKeys:

@@ -814,6 +814,20 @@ class Policy:
             return label
         return value if isinstance(value, str) else json.dumps(value)
 
+    def field_title(self, path: Sequence[str | int]) -> str | None:
+        """The schema's title for the field at `path` (e.g. ``rules.1_lawful_basis.article_6``), for reports
+        that must speak the policy's words rather than its keys; None when the path is not in the schema."""
+        return self._title(self._walk(tuple(path))[-1])
+
+    def value_label(self, path: Sequence[str | int], value: Any) -> str | None:
+        """The policy's ``x-labels`` wording for an allowed value at `path` (``public_task`` → "Public task —
+        Art 6(1)(e)"), or None when the schema gives none (free text is shown as typed)."""
+        node = self._walk(tuple(path))[-1]
+        labels = self._deref(node, "x-labels") if node is not None else None
+        key = json.dumps(value) if isinstance(value, bool) else value
+        label = labels.get(key) if isinstance(labels, Mapping) and isinstance(key, str) else None
+        return label if isinstance(label, str) else None
+
     def _sentence(self, path: FieldPath, predicate: str) -> str:
         """``"Subject 2: Reference must be …."`` — the field's title plus the array items it sits in."""
         nodes = self._walk(path)

@@ -13,23 +13,20 @@ from pathlib import PurePath
 from typing import Any
 
 from . import agreements as rules
+from . import inputs
 from .agreements import Agreement, AgreementCheck, AgreementError
 from .auth import Principal
 from .config import Settings
-from .errors import ApiError, field_error, not_found
 from .justification import PolicyRegistry, Problem
 from .ledger import entry as ledger_entry
+from .refusals import Conflict, Invalid, not_found
 from .store.agreements import AgreementExists, DocumentFiles
 from .store.models import Recipient
 from .store.protocol import AgreementRecords
 
-#: Length cap on an override reason (same as every free-text field).
-MAX_REASON = 4000
 
-
-def agreement_problems_error(check: AgreementCheck, overridable: bool, why: str | None = None) -> ApiError:
-    return ApiError(
-        422,
+def agreement_problems_error(check: AgreementCheck, overridable: bool, why: str | None = None) -> Invalid:
+    return Invalid(
         "agreement_problems",
         why
         or (
@@ -40,7 +37,7 @@ def agreement_problems_error(check: AgreementCheck, overridable: bool, why: str 
                 else ""
             )
         ),
-        field="justification.agreements",
+        "justification.agreements",
         problems=[p.as_dict() for p in check.problems],
         overridable=overridable,
         not_signatories=list(check.outside),
@@ -74,24 +71,24 @@ class AgreementUseCases:
                 fields, self.policies.codes(rules.PURPOSE_PATH), self.policies.codes(rules.CATEGORIES_PATH)
             )
         except AgreementError as exc:
-            raise field_error("invalid_agreement", exc.field, exc.message) from None
+            raise Invalid("invalid_agreement", exc.message, exc.field) from None
         name = PurePath(document_name.replace("\\", "/")).name if isinstance(document_name, str) else ""
         suffix = PurePath(name).suffix.lower()
         if not name or len(name) > 200 or suffix not in rules.DOCUMENT_TYPES:
-            raise field_error(
+            raise Invalid(
                 "invalid_agreement",
-                "document",
                 f"The document must be a file named *{', *'.join(rules.DOCUMENT_TYPES)} (at most 200 characters).",
+                "document",
             )
         if not document or len(document) > rules.MAX_DOCUMENT_BYTES:
-            raise field_error(
+            raise Invalid(
                 "invalid_agreement",
-                "document",
                 f"The document must be 1 to {rules.MAX_DOCUMENT_BYTES} bytes.",
+                "document",
                 limit=rules.MAX_DOCUMENT_BYTES,
             )
         if suffix == ".pdf" and not document.startswith(b"%PDF-"):
-            raise field_error("invalid_agreement", "document", "A .pdf document must be a PDF file.")
+            raise Invalid("invalid_agreement", "A .pdf document must be a PDF file.", "document")
         sha256 = await asyncio.to_thread(self.agreement_documents.put, document)
         doc = {"sha256": sha256, "size": len(document), "name": name, "content_type": rules.DOCUMENT_TYPES[suffix]}
         now = self.now_str()
@@ -116,15 +113,14 @@ class AgreementUseCases:
         return {"agreement": added.public(), "ledger_index": index}
 
     async def retire_agreement(self, actor: Mapping[str, Any], agreement_id: Any, reason: Any) -> dict[str, Any]:
-        if not isinstance(reason, str) or not reason.strip() or len(reason) > MAX_REASON:
-            raise field_error("invalid_reason", "reason", "A reason for retiring the agreement is required.")
+        reason = inputs.text(reason, "reason", "invalid_reason", "A reason for retiring the agreement is required.")
         if not isinstance(agreement_id, str) or not rules.AGREEMENT_ID_RE.match(agreement_id):
             raise not_found("agreement")
         now = self.now_str()
         try:
             result = await self.agreement_store.retire(
                 agreement_id,
-                reason.strip(),
+                reason,
                 lambda a: ledger_entry.agreement_entry(
                     kind=ledger_entry.KIND_AGREEMENT_RETIRE,
                     time=now,
@@ -135,11 +131,11 @@ class AgreementUseCases:
                         "title": a.title,
                         "document_sha256": a.document_sha256,
                     },
-                    reason=reason.strip(),
+                    reason=reason,
                 ),
             )
         except AgreementExists:
-            raise ApiError(409, "agreement_retired", "The agreement is already retired.", field="id") from None
+            raise Conflict("agreement_retired", "The agreement is already retired.", "id") from None
         if result is None:
             raise not_found("agreement")
         current = await self.agreement_store.version(agreement_id, result[0].version)
@@ -196,10 +192,11 @@ class AgreementUseCases:
         self, principal: Principal, draft: Mapping[str, Any], people: Sequence[Recipient], override: Any
     ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
         """Rule 6 against the partnership's agreements; returns the refs to record and the override, if any."""
-        if override is not None and (not isinstance(override, str) or not override.strip() or len(override) > 4000):
-            raise field_error(
-                "invalid_share",
+        if override is not None:
+            override = inputs.text(
+                override,
                 "share.agreement_override",
+                "invalid_share",
                 "agreement_override must be non-blank text (the reason) of at most 4000 characters.",
             )
         required = await self.agreements_required()
@@ -224,4 +221,4 @@ class AgreementUseCases:
                 "The share is outside what the partnership's agreements allow, and your organisation does not "
                 "allow an override; nothing was shared or recorded.",
             )
-        return check.refs(), {"reason": override.strip(), "problems": [p.as_dict() for p in check.problems]}
+        return check.refs(), {"reason": override, "problems": [p.as_dict() for p in check.problems]}

@@ -20,11 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from . import disclosure as disclosure_rules
-from . import envelope, tenancy
+from . import envelope, inputs, tenancy
 from .auth import Principal
 from .config import Settings
 from .directory import RECIPIENT_ID_RE, DirectoryUseCases
-from .errors import ApiError, field_error, not_found
 from .holding import HoldingUseCases
 from .idempotency import Idempotency
 from .justification import Policy, PolicyRegistry, Problem
@@ -32,6 +31,7 @@ from .justification import validate as validate_justification
 from .ledger import entry as ledger_entry
 from .ledger.signer import LedgerSigner
 from .partnership import AgreementUseCases
+from .refusals import Conflict, Gone, Invalid, TooLarge, not_found
 from .store.agreements import DocumentFiles
 from .store.files import ESCROW_ID, EnvelopeFiles
 from .store.models import (
@@ -68,11 +68,11 @@ def _check_entry_size(entry: Mapping[str, Any]) -> None:
     try:
         ledger_entry.check_size(entry)
     except ledger_entry.EntryTooLarge as exc:
-        raise field_error(
+        raise Invalid(
             "entry_too_large",
-            "justification",
             f"This record would take {exc.size} bytes in the ledger, more than its limit of "
             f"{ledger_entry.MAX_ENTRY_BYTES}; shorten the justification's free text.",
+            "justification",
             limit=ledger_entry.MAX_ENTRY_BYTES,
             size=exc.size,
         ) from None
@@ -83,13 +83,37 @@ def new_share_id() -> str:
     return "sh_" + base64.b32encode(secrets.token_bytes(15)).decode().lower()
 
 
-def justification_problems_error(problems: Sequence[Problem]) -> ApiError:
-    return ApiError(
-        422,
+def justification_problems_error(problems: Sequence[Problem]) -> Invalid:
+    return Invalid(
         "justification_incomplete",
         "The justification does not yet answer every golden rule; nothing was shared or recorded.",
         problems=[p.as_dict() for p in problems],
     )
+
+
+#: What `ShareRequest.expires_in` holds when the client named no expiry (JSON `null` is refused, not defaulted).
+DEFAULT_EXPIRY: Any = object()
+
+
+@dataclass(frozen=True)
+class ShareRequest:
+    """A share's description as the client sent it (the JSON `share` part, parsed by `api/shares.py`).
+
+    Only its shape is settled here — the fields are the ones a share has, and a justification is present —
+    because every value is checked by `prepare_share` in a fixed order (justification first, then recipients,
+    agreements, content type, expiry, download cap), and a client relies on which refusal comes first. The
+    values are therefore still as sent (`object`): narrowing them is `prepare_share`'s job.
+    """
+
+    justification: object
+    recipients: object = None
+    payload_content_type: object = "application/octet-stream"
+    #: `DEFAULT_EXPIRY` when absent: the gateway's `limits.default_expiry_seconds`.
+    expires_in: object = DEFAULT_EXPIRY
+    max_downloads: object = None
+    agreement_override: object = None
+    unenrolled: object = None
+    passphrase: object = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -101,7 +125,7 @@ class PreparedShare:
     policy: Policy
     #: Who gets an envelope: named people, and each active member of a named team (one envelope per person).
     recipients: tuple[Recipient, ...]
-    age_recipients: tuple[envelope.X25519Recipient, ...]
+    age_recipients: tuple[envelope.AgeRecipient, ...]
     #: Parallel to `recipients`: the team a person receives through, or None when named directly.
     via: tuple[str | None, ...]
     content_type: str
@@ -116,8 +140,8 @@ class PreparedShare:
     passphrase: str | None = field(default=None, repr=False)
 
 
-class Gateway(HoldingUseCases, DirectoryUseCases, AgreementUseCases):
-    """Sharing use cases; the directory's (recipients, teams, enrolment) come from DirectoryUseCases."""
+class Gateway(HoldingUseCases, AgreementUseCases):
+    """Sharing use cases; the directory's (recipients, teams, enrolment) are `self.directory`'s."""
 
     def __init__(
         self,
@@ -130,7 +154,7 @@ class Gateway(HoldingUseCases, DirectoryUseCases, AgreementUseCases):
     ) -> None:
         self.settings = settings
         self.signer = signer
-        self.escrow = envelope.X25519Recipient.parse(settings.escrow_recipient) if settings.escrow_recipient else None
+        self.escrow = envelope.parse_recipient(settings.escrow_recipient) if settings.escrow_recipient else None
         self.store = store
         self.agreement_store = store.agreements
         self.agreement_documents = DocumentFiles(settings.data_dir / "agreements")
@@ -138,12 +162,17 @@ class Gateway(HoldingUseCases, DirectoryUseCases, AgreementUseCases):
         self.policies = policies
         self._digest_key = digest_key
         self._clock = clock
+        self.directory = DirectoryUseCases(store, self.now_str, settings)
 
     def now(self) -> datetime:
         return self._clock()
 
     def now_str(self) -> str:
         return ledger_entry.format_time(self.now())
+
+    @staticmethod
+    def _actor(principal: Principal, role: str) -> dict[str, Any]:
+        return ledger_entry.actor(principal.sub, role, principal.org, principal.issuer)
 
     # -- start-up ---------------------------------------------------------------------------------
 
@@ -161,7 +190,7 @@ class Gateway(HoldingUseCases, DirectoryUseCases, AgreementUseCases):
     # -- keys made after an e-mail claim (issue 10) ---------------------------------------------------
 
     async def enrol(self, principal: Principal, age_recipient: Any) -> dict[str, Any]:
-        result = await super().enrol(principal, age_recipient)
+        result = await self.directory.enrol(principal, age_recipient)
         if await self.after_enrol(principal):
             result["enrolment"]["status"] = "approved"
         return result
@@ -175,7 +204,7 @@ class Gateway(HoldingUseCases, DirectoryUseCases, AgreementUseCases):
         *,
         by: Principal | None = None,
     ) -> dict[str, Any]:
-        result = await super().decide_enrolment(actor, recipient_id, approve, reason, by=by)
+        result = await self.directory.decide_enrolment(actor, recipient_id, approve, reason, by=by)
         if approve:
             await self.rewrap_held(recipient_id)  # held envelopes the address claimed become this key's
         return result
@@ -252,11 +281,11 @@ class Gateway(HoldingUseCases, DirectoryUseCases, AgreementUseCases):
         found = await self.store.get_recipients(ids) if ids else {}
         unknown = [i for i in ids if i not in found]
         if unknown:
-            raise field_error(
+            raise Invalid(
                 "unknown_recipients",
-                "disclosure.with",
                 "Some people are named by a directory ID the directory does not hold; name them by name, role and "
                 "organisation instead.",
+                "disclosure.with",
                 unknown=unknown,
             )
         for w in people:
@@ -273,34 +302,17 @@ class Gateway(HoldingUseCases, DirectoryUseCases, AgreementUseCases):
 
     # -- shares -----------------------------------------------------------------------------------
 
-    async def prepare_share(self, principal: Principal, meta: Any) -> PreparedShare:
+    async def prepare_share(self, principal: Principal, req: ShareRequest) -> PreparedShare:
         """Check everything about a share before a single payload byte is read."""
-        if not isinstance(meta, dict):
-            raise field_error("invalid_share", "share", "The share part must be a JSON object.", status=400)
-        allowed = {
-            "recipients",
-            "justification",
-            "payload_content_type",
-            "expires_in",
-            "max_downloads",
-            "agreement_override",
-            "unenrolled",
-            "passphrase",
-        }
-        unknown = sorted(set(meta) - allowed)
-        if unknown:
-            raise field_error("invalid_share", f"share.{unknown[0]}", f"Unknown field in share: {unknown[0][:64]!r}.")
-        draft = meta.get("justification")
-        if draft is None:
-            raise field_error("invalid_share", "share.justification", "A justification is required.")
+        draft: Any = req.justification
         policy, problems = self.check_justification(draft, principal)
         if problems or policy is None:
             raise justification_problems_error(problems)
         if draft.get("decision") != "share":
-            raise field_error(
+            raise Invalid(
                 "decision_not_share",
-                "share.justification.decision",
                 "A share needs a justification whose decision is 'share'; record other decisions at /api/v1/decisions.",
+                "share.justification.decision",
             )
         _check_entry_size(
             ledger_entry.share_entry(
@@ -315,43 +327,43 @@ class Gateway(HoldingUseCases, DirectoryUseCases, AgreementUseCases):
                 max_downloads=None,
             )
         )
-        ids, held, mode, passphrase = await self.split_addresses(meta)
+        ids, held, mode, passphrase = await self.split_addresses(req.recipients, req.unenrolled, req.passphrase)
         recipients, via = await self._resolve_recipients(ids) if ids or not held else ([], [])
         # Addresses without a key carry no organisation yet: the agreements are checked for the keyed recipients.
         agreement_refs, override = await self.check_share_agreements(
-            principal, draft, recipients, meta.get("agreement_override")
+            principal, draft, recipients, req.agreement_override
         )
-        content_type = meta.get("payload_content_type", "application/octet-stream")
+        content_type = req.payload_content_type
         if not isinstance(content_type, str) or not CONTENT_TYPE_RE.match(content_type):
-            raise field_error(
+            raise Invalid(
                 "invalid_share",
-                "share.payload_content_type",
                 "payload_content_type must be a media type such as 'message/rfc822' or 'text/plain'.",
+                "share.payload_content_type",
             )
         limits = self.settings.limits
-        expires_in = meta.get("expires_in", limits.default_expiry_seconds)
+        expires_in = limits.default_expiry_seconds if req.expires_in is DEFAULT_EXPIRY else req.expires_in
         if (
             not isinstance(expires_in, int)
             or isinstance(expires_in, bool)
             or not MIN_EXPIRY_SECONDS <= expires_in <= limits.max_expiry_seconds
         ):
-            raise field_error(
+            raise Invalid(
                 "invalid_share",
-                "share.expires_in",
                 f"expires_in must be a whole number of seconds between {MIN_EXPIRY_SECONDS} and "
                 f"{limits.max_expiry_seconds}.",
+                "share.expires_in",
                 limit=limits.max_expiry_seconds,
             )
-        max_downloads = meta.get("max_downloads")
+        max_downloads = req.max_downloads
         if max_downloads is not None and (
             not isinstance(max_downloads, int)
             or isinstance(max_downloads, bool)
             or not 1 <= max_downloads <= limits.max_downloads_cap
         ):
-            raise field_error(
+            raise Invalid(
                 "invalid_share",
-                "share.max_downloads",
                 f"max_downloads must be a whole number between 1 and {limits.max_downloads_cap}, or absent.",
+                "share.max_downloads",
                 limit=limits.max_downloads_cap,
             )
         return PreparedShare(
@@ -359,7 +371,7 @@ class Gateway(HoldingUseCases, DirectoryUseCases, AgreementUseCases):
             justification=draft,
             policy=policy,
             recipients=tuple(recipients),
-            age_recipients=tuple(envelope.X25519Recipient.parse(r.age_recipient) for r in recipients),
+            age_recipients=tuple(envelope.parse_recipient(r.age_recipient) for r in recipients),
             via=tuple(via),
             content_type=content_type,
             expires_at=self.now() + timedelta(seconds=expires_in),
@@ -375,14 +387,14 @@ class Gateway(HoldingUseCases, DirectoryUseCases, AgreementUseCases):
         """Named recipients, with teams expanded to their active members (each person once)."""
         limit = self.settings.limits.max_recipients
         if not isinstance(ids, list) or not ids or len(ids) > limit or not all(isinstance(i, str) for i in ids):
-            raise field_error(
+            raise Invalid(
                 "invalid_share",
-                "share.recipients",
                 f"recipients must be a list of 1 to {limit} recipient IDs.",
+                "share.recipients",
                 limit=limit,
             )
         if len(set(ids)) != len(ids):
-            raise field_error("invalid_share", "share.recipients", "A recipient is listed more than once.")
+            raise Invalid("invalid_share", "A recipient is listed more than once.", "share.recipients")
         bad = [i for i in ids if not RECIPIENT_ID_RE.match(i)]
         found = await self.store.get_recipients([i for i in ids if i not in bad])
         unknown = bad + [i for i in ids if i not in bad and i not in found]
@@ -390,12 +402,11 @@ class Gateway(HoldingUseCases, DirectoryUseCases, AgreementUseCases):
         teams = await self.store.team_members([i for i in ids if i in found and found[i].kind == "team"])
         empty = [t for t, members in teams.items() if not members and t not in disabled]
         if unknown or disabled or empty:
-            raise ApiError(
-                422,
+            raise Invalid(
                 "unknown_recipients",
                 "Some recipients are not in the directory, are disabled, or are teams with no active members; "
                 "nothing was shared. Ask an administrator, or choose another recipient.",
-                field="share.recipients",
+                "share.recipients",
                 unknown=[i[:64] for i in unknown],
                 disabled=disabled,
                 empty_teams=empty,
@@ -408,7 +419,7 @@ class Gateway(HoldingUseCases, DirectoryUseCases, AgreementUseCases):
             for member in teams.get(i, []):
                 people.setdefault(member.id, (member, i))
         if len(people) > limit:
-            raise field_error("invalid_share", "share.recipients", f"More than {limit} people in all.", limit=limit)
+            raise Invalid("invalid_share", f"More than {limit} people in all.", "share.recipients", limit=limit)
         return [r for r, _ in people.values()], [v for _, v in people.values()]
 
     async def commit_share(
@@ -444,11 +455,10 @@ class Gateway(HoldingUseCases, DirectoryUseCases, AgreementUseCases):
             async for chunk in chunks:
                 size += len(chunk)
                 if size > limit:
-                    raise ApiError(
-                        413,
+                    raise TooLarge(
                         "payload_too_large",
                         f"The payload is larger than this gateway accepts ({limit} bytes).",
-                        field="payload",
+                        "payload",
                         limit=limit,
                     )
                 pending += chunk
@@ -456,7 +466,7 @@ class Gateway(HoldingUseCases, DirectoryUseCases, AgreementUseCases):
                     data, pending = bytes(pending), bytearray()
                     await asyncio.to_thread(encrypt_slice, data)
             if size == 0:
-                raise field_error("payload_empty", "payload", "The payload part is empty; there is nothing to share.")
+                raise Invalid("payload_empty", "The payload part is empty; there is nothing to share.", "payload")
 
             def finish() -> None:
                 if pending:
@@ -654,17 +664,14 @@ class Gateway(HoldingUseCases, DirectoryUseCases, AgreementUseCases):
 
     async def acknowledge(self, principal: Principal, share_id: str, note: Any) -> dict[str, Any]:
         """The recipient marks a share "received and actioned"; recorded, and shown to the sender."""
-        if not isinstance(note, str) or not note.strip() or len(note) > 4000:
-            raise field_error(
-                "invalid_acknowledgement", "note", "note must be non-blank text of at most 4000 characters."
-            )
+        note = inputs.text(note, "note", "invalid_acknowledgement")
         if not SHARE_ID_RE.match(share_id):
             raise not_found()
         now = self.now_str()
         result = await self.store.acknowledge(
             share_id,
             principal.sub,
-            note.strip(),
+            note,
             now,
             lambda share: ledger_entry.share_event_entry(
                 kind=ledger_entry.KIND_ACKNOWLEDGE,
@@ -678,7 +685,7 @@ class Gateway(HoldingUseCases, DirectoryUseCases, AgreementUseCases):
                     for r in share.recipients
                     if r.recipient_id == principal.sub
                 ],
-                note=note.strip(),
+                note=note,
             ),
         )
         if result is None:
@@ -696,7 +703,10 @@ class Gateway(HoldingUseCases, DirectoryUseCases, AgreementUseCases):
 
     # -- revocation and expiry --------------------------------------------------------------------
 
-    async def revoke(self, principal: Principal, share_id: str, reason: str | None) -> dict[str, Any]:
+    async def revoke(self, principal: Principal, share_id: str, reason: Any) -> dict[str, Any]:
+        """The sender, or an administrator of the sending organisation, withdraws a share (optionally saying why):
+        recorded, then every envelope destroyed."""
+        reason = inputs.optional_reason(reason)
         if not SHARE_ID_RE.match(share_id):
             raise not_found()
         share = await self.store.get_share(share_id)
@@ -723,11 +733,8 @@ class Gateway(HoldingUseCases, DirectoryUseCases, AgreementUseCases):
         assert result is not None  # the share existed a moment ago and shares are never deleted
         share, index = result
         if index is None:
-            raise ApiError(
-                409,
-                "share_not_active",
-                f"The share is already {share.state}; nothing to revoke.",
-                state=share.state,
+            raise Conflict(
+                "share_not_active", f"The share is already {share.state}; nothing to revoke.", state=share.state
             )
         await asyncio.to_thread(self.files.destroy, share.id, self._live_files(share))
         await self.revoke_held(share.id)
@@ -769,10 +776,9 @@ class Gateway(HoldingUseCases, DirectoryUseCases, AgreementUseCases):
 
     async def release_escrow(self, principal: Principal, share_id: str, reason: Any) -> tuple[Path, Share, int]:
         """An administrator releases the organisational recovery envelope; the reason is recorded first."""
-        if not isinstance(reason, str) or not reason.strip() or len(reason) > 4000:
-            raise field_error(
-                "invalid_reason", "reason", "A reason (e.g. the court order or request reference) is required."
-            )
+        reason = inputs.text(
+            reason, "reason", "invalid_reason", "A reason (e.g. the court order or request reference) is required."
+        )
         if not SHARE_ID_RE.match(share_id):
             raise not_found()
 
@@ -791,7 +797,7 @@ class Gateway(HoldingUseCases, DirectoryUseCases, AgreementUseCases):
                 recipients=[],
                 escrow=True,
                 envelope_sha256=s.escrow_sha256,
-                reason=reason.strip(),
+                reason=reason,
             )
 
         share = await self.store.record_escrow_release(share_id, entry)
@@ -813,6 +819,6 @@ GONE_MESSAGES = {
 }
 
 
-def gone(state: str) -> ApiError:
+def gone(state: str) -> Gone:
     code, message = GONE_MESSAGES.get(state, ("share_gone", "This share is no longer available."))
-    return ApiError(410, code, message, state=state)
+    return Gone(code, message, state=state)

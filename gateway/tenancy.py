@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
 from .auth import Principal
-from .errors import ApiError
+from .refusals import Forbidden
 
 ADMIN: Final = "admin"
 AUDITOR: Final = "auditor"
@@ -38,9 +38,8 @@ EVERYWHERE: Final = Everywhere()
 Scope = str | Everywhere
 
 
-def org_required(role: str) -> ApiError:
-    return ApiError(
-        403,
+def org_required(role: str) -> Forbidden:
+    return Forbidden(
         "org_required",
         f"The {role} role acts within the organisation named in your token, and your token names none. "
         f"Ask for a token with an organisation, or for the partnership_{role} role.",

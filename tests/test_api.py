@@ -714,6 +714,8 @@ def test_a_version_1_database_is_upgraded_in_place(tmp_path: Any) -> None:
     conn = sqlite3.connect(db)
     for table, column, _ in ADDED_COLUMNS:
         conn.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
+    conn.execute("DROP TABLE schema_version")  # as a version 1 database was: its version in user_version only
+    conn.execute("DROP TABLE store_probe")
     conn.execute("PRAGMA user_version=1")
     conn.commit()
     conn.close()

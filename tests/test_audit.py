@@ -791,8 +791,21 @@ async def test_report_html_is_escaped_self_contained_and_stamped(api: Api, seede
     assert "CHILD-A" in page
     assert seeded.shares["S1"] in page and seeded.shares["S3"] in page
     assert seeded.shares["S2"] not in page  # another child's share
-    for title in ("Shared", "Envelope fetched", "Share revoked", "Rule 1 — Lawful basis", "Rule 7 — Record"):
+    for title in ("Shared", "Downloaded: 1 download", "Withdrawn (share revoked)", "Rule 1 — Lawful basis"):
         assert title in page
+    assert "Rule 7 — Record" in page
+    # Plain words from the policy's own labels, never its codes; UK local times; whose entries on the cover.
+    for code in ("public_task", "p18_safeguarding", "would_prejudice_protection", "safeguarding_concern"):
+        assert code not in page, code
+    assert "Public task — Art 6(1)(e)" in page
+    assert "All organisations in the partnership" in page and "all times are UK time" in page
+    assert re.search(
+        r"\d{1,2} (January|February|March|April|May|June|July|August|September|October|November"
+        r"|December) \d{4} at \d{1,2}:\d\d(am|pm)",
+        page,
+    )
+    # The signed note is in the appendix, after the timeline; the cover keeps the verification summary.
+    assert page.index("Appendix: verification details") > page.index("Timeline") > page.index("Inclusion proofs")
     assert "sent to the wrong team" in page and "Hereford Police PPU" in page
     # Free text is escaped; no script, no external resource of any kind.
     assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;" in page
@@ -972,3 +985,27 @@ def test_recommended_indexes_are_valid_sql(tmp_path: Path) -> None:
         assert {re.search(r"EXISTS (\w+)", s).group(1) for s in queries.RECOMMENDED_INDEXES} <= names  # type: ignore[union-attr]
     finally:
         conn.close()
+
+
+def test_report_times_are_uk_local_time() -> None:
+    """The report reads in the clock time of the day it happened: BST in summer, GMT in winter."""
+    from gateway.audit_report import uk_time
+
+    assert uk_time("2026-07-01T12:05:00Z") == "1 July 2026 at 1:05pm"
+    assert uk_time("2026-12-03T09:00:59.999Z") == "3 December 2026 at 9:00am"
+    assert uk_time("2026-03-29T00:30:00Z") == "29 March 2026 at 12:30am"
+    assert uk_time(None) == "—" and uk_time("not a time") == "not a time"
+
+
+async def test_report_cover_names_the_auditors_organisation(api: Api, seeded: Seeded) -> None:
+    r = await api.client.get(
+        "/api/v1/ledger/report", params={"subject": "CHILD-A"}, headers=api.auth("olive", "auditor", HEREFORD)
+    )
+    page = await r.text()
+    assert f"that {HEREFORD} took part in" in page and "All organisations in the partnership" not in page
+    r = await api.client.get(
+        "/api/v1/ledger/report",
+        params={"subject": "CHILD-A", "format": "json"},
+        headers=api.auth("olive", "auditor", HEREFORD),
+    )
+    assert (await r.json())["scope"] == {"organisation": HEREFORD}

@@ -27,8 +27,10 @@ PURE: dict[str, tuple[str, ...]] = {
     "gateway.ledger.witness": ("gateway.ledger",),
     "gateway.store.models": (),
     "gateway.store.audit": (),
+    "gateway.refusals": (),
     "gateway.disclosure": ("gateway.justification",),
-    "gateway.agreements": ("gateway.justification", "gateway.store.models"),
+    "gateway.inputs": ("gateway.refusals",),
+    "gateway.agreements": ("gateway.inputs", "gateway.justification", "gateway.store.models"),
     "gateway.audit_report": (
         "gateway.agreements",
         "gateway.encoding",
@@ -132,8 +134,20 @@ def test_only_the_composition_root_wires_http(name: str) -> None:
     assert "gateway.cli" not in found, f"{name} imports gateway.cli"
 
 
-@pytest.mark.parametrize("name", ["gateway.service", "gateway.directory"])
+USE_CASES = (
+    "gateway.service",
+    "gateway.directory",
+    "gateway.holding",
+    "gateway.partnership",
+    "gateway.tenancy",
+    "gateway.transparency",
+    "gateway.audit",
+)
+
+
+@pytest.mark.parametrize("name", USE_CASES)
 def test_use_cases_speak_no_http_themselves(name: str) -> None:
-    """The use cases import no aiohttp (today their refusals are still `errors.ApiError`, see ARCHITECTURE.md)."""
+    """The use cases import no aiohttp and refuse with `refusals.Refusal`, never the HTTP layer's `errors`
+    (whose `REFUSAL_STATUS` is the one place a refusal's kind becomes a status)."""
     assert "aiohttp" not in {m.split(".")[0] for m in imports(name)}
-    assert not {m for m in ours(imports(name)) if within(m, ("gateway.api", "gateway.app"))}
+    assert not {m for m in ours(imports(name)) if within(m, ("gateway.api", "gateway.app", "gateway.errors"))}

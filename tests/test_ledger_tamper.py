@@ -322,7 +322,10 @@ def test_a_ledger_from_before_entry_macs_is_upgraded_in_place(tmp_path: Path) ->
     keys = init_home(settings)
     _build_ledger(settings.db_path, 12, checkpoint_at=(10,), key=keys.ledger_key, origin=settings.log_origin)
     conn = db(home)
-    conn.execute("ALTER TABLE ledger DROP COLUMN mac")  # the schema as it was
+    conn.execute("ALTER TABLE ledger DROP COLUMN mac")  # the schema as it was: version 3, before versioned steps
+    conn.execute("DROP TABLE schema_version")
+    conn.execute("DROP TABLE store_probe")
+    conn.execute("PRAGMA user_version=3")
     conn.close()
     token = safeshare(home, "token", "issue", "--sub", "pat", "--role", "practitioner").stdout.strip()
     with serve(home, tmp_path / "server.log") as url:

@@ -25,7 +25,7 @@ from tests.conftest import Api
 ROOT = Path(__file__).resolve().parents[1]
 SITE = ROOT / "gateway" / "web" / "open"
 EXTENSION = ROOT / "extension"
-REUSED_LIB = ["gateway.js", "keyring.js", "mail-view.js", "oidc.js", "recipient.js"]
+REUSED_LIB = ["base64.js", "gateway.js", "keyring.js", "mail-view.js", "oidc.js", "recipient.js"]
 VENDOR = ["age.js", "postal-mime.js", "purify.js", "LICENSES.txt"]
 
 

@@ -346,6 +346,9 @@ ROUTES = [
     Route("recipient page", "GET", "/open/", _all(200, EVERYONE), public=True),
     Route("recipient page redirect", "GET", "/open", _all(200, EVERYONE), public=True),
     Route("recipient page file", "GET", "/open/app.js", _all(200, EVERYONE), public=True),
+    Route("console page", "GET", "/console/", _all(200, EVERYONE), public=True),
+    Route("console page redirect", "GET", "/console", _all(200, EVERYONE), public=True),
+    Route("console page file", "GET", "/console/app.js", _all(200, EVERYONE), public=True),
     Route(
         "envelope header",
         "GET",

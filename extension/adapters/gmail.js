@@ -49,6 +49,7 @@
     return found;
   }
 
+  /** @type {WebmailAdapter} (the contract in adapters/kit.js) */
   const adapter = {
     name: "gmail",
     /** @param {Document} doc */

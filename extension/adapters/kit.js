@@ -2,6 +2,38 @@
  * Helpers the webmail adapters share; they know nothing about any particular webmail.
  * A classic script (content scripts cannot be modules): it defines globalThis.SafeShareAdapterKit.
  */
+
+/**
+ * The contract every webmail adapter meets (adapters/gmail.js, outlook.js, roundcube.js), written down once.
+ * An adapter is the only code that knows its webmail's DOM; content/content.js drives it and knows none.
+ * Each registers itself as `globalThis.SafeShareAdapters[name]`; the content script uses the one present.
+ *
+ * @typedef {object} DraftAttachment
+ * @property {string} name       the file name the webmail shows
+ * @property {string} type       its media type, or "" when the webmail does not say
+ * @property {string|null} url   where the content script fetches its bytes (same origin), or null
+ *
+ * @typedef {object} Draft       what `read` returns: the draft as the user sees it, nothing hidden
+ * @property {string} webmail    the adapter's name
+ * @property {string[]} to       addresses visibly shown in To, lower-cased, each once (kit.emailsIn, kit.isShown)
+ * @property {string[]} cc       the same for Cc
+ * @property {string} subject
+ * @property {string} text       the body as plain text
+ * @property {string} html       the body as HTML ("" for a plain-text editor)
+ * @property {DraftAttachment[]} attachments
+ *
+ * @typedef {object} WebmailAdapter
+ * @property {string} name                                   e.g. "gmail"; the key in SafeShareAdapters
+ * @property {(doc: Document) => Element[]} findComposes     every open compose window (each once)
+ * @property {(compose: Element) => Element|null} anchor      where the Share securely button goes (after it)
+ * @property {(compose: Element) => Draft} read               the draft, read afresh on every call
+ * @property {(compose: Element, text: string) => void} replaceBody
+ *           after a share: the body becomes `text` (the notification), in whichever editor is in use, with
+ *           the events the webmail listens to fired so it saves the change
+ * @property {(compose: Element) => number} removeAttachments
+ *           after a share: remove every attachment; returns how many removal controls were used
+ * @property {(compose: Element) => string} [mode]           optional: "html" or "plain", the editor in use
+ */
 (function () {
   const EMAIL = /[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+/g;
 

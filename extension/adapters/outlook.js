@@ -26,6 +26,7 @@
     return list ? [...list.querySelectorAll('[role="option"], [role="listitem"]')] : [];
   }
 
+  /** @type {WebmailAdapter} (the contract in adapters/kit.js) */
   const adapter = {
     name: "outlook",
     findComposes(doc) {

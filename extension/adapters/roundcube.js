@@ -299,6 +299,7 @@
     }
   }
 
+  /** @type {WebmailAdapter} (the contract in adapters/kit.js) */
   const adapter = {
     name: "roundcube",
     findComposes(doc) {

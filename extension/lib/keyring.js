@@ -1,7 +1,7 @@
 /**
  * The recipient's age keyring, kept in the browser (pure apart from WebCrypto, which age-encryption uses).
  *
- * A recipient's X25519 identities are generated here and never leave the browser unencrypted: on disk they
+ * A recipient's identities (X25519, or hybrid post-quantum ML-KEM-768 + X25519) are generated here and never leave the browser unencrypted: on disk they
  * exist only as an ordinary passphrase-encrypted age file (scrypt recipient, ASCII armor) whose plaintext is
  * a standard age identity file, so the same file is the key backup and opens with `age -d` or any other age
  * implementation. All cryptography is age-encryption's (vendor/age.js); this module only chooses parameters,
@@ -36,8 +36,8 @@ export class KeyringError extends Error {
 
 /**
  * @typedef {object} Key
- * @property {string} identity  the secret key, "AGE-SECRET-KEY-1…"
- * @property {string} recipient its public recipient, "age1…" (what the gateway encrypts to)
+ * @property {string} identity  the secret key, "AGE-SECRET-KEY-1…" or (post-quantum) "AGE-SECRET-KEY-PQ-1…"
+ * @property {string} recipient its public recipient, "age1…" or "age1pq1…" (what the gateway encrypts to)
  * @property {string|null} created ISO-8601 time the key was made (null when a backup did not say)
  */
 
@@ -82,11 +82,15 @@ export function passphraseProblem(passphrase) {
 }
 
 /**
- * A new X25519 identity (the kind the gateway encrypts to), made from the browser's random number generator.
+ * A new identity, made from the browser's random number generator: X25519 by default, or with
+ * `postQuantum` the age spec's hybrid ML-KEM-768 + X25519 type (`age1pq1…`), whose envelopes a future
+ * quantum computer cannot open even if they are recorded today. The gateway encrypts to either; an
+ * organisation may require the hybrid kind for new enrolments (error `post_quantum_required`).
+ * @param {{postQuantum?: boolean}} [options]
  * @returns {Promise<Key>}
  */
-export async function generateKey() {
-  const identity = await age.generateX25519Identity();
+export async function generateKey({ postQuantum = false } = {}) {
+  const identity = postQuantum ? await age.generateHybridIdentity() : await age.generateX25519Identity();
   const recipient = await age.identityToRecipient(identity);
   return { identity, recipient, created: new Date().toISOString().replace(/\.\d{3}Z$/, "Z") };
 }
@@ -129,7 +133,7 @@ export async function parseIdentityFile(text) {
       if (m) created = m[1].trim();
       continue;
     }
-    if (!line.startsWith("AGE-SECRET-KEY-1")) {
+    if (!line.startsWith("AGE-SECRET-KEY-1") && !line.startsWith("AGE-SECRET-KEY-PQ-1")) {
       throw notABackup(line.startsWith("AGE-") ? "it holds a kind of key this extension does not use" : "it holds something other than age keys");
     }
     let recipient;

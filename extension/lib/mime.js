@@ -5,6 +5,7 @@
  * text/html) followed by every attachment with its original file name and media type, all base64-encoded,
  * so the bytes a recipient decrypts open in any mail client and every line is 7-bit ASCII.
  */
+import { base64ToBytes, bytesToBase64 } from "./base64.js";
 
 const CRLF = "\r\n";
 const B64_LINE = 76;
@@ -25,22 +26,9 @@ const B64_LINE = 76;
  * @property {Attachment[]} [attachments]
  */
 
-/** @param {Uint8Array} bytes */
-export function base64(bytes) {
-  let s = "";
-  for (let i = 0; i < bytes.length; i += 0x8000) {
-    s += String.fromCharCode.apply(null, Array.from(bytes.subarray(i, i + 0x8000)));
-  }
-  return btoa(s);
-}
-
-/** @param {string} b64 */
-export function unbase64(b64) {
-  const s = atob(b64);
-  const out = new Uint8Array(s.length);
-  for (let i = 0; i < s.length; i++) out[i] = s.charCodeAt(i);
-  return out;
-}
+/** MIME's base64 is the extension's one (lib/base64.js), under the names the MIME code uses. */
+export const base64 = bytesToBase64;
+export const unbase64 = base64ToBytes;
 
 /** Base64 wrapped at 76 characters per line (RFC 2045 §6.8). @param {Uint8Array} bytes */
 export function base64Lines(bytes) {

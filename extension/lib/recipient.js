@@ -4,7 +4,8 @@
  * set-up, the justification laid out beside a share, and small encoding helpers. Pure apart from the `fetch`
  * given to the client, so all of it is unit-tested in Node.
  */
-import { GatewayError } from "./gateway.js";
+import { GatewayError, gatewayTransport } from "./gateway.js";
+import { base64ToBytes, bytesToBase64 } from "./base64.js";
 
 /** Share IDs as the gateway makes them (and as they appear in notification links). */
 export const SHARE_ID_RE = /^sh_[a-z2-7]{24}$/;
@@ -30,19 +31,8 @@ export function backupFileName(recipientId) {
 
 // -- bytes ---------------------------------------------------------------------------------------------------
 
-/** Base64 of bytes, in slices (a spread of a large array would overflow the call stack). */
-export function bytesToBase64(bytes) {
-  let s = "";
-  for (let i = 0; i < bytes.length; i += 0x8000) s += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
-  return btoa(s);
-}
-
-export function base64ToBytes(b64) {
-  const s = atob(b64);
-  const out = new Uint8Array(s.length);
-  for (let i = 0; i < s.length; i++) out[i] = s.charCodeAt(i);
-  return out;
-}
+/** Base64 of bytes and back: the extension's one (lib/base64.js), offered here to the recipient pages. */
+export { bytesToBase64, base64ToBytes };
 
 /** Lower-case hex SHA-256 (WebCrypto): the gateway records each envelope's digest in its ledger. */
 export async function sha256Hex(bytes) {
@@ -349,35 +339,16 @@ export function recipientUnreachable(url) {
 /**
  * @param {{baseUrl: string, token: string|null, fetch?: typeof fetch}} opts
  */
-export function recipientClient({ baseUrl, token, fetch: f = globalThis.fetch.bind(globalThis) }) {
-  const base = String(baseUrl || "").replace(/\/+$/, "");
-
-  async function call(path, init = {}) {
-    if (!base) throw new GatewayError("no_gateway", "No SafeShare gateway is configured. Open the SafeShare options and enter its address.");
-    if (!token) throw recipientNotSignedIn();
-    let resp;
-    try {
-      resp = await f(base + path, {
-        ...init,
-        headers: { ...(init.headers ?? {}), Authorization: `Bearer ${token}` },
-        credentials: "omit",
-        cache: "no-store",
-      });
-    } catch {
-      throw recipientUnreachable(base);
-    }
-    if (!resp.ok) {
-      const text = await resp.text().catch(() => "");
-      let body;
-      try {
-        body = text ? JSON.parse(text) : null;
-      } catch {
-        body = null;
-      }
-      throw explainForRecipient(resp.status, body);
-    }
-    return resp;
-  }
+export function recipientClient({ baseUrl, token, fetch }) {
+  // The extension's one transport (lib/gateway.js), with refusals in a recipient's words.
+  const call = gatewayTransport({
+    baseUrl,
+    token,
+    fetch,
+    explain: explainForRecipient,
+    notSignedIn: recipientNotSignedIn,
+    unreachable: recipientUnreachable,
+  });
   const json = async (path, init) => {
     const resp = await call(path, init);
     try {

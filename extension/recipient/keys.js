@@ -91,14 +91,16 @@ async function setUp(ev) {
     $("setup-pass2").removeAttribute("aria-invalid");
     // Before any key is made: can this sign-in receive at all (a recipient sign-in, gateway reachable)?
     say("Checking your sign-in with the gateway…");
+    let me;
     try {
-      await ask("recipient-me");
+      me = await ask("recipient-me");
     } catch (e) {
       say("");
       throw new Error(`${e.message} No key was made.`, { cause: e });
     }
     say("Making your key and locking it with your passphrase…");
-    const key = await generateKey();
+    // A post-quantum key where the organisation requires one (the gateway would refuse a classic key).
+    const key = await generateKey({ postQuantum: Boolean(me?.post_quantum_required) });
     const armored = await lock([key], p1);
     // Stored before enrolling: a key the gateway knows about must never be lost because a page closed.
     await saveKeyring(armored, [key]);
@@ -143,7 +145,8 @@ async function rotate(ev) {
       throw e instanceof KeyringError && e.code === "wrong_passphrase" ? new Error("That passphrase does not unlock your keys. Nothing was changed.") : e;
     }
     say("Making a new key…");
-    const key = await generateKey();
+    const me = await ask("recipient-me").catch(() => null);
+    const key = await generateKey({ postQuantum: Boolean(me?.post_quantum_required) });
     const armored = await lock([...keys, key], pass);
     await saveKeyring(armored, [...keys, key]);
     $("rotate-pass").value = "";

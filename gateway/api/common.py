@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, NamedTuple, overload
 
 from aiohttp import web
 
@@ -98,7 +98,13 @@ async def read_json_raw(request: web.Request, field: str = "body") -> tuple[Any,
     return parse_json(data, field), data
 
 
+@overload
+def query_int(request: web.Request, name: str, default: int, lo: int, hi: int) -> int: ...
+@overload
+def query_int(request: web.Request, name: str, default: None, lo: int, hi: int) -> int | None: ...
 def query_int(request: web.Request, name: str, default: int | None, lo: int, hi: int) -> int | None:
+    """A whole-number query parameter from `lo` to `hi`; absent or empty gives `default` (typed: an `int`
+    default gives an `int`)."""
     raw = request.query.get(name)
     if raw is None or raw == "":
         return default
@@ -109,6 +115,22 @@ def query_int(request: web.Request, name: str, default: int | None, lo: int, hi:
     if not lo <= value <= hi:
         raise ApiError(400, "invalid_parameter", f"{name} must be a whole number from {lo} to {hi}.", field=name)
     return value
+
+
+#: A cursor is a ledger index or row ID: a whole number below 2**62.
+MAX_CURSOR = 2**62
+
+
+class Page(NamedTuple):
+    """A list route's paging parameters: at most `limit` items, those before `cursor` (exclusive) if given."""
+
+    limit: int
+    cursor: int | None
+
+
+def paging(request: web.Request, most: int, default: int = 50) -> Page:
+    """`limit` (1 to `most`, default `default`) and `cursor`: the same rules and refusals on every list route."""
+    return Page(query_int(request, "limit", default, 1, most), query_int(request, "cursor", None, 0, MAX_CURSOR))
 
 
 def query_str(request: web.Request, name: str, max_len: int = 200) -> str | None:

@@ -17,7 +17,7 @@ from ..ledger.entry import format_time, parse_time
 from ..store import audit
 from ..store.idempotency import IdempotencyHit
 from ..store.models import LedgerRow
-from .common import gateway, json_response, principal, query_int, query_str, read_json, read_json_raw
+from .common import gateway, json_response, paging, principal, query_str, read_json, read_json_raw
 
 routes = web.RouteTableDef()
 
@@ -145,9 +145,7 @@ async def list_own_decisions(request: web.Request) -> web.Response:
     disclosures made another way ("by phone to …") and decisions not to share, newest first."""
     p = principal(request, "practitioner")
     gw = gateway(request)
-    limit = query_int(request, "limit", 50, 1, gw.settings.limits.page_size_max)
-    assert limit is not None
-    before = query_int(request, "cursor", None, 0, 2**62)
+    limit, before = paging(request, gw.settings.limits.page_size_max)
     rows = await gw.store.own_decisions(p.sub, before=before, limit=limit)
     mine = [r for r in rows if (json.loads(r.entry).get("actor") or {}).get("iss") == p.issuer]
     return json_response(
@@ -166,9 +164,7 @@ async def list_not_shared_despite_risk(request: web.Request) -> web.Response:
     organisation's decisions (tenancy.py); a `partnership_auditor` sees every organisation's."""
     scope = tenancy.auditor_scope(principal(request, *tenancy.AUDITOR_ROLES))
     gw = gateway(request)
-    limit = query_int(request, "limit", 50, 1, gw.settings.limits.page_size_max)
-    assert limit is not None
-    before = query_int(request, "cursor", None, 0, 2**62)
+    limit, before = paging(request, gw.settings.limits.page_size_max)
     org = query_str(request, "org", 200)
     time_from, time_to = _time_param(request, "from"), _time_param(request, "to")
     if not isinstance(scope, tenancy.Everywhere):

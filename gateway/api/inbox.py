@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from .common import gateway, json_response, principal, query_int
+from .common import gateway, json_response, paging, principal
 from .shares import page, share_view
 
 routes = web.RouteTableDef()
@@ -14,9 +14,7 @@ routes = web.RouteTableDef()
 async def inbox(request: web.Request) -> web.Response:
     p = principal(request, "recipient")
     gw = gateway(request)
-    limit = query_int(request, "limit", 50, 1, gw.settings.limits.page_size_max)
-    assert limit is not None  # has a default
-    before = query_int(request, "cursor", None, 0, 2**62)
+    limit, before = paging(request, gw.settings.limits.page_size_max)
     shares = await gw.inbox(p, before, limit)
     return json_response(
         {"shares": [share_view(s, for_recipient=p.sub) for s in shares], "next_cursor": page(shares, limit)}

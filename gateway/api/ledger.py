@@ -16,14 +16,13 @@ from typing import Any
 
 from aiohttp import web
 
-from .. import audit_report, tenancy
+from .. import audit, audit_report, tenancy
 from ..encoding import b64 as _b64
 from ..errors import ApiError
-from ..ledger.checkpoint import Checkpoint, CheckpointError, verify_checkpoint
-from ..ledger.entry import KINDS, format_time, parse_time, utc_now
-from ..store import audit
+from ..ledger.entry import KINDS, format_time, parse_time
+from ..store import audit as store_audit
 from ..store.models import LedgerRow
-from .common import SIGNER, gateway, json_response, principal, query_int, query_str
+from .common import SIGNER, gateway, json_response, paging, principal, query_str
 
 routes = web.RouteTableDef()
 
@@ -97,8 +96,8 @@ def _text_param(request: web.Request) -> str | None:
     if raw is None or raw.strip() == "":
         return None
     try:
-        return audit.fts_query(raw)
-    except audit.QueryError as exc:
+        return store_audit.fts_query(raw)
+    except store_audit.QueryError as exc:
         raise ApiError(400, "invalid_parameter", exc.message, field=exc.field) from None
 
 
@@ -112,8 +111,8 @@ def _coded(request: web.Request, name: str) -> str | None:
     return _choice(request, name, gateway(request).policies.codes(CODED_FILTERS[name]))
 
 
-def _filter(request: web.Request) -> audit.AuditFilter:
-    return audit.AuditFilter(
+def _filter(request: web.Request) -> store_audit.AuditFilter:
+    return store_audit.AuditFilter(
         scope=_scope(request),
         subject=query_str(request, "subject", 64),
         practitioner=query_str(request, "practitioner", 256),
@@ -132,7 +131,7 @@ def _filter(request: web.Request) -> audit.AuditFilter:
     )
 
 
-def _query_error(exc: audit.QueryError) -> ApiError:
+def _query_error(exc: store_audit.QueryError) -> ApiError:
     return ApiError(400, "invalid_parameter", exc.message, field=exc.field)
 
 
@@ -153,12 +152,10 @@ async def query_ledger(request: web.Request) -> web.StreamResponse:
                     field=name,
                 )
         return await _export(request, f, fmt)
-    limit = query_int(request, "limit", 50, 1, gw.settings.limits.page_size_max)
-    assert limit is not None  # has a default
-    before = query_int(request, "cursor", None, 0, 2**62)
+    limit, before = paging(request, gw.settings.limits.page_size_max)
     try:
         rows = await gw.store.query_page(f, before=before, limit=limit)
-    except audit.QueryError as exc:
+    except store_audit.QueryError as exc:
         raise _query_error(exc) from None
     return json_response(
         {
@@ -239,7 +236,7 @@ def _jsonl_page(rows: list[LedgerRow]) -> bytes:
     return bytes(out)
 
 
-async def _export(request: web.Request, f: audit.AuditFilter, fmt: str) -> web.StreamResponse:
+async def _export(request: web.Request, f: store_audit.AuditFilter, fmt: str) -> web.StreamResponse:
     """Stream every match up to the latest signed checkpoint, so the export can be checked against it.
 
     Before any checkpoint exists the export runs to the current end of the ledger and says so
@@ -250,7 +247,7 @@ async def _export(request: web.Request, f: audit.AuditFilter, fmt: str) -> web.S
     upto = cp.size if cp is not None else await gw.store.ledger_end()
     try:
         pages = await gw.store.export_pages(f, upto=upto, page_size=EXPORT_PAGE_SIZE)
-    except audit.QueryError as exc:
+    except store_audit.QueryError as exc:
         raise _query_error(exc) from None
     ext = "csv" if fmt == "csv" else "jsonl"
     resp = web.StreamResponse(
@@ -292,31 +289,6 @@ def _report_format(request: web.Request) -> str:
     return "json" if "application/json" in accept and "text/html" not in accept else "html"
 
 
-def _checkpoint_stamp(request: web.Request, cp: audit.StoredCheckpoint) -> tuple[dict[str, Any], bytes | None]:
-    """The stamp shown on the report, and the root to prove against (None if the checkpoint is not usable).
-
-    The signature is checked with the gateway's own ledger key; a checkpoint that fails is reported as
-    such and its root is not used, since it would prove nothing.
-    """
-    stamp: dict[str, Any] = {"size": cp.size, "time": cp.time, "note": cp.note.decode("utf-8", "replace")}
-    signer = request.app.get(SIGNER)
-    try:
-        if signer is not None:
-            parsed = verify_checkpoint(cp.note, signer.verifier(), origin=gateway(request).settings.log_origin)
-            stamp["signature"] = "verified"
-        else:
-            split = cp.note.rfind(b"\n\n")
-            parsed = Checkpoint.parse(cp.note[: split + 1] if split >= 0 else cp.note)
-            stamp["signature"] = "not_checked"
-        if parsed.size != cp.size:
-            raise CheckpointError(f"the note says size {parsed.size}, the store {cp.size}")
-    except CheckpointError as exc:
-        stamp.update(signature="invalid", signature_error=str(exc), origin=None, root_hash=None)
-        return stamp, None
-    stamp.update(origin=parsed.origin, root_hash=_b64(parsed.root_hash))
-    return stamp, parsed.root_hash
-
-
 @routes.get("/api/v1/ledger/report")
 async def subject_report(request: web.Request) -> web.Response:
     """Everything recorded about one subject, oldest first, with a verification stamp: HTML or JSON."""
@@ -326,30 +298,12 @@ async def subject_report(request: web.Request) -> web.Response:
     if subject is None:
         raise ApiError(400, "invalid_parameter", "subject is required.", field="subject")
     gw = gateway(request)
-    # The checkpoint first: every entry listed below its size is then provable against it.
-    cp = await gw.store.latest_stored_checkpoint()
-    cap = audit_report.REPORT_CAP
-    rows, capped = await gw.store.subject_events(subject, cap, scope=scope)
-    stamp: dict[str, Any] | None = None
-    proofs: dict[int, str | None] = {}
-    if cp is not None:
-        stamp, root = _checkpoint_stamp(request, cp)
-        if root is not None:
-            proofs = await gw.store.verify_inclusions(cp.size, root, [(r.index, r.entry) for r in rows])
-    report = audit_report.build_report(
-        subject=subject,
-        rows=rows,
-        capped=capped,
-        cap=cap,
-        generated_at=utc_now(),
-        checkpoint=stamp,
-        proofs=proofs,
-        policies=gw.policies,
-    )
+    signer = request.app.get(SIGNER)
+    report = await audit.subject_report(gw, subject, scope, None if signer is None else signer.verifier())
     if fmt == "json":
         return json_response(report)
     return web.Response(
-        text=audit_report.render_html(report),
+        text=audit_report.render_html(report, gw.policies),
         content_type="text/html",
         charset="utf-8",
         headers={"Content-Security-Policy": REPORT_CSP},

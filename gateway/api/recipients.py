@@ -21,7 +21,6 @@ async def list_recipients(request: web.Request) -> web.Response:
     p = principal(request, "practitioner", *tenancy.ADMIN_ROLES)
     q = query_str(request, "q", 200)
     limit = query_int(request, "limit", 100, 1, 500)
-    assert limit is not None
     flag = request.query.get("include_disabled")
     if flag not in (None, "1", "true"):
         raise ApiError(400, "invalid_parameter", "include_disabled may only be 1 or true.", field="include_disabled")
@@ -49,7 +48,7 @@ async def add_recipient(request: web.Request) -> web.Response:
             raise ApiError(422, "invalid_recipient", f"{name} is required (text).", field=name)
     rec = Recipient(**{k: body[k] for k in RECIPIENT_FIELDS})
     gw = gateway(request)
-    index = await gw.add_recipient(actor(p.sub, "admin", p.org, p.issuer), rec, by=p)
+    index = await gw.directory.add_recipient(actor(p.sub, "admin", p.org, p.issuer), rec, by=p)
     stored = (await gw.store.get_recipients([rec.id]))[rec.id]
     return json_response({"recipient": stored.public(), "ledger_index": index}, status=201)
 
@@ -58,7 +57,7 @@ async def add_recipient(request: web.Request) -> web.Response:
 async def disable_recipient(request: web.Request) -> web.Response:
     p = principal(request, *tenancy.ADMIN_ROLES)
     rid = request.match_info["recipient_id"]
-    index = await gateway(request).disable_recipient(actor(p.sub, "admin", p.org, p.issuer), rid, by=p)
+    index = await gateway(request).directory.disable_recipient(actor(p.sub, "admin", p.org, p.issuer), rid, by=p)
     return json_response({"id": rid, "status": "disabled", "ledger_index": index})
 
 
@@ -91,6 +90,7 @@ async def me(request: web.Request) -> web.Response:
                 {"age_recipient": k, "status": st, "since": since, "until": until} for k, st, since, until in keys
             ],
             "enrolments": [e.public() for e in await gw.store.enrolments(recipient_id=p.sub)],
+            "post_quantum_required": gw.settings.requires_post_quantum(p.org),
         }
     )
 
@@ -114,11 +114,7 @@ async def _decide(request: web.Request, approve: bool) -> web.Response:
         body = await read_json(request)
         if not isinstance(body, dict) or set(body) - {"reason"}:
             raise ApiError(400, "invalid_body", 'The body may only carry {"reason": text}.', field="body")
-        reason = body.get("reason")
-        if reason is not None and (not isinstance(reason, str) or not reason.strip() or len(reason) > 4000):
-            raise ApiError(
-                422, "invalid_reason", "reason must be non-blank text of at most 4000 characters.", field="reason"
-            )
+        reason = body.get("reason")  # checked by the use case (inputs.optional_reason)
     result = await gateway(request).decide_enrolment(
         actor(p.sub, "admin", p.org, p.issuer), request.match_info["recipient_id"], approve, reason, by=p
     )

@@ -12,26 +12,35 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from .. import idempotency, tenancy
 from ..auth import Principal
-from ..errors import ApiError, not_found
+from ..errors import ApiError, field_error, not_found
 from ..idempotency import INFLIGHT, Idempotency
-from ..service import SHARE_ID_RE, Gateway
+from ..service import DEFAULT_EXPIRY, SHARE_ID_RE, Gateway, ShareRequest
 from ..store.idempotency import IdempotencyHit
 from ..store.models import Share
-from .common import (
-    gateway,
-    json_response,
-    parse_json,
-    principal,
-    query_int,
-    read_json,
-    read_limited,
-)
+from .common import gateway, json_response, paging, parse_json, principal, read_json, read_limited
 
 routes = web.RouteTableDef()
 
 PAYLOAD_READ = 256 * 1024
 #: Multipart framing (boundaries, part headers) allowed on top of the JSON and payload limits.
 MULTIPART_OVERHEAD = 64 * 1024
+
+
+#: The fields of the JSON `share` part (the `ShareRequest` dataclass's fields).
+SHARE_FIELDS = frozenset(ShareRequest.__dataclass_fields__)
+
+
+def share_request(meta: Any) -> ShareRequest:
+    """The `share` part as the use case's input: an object of known fields with a justification (in that
+    order of refusal); checking the values is `Gateway.prepare_share`'s."""
+    if not isinstance(meta, dict):
+        raise field_error("invalid_share", "share", "The share part must be a JSON object.", status=400)
+    unknown = sorted(set(meta) - SHARE_FIELDS)
+    if unknown:
+        raise field_error("invalid_share", f"share.{unknown[0]}", f"Unknown field in share: {unknown[0][:64]!r}.")
+    if meta.get("justification") is None:
+        raise field_error("invalid_share", "share.justification", "A justification is required.")
+    return ShareRequest(**{"expires_in": DEFAULT_EXPIRY, **meta})
 
 
 async def _next_part(reader: MultipartReader) -> BodyPartReader | None:
@@ -92,7 +101,7 @@ async def _create_share(request: web.Request, p: Principal, gw: Gateway, idem: I
     meta = parse_json(meta_bytes, "share")
     if idem is not None:
         idem.update(b"share", meta_bytes)
-    prepared = await gw.prepare_share(p, meta) if idem is None or idem.stored is None else None
+    prepared = await gw.prepare_share(p, share_request(meta)) if idem is None or idem.stored is None else None
     payload = await _next_part(reader)
     if payload is None or payload.name != "payload":
         raise ApiError(400, "missing_part", "A 'payload' part must follow the 'share' part.", field="payload")
@@ -211,9 +220,7 @@ def page(items: list[Share], limit: int) -> str | None:
 async def list_sent(request: web.Request) -> web.Response:
     p = principal(request, "practitioner")
     gw = gateway(request)
-    limit = query_int(request, "limit", 50, 1, gw.settings.limits.page_size_max)
-    assert limit is not None  # has a default
-    before = query_int(request, "cursor", None, 0, 2**62)
+    limit, before = paging(request, gw.settings.limits.page_size_max)
     shares = await gw.store.sent(p.sub, p.issuer, before, limit)
     held = await gw.held.rows([s.id for s in shares])
     views = [{**share_view(s), "held": [h.public() for h in held.get(s.id, [])]} for s in shares]
@@ -246,14 +253,7 @@ async def revoke_share(request: web.Request) -> web.Response:
         body = await read_json(request)
         if not isinstance(body, dict) or set(body) - {"reason"}:
             raise ApiError(400, "invalid_body", 'The body may only carry {"reason": text}.', field="body")
-        reason = body.get("reason")
-        if reason is not None and (not isinstance(reason, str) or not reason.strip() or len(reason) > 4000):
-            raise ApiError(
-                422,
-                "invalid_reason",
-                "reason must be non-blank text of at most 4000 characters.",
-                field="reason",
-            )
+        reason = body.get("reason")  # checked by the use case (inputs.optional_reason)
     result = await gateway(request).revoke(p, request.match_info["share_id"], reason)
     return json_response(result)
 

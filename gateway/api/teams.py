@@ -32,7 +32,7 @@ async def add_team(request: web.Request) -> web.Response:
     p = principal(request, *tenancy.ADMIN_ROLES)
     body = _body(await read_json(request), ("id", "name", "org", "email"))
     gw = gateway(request)
-    index = await gw.add_team(
+    index = await gw.directory.add_team(
         actor(p.sub, "admin", p.org, p.issuer), body["id"], body["name"], body["org"], body["email"], by=p
     )
     team = (await gw.store.get_recipients([body["id"]]))[body["id"]]
@@ -55,7 +55,7 @@ async def list_members(request: web.Request) -> web.Response:
 async def add_member(request: web.Request) -> web.Response:
     p = principal(request, *tenancy.ADMIN_ROLES)
     body = _body(await read_json(request), ("member",))
-    index = await gateway(request).set_membership(
+    index = await gateway(request).directory.set_membership(
         actor(p.sub, "admin", p.org, p.issuer), request.match_info["team_id"], body["member"], add=True, by=p
     )
     return json_response(
@@ -67,7 +67,7 @@ async def add_member(request: web.Request) -> web.Response:
 async def remove_member(request: web.Request) -> web.Response:
     p = principal(request, *tenancy.ADMIN_ROLES)
     team_id, member_id = request.match_info["team_id"], request.match_info["member_id"]
-    index = await gateway(request).set_membership(
+    index = await gateway(request).directory.set_membership(
         actor(p.sub, "admin", p.org, p.issuer), team_id, member_id, add=False, by=p
     )
     return json_response({"team": team_id, "member": member_id, "ledger_index": index})

@@ -11,9 +11,10 @@ from aiohttp import web
 from .. import tenancy
 from ..encoding import b64 as _b64
 from ..errors import ApiError, not_found
-from ..ledger.checkpoint import Checkpoint, CheckpointError, open_note, split_note
+from ..ledger.checkpoint import Checkpoint, NoteVerifier, split_note
 from ..ledger.receipt import Receipt
 from ..store.models import LedgerRow
+from ..transparency import accept_cosignature
 from .common import SIGNER, WITNESSES, gateway, principal, query_int, read_limited
 
 routes = web.RouteTableDef()
@@ -64,32 +65,11 @@ async def add_cosignature(request: web.Request) -> web.Response:
     """A witness returns a checkpoint it co-signed. Authenticated by the witness's signature, not a token:
     only keys listed in the gateway's `witnesses` setting count, and only over a checkpoint this gateway signed.
     """
-    gw = gateway(request)
-    verifiers = request.app[WITNESSES]
-    if not verifiers:
-        raise ApiError(404, "no_witnesses", "This gateway has no witnesses configured.")
-    data = await read_limited(request.content, MAX_NOTE_BYTES, "note")
-    try:
-        body, sigs = split_note(data)
-        cp = Checkpoint.parse(body)
-    except CheckpointError as exc:
-        raise ApiError(400, "invalid_note", f"Not a signed checkpoint note: {exc}", field="note") from None
-    stored = await gw.store.checkpoint_note(cp.size)
-    if stored is None or split_note(stored)[0] != body:
-        raise ApiError(404, "not_found", "This gateway signed no such checkpoint.", field="note")
-    lines: dict[str, str] = {}
-    for v in verifiers:
-        try:
-            open_note(data, [v], require=[v.name])
-        except CheckpointError:
-            continue
-        lines[v.name] = next(line for name, kid, line in sigs if (name, kid) == (v.name, v.key_id))
-    if not lines:
-        raise ApiError(
-            422, "cosignature_invalid", "The note carries no valid signature from a configured witness.", field="note"
-        )
-    await gw.store.add_cosignatures(cp.size, lines)
-    return web.json_response({"size": cp.size, "witnesses": sorted(lines)}, status=201)
+    witnesses: tuple[NoteVerifier, ...] = request.app[WITNESSES]
+    done = await accept_cosignature(
+        gateway(request).store, witnesses, lambda: read_limited(request.content, MAX_NOTE_BYTES, "note")
+    )
+    return web.json_response({"size": done.size, "witnesses": list(done.witnesses)}, status=201)
 
 
 @routes.get("/api/v1/ledger/vkey")

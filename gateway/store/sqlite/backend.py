@@ -13,7 +13,7 @@ from ..models import (
     StoreError,
 )
 from .repository import SQLiteStore
-from .schema import SCHEMA_VERSION, create_schema
+from .schema import SCHEMA_VERSION, create_schema, current_version
 
 # -- the backend's entry points, called by `gateway.store` (open_store, migrate, ledger_snapshot) ---------------
 
@@ -32,9 +32,7 @@ async def open_url(url: str, *, ledger_mac_key: bytes | None = None, legacy_upgr
 
 
 def migrate_url(url: str, *, ledger_mac_key: bytes | None = None, legacy_upgrade: bool = True) -> tuple[int, int]:
-    path = _path(url)
-    before = schema_version(path)
-    create_schema(path, ledger_mac_key, legacy_upgrade)
+    before = create_schema(_path(url), ledger_mac_key, legacy_upgrade)
     return before, SCHEMA_VERSION
 
 
@@ -44,7 +42,7 @@ def schema_version(path: Path) -> int:
         return 0
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
-        return int(conn.execute("PRAGMA user_version").fetchone()[0])
+        return current_version(conn)
     finally:
         conn.close()
 

@@ -35,6 +35,7 @@ from ..models import (
     RecipientExists,
     Share,
     ShareRecipient,
+    StoreError,
 )
 from ..protocol import AgreementRecords, HeldShares
 from . import queries
@@ -171,7 +172,18 @@ class SQLiteStore:
         return AgreementStore(self)
 
     async def writable(self) -> bool:
-        """False after a batch failed on the database's side until a later one commits (see `Writer`)."""
+        """True unless the last write failed on the database's side and a probe write still fails.
+
+        Healthy writers answer at once (no I/O on every /healthz); after a failure, each call tries a small
+        real write (`store_probe`: a row of 8 KiB, written and deleted in one transaction, so a database that
+        cannot grow fails it) and a clean commit makes the writer healthy again by itself.
+        """
+        if self._writer.healthy:
+            return True
+        try:
+            await self._writer.submit(_probe)
+        except StoreError:
+            return False
         return self._writer.healthy
 
     # -- recipients -------------------------------------------------------------------------------
@@ -857,6 +869,11 @@ class SQLiteStore:
 
     async def stats(self, time_from: str | None, time_to: str | None, *, scope: str | None = None) -> dict[str, Any]:
         return await queries.stats(self._reader, time_from, time_to, scope=scope)
+
+
+def _probe(conn: sqlite3.Connection) -> None:
+    conn.execute("INSERT OR REPLACE INTO store_probe (id, pad) VALUES (0, zeroblob(8192))")
+    conn.execute("DELETE FROM store_probe")
 
 
 def _claim_idempotency_key(conn: sqlite3.Connection, idem: IdempotentWrite, now: str) -> None:

@@ -4,15 +4,13 @@ write connection uses (WAL, `synchronous=FULL`: the ledger must survive power lo
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 from ...ledger.mac import start_mac
-from ..models import (
-    StoreError,
-)
+from ..migrations import CURRENT_SQL, RECORD_SQL, SCHEMA_VERSION_TABLE, Step, latest, pending
 from .held_schema import HELD_SCHEMA
-
-SCHEMA_VERSION = 3
 
 #: Indexes for the oversight statistics (`queries.py`): month-grouped decisions, and share events by kind.
 STATS_INDEXES = (
@@ -295,43 +293,6 @@ def _connect(path: Path, ledger_mac_key: bytes | None = None) -> LedgerConnectio
     return conn
 
 
-def create_schema(path: Path, ledger_mac_key: bytes | None = None, legacy_upgrade: bool = True) -> None:
-    """Create or upgrade the schema; safe to run from several processes (CLI and server).
-
-    With the entry-MAC key, record (once) the first authenticated index: 0 for a new ledger, the current size
-    for one written before entry MACs existed (its entries become legacy). `legacy_upgrade=False` (the gateway
-    has signed with MACs before, so the record must already exist) leaves a missing record missing, for the
-    checkpoint guard to report rather than to paper over.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    conn = _connect(path)
-    try:
-        conn.execute("BEGIN IMMEDIATE")
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
-        if version > SCHEMA_VERSION:
-            conn.execute("ROLLBACK")
-            raise StoreError(f"database schema {version} is newer than this gateway ({SCHEMA_VERSION})")
-        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        for table, column, ddl in ADDED_COLUMNS:
-            if table in tables and column not in {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}:
-                conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {ddl}")
-        for statement in _statements(SCHEMA):
-            conn.execute(statement)
-        for statement in STATS_INDEXES:
-            conn.execute(statement)
-        if ledger_mac_key is not None and legacy_upgrade:
-            if conn.execute("SELECT 1 FROM ledger_mac_start WHERE id = 0").fetchone() is None:
-                start = int(conn.execute("SELECT coalesce(max(idx) + 1, 0) FROM ledger").fetchone()[0])
-                conn.execute(
-                    "INSERT INTO ledger_mac_start (id, start, mac) VALUES (0, ?, ?)",
-                    (start, start_mac(ledger_mac_key, start)),
-                )
-        conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-        conn.execute("COMMIT")
-    finally:
-        conn.close()
-
-
 def _statements(script: str) -> list[str]:
     """Split on `;` at statement ends, keeping trigger bodies (which contain `;`) whole."""
     out, buf = [], ""
@@ -343,3 +304,106 @@ def _statements(script: str) -> list[str]:
             out.append(buf.strip())
             buf = ""
     return [s for s in out if s]
+
+
+#: Version 4: the health check's write probe (`SQLiteStore.writable`): a row written and deleted in one
+#: transaction, so a database that cannot grow (full disk, read-only) fails it.
+V4 = ("CREATE TABLE IF NOT EXISTS store_probe (id INTEGER PRIMARY KEY CHECK (id = 0), pad BLOB NOT NULL)",)
+
+
+def _add_columns(conn: sqlite3.Connection) -> None:
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    for table, column, ddl in ADDED_COLUMNS:
+        if table in tables and column not in {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}:
+            conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {ddl}")
+
+
+def _run(script: str | Sequence[str]) -> Callable[[sqlite3.Connection], None]:
+    statements = _statements(script) if isinstance(script, str) else list(script)
+
+    def apply(conn: sqlite3.Connection) -> None:
+        for statement in statements:
+            conn.execute(statement)
+
+    return apply
+
+
+def _v3(conn: sqlite3.Connection) -> None:
+    _add_columns(conn)
+    _run(SCHEMA)(conn)
+
+
+def _v4(conn: sqlite3.Connection) -> None:
+    # Before versioned steps, columns and tables were added at every start without a new version number, so a
+    # database marked 3 may lack some (entry MACs, download times): bring it to the whole of 3 first.
+    _v3(conn)
+    _run(STATS_INDEXES)(conn)
+    _run(V4)(conn)
+
+
+#: The SQLite schema's history (gateway/store/migrations.py). Steps 1-3 predate the `schema_version` table (their
+#: number was kept in `PRAGMA user_version`, which is still written so an older release refuses a newer file);
+#: each is idempotent, and a new database runs them all. A change to the schema is a NEW step at the end — never
+#: an edit of `SCHEMA` alone, which would reach new databases but not existing ones.
+STEPS: tuple[Step[sqlite3.Connection], ...] = (
+    Step(1, "tables, indexes and append-only triggers", _run(SCHEMA)),
+    Step(2, "indexes for the oversight statistics", _run(STATS_INDEXES)),
+    Step(3, "columns and tables added since schema 1 (teams, escrow, acknowledgements, entry MACs, held shares)", _v3),
+    Step(4, "schema_version table; store_probe (the health check's write probe); columns added under 3", _v4),
+)
+SCHEMA_VERSION = latest(STEPS)
+
+
+def current_version(conn: sqlite3.Connection) -> int:
+    """The database's schema version: the highest step recorded, or (before version 4) `PRAGMA user_version`."""
+    legacy = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'").fetchone() is None:
+        return legacy
+    return max(legacy, int(conn.execute(CURRENT_SQL).fetchone()[0]))
+
+
+def create_schema(path: Path, ledger_mac_key: bytes | None = None, legacy_upgrade: bool = True) -> int:
+    """Apply the pending migration steps; safe to run from several processes (CLI and server). The version before.
+
+    One `BEGIN IMMEDIATE` transaction holds the write lock from reading the version to the last step, so two
+    processes starting together cannot both migrate; a crash leaves the old version or the new one. Refuses
+    (`SchemaTooNew`) a database newer than this code.
+
+    With the entry-MAC key, record (once) the first authenticated index: 0 for a new ledger, the current size
+    for one written before entry MACs existed (its entries become legacy). `legacy_upgrade=False` (the gateway
+    has signed with MACs before, so the record must already exist) leaves a missing record missing, for the
+    checkpoint guard to report rather than to paper over.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = _connect(path)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            before = current_version(conn)
+            steps = pending(STEPS, before, f"the database {path}")
+            if steps:
+                conn.execute(SCHEMA_VERSION_TABLE)
+            for step in steps:
+                step.apply(conn)
+                conn.execute(RECORD_SQL.format("?", "?", "?"), (step.version, step.description, _now()))
+            if ledger_mac_key is not None and legacy_upgrade:
+                if conn.execute("SELECT 1 FROM ledger_mac_start WHERE id = 0").fetchone() is None:
+                    start = int(conn.execute("SELECT coalesce(max(idx) + 1, 0) FROM ledger").fetchone()[0])
+                    conn.execute(
+                        "INSERT INTO ledger_mac_start (id, start, mac) VALUES (0, ?, ?)",
+                        (start, start_mac(ledger_mac_key, start)),
+                    )
+            if steps:
+                conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        return before
+    finally:
+        conn.close()
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

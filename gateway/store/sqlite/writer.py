@@ -67,9 +67,34 @@ class Writer:
                     stop = True
                     break
                 batch.append(more)
-            self._run_batch(conn, batch)
+            try:
+                self._run_batch(conn, batch)
+            except BaseException as exc:  # a bug here must not end the thread: every later write would hang
+                self._fail_all(conn, batch, exc)
             if stop:
                 return
+
+    def _fail_all(
+        self,
+        conn: sqlite3.Connection,
+        batch: list[tuple[Callable[[sqlite3.Connection], Any], Future[Any]]],
+        exc: BaseException,
+    ) -> None:
+        self.healthy = False
+        try:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass
+        for _, fut in batch:
+            if not fut.done():
+                err = StoreUnavailable(f"the write failed: {exc}")
+                err.__cause__ = exc
+                try:
+                    if fut.running() or fut.set_running_or_notify_cancel():
+                        fut.set_exception(err)
+                except Exception:  # noqa: S110 - already settled by the batch: nothing more to tell
+                    pass
 
     def _run_batch(
         self, conn: sqlite3.Connection, batch: list[tuple[Callable[[sqlite3.Connection], Any], Future[Any]]]
@@ -79,10 +104,18 @@ class Writer:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
             self.healthy = False
+            if conn.in_transaction:  # never leave a transaction open: every later BEGIN would fail too
+                try:
+                    conn.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass
             for _, fut in batch:
                 if fut.set_running_or_notify_cancel():
-                    fut.set_exception(StoreUnavailable(f"could not start a transaction: {exc}"))
+                    err = StoreUnavailable(f"could not start a transaction: {exc}")
+                    err.__cause__ = exc
+                    fut.set_exception(err)
             return
+        degraded = False
         for i, (op, fut) in enumerate(batch):
             if not fut.set_running_or_notify_cancel():
                 continue  # the caller gave up before its turn: do not change state on its behalf
@@ -103,6 +136,13 @@ class Writer:
                     # rolled back and each of its callers told; the writer thread carries on with the next batch.
                     self._abort(conn, results, [(fut, exc)], rollback_exc, rest)
                     return
+                if isinstance(exc, sqlite3.Error) and not isinstance(exc, sqlite3.IntegrityError):
+                    # The database failed the operation (full, read-only, I/O, busy), not the operation's own rules:
+                    # its caller may retry; the store is reported unhealthy until a batch commits cleanly.
+                    degraded = True
+                    err = StoreUnavailable(f"the database failed the operation: {exc}")
+                    err.__cause__ = exc
+                    exc = err
                 results.append((fut, False, exc))
             else:
                 try:
@@ -120,9 +160,11 @@ class Writer:
                 pass
             self.healthy = False
             for fut, _, _ in results:
-                fut.set_exception(StoreUnavailable(f"commit failed: {exc}"))
+                err = StoreUnavailable(f"commit failed: {exc}")
+                err.__cause__ = exc
+                fut.set_exception(err)
             return
-        self.healthy = True
+        self.healthy = not degraded
         for fut, ok, value in results:
             if ok:
                 fut.set_result(value)
@@ -147,14 +189,19 @@ class Writer:
         except sqlite3.Error:
             pass  # SQLite already rolled the transaction back itself (the usual case after a disk or I/O error)
         self.healthy = False
+        # What the database said first (e.g. "database or disk is full"): every caller's error carries it, so the
+        # HTTP layer answers each of them the same way (507 for a full disk, else 503).
+        origin = failing[0][1] if failing and isinstance(failing[0][1], sqlite3.Error) else cause
         for fut, _, _ in results:
-            error = StoreUnavailable(f"transaction rolled back: {cause}")
-            error.__cause__ = cause
+            error = StoreUnavailable(f"transaction rolled back: {origin}")
+            error.__cause__ = origin
             fut.set_exception(error)
         for fut, exc in failing:
-            err = StoreUnavailable(f"transaction rolled back: {cause}")
+            err = StoreUnavailable(f"transaction rolled back: {origin}")
             err.__cause__ = exc
             fut.set_exception(err)
         for _, fut in rest:
             if fut.set_running_or_notify_cancel():
-                fut.set_exception(StoreUnavailable(f"not run: the transaction was rolled back ({cause})"))
+                err = StoreUnavailable(f"not run: the transaction was rolled back ({origin})")
+                err.__cause__ = origin
+                fut.set_exception(err)

@@ -2,6 +2,7 @@
  * The gateway client: every call the extension makes to a SafeShare gateway, with refusals turned into
  * words a practitioner understands. Pure apart from the `fetch` it is given, so it is unit-tested in Node.
  */
+import { base64urlToBytes } from "./base64.js";
 
 export class GatewayError extends Error {
   /**
@@ -95,23 +96,44 @@ export function unreachable(url) {
 /** Read the payload of a JWT without verifying it (the gateway verifies): for showing who is signed in. */
 export function tokenClaims(token) {
   try {
-    const part = String(token).split(".")[1];
-    const json = atob(part.replace(/-/g, "+").replace(/_/g, "/").padEnd(Math.ceil(part.length / 4) * 4, "="));
-    return JSON.parse(json);
+    return JSON.parse(new TextDecoder().decode(base64urlToBytes(String(token).split(".")[1])));
+  } catch {
+    return null;
+  }
+}
+
+/** The body of an answer as JSON, or null when it is empty or not JSON (a proxy's HTML error page, say). */
+export async function readJson(resp) {
+  const text = await resp.text().catch(() => "");
+  try {
+    return text ? JSON.parse(text) : null;
   } catch {
     return null;
   }
 }
 
 /**
- * @param {{baseUrl: string, token: string|null, fetch?: typeof fetch}} opts
+ * The one way the extension reaches a gateway, for the practitioner's client here and the recipient's
+ * (lib/recipient.js): the base URL, the bearer token, no cookies or cache, and every failure as a
+ * `GatewayError` in words for whoever is reading — which is why the three wordings are parameters.
+ * @param {{baseUrl: string, token: string|null, fetch?: typeof fetch,
+ *          explain?: (status: number, body: any) => GatewayError,
+ *          notSignedIn?: () => GatewayError, unreachable?: (url: string) => GatewayError}} opts
+ * @returns {(path: string, init?: RequestInit, opts?: {signedIn?: boolean}) => Promise<Response>}
+ *          `call`: the answer when it is a success (its body unread), else throws
  */
-export function gatewayClient({ baseUrl, token, fetch: f = globalThis.fetch.bind(globalThis) }) {
+export function gatewayTransport({
+  baseUrl,
+  token,
+  fetch: f = globalThis.fetch.bind(globalThis),
+  explain: refused = explain,
+  notSignedIn: signedOut = notSignedIn,
+  unreachable: away = unreachable,
+}) {
   const base = String(baseUrl || "").replace(/\/+$/, "");
-
-  async function call(path, init = {}, { signedIn = true } = {}) {
+  return async function call(path, init = {}, { signedIn = true } = {}) {
     if (!base) throw new GatewayError("no_gateway", "No SafeShare gateway is configured. Open the SafeShare options and enter its address.");
-    if (signedIn && !token) throw notSignedIn();
+    if (signedIn && !token) throw signedOut();
     let resp;
     try {
       resp = await f(base + path, {
@@ -121,17 +143,21 @@ export function gatewayClient({ baseUrl, token, fetch: f = globalThis.fetch.bind
         cache: "no-store",
       });
     } catch {
-      throw unreachable(base);
+      throw away(base);
     }
-    let body;
-    const text = await resp.text().catch(() => "");
-    try {
-      body = text ? JSON.parse(text) : null;
-    } catch {
-      body = null;
-    }
-    if (!resp.ok) throw explain(resp.status, body);
-    return { body, headers: resp.headers };
+    if (!resp.ok) throw refused(resp.status, await readJson(resp));
+    return resp;
+  };
+}
+
+/**
+ * @param {{baseUrl: string, token: string|null, fetch?: typeof fetch}} opts
+ */
+export function gatewayClient({ baseUrl, token, fetch }) {
+  const send = gatewayTransport({ baseUrl, token, fetch });
+  async function call(path, init = {}, opts = {}) {
+    const resp = await send(path, init, opts);
+    return { body: await readJson(resp), headers: resp.headers };
   }
 
   const json = (path, value, headers = {}) =>

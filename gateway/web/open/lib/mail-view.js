@@ -13,6 +13,7 @@
  */
 import PostalMime from "../vendor/postal-mime.js";
 import createDOMPurify from "../vendor/purify.js";
+import { bytesToBase64 } from "./base64.js";
 
 /** The policy every generated document starts with: nothing may load except inline images and styles. */
 export const CONTENT_SECURITY_POLICY = "default-src 'none'; img-src data: cid:; style-src 'unsafe-inline'";
@@ -65,11 +66,7 @@ function toBytes(content) {
   return new Uint8Array(content?.buffer ?? 0, content?.byteOffset ?? 0, content?.byteLength ?? 0);
 }
 
-function base64(bytes) {
-  let s = "";
-  for (let i = 0; i < bytes.length; i += 0x8000) s += String.fromCharCode.apply(null, Array.from(bytes.subarray(i, i + 0x8000)));
-  return btoa(s);
-}
+const base64 = bytesToBase64;
 
 /** `cid:` references in the HTML replaced by data: URLs of the inline images they name. */
 function inlineContentIds(html, attachments) {

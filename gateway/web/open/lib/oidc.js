@@ -3,6 +3,7 @@
  * (RFC 7636, S256) for a public client, as the browser's `identity.launchWebAuthFlow` runs it. Pure apart
  * from the `crypto` and `fetch` it is given, so it is unit-tested in Node; the service worker does the rest.
  */
+import { bytesToBase64url } from "./base64.js";
 
 export class SignInError extends Error {
   /**
@@ -21,12 +22,8 @@ export class SignInError extends Error {
 
 const NOT_SIGNED_IN = "You are not signed in; try again, or paste a token instead.";
 
-/** base64url without padding (RFC 4648 §5), as PKCE and JWTs use it. */
-export function base64url(bytes) {
-  let s = "";
-  for (const b of bytes) s += String.fromCharCode(b);
-  return btoa(s).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
-}
+/** base64url without padding (RFC 4648 §5), as PKCE and JWTs use it: the extension's one (lib/base64.js). */
+export const base64url = bytesToBase64url;
 
 /** A fresh random string of 32 bytes (43 base64url characters): the PKCE code_verifier, or the state. */
 export function randomToken(c = globalThis.crypto, bytes = 32) {

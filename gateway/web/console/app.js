@@ -1,0 +1,869 @@
+/**
+ * The auditor's and administrator's console (`/console/`). Sign in with the organisation's identity provider
+ * (authorization code + PKCE, lib/oidc.js: a byte-identical copy of the extension's) or a pasted token; the
+ * token is kept in this tab's sessionStorage only. What the console offers follows what the gateway lets the
+ * token do (it asks, rather than reading roles from the token, since an organisation's identity provider may
+ * name roles in its own claim): the ledger search, subject report and statistics for an auditor; enrolments,
+ * recipients and teams for an administrator. Every action is an existing API call, recorded in the ledger by
+ * the gateway exactly as the command line's are.
+ */
+import { initAll } from "./vendor/govuk-frontend.min.js";
+import { authorizationUrl, checkTokenFor, codeChallenge, issuerLabel, parseRedirect, parseTokenResponse, randomToken, signInIssuers, tokenRequestBody } from "./lib/oidc.js";
+import { chartSection, chartSpecs, statsCsv } from "./charts.js";
+
+const $ = (id) => document.getElementById(id);
+const TOKEN_KEY = "safeshare-console-token";
+const OIDC_KEY = "safeshare-console-oidc";
+const VIEWS = ["signin", "home", "search", "report", "stats", "admin"];
+
+let token = sessionStorage.getItem(TOKEN_KEY);
+let can = { auditor: false, admin: false };
+let words = { purpose: humanise, article_6: humanise, kind: kindWords };
+let lastStats = null;
+let searchCursor = null;
+let searchParams = null;
+let pending = null;
+const blobUrls = [];
+
+// -- small helpers ---------------------------------------------------------------------------------------------
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k === "text") node.textContent = v;
+    else node.setAttribute(k, v === true ? "" : String(v));
+  }
+  for (const c of children) if (c !== null && c !== undefined && c !== false) node.append(c);
+  return node;
+}
+
+function humanise(code) {
+  const s = String(code ?? "").replace(/_/g, " ").trim();
+  if (!s || s === "none") return "None recorded";
+  return s.charAt(0).toUpperCase() + s.slice(1);
+}
+
+const KIND_WORDS = {
+  share: "Shared",
+  decision: "Decision recorded",
+  fetch: "Downloaded",
+  revoke: "Share revoked",
+  expire: "Expired",
+  acknowledge: "Receipt acknowledged",
+  recipient_added: "Recipient added",
+  recipient_disabled: "Recipient disabled",
+  enrolment_approved: "Enrolment approved",
+  enrolment_rejected: "Enrolment rejected",
+};
+
+function kindWords(kind) {
+  return KIND_WORDS[kind] ?? humanise(kind);
+}
+
+const MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November", "December"];
+const LONDON = new Intl.DateTimeFormat("en-GB", {
+  timeZone: "Europe/London",
+  year: "numeric",
+  month: "numeric",
+  day: "numeric",
+  hour: "numeric",
+  minute: "2-digit",
+  hourCycle: "h23",
+});
+
+/** "3 December 2026 at 9:05am", in UK time (GMT or BST as the clock showed), as the printed report says it. */
+export function ukTime(iso) {
+  const d = new Date(iso);
+  if (!iso || Number.isNaN(d.getTime())) return "unknown";
+  const p = Object.fromEntries(LONDON.formatToParts(d).map((x) => [x.type, x.value]));
+  const hour = Number(p.hour);
+  return `${Number(p.day)} ${MONTHS[Number(p.month) - 1]} ${p.year} at ${hour % 12 || 12}:${p.minute}${hour < 12 ? "am" : "pm"}`;
+}
+
+/** The UTC instant of midnight, UK time, at the start of a YYYY-MM-DD date (plus `days`). */
+export function ukMidnight(date, days = 0) {
+  const [y, m, d] = date.split("-").map(Number);
+  const guess = new Date(Date.UTC(y, m - 1, d + days));
+  const p = Object.fromEntries(LONDON.formatToParts(guess).map((x) => [x.type, x.value]));
+  const offsetHours = Number(p.hour) === 0 ? 0 : Number(p.hour) === 1 ? 1 : 0;
+  return new Date(guess.getTime() - offsetHours * 3600 * 1000).toISOString();
+}
+
+function say(message) {
+  $("status").textContent = message ?? "";
+}
+
+function done(message) {
+  $("done-text").textContent = message;
+  $("done").hidden = false;
+  $("done").focus();
+}
+
+function clearErrors() {
+  $("error-summary").hidden = true;
+  $("error-list").replaceChildren();
+  for (const g of document.querySelectorAll(".govuk-form-group--error")) g.classList.remove("govuk-form-group--error");
+  for (const m of document.querySelectorAll(".govuk-error-message")) {
+    m.hidden = true;
+    m.textContent = "";
+  }
+  for (const i of document.querySelectorAll("[aria-invalid]")) {
+    i.removeAttribute("aria-invalid");
+    i.classList.remove("govuk-input--error", "govuk-textarea--error");
+    const ids = (i.getAttribute("aria-describedby") ?? "").split(" ").filter((x) => x && !x.endsWith("-error"));
+    if (ids.length) i.setAttribute("aria-describedby", ids.join(" "));
+    else i.removeAttribute("aria-describedby");
+  }
+}
+
+/** The GOV.UK error pattern: a summary at the top, focused, linking to each field; the message by the field. */
+function showErrors(errors) {
+  clearErrors();
+  $("done").hidden = true;
+  const list = $("error-list");
+  for (const { field, message } of errors) {
+    const input = field ? $(field) : null;
+    if (input) {
+      const link = el("a", { href: `#${field}`, text: message });
+      link.addEventListener("click", (ev) => {
+        ev.preventDefault();
+        input.focus();
+      });
+      list.append(el("li", {}, link));
+      const msg = $(`${field}-error`);
+      if (msg) {
+        msg.replaceChildren(el("span", { class: "govuk-visually-hidden", text: "Error: " }), message);
+        msg.hidden = false;
+        const ids = new Set((input.getAttribute("aria-describedby") ?? "").split(" ").filter(Boolean));
+        ids.add(`${field}-error`);
+        input.setAttribute("aria-describedby", [...ids].join(" "));
+      }
+      $(`${field}-group`)?.classList.add("govuk-form-group--error");
+      input.classList.add(input.tagName === "TEXTAREA" ? "govuk-textarea--error" : "govuk-input--error");
+      input.setAttribute("aria-invalid", "true");
+    } else {
+      list.append(el("li", { text: message }));
+    }
+  }
+  $("error-summary").hidden = errors.length === 0;
+  if (errors.length) $("error-summary").focus();
+}
+
+class FieldError extends Error {
+  constructor(field, message) {
+    super(message);
+    this.field = field;
+  }
+}
+
+/** Run an action from a form or a button: problems go to the error summary; the button is disabled meanwhile. */
+async function busy(button, work) {
+  clearErrors();
+  if (button) button.disabled = true;
+  try {
+    return await work();
+  } catch (e) {
+    say("");
+    showErrors([{ field: e?.field ?? null, message: e?.message ?? String(e) }]);
+    return undefined;
+  } finally {
+    if (button) button.disabled = false;
+  }
+}
+
+// -- the gateway -------------------------------------------------------------------------------------------------
+
+/** Words for a refusal; `fields` maps the gateway's `field` to this page's input id. */
+function refusal(status, body, fields = {}) {
+  const code = body?.error;
+  if (status === 401) return new Error("Your sign-in has ended or was not accepted. Sign out and sign in again.");
+  if (status === 403) return new Error("Your account is not allowed to do this here (it needs another role, or belongs to another organisation).");
+  const message = typeof body?.message === "string" ? body.message : `The gateway refused this (error ${status}).`;
+  const field = body?.field && fields[body.field];
+  if (code === "not_found") return new Error(`Not found: ${message}`);
+  return field ? new FieldError(field, message) : new Error(message);
+}
+
+async function api(path, { method = "GET", body, fields, raw = false } = {}) {
+  let resp;
+  try {
+    resp = await fetch(path, {
+      method,
+      headers: {
+        Authorization: `Bearer ${token}`,
+        ...(body !== undefined ? { "Content-Type": "application/json" } : {}),
+        ...(raw ? {} : { Accept: "application/json" }),
+      },
+      body: body !== undefined ? JSON.stringify(body) : undefined,
+      credentials: "omit",
+      cache: "no-store",
+    });
+  } catch {
+    throw new Error("The SafeShare gateway could not be reached. Check your connection and try again.");
+  }
+  if (!resp.ok) {
+    let data = null;
+    try {
+      data = await resp.json();
+    } catch {
+      data = null;
+    }
+    throw refusal(resp.status, data, fields);
+  }
+  return raw ? resp : resp.json();
+}
+
+/** Whether a probe call is allowed: 403 means not this role; anything else wrong is a real problem. */
+async function allowed(path) {
+  try {
+    await api(path);
+    return true;
+  } catch (e) {
+    if (/not allowed/.test(e.message)) return false;
+    throw e;
+  }
+}
+
+function tokenClaims(t) {
+  try {
+    const part = String(t).split(".")[1];
+    return JSON.parse(atob(part.replace(/-/g, "+").replace(/_/g, "/").padEnd(Math.ceil(part.length / 4) * 4, "=")));
+  } catch {
+    return null;
+  }
+}
+
+// -- signing in --------------------------------------------------------------------------------------------------
+
+function setToken(t) {
+  token = t;
+  if (t) sessionStorage.setItem(TOKEN_KEY, t);
+  else sessionStorage.removeItem(TOKEN_KEY);
+}
+
+const redirectUri = () => `${location.origin}/console/`;
+
+async function startOidc(issuer) {
+  const verifier = randomToken();
+  const state = randomToken();
+  sessionStorage.setItem(OIDC_KEY, JSON.stringify({ verifier, state, issuer: issuer.issuer }));
+  location.assign(authorizationUrl(issuer, { redirectUri: redirectUri(), state, challenge: await codeChallenge(verifier) }));
+}
+
+/** Back from the identity provider with ?code=…&state=…: exchange the code (PKCE) for the access token. */
+async function finishOidc(config) {
+  const saved = JSON.parse(sessionStorage.getItem(OIDC_KEY) ?? "null");
+  sessionStorage.removeItem(OIDC_KEY);
+  const here = location.href;
+  history.replaceState(null, "", `/console/${location.hash}`);
+  if (!saved) throw new Error("This sign-in was not started on this page. Sign in again.");
+  const issuer = signInIssuers(config).find((o) => o.issuer === saved.issuer);
+  if (!issuer) throw new Error("That sign-in service is no longer offered by the gateway. Sign in again.");
+  const code = parseRedirect(here, { redirectUri: redirectUri(), state: saved.state });
+  let resp;
+  try {
+    resp = await fetch(issuer.token_endpoint, {
+      method: "POST",
+      headers: { "Content-Type": "application/x-www-form-urlencoded", Accept: "application/json" },
+      body: tokenRequestBody({ code, redirectUri: redirectUri(), clientId: issuer.client_id, verifier: saved.verifier }),
+      credentials: "omit",
+      cache: "no-store",
+    });
+  } catch {
+    throw new Error("Your organisation's sign-in service could not be reached to finish the sign-in. Try again.");
+  }
+  let body = null;
+  try {
+    body = await resp.json();
+  } catch {
+    body = null;
+  }
+  const t = parseTokenResponse(resp.status, body);
+  checkTokenFor(issuer, tokenClaims(t));
+  setToken(t);
+}
+
+async function signInWithToken(ev) {
+  ev.preventDefault();
+  await busy($("token-go"), async () => {
+    const t = $("token").value.trim();
+    if (!t) throw new FieldError("token", "Paste your sign-in token");
+    if (!/^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/.test(t) || !tokenClaims(t)) {
+      throw new FieldError("token", "That is not a sign-in token: paste the whole token, three parts separated by dots");
+    }
+    setToken(t);
+    try {
+      await whatCanIDo();
+    } catch (e) {
+      setToken(null);
+      throw new FieldError("token", e.message);
+    }
+    $("token").value = "";
+    location.hash = "#/";
+    await route();
+  });
+}
+
+/** Ask the gateway what this token may do (the role names in an organisation's tokens are its own). */
+async function whatCanIDo() {
+  can = {
+    auditor: await allowed("/api/v1/ledger/stats?from=2000-01-01T00:00:00Z&to=2000-01-02T00:00:00Z"),
+    admin: await allowed("/api/v1/enrolments?status=pending"),
+  };
+  for (const node of document.querySelectorAll("[data-for]")) node.hidden = !can[node.dataset.for];
+  $("nav").hidden = false;
+  $("no-role").hidden = can.auditor || can.admin;
+  const claims = tokenClaims(token) ?? {};
+  $("who").textContent = `Signed in as ${claims.name ?? claims.sub ?? "unknown"}${claims.org ? ` (${claims.org})` : ""}.`;
+  await loadWords();
+}
+
+/** The policies' own words for codes (purposes, lawful bases), from every edition the gateway loads. */
+async function loadWords() {
+  const maps = { purpose: {}, article_6: {} };
+  try {
+    const list = await api("/api/v1/policies");
+    for (const p of list.policies ?? []) {
+      const doc = await api(`/api/v1/policies/${encodeURIComponent(p.id)}`);
+      const deref = (node) => {
+        let n = node;
+        for (let i = 0; i < 8 && n && typeof n.$ref === "string" && n.$ref.startsWith("#/"); i++) {
+          n = n.$ref.slice(2).split("/").reduce((a, k) => a?.[k], doc);
+        }
+        return n ?? {};
+      };
+      const props = (node) => deref(node).properties ?? {};
+      const purpose = deref(props(props(doc).purpose).code)["x-labels"] ?? {};
+      const a6 = deref(props(props(props(doc).rules)["1_lawful_basis"]).article_6)["x-labels"] ?? {};
+      Object.assign(maps.purpose, purpose);
+      Object.assign(maps.article_6, a6);
+    }
+  } catch {
+    // Codes are humanised instead; the figures are unchanged.
+  }
+  words = {
+    purpose: (c) => maps.purpose[c] ?? humanise(c),
+    article_6: (c) => maps.article_6[c] ?? humanise(c),
+    kind: kindWords,
+  };
+}
+
+function signOut() {
+  setToken(null);
+  can = { auditor: false, admin: false };
+  $("nav").hidden = true;
+  $("report-body").replaceChildren();
+  $("charts").replaceChildren();
+  $("results").hidden = true;
+  for (const u of blobUrls.splice(0)) URL.revokeObjectURL(u);
+  location.hash = "#/";
+  say("You are signed out.");
+}
+
+// -- views ---------------------------------------------------------------------------------------------------------
+
+function showView(name) {
+  for (const v of VIEWS) $(`view-${v}`).hidden = v !== name;
+  for (const a of document.querySelectorAll(".govuk-service-navigation__item")) {
+    const link = a.querySelector("a");
+    const active = link && link.getAttribute("href") === `#/${name}`;
+    a.classList.toggle("govuk-service-navigation__item--active", active);
+    if (active) link.setAttribute("aria-current", "page");
+    else link?.removeAttribute("aria-current");
+  }
+}
+
+function focusHeading(name) {
+  const h = document.querySelector(`#view-${name} h1`);
+  h?.focus();
+}
+
+async function route() {
+  clearErrors();
+  $("done").hidden = true;
+  const hash = location.hash || "#/";
+  if (hash === "#/signout") {
+    signOut();
+    return route();
+  }
+  if (!token) {
+    showView("signin");
+    document.title = "Sign in – SafeShare console";
+    return;
+  }
+  const [, view, ...rest] = hash.split("/");
+  if (view === "search" && can.auditor) {
+    showView("search");
+    document.title = "Search the ledger – SafeShare console";
+  } else if (view === "report" && can.auditor && rest.length) {
+    showView("report");
+    await showReport(decodeURIComponent(rest.join("/")));
+  } else if (view === "stats" && can.auditor) {
+    showView("stats");
+    document.title = "Oversight statistics – SafeShare console";
+    if (!lastStats) await loadStats();
+  } else if (view === "admin" && can.admin) {
+    showView("admin");
+    document.title = "Administration – SafeShare console";
+    await loadAdmin();
+  } else {
+    showView("home");
+    document.title = "SafeShare console";
+  }
+  if (view) focusHeading(VIEWS.find((v) => !$(`view-${v}`).hidden));
+}
+
+// -- auditor: search -------------------------------------------------------------------------------------------
+
+const SEARCH_FIELDS = { subject: "q-subject", practitioner: "q-practitioner", recipient: "q-recipient", org: "q-org", from: "q-from", to: "q-to" };
+
+function period(fromId, toId) {
+  const from = $(fromId).value;
+  const to = $(toId).value;
+  if (from && !/^\d{4}-\d{2}-\d{2}$/.test(from)) throw new FieldError(fromId, "Enter the start date as a real date");
+  if (to && !/^\d{4}-\d{2}-\d{2}$/.test(to)) throw new FieldError(toId, "Enter the end date as a real date");
+  if (from && to && to < from) throw new FieldError(toId, "The end date must be the same as or after the start date");
+  return { from: from ? ukMidnight(from) : null, to: to ? ukMidnight(to, 1) : null };
+}
+
+function searchQuery() {
+  const q = new URLSearchParams();
+  for (const name of ["subject", "practitioner", "recipient", "org"]) {
+    const v = $(SEARCH_FIELDS[name]).value.trim();
+    if (v) q.set(name, v);
+  }
+  const { from, to } = period("q-from", "q-to");
+  if (from) q.set("from", from);
+  if (to) q.set("to", to);
+  return q;
+}
+
+function describeEntry(entry) {
+  const parts = [];
+  if (entry.purpose?.code) parts.push(words.purpose(entry.purpose.code));
+  if (entry.kind === "decision" && entry.decision) parts.push(entry.decision === "not_share" ? "Decided not to share" : "Decided to share");
+  const recips = (entry.recipients ?? []).map((r) => r.id ?? r.address).filter(Boolean);
+  if (recips.length) parts.push(`To ${recips.join(", ")}`);
+  if (entry.reason) parts.push(`Reason: ${entry.reason}`);
+  if (entry.share_id) parts.push(`Share ${entry.share_id}`);
+  return parts.join(". ");
+}
+
+function resultRow(item) {
+  const e = item.entry ?? {};
+  const actor = e.actor ? `${e.actor.name ?? e.actor.sub}${e.actor.org ? ` (${e.actor.org})` : ""}` : "The gateway";
+  const subjects = el("td", { class: "govuk-table__cell" });
+  (e.subjects ?? []).forEach((s, i) => {
+    if (i) subjects.append(", ");
+    subjects.append(el("a", { class: "govuk-link", href: `#/report/${encodeURIComponent(s)}`, text: s }));
+  });
+  return el(
+    "tr",
+    { class: "govuk-table__row" },
+    el("td", { class: "govuk-table__cell", text: ukTime(item.time) }),
+    el("td", { class: "govuk-table__cell", text: kindWords(item.kind) }),
+    el("td", { class: "govuk-table__cell", text: actor }),
+    subjects,
+    el("td", { class: "govuk-table__cell", text: describeEntry(e) || "—" }),
+  );
+}
+
+async function runSearch(ev, more = false) {
+  ev?.preventDefault();
+  await busy(more ? $("results-more") : $("search-go"), async () => {
+    if (!more) {
+      searchParams = searchQuery();
+      searchCursor = null;
+      $("results-rows").replaceChildren();
+    }
+    const q = new URLSearchParams(searchParams);
+    q.set("limit", "50");
+    if (searchCursor) q.set("cursor", searchCursor);
+    say("Searching…");
+    const page = await api(`/api/v1/ledger?${q}`, { fields: SEARCH_FIELDS });
+    for (const item of page.entries) $("results-rows").append(resultRow(item));
+    searchCursor = page.next_cursor;
+    const count = $("results-rows").children.length;
+    $("results").hidden = false;
+    $("results-empty").hidden = count > 0;
+    $("results-table").hidden = count === 0;
+    $("results-more").hidden = !searchCursor;
+    say(count ? `${count} entr${count === 1 ? "y" : "ies"} shown${searchCursor ? "; older entries can be shown" : ""}.` : "No entries match.");
+  });
+}
+
+/** Download a response body the API only gives with the token: fetched here, saved through a blob: link. */
+async function saveAs(resp, fallbackName) {
+  const disposition = resp.headers.get("Content-Disposition") ?? "";
+  const name = /filename="([^"]+)"/.exec(disposition)?.[1] ?? fallbackName;
+  const blob = await resp.blob();
+  saveBlob(blob, name);
+}
+
+function saveBlob(blob, name) {
+  const url = URL.createObjectURL(blob);
+  blobUrls.push(url);
+  const a = el("a", { href: url, download: name, hidden: true });
+  document.body.append(a);
+  a.click();
+  a.remove();
+}
+
+async function searchCsv() {
+  await busy($("results-csv"), async () => {
+    const q = new URLSearchParams(searchParams ?? searchQuery());
+    q.set("format", "csv");
+    say("Preparing the CSV…");
+    await saveAs(await api(`/api/v1/ledger?${q}`, { raw: true, fields: SEARCH_FIELDS }), "safeshare-ledger.csv");
+    say("The CSV of every matching entry has been downloaded.");
+  });
+}
+
+function openReport() {
+  const subject = $("q-subject").value.trim();
+  if (!subject) {
+    showErrors([{ field: "q-subject", message: "Enter the subject reference to see its report" }]);
+    return;
+  }
+  location.hash = `#/report/${encodeURIComponent(subject)}`;
+}
+
+// -- auditor: the subject report -------------------------------------------------------------------------------
+
+/**
+ * The gateway's own printable report (the same HTML the API serves), fetched with the token and parsed into an
+ * inert document: nothing in it runs (it has no scripts, and every value was escaped by the gateway), its inline
+ * styles are dropped (this page's CSP forbids them) and console.css styles it for screen and print.
+ */
+async function showReport(subject) {
+  document.title = `Subject report: ${subject} – SafeShare console`;
+  $("report-h").textContent = `Subject report: ${subject}`;
+  $("report-body").replaceChildren();
+  await busy(null, async () => {
+    say("Preparing the report and checking every entry's proof…");
+    const resp = await api(`/api/v1/ledger/report?${new URLSearchParams({ subject, format: "html" })}`, { raw: true });
+    // The report's own <style> would only be refused by this page's policy (and reported as a violation).
+    const html = (await resp.text()).replace(/<style>[\s\S]*?<\/style>/gi, "");
+    const doc = new DOMParser().parseFromString(html, "text/html");
+    const main = doc.querySelector("main");
+    if (!main) throw new Error("The gateway's report could not be read.");
+    for (const bad of main.querySelectorAll("script, style, link, iframe, object, embed, img")) bad.remove();
+    for (const node of main.querySelectorAll("*")) {
+      for (const attr of [...node.attributes]) if (attr.name.startsWith("on") || attr.name === "style") node.removeAttribute(attr.name);
+    }
+    // The report's own h1 is the page's heading; the visually hidden one would repeat it.
+    const h1 = main.querySelector("h1");
+    if (h1) {
+      h1.id = "report-title";
+      $("report-h").hidden = true;
+      $("report-body").setAttribute("aria-labelledby", "report-title");
+    }
+    $("report-body").replaceChildren(...[...main.childNodes].map((n) => document.adoptNode(n)));
+    say("");
+  });
+  const h1 = $("report-title");
+  if (h1) {
+    h1.tabIndex = -1;
+    h1.focus();
+  }
+}
+
+// -- auditor: statistics ---------------------------------------------------------------------------------------
+
+async function loadStats(ev) {
+  ev?.preventDefault();
+  await busy($("stats-go"), async () => {
+    const { from, to } = period("s-from", "s-to");
+    const q = new URLSearchParams();
+    if (from) q.set("from", from);
+    if (to) q.set("to", to);
+    say("Counting…");
+    lastStats = await api(`/api/v1/ledger/stats?${q}`, { fields: { from: "s-from", to: "s-to" } });
+    const charts = $("charts");
+    charts.replaceChildren();
+    if (!(lastStats.months ?? []).length) {
+      charts.append(el("p", { class: "govuk-body", text: "Nothing was recorded in this period." }));
+    } else {
+      for (const spec of chartSpecs(lastStats, words)) charts.append(chartSection(spec.id, spec));
+    }
+    $("stats-csv").hidden = !(lastStats.months ?? []).length;
+    say("");
+  });
+}
+
+function downloadStatsCsv() {
+  if (!lastStats) return;
+  saveBlob(new Blob([statsCsv(lastStats, words)], { type: "text/csv;charset=utf-8" }), "safeshare-oversight-statistics.csv");
+  say("The figures have been downloaded as CSV.");
+}
+
+// -- administrator ---------------------------------------------------------------------------------------------
+
+function shortKey(k) {
+  return k ? `${k.slice(0, 12)}…${k.slice(-6)}` : "—";
+}
+
+function actionButton(text, label, onClick, secondary = true) {
+  const b = el("button", { type: "button", class: `govuk-button govuk-button--small ${secondary ? "govuk-button--secondary" : ""}`.trim() }, text, el("span", { class: "govuk-visually-hidden", text: ` ${label}` }));
+  b.addEventListener("click", () => onClick(b));
+  return b;
+}
+
+async function loadAdmin() {
+  await busy(null, async () => {
+    say("Loading the directory…");
+    const [enrolments, recipients] = await Promise.all([
+      api("/api/v1/enrolments?status=pending"),
+      api("/api/v1/recipients?include_disabled=1&limit=500"),
+    ]);
+    const rows = $("enrol-rows");
+    rows.replaceChildren();
+    for (const e of enrolments.enrolments) {
+      const who = `${e.name} (${e.recipient_id})`;
+      rows.append(
+        el(
+          "tr",
+          { class: "govuk-table__row" },
+          el("td", { class: "govuk-table__cell", text: who }),
+          el("td", { class: "govuk-table__cell" }, e.org, el("br"), e.email),
+          el("td", { class: "govuk-table__cell" }, el("code", { text: shortKey(e.age_recipient), title: e.age_recipient })),
+          el("td", { class: "govuk-table__cell", text: ukTime(e.requested_at) }),
+          el(
+            "td",
+            { class: "govuk-table__cell" },
+            el(
+              "div",
+              { class: "govuk-button-group" },
+              actionButton("Approve", `the enrolment of ${who}`, () => askDecision(e, true), false),
+              actionButton("Reject", `the enrolment of ${who}`, () => askDecision(e, false)),
+            ),
+          ),
+        ),
+      );
+    }
+    $("enrol-table").hidden = enrolments.enrolments.length === 0;
+    $("enrol-empty").hidden = enrolments.enrolments.length > 0;
+
+    const list = $("recipients-rows");
+    list.replaceChildren();
+    const teams = [];
+    for (const r of recipients.recipients) {
+      if (r.kind === "team") teams.push(r);
+      const who = `${r.name} (${r.id})`;
+      list.append(
+        el(
+          "tr",
+          { class: "govuk-table__row" },
+          el("td", { class: "govuk-table__cell", text: r.name }),
+          el("td", { class: "govuk-table__cell" }, el("code", { text: r.id })),
+          el("td", { class: "govuk-table__cell", text: r.org }),
+          el("td", { class: "govuk-table__cell", text: r.kind === "team" ? "Team" : "Person" }),
+          el("td", { class: "govuk-table__cell" }, el("strong", { class: `govuk-tag ${r.status === "active" ? "govuk-tag--green" : "govuk-tag--grey"}`, text: r.status === "active" ? "Active" : "Disabled" })),
+          el("td", { class: "govuk-table__cell" }, r.status === "active" ? actionButton("Disable", who, () => askDisable(r)) : ""),
+        ),
+      );
+    }
+    await showTeams(teams);
+    say("");
+  });
+}
+
+async function showTeams(teams) {
+  const box = $("teams");
+  box.replaceChildren();
+  $("teams-empty").hidden = teams.length > 0;
+  for (const t of teams.filter((x) => x.status === "active")) {
+    let members = [];
+    try {
+      members = (await api(`/api/v1/teams/${encodeURIComponent(t.id)}/members`)).members;
+    } catch (e) {
+      if (!/Not found/.test(e.message)) throw e;
+      continue; // another organisation's team: listed in the directory, not administered here
+    }
+    const idBase = `team-${t.id.replace(/[^A-Za-z0-9_-]/g, "_")}`;
+    const table = el(
+      "table",
+      { class: "govuk-table" },
+      el("caption", { class: "govuk-table__caption govuk-table__caption--s", text: `Members of ${t.name}` }),
+      el("thead", { class: "govuk-table__head" }, el("tr", { class: "govuk-table__row" }, el("th", { scope: "col", class: "govuk-table__header", text: "Member" }), el("th", { scope: "col", class: "govuk-table__header", text: "Organisation" }), el("th", { scope: "col", class: "govuk-table__header" }, el("span", { class: "govuk-visually-hidden", text: "Actions" })))),
+    );
+    const body = el("tbody", { class: "govuk-table__body" });
+    for (const m of members) {
+      body.append(
+        el(
+          "tr",
+          { class: "govuk-table__row" },
+          el("td", { class: "govuk-table__cell", text: `${m.name} (${m.id})` }),
+          el("td", { class: "govuk-table__cell", text: m.org }),
+          el("td", { class: "govuk-table__cell" }, actionButton("Remove", `${m.name} from ${t.name}`, (b) => changeMember(b, t, m.id, false))),
+        ),
+      );
+    }
+    if (!members.length) body.append(el("tr", { class: "govuk-table__row" }, el("td", { class: "govuk-table__cell", colspan: "3", text: "No members yet." })));
+    table.append(body);
+    const inputId = `${idBase}-member`;
+    const form = el(
+      "form",
+      { novalidate: true, class: "team-add" },
+      el(
+        "div",
+        { class: "govuk-form-group", id: `${inputId}-group` },
+        el("label", { class: "govuk-label", for: inputId, text: `Add a member to ${t.name} (their directory ID)` }),
+        el("p", { class: "govuk-error-message", id: `${inputId}-error`, hidden: true }),
+        el("input", { class: "govuk-input govuk-input--width-20", id: inputId, type: "text", spellcheck: "false", autocomplete: "off" }),
+      ),
+      el("button", { type: "submit", class: "govuk-button govuk-button--secondary", text: "Add the member" }),
+    );
+    form.addEventListener("submit", (ev) => {
+      ev.preventDefault();
+      const member = $(inputId).value.trim();
+      changeMember(form.querySelector("button"), t, member, true, inputId);
+    });
+    box.append(el("section", { class: "team", "aria-labelledby": `${idBase}-h` }, el("h3", { class: "govuk-heading-s", id: `${idBase}-h`, text: `${t.name} (${t.id}), ${t.org}` }), table, form));
+  }
+}
+
+async function changeMember(button, team, member, add, inputId) {
+  await busy(button, async () => {
+    if (add && !member) throw new FieldError(inputId, "Enter the directory ID of the person to add");
+    const path = add ? `/api/v1/teams/${encodeURIComponent(team.id)}/members` : `/api/v1/teams/${encodeURIComponent(team.id)}/members/${encodeURIComponent(member)}/remove`;
+    const r = await api(path, { method: "POST", body: add ? { member } : undefined, fields: add ? { member: inputId } : {} });
+    await loadAdmin();
+    done(`${member} ${add ? "added to" : "removed from"} ${team.name}. Recorded in the ledger as entry ${r.ledger_index}.`);
+  });
+}
+
+function askDecision(e, approve) {
+  pending = { kind: "decide", enrolment: e, approve };
+  $("decide-h").textContent = `${approve ? "Approve" : "Reject"} the enrolment of ${e.name} (${e.recipient_id})?`;
+  $("decide-check").textContent = approve
+    ? `Check with ${e.name} by another channel (telephone, in person) that their key starts ${shortKey(e.age_recipient)}. Shares to them will be encrypted to it.`
+    : `${e.name} will not receive shares with this key; they can enrol again.`;
+  $("decide-go").textContent = approve ? "Approve the enrolment" : "Reject the enrolment";
+  $("decide-reason").value = "";
+  $("decide-reason-group").hidden = false;
+  $("decide-form").hidden = false;
+  $("decide-h").focus();
+}
+
+function askDisable(r) {
+  pending = { kind: "disable", recipient: r };
+  $("decide-h").textContent = `Disable ${r.name} (${r.id})?`;
+  $("decide-check").textContent = "Nothing more can be shared with them; shares already sent stay as they are (revoke them from the ledger if needed).";
+  $("decide-go").textContent = `Disable ${r.kind === "team" ? "the team" : "the recipient"}`;
+  $("decide-reason-group").hidden = true;
+  $("decide-form").hidden = false;
+  // The form sits under the enrolments; bring it into view for a sighted keyboard user too.
+  $("decide-h").focus();
+}
+
+async function confirmPending(ev) {
+  ev.preventDefault();
+  const p = pending;
+  if (!p) return;
+  await busy($("decide-go"), async () => {
+    let r;
+    let message;
+    if (p.kind === "decide") {
+      const reason = $("decide-reason").value.trim();
+      const verb = p.approve ? "approve" : "reject";
+      r = await api(`/api/v1/recipients/${encodeURIComponent(p.enrolment.recipient_id)}/${verb}`, {
+        method: "POST",
+        body: reason ? { reason } : {},
+        fields: { reason: "decide-reason" },
+      });
+      message = `${p.approve ? "Approved" : "Rejected"} the enrolment of ${p.enrolment.name}.`;
+    } else {
+      r = await api(`/api/v1/recipients/${encodeURIComponent(p.recipient.id)}/disable`, { method: "POST" });
+      message = `${p.recipient.name} is disabled.`;
+    }
+    pending = null;
+    $("decide-form").hidden = true;
+    await loadAdmin();
+    done(`${message} Recorded in the ledger as entry ${r.ledger_index ?? r.ledger?.index ?? "(see the ledger)"}.`);
+  });
+}
+
+function cancelPending() {
+  pending = null;
+  $("decide-form").hidden = true;
+  say("Nothing was changed.");
+}
+
+async function addRecipient(ev) {
+  ev.preventDefault();
+  const fields = { id: "r-id", name: "r-name", org: "r-org", email: "r-email", age_recipient: "r-key" };
+  await busy($("r-go"), async () => {
+    const body = Object.fromEntries(Object.entries(fields).map(([k, id]) => [k, $(id).value.trim()]));
+    for (const [k, id] of Object.entries(fields)) if (!body[k]) throw new FieldError(id, `Enter the ${$(id).labels[0].textContent.toLowerCase()}`);
+    const r = await api("/api/v1/recipients", { method: "POST", body, fields });
+    for (const id of Object.values(fields)) $(id).value = "";
+    await loadAdmin();
+    done(`${r.recipient.name} (${r.recipient.id}) added to the directory. Recorded in the ledger as entry ${r.ledger_index}.`);
+  });
+}
+
+async function addTeam(ev) {
+  ev.preventDefault();
+  const fields = { id: "t-id", name: "t-name", org: "t-org", email: "t-email" };
+  await busy($("t-go"), async () => {
+    const body = Object.fromEntries(Object.entries(fields).map(([k, id]) => [k, $(id).value.trim()]));
+    for (const [k, id] of Object.entries(fields)) if (!body[k]) throw new FieldError(id, `Enter the team's ${$(id).labels[0].textContent.toLowerCase()}`);
+    const r = await api("/api/v1/teams", { method: "POST", body, fields });
+    for (const id of Object.values(fields)) $(id).value = "";
+    await loadAdmin();
+    done(`Team ${r.team.name} (${r.team.id}) added. Recorded in the ledger as entry ${r.ledger_index}.`);
+  });
+}
+
+// -- start -----------------------------------------------------------------------------------------------------
+
+async function start() {
+  document.body.classList.add("js-enabled", "govuk-frontend-supported");
+  initAll();
+  $("token-form").addEventListener("submit", signInWithToken);
+  $("search-form").addEventListener("submit", (ev) => runSearch(ev));
+  $("results-more").addEventListener("click", () => runSearch(null, true));
+  $("results-csv").addEventListener("click", searchCsv);
+  $("search-report").addEventListener("click", openReport);
+  $("report-print").addEventListener("click", () => window.print());
+  $("stats-form").addEventListener("submit", loadStats);
+  $("stats-csv").addEventListener("click", downloadStatsCsv);
+  $("decide-form").addEventListener("submit", confirmPending);
+  $("decide-cancel").addEventListener("click", cancelPending);
+  $("add-recipient-form").addEventListener("submit", addRecipient);
+  $("add-team-form").addEventListener("submit", addTeam);
+  window.addEventListener("hashchange", () => route());
+
+  let config = null;
+  try {
+    config = await (await fetch("/api/v1/auth/config", { credentials: "omit", cache: "no-store" })).json();
+  } catch {
+    config = null;
+  }
+  const issuers = signInIssuers(config);
+  $("oidc-section").hidden = issuers.length === 0;
+  for (const issuer of issuers) {
+    const b = el("button", { type: "button", class: "govuk-button", text: `Sign in with ${issuerLabel(issuer.issuer)}` });
+    b.addEventListener("click", () => startOidc(issuer));
+    $("oidc-list").append(el("li", {}, b));
+  }
+  await busy(null, async () => {
+    if (new URLSearchParams(location.search).has("code") || new URLSearchParams(location.search).has("error")) {
+      await finishOidc(config);
+    }
+    if (token) {
+      try {
+        await whatCanIDo();
+      } catch (e) {
+        setToken(null);
+        throw e;
+      }
+    }
+  });
+  await route();
+  $("main").setAttribute("aria-busy", "false");
+}
+
+start();
