@@ -417,10 +417,13 @@ async def test_newer_schema_is_refused(pg_dsn: str) -> None:
     await store.close()
     conn = await asyncpg.connect(pg_dsn)
     try:
-        await conn.execute("INSERT INTO safeshare_schema (version) VALUES ($1)", pg_schema.SCHEMA_VERSION + 1)
+        await conn.execute(
+            "INSERT INTO schema_version (version, description, applied_at) VALUES ($1, 'future', '2099-01-01')",
+            pg_schema.SCHEMA_VERSION + 1,
+        )
     finally:
         await conn.close()
-    with pytest.raises(StoreError, match="newer than this gateway"):
+    with pytest.raises(StoreError, match="newer than this"):
         await PostgresStore.open(pg_dsn)
 
 

@@ -26,8 +26,8 @@ import contextvars
 import json
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator, Mapping, Sequence
-from datetime import timedelta
-from typing import TYPE_CHECKING, Any, TypeVar
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import asyncpg
 
@@ -39,6 +39,7 @@ from ...ledger.merkle import CompactRange
 from ..audit import AuditFilter, StoredCheckpoint
 from ..files import ESCROW_ID
 from ..idempotency import IdempotencyHit, IdempotentWrite, StoredResponse
+from ..migrations import CURRENT_SQL, RECORD_SQL, SCHEMA_VERSION_TABLE, pending
 from ..models import (
     RECIPIENT_ACTIVE,
     SHARE_ACTIVE,
@@ -51,7 +52,6 @@ from ..models import (
     LedgerRow,
     Recipient,
     RecipientExists,
-    SchemaTooNew,
     Share,
     ShareRecipient,
     StoreError,
@@ -62,7 +62,7 @@ from . import ledger as pg_ledger
 from . import queries as pg_queries
 from .agreements import PgAgreementStore
 from .envelopes import PgEnvelopes, PgSpool
-from .schema import MIGRATIONS, SCHEMA_VERSION
+from .schema import SCHEMA_VERSION, STEPS
 
 T = TypeVar("T")
 
@@ -102,24 +102,23 @@ def _unavailable(exc: BaseException) -> StoreUnavailable:
 
 
 async def migrate(conn: Conn, ledger_mac_key: bytes | None = None, legacy_upgrade: bool = True) -> tuple[int, int]:
-    """Apply the numbered steps this database lacks (one node at a time: an advisory lock); refuse a newer schema.
-    Returns (version before, version after)."""
+    """Apply the numbered steps this database lacks (gateway/store/migrations.py), one node at a time (an advisory
+    lock, the version re-read under it); refuse a newer schema. Returns (version before, version after)."""
     await conn.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK)
     try:
-        if not await conn.fetchval("SELECT to_regclass('safeshare_schema') IS NOT NULL"):
+        if not await conn.fetchval("SELECT to_regclass('schema_version') IS NOT NULL"):
             # Only when missing: the application role (no CREATE on the schema) opens a migrated database.
-            await conn.execute(
-                "CREATE TABLE IF NOT EXISTS safeshare_schema (version INTEGER PRIMARY KEY,"
-                " applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
-            )
-        current = int(await conn.fetchval("SELECT coalesce(max(version), 0) FROM safeshare_schema"))
-        if current > SCHEMA_VERSION:
-            raise SchemaTooNew(f"database schema {current} is newer than this gateway ({SCHEMA_VERSION})")
-        for version, sql in MIGRATIONS:
-            if version > current:
-                async with conn.transaction():
-                    await conn.execute(sql)
-                    await conn.execute("INSERT INTO safeshare_schema (version) VALUES ($1)", version)
+            await conn.execute(SCHEMA_VERSION_TABLE)
+        current = int(await conn.fetchval(CURRENT_SQL))
+        for step in pending(STEPS, current, "the PostgreSQL database"):
+            async with conn.transaction():
+                await cast(Awaitable[object], step.apply(conn))
+                await conn.execute(
+                    RECORD_SQL.format("$1", "$2", "$3"),
+                    step.version,
+                    step.description,
+                    ledger_time(datetime.now(UTC)),
+                )
         if ledger_mac_key is not None and legacy_upgrade:
             async with conn.transaction():
                 if await conn.fetchval("SELECT 1 FROM ledger_mac_start WHERE id = 0") is None:
@@ -1094,10 +1093,9 @@ class PostgresStore:
 
 
 async def _check_version(conn: Conn) -> None:
-    exists = await conn.fetchval("SELECT to_regclass('safeshare_schema') IS NOT NULL")
-    current = int(await conn.fetchval("SELECT coalesce(max(version), 0) FROM safeshare_schema")) if exists else 0
-    if current > SCHEMA_VERSION:
-        raise SchemaTooNew(f"database schema {current} is newer than this gateway ({SCHEMA_VERSION})")
+    exists = await conn.fetchval("SELECT to_regclass('schema_version') IS NOT NULL")
+    current = int(await conn.fetchval(CURRENT_SQL)) if exists else 0
+    pending(STEPS, current, "the PostgreSQL database")  # raises SchemaTooNew
     if current < SCHEMA_VERSION:
         raise StoreError(f"database schema {current} is older than this gateway's ({SCHEMA_VERSION}): run migrate")
 

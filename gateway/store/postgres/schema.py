@@ -20,7 +20,9 @@ Differences that exist because several gateway nodes share the database:
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Any, Final
+
+from ..migrations import Step, latest
 
 #: Tables that only ever grow (the same list as the SQLite store's).
 APPEND_ONLY_TABLES: Final = (
@@ -320,10 +322,18 @@ _TRIGGERS = "".join(
     for t in APPEND_ONLY_TABLES
 )
 
-#: Numbered steps, applied in order at start-up or by `safeshare migrate`, each in its own transaction.
-MIGRATIONS: Final[tuple[tuple[int, str], ...]] = ((1, _V1 + _TRIGGERS),)
 
-SCHEMA_VERSION: Final = MIGRATIONS[-1][0]
+async def _v1(conn: Any) -> None:
+    await conn.execute(_V1 + _TRIGGERS)
+
+
+#: Numbered steps (gateway/store/migrations.py), applied in order at start-up or by `safeshare migrate`, each in
+#: its own transaction with its `schema_version` row.
+STEPS: Final[tuple[Step[Any], ...]] = (
+    Step(1, "PostgreSQL schema: the SQLite schema's tables, coordinator rows, chunked envelopes", _v1),
+)
+
+SCHEMA_VERSION: Final = latest(STEPS)
 
 #: The application role (run once by the database's owner; `{role}` is the login the gateway nodes use). The
 #: gateway needs no UPDATE, DELETE or TRUNCATE on the ledger's tables, so it is not given them: even a
@@ -335,7 +345,7 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON recipients, team_members, enrolments, re
     shares, share_recipients, held_recipients, claim_codes, agreements, envelope_chunks, envelope_spools, envelopes
     TO {role};
 GRANT SELECT, UPDATE ON ledger_tree, ledger_checkpoint_head TO {role};
-GRANT SELECT ON safeshare_schema TO {role};
+GRANT SELECT ON schema_version TO {role};
 GRANT SELECT, INSERT ON ledger_nodes TO {role};
 GRANT USAGE ON ALL SEQUENCES IN SCHEMA {schema} TO {role};
 """
