@@ -2,7 +2,7 @@
 
 The same operations as `store/held.py`, each one transaction with its ledger entry through the node's writer,
 so a code's attempts, its single use and a passphrase envelope's download count are exact across nodes: every
-write is serialised by the ledger's coordinator row (see `postgres.py`).
+write is serialised by the ledger's coordinator row (see `repository.py`).
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ An append runs inside the caller's transaction and holds the coordinator row (`l
 `SELECT … FOR UPDATE`) until that transaction commits: the entry's index is the tree's size, the new tree
 state is written back to the same row, so two nodes can never take one index and no index is skipped (a
 rolled-back transaction gives its index back with everything else). Each node batches its writes (see
-`postgres._Writer`), so under load the lock is taken once for many appends and one commit.
+`repository._Writer`), so under load the lock is taken once for many appends and one commit.
 
 Proofs are built by `merkle` from synchronous hash getters; here they run in two passes (ask which hashes a
 proof needs, fetch them in a few queries on one snapshot, build it), so a proof costs O(log n) indexed reads

@@ -1,8 +1,9 @@
 """The PostgreSQL store (asyncpg): the SQLite store's interface for several gateway nodes on one database.
 
 `SAFESHARE_DATABASE=postgresql://…` selects it. Everything a node needs to agree with the others on lives in
-the database: recipients, shares, envelopes (`pg_envelopes`), the ledger and its tree (`pg_ledger`), signed
-checkpoints, idempotency keys, one-time claim codes. What stays per node: the in-memory rate limits (a
+the database: recipients, shares, the ledger and its tree (`ledger.py`), signed checkpoints, idempotency keys,
+one-time claim codes (and envelopes, in chunks, when a caller uses `envelopes.py`; the gateway's share and
+fetch paths still keep them in the shared `data/envelopes` directory). What stays per node: the in-memory rate limits (a
 client spread over N nodes gets up to N times the per-node allowance; the limits are there against runaway
 clients, not as an authorisation rule) and each node's copy of the last head it signed (`ledger-head.note`).
 
@@ -1024,7 +1025,7 @@ class PostgresStore:
             )
         return [bytes(r[0]) for r in rows]
 
-    # -- audit queries (pg_queries) -----------------------------------------------------------------
+    # -- audit queries (queries.py) -----------------------------------------------------------------
 
     async def query_page(self, f: AuditFilter, *, before: int | None, limit: int) -> list[LedgerRow]:
         async with self._read() as conn:
