@@ -46,6 +46,10 @@ from .store.protocol import Store
 
 log = logging.getLogger("safeshare.service")
 
+#: Envelope files younger than this are left by the start-up sweep when nodes share the database (and so the
+#: envelopes directory): a share another node is writing is not yet in the database.
+SHARED_SWEEP_GRACE_SECONDS = 3600.0
+
 SHARE_ID_RE = re.compile(r"^sh_[a-z2-7]{24}$")
 CONTENT_TYPE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}$")
 #: Encrypt in slices of this size off the event loop: big enough to amortise the thread hop.
@@ -175,7 +179,10 @@ class Gateway(HoldingUseCases, AgreementUseCases):
     async def sweep_orphans(self) -> int:
         """Remove envelope files the database does not vouch for (interrupted shares or deletions)."""
         live = await self.store.live_envelopes()
-        removed = await asyncio.to_thread(self.files.sweep, live)
+        # On a database several nodes share, the envelopes directory is shared too: spare what another node may
+        # be writing right now (README, "Several nodes").
+        shared = self.settings.database_url.startswith(("postgresql://", "postgres://"))
+        removed = await asyncio.to_thread(self.files.sweep, live, SHARED_SWEEP_GRACE_SECONDS if shared else 0.0)
         if removed:
             log.info("start-up sweep removed %d orphaned envelope file(s)", removed)
         return removed
