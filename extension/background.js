@@ -86,7 +86,7 @@ export async function syncWebmailScripts() {
     scripts.push({
       id: ROUNDCUBE_PREFIX + origin,
       matches: [pattern],
-      js: ["adapters/kit.js", "adapters/roundcube.js", "lib/snapshot.js", "content/content.js"],
+      js: ["adapters/kit.js", "adapters/html-text.js", "adapters/tinymce.js", "adapters/roundcube.js", "lib/snapshot.js", "content/content.js"],
       css: ["content/content.css"],
       runAt: "document_idle",
       persistAcrossSessions: true,
