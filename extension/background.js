@@ -7,7 +7,7 @@ import { GatewayError, explain, gatewayClient, notSignedIn, tokenClaims, unreach
 import { buildMime, unbase64 } from "./lib/mime.js";
 import { SignInError, signInIssuers, signInWith } from "./lib/oidc.js";
 import { hostPermissionPattern } from "./lib/origins.js";
-import { matchRecipients, notificationText } from "./panel/form-model.js";
+import { matchRecipients, notificationText } from "./lib/share-flow.js";
 import { bytesToBase64, recipientClient, shareIdFromNoticePath } from "./lib/recipient.js";
 import { privateGet, privateSet } from "./lib/private-store.js";
 import "./lib/snapshot.js";
