@@ -14,6 +14,7 @@ from ..auth import Principal
 from ..errors import ApiError
 from ..idempotency import INFLIGHT, Idempotency
 from ..ledger.entry import format_time, parse_time
+from ..service import DecisionRequest
 from ..store import audit
 from ..store.idempotency import IdempotencyHit
 from ..store.models import LedgerRow
@@ -50,7 +51,7 @@ async def validate(request: web.Request) -> web.Response:
         problems = [*problems, *disclosure_rules.problems(disclosure, draft.get("decision"), gw.now())]
     # Agreement problems (rule 6), except on a field the policy already found wrong (e.g. an ID's pattern).
     taken = {p.field for p in problems}
-    problems = [*problems, *(p for p in await gw.draft_agreement_problems(draft) if p.field not in taken)]
+    problems = [*problems, *(p for p in await gw.agreements.draft_agreement_problems(draft) if p.field not in taken)]
     return json_response(
         {
             "valid": not problems,
@@ -91,7 +92,7 @@ async def _record_decision(request: web.Request, p: Principal, idem: Idempotency
             result, replayed = idem.answer(idem.stored), True
     if not replayed:
         try:
-            result = await gateway(request).record_decision(p, draft, disclosure, idem)
+            result = await gateway(request).record_decision(p, DecisionRequest(draft, disclosure), idem)
         except IdempotencyHit as hit:  # taken meanwhile (another node): the same rules
             assert idem is not None
             result, replayed = idem.answer(hit.stored), True
