@@ -7,7 +7,7 @@ import { GatewayError, explain, gatewayClient, notSignedIn, tokenClaims, unreach
 import { buildMime, unbase64 } from "./lib/mime.js";
 import { SignInError, signInIssuers, signInWith } from "./lib/oidc.js";
 import { hostPermissionPattern } from "./lib/origins.js";
-import { fileMatchesCard, matchRecipients, neutralSubject, notificationText } from "./panel/form-model.js";
+import { fileMatchesCard, matchRecipients, neutralSubject, notificationText } from "./lib/share-flow.js";
 import { bytesToBase64, recipientClient, shareIdFromNoticePath } from "./lib/recipient.js";
 import { privateGet, privateSet } from "./lib/private-store.js";
 import "./lib/snapshot.js";
@@ -110,7 +110,7 @@ export async function syncWebmailScripts() {
     scripts.push({
       id: ROUNDCUBE_PREFIX + origin,
       matches: [pattern],
-      js: ["adapters/kit.js", "adapters/roundcube.js", "lib/snapshot.js", "content/content.js"],
+      js: ["adapters/kit.js", "adapters/html-text.js", "adapters/tinymce.js", "adapters/roundcube.js", "lib/snapshot.js", "content/content.js"],
       css: ["content/content.css"],
       runAt: "document_idle",
       persistAcrossSessions: true,

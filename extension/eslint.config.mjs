@@ -28,6 +28,14 @@ export default [
     languageOptions: { sourceType: "script" },
   },
   {
+    // Layers: the service worker and lib/ never import the pages' code (panel/, options/, recipient/); what
+    // both need lives in lib/ (ARCHITECTURE.md).
+    files: ["background.js", "lib/*.js"],
+    rules: {
+      "no-restricted-imports": ["error", { patterns: [{ regex: "(^|/)(panel|options|recipient)/", message: "Move what the worker or lib/ needs into lib/." }] }],
+    },
+  },
+  {
     // The build script and the `node --test` suite run in Node.
     files: ["build.mjs", "test/**/*.mjs"],
     languageOptions: { sourceType: "module", globals: { ...globals.node } },

@@ -334,7 +334,7 @@ def create_app(settings: Settings, keys: HomeKeys | None = None) -> web.Applicat
     async def store_ctx(app: web.Application) -> AsyncIterator[None]:
         store = await open_ledger_store(settings, keys, signer.verifier())
         gw = Gateway(settings, store, policy_registry, keys.digest_key, signer)
-        gw.mailer = mailer_from_settings(settings)
+        gw.holding.mailer = mailer_from_settings(settings)
         app[GATEWAY] = gw
         await gw.sweep_orphans()
         yield

@@ -49,6 +49,7 @@ from .ledger.signer import LedgerSigner
 from .ledger.verify import verify_ledger, verify_remote
 from .ledger.witness import Witness, WitnessRefusal
 from .mail import parse_smtp_url
+from .partnership import retirement
 from .refusals import Refusal
 from .service import Gateway
 from .store import StoreError, describe, ledger_snapshot, migrate
@@ -214,7 +215,9 @@ def cmd_agreement_add(args: argparse.Namespace) -> int:
         "categories": args.category or [],
         "review_date": args.review_date,
     }
-    result = _run_admin(args, lambda gw: gw.add_agreement(_cli_actor(), fields, document, Path(args.document).name))
+    result = _run_admin(
+        args, lambda gw: gw.agreements.add_agreement(_cli_actor(), fields, document, Path(args.document).name)
+    )
     a = result["agreement"]
     print(
         f"agreement {a['id']} version {a['version']} added (document sha256 {a['document']['sha256']}, "
@@ -236,7 +239,7 @@ def _agreement_line(a: dict[str, Any]) -> str:
 
 def cmd_agreement_list(args: argparse.Namespace) -> int:
     async def run(gw: Gateway) -> list[dict[str, Any]]:
-        return [a.public() for a in sorted((await gw.agreement_store.current()).values(), key=lambda a: a.id)]
+        return [a.public() for a in sorted((await gw.agreements.records.current()).values(), key=lambda a: a.id)]
 
     found = asyncio.run(_with_gateway(_settings(args), run))
     if args.json:
@@ -248,7 +251,7 @@ def cmd_agreement_list(args: argparse.Namespace) -> int:
 
 def cmd_agreement_show(args: argparse.Namespace) -> int:
     async def run(gw: Gateway) -> list[dict[str, Any]]:
-        return [a.public() for a in await gw.agreement_versions(args.id)]
+        return [a.public() for a in await gw.agreements.agreement_versions(args.id)]
 
     versions = asyncio.run(_with_gateway(_settings(args), run))
     if not versions:
@@ -263,7 +266,7 @@ def cmd_agreement_show(args: argparse.Namespace) -> int:
 
 
 def cmd_agreement_retire(args: argparse.Namespace) -> int:
-    result = _run_admin(args, lambda gw: gw.retire_agreement(_cli_actor(), args.id, args.reason))
+    result = _run_admin(args, lambda gw: gw.agreements.retire_agreement(_cli_actor(), args.id, retirement(args.reason)))
     a = result["agreement"]
     index = result["ledger_index"]
     print(f"agreement {a['id']} version {a['version']} retired (ledger index {index})", file=sys.stderr)
@@ -279,13 +282,13 @@ def _dev_agreements() -> list[dict[str, Any]]:
 
 
 async def _ensure_dev_agreements(gw: Gateway) -> None:
-    current = await gw.agreement_store.current()
+    current = await gw.agreements.records.current()
     for example in _dev_agreements():
         if example["id"] in current:
             continue
         fields = {k: v for k, v in example.items() if k != "file"}
         data = resources.files("gateway").joinpath("examples", "agreements", example["file"]).read_bytes()
-        await gw.add_agreement(_cli_actor(), fields, data, example["file"])
+        await gw.agreements.add_agreement(_cli_actor(), fields, data, example["file"])
 
 
 def _issuer(settings: Settings) -> EmbeddedIssuer:

@@ -12,6 +12,7 @@ import base64
 import re
 import secrets
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from . import envelope, inputs, tenancy
@@ -25,6 +26,21 @@ if TYPE_CHECKING:
     from .config import Settings
 
 RECIPIENT_ID_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+
+
+@dataclass(frozen=True)
+class EnrolmentRequest:
+    """A recipient's enrolment (parsed by `api/recipients.py`): the public key made in their browser, still to
+    be parsed as an age recipient (`_key_for`, which knows the organisation's post-quantum rule)."""
+
+    age_recipient: str
+
+
+def enrolment_request(age_recipient: object) -> EnrolmentRequest:
+    """The enrolment a client sent, or the `invalid_enrolment` refusal when the key is not even text."""
+    if not isinstance(age_recipient, str):
+        raise Invalid("invalid_enrolment", "age_recipient (an age1… public key) is required.", "age_recipient")
+    return EnrolmentRequest(age_recipient)
 
 
 class DirectoryUseCases:
@@ -182,7 +198,7 @@ class DirectoryUseCases:
 
     # -- enrolment (keys generated on the recipient's device) --------------------------------------
 
-    async def enrol(self, principal: Principal, age_recipient: Any) -> dict[str, Any]:
+    async def enrol(self, principal: Principal, req: EnrolmentRequest) -> dict[str, Any]:
         """A recipient asks to receive with a public key from their browser; identity comes from the token."""
         if not RECIPIENT_ID_RE.match(principal.sub):
             raise Invalid(
@@ -196,9 +212,7 @@ class DirectoryUseCases:
                 "Your sign-in token does not say which organisation and e-mail address you have; ask an administrator.",
                 "token.org" if not principal.org else "token.email",
             )
-        if not isinstance(age_recipient, str):
-            raise Invalid("invalid_enrolment", "age_recipient (an age1… public key) is required.", "age_recipient")
-        key = self._key_for(principal.org, age_recipient, "invalid_enrolment")
+        key = self._key_for(principal.org, req.age_recipient, "invalid_enrolment")
         enrolment = Enrolment(
             id="en_" + base64.b32encode(secrets.token_bytes(10)).decode().lower(),
             recipient_id=principal.sub,

@@ -1,5 +1,6 @@
 """Use cases for recipients without a key (issue 10): shares held for an address, claimed by e-mail code and
-re-wrapped to the key the recipient then makes; passphrase shares. Mixed into `service.Gateway`.
+re-wrapped to the key the recipient then makes; passphrase shares. `service.Gateway` composes them as
+`gw.holding`, given the store, the envelope files, the clock, the settings and the directory's use cases.
 
 The payload is encrypted once per envelope as usual; a held envelope's file key is wrapped to the gateway's
 holding key until the address is proven, then the header alone is rewritten for the recipient's key (the
@@ -14,14 +15,15 @@ import logging
 import os
 import secrets
 import time
-from collections.abc import Coroutine, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from . import claims, envelope
 from .auth import EmbeddedIssuer, Principal
 from .config import Settings
+from .directory import DirectoryUseCases
 from .home import load_or_create_holding_identity
 from .ledger import entry as ledger_entry
 from .mail import Mail, Mailer, MailError
@@ -60,27 +62,43 @@ class SlidingWindow:
 
 
 class HoldingUseCases:
-    settings: Settings
-    store: Store
-    files: EnvelopeFiles
-    mailer: Mailer | None = None
-    _digest_key: bytes
+    """Shares held for addresses without a key, their e-mail claims and re-wrapping, passphrase shares.
 
-    if TYPE_CHECKING:  # provided by service.Gateway
+    Its own object (not a mixin on `Gateway`) so that what it needs is visible in `__init__`: the store, the
+    envelope files, the clock, the key that makes claim codes unguessable, and the directory (a claimed key is
+    approved through the directory's own enrolment decision). `mailer` is set by `app.create_app` when the
+    gateway sends e-mail.
+    """
 
-        def now(self) -> datetime: ...
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        files: EnvelopeFiles,
+        clock: Callable[[], datetime],
+        digest_key: bytes,
+        directory: DirectoryUseCases,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.files = files
+        self._clock = clock
+        self._digest_key = digest_key
+        self.directory = directory
+        self.mailer: Mailer | None = None
+        self._holding_identity: envelope.AgeIdentity | None = None
+        #: Claim codes per address, and requests per client address on the public claim routes.
+        self._claim_limits = (
+            SlidingWindow(claims.CODES_PER_WINDOW, claims.CODE_WINDOW_SECONDS),
+            SlidingWindow(60, 60.0),
+        )
+        self._mail_tasks: set[asyncio.Task[None]] = set()
 
-        def now_str(self) -> str: ...
+    def now(self) -> datetime:
+        return self._clock()
 
-        async def decide_enrolment(
-            self,
-            actor: Mapping[str, Any],
-            recipient_id: str,
-            approve: bool,
-            reason: str | None = None,
-            *,
-            by: Principal | None = None,
-        ) -> dict[str, Any]: ...
+    def now_str(self) -> str:
+        return ledger_entry.format_time(self.now())
 
     # -- set-up -------------------------------------------------------------------------------------
 
@@ -89,25 +107,13 @@ class HoldingUseCases:
         return self.store.held
 
     def holding_identity(self) -> envelope.AgeIdentity:
-        cached: envelope.AgeIdentity | None = getattr(self, "_holding_identity", None)
-        if cached is None:
-            cached = load_or_create_holding_identity(self.settings.holding_key_path)
-            self._holding_identity = cached
-        return cached
-
-    def _limits(self) -> tuple[SlidingWindow, SlidingWindow]:
-        found: tuple[SlidingWindow, SlidingWindow] | None = getattr(self, "_claim_limits", None)
-        if found is None:
-            found = (
-                SlidingWindow(claims.CODES_PER_WINDOW, claims.CODE_WINDOW_SECONDS),
-                SlidingWindow(60, 60.0),
-            )
-            self._claim_limits = found
-        return found
+        if self._holding_identity is None:
+            self._holding_identity = load_or_create_holding_identity(self.settings.holding_key_path)
+        return self._holding_identity
 
     def check_ip_rate(self, ip: str | None) -> None:
         """Public claim/open routes: at most 60 requests a minute per client address."""
-        wait = self._limits()[1].hit(ip or "?")
+        wait = self._claim_limits[1].hit(ip or "?")
         if wait is not None:
             raise RateLimited(wait)
 
@@ -236,7 +242,7 @@ class HoldingUseCases:
 
     async def start_claim(self, share_id: str, address: str, link: str) -> None:
         """Send a code if `address` is held for this live share; otherwise do nothing (the caller cannot tell)."""
-        wait = self._limits()[0].hit((share_id, address))
+        wait = self._claim_limits[0].hit((share_id, address))
         if wait is not None:
             raise RateLimited(wait)
         code = claims.new_code()
@@ -269,13 +275,9 @@ class HoldingUseCases:
         self._in_background(self._send(Mail(address, claims.CODE_SUBJECT, body)))
 
     def _in_background(self, job: Coroutine[Any, Any, None]) -> None:
-        tasks: set[asyncio.Task[None]] | None = getattr(self, "_mail_tasks", None)
-        if tasks is None:
-            tasks = set()
-            self._mail_tasks = tasks
         task = asyncio.ensure_future(job)
-        tasks.add(task)  # keep a reference until done (the loop holds only weak ones)
-        task.add_done_callback(tasks.discard)
+        self._mail_tasks.add(task)  # keep a reference until done (the loop holds only weak ones)
+        task.add_done_callback(self._mail_tasks.discard)
 
     async def _send(self, mail: Mail) -> None:
         assert self.mailer is not None
@@ -351,7 +353,8 @@ class HoldingUseCases:
         found = (await self.store.get_recipients([principal.sub])).get(principal.sub)
         if found is not None and found.age_recipient:
             return False  # an existing recipient's key change still needs an administrator
-        await self.decide_enrolment(SYSTEM_ACTOR, principal.sub, True, "claimed by e-mail code")
+        await self.directory.decide_enrolment(SYSTEM_ACTOR, principal.sub, True, "claimed by e-mail code")
+        await self.rewrap_held(principal.sub)  # what Gateway.decide_enrolment does after an approval
         return True
 
     async def rewrap_held(self, recipient_id: str) -> list[int]:

@@ -1,13 +1,15 @@
 """The partnership's agreements as use cases: add a version, retire, list, offer, and check a share.
 
-Mixed into `service.Gateway` (which provides the store, the clock, the settings and `agreement_store`). Every
-change is one transaction with its ledger entry; the rules themselves are in the pure `agreements` module.
+`service.Gateway` composes them as `gw.agreements`, given the agreements' records and documents, the policies,
+the settings and the clock. Every change is one transaction with its ledger entry; the rules themselves are in
+the pure `agreements` module.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date
 from pathlib import PurePath
 from typing import Any
@@ -44,14 +46,36 @@ def agreement_problems_error(check: AgreementCheck, overridable: bool, why: str 
     )
 
 
-class AgreementUseCases:
-    settings: Settings
-    policies: PolicyRegistry
-    agreement_store: AgreementRecords
-    agreement_documents: DocumentFiles
+@dataclass(frozen=True)
+class Retirement:
+    """An agreement's retirement (parsed by `api/agreements.py` and `cli.py`): the reason recorded with it."""
 
-    def now_str(self) -> str:
-        raise NotImplementedError
+    reason: str
+
+
+def retirement(reason: object) -> Retirement:
+    """The retirement a client sent, or the `invalid_reason` refusal."""
+    return Retirement(
+        inputs.text(reason, "reason", "invalid_reason", "A reason for retiring the agreement is required.")
+    )
+
+
+class AgreementUseCases:
+    """The partnership's agreements: its own object (not a mixin on `Gateway`), given what it needs."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        policies: PolicyRegistry,
+        records: AgreementRecords,
+        documents: DocumentFiles,
+        now_str: Callable[[], str],
+    ) -> None:
+        self.settings = settings
+        self.policies = policies
+        self.records = records
+        self.documents = documents
+        self.now_str = now_str
 
     def today(self) -> date:
         return date.fromisoformat(self.now_str()[:10])
@@ -89,7 +113,7 @@ class AgreementUseCases:
             )
         if suffix == ".pdf" and not document.startswith(b"%PDF-"):
             raise Invalid("invalid_agreement", "A .pdf document must be a PDF file.", "document")
-        sha256 = await asyncio.to_thread(self.agreement_documents.put, document)
+        sha256 = await asyncio.to_thread(self.documents.put, document)
         doc = {"sha256": sha256, "size": len(document), "name": name, "content_type": rules.DOCUMENT_TYPES[suffix]}
         now = self.now_str()
 
@@ -107,18 +131,18 @@ class AgreementUseCases:
                 },
             )
 
-        version, index = await self.agreement_store.add_version(clean, doc, entry_for)
-        added = await self.agreement_store.version(clean["id"], version)
+        version, index = await self.records.add_version(clean, doc, entry_for)
+        added = await self.records.version(clean["id"], version)
         assert added is not None
         return {"agreement": added.public(), "ledger_index": index}
 
-    async def retire_agreement(self, actor: Mapping[str, Any], agreement_id: Any, reason: Any) -> dict[str, Any]:
-        reason = inputs.text(reason, "reason", "invalid_reason", "A reason for retiring the agreement is required.")
-        if not isinstance(agreement_id, str) or not rules.AGREEMENT_ID_RE.match(agreement_id):
+    async def retire_agreement(self, actor: Mapping[str, Any], agreement_id: str, req: Retirement) -> dict[str, Any]:
+        reason = req.reason
+        if not rules.AGREEMENT_ID_RE.match(agreement_id):
             raise not_found("agreement")
         now = self.now_str()
         try:
-            result = await self.agreement_store.retire(
+            result = await self.records.retire(
                 agreement_id,
                 reason,
                 lambda a: ledger_entry.agreement_entry(
@@ -138,7 +162,7 @@ class AgreementUseCases:
             raise Conflict("agreement_retired", "The agreement is already retired.", "id") from None
         if result is None:
             raise not_found("agreement")
-        current = await self.agreement_store.version(agreement_id, result[0].version)
+        current = await self.records.version(agreement_id, result[0].version)
         assert current is not None
         return {"agreement": current.public(), "ledger_index": result[1]}
 
@@ -147,12 +171,12 @@ class AgreementUseCases:
     async def agreement_versions(self, agreement_id: str) -> list[Agreement]:
         if not rules.AGREEMENT_ID_RE.match(agreement_id):
             return []
-        return await self.agreement_store.versions(agreement_id)
+        return await self.records.versions(agreement_id)
 
     async def agreement_offers(
         self, orgs: Sequence[str], purpose: str | None, categories: Sequence[str], roles: Sequence[str]
     ) -> list[dict[str, Any]]:
-        current = await self.agreement_store.current()
+        current = await self.records.current()
         return rules.offers(current.values(), orgs, purpose, categories, roles, today=self.today())
 
     async def agreements_required(self) -> bool:
@@ -164,7 +188,7 @@ class AgreementUseCases:
         """The refs (id, version, digest) of the agreements a decision names; an unknown one is refused."""
         if not draft.get("agreements"):
             return []
-        check = rules.check_named(draft, await self.agreement_store.current(), today=self.today(), required=False)
+        check = rules.check_named(draft, await self.records.current(), today=self.today(), required=False)
         unknown = [p for p in check.problems if p.code == "agreement_unknown"]
         if unknown:
             raise agreement_problems_error(AgreementCheck(check.named, tuple(unknown)), False)
@@ -182,7 +206,7 @@ class AgreementUseCases:
         required = share and await self.agreements_required()
         if not draft.get("agreements") and not required:
             return []  # nothing named, nothing required: no store read while the practitioner types
-        current = await self.agreement_store.current()
+        current = await self.records.current()
         if share:
             return list(rules.check_share(draft, current, [], today=self.today(), required=required).problems)
         check = rules.check_named(draft, current, today=self.today(), required=False)
@@ -204,7 +228,7 @@ class AgreementUseCases:
             return [], None  # nothing named, nothing required: no store read on the share's hot path
         check = rules.check_share(
             draft,
-            await self.agreement_store.current(),
+            await self.records.current(),
             [(r.id, r.org) for r in people],
             today=self.today(),
             required=required,

@@ -18,6 +18,9 @@ from .ledger import entry as ledger_entry
 from .refusals import Conflict, Invalid, Malformed, not_found
 from .store.protocol import Store
 
+if TYPE_CHECKING:
+    from .service import DecisionRequest
+
 _BODY = frozenset({"justification", "new_information", "disclosure", "explanation"})
 
 
@@ -29,8 +32,7 @@ class ReconsiderationUseCases:
         async def record_decision(
             self,
             principal: Principal,
-            draft: Any,
-            disclosure: Any = None,
+            req: DecisionRequest,
             idempotency: Idempotency | None = None,
             explanation: Any = None,
             reconsiders: Mapping[str, Any] | None = None,
@@ -75,10 +77,11 @@ class ReconsiderationUseCases:
                 "A reconsideration concerns at least one of the people the earlier decision was about (same ref).",
                 "justification.subjects",
             )
+        from .service import DecisionRequest  # service composes this class: import when called
+
         return await self.record_decision(
             principal,
-            draft,
-            body.get("disclosure"),
+            DecisionRequest(draft, body.get("disclosure")),
             None,
             body.get("explanation"),
             reconsiders={"index": index, "new_information": str(body["new_information"]).strip()},

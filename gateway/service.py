@@ -27,7 +27,7 @@ from . import retention as retention_rules
 from .advice import AdviceUseCases
 from .auth import Principal
 from .config import Settings
-from .directory import RECIPIENT_ID_RE, DirectoryUseCases
+from .directory import RECIPIENT_ID_RE, DirectoryUseCases, EnrolmentRequest
 from .dual_control import DualControlUseCases
 from .emergencies import EmergencyUseCases
 from .holding import HoldingUseCases
@@ -53,6 +53,10 @@ from .store.models import (
 from .store.protocol import Store
 
 log = logging.getLogger("safeshare.service")
+
+#: Envelope files younger than this are left by the start-up sweep when nodes share the database (and so the
+#: envelopes directory): a share another node is writing is not yet in the database.
+SHARED_SWEEP_GRACE_SECONDS = 3600.0
 
 SHARE_ID_RE = re.compile(r"^sh_[a-z2-7]{24}$")
 CONTENT_TYPE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}$")
@@ -123,6 +127,44 @@ class ShareRequest:
 
 
 @dataclass(frozen=True)
+class DecisionRequest:
+    """A decision recorded without a payload (`POST /api/v1/decisions`, parsed by `api/decisions.py`): the
+    justification, and for a `share` decision the disclosure made another way. Like `ShareRequest`, the values
+    are still as sent: the policy and `disclosure.problems` check them, in that order."""
+
+    justification: object
+    disclosure: object = None
+
+
+@dataclass(frozen=True)
+class Acknowledgement:
+    """A recipient's "received and actioned" (parsed by `api/shares.py`): the note the sender sees."""
+
+    note: str
+
+
+@dataclass(frozen=True)
+class EscrowRelease:
+    """An administrator's release of the escrow envelope (parsed by `api/shares.py`): the reason recorded."""
+
+    reason: str
+
+
+def acknowledgement(note: object) -> Acknowledgement:
+    """The acknowledgement a client sent, or the `invalid_acknowledgement` refusal."""
+    return Acknowledgement(inputs.text(note, "note", "invalid_acknowledgement"))
+
+
+def escrow_release(reason: object) -> EscrowRelease:
+    """The escrow release a client sent, or the `invalid_reason` refusal."""
+    return EscrowRelease(
+        inputs.text(
+            reason, "reason", "invalid_reason", "A reason (e.g. the court order or request reference) is required."
+        )
+    )
+
+
+@dataclass(frozen=True)
 class PreparedShare:
     """A share request whose metadata has been fully checked; only the payload remains to be read."""
 
@@ -155,16 +197,17 @@ class PreparedShare:
 
 
 class Gateway(
-    HoldingUseCases,
-    AgreementUseCases,
     EmergencyUseCases,
     ReconsiderationUseCases,
     AdviceUseCases,
     DualControlUseCases,
     RetentionUseCases,
 ):
-    """Sharing use cases; the directory's (recipients, teams, enrolment) are `self.directory`'s. Issue 14's
-    (emergencies, reconsideration, advice, dual control, retention reviews) are mixins for now, each in its module."""
+    """Sharing use cases. The others are their own objects, composed here and given what they need: the
+    directory's (recipients, teams, enrolment) are `self.directory`'s, the held shares' and claims'
+    `self.holding`'s, the partnership agreements' `self.agreements`'s. Issue 14's (emergencies, reconsideration,
+    advice, dual control, retention reviews) are still mixins, each in its own module, since they share the
+    share and decision steps (`record_decision`, `_actor`, `is_sender`) with this class."""
 
     def __init__(
         self,
@@ -179,13 +222,15 @@ class Gateway(
         self.signer = signer
         self.escrow = envelope.parse_recipient(settings.escrow_recipient) if settings.escrow_recipient else None
         self.store = store
-        self.agreement_store = store.agreements
-        self.agreement_documents = DocumentFiles(settings.data_dir / "agreements")
         self.files = EnvelopeFiles(settings.envelopes_dir)
         self.policies = policies
         self._digest_key = digest_key
         self._clock = clock
         self.directory = DirectoryUseCases(store, self.now_str, settings)
+        self.holding = HoldingUseCases(settings, store, self.files, self.now, digest_key, self.directory)
+        self.agreements = AgreementUseCases(
+            settings, policies, store.agreements, DocumentFiles(settings.data_dir / "agreements"), self.now_str
+        )
 
     def now(self) -> datetime:
         return self._clock()
@@ -202,16 +247,19 @@ class Gateway(
     async def sweep_orphans(self) -> int:
         """Remove envelope files the database does not vouch for (interrupted shares or deletions)."""
         live = await self.store.live_envelopes()
-        removed = await asyncio.to_thread(self.files.sweep, live)
+        # On a database several nodes share, the envelopes directory is shared too: spare what another node may
+        # be writing right now (README, "Several nodes").
+        shared = self.settings.database_url.startswith(("postgresql://", "postgres://"))
+        removed = await asyncio.to_thread(self.files.sweep, live, SHARED_SWEEP_GRACE_SECONDS if shared else 0.0)
         if removed:
             log.info("start-up sweep removed %d orphaned envelope file(s)", removed)
         return removed
 
     # -- keys made after an e-mail claim (issue 10) ---------------------------------------------------
 
-    async def enrol(self, principal: Principal, age_recipient: Any) -> dict[str, Any]:
-        result = await self.directory.enrol(principal, age_recipient)
-        if await self.after_enrol(principal):
+    async def enrol(self, principal: Principal, req: EnrolmentRequest) -> dict[str, Any]:
+        result = await self.directory.enrol(principal, req)
+        if await self.holding.after_enrol(principal):
             result["enrolment"]["status"] = "approved"
         return result
 
@@ -226,7 +274,7 @@ class Gateway(
     ) -> dict[str, Any]:
         result = await self.directory.decide_enrolment(actor, recipient_id, approve, reason, by=by)
         if approve:
-            await self.rewrap_held(recipient_id)  # held envelopes the address claimed become this key's
+            await self.holding.rewrap_held(recipient_id)  # held envelopes the address claimed become this key's
         return result
 
     # -- justification ----------------------------------------------------------------------------
@@ -278,8 +326,7 @@ class Gateway(
     async def record_decision(
         self,
         principal: Principal,
-        draft: Any,
-        disclosure: Any = None,
+        req: DecisionRequest,
         idempotency: Idempotency | None = None,
         explanation: Any = None,
         reconsiders: Mapping[str, Any] | None = None,
@@ -294,6 +341,8 @@ class Gateway(
         not-share decision the policy's safety net challenges is recorded with its flag (its sign-off or
         other route is in the justification, which the policy has already required).
         """
+        draft: Any = req.justification
+        disclosure: Any = req.disclosure
         policy, problems = self.check_justification(draft, principal)
         decision = draft.get("decision") if isinstance(draft, dict) else None
         extra = [
@@ -313,7 +362,7 @@ class Gateway(
             disclosure=recorded,
             flags=flags,
         )
-        named = await self.named_agreements(draft)
+        named = await self.agreements.named_agreements(draft)
         if named:
             entry["agreements"] = named
         if explanation is not None:
@@ -401,10 +450,10 @@ class Gateway(
             )
         )
         cited = await self.cited_advice(principal, req.advice)
-        ids, held, mode, passphrase = await self.split_addresses(req.recipients, req.unenrolled, req.passphrase)
+        ids, held, mode, passphrase = await self.holding.split_addresses(req.recipients, req.unenrolled, req.passphrase)
         recipients, via = await self._resolve_recipients(ids) if ids or not held else ([], [])
         # Addresses without a key carry no organisation yet: the agreements are checked for the keyed recipients.
-        agreement_refs, override = await self.check_share_agreements(
+        agreement_refs, override = await self.agreements.check_share_agreements(
             principal, draft, recipients, req.agreement_override
         )
         content_type = req.payload_content_type
@@ -512,7 +561,7 @@ class Gateway(
         limit = self.settings.limits.max_payload_bytes
         rids = [r.id for r in prepared.recipients]
         keys: list[envelope.Recipient] = list(prepared.age_recipients)
-        held_keys = self.held_keys(prepared.held, prepared.unenrolled, prepared.passphrase)
+        held_keys = self.holding.held_keys(prepared.held, prepared.unenrolled, prepared.passphrase)
         for _, stem, key in held_keys:
             rids.append(stem)
             keys.append(key)
@@ -569,7 +618,7 @@ class Gateway(
                 sha, esize = spool.digest(r.id)
                 share_recipients.append(ShareRecipient(r.id, r.org, sha, esize, via_team=via))
             escrow_digest = spool.digest(ESCROW_ID) if self.escrow is not None else None
-            held_rows = self.held_rows(
+            held_rows = self.holding.held_rows(
                 share_id, prepared.held, prepared.unenrolled, {stem: spool.digest(stem) for _, stem, _ in held_keys}
             )
             p = prepared.principal
@@ -762,9 +811,9 @@ class Gateway(
     async def destroy_envelope(self, share_id: str, recipient_id: str) -> None:
         await asyncio.to_thread(self.files.destroy, share_id, [recipient_id])
 
-    async def acknowledge(self, principal: Principal, share_id: str, note: Any) -> dict[str, Any]:
+    async def acknowledge(self, principal: Principal, share_id: str, req: Acknowledgement) -> dict[str, Any]:
         """The recipient marks a share "received and actioned"; recorded, and shown to the sender."""
-        note = inputs.text(note, "note", "invalid_acknowledgement")
+        note = req.note
         if not SHARE_ID_RE.match(share_id):
             raise not_found()
         now = self.now_str()
@@ -837,7 +886,7 @@ class Gateway(
                 "share_not_active", f"The share is already {share.state}; nothing to revoke.", state=share.state
             )
         await asyncio.to_thread(self.files.destroy, share.id, self._live_files(share))
-        await self.revoke_held(share.id)
+        await self.holding.revoke_held(share.id)
         return {"share_id": share.id, "state": "revoked", "ledger_index": index}
 
     @staticmethod
@@ -846,7 +895,7 @@ class Gateway(
 
     async def expire_due(self) -> list[Share]:
         """Crypto-shred every share past its expiry: record `expire`, then delete the envelopes."""
-        await self.expire_held()
+        await self.holding.expire_held()
         now = self.now_str()
         done = await self.store.expire_due(
             now,
@@ -874,11 +923,9 @@ class Gateway(
         live = [r.recipient_id for r in share.recipients if r.state == SHARE_ACTIVE]
         return live + ([ESCROW_ID] if share.escrow_sha256 else [])
 
-    async def release_escrow(self, principal: Principal, share_id: str, reason: Any) -> tuple[Path, Share, int]:
+    async def release_escrow(self, principal: Principal, share_id: str, req: EscrowRelease) -> tuple[Path, Share, int]:
         """An administrator releases the organisational recovery envelope; the reason is recorded first."""
-        reason = inputs.text(
-            reason, "reason", "invalid_reason", "A reason (e.g. the court order or request reference) is required."
-        )
+        reason = req.reason
         if not SHARE_ID_RE.match(share_id):
             raise not_found()
 

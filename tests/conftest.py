@@ -4,10 +4,11 @@ and recipients whose keys come from an independent age implementation (pyrage)."
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from gateway.auth import EmbeddedIssuer
 from gateway.config import Limits, Settings
 from gateway.home import HomeKeys, init_home
 from gateway.service import Gateway
+from tests import pg
 from tests.openapi_conformance import ResponseChecker
 
 # Hypothesis profiles, loaded here (before any test module applies its own @settings on top of them):
@@ -70,8 +72,15 @@ def api_settings(home: Path) -> Settings:
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return api_settings(tmp_path / "home")
+def settings(tmp_path: Path) -> Iterator[Settings]:
+    """The API tests' settings; with SAFESHARE_TEST_BACKEND=postgres their gateway runs on a fresh PostgreSQL
+    database of its own (tests/pg.py), so the same tests check the PostgreSQL store through the HTTP API."""
+    base = api_settings(tmp_path / "home")
+    if pg.backend() != "postgres":
+        yield base
+        return
+    with pg.database_for_sync_fixture() as dsn:
+        yield dataclasses.replace(base, database=dsn)
 
 
 @pytest.fixture
@@ -180,9 +189,11 @@ def openapi_checker() -> ResponseChecker:
 
 
 @pytest.fixture
-async def aiohttp_client(aiohttp_client: Any, openapi_checker: ResponseChecker) -> Any:
+async def aiohttp_client(settings: Settings, aiohttp_client: Any, openapi_checker: ResponseChecker) -> Any:
     """pytest-aiohttp's client factory, with every JSON response (and every status and content type) checked
-    against gateway/openapi.json; the test fails at teardown listing every response that disagreed."""
+    against gateway/openapi.json; the test fails at teardown listing every response that disagreed.
+
+    (It asks for `settings` so that a PostgreSQL test database outlives the apps the clients close.)"""
 
     async def make(*args: Any, **kwargs: Any) -> Any:
         client = await aiohttp_client(*args, **kwargs)

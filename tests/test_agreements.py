@@ -206,7 +206,8 @@ async def test_agreements_required_by_configuration(api: Api, alice: Any, tmp_pa
     await api.add_recipient("alice", alice)
     assert (await api.share(b"x", ["alice"], example("share"))).status == 201
     gw = api.gateway
-    object.__setattr__(gw, "settings", Settings(home=gw.settings.home, agreements=AgreementSettings(required=True)))
+    required = Settings(home=gw.settings.home, agreements=AgreementSettings(required=True))
+    gw.settings = gw.agreements.settings = required  # the agreements' use cases hold their own settings
     body = await refused(await api.share(b"x", ["alice"], example("share")))
     assert body["problems"][0]["code"] == "agreements_required" and body["problems"][0]["field"] == "agreements"
     j = example("share")
@@ -426,7 +427,8 @@ async def test_live_validation_reports_the_agreement_problems_it_can_see_without
     # Where the gateway requires an agreement, a share draft naming none is told so while it is written.
     assert (await validate(example("share")))["valid"] is True
     gw = api.gateway
-    object.__setattr__(gw, "settings", Settings(home=gw.settings.home, agreements=AgreementSettings(required=True)))
+    required = Settings(home=gw.settings.home, agreements=AgreementSettings(required=True))
+    gw.settings = gw.agreements.settings = required  # the agreements' use cases hold their own settings
     answer = await validate(example("share"))
     assert [(p["code"], p["field"]) for p in answer["problems"]] == [("agreements_required", "agreements")]
     assert (await validate(example("not-share")))["valid"] is True

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import copy
 import hashlib
 import io
 import json
 import logging
+import os
 import sqlite3
+import subprocess
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -16,6 +20,8 @@ import aiohttp
 import pyrage
 import pytest
 
+from gateway.service import SHARED_SWEEP_GRACE_SECONDS
+from tests import pg
 from tests.conftest import Api
 
 PAYLOAD = "Disclosure notes: bruising on the left arm; child said 'dad hit me'. ✓".encode()
@@ -33,6 +39,10 @@ def _envelope_files(api: Api) -> list[str]:
 
 
 def _db_counts(api: Api) -> tuple[int, int, int]:
+    tables = ("shares", "share_recipients", "ledger")
+    database = api.gateway.settings.database
+    if database is not None and database.startswith("postgresql://"):
+        return tuple(pg.query_sync(database, f"SELECT count(*) FROM {t}")[0][0] for t in tables)  # type: ignore[return-value]
     conn = sqlite3.connect(api.gateway.settings.db_path)
     try:
         return tuple(
@@ -181,7 +191,16 @@ async def test_share_fetch_and_record(api: Api, alice: Any, bob: Any, share_just
     }
     assert entries[0]["entry"]["share_index"] == share["ledger_index"]
 
-    # No plaintext anywhere in the database file.
+    # No plaintext anywhere in the database (on PostgreSQL: a dump of it, bytea columns in hex).
+    database = api.gateway.settings.database
+    if database is not None and database.startswith("postgresql://"):
+        dump = (
+            await asyncio.to_thread(
+                subprocess.run, ["pg_dump", "--data-only", database], check=True, capture_output=True
+            )
+        ).stdout
+        assert b"bruising on the left arm" not in dump and b"bruising on the left arm".hex().encode() not in dump
+        return
     raw = api.gateway.settings.db_path.read_bytes() + (
         api.gateway.settings.db_path.with_name("safeshare.sqlite3-wal").read_bytes()
         if api.gateway.settings.db_path.with_name("safeshare.sqlite3-wal").exists()
@@ -486,11 +505,21 @@ async def test_startup_sweeps_orphans(
     (root / ".tmp" / "half-written.age").write_bytes(b"age-encryption.org/v1\n")
     (root / "sh_orphanorphanorphanorphan").mkdir()
     (root / "sh_orphanorphanorphanorphan" / "alice.age").write_bytes(b"x")
+    (root / "sh_youngyoungyoungyoungyoung").mkdir()
+    (root / "sh_youngyoungyoungyoungyoung" / "alice.age").write_bytes(b"y")
+    # Debris of a crash long ago; the young one may be another node's share in progress when nodes share the
+    # database (and so this directory): only then is it spared (README, "Several nodes").
+    old = time.time() - 2 * SHARED_SWEEP_GRACE_SECONDS
+    for p in (root / ".tmp" / "half-written.age", root / "sh_orphanorphanorphanorphan" / "alice.age"):
+        os.utime(p, (old, old))
     api2 = Api(await aiohttp_client(create_app(settings, keys)), token)
-    assert _envelope_files(api2) == [f"{sid}/alice.age"]
+    young = ["sh_youngyoungyoungyoungyoung/alice.age"] if pg.backend() == "postgres" else []
+    assert _envelope_files(api2) == sorted([f"{sid}/alice.age", *young])
 
 
 async def test_ledger_rows_are_append_only(api: Api, not_share_justification: dict[str, Any]) -> None:
+    if pg.backend() == "postgres":
+        pytest.skip("the SQLite file's triggers; PostgreSQL's: tests/test_store_contract.py")
     await api.client.post("/api/v1/decisions", json=not_share_justification, headers=api.auth("p", "practitioner"))
     conn = sqlite3.connect(api.gateway.settings.db_path)
     try:

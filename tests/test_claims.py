@@ -64,7 +64,7 @@ async def test_held_share_claimed_end_to_end(mapi: Any, justification_copy: Any,
     held_bytes = held_path.read_bytes()
     stanzas, held_header = envelope.read_header(io.BytesIO(held_bytes))
     assert [s.type for s in stanzas] == ["X25519"]
-    assert envelope.decrypt(held_bytes, [gw.holding_identity()]) == payload
+    assert envelope.decrypt(held_bytes, [gw.holding.holding_identity()]) == payload
 
     # The code, read from the message the real SMTP server received.
     r = await start(api, share_id, ADDR)

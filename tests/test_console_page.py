@@ -87,8 +87,16 @@ def test_every_script_style_and_module_carries_the_right_integrity() -> None:
 
 
 def test_the_extensions_sign_in_code_is_reused_byte_for_byte() -> None:
-    """`cp extension/lib/oidc.js gateway/web/console/lib/ && python -m gateway.web` after changing it."""
-    assert (SITE / "lib" / "oidc.js").read_bytes() == (EXTENSION / "lib" / "oidc.js").read_bytes()
+    """`cp extension/lib/{oidc,base64}.js gateway/web/console/lib/ && python -m gateway.web` after changing them.
+    Every relative import of a reused module must be shipped too (a missing one stops the page from starting)."""
+    files = load_site("console")
+    for name in ("oidc.js", "base64.js"):
+        assert (SITE / "lib" / name).read_bytes() == (EXTENSION / "lib" / name).read_bytes(), name
+    for module in module_graph(files, "app.js"):
+        text = files[module].body.decode()
+        for ref in re.findall(r'^\s*(?:import|export)\b[^;"\']*?from\s*["\'](\.{1,2}/[^"\']+)["\']', text, re.M):
+            target = (Path(module).parent / ref).as_posix()
+            assert target in files, f"{module} imports {ref}, which the console does not ship"
 
 
 def test_govuk_frontend_is_vendored_without_the_govuk_font_and_crown() -> None:

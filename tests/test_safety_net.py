@@ -304,7 +304,7 @@ async def test_the_issue_case_is_refused_then_recorded_with_a_sign_off_and_flagg
         await api.client.get("/api/v1/ledger/report", params={"subject": "CASE-2026-0412"}, headers=auditor)
     ).text()
     assert "Decision not to share despite risk of significant harm or immediate risk" in html
-    assert "Dana Lee" in html and "designated_safeguarding_lead" in html
+    assert "Dana Lee" in html and "Designated safeguarding lead" in html  # the policy's label, not its code
 
 
 async def test_validate_shows_the_principle_while_the_draft_is_still_open(api: Api) -> None:

@@ -4,20 +4,9 @@
  */
 import { issuerLabel } from "../lib/oidc.js";
 import { gatewayOriginOf, hostPermissionPattern, originOf } from "../lib/origins.js";
+import { $, api, asker, showAlert } from "../lib/page.js";
 
-const api = globalThis.browser ?? globalThis.chrome;
-const $ = (id) => document.getElementById(id);
-
-async function ask(type, payload = {}) {
-  const answer = await api.runtime.sendMessage({ type, ...payload });
-  if (!answer?.ok) throw new Error(answer?.error?.message ?? "SafeShare did not answer.");
-  return answer.value;
-}
-
-function showAlert(message) {
-  $("alert").textContent = message;
-  $("alert").hidden = !message;
-}
+const ask = asker({ advice: "Reload this page and try again." });
 
 /** "https://host[:port]" from what was typed, or null. */
 function describeSignIn(status) {

@@ -7,19 +7,9 @@
  * Self-contained: it reads the rendered form (data-path attributes) and asks the service worker for the
  * offers, so panel.js only calls `setupAgreements` once the form and the recipients are on screen.
  */
+import { el as node } from "../lib/page.js";
 
 const KIND_WORDS = { protocol: "Overarching protocol", data_exchange: "Data exchange agreement", other: "Agreement" };
-
-function node(tag, attrs = {}, ...children) {
-  const n = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (v === undefined || v === null || v === false) continue;
-    if (k === "text") n.textContent = v;
-    else n.setAttribute(k, v === true ? "" : String(v));
-  }
-  for (const c of children) if (c) n.append(c);
-  return n;
-}
 
 /** What the offers depend on, read from the rendered form. */
 export function draftFacts(fields) {

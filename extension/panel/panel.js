@@ -3,6 +3,7 @@
  * the policy the gateway serves, shows the gateway's live problems next to each field, and shares or
  * records a decision not to share through the service worker.
  */
+import { $, asker, el, showAlert } from "../lib/page.js";
 import { setupAdvice } from "./advice.js";
 import { setupAgreements } from "./agreements.js";
 import { emergencyFacts, emergencyOf, emergencyStatus, renderEmergency, renderOwed } from "./emergency.js";
@@ -14,8 +15,6 @@ import { renderChanged, renderRecipientSummary, renderSnapshot } from "./snapsho
 import { choiceComplete, resultRows, shareFields } from "./unenrolled.js";
 import { renderUnenrolled } from "./unenrolled-view.js";
 
-const api = globalThis.browser ?? globalThis.chrome;
-const $ = (id) => document.getElementById(id);
 /** Given by the worker for the ticket SafeShare's content script posts into this frame (guard.js). */
 let session = "";
 /** The panel's visibility watch (guard.js), and whether the email changed since its snapshot. */
@@ -44,38 +43,10 @@ let finished = false;
 let agreementUi = null;
 let adviceUi = null;
 
-async function ask(type, payload = {}) {
-  let answer;
-  try {
-    answer = await api.runtime.sendMessage({ type, session, ...payload });
-  } catch (e) {
-    throw Object.assign(new Error(`SafeShare stopped unexpectedly (${e.message ?? e}). Nothing was shared and your email has not been changed.`), { code: "internal" });
-  }
-  if (!answer) throw Object.assign(new Error("SafeShare did not answer. Nothing was shared and your email has not been changed."), { code: "internal" });
-  if (!answer.ok) throw Object.assign(new Error(answer.error.message), answer.error);
-  return answer.value;
-}
-
-function showAlert(message, kind = "action") {
-  const el = $("alert");
-  el.dataset.kind = kind;
-  el.textContent = message;
-  el.hidden = !message;
-}
+/** The service worker, with this panel's session on every message (lib/page.js). */
+const ask = asker({ advice: "Nothing was shared and your email has not been changed.", extra: () => ({ session }) });
 
 const idFor = (path) => "f-" + path.replace(/[^A-Za-z0-9_-]/g, "-");
-
-function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (v === undefined || v === null || v === false) continue;
-    if (k === "dataset") Object.assign(node.dataset, v);
-    else if (k === "text") node.textContent = v;
-    else node.setAttribute(k, v === true ? "" : String(v));
-  }
-  for (const c of children) if (c) node.append(c);
-  return node;
-}
 
 /** The wrapper every field has: data-field for problem placement, and a problem line for it. */
 function wrap(path, node, describedBy) {

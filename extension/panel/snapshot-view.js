@@ -3,21 +3,11 @@
  * missed, the subject, the whole body as text (scrollable), each attachment with its size and a short SHA-256
  * identity — and the notices when the draft changed around the click or since the panel opened.
  */
+import { el } from "../lib/page.js";
 import "../lib/snapshot.js";
 import { safeHtmlDocument } from "../lib/mail-view.js";
 
 const S = globalThis.SafeShareSnapshot;
-
-function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (v === undefined || v === null || v === false) continue;
-    if (k === "text") node.textContent = v;
-    else node.setAttribute(k, v === true ? "" : String(v));
-  }
-  for (const c of children) if (c) node.append(c);
-  return node;
-}
 
 export function renderSnapshot(draft, $) {
   $("email-subject").textContent = draft.subject || "(no subject)";

@@ -3,18 +3,8 @@
  * gateway takes one mode per share), the passphrase field with show/hide, its rule and a suggested strong one.
  * The passphrase lives only in this field and in the share request: never stored, never sent to the webmail page.
  */
+import { el } from "../lib/page.js";
 import { CHOICES, PASSPHRASE, PASSPHRASE_RULE, generatePassphrase, passphraseProblem } from "./unenrolled.js";
-
-function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (v === undefined || v === null || v === false) continue;
-    if (k === "text") node.textContent = v;
-    else node.setAttribute(k, v === true ? "" : String(v));
-  }
-  for (const c of children) if (c) node.append(c);
-  return node;
-}
 
 /**
  * Show the choice for `unknown` addresses after `anchor` (replacing an earlier one); `onChange` on every change.

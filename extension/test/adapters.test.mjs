@@ -7,8 +7,12 @@ import { parseHTML } from "./dom-shim.mjs";
 await import("../adapters/kit.js");
 await import("../adapters/gmail.js");
 await import("../adapters/outlook.js");
+await import("../adapters/html-text.js");
+await import("../adapters/tinymce.js");
 await import("../adapters/roundcube.js");
 const { gmail, outlook, roundcube } = globalThis.SafeShareAdapters;
+const { htmlText } = globalThis.SafeShareHtmlText;
+const { cleanHtml } = globalThis.SafeShareTinyMce;
 
 const page = (name) => parseHTML(readFileSync(new URL(`./fixtures/${name}`, import.meta.url), "utf8"));
 
@@ -313,12 +317,12 @@ test("roundcube html editor: the text version of richer HTML (lists, quotes, lin
       '<table><tr><td>name</td><td>age</td></tr></table><p><a href="mailto:x@y.example">x@y.example</a><br data-mce-bogus="1"></p></body>',
   );
   assert.equal(
-    roundcube.htmlText(doc.body),
+    htmlText(doc.body),
     "Plan\n\n1. call the school <https://school.example/x>\n2. visit\n  - Monday\n\n> On Monday, Bob wrote:\n>\n> seen at 09:10\n\n" +
       "a bc\n\nname age\n\nx@y.example",
   );
   assert.equal(
-    roundcube.cleanHtml(parseHTML('<body><p data-mce-style="color: red;" style="color: rgb(255, 0, 0);" data-mce-selected="1">a<a href="/r" data-mce-href="https://e.example/r">l</a>' +
+    cleanHtml(parseHTML('<body><p data-mce-style="color: red;" style="color: rgb(255, 0, 0);" data-mce-selected="1">a<a href="/r" data-mce-href="https://e.example/r">l</a>' +
       '<span data-mce-bogus="all">x</span><span data-mce-bogus="1"><em>b</em></span><br data-mce-bogus="1"></p></body>').body),
     // TinyMCE's own copies (data-mce-style, data-mce-href) keep what was written; the live ones are the browser's.
     '<p style="color: red;">a<a href="https://e.example/r">l</a><em>b</em></p>',

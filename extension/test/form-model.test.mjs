@@ -2,7 +2,8 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { test } from "node:test";
-import { cardSizeRange, fieldsOfRef, fieldTree, fileMatchesCard, matchRecipients, neutralSubject, notificationText, placeProblems, policyInfo, problemsPerRule, toJustification, toState } from "../panel/form-model.js";
+import { cardSizeRange, fileMatchesCard, matchRecipients, neutralSubject, notificationText } from "../lib/share-flow.js";
+import { fieldsOfRef, fieldTree, placeProblems, policyInfo, problemsPerRule, toJustification, toState } from "../panel/form-model.js";
 
 const repo = new URL("../../", import.meta.url);
 const policy = JSON.parse(readFileSync(new URL("gateway/policies/hmg-2018.json", repo), "utf8"));

@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { matchRecipients } from "../panel/form-model.js";
+import { matchRecipients } from "../lib/share-flow.js";
 import { choiceComplete, generatePassphrase, passphraseProblem, resultRows, shareFields } from "../panel/unenrolled.js";
 
 test("a directory person without a key is an address without a key; a keyed person and a team are matched", () => {

@@ -14,6 +14,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from ..agreements import CATEGORIES_PATH, MAX_DOCUMENT_BYTES, PURPOSE_PATH
 from ..directory import RECIPIENT_ID_RE
 from ..errors import ApiError, not_found
+from ..partnership import retirement
 from .common import gateway, json_response, parse_json, principal, query_str, read_json, read_limited
 
 routes = web.RouteTableDef()
@@ -44,11 +45,11 @@ async def _part(reader: MultipartReader) -> BodyPartReader | None:
 async def list_agreements(request: web.Request) -> web.Response:
     principal(request, *READERS)
     gw = gateway(request)
-    current = await gw.agreement_store.current()
+    current = await gw.agreements.records.current()
     return json_response(
         {
             "agreements": [a.public() for a in sorted(current.values(), key=lambda a: a.id)],
-            "required": await gw.agreements_required(),
+            "required": await gw.agreements.agreements_required(),
         }
     )
 
@@ -77,7 +78,7 @@ async def offers(request: web.Request) -> web.Response:
             if r.org not in orgs:
                 orgs.append(r.org)
     purposes = _codes(request, "purpose", gw.policies.codes(PURPOSE_PATH))
-    result = await gw.agreement_offers(
+    result = await gw.agreements.agreement_offers(
         orgs,
         purposes[0] if purposes else None,
         _codes(request, "categories", gw.policies.codes(CATEGORIES_PATH)),
@@ -88,7 +89,7 @@ async def offers(request: web.Request) -> web.Response:
             "agreements": result,
             "organisations": orgs,
             "unknown_recipients": [i for i in ids if i not in found],
-            "required": await gw.agreements_required(),
+            "required": await gw.agreements.agreements_required(),
         }
     )
 
@@ -104,7 +105,7 @@ def _codes_free(request: web.Request, name: str) -> list[str]:
 @routes.get("/api/v1/agreements/{agreement_id}")
 async def get_agreement(request: web.Request) -> web.Response:
     principal(request, *READERS)
-    versions = await gateway(request).agreement_versions(request.match_info["agreement_id"])
+    versions = await gateway(request).agreements.agreement_versions(request.match_info["agreement_id"])
     if not versions:
         raise not_found("agreement")
     return json_response(
@@ -142,7 +143,7 @@ async def add_agreement(request: web.Request) -> web.Response:
     data = await read_limited(doc, MAX_DOCUMENT_BYTES, "document")
     if await _part(reader) is not None:
         raise ApiError(400, "invalid_multipart", "Only the 'agreement' and 'document' parts are accepted.")
-    result = await gw.add_agreement(actor, fields, data, doc.filename)
+    result = await gw.agreements.add_agreement(actor, fields, data, doc.filename)
     return json_response(result, status=201)
 
 
@@ -150,8 +151,8 @@ async def add_agreement(request: web.Request) -> web.Response:
 async def retire_agreement(request: web.Request) -> web.Response:
     actor = _actor(request, KEEPER)
     body = await read_json(request)
-    reason = body.get("reason") if isinstance(body, dict) else None
-    result = await gateway(request).retire_agreement(actor, request.match_info["agreement_id"], reason)
+    req = retirement(body.get("reason") if isinstance(body, dict) else None)
+    result = await gateway(request).agreements.retire_agreement(actor, request.match_info["agreement_id"], req)
     return json_response(result)
 
 
@@ -160,8 +161,8 @@ async def document(request: web.Request) -> web.StreamResponse:
     """Public and immutable: the bytes whose SHA-256 is in the URL (and in every ledger entry made under them)."""
     gw = gateway(request)
     sha = request.match_info["sha256"]
-    path = gw.agreement_documents.path(sha)
-    agreement = await gw.agreement_store.by_document(sha) if path is not None else None
+    path = gw.agreements.documents.path(sha)
+    agreement = await gw.agreements.records.by_document(sha) if path is not None else None
     if path is None or agreement is None:
         raise not_found("document")
     safe_name = "".join(c if c.isalnum() or c in "._-" else "_" for c in agreement.document_name)[:200]

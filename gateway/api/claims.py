@@ -30,7 +30,7 @@ def _base(request: web.Request) -> str:
 
 
 async def _claim_body(request: web.Request, fields: set[str]) -> tuple[str, str, dict[str, Any]]:
-    gateway(request).check_ip_rate(request.remote)
+    gateway(request).holding.check_ip_rate(request.remote)
     body = await read_json(request)
     if not isinstance(body, dict) or set(body) != fields:
         names = ", ".join(f'"{f}"' for f in sorted(fields))
@@ -48,7 +48,7 @@ async def _claim_body(request: web.Request, fields: set[str]) -> tuple[str, str,
 async def start_claim(request: web.Request) -> web.Response:
     share_id, address, _ = await _claim_body(request, {"share_id", "email"})
     link = f"{_base(request)}/open/#/s/{share_id}"
-    await gateway(request).start_claim(share_id, address, link)
+    await gateway(request).holding.start_claim(share_id, address, link)
     return json_response({"status": "sent_if_held", "expires_in": claims.CODE_TTL_SECONDS}, status=202)
 
 
@@ -59,7 +59,7 @@ async def verify_claim(request: web.Request) -> web.Response:
     if not claims.well_formed_code(code):
         raise ApiError(400, "code_invalid", f"The code is {claims.CODE_DIGITS} digits.", field="code")
     assert code is not None
-    result = await gateway(request).verify_claim(share_id, address, code, request.app[ISSUER])
+    result = await gateway(request).holding.verify_claim(share_id, address, code, request.app[ISSUER])
     return json_response(result)
 
 
@@ -74,9 +74,9 @@ def _share_id(request: web.Request) -> str:
 async def passphrase_header(request: web.Request) -> web.Response:
     """The age header only (through the MAC line), to check a passphrase locally; not counted, not recorded."""
     gw = gateway(request)
-    gw.check_ip_rate(request.remote)
+    gw.holding.check_ip_rate(request.remote)
     await gw.check_released(_share_id(request))  # dual control (issue 14): not while it waits for approval
-    header = await gw.passphrase_header(_share_id(request))
+    header = await gw.holding.passphrase_header(_share_id(request))
     return web.Response(body=header, content_type="application/octet-stream", headers={"Cache-Control": "no-store"})
 
 
@@ -84,10 +84,10 @@ async def passphrase_header(request: web.Request) -> web.Response:
 async def passphrase_envelope(request: web.Request) -> web.StreamResponse:
     """The whole passphrase envelope: counted as a download (max_downloads honoured) and recorded (`fetch`)."""
     gw = gateway(request)
-    gw.check_ip_rate(request.remote)
+    gw.holding.check_ip_rate(request.remote)
     share_id = _share_id(request)
     await gw.check_released(share_id)  # dual control (issue 14): not while it waits for approval
-    path, row, index, exhausted = await gw.open_passphrase(share_id)
+    path, row, index, exhausted = await gw.holding.open_passphrase(share_id)
     headers = {
         "Content-Disposition": f'attachment; filename="{share_id}.age"',
         "Content-Length": str(row.envelope_size),

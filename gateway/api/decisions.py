@@ -15,6 +15,7 @@ from ..auth import Principal
 from ..errors import ApiError
 from ..idempotency import INFLIGHT, Idempotency
 from ..ledger.entry import format_time, parse_time
+from ..service import DecisionRequest
 from ..store import audit
 from ..store.idempotency import IdempotencyHit
 from ..store.models import LedgerRow
@@ -68,7 +69,7 @@ async def validate(request: web.Request) -> web.Response:
         ]
     # Agreement problems (rule 6), except on a field the policy already found wrong (e.g. an ID's pattern).
     taken = {p.field for p in problems}
-    problems = [*problems, *(p for p in await gw.draft_agreement_problems(draft) if p.field not in taken)]
+    problems = [*problems, *(p for p in await gw.agreements.draft_agreement_problems(draft) if p.field not in taken)]
     result: dict[str, Any] = {
         "valid": not problems,
         "problems": [p.as_dict() for p in problems],
@@ -112,7 +113,7 @@ async def _record_decision(request: web.Request, p: Principal, idem: Idempotency
     if not replayed:
         try:
             result = await gateway(request).record_decision(
-                p, draft, disclosure, idem, _explanation(body), advice=_wrapped(body, "advice")
+                p, DecisionRequest(draft, disclosure), idem, _explanation(body), advice=_wrapped(body, "advice")
             )
         except IdempotencyHit as hit:  # taken meanwhile (another node): the same rules
             assert idem is not None

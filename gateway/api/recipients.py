@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from .. import tenancy
+from ..directory import enrolment_request
 from ..errors import ApiError
 from ..ledger.entry import actor
 from ..store.models import RECIPIENT_ACTIVE, Recipient
@@ -71,7 +72,7 @@ async def enrol(request: web.Request) -> web.Response:
     body = await read_json(request)
     if not isinstance(body, dict) or set(body) - {"age_recipient"}:
         raise ApiError(400, "invalid_body", 'The body must be {"age_recipient": "age1…"}.', field="body")
-    result = await gateway(request).enrol(p, body.get("age_recipient"))
+    result = await gateway(request).enrol(p, enrolment_request(body.get("age_recipient")))
     return json_response(result, status=202)
 
 

@@ -14,7 +14,7 @@ from .. import idempotency, tenancy
 from ..auth import Principal
 from ..errors import ApiError, field_error, not_found
 from ..idempotency import INFLIGHT, Idempotency
-from ..service import DEFAULT_EXPIRY, SHARE_ID_RE, Gateway, ShareRequest
+from ..service import DEFAULT_EXPIRY, SHARE_ID_RE, Gateway, ShareRequest, acknowledgement, escrow_release
 from ..store.idempotency import IdempotencyHit
 from ..store.models import Share
 from .common import gateway, json_response, paging, parse_json, principal, read_json, read_limited
@@ -139,8 +139,8 @@ async def _create_share(request: web.Request, p: Principal, gw: Gateway, idem: I
     for r in result["recipients"]:
         r["link"] = result["notice_url"]
     if not replayed and any(r["mode"] == "held" for r in result["recipients"]):
-        rows = (await gw.held.rows([result["share_id"]])).get(result["share_id"], [])
-        await gw.notify_held_addresses(result["share_id"], rows, result["notice_url"], p.org)
+        rows = (await gw.holding.held.rows([result["share_id"]])).get(result["share_id"], [])
+        await gw.holding.notify_held_addresses(result["share_id"], rows, result["notice_url"], p.org)
     resp = json_response(result, status=201)
     if replayed:
         resp.headers["Idempotent-Replayed"] = "true"
@@ -222,7 +222,7 @@ async def list_sent(request: web.Request) -> web.Response:
     gw = gateway(request)
     limit, before = paging(request, gw.settings.limits.page_size_max)
     shares = await gw.store.sent(p.sub, p.issuer, before, limit)
-    held = await gw.held.rows([s.id for s in shares])
+    held = await gw.holding.held.rows([s.id for s in shares])
     views = [{**share_view(s), "held": [h.public() for h in held.get(s.id, [])]} for s in shares]
     return json_response({"shares": views, "next_cursor": page(shares, limit)})
 
@@ -237,7 +237,7 @@ async def get_share(request: web.Request) -> web.Response:
         raise not_found()
     # The sender, or an administrator of the sending organisation (tenancy.py), sees the whole share.
     if tenancy.admin_may_act_on(p, share.sender_org) or (p.has("practitioner") and gw.is_sender(p, share)):
-        held = (await gw.held.rows([share.id])).get(share.id, [])
+        held = (await gw.holding.held.rows([share.id])).get(share.id, [])
         view = {**share_view(share), "held": [h.public() for h in held]}
         return json_response(await with_justification(gw, share, view))
     if p.has("recipient") and share.recipient(p.sub) is not None:
@@ -322,7 +322,7 @@ async def acknowledge_share(request: web.Request) -> web.Response:
     body = await read_json(request)
     if not isinstance(body, dict) or set(body) - {"note"}:
         raise ApiError(400, "invalid_body", 'The body must be {"note": text}.', field="body")
-    result = await gateway(request).acknowledge(p, request.match_info["share_id"], body.get("note"))
+    result = await gateway(request).acknowledge(p, request.match_info["share_id"], acknowledgement(body.get("note")))
     return json_response(result)
 
 
@@ -385,8 +385,9 @@ async def release_escrow(request: web.Request) -> web.StreamResponse:
     body = await read_json(request)
     if not isinstance(body, dict) or set(body) - {"reason"}:
         raise ApiError(400, "invalid_body", 'The body must be {"reason": text}.', field="body")
+    req = escrow_release(body.get("reason"))
     gw = gateway(request)
-    path, share, _ = await gw.release_escrow(p, request.match_info["share_id"], body.get("reason"))
+    path, share, _ = await gw.release_escrow(p, request.match_info["share_id"], req)
     headers = {
         "Content-Disposition": f'attachment; filename="{share.id}.escrow.age"',
         "X-SafeShare-Envelope-SHA256": share.escrow_sha256 or "",

@@ -195,7 +195,8 @@ _ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=
 
 
 def _dumps(obj: Any) -> bytes:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+    # The prebuilt encoder (below): json.dumps with these options would build a new one per call, per append.
+    return _ENCODER.encode(obj).encode()
 
 
 def utc_now() -> str:

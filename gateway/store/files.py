@@ -11,6 +11,7 @@ import hashlib
 import os
 import secrets
 import shutil
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -142,10 +143,25 @@ class EnvelopeFiles:
         except OSError:
             pass  # not empty (other recipients still active) or already gone
 
-    def sweep(self, live: set[tuple[str, str]]) -> int:
-        """Remove every temp file and every envelope not in `live`; returns how many files were removed."""
+    def sweep(self, live: set[tuple[str, str]], min_age: float = 0.0) -> int:
+        """Remove every temp file and every envelope not in `live`; returns how many files were removed.
+
+        `min_age` (seconds): leave files younger than that. With several gateway nodes sharing this directory,
+        another node may be writing a share right now (its temp files, and its envelopes placed but not yet
+        committed are not in `live`); they are only debris once older than any share can take to write.
+        """
         removed = 0
+        cutoff = time.time() - min_age
+
+        def young(p: Path) -> bool:
+            try:
+                return min_age > 0 and p.stat().st_mtime > cutoff
+            except FileNotFoundError:
+                return True  # gone meanwhile: nothing to remove
+
         for p in (self.root / TMP_DIR).iterdir():
+            if young(p):
+                continue
             p.unlink(missing_ok=True)
             removed += 1
         for d in self.root.iterdir():
@@ -153,7 +169,7 @@ class EnvelopeFiles:
                 continue
             for p in d.iterdir():
                 rid = p.name.removesuffix(ENVELOPE_SUFFIX)
-                if (d.name, rid) not in live:
+                if (d.name, rid) not in live and not young(p):
                     p.unlink(missing_ok=True)
                     removed += 1
             try:

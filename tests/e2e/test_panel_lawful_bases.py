@@ -16,6 +16,14 @@ from tests.e2e.webmail import Webmail
 SHARE = json.loads((Path(__file__).parents[1] / "fixtures" / "justifications" / "justification-share.json").read_text())
 
 
+def reveal(panel: Any) -> None:
+    """Press Share on an incomplete justification: problems show only after interaction (issue 13), and Share
+    then shows every one of them instead of sharing."""
+    settle(panel)
+    # aria-disabled (not disabled): the button stays focusable and answers with the error summary.
+    panel.get_by_role("button", name="Share", exact=True).click(force=True)
+
+
 def shown(panel: Any, path: str) -> bool:
     return bool(panel.locator(f'[data-field="{path}"]').first.is_visible())
 
@@ -49,6 +57,7 @@ def test_the_panel_asks_the_lawful_basis_questions_only_where_they_apply(
     basis = '[data-path="rules.1_lawful_basis.article_6"]'
     panel.locator(basis).select_option("legal_obligation")
     wait_until(lambda: shown(panel, "rules.1_lawful_basis.legal_duty"), what="the duty question")
+    reveal(panel)
     settle(panel)
     assert "rules.1_lawful_basis.legal_duty" in problems(panel)
     duty = panel.locator('[data-path="rules.1_lawful_basis.legal_duty"]')
@@ -56,7 +65,8 @@ def test_the_panel_asks_the_lawful_basis_questions_only_where_they_apply(
     wait_until(lambda: shown(panel, "rules.1_lawful_basis.legal_duty_detail"), what="the court order's name")
     panel.locator(basis).select_option("public_task")
     wait_until(lambda: not shown(panel, "rules.1_lawful_basis.legal_duty"), what="the duty question to go")
-    assert duty.input_value() == ""
+    # What was typed stays on screen, hidden, should the question apply again; it is not part of the answer
+    # (panel.js readState skips questions that do not apply), so the justification below has no problem.
     settle(panel)
     assert problems(panel) == {}
 
@@ -64,6 +74,7 @@ def test_the_panel_asks_the_lawful_basis_questions_only_where_they_apply(
     panel.locator('[data-path="subjects.0.role"]').select_option("adult_at_risk")
     wait_until(lambda: shown(panel, "subjects.0.adult_at_risk_tests"), what="the 18(3) tests")
     assert not shown(panel, "subjects.0.consent.childs_views")
+    reveal(panel)
     settle(panel)
     assert "subjects.0.adult_at_risk_tests" in problems(panel)
     for test in ("care_and_support_needs", "experiencing_or_at_risk_of_harm", "unable_to_protect_self"):
@@ -74,5 +85,6 @@ def test_the_panel_asks_the_lawful_basis_questions_only_where_they_apply(
     # Accuracy not confirmed: how far the information can be relied on is asked.
     panel.locator('input[data-path="rules.6_necessary_proportionate.accurate_and_current"][value="false"]').check()
     wait_until(lambda: shown(panel, "rules.6_necessary_proportionate.information_quality"), what="the caveat questions")
+    reveal(panel)
     settle(panel)
     assert "rules.6_necessary_proportionate.information_quality" in problems(panel)

@@ -1,0 +1,140 @@
+"""Partnership agreements' versions on PostgreSQL (`protocol.AgreementRecords`): the same rows and rules as
+`store/agreements.py`, each change one transaction with its ledger entry through the node's writer.
+
+The documents themselves stay content-addressed files (`agreements.DocumentFiles`) under the data directory,
+which several nodes therefore share (README, "Several nodes").
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from ..agreements import AgreementExists
+from ..models import STATUS_ACTIVE, STATUS_RETIRED, STATUS_SUPERSEDED, Agreement
+
+if TYPE_CHECKING:
+    from .repository import PostgresStore
+
+Conn = Any
+
+_COLUMNS = (
+    "id, version, title, kind, scope, signatories, purposes, categories, review_date, document_sha256,"
+    " document_size, document_name, document_type, created_at, retired_at, retired_reason,"
+    " (SELECT max(v.version) FROM agreements v WHERE v.id = agreements.id) AS latest"
+)
+
+
+def _from_row(row: Any) -> Agreement:
+    version, latest = int(row[1]), int(row[16])
+    status = STATUS_RETIRED if row[14] else (STATUS_ACTIVE if version == latest else STATUS_SUPERSEDED)
+    return Agreement(
+        id=row[0],
+        version=version,
+        title=row[2],
+        kind=row[3],
+        scope=row[4],
+        signatories=tuple(json.loads(row[5])),
+        purposes=tuple(json.loads(row[6])),
+        categories=tuple(json.loads(row[7])),
+        review_date=row[8],
+        document_sha256=row[9],
+        document_size=int(row[10]),
+        document_name=row[11],
+        document_type=row[12],
+        status=status,
+        created_at=row[13],
+        retired_at=row[14],
+        retired_reason=row[15],
+    )
+
+
+class PgAgreementStore:
+    def __init__(self, store: PostgresStore) -> None:
+        self._store = store
+
+    async def add_version(
+        self, fields: Mapping[str, Any], document: Mapping[str, Any], entry_for: Callable[[int], Mapping[str, Any]]
+    ) -> tuple[int, int]:
+        async def op(conn: Conn) -> tuple[int, int]:
+            version = int(
+                await conn.fetchval("SELECT coalesce(max(version), 0) FROM agreements WHERE id = $1", fields["id"])
+            )
+            version += 1
+            entry = entry_for(version)
+            await conn.execute(
+                "INSERT INTO agreements (id, version, title, kind, scope, signatories, purposes, categories,"
+                " review_date, document_sha256, document_size, document_name, document_type, created_at)"
+                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+                fields["id"],
+                version,
+                fields["title"],
+                fields["kind"],
+                fields["scope"],
+                json.dumps(list(fields["signatories"])),
+                json.dumps(list(fields["purposes"])),
+                json.dumps(list(fields["categories"])),
+                fields["review_date"],
+                document["sha256"],
+                document["size"],
+                document["name"],
+                document["content_type"],
+                entry["time"],
+            )
+            return version, await self._store._append(conn, entry)
+
+        return await self._store._submit(op)
+
+    async def retire(
+        self, agreement_id: str, reason: str, entry_for: Callable[[Agreement], Mapping[str, Any]]
+    ) -> tuple[Agreement, int] | None:
+        async def op(conn: Conn) -> tuple[Agreement, int] | None:
+            row = await conn.fetchrow(
+                f"SELECT {_COLUMNS} FROM agreements WHERE id = $1 ORDER BY version DESC LIMIT 1",  # noqa: S608
+                agreement_id,
+            )
+            if row is None:
+                return None
+            current = _from_row(row)
+            if current.status == STATUS_RETIRED:
+                raise AgreementExists(agreement_id)
+            entry = entry_for(current)
+            await conn.execute(
+                "UPDATE agreements SET retired_at = $1, retired_reason = $2 WHERE id = $3 AND version = $4",
+                entry["time"],
+                reason,
+                agreement_id,
+                current.version,
+            )
+            return current, await self._store._append(conn, entry)
+
+        return await self._store._submit(op)
+
+    async def _select(self, where: str, *args: Any) -> list[Agreement]:
+        sql = f'SELECT {_COLUMNS} FROM agreements WHERE {where} ORDER BY id COLLATE "C", version'  # noqa: S608
+        async with self._store._read() as conn:
+            return [_from_row(r) for r in await conn.fetch(sql, *args)]
+
+    async def current(self) -> dict[str, Agreement]:
+        rows = await self._select("version = (SELECT max(v.version) FROM agreements v WHERE v.id = agreements.id)")
+        return {a.id: a for a in rows}
+
+    async def versions(self, agreement_id: str) -> list[Agreement]:
+        return await self._select("id = $1", agreement_id)
+
+    async def version(self, agreement_id: str, version: int) -> Agreement | None:
+        rows = await self._select("id = $1 AND version = $2", agreement_id, version)
+        return rows[0] if rows else None
+
+    async def by_document(self, sha256: str) -> Agreement | None:
+        rows = await self._select("document_sha256 = $1", sha256)
+        return rows[-1] if rows else None
+
+    async def any_in_force(self) -> bool:
+        async with self._store._read() as conn:
+            found = await conn.fetchval(
+                "SELECT 1 FROM agreements a WHERE retired_at IS NULL"
+                " AND version = (SELECT max(v.version) FROM agreements v WHERE v.id = a.id) LIMIT 1"
+            )
+        return found is not None

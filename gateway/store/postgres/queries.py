@@ -1,0 +1,500 @@
+"""The auditor's read side on PostgreSQL: the same questions and the same answers as `store/queries.py` (SQLite).
+
+PostgreSQL keeps statistics (autovacuum ANALYZEs), so unlike on SQLite the plans are left to its planner: each
+filter is one indexed condition (`ledger_subjects (ref, idx)`, `ledger_by_kind (kind, idx)`, the GIN index over
+`ledger_fts`), all of them ANDed, newest first with keyset pagination on the ledger index.
+
+Full text: `ledger_fts` holds, per entry, the words of its purpose description as FTS5's unicode61 tokenizer
+sees them (letters and digits, `_` a separator, case and diacritics folded) in a `tsvector` built with
+`array_to_tsvector` — not PostgreSQL's own parser, which would keep an e-mail address or a hyphenated word as
+one token — so that a search matches exactly the entries it matches on SQLite. The query arrives as
+`fts_query`'s output (quoted words, optional trailing `*` for a prefix), which becomes a `tsquery` of ANDed
+lexemes (`'word'`, `'pre':*`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+from ...ledger import merkle
+from ..audit import FLAG_NOT_SHARED_DESPITE_RISK, MAX_INDEX, MAX_TEXT_QUERY, AuditFilter, QueryError, StoredCheckpoint
+from ..models import LedgerRow
+from . import ledger as pg_ledger
+from .ledger import WORD as _WORD
+from .ledger import fold
+
+Conn = Any  # an asyncpg connection
+
+_ROW = "l.idx, l.time, l.kind, l.entry, l.leaf_hash"
+#: The statistics' dimensions and a month's empty figures: the shape of `GET /api/v1/ledger/stats` (as on SQLite).
+_DIMENSIONS = ("decision", "purpose", "article_6", "article_9", "dpa_schedule_1", "org", "policy")
+
+
+def _empty_month(m: str) -> dict[str, Any]:
+    return {
+        "month": m,
+        "decisions": 0,
+        **{dim: {} for dim in _DIMENSIONS},
+        "shares": 0,
+        "disclosures_elsewhere": 0,
+        "disclosures_by_channel": {},
+        "decisions_not_to_share": 0,
+        "not_shared_despite_risk": 0,
+        "shares_later_revoked": 0,
+        "emergency_shares_not_completed": 0,
+        "emergency_justifications_open": 0,
+        "emergency_justifications_overdue": 0,
+    }
+
+
+_QUOTED = re.compile(r'"([^"]*)"(\*?)')
+_JSON = "convert_from(d.entry, 'UTF8')::jsonb"
+_MONTH = "substr(d.time, 1, 7)"
+
+
+def tsquery(fts: str) -> str | None:
+    """`fts_query`'s output as a tsquery (None: no word, which matches nothing, as on FTS5); every word is letters
+    and digits only, so quoting cannot break it."""
+    terms = []
+    for word, star in _QUOTED.findall(fts):
+        for part in _WORD.findall(fold(word)):
+            terms.append(f"'{part}'" + (":*" if star else ""))
+    return " & ".join(terms) or None
+
+
+def _row(r: Any) -> LedgerRow:
+    return LedgerRow(int(r[0]), r[1], r[2], bytes(r[3]), bytes(r[4]))
+
+
+class _Sql:
+    """Conditions with numbered parameters."""
+
+    def __init__(self) -> None:
+        self.conds: list[str] = []
+        self.args: list[Any] = []
+
+    def arg(self, value: Any) -> str:
+        self.args.append(value)
+        return f"${len(self.args)}"
+
+    def add(self, cond: str) -> None:
+        self.conds.append(cond)
+
+    def where(self) -> str:
+        return " AND ".join(self.conds) or "true"
+
+
+def _join(q: _Sql, table: str, column: str, value: str) -> None:
+    q.add(f"l.idx IN (SELECT x.idx FROM {table} x WHERE x.{column} = {q.arg(value)})")  # noqa: S608 - fixed names
+
+
+def _filter(f: AuditFilter, q: _Sql) -> None:
+    if f.subject is not None:
+        _join(q, "ledger_subjects", "ref", f.subject)
+    if f.recipient is not None:
+        _join(q, "ledger_recipients", "recipient_id", f.recipient)
+    if f.text is not None:
+        query = tsquery(f.text)
+        if query is None:
+            q.add("false")
+        words = q.arg(query)
+        q.add(f"l.idx IN (SELECT x.idx FROM ledger_fts x WHERE x.description @@ {words}::tsquery)")  # noqa: S608
+    if f.agreement is not None:
+        _join(q, "ledger_agreements", "agreement_id", f.agreement)
+    if f.org is not None:
+        _join(q, "ledger_orgs", "org", f.org)
+    if f.scope is not None:
+        _join(q, "ledger_orgs", "org", f.scope)
+    for column, value in (
+        ("actor_sub", f.practitioner),
+        ("purpose_code", f.purpose),
+        ("article_9", f.article_9),
+        ("dpa_schedule_1", f.dpa_schedule_1),
+        ("article_6", f.article_6),
+        ("decision", f.decision),
+        ("kind", f.kind),
+    ):
+        if value is not None:
+            q.add(f"l.{column} = {q.arg(value)}")
+    if f.time_from is not None:
+        q.add(f"l.time >= {q.arg(f.time_from)}")
+    if f.time_to is not None:
+        q.add(f"l.time < {q.arg(f.time_to)}")
+
+
+async def _page(conn: Conn, f: AuditFilter, lo: int, hi: int, limit: int, descending: bool) -> list[LedgerRow]:
+    q = _Sql()
+    q.add(f"l.idx >= {q.arg(lo)}")
+    q.add(f"l.idx < {q.arg(hi)}")
+    _filter(f, q)
+    order = "DESC" if descending else "ASC"
+    sql = f"SELECT {_ROW} FROM ledger l WHERE {q.where()} ORDER BY l.idx {order} LIMIT {q.arg(limit)}"  # noqa: S608
+    return [_row(r) for r in await conn.fetch(sql, *q.args)]
+
+
+async def query_page(conn: Conn, f: AuditFilter, *, before: int | None, limit: int) -> list[LedgerRow]:
+    """The newest `limit` matching entries with an index below `before` (the cursor)."""
+    return await _page(conn, f, 0, MAX_INDEX if before is None else before, limit, descending=True)
+
+
+async def check_filter(f: AuditFilter) -> None:
+    """Refuse (QueryError) before an export starts streaming, as the SQLite store does: a response already begun
+    cannot report it. (Every filter value arrives checked, and a text query cannot fail here.)"""
+    if f.text is not None and len(f.text) > 4 * MAX_TEXT_QUERY:
+        raise QueryError("q", "q could not be used as a full-text search.")
+
+
+async def export_pages(
+    conn_for: Any, f: AuditFilter, *, upto: int, page_size: int = 1000
+) -> AsyncIterator[list[LedgerRow]]:
+    """Every match below `upto`, oldest first, in pages (keyset pagination: constant memory); `conn_for()` gives
+    a pooled connection per page so a slow client holds none between pages."""
+    lo = 0
+    while lo < upto:
+        async with conn_for() as conn:
+            page = await _page(conn, f, lo, upto, page_size, descending=False)
+        if not page:
+            return
+        yield page
+        if len(page) < page_size:
+            return
+        lo = page[-1].index + 1
+
+
+async def latest_checkpoint(conn: Conn) -> StoredCheckpoint | None:
+    r = await conn.fetchrow("SELECT size, time, note FROM ledger_checkpoints ORDER BY size DESC LIMIT 1")
+    return None if r is None else StoredCheckpoint(int(r[0]), r[1], bytes(r[2]))
+
+
+async def ledger_end(conn: Conn) -> int:
+    return int(await conn.fetchval("SELECT coalesce(max(idx) + 1, 0) FROM ledger"))
+
+
+async def subject_events(conn: Conn, ref: str, cap: int, *, scope: str | None = None) -> tuple[list[LedgerRow], bool]:
+    q = _Sql()
+    _join(q, "ledger_subjects", "ref", ref)
+    if scope is not None:
+        _join(q, "ledger_orgs", "org", scope)
+    rows = await conn.fetch(
+        f"SELECT {_ROW} FROM ledger l WHERE {q.where()} ORDER BY l.idx ASC LIMIT {q.arg(cap + 1)}",  # noqa: S608
+        *q.args,
+    )
+    return [_row(r) for r in rows[:cap]], len(rows) > cap
+
+
+async def verify_inclusions(
+    conn: Conn, size: int, root: bytes, entries: Sequence[tuple[int, bytes]]
+) -> dict[int, str | None]:
+    """`queries.verify_inclusions` on PostgreSQL (call inside one snapshot): every hash all the proofs need is
+    fetched once (a subject's proofs share most of their upper levels), then each proof is built and checked
+    against the signed root from the leaf recomputed from the entry's bytes."""
+    wanted = [(i, data) for i, data in entries if i < size]
+    results: dict[int, str | None] = {}
+
+    def build(leaf: pg_ledger.LeafGetter, sub: pg_ledger.SubtreeGetter) -> dict[int, str | None]:
+        out: dict[int, str | None] = {}
+        for index, data in wanted:
+            try:
+                proof = merkle.inclusion_proof(index, size, leaf, sub)
+                merkle.verify_inclusion(merkle.leaf_hash(data), index, size, proof, root)
+            except (merkle.ProofError, ValueError) as exc:
+                out[index] = str(exc)
+            except Exception as exc:  # a missing leaf is a failed check, not a 500
+                out[index] = f"proof could not be built: {type(exc).__name__}"
+            else:
+                out[index] = None
+        return out
+
+    if wanted:
+        results = await pg_ledger.with_hashes(conn, build)
+    return results
+
+
+async def flagged_decisions(
+    conn: Conn,
+    flag: str,
+    *,
+    org: str | None,
+    time_from: str | None,
+    time_to: str | None,
+    before: int | None,
+    limit: int,
+) -> list[LedgerRow]:
+    q = _Sql()
+    q.add("d.kind = 'decision'")
+    q.add(f"d.idx < {q.arg(MAX_INDEX if before is None else before)}")
+    q.add(f"coalesce({_JSON} -> 'flags', '[]'::jsonb) ? {q.arg(flag)}")
+    if org is not None:
+        q.add(f"d.actor_org = {q.arg(org)}")
+    if time_from is not None:
+        q.add(f"d.time >= {q.arg(time_from)}")
+    if time_to is not None:
+        q.add(f"d.time < {q.arg(time_to)}")
+    rows = await conn.fetch(
+        f"SELECT d.idx, d.time, d.kind, d.entry, d.leaf_hash FROM ledger d WHERE {q.where()}"  # noqa: S608
+        f" ORDER BY d.idx DESC LIMIT {q.arg(limit)}",
+        *q.args,
+    )
+    return [_row(r) for r in rows]
+
+
+async def own_decisions(conn: Conn, sub: str, *, before: int | None, limit: int) -> list[LedgerRow]:
+    rows = await conn.fetch(
+        "SELECT d.idx, d.time, d.kind, d.entry, d.leaf_hash FROM ledger d"
+        " WHERE d.actor_sub = $1 AND d.idx < $2 AND d.kind = 'decision' ORDER BY d.idx DESC LIMIT $3",
+        sub,
+        MAX_INDEX if before is None else before,
+        limit,
+    )
+    return [_row(r) for r in rows]
+
+
+#: An emergency share (issue 14) whose justification has not been completed yet: `d` is the share's entry.
+_EMERGENCY_OPEN = (
+    f"d.kind = 'share' AND {_JSON} #>> '{{emergency,complete_by}}' IS NOT NULL"  # noqa: S608 (constants only)
+    " AND NOT EXISTS (SELECT 1 FROM ledger c WHERE c.kind = 'emergency_completed' AND c.share_id = d.share_id)"
+)
+#: A share held for a second person's approval (issue 14) and not yet approved: `d` is the share's entry.
+_AWAITING_APPROVAL = (
+    f"d.kind = 'share' AND nullif({_JSON} -> 'dual_control', 'null'::jsonb) IS NOT NULL"  # noqa: S608 (constants only)
+    " AND NOT EXISTS (SELECT 1 FROM ledger a WHERE a.kind = 'share_approved' AND a.share_id = d.share_id)"
+)
+
+
+async def open_emergencies(conn: Conn, sub: str, *, limit: int) -> list[LedgerRow]:
+    rows = await conn.fetch(
+        "SELECT d.idx, d.time, d.kind, d.entry, d.leaf_hash FROM ledger d"  # noqa: S608
+        f" WHERE d.actor_sub = $1 AND {_EMERGENCY_OPEN} ORDER BY d.idx LIMIT $2",
+        sub,
+        limit,
+    )
+    return [_row(r) for r in rows]
+
+
+async def awaiting_approval(conn: Conn, share_id: str) -> bool:
+    row = await conn.fetchrow(
+        f"SELECT 1 FROM ledger d WHERE d.share_id = $1 AND {_AWAITING_APPROVAL} LIMIT 1",  # noqa: S608
+        share_id,
+    )
+    return row is not None
+
+
+async def shares_awaiting_approval(conn: Conn, org: str, *, limit: int) -> list[LedgerRow]:
+    rows = await conn.fetch(
+        "SELECT d.idx, d.time, d.kind, d.entry, d.leaf_hash FROM ledger d"  # noqa: S608
+        f" WHERE d.actor_org = $1 AND {_AWAITING_APPROVAL} ORDER BY d.idx LIMIT $2",
+        org,
+        limit,
+    )
+    return [_row(r) for r in rows]
+
+
+async def retention_schedule(conn: Conn, org: str | None, *, limit: int) -> list[tuple[Any, ...]]:
+    rows = await conn.fetch(
+        f"SELECT s.id, s.created_at, s.expires_at, s.purpose_code, s.ledger_index, {_JSON} #>> '{{retention,class}}'"  # noqa: S608
+        " FROM shares s JOIN ledger d ON d.idx = s.ledger_index"
+        " WHERE s.state = 'active' AND ($1::text IS NULL OR s.sender_org = $1) ORDER BY s.expires_at, s.id LIMIT $2",
+        org,
+        limit,
+    )
+    return [tuple(r) for r in rows]
+
+
+async def retention_facts(conn: Conn) -> dict[str, Any]:
+    since = await conn.fetchval("SELECT max(idx) FROM ledger WHERE kind = 'retention_review'")
+    destroyed = await conn.fetchval(
+        "SELECT count(*) FROM ledger WHERE kind IN ('expire', 'expired_unclaimed') AND idx > $1",
+        -1 if since is None else since,
+    )
+    live = await conn.fetchrow("SELECT count(*), min(expires_at) FROM shares WHERE state = 'active'")
+    return {
+        "previous_review_index": None if since is None else int(since),
+        "destroyed_since": int(destroyed),
+        "live_shares": int(live[0]),
+        "next_destruction_at": live[1],
+    }
+
+
+async def advice_entries(conn: Conn, *, org: str | None, sub: str | None, limit: int) -> list[LedgerRow]:
+    q = _Sql()
+    q.add("d.kind IN ('advice_question', 'advice_answer')")
+    if org is not None:
+        q.add(f"d.actor_org = {q.arg(org)}")
+    if sub is not None:
+        q.add(f"(d.kind = 'advice_answer' OR d.actor_sub = {q.arg(sub)})")
+    rows = await conn.fetch(
+        "SELECT d.idx, d.time, d.kind, d.entry, d.leaf_hash FROM ledger d"  # noqa: S608
+        f" WHERE {' AND '.join(q.conds)} ORDER BY d.idx DESC LIMIT {q.arg(limit)}",
+        *q.args,
+    )
+    return [_row(r) for r in rows]
+
+
+def _period(q: _Sql, time_from: str | None, time_to: str | None, scope: str | None) -> str:
+    conds = []
+    if scope is not None:
+        org = q.arg(scope)
+        conds.append(f"EXISTS (SELECT 1 FROM ledger_orgs o WHERE o.org = {org} AND o.idx = d.idx)")  # noqa: S608
+    if time_from is not None:
+        conds.append(f"d.time >= {q.arg(time_from)}")
+    if time_to is not None:
+        conds.append(f"d.time < {q.arg(time_to)}")
+    return " AND ".join(conds) or "true"
+
+
+async def stats(
+    conn: Conn, time_from: str | None, time_to: str | None, *, scope: str | None = None, now: str | None = None
+) -> dict[str, Any]:
+    """`queries.stats` on PostgreSQL: the same GROUP BYs, the same folding, the same shape."""
+    months: dict[str, dict[str, Any]] = {}
+
+    def month(m: str) -> dict[str, Any]:
+        return months.setdefault(m, _empty_month(m))
+
+    def add(bucket: dict[str, Any], dim: str, value: str | None, n: int) -> None:
+        key = "none" if value is None else value
+        bucket[dim][key] = bucket[dim].get(key, 0) + n
+
+    q = _Sql()
+    period = _period(q, time_from, time_to, scope)
+    rows = await conn.fetch(
+        f"SELECT {_MONTH}, d.decision, d.purpose_code, d.article_6, d.article_9, d.dpa_schedule_1, count(*)"  # noqa: S608
+        f" FROM ledger d WHERE d.decision IS NOT NULL AND {period}"
+        f" GROUP BY {_MONTH}, d.decision, d.purpose_code, d.article_6, d.article_9, d.dpa_schedule_1",
+        *q.args,
+    )
+    for m, decision, purpose, a6, a9, s1, n in rows:
+        bucket = month(m)
+        bucket["decisions"] += n
+        for dim, value in zip(_DIMENSIONS, (decision, purpose, a6, a9, s1), strict=False):
+            add(bucket, dim, value, n)
+    rows = await conn.fetch(
+        f"SELECT {_MONTH}, d.actor_org, count(*) FROM ledger d"  # noqa: S608
+        f" WHERE d.decision IS NOT NULL AND {period} GROUP BY {_MONTH}, d.actor_org",
+        *q.args,
+    )
+    for m, org, n in rows:
+        add(month(m), "org", org, n)
+    # By edition of the rules (issue 14): the policy each decision was checked against.
+    rows = await conn.fetch(
+        f"SELECT {_MONTH}, {_JSON} #>> '{{policy,id}}', count(*) FROM ledger d"  # noqa: S608
+        f" WHERE d.decision IS NOT NULL AND {period} GROUP BY 1, 2",
+        *q.args,
+    )
+    for m, policy_id, n in rows:
+        add(month(m), "policy", policy_id, n)
+    rows = await conn.fetch(
+        f"SELECT {_MONTH}, count(DISTINCT d.share_id) FROM ledger r"  # noqa: S608
+        " JOIN ledger d ON d.share_id = r.share_id AND d.kind = 'share'"
+        f" WHERE r.kind = 'revoke' AND {period} GROUP BY {_MONTH}",
+        *q.args,
+    )
+    for m, n in rows:
+        month(m)["shares_later_revoked"] += n
+    rows = await conn.fetch(
+        f"SELECT {_MONTH}, count(*) FROM ledger d"  # noqa: S608
+        f" WHERE d.purpose_code = 'emergency' AND d.kind = 'share' AND {period}"
+        " AND NOT EXISTS (SELECT 1 FROM ledger f WHERE f.share_id = d.share_id AND f.kind = 'fetch')"
+        f" GROUP BY {_MONTH}",
+        *q.args,
+    )
+    for m, n in rows:
+        month(m)["emergency_shares_not_completed"] += n
+    # Emergency shares still owing their justification (issue 14), overdue once past the share's own deadline.
+    q2 = _Sql()
+    due = q2.arg(now or "")
+    period2 = _period(q2, time_from, time_to, scope)
+    rows = await conn.fetch(
+        f"SELECT {_MONTH}, count(*), count(*) FILTER (WHERE {_JSON} #>> '{{emergency,complete_by}}' < {due})"  # noqa: S608
+        f" FROM ledger d WHERE {_EMERGENCY_OPEN} AND {period2} GROUP BY {_MONTH}",
+        *q2.args,
+    )
+    for m, n, overdue in rows:
+        month(m)["emergency_justifications_open"] += n
+        month(m)["emergency_justifications_overdue"] += overdue
+    flag = q.arg(FLAG_NOT_SHARED_DESPITE_RISK)
+    rows = await conn.fetch(
+        f"SELECT {_MONTH}, d.decision, {_JSON} #>> '{{disclosure,channel}}',"  # noqa: S608
+        f" coalesce({_JSON} -> 'flags', '[]'::jsonb) ? {flag}, count(*) FROM ledger d"
+        f" WHERE d.kind = 'decision' AND {period} GROUP BY 1, 2, 3, 4",
+        *q.args,
+    )
+    for m, decision, channel, flagged, n in rows:
+        bucket = month(m)
+        if decision == "share":
+            bucket["disclosures_elsewhere"] += n
+            add(bucket, "disclosures_by_channel", channel, n)
+        if decision == "not_share" and flagged:
+            bucket["not_shared_despite_risk"] += n
+    for bucket in months.values():
+        bucket["shares"] = bucket["decision"].get("share", 0) - bucket["disclosures_elsewhere"]
+        bucket["decisions_not_to_share"] = bucket["decision"].get("not_share", 0)
+
+    ordered = [months[m] for m in sorted(months)]
+    totals: dict[str, Any] = {
+        "decisions": 0,
+        "shares": 0,
+        "decisions_not_to_share": 0,
+        "disclosures_elsewhere": 0,
+        "disclosures_by_channel": {},
+        "not_shared_despite_risk": 0,
+        "shares_later_revoked": 0,
+        "emergency_shares_not_completed": 0,
+        "emergency_justifications_open": 0,
+        "emergency_justifications_overdue": 0,
+        **{dim: {} for dim in _DIMENSIONS},
+    }
+    for bucket in ordered:
+        for dim in _DIMENSIONS:
+            bucket[dim] = dict(sorted(bucket[dim].items()))
+            for key, n in bucket[dim].items():
+                totals[dim][key] = totals[dim].get(key, 0) + n
+        totals["decisions"] += bucket["decisions"]
+        for key in ("shares", "disclosures_elsewhere", "not_shared_despite_risk"):
+            totals[key] += bucket[key]
+        bucket["disclosures_by_channel"] = dict(sorted(bucket["disclosures_by_channel"].items()))
+        for key, n in bucket["disclosures_by_channel"].items():
+            totals["disclosures_by_channel"][key] = totals["disclosures_by_channel"].get(key, 0) + n
+        totals["shares_later_revoked"] += bucket["shares_later_revoked"]
+        for key in (
+            "emergency_shares_not_completed",
+            "emergency_justifications_open",
+            "emergency_justifications_overdue",
+        ):
+            totals[key] += bucket[key]
+    for dim in _DIMENSIONS:
+        totals[dim] = dict(sorted(totals[dim].items()))
+    totals["disclosures_by_channel"] = dict(sorted(totals["disclosures_by_channel"].items()))
+    totals["agreements"] = await _agreement_stats(conn, time_from, time_to, scope)
+    totals["decisions_not_to_share"] = totals["decision"].get("not_share", 0)
+    return {"from": time_from, "to": time_to, "totals": totals, "months": ordered}
+
+
+async def _agreement_stats(conn: Conn, time_from: str | None, time_to: str | None, scope: str | None) -> dict[str, Any]:
+    per: dict[str, dict[str, Any]] = {}
+    q = _Sql()
+    period = _period(q, time_from, time_to, scope)
+    rows = await conn.fetch(
+        "SELECT a.agreement_id, a.version, count(*), sum(a.overridden) FROM ledger_agreements a"  # noqa: S608
+        f" JOIN ledger d ON d.idx = a.idx WHERE d.kind = 'share' AND {period}"
+        " GROUP BY a.agreement_id, a.version",
+        *q.args,
+    )
+    for agreement_id, version, n, overridden in rows:
+        item = per.setdefault(agreement_id, {"shares": 0, "overrides": 0, "versions": {}})
+        item["shares"] += n
+        item["overrides"] += int(overridden or 0)
+        item["versions"][str(version)] = n
+    row = await conn.fetchrow(
+        f"SELECT count(*), count(*) FILTER (WHERE nullif({_JSON} -> 'agreement_override', 'null'::jsonb)"  # noqa: S608
+        " IS NOT NULL), count(*) FILTER (WHERE NOT EXISTS (SELECT 1 FROM ledger_agreements a WHERE a.idx = d.idx))"
+        f" FROM ledger d WHERE d.kind = 'share' AND {period}",
+        *q.args,
+    )
+    return {
+        "per_agreement": dict(sorted(per.items())),
+        "overrides": int(row[1]),
+        "shares_without_agreement": int(row[2]),
+    }

@@ -1,0 +1,356 @@
+"""The PostgreSQL schema: the same tables as the SQLite store, in PostgreSQL's own types, and its migrations.
+
+Times stay ISO-8601 text (`ledger.entry.format_time`), exactly as on SQLite, so that ordering, comparisons and
+exported answers are byte-for-byte the same on both backends. Blobs are `bytea`.
+
+Differences that exist because several gateway nodes share the database:
+- `ledger_tree` (one row) is the ledger's *coordinator row*: an append locks it (`SELECT … FOR UPDATE`), reads
+  the tree state, inserts the entry at index `size` and writes the new state back, so indexes are unique and
+  contiguous whichever node appends (the design of Trillian Tessera's MySQL coordinator table).
+- `ledger_checkpoint_head` (one row) is the checkpoint signer's compare-and-swap: a node signs only while
+  holding it and only a size larger than the one recorded there, so two nodes can never sign two different
+  roots for one size (and `ledger_checkpoints.size` is unique besides).
+- Envelopes live in the database in chunks (`envelope_chunks`), written before the share's transaction and
+  made visible by the `envelopes` row that transaction inserts: a share is all there or not there.
+- Append-only tables are guarded by triggers (no UPDATE, DELETE or TRUNCATE); `APP_ROLE_SQL` is the
+  application role that has no UPDATE/DELETE on them in the first place. A superuser can still drop the
+  triggers: the Merkle tree, the entry MACs and the signed checkpoints are what catch that
+  (`safeshare ledger verify`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from ..migrations import Step, latest
+
+#: Tables that only ever grow (the same list as the SQLite store's).
+APPEND_ONLY_TABLES: Final = (
+    "ledger",
+    "ledger_subjects",
+    "ledger_cosignatures",
+    "ledger_checkpoints",
+    "ledger_orgs",
+    "ledger_recipients",
+    "ledger_mac_start",
+    "ledger_agreements",
+    "ledger_fts",
+)
+
+_V1 = """
+CREATE TABLE recipients (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    org TEXT NOT NULL,
+    email TEXT NOT NULL,
+    age_recipient TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('active', 'disabled')),
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    kind TEXT NOT NULL DEFAULT 'person' CHECK (kind IN ('person', 'team'))
+);
+CREATE INDEX recipients_by_email ON recipients (email);
+
+CREATE TABLE team_members (
+    team_id TEXT NOT NULL REFERENCES recipients (id),
+    member_id TEXT NOT NULL REFERENCES recipients (id),
+    since TEXT NOT NULL,
+    until TEXT,
+    PRIMARY KEY (team_id, member_id, since)
+);
+
+CREATE TABLE enrolments (
+    id TEXT PRIMARY KEY,
+    recipient_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    org TEXT NOT NULL,
+    email TEXT NOT NULL,
+    age_recipient TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('pending', 'approved', 'rejected', 'superseded')),
+    requested_at TEXT NOT NULL,
+    decided_at TEXT,
+    decided_by TEXT
+);
+CREATE INDEX enrolments_by_recipient ON enrolments (recipient_id, requested_at);
+
+CREATE TABLE recipient_keys (
+    recipient_id TEXT NOT NULL REFERENCES recipients (id),
+    age_recipient TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('active', 'retired')),
+    since TEXT NOT NULL,
+    until TEXT,
+    PRIMARY KEY (recipient_id, age_recipient)
+);
+
+CREATE TABLE idempotency_keys (
+    principal TEXT NOT NULL,
+    key TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    status INTEGER NOT NULL,
+    response TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    expires_at TEXT NOT NULL,
+    PRIMARY KEY (principal, key)
+);
+CREATE INDEX idempotency_keys_expiry ON idempotency_keys (expires_at);
+
+CREATE TABLE shares (
+    id TEXT PRIMARY KEY,
+    created_at TEXT NOT NULL,
+    sender_sub TEXT NOT NULL,
+    sender_iss TEXT NOT NULL,
+    sender_org TEXT,
+    purpose_code TEXT NOT NULL,
+    purpose_description TEXT NOT NULL,
+    subjects TEXT NOT NULL,
+    data_categories TEXT NOT NULL,
+    payload_content_type TEXT NOT NULL,
+    payload_size BIGINT NOT NULL,
+    expires_at TEXT NOT NULL,
+    max_downloads INTEGER,
+    state TEXT NOT NULL CHECK (state IN ('active', 'revoked', 'expired', 'exhausted')),
+    ledger_index BIGINT NOT NULL,
+    escrow_sha256 TEXT,
+    escrow_size BIGINT
+);
+CREATE INDEX shares_by_sender ON shares (sender_sub, created_at);
+CREATE INDEX shares_by_sender_index ON shares (sender_sub, sender_iss, ledger_index);
+CREATE INDEX shares_active_by_expiry ON shares (expires_at) WHERE state = 'active';
+
+CREATE TABLE share_recipients (
+    share_id TEXT NOT NULL REFERENCES shares (id),
+    recipient_id TEXT NOT NULL REFERENCES recipients (id),
+    recipient_org TEXT NOT NULL,
+    envelope_sha256 TEXT NOT NULL,
+    envelope_size BIGINT NOT NULL,
+    downloads INTEGER NOT NULL DEFAULT 0,
+    state TEXT NOT NULL CHECK (state IN ('active', 'revoked', 'expired', 'exhausted')),
+    acknowledged_at TEXT,
+    acknowledgement TEXT,
+    via_team TEXT,
+    first_downloaded_at TEXT,
+    last_downloaded_at TEXT,
+    PRIMARY KEY (share_id, recipient_id)
+);
+CREATE INDEX share_recipients_by_recipient ON share_recipients (recipient_id, share_id);
+
+CREATE TABLE held_recipients (
+    share_id TEXT NOT NULL REFERENCES shares (id),
+    address TEXT NOT NULL,
+    mode TEXT NOT NULL CHECK (mode IN ('held', 'passphrase')),
+    envelope TEXT NOT NULL,
+    envelope_sha256 TEXT NOT NULL,
+    envelope_size BIGINT NOT NULL,
+    state TEXT NOT NULL
+        CHECK (state IN ('held', 'claimed', 'rewrapped', 'active', 'exhausted', 'expired', 'revoked')),
+    recipient_id TEXT NOT NULL,
+    downloads INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (share_id, address)
+);
+CREATE INDEX held_by_recipient ON held_recipients (recipient_id, state);
+
+CREATE TABLE claim_codes (
+    id BIGSERIAL PRIMARY KEY,
+    share_id TEXT NOT NULL,
+    address TEXT NOT NULL,
+    code_mac BYTEA NOT NULL,
+    created_at TEXT NOT NULL,
+    expires_at TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    state TEXT NOT NULL CHECK (state IN ('live', 'used', 'locked', 'superseded'))
+);
+CREATE INDEX claim_codes_by_claim ON claim_codes (share_id, address, id);
+
+CREATE TABLE ledger (
+    idx BIGINT PRIMARY KEY CHECK (idx >= 0),
+    time TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    actor_sub TEXT,
+    actor_org TEXT,
+    decision TEXT,
+    share_id TEXT,
+    purpose_code TEXT,
+    article_6 TEXT,
+    article_9 TEXT,
+    dpa_schedule_1 TEXT,
+    entry BYTEA NOT NULL,
+    leaf_hash BYTEA NOT NULL,
+    mac BYTEA
+);
+CREATE INDEX ledger_by_article_6 ON ledger (article_6, idx) WHERE article_6 IS NOT NULL;
+CREATE INDEX ledger_by_article_9 ON ledger (article_9, idx) WHERE article_9 IS NOT NULL;
+CREATE INDEX ledger_by_schedule_1 ON ledger (dpa_schedule_1, idx) WHERE dpa_schedule_1 IS NOT NULL;
+CREATE INDEX ledger_by_purpose ON ledger (purpose_code, idx);
+CREATE INDEX ledger_by_kind ON ledger (kind, idx);
+CREATE INDEX ledger_by_actor ON ledger (actor_sub, idx);
+CREATE INDEX ledger_by_decision ON ledger (decision, idx);
+CREATE INDEX ledger_by_time ON ledger (time);
+CREATE INDEX ledger_by_share ON ledger (share_id);
+CREATE INDEX ledger_by_kind_share ON ledger (kind, share_id);
+CREATE INDEX ledger_decisions_by_month ON ledger (substr(time, 1, 7), decision, purpose_code, article_6, article_9,
+    dpa_schedule_1, actor_org, time) WHERE decision IS NOT NULL;
+
+CREATE TABLE ledger_subjects (
+    ref TEXT NOT NULL,
+    idx BIGINT NOT NULL REFERENCES ledger (idx),
+    PRIMARY KEY (ref, idx)
+);
+CREATE TABLE ledger_recipients (
+    recipient_id TEXT NOT NULL,
+    idx BIGINT NOT NULL REFERENCES ledger (idx),
+    PRIMARY KEY (recipient_id, idx)
+);
+CREATE TABLE ledger_orgs (
+    org TEXT NOT NULL,
+    idx BIGINT NOT NULL REFERENCES ledger (idx),
+    PRIMARY KEY (org, idx)
+);
+
+CREATE TABLE agreements (
+    id TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    title TEXT NOT NULL,
+    kind TEXT NOT NULL CHECK (kind IN ('protocol', 'data_exchange', 'other')),
+    scope TEXT NOT NULL CHECK (scope IN ('children', 'adults', 'both')),
+    signatories TEXT NOT NULL,
+    purposes TEXT NOT NULL,
+    categories TEXT NOT NULL,
+    review_date TEXT NOT NULL,
+    document_sha256 TEXT NOT NULL,
+    document_size BIGINT NOT NULL,
+    document_name TEXT NOT NULL,
+    document_type TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    retired_at TEXT,
+    retired_reason TEXT,
+    PRIMARY KEY (id, version)
+);
+CREATE INDEX agreements_by_document ON agreements (document_sha256);
+
+CREATE TABLE ledger_agreements (
+    agreement_id TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    idx BIGINT NOT NULL REFERENCES ledger (idx),
+    overridden INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (agreement_id, idx)
+);
+CREATE INDEX ledger_agreements_by_idx ON ledger_agreements (idx);
+
+-- Full text over purpose descriptions: only the tsvector (the text itself lives in the entry), GIN-indexed.
+CREATE TABLE ledger_fts (
+    idx BIGINT PRIMARY KEY REFERENCES ledger (idx),
+    description TSVECTOR NOT NULL
+);
+CREATE INDEX ledger_fts_gin ON ledger_fts USING GIN (description);
+
+-- The coordinator row: the Merkle tree state (RFC 9162 compact range) of exactly the committed entries.
+CREATE TABLE ledger_tree (
+    id INTEGER PRIMARY KEY CHECK (id = 0),
+    size BIGINT NOT NULL,
+    state BYTEA NOT NULL
+);
+-- The empty tree's state: CompactRange().to_bytes().
+INSERT INTO ledger_tree (id, size, state) VALUES (0, 0, '\\x53534352010000000000000000');
+
+CREATE TABLE ledger_nodes (
+    level INTEGER NOT NULL,
+    idx BIGINT NOT NULL,
+    hash BYTEA NOT NULL,
+    PRIMARY KEY (level, idx)
+);
+
+CREATE TABLE ledger_checkpoints (
+    size BIGINT PRIMARY KEY,
+    time TEXT NOT NULL,
+    note BYTEA NOT NULL
+);
+-- The checkpoint signer's compare-and-swap row: the largest size signed so far.
+CREATE TABLE ledger_checkpoint_head (
+    id INTEGER PRIMARY KEY CHECK (id = 0),
+    size BIGINT NOT NULL
+);
+INSERT INTO ledger_checkpoint_head (id, size) VALUES (0, 0);
+
+CREATE TABLE ledger_mac_start (
+    id INTEGER PRIMARY KEY CHECK (id = 0),
+    start BIGINT NOT NULL,
+    mac BYTEA NOT NULL
+);
+
+CREATE TABLE ledger_cosignatures (
+    size BIGINT NOT NULL REFERENCES ledger_checkpoints (size),
+    witness TEXT NOT NULL,
+    line TEXT NOT NULL,
+    PRIMARY KEY (size, witness)
+);
+
+-- Envelopes: chunks written by a spool (before the share's transaction), made part of a share by the
+-- `envelopes` row the share's transaction inserts. Chunks whose spool never became a share are swept.
+CREATE TABLE envelope_chunks (
+    spool UUID NOT NULL,
+    name TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    data BYTEA NOT NULL,
+    PRIMARY KEY (spool, name, seq)
+);
+CREATE TABLE envelope_spools (
+    spool UUID PRIMARY KEY,
+    created_at TIMESTAMPTZ NOT NULL DEFAULT now()
+);
+CREATE TABLE envelopes (
+    share_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    spool UUID NOT NULL,
+    sha256 TEXT NOT NULL,
+    size BIGINT NOT NULL,
+    PRIMARY KEY (share_id, name)
+);
+CREATE INDEX envelopes_by_spool ON envelopes (spool);
+
+CREATE FUNCTION safeshare_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'ledger is append-only (% on %)', TG_OP, TG_TABLE_NAME USING ERRCODE = 'insufficient_privilege';
+END
+$$;
+"""
+
+_TRIGGERS = "".join(
+    f"CREATE TRIGGER {t}_append_only BEFORE UPDATE OR DELETE ON {t}"
+    " FOR EACH ROW EXECUTE FUNCTION safeshare_append_only();\n"
+    f"CREATE TRIGGER {t}_no_truncate BEFORE TRUNCATE ON {t}"
+    " FOR EACH STATEMENT EXECUTE FUNCTION safeshare_append_only();\n"
+    for t in APPEND_ONLY_TABLES
+)
+
+
+async def _v1(conn: Any) -> None:
+    await conn.execute(_V1 + _TRIGGERS)
+
+
+#: Numbered steps (gateway/store/migrations.py), applied in order at start-up or by `safeshare migrate`, each in
+#: its own transaction with its `schema_version` row.
+STEPS: Final[tuple[Step[Any], ...]] = (
+    Step(1, "PostgreSQL schema: the SQLite schema's tables, coordinator rows, chunked envelopes", _v1),
+)
+
+SCHEMA_VERSION: Final = latest(STEPS)
+
+#: The application role (run once by the database's owner; `{role}` is the login the gateway nodes use). The
+#: gateway needs no UPDATE, DELETE or TRUNCATE on the ledger's tables, so it is not given them: even a
+#: compromised node cannot rewrite history, only append to it (and every append is MAC'd and tree-hashed).
+APP_ROLE_SQL: Final = """
+GRANT USAGE ON SCHEMA {schema} TO {role};
+GRANT SELECT, INSERT ON {ledger_tables} TO {role};
+GRANT SELECT, INSERT, UPDATE, DELETE ON recipients, team_members, enrolments, recipient_keys, idempotency_keys,
+    shares, share_recipients, held_recipients, claim_codes, agreements, envelope_chunks, envelope_spools, envelopes
+    TO {role};
+GRANT SELECT, UPDATE ON ledger_tree, ledger_checkpoint_head TO {role};
+GRANT SELECT ON schema_version TO {role};
+GRANT SELECT, INSERT ON ledger_nodes TO {role};
+GRANT USAGE ON ALL SEQUENCES IN SCHEMA {schema} TO {role};
+"""
+
+
+def app_role_sql(role: str, schema: str = "public") -> str:
+    """The GRANTs for the gateway's own login (see `APP_ROLE_SQL`); identifiers are quoted by the caller."""
+    return APP_ROLE_SQL.format(role=role, schema=schema, ledger_tables=", ".join(APPEND_ONLY_TABLES))

@@ -1,0 +1,178 @@
+"""Three `safeshare serve` nodes on one PostgreSQL database and one home's keys: concurrent shares spread over
+them, one node SIGKILLed part-way. Afterwards every acknowledged share is fetched from every live node and
+decrypted with `age`, the ledger has no gap, every node publishes the same checkpoint, `safeshare ledger verify
+--database …` passes, and the killed node restarts cleanly. Then the database goes away for one node (a proxy
+in front of PostgreSQL is cut, the shared server itself is never stopped): it answers 503 with Retry-After, not
+500 and not a hang, and serves again by itself once the proxy is back. Last, an entry edited by a superuser (trigger
+dropped) is caught by `ledger verify`."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import json
+import subprocess
+import threading
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import asyncpg
+
+from bench.kill_loop import _request
+from bench.multinode import Node, cli, load, setup
+from tests.conftest import require_tool
+from tests.pg import database_for_sync_fixture
+
+
+class ThreadProxy:
+    """A TCP proxy to PostgreSQL on a loop of its own (the nodes are other processes): cut and restored at will."""
+
+    def __init__(self, host: str, port: int) -> None:
+        from tests.test_store_contract import Cuttable
+
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.proxy = Cuttable(host, port)
+        self._run(self.proxy.start())
+        self.port = self.proxy.port
+
+    def _run(self, coro: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(10)
+
+    def cut(self) -> None:
+        self._run(self.proxy.cut())
+
+    def restore(self) -> None:
+        self._run(self.proxy.restore())
+
+    def close(self) -> None:
+        self.cut()
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+
+
+def _ledger_facts(dsn: str) -> tuple[int, int, int, set[str]]:
+    async def run() -> tuple[int, int, int, set[str]]:
+        conn = await asyncpg.connect(dsn)
+        try:
+            rows, top = await conn.fetchrow("SELECT count(*), coalesce(max(idx) + 1, 0) FROM ledger")
+            size = await conn.fetchval("SELECT size FROM ledger_tree WHERE id = 0")
+            shares = {r[0] for r in await conn.fetch("SELECT id FROM shares")}
+            return int(rows), int(top), int(size), shares
+        finally:
+            await conn.close()
+
+    return asyncio.run(run())
+
+
+def _checkpoint(url: str) -> bytes:
+    status, body = _request(url + "/api/v1/ledger/checkpoint")
+    assert status == 200, body
+    return body
+
+
+def test_three_nodes_one_ledger_kill_and_database_outage(tmp_path: Path) -> None:
+    age = require_tool("age")
+    with database_for_sync_fixture() as dsn:
+        home = tmp_path / "home"
+        practitioner, recipient, identity = setup(home, dsn)
+        (tmp_path / "identity.txt").write_text(str(identity) + "\n")
+        nodes = [Node(home, dsn, tmp_path / f"node{i}.log") for i in range(3)]
+        try:
+            for n in nodes:
+                n.wait_healthy(60)
+            urls = [n.url for n in nodes]
+
+            # Concurrent shares over the three nodes; node 1 is SIGKILLed part-way through.
+            with concurrent.futures.ThreadPoolExecutor(1) as pool:
+                running = pool.submit(load, urls, practitioner, 3.0, 9, 8192)
+                time.sleep(1.5)
+                nodes[1].kill()
+                latencies, acked, others = running.result()
+            assert len(acked) > 20, others
+            live = [nodes[0], nodes[2]]
+
+            # The killed node restarts cleanly on the same home and database.
+            nodes[1] = Node(home, dsn, tmp_path / "node1.log")
+            nodes[1].wait_healthy(60)
+            live.append(nodes[1])
+
+            # Every acknowledged share is in the database and opens with `age`, fetched from every live node.
+            rows, top, size, shares = _ledger_facts(dsn)
+            assert set(acked) <= shares
+            for share_id, payload in acked.items():
+                for node in live:
+                    status, envelope = _request(f"{node.url}/api/v1/shares/{share_id}/envelope", recipient)
+                    assert status == 200, (share_id, node.url, envelope[:200])
+                    out = subprocess.run(
+                        [age, "--decrypt", "-i", str(tmp_path / "identity.txt")],
+                        input=envelope,
+                        capture_output=True,
+                        check=True,
+                    ).stdout
+                    assert out == payload
+
+            # One gap-free ledger, one checkpoint whichever node is asked.
+            rows, top, size, _ = _ledger_facts(dsn)
+            assert rows == top == size
+            deadline = time.monotonic() + 20
+            while True:
+                notes = {_checkpoint(n.url) for n in live}
+                first_line = json.dumps(sorted(n.decode(errors="replace") for n in notes))
+                if len(notes) == 1 and f"\n{size}\n".encode() in next(iter(notes)):
+                    break
+                assert time.monotonic() < deadline, f"nodes disagree or lag: {first_line[:500]}"
+                time.sleep(0.5)
+            verify = cli(home, dsn, "ledger", "verify", "--database", dsn, check=False)
+            assert verify.returncode == 0, verify.stdout + verify.stderr
+
+            # The database goes away for one node: 503 + Retry-After, promptly; back by itself afterwards.
+            parts = urlsplit(dsn)
+            proxy = ThreadProxy(parts.hostname or "127.0.0.1", parts.port or 5432)
+            try:
+                via = dsn.replace(f"{parts.hostname}:{parts.port}", f"127.0.0.1:{proxy.port}")
+                extra = Node(home, via, tmp_path / "node-proxy.log")
+                try:
+                    extra.wait_healthy(60)
+                    proxy.cut()
+                    started = time.monotonic()
+                    status, body = _request(f"{extra.url}/api/v1/shares", practitioner, timeout=30)
+                    assert time.monotonic() - started < 20
+                    assert status == 503, body
+                    assert json.loads(body)["error"] == "store_unavailable"
+                    health, _ = _request(f"{extra.url}/healthz", timeout=30)
+                    assert health == 503
+                    proxy.restore()
+                    deadline = time.monotonic() + 30
+                    while _request(f"{extra.url}/healthz", timeout=30)[0] != 200:
+                        assert time.monotonic() < deadline, "the node did not come back"
+                        time.sleep(0.5)
+                    status, body = _request(f"{extra.url}/api/v1/shares", practitioner, timeout=30)
+                    assert status == 200, body
+                finally:
+                    extra.stop()
+            finally:
+                proxy.close()
+
+            # What a database superuser can still do (drop the trigger, edit an entry) `ledger verify` catches.
+            async def tamper() -> None:
+                conn = await asyncpg.connect(dsn)
+                try:
+                    await conn.execute("ALTER TABLE ledger DISABLE TRIGGER ledger_append_only")
+                    await conn.execute(
+                        "UPDATE ledger SET entry = convert_to(replace(convert_from(entry, 'UTF8'), '\"pat\"',"
+                        " '\"eve\"'), 'UTF8') WHERE idx = (SELECT min(idx) FROM ledger WHERE kind = 'share')"
+                    )
+                finally:
+                    await conn.close()
+
+            asyncio.run(tamper())
+            tampered = cli(home, dsn, "ledger", "verify", "--database", dsn, check=False)
+            assert tampered.returncode not in (0, 3), tampered.stdout + tampered.stderr
+        finally:
+            for n in nodes:
+                if n.proc.poll() is None:
+                    n.stop()
