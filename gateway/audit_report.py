@@ -38,6 +38,7 @@ KIND_TITLES = {
     "expire": "Envelopes destroyed",
     "acknowledge": "Receipt acknowledged",
     "emergency_completed": "Emergency share's justification completed",
+    "share_approved": "Share approved by a second person (dual control)",
     # Recipients without a key (issue 10).
     "claim_code_sent": "One-time code sent",
     "claim_code_accepted": "One-time code accepted",
@@ -124,12 +125,17 @@ def _event(
     if row.kind in ("share", "decision"):
         event["flags"] = [str(f) for f in entry.get("flags") or []]
         # Issue 14: an emergency share's deadline; a refusal's explanation; the refusal a decision reconsiders.
-        for key in ("emergency", "explanation", "reconsiders"):
+        for key in ("emergency", "explanation", "reconsiders", "dual_control", "retention"):
             if isinstance(entry.get(key), Mapping):
                 event[key] = dict(entry[key])
+        if isinstance(entry.get("advice"), list):  # advice cited: who answered, when, what they said
+            event["advice"] = [dict(a) for a in entry["advice"] if isinstance(a, Mapping)]
     if row.kind == "emergency_completed":
         event["completes"] = entry.get("completes")
         event["share_index"] = entry.get("share_index")
+    if row.kind == "share_approved":
+        event["share_index"] = entry.get("share_index")
+        event["note"] = entry.get("note")
     if row.kind == "decision":
         disclosure = entry.get("disclosure")
         if isinstance(disclosure, Mapping):
@@ -448,6 +454,23 @@ def _event_html(e: Mapping[str, Any]) -> str:
         owed = ", ".join(str(o.get("field")) for o in emergency.get("owed") or [] if isinstance(o, Mapping))
         rows.append(("Justification due by", _e(emergency.get("complete_by"))))
         rows.append(("Answers owed when shared", _e(owed)))
+    for a in e.get("advice") or []:
+        by = a.get("answered_by") or {}
+        rows.append(
+            (
+                "Advice sought",
+                f"{_e(a.get('to'))} ({_e(by.get('sub'))}) at {_e(a.get('answered_at'))}: {_e(a.get('answer'))} "
+                f"(entries #{_e(a.get('question_index'))}, #{_e(a.get('answer_index'))})",
+            )
+        )
+    control = e.get("dual_control")
+    if isinstance(control, Mapping):
+        rows.append(("Held for approval by", _value(control.get("approvers") or [])))
+    kept = e.get("retention")
+    if isinstance(kept, Mapping):
+        rows.append(("Retention class", f"{_e(kept.get('title'))}: envelopes at most {_e(kept.get('max_days'))} days"))
+    if kind == "share_approved" and e.get("note"):
+        rows.append(("Approval note", _e(e.get("note"))))
     completes = e.get("completes")
     if isinstance(completes, Mapping):
         late = " (late)" if completes.get("late") else ""
