@@ -40,6 +40,7 @@ KIND_TITLES = {
     "expire": "Envelopes destroyed",
     "acknowledge": "Receipt acknowledged",
     "emergency_completed": "Emergency share's justification completed",
+    "share_approved": "Share approved by a second person (dual control)",
     # Recipients without a key (issue 10).
     "claim_code_sent": "One-time code sent",
     "claim_code_accepted": "One-time code accepted",
@@ -126,12 +127,17 @@ def _event(
     if row.kind in ("share", "decision"):
         event["flags"] = [str(f) for f in entry.get("flags") or []]
         # Issue 14: an emergency share's deadline; a refusal's explanation; the refusal a decision reconsiders.
-        for key in ("emergency", "explanation", "reconsiders"):
+        for key in ("emergency", "explanation", "reconsiders", "dual_control", "retention"):
             if isinstance(entry.get(key), Mapping):
                 event[key] = dict(entry[key])
+        if isinstance(entry.get("advice"), list):  # advice cited: who answered, when, what they said
+            event["advice"] = [dict(a) for a in entry["advice"] if isinstance(a, Mapping)]
     if row.kind == "emergency_completed":
         event["completes"] = entry.get("completes")
         event["share_index"] = entry.get("share_index")
+    if row.kind == "share_approved":
+        event["share_index"] = entry.get("share_index")
+        event["note"] = entry.get("note")
     if row.kind == "decision":
         disclosure = entry.get("disclosure")
         if isinstance(disclosure, Mapping):
@@ -659,6 +665,21 @@ def _event_html(e: Mapping[str, Any], words: Words, same_as: Mapping[str, Any] |
         rows.append(("Emergency share", "made at once on the minimum answers: someone was at immediate risk"))
         rows.append(("Full reasons due by", _e(uk_time(emergency.get("complete_by")))))
         rows.append(("Answers still owed when shared", _e(owed) or "none"))
+    for a in e.get("advice") or []:
+        by = a.get("answered_by") or {}
+        rows.append(
+            (
+                "Advice sought first",
+                f"{_e(_humanise(a.get('to')))} ({_e(by.get('sub'))}) answered on {_e(uk_time(a.get('answered_at')))}: "
+                f"{_e(a.get('answer'))} (ledger entries {_e(a.get('question_index'))} and {_e(a.get('answer_index'))})",
+            )
+        )
+    control = e.get("dual_control")
+    if isinstance(control, Mapping):
+        approvers = ", ".join(_humanise(r) for r in control.get("approvers") or [])
+        rows.append(("Held until a second person approves", f"one of: {_e(approvers)}"))
+    if kind == "share_approved" and e.get("note"):
+        rows.append(("Approval note", _e(e.get("note"))))
     completes = e.get("completes")
     if isinstance(completes, Mapping):
         late = ", after the deadline" if completes.get("late") else ", in time"
@@ -670,11 +691,11 @@ def _event_html(e: Mapping[str, Any], words: Words, same_as: Mapping[str, Any] |
     retention = e.get("retention")
     if isinstance(retention, Mapping):
         capped = "; the requested lifetime was shortened to it" if retention.get("capped") else ""
+        title = retention.get("title") or _humanise(retention.get("class"))
         rows.append(
             (
-                "Kept for",
-                f"at most {_e(retention.get('max_days'))} days (retention class "
-                f"{_e(_humanise(retention.get('class')))}){capped}",
+                "Retention class",
+                f"{_e(title)}: the encrypted copies are kept at most {_e(retention.get('max_days'))} days{capped}",
             )
         )
     if kind == "share":

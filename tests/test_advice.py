@@ -118,3 +118,19 @@ def test_cli_lists_and_answers_against_a_real_server(tmp_path: Path) -> None:
         mine = json.loads(safeshare(home, "advice", "list", "--gateway", url, "--token", pat, "--json").stdout)
         assert mine[0]["answer"]["answer"] == "Refer today."
         assert safeshare(home, "advice", "list", "--gateway", url, "--token", dee, "--open").stdout == ""
+
+
+async def test_the_subject_report_shows_the_advice_cited(api: Api, alice: Any) -> None:
+    aid = (await _ask(api))["advice_id"]
+    r = await api.client.post(
+        f"/api/v1/advice/{aid}/answer", json={"answer": "Refer today."}, headers=api.auth("dee", "dsl")
+    )
+    assert r.status == 201
+    await api.add_recipient("alice", alice)
+    r = await api.share(b"notes", ["alice"], example("share"), advice=[aid])
+    assert r.status == 201, await r.text()
+    subject = example("share")["subjects"][0]["ref"]
+    auditor = api.auth("audrey", "partnership_auditor")
+    r = await api.client.get("/api/v1/ledger/report", params={"subject": subject}, headers=auditor)
+    page = await r.text()
+    assert "Advice sought" in page and "Refer today." in page and "Retention class" in page
