@@ -488,7 +488,7 @@ function updateButtons() {
   // An emergency share (issue 14) goes on the policy's minimum answers; completing one records the rest.
   const confirmed = unconfirmedRules().length === 0;
   $("share").disabled = completing
-    ? busy || !valid || d !== "share" || !guardAllows()
+    ? busy || !confirmed || !valid || d !== "share" || !guardAllows()
     : busy || !confirmed || d === "not_share" || !recipientsOk || !unkeyedOk || !attachmentsOk || elsewhere || !guardAllows();
   setIncomplete($("share"), !completing && (!(valid || emergency) || d !== "share"));
   $("not-share").disabled = busy || !confirmed || d === "share";
@@ -1001,6 +1001,7 @@ function startCompletion(owed) {
   $("owed").hidden = true;
   $("form").hidden = false;
   $("share").textContent = "Record the completed justification";
+  $("share").hidden = false; // hidden with the other actions when the share's result was shown
   $("not-share").hidden = true;
   $("share-to").hidden = true;
   showAlert("");
@@ -1156,7 +1157,9 @@ setInterval(() => ask("keepalive").catch(() => {}), 20000);
 // -- Isolation from the webmail page (issue 20): visibility, deliberate Share, focus, changes to the email ----------
 
 function guardAllows() {
-  return !!visibility?.settled() && !draftChanged;
+  // Completing an emergency share's justification sends nothing from the email (which the share itself has
+  // already replaced with its notification), so only the panel's visibility matters then.
+  return !!visibility?.settled() && (!draftChanged || !!completing);
 }
 
 function startGuards() {
