@@ -509,7 +509,17 @@ def _agreement_rows(e: Mapping[str, Any]) -> list[tuple[str, str]]:
     rows: list[tuple[str, str]] = []
     refs = e.get("agreements") or []
     if refs:
-        items = "".join(f"<li>{_e(describe_ref(r))}</li>" for r in refs)
+        # The document's digest says exactly which text was relied on, years later (the title alone may be reused).
+        items = "".join(
+            f"<li>{_e(describe_ref(r))}"
+            + (
+                f"; document SHA-256 <span class=hash>{_e(r['document_sha256'])}</span>"
+                if r.get("document_sha256")
+                else ""
+            )
+            + "</li>"
+            for r in refs
+        )
         rows.append(("Made under the partnership's agreements", f"<ul>{items}</ul>"))
     none = e.get("no_agreement")
     if isinstance(none, Mapping):

@@ -130,7 +130,17 @@ async def test_a_non_signatory_recipient_is_refused_naming_the_agreement_and_the
     [
         (lambda j: j["purpose"].update(code="crime_prevention"), "agreement_purpose_out_of_scope", "purpose.code"),
         (lambda j: j["data_categories"].append("financial"), "agreement_category_out_of_scope", "data_categories.3"),
-        (lambda j: j["subjects"][0].update(role="adult_at_risk"), "agreement_scope_mismatch", "agreements.0"),
+        # An adult at risk meets the three tests of DPA 2018 Sch 1 para 18(3) (issue 19), so only the scope is at fault.
+        (
+            lambda j: j["subjects"][0].update(
+                role="adult_at_risk",
+                adult_at_risk_tests=dict.fromkeys(
+                    ("care_and_support_needs", "experiencing_or_at_risk_of_harm", "unable_to_protect_self"), True
+                ),
+            ),
+            "agreement_scope_mismatch",
+            "agreements.0",
+        ),
     ],
 )
 async def test_a_purpose_category_or_subject_outside_the_agreements_scope_is_refused(

@@ -78,3 +78,21 @@ def test_subject_is_neutral_and_panel_closes_and_reopens_on_the_result(
     assert again.get_by_role("button", name="Share", exact=True).is_hidden()
     again.get_by_role("button", name="Close").click()
     frame.wait_for(state="detached")
+
+
+def test_notification_names_the_sender_by_name(page: Any, browser: Any, webmail: Webmail, gateway: Gateway) -> None:
+    """ "Sent by Pat Jones (e2e)", from the token's name claim, instead of the bare identifier."""
+    from tests.test_cli import safeshare
+
+    token = safeshare(
+        gateway.home, "token", "issue", "--sub", "pat", "--role", "practitioner", "--org", "e2e", "--name", "Pat Jones"
+    ).stdout.split()[-1]
+    browser.sign_in(token)
+    page.goto(webmail.gmail_url())
+    panel = open_panel(page)
+    fill(panel, example("share"))
+    settle(panel)
+    panel.get_by_role("button", name="Share", exact=True).click()
+    result_facts(panel)
+    body = page.locator('[aria-label="Message Body"]').inner_text()
+    assert "Sent by Pat Jones (e2e)." in body

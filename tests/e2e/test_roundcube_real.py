@@ -114,8 +114,14 @@ def local_copies(page: Any) -> str:
     )
 
 
+def neutral(share_id: str) -> str:
+    """The subject the draft carries after a share (issue 13): the case's subject would travel in the clear."""
+    return f"Information shared with you securely (SafeShare {share_id})"
+
+
 def save_draft(page: Any, rc: Roundcube, subject: str) -> email.message.EmailMessage:
-    """Save the draft with Roundcube's own Save button and read it back from Dovecot."""
+    """Save the draft with Roundcube's own Save button and read it back from Dovecot (by its subject, which
+    after a share is the neutral one)."""
     page.locator("#rcmbtn107").click()  # "Save" in the compose toolbar
     found: list[email.message.EmailMessage] = []
 
@@ -157,7 +163,8 @@ def test_share_from_real_roundcube(page: Any, real_roundcube: Roundcube, gateway
     assert message["Subject"] == subject
     assert message.get_body(("plain",)).get_content().startswith("Dear Carol,")
     assert {p.get_filename(): p.get_payload(decode=True) for p in message.iter_attachments()} == {"care-plan.pdf": data}
-    draft = save_draft(page, real_roundcube, subject)
+    draft = save_draft(page, real_roundcube, neutral(share_id))
+    assert all(m["Subject"] != subject for m in real_roundcube.drafts())
     assert draft.get_content_type() == "text/plain"
     assert_only_notification(draft.get_content(), share_id)
 
@@ -216,7 +223,8 @@ def test_share_from_real_roundcube_html_editor(
     assert_only_notification(local_copies(page), share_id)
 
     # What Roundcube stores when the draft is saved: the notification, in both the HTML and the text part.
-    draft = save_draft(page, rc, subject)
+    draft = save_draft(page, rc, neutral(share_id))
+    assert all(m["Subject"] != subject for m in rc.drafts())
     assert draft.get_body(("html",)) is not None
     assert_only_notification(draft.get_body(("html",)).get_content(), share_id)
     assert_only_notification(parts_text(draft), share_id)
@@ -262,6 +270,7 @@ def test_switch_from_html_to_plain_while_the_panel_is_open(
     message = email.message_from_bytes(gateway.fetch(share_id, "carol"), policy=email.policy.default)
     assert "<strong>Urgent:</strong>" in message.get_body(("html",)).get_content()
     assert_only_notification(page.locator("#composebody").input_value(), share_id)
-    draft = save_draft(page, rc, subject)
+    draft = save_draft(page, rc, neutral(share_id))
+    assert all(m["Subject"] != subject for m in rc.drafts())
     assert draft.get_content_type() == "text/plain"
     assert_only_notification(draft.get_content(), share_id)
