@@ -61,14 +61,16 @@ class LedgerBatch:
     """The ledger state of one group-committed writer batch (issue 15: appends at group-commit speed).
 
     Why: per append, reloading and re-saving the tree state, finding the next index with `max(idx)`, and one
-    small insert per index table cost more than the entry itself; and an FTS5 insert makes the next SAVEPOINT
-    or RELEASE flush a one-row segment (measured ~40 µs, then merged again later). So the tree is read once (under
-    the batch's write lock, so no other process can append meanwhile), advanced in memory, and the index-table
-    and FTS rows are queued; `flush` writes them all and the tree state once, just before the COMMIT. Only the
-    `ledger` row itself (and completed Merkle nodes) are written at once: an operation's own checks may read it.
+    small insert per table cost more than the entry itself; an FTS5 insert makes the next SAVEPOINT or RELEASE
+    flush a one-row segment (measured ~40 µs, merged again later); and every statement hands the GIL to the event
+    loop's thread and waits to get it back. So the tree is read once (under the batch's write lock: no other
+    process can append meanwhile), advanced in memory, and the rows of every append (entry, index tables, FTS,
+    completed Merkle nodes) are queued; `flush` writes them with one `executemany` per table and the tree state
+    once, just before the COMMIT. An append inside a batch therefore executes no SQL at all. No writer operation
+    reads the ledger tables it appends to (the checkpoint reads the tree through `load_tree`, which sees this one).
 
     An operation that fails rolls back to its savepoint; the writer then calls `undo(mark)` so the queued rows
-    and the in-memory tree forget its appends too. Nothing in a writer operation reads the queued tables.
+    and the in-memory tree forget its appends too.
     """
 
     __slots__ = ("_base", "tree", "_leaves", "_rows")
@@ -116,12 +118,13 @@ class LedgerBatch:
 
     def flush(self, conn: sqlite3.Connection) -> None:
         """Write the queued index rows (one executemany per table, in order) and the tree state once."""
-        by_table: dict[str, list[tuple[Any, ...]]] = {}
+        by_table: dict[str, list[tuple[Any, ...]]] = {_INSERT_ENTRY: []}  # first: the index tables reference it
         for sql, row in self._rows:
             by_table.setdefault(sql, []).append(row)
         self._rows = []
         for sql, rows in by_table.items():
-            conn.executemany(sql, rows)
+            if rows:
+                conn.executemany(sql, rows)
         if self.tree is not None and self._base is not None and self.tree.size != self._base.size:
             conn.execute(_UPSERT_TREE, (self.tree.size, self.tree.to_bytes()))
             self._base, self._leaves = self.tree.copy(), []
@@ -149,30 +152,30 @@ def append_entry(conn: sqlite3.Connection, entry: Mapping[str, Any]) -> int:
     actor = entry.get("actor") or {}
     purpose = entry.get("purpose") or {}
     basis = ((entry.get("justification") or {}).get("rules") or {}).get("1_lawful_basis") or {}
-    conn.execute(
-        _INSERT_ENTRY,
-        (
-            idx,
-            entry["time"],
-            entry["kind"],
-            actor.get("sub"),
-            actor.get("org"),
-            entry.get("decision"),
-            entry.get("share_id"),
-            purpose.get("code"),
-            basis.get("article_6"),
-            basis.get("article_9"),
-            basis.get("dpa_schedule_1"),
-            data,
-            leaf,
-            mac,
-        ),
-    )
     recipients = entry.get("recipients") or ()
     rids = sorted({r["id"] for r in recipients} | {r["via"] for r in recipients if r.get("via")})
     orgs = sorted({o for o in [actor.get("org"), *(r.get("org") for r in recipients)] if o})
     overridden = 1 if entry.get("agreement_override") else 0
-    index_rows: list[tuple[str, list[tuple[Any, ...]]]] = [
+    row = (
+        idx,
+        entry["time"],
+        entry["kind"],
+        actor.get("sub"),
+        actor.get("org"),
+        entry.get("decision"),
+        entry.get("share_id"),
+        purpose.get("code"),
+        basis.get("article_6"),
+        basis.get("article_9"),
+        basis.get("dpa_schedule_1"),
+        data,
+        leaf,
+        mac,
+    )
+    # Every row is derived before the first write (and, in a batch, before the tree moves): after that only the
+    # database can fail this function, which is what lets the writer run a plain append without a savepoint.
+    writes: list[tuple[str, list[tuple[Any, ...]]]] = [
+        (_INSERT_ENTRY, [row]),
         (_INSERT_SUBJECT, [(r, idx) for r in sorted(set(entry.get("subjects") or ()))]),
         (_INSERT_RECIPIENT, [(r, idx) for r in rids]),
         (_INSERT_ORG, [(o, idx) for o in orgs]),
@@ -180,16 +183,14 @@ def append_entry(conn: sqlite3.Connection, entry: Mapping[str, Any]) -> int:
         (_INSERT_FTS, [(idx, purpose["description"])] if purpose.get("description") else []),
     ]
     nodes = tree.append(leaf)
-    cached = [(n.level, n.index, n.hash) for n in nodes if n.level >= NODE_CACHE_MIN_LEVEL]
-    if cached:
-        conn.executemany(_INSERT_NODE, cached)
+    writes.append((_INSERT_NODE, [(n.level, n.index, n.hash) for n in nodes if n.level >= NODE_CACHE_MIN_LEVEL]))
     if batch is None:
-        for sql, rows in index_rows:
+        for sql, rows in writes:
             if rows:
                 conn.executemany(sql, rows)
         conn.execute(_UPSERT_TREE, (tree.size, tree.to_bytes()))
     else:
-        for sql, rows in index_rows:
+        for sql, rows in writes:
             if rows:
                 batch.queue(sql, rows)
         batch.appended(leaf)

@@ -18,7 +18,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from ..models import (
     StoreUnavailable,
@@ -29,14 +29,18 @@ from .tree import LedgerBatch
 T = TypeVar("T")
 
 
+class _Item(NamedTuple):
+    op: Callable[[sqlite3.Connection], Any]
+    fut: Future[Any]
+    savepoint: bool
+
+
 class Writer:
     """A dedicated thread that owns the only write connection and group-commits queued operations."""
 
     def __init__(self, path: Path, max_batch: int = 256, ledger_mac_key: bytes | None = None) -> None:
         self._conn = _connect(path, ledger_mac_key)
-        self._queue: queue.SimpleQueue[tuple[Callable[[sqlite3.Connection], Any], Future[Any]] | None] = (
-            queue.SimpleQueue()
-        )
+        self._queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
         self._max_batch = max_batch
         #: False from a batch the database failed (disk full, I/O error, busy) until one commits again:
         #: `/healthz` reports it, so a store that cannot write does not look healthy.
@@ -44,9 +48,18 @@ class Writer:
         self._thread = threading.Thread(target=self._run, name="safeshare-sqlite-writer", daemon=True)
         self._thread.start()
 
-    def submit(self, op: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
+    def submit(self, op: Callable[[sqlite3.Connection], T], savepoint: bool = True) -> asyncio.Future[T]:
+        """Queue `op` for the next batch.
+
+        `savepoint=False` is for an operation that makes all its own checks before its first write (a plain
+        ledger append): it runs without a SAVEPOINT/RELEASE pair, the costliest part of a small operation once
+        the other thread holds the GIL (each statement hands it over). If it fails without having changed a row,
+        the others in its batch are unaffected as before; if it fails after writing (only the database itself
+        can do that to such an operation: a full disk, an I/O error), the whole batch is rolled back and each of
+        its callers told `StoreUnavailable`, as when a savepoint cannot be rolled back.
+        """
         fut: Future[T] = Future()
-        self._queue.put((op, fut))
+        self._queue.put(_Item(op, fut, savepoint))
         return asyncio.wrap_future(fut)
 
     def close(self) -> None:
@@ -81,7 +94,7 @@ class Writer:
     def _fail_all(
         self,
         conn: sqlite3.Connection,
-        batch: list[tuple[Callable[[sqlite3.Connection], Any], Future[Any]]],
+        batch: list[_Item],
         exc: BaseException,
     ) -> None:
         self.healthy = False
@@ -90,7 +103,7 @@ class Writer:
                 conn.execute("ROLLBACK")
         except sqlite3.Error:
             pass
-        for _, fut in batch:
+        for _, fut, _ in batch:
             if not fut.done():
                 err = StoreUnavailable(f"the write failed: {exc}")
                 err.__cause__ = exc
@@ -100,9 +113,7 @@ class Writer:
                 except Exception:  # noqa: S110 - already settled by the batch: nothing more to tell
                     pass
 
-    def _run_batch(
-        self, conn: LedgerConnection, batch: list[tuple[Callable[[sqlite3.Connection], Any], Future[Any]]]
-    ) -> None:
+    def _run_batch(self, conn: LedgerConnection, batch: list[_Item]) -> None:
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
@@ -112,7 +123,7 @@ class Writer:
                     conn.execute("ROLLBACK")
                 except sqlite3.Error:
                     pass
-            for _, fut in batch:
+            for _, fut, _ in batch:
                 if fut.set_running_or_notify_cancel():
                     err = StoreUnavailable(f"could not start a transaction: {exc}")
                     err.__cause__ = exc
@@ -128,7 +139,7 @@ class Writer:
     def _run_ops(
         self,
         conn: LedgerConnection,
-        batch: list[tuple[Callable[[sqlite3.Connection], Any], Future[Any]]],
+        batch: list[_Item],
         ledger: LedgerBatch,
     ) -> None:
         results: list[tuple[Future[Any], bool, Any]] = []
@@ -136,12 +147,14 @@ class Writer:
         # Alone in its batch, an operation needs no savepoint: the transaction is one (2 statements less, and the
         # usual case on a quiet gateway).
         alone = len(batch) == 1
-        for i, (op, fut) in enumerate(batch):
+        for i, (op, fut, wants_savepoint) in enumerate(batch):
             if not fut.set_running_or_notify_cancel():
                 continue  # the caller gave up before its turn: do not change state on its behalf
             rest = batch[i + 1 :]
             mark = ledger.mark()
-            if not alone:
+            guarded = wants_savepoint and not alone
+            changes = conn.total_changes
+            if guarded:
                 try:
                     conn.execute("SAVEPOINT op")
                 except sqlite3.Error as exc:
@@ -150,10 +163,14 @@ class Writer:
             try:
                 value = op(conn)
             except BaseException as exc:
+                if not alone and not guarded and conn.total_changes != changes:
+                    # It wrote and then failed, with no savepoint to undo it alone: nothing of the batch is kept.
+                    self._abort(conn, results, [(fut, exc)], exc, rest)
+                    return
                 try:
                     if alone:
                         conn.execute("ROLLBACK")
-                    else:
+                    elif guarded:
                         conn.execute("ROLLBACK TO op")
                         conn.execute("RELEASE op")
                 except sqlite3.Error as rollback_exc:
@@ -176,7 +193,7 @@ class Writer:
                     return
                 results.append((fut, False, exc))
             else:
-                if not alone:
+                if guarded:
                     try:
                         conn.execute("RELEASE op")
                     except sqlite3.Error as exc:
@@ -230,7 +247,7 @@ class Writer:
         results: list[tuple[Future[Any], bool, Any]],
         failing: list[tuple[Future[Any], BaseException]],
         cause: BaseException,
-        rest: list[tuple[Callable[[sqlite3.Connection], Any], Future[Any]]],
+        rest: list[_Item],
     ) -> None:
         """Roll back the whole batch after a failure that cannot be confined to one savepoint.
 
@@ -254,7 +271,7 @@ class Writer:
             err = StoreUnavailable(f"transaction rolled back: {origin}")
             err.__cause__ = exc
             fut.set_exception(err)
-        for _, fut in rest:
+        for _, fut, _ in rest:
             if fut.set_running_or_notify_cancel():
                 err = StoreUnavailable(f"not run: the transaction was rolled back ({origin})")
                 err.__cause__ = origin
