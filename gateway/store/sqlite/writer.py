@@ -31,8 +31,34 @@ T = TypeVar("T")
 
 class _Item(NamedTuple):
     op: Callable[[sqlite3.Connection], Any]
+    #: Settled by the writer thread (its cancellation, done by the caller's task, is what skips the operation).
     fut: Future[Any]
     savepoint: bool
+    #: What the caller awaits, settled from `fut` in its loop: once per batch for the whole batch (`_deliver`).
+    waiter: asyncio.Future[Any]
+    loop: asyncio.AbstractEventLoop
+
+
+def _copy_states(items: list[_Item]) -> None:
+    """In the callers' loop: settle each awaited future as its writer-side future was (what `wrap_future` does
+    for one future, here for a whole batch)."""
+    for item in items:
+        waiter, fut = item.waiter, item.fut
+        if waiter.done():
+            continue
+        if fut.cancelled():
+            waiter.cancel()
+        elif (exc := fut.exception()) is not None:
+            waiter.set_exception(exc)
+        else:
+            waiter.set_result(fut.result())
+
+
+def _post(loop: asyncio.AbstractEventLoop, items: list[_Item]) -> None:
+    try:
+        loop.call_soon_threadsafe(_copy_states, items)
+    except RuntimeError:
+        pass  # the caller's loop is closed: nobody is waiting any more
 
 
 class Writer:
@@ -58,9 +84,13 @@ class Writer:
         can do that to such an operation: a full disk, an I/O error), the whole batch is rolled back and each of
         its callers told `StoreUnavailable`, as when a savepoint cannot be rolled back.
         """
+        loop = asyncio.get_running_loop()
         fut: Future[T] = Future()
-        self._queue.put(_Item(op, fut, savepoint))
-        return asyncio.wrap_future(fut)
+        waiter: asyncio.Future[T] = loop.create_future()
+        # A caller that gives up before its operation's turn cancels it (it is then skipped, as with wrap_future).
+        waiter.add_done_callback(lambda w: fut.cancel() if w.cancelled() else None)
+        self._queue.put(_Item(op, fut, savepoint, waiter, loop))
+        return waiter
 
     def close(self) -> None:
         self._queue.put(None)
@@ -88,8 +118,22 @@ class Writer:
                 self._run_batch(conn, batch)
             except BaseException as exc:  # a bug here must not end the thread: every later write would hang
                 self._fail_all(conn, batch, exc)
+            self._deliver(batch)
             if stop:
                 return
+
+    @staticmethod
+    def _deliver(batch: list[_Item]) -> None:
+        """Wake the batch's callers with one `call_soon_threadsafe` per event loop rather than one per caller: each
+        is a write to the loop's self-pipe, measured at ~50 µs of the writer thread's time on a loaded machine."""
+        by_loop: dict[asyncio.AbstractEventLoop, list[_Item]] = {}
+        for item in batch:
+            if item.fut.done():
+                by_loop.setdefault(item.loop, []).append(item)
+            else:  # not expected (every path settles its batch), but then it is delivered when it settles
+                item.fut.add_done_callback(lambda _, item=item: _post(item.loop, [item]))  # type: ignore[misc]
+        for loop, items in by_loop.items():
+            _post(loop, items)
 
     def _fail_all(
         self,
@@ -103,7 +147,7 @@ class Writer:
                 conn.execute("ROLLBACK")
         except sqlite3.Error:
             pass
-        for _, fut, _ in batch:
+        for fut in (item.fut for item in batch):
             if not fut.done():
                 err = StoreUnavailable(f"the write failed: {exc}")
                 err.__cause__ = exc
@@ -123,7 +167,7 @@ class Writer:
                     conn.execute("ROLLBACK")
                 except sqlite3.Error:
                     pass
-            for _, fut, _ in batch:
+            for fut in (item.fut for item in batch):
                 if fut.set_running_or_notify_cancel():
                     err = StoreUnavailable(f"could not start a transaction: {exc}")
                     err.__cause__ = exc
@@ -147,7 +191,7 @@ class Writer:
         # Alone in its batch, an operation needs no savepoint: the transaction is one (2 statements less, and the
         # usual case on a quiet gateway).
         alone = len(batch) == 1
-        for i, (op, fut, wants_savepoint) in enumerate(batch):
+        for i, (op, fut, wants_savepoint, _, _) in enumerate(batch):
             if not fut.set_running_or_notify_cancel():
                 continue  # the caller gave up before its turn: do not change state on its behalf
             rest = batch[i + 1 :]
@@ -271,7 +315,7 @@ class Writer:
             err = StoreUnavailable(f"transaction rolled back: {origin}")
             err.__cause__ = exc
             fut.set_exception(err)
-        for _, fut, _ in rest:
+        for fut in (item.fut for item in rest):
             if fut.set_running_or_notify_cancel():
                 err = StoreUnavailable(f"not run: the transaction was rolled back ({origin})")
                 err.__cause__ = origin
