@@ -155,3 +155,18 @@ async def test_a_checkpoint_in_the_batch_signs_the_appends_before_it(tmp_path: P
         assert await size == 5
     finally:
         await store.close()
+
+
+async def test_an_append_the_tables_would_refuse_fails_alone_in_its_batch(tmp_path: Path) -> None:
+    """Index rows are inserted at the batch's end, so what their constraints refuse is refused up front instead."""
+    store = await SQLiteStore.open(tmp_path / "db.sqlite3", ledger_mac_key=KEY)
+    try:
+        twice = _entry(1)
+        twice["agreements"] = [{"id": "isa-1", "version": 1}, {"id": "isa-1", "version": 2}]
+        results = await asyncio.gather(
+            store.record(_entry(0)), store.record(twice), store.record(_entry(2)), return_exceptions=True
+        )
+        assert isinstance(results[1], sqlite3.IntegrityError), results
+        assert results[0] == 0 and results[2] == 1, results
+    finally:
+        await store.close()

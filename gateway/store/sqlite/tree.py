@@ -174,6 +174,13 @@ def append_entry(conn: sqlite3.Connection, entry: Mapping[str, Any]) -> int:
     )
     # Every row is derived before the first write (and, in a batch, before the tree moves): after that only the
     # database can fail this function, which is what lets the writer run a plain append without a savepoint.
+    # The constraints the tables would enforce are checked here too, with the error SQLite would raise: in a batch
+    # the rows are inserted only at its end, where a refusal would take the whole batch down with it.
+    if entry["time"] is None or entry["kind"] is None:
+        raise sqlite3.IntegrityError("NOT NULL constraint failed: ledger.time or ledger.kind")
+    agreement_ids = [a["id"] for a in entry.get("agreements") or ()]
+    if len(set(agreement_ids)) != len(agreement_ids):
+        raise sqlite3.IntegrityError("UNIQUE constraint failed: ledger_agreements.agreement_id, ledger_agreements.idx")
     writes: list[tuple[str, list[tuple[Any, ...]]]] = [
         (_INSERT_ENTRY, [row]),
         (_INSERT_SUBJECT, [(r, idx) for r in sorted(set(entry.get("subjects") or ()))]),
