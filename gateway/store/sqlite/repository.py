@@ -499,7 +499,9 @@ class SQLiteStore:
                 _store_idempotent_answer(conn, idempotency, idx, str(entry["time"]))
             return idx
 
-        return await self._writer.submit(op)
+        # A plain append checks everything before it writes, so it needs no savepoint of its own (writer.submit);
+        # claiming an idempotency key can refuse after deleting expired keys, so that one keeps its savepoint.
+        return await self._writer.submit(op, savepoint=idempotency is not None)
 
     async def idempotent_answer(self, principal: str, key: str, now: str) -> StoredResponse | None:
         """The stored answer for a caller's Idempotency-Key, unless there is none or it has expired."""

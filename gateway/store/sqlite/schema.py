@@ -7,10 +7,14 @@ import sqlite3
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ...ledger.mac import start_mac
 from ..migrations import CURRENT_SQL, RECORD_SQL, SCHEMA_VERSION_TABLE, Step, latest, pending
 from .held_schema import HELD_SCHEMA
+
+if TYPE_CHECKING:
+    from .tree import LedgerBatch
 
 #: Indexes for the oversight statistics (`queries.py`): month-grouped decisions, and share events by kind.
 STATS_INDEXES = (
@@ -284,6 +288,8 @@ class LedgerConnection(sqlite3.Connection):
     #: Work that must be durable before the batch commits (fsyncs of envelope directories), keyed so that a
     #: directory shared by the batch's shares is synced once; run by the writer just before COMMIT.
     before_commit: dict[object, Callable[[], None]]
+    #: The running writer batch's ledger state (tree read once, index rows queued); None outside the writer.
+    ledger_batch: LedgerBatch | None = None
 
 
 def _connect(path: Path, ledger_mac_key: bytes | None = None) -> LedgerConnection:
