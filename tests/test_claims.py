@@ -60,7 +60,7 @@ async def test_held_share_claimed_end_to_end(mapi: Any, justification_copy: Any,
     [rec] = body["recipients"]
     assert rec["recipient"] == ADDR_N and rec["mode"] == "held" and rec["link"].endswith(f"/s/{share_id}")
     gw = api.gateway
-    held_path = gw.files.path(share_id, claims.held_envelope_stem(ADDR_N))
+    held_path = gw.envelopes.files.path(share_id, claims.held_envelope_stem(ADDR_N))
     held_bytes = held_path.read_bytes()
     stanzas, held_header = envelope.read_header(io.BytesIO(held_bytes))
     assert [s.type for s in stanzas] == ["X25519"]
@@ -197,7 +197,7 @@ async def test_unclaimed_share_expires_and_is_shredded(mapi: Any, justification_
     j = justification_copy()
     share_id = (await (await api.share(b"x", [ADDR], j, unenrolled="verify", expires_in=60)).json())["share_id"]
     gw = api.gateway
-    held_path = gw.files.path(share_id, claims.held_envelope_stem(ADDR_N))
+    held_path = gw.envelopes.files.path(share_id, claims.held_envelope_stem(ADDR_N))
     assert held_path.exists()
     await start(api, share_id, ADDR)
     code = code_in(await sink.arrival(ADDR_N))
@@ -298,7 +298,7 @@ async def test_claimed_key_waits_for_approval_when_required(
     r = await client.post("/api/v1/recipients/enrol", json={"age_recipient": str(key.to_public())}, headers=auth)
     assert (await r.json())["enrolment"]["status"] == "pending"
     assert (await (await client.get("/api/v1/inbox", headers=auth)).json())["shares"] == []
-    held_path = api.gateway.files.path(share_id, claims.held_envelope_stem(ADDR_N))
+    held_path = api.gateway.envelopes.files.path(share_id, claims.held_envelope_stem(ADDR_N))
     assert held_path.exists()
     # A claimed recipient's organisation is the address's domain: an administrator of that organisation, or
     # of the partnership, approves (tenancy).
@@ -318,7 +318,7 @@ async def test_revoking_a_share_destroys_held_and_passphrase_envelopes(mapi: Any
     pp = (await (await api.share(b"x", [ADDR], justification_copy(), unenrolled="passphrase", passphrase=PASS)).json())[
         "share_id"
     ]
-    paths = [gw.files.path(held, claims.held_envelope_stem(ADDR_N)), gw.files.path(pp, claims.PASSPHRASE_STEM)]
+    paths = [gw.envelopes.files.path(held, claims.held_envelope_stem(ADDR_N)), gw.envelopes.files.path(pp, claims.PASSPHRASE_STEM)]
     assert await gw.sweep_orphans() == 0  # the start-up sweep knows held and passphrase envelopes are live
     assert all(p.exists() for p in paths)
     for share_id in (held, pp):

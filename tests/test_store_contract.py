@@ -378,7 +378,8 @@ async def test_envelopes_in_chunks_all_or_nothing(pg_dsn: str) -> None:
         big = os.urandom(pg_envelopes.CHUNK * 2 + 12345)
         spool = await store.envelopes.spool(["bob"])
         for i in range(0, len(big), 65536):
-            await spool.write("bob", big[i : i + 65536])
+            spool.write("bob", big[i : i + 65536])
+            await spool.flush()
         await spool.seal()
         assert spool.digest("bob") == (hashlib.sha256(big).hexdigest(), len(big))
         # Written but not yet part of a share: invisible.
@@ -389,7 +390,7 @@ async def test_envelopes_in_chunks_all_or_nothing(pg_dsn: str) -> None:
         assert await store.envelopes.head("s1", "bob", 10) == big[:10]
         # A share whose transaction fails leaves its chunks unreferenced; discard removes them.
         spool2 = await store.envelopes.spool(["bob"])
-        await spool2.write("bob", b"x" * 1000)
+        spool2.write("bob", b"x" * 1000)
         await spool2.seal()
 
         def boom() -> None:

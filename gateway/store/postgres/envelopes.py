@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from datetime import timedelta
 from typing import Any
 
+from ..envelopes import Placement
 from ..models import StoreError
 
 #: Bytes per chunk row: large enough that a row's overhead is negligible, small enough to hold a few per node.
@@ -56,20 +57,36 @@ class PgSpool:
             )
         self._seq[name] += 1
 
-    async def write(self, name: str, data: bytes) -> None:
+    def write(self, name: str, data: bytes | memoryview) -> None:
+        """Buffer (no I/O, so the encryptor can call it from its thread); `flush` sends whole chunks on."""
         if self._sealed:
             raise StoreError("the spool is sealed")
-        buf = self._buf[name]
-        buf += data
+        self._buf[name] += data
         self._sha[name].update(data)
         self._size[name] += len(data)
-        while len(buf) >= CHUNK:
-            chunk = bytes(buf[:CHUNK])
-            del buf[:CHUNK]
-            await self._flush(name, chunk)
+
+    def writer(self, name: str) -> Callable[[memoryview], None]:
+        """`write` for one envelope, copying `data` before it returns (the encryptor reuses its buffer)."""
+        buf, update = self._buf[name], self._sha[name].update
+
+        def sink(data: memoryview) -> None:
+            buf.extend(data)
+            update(data)
+            self._size[name] += len(data)
+
+        return sink
+
+    async def flush(self) -> None:
+        """Write every whole chunk buffered so far (memory stays at one slice per envelope)."""
+        for name, buf in self._buf.items():
+            while len(buf) >= CHUNK:
+                chunk = bytes(buf[:CHUNK])
+                del buf[:CHUNK]
+                await self._flush(name, chunk)
 
     async def seal(self) -> None:
         """Write what is buffered; after this every byte is committed in the database."""
+        await self.flush()
         for name, buf in self._buf.items():
             if buf or self._seq[name] == 0:
                 await self._flush(name, bytes(buf))
@@ -88,7 +105,11 @@ class PgSpool:
             [(share_id, n, self.id, self._sha[n].hexdigest(), self._size[n]) for n in self._buf],
         )
 
-    async def discard(self) -> None:
+    def placement(self, share_id: str) -> Placement:
+        """The share's transaction inserts the `envelopes` rows itself (`place`, on its own connection)."""
+        return Placement(spool=self)
+
+    async def discard(self, share_id: str = "") -> None:
         """The share was not made: its chunks go (best effort; `sweep` removes what a crash leaves)."""
         async with self._pool.acquire() as conn, conn.transaction():
             if await conn.fetchval("SELECT 1 FROM envelopes WHERE spool = $1 LIMIT 1", self.id):
@@ -97,8 +118,26 @@ class PgSpool:
             await conn.execute("DELETE FROM envelope_spools WHERE spool = $1", self.id)
 
 
+class _OpenChunks:
+    """An envelope in the database opened for streaming: its chunks are paged in `READ_AHEAD` at a time."""
+
+    #: Destroying deletes the chunks, so a last download destroys the envelope after it has been sent.
+    readable_after_destroy = False
+
+    def __init__(self, envelopes: PgEnvelopes, spool: uuid.UUID, name: str, size: int) -> None:
+        self._envelopes, self._spool, self._name, self.size = envelopes, spool, name, size
+
+    def chunks(self) -> AsyncIterator[bytes]:
+        return self._envelopes._chunks(self._spool, self._name, self.size)
+
+    async def close(self) -> None:
+        """Nothing held open between pages."""
+
+
 class PgEnvelopes:
-    """Reading, destroying and sweeping envelopes stored in PostgreSQL."""
+    """Reading, destroying and sweeping envelopes stored in PostgreSQL (`store/envelopes.EnvelopeStore`)."""
+
+    in_database = True
 
     def __init__(self, pool: Pool) -> None:
         self._pool = pool
@@ -126,7 +165,14 @@ class PgEnvelopes:
         found = await self._locate(share_id, name)
         if found is None:
             raise StoreError("envelope not found")
-        spool, size = found
+        async for data in self._chunks(found[0], name, found[1]):
+            yield data
+
+    async def open(self, share_id: str, name: str) -> _OpenChunks | None:
+        found = await self._locate(share_id, name)
+        return None if found is None else _OpenChunks(self, found[0], name, found[1])
+
+    async def _chunks(self, spool: uuid.UUID, name: str, size: int) -> AsyncIterator[bytes]:
         seq, sent = 0, 0
         while True:
             async with self._pool.acquire() as conn:
@@ -151,10 +197,13 @@ class PgEnvelopes:
         if sent != size:
             raise StoreError("envelope incomplete (destroyed while being read)")
 
-    async def head(self, share_id: str, name: str, limit: int = CHUNK) -> bytes:
-        """The first bytes of an envelope (its age header), without a download."""
+    async def head(self, share_id: str, name: str, limit: int = CHUNK) -> bytes | None:
+        """The first bytes of an envelope (its age header), without a download; None if it is not there."""
+        found = await self._locate(share_id, name)
+        if found is None:
+            return None
         out = bytearray()
-        async for data in self.read(share_id, name):
+        async for data in self._chunks(found[0], name, found[1]):
             out += data
             if len(out) >= limit:
                 break
@@ -172,11 +221,18 @@ class PgEnvelopes:
             for r in rows:
                 await conn.execute("DELETE FROM envelope_chunks WHERE spool = $1 AND name = $2", r[0], r[1])
 
-    async def sweep(self, live: set[tuple[str, str]]) -> int:
-        """Remove envelopes the database does not vouch for, and chunks of spools that never became a share."""
+    async def sweep(self, live: set[tuple[str, str]], min_age: float = 0.0) -> int:
+        """Remove envelopes the database does not vouch for, and chunks of spools that never became a share.
+
+        `live` was read a moment ago; a share another node committed since is not in it, so envelopes whose spool
+        is younger than `min_age` seconds are spared (debris of an interrupted destroy waits for a later sweep)."""
         removed = 0
         async with self._pool.acquire() as conn:
-            rows = await conn.fetch("SELECT share_id, name FROM envelopes")
+            rows = await conn.fetch(
+                "SELECT e.share_id, e.name FROM envelopes e JOIN envelope_spools s ON s.spool = e.spool"
+                " WHERE s.created_at < now() - $1::interval",
+                timedelta(seconds=min_age),
+            )
         dead: dict[str, list[str]] = {}
         for r in rows:
             if (r[0], r[1]) not in live:

@@ -664,7 +664,7 @@ class PostgresStore:
         idempotency: IdempotentWrite | None = None,
         held: Sequence[HeldRow] = (),
         durable: Mapping[object, Callable[[], None]] | None = None,
-        spool: PgSpool | None = None,
+        spool: object | None = None,
     ) -> int:
         """Insert the share, its recipients, its envelopes (`spool`, written beforehand) and its ledger entry in
         one transaction: from its commit on the share is complete on every node; before it, it does not exist.
@@ -712,7 +712,7 @@ class PostgresStore:
                 ],
             )
             await pg_held.insert_held(conn, held)
-            if spool is not None:
+            if isinstance(spool, PgSpool):
                 await spool.place(conn, share.id)
             if before_commit is not None:
                 before_commit()
