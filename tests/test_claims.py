@@ -318,7 +318,10 @@ async def test_revoking_a_share_destroys_held_and_passphrase_envelopes(mapi: Any
     pp = (await (await api.share(b"x", [ADDR], justification_copy(), unenrolled="passphrase", passphrase=PASS)).json())[
         "share_id"
     ]
-    paths = [gw.envelopes.files.path(held, claims.held_envelope_stem(ADDR_N)), gw.envelopes.files.path(pp, claims.PASSPHRASE_STEM)]
+    paths = [
+        gw.envelopes.files.path(held, claims.held_envelope_stem(ADDR_N)),
+        gw.envelopes.files.path(pp, claims.PASSPHRASE_STEM),
+    ]
     assert await gw.sweep_orphans() == 0  # the start-up sweep knows held and passphrase envelopes are live
     assert all(p.exists() for p in paths)
     for share_id in (held, pp):

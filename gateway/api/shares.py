@@ -298,25 +298,36 @@ async def _stream_envelope(
     """Stream an envelope in slices from wherever it is stored (flat memory at any size).
 
     `after_open` (the last permitted download's destruction) runs before the first byte where the open envelope
-    survives it, else once the envelope has been sent, or has failed to be (a crash in between leaves an envelope
-    the database says is used up, which the start-up sweep removes)."""
+    survives it (a file), else once every byte has been read from the store, before the last slice is sent, or
+    when sending fails (a crash in between leaves an envelope the database says is used up, which the start-up
+    sweep removes)."""
     if opened is None:
         raise ApiError(410, "share_gone", "This envelope no longer exists.")
     resp = web.StreamResponse(
         headers={"Content-Type": "application/octet-stream", "Cache-Control": "no-store", **headers}
     )
-    early = after_open is not None and opened.readable_after_destroy
+    # Destroyed at most once: at once where the open envelope survives it, else after the last read.
+    pending: list[Callable[[], Awaitable[None]]] = [after_open] if after_open is not None else []
     try:
-        if early and after_open is not None:
-            await after_open()
+        if pending and opened.readable_after_destroy:
+            await pending.pop()()
         await resp.prepare(request)
+        last: bytes | None = None
         async for data in opened.chunks():
-            await resp.write(data)
+            if last is not None:
+                await resp.write(last)
+            last = data
+        # Every byte has been read from the store: destroy it before the last slice goes out, so a client that
+        # has the whole envelope never finds it still stored.
+        if pending:
+            await pending.pop()()
+        if last is not None:
+            await resp.write(last)
         await resp.write_eof()
     finally:
         await opened.close()
-        if after_open is not None and not early:
-            await after_open()
+        if pending:
+            await pending.pop()()
     return resp
 
 

@@ -220,6 +220,12 @@ class PgEnvelopes:
             )
             for r in rows:
                 await conn.execute("DELETE FROM envelope_chunks WHERE spool = $1 AND name = $2", r[0], r[1])
+            # A spool all of whose envelopes are gone goes too (nothing of the share is left to find).
+            await conn.execute(
+                "DELETE FROM envelope_spools s WHERE s.spool = ANY($1::uuid[])"
+                " AND NOT EXISTS (SELECT 1 FROM envelopes e WHERE e.spool = s.spool)",
+                list({r[0] for r in rows}),
+            )
 
     async def sweep(self, live: set[tuple[str, str]], min_age: float = 0.0) -> int:
         """Remove envelopes the database does not vouch for, and chunks of spools that never became a share.
