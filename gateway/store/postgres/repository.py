@@ -2,8 +2,8 @@
 
 `SAFESHARE_DATABASE=postgresql://…` selects it. Everything a node needs to agree with the others on lives in
 the database: recipients, shares, the ledger and its tree (`ledger.py`), signed checkpoints, idempotency keys,
-one-time claim codes (and envelopes, in chunks, when a caller uses `envelopes.py`; the gateway's share and
-fetch paths still keep them in the shared `data/envelopes` directory). What stays per node: the in-memory rate limits (a
+one-time claim codes, and by default the envelopes, in chunks (`envelopes.py`, the gateway's envelope store on
+PostgreSQL unless `envelopes` names a shared directory). What stays per node: the in-memory rate limits (a
 client spread over N nodes gets up to N times the per-node allowance; the limits are there against runaway
 clients, not as an authorisation rule) and each node's copy of the last head it signed (`ledger-head.note`).
 
