@@ -9,6 +9,7 @@ chunks in order, a few at a time, without holding a transaction open while a slo
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable
@@ -29,6 +30,19 @@ Pool = Any  # an asyncpg pool
 Conn = Any  # an asyncpg connection
 
 
+@contextlib.asynccontextmanager
+async def _acquire(pool: Pool) -> AsyncIterator[Conn]:
+    """A pooled connection; a database that cannot be reached is `StoreUnavailable` (503 with Retry-After), as
+    for every other store call, never a 500 half-way through a share's upload or an envelope's download."""
+    from .repository import CONNECT_TIMEOUT, UNAVAILABLE, _unavailable
+
+    try:
+        async with pool.acquire(timeout=CONNECT_TIMEOUT) as conn:
+            yield conn
+    except UNAVAILABLE as exc:
+        raise _unavailable(exc) from exc
+
+
 class PgSpool:
     """One share's envelopes being written (the PostgreSQL counterpart of `files.Spool`)."""
 
@@ -42,12 +56,12 @@ class PgSpool:
         self._sealed = False
 
     async def open(self) -> PgSpool:
-        async with self._pool.acquire() as conn:
+        async with _acquire(self._pool) as conn:
             await conn.execute("INSERT INTO envelope_spools (spool) VALUES ($1)", self.id)
         return self
 
     async def _flush(self, name: str, data: bytes) -> None:
-        async with self._pool.acquire() as conn:
+        async with _acquire(self._pool) as conn:
             await conn.execute(
                 "INSERT INTO envelope_chunks (spool, name, seq, data) VALUES ($1, $2, $3, $4)",
                 self.id,
@@ -111,7 +125,7 @@ class PgSpool:
 
     async def discard(self, share_id: str = "") -> None:
         """The share was not made: its chunks go (best effort; `sweep` removes what a crash leaves)."""
-        async with self._pool.acquire() as conn, conn.transaction():
+        async with _acquire(self._pool) as conn, conn.transaction():
             if await conn.fetchval("SELECT 1 FROM envelopes WHERE spool = $1 LIMIT 1", self.id):
                 return  # placed and committed after all: the share exists
             await conn.execute("DELETE FROM envelope_chunks WHERE spool = $1", self.id)
@@ -146,7 +160,7 @@ class PgEnvelopes:
         return await PgSpool(self._pool, names).open()
 
     async def _locate(self, share_id: str, name: str) -> tuple[uuid.UUID, int] | None:
-        async with self._pool.acquire() as conn:
+        async with _acquire(self._pool) as conn:
             row = await conn.fetchrow(
                 "SELECT spool, size FROM envelopes WHERE share_id = $1 AND name = $2", share_id, name
             )
@@ -175,7 +189,7 @@ class PgEnvelopes:
     async def _chunks(self, spool: uuid.UUID, name: str, size: int) -> AsyncIterator[bytes]:
         seq, sent = 0, 0
         while True:
-            async with self._pool.acquire() as conn:
+            async with _acquire(self._pool) as conn:
                 rows = await conn.fetch(
                     "SELECT seq, data FROM envelope_chunks WHERE spool = $1 AND name = $2 AND seq >= $3"
                     " ORDER BY seq LIMIT $4",
@@ -212,7 +226,7 @@ class PgEnvelopes:
     async def destroy(self, share_id: str, names: Iterable[str]) -> None:
         """Remove envelopes for good (revoked, expired, used up): the ciphertext itself, not only the reference."""
         names = list(names)
-        async with self._pool.acquire() as conn, conn.transaction():
+        async with _acquire(self._pool) as conn, conn.transaction():
             rows = await conn.fetch(
                 "DELETE FROM envelopes WHERE share_id = $1 AND name = ANY($2::text[]) RETURNING spool, name",
                 share_id,
@@ -233,7 +247,7 @@ class PgEnvelopes:
         `live` was read a moment ago; a share another node committed since is not in it, so envelopes whose spool
         is younger than `min_age` seconds are spared (debris of an interrupted destroy waits for a later sweep)."""
         removed = 0
-        async with self._pool.acquire() as conn:
+        async with _acquire(self._pool) as conn:
             rows = await conn.fetch(
                 "SELECT e.share_id, e.name FROM envelopes e JOIN envelope_spools s ON s.spool = e.spool"
                 " WHERE s.created_at < now() - $1::interval",
@@ -246,7 +260,7 @@ class PgEnvelopes:
         for share_id, names in dead.items():
             await self.destroy(share_id, names)
             removed += len(names)
-        async with self._pool.acquire() as conn, conn.transaction():
+        async with _acquire(self._pool) as conn, conn.transaction():
             stale = await conn.fetch(
                 "DELETE FROM envelope_spools s WHERE s.created_at < now() - $1::interval"
                 " AND NOT EXISTS (SELECT 1 FROM envelopes e WHERE e.spool = s.spool) RETURNING spool",
