@@ -450,6 +450,8 @@ const pageHandlers = {
         payload_content_type: "message/rfc822",
         expires_in: msg.expires_in,
         ...(msg.agreement_override ? { agreement_override: msg.agreement_override } : {}),
+        // Answered advice the practitioner cites (issue 14): recorded with the share (who, when, what they said).
+        ...(Array.isArray(msg.advice) && msg.advice.length ? { advice: msg.advice } : {}),
         // Addresses without a key (issue 10): the practitioner's one choice; the passphrase goes to the
         // gateway only, never to the webmail page or any storage.
         ...(msg.unenrolled === "verify" || msg.unenrolled === "passphrase" ? { unenrolled: msg.unenrolled } : {}),
@@ -497,6 +499,24 @@ const pageHandlers = {
     const answer = await (await client()).decide(msg.justification, msg.disclosure);
     await finishForm(await bound(msg, sender).catch(() => null), msg.justification);
     return answer;
+  },
+  /** Seek advice first (issue 14): the panel asks and lists; the adviser (inbox page) lists and answers. */
+  async "ask-advice"(msg) {
+    return await (await client()).askAdvice(msg.to, msg.purpose, msg.dataCategories ?? []);
+  },
+  async "list-advice"() {
+    return { questions: await (await client()).listAdvice() };
+  },
+  async "answer-advice"(msg) {
+    return await (await client()).answerAdvice(msg.id, msg.answer);
+  },
+  /** Emergency shares (issue 14): what the practitioner still owes, and completing one from the panel. */
+  async "owed-justifications"() {
+    return { owed: await (await client()).owedJustifications() };
+  },
+  // Like `decide`, not bound to the panel's email: after the share the email is no longer the panel's.
+  async "complete-justification"(msg) {
+    return await (await client()).completeJustification(msg.shareId, msg.justification);
   },
   async close(msg, sender) {
     const s = await bound(msg, sender).catch(() => null);

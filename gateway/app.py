@@ -20,6 +20,7 @@ from aiohttp.abc import AbstractAccessLogger
 from aiohttp.http_exceptions import HttpProcessingError
 
 from .api import (
+    advice,
     agreements,
     claims,
     console_page,
@@ -271,8 +272,12 @@ def load_openapi() -> bytes:
 
 
 @contextlib.asynccontextmanager
-async def periodic(name: str, interval: float, step: Callable[[], Awaitable[object]]) -> AsyncIterator[None]:
-    """Run `step` now and then every `interval` seconds while the block runs; cancelled (and awaited) on exit.
+async def periodic(
+    name: str, interval: float, step: Callable[[], Awaitable[object]], *, first_after: bool = False
+) -> AsyncIterator[None]:
+    """Run `step` now (or, with `first_after`, one `interval` from now: a step that records a ledger entry each
+    time should not record one at every start-up) and then every `interval` seconds while the block runs;
+    cancelled (and awaited) on exit.
 
     Every background task of the gateway goes through here, so they share one behaviour: a failed round is
     logged by its exception's type only (an exception's text can quote stored data) and the next round retries;
@@ -280,6 +285,8 @@ async def periodic(name: str, interval: float, step: Callable[[], Awaitable[obje
     """
 
     async def loop() -> None:
+        if first_after:
+            await asyncio.sleep(interval)
         while True:
             try:
                 await step()
@@ -358,7 +365,16 @@ def create_app(settings: Settings, keys: HomeKeys | None = None) -> web.Applicat
         async with periodic("expiry sweep", settings.expiry_sweep_seconds, lambda: app[GATEWAY].expire_due()):
             yield
 
-    app.cleanup_ctx.extend([verifier_ctx, store_ctx, checkpoint_ctx, expiry_ctx])
+    async def retention_ctx(app: web.Application) -> AsyncIterator[None]:
+        """A retention review recorded every `retention_review_seconds` (the first one period after start-up)."""
+        if settings.retention_review_seconds <= 0:
+            yield
+            return
+        review = app[GATEWAY].retention_review
+        async with periodic("retention review", settings.retention_review_seconds, review, first_after=True):
+            yield
+
+    app.cleanup_ctx.extend([verifier_ctx, store_ctx, checkpoint_ctx, expiry_ctx, retention_ctx])
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/api/v1/openapi.json", openapi)
     for module in (
@@ -373,6 +389,7 @@ def create_app(settings: Settings, keys: HomeKeys | None = None) -> web.Applicat
         notice,
         claims,
         agreements,
+        advice,
     ):
         app.router.add_routes(module.routes)
     app.router.add_routes(open_page.routes)  # the recipient's web page, /open/

@@ -30,6 +30,7 @@ REPORT_CAP = 5000
 #: How a decision's flags read in the report (the ids come from the policy's x-safety-nets).
 FLAG_TITLES = {
     "not_share_despite_risk": "Decision not to share despite risk of significant harm or immediate risk",
+    "emergency_share": "Emergency share: made at once with the minimum answers, the rest owed",
 }
 KIND_TITLES = {
     "share": "Shared",
@@ -38,6 +39,8 @@ KIND_TITLES = {
     "revoke": "Share revoked",
     "expire": "Envelopes destroyed",
     "acknowledge": "Receipt acknowledged",
+    "emergency_completed": "Emergency share's justification completed",
+    "share_approved": "Share approved by a second person (dual control)",
     # Recipients without a key (issue 10).
     "claim_code_sent": "One-time code sent",
     "claim_code_accepted": "One-time code accepted",
@@ -107,7 +110,7 @@ def _event(
         "share_id": entry.get("share_id"),
         "subjects": list(entry.get("subjects") or []),
     }
-    if row.kind in ("share", "decision"):
+    if row.kind in ("share", "decision", "emergency_completed"):
         event["decision"] = entry.get("decision")
         event["purpose"] = entry.get("purpose")
         event["data_categories"] = list(entry.get("data_categories") or [])
@@ -121,8 +124,21 @@ def _event(
         event["agreement_override"] = entry.get("agreement_override")
         if entry.get("handling") is not None:
             event["handling"] = entry.get("handling")
-    if row.kind == "decision":
+    if row.kind in ("share", "decision"):
         event["flags"] = [str(f) for f in entry.get("flags") or []]
+        # Issue 14: an emergency share's deadline; a refusal's explanation; the refusal a decision reconsiders.
+        for key in ("emergency", "explanation", "reconsiders", "dual_control", "retention"):
+            if isinstance(entry.get(key), Mapping):
+                event[key] = dict(entry[key])
+        if isinstance(entry.get("advice"), list):  # advice cited: who answered, when, what they said
+            event["advice"] = [dict(a) for a in entry["advice"] if isinstance(a, Mapping)]
+    if row.kind == "emergency_completed":
+        event["completes"] = entry.get("completes")
+        event["share_index"] = entry.get("share_index")
+    if row.kind == "share_approved":
+        event["share_index"] = entry.get("share_index")
+        event["note"] = entry.get("note")
+    if row.kind == "decision":
         disclosure = entry.get("disclosure")
         if isinstance(disclosure, Mapping):
             event["disclosure"] = {**disclosure, "description": describe_disclosure(disclosure)}
@@ -243,9 +259,48 @@ def build_report(
             if e.get("disclosure")
         ],
         "not_shared_despite_risk": [e["index"] for e in events if "not_share_despite_risk" in (e.get("flags") or [])],
+        "reconsiderations": _chains(events),
         "themes": _themes(events),
         "events": events,
     }
+
+
+def _chains(events: Sequence[Mapping[str, Any]]) -> list[list[dict[str, Any]]]:
+    """Each refusal and the decisions that reconsidered it, in order: one chain per first refusal (issue 14).
+
+    A link to an entry outside this report (another subject's) starts the chain at the reconsideration.
+    """
+    by_index = {e["index"]: e for e in events}
+    parent: dict[int, int] = {}
+    for e in events:
+        link = e.get("reconsiders")
+        if isinstance(link, Mapping) and isinstance(link.get("index"), int) and link["index"] in by_index:
+            parent[e["index"]] = link["index"]
+    children: dict[int, list[int]] = {}
+    for child, up in parent.items():
+        children.setdefault(up, []).append(child)
+    chains = []
+    for e in events:
+        if e["index"] in parent or e["index"] not in children:
+            continue
+        chain, todo = [], [e["index"]]
+        while todo:
+            i = todo.pop(0)
+            item = by_index[i]
+            link = item.get("reconsiders") or {}
+            chain.append(
+                {
+                    "index": i,
+                    "time": item["time"],
+                    "decision": item.get("decision"),
+                    "reconsiders": link.get("index"),
+                    "new_information": link.get("new_information"),
+                    "explanation": item.get("explanation"),
+                }
+            )
+            todo.extend(sorted(children.get(i, [])))
+        chains.append(chain)
+    return chains
 
 
 def _themes(events: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -293,6 +348,10 @@ KIND_WORDS = {
     "revoke": "Withdrawn (share revoked)",
     "expire": "Expired: encrypted copies destroyed",
     "acknowledge": "Receipt acknowledged by the recipient",
+    "emergency_completed": "Emergency share's reasons completed",
+    "share_approved": "Released after a second person's approval",
+    "advice_question": "Advice asked",
+    "advice_answer": "Advice given",
 }
 ROLE_WORDS = {"practitioner": "practitioner", "recipient": "recipient", "admin": "administrator", "auditor": "auditor"}
 
@@ -525,7 +584,13 @@ def _decision_html(
     for section in [] if same_as is not None else e.get("rule_sections") or []:
         answers = (e.get("rules") or {}).get(section["key"])
         body = words.value(policy_id, ["rules", section["key"]], answers)
-        sections.append(f"<h4>{_e(section['title'])}</h4>{body if body.startswith('<dl>') else f'<p>{body}</p>'}")
+        # Issue 14: the rules of the other editions this one corresponds to, so 2018 and 2024 read side by side.
+        across = "; ".join(f"{t['policy']} rule {t['rule']} ({t['title']})" for t in section.get("themes") or [])
+        sections.append(
+            f"<h4>{_e(section['title'])}</h4>"
+            + (f'<p class="caption">Across editions: {_e(across)}</p>' if across else "")
+            + (body if body.startswith("<dl>") else f"<p>{body}</p>")
+        )
     if sections:
         rows.append(
             (
@@ -590,8 +655,59 @@ def _event_html(e: Mapping[str, Any], words: Words, same_as: Mapping[str, Any] |
         rows.append(("What was shared", _e(disclosure.get("summary"))))
     if e.get("share_id"):
         rows.append(("Share", f"<code>{_e(e['share_id'])}</code>"))
+    # Issue 14: the refusal a decision reconsiders, the explanation given, an emergency share's deadline and
+    # its completion, the retention class that caps a share's lifetime.
+    reconsiders = e.get("reconsiders")
+    if isinstance(reconsiders, Mapping):
+        rows.append(("Reconsiders", f"the decision not to share in ledger entry {_e(reconsiders.get('index'))}"))
+        rows.append(("New information", _e(reconsiders.get("new_information"))))
+    explanation = e.get("explanation")
+    if isinstance(explanation, Mapping):
+        rows.append(("Explained to", _e(explanation.get("to"))))
+        rows.append(("Explanation given", _e(explanation.get("explanation"))))
+    emergency = e.get("emergency")
+    if isinstance(emergency, Mapping):
+        owed = ", ".join(
+            _humanise(str(o.get("field")).rsplit(".", 1)[-1])
+            for o in emergency.get("owed") or []
+            if isinstance(o, Mapping)
+        )
+        rows.append(("Emergency share", "made at once on the minimum answers: someone was at immediate risk"))
+        rows.append(("Full reasons due by", _e(uk_time(emergency.get("complete_by")))))
+        rows.append(("Answers still owed when shared", _e(owed) or "none"))
+    for a in e.get("advice") or []:
+        by = a.get("answered_by") or {}
+        rows.append(
+            (
+                "Advice sought first",
+                f"{_e(_humanise(a.get('to')))} ({_e(by.get('sub'))}) answered on {_e(uk_time(a.get('answered_at')))}: "
+                f"{_e(a.get('answer'))} (ledger entries {_e(a.get('question_index'))} and {_e(a.get('answer_index'))})",
+            )
+        )
+    control = e.get("dual_control")
+    if isinstance(control, Mapping):
+        approvers = ", ".join(_humanise(r) for r in control.get("approvers") or [])
+        rows.append(("Held until a second person approves", f"one of: {_e(approvers)}"))
+    if kind == "share_approved" and e.get("note"):
+        rows.append(("Approval note", _e(e.get("note"))))
+    completes = e.get("completes")
+    if isinstance(completes, Mapping):
+        late = ", after the deadline" if completes.get("late") else ", in time"
+        rows.append(("Completes", f"the emergency share in ledger entry {_e(completes.get('share_index'))}{late}"))
     if kind in ("share", "decision"):
         rows += _decision_html(e, words, same_as)
+    elif kind == "emergency_completed":
+        rows += [r for r in _decision_html(e, words) if r[0] != "Decision"]
+    retention = e.get("retention")
+    if isinstance(retention, Mapping):
+        capped = "; the requested lifetime was shortened to it" if retention.get("capped") else ""
+        title = retention.get("title") or _humanise(retention.get("class"))
+        rows.append(
+            (
+                "Retention class",
+                f"{_e(title)}: the encrypted copies are kept at most {_e(retention.get('max_days'))} days{capped}",
+            )
+        )
     if kind == "share":
         recips = "; ".join(
             f"{_e(r.get('id') or r.get('address'))} ({_e(r.get('org'))})" for r in e.get("recipients") or []
@@ -747,6 +863,27 @@ def _disclosures_html(disclosures: Sequence[Mapping[str, Any]]) -> str:
     )
 
 
+def _chains_html(chains: Sequence[Sequence[Mapping[str, Any]]]) -> str:
+    """Each refusal and its reconsiderations, in order (issue 14)."""
+    out = []
+    for chain in chains:
+        steps = "".join(
+            f"<li>{_e(uk_time(c.get('time')))} (ledger entry {_e(c.get('index'))}): "
+            + ("shared" if c.get("decision") == "share" else "not shared")
+            + (f" — on new information: {_e(c.get('new_information'))}" if c.get("reconsiders") is not None else "")
+            + (
+                f" — explained to {_e((c.get('explanation') or {}).get('to'))}: "
+                f"{_e((c.get('explanation') or {}).get('explanation'))}"
+                if isinstance(c.get("explanation"), Mapping)
+                else ""
+            )
+            + "</li>"
+            for c in chain
+        )
+        out.append(f"<ol class=chain>{steps}</ol>")
+    return "".join(out)
+
+
 def _themes_html(themes: Sequence[Mapping[str, Any]]) -> str:
     if not themes:
         return "<p>No rule answers to group.</p>"
@@ -838,6 +975,11 @@ def report_body(report: Mapping[str, Any], policies: PolicyRegistry | None = Non
         cover
         + f"<h2>Shares: who received what</h2>{_shares_html(report['shares'], words)}"
         + _disclosures_html(report.get("disclosures") or [])
+        + (
+            f"<h2>Refusals reconsidered</h2>{_chains_html(report['reconsiderations'])}"
+            if report.get("reconsiderations")
+            else ""
+        )
         + f"<h2>Timeline</h2>{_timeline(events, words)}"
         + _appendix_html(report)
     )

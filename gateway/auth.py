@@ -46,6 +46,7 @@ from . import keyfiles
 __all__ = [
     "AUTH_ERROR_CODES",
     "MAX_TOKEN_BYTES",
+    "ADVISER_ROLES",
     "ROLES",
     "SUPPORTED_ALGORITHMS",
     "AuthError",
@@ -68,7 +69,12 @@ K = TypeVar("K", Ed25519PrivateKey, MLDSA44PrivateKey)
 #: `admin` and `auditor` act within the token's own organisation (`org`); `partnership_admin` and
 #: `partnership_auditor` act across every organisation on the gateway and are granted separately, never implied
 #: (see gateway/tenancy.py).
-ROLES: Final = frozenset({"practitioner", "recipient", "auditor", "admin", "partnership_admin", "partnership_auditor"})
+#: Advisers a practitioner may ask before deciding (issue 14): designated safeguarding lead, manager, data protection
+#: officer, Caldicott Guardian, legal; each answers the questions put to its role within its own organisation.
+ADVISER_ROLES: Final = ("dsl", "manager", "dpo", "caldicott_guardian", "legal")
+ROLES: Final = frozenset(
+    {"practitioner", "recipient", "auditor", "admin", "partnership_admin", "partnership_auditor", *ADVISER_ROLES}
+)
 
 AUTH_ERROR_CODES: Final = frozenset(
     {

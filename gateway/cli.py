@@ -689,6 +689,49 @@ def cmd_decide(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_advice_list(args: argparse.Namespace) -> int:
+    """An adviser's questions (to their roles, in their organisation), or a practitioner's own, with answers."""
+    try:
+        questions = json.loads(_get(f"{args.gateway.rstrip('/')}/api/v1/advice", args.token, args.timeout))["questions"]
+    except urllib.error.HTTPError as exc:
+        _print_refusal(exc)
+        return 1
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        _err(f"cannot read the questions from the gateway: {exc}")
+        return 1
+    if args.open:
+        questions = [q for q in questions if q["answer"] is None]
+    if args.json:
+        print(json.dumps(questions, indent=2))
+        return 0
+    for q in questions:
+        purpose = q.get("purpose") or {}
+        categories = ", ".join(q.get("data_categories") or []) or "none given"
+        answer = q.get("answer")
+        status = "OPEN" if answer is None else f"answered by {answer['by'].get('sub')} ({answer['by'].get('role')})"
+        print(f"{q['advice_id']} {q['asked_at']} to {q['to']}: {purpose.get('code')} — {purpose.get('description')}")
+        print(f"    data categories: {categories}; {status}")
+        if answer is not None:
+            print(f"    answer: {answer.get('answer')}")
+    print(f"{len(questions)} question(s)", file=sys.stderr)
+    return 0
+
+
+def cmd_advice_answer(args: argparse.Namespace) -> int:
+    """Answer a question put to your adviser role; recorded in the ledger, then citable by the asker."""
+    result = _post(
+        f"{args.gateway.rstrip('/')}/api/v1/advice/{urllib.parse.quote(args.advice_id, safe='')}/answer",
+        args.token,
+        json.dumps({"answer": args.answer}).encode(),
+        {"Content-Type": "application/json"},
+        args.timeout,
+    )
+    if result is None:
+        return 1
+    print(json.dumps(result[1], indent=2))
+    return 0
+
+
 def cmd_not_shared_despite_risk(args: argparse.Namespace) -> int:
     """The DSL's or auditor's list of decisions not to share despite risk (every page), oldest page last."""
     params = {k: v for k, v in (("org", args.org), ("from", args.from_), ("to", args.to)) if v}
@@ -1318,6 +1361,23 @@ def build_parser() -> argparse.ArgumentParser:
     nr.add_argument("--json", action="store_true", help="print the decisions as JSON")
     nr.add_argument("--timeout", type=float, default=60.0)
     nr.set_defaults(func=cmd_not_shared_despite_risk)
+
+    adv = sub.add_parser("advice", help="questions for advice before deciding (advisers: dsl, manager, dpo, …)")
+    adv_sub = adv.add_subparsers(dest="advice_command", required=True)
+    al = adv_sub.add_parser("list", help="the questions put to your adviser roles (or, as a practitioner, your own)")
+    al.add_argument("--gateway", required=True)
+    al.add_argument("--token", required=True)
+    al.add_argument("--open", action="store_true", help="only questions not yet answered")
+    al.add_argument("--json", action="store_true", help="print the questions as JSON")
+    al.add_argument("--timeout", type=float, default=60.0)
+    al.set_defaults(func=cmd_advice_list)
+    aa = adv_sub.add_parser("answer", help="answer a question put to your adviser role (recorded in the ledger)")
+    aa.add_argument("advice_id", help="the question's ID (adv_…)")
+    aa.add_argument("answer", help="your advice, in words (no names are needed: the question has none)")
+    aa.add_argument("--gateway", required=True)
+    aa.add_argument("--token", required=True)
+    aa.add_argument("--timeout", type=float, default=60.0)
+    aa.set_defaults(func=cmd_advice_answer)
 
     f = sub.add_parser("fetch", help="download and decrypt your envelope for a share")
     f.add_argument("--gateway", required=True, help="gateway base URL, e.g. http://127.0.0.1:8080")

@@ -65,6 +65,13 @@ class PolicySettings:
     #: `policy_document = { "Northshire Children's Services" = "APD-7@3" }`: the appropriate policy document
     #: (id@version) each organisation relies on for the Schedule 1 conditions that need one (DPA 2018 Sch 1 Part 4).
     policy_document: tuple[tuple[str, str], ...] = ()
+    #: `emergency_complete_within_hours = { "Northshire Children's Services" = 12 }`: an organisation's own
+    #: deadline for completing an emergency share's justification, instead of the policy's `x-emergency` one.
+    emergency_hours: tuple[tuple[str, int], ...] = ()
+    #: Dual control (issue 14): per organisation, the purposes and risk levels whose shares wait for a second
+    #: person's approval, and the roles that may approve: `[policies.dual_control."Org"]` with `purposes`,
+    #: `risk_levels` and `approvers` lists. Each item: (org, purposes, risk levels, approver roles).
+    dual_control: tuple[tuple[str, tuple[str, ...], tuple[str, ...], tuple[str, ...]], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -128,6 +135,8 @@ class Settings:
     checkpoint_interval_seconds: float = 0.5
     #: How often expired shares are looked for and crypto-shredded.
     expiry_sweep_seconds: float = 30.0
+    #: How often a retention review is recorded in the ledger (issue 14); 0 turns the periodic review off.
+    retention_review_seconds: float = 86400.0
     #: Public base URL, used in notification texts; defaults to the listening address.
     public_url: str | None = None
     #: SMTP relay for one-time claim codes (`smtp://[user:pass@]host:port[?starttls=1]` or `smtps://…`);
@@ -240,7 +249,14 @@ def _policies(path: Path, table: Any) -> PolicySettings:
     """The `[policies]` table; unknown keys and non-text values refused (a typo must not change the rules)."""
     if not isinstance(table, dict):
         raise ValueError(f"{path}: [policies] must be a table")
-    unknown = set(table) - {"org_default", "dir", "org_type", "policy_document"}
+    unknown = set(table) - {
+        "org_default",
+        "dir",
+        "org_type",
+        "policy_document",
+        "emergency_complete_within_hours",
+        "dual_control",
+    }
     if unknown:
         raise ValueError(f"{path}: unknown [policies] setting(s): {', '.join(sorted(unknown))}")
     mapped: dict[str, tuple[tuple[str, str], ...]] = {}
@@ -264,12 +280,38 @@ def _policies(path: Path, table: Any) -> PolicySettings:
         raise ValueError(f"{path}: [policies] dir must be a folder path")
     if folder is not None and not Path(folder).is_absolute():
         folder = str(path.parent / folder)
+    hours = table.get("emergency_complete_within_hours", {})
+    if not isinstance(hours, dict) or not all(
+        isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 24 * 14
+        for k, v in hours.items()
+    ):
+        raise ValueError(
+            f"{path}: [policies] emergency_complete_within_hours must map organisation names to hours (1 to 336)"
+        )
     return PolicySettings(
         org_default=mapped["org_default"],
         dir=folder,
         org_type=mapped["org_type"],
         policy_document=mapped["policy_document"],
+        emergency_hours=tuple(sorted(hours.items())),
+        dual_control=_dual_control(path, table.get("dual_control", {})),
     )
+
+
+def _dual_control(path: Path, table: Any) -> tuple[tuple[str, tuple[str, ...], tuple[str, ...], tuple[str, ...]], ...]:
+    """`[policies.dual_control."Org"]`: lists of text only, approvers required (a rule nobody can approve would
+    hold shares for ever)."""
+    if not isinstance(table, dict):
+        raise ValueError(f"{path}: [policies.dual_control] must map organisation names to tables")
+    out = []
+    for org, rule in sorted(table.items()):
+        if not isinstance(rule, dict) or set(rule) - {"purposes", "risk_levels", "approvers"}:
+            raise ValueError(f"{path}: [policies.dual_control.{org!r}] takes purposes, risk_levels and approvers")
+        lists = [rule.get(k, []) for k in ("purposes", "risk_levels", "approvers")]
+        if not all(isinstance(v, list) and all(isinstance(i, str) for i in v) for v in lists) or not lists[2]:
+            raise ValueError(f"{path}: [policies.dual_control.{org!r}] needs lists of text, and at least one approver")
+        out.append((org, tuple(lists[0]), tuple(lists[1]), tuple(lists[2])))
+    return tuple(out)
 
 
 def _oidc_issuer(path: Path, item: dict[str, Any]) -> OIDCIssuerConfig:

@@ -20,10 +20,16 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from . import disclosure as disclosure_rules
+from . import emergency as emergency_rules
 from . import envelope, inputs, tenancy
+from . import reconsider as reconsider_rules
+from . import retention as retention_rules
+from .advice import AdviceUseCases
 from .auth import Principal
 from .config import Settings
 from .directory import RECIPIENT_ID_RE, DirectoryUseCases, EnrolmentRequest
+from .dual_control import DualControlUseCases
+from .emergencies import EmergencyUseCases
 from .holding import HoldingUseCases
 from .idempotency import Idempotency
 from .justification import ORG_TYPES, Policy, PolicyRegistry, Problem, SharerContext
@@ -31,7 +37,9 @@ from .justification import validate as validate_justification
 from .ledger import entry as ledger_entry
 from .ledger.signer import LedgerSigner
 from .partnership import AgreementUseCases
+from .reconsideration import ReconsiderationUseCases
 from .refusals import Conflict, Gone, Invalid, TooLarge, not_found
+from .retention_review import RetentionUseCases
 from .store.agreements import DocumentFiles
 from .store.envelopes import ESCROW_ID, OpenEnvelope, envelope_store
 from .store.models import (
@@ -117,6 +125,8 @@ class ShareRequest:
     agreement_override: object = None
     unenrolled: object = None
     passphrase: object = field(default=None, repr=False)
+    #: Answers to questions for advice (issue 14) cited in the justification: their ids, checked by the use case.
+    advice: object = None
 
 
 @dataclass(frozen=True)
@@ -179,12 +189,28 @@ class PreparedShare:
     held: tuple[str, ...] = ()
     unenrolled: str | None = None
     passphrase: str | None = field(default=None, repr=False)
+    #: An emergency share (issue 14): when its justification is due and which answers are owed.
+    emergency: Mapping[str, Any] | None = None
+    #: The answered advice the justification cites (issue 14): who answered, when, what they said.
+    advice: tuple[Mapping[str, Any], ...] = ()
+    #: Held for a second person's approval (issue 14): the approver roles, and which purpose or risk level.
+    dual_control: Mapping[str, Any] | None = None
+    #: The policy's retention class for this share (issue 14), and whether it shortened the requested lifetime.
+    retention: Mapping[str, Any] | None = None
 
 
-class Gateway:
+class Gateway(
+    EmergencyUseCases,
+    ReconsiderationUseCases,
+    AdviceUseCases,
+    DualControlUseCases,
+    RetentionUseCases,
+):
     """Sharing use cases. The others are their own objects, composed here and given what they need: the
     directory's (recipients, teams, enrolment) are `self.directory`'s, the held shares' and claims'
-    `self.holding`'s, the partnership agreements' `self.agreements`'s."""
+    `self.holding`'s, the partnership agreements' `self.agreements`'s. Issue 14's (emergencies, reconsideration,
+    advice, dual control, retention reviews) are still mixins, each in its own module, since they share the
+    share and decision steps (`record_decision`, `_actor`, `is_sender`) with this class."""
 
     def __init__(
         self,
@@ -308,8 +334,14 @@ class Gateway:
         principal: Principal,
         req: DecisionRequest,
         idempotency: Idempotency | None = None,
+        explanation: Any = None,
+        reconsiders: Mapping[str, Any] | None = None,
+        advice: Any = None,
     ) -> dict[str, Any]:
         """Golden rule 7 without a payload: a decision not to share, or a disclosure made elsewhere.
+
+        `explanation` (not-share only): what whoever asked was told (`gateway.reconsider`). `reconsiders`: the
+        earlier refusal this decision looks at again, with the new information (checked by the caller).
 
         A `share` decision must carry a `disclosure` (how, with whom, what, when; `gateway.disclosure`); a
         not-share decision the policy's safety net challenges is recorded with its flag (its sign-off or
@@ -319,10 +351,14 @@ class Gateway:
         disclosure: Any = req.disclosure
         policy, problems = self.check_justification(draft, principal)
         decision = draft.get("decision") if isinstance(draft, dict) else None
-        extra = disclosure_rules.problems(disclosure, decision, self.now())
+        extra = [
+            *disclosure_rules.problems(disclosure, decision, self.now()),
+            *reconsider_rules.explanation_problems(policy, explanation, decision),
+        ]
         if problems or policy is None or extra:
             raise justification_problems_error([*problems, *extra])
         recorded = None if disclosure is None else await self._disclosure_record(disclosure)
+        cited = await self.cited_advice(principal, advice)
         flags = [net.id for net in policy.safety_nets_for(draft)]
         entry = ledger_entry.decision_entry(
             time=self.now_str(),
@@ -335,6 +371,12 @@ class Gateway:
         named = await self.agreements.named_agreements(draft)
         if named:
             entry["agreements"] = named
+        if explanation is not None:
+            entry["explanation"] = {k: str(v).strip() for k, v in explanation.items()}
+        if reconsiders is not None:
+            entry["reconsiders"] = dict(reconsiders)
+        if cited:
+            entry["advice"] = cited
 
         _check_entry_size(entry)
 
@@ -350,6 +392,8 @@ class Gateway:
                 result["disclosure"] = {**recorded, "description": disclosure_rules.describe(recorded)}
             if flags:
                 result["flags"] = flags
+            if reconsiders is not None:
+                result["reconsiders"] = reconsiders["index"]
             return result
 
         index = await self.store.record(entry, None if idempotency is None else idempotency.write(respond))
@@ -388,7 +432,9 @@ class Gateway:
         """Check everything about a share before a single payload byte is read."""
         draft: Any = req.justification
         policy, problems = self.check_justification(draft, principal)
-        if problems or policy is None:
+        # Someone at immediate risk: the share goes at once with the policy's minimum, the rest owed (issue 14).
+        owed = None if policy is None else emergency_rules.deferred_problems(policy, draft, problems)
+        if (problems and owed is None) or policy is None:
             raise justification_problems_error(problems)
         if draft.get("decision") != "share":
             raise Invalid(
@@ -409,6 +455,7 @@ class Gateway:
                 max_downloads=None,
             )
         )
+        cited = await self.cited_advice(principal, req.advice)
         ids, held, mode, passphrase = await self.holding.split_addresses(req.recipients, req.unenrolled, req.passphrase)
         recipients, via = await self._resolve_recipients(ids) if ids or not held else ([], [])
         # Addresses without a key carry no organisation yet: the agreements are checked for the keyed recipients.
@@ -436,6 +483,11 @@ class Gateway:
                 "share.expires_in",
                 limit=limits.max_expiry_seconds,
             )
+        # The policy's retention class caps the envelopes' lifetime (issue 14); the ledger entry says so.
+        kept = retention_rules.class_for(policy, draft)
+        if kept is not None:
+            kept["capped"] = expires_in > kept["max_days"] * retention_rules.DAY
+            expires_in = min(expires_in, kept["max_days"] * retention_rules.DAY)
         max_downloads = req.max_downloads
         if max_downloads is not None and (
             not isinstance(max_downloads, int)
@@ -463,6 +515,10 @@ class Gateway:
             held=tuple(held),
             unenrolled=mode,
             passphrase=passphrase,
+            emergency=None if owed is None else self.emergency_record(principal, policy, owed),
+            advice=tuple(cited),
+            dual_control=self.dual_control_for(principal, draft),
+            retention=kept,
         )
 
     async def _resolve_recipients(self, ids: Any) -> tuple[list[Recipient], list[str | None]]:
@@ -599,6 +655,7 @@ class Gateway:
                 justification=j,
                 policy=self._policy_ref(prepared.policy),
                 handling=prepared.policy.handling(j),
+                emergency=prepared.emergency,
                 recipients=[
                     {
                         "id": sr.recipient_id,
@@ -639,6 +696,12 @@ class Gateway:
                 entry["agreements"] = [dict(a) for a in prepared.agreements]
             if prepared.agreement_override is not None:
                 entry["agreement_override"] = dict(prepared.agreement_override)
+            if prepared.advice:
+                entry["advice"] = [dict(a) for a in prepared.advice]
+            if prepared.dual_control is not None:
+                entry["dual_control"] = dict(prepared.dual_control)
+            if prepared.retention is not None:
+                entry["retention"] = dict(prepared.retention)
 
             _check_entry_size(entry)
 
@@ -666,6 +729,9 @@ class Gateway:
                     "receipt": receipt_url(index),
                     "agreements": [dict(a) for a in prepared.agreements],
                     "receipt_proof": receipt_url(index) + "/proof",
+                    **({"emergency": dict(prepared.emergency)} if prepared.emergency is not None else {}),
+                    **({"dual_control": dict(prepared.dual_control)} if prepared.dual_control is not None else {}),
+                    **({"retention": dict(prepared.retention)} if prepared.retention is not None else {}),
                 }
 
             placement = spool.placement(share_id)
@@ -691,6 +757,9 @@ class Gateway:
         addressed to."""
         if not SHARE_ID_RE.match(share_id):
             raise not_found()
+        share = await self.store.get_share(share_id)
+        if share is not None and share.recipient(principal.sub) is not None:
+            await self.check_released(share_id)  # dual control: refused while it waits for approval
         outcome = await self.store.record_fetch(
             share_id,
             principal.sub,
@@ -736,6 +805,7 @@ class Gateway:
             raise gone(mine.state)
         if share.expires_at <= self.now_str():
             raise gone(SHARE_EXPIRED)
+        await self.check_released(share_id)
         head = await self.envelopes.head(share_id, principal.sub, HEADER_LIMIT)
         try:
             if head is None:

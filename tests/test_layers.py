@@ -30,6 +30,9 @@ PURE: dict[str, tuple[str, ...]] = {
     "gateway.refusals": (),
     "gateway.disclosure": ("gateway.justification",),
     "gateway.inputs": ("gateway.refusals",),
+    "gateway.emergency": ("gateway.justification",),
+    "gateway.reconsider": ("gateway.justification",),
+    "gateway.retention": ("gateway.justification",),
     "gateway.agreements": ("gateway.inputs", "gateway.justification", "gateway.store.models"),
     "gateway.audit_report": (
         "gateway.agreements",
@@ -142,6 +145,11 @@ USE_CASES = (
     "gateway.tenancy",
     "gateway.transparency",
     "gateway.audit",
+    "gateway.emergencies",
+    "gateway.reconsideration",
+    "gateway.advice",
+    "gateway.dual_control",
+    "gateway.retention_review",
 )
 
 

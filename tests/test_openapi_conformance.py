@@ -21,6 +21,7 @@ import pytest
 from gateway.api.common import GATEWAY
 from gateway.config import Settings
 from gateway.ledger.entry import KINDS
+from tests.conftest import example
 from tests.openapi_conformance import ResponseChecker
 from tests.smtp_sink import code_in, smtp  # noqa: F401 - the fixture
 from tests.test_tenants import CALLERS, World, make_world, share_form
@@ -128,6 +129,42 @@ async def _held_share_kinds(world: World, sink: Any) -> None:
     await gw.expire_due()
 
 
+async def _practice_kinds(world: World) -> None:
+    """Issue 14: an emergency share completed, a question for advice answered, a share held and approved."""
+    c, h = world.client, world.headers
+    org = CALLERS["owner"][2]
+    urgent = example("share")
+    urgent["rules"] = {
+        "1_lawful_basis": urgent["rules"]["1_lawful_basis"],
+        "5_safety_wellbeing": {"risk_level": "immediate", "assessment": "Threat of violence tonight."},
+    }
+    del urgent["data_categories"]
+    r = await c.post("/api/v1/shares", data=share_form(justification=urgent), headers=h("owner"))
+    assert r.status == 201, await r.text()
+    full = example("share")
+    full["rules"]["5_safety_wellbeing"]["risk_level"] = "immediate"
+    r = await c.post(f"/api/v1/shares/{(await r.json())['share_id']}/justification", json=full, headers=h("owner"))
+    assert r.status == 201, await r.text()
+    question = {"to": "dsl", "purpose": {"code": "referral", "description": "Refer?"}, "data_categories": ["health"]}
+    r = await c.post("/api/v1/advice", json=question, headers=h("owner"))
+    assert r.status == 201, await r.text()
+    dsl = {"Authorization": f"Bearer {world.issuer.issue('dee', ['dsl'], org=org)}"}
+    r = await c.post(f"/api/v1/advice/{(await r.json())['advice_id']}/answer", json={"answer": "Yes."}, headers=dsl)
+    assert r.status == 201, await r.text()
+    gw = c.app[GATEWAY]
+    rule = (org, ("referral",), (), ("dsl",))
+    gw.settings = dataclasses.replace(
+        gw.settings, policies=dataclasses.replace(gw.settings.policies, dual_control=(rule,))
+    )
+    r = await c.post("/api/v1/shares", data=share_form(), headers=h("owner"))
+    assert r.status == 201, await r.text()
+    assert (await c.get("/api/v1/approvals", headers=dsl)).status == 200
+    r = await c.post(f"/api/v1/shares/{(await r.json())['share_id']}/approve", headers=dsl)
+    assert r.status == 201, await r.text()
+    await gw.retention_review()
+    assert (await c.get("/api/v1/retention/schedule", headers=h("admin"))).status == 200
+
+
 async def test_every_kind_the_gateway_writes_reads_back_as_documented(world: World, smtp: Any) -> None:  # noqa: F811
     """Drive the API until the ledger holds every kind; every page and receipt is checked by the fixture."""
     c, h = world.client, world.headers
@@ -168,6 +205,7 @@ async def test_every_kind_the_gateway_writes_reads_back_as_documented(world: Wor
     assert r.status == 201, await r.text()
     r = await c.post("/api/v1/agreements/test-dea/retire", json={"reason": "replaced"}, headers=h("partnership_admin"))
     assert r.status == 200, await r.text()
+    await _practice_kinds(world)
 
     r = await c.get("/api/v1/ledger", params={"limit": "500"}, headers=h("partnership_auditor"))
     entries = (await r.json())["entries"]

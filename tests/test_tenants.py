@@ -163,6 +163,40 @@ ROUTES = [
         body={"note": "seen, acting on it"},
     ),
     Route(
+        "complete emergency justification",
+        "POST",
+        "/api/v1/shares/{share}/justification",
+        # The world's share had a complete justification: its sender learns there is nothing to complete.
+        {**_all(404, ("practitioner", "practitioner_other")), "owner": 409},
+        body=example("share"),
+    ),
+    Route(
+        "reconsider a refusal",
+        "POST",
+        "/api/v1/decisions/{index}/reconsider",
+        # {index} is the world's share, not a decision: no practitioner finds a refusal there (tests/test_reconsider.py
+        # covers the organisation's own refusals); every other role is refused by role.
+        _all(404, PRACTITIONERS),
+        body={"justification": example("not-share"), "new_information": "A verified request arrived."},
+    ),
+    Route("list advice", "GET", "/api/v1/advice", _all(200, PRACTITIONERS)),
+    Route(
+        "ask advice",
+        "POST",
+        "/api/v1/advice",
+        _all(201, PRACTITIONERS),
+        body={"to": "dsl", "purpose": {"code": "referral", "description": "Is this a referral?"}},
+    ),
+    # Only the adviser role asked, in the asker's organisation, answers (tests/test_advice.py); no caller here holds
+    # an adviser role, so every one is refused by role.
+    Route("answer advice", "POST", "/api/v1/advice/{advice}/answer", {}, body={"answer": "Refer today."}),
+    # Dual control: the world's share is not held; only its sender (pat, whatever the role) learns that (409).
+    Route(
+        "approve share", "POST", "/api/v1/shares/{share}/approve", {**_all(404, CALLERS), "owner": 409, "impostor": 409}
+    ),
+    Route("approvals", "GET", "/api/v1/approvals", _all(200, CALLERS)),
+    Route("retention schedule", "GET", "/api/v1/retention/schedule", _all(200, ADMINS)),
+    Route(
         "escrow release",
         "POST",
         "/api/v1/shares/{share}/escrow",
@@ -461,7 +495,7 @@ def share_form(**extra: Any) -> aiohttp.FormData:
 
 
 async def _call(world: World, route: Route, caller: str) -> None:
-    path = route.path.format(share=world.share_id, index=world.share_index)
+    path = route.path.format(share=world.share_id, index=world.share_index, advice="adv_" + "a" * 24)
     kwargs: dict[str, Any] = {"headers": world.headers(caller)}
     body = route.body
     if "claim" in route.extra:
@@ -517,6 +551,7 @@ async def test_every_route_is_in_the_matrix(world: World) -> None:
     placeholders = {
         "{share_id}": "{share}",
         "{index}": "{index}",
+        "{advice_id}": "{advice}",
         "{policy_id}": "hmg-2018",
         "{agreement_id}": "nope",
         "{sha256}": "0" * 64,

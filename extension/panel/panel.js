@@ -4,7 +4,9 @@
  * records a decision not to share through the service worker.
  */
 import { $, asker, el, showAlert } from "../lib/page.js";
+import { setupAdvice } from "./advice.js";
 import { setupAgreements } from "./agreements.js";
+import { emergencyFacts, emergencyOf, emergencyStatus, renderEmergency, renderOwed } from "./emergency.js";
 import { CHANNELS, fieldsOfRef, fieldTree, notApplicable, toState, placeProblems, policyInfo, problemsPerRule, ruleTexts, toDisclosure, toJustification, toLocalInput } from "./form-model.js";
 import { applies, conditionalFields } from "./conditions.js";
 import { claimSession, confirmStep, hasVisibilityTracking, watchFocus, watchVisibility } from "./guard.js";
@@ -33,9 +35,13 @@ function renderUnenrolledNone() {
 /** Attachments the webmail would not hand over (missing-view.js). */
 let missingView = { unresolved: () => [], leaveOut: () => [] };
 let valid = false;
+/** Issue 14: the emergency notice while an incomplete share may go at once; the share whose justification is being completed. */
+let emergency = null;
+let completing = null;
 let validating = 0;
 let finished = false;
 let agreementUi = null;
+let adviceUi = null;
 
 /** The service worker, with this panel's session on every message (lib/page.js). */
 const ask = asker({ advice: "Nothing was shared and your email has not been changed.", extra: () => ({ session }) });
@@ -479,9 +485,12 @@ function updateButtons() {
   const attachmentsOk = missingView.unresolved().length === 0;
   // An incomplete justification leaves Share pressable (announced as unavailable): pressing it shows every
   // problem and the summary at the top, as GOV.UK forms do. Anything else that stops a share disables it.
+  // An emergency share (issue 14) goes on the policy's minimum answers; completing one records the rest.
   const confirmed = unconfirmedRules().length === 0;
-  $("share").disabled = busy || !confirmed || d === "not_share" || !recipientsOk || !unkeyedOk || !attachmentsOk || elsewhere || !guardAllows();
-  setIncomplete($("share"), !valid || d !== "share");
+  $("share").disabled = completing
+    ? busy || !confirmed || !valid || d !== "share" || !guardAllows()
+    : busy || !confirmed || d === "not_share" || !recipientsOk || !unkeyedOk || !attachmentsOk || elsewhere || !guardAllows();
+  setIncomplete($("share"), !completing && (!(valid || emergency) || d !== "share"));
   $("not-share").disabled = busy || !confirmed || d === "share";
   setIncomplete($("not-share"), !valid || d !== "not_share");
   $("record-elsewhere").hidden = !elsewhere;
@@ -496,6 +505,8 @@ function setIncomplete(button, incomplete) {
 function describeStatus(problems, perRule) {
   if (finished) return;
   describeProblems(problems, perRule);
+  if (emergency) $("status").textContent = emergencyStatus(emergency);
+  if (completing && !problems.length) $("status").textContent = `Ready to record the completed justification of share ${completing}.`;
   // The status line is announced: say that a safeguarding principle now applies, and where it is shown.
   if (netsShown) $("status").textContent += " A safeguarding principle applies: read it under Risk level.";
 }
@@ -564,6 +575,8 @@ function changed() {
       const answer = await ask("validate", { justification: justification(), ...(elsewhere ? { disclosure: disclosure() } : {}) });
       if (mine !== seq) return;
       valid = !!answer.valid;
+      emergency = completing ? null : emergencyOf(answer);
+      renderEmergency($("fields"), emergency, el);
       const all = answer.problems ?? [];
       renderSafetyNets(answer.safety_nets ?? []);
       renderDisclosureProblems(all.filter(isDisclosureProblem));
@@ -665,6 +678,7 @@ function showShared({ result, replaced, replaceError, subject }) {
       ["Available until", new Date(result.expires_at).toUTCString()],
       ...resultRows(result).map((r) => [r.who, r.link ? `${r.how} Link: ${r.link}` : r.how]),
       ...(result.agreements?.length ? [["Made under", result.agreements.map((a) => `${a.title} (version ${a.version})`).join(", ")]] : []),
+      ...emergencyFacts(result),
     ],
     replaced
       ? `Your email now contains only a notification with the reference, under the subject “${subject}”: the content, the attachments and the old subject were removed from the draft. Only the recipients' addresses and names remain as you wrote them. You can send it.`
@@ -675,6 +689,7 @@ function showShared({ result, replaced, replaceError, subject }) {
 }
 
 async function onShare() {
+  if (completing) return onComplete();
   finished = true;
   updateButtons();
   $("status").textContent = "Sharing…";
@@ -690,9 +705,13 @@ async function onShare() {
       expires_in: Number($("expiry").value),
       agreement_override: agreementUi?.overrideReason(),
       leave_out: missingView.leaveOut(),
+      advice: adviceUi?.cited() ?? [],
     });
-    showShared(await ask("share", shareRequest()));
+    const shared = await ask("share", shareRequest());
+    const { result } = shared;
+    showShared(shared);
     $("status").textContent = "Shared.";
+    if (result.emergency) offerCompletion(result);
   } catch (e) {
     finished = false;
     showAlert(e.message);
@@ -962,6 +981,76 @@ async function onRecordElsewhere() {
   }
 }
 
+// -- emergency shares (issue 14): completing an owed justification with this form --------------------------------
+
+/** After an emergency share: a button back to the form (answers kept) to complete the justification now. */
+function offerCompletion(result) {
+  const button = el("button", { type: "button", id: "complete-now", text: "Complete the justification now" });
+  button.addEventListener("click", (ev) => {
+    if (ev.isTrusted) startCompletion({ share_id: result.share_id });
+  });
+  $("result-note").after(button);
+}
+
+function startCompletion(owed) {
+  completing = owed.share_id;
+  emergency = null;
+  finished = false;
+  $("complete-now")?.remove();
+  $("result").hidden = true;
+  $("owed").hidden = true;
+  $("form").hidden = false;
+  $("share").textContent = "Record the completed justification";
+  $("share").hidden = false; // hidden with the other actions when the share's result was shown
+  $("not-share").hidden = true;
+  $("share-to").hidden = true;
+  showAlert("");
+  $("status").textContent = `Completing the justification of share ${completing}: answer every question.`;
+  lastAsked = null;
+  changed();
+  $("fields").querySelector("input, select, textarea")?.focus();
+}
+
+async function onComplete() {
+  finished = true;
+  updateButtons();
+  $("status").textContent = "Recording the completed justification…";
+  showAlert("");
+  try {
+    const r = await ask("complete-justification", { shareId: completing, justification: justification() });
+    showResult(
+      "Justification completed",
+      [
+        ["Share reference", r.share_id],
+        ["Ledger entry", r.ledger_index],
+        ["Completes ledger entry", r.share_index],
+        ["Recorded at", new Date(r.completed_at).toUTCString()],
+      ],
+      "The share's full justification is recorded in the ledger, linked to the share; it no longer awaits completion.",
+    );
+    completing = null;
+    $("status").textContent = "Recorded.";
+  } catch (e) {
+    finished = false;
+    showAlert(e.message);
+    $("status").textContent = "Nothing was recorded.";
+    if (Array.isArray(e.problems)) renderProblems(e.problems);
+    lastAsked = null;
+    changed();
+  }
+}
+
+async function showOwed() {
+  const box = el("section", { id: "owed", class: "warning", "aria-labelledby": "owed-h", hidden: true });
+  $("form").before(box);
+  try {
+    const { owed } = await ask("owed-justifications");
+    renderOwed(box, owed, el, startCompletion);
+  } catch {
+    // Not signed in, or an older gateway: the panel works as before, without the reminder.
+  }
+}
+
 async function close() {
   await ask("close").catch(() => window.close());
 }
@@ -1042,6 +1131,10 @@ async function main() {
     }
     agreementUi = setupAgreements({ ask, fields, recipients: () => recipientIds });
     agreementUi.refresh();
+    adviceUi = setupAdvice({ ask, el, draft: justification });
+    fields.after(adviceUi.box);
+    adviceUi.refresh().catch(() => {}); // not signed in, or an older gateway: the box stays empty
+    await showOwed();
     changed();
   } catch (e) {
     showAlert(e.message);
@@ -1064,7 +1157,9 @@ setInterval(() => ask("keepalive").catch(() => {}), 20000);
 // -- Isolation from the webmail page (issue 20): visibility, deliberate Share, focus, changes to the email ----------
 
 function guardAllows() {
-  return !!visibility?.settled() && !draftChanged;
+  // Completing an emergency share's justification sends nothing from the email (which the share itself has
+  // already replaced with its notification), so only the panel's visibility matters then.
+  return !!visibility?.settled() && (!draftChanged || !!completing);
 }
 
 function startGuards() {

@@ -221,11 +221,67 @@ async function loadSent({ more = false } = {}) {
   }
 }
 
+const ADVISER_ROLES = ["dsl", "manager", "dpo", "caldicott_guardian", "legal"];
+
+/** Issue 14, seek advice first: an adviser's questions (to their roles, in their organisation), answered here. */
+async function loadAdvice() {
+  const list = $("advice-list");
+  const { questions } = await ask("list-advice");
+  list.replaceChildren();
+  for (const q of questions) {
+    const what = `${q.purpose?.code ?? ""}: ${q.purpose?.description ?? ""} (${(q.data_categories ?? []).join(", ") || "no categories given"})`;
+    const item = el("li", { dataset: { advice: q.advice_id } }, el("strong", { text: what }), el("span", { class: "hint", text: ` asked ${formatTime(q.asked_at)} of the ${q.to}` }));
+    if (q.answer) {
+      item.append(el("p", {}, "Your answer: ", el("q", { class: "note", text: q.answer.answer })));
+    } else {
+      const id = `advice-answer-${q.advice_id}`;
+      const text = el("textarea", { id, rows: "2", maxlength: "4000" });
+      const send = el("button", { type: "button", text: "Send answer" });
+      send.addEventListener("click", () =>
+        busy(send, async () => {
+          if (!text.value.trim()) {
+            showAlert("Write your advice before sending it.");
+            text.focus();
+            return;
+          }
+          await ask("answer-advice", { id: q.advice_id, answer: text.value.trim() });
+          say("Your advice was sent and recorded.");
+          await loadAdvice();
+        }),
+      );
+      item.append(el("label", { for: id, text: "Your advice (recorded)" }), text, send);
+    }
+    list.append(item);
+  }
+  $("advice").hidden = false;
+}
+
+/** Issue 14: emergency shares whose full justification is still owed, overdue ones marked; a count on the Sent tab. */
+function renderOwed(owed) {
+  const list = $("owed-list");
+  list.replaceChildren();
+  for (const o of owed) {
+    list.append(
+      el(
+        "li",
+        { dataset: { share: o.share_id } },
+        el("strong", { text: `${o.purpose?.code ?? ""} — ${(o.subjects ?? []).join(", ")}` }),
+        el("span", { class: "hint", text: ` ${o.share_id}, shared ${formatTime(o.shared_at)}: ` }),
+        o.overdue ? el("span", { class: "overdue", text: `overdue since ${formatTime(o.complete_by)}` }) : el("span", { text: `due by ${formatTime(o.complete_by)}` }),
+      ),
+    );
+  }
+  $("owed").hidden = !owed.length;
+  $("owed-badge").hidden = !owed.length;
+  $("owed-badge").textContent = owed.length ? `${owed.length} to complete` : "";
+}
+
 /** Decisions recorded without a payload (newest first): "Shared by phone to …", or "Decided not to share". */
 async function loadElsewhere() {
   const list = $("elsewhere-list");
   try {
     const page = await ask("recipient-decisions", { cursor: null });
+    renderOwed(page.awaiting_justification ?? []);
     list.replaceChildren();
     for (const d of page.decisions) {
       const what = d.disclosure ? `Shared ${d.disclosure.description}` : "Decided not to share";
@@ -513,10 +569,12 @@ async function load() {
   }
   await loadLabels();
   const roles = Array.isArray(status?.claims?.roles) ? status.claims.roles : [];
+  if (roles.some((r) => ADVISER_ROLES.includes(r))) await loadAdvice().catch((e) => showAlert(e.message));
   if (roles.includes("practitioner") && !roles.includes("recipient")) {
     selectTab("sent");
   } else {
     await busy(null, () => loadInbox());
+    if (roles.includes("practitioner")) loadElsewhere(); // the Sent tab's reminder count, seen from Received too
   }
   $("main").setAttribute("aria-busy", "false");
   fromHash();

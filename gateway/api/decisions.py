@@ -10,6 +10,7 @@ from aiohttp import web
 
 from .. import disclosure as disclosure_rules
 from .. import idempotency, tenancy
+from .. import reconsider as reconsider_rules
 from ..auth import Principal
 from ..errors import ApiError
 from ..idempotency import INFLIGHT, Idempotency
@@ -22,14 +23,26 @@ from .common import gateway, json_response, paging, principal, query_str, read_j
 
 routes = web.RouteTableDef()
 
-_WRAPPED = frozenset({"justification", "disclosure"})
+_WRAPPED = frozenset({"justification", "disclosure", "explanation", "advice"})
 
 
 def _unwrap(body: Any) -> tuple[Any, Any]:
-    """The body is the justification itself, or `{"justification": {...}, "disclosure": {...}?}`."""
+    """The body is the justification itself, or `{"justification": {...}, "disclosure": {...}?, ...}`."""
     if isinstance(body, dict) and "justification" in body and set(body) <= _WRAPPED:
         return body["justification"], body.get("disclosure")
     return body, None
+
+
+def _explanation(body: Any) -> Any:
+    """A not-share decision's explanation given to whoever asked (issue 14), beside the justification."""
+    return _wrapped(body, "explanation")
+
+
+def _wrapped(body: Any, key: str) -> Any:
+    """A part beside the justification in the wrapped body (explanation, advice cited), or None."""
+    if isinstance(body, dict) and "justification" in body and set(body) <= _WRAPPED:
+        return body.get(key)
+    return None
 
 
 @routes.post("/api/v1/justifications/validate")
@@ -49,17 +62,24 @@ async def validate(request: web.Request) -> web.Response:
     policy, problems = gw.check_justification(draft, caller)
     if isinstance(body, dict) and "disclosure" in body and isinstance(draft, dict):
         problems = [*problems, *disclosure_rules.problems(disclosure, draft.get("decision"), gw.now())]
+    if _explanation(body) is not None and isinstance(draft, dict):
+        problems = [
+            *problems,
+            *reconsider_rules.explanation_problems(policy, _explanation(body), draft.get("decision")),
+        ]
     # Agreement problems (rule 6), except on a field the policy already found wrong (e.g. an ID's pattern).
     taken = {p.field for p in problems}
     problems = [*problems, *(p for p in await gw.agreements.draft_agreement_problems(draft) if p.field not in taken)]
-    return json_response(
-        {
-            "valid": not problems,
-            "problems": [p.as_dict() for p in problems],
-            "policy": None if policy is None else {"id": policy.id, "version": policy.version, "digest": policy.digest},
-            "safety_nets": [] if policy is None else policy.notices(draft),
-        }
-    )
+    result: dict[str, Any] = {
+        "valid": not problems,
+        "problems": [p.as_dict() for p in problems],
+        "policy": None if policy is None else {"id": policy.id, "version": policy.version, "digest": policy.digest},
+        "safety_nets": [] if policy is None else policy.notices(draft),
+    }
+    emergency = gw.emergency_preview(caller, policy, draft, problems)
+    if emergency is not None:  # only for a share at immediate risk: other drafts' answers keep their shape
+        result["emergency"] = emergency
+    return json_response(result)
 
 
 @routes.post("/api/v1/decisions")
@@ -92,7 +112,9 @@ async def _record_decision(request: web.Request, p: Principal, idem: Idempotency
             result, replayed = idem.answer(idem.stored), True
     if not replayed:
         try:
-            result = await gateway(request).record_decision(p, DecisionRequest(draft, disclosure), idem)
+            result = await gateway(request).record_decision(
+                p, DecisionRequest(draft, disclosure), idem, _explanation(body), advice=_wrapped(body, "advice")
+            )
         except IdempotencyHit as hit:  # taken meanwhile (another node): the same rules
             assert idem is not None
             result, replayed = idem.answer(hit.stored), True
@@ -101,6 +123,20 @@ async def _record_decision(request: web.Request, p: Principal, idem: Idempotency
     if replayed:
         resp.headers["Idempotent-Replayed"] = "true"
     return resp
+
+
+@routes.post("/api/v1/decisions/{index}/reconsider")
+async def reconsider_decision(request: web.Request) -> web.Response:
+    """A decision not to share, reconsidered on new information (issue 14; DfE 2024 rule 7): a new decision linked to
+    the earlier one. Body: `{"justification", "new_information", "disclosure"?, "explanation"?}`. A practitioner of the
+    organisation that refused; anyone else 404."""
+    p = principal(request, "practitioner")
+    raw = request.match_info["index"]
+    if not raw.isdigit() or len(raw) > 18:
+        raise ApiError(404, "not_found", "No such decision, or it is not yours to see.")
+    body = await read_json(request, "justification")
+    result = await gateway(request).reconsider(p, int(raw), body)
+    return json_response({**result, "recipients": [], "expires_at": None}, status=201)
 
 
 def _b64(data: bytes) -> str:
@@ -138,13 +174,20 @@ def _decision_view(row: LedgerRow) -> dict[str, Any]:
     disclosure = entry.get("disclosure")
     if isinstance(disclosure, dict):
         view["disclosure"] = {**disclosure, "description": disclosure_rules.describe(disclosure)}
+    for key in ("explanation", "reconsiders"):  # issue 14: a refusal explained, a reconsideration's link
+        if isinstance(entry.get(key), dict):
+            view[key] = entry[key]
     return view
 
 
 @routes.get("/api/v1/decisions")
 async def list_own_decisions(request: web.Request) -> web.Response:
     """The practitioner's own decisions recorded without a payload (the sender's view beside `GET /shares`):
-    disclosures made another way ("by phone to …") and decisions not to share, newest first."""
+    disclosures made another way ("by phone to …") and decisions not to share, newest first.
+
+    `awaiting_justification` lists, on every page, the caller's emergency shares whose full justification is
+    still owed (issue 14), soonest deadline first, each marked `overdue` once past it: the extension's reminder.
+    """
     p = principal(request, "practitioner")
     gw = gateway(request)
     limit, before = paging(request, gw.settings.limits.page_size_max)
@@ -154,6 +197,7 @@ async def list_own_decisions(request: web.Request) -> web.Response:
         {
             "decisions": [_decision_view(r) for r in mine],
             "next_cursor": str(rows[-1].index) if len(rows) == limit else None,
+            "awaiting_justification": await gw.owed_justifications(p),
         }
     )
 

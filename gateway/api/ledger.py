@@ -19,6 +19,7 @@ from aiohttp import web
 from .. import audit, audit_report, tenancy
 from ..encoding import b64 as _b64
 from ..errors import ApiError
+from ..justification import PolicyRegistry
 from ..ledger.entry import KINDS, format_time, parse_time
 from ..store import audit as store_audit
 from ..store.models import LedgerRow
@@ -315,8 +316,28 @@ async def subject_report(request: web.Request) -> web.Response:
 
 @routes.get("/api/v1/ledger/stats")
 async def ledger_stats(request: web.Request) -> web.Response:
-    """Monthly counts for oversight boards (decisions, purposes, lawful bases, organisations, outcomes)."""
+    """Monthly counts for oversight boards (decisions, purposes, lawful bases, organisations, outcomes).
+
+    Emergency shares whose justification is overdue are counted against the server clock at the time of asking.
+    """
     scope = _scope(request)
     time_from = _time_param(request, "from")
     time_to = _time_param(request, "to")
-    return json_response(await gateway(request).store.stats(time_from, time_to, scope=scope))
+    gw = gateway(request)
+    result = await gw.store.stats(time_from, time_to, scope=scope, now=gw.now_str())
+    result["themes"] = _theme_legend(gw.policies)
+    return json_response(result)
+
+
+def _theme_legend(policies: PolicyRegistry) -> list[dict[str, Any]]:
+    """How the editions' rules line up (each edition's `x-rule-map` onto the base edition's rules): the key for
+    reading `totals.policy` and the per-rule figures of different editions side by side."""
+    base = policies.theme_base
+    legend = []
+    for rule, title in sorted(base.rule_titles().items()):
+        editions: dict[str, list[int]] = {base.id: [rule]}
+        for policy in policies.all():
+            if policy.id != base.id:
+                editions[policy.id] = sorted(r for r, onto in policy.rule_map(base.id).items() if rule in onto)
+        legend.append({"policy": base.id, "rule": rule, "title": title, "editions": editions})
+    return legend

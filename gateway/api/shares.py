@@ -342,6 +342,58 @@ async def acknowledge_share(request: web.Request) -> web.Response:
     return json_response(result)
 
 
+@routes.post("/api/v1/shares/{share_id}/justification")
+async def complete_emergency_justification(request: web.Request) -> web.Response:
+    """The sender completes an emergency share's justification (issue 14): a new ledger entry linked to the share.
+
+    The body is the full justification, or `{"justification": {...}}`; it is checked in full, and must be about
+    the same people as the share. 404 for anyone but the sender; 409 when there is nothing (left) to complete.
+    """
+    p = principal(request, "practitioner")
+    body = await read_json(request, "justification")
+    if isinstance(body, dict) and set(body) == {"justification"}:
+        body = body["justification"]
+    share_id = request.match_info["share_id"]
+    if not SHARE_ID_RE.match(share_id):
+        raise not_found()
+    result = await gateway(request).complete_emergency(p, share_id, body)
+    return json_response(result, status=201)
+
+
+@routes.post("/api/v1/shares/{share_id}/approve")
+async def approve_share(request: web.Request) -> web.Response:
+    """Dual control (issue 14): a second person with an approver role of the sending organisation releases a share
+    held for approval. Optional body `{"note": text}`. Any signed-in caller may try: the roles are the organisation's
+    configuration, checked by the use case."""
+    p = principal(request)
+    note = None
+    if request.can_read_body:
+        body = await read_json(request)
+        if not isinstance(body, dict) or set(body) - {"note"}:
+            raise ApiError(400, "invalid_body", 'The body may only carry {"note": text}.', field="body")
+        note = body.get("note")
+    share_id = request.match_info["share_id"]
+    if not SHARE_ID_RE.match(share_id):
+        raise not_found()
+    return json_response(await gateway(request).approve_share(p, share_id, note), status=201)
+
+
+@routes.get("/api/v1/approvals")
+async def list_approvals(request: web.Request) -> web.Response:
+    """Dual control: the caller's organisation's shares held for approval that the caller's roles may approve."""
+    p = principal(request)
+    return json_response({"shares": await gateway(request).approvals(p)})
+
+
+@routes.get("/api/v1/retention/schedule")
+async def retention_schedule(request: web.Request) -> web.Response:
+    """Issue 14: what will be destroyed when (live shares, soonest first, with their retention class). An `admin`
+    sees their organisation's shares, a `partnership_admin` every organisation's; the auditor reads what was
+    destroyed in the ledger (`kind=expire`) and the reviews (`kind=retention_review`)."""
+    p = principal(request, *tenancy.ADMIN_ROLES)
+    return json_response({"shares": await gateway(request).retention_schedule(p)})
+
+
 @routes.post("/api/v1/shares/{share_id}/escrow")
 async def release_escrow(request: web.Request) -> web.StreamResponse:
     """Organisational recovery: an administrator takes the escrow envelope, with a reason recorded first."""

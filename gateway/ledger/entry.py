@@ -35,6 +35,15 @@ KIND_TEAM_MEMBER_ADD = "team_member_add"
 KIND_TEAM_MEMBER_REMOVE = "team_member_remove"
 KIND_AGREEMENT_ADD = "agreement_add"
 KIND_AGREEMENT_RETIRE = "agreement_retire"
+#: An emergency share's justification completed after the share went at once (issue 14).
+KIND_EMERGENCY_COMPLETED = "emergency_completed"
+#: Advice sought before deciding (issue 14): an anonymised question to an adviser role, and its answer.
+KIND_ADVICE_QUESTION = "advice_question"
+KIND_ADVICE_ANSWER = "advice_answer"
+#: Dual control (issue 14): a second person with the right role releases a share held for approval.
+KIND_SHARE_APPROVED = "share_approved"
+#: A periodic retention review (issue 14): what was destroyed since the last, what is still live.
+KIND_RETENTION_REVIEW = "retention_review"
 # Recipients without a key (issue 10): a share held for an address, claimed by e-mail code, re-wrapped.
 KIND_CLAIM_CODE_SENT = "claim_code_sent"
 KIND_CLAIM_CODE_ACCEPTED = "claim_code_accepted"
@@ -76,6 +85,11 @@ KINDS = (
     *CLAIM_KINDS,
     KIND_AGREEMENT_ADD,
     KIND_AGREEMENT_RETIRE,
+    KIND_EMERGENCY_COMPLETED,
+    KIND_ADVICE_QUESTION,
+    KIND_ADVICE_ANSWER,
+    KIND_SHARE_APPROVED,
+    KIND_RETENTION_REVIEW,
 )
 
 
@@ -330,11 +344,14 @@ def share_entry(
     max_downloads: int | None,
     escrow: Mapping[str, Any] | None = None,
     handling: Mapping[str, Any] | None = None,
+    emergency: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """A share: who sent what (size + keyed digest, never content) to whom (with each envelope's SHA-256), why.
 
     `handling` is the policy's handling instruction for the recipients (DfE 2024 rule 5, protect identities),
-    recorded only when the justification gives one.
+    recorded only when the justification gives one. `emergency` (issue 14) marks a share made at once with the
+    policy's minimum answers: when its justification is due and which answers are owed; the entry is then
+    flagged `emergency_share`, and an `emergency_completed` entry later points back at it.
     """
     entry = {
         "v": ENTRY_VERSION,
@@ -353,7 +370,42 @@ def share_entry(
     }
     if handling is not None:
         entry["handling"] = dict(handling)
+    if emergency is not None:
+        entry["emergency"] = dict(emergency)
+        entry["flags"] = ["emergency_share"]
     return entry
+
+
+def emergency_completed_entry(
+    *,
+    time: str,
+    actor: Mapping[str, Any],
+    share_id: str,
+    share_index: int,
+    justification: Mapping[str, Any],
+    policy: Mapping[str, str],
+    complete_by: str,
+) -> dict[str, Any]:
+    """The full justification of an emergency share, completed later: a new entry linked to the share's own.
+
+    It carries the subjects, purpose and lawful basis like a decision (so the subject report and the audit
+    filters find it) but no top-level `decision`: the share was already counted when it was made.
+    """
+    summary = _justification_summary(justification)
+    summary.pop("decision")
+    return {
+        "v": ENTRY_VERSION,
+        "kind": KIND_EMERGENCY_COMPLETED,
+        "time": time,
+        "actor": dict(actor),
+        "share_id": share_id,
+        "share_index": share_index,
+        **summary,
+        "recipients": [],
+        "justification": dict(justification),
+        "policy": dict(policy),
+        "completes": {"share_index": share_index, "complete_by": complete_by, "late": time > complete_by},
+    }
 
 
 def share_event_entry(
@@ -368,7 +420,7 @@ def share_event_entry(
     **details: Any,
 ) -> dict[str, Any]:
     """A later event on a share (fetch, revocation, expiry): points back at the share's own entry."""
-    if kind not in (KIND_FETCH, KIND_REVOKE, KIND_EXPIRE, KIND_ACKNOWLEDGE, *CLAIM_KINDS):
+    if kind not in (KIND_FETCH, KIND_REVOKE, KIND_EXPIRE, KIND_ACKNOWLEDGE, KIND_SHARE_APPROVED, *CLAIM_KINDS):
         raise ValueError(f"not a share event kind: {kind}")
     return {
         "v": ENTRY_VERSION,
@@ -418,4 +470,20 @@ def agreement_entry(
             {"id": agreement["id"], "version": agreement["version"], "document_sha256": agreement["document_sha256"]}
         ],
         **details,
+    }
+
+
+def advice_entry(*, kind: str, time: str, actor: Mapping[str, Any], advice: Mapping[str, Any]) -> dict[str, Any]:
+    """A question for advice or its answer: no subject references and no payload, ever (the question carries only
+    the draft's purpose and data categories, and the adviser role it is for)."""
+    if kind not in (KIND_ADVICE_QUESTION, KIND_ADVICE_ANSWER):
+        raise ValueError(f"not an advice event kind: {kind}")
+    return {
+        "v": ENTRY_VERSION,
+        "kind": kind,
+        "time": time,
+        "actor": dict(actor),
+        "subjects": [],
+        "recipients": [],
+        "advice": dict(advice),
     }

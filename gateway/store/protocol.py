@@ -158,6 +158,30 @@ class LedgerStore(Protocol):
         """Append an entry that changes no other state (a decision not to share); its index."""
         ...
 
+    async def append_for_share(
+        self,
+        share_id: str,
+        kind: str,
+        make_entry: Callable[[Share, dict[str, Any], int | None], Mapping[str, Any]],
+    ) -> tuple[Share, int] | None:
+        """Append an entry about a share, built from the share, its own ledger entry and the index of the first
+        earlier entry of `kind` about it (None if none), in one transaction: two racing requests cannot both see
+        "none" (an emergency completed twice, a share approved twice). `make_entry` may raise to refuse, and then
+        nothing is written. None when there is no such share."""
+        ...
+
+    async def append_for_key(
+        self,
+        kinds: Sequence[str],
+        path: str,
+        key: str,
+        make_entry: Callable[[list[tuple[int, dict[str, Any]]]], Mapping[str, Any]],
+    ) -> int:
+        """Append an entry built from the earlier entries of `kinds` whose JSON at `path` (`$.advice.id`) equals
+        `key`, in one transaction, so that a check such as "not answered yet" cannot race; its index.
+        `make_entry` may raise to refuse."""
+        ...
+
     async def checkpoint(self, sign: Callable[[int, bytes], bytes], now: str) -> tuple[int, bytes] | None:
         """Sign the committed tree if it grew since the last checkpoint: (size, note), or None if unchanged."""
         ...
@@ -234,8 +258,41 @@ class AuditQueries(Protocol):
 
     async def own_decisions(self, sub: str, *, before: int | None, limit: int) -> list[LedgerRow]: ...
 
-    async def stats(self, time_from: str | None, time_to: str | None, *, scope: str | None = None) -> dict[str, Any]:
-        """Monthly counts for oversight boards (the shape of `GET /api/v1/ledger/stats`)."""
+    async def stats(
+        self, time_from: str | None, time_to: str | None, *, scope: str | None = None, now: str | None = None
+    ) -> dict[str, Any]:
+        """Monthly counts for oversight boards (the shape of `GET /api/v1/ledger/stats`); emergency shares whose
+        justification is still owed count as overdue once their deadline is before `now`."""
+        ...
+
+    # -- issue 14: emergencies, dual control, advice, retention ---------------------------------------------
+
+    async def open_emergencies(self, sub: str, *, limit: int) -> list[LedgerRow]:
+        """A practitioner's emergency shares whose justification is not completed yet, oldest first (the caller
+        checks the issuer in each entry)."""
+        ...
+
+    async def awaiting_approval(self, share_id: str) -> bool:
+        """Whether a share is held for a second person's approval and not approved yet (every fetch asks)."""
+        ...
+
+    async def shares_awaiting_approval(self, org: str, *, limit: int) -> list[LedgerRow]:
+        """An organisation's share entries held for approval, oldest first."""
+        ...
+
+    async def retention_schedule(self, org: str | None, *, limit: int) -> list[tuple[Any, ...]]:
+        """Live shares (an organisation's, or all), soonest destruction first: (share ID, created, expires,
+        purpose code, ledger index, retention class or None)."""
+        ...
+
+    async def retention_facts(self) -> dict[str, Any]:
+        """What a retention review records: `previous_review_index`, `destroyed_since`, `live_shares`,
+        `next_destruction_at`."""
+        ...
+
+    async def advice_entries(self, *, org: str | None, sub: str | None, limit: int) -> list[LedgerRow]:
+        """Questions for advice and their answers, newest first: an organisation's, or (with `sub`) one
+        practitioner's own questions with the answers."""
         ...
 
 

@@ -29,7 +29,7 @@ Conn = Any  # an asyncpg connection
 
 _ROW = "l.idx, l.time, l.kind, l.entry, l.leaf_hash"
 #: The statistics' dimensions and a month's empty figures: the shape of `GET /api/v1/ledger/stats` (as on SQLite).
-_DIMENSIONS = ("decision", "purpose", "article_6", "article_9", "dpa_schedule_1", "org")
+_DIMENSIONS = ("decision", "purpose", "article_6", "article_9", "dpa_schedule_1", "org", "policy")
 
 
 def _empty_month(m: str) -> dict[str, Any]:
@@ -44,6 +44,8 @@ def _empty_month(m: str) -> dict[str, Any]:
         "not_shared_despite_risk": 0,
         "shares_later_revoked": 0,
         "emergency_shares_not_completed": 0,
+        "emergency_justifications_open": 0,
+        "emergency_justifications_overdue": 0,
     }
 
 
@@ -249,6 +251,87 @@ async def own_decisions(conn: Conn, sub: str, *, before: int | None, limit: int)
     return [_row(r) for r in rows]
 
 
+#: An emergency share (issue 14) whose justification has not been completed yet: `d` is the share's entry.
+_EMERGENCY_OPEN = (
+    f"d.kind = 'share' AND {_JSON} #>> '{{emergency,complete_by}}' IS NOT NULL"  # noqa: S608 (constants only)
+    " AND NOT EXISTS (SELECT 1 FROM ledger c WHERE c.kind = 'emergency_completed' AND c.share_id = d.share_id)"
+)
+#: A share held for a second person's approval (issue 14) and not yet approved: `d` is the share's entry.
+_AWAITING_APPROVAL = (
+    f"d.kind = 'share' AND nullif({_JSON} -> 'dual_control', 'null'::jsonb) IS NOT NULL"  # noqa: S608 (constants only)
+    " AND NOT EXISTS (SELECT 1 FROM ledger a WHERE a.kind = 'share_approved' AND a.share_id = d.share_id)"
+)
+
+
+async def open_emergencies(conn: Conn, sub: str, *, limit: int) -> list[LedgerRow]:
+    rows = await conn.fetch(
+        "SELECT d.idx, d.time, d.kind, d.entry, d.leaf_hash FROM ledger d"  # noqa: S608
+        f" WHERE d.actor_sub = $1 AND {_EMERGENCY_OPEN} ORDER BY d.idx LIMIT $2",
+        sub,
+        limit,
+    )
+    return [_row(r) for r in rows]
+
+
+async def awaiting_approval(conn: Conn, share_id: str) -> bool:
+    row = await conn.fetchrow(
+        f"SELECT 1 FROM ledger d WHERE d.share_id = $1 AND {_AWAITING_APPROVAL} LIMIT 1",  # noqa: S608
+        share_id,
+    )
+    return row is not None
+
+
+async def shares_awaiting_approval(conn: Conn, org: str, *, limit: int) -> list[LedgerRow]:
+    rows = await conn.fetch(
+        "SELECT d.idx, d.time, d.kind, d.entry, d.leaf_hash FROM ledger d"  # noqa: S608
+        f" WHERE d.actor_org = $1 AND {_AWAITING_APPROVAL} ORDER BY d.idx LIMIT $2",
+        org,
+        limit,
+    )
+    return [_row(r) for r in rows]
+
+
+async def retention_schedule(conn: Conn, org: str | None, *, limit: int) -> list[tuple[Any, ...]]:
+    rows = await conn.fetch(
+        f"SELECT s.id, s.created_at, s.expires_at, s.purpose_code, s.ledger_index, {_JSON} #>> '{{retention,class}}'"  # noqa: S608
+        " FROM shares s JOIN ledger d ON d.idx = s.ledger_index"
+        " WHERE s.state = 'active' AND ($1::text IS NULL OR s.sender_org = $1) ORDER BY s.expires_at, s.id LIMIT $2",
+        org,
+        limit,
+    )
+    return [tuple(r) for r in rows]
+
+
+async def retention_facts(conn: Conn) -> dict[str, Any]:
+    since = await conn.fetchval("SELECT max(idx) FROM ledger WHERE kind = 'retention_review'")
+    destroyed = await conn.fetchval(
+        "SELECT count(*) FROM ledger WHERE kind IN ('expire', 'expired_unclaimed') AND idx > $1",
+        -1 if since is None else since,
+    )
+    live = await conn.fetchrow("SELECT count(*), min(expires_at) FROM shares WHERE state = 'active'")
+    return {
+        "previous_review_index": None if since is None else int(since),
+        "destroyed_since": int(destroyed),
+        "live_shares": int(live[0]),
+        "next_destruction_at": live[1],
+    }
+
+
+async def advice_entries(conn: Conn, *, org: str | None, sub: str | None, limit: int) -> list[LedgerRow]:
+    q = _Sql()
+    q.add("d.kind IN ('advice_question', 'advice_answer')")
+    if org is not None:
+        q.add(f"d.actor_org = {q.arg(org)}")
+    if sub is not None:
+        q.add(f"(d.kind = 'advice_answer' OR d.actor_sub = {q.arg(sub)})")
+    rows = await conn.fetch(
+        "SELECT d.idx, d.time, d.kind, d.entry, d.leaf_hash FROM ledger d"  # noqa: S608
+        f" WHERE {' AND '.join(q.conds)} ORDER BY d.idx DESC LIMIT {q.arg(limit)}",
+        *q.args,
+    )
+    return [_row(r) for r in rows]
+
+
 def _period(q: _Sql, time_from: str | None, time_to: str | None, scope: str | None) -> str:
     conds = []
     if scope is not None:
@@ -261,7 +344,9 @@ def _period(q: _Sql, time_from: str | None, time_to: str | None, scope: str | No
     return " AND ".join(conds) or "true"
 
 
-async def stats(conn: Conn, time_from: str | None, time_to: str | None, *, scope: str | None = None) -> dict[str, Any]:
+async def stats(
+    conn: Conn, time_from: str | None, time_to: str | None, *, scope: str | None = None, now: str | None = None
+) -> dict[str, Any]:
     """`queries.stats` on PostgreSQL: the same GROUP BYs, the same folding, the same shape."""
     months: dict[str, dict[str, Any]] = {}
 
@@ -292,6 +377,14 @@ async def stats(conn: Conn, time_from: str | None, time_to: str | None, *, scope
     )
     for m, org, n in rows:
         add(month(m), "org", org, n)
+    # By edition of the rules (issue 14): the policy each decision was checked against.
+    rows = await conn.fetch(
+        f"SELECT {_MONTH}, {_JSON} #>> '{{policy,id}}', count(*) FROM ledger d"  # noqa: S608
+        f" WHERE d.decision IS NOT NULL AND {period} GROUP BY 1, 2",
+        *q.args,
+    )
+    for m, policy_id, n in rows:
+        add(month(m), "policy", policy_id, n)
     rows = await conn.fetch(
         f"SELECT {_MONTH}, count(DISTINCT d.share_id) FROM ledger r"  # noqa: S608
         " JOIN ledger d ON d.share_id = r.share_id AND d.kind = 'share'"
@@ -309,6 +402,18 @@ async def stats(conn: Conn, time_from: str | None, time_to: str | None, *, scope
     )
     for m, n in rows:
         month(m)["emergency_shares_not_completed"] += n
+    # Emergency shares still owing their justification (issue 14), overdue once past the share's own deadline.
+    q2 = _Sql()
+    due = q2.arg(now or "")
+    period2 = _period(q2, time_from, time_to, scope)
+    rows = await conn.fetch(
+        f"SELECT {_MONTH}, count(*), count(*) FILTER (WHERE {_JSON} #>> '{{emergency,complete_by}}' < {due})"  # noqa: S608
+        f" FROM ledger d WHERE {_EMERGENCY_OPEN} AND {period2} GROUP BY {_MONTH}",
+        *q2.args,
+    )
+    for m, n, overdue in rows:
+        month(m)["emergency_justifications_open"] += n
+        month(m)["emergency_justifications_overdue"] += overdue
     flag = q.arg(FLAG_NOT_SHARED_DESPITE_RISK)
     rows = await conn.fetch(
         f"SELECT {_MONTH}, d.decision, {_JSON} #>> '{{disclosure,channel}}',"  # noqa: S608
@@ -337,6 +442,8 @@ async def stats(conn: Conn, time_from: str | None, time_to: str | None, *, scope
         "not_shared_despite_risk": 0,
         "shares_later_revoked": 0,
         "emergency_shares_not_completed": 0,
+        "emergency_justifications_open": 0,
+        "emergency_justifications_overdue": 0,
         **{dim: {} for dim in _DIMENSIONS},
     }
     for bucket in ordered:
@@ -351,7 +458,12 @@ async def stats(conn: Conn, time_from: str | None, time_to: str | None, *, scope
         for key, n in bucket["disclosures_by_channel"].items():
             totals["disclosures_by_channel"][key] = totals["disclosures_by_channel"].get(key, 0) + n
         totals["shares_later_revoked"] += bucket["shares_later_revoked"]
-        totals["emergency_shares_not_completed"] += bucket["emergency_shares_not_completed"]
+        for key in (
+            "emergency_shares_not_completed",
+            "emergency_justifications_open",
+            "emergency_justifications_overdue",
+        ):
+            totals[key] += bucket[key]
     for dim in _DIMENSIONS:
         totals[dim] = dict(sorted(totals[dim].items()))
     totals["disclosures_by_channel"] = dict(sorted(totals["disclosures_by_channel"].items()))

@@ -856,6 +856,53 @@ class PostgresStore:
 
         return await self._submit(op)
 
+    async def append_for_share(
+        self,
+        share_id: str,
+        kind: str,
+        make_entry: Callable[[Share, dict[str, Any], int | None], Mapping[str, Any]],
+    ) -> tuple[Share, int] | None:
+        async def op(conn: Conn) -> tuple[Share, int] | None:
+            # The share's row locked: two racing calls are serialised, so the second sees the first's entry.
+            share = await _load_share(conn, share_id, lock=True)
+            if share is None:
+                return None
+            own = await conn.fetchval("SELECT entry FROM ledger WHERE idx = $1", share.ledger_index)
+            earlier = await conn.fetchval(
+                "SELECT min(idx) FROM ledger WHERE kind = $1 AND share_id = $2", kind, share_id
+            )
+            entry = make_entry(share, json.loads(bytes(own)), None if earlier is None else int(earlier))
+            return share, await self._append(conn, entry)
+
+        return await self._submit(op)
+
+    async def append_for_key(
+        self,
+        kinds: Sequence[str],
+        path: str,
+        key: str,
+        make_entry: Callable[[list[tuple[int, dict[str, Any]]]], Mapping[str, Any]],
+    ) -> int:
+        if not path.startswith("$.") or not all(part.isidentifier() for part in path[2:].split(".")):
+            raise ValueError(f"unsupported JSON path {path!r}")
+        keys = path[2:].split(".")
+
+        async def op(conn: Conn) -> int:
+            # One key at a time across nodes: a transaction-scoped advisory lock on the key's hash, so "not
+            # answered yet" cannot race (the ledger rows themselves are append-only and never locked).
+            await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"{path}={key}")
+            rows = await conn.fetch(
+                "SELECT idx, entry FROM ledger WHERE kind = ANY($1::text[])"
+                " AND convert_from(entry, 'UTF8')::jsonb #>> $2::text[] = $3 ORDER BY idx",
+                list(kinds),
+                keys,
+                key,
+            )
+            entry = make_entry([(int(r[0]), json.loads(bytes(r[1]))) for r in rows])
+            return await self._append(conn, entry)
+
+        return await self._submit(op)
+
     async def revoke(self, share_id: str, make_entry: EntryBuilder) -> tuple[Share, int | None] | None:
         async def op(conn: Conn) -> tuple[Share, int | None] | None:
             share = await _load_share(conn, share_id, lock=True)
@@ -1079,9 +1126,35 @@ class PostgresStore:
         async with self._read() as conn:
             return await pg_queries.own_decisions(conn, sub, before=before, limit=limit)
 
-    async def stats(self, time_from: str | None, time_to: str | None, *, scope: str | None = None) -> dict[str, Any]:
+    async def stats(
+        self, time_from: str | None, time_to: str | None, *, scope: str | None = None, now: str | None = None
+    ) -> dict[str, Any]:
         async with self._snapshot() as conn:
-            return await pg_queries.stats(conn, time_from, time_to, scope=scope)
+            return await pg_queries.stats(conn, time_from, time_to, scope=scope, now=now)
+
+    async def open_emergencies(self, sub: str, *, limit: int) -> list[LedgerRow]:
+        async with self._read() as conn:
+            return await pg_queries.open_emergencies(conn, sub, limit=limit)
+
+    async def awaiting_approval(self, share_id: str) -> bool:
+        async with self._read() as conn:
+            return await pg_queries.awaiting_approval(conn, share_id)
+
+    async def shares_awaiting_approval(self, org: str, *, limit: int) -> list[LedgerRow]:
+        async with self._read() as conn:
+            return await pg_queries.shares_awaiting_approval(conn, org, limit=limit)
+
+    async def retention_schedule(self, org: str | None, *, limit: int) -> list[tuple[Any, ...]]:
+        async with self._read() as conn:
+            return await pg_queries.retention_schedule(conn, org, limit=limit)
+
+    async def retention_facts(self) -> dict[str, Any]:
+        async with self._snapshot() as conn:
+            return await pg_queries.retention_facts(conn)
+
+    async def advice_entries(self, *, org: str | None, sub: str | None, limit: int) -> list[LedgerRow]:
+        async with self._read() as conn:
+            return await pg_queries.advice_entries(conn, org=org, sub=sub, limit=limit)
 
     async def ledger_rows(self, start: int = 0, batch: int = 2000) -> AsyncIterator[LedgerRow]:
         """Every entry from `start` in index order, `batch` rows per query (for `ledger verify` and exports)."""

@@ -426,7 +426,7 @@ def verify_inclusions(
 #: queries below are written so that SQLite picks them up when they exist and stay correct when they don't.
 RECOMMENDED_INDEXES = STATS_INDEXES  # part of the schema since version 2
 _MONTH = "substr(d.time, 1, 7)"
-_DIMENSIONS = ("decision", "purpose", "article_6", "article_9", "dpa_schedule_1", "org")
+_DIMENSIONS = ("decision", "purpose", "article_6", "article_9", "dpa_schedule_1", "org", "policy")
 
 
 def _period(time_from: str | None, time_to: str | None, scope: str | None = None) -> tuple[str, list[Any]]:
@@ -460,6 +460,8 @@ def _empty_month(m: str) -> dict[str, Any]:
         "not_shared_despite_risk": 0,
         "shares_later_revoked": 0,
         "emergency_shares_not_completed": 0,
+        "emergency_justifications_open": 0,
+        "emergency_justifications_overdue": 0,
     }
 
 
@@ -517,8 +519,113 @@ async def own_decisions(conn: aiosqlite.Connection, sub: str, *, before: int | N
     return [_row(r) for r in rows]
 
 
+#: An emergency share (issue 14) whose justification has not been completed yet: `d` is the share's entry.
+_EMERGENCY_OPEN = (
+    "+d.kind = 'share' AND json_extract(CAST(d.entry AS TEXT), '$.emergency.complete_by') IS NOT NULL"
+    " AND NOT EXISTS (SELECT 1 FROM ledger AS c WHERE c.kind = 'emergency_completed' AND c.share_id = d.share_id)"
+)
+
+
+async def open_emergencies(conn: aiosqlite.Connection, sub: str, *, limit: int) -> list[LedgerRow]:
+    """A practitioner's emergency shares still awaiting their full justification, oldest deadline first, through
+    `ledger_by_actor`. The caller checks the issuer in each entry."""
+    rows = await _fetch(
+        conn,
+        "SELECT d.idx, d.time, d.kind, d.entry, d.leaf_hash FROM ledger AS d"  # noqa: S608
+        f" WHERE d.actor_sub = ? AND {_EMERGENCY_OPEN} ORDER BY d.idx LIMIT ?",
+        [sub, limit],
+    )
+    return [_row(r) for r in rows]
+
+
+#: A share held for a second person's approval (issue 14) and not yet approved: `d` is the share's entry.
+_AWAITING_APPROVAL = (
+    "+d.kind = 'share' AND json_extract(CAST(d.entry AS TEXT), '$.dual_control') IS NOT NULL"
+    " AND NOT EXISTS (SELECT 1 FROM ledger AS a WHERE a.kind = 'share_approved' AND a.share_id = d.share_id)"
+)
+
+
+async def awaiting_approval(conn: aiosqlite.Connection, share_id: str) -> bool:
+    """Whether a share is held for approval: one seek on `ledger_by_share` (every fetch asks)."""
+    rows = await _fetch(
+        conn,
+        f"SELECT 1 FROM ledger AS d WHERE d.share_id = ? AND {_AWAITING_APPROVAL} LIMIT 1",  # noqa: S608
+        [share_id],
+    )
+    return bool(rows)
+
+
+async def shares_awaiting_approval(conn: aiosqlite.Connection, org: str, *, limit: int) -> list[LedgerRow]:
+    """An organisation's shares held for approval, oldest first (what its approvers have to look at)."""
+    rows = await _fetch(
+        conn,
+        "SELECT d.idx, d.time, d.kind, d.entry, d.leaf_hash FROM ledger AS d"  # noqa: S608
+        f" WHERE d.actor_org = ? AND {_AWAITING_APPROVAL} ORDER BY d.idx LIMIT ?",
+        [org, limit],
+    )
+    return [_row(r) for r in rows]
+
+
+async def retention_schedule(conn: aiosqlite.Connection, org: str | None, *, limit: int) -> list[tuple[Any, ...]]:
+    """Live shares (an organisation's, or all) soonest destruction first: (share ID, created, expires, purpose,
+    ledger index, retention class). The envelopes are destroyed at `expires` by the expiry sweep."""
+    return await _fetch(
+        conn,
+        "SELECT s.id, s.created_at, s.expires_at, s.purpose_code, s.ledger_index,"
+        " json_extract(CAST(d.entry AS TEXT), '$.retention.class') FROM shares AS s"
+        " JOIN ledger AS d ON d.idx = s.ledger_index"
+        " WHERE s.state = 'active' AND (? IS NULL OR s.sender_org = ?) ORDER BY s.expires_at LIMIT ?",
+        [org, org, limit],
+    )
+
+
+async def retention_facts(conn: aiosqlite.Connection) -> dict[str, Any]:
+    """What a retention review records: the previous review, the envelopes destroyed since, what is still live."""
+    last = await _fetch(conn, "SELECT max(idx) FROM ledger WHERE kind = 'retention_review'", [])
+    since = last[0][0]
+    destroyed = await _fetch(
+        conn,
+        "SELECT count(*) FROM ledger WHERE kind IN ('expire', 'expired_unclaimed') AND idx > ?",
+        [-1 if since is None else since],
+    )
+    live = await _fetch(conn, "SELECT count(*), min(expires_at) FROM shares WHERE state = 'active'", [])
+    return {
+        "previous_review_index": since,
+        "destroyed_since": destroyed[0][0],
+        "live_shares": live[0][0],
+        "next_destruction_at": live[0][1],
+    }
+
+
+async def advice_entries(
+    conn: aiosqlite.Connection, *, org: str | None, sub: str | None, limit: int
+) -> list[LedgerRow]:
+    """Questions for advice and their answers (issue 14), newest first: an organisation's (its advisers' view), or
+    one practitioner's own questions (`sub`, any organisation) with the answers in their organisation."""
+    conds = ["d.kind IN ('advice_question', 'advice_answer')"]
+    args: list[Any] = []
+    if org is not None:
+        conds.append("d.actor_org = ?")
+        args.append(org)
+    if sub is not None:
+        conds.append("(d.kind = 'advice_answer' OR d.actor_sub = ?)")
+        args.append(sub)
+    rows = await _fetch(
+        conn,
+        f"SELECT d.idx, d.time, d.kind, d.entry, d.leaf_hash FROM ledger AS d WHERE {' AND '.join(conds)}"  # noqa: S608
+        " ORDER BY d.idx DESC LIMIT ?",
+        [*args, limit],
+    )
+    return [_row(r) for r in rows]
+
+
 async def stats(
-    conn: aiosqlite.Connection, time_from: str | None, time_to: str | None, *, scope: str | None = None
+    conn: aiosqlite.Connection,
+    time_from: str | None,
+    time_to: str | None,
+    *,
+    scope: str | None = None,
+    now: str | None = None,
 ) -> dict[str, Any]:
     """Counts per month for oversight boards, each a GROUP BY in SQLite (Python only folds a few thousand rows).
 
@@ -560,6 +667,17 @@ async def stats(
     for m, org, n in rows:
         add(month(m), "org", org, n)
 
+    # By edition of the rules (issue 14): the policy each decision was checked against, so an oversight board
+    # reads 2018 and 2024 decisions side by side (the API adds the rule map between their rules).
+    rows = await _fetch(
+        conn,
+        f"SELECT {_MONTH}, json_extract(CAST(d.entry AS TEXT), '$.policy.id'), count(*) FROM ledger AS d"  # noqa: S608
+        f" WHERE d.decision IS NOT NULL AND {period} GROUP BY 1, 2",
+        args,
+    )
+    for m, policy_id, n in rows:
+        add(month(m), "policy", policy_id, n)
+
     # Driven by the (few) revocations, each joined to its share (with `ledger_by_kind_share` both steps are
     # index seeks and only the share's row is read); a share is revoked at most once, but DISTINCT keeps the
     # count right even if a later version records more than one revoke per share.
@@ -583,6 +701,19 @@ async def stats(
     )
     for m, n in rows:
         month(m)["emergency_shares_not_completed"] += n
+
+    # Emergency shares still owing their justification (issue 14), counted in the month of the share; overdue
+    # once past the deadline recorded in the share's own entry.
+    rows = await _fetch(
+        conn,
+        f"SELECT {_MONTH}, count(*),"  # noqa: S608
+        " coalesce(sum(json_extract(CAST(d.entry AS TEXT), '$.emergency.complete_by') < ?), 0)"
+        f" FROM ledger AS d WHERE {_EMERGENCY_OPEN} AND {period} GROUP BY {_MONTH}",
+        [now or "", *args],
+    )
+    for m, n, overdue in rows:
+        month(m)["emergency_justifications_open"] += n
+        month(m)["emergency_justifications_overdue"] += overdue
 
     # Decisions recorded without a payload (through `ledger_by_kind`, never the shares): disclosures made
     # elsewhere by channel, and decisions not to share despite risk. Shares through SafeShare are then the
@@ -616,6 +747,8 @@ async def stats(
         "not_shared_despite_risk": 0,
         "shares_later_revoked": 0,
         "emergency_shares_not_completed": 0,
+        "emergency_justifications_open": 0,
+        "emergency_justifications_overdue": 0,
         **{dim: {} for dim in _DIMENSIONS},
     }
     for bucket in ordered:
@@ -630,7 +763,12 @@ async def stats(
         for key, n in bucket["disclosures_by_channel"].items():
             totals["disclosures_by_channel"][key] = totals["disclosures_by_channel"].get(key, 0) + n
         totals["shares_later_revoked"] += bucket["shares_later_revoked"]
-        totals["emergency_shares_not_completed"] += bucket["emergency_shares_not_completed"]
+        for key in (
+            "emergency_shares_not_completed",
+            "emergency_justifications_open",
+            "emergency_justifications_overdue",
+        ):
+            totals[key] += bucket[key]
     for dim in _DIMENSIONS:
         totals[dim] = dict(sorted(totals[dim].items()))
     totals["disclosures_by_channel"] = dict(sorted(totals["disclosures_by_channel"].items()))
@@ -679,6 +817,12 @@ __all__ = [
     "fts_query",
     "latest_checkpoint",
     "ledger_end",
+    "open_emergencies",
+    "advice_entries",
+    "retention_facts",
+    "retention_schedule",
+    "awaiting_approval",
+    "shares_awaiting_approval",
     "own_decisions",
     "query_page",
     "stats",

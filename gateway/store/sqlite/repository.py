@@ -632,6 +632,54 @@ class SQLiteStore:
 
         return await self._writer.submit(op)
 
+    async def append_for_share(
+        self,
+        share_id: str,
+        kind: str,
+        make_entry: Callable[[Share, dict[str, Any], int | None], Mapping[str, Any]],
+    ) -> tuple[Share, int] | None:
+        """Append an entry about a share, built from the share, its own ledger entry and the index of an earlier
+        entry of `kind` about it (None if none), in one transaction: two requests racing cannot both see "none".
+
+        `make_entry` may raise to refuse (nothing is written). None when there is no such share.
+        """
+
+        def op(conn: sqlite3.Connection) -> tuple[Share, int] | None:
+            share = _load_share(conn, share_id)
+            if share is None:
+                return None
+            row = conn.execute("SELECT entry FROM ledger WHERE idx = ?", (share.ledger_index,)).fetchone()
+            earlier = conn.execute(
+                "SELECT min(idx) FROM ledger WHERE kind = ? AND share_id = ?", (kind, share_id)
+            ).fetchone()[0]
+            entry = make_entry(share, json.loads(bytes(row[0])), earlier)
+            return share, append_entry(conn, entry)
+
+        return await self._writer.submit(op)
+
+    async def append_for_key(
+        self,
+        kinds: Sequence[str],
+        path: str,
+        key: str,
+        make_entry: Callable[[list[tuple[int, dict[str, Any]]]], Mapping[str, Any]],
+    ) -> int:
+        """Append an entry built from the earlier entries of `kinds` whose JSON at `path` (e.g. `$.advice.id`) is
+        `key`, in one transaction: a check such as "not answered yet" cannot race. `make_entry` may raise to refuse.
+        """
+
+        def op(conn: sqlite3.Connection) -> int:
+            marks = ",".join("?" for _ in kinds)
+            rows = conn.execute(
+                f"SELECT idx, entry FROM ledger WHERE kind IN ({marks})"  # noqa: S608
+                " AND json_extract(CAST(entry AS TEXT), ?) = ? ORDER BY idx",
+                [*kinds, path, key],
+            ).fetchall()
+            entry = make_entry([(int(r[0]), json.loads(bytes(r[1]))) for r in rows])
+            return append_entry(conn, entry)
+
+        return await self._writer.submit(op)
+
     async def revoke(self, share_id: str, make_entry: EntryBuilder) -> tuple[Share, int | None] | None:
         """Revoke every still-active envelope of a share. (share, index) or (share, None) if nothing was active."""
 
@@ -873,8 +921,28 @@ class SQLiteStore:
     async def own_decisions(self, sub: str, *, before: int | None, limit: int) -> list[LedgerRow]:
         return await queries.own_decisions(self._reader, sub, before=before, limit=limit)
 
-    async def stats(self, time_from: str | None, time_to: str | None, *, scope: str | None = None) -> dict[str, Any]:
-        return await queries.stats(self._reader, time_from, time_to, scope=scope)
+    async def stats(
+        self, time_from: str | None, time_to: str | None, *, scope: str | None = None, now: str | None = None
+    ) -> dict[str, Any]:
+        return await queries.stats(self._reader, time_from, time_to, scope=scope, now=now)
+
+    async def open_emergencies(self, sub: str, *, limit: int) -> list[LedgerRow]:
+        return await queries.open_emergencies(self._reader, sub, limit=limit)
+
+    async def awaiting_approval(self, share_id: str) -> bool:
+        return await queries.awaiting_approval(self._reader, share_id)
+
+    async def shares_awaiting_approval(self, org: str, *, limit: int) -> list[LedgerRow]:
+        return await queries.shares_awaiting_approval(self._reader, org, limit=limit)
+
+    async def retention_schedule(self, org: str | None, *, limit: int) -> list[tuple[Any, ...]]:
+        return await queries.retention_schedule(self._reader, org, limit=limit)
+
+    async def retention_facts(self) -> dict[str, Any]:
+        return await queries.retention_facts(self._reader)
+
+    async def advice_entries(self, *, org: str | None, sub: str | None, limit: int) -> list[LedgerRow]:
+        return await queries.advice_entries(self._reader, org=org, sub=sub, limit=limit)
 
 
 def _probe(conn: sqlite3.Connection) -> None:

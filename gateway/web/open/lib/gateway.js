@@ -188,6 +188,16 @@ export function gatewayClient({ baseUrl, token, fetch }) {
           { "Idempotency-Key": idempotencyKey },
         )
       ).body,
+    /** Seek advice first (issue 14): ask an adviser role with only the draft's purpose and data categories. */
+    askAdvice: async (to, purpose, dataCategories) => (await json("/api/v1/advice", { to, purpose, data_categories: dataCategories })).body,
+    /** An adviser's questions (to their roles in their organisation), or a practitioner's own, each with its answer. */
+    listAdvice: async () => (await call("/api/v1/advice")).body.questions ?? [],
+    answerAdvice: async (id, answer) => (await json(`/api/v1/advice/${encodeURIComponent(String(id))}/answer`, { answer })).body,
+    /** The practitioner's emergency shares whose full justification is still owed (issue 14), soonest first. */
+    owedJustifications: async () => (await call("/api/v1/decisions?limit=1")).body.awaiting_justification ?? [],
+    /** Complete an emergency share's justification: recorded as a new ledger entry linked to the share. */
+    completeJustification: async (shareId, justification) =>
+      (await json(`/api/v1/shares/${encodeURIComponent(String(shareId))}/justification`, { justification })).body,
     /**
      * @param {object} meta  recipients, justification, payload_content_type, expires_in
      * @param {string|Uint8Array} payload

@@ -1,0 +1,59 @@
+"""Retention use cases (issue 14): the periodic review, recorded in the ledger, and the administrator's schedule.
+
+Envelopes are destroyed by the expiry sweep at the time their retention class allows (`retention.class_for`
+caps it when the share is made); the ledger entries stay. The review is itself a ledger entry, so an auditor can
+see that retention was looked at, when, and what had been destroyed since the previous review (the `expire`
+entries themselves list what was destroyed).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from . import tenancy
+from .auth import Principal
+from .ledger import entry as ledger_entry
+from .store.protocol import Store
+
+MAX_LISTED = 1000
+
+
+class RetentionUseCases:
+    store: Store
+
+    if TYPE_CHECKING:  # provided by service.Gateway
+
+        def now_str(self) -> str: ...
+
+    async def retention_review(self) -> dict[str, Any]:
+        """Record a retention review (the gateway's own act: no actor)."""
+        facts = await self.store.retention_facts()
+        entry = {
+            "v": ledger_entry.ENTRY_VERSION,
+            "kind": ledger_entry.KIND_RETENTION_REVIEW,
+            "time": self.now_str(),
+            "actor": None,
+            "subjects": [],
+            "recipients": [],
+            "review": facts,
+        }
+        index = await self.store.record(entry)
+        return {"ledger_index": index, "reviewed_at": entry["time"], **facts}
+
+    async def retention_schedule(self, principal: Principal) -> list[dict[str, Any]]:
+        """What will be destroyed when: an administrator's organisation's live shares (every organisation's for a
+        partnership administrator), soonest first."""
+        scope = tenancy.admin_scope(principal)
+        org = None if isinstance(scope, tenancy.Everywhere) else scope
+        rows = await self.store.retention_schedule(org, limit=MAX_LISTED)
+        return [
+            {
+                "share_id": r[0],
+                "created_at": r[1],
+                "destroy_at": r[2],
+                "purpose": r[3],
+                "ledger_index": r[4],
+                "retention_class": r[5],
+            }
+            for r in rows
+        ]
