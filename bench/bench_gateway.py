@@ -242,6 +242,25 @@ async def bench_http(home: Path, requests: int, clients: list[int], large_mib: i
             f"large payload {large_mib} MiB through the gateway (1 recipient): {large_mib / secs:8.1f} MB/s, "
             f"server peak RSS {peak_rss_mib(server.pid):.1f} MiB (before: {before:.1f} MiB; limit 100 MiB)"
         )
+        # And back out (from the envelope store: a file, or chunks in PostgreSQL), read in slices by the client.
+        share_id = json.loads(text)["share_id"]
+        fetch_token = cli(home, "token", "issue", "--sub", ids[0], "--role", "recipient", "--ttl", "7200").strip()
+        async with aiohttp.ClientSession(timeout=timeout) as s:
+            t0 = time.perf_counter()
+            got = 0
+            async with s.get(
+                f"{url}/api/v1/shares/{share_id}/envelope", headers={"Authorization": f"Bearer {fetch_token}"}
+            ) as r:
+                if r.status != 200:
+                    raise SystemExit(f"large fetch failed: {r.status}")
+                async for data in r.content.iter_chunked(1024 * 1024):
+                    got += len(data)
+            secs = time.perf_counter() - t0
+        print(
+            f"large envelope {got / 2**20:.0f} MiB fetched back: {got / 2**20 / secs:8.1f} MB/s, "
+            f"server peak RSS {peak_rss_mib(server.pid):.1f} MiB (limit 100 MiB)"
+            f"   envelopes in {os.environ.get('SAFESHARE_DATABASE', 'SQLite').split('@')[-1]}"
+        )
     finally:
         server.terminate()
         server.wait()

@@ -114,6 +114,19 @@ class Node(_Server):
         )
 
 
+def node_home(home: Path, path: Path) -> Path:
+    """A node's own home: the shared home's keys (and settings), and a data/ directory of its own. With the
+    envelopes in PostgreSQL, nothing else is shared between nodes (README, "Several nodes")."""
+    import shutil
+
+    if not path.exists():
+        path.mkdir(mode=0o700)
+        shutil.copytree(home / "keys", path / "keys")
+        if (home / "safeshare.toml").exists():
+            shutil.copy2(home / "safeshare.toml", path / "safeshare.toml")
+    return path
+
+
 def setup(home: Path, database: str | None) -> tuple[str, str, Any]:
     """`safeshare init` (keys in the home; the schema in the database), one recipient, two tokens."""
     identity = pyrage.x25519.Identity.generate()

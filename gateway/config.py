@@ -153,6 +153,10 @@ class Settings:
     #: The store (gateway/store/__init__.py): `postgresql://…`, `sqlite:///path` or a path; unset, SQLite in the
     #: home's data/ (`db_path`). `SAFESHARE_DATABASE` wins over safeshare.toml, `--database` over both.
     database: str | None = None
+    #: Where envelopes live (store/envelopes.py): unset, in the database on PostgreSQL (every node reads them)
+    #: and in the home's data/envelopes on SQLite; a path, that directory (on PostgreSQL: one every node mounts).
+    #: `SAFESHARE_ENVELOPES` wins over safeshare.toml.
+    envelopes: str | None = None
 
     #: Organisations (the `org` of a recipient, compared ignoring case and spacing; "*" for all) whose new
     #: keys must be post-quantum (age1pq1…): enrolments and recipients added with a classic age1… key are
@@ -183,7 +187,12 @@ class Settings:
 
     @property
     def envelopes_dir(self) -> Path:
-        return self.data_dir / "envelopes"
+        return Path(self.envelopes) if self.envelopes else self.data_dir / "envelopes"
+
+    @property
+    def envelopes_in_database(self) -> bool:
+        """Envelopes in PostgreSQL: the default there, unless `envelopes` names a shared directory."""
+        return self.envelopes is None and self.database_url.startswith(("postgresql://", "postgres://"))
 
     @property
     def token_key_path(self) -> Path:
@@ -231,6 +240,8 @@ def load_settings(home: Path) -> Settings:
         raw["smtp_url"] = os.environ["SAFESHARE_SMTP_URL"]
     if os.environ.get("SAFESHARE_DATABASE"):
         raw["database"] = os.environ["SAFESHARE_DATABASE"]
+    if os.environ.get("SAFESHARE_ENVELOPES"):
+        raw["envelopes"] = os.environ["SAFESHARE_ENVELOPES"]
     return Settings(home=home, limits=Limits(**limits_raw), policies=policies, oidc=oidc, agreements=agreements, **raw)
 
 

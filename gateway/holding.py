@@ -10,14 +10,11 @@ payload bytes are copied unchanged) and the held wrapping destroyed. Every step 
 from __future__ import annotations
 
 import asyncio
-import hashlib
+import io
 import logging
-import os
-import secrets
 import time
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from . import claims, envelope
@@ -28,13 +25,15 @@ from .home import load_or_create_holding_identity
 from .ledger import entry as ledger_entry
 from .mail import Mail, Mailer, MailError
 from .refusals import Gone, Invalid, Locked, Malformed, NotFound, RateLimited
-from .store.files import TMP_DIR, EnvelopeFiles, _fsync_dir
-from .store.models import RECIPIENT_ACTIVE, HeldRow, Recipient, Share
+from .store.envelopes import EnvelopeSpool, EnvelopeStore, OpenEnvelope
+from .store.models import RECIPIENT_ACTIVE, HeldRow, Recipient, Share, StoreError
 from .store.protocol import HeldShares, Store
 
 log = logging.getLogger("safeshare.holding")
 
 #: The system actor for what the gateway does by itself (re-wrap, expiry, approval of a claimed key).
+#: Bytes read to find a held envelope's age header (its stanza and MAC line; a passphrase stanza is small).
+REWRAP_HEADER_LIMIT = 64 * 1024
 SYSTEM_ACTOR = ledger_entry.actor("safeshare-gateway", "system", None, "safeshare-gateway")
 
 
@@ -74,14 +73,14 @@ class HoldingUseCases:
         self,
         settings: Settings,
         store: Store,
-        files: EnvelopeFiles,
+        envelopes: EnvelopeStore,
         clock: Callable[[], datetime],
         digest_key: bytes,
         directory: DirectoryUseCases,
     ) -> None:
         self.settings = settings
         self.store = store
-        self.files = files
+        self.envelopes = envelopes
         self._clock = clock
         self._digest_key = digest_key
         self.directory = directory
@@ -371,32 +370,36 @@ class HoldingUseCases:
         return done
 
     async def _rewrap_one(self, row: HeldRow, rec: Recipient, key: envelope.AgeRecipient) -> int | None:
-        held_path = self.files.path(row.share_id, row.envelope)
-        final = self.files.path(row.share_id, rec.id)
-        tmp = self.files.root / TMP_DIR / f"{secrets.token_hex(12)}.age"
-
-        def write() -> tuple[str, str, int]:
-            digest = hashlib.sha256()
-            with open(held_path, "rb") as src, open(tmp, "xb") as dst:
-                os.chmod(tmp, 0o600)
-                old_header, _ = envelope.rewrap_stream(src, dst, [self.holding_identity()], [key])
-                dst.flush()
-                os.fsync(dst.fileno())
-            with open(tmp, "rb") as fh:
-                while block := fh.read(1024 * 1024):
-                    digest.update(block)
-            return row.envelope_sha256, digest.hexdigest(), tmp.stat().st_size  # old: as recorded at share time
-
+        # Only the header changes: the new one is made from the held one, the nonce and payload after it are
+        # copied as they are, chunk by chunk, from wherever the envelopes live (flat memory at any size).
+        head = await self.envelopes.head(row.share_id, row.envelope, REWRAP_HEADER_LIMIT)
         try:
-            old_sha, new_sha, size = await asyncio.to_thread(write)
+            if head is None:
+                raise OSError("held envelope gone")
+            old_header = envelope.read_header(io.BytesIO(head))[1]
+            file_key = envelope.unwrap_header(old_header, [self.holding_identity()])
+            new_header = envelope.rewrap_header(old_header, file_key, [key])
         except (OSError, envelope.EnvelopeError) as exc:
-            tmp.unlink(missing_ok=True)
             log.error("re-wrap failed: %s", type(exc).__name__)
             return None
+        spool = await self.envelopes.spool([rec.id])
+        try:
+            await self._copy_rewrapped(row, rec.id, spool, len(old_header), new_header)
+        except (OSError, StoreError) as exc:
+            await spool.discard(row.share_id)
+            log.error("re-wrap failed: %s", type(exc).__name__)
+            return None
+        old_sha = row.envelope_sha256  # as recorded at share time
+        new_sha, size = spool.digest(rec.id)
+        placement = spool.placement(row.share_id)
+        place = placement.before_commit
+        durable = list((placement.durable or {}).values())
 
-        def place() -> None:
-            os.rename(tmp, final)
-            _fsync_dir(final.parent)
+        def place_durably() -> None:
+            if place is not None:
+                place()
+            for job in durable:
+                job()
 
         try:
             index = await self.held.complete_rewrap(
@@ -417,13 +420,37 @@ class HoldingUseCases:
                     envelope_size=size,
                     age_recipient=str(key),
                 ),
-                place,
+                place_durably,
+                spool=placement.spool,
             )
-        finally:
-            tmp.unlink(missing_ok=True)
-        if index is not None:
-            await asyncio.to_thread(self.files.destroy, row.share_id, [row.envelope])  # the held wrapping
+        except BaseException:
+            await spool.discard(row.share_id)
+            raise
+        if index is None:
+            await spool.discard(row.share_id)
+        else:
+            await self.envelopes.destroy(row.share_id, [row.envelope])  # the held wrapping
         return index
+
+    async def _copy_rewrapped(
+        self, row: HeldRow, name: str, spool: EnvelopeSpool, skip: int, new_header: bytes
+    ) -> None:
+        """Write `new_header`, then the held envelope's bytes after its first `skip` (its old header)."""
+        opened = await self.envelopes.open(row.share_id, row.envelope)
+        if opened is None:
+            raise OSError("held envelope gone")
+        try:
+            await asyncio.to_thread(spool.write, name, new_header)
+            async for data in opened.chunks():
+                if skip:
+                    cut = min(skip, len(data))
+                    data, skip = data[cut:], skip - cut
+                if data:
+                    await asyncio.to_thread(spool.write, name, data)
+                    await spool.flush()
+        finally:
+            await opened.close()
+        await spool.seal()
 
     # -- passphrase shares --------------------------------------------------------------------------
 
@@ -434,25 +461,23 @@ class HoldingUseCases:
         share, row = found
         if row.state != "active" or share.state != "active" or share.expires_at <= self.now_str():
             raise NotFound("not_found", "No such passphrase share.")
-        path = self.files.path(share_id, row.envelope)
-
-        def read() -> bytes:
-            with open(path, "rb") as fh:
-                return envelope.read_header(fh)[1]
-
+        head = await self.envelopes.head(share_id, row.envelope, REWRAP_HEADER_LIMIT)
         try:
-            return await asyncio.to_thread(read)
+            if head is None:
+                raise OSError("envelope gone")
+            return envelope.read_header(io.BytesIO(head))[1]
         except (OSError, envelope.EnvelopeError):
             raise NotFound("not_found", "No such passphrase share.") from None
 
-    async def open_passphrase(self, share_id: str) -> tuple[Path, HeldRow, int, bool]:
+    async def open_passphrase(self, share_id: str) -> tuple[OpenEnvelope | None, HeldRow, int, bool]:
         now = self.now_str()
         outcome, row, index = await self._passphrase_fetch(share_id, now)
         if outcome == "none" or row is None:
             raise NotFound("not_found", "No such passphrase share.")
         if outcome == "gone":
             raise Gone("gone", "This share has expired, was withdrawn or has been downloaded as often as allowed.")
-        return self.files.path(share_id, row.envelope), row, index, outcome == "exhausted_now"
+        opened = await self.envelopes.open(share_id, row.envelope)
+        return opened, row, index, outcome == "exhausted_now"
 
     async def _passphrase_fetch(self, share_id: str, now: str) -> tuple[str, HeldRow | None, int]:
         found = await self.held.passphrase_row(share_id)
@@ -493,11 +518,11 @@ class HoldingUseCases:
         )
         for share_id in share_ids:
             rows = (await self.held.rows([share_id])).get(share_id, [])
-            await asyncio.to_thread(self.files.destroy, share_id, sorted({r.envelope for r in rows}))
+            await self.envelopes.destroy(share_id, sorted({r.envelope for r in rows}))
         return share_ids
 
     async def revoke_held(self, share_id: str) -> None:
         """After the revocation (which closed the held rows in its own transaction): destroy their envelopes."""
         rows = [r for r in (await self.held.rows([share_id])).get(share_id, []) if r.state == "revoked"]
         if rows:
-            await asyncio.to_thread(self.files.destroy, share_id, sorted({r.envelope for r in rows}))
+            await self.envelopes.destroy(share_id, sorted({r.envelope for r in rows}))

@@ -10,13 +10,13 @@ import asyncio
 import base64
 import hashlib
 import hmac
+import io
 import logging
 import re
 import secrets
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from . import disclosure as disclosure_rules
@@ -41,7 +41,7 @@ from .reconsideration import ReconsiderationUseCases
 from .refusals import Conflict, Gone, Invalid, TooLarge, not_found
 from .retention_review import RetentionUseCases
 from .store.agreements import DocumentFiles
-from .store.files import ESCROW_ID, EnvelopeFiles
+from .store.envelopes import ESCROW_ID, OpenEnvelope, envelope_store
 from .store.models import (
     RECIPIENT_ACTIVE,
     SHARE_ACTIVE,
@@ -57,6 +57,9 @@ log = logging.getLogger("safeshare.service")
 #: Envelope files younger than this are left by the start-up sweep when nodes share the database (and so the
 #: envelopes directory): a share another node is writing is not yet in the database.
 SHARED_SWEEP_GRACE_SECONDS = 3600.0
+
+#: Bytes read to find an envelope's age header (one recipient's stanza, post-quantum ones included, and the MAC).
+HEADER_LIMIT = 64 * 1024
 
 SHARE_ID_RE = re.compile(r"^sh_[a-z2-7]{24}$")
 CONTENT_TYPE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}$")
@@ -222,12 +225,15 @@ class Gateway(
         self.signer = signer
         self.escrow = envelope.parse_recipient(settings.escrow_recipient) if settings.escrow_recipient else None
         self.store = store
-        self.files = EnvelopeFiles(settings.envelopes_dir)
+        # In PostgreSQL by default there, so every node reads every share; else a directory (store/envelopes.py).
+        self.envelopes = envelope_store(
+            store, settings.envelopes_dir, settings.envelopes_in_database, shared=_shared_database(settings)
+        )
         self.policies = policies
         self._digest_key = digest_key
         self._clock = clock
         self.directory = DirectoryUseCases(store, self.now_str, settings)
-        self.holding = HoldingUseCases(settings, store, self.files, self.now, digest_key, self.directory)
+        self.holding = HoldingUseCases(settings, store, self.envelopes, self.now, digest_key, self.directory)
         self.agreements = AgreementUseCases(
             settings, policies, store.agreements, DocumentFiles(settings.data_dir / "agreements"), self.now_str
         )
@@ -247,10 +253,10 @@ class Gateway(
     async def sweep_orphans(self) -> int:
         """Remove envelope files the database does not vouch for (interrupted shares or deletions)."""
         live = await self.store.live_envelopes()
-        # On a database several nodes share, the envelopes directory is shared too: spare what another node may
-        # be writing right now (README, "Several nodes").
-        shared = self.settings.database_url.startswith(("postgresql://", "postgres://"))
-        removed = await asyncio.to_thread(self.files.sweep, live, SHARED_SWEEP_GRACE_SECONDS if shared else 0.0)
+        # On a database several nodes share, spare what another node may be writing (or committed since `live`
+        # was read) right now (README, "Several nodes").
+        shared = _shared_database(self.settings)
+        removed = await self.envelopes.sweep(live, SHARED_SWEEP_GRACE_SECONDS if shared else 0.0)
         if removed:
             log.info("start-up sweep removed %d orphaned envelope file(s)", removed)
         return removed
@@ -568,7 +574,7 @@ class Gateway(
         if self.escrow is not None:
             rids.append(ESCROW_ID)
             keys.append(self.escrow)
-        spool = await asyncio.to_thread(self.files.spool, rids)
+        spool = await self.envelopes.spool(rids)
         share_id = new_share_id()
         try:
             # Off the event loop: a passphrase (scrypt) wrap costs about a second of CPU by design.
@@ -599,6 +605,7 @@ class Gateway(
                 if len(pending) >= ENCRYPT_SLICE:
                     data, pending = bytes(pending), bytearray()
                     await asyncio.to_thread(encrypt_slice, data)
+                    await spool.flush()
             if size == 0:
                 raise Invalid("payload_empty", "The payload part is empty; there is nothing to share.", "payload")
 
@@ -607,9 +614,9 @@ class Gateway(
                     encrypt_slice(bytes(pending))
                 for rid, enc in zip(rids, encryptors, strict=True):
                     spool.write(rid, enc.finalize())
-                spool.seal()
 
             await asyncio.to_thread(finish)
+            await spool.seal()
 
             now = self.now_str()
             expires_at = ledger_entry.format_time(prepared.expires_at)
@@ -727,25 +734,27 @@ class Gateway(
                     **({"retention": dict(prepared.retention)} if prepared.retention is not None else {}),
                 }
 
+            placement = spool.placement(share_id)
             index = await self.store.create_share(
                 share,
                 entry,
-                before_commit=lambda: spool.place(share_id, sync=False),
-                durable=spool.durability(share_id),
+                before_commit=placement.before_commit,
+                durable=placement.durable,
+                spool=placement.spool,
                 idempotency=None if idempotency is None else idempotency.write(respond),
                 held=held_rows,
             )
         except BaseException:
             # The share ID is new, so whatever exists under it was made by this request alone.
-            await asyncio.to_thread(spool.discard)
-            await asyncio.to_thread(self.files.remove_share_dir, share_id)
+            await spool.discard(share_id)
             raise
         return respond(index)
 
     # -- recipients' side -------------------------------------------------------------------------
 
-    async def open_envelope(self, principal: Principal, share_id: str) -> tuple[Path, Share, int, bool]:
-        """Record a fetch and return the envelope's path; 404 for anyone the share is not addressed to."""
+    async def open_envelope(self, principal: Principal, share_id: str) -> tuple[OpenEnvelope | None, Share, int, bool]:
+        """Record a fetch and open the envelope (None if it is gone meanwhile); 404 for anyone the share is not
+        addressed to."""
         if not SHARE_ID_RE.match(share_id):
             raise not_found()
         share = await self.store.get_share(share_id)
@@ -776,7 +785,7 @@ class Gateway(
             raise gone(outcome.refused)
         assert outcome.ledger_index is not None  # set whenever not refused
         return (
-            self.files.path(share_id, principal.sub),
+            await self.envelopes.open(share_id, principal.sub),
             outcome.share,
             outcome.ledger_index,
             outcome.exhausted,
@@ -797,19 +806,16 @@ class Gateway(
         if share.expires_at <= self.now_str():
             raise gone(SHARE_EXPIRED)
         await self.check_released(share_id)
-        path = self.files.path(share_id, principal.sub)
-
-        def read() -> bytes:
-            with open(path, "rb") as fh:
-                return envelope.read_header(fh)[1]
-
+        head = await self.envelopes.head(share_id, principal.sub, HEADER_LIMIT)
         try:
-            return await asyncio.to_thread(read)
+            if head is None:
+                raise OSError("envelope gone")
+            return envelope.read_header(io.BytesIO(head))[1]
         except (OSError, envelope.EnvelopeError):
             raise gone(share.state) from None
 
     async def destroy_envelope(self, share_id: str, recipient_id: str) -> None:
-        await asyncio.to_thread(self.files.destroy, share_id, [recipient_id])
+        await self.envelopes.destroy(share_id, [recipient_id])
 
     async def acknowledge(self, principal: Principal, share_id: str, req: Acknowledgement) -> dict[str, Any]:
         """The recipient marks a share "received and actioned"; recorded, and shown to the sender."""
@@ -885,7 +891,7 @@ class Gateway(
             raise Conflict(
                 "share_not_active", f"The share is already {share.state}; nothing to revoke.", state=share.state
             )
-        await asyncio.to_thread(self.files.destroy, share.id, self._live_files(share))
+        await self.envelopes.destroy(share.id, self._live_files(share))
         await self.holding.revoke_held(share.id)
         return {"share_id": share.id, "state": "revoked", "ledger_index": index}
 
@@ -914,7 +920,7 @@ class Gateway(
             ),
         )
         for share in done:
-            await asyncio.to_thread(self.files.destroy, share.id, self._live_files(share))
+            await self.envelopes.destroy(share.id, self._live_files(share))
         return done
 
     @staticmethod
@@ -923,7 +929,9 @@ class Gateway(
         live = [r.recipient_id for r in share.recipients if r.state == SHARE_ACTIVE]
         return live + ([ESCROW_ID] if share.escrow_sha256 else [])
 
-    async def release_escrow(self, principal: Principal, share_id: str, req: EscrowRelease) -> tuple[Path, Share, int]:
+    async def release_escrow(
+        self, principal: Principal, share_id: str, req: EscrowRelease
+    ) -> tuple[OpenEnvelope | None, Share, int]:
         """An administrator releases the organisational recovery envelope; the reason is recorded first."""
         reason = req.reason
         if not SHARE_ID_RE.match(share_id):
@@ -950,13 +958,18 @@ class Gateway(
         share = await self.store.record_escrow_release(share_id, entry)
         if share is None:
             raise not_found("escrow envelope")
-        return self.files.path(share.id, ESCROW_ID), share, share.ledger_index
+        return await self.envelopes.open(share.id, ESCROW_ID), share, share.ledger_index
 
     # -- ledger -----------------------------------------------------------------------------------
 
     async def checkpoint(self) -> tuple[int, bytes] | None:
         """Sign a checkpoint over every committed entry, if the ledger grew since the last one."""
         return await self.store.checkpoint(self.signer.sign, self.now_str())
+
+
+def _shared_database(settings: Settings) -> bool:
+    """Several nodes may use this database (PostgreSQL): sweeps spare what another node is writing."""
+    return settings.database_url.startswith(("postgresql://", "postgres://"))
 
 
 GONE_MESSAGES = {

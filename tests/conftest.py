@@ -80,7 +80,11 @@ def settings(tmp_path: Path) -> Iterator[Settings]:
         yield base
         return
     with pg.database_for_sync_fixture() as dsn:
-        yield dataclasses.replace(base, database=dsn)
+        # SAFESHARE_TEST_ENVELOPES=directory: the envelopes in a directory (the nodes' shared mount), not the database.
+        shared = (
+            str(tmp_path / "shared-envelopes") if os.environ.get("SAFESHARE_TEST_ENVELOPES") == "directory" else None
+        )
+        yield dataclasses.replace(base, database=dsn, envelopes=shared)
 
 
 @pytest.fixture

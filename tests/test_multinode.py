@@ -1,10 +1,10 @@
-"""Three `safeshare serve` nodes on one PostgreSQL database and one home's keys: concurrent shares spread over
-them, one node SIGKILLed part-way. Afterwards every acknowledged share is fetched from every live node and
-decrypted with `age`, the ledger has no gap, every node publishes the same checkpoint, `safeshare ledger verify
---database …` passes, and the killed node restarts cleanly. Then the database goes away for one node (a proxy
-in front of PostgreSQL is cut, the shared server itself is never stopped): it answers 503 with Retry-After, not
-500 and not a hang, and serves again by itself once the proxy is back. Last, an entry edited by a superuser (trigger
-dropped) is caught by `ledger verify`."""
+"""Three `safeshare serve` nodes on one PostgreSQL database and one home's keys, each with a data/ directory of its own
+(the envelopes are in the database): concurrent shares spread over them, one node SIGKILLed part-way. Afterwards
+every acknowledged share is fetched from every live node and decrypted with `age`, the ledger has no gap, every node
+publishes the same checkpoint, `safeshare ledger verify --database …` passes, and the killed node restarts cleanly.
+Then the database goes away for one node (a proxy in front of PostgreSQL is cut, the shared server itself is never
+stopped): it answers 503 with Retry-After, not 500 and not a hang, and serves again by itself once the proxy is
+back. Last, an entry edited by a superuser (trigger dropped) is caught by `ledger verify`."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 import asyncpg
 
 from bench.kill_loop import _request
-from bench.multinode import Node, cli, load, setup
+from bench.multinode import Node, cli, load, node_home, setup
 from tests.conftest import require_tool
 from tests.pg import database_for_sync_fixture
 
@@ -80,7 +80,9 @@ def test_three_nodes_one_ledger_kill_and_database_outage(tmp_path: Path) -> None
         home = tmp_path / "home"
         practitioner, recipient, identity = setup(home, dsn)
         (tmp_path / "identity.txt").write_text(str(identity) + "\n")
-        nodes = [Node(home, dsn, tmp_path / f"node{i}.log") for i in range(3)]
+        # Each node on a home of its own: the keys copied, the data/ directory its own (envelopes in the database).
+        homes = [node_home(home, tmp_path / f"node{i}-home") for i in range(3)]
+        nodes = [Node(homes[i], dsn, tmp_path / f"node{i}.log") for i in range(3)]
         try:
             for n in nodes:
                 n.wait_healthy(60)
@@ -96,7 +98,7 @@ def test_three_nodes_one_ledger_kill_and_database_outage(tmp_path: Path) -> None
             live = [nodes[0], nodes[2]]
 
             # The killed node restarts cleanly on the same home and database.
-            nodes[1] = Node(home, dsn, tmp_path / "node1.log")
+            nodes[1] = Node(homes[1], dsn, tmp_path / "node1.log")
             nodes[1].wait_healthy(60)
             live.append(nodes[1])
 
@@ -114,6 +116,8 @@ def test_three_nodes_one_ledger_kill_and_database_outage(tmp_path: Path) -> None
                         check=True,
                     ).stdout
                     assert out == payload
+            # ... though no node has an envelope on its own disk: they are all in the database.
+            assert not [p for h in homes for p in (h / "data").rglob("*.age")]
 
             # One gap-free ledger, one checkpoint whichever node is asked.
             rows, top, size, _ = _ledger_facts(dsn)
@@ -134,7 +138,7 @@ def test_three_nodes_one_ledger_kill_and_database_outage(tmp_path: Path) -> None
             proxy = ThreadProxy(parts.hostname or "127.0.0.1", parts.port or 5432)
             try:
                 via = dsn.replace(f"{parts.hostname}:{parts.port}", f"127.0.0.1:{proxy.port}")
-                extra = Node(home, via, tmp_path / "node-proxy.log")
+                extra = Node(node_home(home, tmp_path / "node-proxy-home"), via, tmp_path / "node-proxy.log")
                 try:
                     extra.wait_healthy(60)
                     proxy.cut()

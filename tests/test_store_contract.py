@@ -378,7 +378,8 @@ async def test_envelopes_in_chunks_all_or_nothing(pg_dsn: str) -> None:
         big = os.urandom(pg_envelopes.CHUNK * 2 + 12345)
         spool = await store.envelopes.spool(["bob"])
         for i in range(0, len(big), 65536):
-            await spool.write("bob", big[i : i + 65536])
+            spool.write("bob", big[i : i + 65536])
+            await spool.flush()
         await spool.seal()
         assert spool.digest("bob") == (hashlib.sha256(big).hexdigest(), len(big))
         # Written but not yet part of a share: invisible.
@@ -389,7 +390,7 @@ async def test_envelopes_in_chunks_all_or_nothing(pg_dsn: str) -> None:
         assert await store.envelopes.head("s1", "bob", 10) == big[:10]
         # A share whose transaction fails leaves its chunks unreferenced; discard removes them.
         spool2 = await store.envelopes.spool(["bob"])
-        await spool2.write("bob", b"x" * 1000)
+        spool2.write("bob", b"x" * 1000)
         await spool2.seal()
 
         def boom() -> None:
@@ -687,3 +688,42 @@ async def test_factory_migrate_and_ledger_snapshot(pg_dsn: str) -> None:
     total, size, has_start, checkpoints, rows = await asyncio.to_thread(read)
     assert (total, size, has_start, checkpoints) == (3, 3, True, 1)
     assert [r[0] for r in rows] == [0, 1, 2] and all(r[3] is not None for r in rows)
+
+
+async def test_envelopes_when_the_database_goes_away(pg_dsn: str) -> None:
+    """Writing or reading an envelope while PostgreSQL cannot be reached is `StoreUnavailable` (the API's 503
+    with Retry-After), not an asyncpg or socket error (a 500), and works again once it is back."""
+    from urllib.parse import urlsplit
+
+    from gateway.store.postgres import envelopes as pg_envelopes
+
+    parts = urlsplit(pg_dsn)
+    proxy = Cuttable(parts.hostname or "127.0.0.1", parts.port or 5432)
+    await proxy.start()
+    via = pg_dsn.replace(f"{parts.hostname}:{parts.port}", f"127.0.0.1:{proxy.port}")
+    store = await PostgresStore.open(via, min_size=2)
+    try:
+        await store.add_recipient(person("bob"), entry())
+        spool = await store.envelopes.spool(["bob"])
+        spool.write("bob", os.urandom(pg_envelopes.CHUNK + 1))
+        await spool.seal()
+        await store.create_share(share("s1", ["bob"]), entry("share"), spool=spool)
+        await proxy.cut()
+        with pytest.raises(pg.StoreUnavailable):
+            await store.envelopes.spool(["bob"])
+        with pytest.raises(pg.StoreUnavailable):
+            await store.envelopes.open("s1", "bob")
+        with pytest.raises(pg.StoreUnavailable):
+            await store.envelopes.destroy("s1", ["bob"])
+        await proxy.restore()
+        for _ in range(20):  # the pool replaces its dead connections on use
+            with contextlib.suppress(pg.StoreUnavailable):
+                if await store.healthy():
+                    break
+            await asyncio.sleep(0.1)
+        opened = await store.envelopes.open("s1", "bob")
+        assert opened is not None and opened.size == pg_envelopes.CHUNK + 1
+        assert sum([len(c) async for c in opened.chunks()]) == opened.size
+    finally:
+        await store.close()
+        await proxy.cut()

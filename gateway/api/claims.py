@@ -87,7 +87,7 @@ async def passphrase_envelope(request: web.Request) -> web.StreamResponse:
     gw.holding.check_ip_rate(request.remote)
     share_id = _share_id(request)
     await gw.check_released(share_id)  # dual control (issue 14): not while it waits for approval
-    path, row, index, exhausted = await gw.holding.open_passphrase(share_id)
+    opened, row, index, exhausted = await gw.holding.open_passphrase(share_id)
     headers = {
         "Content-Disposition": f'attachment; filename="{share_id}.age"',
         "Content-Length": str(row.envelope_size),
@@ -98,4 +98,4 @@ async def passphrase_envelope(request: web.Request) -> web.StreamResponse:
     async def destroy() -> None:
         await gw.destroy_envelope(share_id, row.envelope)
 
-    return await _stream_envelope(request, path, headers, destroy if exhausted else None)
+    return await _stream_envelope(request, opened, headers, destroy if exhausted else None)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 from aiohttp import BodyPartReader, MultipartReader, web
@@ -15,6 +14,7 @@ from ..auth import Principal
 from ..errors import ApiError, field_error, not_found
 from ..idempotency import INFLIGHT, Idempotency
 from ..service import DEFAULT_EXPIRY, SHARE_ID_RE, Gateway, ShareRequest, acknowledgement, escrow_release
+from ..store.envelopes import OpenEnvelope
 from ..store.idempotency import IdempotencyHit
 from ..store.models import Share
 from .common import gateway, json_response, paging, parse_json, principal, read_json, read_limited
@@ -265,7 +265,7 @@ async def revoke_share(request: web.Request) -> web.Response:
 async def fetch_envelope(request: web.Request) -> web.StreamResponse:
     p = principal(request, "recipient")
     gw = gateway(request)
-    path, share, index, exhausted = await gw.open_envelope(p, request.match_info["share_id"])
+    opened, share, index, exhausted = await gw.open_envelope(p, request.match_info["share_id"])
     mine = share.recipient(p.sub)
     assert mine is not None  # open_envelope only succeeds for a recipient of the share
     headers = {
@@ -275,10 +275,10 @@ async def fetch_envelope(request: web.Request) -> web.StreamResponse:
         "X-SafeShare-Envelope-SHA256": mine.envelope_sha256,
         "X-SafeShare-Payload-Content-Type": share.payload_content_type,
     }
-    # On the last permitted download, unlink at once (the open handle still reads it): the envelope is gone
-    # from disk before the recipient has even finished receiving it.
+    # On the last permitted download, destroy it at once where the open envelope still reads (a file: gone from
+    # disk before the recipient has even finished receiving it), else as soon as the last byte is sent.
     unlink = (lambda: gw.destroy_envelope(share.id, p.sub)) if exhausted else None
-    return await _stream_envelope(request, path, headers, unlink)
+    return await _stream_envelope(request, opened, headers, unlink)
 
 
 @routes.get("/api/v1/shares/{share_id}/envelope/header", allow_head=False)
@@ -291,27 +291,43 @@ async def envelope_header(request: web.Request) -> web.Response:
 
 async def _stream_envelope(
     request: web.Request,
-    path: Path,
+    opened: OpenEnvelope | None,
     headers: dict[str, str],
     after_open: Callable[[], Awaitable[None]] | None = None,
 ) -> web.StreamResponse:
-    """Stream an envelope file in slices (flat memory at any size)."""
-    try:
-        fh = open(path, "rb")  # noqa: ASYNC230 - a local file; read in slices below
-    except FileNotFoundError:
-        raise ApiError(410, "share_gone", "This envelope no longer exists.") from None
+    """Stream an envelope in slices from wherever it is stored (flat memory at any size).
+
+    `after_open` (the last permitted download's destruction) runs before the first byte where the open envelope
+    survives it (a file), else once every byte has been read from the store, before the last slice is sent, or
+    when sending fails (a crash in between leaves an envelope the database says is used up, which the start-up
+    sweep removes)."""
+    if opened is None:
+        raise ApiError(410, "share_gone", "This envelope no longer exists.")
     resp = web.StreamResponse(
         headers={"Content-Type": "application/octet-stream", "Cache-Control": "no-store", **headers}
     )
+    # Destroyed at most once: at once where the open envelope survives it, else after the last read.
+    pending: list[Callable[[], Awaitable[None]]] = [after_open] if after_open is not None else []
     try:
-        if after_open is not None:
-            await after_open()
+        if pending and opened.readable_after_destroy:
+            await pending.pop()()
         await resp.prepare(request)
-        while data := fh.read(PAYLOAD_READ):
-            await resp.write(data)
+        last: bytes | None = None
+        async for data in opened.chunks():
+            if last is not None:
+                await resp.write(last)
+            last = data
+        # Every byte has been read from the store: destroy it before the last slice goes out, so a client that
+        # has the whole envelope never finds it still stored.
+        if pending:
+            await pending.pop()()
+        if last is not None:
+            await resp.write(last)
         await resp.write_eof()
     finally:
-        fh.close()
+        await opened.close()
+        if pending:
+            await pending.pop()()
     return resp
 
 
@@ -387,10 +403,10 @@ async def release_escrow(request: web.Request) -> web.StreamResponse:
         raise ApiError(400, "invalid_body", 'The body must be {"reason": text}.', field="body")
     req = escrow_release(body.get("reason"))
     gw = gateway(request)
-    path, share, _ = await gw.release_escrow(p, request.match_info["share_id"], req)
+    opened, share, _ = await gw.release_escrow(p, request.match_info["share_id"], req)
     headers = {
         "Content-Disposition": f'attachment; filename="{share.id}.escrow.age"',
         "X-SafeShare-Envelope-SHA256": share.escrow_sha256 or "",
         "X-SafeShare-Payload-Content-Type": share.payload_content_type,
     }
-    return await _stream_envelope(request, path, headers)
+    return await _stream_envelope(request, opened, headers)

@@ -7,15 +7,22 @@ destroyed (revoked, expired, used up) but whose deletion was interrupted.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import secrets
 import shutil
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
+
+if TYPE_CHECKING:
+    from .envelopes import Placement
+
+#: Bytes per read while streaming an envelope file out.
+READ_SLICE = 256 * 1024
 
 ENVELOPE_SUFFIX = ".age"
 #: File stem of the organisational recovery envelope; recipient IDs cannot start with "_", so it cannot clash.
@@ -95,7 +102,7 @@ class Spool:
         With `sync=False` the directories are not fsynced here: the caller runs `durability(share_id)`'s jobs
         before its transaction commits (the store does so once per group commit)."""
         final = self._root / share_id
-        final.mkdir(mode=0o700)
+        final.mkdir(mode=0o700, exist_ok=True)  # exists already when a held envelope is re-wrapped
         for rid, f in self._files.items():
             os.rename(f.tmp_path, final / f"{rid}{ENVELOPE_SUFFIX}")
         if sync:
@@ -177,3 +184,96 @@ class EnvelopeFiles:
             except OSError:
                 pass
         return removed
+
+
+class _DirectorySpool:
+    """`EnvelopeSpool` over `Spool`: temp files, fsynced at `seal`, renamed into place in the transaction."""
+
+    def __init__(self, files: EnvelopeFiles, spool: Spool, names: list[str]) -> None:
+        self._files, self._spool, self._names = files, spool, names
+        self._placed = False
+
+    def write(self, name: str, data: bytes | memoryview) -> None:
+        self._spool.write(name, data)
+
+    def writer(self, name: str) -> Callable[[memoryview], None]:
+        return self._spool.writer(name)
+
+    async def flush(self) -> None:
+        """Nothing buffered: `write` went to the temp file already."""
+
+    async def seal(self) -> None:
+        await asyncio.to_thread(self._spool.seal)
+
+    def digest(self, name: str) -> tuple[str, int]:
+        return self._spool.digest(name)
+
+    def placement(self, share_id: str) -> Placement:
+        from .envelopes import Placement
+
+        def place() -> None:
+            self._placed = True  # set first: a rename that fails half-way leaves files `discard` must remove
+            self._spool.place(share_id, sync=False)
+
+        return Placement(before_commit=place, durable=self._spool.durability(share_id))
+
+    async def discard(self, share_id: str) -> None:
+        """Temp files always; placed files only if this spool placed them (a re-wrap whose transaction found
+        nothing to do must not remove the envelope already there)."""
+        await asyncio.to_thread(self._spool.discard)
+        if self._placed:
+            await asyncio.to_thread(self._files.destroy, share_id, self._names)
+
+
+class _OpenFile:
+    """An envelope file opened for streaming; the open handle still reads it after the file is unlinked."""
+
+    readable_after_destroy = True
+
+    def __init__(self, fh: BinaryIO, size: int) -> None:
+        self._fh, self.size = fh, size
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        while data := self._fh.read(READ_SLICE):
+            yield data
+
+    async def close(self) -> None:
+        self._fh.close()
+
+
+class DirectoryEnvelopes:
+    """`EnvelopeStore` in a directory: the home's data/envelopes, or one directory every node mounts."""
+
+    in_database = False
+
+    def __init__(self, root: Path, shared: bool = False) -> None:
+        self.files = EnvelopeFiles(root)
+        #: Several nodes write here: the sweep spares young files (another node's share in progress).
+        self.shared = shared
+
+    async def spool(self, names: Iterable[str]) -> _DirectorySpool:
+        names = list(names)
+        return _DirectorySpool(self.files, await asyncio.to_thread(self.files.spool, names), names)
+
+    async def open(self, share_id: str, name: str) -> _OpenFile | None:
+        try:
+            fh = open(self.files.path(share_id, name), "rb")  # noqa: ASYNC230 - a local file, read in slices
+        except FileNotFoundError:
+            return None
+        return _OpenFile(fh, os.fstat(fh.fileno()).st_size)
+
+    async def head(self, share_id: str, name: str, limit: int) -> bytes | None:
+        def read() -> bytes | None:
+            try:
+                with open(self.files.path(share_id, name), "rb") as fh:
+                    return fh.read(limit)
+            except FileNotFoundError:
+                return None
+
+        return await asyncio.to_thread(read)
+
+    async def destroy(self, share_id: str, names: Iterable[str]) -> None:
+        await asyncio.to_thread(self.files.destroy, share_id, list(names))
+
+    async def sweep(self, live: set[tuple[str, str]], min_age: float) -> int:
+        return await asyncio.to_thread(self.files.sweep, live, min_age)

@@ -95,8 +95,11 @@ class ShareStore(Protocol):
         idempotency: IdempotentWrite | None = None,
         held: Sequence[HeldRow] = (),
         durable: Mapping[object, Callable[[], None]] | None = None,
+        spool: object | None = None,
     ) -> int:
         """Insert the share, its recipients, its held rows and its ledger entry in one transaction.
+
+        `spool` (`envelopes.Placement.spool`): envelopes this store keeps itself, adopted in the same transaction.
 
         `before_commit` runs inside the transaction just before it commits (the envelope files are put in place
         there): if it raises, nothing is recorded. `durable` (keyed jobs such as directory fsyncs) must all
@@ -324,7 +327,8 @@ class HeldShares(Protocol):
         sha256: str,
         size: int,
         make_entry: EntryBuilder,
-        place: Callable[[], None],
+        place: Callable[[], None] | None,
+        spool: object | None = None,
     ) -> int | None: ...
 
     async def expire_held(

@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..models import SHARE_ACTIVE, CodeCheck, HeldRow, Share
+from .envelopes import PgSpool
 
 if TYPE_CHECKING:
     from .repository import PostgresStore
@@ -171,7 +172,8 @@ class PgHeldStore:
         sha256: str,
         size: int,
         make_entry: EntryFor,
-        place: Callable[[], None],
+        place: Callable[[], None] | None,
+        spool: object | None = None,
     ) -> int | None:
         from .repository import _load_share
 
@@ -198,7 +200,10 @@ class PgHeldStore:
                 row.address,
             )
             idx = await self.store._append(conn, make_entry(share))
-            place()
+            if isinstance(spool, PgSpool):
+                await spool.place(conn, row.share_id)
+            if place is not None:
+                place()
             return idx
 
         return await self.store._submit(op)

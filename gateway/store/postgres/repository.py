@@ -2,8 +2,8 @@
 
 `SAFESHARE_DATABASE=postgresql://…` selects it. Everything a node needs to agree with the others on lives in
 the database: recipients, shares, the ledger and its tree (`ledger.py`), signed checkpoints, idempotency keys,
-one-time claim codes (and envelopes, in chunks, when a caller uses `envelopes.py`; the gateway's share and
-fetch paths still keep them in the shared `data/envelopes` directory). What stays per node: the in-memory rate limits (a
+one-time claim codes, and by default the envelopes, in chunks (`envelopes.py`, the gateway's envelope store on
+PostgreSQL unless `envelopes` names a shared directory). What stays per node: the in-memory rate limits (a
 client spread over N nodes gets up to N times the per-node allowance; the limits are there against runaway
 clients, not as an authorisation rule) and each node's copy of the last head it signed (`ledger-head.note`).
 
@@ -664,7 +664,7 @@ class PostgresStore:
         idempotency: IdempotentWrite | None = None,
         held: Sequence[HeldRow] = (),
         durable: Mapping[object, Callable[[], None]] | None = None,
-        spool: PgSpool | None = None,
+        spool: object | None = None,
     ) -> int:
         """Insert the share, its recipients, its envelopes (`spool`, written beforehand) and its ledger entry in
         one transaction: from its commit on the share is complete on every node; before it, it does not exist.
@@ -712,7 +712,7 @@ class PostgresStore:
                 ],
             )
             await pg_held.insert_held(conn, held)
-            if spool is not None:
+            if isinstance(spool, PgSpool):
                 await spool.place(conn, share.id)
             if before_commit is not None:
                 before_commit()

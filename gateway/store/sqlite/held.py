@@ -161,7 +161,8 @@ class HeldStore:
         sha256: str,
         size: int,
         make_entry: EntryFor,
-        place: Callable[[], None],
+        place: Callable[[], None] | None,
+        spool: object | None = None,
     ) -> int | None:
         """The re-wrapped envelope becomes the recipient's own (a share_recipients row; the share then shows in
         their inbox); the held row is closed; `place` renames the new file into place inside the transaction."""
@@ -183,7 +184,8 @@ class HeldStore:
                 (row.share_id, row.address),
             )
             idx = append_entry(conn, make_entry(share))
-            place()
+            if place is not None:
+                place()
             return idx
 
         return await self.store._writer.submit(op)

@@ -420,6 +420,7 @@ class SQLiteStore:
         idempotency: IdempotentWrite | None = None,
         held: Sequence[HeldRow] = (),
         durable: Mapping[object, Callable[[], None]] | None = None,
+        spool: object | None = None,
     ) -> int:
         """Insert the share, its recipients, its held rows and its ledger entry in one transaction.
 
