@@ -13,8 +13,8 @@ import base64
 import json
 import re
 import secrets
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Final
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Final
 
 from .auth import ADVISER_ROLES, Principal
 from .justification import PolicyRegistry
@@ -39,15 +39,19 @@ def _text_ok(value: Any) -> bool:
 
 
 class AdviceUseCases:
-    store: Store
-    policies: PolicyRegistry
+    """Given the store, the policies (for the codes a question may carry), the clock and who acts."""
 
-    if TYPE_CHECKING:  # provided by service.Gateway
-
-        def now_str(self) -> str: ...
-
-        @staticmethod
-        def _actor(principal: Principal, role: str) -> dict[str, Any]: ...
+    def __init__(
+        self,
+        store: Store,
+        policies: PolicyRegistry,
+        now_str: Callable[[], str],
+        actor: Callable[[Principal, str], dict[str, Any]],
+    ) -> None:
+        self.store = store
+        self.policies = policies
+        self.now_str = now_str
+        self._actor = actor
 
     async def ask_advice(self, principal: Principal, body: Any) -> dict[str, Any]:
         """Record an anonymised question for the adviser role `to` in the caller's organisation."""

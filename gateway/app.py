@@ -370,7 +370,7 @@ def create_app(settings: Settings, keys: HomeKeys | None = None) -> web.Applicat
         if settings.retention_review_seconds <= 0:
             yield
             return
-        review = app[GATEWAY].retention_review
+        review = app[GATEWAY].retention.retention_review
         async with periodic("retention review", settings.retention_review_seconds, review, first_after=True):
             yield
 

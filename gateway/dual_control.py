@@ -8,8 +8,8 @@ linked to the share, written once in one transaction).
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from .auth import Principal
 from .config import Settings
@@ -26,18 +26,22 @@ def _same(a: str | None, b: str | None) -> bool:
 
 
 class DualControlUseCases:
-    settings: Settings
-    store: Store
+    """Given the settings (which organisations hold which shares), the store, the clock, who acts and who sent a
+    share: what it shares with `Gateway`, as narrow callables."""
 
-    if TYPE_CHECKING:  # provided by service.Gateway
-
-        def now_str(self) -> str: ...
-
-        @staticmethod
-        def _actor(principal: Principal, role: str) -> dict[str, Any]: ...
-
-        @staticmethod
-        def is_sender(principal: Principal, share: Share) -> bool: ...
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        now_str: Callable[[], str],
+        actor: Callable[[Principal, str], dict[str, Any]],
+        is_sender: Callable[[Principal, Share], bool],
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.now_str = now_str
+        self._actor = actor
+        self.is_sender = is_sender
 
     def _rule(self, org: str | None) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]] | None:
         for name, purposes, risks, approvers in self.settings.policies.dual_control:

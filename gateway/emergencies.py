@@ -1,7 +1,8 @@
 """Emergency shares' use cases (issue 14): record what is owed, complete it later, list what is still owed.
 
 The share itself goes through `Gateway.prepare_share`/`commit_share` (with `emergency.deferred_problems` deciding
-that it may go at once); this mixin holds what is particular to emergencies so that `service.py` only calls it.
+that it may go at once); this object (`Gateway.emergencies`) holds what is particular to emergencies so that
+`service.py` only calls it.
 Completion is a new ledger entry linked to the share's own (entries are never edited), written in one
 transaction that also checks nobody completed it first.
 """
@@ -9,9 +10,9 @@ transaction that also checks nobody completed it first.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from . import emergency as emergency_rules
 from .auth import Principal
@@ -27,26 +28,28 @@ MAX_LISTED = 200
 
 
 class EmergencyUseCases:
-    settings: Settings
-    store: Store
+    """Given what it shares with `Gateway` as narrow callables (checking a justification, the policy reference,
+    who sent a share, who acts), so it depends on those steps and not on the whole sharing class."""
 
-    if TYPE_CHECKING:  # provided by service.Gateway
-
-        def now(self) -> datetime: ...
-
-        def now_str(self) -> str: ...
-
-        def check_justification(
-            self, draft: Any, principal: Principal | None = None
-        ) -> tuple[Policy | None, list[Problem]]: ...
-
-        @staticmethod
-        def _actor(principal: Principal, role: str) -> dict[str, Any]: ...
-
-        def _policy_ref(self, policy: Policy) -> dict[str, str]: ...
-
-        @staticmethod
-        def is_sender(principal: Principal, share: Share) -> bool: ...
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        now: Callable[[], datetime],
+        now_str: Callable[[], str],
+        check_justification: Callable[[Any, Principal | None], tuple[Policy | None, list[Problem]]],
+        policy_ref: Callable[[Policy], dict[str, str]],
+        actor: Callable[[Principal, str], dict[str, Any]],
+        is_sender: Callable[[Principal, Share], bool],
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.now = now
+        self.now_str = now_str
+        self.check_justification = check_justification
+        self._policy_ref = policy_ref
+        self._actor = actor
+        self.is_sender = is_sender
 
     def emergency_record(self, principal: Principal, policy: Policy, owed: Sequence[Problem]) -> dict[str, Any]:
         """What the share's entry records: the deadline (the organisation's, else the policy's) and the answers

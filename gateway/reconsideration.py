@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from . import reconsider as reconsider_rules
 from .auth import Principal
@@ -24,19 +24,25 @@ if TYPE_CHECKING:
 _BODY = frozenset({"justification", "new_information", "disclosure", "explanation"})
 
 
+class RecordDecision(Protocol):
+    """`Gateway.record_decision`: a reconsideration is recorded like any other decision, so it is handed that step."""
+
+    async def __call__(
+        self,
+        principal: Principal,
+        req: DecisionRequest,
+        idempotency: Idempotency | None = None,
+        explanation: Any = None,
+        reconsiders: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]: ...
+
+
 class ReconsiderationUseCases:
-    store: Store
+    """Given the store and the decision step it shares with `Gateway`, not the whole sharing class."""
 
-    if TYPE_CHECKING:  # provided by service.Gateway
-
-        async def record_decision(
-            self,
-            principal: Principal,
-            req: DecisionRequest,
-            idempotency: Idempotency | None = None,
-            explanation: Any = None,
-            reconsiders: Mapping[str, Any] | None = None,
-        ) -> dict[str, Any]: ...
+    def __init__(self, store: Store, record_decision: RecordDecision) -> None:
+        self.store = store
+        self.record_decision = record_decision
 
     async def reconsider(self, principal: Principal, index: int, body: Any) -> dict[str, Any]:
         """Record a new decision that reconsiders the refusal at ledger entry `index`.

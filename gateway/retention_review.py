@@ -8,7 +8,8 @@ entries themselves list what was destroyed).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any
 
 from . import tenancy
 from .auth import Principal
@@ -19,11 +20,11 @@ MAX_LISTED = 1000
 
 
 class RetentionUseCases:
-    store: Store
+    """Given the store and the clock: a review is the gateway's own act, so it needs nothing else of `Gateway`."""
 
-    if TYPE_CHECKING:  # provided by service.Gateway
-
-        def now_str(self) -> str: ...
+    def __init__(self, store: Store, now_str: Callable[[], str]) -> None:
+        self.store = store
+        self.now_str = now_str
 
     async def retention_review(self) -> dict[str, Any]:
         """Record a retention review (the gateway's own act: no actor)."""

@@ -199,18 +199,13 @@ class PreparedShare:
     retention: Mapping[str, Any] | None = None
 
 
-class Gateway(
-    EmergencyUseCases,
-    ReconsiderationUseCases,
-    AdviceUseCases,
-    DualControlUseCases,
-    RetentionUseCases,
-):
+class Gateway:
     """Sharing use cases. The others are their own objects, composed here and given what they need: the
     directory's (recipients, teams, enrolment) are `self.directory`'s, the held shares' and claims'
-    `self.holding`'s, the partnership agreements' `self.agreements`'s. Issue 14's (emergencies, reconsideration,
-    advice, dual control, retention reviews) are still mixins, each in its own module, since they share the
-    share and decision steps (`record_decision`, `_actor`, `is_sender`) with this class."""
+    `self.holding`'s, the partnership agreements' `self.agreements`'s. Issue 14's are `self.emergencies`,
+    `self.reconsideration`, `self.advice`, `self.dual_control` and `self.retention`: what they share with this
+    class (`record_decision`, `_actor`, `is_sender`, the clock) is handed to them as bound callables, never the
+    whole object, so each depends only on the steps it uses."""
 
     def __init__(
         self,
@@ -237,6 +232,20 @@ class Gateway(
         self.agreements = AgreementUseCases(
             settings, policies, store.agreements, DocumentFiles(settings.data_dir / "agreements"), self.now_str
         )
+        self.emergencies = EmergencyUseCases(
+            settings,
+            store,
+            self.now,
+            self.now_str,
+            self.check_justification,
+            self._policy_ref,
+            self._actor,
+            self.is_sender,
+        )
+        self.reconsideration = ReconsiderationUseCases(store, self.record_decision)
+        self.advice = AdviceUseCases(store, policies, self.now_str, self._actor)
+        self.dual_control = DualControlUseCases(settings, store, self.now_str, self._actor, self.is_sender)
+        self.retention = RetentionUseCases(store, self.now_str)
 
     def now(self) -> datetime:
         return self._clock()
@@ -358,7 +367,7 @@ class Gateway(
         if problems or policy is None or extra:
             raise justification_problems_error([*problems, *extra])
         recorded = None if disclosure is None else await self._disclosure_record(disclosure)
-        cited = await self.cited_advice(principal, advice)
+        cited = await self.advice.cited_advice(principal, advice)
         flags = [net.id for net in policy.safety_nets_for(draft)]
         entry = ledger_entry.decision_entry(
             time=self.now_str(),
@@ -455,7 +464,7 @@ class Gateway(
                 max_downloads=None,
             )
         )
-        cited = await self.cited_advice(principal, req.advice)
+        cited = await self.advice.cited_advice(principal, req.advice)
         ids, held, mode, passphrase = await self.holding.split_addresses(req.recipients, req.unenrolled, req.passphrase)
         recipients, via = await self._resolve_recipients(ids) if ids or not held else ([], [])
         # Addresses without a key carry no organisation yet: the agreements are checked for the keyed recipients.
@@ -515,9 +524,9 @@ class Gateway(
             held=tuple(held),
             unenrolled=mode,
             passphrase=passphrase,
-            emergency=None if owed is None else self.emergency_record(principal, policy, owed),
+            emergency=None if owed is None else self.emergencies.emergency_record(principal, policy, owed),
             advice=tuple(cited),
-            dual_control=self.dual_control_for(principal, draft),
+            dual_control=self.dual_control.dual_control_for(principal, draft),
             retention=kept,
         )
 
@@ -759,7 +768,7 @@ class Gateway(
             raise not_found()
         share = await self.store.get_share(share_id)
         if share is not None and share.recipient(principal.sub) is not None:
-            await self.check_released(share_id)  # dual control: refused while it waits for approval
+            await self.dual_control.check_released(share_id)  # dual control: refused while it waits for approval
         outcome = await self.store.record_fetch(
             share_id,
             principal.sub,
@@ -805,7 +814,7 @@ class Gateway(
             raise gone(mine.state)
         if share.expires_at <= self.now_str():
             raise gone(SHARE_EXPIRED)
-        await self.check_released(share_id)
+        await self.dual_control.check_released(share_id)
         head = await self.envelopes.head(share_id, principal.sub, HEADER_LIMIT)
         try:
             if head is None:

@@ -153,7 +153,8 @@ async def _practice_kinds(world: World) -> None:
     assert r.status == 201, await r.text()
     gw = c.app[GATEWAY]
     rule = (org, ("referral",), (), ("dsl",))
-    gw.settings = dataclasses.replace(
+    # dual control's use cases hold their own settings (composed, like the agreements')
+    gw.settings = gw.dual_control.settings = dataclasses.replace(
         gw.settings, policies=dataclasses.replace(gw.settings.policies, dual_control=(rule,))
     )
     r = await c.post("/api/v1/shares", data=share_form(), headers=h("owner"))
@@ -161,7 +162,7 @@ async def _practice_kinds(world: World) -> None:
     assert (await c.get("/api/v1/approvals", headers=dsl)).status == 200
     r = await c.post(f"/api/v1/shares/{(await r.json())['share_id']}/approve", headers=dsl)
     assert r.status == 201, await r.text()
-    await gw.retention_review()
+    await gw.retention.retention_review()
     assert (await c.get("/api/v1/retention/schedule", headers=h("admin"))).status == 200
 
 

@@ -66,7 +66,7 @@ async def test_lifetime_capped_by_class_schedule_review_and_what_was_destroyed(a
     later = start + timedelta(days=31)
     api.gateway._clock = lambda: later
     await api.gateway.expire_due()
-    review = await api.gateway.retention_review()
+    review = await api.gateway.retention.retention_review()
     assert review["destroyed_since"] == 1 and review["live_shares"] == 1
     assert review["next_destruction_at"] == staff["expires_at"]
     [recorded] = await api.ledger(kind="retention_review")
@@ -74,5 +74,5 @@ async def test_lifetime_capped_by_class_schedule_review_and_what_was_destroyed(a
     [destroyed] = await api.ledger(kind="expire")  # what was destroyed, for the auditor
     assert destroyed["entry"]["share_id"] == routine["share_id"]
     assert {e["entry"]["share_id"] for e in await api.ledger(kind="share")} == {routine["share_id"], staff["share_id"]}
-    again = await api.gateway.retention_review()
+    again = await api.gateway.retention.retention_review()
     assert again["destroyed_since"] == 0 and again["previous_review_index"] == recorded["index"]

@@ -75,7 +75,7 @@ async def passphrase_header(request: web.Request) -> web.Response:
     """The age header only (through the MAC line), to check a passphrase locally; not counted, not recorded."""
     gw = gateway(request)
     gw.holding.check_ip_rate(request.remote)
-    await gw.check_released(_share_id(request))  # dual control (issue 14): not while it waits for approval
+    await gw.dual_control.check_released(_share_id(request))  # dual control (issue 14): not while it waits for approval
     header = await gw.holding.passphrase_header(_share_id(request))
     return web.Response(body=header, content_type="application/octet-stream", headers={"Cache-Control": "no-store"})
 
@@ -86,7 +86,7 @@ async def passphrase_envelope(request: web.Request) -> web.StreamResponse:
     gw = gateway(request)
     gw.holding.check_ip_rate(request.remote)
     share_id = _share_id(request)
-    await gw.check_released(share_id)  # dual control (issue 14): not while it waits for approval
+    await gw.dual_control.check_released(share_id)  # dual control (issue 14): not while it waits for approval
     opened, row, index, exhausted = await gw.holding.open_passphrase(share_id)
     headers = {
         "Content-Disposition": f'attachment; filename="{share_id}.age"',

@@ -76,7 +76,7 @@ async def validate(request: web.Request) -> web.Response:
         "policy": None if policy is None else {"id": policy.id, "version": policy.version, "digest": policy.digest},
         "safety_nets": [] if policy is None else policy.notices(draft),
     }
-    emergency = gw.emergency_preview(caller, policy, draft, problems)
+    emergency = gw.emergencies.emergency_preview(caller, policy, draft, problems)
     if emergency is not None:  # only for a share at immediate risk: other drafts' answers keep their shape
         result["emergency"] = emergency
     return json_response(result)
@@ -135,7 +135,7 @@ async def reconsider_decision(request: web.Request) -> web.Response:
     if not raw.isdigit() or len(raw) > 18:
         raise ApiError(404, "not_found", "No such decision, or it is not yours to see.")
     body = await read_json(request, "justification")
-    result = await gateway(request).reconsider(p, int(raw), body)
+    result = await gateway(request).reconsideration.reconsider(p, int(raw), body)
     return json_response({**result, "recipients": [], "expires_at": None}, status=201)
 
 
@@ -197,7 +197,7 @@ async def list_own_decisions(request: web.Request) -> web.Response:
         {
             "decisions": [_decision_view(r) for r in mine],
             "next_cursor": str(rows[-1].index) if len(rows) == limit else None,
-            "awaiting_justification": await gw.owed_justifications(p),
+            "awaiting_justification": await gw.emergencies.owed_justifications(p),
         }
     )
 

@@ -356,7 +356,7 @@ async def complete_emergency_justification(request: web.Request) -> web.Response
     share_id = request.match_info["share_id"]
     if not SHARE_ID_RE.match(share_id):
         raise not_found()
-    result = await gateway(request).complete_emergency(p, share_id, body)
+    result = await gateway(request).emergencies.complete_emergency(p, share_id, body)
     return json_response(result, status=201)
 
 
@@ -375,14 +375,14 @@ async def approve_share(request: web.Request) -> web.Response:
     share_id = request.match_info["share_id"]
     if not SHARE_ID_RE.match(share_id):
         raise not_found()
-    return json_response(await gateway(request).approve_share(p, share_id, note), status=201)
+    return json_response(await gateway(request).dual_control.approve_share(p, share_id, note), status=201)
 
 
 @routes.get("/api/v1/approvals")
 async def list_approvals(request: web.Request) -> web.Response:
     """Dual control: the caller's organisation's shares held for approval that the caller's roles may approve."""
     p = principal(request)
-    return json_response({"shares": await gateway(request).approvals(p)})
+    return json_response({"shares": await gateway(request).dual_control.approvals(p)})
 
 
 @routes.get("/api/v1/retention/schedule")
@@ -391,7 +391,7 @@ async def retention_schedule(request: web.Request) -> web.Response:
     sees their organisation's shares, a `partnership_admin` every organisation's; the auditor reads what was
     destroyed in the ledger (`kind=expire`) and the reviews (`kind=retention_review`)."""
     p = principal(request, *tenancy.ADMIN_ROLES)
-    return json_response({"shares": await gateway(request).retention_schedule(p)})
+    return json_response({"shares": await gateway(request).retention.retention_schedule(p)})
 
 
 @routes.post("/api/v1/shares/{share_id}/escrow")
