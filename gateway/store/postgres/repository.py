@@ -54,10 +54,10 @@ from ..models import (
     Recipient,
     RecipientExists,
     Share,
-    ShareRecipient,
     StoreError,
     StoreUnavailable,
 )
+from ..rows import enrolment_from_row, recipient_from_row, share_from_rows
 from . import held as pg_held
 from . import ledger as pg_ledger
 from . import queries as pg_queries
@@ -137,78 +137,13 @@ async def migrate(conn: Conn, ledger_mac_key: bytes | None = None, legacy_upgrad
 # -- rows ---------------------------------------------------------------------------------------------
 
 
-def _share_from_rows(row: Any, rrows: Sequence[Any]) -> Share:
-    return Share(
-        id=row["id"],
-        created_at=row["created_at"],
-        sender_sub=row["sender_sub"],
-        sender_iss=row["sender_iss"],
-        sender_org=row["sender_org"],
-        purpose_code=row["purpose_code"],
-        purpose_description=row["purpose_description"],
-        subjects=tuple(json.loads(row["subjects"])),
-        data_categories=tuple(json.loads(row["data_categories"])),
-        payload_content_type=row["payload_content_type"],
-        payload_size=row["payload_size"],
-        expires_at=row["expires_at"],
-        max_downloads=row["max_downloads"],
-        state=row["state"],
-        ledger_index=row["ledger_index"],
-        escrow_sha256=row["escrow_sha256"],
-        escrow_size=row["escrow_size"],
-        recipients=tuple(
-            ShareRecipient(
-                recipient_id=r["recipient_id"],
-                recipient_org=r["recipient_org"],
-                envelope_sha256=r["envelope_sha256"],
-                envelope_size=r["envelope_size"],
-                downloads=r["downloads"],
-                state=r["state"],
-                acknowledged_at=r["acknowledged_at"],
-                acknowledgement=r["acknowledgement"],
-                via_team=r["via_team"],
-                first_downloaded_at=r["first_downloaded_at"],
-                last_downloaded_at=r["last_downloaded_at"],
-            )
-            for r in rrows
-        ),
-    )
-
-
 async def _load_share(conn: Conn, share_id: str, lock: bool = False) -> Share | None:
     sql = "SELECT * FROM shares WHERE id = $1 FOR UPDATE" if lock else "SELECT * FROM shares WHERE id = $1"
     row = await conn.fetchrow(sql, share_id)
     if row is None:
         return None
     rrows = await conn.fetch("SELECT * FROM share_recipients WHERE share_id = $1 ORDER BY recipient_id", share_id)
-    return _share_from_rows(row, rrows)
-
-
-def _enrolment_from_row(row: Any) -> Enrolment:
-    return Enrolment(
-        id=row["id"],
-        recipient_id=row["recipient_id"],
-        name=row["name"],
-        org=row["org"],
-        email=row["email"],
-        age_recipient=row["age_recipient"],
-        status=row["status"],
-        requested_at=row["requested_at"],
-        decided_at=row["decided_at"],
-    )
-
-
-def _recipient_from_row(row: Any) -> Recipient:
-    return Recipient(
-        id=row["id"],
-        name=row["name"],
-        org=row["org"],
-        email=row["email"],
-        age_recipient=row["age_recipient"],
-        status=row["status"],
-        created_at=row["created_at"],
-        kind=row["kind"],
-    )
+    return share_from_rows(row, rrows)
 
 
 #: The tree of the batch the writer is running (its operations run in the writer's task, so they see it): read
@@ -494,7 +429,7 @@ class PostgresStore:
                 list(team_ids),
             )
         for row in rows:
-            out[row["team_id"]].append(_recipient_from_row(row))
+            out[row["team_id"]].append(recipient_from_row(row))
         return out
 
     async def request_enrolment(self, enrolment: Enrolment, entry: Mapping[str, Any]) -> int:
@@ -529,7 +464,7 @@ class PostgresStore:
             )
             if row is None:
                 return None
-            enrolment = _enrolment_from_row(row)
+            enrolment = enrolment_from_row(row)
             entry = make_entry(enrolment)
             now = entry["time"]
             await conn.execute(
@@ -595,7 +530,7 @@ class PostgresStore:
             sql += f" AND status = ${len(args)}"
         sql += " ORDER BY requested_at DESC LIMIT 500"
         async with self._read() as conn:
-            return [_enrolment_from_row(r) for r in await conn.fetch(sql, *args)]
+            return [enrolment_from_row(r) for r in await conn.fetch(sql, *args)]
 
     async def recipient_keys(self, recipient_id: str) -> list[tuple[str, str, str, str | None]]:
         async with self._read() as conn:
@@ -622,7 +557,7 @@ class PostgresStore:
             return {}
         async with self._read() as conn:
             rows = await conn.fetch("SELECT * FROM recipients WHERE id = ANY($1::text[])", list(ids))
-        return {row["id"]: _recipient_from_row(row) for row in rows}
+        return {row["id"]: recipient_from_row(row) for row in rows}
 
     async def list_recipients(
         self, q: str | None = None, include_disabled: bool = False, limit: int = 100
@@ -642,7 +577,7 @@ class PostgresStore:
         # The same order as SQLite's default (binary) collation, whatever the database's locale.
         sql += f' ORDER BY id COLLATE "C" LIMIT ${len(args)}'
         async with self._read() as conn:
-            return [_recipient_from_row(row) for row in await conn.fetch(sql, *args)]
+            return [recipient_from_row(row) for row in await conn.fetch(sql, *args)]
 
     async def person_by_email(self, address: str) -> Recipient | None:
         async with self._read() as conn:
@@ -652,7 +587,7 @@ class PostgresStore:
                 address,
                 RECIPIENT_ACTIVE,
             )
-        return None if row is None else _recipient_from_row(row)
+        return None if row is None else recipient_from_row(row)
 
     # -- shares -----------------------------------------------------------------------------------
 
@@ -761,7 +696,7 @@ class PostgresStore:
         by_share: dict[str, list[Any]] = {}
         for r in rrows:
             by_share.setdefault(r["share_id"], []).append(r)
-        return [_share_from_rows(r, by_share.get(r["id"], [])) for r in rows]
+        return [share_from_rows(r, by_share.get(r["id"], [])) for r in rows]
 
     async def inbox(self, recipient_id: str, before: int | None, limit: int) -> list[Share]:
         sql = "SELECT s.* FROM shares s JOIN share_recipients sr ON sr.share_id = s.id WHERE sr.recipient_id = $1"

@@ -34,10 +34,10 @@ from ..models import (
     Recipient,
     RecipientExists,
     Share,
-    ShareRecipient,
     StoreError,
 )
 from ..protocol import AgreementRecords, HeldShares
+from ..rows import enrolment_from_row, recipient_from_row, share_from_rows
 from . import queries
 from .schema import create_schema
 from .tree import TreeReader, append_entry, check_extension, load_tree
@@ -46,44 +46,6 @@ from .writer import Writer
 T = TypeVar("T")
 
 EntryBuilder = Callable[[Share], Mapping[str, Any]]
-
-
-def _share_from_rows(row: sqlite3.Row | aiosqlite.Row, rrows: Sequence[Any]) -> Share:
-    return Share(
-        id=row["id"],
-        created_at=row["created_at"],
-        sender_sub=row["sender_sub"],
-        sender_iss=row["sender_iss"],
-        sender_org=row["sender_org"],
-        purpose_code=row["purpose_code"],
-        purpose_description=row["purpose_description"],
-        subjects=tuple(json.loads(row["subjects"])),
-        data_categories=tuple(json.loads(row["data_categories"])),
-        payload_content_type=row["payload_content_type"],
-        payload_size=row["payload_size"],
-        expires_at=row["expires_at"],
-        max_downloads=row["max_downloads"],
-        state=row["state"],
-        ledger_index=row["ledger_index"],
-        escrow_sha256=row["escrow_sha256"],
-        escrow_size=row["escrow_size"],
-        recipients=tuple(
-            ShareRecipient(
-                recipient_id=r["recipient_id"],
-                recipient_org=r["recipient_org"],
-                envelope_sha256=r["envelope_sha256"],
-                envelope_size=r["envelope_size"],
-                downloads=r["downloads"],
-                state=r["state"],
-                acknowledged_at=r["acknowledged_at"],
-                acknowledgement=r["acknowledgement"],
-                via_team=r["via_team"],
-                first_downloaded_at=r["first_downloaded_at"],
-                last_downloaded_at=r["last_downloaded_at"],
-            )
-            for r in rrows
-        ),
-    )
 
 
 def _load_share(conn: sqlite3.Connection, share_id: str) -> Share | None:
@@ -95,36 +57,9 @@ def _load_share(conn: sqlite3.Connection, share_id: str) -> Share | None:
         rrows = conn.execute(
             "SELECT * FROM share_recipients WHERE share_id = ? ORDER BY recipient_id", (share_id,)
         ).fetchall()
-        return _share_from_rows(row, rrows)
+        return share_from_rows(row, rrows)
     finally:
         conn.row_factory = None
-
-
-def _enrolment_from_row(row: Any) -> Enrolment:
-    return Enrolment(
-        id=row["id"],
-        recipient_id=row["recipient_id"],
-        name=row["name"],
-        org=row["org"],
-        email=row["email"],
-        age_recipient=row["age_recipient"],
-        status=row["status"],
-        requested_at=row["requested_at"],
-        decided_at=row["decided_at"],
-    )
-
-
-def _recipient_from_row(row: Any) -> Recipient:
-    return Recipient(
-        id=row["id"],
-        name=row["name"],
-        org=row["org"],
-        email=row["email"],
-        age_recipient=row["age_recipient"],
-        status=row["status"],
-        created_at=row["created_at"],
-        kind=row["kind"],
-    )
 
 
 class SQLiteStore:
@@ -245,7 +180,7 @@ class SQLiteStore:
             tuple(team_ids),
         ) as cur:
             for row in await cur.fetchall():
-                out[row["team_id"]].append(_recipient_from_row(row))
+                out[row["team_id"]].append(recipient_from_row(row))
         return out
 
     async def request_enrolment(self, enrolment: Enrolment, entry: Mapping[str, Any]) -> int:
@@ -290,7 +225,7 @@ class SQLiteStore:
                 conn.row_factory = None
             if row is None:
                 return None
-            enrolment = _enrolment_from_row(row)
+            enrolment = enrolment_from_row(row)
             entry = make_entry(enrolment)
             now = entry["time"]
             conn.execute(
@@ -348,7 +283,7 @@ class SQLiteStore:
             args.append(status)
         sql += " ORDER BY requested_at DESC LIMIT 500"
         async with self._reader.execute(sql, args) as cur:
-            return [_enrolment_from_row(r) for r in await cur.fetchall()]
+            return [enrolment_from_row(r) for r in await cur.fetchall()]
 
     async def recipient_keys(self, recipient_id: str) -> list[tuple[str, str, str, str | None]]:
         """(age_recipient, status, since, until), newest first."""
@@ -388,7 +323,7 @@ class SQLiteStore:
             return {}
         marks = ",".join("?" * len(ids))
         async with self._reader.execute(f"SELECT * FROM recipients WHERE id IN ({marks})", tuple(ids)) as cur:  # noqa: S608
-            return {row["id"]: _recipient_from_row(row) for row in await cur.fetchall()}
+            return {row["id"]: recipient_from_row(row) for row in await cur.fetchall()}
 
     async def list_recipients(
         self, q: str | None = None, include_disabled: bool = False, limit: int = 100
@@ -408,7 +343,7 @@ class SQLiteStore:
         sql += " ORDER BY id LIMIT ?"
         args.append(limit)
         async with self._reader.execute(sql, args) as cur:
-            return [_recipient_from_row(row) for row in await cur.fetchall()]
+            return [recipient_from_row(row) for row in await cur.fetchall()]
 
     # -- shares -----------------------------------------------------------------------------------
 
@@ -523,7 +458,7 @@ class SQLiteStore:
             "SELECT * FROM share_recipients WHERE share_id = ? ORDER BY recipient_id", (share_id,)
         ) as cur:
             rrows = list(await cur.fetchall())
-        return _share_from_rows(row, rrows)
+        return share_from_rows(row, rrows)
 
     async def _shares(self, sql: str, args: Sequence[Any]) -> list[Share]:
         async with self._reader.execute(sql, args) as cur:
@@ -539,7 +474,7 @@ class SQLiteStore:
             by_share: dict[str, list[Any]] = {}
             for r in await cur.fetchall():
                 by_share.setdefault(r["share_id"], []).append(r)
-        return [_share_from_rows(r, by_share.get(r["id"], [])) for r in rows]
+        return [share_from_rows(r, by_share.get(r["id"], [])) for r in rows]
 
     async def inbox(self, recipient_id: str, before: int | None, limit: int) -> list[Share]:
         """The recipient's shares, newest first; paged by the share's ledger index."""
