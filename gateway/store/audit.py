@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 #: Longest full-text query accepted, and most words in it: enough for any real search, bounded work.
 MAX_TEXT_QUERY = 500
@@ -87,3 +88,65 @@ class StoredCheckpoint:
 
 #: The flag a policy's safety net puts on a decision not to share despite significant harm or immediate risk.
 FLAG_NOT_SHARED_DESPITE_RISK = "not_share_despite_risk"
+
+
+#: The statistics' per-month counters keyed by value (decision, purpose, lawful bases, organisation, edition).
+STATS_DIMENSIONS = ("decision", "purpose", "article_6", "article_9", "dpa_schedule_1", "org", "policy")
+
+
+def empty_month(m: str) -> dict[str, Any]:
+    return {
+        "month": m,
+        "decisions": 0,
+        **{dim: {} for dim in STATS_DIMENSIONS},
+        "shares": 0,
+        "disclosures_elsewhere": 0,
+        "disclosures_by_channel": {},
+        "decisions_not_to_share": 0,
+        "not_shared_despite_risk": 0,
+        "shares_later_revoked": 0,
+        "emergency_shares_not_completed": 0,
+        "emergency_justifications_open": 0,
+        "emergency_justifications_overdue": 0,
+    }
+
+
+def fold_months(months: dict[str, dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The months in order (their counters sorted) and the totals over them: the same arithmetic whichever
+    database counted the months, so both backends give the same figures."""
+    ordered = [months[m] for m in sorted(months)]
+    totals: dict[str, Any] = {
+        "decisions": 0,
+        "shares": 0,
+        "decisions_not_to_share": 0,
+        "disclosures_elsewhere": 0,
+        "disclosures_by_channel": {},
+        "not_shared_despite_risk": 0,
+        "shares_later_revoked": 0,
+        "emergency_shares_not_completed": 0,
+        "emergency_justifications_open": 0,
+        "emergency_justifications_overdue": 0,
+        **{dim: {} for dim in STATS_DIMENSIONS},
+    }
+    for bucket in ordered:
+        for dim in STATS_DIMENSIONS:
+            bucket[dim] = dict(sorted(bucket[dim].items()))
+            for key, n in bucket[dim].items():
+                totals[dim][key] = totals[dim].get(key, 0) + n
+        totals["decisions"] += bucket["decisions"]
+        for key in ("shares", "disclosures_elsewhere", "not_shared_despite_risk"):
+            totals[key] += bucket[key]
+        bucket["disclosures_by_channel"] = dict(sorted(bucket["disclosures_by_channel"].items()))
+        for key, n in bucket["disclosures_by_channel"].items():
+            totals["disclosures_by_channel"][key] = totals["disclosures_by_channel"].get(key, 0) + n
+        totals["shares_later_revoked"] += bucket["shares_later_revoked"]
+        for key in (
+            "emergency_shares_not_completed",
+            "emergency_justifications_open",
+            "emergency_justifications_overdue",
+        ):
+            totals[key] += bucket[key]
+    for dim in STATS_DIMENSIONS:
+        totals[dim] = dict(sorted(totals[dim].items()))
+    totals["disclosures_by_channel"] = dict(sorted(totals["disclosures_by_channel"].items()))
+    return ordered, totals

@@ -35,9 +35,12 @@ from ..audit import (
     ESTIMATE_CAP,
     FLAG_NOT_SHARED_DESPITE_RISK,
     MAX_INDEX,
+    STATS_DIMENSIONS,
     AuditFilter,
     QueryError,
     StoredCheckpoint,
+    empty_month,
+    fold_months,
     fts_query,
 )
 from ..models import LedgerRow
@@ -426,7 +429,6 @@ def verify_inclusions(
 #: queries below are written so that SQLite picks them up when they exist and stay correct when they don't.
 RECOMMENDED_INDEXES = STATS_INDEXES  # part of the schema since version 2
 _MONTH = "substr(d.time, 1, 7)"
-_DIMENSIONS = ("decision", "purpose", "article_6", "article_9", "dpa_schedule_1", "org", "policy")
 
 
 def _period(time_from: str | None, time_to: str | None, scope: str | None = None) -> tuple[str, list[Any]]:
@@ -446,23 +448,6 @@ def _period(time_from: str | None, time_to: str | None, scope: str | None = None
         conds += ["d.time < ?", f"{_MONTH} <= ?"]
         args += [time_to, time_to[:7]]
     return (" AND ".join(conds) or "1"), args
-
-
-def _empty_month(m: str) -> dict[str, Any]:
-    return {
-        "month": m,
-        "decisions": 0,
-        **{dim: {} for dim in _DIMENSIONS},
-        "shares": 0,
-        "disclosures_elsewhere": 0,
-        "disclosures_by_channel": {},
-        "decisions_not_to_share": 0,
-        "not_shared_despite_risk": 0,
-        "shares_later_revoked": 0,
-        "emergency_shares_not_completed": 0,
-        "emergency_justifications_open": 0,
-        "emergency_justifications_overdue": 0,
-    }
 
 
 #: Entries are stored as UTF-8 JSON bytes; SQLite's JSON functions need them as text.
@@ -639,7 +624,7 @@ async def stats(
     months: dict[str, dict[str, Any]] = {}
 
     def month(m: str) -> dict[str, Any]:
-        return months.setdefault(m, _empty_month(m))
+        return months.setdefault(m, empty_month(m))
 
     def add(bucket: dict[str, Any], dim: str, value: str | None, n: int) -> None:
         key = "none" if value is None else value
@@ -655,7 +640,7 @@ async def stats(
     for m, decision, purpose, a6, a9, s1, n in rows:
         bucket = month(m)
         bucket["decisions"] += n
-        for dim, value in zip(_DIMENSIONS, (decision, purpose, a6, a9, s1), strict=False):
+        for dim, value in zip(STATS_DIMENSIONS, (decision, purpose, a6, a9, s1), strict=False):
             add(bucket, dim, value, n)
 
     rows = await _fetch(
@@ -737,41 +722,7 @@ async def stats(
         bucket["shares"] = bucket["decision"].get("share", 0) - bucket["disclosures_elsewhere"]
         bucket["decisions_not_to_share"] = bucket["decision"].get("not_share", 0)
 
-    ordered = [months[m] for m in sorted(months)]
-    totals: dict[str, Any] = {
-        "decisions": 0,
-        "shares": 0,
-        "decisions_not_to_share": 0,
-        "disclosures_elsewhere": 0,
-        "disclosures_by_channel": {},
-        "not_shared_despite_risk": 0,
-        "shares_later_revoked": 0,
-        "emergency_shares_not_completed": 0,
-        "emergency_justifications_open": 0,
-        "emergency_justifications_overdue": 0,
-        **{dim: {} for dim in _DIMENSIONS},
-    }
-    for bucket in ordered:
-        for dim in _DIMENSIONS:
-            bucket[dim] = dict(sorted(bucket[dim].items()))
-            for key, n in bucket[dim].items():
-                totals[dim][key] = totals[dim].get(key, 0) + n
-        totals["decisions"] += bucket["decisions"]
-        for key in ("shares", "disclosures_elsewhere", "not_shared_despite_risk"):
-            totals[key] += bucket[key]
-        bucket["disclosures_by_channel"] = dict(sorted(bucket["disclosures_by_channel"].items()))
-        for key, n in bucket["disclosures_by_channel"].items():
-            totals["disclosures_by_channel"][key] = totals["disclosures_by_channel"].get(key, 0) + n
-        totals["shares_later_revoked"] += bucket["shares_later_revoked"]
-        for key in (
-            "emergency_shares_not_completed",
-            "emergency_justifications_open",
-            "emergency_justifications_overdue",
-        ):
-            totals[key] += bucket[key]
-    for dim in _DIMENSIONS:
-        totals[dim] = dict(sorted(totals[dim].items()))
-    totals["disclosures_by_channel"] = dict(sorted(totals["disclosures_by_channel"].items()))
+    ordered, totals = fold_months(months)
     totals["agreements"] = await agreement_stats(conn, period, args)
     totals["decisions_not_to_share"] = totals["decision"].get("not_share", 0)
     return {"from": time_from, "to": time_to, "totals": totals, "months": ordered}
