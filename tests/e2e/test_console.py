@@ -335,7 +335,7 @@ def test_administrator_approves_an_enrolment_and_manages_a_team(
     # A recipient and a team added through the forms, then the recipient disabled.
     page.get_by_text("Add a recipient").click()
     page.get_by_role("button", name="Add the recipient").click()
-    assert "Enter the directory id" in error_summary(page)
+    assert "Enter the recipient's directory ID" in error_summary(page)
     assert_accessible(page, axe, "add a recipient, with an error")
     new_key = str(pyrage.x25519.Identity.generate().to_public())
     for label, value in (("Directory ID", "eve"), ("Name", "Eve Evans"), ("Organisation", org),
@@ -407,4 +407,205 @@ def test_auditor_signs_in_with_the_organisation(
     page.locator("#nav-signout").click()
     page.wait_for_selector("#view-signin:not([hidden])")
     assert page.evaluate("() => sessionStorage.getItem('safeshare-console-token')") is None
+    assert person.problems == []
+
+
+def focused(page: Any) -> str:
+    """What has the focus: its id, or else its text (a row's button has no id, but its name is unique)."""
+    return str(page.evaluate("() => document.activeElement?.id || document.activeElement?.textContent.trim() || ''"))
+
+
+def tab_to_button(page: Any, name: str, limit: int = 250, back: bool = False) -> None:
+    """Press Tab (or Shift+Tab) until the button whose accessible text is `name` has the focus."""
+    for _ in range(limit):
+        if page.evaluate("n => document.activeElement?.tagName === 'BUTTON' && "
+                         "document.activeElement.textContent.replace(/\\s+/g, ' ').trim() === n", name):  # fmt: skip
+            return
+        page.keyboard.press("Shift+Tab" if back else "Tab")
+    raise AssertionError(f"the button {name!r} was not reached with the keyboard")
+
+
+def follow_error_link(page: Any, field: str) -> None:
+    """The GOV.UK error pattern by keyboard: the summary has the focus; Tab reaches its link to the field and
+    Enter moves the focus into that field (not to the page's top, nor out of the view)."""
+    page.wait_for_selector("#error-summary:not([hidden])")
+    assert focused(page) == "error-summary"
+    assert page.title().startswith("Error: ")
+    page.keyboard.press("Tab")
+    assert page.evaluate("() => document.activeElement.getAttribute('href')") == f"#{field}"
+    hash_before = page.evaluate("() => location.hash")
+    page.keyboard.press("Enter")
+    assert focused(page) == field
+    assert page.evaluate("() => location.hash") == hash_before
+    assert page.evaluate("f => document.getElementById(f).getAttribute('aria-invalid')", field) == "true"
+
+
+def banner_index(page: Any, text: str) -> int:
+    """Wait for the success banner saying `text`; the ledger index it reports."""
+    page.wait_for_function("t => document.getElementById('done-text').textContent.includes(t)", arg=text)
+    assert focused(page) == "done"
+    found = re.search(r"Recorded in the ledger as entry (\d+)", page.locator("#done-text").inner_text())
+    assert found, page.locator("#done-text").inner_text()
+    return int(found.group(1))
+
+
+def newest_entry(gw: RecipientGateway, sub: str) -> dict[str, Any]:
+    q = urllib.parse.urlencode({"practitioner": sub, "limit": "1"})
+    [entry] = gw.get(f"/api/v1/ledger?{q}", gw.tokens["auditor"])["entries"]
+    return dict(entry)
+
+
+def test_administrator_keyboard_only(gw: RecipientGateway, browsers: Browsers, axe: str) -> None:
+    """Every administrator's form by keyboard alone (Tab, Shift+Tab, Enter, Space, typing; no click): approving
+    and rejecting enrolments (and cancelling), adding a recipient and a team (with the errors shown after the
+    first try, each summary link moving the focus into its field), a team's members, disabling. After each
+    action the ledger's newest entry by this administrator is that action, at the index the banner gives."""
+    org = "Worcester MASH"
+    fay_key = str(pyrage.x25519.Identity.generate().to_public())
+    post(gw, "/api/v1/recipients/enrol", gw.recipient_token("fay", org=org), {"age_recipient": fay_key})
+    post(gw, "/api/v1/recipients/enrol", gw.recipient_token("gus", org=org),
+         {"age_recipient": str(pyrage.x25519.Identity.generate().to_public())})  # fmt: skip
+    admin = gw.token("kim", "admin", org=org)
+    person = browsers.person(gw.url)
+    page = open_console(person)
+
+    def recorded(index: int, kind: str) -> dict[str, Any]:
+        entry = newest_entry(gw, "kim")
+        assert (entry["index"], entry["kind"]) == (index, kind), entry
+        assert entry["entry"]["actor"]["sub"] == "kim"
+        return dict(entry["entry"])
+
+    def who(entry: dict[str, Any]) -> dict[str, Any]:
+        [recipient] = entry["recipients"]
+        return dict(recipient)
+
+    tab_to(page, "#token")
+    page.keyboard.insert_text(admin)
+    tab_to(page, "#token-go")
+    page.keyboard.press("Space")
+    page.wait_for_selector("#view-home:not([hidden])")
+    tab_to(page, "#nav-admin")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#enrol-rows tr")
+    assert focused(page) == "admin-h"
+
+    # Approve Fay's enrolment: the row's button, the check, a reason, confirm with Space.
+    tab_to_button(page, "Approve the enrolment of Fay (fay)")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#decide-form:not([hidden])")
+    assert focused(page) == "decide-h" and fay_key in page.locator("#decide-check").inner_text()
+    page.keyboard.press("Tab")
+    assert focused(page) == "decide-reason"
+    page.keyboard.type("Key read back by telephone")
+    page.keyboard.press("Tab")
+    assert focused(page) == "decide-go"
+    page.keyboard.press("Space")
+    entry = recorded(banner_index(page, "Approved the enrolment of Fay"), "enrolment_approve")
+    assert who(entry)["id"] == "fay" and who(entry)["age_recipient"] == fay_key
+
+    # Reject Gus's: first cancelled (the focus goes back to the button, nothing recorded), then confirmed.
+    tab_to_button(page, "Reject the enrolment of Gus (gus)")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#decide-form:not([hidden])")
+    tab_to(page, "#decide-cancel")
+    page.keyboard.press("Enter")
+    assert page.locator("#decide-form").is_hidden()
+    assert focused(page) == "Reject the enrolment of Gus (gus)"
+    assert newest_entry(gw, "kim")["kind"] == "enrolment_approve"
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#decide-form:not([hidden])")
+    page.keyboard.press("Tab")
+    page.keyboard.type("Not on the rota")
+    page.keyboard.press("Tab")
+    page.keyboard.press("Enter")
+    entry = recorded(banner_index(page, "Rejected the enrolment of Gus"), "enrolment_reject")
+    assert who(entry)["id"] == "gus" and entry["reason"] == "Not on the rota"
+
+    # Add a recipient: opened with Enter on its summary, sent empty, every missing field listed.
+    tab_to(page, "#add-recipient-details summary")
+    page.keyboard.press("Enter")
+    assert page.evaluate("() => document.getElementById('add-recipient-details').open")
+    tab_to(page, "#r-go")
+    page.keyboard.press("Enter")
+    listed = error_summary(page)
+    for missing in ("directory ID", "name", "organisation", "e-mail address", "public key"):
+        assert f"Enter the recipient's {missing}" in listed, listed
+    assert_accessible(page, axe, "add a recipient, every field missing")
+    follow_error_link(page, "r-id")
+    page.keyboard.type("hal")
+    page.keyboard.press("Tab")
+    page.keyboard.type("Hal Hughes")
+    page.keyboard.press("Tab")
+    page.keyboard.type(org)
+    page.keyboard.press("Tab")
+    page.keyboard.type("hal@example.org")
+    page.keyboard.press("Tab")
+    page.keyboard.type("age1notakey")
+    # Shift+Tab back to the e-mail address, and forward again: the order is the form's.
+    page.keyboard.press("Shift+Tab")
+    assert focused(page) == "r-email"
+    page.keyboard.press("Tab")
+    assert focused(page) == "r-key"
+    page.keyboard.press("Enter")  # submits the form from the field
+    assert "Not an age recipient" in error_summary(page)
+    assert_accessible(page, axe, "add a recipient, refused key")
+    follow_error_link(page, "r-key")
+    hal_key = str(pyrage.x25519.Identity.generate().to_public())
+    page.keyboard.press("Control+A")
+    page.keyboard.type(hal_key)
+    page.keyboard.press("Enter")
+    entry = recorded(banner_index(page, "Hal Hughes (hal) added"), "recipient_add")
+    assert who(entry) == {"id": "hal", "org": org, "age_recipient": hal_key}
+    assert page.locator("#error-summary").is_hidden() and not page.title().startswith("Error: ")
+
+    # Add a team: opened with Space, the e-mail address left out, corrected from the summary's link.
+    tab_to(page, "#add-team-details summary", limit=250)
+    page.keyboard.press("Space")
+    assert page.evaluate("() => document.getElementById('add-team-details').open")
+    page.keyboard.press("Tab")
+    assert focused(page) == "t-id"
+    for value in ("evening", "Evening duty", org):
+        page.keyboard.type(value)
+        page.keyboard.press("Tab")
+    assert focused(page) == "t-email"
+    page.keyboard.press("Enter")
+    assert error_summary(page).count("Enter the team's") == 1
+    assert_accessible(page, axe, "add a team, with an error")
+    follow_error_link(page, "t-email")
+    page.keyboard.type("evening@example.org")
+    page.keyboard.press("Enter")
+    entry = recorded(banner_index(page, "Team Evening duty (evening) added"), "recipient_add")
+    assert who(entry) == {"id": "evening", "org": org, "kind": "team"}
+
+    # The team's members: someone not in the directory is refused beside the field; then Hal added and removed.
+    tab_to(page, "#team-evening-member", limit=250)
+    page.keyboard.type("nobody-here")
+    page.keyboard.press("Enter")
+    error_summary(page)
+    assert_accessible(page, axe, "team member refused, by keyboard")
+    follow_error_link(page, "team-evening-member")
+    page.keyboard.press("Control+A")
+    page.keyboard.type("hal")
+    page.keyboard.press("Enter")
+    entry = recorded(banner_index(page, "hal added to Evening duty"), "team_member_add")
+    assert who(entry)["id"] == "evening" and entry["member"]["id"] == "hal"
+    assert [m["id"] for m in gw.get("/api/v1/teams/evening/members", admin)["members"]] == ["hal"]
+    tab_to_button(page, "Remove Hal Hughes from Evening duty")
+    page.keyboard.press("Space")
+    recorded(banner_index(page, "hal removed from Evening duty"), "team_member_remove")
+    assert gw.get("/api/v1/teams/evening/members", admin)["members"] == []
+
+    # Disable Hal: the confirmation takes the focus; Shift+Tab from Cancel reaches Confirm.
+    tab_to_button(page, "Disable Hal Hughes (hal)")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#decide-form:not([hidden])")
+    assert focused(page) == "decide-h" and page.locator("#decide-reason-group").is_hidden()
+    assert_accessible(page, axe, "disable confirmation")
+    tab_to(page, "#decide-cancel")
+    page.keyboard.press("Shift+Tab")
+    assert focused(page) == "decide-go"
+    page.keyboard.press("Enter")
+    entry = recorded(banner_index(page, "Hal Hughes is disabled"), "recipient_disable")
+    assert who(entry)["id"] == "hal"
+    assert_accessible(page, axe, "administration after keyboard changes")
     assert person.problems == []

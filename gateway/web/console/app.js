@@ -51,10 +51,19 @@ const KIND_WORDS = {
   revoke: "Share revoked",
   expire: "Expired",
   acknowledge: "Receipt acknowledged",
-  recipient_added: "Recipient added",
-  recipient_disabled: "Recipient disabled",
-  enrolment_approved: "Enrolment approved",
-  enrolment_rejected: "Enrolment rejected",
+  recipient_add: "Added to the directory",
+  recipient_disable: "Disabled in the directory",
+  enrolment_request: "Enrolment asked for",
+  enrolment_approve: "Enrolment approved",
+  enrolment_reject: "Enrolment rejected",
+  team_member_add: "Added to a team",
+  team_member_remove: "Removed from a team",
+  agreement_add: "Agreement added",
+  agreement_retire: "Agreement retired",
+  emergency_completed: "Emergency share's justification completed",
+  share_approved: "Share approved",
+  advice_question: "Advice asked for",
+  advice_answer: "Advice given",
 };
 
 function kindWords(kind) {
@@ -102,6 +111,7 @@ function done(message) {
 
 function clearErrors() {
   $("error-summary").hidden = true;
+  document.title = document.title.replace(/^Error: /, "");
   $("error-list").replaceChildren();
   for (const g of document.querySelectorAll(".govuk-form-group--error")) g.classList.remove("govuk-form-group--error");
   for (const m of document.querySelectorAll(".govuk-error-message")) {
@@ -147,7 +157,11 @@ function showErrors(errors) {
     }
   }
   $("error-summary").hidden = errors.length === 0;
-  if (errors.length) $("error-summary").focus();
+  if (errors.length) {
+    // As GOV.UK pages do: the title says so too (it is the first thing a screen reader announces).
+    if (!document.title.startsWith("Error: ")) document.title = `Error: ${document.title}`;
+    $("error-summary").focus();
+  }
 }
 
 class FieldError extends Error {
@@ -155,6 +169,22 @@ class FieldError extends Error {
     super(message);
     this.field = field;
   }
+}
+
+/** Several fields wrong at once: the summary lists every one (the GOV.UK pattern), not only the first. */
+class FieldErrors extends Error {
+  constructor(errors) {
+    super(errors.map((e) => e.message).join("; "));
+    this.errors = errors;
+  }
+}
+
+/** Every empty field of a form, each with its own message, in the form's order. */
+function requireAll(body, fields, messages) {
+  const errors = Object.entries(fields)
+    .filter(([k]) => !body[k])
+    .map(([k, id]) => ({ field: id, message: messages[k] }));
+  if (errors.length) throw new FieldErrors(errors);
 }
 
 /** Run an action from a form or a button: problems go to the error summary; the button is disabled meanwhile. */
@@ -165,7 +195,7 @@ async function busy(button, work) {
     return await work();
   } catch (e) {
     say("");
-    showErrors([{ field: e?.field ?? null, message: e?.message ?? String(e) }]);
+    showErrors(e?.errors ?? [{ field: e?.field ?? null, message: e?.message ?? String(e) }]);
     return undefined;
   } finally {
     if (button) button.disabled = false;
@@ -635,8 +665,8 @@ async function loadAdmin() {
             el(
               "div",
               { class: "govuk-button-group" },
-              actionButton("Approve", `the enrolment of ${who}`, () => askDecision(e, true), false),
-              actionButton("Reject", `the enrolment of ${who}`, () => askDecision(e, false)),
+              actionButton("Approve", `the enrolment of ${who}`, (b) => askDecision(e, true, b), false),
+              actionButton("Reject", `the enrolment of ${who}`, (b) => askDecision(e, false, b)),
             ),
           ),
         ),
@@ -660,7 +690,7 @@ async function loadAdmin() {
           el("td", { class: "govuk-table__cell", text: r.org }),
           el("td", { class: "govuk-table__cell", text: r.kind === "team" ? "Team" : "Person" }),
           el("td", { class: "govuk-table__cell" }, el("strong", { class: `govuk-tag ${r.status === "active" ? "govuk-tag--green" : "govuk-tag--grey"}`, text: r.status === "active" ? "Active" : "Disabled" })),
-          el("td", { class: "govuk-table__cell" }, r.status === "active" ? actionButton("Disable", who, () => askDisable(r)) : ""),
+          el("td", { class: "govuk-table__cell" }, r.status === "active" ? actionButton("Disable", who, (b) => askDisable(r, b)) : ""),
         ),
       );
     }
@@ -734,8 +764,8 @@ async function changeMember(button, team, member, add, inputId) {
   });
 }
 
-function askDecision(e, approve) {
-  pending = { kind: "decide", enrolment: e, approve };
+function askDecision(e, approve, opener) {
+  pending = { kind: "decide", enrolment: e, approve, opener };
   $("decide-h").textContent = `${approve ? "Approve" : "Reject"} the enrolment of ${e.name} (${e.recipient_id})?`;
   // The whole key, to read out and compare by another channel: a shortened one would not prove it is theirs.
   $("decide-check").replaceChildren(
@@ -750,8 +780,8 @@ function askDecision(e, approve) {
   $("decide-h").focus();
 }
 
-function askDisable(r) {
-  pending = { kind: "disable", recipient: r };
+function askDisable(r, opener) {
+  pending = { kind: "disable", recipient: r, opener };
   $("decide-h").textContent = `Disable ${r.name} (${r.id})?`;
   $("decide-check").textContent = "Nothing more can be shared with them; shares already sent stay as they are (revoke them from the ledger if needed).";
   $("decide-go").textContent = `Disable ${r.kind === "team" ? "the team" : "the recipient"}`;
@@ -788,10 +818,15 @@ async function confirmPending(ev) {
   });
 }
 
+/** Cancel: nothing is sent; the focus goes back to the button that asked (hiding the form would drop it to the
+ * page's start, and a keyboard user would have to find their place again). */
 function cancelPending() {
+  const opener = pending?.opener;
   pending = null;
   $("decide-form").hidden = true;
+  clearErrors();
   say("Nothing was changed.");
+  if (opener?.isConnected) opener.focus();
 }
 
 async function addRecipient(ev) {
@@ -799,7 +834,14 @@ async function addRecipient(ev) {
   const fields = { id: "r-id", name: "r-name", org: "r-org", email: "r-email", age_recipient: "r-key" };
   await busy($("r-go"), async () => {
     const body = Object.fromEntries(Object.entries(fields).map(([k, id]) => [k, $(id).value.trim()]));
-    for (const [k, id] of Object.entries(fields)) if (!body[k]) throw new FieldError(id, `Enter the ${$(id).labels[0].textContent.toLowerCase()}`);
+    const missing = {
+      id: "Enter the recipient's directory ID",
+      name: "Enter the recipient's name",
+      org: "Enter the recipient's organisation",
+      email: "Enter the recipient's e-mail address",
+      age_recipient: "Enter the recipient's public key (it starts with age1)",
+    };
+    requireAll(body, fields, missing);
     const r = await api("/api/v1/recipients", { method: "POST", body, fields });
     for (const id of Object.values(fields)) $(id).value = "";
     await loadAdmin();
@@ -812,7 +854,13 @@ async function addTeam(ev) {
   const fields = { id: "t-id", name: "t-name", org: "t-org", email: "t-email" };
   await busy($("t-go"), async () => {
     const body = Object.fromEntries(Object.entries(fields).map(([k, id]) => [k, $(id).value.trim()]));
-    for (const [k, id] of Object.entries(fields)) if (!body[k]) throw new FieldError(id, `Enter the team's ${$(id).labels[0].textContent.toLowerCase()}`);
+    const missing = {
+      id: "Enter the team's directory ID",
+      name: "Enter the team's name",
+      org: "Enter the team's organisation",
+      email: "Enter the team's e-mail address",
+    };
+    requireAll(body, fields, missing);
     const r = await api("/api/v1/teams", { method: "POST", body, fields });
     for (const id of Object.values(fields)) $(id).value = "";
     await loadAdmin();
