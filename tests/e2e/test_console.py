@@ -609,3 +609,51 @@ def test_administrator_keyboard_only(gw: RecipientGateway, browsers: Browsers, a
     assert who(entry)["id"] == "hal"
     assert_accessible(page, axe, "administration after keyboard changes")
     assert person.problems == []
+
+
+#: A4 pages the seeded month's oversight statistics may take: four charts, each with its table and kept together,
+#: two to a page (they took 4 pages before the print styles for them).
+MAX_STATS_PAGES = 2
+
+
+def test_statistics_print_with_their_tables(
+    gw: RecipientGateway, seeded: dict[str, Any], browsers: Browsers, tmp_path: Path
+) -> None:
+    """Printed (Chromium's print media, A4): only the statistics, every chart with its figures' table (a reader
+    of the paper copy has the numbers, not only bars), no chart or table split across pages, in a few pages."""
+    person = browsers.person(gw.url)
+    page = open_console(person)
+    sign_in(page, gw.tokens["auditor"])
+    page.locator("#nav-stats").click()
+    page.wait_for_selector("#chart-revoked table")
+    charts = ("chart-decisions", "chart-purpose", "chart-basis", "chart-revoked")
+    page.emulate_media(media="print")
+    try:
+        printed = page.evaluate(
+            """ids => ids.map(id => {
+                const s = document.getElementById(id);
+                const shown = n => !!n && n.getClientRects().length > 0 && getComputedStyle(n).visibility !== 'hidden';
+                return {id, chart: shown(s.querySelector('svg')), table: shown(s.querySelector('table')),
+                        rows: s.querySelectorAll('table tbody tr').length,
+                        keys: [...s.querySelectorAll('.chart__key')].every(k =>
+                            getComputedStyle(k).printColorAdjust === 'exact'),
+                        together: getComputedStyle(s).breakInside};
+            })""",
+            list(charts),
+        )
+        for c in printed:
+            assert c["chart"] and c["table"] and c["rows"] >= 1 and c["keys"], c
+            assert c["together"] == "avoid", c
+        hidden = ("#nav", "#stats-form", ".govuk-footer", ".govuk-skip-link", "#status")
+        for selector in hidden:
+            assert page.evaluate("s => [...document.querySelectorAll(s)].every(n => !n.getClientRects().length)",
+                                 selector), selector  # fmt: skip
+        assert "Period: from the first entry to" in page.locator("#stats-period").inner_text()
+        pdf = page.pdf(format="A4", print_background=False)
+    finally:
+        page.emulate_media(media="screen")
+    (tmp_path / "statistics.pdf").write_bytes(pdf)
+    pages = pdf_pages(pdf)
+    print(f"oversight statistics printed by Chromium: {pages} A4 pages, {len(pdf)} bytes")
+    assert 1 <= pages <= MAX_STATS_PAGES, pages
+    assert person.problems == []

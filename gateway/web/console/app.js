@@ -90,6 +90,12 @@ export function ukTime(iso) {
   return `${Number(p.day)} ${MONTHS[Number(p.month) - 1]} ${p.year} at ${hour % 12 || 12}:${p.minute}${hour < 12 ? "am" : "pm"}`;
 }
 
+/** "2026-01-31" → "31 January 2026" (a date as typed in a date field, written as the report writes dates). */
+export function ukDate(ymd) {
+  const [y, m, d] = String(ymd).split("-").map(Number);
+  return MONTHS[m - 1] && d ? `${d} ${MONTHS[m - 1]} ${y}` : String(ymd);
+}
+
 /** The UTC instant of midnight, UK time, at the start of a YYYY-MM-DD date (plus `days`). */
 export function ukMidnight(date, days = 0) {
   const [y, m, d] = date.split("-").map(Number);
@@ -610,6 +616,9 @@ async function loadStats(ev) {
     if (to) q.set("to", to);
     say("Counting…");
     lastStats = await api(`/api/v1/ledger/stats?${q}`, { fields: { from: "s-from", to: "s-to" } });
+    // The period chosen is in the form, which is not printed: the page says it too, for the paper copy.
+    const [f, t] = [$("s-from").value, $("s-to").value];
+    $("stats-period").textContent = `Period: ${f ? `from ${ukDate(f)}` : "from the first entry"} ${t ? `to ${ukDate(t)}, inclusive` : `to ${ukTime(new Date().toISOString())}`} (UK dates).`;
     const charts = $("charts");
     charts.replaceChildren();
     if (!(lastStats.months ?? []).length) {
