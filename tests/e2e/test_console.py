@@ -657,3 +657,48 @@ def test_statistics_print_with_their_tables(
     print(f"oversight statistics printed by Chromium: {pages} A4 pages, {len(pdf)} bytes")
     assert 1 <= pages <= MAX_STATS_PAGES, pages
     assert person.problems == []
+
+
+def test_other_states_accessible(gw: RecipientGateway, browsers: Browsers, axe: str) -> None:
+    """The states the main paths do not pass through: the statistics refused a period and for an empty one, a
+    search that matches nothing, a directory action in the results (in words, not the ledger's code), and a
+    sign-in with neither role."""
+    admin = gw.token("lee", "admin", org="Leominster MASH")
+    post(gw, "/api/v1/teams", admin,
+         {"id": "leo-duty", "name": "Leominster duty", "org": "Leominster MASH", "email": "leo@example.org"})  # fmt: skip
+    person = browsers.person(gw.url)
+    page = open_console(person)
+    sign_in(page, gw.tokens["auditor"])
+    page.locator("#nav-stats").click()
+    page.wait_for_selector("#main[aria-busy=false]")
+    page.locator("#s-from").fill("2001-02-01")
+    page.locator("#s-to").fill("2001-01-01")
+    page.get_by_role("button", name="Show statistics").click()
+    assert "same as or after the start date" in error_summary(page)
+    assert_accessible(page, axe, "statistics with an error")
+    page.locator("#s-to").fill("2001-02-28")
+    page.get_by_role("button", name="Show statistics").click()
+    page.wait_for_selector("#charts p")
+    assert "Nothing was recorded in this period" in page.locator("#charts").inner_text()
+    assert "from 1 February 2001 to 28 February 2001" in page.locator("#stats-period").inner_text()
+    assert page.locator("#stats-csv").is_hidden()
+    assert_accessible(page, axe, "statistics for an empty period")
+
+    page.locator("#nav-search").click()
+    page.get_by_label("Subject reference", exact=True).fill("NO-SUCH-CASE")
+    page.get_by_role("button", name="Search", exact=True).click()
+    page.wait_for_selector("#results-empty:not([hidden])")
+    assert_accessible(page, axe, "search with no results")
+    page.get_by_label("Subject reference", exact=True).fill("")
+    page.get_by_label("Practitioner (who shared or decided)").fill("lee")
+    page.get_by_role("button", name="Search", exact=True).click()
+    page.wait_for_selector("#results-rows tr")
+    assert "Added to the directory" in page.locator("#results-rows").inner_text()
+
+    page.locator("#nav-signout").click()
+    page.wait_for_selector("#view-signin:not([hidden])")
+    sign_in(page, gw.tokens["practitioner"])
+    assert page.locator("#no-role").is_visible()
+    assert page.locator("#nav-search").is_hidden() and page.locator("#nav-admin").is_hidden()
+    assert_accessible(page, axe, "signed in with neither role")
+    assert person.problems == []
