@@ -664,8 +664,8 @@ def test_other_states_accessible(gw: RecipientGateway, browsers: Browsers, axe: 
     search that matches nothing, a directory action in the results (in words, not the ledger's code), and a
     sign-in with neither role."""
     admin = gw.token("lee", "admin", org="Leominster MASH")
-    post(gw, "/api/v1/teams", admin,
-         {"id": "leo-duty", "name": "Leominster duty", "org": "Leominster MASH", "email": "leo@example.org"})  # fmt: skip
+    team = {"id": "leo-duty", "name": "Leominster duty", "org": "Leominster MASH", "email": "leo@example.org"}
+    post(gw, "/api/v1/teams", admin, team)
     person = browsers.person(gw.url)
     page = open_console(person)
     sign_in(page, gw.tokens["auditor"])
@@ -701,4 +701,59 @@ def test_other_states_accessible(gw: RecipientGateway, browsers: Browsers, axe: 
     assert page.locator("#no-role").is_visible()
     assert page.locator("#nav-search").is_hidden() and page.locator("#nav-admin").is_hidden()
     assert_accessible(page, axe, "signed in with neither role")
+    assert person.problems == []
+
+
+def test_partnership_administrator_retires_an_agreement(
+    gw: RecipientGateway, browsers: Browsers, axe: str, tmp_path: Path
+) -> None:
+    """The agreements as `safeshare agreement list` lists them, for any administrator; retiring (as `safeshare
+    agreement retire` does, with its required reason) only for the partnership's administrator, by keyboard,
+    the missing reason refused beside the field, the retirement recorded in the ledger."""
+    document = tmp_path / "isa.txt"
+    document.write_text("Herefordshire MASH information sharing agreement (test copy).\n")
+    title = "MASH information sharing agreement"
+    gw.cli("agreement", "add", "mash-isa", "--title", title, "--kind", "data_exchange", "--scope", "children",
+           "--signatory", "Hereford MASH", "Worcester MASH", "--review-date", "2027-06-30",
+           "--document", str(document))  # fmt: skip
+
+    # One organisation's administrator reads them, and is offered nothing it may not do.
+    person = browsers.person(gw.url)
+    page = open_console(person)
+    sign_in(page, gw.token("ora", "admin", org="Hereford MASH"))
+    page.locator("#nav-admin").click()
+    page.wait_for_selector("#agreements-rows tr")
+    row = page.locator("#agreements-rows tr", has_text=title)
+    assert "Data exchange agreement, for children" in row.inner_text() and "30 June 2027" in row.inner_text()
+    assert "In force" in row.inner_text() and row.get_by_role("button").count() == 0
+    assert "only a partnership administrator" in page.locator("#agreements-note").inner_text()
+    assert_accessible(page, axe, "agreements, read only")
+    page.locator("#nav-signout").click()
+
+    # The partnership's administrator retires it by keyboard.
+    page.wait_for_selector("#view-signin:not([hidden])")
+    sign_in(page, gw.token("pam", "partnership_admin", org="Hereford MASH"))
+    tab_to(page, "#nav-admin")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#agreements-rows tr")
+    tab_to_button(page, f"Retire {title}", limit=400)
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#decide-form:not([hidden])")
+    assert focused(page) == "decide-h" and page.get_by_label("Why it is retired (recorded in the ledger)").is_visible()
+    tab_to(page, "#decide-go")
+    page.keyboard.press("Enter")
+    assert "Enter why the agreement is retired" in error_summary(page)
+    assert_accessible(page, axe, "retire an agreement, no reason")
+    follow_error_link(page, "decide-reason")
+    page.keyboard.type("Replaced by the 2027 agreement")
+    page.keyboard.press("Tab")
+    page.keyboard.press("Enter")
+    index = banner_index(page, f"{title} is retired")
+    entry = newest_entry(gw, "pam")
+    assert (entry["index"], entry["kind"]) == (index, "agreement_retire"), entry
+    assert "Replaced by the 2027 agreement" in json.dumps(entry["entry"])
+    row = page.locator("#agreements-rows tr", has_text=title)
+    assert "Retired" in row.inner_text() and row.get_by_role("button").count() == 0
+    assert gw.get("/api/v1/agreements/mash-isa", gw.tokens["auditor"])["current"]["status"] == "retired"
+    assert_accessible(page, axe, "agreement retired")
     assert person.problems == []

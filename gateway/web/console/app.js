@@ -17,7 +17,7 @@ const OIDC_KEY = "safeshare-console-oidc";
 const VIEWS = ["signin", "home", "search", "report", "stats", "admin"];
 
 let token = sessionStorage.getItem(TOKEN_KEY);
-let can = { auditor: false, admin: false };
+let can = { auditor: false, admin: false, keeper: false };
 let words = { purpose: humanise, article_6: humanise, kind: kindWords };
 let lastStats = null;
 let searchCursor = null;
@@ -261,6 +261,20 @@ async function allowed(path) {
   }
 }
 
+/**
+ * Whether this token may add and retire the partnership's agreements (a partnership-wide administrator's, not
+ * one organisation's). Asked without changing anything: an agreement is only accepted as multipart/form-data,
+ * so a JSON body is refused either way, with 403 before the role is found wanting, 415 after it was accepted.
+ */
+async function mayKeepAgreements() {
+  try {
+    await api("/api/v1/agreements", { method: "POST", body: {} });
+    return true;
+  } catch (e) {
+    return !/not allowed/.test(e.message);
+  }
+}
+
 function tokenClaims(t) {
   try {
     const part = String(t).split(".")[1];
@@ -347,6 +361,7 @@ async function whatCanIDo() {
     auditor: await allowed("/api/v1/ledger/stats?from=2000-01-01T00:00:00Z&to=2000-01-02T00:00:00Z"),
     admin: await allowed("/api/v1/enrolments?status=pending"),
   };
+  can.keeper = can.admin && (await mayKeepAgreements());
   for (const node of document.querySelectorAll("[data-for]")) node.hidden = !can[node.dataset.for];
   $("nav").hidden = false;
   $("no-role").hidden = can.auditor || can.admin;
@@ -387,7 +402,7 @@ async function loadWords() {
 
 function signOut() {
   setToken(null);
-  can = { auditor: false, admin: false };
+  can = { auditor: false, admin: false, keeper: false };
   $("nav").hidden = true;
   $("report-body").replaceChildren();
   $("charts").replaceChildren();
@@ -704,8 +719,41 @@ async function loadAdmin() {
       );
     }
     await showTeams(teams);
+    await showAgreements();
     say("");
   });
+}
+
+const AGREEMENT_KINDS = { protocol: "Overarching protocol", data_exchange: "Data exchange agreement", other: "Agreement" };
+const AGREEMENT_SCOPES = { children: "children", adults: "adults", both: "children and adults" };
+
+/** The current version of every agreement, as `safeshare agreement list` shows them; retiring is the
+ * partnership administrator's (`safeshare agreement retire`). */
+async function showAgreements() {
+  const { agreements } = await api("/api/v1/agreements");
+  $("agreements-note").textContent = can.keeper
+    ? "Retiring an agreement is recorded in the ledger; shares can no longer rely on it. New agreements and new versions are added with the command line (safeshare agreement add)."
+    : "Agreements bind several organisations, so only a partnership administrator retires them or adds new versions.";
+  const rows = $("agreements-rows");
+  rows.replaceChildren();
+  for (const a of agreements) {
+    const active = a.status === "active";
+    const name = `${a.title} (version ${a.version})`;
+    rows.append(
+      el(
+        "tr",
+        { class: "govuk-table__row" },
+        el("td", { class: "govuk-table__cell" }, a.document?.url ? el("a", { class: "govuk-link", href: a.document.url, text: name }) : name, el("br"), el("code", { text: a.id })),
+        el("td", { class: "govuk-table__cell", text: `${AGREEMENT_KINDS[a.kind] ?? humanise(a.kind)}, for ${AGREEMENT_SCOPES[a.scope] ?? a.scope}` }),
+        el("td", { class: "govuk-table__cell", text: (a.signatories ?? []).join("; ") }),
+        el("td", { class: "govuk-table__cell", text: ukDate(a.review_date) }),
+        el("td", { class: "govuk-table__cell" }, el("strong", { class: `govuk-tag ${active ? "govuk-tag--green" : "govuk-tag--grey"}`, text: active ? "In force" : "Retired" })),
+        el("td", { class: "govuk-table__cell" }, active && can.keeper ? actionButton("Retire", a.title, (b) => askRetire(a, b)) : ""),
+      ),
+    );
+  }
+  $("agreements-table").hidden = agreements.length === 0;
+  $("agreements-empty").hidden = agreements.length > 0;
 }
 
 async function showTeams(teams) {
@@ -783,6 +831,7 @@ function askDecision(e, approve, opener) {
       : [`${e.name} will not receive shares with this key; they can enrol again.`]),
   );
   $("decide-go").textContent = approve ? "Approve the enrolment" : "Reject the enrolment";
+  $("decide-reason-label").textContent = "Reason (optional; recorded in the ledger)";
   $("decide-reason").value = "";
   $("decide-reason-group").hidden = false;
   $("decide-form").hidden = false;
@@ -797,6 +846,18 @@ function askDisable(r, opener) {
   $("decide-reason-group").hidden = true;
   $("decide-form").hidden = false;
   // The form sits under the enrolments; bring it into view for a sighted keyboard user too.
+  $("decide-h").focus();
+}
+
+function askRetire(a, opener) {
+  pending = { kind: "retire", agreement: a, opener };
+  $("decide-h").textContent = `Retire ${a.title} (version ${a.version})?`;
+  $("decide-check").textContent = "Shares can no longer rely on it. Shares that relied on it stay as they were recorded.";
+  $("decide-go").textContent = "Retire the agreement";
+  $("decide-reason-label").textContent = "Why it is retired (recorded in the ledger)";
+  $("decide-reason").value = "";
+  $("decide-reason-group").hidden = false;
+  $("decide-form").hidden = false;
   $("decide-h").focus();
 }
 
@@ -816,6 +877,15 @@ async function confirmPending(ev) {
         fields: { reason: "decide-reason" },
       });
       message = `${p.approve ? "Approved" : "Rejected"} the enrolment of ${p.enrolment.name}.`;
+    } else if (p.kind === "retire") {
+      const reason = $("decide-reason").value.trim();
+      if (!reason) throw new FieldError("decide-reason", "Enter why the agreement is retired");
+      r = await api(`/api/v1/agreements/${encodeURIComponent(p.agreement.id)}/retire`, {
+        method: "POST",
+        body: { reason },
+        fields: { reason: "decide-reason" },
+      });
+      message = `${p.agreement.title} is retired.`;
     } else {
       r = await api(`/api/v1/recipients/${encodeURIComponent(p.recipient.id)}/disable`, { method: "POST" });
       message = `${p.recipient.name} is disabled.`;
