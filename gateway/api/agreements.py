@@ -15,7 +15,7 @@ from ..agreements import CATEGORIES_PATH, MAX_DOCUMENT_BYTES, PURPOSE_PATH
 from ..directory import RECIPIENT_ID_RE
 from ..errors import ApiError, not_found
 from ..partnership import retirement
-from .common import gateway, json_response, parse_json, principal, query_str, read_json, read_limited
+from .common import gateway, json_response, media_type, parse_json, principal, query_str, read_json, read_limited
 
 routes = web.RouteTableDef()
 
@@ -118,7 +118,7 @@ async def add_agreement(request: web.Request) -> web.Response:
     """multipart/form-data: an `agreement` part (JSON fields), then a `document` part (the file, with its name)."""
     actor = _actor(request, KEEPER)
     gw = gateway(request)
-    if request.content_type != "multipart/form-data":
+    if media_type(request) != "multipart/form-data":
         raise ApiError(
             415,
             "unsupported_media_type",
