@@ -11,6 +11,8 @@
    which must stay flat (< 100 MiB) whatever the size.
 
 Usage: python bench/bench_gateway.py [--large-mib 512] [--requests 2000] [--clients 16,64] [--crypto-mib 512]
+       [--recipients 1,5]
+Shares only: --crypto-mib 0 --large-mib 0 --recipients 1
 """
 
 from __future__ import annotations
@@ -155,20 +157,9 @@ def bench_encryption(total_mib: int) -> None:
     )
 
 
-async def bench_http(home: Path, requests: int, clients: list[int], large_mib: int) -> None:
-    bare_port = free_port()
-    bare = subprocess.Popen([sys.executable, "-c", BARE_SERVER, str(bare_port)])
-    bare_results: dict[int, Result] = {}
-    try:
-        wait_healthy(f"http://127.0.0.1:{bare_port}/", bare)
-        for c in clients if requests else ():
-            bare_results[c] = await hammer(
-                requests, c, lambda s: s.post(f"http://127.0.0.1:{bare_port}/", data=b"x" * 1024)
-            )
-    finally:
-        bare.terminate()
-        bare.wait()
-
+async def bench_http(
+    home: Path, requests: int, clients: list[int], large_mib: int, recipients: list[int], profile: str | None
+) -> None:
     port = free_port()
     cli(home, "init")
     ids = []
@@ -191,29 +182,47 @@ async def bench_http(home: Path, requests: int, clients: list[int], large_mib: i
         )
         ids.append(rid)
     token = cli(home, "token", "issue", "--sub", "bench", "--role", "practitioner", "--ttl", "7200").strip()
+    # --profile: the server's event-loop (main) thread under cProfile, written when it stops on SIGTERM.
+    profiler = ["-m", "cProfile", "-o", profile] if profile else []
     server = subprocess.Popen(
-        [sys.executable, "-m", "gateway.cli", "--home", str(home), "serve", "--port", str(port)],
+        [sys.executable, *profiler, "-m", "gateway.cli", "--home", str(home), "serve", "--port", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
+    bare_port = free_port()
+    bare = subprocess.Popen([sys.executable, "-c", BARE_SERVER, str(bare_port)])
     try:
         wait_healthy(url + "/healthz", server)
+        wait_healthy(f"http://127.0.0.1:{bare_port}/", bare)
+        print(
+            f"load before: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f} "
+            f"(1/5/15 min), {os.cpu_count()} CPUs",
+            flush=True,
+        )
         headers = {"Authorization": f"Bearer {token}"}
         payload = os.urandom(1024)
-        for n in (1, 5) if requests else ():
+        for n in recipients if requests else ():
             for c in clients:
+                # The bare handler is measured right before each run (same client, same concurrency, same
+                # machine state), so the ratio is what the figures mean on a shared machine.
+                bare_rps = await hammer(
+                    requests, c, lambda s: s.post(f"http://127.0.0.1:{bare_port}/", data=b"x" * 1024)
+                )
                 rps = await hammer(
                     requests,
                     c,
                     lambda s, n=n: s.post(url + "/api/v1/shares", data=share_form(ids[:n], payload), headers=headers),
                 )
-                bare_rps = bare_results[c]
                 print(
                     f"shares, 1 KiB, {n} recipient(s), {c:3d} clients: {rps.line()}   "
                     f"bare aiohttp handler {bare_rps.line()}   ratio {rps / bare_rps:.3f}"
-                    + ("   target 1000/s" if n == 1 else "")
+                    + ("   target 1000/s" if n == 1 else ""),
+                    flush=True,
                 )
+        print(f"load after: {os.getloadavg()[0]:.2f} (1 min)", flush=True)
+        if not large_mib:
+            return
 
         # Large payload, streamed from a generator so the client holds no copy either.
         block = os.urandom(1024 * 1024)
@@ -262,16 +271,20 @@ async def bench_http(home: Path, requests: int, clients: list[int], large_mib: i
             f"   envelopes in {os.environ.get('SAFESHARE_DATABASE', 'SQLite').split('@')[-1]}"
         )
     finally:
+        bare.terminate()
+        bare.wait()
         server.terminate()
         server.wait()
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--large-mib", type=int, default=512)
+    ap.add_argument("--large-mib", type=int, default=512, help="0 skips the large payload")
     ap.add_argument("--requests", type=int, default=2000)
     ap.add_argument("--clients", default="16,64", help="comma-separated concurrent client counts")
-    ap.add_argument("--crypto-mib", type=int, default=512)
+    ap.add_argument("--crypto-mib", type=int, default=512, help="0 skips the encryption benchmark")
+    ap.add_argument("--profile", help="write a cProfile of the gateway's event-loop thread to this file")
+    ap.add_argument("--recipients", default="1,5", help="comma-separated recipient counts per share")
     args = ap.parse_args()
     if args.crypto_mib:
         bench_encryption(args.crypto_mib)
@@ -279,7 +292,8 @@ def main() -> None:
         limits = f"[limits]\nmax_payload_bytes = {(args.large_mib + 16) * 1024 * 1024}\n"
         (Path(tmp) / "safeshare.toml").write_text(limits)
         clients = [int(c) for c in args.clients.split(",")]
-        asyncio.run(bench_http(Path(tmp), args.requests, clients, args.large_mib))
+        recipients = [int(n) for n in args.recipients.split(",")]
+        asyncio.run(bench_http(Path(tmp), args.requests, clients, args.large_mib, recipients, args.profile))
 
 
 if __name__ == "__main__":

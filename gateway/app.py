@@ -337,6 +337,7 @@ def create_app(settings: Settings, keys: HomeKeys | None = None) -> web.Applicat
         gw.holding.mailer = mailer_from_settings(settings)
         app[GATEWAY] = gw
         await gw.sweep_orphans()
+        await gw.agreements.import_document_files()  # a home's documents from before they were in the database
         yield
         await store.close()
 

@@ -106,6 +106,7 @@ async def _with_gateway(settings: Settings, fn: Any) -> Any:
             keys.digest_key,
             LedgerSigner(settings.log_origin, keys.ledger_key, keys.ledger_pq_key),
         )
+        await gw.agreements.import_document_files()  # as `serve` does: documents from before the database had them
         return await fn(gw)
     finally:
         await store.close()

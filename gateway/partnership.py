@@ -1,13 +1,12 @@
 """The partnership's agreements as use cases: add a version, retire, list, offer, and check a share.
 
-`service.Gateway` composes them as `gw.agreements`, given the agreements' records and documents, the policies,
-the settings and the clock. Every change is one transaction with its ledger entry; the rules themselves are in
-the pure `agreements` module.
+`service.Gateway` composes them as `gw.agreements`, given the agreements' records (their documents included, in
+the database), the policies, the settings and the clock. Every change is one transaction with its ledger entry;
+the rules themselves are in the pure `agreements` module.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -22,7 +21,7 @@ from .config import Settings
 from .justification import PolicyRegistry, Problem
 from .ledger import entry as ledger_entry
 from .refusals import Conflict, Invalid, not_found
-from .store.agreements import AgreementExists, DocumentFiles
+from .store.agreements import AgreementExists, DocumentImport, import_document_files
 from .store.models import Recipient
 from .store.protocol import AgreementRecords
 
@@ -68,14 +67,17 @@ class AgreementUseCases:
         settings: Settings,
         policies: PolicyRegistry,
         records: AgreementRecords,
-        documents: DocumentFiles,
         now_str: Callable[[], str],
     ) -> None:
         self.settings = settings
         self.policies = policies
         self.records = records
-        self.documents = documents
         self.now_str = now_str
+
+    async def import_document_files(self) -> DocumentImport:
+        """At start-up: a home from before documents were in the database has them in `data/agreements/`; move
+        them in (checked against their digests) so every node serves them. Nothing to do once that is done."""
+        return await import_document_files(self.records, self.settings.data_dir / "agreements")
 
     def today(self) -> date:
         return date.fromisoformat(self.now_str()[:10])
@@ -113,7 +115,7 @@ class AgreementUseCases:
             )
         if suffix == ".pdf" and not document.startswith(b"%PDF-"):
             raise Invalid("invalid_agreement", "A .pdf document must be a PDF file.", "document")
-        sha256 = await asyncio.to_thread(self.documents.put, document)
+        sha256 = await self.records.put_document(document)
         doc = {"sha256": sha256, "size": len(document), "name": name, "content_type": rules.DOCUMENT_TYPES[suffix]}
         now = self.now_str()
 

@@ -40,7 +40,6 @@ from .partnership import AgreementUseCases
 from .reconsideration import ReconsiderationUseCases
 from .refusals import Conflict, Gone, Invalid, TooLarge, not_found
 from .retention_review import RetentionUseCases
-from .store.agreements import DocumentFiles
 from .store.envelopes import ESCROW_ID, OpenEnvelope, envelope_store
 from .store.models import (
     RECIPIENT_ACTIVE,
@@ -229,9 +228,7 @@ class Gateway:
         self._clock = clock
         self.directory = DirectoryUseCases(store, self.now_str, settings)
         self.holding = HoldingUseCases(settings, store, self.envelopes, self.now, digest_key, self.directory)
-        self.agreements = AgreementUseCases(
-            settings, policies, store.agreements, DocumentFiles(settings.data_dir / "agreements"), self.now_str
-        )
+        self.agreements = AgreementUseCases(settings, policies, store.agreements, self.now_str)
         self.emergencies = EmergencyUseCases(
             settings,
             store,

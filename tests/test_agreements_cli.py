@@ -42,7 +42,13 @@ def test_agreement_add_list_show_retire_as_the_issue_specifies(tmp_path: Path) -
     assert dea["purposes"] == ["referral", "s47_enquiry"] and dea["categories"] == ["identity", "health"]
     assert listed[1]["purposes"] == [] and listed[1]["signatories"] == ["County Council", "County Police"]
     assert dea["document"]["sha256"] == hashlib.sha256(doc2.read_bytes()).hexdigest()
-    assert (home / "data" / "agreements" / dea["document"]["sha256"]).read_bytes() == doc2.read_bytes()
+    # The document is in the database (every node of a shared database serves it), not a file in data/.
+    with sqlite3.connect(home / "data" / "safeshare.sqlite3") as db:
+        pieces = db.execute(
+            "SELECT data FROM agreement_document_chunks WHERE sha256 = ? ORDER BY seq", (dea["document"]["sha256"],)
+        ).fetchall()
+    assert b"".join(p[0] for p in pieces) == doc2.read_bytes()
+    assert not (home / "data" / "agreements").exists()
     assert "county-protocol\tv1\tactive\tprotocol\tboth" in safeshare(home, "agreement", "list").stdout
 
     # A new version is a new version: the first stays as it was.

@@ -352,6 +352,8 @@ async def test_application_role_cannot_rewrite_the_ledger(pg_dsn: str) -> None:
             assert await app.record(entry()) == 0
             await app.add_recipient(person("bob"), entry())
             assert await app.checkpoint(lambda size, root: root, T0) is not None
+            sha = await app.agreements.put_document(b"an agreement")  # documents: SELECT and INSERT only
+            assert await app.agreements.document_size(sha) == len(b"an agreement")
         finally:
             await app.close()
         conn = await asyncpg.connect(app_dsn)
@@ -360,6 +362,8 @@ async def test_application_role_cannot_rewrite_the_ledger(pg_dsn: str) -> None:
                 await conn.execute("UPDATE ledger SET kind = 'x'")
             with pytest.raises(asyncpg.InsufficientPrivilegeError, match="permission denied"):
                 await conn.execute("DELETE FROM ledger_checkpoints")
+            with pytest.raises(asyncpg.InsufficientPrivilegeError, match="permission denied"):
+                await conn.execute("DELETE FROM agreement_document_chunks")
         finally:
             await conn.close()
     finally:
@@ -664,6 +668,66 @@ async def test_agreement_versions(store: Any) -> None:
         await store.agreements.retire("isa-1", "ended", lambda a: entry("agreement_retire"))
     assert not await store.agreements.any_in_force()
     assert await store.agreements.retire("nope", "x", lambda a: entry()) is None
+
+
+async def test_agreement_documents(store: Any) -> None:
+    """Documents by SHA-256, in chunks: stored once, read back exactly a chunk at a time, unknown digests empty."""
+    from gateway.store.agreements import DOCUMENT_CHUNK
+
+    records = store.agreements
+    small = b"%PDF-1.4\n% one chunk\n%%EOF\n"
+    large = os.urandom(2 * DOCUMENT_CHUNK + 17)  # three chunks, the last of 17 bytes
+    exact = b"x" * DOCUMENT_CHUNK  # exactly one full chunk
+    for data in (small, large, exact):
+        sha = await records.put_document(data)
+        assert sha == hashlib.sha256(data).hexdigest()
+        assert await records.put_document(data) == sha  # the same bytes again: nothing changes
+        assert await records.document_size(sha) == len(data)
+        pieces = [p async for p in records.document_chunks(sha)]
+        assert b"".join(pieces) == data and all(len(p) <= DOCUMENT_CHUNK for p in pieces)
+    assert [len(p) async for p in records.document_chunks(hashlib.sha256(large).hexdigest())] == [
+        DOCUMENT_CHUNK,
+        DOCUMENT_CHUNK,
+        17,
+    ]
+    for unknown in ("0" * 64, "A" * 64, "../x", ""):
+        assert await records.document_size(unknown) is None
+        assert [p async for p in records.document_chunks(unknown)] == []
+    assert await store.tree_size() == 0  # storing a document is not a ledger event (its agreement version is)
+
+
+async def test_agreement_documents_are_immutable_in_the_database(pg_dsn: str, tmp_path: Path) -> None:
+    """Once stored, a document cannot be changed or removed, on either backend (a ledger entry names its digest)."""
+    import sqlite3
+
+    sqlite_store = await open_url(f"sqlite://{tmp_path / 'gateway.db'}")
+    await sqlite_store.agreements.put_document(b"v1")
+    await sqlite_store.close()
+    with contextlib.closing(sqlite3.connect(tmp_path / "gateway.db")) as db:
+        for sql in (
+            "UPDATE agreement_document_chunks SET data = x'00'",
+            "DELETE FROM agreement_document_chunks",
+            "UPDATE agreement_documents SET size = 1",
+            "DELETE FROM agreement_documents",
+        ):
+            with pytest.raises(sqlite3.IntegrityError, match="immutable"):
+                db.execute(sql)
+    store = await PostgresStore.open(pg_dsn)
+    await store.agreements.put_document(b"v1")
+    await store.close()
+    conn = await asyncpg.connect(pg_dsn)
+    try:
+        for sql in (
+            "UPDATE agreement_document_chunks SET data = '\\x00'",
+            "DELETE FROM agreement_document_chunks",
+            "TRUNCATE agreement_document_chunks",
+            "UPDATE agreement_documents SET size = 1",
+            "DELETE FROM agreement_documents",
+        ):
+            with pytest.raises(asyncpg.InsufficientPrivilegeError, match="immutable"):
+                await conn.execute(sql)
+    finally:
+        await conn.close()
 
 
 async def test_factory_migrate_and_ledger_snapshot(pg_dsn: str) -> None:

@@ -15,7 +15,7 @@ from ..agreements import CATEGORIES_PATH, MAX_DOCUMENT_BYTES, PURPOSE_PATH
 from ..directory import RECIPIENT_ID_RE
 from ..errors import ApiError, not_found
 from ..partnership import retirement
-from .common import gateway, json_response, parse_json, principal, query_str, read_json, read_limited
+from .common import gateway, json_response, media_type, parse_json, principal, query_str, read_json, read_limited
 
 routes = web.RouteTableDef()
 
@@ -118,7 +118,7 @@ async def add_agreement(request: web.Request) -> web.Response:
     """multipart/form-data: an `agreement` part (JSON fields), then a `document` part (the file, with its name)."""
     actor = _actor(request, KEEPER)
     gw = gateway(request)
-    if request.content_type != "multipart/form-data":
+    if media_type(request) != "multipart/form-data":
         raise ApiError(
             415,
             "unsupported_media_type",
@@ -158,16 +158,19 @@ async def retire_agreement(request: web.Request) -> web.Response:
 
 @routes.get("/agreements/documents/{sha256}")
 async def document(request: web.Request) -> web.StreamResponse:
-    """Public and immutable: the bytes whose SHA-256 is in the URL (and in every ledger entry made under them)."""
+    """Public and immutable: the bytes whose SHA-256 is in the URL (and in every ledger entry made under them).
+
+    From the database (any node serves any document), streamed a chunk at a time: the endpoint is public, so a
+    request never costs a whole document's memory or holds a database connection while the client reads."""
     gw = gateway(request)
     sha = request.match_info["sha256"]
-    path = gw.agreements.documents.path(sha)
-    agreement = await gw.agreements.records.by_document(sha) if path is not None else None
-    if path is None or agreement is None:
+    records = gw.agreements.records
+    size = await records.document_size(sha)
+    agreement = await records.by_document(sha) if size is not None else None
+    if size is None or agreement is None:
         raise not_found("document")
     safe_name = "".join(c if c.isalnum() or c in "._-" else "_" for c in agreement.document_name)[:200]
-    return web.FileResponse(
-        path,
+    response = web.StreamResponse(
         headers={
             "Content-Type": agreement.document_type,
             "Content-Disposition": f'inline; filename="{safe_name}"',
@@ -179,3 +182,10 @@ async def document(request: web.Request) -> web.StreamResponse:
             "X-Content-Type-Options": "nosniff",
         },
     )
+    response.content_length = size
+    await response.prepare(request)
+    if request.method != "HEAD":
+        async for piece in records.document_chunks(sha):
+            await response.write(piece)
+    await response.write_eof()
+    return response

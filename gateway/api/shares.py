@@ -17,7 +17,7 @@ from ..service import DEFAULT_EXPIRY, SHARE_ID_RE, Gateway, ShareRequest, acknow
 from ..store.envelopes import OpenEnvelope
 from ..store.idempotency import IdempotencyHit
 from ..store.models import Share
-from .common import gateway, json_response, paging, parse_json, principal, read_json, read_limited
+from .common import gateway, json_response, media_type, paging, parse_json, principal, read_json, read_limited
 
 routes = web.RouteTableDef()
 
@@ -69,7 +69,7 @@ async def create_share(request: web.Request) -> web.Response:
 
 async def _create_share(request: web.Request, p: Principal, gw: Gateway, idem: Idempotency | None) -> web.Response:
     limits = gw.settings.limits
-    if request.content_type != "multipart/form-data":
+    if media_type(request) != "multipart/form-data":
         raise ApiError(
             415,
             "unsupported_media_type",

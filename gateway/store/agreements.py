@@ -1,51 +1,126 @@
-"""The agreements' documents, on disk by digest, whichever database holds the versions (`protocol.AgreementRecords`).
+"""The agreements' documents, in the database whichever backend holds it (`protocol.AgreementRecords`).
 
-Documents are stored
-content-addressed (`data/agreements/<sha256>`), fsynced before the version that refers to them commits, so a
-ledger entry's document digest always finds its bytes; a file with no version (a crash in between) is inert.
+A document is content-addressed by its SHA-256 and kept in chunks of `DOCUMENT_CHUNK` bytes (tables
+`agreement_documents` and `agreement_document_chunks`, immutable by trigger), so that every node of a gateway on
+one PostgreSQL database serves every document, and a document is streamed out a chunk at a time rather than read
+whole for each request. It is written (its own transaction) before the agreement version that refers to it, so a
+ledger entry's document digest always finds its bytes; a document with no version (a crash in between) is inert:
+`GET /agreements/documents/{sha256}` serves only documents an agreement names.
+
+Before this, documents were files in the home's `data/agreements/<sha256>`; `import_document_files` moves an
+existing home's files into the database at its first start on this version (each file's name checked against its
+bytes' digest) and then renames the folder, so nothing is lost and nothing is imported twice.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
-import os
-import secrets
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .protocol import AgreementRecords
+
+log = logging.getLogger("safeshare.store")
+
+#: A document's bytes are stored and served in pieces of this size (as envelopes are on PostgreSQL).
+DOCUMENT_CHUNK = 256 * 1024
+#: What the folder of an imported home's document files is renamed to (kept: the operator may delete it).
+IMPORTED_SUFFIX = ".imported"
 
 _SHA256_HEX = frozenset("0123456789abcdef")
 
 
-class DocumentFiles:
-    """Agreement documents, named by their SHA-256, written whole and fsynced before use."""
+def is_sha256(text: str) -> bool:
+    """A lower-case hex SHA-256, as documents are named (anything else is no document)."""
+    return len(text) == 64 and set(text) <= _SHA256_HEX
 
-    def __init__(self, root: Path) -> None:
-        self.root = root
 
-    def path(self, sha256: str) -> Path | None:
-        if len(sha256) != 64 or not set(sha256) <= _SHA256_HEX:
-            return None
-        p = self.root / sha256
-        return p if p.is_file() else None
+def digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
-    def put(self, data: bytes) -> str:
-        digest = hashlib.sha256(data).hexdigest()
-        self.root.mkdir(parents=True, exist_ok=True)
-        final = self.root / digest
-        if final.is_file() and final.stat().st_size == len(data):
-            return digest
-        tmp = self.root / f".{secrets.token_hex(8)}.tmp"
-        with open(tmp, "xb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, final)
-        fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        return digest
+
+def chunks(data: bytes) -> Iterator[tuple[int, bytes]]:
+    """(sequence number, bytes) of each stored piece of a document."""
+    for seq, start in enumerate(range(0, len(data), DOCUMENT_CHUNK)):
+        yield seq, data[start : start + DOCUMENT_CHUNK]
+
+
+def chunk_count(size: int) -> int:
+    return -(-size // DOCUMENT_CHUNK)
 
 
 class AgreementExists(Exception):
     """Retiring what is already retired (nothing recorded)."""
+
+
+@dataclass
+class DocumentImport:
+    """What `import_document_files` did with an old home's `data/agreements/` folder."""
+
+    imported: list[str] = field(default_factory=list)
+    #: Files whose name is not the SHA-256 of their bytes (damaged, or not a document): left in the renamed folder.
+    refused: list[str] = field(default_factory=list)
+    #: Where the folder went once its documents were in the database (None: there was nothing to import).
+    moved_to: Path | None = None
+
+
+def _read(path: Path) -> bytes:
+    return path.read_bytes()
+
+
+def _files(folder: Path) -> list[Path] | None:
+    """The folder's document files (None: no folder), without temporary files a crashed old writer left."""
+    if not folder.is_dir():
+        return None
+    return sorted(p for p in folder.iterdir() if not p.name.startswith(".") and p.is_file())
+
+
+def _rename(folder: Path) -> Path | None:
+    """Rename the imported folder out of the way (first free `agreements.imported`, `.imported.2`, …)."""
+    for n in range(1, 1000):
+        target = folder.with_name(folder.name + IMPORTED_SUFFIX + (f".{n}" if n > 1 else ""))
+        if target.exists():
+            continue
+        try:
+            folder.rename(target)
+        except FileNotFoundError:
+            return None  # another node sharing this data/ directory moved it first
+        return target
+    return None
+
+
+async def import_document_files(records: AgreementRecords, folder: Path) -> DocumentImport:
+    """Move the document files of a home written before documents were in the database into it.
+
+    Each `<sha256>` file is read, its digest checked against its name, and stored (a document already in the
+    database is left as it is: content-addressed, so the same bytes). A file whose digest differs is not imported
+    and is reported; half-written temporary files (`.….tmp`, from a crash of the old writer) are ignored. Then the
+    folder is renamed to `agreements.imported`, so the next start has nothing to do and the bytes stay on disk
+    until an operator removes them. Safe with several nodes sharing one data/ directory (idempotent inserts; the
+    rename happens once).
+    """
+    result = DocumentImport()
+    files = await asyncio.to_thread(_files, folder)
+    if files is None:
+        return result
+    for path in files:
+        data = await asyncio.to_thread(_read, path)
+        if not is_sha256(path.name) or digest(data) != path.name or not data:
+            result.refused.append(path.name)
+            log.warning("agreement document file %s is not the SHA-256 of its bytes: not imported", path.name)
+            continue
+        await records.put_document(data)
+        result.imported.append(path.name)
+    result.moved_to = await asyncio.to_thread(_rename, folder)
+    log.info(
+        "imported %d agreement document file(s) into the database (%d refused); the files are kept in %s",
+        len(result.imported),
+        len(result.refused),
+        result.moved_to,
+    )
+    return result

@@ -343,7 +343,21 @@ class HeldShares(Protocol):
 
 
 class AgreementRecords(Protocol):
-    """Data-sharing agreements' versions (their documents are files: `store/agreements.DocumentFiles`)."""
+    """Data-sharing agreements' versions and their documents (content-addressed, in chunks: `store/agreements.py`)."""
+
+    async def put_document(self, data: bytes) -> str:
+        """Store a document (committed before this returns) and give its SHA-256; storing the same bytes again
+        changes nothing. Written before the version that names it, so a ledger entry's digest always finds it."""
+        ...
+
+    async def document_size(self, sha256: str) -> int | None:
+        """The stored document's size in bytes, or None when there is none with that digest."""
+        ...
+
+    def document_chunks(self, sha256: str) -> AsyncIterator[bytes]:
+        """The document's bytes, a chunk at a time (each chunk its own short read: a slow reader holds no
+        database connection between chunks); nothing for an unknown digest."""
+        ...
 
     async def add_version(
         self,

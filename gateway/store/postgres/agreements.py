@@ -1,18 +1,20 @@
 """Partnership agreements' versions on PostgreSQL (`protocol.AgreementRecords`): the same rows and rules as
-`store/agreements.py`, each change one transaction with its ledger entry through the node's writer.
+`sqlite/agreements.py`, each change one transaction with its ledger entry through the node's writer.
 
-The documents themselves stay content-addressed files (`agreements.DocumentFiles`) under the data directory,
-which several nodes therefore share (README, "Several nodes").
+The documents are in the database too (`schema._V2`, `store/agreements.py`), so every node serves every document
+(README, "Several nodes"). Storing one needs no ledger append, so it does not wait for the writer's coordinator
+lock: it is its own transaction on a pooled connection, and a document another node stored first is kept as it is.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from ..agreements import AgreementExists
-from ..models import STATUS_ACTIVE, STATUS_RETIRED, STATUS_SUPERSEDED, Agreement
+from ..agreements import AgreementExists, chunk_count, chunks, digest, is_sha256
+from ..models import STATUS_ACTIVE, STATUS_RETIRED, STATUS_SUPERSEDED, Agreement, StoreError
 
 if TYPE_CHECKING:
     from .repository import PostgresStore
@@ -53,6 +55,46 @@ def _from_row(row: Any) -> Agreement:
 class PgAgreementStore:
     def __init__(self, store: PostgresStore) -> None:
         self._store = store
+
+    async def put_document(self, data: bytes) -> str:
+        sha256 = digest(data)
+        created = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        async with self._store._read() as conn, conn.transaction():
+            inserted = await conn.fetchval(
+                "INSERT INTO agreement_documents (sha256, size, chunks, created_at) VALUES ($1, $2, $3, $4)"
+                " ON CONFLICT (sha256) DO NOTHING RETURNING 1",
+                sha256,
+                len(data),
+                chunk_count(len(data)),
+                created,
+            )
+            if inserted:  # else the same bytes are already there (or another node is committing them now)
+                await conn.executemany(
+                    "INSERT INTO agreement_document_chunks (sha256, seq, data) VALUES ($1, $2, $3)",
+                    [(sha256, seq, piece) for seq, piece in chunks(data)],
+                )
+        return sha256
+
+    async def document_size(self, sha256: str) -> int | None:
+        if not is_sha256(sha256):
+            return None
+        async with self._store._read() as conn:
+            size = await conn.fetchval("SELECT size FROM agreement_documents WHERE sha256 = $1", sha256)
+        return None if size is None else int(size)
+
+    async def document_chunks(self, sha256: str) -> AsyncIterator[bytes]:
+        if not is_sha256(sha256):
+            return
+        async with self._store._read() as conn:
+            count = await conn.fetchval("SELECT chunks FROM agreement_documents WHERE sha256 = $1", sha256)
+        for seq in range(int(count or 0)):
+            async with self._store._read() as conn:  # one short read per chunk: no connection held while sending
+                piece = await conn.fetchval(
+                    "SELECT data FROM agreement_document_chunks WHERE sha256 = $1 AND seq = $2", sha256, seq
+                )
+            if piece is None:  # cannot happen: chunks are written with their document, and never deleted
+                raise StoreError(f"agreement document {sha256} lacks chunk {seq}")
+            yield bytes(piece)
 
     async def add_version(
         self, fields: Mapping[str, Any], document: Mapping[str, Any], entry_for: Callable[[int], Mapping[str, Any]]

@@ -327,10 +327,48 @@ async def _v1(conn: Any) -> None:
     await conn.execute(_V1 + _TRIGGERS)
 
 
+#: Step 2: agreement documents in the database, as on SQLite (`sqlite/schema.py: AGREEMENT_DOCUMENTS`), so every
+#: node serves every document: content-addressed, in chunks, and immutable (their own trigger function, whose
+#: message names documents rather than the ledger). An existing home's `data/agreements/<sha256>` files are
+#: imported at its first start (`store.agreements.import_document_files`).
+AGREEMENT_DOCUMENTS_TABLES: Final = ("agreement_documents", "agreement_document_chunks")
+_V2 = """
+CREATE TABLE agreement_documents (
+    sha256 TEXT PRIMARY KEY CHECK (length(sha256) = 64),
+    size BIGINT NOT NULL CHECK (size > 0),
+    chunks INTEGER NOT NULL CHECK (chunks > 0),
+    created_at TEXT NOT NULL
+);
+CREATE TABLE agreement_document_chunks (
+    sha256 TEXT NOT NULL REFERENCES agreement_documents (sha256),
+    seq INTEGER NOT NULL CHECK (seq >= 0),
+    data BYTEA NOT NULL,
+    PRIMARY KEY (sha256, seq)
+);
+CREATE FUNCTION safeshare_immutable_document() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'agreement documents are immutable (% on %)', TG_OP, TG_TABLE_NAME
+        USING ERRCODE = 'insufficient_privilege';
+END
+$$;
+""" + "".join(
+    f"CREATE TRIGGER {t}_immutable BEFORE UPDATE OR DELETE ON {t}"
+    " FOR EACH ROW EXECUTE FUNCTION safeshare_immutable_document();\n"
+    f"CREATE TRIGGER {t}_no_truncate BEFORE TRUNCATE ON {t}"
+    " FOR EACH STATEMENT EXECUTE FUNCTION safeshare_immutable_document();\n"
+    for t in AGREEMENT_DOCUMENTS_TABLES
+)
+
+
+async def _v2(conn: Any) -> None:
+    await conn.execute(_V2)
+
+
 #: Numbered steps (gateway/store/migrations.py), applied in order at start-up or by `safeshare migrate`, each in
 #: its own transaction with its `schema_version` row.
 STEPS: Final[tuple[Step[Any], ...]] = (
     Step(1, "PostgreSQL schema: the SQLite schema's tables, coordinator rows, chunked envelopes", _v1),
+    Step(2, "agreement documents in the database (agreement_documents, agreement_document_chunks)", _v2),
 )
 
 SCHEMA_VERSION: Final = latest(STEPS)
@@ -345,6 +383,7 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON recipients, team_members, enrolments, re
     shares, share_recipients, held_recipients, claim_codes, agreements, envelope_chunks, envelope_spools, envelopes
     TO {role};
 GRANT SELECT, UPDATE ON ledger_tree, ledger_checkpoint_head TO {role};
+GRANT SELECT, INSERT ON agreement_documents, agreement_document_chunks TO {role};
 GRANT SELECT ON schema_version TO {role};
 GRANT SELECT, INSERT ON ledger_nodes TO {role};
 GRANT USAGE ON ALL SEQUENCES IN SCHEMA {schema} TO {role};

@@ -1,4 +1,5 @@
-"""Agreement versions in SQLite (tables in `schema.SCHEMA`), each change one transaction with its ledger entry.
+"""Agreement versions in SQLite (tables in `schema.SCHEMA`), each change one transaction with its ledger entry;
+their documents in chunks (`schema.AGREEMENT_DOCUMENTS`, `store/agreements.py`).
 
 A version's row is written once and never edited; retiring the current version sets its retirement columns
 (the one state change an agreement has), in the same transaction as its ledger entry.
@@ -8,11 +9,12 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
-from ..agreements import AgreementExists
-from ..models import STATUS_ACTIVE, STATUS_RETIRED, STATUS_SUPERSEDED, Agreement
+from ..agreements import AgreementExists, chunk_count, chunks, digest, is_sha256
+from ..models import STATUS_ACTIVE, STATUS_RETIRED, STATUS_SUPERSEDED, Agreement, StoreError
 from .repository import SQLiteStore
 from .tree import append_entry
 
@@ -52,6 +54,51 @@ class AgreementStore:
 
     def __init__(self, store: SQLiteStore) -> None:
         self._store = store
+
+    async def put_document(self, data: bytes) -> str:
+        """Store the document's chunks through the writer thread (one transaction); its SHA-256."""
+        sha256 = digest(data)
+        created = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+        def op(conn: sqlite3.Connection) -> None:
+            if conn.execute("SELECT 1 FROM agreement_documents WHERE sha256 = ?", (sha256,)).fetchone():
+                return  # content-addressed: the same bytes are already there
+            conn.execute(
+                "INSERT INTO agreement_documents (sha256, size, chunks, created_at) VALUES (?, ?, ?, ?)",
+                (sha256, len(data), chunk_count(len(data)), created),
+            )
+            conn.executemany(
+                "INSERT INTO agreement_document_chunks (sha256, seq, data) VALUES (?, ?, ?)",
+                ((sha256, seq, piece) for seq, piece in chunks(data)),
+            )
+
+        await self._store._writer.submit(op)
+        return sha256
+
+    async def document_size(self, sha256: str) -> int | None:
+        if not is_sha256(sha256):
+            return None
+        async with self._store.reader.execute(
+            "SELECT size FROM agreement_documents WHERE sha256 = ?", (sha256,)
+        ) as cur:
+            row = await cur.fetchone()
+        return None if row is None else int(row[0])
+
+    async def document_chunks(self, sha256: str) -> AsyncIterator[bytes]:
+        if not is_sha256(sha256):
+            return
+        async with self._store.reader.execute(
+            "SELECT chunks FROM agreement_documents WHERE sha256 = ?", (sha256,)
+        ) as cur:
+            row = await cur.fetchone()
+        for seq in range(0 if row is None else int(row[0])):
+            async with self._store.reader.execute(
+                "SELECT data FROM agreement_document_chunks WHERE sha256 = ? AND seq = ?", (sha256, seq)
+            ) as cur:
+                piece = await cur.fetchone()
+            if piece is None:  # cannot happen: chunks are written with their document, and never deleted
+                raise StoreError(f"agreement document {sha256} lacks chunk {seq}")
+            yield bytes(piece[0])
 
     async def add_version(
         self, fields: Mapping[str, Any], document: Mapping[str, Any], entry_for: Callable[[int], Mapping[str, Any]]

@@ -351,6 +351,35 @@ def _v4(conn: sqlite3.Connection) -> None:
     _run(V4)(conn)
 
 
+#: Agreement documents in the database (issue 11, several nodes): content-addressed by SHA-256, in chunks of
+#: `store.agreements.DOCUMENT_CHUNK` bytes so a document is read and served a piece at a time, and never changed or
+#: removed once written (a ledger entry's `document_sha256` must always find the same bytes). They used to be files
+#: in `data/agreements/<sha256>`, which a second node did not have; `store.agreements.import_document_files` moves
+#: an existing home's files in at its first start on this version.
+AGREEMENT_DOCUMENTS = """
+CREATE TABLE IF NOT EXISTS agreement_documents (
+    sha256 TEXT PRIMARY KEY CHECK (length(sha256) = 64),
+    size INTEGER NOT NULL CHECK (size > 0),
+    chunks INTEGER NOT NULL CHECK (chunks > 0),
+    created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS agreement_document_chunks (
+    sha256 TEXT NOT NULL REFERENCES agreement_documents (sha256),
+    seq INTEGER NOT NULL CHECK (seq >= 0),
+    data BLOB NOT NULL,
+    PRIMARY KEY (sha256, seq)
+);
+CREATE TRIGGER IF NOT EXISTS agreement_documents_no_update BEFORE UPDATE ON agreement_documents
+BEGIN SELECT RAISE(ABORT, 'agreement documents are immutable'); END;
+CREATE TRIGGER IF NOT EXISTS agreement_documents_no_delete BEFORE DELETE ON agreement_documents
+BEGIN SELECT RAISE(ABORT, 'agreement documents are immutable'); END;
+CREATE TRIGGER IF NOT EXISTS agreement_document_chunks_no_update BEFORE UPDATE ON agreement_document_chunks
+BEGIN SELECT RAISE(ABORT, 'agreement documents are immutable'); END;
+CREATE TRIGGER IF NOT EXISTS agreement_document_chunks_no_delete BEFORE DELETE ON agreement_document_chunks
+BEGIN SELECT RAISE(ABORT, 'agreement documents are immutable'); END;
+"""
+
+
 #: The SQLite schema's history (gateway/store/migrations.py). Steps 1-3 predate the `schema_version` table (their
 #: number was kept in `PRAGMA user_version`, which is still written so an older release refuses a newer file);
 #: each is idempotent, and a new database runs them all. A change to the schema is a NEW step at the end — never
@@ -360,6 +389,11 @@ STEPS: tuple[Step[sqlite3.Connection], ...] = (
     Step(2, "indexes for the oversight statistics", _run(STATS_INDEXES)),
     Step(3, "columns and tables added since schema 1 (teams, escrow, acknowledgements, entry MACs, held shares)", _v3),
     Step(4, "schema_version table; store_probe (the health check's write probe); columns added under 3", _v4),
+    Step(
+        5,
+        "agreement documents in the database (agreement_documents, agreement_document_chunks)",
+        _run(AGREEMENT_DOCUMENTS),
+    ),
 )
 SCHEMA_VERSION = latest(STEPS)
 
