@@ -727,6 +727,7 @@ def test_partnership_administrator_retires_an_agreement(
     assert "Data exchange agreement, for children" in row.inner_text() and "30 June 2027" in row.inner_text()
     assert "In force" in row.inner_text() and row.get_by_role("button").count() == 0
     assert "only a partnership administrator" in page.locator("#agreements-note").inner_text()
+    assert page.locator("#add-agreement-details").is_hidden()
     assert_accessible(page, axe, "agreements, read only")
     page.locator("#nav-signout").click()
 
@@ -736,7 +737,60 @@ def test_partnership_administrator_retires_an_agreement(
     tab_to(page, "#nav-admin")
     page.keyboard.press("Enter")
     page.wait_for_selector("#agreements-rows tr")
-    tab_to_button(page, f"Retire {title}", limit=400)
+    # A new agreement, as `safeshare agreement add`: sent empty first (every missing answer listed), then an ID
+    # the gateway refuses (beside the field), then accepted. Radios by arrow keys, boxes by Space.
+    tab_to(page, "#add-agreement-details summary", limit=400)
+    page.keyboard.press("Enter")
+    tab_to(page, "#a-go")
+    page.keyboard.press("Enter")
+    listed = error_summary(page)
+    for missing in ("agreement's ID", "agreement's title", "kind of agreement", "whose information",
+                    "organisations that signed it", "date it is to be reviewed", "signed document"):  # fmt: skip
+        assert missing in listed, listed
+    assert_accessible(page, axe, "add an agreement, every answer missing")
+    follow_error_link(page, "a-id")
+    page.keyboard.type("Night protocol")
+    page.keyboard.press("Tab")
+    page.keyboard.type("Out-of-hours protocol")
+    page.keyboard.press("Tab")
+    assert focused(page) == "a-kind"
+    page.keyboard.press("ArrowDown")  # moves to and selects "Data exchange agreement"
+    page.keyboard.press("Tab")
+    assert focused(page) == "a-scope"
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("ArrowDown")  # "Children and adults"
+    page.keyboard.press("Tab")
+    page.keyboard.type("Hereford MASH\nWorcester MASH")
+    page.keyboard.press("Tab")
+    assert focused(page) == "a-purposes"
+    page.keyboard.press("Space")
+    purpose = page.evaluate("() => document.getElementById('a-purposes').value")
+    tab_to(page, "#a-review")
+    us = page.evaluate("() => navigator.language") == "en-US"
+    page.keyboard.type("06302027" if us else "30062027")
+    assert page.evaluate("() => document.getElementById('a-review').value") == "2027-06-30"
+    tab_to(page, "#a-document", limit=5)  # past the date field's own calendar button
+    # The operating system's file dialog is not the page's: choosing the file there stands in for it.
+    page.set_input_files("#a-document", str(document))
+    page.keyboard.press("Tab")
+    assert focused(page) == "a-go"
+    page.keyboard.press("Enter")
+    assert "lower-case letters" in error_summary(page)
+    assert_accessible(page, axe, "add an agreement, ID refused")
+    follow_error_link(page, "a-id")
+    page.keyboard.press("Control+A")
+    page.keyboard.type("night-protocol")
+    page.keyboard.press("Enter")
+    index = banner_index(page, "Out-of-hours protocol (version 1) added")
+    entry = newest_entry(gw, "pam")
+    assert (entry["index"], entry["kind"]) == (index, "agreement_add"), entry
+    added = gw.get("/api/v1/agreements/night-protocol", gw.tokens["auditor"])["current"]
+    assert (added["kind"], added["scope"], added["review_date"]) == ("data_exchange", "both", "2027-06-30")
+    assert added["signatories"] == ["Hereford MASH", "Worcester MASH"] and added["purposes"] == [purpose]
+    assert added["categories"] == [] and added["document"]["name"] == "isa.txt"
+    assert "Out-of-hours protocol" in page.locator("#agreements-rows").inner_text()
+
+    tab_to_button(page, f"Retire {title}", limit=400, back=True)
     page.keyboard.press("Enter")
     page.wait_for_selector("#decide-form:not([hidden])")
     assert focused(page) == "decide-h" and page.get_by_label("Why it is retired (recorded in the ledger)").is_visible()
