@@ -713,9 +713,10 @@ def test_partnership_administrator_retires_an_agreement(
     document = tmp_path / "isa.txt"
     document.write_text("Herefordshire MASH information sharing agreement (test copy).\n")
     title = "MASH information sharing agreement"
-    gw.cli("agreement", "add", "mash-isa", "--title", title, "--kind", "data_exchange", "--scope", "children",
-           "--signatory", "Hereford MASH", "Worcester MASH", "--review-date", "2027-06-30",
-           "--document", str(document))  # fmt: skip
+    for _version in (1, 2):
+        gw.cli("agreement", "add", "mash-isa", "--title", title, "--kind", "data_exchange", "--scope", "children",
+               "--signatory", "Hereford MASH", "Worcester MASH", "--review-date", "2027-06-30",
+               "--document", str(document))  # fmt: skip
 
     # One organisation's administrator reads them, and is offered nothing it may not do.
     person = browsers.person(gw.url)
@@ -726,6 +727,16 @@ def test_partnership_administrator_retires_an_agreement(
     row = page.locator("#agreements-rows tr", has_text=title)
     assert "Data exchange agreement, for children" in row.inner_text() and "30 June 2027" in row.inner_text()
     assert "In force" in row.inner_text() and row.get_by_role("button").count() == 0
+    assert f"{title} (version 2)" in row.inner_text()
+    # Every version, as `safeshare agreement show`, opened by keyboard.
+    tab_to(page, "#agreements-rows details summary", limit=400)
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#agreements-rows details li >> nth=1")
+    versions = row.locator("details li").all_inner_texts()
+    assert [v.split(":")[0] for v in versions] == ["Version 1", "Version 2"], versions
+    assert "replaced by version 2" in versions[0] and "in force" in versions[1], versions
+    assert all("review by 30 June 2027" in v and UK_TIME.search(v) for v in versions), versions
+    assert_accessible(page, axe, "an agreement's versions")
     assert "only a partnership administrator" in page.locator("#agreements-note").inner_text()
     assert page.locator("#add-agreement-details").is_hidden()
     assert_accessible(page, axe, "agreements, read only")

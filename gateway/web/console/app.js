@@ -756,7 +756,7 @@ async function showAgreements() {
       el(
         "tr",
         { class: "govuk-table__row" },
-        el("td", { class: "govuk-table__cell" }, a.document?.url ? el("a", { class: "govuk-link", href: a.document.url, text: name }) : name, el("br"), el("code", { text: a.id })),
+        el("td", { class: "govuk-table__cell" }, a.document?.url ? el("a", { class: "govuk-link", href: a.document.url, text: name }) : name, el("br"), el("code", { text: a.id }), a.version > 1 ? versionsDetails(a) : null),
         el("td", { class: "govuk-table__cell", text: `${AGREEMENT_KINDS[a.kind] ?? humanise(a.kind)}, for ${AGREEMENT_SCOPES[a.scope] ?? a.scope}` }),
         el("td", { class: "govuk-table__cell", text: (a.signatories ?? []).join("; ") }),
         el("td", { class: "govuk-table__cell", text: ukDate(a.review_date) }),
@@ -776,6 +776,31 @@ async function showAgreements() {
       list.append(el("div", { class: "govuk-checkboxes__item" }, el("input", { class: "govuk-checkboxes__input", id, name: `a-${name}`, type: "checkbox", value: code }), el("label", { class: "govuk-label govuk-checkboxes__label", for: id, text: label })));
     });
   }
+}
+
+/** Every version of an agreement (as `safeshare agreement show`), fetched when first opened. */
+function versionsDetails(a) {
+  const list = el("ol", { class: "govuk-list govuk-list--number" });
+  const details = el(
+    "details",
+    { class: "govuk-details versions" },
+    el("summary", { class: "govuk-details__summary" }, el("span", { class: "govuk-details__summary-text", text: `Every version of ${a.title}` })),
+    el("div", { class: "govuk-details__text" }, list),
+  );
+  details.addEventListener("toggle", async () => {
+    if (!details.open || list.children.length) return;
+    await busy(null, async () => {
+      const { versions } = await api(`/api/v1/agreements/${encodeURIComponent(a.id)}`);
+      versions.forEach((v, i) => {
+        const later = versions[i + 1];
+        const retired = `retired${v.retired_at ? ` ${ukTime(v.retired_at)}` : ""}${v.retired_reason ? ` (${v.retired_reason})` : ""}`;
+        const state = v.status === "active" ? "in force" : later ? `replaced by version ${later.version}` : retired;
+        const title = `Version ${v.version}: ${v.title}`;
+        list.append(el("li", {}, v.document?.url ? el("a", { class: "govuk-link", href: v.document.url, text: title }) : title, `, added ${ukTime(v.created_at)}, ${state}, review by ${ukDate(v.review_date)}`));
+      });
+    });
+  });
+  return details;
 }
 
 /** `safeshare agreement add`: the fields as JSON, then the document, in one multipart request. */
