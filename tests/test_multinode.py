@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import hashlib
 import json
 import subprocess
 import threading
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -22,6 +24,7 @@ import asyncpg
 
 from bench.kill_loop import _request
 from bench.multinode import Node, cli, load, node_home, setup
+from gateway.ledger.tiles import encode_index
 from tests.conftest import require_tool
 from tests.pg import database_for_sync_fixture
 
@@ -72,6 +75,64 @@ def _checkpoint(url: str) -> bytes:
     status, body = _request(url + "/api/v1/ledger/checkpoint")
     assert status == 200, body
     return body
+
+
+def _tile_paths(size: int) -> list[str]:
+    """Every level-0 tile of a log of `size` leaves (full ones, then the partial one) and its level-1 tile."""
+    full, rest = divmod(size, 256)
+    paths = [f"/tlog/tile/0/{encode_index(n)}" for n in range(full)]
+    if rest:
+        paths.append(f"/tlog/tile/0/{encode_index(full)}.p/{rest}")
+    if full:
+        paths.append(f"/tlog/tile/1/000.p/{full}" if full < 256 else "/tlog/tile/1/000")
+    return paths
+
+
+def _same_tlog_everywhere(nodes: list[Node], size: int) -> None:
+    checkpoints = {_request(n.url + "/tlog/checkpoint") for n in nodes}
+    assert len(checkpoints) == 1, checkpoints
+    [(status, note)] = checkpoints
+    assert status == 200 and f"\n{size}\n".encode() in note
+    paths = _tile_paths(size)
+    for path in paths:
+        answers = {_request(n.url + path) for n in nodes}
+        assert len(answers) == 1, path
+        [(status, body)] = answers
+        assert status == 200 and len(body) == 32 * int(path.rsplit("/", 1)[1] if ".p/" in path else 256), path
+
+
+def _document_added_through_one_node_is_served_by_all(
+    home: Path, dsn: str, nodes: list[Node], homes: list[Path]
+) -> None:
+    admin = cli(home, dsn, "token", "issue", "--sub", "adm", "--role", "partnership_admin").stdout.strip()
+    document = b"Multi-node data exchange agreement\n" + bytes(range(256)) * 2048  # two 256 KiB chunks and more
+    agreement = {
+        "id": "mn-dea",
+        "title": "Multi-node DEA",
+        "kind": "data_exchange",
+        "scope": "both",
+        "signatories": ["MASH"],
+        "review_date": "2099-01-01",
+    }
+    b = uuid.uuid4().hex
+    body = (
+        (
+            f'--{b}\r\nContent-Disposition: form-data; name="agreement"\r\nContent-Type: application/json\r\n\r\n'
+            + json.dumps(agreement)
+            + f'\r\n--{b}\r\nContent-Disposition: form-data; name="document"; filename="dea.txt"\r\n'
+            "Content-Type: text/plain\r\n\r\n"
+        ).encode()
+        + document
+        + f"\r\n--{b}--\r\n".encode()
+    )
+    status, answer = _request(f"{nodes[0].url}/api/v1/agreements", admin, body, f"multipart/form-data; boundary={b}")
+    assert status == 201, answer
+    sha = json.loads(answer)["agreement"]["document"]["sha256"]
+    assert sha == hashlib.sha256(document).hexdigest()
+    for node in nodes:
+        assert _request(f"{node.url}/agreements/documents/{sha}") == (200, document), node.url
+    # No node wrote it to its own disk.
+    assert not [p for h in homes for p in (h / "data").rglob(sha)]
 
 
 def test_three_nodes_one_ledger_kill_and_database_outage(tmp_path: Path) -> None:
@@ -130,6 +191,10 @@ def test_three_nodes_one_ledger_kill_and_database_outage(tmp_path: Path) -> None
                     break
                 assert time.monotonic() < deadline, f"nodes disagree or lag: {first_line[:500]}"
                 time.sleep(0.5)
+            # ... and the same C2SP tlog answers: checkpoint and every hash tile, byte for byte.
+            _same_tlog_everywhere(live, size)
+            # An agreement's document added through one node is served by every other (it is in the database).
+            _document_added_through_one_node_is_served_by_all(home, dsn, live, homes)
             verify = cli(home, dsn, "ledger", "verify", "--database", dsn, check=False)
             assert verify.returncode == 0, verify.stdout + verify.stderr
 

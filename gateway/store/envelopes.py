@@ -54,7 +54,8 @@ class EnvelopeSpool(Protocol):
         ...
 
     async def seal(self) -> None:
-        """Make every byte durable before the database is told about the envelopes."""
+        """Finish writing. Every byte is durable before the database is told about the envelopes: here, or
+        by `placement().durable`, which the store runs before the share's transaction commits."""
         ...
 
     def digest(self, name: str) -> tuple[str, int]:

@@ -8,6 +8,7 @@ destroyed (revoked, expired, used up) but whose deletion was interrupted.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import os
 import secrets
@@ -32,6 +33,15 @@ TMP_DIR = ".tmp"
 
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_file(path: Path) -> None:
+    """fsync a closed file by name (fsync acts on the inode, whichever descriptor asks)."""
+    fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
@@ -89,34 +99,41 @@ class Spool:
         return f.sha256.hexdigest(), f.size
 
     def seal(self) -> None:
-        """Make every temp file durable before the database is told about it."""
+        """Finish writing the temp files (closed, not yet fsynced: `durability` or `place(sync=True)` does that,
+        after the rename and before the database is told about them)."""
         for f in self._files.values():
-            f.fh.flush()
-            os.fsync(f.fh.fileno())
             f.fh.close()
-        _fsync_dir(self._root / TMP_DIR)
 
     def place(self, share_id: str, sync: bool = True) -> None:
         """Rename every temp file into the share's directory (called inside the share's transaction).
 
-        With `sync=False` the directories are not fsynced here: the caller runs `durability(share_id)`'s jobs
-        before its transaction commits (the store does so once per group commit)."""
+        With `sync=False` nothing is fsynced here: the caller runs `durability(share_id)`'s jobs before its
+        transaction commits (the store does so once per group commit, concurrently)."""
         final = self._root / share_id
         final.mkdir(mode=0o700, exist_ok=True)  # exists already when a held envelope is re-wrapped
         for rid, f in self._files.items():
             os.rename(f.tmp_path, final / f"{rid}{ENVELOPE_SUFFIX}")
         if sync:
-            _fsync_dir(final)
-            _fsync_dir(self._root)
+            for job in self.durability(share_id).values():
+                job()
 
     def durability(self, share_id: str) -> dict[object, Callable[[], None]]:
-        """The fsyncs that make `place(share_id, sync=False)` durable, keyed by directory (the envelopes
-        root is shared by every share, so a batch syncs it once)."""
+        """The fsyncs that make `place(share_id, sync=False)` durable: each envelope's bytes, then the share's
+        directory and the envelopes root (shared by every share, so a batch syncs it once). Run before the
+        commit that records the share, a crash leaves either a durable share or files `sweep` removes.
+
+        The files' own fsyncs used to run per share at `seal`, on a thread of their own, before the group
+        commit: here the store runs them with the batch's other jobs, concurrently, so the journal covers many
+        of them with one flush (issue 15). They are listed first: a job runner that runs them in order
+        (PostgreSQL's, the re-wrap) syncs the data before the names."""
         final, root = self._root / share_id, self._root
-        return {
-            ("fsync-dir", str(final)): lambda: _fsync_dir(final),
-            ("fsync-dir", str(root)): lambda: _fsync_dir(root),
-        }
+        jobs: dict[object, Callable[[], None]] = {}
+        for rid in self._files:
+            path = final / f"{rid}{ENVELOPE_SUFFIX}"
+            jobs[("fsync-file", str(path))] = functools.partial(_fsync_file, path)
+        jobs[("fsync-dir", str(final))] = lambda: _fsync_dir(final)
+        jobs[("fsync-dir", str(root))] = lambda: _fsync_dir(root)
+        return jobs
 
     def discard(self) -> None:
         for f in self._files.values():
@@ -203,7 +220,9 @@ class _DirectorySpool:
         """Nothing buffered: `write` went to the temp file already."""
 
     async def seal(self) -> None:
-        await asyncio.to_thread(self._spool.seal)
+        """Close the temp files: a close of a page-cached file, cheap enough for the event loop (no thread
+        hand-off per share); their fsyncs run with the group commit (`placement().durable`)."""
+        self._spool.seal()
 
     def digest(self, name: str) -> tuple[str, int]:
         return self._spool.digest(name)

@@ -184,7 +184,7 @@ CREATE TABLE IF NOT EXISTS ledger_orgs (
 ) WITHOUT ROWID;
 
 -- The partnership's agreements (gateway/agreements.py, store/agreements.py): one row per version, never edited
--- except to record its retirement. Documents live in data/agreements/<document_sha256>.
+-- except to record its retirement. Documents: agreement_documents (step 5; they were files in data/agreements/).
 CREATE TABLE IF NOT EXISTS agreements (
     id TEXT NOT NULL,
     version INTEGER NOT NULL,

@@ -18,7 +18,7 @@ const VIEWS = ["signin", "home", "search", "report", "stats", "admin"];
 
 let token = sessionStorage.getItem(TOKEN_KEY);
 let can = { auditor: false, admin: false, keeper: false };
-let words = { purpose: humanise, article_6: humanise, kind: kindWords };
+let words = { purpose: humanise, article_6: humanise, kind: kindWords, purposes: [], categories: [] };
 let lastStats = null;
 let searchCursor = null;
 let searchParams = null;
@@ -126,7 +126,7 @@ function clearErrors() {
   }
   for (const i of document.querySelectorAll("[aria-invalid]")) {
     i.removeAttribute("aria-invalid");
-    i.classList.remove("govuk-input--error", "govuk-textarea--error");
+    i.classList.remove("govuk-input--error", "govuk-textarea--error", "govuk-file-upload--error");
     const ids = (i.getAttribute("aria-describedby") ?? "").split(" ").filter((x) => x && !x.endsWith("-error"));
     if (ids.length) i.setAttribute("aria-describedby", ids.join(" "));
     else i.removeAttribute("aria-describedby");
@@ -148,7 +148,10 @@ function showErrors(errors) {
       });
       list.append(el("li", {}, link));
       const msg = $(`${field}-error`);
-      if (msg) {
+      if (msg && (input.type === "radio" || input.type === "checkbox")) {
+        msg.replaceChildren(el("span", { class: "govuk-visually-hidden", text: "Error: " }), message);
+        msg.hidden = false;
+      } else if (msg) {
         msg.replaceChildren(el("span", { class: "govuk-visually-hidden", text: "Error: " }), message);
         msg.hidden = false;
         const ids = new Set((input.getAttribute("aria-describedby") ?? "").split(" ").filter(Boolean));
@@ -156,8 +159,12 @@ function showErrors(errors) {
         input.setAttribute("aria-describedby", [...ids].join(" "));
       }
       $(`${field}-group`)?.classList.add("govuk-form-group--error");
-      input.classList.add(input.tagName === "TEXTAREA" ? "govuk-textarea--error" : "govuk-input--error");
-      input.setAttribute("aria-invalid", "true");
+      // A group of radios or boxes has its message on the fieldset (its link goes to the first choice).
+      if (input.type !== "radio" && input.type !== "checkbox") {
+        const styled = { TEXTAREA: "govuk-textarea--error" }[input.tagName] ?? (input.type === "file" ? "govuk-file-upload--error" : "govuk-input--error");
+        input.classList.add(styled);
+        input.setAttribute("aria-invalid", "true");
+      }
     } else {
       list.append(el("li", { text: message }));
     }
@@ -228,10 +235,10 @@ async function api(path, { method = "GET", body, fields, raw = false } = {}) {
       method,
       headers: {
         Authorization: `Bearer ${token}`,
-        ...(body !== undefined ? { "Content-Type": "application/json" } : {}),
+        ...(body !== undefined && !(body instanceof FormData) ? { "Content-Type": "application/json" } : {}),
         ...(raw ? {} : { Accept: "application/json" }),
       },
-      body: body !== undefined ? JSON.stringify(body) : undefined,
+      body: body instanceof FormData ? body : body !== undefined ? JSON.stringify(body) : undefined,
       credentials: "omit",
       cache: "no-store",
     });
@@ -372,7 +379,7 @@ async function whatCanIDo() {
 
 /** The policies' own words for codes (purposes, lawful bases), from every edition the gateway loads. */
 async function loadWords() {
-  const maps = { purpose: {}, article_6: {} };
+  const maps = { purpose: {}, article_6: {}, category: {} };
   try {
     const list = await api("/api/v1/policies");
     for (const p of list.policies ?? []) {
@@ -387,6 +394,9 @@ async function loadWords() {
       const props = (node) => deref(node).properties ?? {};
       const purpose = deref(props(props(doc).purpose).code)["x-labels"] ?? {};
       const a6 = deref(props(props(props(doc).rules)["1_lawful_basis"]).article_6)["x-labels"] ?? {};
+      const category = deref(deref(props(doc).data_categories).items);
+      for (const c of category.enum ?? []) maps.category[c] = category["x-labels"]?.[c] ?? maps.category[c] ?? humanise(c);
+      for (const c of deref(props(props(doc).purpose).code).enum ?? []) maps.purpose[c] ??= humanise(c);
       Object.assign(maps.purpose, purpose);
       Object.assign(maps.article_6, a6);
     }
@@ -397,6 +407,9 @@ async function loadWords() {
     purpose: (c) => maps.purpose[c] ?? humanise(c),
     article_6: (c) => maps.article_6[c] ?? humanise(c),
     kind: kindWords,
+    // Every code the loaded policies allow, with its words: the agreement form's boxes.
+    purposes: Object.entries(maps.purpose),
+    categories: Object.entries(maps.category),
   };
 }
 
@@ -732,7 +745,7 @@ const AGREEMENT_SCOPES = { children: "children", adults: "adults", both: "childr
 async function showAgreements() {
   const { agreements } = await api("/api/v1/agreements");
   $("agreements-note").textContent = can.keeper
-    ? "Retiring an agreement is recorded in the ledger; shares can no longer rely on it. New agreements and new versions are added with the command line (safeshare agreement add)."
+    ? "Adding and retiring agreements are recorded in the ledger. A retired agreement can no longer be relied on by new shares."
     : "Agreements bind several organisations, so only a partnership administrator retires them or adds new versions.";
   const rows = $("agreements-rows");
   rows.replaceChildren();
@@ -743,7 +756,7 @@ async function showAgreements() {
       el(
         "tr",
         { class: "govuk-table__row" },
-        el("td", { class: "govuk-table__cell" }, a.document?.url ? el("a", { class: "govuk-link", href: a.document.url, text: name }) : name, el("br"), el("code", { text: a.id })),
+        el("td", { class: "govuk-table__cell" }, a.document?.url ? el("a", { class: "govuk-link", href: a.document.url, text: name }) : name, el("br"), el("code", { text: a.id }), a.version > 1 ? versionsDetails(a) : null),
         el("td", { class: "govuk-table__cell", text: `${AGREEMENT_KINDS[a.kind] ?? humanise(a.kind)}, for ${AGREEMENT_SCOPES[a.scope] ?? a.scope}` }),
         el("td", { class: "govuk-table__cell", text: (a.signatories ?? []).join("; ") }),
         el("td", { class: "govuk-table__cell", text: ukDate(a.review_date) }),
@@ -754,6 +767,77 @@ async function showAgreements() {
   }
   $("agreements-table").hidden = agreements.length === 0;
   $("agreements-empty").hidden = agreements.length > 0;
+  $("add-agreement-details").hidden = !can.keeper;
+  for (const [name, codes] of [["purposes", words.purposes], ["categories", words.categories]]) {
+    const list = $(`a-${name}-list`);
+    if (list.children.length) continue; // built once; ticks survive a reload of the lists
+    codes.forEach(([code, label], i) => {
+      const id = i === 0 ? `a-${name}` : `a-${name}-${code}`;
+      list.append(el("div", { class: "govuk-checkboxes__item" }, el("input", { class: "govuk-checkboxes__input", id, name: `a-${name}`, type: "checkbox", value: code }), el("label", { class: "govuk-label govuk-checkboxes__label", for: id, text: label })));
+    });
+  }
+}
+
+/** Every version of an agreement (as `safeshare agreement show`), fetched when first opened. */
+function versionsDetails(a) {
+  const list = el("ol", { class: "govuk-list govuk-list--number" });
+  const details = el(
+    "details",
+    { class: "govuk-details versions" },
+    el("summary", { class: "govuk-details__summary" }, el("span", { class: "govuk-details__summary-text", text: `Every version of ${a.title}` })),
+    el("div", { class: "govuk-details__text" }, list),
+  );
+  details.addEventListener("toggle", async () => {
+    if (!details.open || list.children.length) return;
+    await busy(null, async () => {
+      const { versions } = await api(`/api/v1/agreements/${encodeURIComponent(a.id)}`);
+      versions.forEach((v, i) => {
+        const later = versions[i + 1];
+        const retired = `retired${v.retired_at ? ` ${ukTime(v.retired_at)}` : ""}${v.retired_reason ? ` (${v.retired_reason})` : ""}`;
+        const state = v.status === "active" ? "in force" : later ? `replaced by version ${later.version}` : retired;
+        const title = `Version ${v.version}: ${v.title}`;
+        list.append(el("li", {}, v.document?.url ? el("a", { class: "govuk-link", href: v.document.url, text: title }) : title, `, added ${ukTime(v.created_at)}, ${state}, review by ${ukDate(v.review_date)}`));
+      });
+    });
+  });
+  return details;
+}
+
+/** `safeshare agreement add`: the fields as JSON, then the document, in one multipart request. */
+async function addAgreement(ev) {
+  ev.preventDefault();
+  const fields = { id: "a-id", title: "a-title", kind: "a-kind", scope: "a-scope", signatories: "a-signatories", purposes: "a-purposes", categories: "a-categories", review_date: "a-review", document: "a-document" };
+  await busy($("a-go"), async () => {
+    const chosen = (name) => document.querySelector(`input[name="a-${name}"]:checked`)?.value ?? "";
+    const ticked = (name) => [...document.querySelectorAll(`input[name="a-${name}"]:checked`)].map((i) => i.value);
+    const file = $("a-document").files?.[0];
+    const body = {
+      id: $("a-id").value.trim(),
+      title: $("a-title").value.trim(),
+      kind: chosen("kind"),
+      scope: chosen("scope"),
+      signatories: $("a-signatories").value.split("\n").map((x) => x.trim()).filter(Boolean),
+      purposes: ticked("purposes"),
+      categories: ticked("categories"),
+      review_date: $("a-review").value,
+    };
+    requireAll({ ...body, signatories: body.signatories.length, document: file, purposes: true, categories: true }, fields, {
+      id: "Enter the agreement's ID",
+      title: "Enter the agreement's title",
+      kind: "Select the kind of agreement",
+      scope: "Select whose information it covers",
+      signatories: "Enter the organisations that signed it, one per line",
+      review_date: "Enter the date it is to be reviewed",
+      document: "Select the signed document",
+    });
+    const form = new FormData();
+    form.append("agreement", JSON.stringify(body)); // first, as the route reads it
+    form.append("document", file, file.name);
+    const r = await api("/api/v1/agreements", { method: "POST", body: form, fields });
+    $("add-agreement-form").reset();
+    await loadAdmin();
+    done(`${r.agreement.title} (version ${r.agreement.version}) added. Recorded in the ledger as entry ${r.ledger_index}.`);
+  });
 }
 
 async function showTeams(teams) {
@@ -964,6 +1048,7 @@ async function start() {
   $("decide-cancel").addEventListener("click", cancelPending);
   $("add-recipient-form").addEventListener("submit", addRecipient);
   $("add-team-form").addEventListener("submit", addTeam);
+  $("add-agreement-form").addEventListener("submit", addAgreement);
   window.addEventListener("hashchange", () => route());
 
   let config = null;
