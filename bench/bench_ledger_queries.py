@@ -572,8 +572,9 @@ BACKENDS = ("sqlite", "postgres")
 class Table:
     """The figures: per query the median over its samples on each backend, and the ratio PG/SQLite."""
 
-    def __init__(self, tolerance: float, floor_ms: float) -> None:
+    def __init__(self, tolerance: float, floor_ms: float, only: str | None = None) -> None:
         self.rows: list[tuple[str, float, float, str]] = []
+        self.only = [o for o in (only or "").split(",") if o]
         self.tolerance = tolerance
         self.floor_ms = floor_ms
         print(f"\n  {'query':<36}{'SQLite ms':>10}{'PG ms':>10}{'PG/SQLite':>10}")
@@ -604,6 +605,8 @@ async def both(
     """Time `call(backend, value)` for every value on each backend (alternating backends value by value, so a
     burst of load from another process hits both alike); one untimed warm-up call each first. The answers are
     compared too: a figure for a different answer would be no figure."""
+    if table.only and not any(o in name for o in table.only):
+        return
     times: dict[str, list[float]] = {b: [] for b in BACKENDS}
     for b in BACKENDS:
         await call(b, values[0])
@@ -640,7 +643,9 @@ def to_audit_filter(params: dict[str, str]) -> tuple[AuditFilter, int | None]:
     )
 
 
-async def compare(db: Path, pg_url: str, b: LedgerBuilder, samples: int, reps: int, table: Table) -> None:
+async def compare(
+    db: Path, pg_url: str, b: LedgerBuilder, samples: int, reps: int, table: Table, big_reps: int = 1
+) -> None:
     rng = random.Random(11)
     lite = await aiosqlite.connect(db)
     await lite.execute("PRAGMA query_only=ON")
@@ -689,7 +694,7 @@ async def compare(db: Path, pg_url: str, b: LedgerBuilder, samples: int, reps: i
         await both(table, "subject timeline (subject_events)", be.subject, subjects)
 
         q_from, q_to = "2024-01-01T00:00:00Z", "2024-04-01T00:00:00Z"
-        await both(table, "stats, whole ledger", lambda k, v: be.stats(k, None, None), [None] * reps)
+        await both(table, "stats, whole ledger", lambda k, v: be.stats(k, None, None), [None] * big_reps)
         await both(table, "stats, one quarter", lambda k, v: be.stats(k, q_from, q_to), [None] * reps)
         month = month_range(rng)
         await both(table, "stats, one month", lambda k, v: be.stats(k, *month), [None] * reps)
@@ -711,9 +716,9 @@ async def compare(db: Path, pg_url: str, b: LedgerBuilder, samples: int, reps: i
                 sizes.append(got)
                 return got
 
-            await both(table, label, export, [None] * reps)
-            rows, nbytes = sizes[-1]
-            print(f"      ({rows:,} rows, {nbytes / 1e6:.0f} MB of entries each)")
+            await both(table, label, export, [None] * (big_reps if not params else reps))
+            if sizes:
+                print(f"      ({sizes[-1][0]:,} rows, {sizes[-1][1] / 1e6:.0f} MB of entries each)")
     finally:
         await lite.close()
         await pg.close()
@@ -1009,19 +1014,24 @@ async def measure(settings: Settings, token: str, b: LedgerBuilder, samples: int
 
 
 def main() -> None:
+    global PG_DATABASE  # one run, one database
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--entries", type=int, default=1_000_000)
     ap.add_argument("--home", type=Path, help="keep the built ledgers and reuse them next time")
     ap.add_argument("--samples", type=int, default=15, help="values per filter (median reported)")
     ap.add_argument("--reps", type=int, default=3, help="repetitions of the slow queries (stats, walks, exports)")
+    ap.add_argument("--big-reps", type=int, default=1, help="repetitions of whole-ledger stats and export")
     ap.add_argument("--dsn", default=DEFAULT_DSN, help="a PostgreSQL server (the bench makes its own database)")
     ap.add_argument("--pg-appended", type=int, default=3000, help="entries appended through the PG store itself")
     ap.add_argument("--require-parity", action="store_true", help="exit 1 if PG is slower beyond the tolerance")
     ap.add_argument("--tolerance", type=float, default=1.25, help="PG/SQLite median ratio allowed")
     ap.add_argument("--floor-ms", type=float, default=2.0, help="differences below this are parity whatever the ratio")
+    ap.add_argument("--pg-database", default=PG_DATABASE, help="the database the bench makes (and drops)")
+    ap.add_argument("--only", help="comma-separated substrings: time only the queries whose names contain one")
     ap.add_argument("--http", action="store_true", help="also measure through a SQLite gateway process (HTTP)")
     ap.add_argument("--keep-pg", action="store_true", help="keep the PostgreSQL database (kept with --home anyway)")
     args = ap.parse_args()
+    PG_DATABASE = args.pg_database
     tmp = None
     reuse = args.home is not None
     if args.home is None:
@@ -1037,9 +1047,13 @@ def main() -> None:
     pg_url, pg_secs = asyncio.run(build_pg(args.dsn, settings.db_path, args.entries, args.pg_appended, reuse))
     if pg_secs:
         print(f"  PostgreSQL fill: {pg_secs:.0f} s")
-    table = Table(args.tolerance, args.floor_ms)
+    table = Table(args.tolerance, args.floor_ms, args.only)
     try:
-        asyncio.run(compare(settings.db_path, pg_url, LedgerBuilder(args.entries), args.samples, args.reps, table))
+        asyncio.run(
+            compare(
+                settings.db_path, pg_url, LedgerBuilder(args.entries), args.samples, args.reps, table, args.big_reps
+            )
+        )
         print("\n" + table.markdown())
         if args.http:
             issuer = EmbeddedIssuer(keys.token_key, settings.issuer, settings.audience)
