@@ -271,7 +271,7 @@ def build(db: Path, n: int, signer: NoteSigner) -> float:
     if have > n:
         raise SystemExit(f"{db} already holds {have:,} entries, more than --entries {n:,}; use another --home")
     builder = LedgerBuilder(n)
-    if have:
+    if n > have > 0:  # resuming: the generator must be where it stopped (a complete ledger needs no replay)
         replay(builder, have)
     start = time.perf_counter()
     batch = 20_000

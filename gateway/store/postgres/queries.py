@@ -79,27 +79,31 @@ class _Sql:
         return " AND ".join(self.conds) or "true"
 
 
-def _join(q: _Sql, table: str, column: str, value: str) -> None:
-    q.add(f"l.idx IN (SELECT x.idx FROM {table} x WHERE x.{column} = {q.arg(value)})")  # noqa: S608 - fixed names
+def _join(q: _Sql, table: str, column: str, value: str, band: str = "") -> None:
+    q.add(f"l.idx IN (SELECT x.idx FROM {table} x WHERE x.{column} = {q.arg(value)}{band})")  # noqa: S608 - fixed names
 
 
-def _filter(f: AuditFilter, q: _Sql) -> None:
+def _filter(f: AuditFilter, q: _Sql, band: str = "") -> None:
+    """`band`: the page's index bounds again inside each sub-select (`AND x.idx >= $n AND x.idx < $m`). Why:
+    PostgreSQL does not carry `l.idx`'s bounds across `IN`, so without them every page of a walk or an export
+    re-read its sub-select from the first entry (each page of an export slower than the last); with them the
+    side table's (key, idx) index seeks straight to the page's range. The same rows: x.idx is l.idx."""
     if f.subject is not None:
-        _join(q, "ledger_subjects", "ref", f.subject)
+        _join(q, "ledger_subjects", "ref", f.subject, band)
     if f.recipient is not None:
-        _join(q, "ledger_recipients", "recipient_id", f.recipient)
+        _join(q, "ledger_recipients", "recipient_id", f.recipient, band)
     if f.text is not None:
         query = tsquery(f.text)
         if query is None:
             q.add("false")
         words = q.arg(query)
-        q.add(f"l.idx IN (SELECT x.idx FROM ledger_fts x WHERE x.description @@ {words}::tsquery)")  # noqa: S608
+        q.add(f"l.idx IN (SELECT x.idx FROM ledger_fts x WHERE x.description @@ {words}::tsquery{band})")  # noqa: S608
     if f.agreement is not None:
-        _join(q, "ledger_agreements", "agreement_id", f.agreement)
+        _join(q, "ledger_agreements", "agreement_id", f.agreement, band)
     if f.org is not None:
-        _join(q, "ledger_orgs", "org", f.org)
+        _join(q, "ledger_orgs", "org", f.org, band)
     if f.scope is not None:
-        _join(q, "ledger_orgs", "org", f.scope)
+        _join(q, "ledger_orgs", "org", f.scope, band)
     for column, value in (
         ("actor_sub", f.practitioner),
         ("purpose_code", f.purpose),
@@ -173,9 +177,10 @@ async def _time_band(conn: Conn, f: AuditFilter, lo: int, hi: int, *, exact_belo
 
 async def _page(conn: Conn, f: AuditFilter, lo: int, hi: int, limit: int, descending: bool) -> list[LedgerRow]:
     q = _Sql()
-    q.add(f"l.idx >= {q.arg(lo)}")
-    q.add(f"l.idx < {q.arg(hi)}")
-    _filter(f, q)
+    lo_arg, hi_arg = q.arg(lo), q.arg(hi)
+    q.add(f"l.idx >= {lo_arg}")
+    q.add(f"l.idx < {hi_arg}")
+    _filter(f, q, f" AND x.idx >= {lo_arg} AND x.idx < {hi_arg}")
     order = "DESC" if descending else "ASC"
     sql = f"SELECT {_ROW} FROM ledger l WHERE {q.where()} ORDER BY l.idx {order} LIMIT {q.arg(limit)}"  # noqa: S608
     return [_row(r) for r in await conn.fetch(sql, *q.args)]
