@@ -599,6 +599,35 @@ async def test_audit_queries_same_answers(tmp_path: Path) -> None:
     assert any(ans[0] for ans in sqlite_answers[: len(filters)])  # the filters do match something
 
 
+async def test_time_band_same_answers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """PostgreSQL narrows a time range to a band of ledger indexes (`_time_band`) only past ESTIMATE_CAP
+    entries; with the cap lowered it runs on every time filter here, over times in no order at all (the
+    entries' months cycle with the index), and every page, cursor page and export must still be SQLite's."""
+    from gateway.store.audit import AuditFilter
+    from gateway.store.postgres import queries as pg_queries
+
+    monkeypatch.setattr(pg_queries, "ESTIMATE_CAP", 3)
+    filters = [
+        AuditFilter(time_from="2026-02-10T00:00:00Z", time_to="2026-03-05T00:00:00Z"),
+        AuditFilter(time_from="2026-03-01T00:00:00Z"),
+        AuditFilter(time_to="2026-01-20T00:00:00Z"),
+        AuditFilter(time_from="2026-04-27T00:00:00Z"),
+        AuditFilter(time_from="2026-01-03T05:00:00Z", time_to="2026-01-03T06:00:00Z"),
+        AuditFilter(time_from="2027-01-01T00:00:00Z"),
+        AuditFilter(time_from="2026-02-01T00:00:00Z", time_to="2026-03-01T00:00:00Z", kind="fetch"),
+        AuditFilter(time_from="2026-02-01T00:00:00Z", time_to="2026-04-01T00:00:00Z", org=ORGS[1]),
+    ]
+    answers = []
+    for backend in BACKENDS:
+        async with open_store(backend, tmp_path / backend) as s:
+            for i in range(240):
+                await s.record(audit_entry(i))
+            answers.append(await _answers(s, filters))
+    for i, (a, b) in enumerate(zip(*answers, strict=True)):
+        assert a == b, f"answer {i} differs"
+    assert all(ans[2] for ans in answers[0][:4])  # the ranges do match entries
+
+
 async def test_held_shares_and_claim_codes(store: Any) -> None:
     from gateway.store.models import HeldRow
 
