@@ -327,10 +327,23 @@ async def _v1(conn: Any) -> None:
     await conn.execute(_V1 + _TRIGGERS)
 
 
+#: Step 2 (issue 13): the sender's and their organisation's names as people read them, kept with each share (the
+#: token's `name` and `org_name` claims or the directory, at the time of sharing). NULL for older shares.
+_V2_SENDER_NAMES = (
+    "ALTER TABLE shares ADD COLUMN IF NOT EXISTS sender_name TEXT;\n"
+    "ALTER TABLE shares ADD COLUMN IF NOT EXISTS sender_org_name TEXT;\n"
+)
+
+
+async def _v2(conn: Any) -> None:
+    await conn.execute(_V2_SENDER_NAMES)
+
+
 #: Numbered steps (gateway/store/migrations.py), applied in order at start-up or by `safeshare migrate`, each in
 #: its own transaction with its `schema_version` row.
 STEPS: Final[tuple[Step[Any], ...]] = (
     Step(1, "PostgreSQL schema: the SQLite schema's tables, coordinator rows, chunked envelopes", _v1),
+    Step(2, "shares: the sender's name and organisation name (issue 13)", _v2),
 )
 
 SCHEMA_VERSION: Final = latest(STEPS)

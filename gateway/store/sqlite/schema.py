@@ -351,6 +351,19 @@ def _v4(conn: sqlite3.Connection) -> None:
     _run(V4)(conn)
 
 
+#: Version 5 (issue 13): the sender's and their organisation's names as people read them, kept with each share
+#: (from the token's `name` and `org_name` claims or the directory, at the time of sharing) so the recipient's
+#: inbox and the sender's Sent view need not show identifiers. NULL for shares made before: they show the IDs.
+SENDER_NAME_COLUMNS = (("shares", "sender_name", "TEXT"), ("shares", "sender_org_name", "TEXT"))
+
+
+def _v5(conn: sqlite3.Connection) -> None:
+    present = {r[1] for r in conn.execute("PRAGMA table_info(shares)")}
+    for table, column, ddl in SENDER_NAME_COLUMNS:
+        if column not in present:
+            conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {ddl}")
+
+
 #: The SQLite schema's history (gateway/store/migrations.py). Steps 1-3 predate the `schema_version` table (their
 #: number was kept in `PRAGMA user_version`, which is still written so an older release refuses a newer file);
 #: each is idempotent, and a new database runs them all. A change to the schema is a NEW step at the end — never
@@ -360,6 +373,7 @@ STEPS: tuple[Step[sqlite3.Connection], ...] = (
     Step(2, "indexes for the oversight statistics", _run(STATS_INDEXES)),
     Step(3, "columns and tables added since schema 1 (teams, escrow, acknowledgements, entry MACs, held shares)", _v3),
     Step(4, "schema_version table; store_probe (the health check's write probe); columns added under 3", _v4),
+    Step(5, "shares: the sender's name and organisation name (issue 13)", _v5),
 )
 SCHEMA_VERSION = latest(STEPS)
 
