@@ -140,7 +140,7 @@ async def _create_share(request: web.Request, p: Principal, gw: Gateway, idem: I
         r["link"] = result["notice_url"]
     if not replayed and any(r["mode"] == "held" for r in result["recipients"]):
         rows = (await gw.holding.held.rows([result["share_id"]])).get(result["share_id"], [])
-        await gw.holding.notify_held_addresses(result["share_id"], rows, result["notice_url"], p.org)
+        await gw.holding.notify_held_addresses(result["share_id"], rows, result["notice_url"], p.org_name or p.org)
     resp = json_response(result, status=201)
     if replayed:
         resp.headers["Idempotent-Replayed"] = "true"
