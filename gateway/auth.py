@@ -170,6 +170,8 @@ class Principal:
     job_title: str | None = None
     #: The kind of organisation (``org_type`` claim), which decides e.g. whether legitimate interests is available.
     org_type: str | None = None
+    #: The organisation's name for people to read (``org_name`` claim), beside `org`, its identifier (issue 13).
+    org_name: str | None = None
 
     def has(self, role: str) -> bool:
         return role in self.roles
@@ -318,6 +320,7 @@ class EmbeddedIssuer:
         email: str | None = None,
         name: str | None = None,
         extra: Mapping[str, str] | None = None,
+        org_name: str | None = None,
     ) -> str:
         """Sign a token; roles are validated here so a typo fails at issue time, not as a silent denial.
 
@@ -347,12 +350,12 @@ class EmbeddedIssuer:
         }
         if org is not None:
             claims["org"] = org
-        for claim, value in (("email", email), ("name", name)):
+        for claim, value in (("email", email), ("name", name), ("org_name", org_name)):
             if value is not None:
                 _require_text(claim, value)
                 claims[claim] = value
         for claim, value in (extra or {}).items():
-            if claim in claims or claim in ("roles", "org", "email", "name"):
+            if claim in claims or claim in ("roles", "org", "email", "name", "org_name"):
                 raise ValueError(f"extra claim {claim!r} clashes with a standard one")
             _require_text(claim, value)
             claims[claim] = value
@@ -853,6 +856,7 @@ class TokenVerifier:
             name=_profile_text(claims.get("name")),
             job_title=_profile_text(claims.get("job_title"), 200) or _profile_text(claims.get("jobTitle"), 200),
             org_type=_profile_text(claims.get("org_type"), 64),
+            org_name=_profile_text(claims.get("org_name"), 200),
         )
 
     def _session(self) -> aiohttp.ClientSession:

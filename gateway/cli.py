@@ -58,6 +58,14 @@ from .store.models import Recipient
 DEV_TOKEN_TTL = 12 * 3600
 DEMO_RECIPIENT = "demo-recipient"
 DEMO_DETAILS = ("Demo Recipient", "Demo MASH", "demo@example.org")  # name, organisation, e-mail
+#: The names `serve --dev`'s tokens carry (the recipient's is DEMO_DETAILS's), so what people read is a name.
+DEV_NAMES = {
+    "practitioner": "Demo Practitioner",
+    "auditor": "Demo Auditor",
+    "admin": "Demo Administrator",
+    "partnership_admin": "Demo Partnership Administrator",
+    "partnership_auditor": "Demo Partnership Auditor",
+}
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -301,7 +309,7 @@ def cmd_token_issue(args: argparse.Namespace) -> int:
     settings = _settings(args)
     try:
         token = _issuer(settings).issue(
-            args.sub, [args.role], org=args.org, ttl=args.ttl, email=args.email, name=args.name
+            args.sub, [args.role], org=args.org, ttl=args.ttl, email=args.email, name=args.name, org_name=args.org_name
         )
     except ValueError as exc:
         _err(str(exc))
@@ -372,9 +380,16 @@ def _print_dev_banner(settings: Settings, host: str, port: int) -> None:
         # "Set up receiving" works with it as printed (its approval then rotates the demo recipient's key).
         # Everyone is in the demo recipient's organisation, so the (organisation-scoped) administrator approves
         # its enrolment and the auditor reads the demo shares; the partnership roles act across organisations.
-        claims = {"org": org, "email": email, "name": name} if role == "recipient" else {"org": org}
+        # Every token carries a name and the organisation's name, so shares read "From: Demo Practitioner (Demo
+        # MASH)", not identifiers (issue 13).
         issued = issuer.issue(
-            sub, [role], org=claims["org"], ttl=DEV_TOKEN_TTL, email=claims.get("email"), name=claims.get("name")
+            sub,
+            [role],
+            org=org,
+            ttl=DEV_TOKEN_TTL,
+            email=email if role == "recipient" else None,
+            name=name if role == "recipient" else DEV_NAMES[role],
+            org_name=org,
         )
         lines.append(f"  {role:<19} {issued}")
     lines += [
@@ -1293,10 +1308,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="practitioner, recipient; admin and auditor act within --org only; partnership_admin and "
         "partnership_auditor act across every organisation (grant them separately and sparingly)",
     )
-    ti.add_argument("--org")
+    ti.add_argument("--org", help="organisation identifier claim (org), e.g. hereford-council")
     ti.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds (default 3600)")
     ti.add_argument("--email", help="e-mail claim (a recipient enrolling from the extension needs it)")
-    ti.add_argument("--name", help="display-name claim")
+    ti.add_argument(
+        "--name", help="the person's name (name claim), shown to recipients instead of --sub, e.g. 'Pat Jones'"
+    )
+    ti.add_argument(
+        "--org-name",
+        help="the organisation's name (org_name claim), shown to recipients instead of --org, "
+        "e.g. 'Hereford Primary School'",
+    )
     ti.set_defaults(func=cmd_token_issue)
 
     sh = sub.add_parser("share", help="share a file with recipients, with a golden-rules justification")

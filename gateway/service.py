@@ -539,6 +539,19 @@ class Gateway:
             retention=kept,
         )
 
+    async def _sender_names(self, principal: Principal) -> tuple[str | None, str | None]:
+        """The sender's and their organisation's names as people read them (issue 13: recipients and the Sent view
+        should not see "dev-practitioner (dev-org)"): the token's `name` and `org_name` claims, else the
+        directory's entry for the same ID (a practitioner who also receives), else None — readers then show the
+        identifiers. The directory is read only when a claim is missing, so a token with both costs nothing."""
+        name, org_name = principal.name, principal.org_name
+        if name is None or org_name is None:
+            entry = (await self.store.get_recipients([principal.sub])).get(principal.sub)
+            if entry is not None and entry.kind == "person":
+                name = name or entry.name or None
+                org_name = org_name or entry.org or None
+        return name, org_name
+
     async def _resolve_recipients(self, ids: Any) -> tuple[list[Recipient], list[str | None]]:
         """Named recipients, with teams expanded to their active members (each person once)."""
         limit = self.settings.limits.max_recipients
@@ -655,6 +668,7 @@ class Gateway:
             )
             p = prepared.principal
             j = prepared.justification
+            sender_name, sender_org_name = await self._sender_names(p)
             share = Share(
                 id=share_id,
                 created_at=now,
@@ -672,6 +686,8 @@ class Gateway:
                 recipients=tuple(share_recipients),
                 escrow_sha256=escrow_digest[0] if escrow_digest else None,
                 escrow_size=escrow_digest[1] if escrow_digest else None,
+                sender_name=sender_name,
+                sender_org_name=sender_org_name,
             )
             entry = ledger_entry.share_entry(
                 time=now,

@@ -18,6 +18,7 @@ import pytest
 
 from gateway import claims, envelope
 from gateway.app import create_app
+from gateway.auth import EmbeddedIssuer
 from gateway.config import Settings
 from gateway.home import HomeKeys
 
@@ -336,12 +337,17 @@ async def test_notice_for_held_addresses_when_turned_on(
     aiohttp_client: Any,
     settings: Settings,
     keys: HomeKeys,
-    token: Callable[..., str],
+    issuer: EmbeddedIssuer,
     smtp: Any,  # noqa: F811 - the imported fixture
     justification_copy: Any,
 ) -> None:
     sink, url = smtp
     client = await aiohttp_client(create_app(dataclasses.replace(settings, smtp_url=url, notify_held=True), keys))
+
+    def token(sub: str, role: str, org: str = "test-org", ttl: int = 600) -> str:
+        # The sender's organisation by name (issue 13): the notice says who it is from in words.
+        return issuer.issue(sub, [role], org=org, ttl=ttl, org_name="Hereford Primary School")
+
     api = Api(client, token)
     j = justification_copy()
     r = await api.share(b"notice test content", [ADDR, "second@other.example.org"], j, unenrolled="verify")
@@ -352,6 +358,7 @@ async def test_notice_for_held_addresses_when_turned_on(
         assert msg["Subject"] == "A SafeShare share is waiting for you"
         text = msg.get_body(preferencelist=("plain",)).get_content()
         assert f"/s/{share_id}" in text
+        assert "from Hereford Primary School" in text and "test-org" not in text
     raw = b"".join(sink.raw).decode()
     for secret in (j["purpose"]["description"], j["subjects"][0]["ref"], "notice test content"):
         assert secret not in raw

@@ -7,6 +7,7 @@ exit status of the interpreter), run as real processes; the other commands run i
 from __future__ import annotations
 
 import asyncio
+import base64
 import concurrent.futures
 import contextlib
 import io
@@ -152,6 +153,10 @@ def test_serve_dev_gives_a_new_user_everything_to_try_it(tmp_path: Path) -> None
         status, resp = call(url + "/api/v1/shares", tok["practitioner"], body, ctype)
         assert status == 201, resp
         share_id = json.loads(resp)["share_id"]
+        # The dev tokens carry names: the demo recipient reads who sent it, not "dev-practitioner" (issue 13).
+        status, resp = call(url + "/api/v1/inbox", tok["recipient"])
+        sender = json.loads(resp)["shares"][0]["from"]
+        assert (sender["name"], sender["org_name"]) == ("Demo Practitioner", "Demo MASH")
         status, env = call(f"{url}/api/v1/shares/{share_id}/envelope", tok["recipient"])
         assert status == 200 and pyrage.decrypt(env, [identity]) == payload
         status, resp = call(url + "/api/v1/ledger?subject=CASE-2026-0412", tok["auditor"])
@@ -175,6 +180,20 @@ def test_serve_dev_gives_a_new_user_everything_to_try_it(tmp_path: Path) -> None
         assert identity_file.read_text().split()[-1] == str(identity)
     listed = json.loads(safeshare(home, "recipient", "list", "--json").stdout)
     assert [r["id"] for r in listed] == ["demo-recipient"]
+
+
+def test_token_issue_carries_names(tmp_path: Path) -> None:
+    """`--name` and `--org-name` become the `name` and `org_name` claims people read instead of identifiers."""
+    home = tmp_path / "home"
+    tok = safeshare(
+        home, "token", "issue", "--sub", "pat", "--role", "practitioner", "--org", "hp",
+        "--name", "Pat Jones", "--org-name", "Hereford Primary School",
+    ).stdout.strip()  # fmt: skip
+    claims = json.loads(base64.urlsafe_b64decode(tok.split(".")[1] + "=="))
+    assert (claims["sub"], claims["org"], claims["name"], claims["org_name"]) == (
+        "pat", "hp", "Pat Jones", "Hereford Primary School"
+    )  # fmt: skip
+    assert "--org-name" in safeshare(home, "token", "issue", "--help").stdout
 
 
 def test_init_is_idempotent_and_never_overwrites_keys(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import os
 from collections.abc import AsyncIterator, Callable
@@ -176,6 +177,13 @@ async def test_share_lifecycle(store: Any) -> None:
     s = await store.get_share("s1")
     assert s.state == "revoked" and s.recipient("carol").acknowledgement == "done"
     assert await store.get_share("nope") is None
+    # The sender's names as people read them (issue 13), kept as given: none above, so readers show the IDs.
+    assert (s.sender_name, s.sender_org_name) == (None, None)
+    named = dataclasses.replace(share("s2", ["bob"]), sender_name="Alice Ames", sender_org_name="Hereford MASH")
+    await store.create_share(named, entry("share", share_id="s2"))
+    s2 = await store.get_share("s2")
+    assert s2 is not None and (s2.sender_name, s2.sender_org_name) == ("Alice Ames", "Hereford MASH")
+    assert [x.sender_name for x in await store.inbox("bob", None, 10)] == ["Alice Ames", None]
 
 
 async def test_expiry(store: Any) -> None:

@@ -63,6 +63,8 @@ function toField(policy, node, key, path, required, inheritedRule) {
     safetyNet: typeof n["x-safety-net"] === "string" ? n["x-safety-net"] : undefined,
     // The definition the value is (e.g. "ref"): a list of the same definition is offered what was entered here.
     ref: n.$refName,
+    // An answer the panel already knows, offered rather than typed (x-offer; panel/suggestions.js).
+    offer: typeof n["x-offer"] === "string" ? n["x-offer"] : undefined,
   };
   if (n.type === "object" || n.properties) {
     const req = new Set(n.required ?? []);

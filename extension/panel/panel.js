@@ -12,6 +12,7 @@ import { applies, conditionalFields } from "./conditions.js";
 import { claimSession, confirmStep, hasVisibilityTracking, watchFocus, watchVisibility } from "./guard.js";
 import { renderMissing } from "./missing-view.js";
 import { renderChanged, renderRecipientSummary, renderSnapshot } from "./snapshot-view.js";
+import { offerRecipientOrganisations } from "./suggestions.js";
 import { choiceComplete, resultRows, shareFields } from "./unenrolled.js";
 import { renderUnenrolled } from "./unenrolled-view.js";
 
@@ -641,6 +642,7 @@ function renderRecipients(matched, unknown, addresses) {
     $("share-to").textContent = (matched.length ? $("share-to").textContent : "") + also;
   }
   recipientIds = matched.map((m) => m.recipient.id);
+  offerRecipientOrganisations($("form"), tree, matched);
   unkeyed = unknown;
   recipientsOk = matched.length + unknown.length > 0;
   unenrolledView = renderUnenrolled(list, unknown, () => {

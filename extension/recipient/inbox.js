@@ -160,13 +160,11 @@ async function loadInbox({ more = false } = {}) {
 function sentLine(share) {
   const r = sentRow(share, { labels });
   const people = el("ul", { class: "acks" });
-  r.recipients.forEach((p, i) => {
-    const first = (share.recipients ?? [])[i]?.first_downloaded_at;
-    const opened = first ? `opened ${formatTime(first)}` : "not opened yet";
+  for (const p of r.recipients) {
     people.append(
-      el("li", { dataset: { recipient: p.id } }, `${p.id} (${p.org}): ${opened}; ${p.acknowledged}`, p.note ? el("q", { class: "note", text: p.note }) : null),
+      el("li", { dataset: { recipient: p.id } }, `${p.name} (${p.org}): ${p.opened}; ${p.acknowledged}`, p.note ? el("q", { class: "note", text: p.note }) : null),
     );
-  });
+  }
   return el(
     "li",
     { dataset: { share: r.id } },

@@ -99,7 +99,7 @@ test("an inbox row in words: sender, organisation, purpose and categories labell
   assert.equal(plain.openable, true);
 });
 
-test("the sender's list shows each recipient's acknowledgement and note", () => {
+test("the sender's list shows each recipient's name, organisation, when they opened it, acknowledgement and note", () => {
   const row = sentRow(
     {
       id: ID,
@@ -109,8 +109,9 @@ test("the sender's list shows each recipient's acknowledgement and note", () => 
       created_at: "2026-11-25T09:00:00.000Z",
       expires_at: "2099-01-01T00:00:00.000Z",
       recipients: [
-        { id: "alice", org: "MASH", downloads: 1, acknowledged_at: "2026-11-25T10:00:00.000Z", acknowledgement: "Visit booked." },
-        { id: "bob", org: "MASH", downloads: 0, acknowledged_at: null, acknowledgement: null, via: "duty" },
+        { id: "alice", name: "Alice Ames", org: "MASH", downloads: 1, first_downloaded_at: "2026-11-25T09:30:00.000Z", acknowledged_at: "2026-11-25T10:00:00.000Z", acknowledgement: "Visit booked." },
+        { id: "bob", name: "Bob Brown", org: "MASH", downloads: 0, acknowledged_at: null, acknowledgement: null, via: "duty" },
+        { id: "carol", org: "Police", downloads: 0, acknowledged_at: null, acknowledgement: null },
       ],
     },
     { labels: policyLabels(POLICY) },
@@ -119,7 +120,13 @@ test("the sender's list shows each recipient's acknowledgement and note", () => 
   assert.equal(row.recipients[0].acknowledged, "Received and actioned 25 Nov 2026, 10:00 UTC");
   assert.equal(row.recipients[0].note, "Visit booked.");
   assert.equal(row.recipients[1].acknowledged, "Not yet acknowledged");
-  assert.equal(row.recipients[1].id, "bob (via duty)");
+  assert.equal(row.recipients[1].id, "bob");
+  assert.equal(row.recipients[1].name, "Bob Brown (via duty)");
+  assert.equal(row.recipients[0].name, "Alice Ames");
+  assert.equal(row.recipients[0].opened, "opened 25 Nov 2026, 09:30 UTC");
+  assert.equal(row.recipients[1].opened, "not opened yet");
+  // A gateway that gives no name: the ID, never nothing.
+  assert.equal(row.recipients[2].name, "carol");
 });
 
 test("the justification beside a share, with the policy's titles and labels", () => {

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
 from aiohttp import BodyPartReader, MultipartReader, web
@@ -16,7 +16,7 @@ from ..idempotency import INFLIGHT, Idempotency
 from ..service import DEFAULT_EXPIRY, SHARE_ID_RE, Gateway, ShareRequest, acknowledgement, escrow_release
 from ..store.envelopes import OpenEnvelope
 from ..store.idempotency import IdempotencyHit
-from ..store.models import Share
+from ..store.models import Recipient, Share
 from .common import gateway, json_response, media_type, paging, parse_json, principal, read_json, read_limited
 
 routes = web.RouteTableDef()
@@ -140,18 +140,28 @@ async def _create_share(request: web.Request, p: Principal, gw: Gateway, idem: I
         r["link"] = result["notice_url"]
     if not replayed and any(r["mode"] == "held" for r in result["recipients"]):
         rows = (await gw.holding.held.rows([result["share_id"]])).get(result["share_id"], [])
-        await gw.holding.notify_held_addresses(result["share_id"], rows, result["notice_url"], p.org)
+        await gw.holding.notify_held_addresses(result["share_id"], rows, result["notice_url"], p.org_name or p.org)
     resp = json_response(result, status=201)
     if replayed:
         resp.headers["Idempotent-Replayed"] = "true"
     return resp
 
 
-def share_view(share: Share, *, for_recipient: str | None = None) -> dict[str, Any]:
-    """What a sender (all recipients) or one recipient (only their own envelope) may see of a share."""
+def share_view(
+    share: Share, *, for_recipient: str | None = None, names: Mapping[str, Recipient] | None = None
+) -> dict[str, Any]:
+    """What a sender (all recipients) or one recipient (only their own envelope) may see of a share.
+
+    Names for people to read (issue 13): the sender's and organisation's as kept with the share, the identifiers
+    for shares made before they were kept; each recipient's from `names` (the directory), else their ID."""
     view: dict[str, Any] = {
         "id": share.id,
-        "from": {"sub": share.sender_sub, "org": share.sender_org},
+        "from": {
+            "sub": share.sender_sub,
+            "org": share.sender_org,
+            "name": share.sender_name or share.sender_sub,
+            "org_name": share.sender_org_name or share.sender_org,
+        },
         "purpose": {"code": share.purpose_code, "description": share.purpose_description},
         "subjects": list(share.subjects),
         "data_categories": list(share.data_categories),
@@ -169,6 +179,7 @@ def share_view(share: Share, *, for_recipient: str | None = None) -> dict[str, A
         view["recipients"] = [
             {
                 "id": r.recipient_id,
+                "name": names[r.recipient_id].name if names and r.recipient_id in names else r.recipient_id,
                 "org": r.recipient_org,
                 "state": r.state,
                 "downloads": r.downloads,
@@ -212,6 +223,11 @@ async def with_justification(gw: Gateway, share: Share, view: dict[str, Any]) ->
     return view
 
 
+async def recipient_names(gw: Gateway, shares: list[Share]) -> Mapping[str, Recipient]:
+    """The directory's entries for every recipient of these shares, read once for a page (the Sent view)."""
+    return await gw.store.get_recipients(sorted({r.recipient_id for s in shares for r in s.recipients}))
+
+
 def page(items: list[Share], limit: int) -> str | None:
     return str(items[-1].ledger_index) if len(items) == limit else None
 
@@ -223,7 +239,8 @@ async def list_sent(request: web.Request) -> web.Response:
     limit, before = paging(request, gw.settings.limits.page_size_max)
     shares = await gw.store.sent(p.sub, p.issuer, before, limit)
     held = await gw.holding.held.rows([s.id for s in shares])
-    views = [{**share_view(s), "held": [h.public() for h in held.get(s.id, [])]} for s in shares]
+    names = await recipient_names(gw, shares)
+    views = [{**share_view(s, names=names), "held": [h.public() for h in held.get(s.id, [])]} for s in shares]
     return json_response({"shares": views, "next_cursor": page(shares, limit)})
 
 
@@ -238,7 +255,7 @@ async def get_share(request: web.Request) -> web.Response:
     # The sender, or an administrator of the sending organisation (tenancy.py), sees the whole share.
     if tenancy.admin_may_act_on(p, share.sender_org) or (p.has("practitioner") and gw.is_sender(p, share)):
         held = (await gw.holding.held.rows([share.id])).get(share.id, [])
-        view = {**share_view(share), "held": [h.public() for h in held]}
+        view = {**share_view(share, names=await recipient_names(gw, [share])), "held": [h.public() for h in held]}
         return json_response(await with_justification(gw, share, view))
     if p.has("recipient") and share.recipient(p.sub) is not None:
         return json_response(await with_justification(gw, share, share_view(share, for_recipient=p.sub)))

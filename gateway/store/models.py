@@ -127,6 +127,10 @@ class Share:
     #: The organisational recovery (escrow) envelope, when the gateway's policy makes one.
     escrow_sha256: str | None = None
     escrow_size: int | None = None
+    #: The sender's and their organisation's names for people to read (token claims or the directory, at the
+    #: time of sharing; issue 13); None for shares made before they were kept, which show the identifiers.
+    sender_name: str | None = None
+    sender_org_name: str | None = None
 
     def recipient(self, recipient_id: str) -> ShareRecipient | None:
         return next((r for r in self.recipients if r.recipient_id == recipient_id), None)

@@ -29,6 +29,8 @@ def share_from_rows(row: Any, rrows: Sequence[Any]) -> Share:
         ledger_index=row["ledger_index"],
         escrow_sha256=row["escrow_sha256"],
         escrow_size=row["escrow_size"],
+        sender_name=row["sender_name"],
+        sender_org_name=row["sender_org_name"],
         recipients=tuple(
             ShareRecipient(
                 recipient_id=r["recipient_id"],

@@ -21,6 +21,9 @@ from tests.extension_build import ensure_built
 from tests.test_cli import call, multipart, safeshare, serve
 
 PASSPHRASE = "correct horse battery staple"
+#: The sending practitioner's name and organisation name, as their token carries them.
+SENDER_NAME = "Pat Jones"
+SENDER_ORG_NAME = "Hereford Primary School"
 
 
 @dataclass
@@ -34,10 +37,23 @@ class RecipientGateway:
     def cli(self, *args: str) -> str:
         return safeshare(self.home, *args).stdout
 
-    def token(self, sub: str, role: str, *, email: str | None = None, org: str = "e2e") -> str:
+    def token(
+        self,
+        sub: str,
+        role: str,
+        *,
+        email: str | None = None,
+        org: str = "e2e",
+        name: str | None = None,
+        org_name: str | None = None,
+    ) -> str:
         args = ["token", "issue", "--sub", sub, "--role", role, "--org", org, "--ttl", "7200"]
         if email:
-            args += ["--email", email, "--name", sub.title()]
+            args += ["--email", email, "--name", name or sub.title()]
+        elif name:
+            args += ["--name", name]
+        if org_name:
+            args += ["--org-name", org_name]
         return self.cli(*args).split()[-1]
 
     def recipient_token(self, sub: str, org: str = "Hereford MASH") -> str:
@@ -83,7 +99,8 @@ def recipient_gateway(tmp: Path, escrow_recipient: str | None = None) -> Iterato
         # Recipients here are in their own organisations (tokens of "Hereford MASH"), and the tests read their
         # entries too: the partnership-wide auditor (an "e2e" auditor sees only e2e's entries: tenancy).
         gw.tokens = {
-            "practitioner": gw.token("pat", "practitioner"),
+            # The practitioner's token carries names (issue 13): recipients read them, not "pat (e2e)".
+            "practitioner": gw.token("pat", "practitioner", name=SENDER_NAME, org_name=SENDER_ORG_NAME),
             "auditor": gw.token("audrey", "partnership_auditor"),
         }
         yield gw

@@ -36,7 +36,13 @@ from tests.conftest import require_tool
 from tests.e2e.bidi import Tab, launch
 from tests.e2e.conftest import EXTENSION
 from tests.e2e.firefox_addon import ADDON_ID, options_sign_in
-from tests.e2e.recipient_fixtures import PASSPHRASE, READ_KEYRING_JS, RecipientGateway, recipient_gateway
+from tests.e2e.recipient_fixtures import (
+    PASSPHRASE,
+    READ_KEYRING_JS,
+    SENDER_NAME,
+    RecipientGateway,
+    recipient_gateway,
+)
 from tests.extension_build import ensure_built
 
 RECIPIENT = "rita"
@@ -212,7 +218,7 @@ async def test_recipient_sets_up_opens_downloads_and_acknowledges_in_firefox(
                 row,
                 what="the share in the inbox",
             )
-            assert cells[0] == "pat" and cells[6] == "New: ready to open", cells
+            assert cells[0] == SENDER_NAME and cells[6] == "New: ready to open", cells
             await unlock_with(inbox, "not the passphrase at all")
             alert = await inbox.wait_for(
                 "() => document.querySelector('#alert').hidden ? '' : document.querySelector('#alert').textContent",

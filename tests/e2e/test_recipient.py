@@ -21,6 +21,8 @@ from tests.conftest import example, require_tool
 from tests.e2e.panel import fill, open_panel, settle
 from tests.e2e.recipient_fixtures import (
     PASSPHRASE,
+    SENDER_NAME,
+    SENDER_ORG_NAME,
     Profile,
     Profiles,
     RecipientGateway,
@@ -140,10 +142,12 @@ def test_enrol_approve_share_from_webmail_and_open(
     inbox = alice.open("recipient/inbox.html")
     row = inbox.locator(f'tr[data-share="{share_id}"]')
     cells = row.locator("td").all_inner_texts()
-    assert cells[0] == "pat" and cells[1] == "e2e"
+    # Names, not identifiers; the case and share references tell rows apart (issue 13).
+    assert cells[0] == SENDER_NAME and cells[1] == SENDER_ORG_NAME
     assert cells[2].startswith("Referral")
     assert cells[3] == "Identity, Health (special category), Safeguarding concern"
     assert cells[6] == "New: ready to open"
+    assert cells[7] == "CASE-2026-0412" and cells[8] == share_id
     row.get_by_role("button", name="Open").click()
     inbox.get_by_text("Unlock your keys to open this share.").wait_for()
     unlock(inbox)
@@ -161,8 +165,14 @@ def test_enrol_approve_share_from_webmail_and_open(
     assert inbox.locator("#message-body").get_attribute("sandbox") == ""
     srcdoc = inbox.locator("#message-body").get_attribute("srcdoc")
     assert "default-src 'none'" in srcdoc and "<script" not in srcdoc.lower()
+    assert f"{SENDER_NAME} ({SENDER_ORG_NAME})" in inbox.locator("#share-facts").inner_text()
     # Escrow is off by default: the share's ledger entry says so.
     assert gw.ledger_share_entry(share_id)["escrow"] is None
+    # Back in the inbox, the share she has opened is no longer "New".
+    inbox = alice.open("recipient/inbox.html")
+    state = inbox.locator(f'tr[data-share="{share_id}"] td.state')
+    state.wait_for(timeout=15000)
+    assert state.inner_text() == "Opened, not yet acknowledged"
 
 
 def test_wrong_passphrase_is_refused_then_the_right_one_opens(gw: RecipientGateway, enrolled: Any) -> None:

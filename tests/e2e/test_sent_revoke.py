@@ -43,8 +43,12 @@ def test_sent_tab_shows_who_opened_it_and_revokes_with_a_reason(gw: RecipientGat
     page = practitioner.open("recipient/inbox.html")
     item = page.locator(f'.sent li[data-share="{sid}"]')
     item.wait_for(timeout=15000)
-    assert "opened" in item.locator('li[data-recipient="ivy"]').inner_text()
-    assert "not opened yet" in item.locator('li[data-recipient="jon"]').inner_text()
+    # Each recipient by name and organisation (the directory), with whether and when they opened it (issue 13).
+    ivy_line = item.locator('li[data-recipient="ivy"]').inner_text()
+    assert ivy_line.startswith("Ivy (MASH): opened ") and " UTC;" in ivy_line, ivy_line
+    assert item.locator('li[data-recipient="jon"]').inner_text().startswith("Jon (MASH): not opened yet;")
+    # The share's case reference and its own reference tell it apart from the practitioner's other shares.
+    assert "CASE-2026-0412" in item.inner_text() and sid in item.inner_text()
 
     # No reason: refused in words, nothing revoked.
     item.get_by_text("Revoke (recall) this share").click()

@@ -617,8 +617,9 @@ class PostgresStore:
             await conn.execute(
                 "INSERT INTO shares (id, created_at, sender_sub, sender_iss, sender_org, purpose_code,"
                 " purpose_description, subjects, data_categories, payload_content_type, payload_size,"
-                " expires_at, max_downloads, state, ledger_index, escrow_sha256, escrow_size)"
-                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
+                " expires_at, max_downloads, state, ledger_index, escrow_sha256, escrow_size, sender_name,"
+                " sender_org_name)"
+                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)",
                 share.id,
                 share.created_at,
                 share.sender_sub,
@@ -636,6 +637,8 @@ class PostgresStore:
                 idx,
                 share.escrow_sha256,
                 share.escrow_size,
+                share.sender_name,
+                share.sender_org_name,
             )
             await conn.executemany(
                 "INSERT INTO share_recipients (share_id, recipient_id, recipient_org, envelope_sha256,"

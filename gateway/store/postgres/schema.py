@@ -409,6 +409,18 @@ async def _no_parallel_side_scans(conn: Any) -> None:
     await conn.execute(_NO_PARALLEL_SIDE_SCANS)
 
 
+#: Step 5 (issue 13): the sender's and their organisation's names as people read them, kept with each share (the
+#: token's `name` and `org_name` claims or the directory, at the time of sharing). NULL for older shares.
+_SENDER_NAMES = (
+    "ALTER TABLE shares ADD COLUMN IF NOT EXISTS sender_name TEXT;\n"
+    "ALTER TABLE shares ADD COLUMN IF NOT EXISTS sender_org_name TEXT;\n"
+)
+
+
+async def _sender_names(conn: Any) -> None:
+    await conn.execute(_SENDER_NAMES)
+
+
 #: Numbered steps (gateway/store/migrations.py), applied in order at start-up or by `safeshare migrate`, each in
 #: its own transaction with its `schema_version` row.
 STEPS: Final[tuple[Step[Any], ...]] = (
@@ -416,6 +428,7 @@ STEPS: Final[tuple[Step[Any], ...]] = (
     Step(2, "agreement documents in the database (agreement_documents, agreement_document_chunks)", _v2),
     Step(3, "ledger.facts (what statistics read from entries) and the (time, idx) index", _audit_facts),
     Step(4, "no parallel workers for scans of the ledger's side tables", _no_parallel_side_scans),
+    Step(5, "shares: the sender's name and organisation name (issue 13)", _sender_names),
 )
 
 SCHEMA_VERSION: Final = latest(STEPS)

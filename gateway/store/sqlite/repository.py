@@ -375,8 +375,9 @@ class SQLiteStore:
             conn.execute(
                 "INSERT INTO shares (id, created_at, sender_sub, sender_iss, sender_org, purpose_code,"
                 " purpose_description, subjects, data_categories, payload_content_type, payload_size,"
-                " expires_at, max_downloads, state, ledger_index, escrow_sha256, escrow_size)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " expires_at, max_downloads, state, ledger_index, escrow_sha256, escrow_size, sender_name,"
+                " sender_org_name)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     share.id,
                     share.created_at,
@@ -395,6 +396,8 @@ class SQLiteStore:
                     idx,
                     share.escrow_sha256,
                     share.escrow_size,
+                    share.sender_name,
+                    share.sender_org_name,
                 ),
             )
             conn.executemany(

@@ -378,6 +378,17 @@ BEGIN SELECT RAISE(ABORT, 'agreement documents are immutable'); END;
 CREATE TRIGGER IF NOT EXISTS agreement_document_chunks_no_delete BEFORE DELETE ON agreement_document_chunks
 BEGIN SELECT RAISE(ABORT, 'agreement documents are immutable'); END;
 """
+#: Version 6 (issue 13): the sender's and their organisation's names as people read them, kept with each share
+#: (from the token's `name` and `org_name` claims or the directory, at the time of sharing) so the recipient's
+#: inbox and the sender's Sent view need not show identifiers. NULL for shares made before: they show the IDs.
+SENDER_NAME_COLUMNS = (("shares", "sender_name", "TEXT"), ("shares", "sender_org_name", "TEXT"))
+
+
+def _v6(conn: sqlite3.Connection) -> None:
+    present = {r[1] for r in conn.execute("PRAGMA table_info(shares)")}
+    for table, column, ddl in SENDER_NAME_COLUMNS:
+        if column not in present:
+            conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {ddl}")
 
 
 #: The SQLite schema's history (gateway/store/migrations.py). Steps 1-3 predate the `schema_version` table (their
@@ -394,6 +405,7 @@ STEPS: tuple[Step[sqlite3.Connection], ...] = (
         "agreement documents in the database (agreement_documents, agreement_document_chunks)",
         _run(AGREEMENT_DOCUMENTS),
     ),
+    Step(6, "shares: the sender's name and organisation name (issue 13)", _v6),
 )
 SCHEMA_VERSION = latest(STEPS)
 

@@ -154,9 +154,12 @@ export function sentRow(share, { labels = policyLabels(null), now = new Date() }
     expires: formatTime(share.expires_at),
     state: overall,
     stateLabel: overall === "active" ? "Available" : stateLabel(overall),
+    // Each recipient by name (the directory's, from the gateway; the ID for older gateways), and their organisation.
     recipients: (share.recipients ?? []).map((r) => ({
-      id: r.via ? `${r.id} (via ${r.via})` : r.id,
+      id: r.id,
+      name: r.via ? `${r.name || r.id} (via ${r.via})` : r.name || r.id,
       org: r.org,
+      opened: r.first_downloaded_at ? `opened ${formatTime(r.first_downloaded_at)}` : "not opened yet",
       downloads: r.downloads ?? 0,
       acknowledged: r.acknowledged_at ? `Received and actioned ${formatTime(r.acknowledged_at)}` : "Not yet acknowledged",
       note: r.acknowledgement ?? "",

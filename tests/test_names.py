@@ -1,0 +1,119 @@
+"""Names, not identifiers (issue 13): the sender's and organisation's names kept with each share (token claims,
+else the directory), shown in the recipient's inbox and share view; each recipient named (directory) in the
+sender's Sent view, with when they opened it; the case and share references that tell inbox rows apart. Runs
+on PostgreSQL too (SAFESHARE_TEST_BACKEND=postgres), and every response is checked against openapi.json."""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+
+import aiohttp
+import pyrage
+
+from gateway.auth import EmbeddedIssuer
+from tests.conftest import Api
+
+PAYLOAD = b"Referral notes for the MASH."
+
+
+def bearer(issuer: EmbeddedIssuer, sub: str, role: str, **claims: str) -> dict[str, str]:
+    org = claims.pop("org", "hereford-primary")
+    return {"Authorization": f"Bearer {issuer.issue(sub, [role], org=org, ttl=600, **claims)}"}
+
+
+async def share_as(api: Api, headers: dict[str, str], recipients: list[str], justification: dict[str, Any]) -> str:
+    form = aiohttp.FormData()
+    meta = {"recipients": recipients, "justification": justification, "payload_content_type": "text/plain"}
+    form.add_field("share", json.dumps(meta), content_type="application/json")
+    form.add_field("payload", PAYLOAD, filename="payload", content_type="application/octet-stream")
+    r = await api.client.post("/api/v1/shares", data=form, headers=headers)
+    assert r.status == 201, await r.text()
+    return str((await r.json())["share_id"])
+
+
+async def inbox(api: Api, rid: str) -> list[dict[str, Any]]:
+    r = await api.client.get("/api/v1/inbox", headers=api.auth(rid, "recipient"))
+    assert r.status == 200
+    return list((await r.json())["shares"])
+
+
+async def test_names_from_the_token_reach_the_inbox_and_the_sent_view(
+    api: Api, issuer: EmbeddedIssuer, alice: Any, bob: Any, share_justification: dict[str, Any]
+) -> None:
+    await api.add_recipient("alice", alice)
+    await api.add_recipient("bob", bob, org="West Mercia Police")
+    pat = bearer(issuer, "pat", "practitioner", name="Pat Jones", org_name="Hereford Primary School")
+    first = await share_as(api, pat, ["alice", "bob"], share_justification)
+    other = copy.deepcopy(share_justification)
+    other["subjects"][0]["ref"] = other["rules"]["5_safety_wellbeing"]["at_risk"][0] = "CASE-2026-0999"
+    second = await share_as(api, pat, ["alice"], other)
+
+    rows = await inbox(api, "alice")
+    assert [r["id"] for r in rows] == [second, first]  # the share reference tells them apart ...
+    assert [r["subjects"] for r in rows] == [["CASE-2026-0999"], ["CASE-2026-0412"]]  # ... and the case reference
+    for row in rows:
+        assert row["from"] == {
+            "sub": "pat",
+            "org": "hereford-primary",
+            "name": "Pat Jones",
+            "org_name": "Hereford Primary School",
+        }
+        assert row["downloads"] == 0
+        assert "recipients" not in row  # the other recipients are not disclosed to a recipient
+
+    # Alice opens the first: her inbox counts the download (the extension then no longer says "New").
+    r = await api.client.get(f"/api/v1/shares/{first}/envelope", headers=api.auth("alice", "recipient"))
+    assert r.status == 200 and pyrage.decrypt(await r.read(), [alice]) == PAYLOAD
+    rows = {r["id"]: r for r in await inbox(api, "alice")}
+    assert rows[first]["downloads"] == 1 and rows[second]["downloads"] == 0
+    r = await api.client.get(f"/api/v1/shares/{first}", headers=api.auth("alice", "recipient"))
+    assert (await r.json())["from"]["name"] == "Pat Jones"
+
+    # The Sent view names each recipient (directory) and their organisation, and says when they opened it.
+    r = await api.client.get("/api/v1/shares", headers=pat)
+    sent = {s["id"]: s for s in (await r.json())["shares"]}
+    people = {p["id"]: p for p in sent[first]["recipients"]}
+    assert (people["alice"]["name"], people["alice"]["org"]) == ("Alice", "Hereford MASH")
+    assert (people["bob"]["name"], people["bob"]["org"]) == ("Bob", "West Mercia Police")
+    assert people["alice"]["first_downloaded_at"] is not None and people["bob"]["first_downloaded_at"] is None
+    r = await api.client.get(f"/api/v1/shares/{first}", headers=pat)
+    assert [p["name"] for p in (await r.json())["recipients"]] == ["Alice", "Bob"]
+
+
+async def test_names_from_the_directory_then_the_identifiers(
+    api: Api, issuer: EmbeddedIssuer, alice: Any, bob: Any, share_justification: dict[str, Any]
+) -> None:
+    await api.add_recipient("alice", alice)
+    # A practitioner who also receives: the directory names them when the token does not.
+    await api.add_recipient("sam", bob, org="Hereford Children's Services")
+    sam = await share_as(api, bearer(issuer, "sam", "practitioner"), ["alice"], share_justification)
+    # Only the name in the token: the organisation's name still comes from the directory.
+    samira = bearer(issuer, "sam", "practitioner", name="Samira Khan")
+    named = await share_as(api, samira, ["alice"], share_justification)
+    # Neither the token nor the directory: the identifiers, never nothing.
+    kim = await share_as(api, bearer(issuer, "kim", "practitioner"), ["alice"], share_justification)
+    rows = {r["id"]: r["from"] for r in await inbox(api, "alice")}
+    assert rows[sam] == {
+        "sub": "sam",
+        "org": "hereford-primary",
+        "name": "Sam",
+        "org_name": "Hereford Children's Services",
+    }
+    assert (rows[named]["name"], rows[named]["org_name"]) == ("Samira Khan", "Hereford Children's Services")
+    assert rows[kim] == {"sub": "kim", "org": "hereford-primary", "name": "kim", "org_name": "hereford-primary"}
+    # A recipient the directory no longer has a name for is shown by ID, not dropped.
+    r = await api.client.get("/api/v1/shares", headers=bearer(issuer, "kim", "practitioner"))
+    [only] = (await r.json())["shares"]
+    assert [(p["id"], p["name"]) for p in only["recipients"]] == [("alice", "Alice")]
+
+
+async def test_token_claims_org_name(issuer: EmbeddedIssuer) -> None:
+    from gateway.auth import TokenVerifier
+
+    verifier = TokenVerifier(issuer)
+    p = await verifier.verify(issuer.issue("pat", ["practitioner"], org="hp", name="Pat", org_name=" Hereford School "))
+    assert (p.name, p.org, p.org_name) == ("Pat", "hp", "Hereford School")
+    p = await verifier.verify(issuer.issue("pat", ["practitioner"], org="hp"))
+    assert p.org_name is None
