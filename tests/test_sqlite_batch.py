@@ -192,3 +192,22 @@ async def test_entries_prepared_by_their_callers_store_what_single_appends_store
     finally:
         await store.close()
     assert _dump(tmp_path / "db.sqlite3") == _reference(tmp_path / "ref.sqlite3", entries)
+
+
+def test_the_writer_s_entry_mac_is_entry_mac() -> None:
+    """The writer computes entry MACs from precomputed HMAC pads (no GIL release per entry): the same bytes."""
+    import os
+
+    from gateway.ledger.mac import entry_mac
+    from gateway.store.sqlite.tree import _entry_mac
+
+    for i in range(200):
+        key, leaf = os.urandom(32), os.urandom(32)
+        index = int.from_bytes(os.urandom(8), "big") >> (i % 64)
+        assert _entry_mac(key, index, leaf) == entry_mac(key, index, leaf)
+    with pytest.raises(ValueError):
+        _entry_mac(KEY, 1 << 64, bytes(32))
+    with pytest.raises(ValueError):
+        _entry_mac(KEY, 0, bytes(31))
+    with pytest.raises(ValueError):
+        _entry_mac(bytes(31), 0, bytes(32))

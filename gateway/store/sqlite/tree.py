@@ -14,6 +14,7 @@ from typing import Any
 from ...ledger import merkle
 from ...ledger.entry import MAX_ENTRY_BYTES, EntryTooLarge, join_encoded, seal, split_encode
 from ...ledger.guard import CheckpointGuard, LedgerInconsistent, TrustedHead
+from ...ledger.mac import _ENTRY_DOMAIN as _MAC_DOMAIN
 from ...ledger.mac import entry_mac, entry_mac_ok, start_mac_ok
 from ...ledger.merkle import CompactRange, ProofError, verify_consistency
 from ..models import (
@@ -216,9 +217,9 @@ class LedgerBatch:
             self._base, self._leaves = self.tree.copy(), []
 
 
-#: Rows per multi-row INSERT, largest first: a batch's rows go in at most a dozen statements per table, and each
-#: table has at most four statement shapes for the connection's statement cache.
-_CHUNKS = (64, 16, 4, 1)
+#: Rows per multi-row INSERT, largest first (a binary decomposition of the batch's row count): a batch's rows go in
+#: at most 9 statements per table (4 or so on average), and each table has 8 statement shapes to cache.
+_CHUNKS = (128, 64, 32, 16, 8, 4, 2, 1)
 _MULTI_SQL: dict[tuple[str, int], str] = {}
 
 
@@ -264,6 +265,43 @@ def _advance(tree: CompactRange, idx: int, leaf: bytes) -> list[tuple[int, int, 
 _NODE_MASK = (1 << NODE_CACHE_MIN_LEVEL) - 1
 
 
+class _MacPads:
+    """`entry_mac` for one key from precomputed HMAC pads: the same HMAC-SHA-256 (RFC 2104), computed with hashlib
+    objects whose small updates keep the GIL.
+
+    Why (issue 15): the one-shot `hmac.digest` releases the GIL around OpenSSL's HMAC on every call; in the
+    writer thread, on a busy machine, getting it back means waiting for the event loop's thread to yield it
+    (up to the switch interval): measured as 12% of the writer thread's time, for a hash of 70 bytes."""
+
+    __slots__ = ("_inner", "_outer")
+
+    def __init__(self, key: bytes) -> None:
+        entry_mac(key, 0, bytes(32))  # the key's checks, as entry_mac makes them
+        block = key.ljust(64, b"\0")  # keys are 32 bytes: shorter than SHA-256's block, so padded, never hashed
+        self._inner = hashlib.sha256(bytes(b ^ 0x36 for b in block) + _MAC_DOMAIN)
+        self._outer = hashlib.sha256(bytes(b ^ 0x5C for b in block))
+
+    def __call__(self, index: int, leaf: bytes) -> bytes:
+        if len(leaf) != 32 or not 0 <= index < 1 << 64:
+            raise ValueError("leaf hash must be 32 bytes and the index a 64-bit unsigned integer")
+        inner = self._inner.copy()
+        inner.update(index.to_bytes(8, "big") + leaf)
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return outer.digest()
+
+
+_MAC_PADS: dict[bytes, _MacPads] = {}
+
+
+def _entry_mac(key: bytes, index: int, leaf: bytes) -> bytes:
+    """`entry_mac(key, index, leaf)`, the same bytes (tests/test_sqlite_batch.py), without releasing the GIL."""
+    pads = _MAC_PADS.get(key)
+    if pads is None:
+        pads = _MAC_PADS[key] = _MacPads(key)
+    return pads(index, leaf)
+
+
 def append_entry(conn: sqlite3.Connection, entry: Mapping[str, Any] | PreparedEntry) -> int:
     """Append one ledger entry inside the caller's transaction; returns its gap-free index.
 
@@ -288,7 +326,7 @@ def append_entry(conn: sqlite3.Connection, entry: Mapping[str, Any] | PreparedEn
     data = prepared.data(idx)
     leaf = hashlib.sha256(b"\x00" + data).digest()  # merkle.leaf_hash
     key = getattr(conn, "ledger_mac_key", None)
-    mac = None if key is None else entry_mac(key, idx, leaf)
+    mac = None if key is None else _entry_mac(key, idx, leaf)
     if batch is not None:
         batch.append(prepared, idx, data, leaf, mac)
         return int(idx)
