@@ -9,7 +9,8 @@
 2. Inclusion- and consistency-proof latency on a ledger of N entries (default 1,000,000), next to a
    primary-key point lookup measured in the same run.
 
-Usage: python bench/bench_ledger.py [--entries 1000000] [--appends 20000] [--concurrency 64] [--entries 0: appends only]
+Usage: python bench/bench_ledger.py [--entries 1000000] [--appends 20000] [--concurrency 1,16,64,256]
+       [--no-checkpointing] [--entries 0: appends only]
 """
 
 from __future__ import annotations
@@ -133,20 +134,27 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--entries", type=int, default=1_000_000)
     ap.add_argument("--appends", type=int, default=20_000)
-    ap.add_argument("--concurrency", type=int, default=64)
+    ap.add_argument(
+        "--concurrency", type=lambda v: [int(c) for c in v.split(",")], default=[64], help="e.g. 1,16,64,256"
+    )
+    ap.add_argument("--no-checkpointing", action="store_true", help="skip the run with the checkpointer signing")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="safeshare-bench-ledger-") as tmp:
         raw, raw_cpu = raw_baseline(Path(tmp) / "raw.sqlite3", args.appends)
-        off, _, off_cpu = asyncio.run(appends(Path(tmp) / "off.sqlite3", args.appends, args.concurrency, False))
-        on, signed, _ = asyncio.run(appends(Path(tmp) / "on.sqlite3", args.appends, args.concurrency, True))
-        print(
-            f"appends/s (synchronous=FULL, {args.concurrency} concurrent): checkpointing off {off:8.0f}   "
-            f"on {on:8.0f} ({signed} checkpoints signed)   raw sqlite3 group-commit limit {raw:8.0f}   "
-            f"ratio off/raw {off / raw:.2f}   target 20000/s"
-        )
-        # CPU time per append (all threads of the process, the load generator's entry building included): what
-        # bounds the rate on a quiet machine, and much less disturbed than wall time by other work on a busy one.
-        print(f"CPU per append: store {off_cpu:.0f} µs (checkpointing off)   raw limit {raw_cpu:.1f} µs")
+        for run, concurrency in enumerate(args.concurrency):
+            off, _, off_cpu = asyncio.run(appends(Path(tmp) / f"off{run}.sqlite3", args.appends, concurrency, False))
+            if args.no_checkpointing:
+                cp = ""
+            else:
+                on, signed, _ = asyncio.run(appends(Path(tmp) / f"on{run}.sqlite3", args.appends, concurrency, True))
+                cp = f"on {on:8.0f} ({signed} checkpoints signed)   "
+            # CPU time per append (all threads of the process, the load generator's entry building included): what
+            # bounds the rate on a quiet machine, much less disturbed than wall time by other work on a busy one.
+            print(
+                f"appends/s (synchronous=FULL, {concurrency:3d} concurrent): checkpointing off {off:8.0f}   {cp}"
+                f"raw sqlite3 group-commit limit {raw:8.0f}   ratio off/raw {off / raw:.2f}   target 20000/s   "
+                f"CPU per append: store {off_cpu:.0f} µs, raw limit {raw_cpu:.1f} µs"
+            )
         if not args.entries:
             return
 

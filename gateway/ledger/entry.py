@@ -279,10 +279,63 @@ def seal(entry: Mapping[str, Any], index: int) -> tuple[bytes, bytes]:
     booleans, null and bounded integers under ASCII keys: for those the C encoder's output is already RFC 8785,
     so the per-node check in `canonical` is skipped on this hot path (`ledger verify` re-checks every entry).
     """
-    data = _dumps({**entry, "index": index})
+    parts = split_encode(entry)
+    if parts is None:
+        data = _dumps({**entry, "index": index})
+    else:
+        data = join_encoded(parts, index)
     if len(data) > MAX_ENTRY_BYTES:  # last line of defence: the append transaction rolls back
         raise EntryTooLarge(len(data))
     return data, leaf_hash(data)
+
+
+#: orjson options giving the stdlib encoder's bytes (`_ENCODER`): sorted keys, compact, UTF-8 unescaped. Types
+#: the stdlib refuses and orjson would write (datetimes, dataclasses) are passed through, so they are refused still.
+_ORJSON_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+
+
+def _fast_dumps(obj: Any) -> bytes:
+    """`_dumps`, about seven times faster (issue 15: JSON encoding was the largest part of an append).
+
+    For what ledger entries hold (strings, booleans, null, integers, lists and objects with string keys) orjson
+    writes byte for byte what the stdlib encoder writes (tests/test_ledger_encoding.py compares them over every
+    code point); what orjson refuses (integers beyond 64 bits, non-string keys, other types) goes to the stdlib
+    encoder, which writes or refuses it exactly as before. Floats are the one difference (exponent form, NaN):
+    no entry holds one (no justification schema has a number field; the builders write integers), and `ledger
+    verify` would report one as not RFC 8785 either way.
+    """
+    try:
+        return orjson.dumps(obj, option=_ORJSON_OPTIONS)
+    except orjson.JSONEncodeError:
+        return _dumps(obj)
+
+
+def split_encode(entry: Mapping[str, Any]) -> tuple[bytes, bytes] | None:
+    """The entry's canonical bytes around its index, which only the append transaction knows: (head, tail) with
+    `head + b'"index":' + str(index) + tail` equal to `_dumps({**entry, "index": index})`.
+
+    Why: encoding is most of an append's CPU, so callers encode before they queue (off the writer thread), and
+    the writer only joins the parts (`join_encoded`). With sorted keys, "index" falls between the keys that
+    sort before it and those after: each side is encoded on its own. None when a top-level key is not a string
+    (the caller then seals the entry whole, as `seal` does).
+    """
+    before: dict[str, Any] = {}
+    after: dict[str, Any] = {}
+    for key, value in entry.items():
+        if type(key) is not str:
+            return None
+        if key != "index":
+            (before if key < "index" else after)[key] = value
+    head = _fast_dumps(before)[:-1] + (b"," if before else b"")
+    tail = (b"," if after else b"") + _fast_dumps(after)[1:]
+    return head, tail
+
+
+def join_encoded(parts: tuple[bytes, bytes], index: int) -> bytes:
+    """The canonical bytes of an entry encoded by `split_encode`, at `index`."""
+    if type(index) is not int or not 0 <= index <= _MAX_SAFE_INT:
+        raise ValueError(f"ledger index {index!r} is out of range")
+    return b'%s"index":%d%s' % (parts[0], index, parts[1])
 
 
 def actor(sub: str, role: str, org: str | None, issuer: str) -> dict[str, Any]:

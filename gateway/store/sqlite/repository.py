@@ -40,12 +40,22 @@ from ..protocol import AgreementRecords, HeldShares
 from ..rows import enrolment_from_row, recipient_from_row, share_from_rows
 from . import queries
 from .schema import create_schema
-from .tree import TreeReader, append_entry, check_extension, load_tree
+from .tree import PreparedEntry, TreeReader, append_entry, check_extension, load_tree, prepare_entry
 from .writer import Writer
 
 T = TypeVar("T")
 
 EntryBuilder = Callable[[Share], Mapping[str, Any]]
+
+
+def _prepared(entry: Mapping[str, Any]) -> Mapping[str, Any] | PreparedEntry:
+    """The entry encoded and its rows derived here, in the caller's thread, so the writer thread (the one serial
+    stage) only joins, hashes and inserts (issue 15). An entry that fails its checks is passed on as it is, so the
+    writer's operation raises the same error at the same point as before (after an idempotency replay, say)."""
+    try:
+        return prepare_entry(entry)
+    except Exception:
+        return entry
 
 
 def _load_share(conn: sqlite3.Connection, share_id: str) -> Share | None:
@@ -366,10 +376,12 @@ class SQLiteStore:
         if one fails, every share in the batch fails.
         """
 
+        ready = _prepared(entry)
+
         def op(conn: sqlite3.Connection) -> int:
             if idempotency is not None:
                 _claim_idempotency_key(conn, idempotency, str(entry["time"]))
-            idx = append_entry(conn, entry)
+            idx = append_entry(conn, ready)
             if idempotency is not None:
                 _store_idempotent_answer(conn, idempotency, idx, str(entry["time"]))
             conn.execute(
@@ -430,11 +442,12 @@ class SQLiteStore:
 
     async def record(self, entry: Mapping[str, Any], idempotency: IdempotentWrite | None = None) -> int:
         """Append an entry that changes no other state (a decision not to share)."""
+        ready = _prepared(entry)
 
         def op(conn: sqlite3.Connection) -> int:
             if idempotency is not None:
                 _claim_idempotency_key(conn, idempotency, str(entry["time"]))
-            idx = append_entry(conn, entry)
+            idx = append_entry(conn, ready)
             if idempotency is not None:
                 _store_idempotent_answer(conn, idempotency, idx, str(entry["time"]))
             return idx

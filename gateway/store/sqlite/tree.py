@@ -5,14 +5,16 @@ another process (the CLI) may append too without gaps or duplicates."""
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from ...ledger import merkle
-from ...ledger.entry import seal
+from ...ledger.entry import MAX_ENTRY_BYTES, EntryTooLarge, join_encoded, seal, split_encode
 from ...ledger.guard import CheckpointGuard, LedgerInconsistent, TrustedHead
+from ...ledger.mac import _ENTRY_DOMAIN as _MAC_DOMAIN
 from ...ledger.mac import entry_mac, entry_mac_ok, start_mac_ok
 from ...ledger.merkle import CompactRange, ProofError, verify_consistency
 from ..models import (
@@ -57,6 +59,80 @@ _UPSERT_TREE = (
 )
 
 
+class PreparedEntry:
+    """A ledger entry made ready for the writer by its caller (`prepare_entry`): its canonical bytes around the
+    index, its index-table values and its checks, all of which need no database and no index.
+
+    Why (issue 15): the writer thread is the one serial stage of every write, and encoding an entry and deriving
+    its index rows was most of its time per append (~100 µs of Python on a loaded machine). Prepared on the
+    caller's side (the event loop, before `Writer.submit`), an append in the writer is a join of two byte strings,
+    two hashes, the tree step and the row tuples. The stored bytes and rows are exactly those of the entry itself.
+    """
+
+    __slots__ = ("parts", "entry", "columns", "subjects", "recipients", "orgs", "agreements", "description")
+
+    def __init__(self, entry: Mapping[str, Any]) -> None:
+        #: None when the entry cannot be split (a non-string top-level key): it is then sealed whole.
+        self.parts = split_encode(entry)
+        self.entry = entry
+        actor = entry.get("actor") or {}
+        purpose = entry.get("purpose") or {}
+        basis = ((entry.get("justification") or {}).get("rules") or {}).get("1_lawful_basis") or {}
+        recipients = entry.get("recipients") or ()
+        # The constraints the tables would enforce are checked here, with the error SQLite would raise: in a
+        # writer batch the rows are inserted only at its end, where a refusal would take the whole batch down.
+        if entry["time"] is None or entry["kind"] is None:
+            raise sqlite3.IntegrityError("NOT NULL constraint failed: ledger.time or ledger.kind")
+        agreements = entry.get("agreements") or ()
+        agreement_ids = [a["id"] for a in agreements]
+        if len(set(agreement_ids)) != len(agreement_ids):
+            raise sqlite3.IntegrityError(
+                "UNIQUE constraint failed: ledger_agreements.agreement_id, ledger_agreements.idx"
+            )
+        #: The `ledger` columns between idx and the entry bytes, in _INSERT_ENTRY's order.
+        self.columns = (
+            entry["time"],
+            entry["kind"],
+            actor.get("sub"),
+            actor.get("org"),
+            entry.get("decision"),
+            entry.get("share_id"),
+            purpose.get("code"),
+            basis.get("article_6"),
+            basis.get("article_9"),
+            basis.get("dpa_schedule_1"),
+        )
+        subjects = entry.get("subjects")
+        self.subjects = sorted(set(subjects)) if subjects else []
+        if recipients:
+            self.recipients = sorted({r["id"] for r in recipients} | {r["via"] for r in recipients if r.get("via")})
+        else:
+            self.recipients = []
+        self.orgs = sorted({o for o in [actor.get("org"), *(r.get("org") for r in recipients)] if o})
+        overridden = 1 if entry.get("agreement_override") else 0
+        self.agreements = [(a["id"], a["version"], overridden) for a in agreements]
+        self.description = purpose.get("description") or None
+
+    def data(self, idx: int) -> bytes:
+        """The canonical bytes at `idx` (`seal`'s), refused past the entry size limit as `seal` refuses them."""
+        if self.parts is None:
+            return seal(self.entry, idx)[0]
+        data = join_encoded(self.parts, idx)
+        if len(data) > MAX_ENTRY_BYTES:  # last line of defence: the append transaction rolls back
+            raise EntryTooLarge(len(data))
+        return data
+
+
+def prepare_entry(entry: Mapping[str, Any] | PreparedEntry) -> PreparedEntry:
+    """What a caller does before queueing an append (see `PreparedEntry`); raises what `append_entry` would."""
+    return entry if isinstance(entry, PreparedEntry) else PreparedEntry(entry)
+
+
+#: A batch's queued rows, one list per table, in the order they are inserted (the entries first: the index
+#: tables reference them).
+_TABLES = (_INSERT_ENTRY, _INSERT_SUBJECT, _INSERT_RECIPIENT, _INSERT_ORG, _INSERT_AGREEMENT, _INSERT_FTS, _INSERT_NODE)
+
+
 class LedgerBatch:
     """The ledger state of one group-committed writer batch (issue 15: appends at group-commit speed).
 
@@ -65,9 +141,10 @@ class LedgerBatch:
     flush a one-row segment (measured ~40 µs, merged again later); and every statement hands the GIL to the event
     loop's thread and waits to get it back. So the tree is read once (under the batch's write lock: no other
     process can append meanwhile), advanced in memory, and the rows of every append (entry, index tables, FTS,
-    completed Merkle nodes) are queued; `flush` writes them with one `executemany` per table and the tree state
-    once, just before the COMMIT. An append inside a batch therefore executes no SQL at all. No writer operation
-    reads the ledger tables it appends to (the checkpoint reads the tree through `load_tree`, which sees this one).
+    completed Merkle nodes) are queued, one list per table; `flush` writes them with one `executemany` per table
+    and the tree state once, just before the COMMIT. An append inside a batch therefore executes no SQL at all.
+    No writer operation reads the ledger tables it appends to (the checkpoint reads the tree through `load_tree`,
+    which sees this one).
 
     An operation that fails rolls back to its savepoint; the writer then calls `undo(mark)` so the queued rows
     and the in-memory tree forget its appends too.
@@ -80,7 +157,8 @@ class LedgerBatch:
         #: None until the batch's first append loads it (a batch without appends never reads the tree).
         self.tree: CompactRange | None = None
         self._leaves: list[bytes] = []
-        self._rows: list[tuple[str, tuple[Any, ...]]] = []
+        #: Queued rows per table, in `_TABLES` order.
+        self._rows: tuple[list[tuple[Any, ...]], ...] = tuple([] for _ in _TABLES)
 
     def load(self, conn: sqlite3.Connection) -> CompactRange:
         if self.tree is None:
@@ -93,21 +171,33 @@ class LedgerBatch:
             self._base, self.tree = tree.copy(), tree
         return self.tree
 
-    def queue(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
-        self._rows.extend((sql, r) for r in rows)
-
-    def appended(self, leaf: bytes) -> None:
+    def append(self, prepared: PreparedEntry, idx: int, data: bytes, leaf: bytes, mac: bytes | None) -> None:
+        """Queue one entry's rows and advance the tree (which must be this batch's, at size `idx`)."""
+        entries, subjects, recipients, orgs, agreements, fts, nodes = self._rows
+        entries.append((idx, *prepared.columns, data, leaf, mac))
+        if prepared.subjects:
+            subjects.extend([(r, idx) for r in prepared.subjects])
+        if prepared.recipients:
+            recipients.extend([(r, idx) for r in prepared.recipients])
+        if prepared.orgs:
+            orgs.extend([(o, idx) for o in prepared.orgs])
+        if prepared.agreements:
+            agreements.extend([(a, v, idx, o) for a, v, o in prepared.agreements])
+        if prepared.description:
+            fts.append((idx, prepared.description))
+        nodes.extend(_advance(self.tree, idx, leaf))  # type: ignore[arg-type]
         self._leaves.append(leaf)
 
-    def mark(self) -> tuple[int, int]:
+    def mark(self) -> tuple[int, ...]:
         """Where an operation starts: O(1), so a savepoint per operation costs no copy of the tree."""
-        return len(self._leaves), len(self._rows)
+        return (len(self._leaves), *map(len, self._rows))
 
-    def undo(self, mark: tuple[int, int]) -> None:
+    def undo(self, mark: tuple[int, ...]) -> None:
         """Forget what was appended since `mark` (its rows were rolled back with the savepoint); rebuilds the
         tree from the batch's start, which is paid only when an operation fails after appending."""
-        leaves, rows = mark
-        del self._rows[rows:]
+        leaves = mark[0]
+        for rows, length in zip(self._rows, mark[1:], strict=True):
+            del rows[length:]
         if len(self._leaves) != leaves:
             del self._leaves[leaves:]
             assert self._base is not None
@@ -117,25 +207,108 @@ class LedgerBatch:
             self.tree = tree
 
     def flush(self, conn: sqlite3.Connection) -> None:
-        """Write the queued index rows (one executemany per table, in order) and the tree state once."""
-        by_table: dict[str, list[tuple[Any, ...]]] = {_INSERT_ENTRY: []}  # first: the index tables reference it
-        for sql, row in self._rows:
-            by_table.setdefault(sql, []).append(row)
-        self._rows = []
-        for sql, rows in by_table.items():
+        """Write the queued index rows (a few multi-row INSERTs per table, in order) and the tree state once."""
+        for sql, rows in zip(_TABLES, self._rows, strict=True):
             if rows:
-                conn.executemany(sql, rows)
+                _insert_many(conn, sql, rows)
+                rows.clear()
         if self.tree is not None and self._base is not None and self.tree.size != self._base.size:
             conn.execute(_UPSERT_TREE, (self.tree.size, self.tree.to_bytes()))
             self._base, self._leaves = self.tree.copy(), []
 
 
-def append_entry(conn: sqlite3.Connection, entry: Mapping[str, Any]) -> int:
+#: Rows per multi-row INSERT, largest first (a binary decomposition of the batch's row count): a batch's rows go in
+#: at most 9 statements per table (4 or so on average), and each table has 8 statement shapes to cache.
+_CHUNKS = (128, 64, 32, 16, 8, 4, 2, 1)
+_MULTI_SQL: dict[tuple[str, int], str] = {}
+
+
+def _multi_sql(sql: str, rows: int) -> str:
+    """`INSERT ... VALUES (?, ...)` for `rows` rows: the single-row statement with its VALUES group repeated."""
+    key = (sql, rows)
+    text = _MULTI_SQL.get(key)
+    if text is None:
+        head, _, group = sql.rpartition(" VALUES ")
+        text = _MULTI_SQL[key] = f"{head} VALUES {', '.join([group] * rows)}"
+    return text
+
+
+def _insert_many(conn: sqlite3.Connection, sql: str, rows: list[tuple[Any, ...]]) -> None:
+    """Insert `rows` with multi-row INSERTs rather than `executemany`.
+
+    Why (issue 15): `executemany` runs one `sqlite3_step` per row and releases the GIL around each; while the
+    event loop's thread holds it (preparing the next entries), the writer waits for it back, up to the interpreter's
+    switch interval (5 ms) a time, measured at ~2 ms per `executemany` on a loaded machine. One statement of 64 rows
+    releases it once. The rows, their order and the stored result are the same."""
+    start, total = 0, len(rows)
+    for size in _CHUNKS:
+        if total - start < size:
+            continue
+        stmt = _multi_sql(sql, size) if size > 1 else sql
+        while total - start >= size:
+            chunk = rows[start : start + size]
+            conn.execute(stmt, [v for row in chunk for v in row] if size > 1 else chunk[0])
+            start += size
+
+
+def _advance(tree: CompactRange, idx: int, leaf: bytes) -> list[tuple[int, int, bytes]]:
+    """Append `leaf` at `idx` (= tree.size) and return the stored-node rows it completes (levels 8 and up).
+
+    A node of level 8 or more is completed only by a leaf whose index ends in eight one bits (1 leaf in 256):
+    the others take `push`, which builds no `Node` objects (issue 15: the tree step per append)."""
+    if idx & _NODE_MASK != _NODE_MASK:
+        tree.push(leaf)
+        return []
+    return [(n.level, n.index, n.hash) for n in tree.append(leaf) if n.level >= NODE_CACHE_MIN_LEVEL]
+
+
+_NODE_MASK = (1 << NODE_CACHE_MIN_LEVEL) - 1
+
+
+class _MacPads:
+    """`entry_mac` for one key from precomputed HMAC pads: the same HMAC-SHA-256 (RFC 2104), computed with hashlib
+    objects whose small updates keep the GIL.
+
+    Why (issue 15): the one-shot `hmac.digest` releases the GIL around OpenSSL's HMAC on every call; in the
+    writer thread, on a busy machine, getting it back means waiting for the event loop's thread to yield it
+    (up to the switch interval): measured as 12% of the writer thread's time, for a hash of 70 bytes."""
+
+    __slots__ = ("_inner", "_outer")
+
+    def __init__(self, key: bytes) -> None:
+        entry_mac(key, 0, bytes(32))  # the key's checks, as entry_mac makes them
+        block = key.ljust(64, b"\0")  # keys are 32 bytes: shorter than SHA-256's block, so padded, never hashed
+        self._inner = hashlib.sha256(bytes(b ^ 0x36 for b in block) + _MAC_DOMAIN)
+        self._outer = hashlib.sha256(bytes(b ^ 0x5C for b in block))
+
+    def __call__(self, index: int, leaf: bytes) -> bytes:
+        if len(leaf) != 32 or not 0 <= index < 1 << 64:
+            raise ValueError("leaf hash must be 32 bytes and the index a 64-bit unsigned integer")
+        inner = self._inner.copy()
+        inner.update(index.to_bytes(8, "big") + leaf)
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return outer.digest()
+
+
+_MAC_PADS: dict[bytes, _MacPads] = {}
+
+
+def _entry_mac(key: bytes, index: int, leaf: bytes) -> bytes:
+    """`entry_mac(key, index, leaf)`, the same bytes (tests/test_sqlite_batch.py), without releasing the GIL."""
+    pads = _MAC_PADS.get(key)
+    if pads is None:
+        pads = _MAC_PADS[key] = _MacPads(key)
+    return pads(index, leaf)
+
+
+def append_entry(conn: sqlite3.Connection, entry: Mapping[str, Any] | PreparedEntry) -> int:
     """Append one ledger entry inside the caller's transaction; returns its gap-free index.
 
     The Merkle tree state advances in the same transaction, so the tree always covers exactly the
     committed entries (and any process appending through this function keeps it right). Inside a writer
     batch (`conn.ledger_batch`) the tree and the index rows are the batch's, written once before its COMMIT.
+    `entry` may be prepared already by the caller (`prepare_entry`, off the writer thread).
     """
     batch: LedgerBatch | None = getattr(conn, "ledger_batch", None)
     if batch is None:
@@ -146,61 +319,24 @@ def append_entry(conn: sqlite3.Connection, entry: Mapping[str, Any]) -> int:
     else:
         tree = batch.load(conn)
         idx = tree.size
-    data, leaf = seal(entry, idx)
+    # Every row is derived and checked before the first write (and, in a batch, before the tree moves): after that
+    # only the database can fail this function, which is what lets the writer run a plain append without a
+    # savepoint.
+    prepared = prepare_entry(entry)
+    data = prepared.data(idx)
+    leaf = hashlib.sha256(b"\x00" + data).digest()  # merkle.leaf_hash
     key = getattr(conn, "ledger_mac_key", None)
-    mac = None if key is None else entry_mac(key, idx, leaf)
-    actor = entry.get("actor") or {}
-    purpose = entry.get("purpose") or {}
-    basis = ((entry.get("justification") or {}).get("rules") or {}).get("1_lawful_basis") or {}
-    recipients = entry.get("recipients") or ()
-    rids = sorted({r["id"] for r in recipients} | {r["via"] for r in recipients if r.get("via")})
-    orgs = sorted({o for o in [actor.get("org"), *(r.get("org") for r in recipients)] if o})
-    overridden = 1 if entry.get("agreement_override") else 0
-    row = (
-        idx,
-        entry["time"],
-        entry["kind"],
-        actor.get("sub"),
-        actor.get("org"),
-        entry.get("decision"),
-        entry.get("share_id"),
-        purpose.get("code"),
-        basis.get("article_6"),
-        basis.get("article_9"),
-        basis.get("dpa_schedule_1"),
-        data,
-        leaf,
-        mac,
-    )
-    # Every row is derived before the first write (and, in a batch, before the tree moves): after that only the
-    # database can fail this function, which is what lets the writer run a plain append without a savepoint.
-    # The constraints the tables would enforce are checked here too, with the error SQLite would raise: in a batch
-    # the rows are inserted only at its end, where a refusal would take the whole batch down with it.
-    if entry["time"] is None or entry["kind"] is None:
-        raise sqlite3.IntegrityError("NOT NULL constraint failed: ledger.time or ledger.kind")
-    agreement_ids = [a["id"] for a in entry.get("agreements") or ()]
-    if len(set(agreement_ids)) != len(agreement_ids):
-        raise sqlite3.IntegrityError("UNIQUE constraint failed: ledger_agreements.agreement_id, ledger_agreements.idx")
-    writes: list[tuple[str, list[tuple[Any, ...]]]] = [
-        (_INSERT_ENTRY, [row]),
-        (_INSERT_SUBJECT, [(r, idx) for r in sorted(set(entry.get("subjects") or ()))]),
-        (_INSERT_RECIPIENT, [(r, idx) for r in rids]),
-        (_INSERT_ORG, [(o, idx) for o in orgs]),
-        (_INSERT_AGREEMENT, [(a["id"], a["version"], idx, overridden) for a in entry.get("agreements") or ()]),
-        (_INSERT_FTS, [(idx, purpose["description"])] if purpose.get("description") else []),
-    ]
-    nodes = tree.append(leaf)
-    writes.append((_INSERT_NODE, [(n.level, n.index, n.hash) for n in nodes if n.level >= NODE_CACHE_MIN_LEVEL]))
-    if batch is None:
-        for sql, rows in writes:
-            if rows:
-                conn.executemany(sql, rows)
-        conn.execute(_UPSERT_TREE, (tree.size, tree.to_bytes()))
-    else:
-        for sql, rows in writes:
-            if rows:
-                batch.queue(sql, rows)
-        batch.appended(leaf)
+    mac = None if key is None else _entry_mac(key, idx, leaf)
+    if batch is not None:
+        batch.append(prepared, idx, data, leaf, mac)
+        return int(idx)
+    one = LedgerBatch()
+    one.tree = tree
+    one.append(prepared, idx, data, leaf, mac)
+    for sql, rows in zip(_TABLES, one._rows, strict=True):
+        if rows:
+            conn.executemany(sql, rows)
+    conn.execute(_UPSERT_TREE, (tree.size, tree.to_bytes()))
     return int(idx)
 
 
