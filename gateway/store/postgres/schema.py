@@ -362,6 +362,8 @@ $$;
 
 async def _v2(conn: Any) -> None:
     await conn.execute(_V2)
+
+
 #: pg-audit (issue 11, the audit figures at 1M entries): what the statistics read from inside an entry, kept in a
 #: small generated column so that a statistics query no longer parses every entry's JSON (it did up to four
 #: times per decision: ~30 µs each, minutes at a million entries, where SQLite's json_extract is cheaper); and a
