@@ -55,7 +55,7 @@ def entry_mac_checker(key: bytes) -> Callable[[int, bytes, bytes | None], bool]:
         if not isinstance(mac, bytes) or len(mac) != MAC_SIZE or len(leaf_hash) != 32:
             return False
         h = inner_copy()
-        h.update(_u64(index) + leaf_hash)
+        h.update(index.to_bytes(8, "big") + leaf_hash)  # OverflowError beyond 64 bits, as `_u64` refuses
         o = outer_copy()
         o.update(h.digest())
         return compare(o.digest(), mac)
