@@ -118,10 +118,12 @@ def _cpu() -> float:
 
 def verify(home: Path, code: Path) -> tuple[float, float, float]:
     """`safeshare ledger verify` as a command, with the gateway package from `code`: (wall, user, system)."""
+    # Run from `code` too: `python -m` puts the working directory first on sys.path, before PYTHONPATH.
     env = {**os.environ, "PYTHONPATH": str(code)}
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "gateway.cli", "--home", str(home), "ledger", "verify"], env=env)
+    command = [sys.executable, "-m", "gateway.cli", "--home", str(home), "ledger", "verify"]
+    done = subprocess.run(command, env=env, cwd=code)
     wall = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
