@@ -30,7 +30,7 @@ from typing import Any
 from . import __version__, envelope
 from . import disclosure as disclosure_rules
 from .auth import ROLES, EmbeddedIssuer, load_or_create_ed25519_key
-from .cli_progress import batched, counting, progress
+from .cli_progress import counting, progress
 from .config import Settings, load_settings, resolve_home
 from .home import init_home, ledger_head_path, open_ledger_store
 from .justification import PolicyRegistry
@@ -46,7 +46,8 @@ from .ledger.checkpoint import (
 )
 from .ledger.entry import actor
 from .ledger.signer import LedgerSigner
-from .ledger.verify import verify_ledger, verify_remote
+from .ledger.verify import verify_remote
+from .ledger.verify_parallel import verify_ranges
 from .ledger.witness import Witness, WitnessRefusal
 from .mail import parse_smtp_url
 from .partnership import retirement
@@ -896,18 +897,19 @@ def cmd_ledger_verify(args: argparse.Namespace) -> int:
     # One snapshot through the store (whichever database it is): entries, checkpoints and tree state agree in time.
     with ledger_snapshot(settings.database_url) as snap:
         checkpoints = snap.checkpoints
+        # The per-entry work over every core (ledger/verify_parallel.py), each worker reading its own ranges.
         with progress("verifying the ledger", snap.total, unit="entries") as advance:
-            tick, flush = batched(advance)
-            report = verify_ledger(
-                _ticking(snap.rows(), tick),
+            report = verify_ranges(
+                snap.reader(),
+                snap.last_index,
                 checkpoints,
                 verifier,
                 settings.log_origin,
                 mac_key=keys.ledger_mac_key,
                 mac_start=snap.mac_start,
                 saved=saved,
+                advance=advance,
             )
-            flush()
         stored = snap.tree
     if report.ok and report.entries:
         if stored.size != report.entries or stored.root() != report.root_hash:
@@ -917,12 +919,6 @@ def cmd_ledger_verify(args: argparse.Namespace) -> int:
         _err(f"ledger verification FAILED{where}: {report.problems[0]}")
         return 1
     return _ledger_verdict(report, max((size for size, _ in checkpoints), default=0), len(saved))
-
-
-def _ticking(rows: Any, tick: Any) -> Any:
-    for row in rows:
-        tick()
-        yield row
 
 
 #: `ledger verify` found the entries consistent but no signed checkpoint to check them against.

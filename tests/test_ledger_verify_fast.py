@@ -114,3 +114,15 @@ def test_mac_checker_matches_entry_mac_ok() -> None:
     good = entry_mac(key, 7, leaf)
     for index, mac in ((7, good), (8, good), (7, good[:-1] + bytes([good[-1] ^ 1])), (7, None), (7, good[:31])):
         assert ok(index, leaf, mac) == entry_mac_ok(key, index, leaf, mac)
+
+
+def test_mac_checker_accepts_exactly_the_gateways_macs() -> None:
+    """The checker's precomputed HMAC states give `entry_mac`'s bytes, for any key, index and leaf."""
+    for _ in range(20):
+        key = os.urandom(32)
+        ok = entry_mac_checker(key)
+        for index in (0, 1, 255, 2**32 + 5, 2**64 - 1):
+            leaf = leaf_hash(os.urandom(16))
+            mac = entry_mac(key, index, leaf)
+            assert ok(index, leaf, mac)
+            assert not ok(index, leaf, entry_mac(os.urandom(32), index, leaf))

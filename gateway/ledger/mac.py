@@ -22,6 +22,7 @@ from collections.abc import Callable
 
 MAC_SIZE = 32
 KEY_SIZE = 32
+_BLOCK = 64  # SHA-256's block size, for HMAC's key padding
 _ENTRY_DOMAIN = b"safeshare/ledger-entry-mac/v1\n"
 _START_DOMAIN = b"safeshare/ledger-mac-start/v1\n"
 
@@ -39,15 +40,25 @@ def _check_key(key: bytes) -> bytes:
 
 
 def entry_mac_checker(key: bytes) -> Callable[[int, bytes, bytes | None], bool]:
-    """`entry_mac_ok` for one key, for checking a whole ledger: the one-shot C HMAC (`hmac.digest`) and no
-    per-entry checks of the key, which `ledger verify` would otherwise pay a million times."""
-    key = _check_key(key)
-    digest, compare, domain = hmac.digest, hmac.compare_digest, _ENTRY_DOMAIN
+    """`entry_mac_ok` for one key, for checking a whole ledger, which `ledger verify` does a million times.
+
+    HMAC (RFC 2104) = H((K ^ opad) || H((K ^ ipad) || message)). The SHA-256 states after the padded key blocks
+    (and, inside, the domain prefix every entry MAC starts with) are the same for every entry, so they are
+    computed once and copied per entry: half the cost of the one-shot `hmac.digest`, which sets the key up
+    again each time. The same bytes as `entry_mac` (tests/test_ledger_verify_fast.py)."""
+    padded = _check_key(key).ljust(_BLOCK, b"\0")  # a 32-byte key: no hashing of the key first
+    inner = hashlib.sha256(bytes(b ^ 0x36 for b in padded) + _ENTRY_DOMAIN)
+    outer = hashlib.sha256(bytes(b ^ 0x5C for b in padded))
+    inner_copy, outer_copy, compare = inner.copy, outer.copy, hmac.compare_digest
 
     def ok(index: int, leaf_hash: bytes, mac: bytes | None) -> bool:
         if not isinstance(mac, bytes) or len(mac) != MAC_SIZE or len(leaf_hash) != 32:
             return False
-        return compare(digest(key, domain + _u64(index) + leaf_hash, "sha256"), mac)
+        h = inner_copy()
+        h.update(index.to_bytes(8, "big") + leaf_hash)  # OverflowError beyond 64 bits, as `_u64` refuses
+        o = outer_copy()
+        o.update(h.digest())
+        return compare(o.digest(), mac)
 
     return ok
 

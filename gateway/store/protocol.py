@@ -417,3 +417,20 @@ class LedgerSnapshot(Protocol):
     def rows(self) -> Iterator[tuple[int, bytes, bytes, bytes | None]]:
         """(index, canonical entry, stored leaf hash, entry MAC or None), in index order."""
         ...
+
+    #: The largest stored index (None: no entries): where the rows `reader()` gives end.
+    last_index: int | None
+
+    def reader(self) -> LedgerRangeReader:
+        """The same rows for other processes (`ledger/verify_parallel.py`): each opens its own read-only
+        connection, to this very snapshot where the database can share one."""
+        ...
+
+
+class LedgerRangeReader(Protocol):
+    """Picklable: sent to a worker process, which reads its range of the ledger through its own connection."""
+
+    def rows(self, lo: int, hi: int) -> Iterator[Sequence[Any]]:
+        """(index, canonical entry, stored leaf hash, entry MAC or None) for lo <= index < hi, in index order.
+        Values are as the driver gives them (a tampered row may hold another type): the verifier checks."""
+        ...

@@ -24,7 +24,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import dataclasses
 import json
+import re
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -1202,7 +1204,7 @@ class _Snapshot:
 
     BATCH = 5000
 
-    def __init__(self, worker: _LoopThread, conn: Conn) -> None:
+    def __init__(self, worker: _LoopThread, conn: Conn, url: str) -> None:
         self._worker = worker
         self._conn = conn
         run = worker.run
@@ -1214,6 +1216,10 @@ class _Snapshot:
         self.total = int(run(conn.fetchval("SELECT count(*) FROM ledger")))
         state = run(conn.fetchval("SELECT state FROM ledger_tree WHERE id = 0"))
         self.tree = CompactRange.from_bytes(bytes(state)) if state is not None else CompactRange()
+        last = run(conn.fetchval("SELECT max(idx) FROM ledger"))
+        self.last_index = None if last is None else int(last)
+        self._url = url
+        self._exported: str | None = None
 
     def rows(self) -> Iterator[tuple[int, bytes, bytes, bytes | None]]:
         after = -1
@@ -1231,6 +1237,57 @@ class _Snapshot:
                 return
             after = int(batch[-1][0])
 
+    def reader(self) -> _RangeReader:
+        """Exports this transaction's snapshot (once) so that every worker reads exactly what it reads."""
+        if self._exported is None:
+            self._exported = str(self._worker.run(self._conn.fetchval("SELECT pg_export_snapshot()")))
+        return _RangeReader(self._url, self._exported, self.BATCH)
+
+
+@dataclasses.dataclass(frozen=True)
+class _RangeReader:
+    """`protocol.LedgerRangeReader` for PostgreSQL: a worker's own connection, in a read-only REPEATABLE READ
+    transaction set to the exported snapshot of `ledger verify`'s transaction (`SET TRANSACTION SNAPSHOT`), so
+    all processes see one state of the ledger; rows fetched `batch` at a time by index, on an event loop of the
+    worker's own (it runs in a process of its own, with no loop)."""
+
+    url: str
+    snapshot: str
+    batch: int
+
+    def rows(self, lo: int, hi: int) -> Iterator[Sequence[Any]]:
+        if not _SNAPSHOT_ID.fullmatch(self.snapshot):
+            raise StoreError(f"not an exported snapshot id: {self.snapshot!r}")
+        loop = asyncio.new_event_loop()
+        try:
+            conn = loop.run_until_complete(asyncpg.connect(self.url, timeout=CONNECT_TIMEOUT))
+            try:
+                loop.run_until_complete(conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"))
+                loop.run_until_complete(conn.execute(f"SET TRANSACTION SNAPSHOT '{self.snapshot}'"))
+                start = lo
+                while True:
+                    batch = loop.run_until_complete(
+                        conn.fetch(
+                            "SELECT idx, entry, leaf_hash, mac FROM ledger WHERE idx >= $1 AND idx < $2"
+                            " ORDER BY idx LIMIT $3",
+                            start,
+                            hi,
+                            self.batch,
+                        )
+                    )
+                    yield from batch
+                    if len(batch) < self.batch:
+                        return
+                    start = int(batch[-1][0]) + 1
+            finally:
+                loop.run_until_complete(conn.close())
+        finally:
+            loop.close()
+
+
+#: What `pg_export_snapshot()` returns (e.g. 00000003-0000001B-1): checked before it is put in a statement.
+_SNAPSHOT_ID = re.compile(r"[0-9A-Fa-f]+(?:-[0-9A-Fa-f]+)+")
+
 
 @contextlib.contextmanager
 def ledger_snapshot(url: str) -> Iterator[_Snapshot]:
@@ -1246,7 +1303,7 @@ def ledger_snapshot(url: str) -> Iterator[_Snapshot]:
                 raise StoreError(f"no ledger in the database at {url.rsplit('@', 1)[-1]}")
             tx = conn.transaction(isolation="repeatable_read", readonly=True)
             worker.run(tx.start())
-            yield _Snapshot(worker, conn)
+            yield _Snapshot(worker, conn, url)
             worker.run(tx.rollback())
         finally:
             worker.run(conn.close())

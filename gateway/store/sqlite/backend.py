@@ -5,8 +5,10 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from ...ledger.merkle import CompactRange
 from ..models import (
@@ -50,7 +52,7 @@ def schema_version(path: Path) -> int:
 class _Snapshot:
     """`protocol.LedgerSnapshot` over one read-only SQLite transaction."""
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
         self._conn = conn
         self.checkpoints = [(int(r[0]), bytes(r[1])) for r in conn.execute("SELECT size, note FROM ledger_checkpoints")]
         has_start = conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'ledger_mac_start'").fetchone()
@@ -60,6 +62,9 @@ class _Snapshot:
         state = conn.execute("SELECT state FROM ledger_tree WHERE id = 0").fetchone()
         self.tree = CompactRange.from_bytes(bytes(state[0])) if state else CompactRange()
         self._has_mac = "mac" in {r[1] for r in conn.execute("PRAGMA table_info(ledger)")}
+        last = conn.execute("SELECT max(idx) FROM ledger").fetchone()[0]
+        self.last_index = None if last is None else int(last)
+        self._path = path
 
     def rows(self) -> Iterator[tuple[int, bytes, bytes, bytes | None]]:
         sql = (
@@ -69,6 +74,38 @@ class _Snapshot:
         )
         for r in self._conn.execute(sql):
             yield int(r[0]), bytes(r[1]), bytes(r[2]), None if r[3] is None else bytes(r[3])
+
+    def reader(self) -> _RangeReader:
+        return _RangeReader(str(self._path), self._has_mac)
+
+
+@dataclass(frozen=True)
+class _RangeReader:
+    """`protocol.LedgerRangeReader` for SQLite: each worker opens the file read-only (`mode=ro`).
+
+    Not `immutable=1`: that would skip the write-ahead log, whose committed pages (the newest entries, until the
+    gateway checkpoints the WAL) are part of the ledger. SQLite cannot share one read transaction between
+    processes, so a worker's transaction starts after the snapshot's; the ledger is append-only and the ranges
+    end at the snapshot's last index, so a gateway appending meanwhile changes nothing read. Rows come as the
+    file holds them (`text_factory=bytes`: an entry rewritten as TEXT is read as its bytes, not decoded), a
+    large memory map saves copying pages, and the cursor is iterated directly: no per-row conversion here.
+    """
+
+    path: str
+    has_mac: bool
+
+    def rows(self, lo: int, hi: int) -> Iterator[tuple[Any, ...]]:
+        conn = sqlite3.connect(f"file:{quote(self.path)}?mode=ro", uri=True)
+        try:
+            conn.text_factory = bytes
+            conn.execute("PRAGMA mmap_size = 1073741824")
+            mac = "mac" if self.has_mac else "NULL"
+            yield from conn.execute(
+                f"SELECT idx, entry, leaf_hash, {mac} FROM ledger WHERE idx >= ? AND idx < ? ORDER BY idx",  # noqa: S608 - a column name or NULL
+                (lo, hi),
+            )
+        finally:
+            conn.close()
 
 
 @contextmanager
@@ -80,7 +117,7 @@ def ledger_snapshot(url: str) -> Iterator[_Snapshot]:
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
         conn.execute("BEGIN")
-        yield _Snapshot(conn)
+        yield _Snapshot(conn, path)
     finally:
         conn.close()
 
