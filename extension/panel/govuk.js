@@ -15,6 +15,15 @@ export const hint = (id, text) => (text ? el("div", { class: "govuk-hint", id, t
 /** The error message line for a field (hidden until there is a problem); `problem` is the panel's own hook. */
 export const errorMessage = (id) => el("p", { class: "govuk-error-message problem", id, hidden: true });
 
+/**
+ * Show `text` in an error message line, after the visually hidden "Error:" the Design System puts before every
+ * error message (a screen reader then says it is one); an empty text empties and hides the line.
+ */
+export function setError(line, text) {
+  line.replaceChildren(...(text ? [el("span", { class: "govuk-visually-hidden", text: "Error: " }), text] : []));
+  line.hidden = !text;
+}
+
 /** A fieldset with its legend (size s, m or l) and the children. */
 export function fieldset(attrs, legend, size = "s", ...children) {
   const legendNode = el("legend", { class: `govuk-fieldset__legend govuk-fieldset__legend--${size}` });

@@ -5,6 +5,7 @@
  * to share without it. Nothing is dropped silently: Share waits until each one is resolved.
  */
 import { bytesToBase64 } from "../lib/recipient.js";
+import { setError } from "./govuk.js";
 
 function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
@@ -58,8 +59,7 @@ export function renderMissing({ box, missing, ask, webmail, onDraft, onChange })
         const { draft } = await ask("add-attachment", { card: card.name, name: file.name, mime: file.type, data });
         onDraft(draft);
       } catch (e) {
-        problem.textContent = e.message;
-        problem.hidden = false;
+        setError(problem, e.message);
         picker.setAttribute("aria-invalid", "true");
         picker.classList.add("govuk-file-upload--error");
         upload.classList.add("govuk-form-group--error");

@@ -14,7 +14,7 @@ import { renderMissing } from "./missing-view.js";
 import { renderChanged, renderRecipientSummary, renderSnapshot } from "./snapshot-view.js";
 import { choiceComplete, resultRows, shareFields } from "./unenrolled.js";
 import { renderUnenrolled } from "./unenrolled-view.js";
-import { button, choiceItem, choices, errorMessage, fieldset, hint, label, markGroup, markInvalid } from "./govuk.js";
+import { button, choiceItem, choices, errorMessage, fieldset, hint, label, markGroup, markInvalid, setError } from "./govuk.js";
 
 /** Given by the worker for the ticket SafeShare's content script posts into this frame (guard.js). */
 let session = "";
@@ -466,8 +466,7 @@ function renderProblems(problems) {
       unplaced.push(...list);
       continue;
     }
-    line.textContent = list.map((p) => p.message).join("\n");
-    line.hidden = false;
+    setError(line, list.map((p) => p.message).join("\n"));
     markGroup(box.closest(".govuk-form-group"), true);
     for (const input of box.querySelectorAll("input, select, textarea")) {
       // Only the field the problem names; a missing section's problem is shown under the section instead.
@@ -476,8 +475,7 @@ function renderProblems(problems) {
   }
   general.push(...unplaced);
   const g = $("general-problems");
-  g.textContent = general.map((p) => p.message).join("\n");
-  g.hidden = !general.length;
+  setError(g, general.map((p) => p.message).join("\n"));
   const perRule = problemsPerRule(problems);
   for (const c of fields.querySelectorAll(".count")) {
     const box = c.closest("[data-rule]");
@@ -958,6 +956,7 @@ function renderDisclosureProblems(problems) {
   }
   for (const n of fs.querySelectorAll("[aria-invalid]")) markInvalid(n, false);
   for (const n of fs.querySelectorAll(".govuk-form-group--error")) markGroup(n, false);
+  const lines = new Map();
   for (const p of problems) {
     let parts = String(p.field).split(".");
     let box = null;
@@ -966,12 +965,12 @@ function renderDisclosureProblems(problems) {
       parts = parts.slice(0, -1);
     }
     const line = (box && problemOf(box)) || $("p-disclosure");
-    line.textContent = line.textContent ? `${line.textContent}\n${p.message}` : p.message;
-    line.hidden = false;
+    lines.set(line, [...(lines.get(line) ?? []), p.message]);
     markGroup(box, !!box);
     const input = box?.querySelector("input, textarea");
     if (input) markInvalid(input, true);
   }
+  for (const [line, messages] of lines) setError(line, messages.join("\n"));
 }
 
 async function onRecordElsewhere() {

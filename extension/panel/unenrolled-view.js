@@ -4,6 +4,7 @@
  * The passphrase lives only in this field and in the share request: never stored, never sent to the webmail page.
  */
 import { el } from "../lib/page.js";
+import { setError } from "./govuk.js";
 import { CHOICES, PASSPHRASE, PASSPHRASE_RULE, generatePassphrase, passphraseProblem } from "./unenrolled.js";
 
 /**
@@ -74,8 +75,7 @@ export function renderUnenrolled(anchor, unknown, onChange) {
   const update = () => {
     box.hidden = mode() !== PASSPHRASE;
     const p = input.value ? passphraseProblem(input.value) : null;
-    problem.textContent = p ?? "";
-    problem.hidden = !p;
+    setError(problem, p ?? "");
     if (p) input.setAttribute("aria-invalid", "true");
     else input.removeAttribute("aria-invalid");
     input.classList.toggle("govuk-input--error", !!p);
