@@ -1,4 +1,5 @@
-"""Build the extension's bundled libraries (extension/vendor/: age, MIME parsing, HTML sanitising) before a
+"""Build the extension's bundled libraries (extension/vendor/: age, MIME parsing, HTML sanitising, and the
+GOV.UK Design System's styles) before a
 test loads the extension, so `python -m pytest -q` works on a fresh clone.
 
 The same two commands a developer runs (`npm --prefix extension ci && npm --prefix extension run build`),
@@ -41,8 +42,11 @@ def _newest(paths: Iterable[Path]) -> float:
 
 
 def vendor_outputs() -> list[Path]:
-    """One bundle per vendor-src/ entry, as build.mjs writes them."""
-    return [VENDOR / p.name for p in sorted((EXTENSION / "vendor-src").glob("*.js"))]
+    """One bundle per vendor-src/ entry, as build.mjs writes them (NAME.js as is, NAME.scss as NAME.min.css)."""
+    src = EXTENSION / "vendor-src"
+    return [VENDOR / p.name for p in sorted(src.glob("*.js"))] + [
+        VENDOR / f"{p.stem}.min.css" for p in sorted(src.glob("*.scss"))
+    ]
 
 
 def _needs_install() -> bool:
@@ -53,7 +57,12 @@ def _needs_build() -> bool:
     outputs = vendor_outputs()
     if not outputs or not all(p.exists() for p in outputs):
         return True
-    inputs = [EXTENSION / "build.mjs", INSTALLED_MARKER, *(EXTENSION / "vendor-src").glob("*.js")]
+    inputs = [
+        EXTENSION / "build.mjs",
+        INSTALLED_MARKER,
+        *(EXTENSION / "vendor-src").glob("*.js"),
+        *(EXTENSION / "vendor-src").glob("*.scss"),
+    ]
     return min(_mtime(p) for p in outputs) < _newest(inputs)
 
 

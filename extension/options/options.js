@@ -37,7 +37,7 @@ async function loadSignInChoices() {
   config.issuers.forEach((o, i) => {
     const b = document.createElement("button");
     b.type = "button";
-    b.className = "oidc-sign-in";
+    b.className = "govuk-button oidc-sign-in";
     b.textContent = config.issuers.length === 1 ? "Sign in with your organisation" : `Sign in with your organisation (${hosts[i]})`;
     b.setAttribute("aria-describedby", "oidc-hint");
     b.addEventListener("click", () => oidcSignIn(o));

@@ -19,23 +19,32 @@ const ROLES = [
  * @returns {{box: HTMLElement, cited: () => string[], refresh: () => Promise<void>}}
  */
 export function setupAdvice({ ask, el, draft }) {
-  const role = el("select", { id: "advice-to" }, ...ROLES.map(([v, t]) => el("option", { value: v, text: t })));
-  const askButton = el("button", { type: "button", id: "advice-ask", class: "secondary", text: "Ask for advice" });
-  const said = el("p", { id: "advice-status", role: "status" });
-  const again = el("button", { type: "button", id: "advice-refresh", class: "secondary", text: "Check for answers" });
-  const list = el("ul", { id: "advice-list" });
+  const role = el("select", { id: "advice-to", class: "govuk-select", "aria-describedby": "advice-hint" }, ...ROLES.map(([v, t]) => el("option", { value: v, text: t })));
+  const askButton = el("button", { type: "button", id: "advice-ask", class: "govuk-button govuk-button--secondary", text: "Ask for advice" });
+  const said = el("p", { id: "advice-status", class: "govuk-body", role: "status" });
+  const again = el("button", { type: "button", id: "advice-refresh", class: "govuk-button govuk-button--secondary", text: "Check for answers" });
+  const list = el("ul", { id: "advice-list", class: "govuk-list govuk-list--spaced" });
+  // The GOV.UK details component: asking for advice is one click away, not in the way of a routine referral.
   const box = el(
     "details",
-    { id: "advice", class: "field" },
-    el("summary", { text: "Ask for advice (without naming anyone)" }),
-    el("p", { class: "hint", text: "Only the purpose and the data categories you chose go to the adviser: no names, references or content." }),
-    el("label", { for: "advice-to", text: "Who should advise you?" }),
-    role,
-    askButton,
-    said,
-    el("h3", { text: "Your questions and the answers" }),
-    list,
-    again,
+    { id: "advice", class: "govuk-details" },
+    el("summary", { class: "govuk-details__summary" }, el("span", { class: "govuk-details__summary-text", text: "Ask for advice (without naming anyone)" })),
+    el(
+      "div",
+      { class: "govuk-details__text" },
+      el(
+        "div",
+        { class: "govuk-form-group" },
+        el("label", { class: "govuk-label govuk-label--s", for: "advice-to", text: "Who should advise you?" }),
+        el("div", { class: "govuk-hint", id: "advice-hint", text: "Only the purpose and the data categories you chose go to the adviser: no names, references or content." }),
+        role,
+      ),
+      askButton,
+      said,
+      el("h3", { class: "govuk-heading-s", text: "Your questions and the answers" }),
+      list,
+      again,
+    ),
   );
   again.addEventListener("click", (ev) => {
     if (ev.isTrusted) refresh().catch((e) => (said.textContent = e.message));
@@ -58,10 +67,18 @@ export function setupAdvice({ ask, el, draft }) {
                 "span",
                 {},
                 el("q", { text: answer.answer }),
-                el("input", { type: "checkbox", id, value: q.advice_id, checked: ticked.has(q.advice_id) }),
-                el("label", { for: id, text: "Cite this advice in my justification" }),
+                el(
+                  "div",
+                  { class: "govuk-checkboxes govuk-checkboxes--small" },
+                  el(
+                    "div",
+                    { class: "govuk-checkboxes__item" },
+                    el("input", { class: "govuk-checkboxes__input", type: "checkbox", id, value: q.advice_id, checked: ticked.has(q.advice_id) }),
+                    el("label", { class: "govuk-label govuk-checkboxes__label", for: id, text: "Cite this advice in my justification" }),
+                  ),
+                ),
               )
-            : el("span", { text: "not answered yet" }),
+            : el("strong", { class: "govuk-tag govuk-tag--grey", text: "Not answered yet" }),
         ),
       );
     }

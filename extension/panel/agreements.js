@@ -54,7 +54,7 @@ export function setupAgreements({ ask, fields, recipients }) {
     if (!offers.length) {
       section.append(
         node("p", {
-          class: "hint",
+          class: "govuk-hint",
           text:
             "No partnership agreement in force covers this purpose, these kinds of information and these subjects. " +
             "If none applies, say why under \u201cWhy no partnership agreement applies\u201d.",
@@ -63,11 +63,17 @@ export function setupAgreements({ ask, fields, recipients }) {
       return;
     }
     const named = new Set(namedIds(input));
-    const fs = node("fieldset", { class: "choices" }, node("legend", { text: "Agreements that cover this share" }));
+    const fs = node(
+      "fieldset",
+      { class: "govuk-fieldset" },
+      node("legend", { class: "govuk-fieldset__legend govuk-fieldset__legend--s", text: "Agreements that cover this share" }),
+    );
+    const items = node("div", { class: "govuk-checkboxes govuk-checkboxes--small" });
+    fs.append(items);
     offers.forEach((a, i) => {
       const id = `agreement-offer-${i}`;
       const explanationId = `${id}-why`;
-      const cb = node("input", { type: "checkbox", id, value: a.id, "aria-describedby": explanationId, checked: named.has(a.id) });
+      const cb = node("input", { class: "govuk-checkboxes__input", type: "checkbox", id, value: a.id, "aria-describedby": explanationId, checked: named.has(a.id) });
       cb.dataset.agreement = a.id;
       cb.addEventListener("change", () => {
         const ids = namedIds(input).filter((x) => x !== a.id);
@@ -75,20 +81,21 @@ export function setupAgreements({ ask, fields, recipients }) {
         input.value = ids.join(", ");
         input.dispatchEvent(new Event("input", { bubbles: true }));
       });
-      const label = node("label", { for: id }, cb, ` ${a.title} (${KIND_WORDS[a.kind] ?? "Agreement"}, version ${a.version})`);
+      const label = node("label", { class: "govuk-label govuk-checkboxes__label", for: id, text: `${a.title} (${KIND_WORDS[a.kind] ?? "Agreement"}, version ${a.version})` });
       const link = node("a", {
         href: a.document.href,
         target: "_blank",
         rel: "noopener noreferrer",
-        class: "agreement-document",
+        class: "govuk-link agreement-document",
         text: `Read ${a.title} (opens in a new tab)`,
       });
       const why = node("p", {
         id: explanationId,
-        class: a.covers_all_recipients ? "hint" : "hint agreement-uncovered",
+        class: a.covers_all_recipients ? "govuk-hint govuk-checkboxes__hint" : "govuk-hint govuk-checkboxes__hint agreement-uncovered",
         text: a.explanation,
       });
-      fs.append(node("div", { class: "agreement-offer", "data-agreement-offer": a.id }, label, why, link));
+      // The checkbox's item: its input before its label (as govuk-frontend styles it), then the explanation and the link.
+      items.append(node("div", { class: "govuk-checkboxes__item agreement-offer", "data-agreement-offer": a.id }, cb, label, why, node("p", { class: "govuk-body-s govuk-checkboxes__hint" }, link)));
     });
     section.append(fs);
   }
@@ -106,7 +113,7 @@ export function setupAgreements({ ask, fields, recipients }) {
     } catch (e) {
       if (mine !== seq) return;
       lastKey = null;
-      section.replaceChildren(node("p", { class: "hint", text: `The partnership's agreements could not be loaded (${e.message}).` }));
+      section.replaceChildren(node("p", { class: "govuk-hint", text: `The partnership's agreements could not be loaded (${e.message}).` }));
     }
   }
 
@@ -129,23 +136,23 @@ export function setupAgreements({ ask, fields, recipients }) {
 function overrideControls(fields) {
   const id = "agreement-override-reason";
   const hintId = `${id}-hint`;
-  const list = node("ul", { class: "problem", id: "agreement-problems-list" });
-  const area = node("textarea", { id, rows: 3, maxlength: 4000, "aria-describedby": hintId });
+  const list = node("ul", { class: "govuk-list govuk-error-message problem", id: "agreement-problems-list" });
+  const area = node("textarea", { class: "govuk-textarea", id, rows: 3, maxlength: 4000, "aria-describedby": hintId });
   const reason = node(
     "div",
-    { hidden: true },
-    node("label", { for: id, text: "Why share despite these agreement problems?" }),
-    node("p", {
+    { class: "govuk-form-group", hidden: true },
+    node("label", { class: "govuk-label govuk-label--s", for: id, text: "Why share despite these agreement problems?" }),
+    node("div", {
       id: hintId,
-      class: "hint",
+      class: "govuk-hint",
       text: "Your organisation allows this with a reason. The reason and the problems are recorded with the share. Then choose Share again.",
     }),
     area,
   );
   const box = node(
     "div",
-    { class: "field", id: "agreement-problems", hidden: true },
-    node("h2", { text: "The partnership's agreements do not cover this share" }),
+    { class: "warning", id: "agreement-problems", hidden: true },
+    node("h2", { class: "govuk-heading-m", text: "The partnership's agreements do not cover this share" }),
     list,
     reason,
   );

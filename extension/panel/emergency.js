@@ -27,9 +27,10 @@ export function renderEmergency(fields, notice, el) {
   box = el(
     "div",
     { id: "emergency", class: "warning", role: "region", "aria-labelledby": "emergency-h", dataset: { key } },
-    el("h2", { id: "emergency-h", text: notice.title }),
-    el("p", { class: "principle", text: notice.guidance }),
+    el("h2", { id: "emergency-h", class: "govuk-heading-m", text: notice.title }),
+    el("p", { class: "govuk-body principle", text: notice.guidance }),
     el("p", {
+      class: "govuk-body",
       text:
         `You can share now. ${n} answer${n === 1 ? "" : "s"} can wait: complete ${n === 1 ? "it" : "them"} within ` +
         `${notice.complete_within_hours} hours of sharing. Until then the share is flagged, and SafeShare reminds you.`,
@@ -64,9 +65,9 @@ export function renderOwed(container, owed, el, onComplete) {
   container.hidden = !owed.length;
   if (!owed.length) return;
   const overdue = owed.filter((o) => o.overdue).length;
-  const list = el("ul", {});
+  const list = el("ul", { class: "govuk-list govuk-list--spaced" });
   for (const o of owed) {
-    const button = el("button", { type: "button", class: "secondary", text: `Complete the justification for ${o.share_id}` });
+    const button = el("button", { type: "button", class: "govuk-button govuk-button--secondary", text: `Complete the justification for ${o.share_id}` });
     button.addEventListener("click", (ev) => {
       if (ev.isTrusted) onComplete(o);
     });
@@ -75,14 +76,16 @@ export function renderOwed(container, owed, el, onComplete) {
         "li",
         { dataset: { share: o.share_id } },
         el("strong", { text: `${o.purpose?.code ?? ""} — ${(o.subjects ?? []).join(", ")}` }),
+        o.overdue ? el("strong", { class: "govuk-tag govuk-tag--red", text: "Overdue" }) : null,
         el("span", { text: ` shared ${when(o.shared_at)}; ${o.overdue ? "OVERDUE since" : "due by"} ${when(o.complete_by)}. ` }),
         button,
       ),
     );
   }
   container.append(
-    el("h2", { id: "owed-h", text: `Justifications to complete (${owed.length})` }),
+    el("h2", { id: "owed-h", class: "govuk-heading-m", text: `Justifications to complete (${owed.length})` }),
     el("p", {
+      class: "govuk-body",
       text:
         `You made ${owed.length === 1 ? "an emergency share" : `${owed.length} emergency shares`} with the minimum answers. ` +
         (overdue ? `${overdue} ${overdue === 1 ? "is" : "are"} overdue. ` : "") +

@@ -5,6 +5,7 @@
  * to share without it. Nothing is dropped silently: Share waits until each one is resolved.
  */
 import { bytesToBase64 } from "../lib/recipient.js";
+import { setError } from "./govuk.js";
 
 function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
@@ -30,32 +31,38 @@ export function renderMissing({ box, missing, ask, webmail, onDraft, onChange })
   missing.forEach((card, i) => {
     const id = `missing-${i}`;
     const size = card.sizeText ? ` (${card.sizeText})` : "";
-    const problem = el("p", { class: "problem", id: `${id}-problem`, hidden: true });
-    const picker = el("input", { type: "file", id: `${id}-file`, "aria-describedby": `${id}-text ${id}-problem` });
-    const without = el("input", { type: "checkbox", id: `${id}-without`, dataset: { leaveOut: card.name } });
+    const problem = el("p", { class: "govuk-error-message problem", id: `${id}-problem`, hidden: true });
+    const picker = el("input", { class: "govuk-file-upload", type: "file", id: `${id}-file`, "aria-describedby": `${id}-text ${id}-problem` });
+    const without = el("input", { class: "govuk-checkboxes__input", type: "checkbox", id: `${id}-without`, dataset: { leaveOut: card.name } });
+    const upload = el("div", { class: "govuk-form-group" }, el("label", { for: picker.id, class: "govuk-label govuk-label--s", text: `Choose ${card.name}` }), problem, picker);
     const section = el(
       "div",
       { class: "missing", role: "group", "aria-labelledby": `${id}-h`, dataset: { card: card.name } },
-      el("h3", { id: `${id}-h`, text: `${card.name}${size} is not included yet` }),
+      el("h3", { id: `${id}-h`, class: "govuk-heading-s", text: `${card.name}${size} is not included yet` }),
       el("p", {
         id: `${id}-text`,
+        class: "govuk-body",
         text: `SafeShare could not read this attachment from ${where}. Add the same file from your computer (choose it, or drop it here), or share without it: it will then be removed from your email and not shared.`,
       }),
-      el("label", { for: picker.id, class: "label", text: `Choose ${card.name}` }),
-      picker,
-      problem,
-      el("div", { class: "choices" }, el("label", {}, without, ` Share without ${card.name}`)),
+      upload,
+      el(
+        "div",
+        { class: "govuk-checkboxes govuk-checkboxes--small" },
+        el("div", { class: "govuk-checkboxes__item" }, without, el("label", { class: "govuk-label govuk-checkboxes__label", for: without.id, text: `Share without ${card.name}` })),
+      ),
     );
     const add = async (file) => {
       problem.hidden = true;
+      upload.classList.remove("govuk-form-group--error");
       try {
         const data = bytesToBase64(new Uint8Array(await file.arrayBuffer()));
         const { draft } = await ask("add-attachment", { card: card.name, name: file.name, mime: file.type, data });
         onDraft(draft);
       } catch (e) {
-        problem.textContent = e.message;
-        problem.hidden = false;
+        setError(problem, e.message);
         picker.setAttribute("aria-invalid", "true");
+        picker.classList.add("govuk-file-upload--error");
+        upload.classList.add("govuk-form-group--error");
         picker.value = "";
       }
     };

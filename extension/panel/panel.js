@@ -15,6 +15,7 @@ import { renderChanged, renderRecipientSummary, renderSnapshot } from "./snapsho
 import { offerRecipientOrganisations } from "./suggestions.js";
 import { choiceComplete, resultRows, shareFields } from "./unenrolled.js";
 import { renderUnenrolled } from "./unenrolled-view.js";
+import { button, choiceItem, choices, errorMessage, fieldset, hint, label, markGroup, markInvalid, setError } from "./govuk.js";
 
 /** Given by the worker for the ticket SafeShare's content script posts into this frame (guard.js). */
 let session = "";
@@ -49,25 +50,30 @@ const ask = asker({ advice: "Nothing was shared and your email has not been chan
 
 const idFor = (path) => "f-" + path.replace(/[^A-Za-z0-9_-]/g, "-");
 
-/** The wrapper every field has: data-field for problem placement, and a problem line for it. */
-function wrap(path, node, describedBy) {
-  const problem = el("p", { class: "problem", id: "p-" + idFor(path), hidden: true });
-  const box = el("div", { class: "field", dataset: { field: path } }, node, problem);
+/** A field's error message line: in its form group after the label and hint, or in its fieldset after the legend. */
+const problemOf = (box) => box.querySelector(":scope > .problem, :scope > fieldset > .problem");
+
+/** Every control in `box` is described by its hint and its error message (and what it had already). */
+function describe(box, ...ids) {
   for (const input of box.querySelectorAll("input, select, textarea")) {
-    const ids = [input.getAttribute("aria-describedby"), describedBy, problem.id].filter(Boolean).join(" ");
-    input.setAttribute("aria-describedby", ids);
+    const all = [input.getAttribute("aria-describedby"), ...ids].filter(Boolean).join(" ");
+    if (all) input.setAttribute("aria-describedby", all);
   }
+}
+
+/** The GOV.UK form group every field has: data-field for problem placement, its label or fieldset, its error line. */
+function group(path, children, ids) {
+  const box = el("div", { class: "govuk-form-group", dataset: { field: path } }, ...children);
+  describe(box, ...ids);
   return box;
 }
 
-function hint(path, f) {
-  return f.description ? el("p", { class: "hint", id: "h-" + idFor(path), text: f.description }) : null;
-}
-
 function renderField(f, path) {
-  const label = f.question ?? f.title;
-  const h = hint(path, f);
-  const hid = h ? h.id : undefined;
+  const text = f.question ?? f.title;
+  const id = idFor(path);
+  const h = hint("h-" + id, f.description);
+  const problem = errorMessage("p-" + id);
+  const ids = [h?.id, problem.id];
   switch (f.kind) {
     case "object":
       return renderObject(f, path);
@@ -76,69 +82,64 @@ function renderField(f, path) {
     case "choice":
     case "boolean": {
       if (f.kind === "choice" && f.options.length > 4) {
-        const select = el("select", { id: idFor(path), dataset: { path } }, el("option", { value: "", text: "Choose…" }));
+        const select = el("select", { class: "govuk-select govuk-!-width-full", id, dataset: { path } }, el("option", { value: "", text: "Choose…" }));
         for (const o of f.options) select.append(el("option", { value: o.value, text: o.label }));
-        return wrap(path, el("div", {}, el("label", { for: idFor(path), text: label }), h, select), hid);
+        return group(path, [label(id, text), h, problem, select], ids);
       }
-      const fs = el("fieldset", { class: "choices", id: idFor(path) }, el("legend", { text: label }), h);
-      f.options.forEach((o, i) => {
-        const input = el("input", { type: "radio", name: path, value: o.value, id: `${idFor(path)}-${i}`, dataset: { path, kind: "radio" } });
-        fs.append(el("label", {}, input, " " + o.label));
-      });
-      return wrap(path, fs, hid);
+      const items = f.options.map((o, i) => ({ id: `${id}-${i}`, value: o.value, text: o.label, attrs: { dataset: { path, kind: "radio" } } }));
+      // The small variant: a side panel with many questions (the Design System's option for dense forms).
+      const radios = choices("radio", path, items, { small: true });
+      return group(path, [fieldset({ id }, text, "s", h, problem, radios)], ids);
     }
     case "multi": {
-      const fs = el("fieldset", { class: "choices", id: idFor(path) }, el("legend", { text: label }), h);
-      f.options.forEach((o, i) => {
-        const input = el("input", { type: "checkbox", name: path, value: o.value, id: `${idFor(path)}-${i}`, dataset: { path, kind: "multi" } });
-        fs.append(el("label", {}, input, " " + o.label));
-      });
-      return wrap(path, fs, hid);
+      const items = f.options.map((o, i) => ({ id: `${id}-${i}`, value: o.value, text: o.label, attrs: { dataset: { path, kind: "multi" } } }));
+      return group(path, [fieldset({ id }, text, "s", h, problem, choices("checkbox", path, items, { small: true }))], ids);
     }
     case "list": {
       // A list of what was entered elsewhere in the form (the subjects at risk are some of the subjects): the
       // answers are offered to tick, not typed again (WCAG 2.2 SC 3.3.7 Redundant Entry).
       const sources = f.itemRef ? fieldsOfRef(tree, f.itemRef) : [];
       if (sources.length) {
-        const fs = el("fieldset", { class: "choices offers", id: idFor(path), dataset: { offers: sources.join(" ") } }, el("legend", { text: label }), h);
-        fs.append(el("p", { class: "hint empty-offers", text: "Nothing to choose yet: enter the references above first." }));
-        return wrap(path, fs, hid);
+        const offers = el("div", { class: "govuk-checkboxes govuk-checkboxes--small" });
+        const empty = el("div", { class: "govuk-hint empty-offers", text: "Nothing to choose yet: enter the references above first." });
+        const fs = fieldset({ class: "offers", id, dataset: { offers: sources.join(" ") } }, text, "s", h, problem, empty, offers);
+        return group(path, [fs], ids);
       }
-      const input = el("input", { type: "text", id: idFor(path), dataset: { path }, autocomplete: "off" });
-      const note = el("p", { class: "hint", id: "n-" + idFor(path), text: "Separate references with commas." });
+      const input = el("input", { class: "govuk-input", type: "text", id, dataset: { path }, autocomplete: "off" });
+      const note = el("div", { class: "govuk-hint", id: "n-" + id, text: "Separate references with commas." });
       input.setAttribute("aria-describedby", note.id);
-      return wrap(path, el("div", {}, el("label", { for: idFor(path), text: label }), h, note, input), hid);
+      return group(path, [label(id, text), h, note, problem, input], ids);
     }
     case "text": {
-      const input = el("textarea", { id: idFor(path), dataset: { path }, rows: 3 });
-      return wrap(path, el("div", {}, el("label", { for: idFor(path), text: label }), h, input), hid);
+      const input = el("textarea", { class: "govuk-textarea", id, dataset: { path }, rows: 3 });
+      return group(path, [label(id, text), h, problem, input], ids);
     }
     default: {
-      const input = el("input", { type: "text", id: idFor(path), dataset: { path }, autocomplete: "off", spellcheck: "false" });
-      return wrap(path, el("div", {}, el("label", { for: idFor(path), text: label }), h, input), hid);
+      const input = el("input", { class: "govuk-input", type: "text", id, dataset: { path }, autocomplete: "off", spellcheck: "false" });
+      return group(path, [label(id, text), h, problem, input], ids);
     }
   }
 }
 
 function renderObject(f, path) {
   const isRule = /^rules\.\d/.test(path);
-  const legend = el("legend", {}, el("span", { text: f.title }), el("span", { class: "count", dataset: { countFor: path } }));
-  const fs = el("fieldset", { id: idFor(path), class: isRule ? "rule" : "group" }, legend);
-  if (f.question) fs.append(el("p", { class: "question", text: f.question }));
+  const legend = [el("span", { text: f.title }), el("span", { class: "count", dataset: { countFor: path } })];
   // The rule's full text is in "The golden rules in full" above the form (one Tab stop, not seven): the
   // question says what to answer.
+  const question = f.question ? el("p", { class: "govuk-body question", text: f.question }) : null;
+  const fs = fieldset({ id: idFor(path), class: isRule ? "rule" : "group" }, legend, isRule ? "m" : "s", question, errorMessage("p-" + idFor(path)));
   for (const c of f.children ?? []) fs.append(renderField(c, `${path}.${c.key}`));
-  const box = el("div", { class: "field", dataset: { field: path, rule: f.rule ?? "", ...(f.safetyNet ? { safetyNet: f.safetyNet } : {}) }, hidden: !!f.safetyNet }, fs);
-  box.append(el("p", { class: "problem", id: "p-" + idFor(path), hidden: true }));
-  return box;
+  const data = { field: path, rule: f.rule ?? "", ...(f.safetyNet ? { safetyNet: f.safetyNet } : {}) };
+  return el("div", { class: `govuk-form-group${isRule ? " rule-section" : ""}`, dataset: data, hidden: !!f.safetyNet }, fs);
 }
 
 function renderObjects(f, path) {
   const rows = el("div", { class: "rows" });
   const counter = el("input", { type: "hidden", dataset: { path, kind: "count" }, value: "0" });
-  const fs = el("fieldset", { id: idFor(path) }, el("legend", { text: f.title }), counter);
-  if (f.question) fs.append(el("p", { class: "question", text: f.question }));
-  const add = el("button", { type: "button", class: "secondary", text: `Add another ${f.itemTitle.toLowerCase()}` });
+  const problem = errorMessage("p-" + idFor(path));
+  const question = f.question ? el("p", { class: "govuk-body question", text: f.question }) : null;
+  const fs = fieldset({ id: idFor(path) }, f.title, "s", counter, question, problem);
+  const add = button({}, `Add another ${f.itemTitle.toLowerCase()}`, "secondary");
   fs.append(rows, el("div", { class: "row-actions" }, add));
 
   const renumber = () => {
@@ -162,9 +163,9 @@ function renderObjects(f, path) {
   const addRow = () => {
     const i = rows.children.length;
     const prefix = `${path}.${i}`;
-    const row = el("fieldset", { class: "group", dataset: { prefix, field: prefix } }, el("legend", { text: `${f.itemTitle} ${i + 1}` }));
+    const row = fieldset({ class: "row", dataset: { prefix, field: prefix } }, `${f.itemTitle} ${i + 1}`, "s");
     for (const c of f.children ?? []) row.append(renderField(c, `${prefix}.${c.key}`));
-    const remove = el("button", { type: "button", class: "secondary remove", text: `Remove ${f.itemTitle.toLowerCase()} ${i + 1}` });
+    const remove = button({ class: "remove" }, `Remove ${f.itemTitle.toLowerCase()} ${i + 1}`, "secondary");
     remove.addEventListener("click", () => {
       row.remove();
       renumber();
@@ -180,7 +181,9 @@ function renderObjects(f, path) {
     rows.lastElementChild.querySelector("input, select, textarea")?.focus();
   });
   for (let i = 0; i < Math.max(1, f.minItems || 0); i++) addRow();
-  return wrap(path, fs);
+  const box = el("div", { class: "govuk-form-group", dataset: { field: path } }, fs);
+  describe(box, problem.id);
+  return box;
 }
 
 /** Refresh each list of offers from the answers it is offered (keeping what was ticked). */
@@ -196,12 +199,13 @@ function refreshOffers() {
     const ticked = new Set([...fs.querySelectorAll("input:checked")].map((i) => i.value));
     const now = [...fs.querySelectorAll("input")].map((i) => i.value);
     if (JSON.stringify(now) === JSON.stringify(values)) continue;
-    for (const l of fs.querySelectorAll("label")) l.remove();
-    values.forEach((v, i) => {
-      const input = el("input", { type: "checkbox", name: path, value: v, id: `${idFor(path)}-${i}`, dataset: { path, kind: "multi" } });
-      input.checked = ticked.has(v);
-      fs.append(el("label", {}, input, " " + v));
-    });
+    const offers = fs.querySelector(".govuk-checkboxes");
+    const describedBy = [fs.querySelector(":scope > .govuk-hint:not(.empty-offers)")?.id, problemOf(fs.closest("[data-field]"))?.id].filter(Boolean).join(" ");
+    offers.replaceChildren(
+      ...values.map((v, i) =>
+        choiceItem("checkbox", path, { id: `${idFor(path)}-${i}`, value: v, text: v, checked: ticked.has(v), attrs: { dataset: { path, kind: "multi" }, "aria-describedby": describedBy || undefined } }),
+      ),
+    );
     fs.querySelector(".empty-offers").hidden = values.length > 0;
   }
 }
@@ -292,15 +296,15 @@ async function offerLast() {
   if (!last || lastOffered === last.at + last.ref) return;
   const when = new Date(last.at).toLocaleString("en-GB", { dateStyle: "long", timeStyle: "short" });
   const what = last.justification.decision === "share" ? "shared information" : "recorded a decision not to share";
-  const button = el("button", { type: "button", class: "secondary", text: `Start from my last justification about ${last.ref}` });
+  const start = button({}, `Start from my last justification about ${last.ref}`, "secondary");
   const box = el(
     "div",
-    { id: "last-offer", class: "offer", role: "region", "aria-labelledby": "last-offer-h" },
-    el("h2", { id: "last-offer-h", text: `You ${what} about ${last.ref} on ${when}` }),
-    el("p", { text: "You can start from the justification you gave then. Check each rule's answers: they must be true for this share too, and you confirm each rule before sharing." }),
-    button,
+    { id: "last-offer", class: "govuk-inset-text", role: "region", "aria-labelledby": "last-offer-h" },
+    el("h2", { id: "last-offer-h", class: "govuk-heading-s", text: `You ${what} about ${last.ref} on ${when}` }),
+    el("p", { class: "govuk-body", text: "You can start from the justification you gave then. Check each rule's answers: they must be true for this share too, and you confirm each rule before sharing." }),
+    start,
   );
-  button.addEventListener("click", () => startFromLast(last));
+  start.addEventListener("click", () => startFromLast(last));
   $("fields").querySelector('[data-field="subjects"]')?.after(box);
 }
 
@@ -315,12 +319,12 @@ function startFromLast(last) {
     // One confirmation per golden rule's own section (not per group inside one).
     if (!n || !/^rules\.[^.]+$/.test(box.dataset.field) || box.querySelector("[data-confirm-rule]")) continue;
     const id = `confirm-rule-${n}`;
-    const input = el("input", { type: "checkbox", id, dataset: { confirmRule: n } });
-    input.addEventListener("change", () => {
+    const item = choiceItem("checkbox", id, { id, value: "checked", text: `I have checked rule ${n}'s answers for this share`, attrs: { dataset: { confirmRule: n } } });
+    item.querySelector("input").addEventListener("change", () => {
       updateButtons();
       describeStatus(lastProblems, problemsPerRule(lastProblems));
     });
-    box.querySelector("fieldset").append(el("div", { class: "confirm-rule" }, el("label", { for: id }, input, ` I have checked rule ${n}'s answers for this share`)));
+    box.querySelector("fieldset").append(el("div", { class: "govuk-checkboxes govuk-checkboxes--small confirm-rule" }, item));
   }
   $("last-offer")?.remove();
   $("status").textContent = `The answers from your last justification about ${last.ref} are in the form. Check each rule and confirm it.`;
@@ -337,10 +341,14 @@ function unconfirmedRules() {
 /** The policy's rules in full, one click away above the form (the GOV.UK details pattern). */
 function renderRuleTexts(fieldsTree) {
   const rules = fieldsTree.find((f) => f.key === "rules")?.children ?? [];
-  const list = el("dl", { class: "rule-texts" });
-  for (const r of rules) if (r.description) list.append(el("dt", { text: r.title }), el("dd", { text: r.description }));
+  const list = el("dl", { class: "govuk-summary-list rule-texts" });
+  for (const r of rules) {
+    if (!r.description) continue;
+    list.append(el("div", { class: "govuk-summary-list__row" }, el("dt", { class: "govuk-summary-list__key", text: r.title }), el("dd", { class: "govuk-summary-list__value", text: r.description })));
+  }
   if (!list.children.length) return;
-  $("fields").before(el("details", { id: "rule-texts" }, el("summary", { text: "The golden rules in full" }), list));
+  const summary = el("summary", { class: "govuk-details__summary" }, el("span", { class: "govuk-details__summary-text", text: "The golden rules in full" }));
+  $("fields").before(el("details", { id: "rule-texts", class: "govuk-details" }, summary, el("div", { class: "govuk-details__text" }, list)));
 }
 
 // -- Questions only when they apply (conditions.js: from the policy's if/then and x-show-when) ---------------
@@ -446,23 +454,29 @@ function renderProblems(problems) {
     p.hidden = true;
     p.textContent = "";
   }
-  for (const n of fields.querySelectorAll("[aria-invalid]")) n.removeAttribute("aria-invalid");
+  for (const n of fields.querySelectorAll("[aria-invalid]")) markInvalid(n, false);
+  for (const n of fields.querySelectorAll(".govuk-form-group--error")) markGroup(n, false);
   for (const c of fields.querySelectorAll(".count")) c.textContent = "";
   const known = new Set([...fields.querySelectorAll("[data-field]")].map((n) => n.dataset.field));
   const { byField, general } = placeProblems(problems, (path) => known.has(path));
+  const unplaced = [];
   for (const [path, list] of byField) {
     const box = fields.querySelector(`[data-field="${CSS.escape(path)}"]`);
-    const line = box.querySelector(":scope > .problem");
-    line.textContent = list.map((p) => p.message).join("\n");
-    line.hidden = false;
+    const line = problemOf(box);
+    if (!line) {
+      unplaced.push(...list);
+      continue;
+    }
+    setError(line, list.map((p) => p.message).join("\n"));
+    markGroup(box.closest(".govuk-form-group"), true);
     for (const input of box.querySelectorAll("input, select, textarea")) {
       // Only the field the problem names; a missing section's problem is shown under the section instead.
-      if (input.dataset.path === path) input.setAttribute("aria-invalid", "true");
+      if (input.dataset.path === path) markInvalid(input, true);
     }
   }
+  general.push(...unplaced);
   const g = $("general-problems");
-  g.textContent = general.map((p) => p.message).join("\n");
-  g.hidden = !general.length;
+  setError(g, general.map((p) => p.message).join("\n"));
   const perRule = problemsPerRule(problems);
   for (const c of fields.querySelectorAll(".count")) {
     const box = c.closest("[data-rule]");
@@ -662,7 +676,9 @@ function showResult(title, facts, note) {
   $("result-h").textContent = title;
   const dl = $("result-facts");
   dl.replaceChildren();
-  for (const [k, v] of facts) dl.append(el("dt", { text: k }), el("dd", { text: String(v) }));
+  for (const [k, v] of facts) {
+    dl.append(el("div", { class: "govuk-summary-list__row" }, el("dt", { class: "govuk-summary-list__key", text: k }), el("dd", { class: "govuk-summary-list__value", text: String(v) })));
+  }
   $("result-note").textContent = note;
   $("result").hidden = false;
   $("form").hidden = true;
@@ -782,16 +798,17 @@ function renderSafetyNets(notices) {
   if (panel?.dataset.key === key) return;
   panel?.remove();
   const where = n.share_with.join(" and ");
-  const button = el("button", { type: "button", id: "share-instead", text: n.instead.label });
-  button.addEventListener("click", () => shareInstead(n));
+  const instead = button({ id: "share-instead" }, n.instead.label);
+  instead.addEventListener("click", () => shareInstead(n));
   panel = el(
     "div",
     { id: "safety-net", class: "warning", role: "region", "aria-labelledby": "safety-net-h", dataset: { key } },
-    el("h2", { id: "safety-net-h", text: `Stop: share with ${where}` }),
-    el("p", { class: "principle", text: n.principle }),
+    el("h2", { id: "safety-net-h", class: "govuk-heading-m", text: `Stop: share with ${where}` }),
+    el("p", { class: "govuk-body principle", text: n.principle }),
     el(
       "p",
       {
+        class: "govuk-body",
         text:
           "Consent refused, no agreement, third-party information or “no lawful basis” are never reasons enough on their own: " +
           "the law allows sharing to protect someone at risk. You can record a decision not to share only if the person is " +
@@ -799,8 +816,8 @@ function renderSafetyNets(notices) {
           "The decision will be flagged for your designated safeguarding lead.",
       },
     ),
-    el("p", { class: "hint", text: n.source }),
-    button,
+    el("p", { class: "govuk-hint", text: n.source }),
+    instead,
   );
   // Right after the risk level: the moment the principle applies is when "Do not share" meets significant harm.
   const risk = $("fields").querySelector('[data-field="rules.5_safety_wellbeing.risk_level"]');
@@ -857,46 +874,42 @@ function disclosure() {
   return toDisclosure(state, people);
 }
 
-function dfield(path, node) {
-  const problem = el("p", { class: "problem", id: "p-" + idFor(path), hidden: true });
-  for (const input of [node, ...node.querySelectorAll("input, textarea")]) {
-    if (!input.matches("input, textarea")) continue;
-    const ids = [input.getAttribute("aria-describedby"), problem.id].filter(Boolean).join(" ");
-    input.setAttribute("aria-describedby", ids);
-  }
-  return el("div", { class: "field", dataset: { dfield: path } }, node, problem);
+/**
+ * A form group of the disclosure's: data-dfield for problem placement; `parts` are its label, hint and control
+ * (the error line goes before the control) or its fieldset (the error line goes after the legend).
+ */
+function dfield(path, ...parts) {
+  const problem = errorMessage("p-" + idFor(path));
+  const fs = parts.length === 1 && parts[0].tagName === "FIELDSET" ? parts[0] : null;
+  if (fs) fs.querySelector(":scope > legend").after(problem);
+  else parts.splice(parts.length - 1, 0, problem);
+  const box = el("div", { class: "govuk-form-group", dataset: { dfield: path } }, ...parts);
+  describe(box, problem.id);
+  return box;
 }
 
 function renderElsewhere() {
-  const toggle = el("button", {
-    type: "button",
-    id: "elsewhere-toggle",
-    class: "secondary",
-    "aria-expanded": "false",
-    "aria-controls": "elsewhere",
-    text: "I shared this another way (phone, meeting…)",
-  });
-  const fs = el("fieldset", { id: "elsewhere", hidden: true }, el("legend", { text: "Shared another way" }));
-  fs.append(
-    el("p", { class: "hint", text: "Golden rule 7: record what you shared, with whom and for what purpose — also when you shared it by phone, at a meeting or by letter. Nothing is sent through SafeShare." }),
+  const toggle = button({ id: "elsewhere-toggle", "aria-expanded": "false", "aria-controls": "elsewhere" }, "I shared this another way (phone, meeting…)", "secondary");
+  const fs = fieldset(
+    { id: "elsewhere", hidden: true },
+    "Shared another way",
+    "m",
+    el("div", { class: "govuk-hint", text: "Golden rule 7: record what you shared, with whom and for what purpose — also when you shared it by phone, at a meeting or by letter. Nothing is sent through SafeShare." }),
   );
-  const channels = el("fieldset", { class: "choices", id: "f-disclosure-channel" }, el("legend", { text: "How did you share it?" }));
-  CHANNELS.forEach((c, i) => {
-    channels.append(el("label", {}, el("input", { type: "radio", name: "disclosure.channel", value: c.value, id: `f-disclosure-channel-${i}`, dataset: { dpath: "disclosure.channel" } }), " " + c.label));
-  });
-  fs.append(dfield("disclosure.channel", channels));
+  const items = CHANNELS.map((c, i) => ({ id: `f-disclosure-channel-${i}`, value: c.value, text: c.label, attrs: { dataset: { dpath: "disclosure.channel" } } }));
+  fs.append(dfield("disclosure.channel", fieldset({ id: "f-disclosure-channel" }, "How did you share it?", "s", choices("radio", "disclosure.channel", items))));
   const rows = el("div", { class: "rows" });
-  const withBox = el("fieldset", { id: "f-disclosure-with" }, el("legend", { text: "Who did you share it with?" }), rows);
+  const withBox = fieldset({ id: "f-disclosure-with" }, "Who did you share it with?", "s", rows);
   const addPerson = () => {
     const i = people++;
-    const row = el("fieldset", { class: "group" }, el("legend", { text: `Person ${i + 1}` }));
-    for (const [k, label] of [["name", "Their name"], ["role", "Their role"], ["organisation", "Their organisation"]]) {
+    const row = fieldset({ class: "row" }, `Person ${i + 1}`, "s");
+    for (const [k, text] of [["name", "Their name"], ["role", "Their role"], ["organisation", "Their organisation"]]) {
       const id = idFor(`disclosure.with.${i}.${k}`);
-      row.append(el("div", { class: "field" }, el("label", { for: id, text: label }), el("input", { type: "text", id, autocomplete: "off", dataset: { dpath: `disclosure.with.${i}.${k}` } })));
+      row.append(el("div", { class: "govuk-form-group" }, label(id, text), el("input", { class: "govuk-input", type: "text", id, autocomplete: "off", dataset: { dpath: `disclosure.with.${i}.${k}` } })));
     }
     rows.append(dfield(`disclosure.with.${i}`, row));
   };
-  const add = el("button", { type: "button", class: "secondary", text: "Add another person" });
+  const add = button({}, "Add another person", "secondary");
   add.addEventListener("click", () => {
     addPerson();
     rows.lastElementChild.querySelector("input")?.focus();
@@ -908,16 +921,18 @@ function renderElsewhere() {
   fs.append(
     dfield(
       "disclosure.summary",
-      el("div", {}, el("label", { for: "f-disclosure-summary", text: "What did you share? A sentence or two." }), el("textarea", { id: "f-disclosure-summary", rows: 3, dataset: { dpath: "disclosure.summary" } })),
+      label("f-disclosure-summary", "What did you share? A sentence or two."),
+      el("textarea", { class: "govuk-textarea", id: "f-disclosure-summary", rows: 3, dataset: { dpath: "disclosure.summary" } }),
     ),
   );
   fs.append(
     dfield(
       "disclosure.at",
-      el("div", {}, el("label", { for: "f-disclosure-at", text: "When did you share it?" }), el("input", { type: "datetime-local", id: "f-disclosure-at", value: toLocalInput(new Date()), dataset: { dpath: "disclosure.at" } })),
+      label("f-disclosure-at", "When did you share it?"),
+      el("input", { class: "govuk-input govuk-input--width-20", type: "datetime-local", id: "f-disclosure-at", value: toLocalInput(new Date()), dataset: { dpath: "disclosure.at" } }),
     ),
   );
-  fs.append(el("p", { class: "problem", id: "p-disclosure", hidden: true }));
+  fs.append(errorMessage("p-disclosure"));
   toggle.addEventListener("click", () => {
     elsewhere = !elsewhere;
     fs.hidden = !elsewhere;
@@ -941,7 +956,9 @@ function renderDisclosureProblems(problems) {
     p.hidden = true;
     p.textContent = "";
   }
-  for (const n of fs.querySelectorAll("[aria-invalid]")) n.removeAttribute("aria-invalid");
+  for (const n of fs.querySelectorAll("[aria-invalid]")) markInvalid(n, false);
+  for (const n of fs.querySelectorAll(".govuk-form-group--error")) markGroup(n, false);
+  const lines = new Map();
   for (const p of problems) {
     let parts = String(p.field).split(".");
     let box = null;
@@ -949,11 +966,13 @@ function renderDisclosureProblems(problems) {
       box = fs.querySelector(`[data-dfield="${CSS.escape(parts.join("."))}"]`);
       parts = parts.slice(0, -1);
     }
-    const line = box ? box.querySelector(":scope > .problem") : $("p-disclosure");
-    line.textContent = line.textContent ? `${line.textContent}\n${p.message}` : p.message;
-    line.hidden = false;
-    box?.querySelector("input, textarea")?.setAttribute("aria-invalid", "true");
+    const line = (box && problemOf(box)) || $("p-disclosure");
+    lines.set(line, [...(lines.get(line) ?? []), p.message]);
+    markGroup(box, !!box);
+    const input = box?.querySelector("input, textarea");
+    if (input) markInvalid(input, true);
   }
+  for (const [line, messages] of lines) setError(line, messages.join("\n"));
 }
 
 async function onRecordElsewhere() {
@@ -987,11 +1006,11 @@ async function onRecordElsewhere() {
 
 /** After an emergency share: a button back to the form (answers kept) to complete the justification now. */
 function offerCompletion(result) {
-  const button = el("button", { type: "button", id: "complete-now", text: "Complete the justification now" });
-  button.addEventListener("click", (ev) => {
+  const complete = button({ id: "complete-now" }, "Complete the justification now");
+  complete.addEventListener("click", (ev) => {
     if (ev.isTrusted) startCompletion({ share_id: result.share_id });
   });
-  $("result-note").after(button);
+  $("result-note").after(complete);
 }
 
 function startCompletion(owed) {

@@ -4,6 +4,7 @@
  * The passphrase lives only in this field and in the share request: never stored, never sent to the webmail page.
  */
 import { el } from "../lib/page.js";
+import { setError } from "./govuk.js";
 import { CHOICES, PASSPHRASE, PASSPHRASE_RULE, generatePassphrase, passphraseProblem } from "./unenrolled.js";
 
 /**
@@ -16,20 +17,34 @@ export function renderUnenrolled(anchor, unknown, onChange) {
   const many = unknown.length > 1;
   const fs = el(
     "fieldset",
-    { id: "unenrolled", class: "choices unenrolled" },
-    el("legend", { text: many ? "How may these recipients without a SafeShare key open the share?" : "How may this recipient without a SafeShare key open the share?" }),
-    el("p", {
-      class: "hint",
+    { id: "unenrolled", class: "govuk-fieldset unenrolled" },
+    el("legend", {
+      class: "govuk-fieldset__legend govuk-fieldset__legend--s",
+      text: many ? "How may these recipients without a SafeShare key open the share?" : "How may this recipient without a SafeShare key open the share?",
+    }),
+    el("div", {
+      class: "govuk-hint",
       id: "unenrolled-hint",
       text: many
         ? `${unknown.join(", ")} have no SafeShare key yet. One choice applies to all of them (the gateway takes one way per share).`
         : `${unknown[0]} has no SafeShare key yet.`,
     }),
   );
+  const radios = el("div", { class: "govuk-radios" });
   CHOICES.forEach((c, i) => {
-    fs.append(el("label", {}, el("input", { type: "radio", name: "unenrolled", value: c.value, id: `unenrolled-${i}`, "aria-describedby": "unenrolled-hint" }), " " + c.label));
+    const id = `unenrolled-${i}`;
+    radios.append(
+      el(
+        "div",
+        { class: "govuk-radios__item" },
+        el("input", { class: "govuk-radios__input", type: "radio", name: "unenrolled", value: c.value, id, "aria-describedby": "unenrolled-hint" }),
+        el("label", { class: "govuk-label govuk-radios__label", for: id, text: c.label }),
+      ),
+    );
   });
+  fs.append(radios);
   const input = el("input", {
+    class: "govuk-input govuk-password-input__input",
     type: "password",
     id: "passphrase",
     autocomplete: "off",
@@ -37,17 +52,17 @@ export function renderUnenrolled(anchor, unknown, onChange) {
     "aria-describedby": "passphrase-rule passphrase-problem",
     maxlength: 1024,
   });
-  const toggle = el("button", { type: "button", id: "passphrase-show", class: "secondary", "aria-pressed": "false", "aria-controls": "passphrase", text: "Show passphrase" });
-  const suggest = el("button", { type: "button", id: "passphrase-suggest", class: "secondary", text: "Suggest a strong passphrase" });
-  const problem = el("p", { class: "problem", id: "passphrase-problem", hidden: true });
+  const toggle = el("button", { type: "button", id: "passphrase-show", class: "govuk-button govuk-button--secondary", "aria-pressed": "false", "aria-controls": "passphrase", text: "Show passphrase" });
+  const suggest = el("button", { type: "button", id: "passphrase-suggest", class: "govuk-button govuk-button--secondary", text: "Suggest a strong passphrase" });
+  const problem = el("p", { class: "govuk-error-message problem", id: "passphrase-problem", hidden: true });
   const box = el(
     "div",
-    { class: "field passphrase", id: "passphrase-box", hidden: true },
-    el("label", { for: "passphrase", text: "Passphrase" }),
-    el("p", { class: "hint", id: "passphrase-rule", text: PASSPHRASE_RULE }),
-    input,
-    el("div", { class: "row-actions" }, toggle, suggest),
+    { class: "govuk-form-group passphrase", id: "passphrase-box", hidden: true },
+    el("label", { class: "govuk-label govuk-label--s", for: "passphrase", text: "Passphrase" }),
+    el("div", { class: "govuk-hint", id: "passphrase-rule", text: PASSPHRASE_RULE }),
     problem,
+    input,
+    el("div", { class: "govuk-button-group row-actions" }, toggle, suggest),
   );
   fs.append(box);
 
@@ -60,10 +75,11 @@ export function renderUnenrolled(anchor, unknown, onChange) {
   const update = () => {
     box.hidden = mode() !== PASSPHRASE;
     const p = input.value ? passphraseProblem(input.value) : null;
-    problem.textContent = p ?? "";
-    problem.hidden = !p;
+    setError(problem, p ?? "");
     if (p) input.setAttribute("aria-invalid", "true");
     else input.removeAttribute("aria-invalid");
+    input.classList.toggle("govuk-input--error", !!p);
+    box.classList.toggle("govuk-form-group--error", !!p);
     onChange();
   };
   toggle.addEventListener("click", () => show(input.type === "password"));

@@ -28,7 +28,13 @@ def settle(panel: Any) -> None:
     panel.wait_for_function("() => window.__pending === false", timeout=10000)
 
 
-def _set(panel: Any, path: str, value: Any) -> None:
+#: What `fill` did, as a practitioner would do it, for the time estimate in test_panel_measure.py: one entry per
+#: answer given, (kind, characters typed); kinds "type" (a text field), "choose" (a radio), "tick" (a
+#: checkbox), "select" (a drop-down) and "add" (the "Add another" button).
+Action = tuple[str, int]
+
+
+def _set(panel: Any, path: str, value: Any, log: list[Action]) -> None:
     loc = panel.locator(f'[data-path="{path}"]')
     first = loc.first
     # A question the form does not ask for the answers so far (issue 13: only questions that apply) is left out.
@@ -37,40 +43,48 @@ def _set(panel: Any, path: str, value: Any) -> None:
     tag = first.evaluate("e => e.tagName + ':' + (e.type || '')")
     if tag == "INPUT:radio":
         panel.locator(f'input[data-path="{path}"][value="{str(value).lower()}"]').check()
+        log.append(("choose", 0))
     elif tag == "INPUT:checkbox":
         for v in value:
             panel.locator(f'input[data-path="{path}"][value="{v}"]').check()
+            log.append(("tick", 0))
     elif tag.startswith("SELECT"):
         first.select_option(str(value))
+        log.append(("select", 0))
     elif isinstance(value, list):
         first.fill(", ".join(value))
         first.blur()  # moving on to the next question, as a practitioner does (problems show once a field is left)
+        log.append(("type", len(", ".join(value))))
     else:
         first.fill(str(value))
         first.blur()
+        log.append(("type", len(str(value))))
 
 
-def fill(panel: Any, doc: dict[str, Any], prefix: str = "") -> None:
-    """Enter a justification document into the rendered form, field by field."""
+def fill(panel: Any, doc: dict[str, Any], prefix: str = "", log: list[Action] | None = None) -> list[Action]:
+    """Enter a justification document into the rendered form, field by field; returns what was done."""
+    log = [] if log is None else log
     for key, value in doc.items():
         if not prefix and key == "policy":
             continue
         path = f"{prefix}{key}"
         if isinstance(value, dict):
-            fill(panel, value, path + ".")
+            fill(panel, value, path + ".", log)
         elif isinstance(value, list) and value and isinstance(value[0], dict):
             for i, row in enumerate(value):
                 if panel.locator(f'[data-field="{path}.{i}"]').count() == 0:
                     panel.locator(f'[data-field="{path}"] button', has_text="Add another").click()
-                fill(panel, row, f"{path}.{i}.")
+                    log.append(("add", 0))
+                fill(panel, row, f"{path}.{i}.", log)
         else:
-            _set(panel, path, value)
+            _set(panel, path, value, log)
+    return log
 
 
 def problems(panel: Any) -> dict[str, str]:
     """The problems shown, by the field they are shown next to."""
     return panel.evaluate(
         """() => Object.fromEntries([...document.querySelectorAll('[data-field]')]
-            .map(b => [b.dataset.field, b.querySelector(':scope > .problem')])
+            .map(b => [b.dataset.field, b.querySelector(':scope > .problem, :scope > fieldset > .problem')])
             .filter(([, p]) => p && !p.hidden).map(([f, p]) => [f, p.textContent]))"""
     )

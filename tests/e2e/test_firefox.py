@@ -48,7 +48,7 @@ def firefox_prefs(webmail: Webmail, internal_uuid: str) -> dict[str, Any]:
 
 
 PROBLEMS = """() => Object.fromEntries([...document.querySelectorAll('[data-field]')]
-    .map(b => [b.dataset.field, b.querySelector(':scope > .problem')])
+    .map(b => [b.dataset.field, b.querySelector(':scope > .problem, :scope > fieldset > .problem')])
     .filter(([, p]) => p && !p.hidden).map(([f, p]) => [f, p.textContent]))"""
 
 

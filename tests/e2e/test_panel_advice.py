@@ -29,7 +29,7 @@ def test_ask_answer_and_cite(page: Any, webmail: Webmail, gateway: Gateway, brow
     panel.get_by_role("button", name="Ask for advice").click()
     panel.get_by_text("Asked (adv_").wait_for()
     advice_id = panel.locator("#advice-status").text_content().split("(")[1].split(")")[0]
-    assert "not answered yet" in panel.locator(f'#advice-list li[data-advice="{advice_id}"]').inner_text()
+    assert "not answered yet" in panel.locator(f'#advice-list li[data-advice="{advice_id}"]').inner_text().lower()
     [question] = [e["entry"] for e in gateway.get("/api/v1/ledger?kind=advice_question")["entries"]
                   if e["entry"]["advice"]["id"] == advice_id]  # fmt: skip
     assert question["subjects"] == [] and "CASE-2026-0412" not in str(question)
