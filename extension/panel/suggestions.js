@@ -66,14 +66,14 @@ function targets(root) {
 
 function offerBox(input) {
   const label = input.id ? document.querySelector(`label[for="${CSS.escape(input.id)}"]`)?.textContent : "";
-  const note = el("p", { class: "hint suggestion-note", "aria-live": "polite" });
+  const note = el("p", { class: "govuk-hint suggestion-note", "aria-live": "polite" });
   const box = el(
     "div",
-    { class: "suggestions", role: "group", "aria-label": `Suggested answers${label ? ` for “${label}”` : ""}`, dataset: { for: input.id, orgs: offered.orgs.join("\n") } },
-    el("span", { class: "hint", text: offered.orgs.length === 1 ? "The organisation you are sharing with: " : "The organisations you are sharing with: " }),
+    { class: "suggestions govuk-!-margin-top-2", role: "group", "aria-label": `Suggested answers${label ? ` for “${label}”` : ""}`, dataset: { for: input.id, orgs: offered.orgs.join("\n") } },
+    el("p", { class: "govuk-body-s govuk-!-margin-bottom-1", text: offered.orgs.length === 1 ? "The organisation you are sharing with: " : "The organisations you are sharing with: " }),
   );
   for (const org of offered.orgs) {
-    const button = el("button", { type: "button", class: "secondary suggestion", text: `Use ${org}` });
+    const button = el("button", { type: "button", class: "govuk-button govuk-button--secondary govuk-!-margin-bottom-1 suggestion", text: `Use ${org}` });
     button.addEventListener("click", () => {
       input.value = org;
       // As if typed: the panel's own listeners check, save and count it like any other answer.
