@@ -4,7 +4,7 @@ the same columns, so one conversion serves SQLite and PostgreSQL alike."""
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .models import Enrolment, Recipient, Share, ShareRecipient
@@ -74,4 +74,25 @@ def recipient_from_row(row: Any) -> Recipient:
         status=row["status"],
         created_at=row["created_at"],
         kind=row["kind"],
+    )
+
+
+def ledger_columns(entry: Mapping[str, Any]) -> tuple[Any, ...]:
+    """The `ledger` table's columns derived from an entry, between `idx` and the entry bytes, in the order both
+    backends' INSERT names them (time, kind, actor, decision, share, purpose, lawful basis): one derivation, so an
+    audit filter can never find different rows on SQLite and on PostgreSQL."""
+    actor = entry.get("actor") or {}
+    purpose = entry.get("purpose") or {}
+    basis = ((entry.get("justification") or {}).get("rules") or {}).get("1_lawful_basis") or {}
+    return (
+        entry["time"],
+        entry["kind"],
+        actor.get("sub"),
+        actor.get("org"),
+        entry.get("decision"),
+        entry.get("share_id"),
+        purpose.get("code"),
+        basis.get("article_6"),
+        basis.get("article_9"),
+        basis.get("dpa_schedule_1"),
     )

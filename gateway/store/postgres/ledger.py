@@ -24,6 +24,7 @@ from ...ledger.guard import CheckpointGuard, LedgerInconsistent, TrustedHead
 from ...ledger.mac import entry_mac, entry_mac_ok, start_mac_ok
 from ...ledger.merkle import CompactRange, ProofError, verify_consistency
 from ..models import StoreError
+from ..rows import ledger_columns
 
 T = TypeVar("T")
 
@@ -110,7 +111,6 @@ async def append_entry(
     mac = None if mac_key is None else entry_mac(mac_key, idx, leaf)
     actor = entry.get("actor") or {}
     purpose = entry.get("purpose") or {}
-    basis = ((entry.get("justification") or {}).get("rules") or {}).get("1_lawful_basis") or {}
     recipients = entry.get("recipients") or ()
     agreements = entry.get("agreements") or ()
     description = purpose.get("description")
@@ -118,16 +118,7 @@ async def append_entry(
     await conn.execute(
         _APPEND_SQL,
         idx,
-        entry["time"],
-        entry["kind"],
-        actor.get("sub"),
-        actor.get("org"),
-        entry.get("decision"),
-        entry.get("share_id"),
-        purpose.get("code"),
-        basis.get("article_6"),
-        basis.get("article_9"),
-        basis.get("dpa_schedule_1"),
+        *ledger_columns(entry),
         data,
         leaf,
         mac,

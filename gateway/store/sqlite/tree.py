@@ -20,6 +20,7 @@ from ...ledger.merkle import CompactRange, ProofError, verify_consistency
 from ..models import (
     StoreError,
 )
+from ..rows import ledger_columns
 
 #: Complete subtrees at this level and above (256+ leaves) are stored for fast proofs.
 NODE_CACHE_MIN_LEVEL = 8
@@ -77,7 +78,6 @@ class PreparedEntry:
         self.entry = entry
         actor = entry.get("actor") or {}
         purpose = entry.get("purpose") or {}
-        basis = ((entry.get("justification") or {}).get("rules") or {}).get("1_lawful_basis") or {}
         recipients = entry.get("recipients") or ()
         # The constraints the tables would enforce are checked here, with the error SQLite would raise: in a
         # writer batch the rows are inserted only at its end, where a refusal would take the whole batch down.
@@ -90,18 +90,7 @@ class PreparedEntry:
                 "UNIQUE constraint failed: ledger_agreements.agreement_id, ledger_agreements.idx"
             )
         #: The `ledger` columns between idx and the entry bytes, in _INSERT_ENTRY's order.
-        self.columns = (
-            entry["time"],
-            entry["kind"],
-            actor.get("sub"),
-            actor.get("org"),
-            entry.get("decision"),
-            entry.get("share_id"),
-            purpose.get("code"),
-            basis.get("article_6"),
-            basis.get("article_9"),
-            basis.get("dpa_schedule_1"),
-        )
+        self.columns = ledger_columns(entry)
         subjects = entry.get("subjects")
         self.subjects = sorted(set(subjects)) if subjects else []
         if recipients:
