@@ -273,11 +273,31 @@ async def _page(
         )
         key, skip, limit_sql = "m.idx", "text", str(int(limit))
         q, band = _Sql(), ""  # no bound parameters (no side table here: it would have driven the page)
+    elif f.text is not None and tsquery(f.text) is not None:
+        # A common word: walk `ledger_fts` in idx order (matches are dense) and look each match up in `ledger`
+        # (a LATERAL sub-select that `OFFSET 0` keeps from being flattened, so the lookup is by primary key with
+        # the other conditions applied there). Why: as `l.idx IN (sub-select)` the planner merge-joined the
+        # ledger's primary key range, reading every entry of the range (measured at 1M entries: an export page
+        # of kind=share + a common word 27 ms, against 7 ms this way). Words and bounds inlined as above, so a
+        # generic plan cannot swap the walk for a bitmap of every match.
+        q, band = _Sql(), ""
+        _filter(f, q, band, "text")
+        source = (
+            f"ledger_fts x CROSS JOIN LATERAL (SELECT {_ROW} FROM ledger l WHERE l.idx = x.idx AND {q.where()}"  # noqa: S608
+            f" OFFSET 0) l"
+        )
+        q.conds = [
+            f"x.description @@ {_literal(f.text)}::tsquery",
+            f"x.idx >= {int(lo)}",
+            f"x.idx < {int(hi)}",
+        ]
+        key, skip, limit_sql = "x.idx", "all", str(int(limit))
     else:
         source, key, skip = "ledger l", "l.idx", None
         q.add(f"l.idx >= {lo_arg}")
         q.add(f"l.idx < {hi_arg}")
-    _filter(f, q, band, skip)
+    if skip != "all":
+        _filter(f, q, band, skip)
     sql = f"SELECT {_ROW} FROM {source} WHERE {q.where()} ORDER BY {key} {order} LIMIT {limit_sql or q.arg(limit)}"  # noqa: S608
     return [_row(r) for r in await conn.fetch(sql, *q.args)]
 
