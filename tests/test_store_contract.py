@@ -636,6 +636,38 @@ async def test_time_band_same_answers(tmp_path: Path, monkeypatch: pytest.Monkey
     assert all(ans[2] for ans in answers[0][:4])  # the ranges do match entries
 
 
+@pytest.mark.parametrize("rare_text", [-1, 10**9])
+async def test_text_plans_same_answers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rare_text: int) -> None:
+    """PostgreSQL picks a page's plan for a full-text search by the words' estimated matches (`_rare_text`): GIN
+    matches first for a rare word, a walk of `ledger_fts` with a lookup per match for a common one. Here every
+    word is rare (240 entries), so each plan is forced in turn on the same searches, alone and with other
+    conditions, newest first, by cursor and exported: every answer must still be SQLite's."""
+    from gateway.store.audit import AuditFilter, fts_query
+    from gateway.store.postgres import queries as pg_queries
+
+    monkeypatch.setattr(pg_queries, "RARE_TEXT", rare_text)
+    monkeypatch.setattr(pg_queries, "_RARITY", {})
+    filters = [
+        AuditFilter(text=fts_query("neglect")),
+        AuditFilter(text=fts_query("severine school")),
+        AuditFilter(text=fts_query("hosp*")),
+        AuditFilter(text=fts_query("abuse domestic"), kind="share"),
+        AuditFilter(text=fts_query("neglect"), decision="share", purpose="safeguarding"),
+        AuditFilter(text=fts_query("nothing-like-it")),
+        AuditFilter(text=fts_query("mail"), time_from="2026-02-10T00:00:00Z", time_to="2026-03-05T00:00:00Z"),
+        AuditFilter(text=fts_query("neglect"), org=ORGS[1]),
+    ]
+    answers = []
+    for backend in BACKENDS:
+        async with open_store(backend, tmp_path / backend) as s:
+            for i in range(240):
+                await s.record(audit_entry(i))
+            answers.append(await _answers(s, filters))
+    for i, (a, b) in enumerate(zip(*answers, strict=True)):
+        assert a == b, f"answer {i} differs"
+    assert all(ans[0] for ans in answers[0][:3])  # the searches do match entries
+
+
 async def test_held_shares_and_claim_codes(store: Any) -> None:
     from gateway.store.models import HeldRow
 
