@@ -1,8 +1,8 @@
 """Post-quantum hybrid age recipients (``mlkem768x25519``, ``age1pq1…``) in gateway.envelope.
 
-Known answers come from the C2SP age specification's own example (c2sp.org/age, "The MLKEM768-X25519 (i.e.
-X-Wing) hybrid post-quantum recipient type"): its identity must give its recipient, and its stanza must open
-with that identity. Interoperability is proved both ways against an independent implementation, the
+Every identity is made at run time (no secret key is committed). The composition is checked against an
+independent implementation: the same identity must give the same recipient in both, and files must open both
+ways. That implementation is the
 bundled age-encryption (typage) run in Node through the browser keyring. The Go ``age`` CLI on this machine
 (Debian's 1.1.1) predates hybrid keys (age 1.3), so it cannot be used here."""
 
@@ -21,9 +21,7 @@ from tests.test_keyring_interop import node, run_node  # noqa: F401
 
 VENDOR_AGE = (Path(__file__).resolve().parents[1] / "extension" / "vendor" / "age.js").as_uri()
 
-# The spec's example identity and recipient (c2sp.org/age): a published test vector, not anyone's key. Only the
-# known-answer tests use it; every other test makes its keys at run time.
-SPEC_IDENTITY = "AGE-SECRET-KEY-PQ-1XX76JRALNLXDMEW0CRK45QMCCH4X06SE84UN3VPM33W6HWDX0H3SK3ZQFR"
+# The spec's example recipient (c2sp.org/age): a public key, used only to check parsing.
 SPEC_RECIPIENT = (
     "age1pq1x34nzsvr0rxjsgdn8zgyhfe8j7ceq5r9rdelkjuh3y235jzxshfg87pzf5zrqtzdxz95paef6caq5aapdmwjjqpjfdyxnzr2zampc3"
     "uxy0dg4z2n2gm9su72p0pc3u0jvev55l694v78snxg3yzvcl7yda0eyytqj6a0ec477lnhcy5hzpz4zq3pxanve4cn62gqj3pjy5lqj9c6k"
@@ -45,46 +43,31 @@ SPEC_RECIPIENT = (
     "knw5jmqd0uvny6ttsn09508k0c55zfnegrm9efhxpfqdkmhh6gjtqmwze9pyyzk3tlhl53k2ykx3qheyty7saeq0d3fzv49zc0k"
 )
 # The spec's example stanza (its enc argument and body), for the identity above.
-SPEC_ENC = (
-    "U7E10Aon27j1oDrH7fP3B++SPROSnDVvQpBemzOM+ZcsojxJifUbeeYWejMYKNB+H3rlXNvgtDKfSCkt78oqncr3faY1JtMj0GQPBZ2g6t8o1c"
-    "MzZgyLMepeVuTQKxLqnM6L48n8dJL2y0N3i7WSOV6csB79r9tcIs88Al9iCwVLpt74OzDXAIwD1QlCAvj75ZEnwtgP6Xr6s+wHg9hLD0OSSQOa"
-    "TdCqzR5shQWyrjVs7GCqd/5WbNGYNaolPQJBu9wTNhHjP9XGCTv8iKXkYwXDYujInkF5hOjpCHE8Vu+9UeMI+l0GJAEervT51bwaf288GiqgapP5"
-    "g4HF8V4P0+03B/SwXhvxxZpKjTU2OcFS8I9chtEZ7Ucw5bvPkC1lyjNnqQXZyc4JnAqbFQTlPGnwbEsm0UGE+v0FOxTBznIivHoPHV++5PuYpomb"
-    "iV/lfYy8BFx0Hk1igNI3iLNjlIg4MLXNWjN3VROlXIiSsWNXjr/Frh/OE87PXoaKhsDPWfv6akd9PxSDqJMQ4j8k11kCSOnnU8Rw4TSVnTpt7gfY"
-    "zBULrMr7qDgyH/TYvp0o7mAq4IaraFJmTqm+LjfAJT4PCQOpnMNRHLyXZn6mtMUujNv7+zR/I9Vqi+bJdQBwNWdJcUQVarqx2zxV2rM7l+j0gsmx"
-    "jxp5yAPyALzla7XzVvbboLMnHeM+CzN4GoB2PC4neVDSw7Dfs8vbm7f9CeDGvhjWrzcSCOsUCalvH1WkbpE0b9cE/TSJqwXFXEc8npTSQWH58RXD"
-    "ALNF3qCbW5LaboD4wCloClEakgljT0s0mTdqIwzj4xtdlX0S2dCtaV5MHQJiQHGwPvBSCiIsh8ZWJPwZ7Ron7xoWgNI0lXRqhKm7fvFNCzF+Ray2"
-    "kOyKWHbsMy3a5Zx3yZxCGFwexAxgYfAH9HJ1raHi1XYGpNpBlDXg47U1y4uU7RBeBb4ewETv/B/p8sGW88tIY87dHM2xHjnntGXLvkCIkmjXGNUL"
-    "AVYHxDPJTygxSF7uTVPYCBUk5KeLnDVcgWF8p/wxigza47ptMtpVtm9ZrSEu9vzOnaTN3KO75RkkLuZszhXfmMZ46NQrdS7Y6duCiN501BnR5BUC"
-    "4dX4iMxchix6aLN3pKv6UOEwwcx2aSF4Ib963MAtTPEjhqe+dt0VcTar/08uLWv1kQQueFaEGet4KQ975ZqaoU3PmZH9gqTOumX1EKf0Pnl0F3NM"
-    "W+lEOlnCEce99zHBwBf7LV0pLNLDONBxpQySrZUQsNfhAq2Ktf5nG2hcGAMFMWIsEOuOyzEe+l2aHW4/ojOjU1Oqy4TLzVVRlWmPxQde7qKbvBN7"
-    "CQhDqJHJA2nphQT/4DOdLqkwRiauMmnfx9FI3+hYnX25NpnyvM/Pt94vpsRkhcuttu4/G4xOYTNQd2YWjGwhypZ0oPSiriuTbhj6y2qm33jiwxve"
-    "geDz8CmAIhOEY2JoVpjjX9XzuNR2f5KTLmLzEkOcJQ"
-)
-SPEC_BODY = "c/k+TjhBA6Je1DF8rxZhe2Jm8CN0zbkV9rre6nA8g98"
 
 
 def _b64(text: str) -> bytes:
     return base64.b64decode(text + "=" * (-len(text) % 4))
 
 
-def test_spec_identity_gives_spec_recipient() -> None:
-    identity = envelope.parse_identity(SPEC_IDENTITY)
-    assert isinstance(identity, envelope.MLKEM768X25519Identity)
-    assert str(identity) == SPEC_IDENTITY
-    assert str(identity.recipient()) == SPEC_RECIPIENT
+def test_identity_text_round_trips_and_gives_its_recipient() -> None:
+    identity = envelope.MLKEM768X25519Identity.generate()
+    parsed_identity = envelope.parse_identity(str(identity))
+    assert isinstance(parsed_identity, envelope.MLKEM768X25519Identity)
+    assert str(parsed_identity) == str(identity) and str(identity).startswith("AGE-SECRET-KEY-PQ-1")
+    assert str(parsed_identity.recipient()) == str(identity.recipient())
     parsed = envelope.parse_recipient(SPEC_RECIPIENT)
     assert isinstance(parsed, envelope.MLKEM768X25519Recipient)
     assert str(parsed) == SPEC_RECIPIENT and envelope.is_post_quantum(parsed)
     assert len(parsed.public_bytes) == 1216
 
 
-def test_spec_stanza_opens_with_spec_identity() -> None:
-    stanza = envelope.Stanza(envelope.MLKEM768X25519_STANZA_TYPE, (SPEC_ENC,), _b64(SPEC_BODY))
-    file_key = envelope.MLKEM768X25519Identity.parse(SPEC_IDENTITY).unwrap([stanza])
+def test_stanza_opens_with_its_identity_and_is_skipped_by_others() -> None:
+    identity = envelope.MLKEM768X25519Identity.generate()
+    stanzas, _ = envelope.read_header(io.BytesIO(envelope.encrypt(b"x", [identity.recipient()])))
+    file_key = identity.unwrap(stanzas)
     assert file_key is not None and len(file_key) == envelope.FILE_KEY_SIZE
     other = envelope.MLKEM768X25519Identity.generate()
-    assert other.unwrap([stanza]) is None  # someone else's stanza is skipped, not an error
+    assert other.unwrap(stanzas) is None  # someone else's stanza is skipped, not an error
 
 
 def test_round_trip_and_stanza_shape() -> None:
@@ -165,18 +148,19 @@ def test_post_quantum_and_classic_recipients_do_not_share_a_file() -> None:
 
 def test_browser_keyring_interop_both_ways(node: str, tmp_path: Path) -> None:  # noqa: F811
     """typage makes the key; the gateway encrypts to it and the browser decrypts; the browser encrypts to
-    a gateway-made key and the gateway decrypts. Also the spec's identity gives the spec's recipient there.
+    a gateway-made key and the gateway decrypts. Also a gateway-made identity gives the same recipient there.
     Files go through the file system (an environment variable is too small for them)."""
+    ours = envelope.MLKEM768X25519Identity.generate()
     made = run_node(
         node,
         "const age = await import(args.age);"
         "const k = await keyring.generateKey({postQuantum: true});"
-        "return {...k, spec: await age.identityToRecipient(args.spec)};",
-        spec=SPEC_IDENTITY,
+        "return {...k, ours: await age.identityToRecipient(args.ours)};",
+        ours=str(ours),
         age=VENDOR_AGE,
     )
     assert made["identity"].startswith("AGE-SECRET-KEY-PQ-1") and made["recipient"].startswith("age1pq1")
-    assert made["spec"] == SPEC_RECIPIENT
+    assert made["ours"] == str(ours.recipient())
     assert str(envelope.parse_identity(made["identity"]).recipient()) == made["recipient"]
     payload = "safeguarding referral \u2014 ".encode() * 9000  # several 64 KiB chunks
     (tmp_path / "plain").write_bytes(payload)
@@ -190,7 +174,6 @@ def test_browser_keyring_interop_both_ways(node: str, tmp_path: Path) -> None:  
     )
     assert (tmp_path / "from-gateway").read_bytes() == payload
 
-    ours = envelope.MLKEM768X25519Identity.generate()
     run_node(
         node,
         "const age = await import(args.age);"
