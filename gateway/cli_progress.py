@@ -77,21 +77,3 @@ class CountingReader:
 
 def counting(raw: BinaryIO, advance: Advance) -> BinaryIO:
     return cast(BinaryIO, CountingReader(raw, advance))
-
-
-def batched(advance: Advance, every: int = 4096) -> tuple[Callable[[], None], Callable[[], None]]:
-    """For a per-item loop over very many items: `tick()` per item, `flush()` at the end (cheap per item)."""
-    pending = [0]
-
-    def tick() -> None:
-        pending[0] += 1
-        if pending[0] >= every:
-            advance(pending[0])
-            pending[0] = 0
-
-    def flush() -> None:
-        if pending[0]:
-            advance(pending[0])
-            pending[0] = 0
-
-    return tick, flush
