@@ -14,7 +14,11 @@ The issue asks for "well under 3 minutes". With the model's published operator t
 get there: its nine free-text answers are 534 characters, 150 s of typing alone at 0.28 s a character (107 s
 for a skilled typist), and its 32 answers add 32 decisions and pointing actions. The test therefore asserts a
 ceiling just above today's estimate (CEILING_SECONDS), so that it fails as soon as the form grows (more answers
-or more typing), and reports whether the 3-minute target is met (`under_3_minutes`) rather than hide it."""
+or more typing), and reports whether the 3-minute target is met (`under_3_minutes`) rather than hide it.
+
+A follow-up about a known case is measured too, in the same run: the practitioner types the case reference,
+starts from their last justification about it, types what is new (a purpose and an assessment as long as the
+first's) and confirms each of the seven rules. It must stay well under 3 minutes (under 108 s; 80 s today)."""
 
 from __future__ import annotations
 
@@ -25,6 +29,7 @@ from typing import Any
 from tests.conftest import example
 from tests.e2e.conftest import Gateway
 from tests.e2e.panel import fill, open_panel, settle
+from tests.e2e.test_webmail_share import result_facts
 from tests.e2e.webmail import Webmail
 
 #: Counted inside the panel document. A Tab stop is a focusable control that is rendered and enabled (radio
@@ -94,7 +99,15 @@ def klm_estimate(actions: list[tuple[str, int]], key: str = "K") -> dict[str, fl
     return {"seconds": round(seconds, 1), **{f"{op}_count": n for op, n in counts.items()}}
 
 
-def test_routine_referral_figures(page: Any, webmail: Webmail, gateway: Gateway) -> None:
+#: A follow-up about the same child a week later: what is new is typed afresh (the purpose and the assessment,
+#: as long as the first referral's), the rest is carried over from the last justification and confirmed.
+FOLLOW_UP = {
+    "purpose.description": "Further disclosure at school: a second injury seen today, after the first referral.",
+    "rules.5_safety_wellbeing.assessment": "New bruising on the arm; the child says it happened at home again.",
+}
+
+
+def test_routine_referral_figures(page: Any, webmail: Webmail, gateway: Gateway, browser: Any) -> None:
     page.set_viewport_size({"width": 1280, "height": 800})
     page.goto(webmail.gmail_url())
     panel = open_panel(page)
@@ -105,6 +118,10 @@ def test_routine_referral_figures(page: Any, webmail: Webmail, gateway: Gateway)
     filled = measure(panel)
     typist = klm_estimate(actions)
     skilled = klm_estimate(actions, "K_skilled")
+    panel.get_by_role("button", name="Share", exact=True).click()
+    result_facts(panel)
+    follow_up = follow_up_actions(browser, webmail)
+    follow_typist = klm_estimate(follow_up)
     figures = {
         "opened": empty,
         "referral_filled_in": filled,
@@ -115,6 +132,14 @@ def test_routine_referral_figures(page: Any, webmail: Webmail, gateway: Gateway)
         },
         "klm_seconds": {"average_typist": typist["seconds"], "skilled_typist": skilled["seconds"]},
         "under_3_minutes": typist["seconds"] < TARGET_SECONDS,
+        "follow_up_from_last_justification": {
+            "answers": len(follow_up),
+            "characters_typed": sum(chars for _, chars in follow_up),
+            "klm_seconds": {
+                "average_typist": follow_typist["seconds"],
+                "skilled_typist": klm_estimate(follow_up, "K_skilled")["seconds"],
+            },
+        },
         "klm_operators": {k: v for k, v in typist.items() if k.endswith("_count")},
     }
     print(json.dumps(figures))
@@ -125,3 +150,38 @@ def test_routine_referral_figures(page: Any, webmail: Webmail, gateway: Gateway)
     assert actions and figures["actions"]["characters_typed"] > 0
     # The estimate is for what the practitioner does: more answers or more typing in the routine referral fail here.
     assert typist["seconds"] < CEILING_SECONDS, f"routine referral estimated at {typist['seconds']} s (KLM): {figures}"
+    # A follow-up about a known case, from the last justification confirmed rule by rule, is well under 3 minutes.
+    assert follow_typist["seconds"] < TARGET_SECONDS * 0.6, f"follow-up estimated at {follow_typist['seconds']} s"
+
+
+def follow_up_actions(browser: Any, webmail: Webmail) -> list[tuple[str, int]]:
+    """A second share about the same child from another e-mail (Outlook): the case reference typed, the last
+    justification taken as the starting point, what is new typed over it, each rule confirmed, then shared."""
+    first = example("share")
+    ref = first["subjects"][0]["ref"]
+    actions: list[tuple[str, int]] = []
+    other = browser.context.new_page()
+    try:
+        other.goto(webmail.outlook_url())
+        p = open_panel(other)
+        p.locator('[data-path="subjects.0.ref"]').fill(ref)
+        p.locator('[data-path="subjects.0.ref"]').blur()
+        actions.append(("type", len(ref)))
+        p.locator("#last-offer").get_by_role("button", name=f"Start from my last justification about {ref}").click()
+        actions.append(("choose", 0))
+        settle(p)
+        for path, text in FOLLOW_UP.items():
+            field = p.locator(f'[data-path="{path}"]')
+            field.fill(text)
+            field.blur()
+            actions.append(("type", len(text)))
+        boxes = p.locator("[data-confirm-rule]")
+        for i in range(boxes.count()):
+            boxes.nth(i).check()
+            actions.append(("tick", 0))
+        settle(p)
+        p.get_by_role("button", name="Share", exact=True).click()
+        assert result_facts(p)["Share reference"]
+    finally:
+        other.close()
+    return actions
