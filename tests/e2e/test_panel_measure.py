@@ -132,6 +132,8 @@ def test_routine_referral_figures(page: Any, webmail: Webmail, gateway: Gateway,
         },
         "klm_seconds": {"average_typist": typist["seconds"], "skilled_typist": skilled["seconds"]},
         "under_3_minutes": typist["seconds"] < TARGET_SECONDS,
+        # The same referral if every answer but the typed ones were already given: what its own words cost.
+        "typed_answers_only_seconds": klm_estimate([a for a in actions if a[0] == "type"])["seconds"],
         "follow_up_from_last_justification": {
             "answers": len(follow_up),
             "characters_typed": sum(chars for _, chars in follow_up),
