@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
-from aiohttp import BodyPartReader, MultipartReader, web
+from aiohttp import BodyPartReader, MultipartReader, hdrs, web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from .. import idempotency, tenancy
@@ -41,6 +42,18 @@ def share_request(meta: Any) -> ShareRequest:
     if meta.get("justification") is None:
         raise field_error("invalid_share", "share.justification", "A justification is required.")
     return ShareRequest(**{"expires_in": DEFAULT_EXPIRY, **meta})
+
+
+#: The Content-Disposition of a part as clients send it (`form-data; name="share"`, optionally with a plain
+#: `filename`): such a header names that part exactly as aiohttp's full RFC 6266/5987 parser would, so it is read
+#: here without that parser, which rebuilds a 128-character regex escape on every call (about 0.1 ms, twice a
+#: share). Anything else (escapes, extended or continued parameters, other spacing) goes to aiohttp's parser.
+_PLAIN_DISPOSITION = re.compile(r'form-data; name="(share|payload)"(?:; filename="[A-Za-z0-9._ -]{0,255}")?')
+
+
+def _part_name(part: BodyPartReader) -> str | None:
+    plain = _PLAIN_DISPOSITION.fullmatch(part.headers.get(hdrs.CONTENT_DISPOSITION, ""))
+    return plain.group(1) if plain else part.name
 
 
 async def _next_part(reader: MultipartReader) -> BodyPartReader | None:
@@ -90,7 +103,7 @@ async def _create_share(request: web.Request, p: Principal, gw: Gateway, idem: I
     except (ValueError, AssertionError, KeyError) as exc:
         raise ApiError(400, "invalid_multipart", f"The multipart body is malformed: {type(exc).__name__}.") from None
     part = await _next_part(reader)
-    if part is None or part.name != "share":
+    if part is None or _part_name(part) != "share":
         raise ApiError(
             400,
             "missing_part",
@@ -103,7 +116,7 @@ async def _create_share(request: web.Request, p: Principal, gw: Gateway, idem: I
         idem.update(b"share", meta_bytes)
     prepared = await gw.prepare_share(p, share_request(meta)) if idem is None or idem.stored is None else None
     payload = await _next_part(reader)
-    if payload is None or payload.name != "payload":
+    if payload is None or _part_name(payload) != "payload":
         raise ApiError(400, "missing_part", "A 'payload' part must follow the 'share' part.", field="payload")
     if idem is not None:
         idem.update(b"payload", b"")
