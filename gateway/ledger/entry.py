@@ -262,7 +262,7 @@ class EntryTooLarge(ValueError):
 
 def entry_size(entry: Mapping[str, Any]) -> int:
     """The entry's size once sealed at the largest possible index: check before storing anything."""
-    return len(_dumps({**entry, "index": _MAX_SAFE_INT}))
+    return len(_fast_dumps({**entry, "index": _MAX_SAFE_INT}))
 
 
 def check_size(entry: Mapping[str, Any]) -> int:
