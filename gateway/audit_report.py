@@ -180,6 +180,22 @@ def _event(
     return event
 
 
+def _named(event: dict[str, Any], people: Mapping[str, Mapping[str, str]]) -> dict[str, Any]:
+    """The event with its actor's and recipients' names beside their IDs (the entry itself is left as it is)."""
+    recorded = (event["entry"].get("actor") or {}).get("name")
+    actor = event.get("actor")
+    if actor is not None:
+        known = people.get(str(actor.get("sub")), {})
+        name = recorded if isinstance(recorded, str) and recorded else known.get("name")
+        event["actor"] = actor | {k: v for k, v in (("name", name), ("org_name", known.get("org_name"))) if v}
+    if "recipients" in event:
+        event["recipients"] = [
+            r | {k: v for k in ("name", "org_name") if (v := people.get(str(r.get("id")), {}).get(k))}
+            for r in event["recipients"]
+        ]
+    return event
+
+
 def _shares(events: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Who received what, and what became of it: one line per share, folded from the timeline."""
     shares: dict[str, dict[str, Any]] = {}
@@ -222,9 +238,12 @@ def build_report(
     cap: int,
     policies: PolicyRegistry | None = None,
     scope: str | None = None,
+    people: Mapping[str, Mapping[str, str]] | None = None,
 ) -> dict[str, Any]:
     """The report as data, oldest event first. `checkpoint` is the stamp the API verified (or None); `scope` is
     the organisation the auditor reads within (None: the whole partnership), stated on the report's cover.
+    `people` names the IDs (`audit.people_named`): each actor and recipient then carries `name` and `org_name`
+    beside its ID, so the report reads "Pat Jones (practitioner, Hereford Primary School; ID pat)".
 
     An entry counts as proven only when the checkpoint's signature held (or could not be checked) and
     its own inclusion proof verified against that checkpoint's root; entries after the checkpoint are
@@ -236,7 +255,7 @@ def build_report(
         covered, why = None, "the checkpoint's signature is invalid, so its root proves nothing"
     else:
         covered, why = int(checkpoint["size"]), ""
-    events = [_event(r, proofs, covered, why, policies) for r in rows]
+    events = [_named(_event(r, proofs, covered, why, policies), people or {}) for r in rows]
     checked = [e for e in events if e["inclusion_verified"] is not None]
     return {
         "subject": subject,
@@ -487,12 +506,27 @@ class Words:
 
 
 def _who(actor: Mapping[str, Any] | None) -> str:
+    """Who acted, by name where known, with their ID too (two people may share a name, and the ID is what the
+    ledger and every other record use): "Pat Jones (practitioner, Hereford Primary School; ID pat)"."""
     if not actor:
         return "the gateway (automatic)"
-    name = actor.get("name") or actor.get("sub")
+    sub = actor.get("sub")
+    name = actor.get("name") or sub
     role = ROLE_WORDS.get(str(actor.get("role")), actor.get("role"))
-    org = f", {_e(actor.get('org'))}" if actor.get("org") else ""
-    return f"{_e(name)} ({_e(role)}{org})"
+    org_name = actor.get("org_name") or actor.get("org")
+    org = f", {_e(org_name)}" if org_name else ""
+    ident = f"; ID {_e(sub)}" if name != sub else ""
+    return f"{_e(name)} ({_e(role)}{org}{ident})"
+
+
+def _person(r: Mapping[str, Any]) -> str:
+    """A recipient (person or team) as people read it: "Alice Smith (Hereford MASH; ID alice)", or the ID (or an
+    address without a key) and organisation when the directory has no name."""
+    ident = r.get("id") or r.get("address")
+    org = r.get("org_name") or r.get("org")
+    if r.get("name") and r.get("name") != ident:
+        return f"{_e(r['name'])} ({_e(org)}; ID {_e(ident)})" if org else f"{_e(r['name'])} (ID {_e(ident)})"
+    return f"{_e(ident)} ({_e(org)})"
 
 
 def _proof_word(event: Mapping[str, Any]) -> str:
@@ -616,9 +650,11 @@ def _fetch_group_html(group: Sequence[Mapping[str, Any]]) -> str:
     first, last = group[0], group[-1]
     people: dict[str, int] = {}
     for f in group:
-        who = (f.get("actor") or {}).get("sub") or "unknown"
+        actor = f.get("actor") or {}
+        sub = actor.get("sub") or "unknown"
+        who = f"{_e(actor['name'])} (ID {_e(sub)})" if actor.get("name") and actor["name"] != sub else _e(sub)
         people[who] = people.get(who, 0) + 1
-    by = ", ".join(f"{_e(p)} ({n} time{'s' if n != 1 else ''})" for p, n in people.items())
+    by = ", ".join(f"{p} ({n} time{'s' if n != 1 else ''})" for p, n in people.items())
     start, end = uk_time(first["time"]), uk_time(last["time"])
     if start == end:
         when = start
@@ -709,9 +745,7 @@ def _event_html(e: Mapping[str, Any], words: Words, same_as: Mapping[str, Any] |
             )
         )
     if kind == "share":
-        recips = "; ".join(
-            f"{_e(r.get('id') or r.get('address'))} ({_e(r.get('org'))})" for r in e.get("recipients") or []
-        )
+        recips = "; ".join(_person(r) for r in e.get("recipients") or [])
         rows.append(("Sent to", recips or "—"))
         payload = e.get("payload") or {}
         rows.append(("What was sent", f"{_e(_size(payload.get('size')))}, encrypted for each recipient"))
@@ -814,9 +848,7 @@ def _shares_html(shares: Sequence[Mapping[str, Any]], words: Words) -> str:
         return "<p>No shares about this subject.</p>"
     rows = []
     for s in shares:
-        recips = ", ".join(
-            f"{_e(r.get('id') or r.get('address'))} ({_e(r.get('org'))})" for r in s.get("recipients") or []
-        )
+        recips = ", ".join(_person(r) for r in s.get("recipients") or [])
         fetched: dict[str, list[str]] = {}
         for f in s.get("fetches") or []:
             fetched.setdefault(str(f["recipient"]), []).append(f["time"])
