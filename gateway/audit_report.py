@@ -374,46 +374,84 @@ KIND_WORDS = {
 }
 ROLE_WORDS = {"practitioner": "practitioner", "recipient": "recipient", "admin": "administrator", "auditor": "auditor"}
 
-CSS = """
-body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #0b0c0c; margin: 2rem auto;
-       max-width: 60rem; padding: 0 1rem; line-height: 1.35; font-size: 11pt; }
-h1 { font-size: 1.6rem; margin: 0 0 0.3rem 0; } h2 { font-size: 1.2rem; margin: 1.6rem 0 0.5rem 0;
-     border-bottom: 2px solid #0b0c0c; } h3 { font-size: 1rem; margin: 0 0 0.3rem 0; }
-.caption { color: #484949; margin: 0; font-size: 1rem; }
-.cover { border-bottom: 4px solid #0b0c0c; padding-bottom: 0.6rem; }
-.stamp { border: 3px double #0b0c0c; padding: 0.5rem 0.8rem; margin: 0.8rem 0; }
-.stamp.ok { border-color: #00703c; } .stamp.bad { border-color: #b71c1c; }
-.ok { color: #00703c; } .bad { color: #b71c1c; font-weight: bold; } .pending { color: #6d4c00; }
-.notice { border-left: 4px solid #b71c1c; padding: 0.3rem 0.7rem; }
-.flag { border: 2px solid #b71c1c; color: #b71c1c; font-weight: bold; padding: 0.15rem 0.4rem; margin: 0 0 0.3rem 0; }
-pre, code, .hash { font-family: ui-monospace, "SFMono-Regular", Menlo, Consolas, monospace; font-size: 0.85em;
-                   overflow-wrap: anywhere; white-space: pre-wrap; }
-table { border-collapse: collapse; width: 100%; margin: 0.4rem 0; }
-th, td { border: 1px solid #b1b4b6; padding: 0.2rem 0.35rem; text-align: left; vertical-align: top; }
-th { background: #f3f2f1; }
-.event { border-left: 5px solid #505a5f; padding: 0.1rem 0 0.1rem 0.7rem; margin: 0.7rem 0; }
-.event.share { border-left-color: #1d70b8; } .event.decision { border-left-color: #6a1b9a; }
-.event.fetch { border-left-color: #00703c; } .event.revoke, .event.expire { border-left-color: #b71c1c; }
-dl { display: grid; grid-template-columns: 12rem 1fr; gap: 0.1rem 0.7rem; margin: 0.2rem 0; }
-dt { font-weight: 600; } dd { margin: 0; overflow-wrap: anywhere; }
-dl dl { grid-template-columns: 11rem 1fr; }
-.rules { margin: 0.2rem 0 0 0; } .rules__title { column-span: all; margin: 0.3rem 0 0 0; }
-.rules h4 { font-size: 0.95rem; margin: 0.35rem 0 0.1rem 0; }
-.appendix { border-top: 4px solid #0b0c0c; margin-top: 1.5rem; }
-footer { margin-top: 1.5rem; color: #484949; font-size: 0.85em; }
+#: The report's styles, for screen and for print, scoped to `.report` (the report's <main>): the one stylesheet
+#: both the API's page (inline, below) and the console (gateway/web/console/report.css, written from this by
+#: `python -m gateway.web`, byte for byte) print with, so that the two print alike (a few A4 pages).
+REPORT_CSS = """\
+/* The subject report (gateway/audit_report.py, REPORT_CSS; console/report.css is written from it by
+   `python -m gateway.web`): for screen and print, scoped to .report. */
+.report { font-family: system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", arial, sans-serif;
+  font-size: 1rem; line-height: 1.35; color: #0b0c0c; }
+.report .caption { color: #484949; margin: 0; }
+.report h1 { font-size: 2rem; margin: 0 0 10px 0; }
+.report h2 { font-size: 1.4rem; margin: 30px 0 10px 0; border-bottom: 2px solid #0b0c0c; }
+.report h3 { font-size: 1.1rem; margin: 0 0 5px 0; }
+.report h4 { font-size: 1rem; margin: 8px 0 2px 0; }
+.report p { margin: 0 0 10px 0; }
+.report .cover { border-bottom: 4px solid #0b0c0c; padding-bottom: 10px; }
+.report .stamp { border: 3px double #0b0c0c; padding: 10px 15px; margin: 15px 0; }
+.report .stamp h2 { border: 0; margin-top: 0; }
+.report .stamp.ok { border-color: #00703c; }
+.report .stamp.bad { border-color: #b71c1c; }
+.report .ok { color: #00703c; }
+.report .bad { color: #b71c1c; font-weight: 700; }
+.report .pending { color: #6d4c00; }
+.report .notice { border-left: 5px solid #b71c1c; padding: 5px 10px; }
+.report .flag { border: 2px solid #b71c1c; color: #b71c1c; font-weight: 700; padding: 3px 8px; }
+.report pre, .report code, .report .hash { font-family: ui-monospace, "SFMono-Regular", Menlo, Consolas, monospace;
+  font-size: 0.85em; white-space: pre-wrap; overflow-wrap: anywhere; }
+.report table { border-collapse: collapse; width: 100%; margin: 5px 0 15px 0; }
+.report th, .report td { border: 1px solid #b1b4b6; padding: 4px 6px; text-align: left;
+  vertical-align: top; }
+.report th { background: #f3f2f1; }
+.report .event { border-left: 5px solid #505a5f; padding: 2px 0 2px 12px; margin: 12px 0; }
+.report .event.share { border-left-color: #1d70b8; }
+.report .event.decision { border-left-color: #6a1b9a; }
+.report .event.fetch { border-left-color: #00703c; }
+.report .event.revoke, .report .event.expire { border-left-color: #b71c1c; }
+.report dl { display: grid; grid-template-columns: 13rem 1fr; gap: 2px 12px; margin: 4px 0; }
+.report dt { font-weight: 700; }
+.report dd { margin: 0; overflow-wrap: anywhere; }
+.report dl dl { grid-template-columns: 11rem 1fr; }
+.report ul { margin: 0; padding-left: 20px; }
+.report .rules__title { column-span: all; margin: 8px 0 0 0; }
+.report footer { margin-top: 20px; color: #484949; font-size: 0.9em; }
+
+/* Print: the report in a few A4 pages. */
 @page { size: A4; margin: 14mm 13mm; }
 @media print {
-  body { margin: 0; max-width: none; font-size: 9pt; line-height: 1.25; }
-  h1 { font-size: 16pt; } h2 { font-size: 12pt; margin-top: 14px; break-after: avoid; page-break-after: avoid; }
-  h3, h4, .rules h4 { font-size: 9.5pt; } .event { margin: 6px 0; }
-  .event h3, .rules h4 { break-after: avoid; page-break-after: avoid; }
-  .rules { columns: 2; column-gap: 1.2rem; } .rules dl { grid-template-columns: 8rem 1fr; break-inside: avoid; }
-  dl { grid-template-columns: 9rem 1fr; }
-  tr, .stamp { break-inside: avoid; page-break-inside: avoid; }
-  th { background: none; }
-  a { color: inherit; text-decoration: none; }
+  .report { font-size: 8.5pt; line-height: 1.2; }
+  .report h1 { font-size: 16pt; }
+  .report h2 { font-size: 12pt; margin-top: 14px; break-after: avoid; page-break-after: avoid; }
+  .report h3, .report h4 { font-size: 9.5pt; break-after: avoid; page-break-after: avoid; }
+  .report .event { margin: 4px 0; padding-top: 0; padding-bottom: 0; }
+  .report dl { grid-template-columns: 8.5rem 1fr; }
+  .report .stamp { padding: 4px 10px; margin: 8px 0; }
+  .report dl dl { grid-template-columns: 9rem 1fr; }
+  .report .rules { columns: 2; column-gap: 15px; }
+  .report .rules dl { grid-template-columns: 8rem 1fr; break-inside: avoid; }
+  .report tr, .report .stamp { break-inside: avoid; page-break-inside: avoid; }
+  .report th { background: none; }
+  .report a { color: inherit; text-decoration: none; }
+  .report .appendix { border-top: 4px solid #0b0c0c; margin-top: 14px; font-size: 7.5pt; }
+  /* The appendix is for checking by machine or by a patient reader: smaller, and the raw note in small type. */
+  .report .appendix h2 { font-size: 11pt; }
+  .report .appendix h3 { font-size: 8.5pt; }
+  .report .appendix pre { font-size: 5.5pt; line-height: 1.1; }
+  .report .appendix dl { grid-template-columns: 7rem 1fr; }
+  .report th, .report td { padding: 2px 4px; }
+  .report table { font-size: 8pt; }
+  /* Times and IDs break between words, not between characters: a narrow column of one letter a line
+     (a share ID split over seven lines) made the summary table half a page for four shares. */
+  .report table code, .report table .hash { overflow-wrap: normal; word-break: normal; }
+  .report td, .report th { overflow-wrap: break-word; }
 }
 """
+#: The API's page around the report: a readable column on screen, the whole sheet in print.
+PAGE_CSS = (
+    "body { margin: 2rem auto; max-width: 60rem; padding: 0 1rem; background: #fff; }\n"
+    "@media print { body { margin: 0; max-width: none; padding: 0; } }\n"
+)
 
 
 def uk_time(value: Any, *, seconds: bool = False) -> str:
@@ -1024,6 +1062,6 @@ def render_html(report: Mapping[str, Any], policies: PolicyRegistry | None = Non
         '<html lang="en-GB"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         '<meta name="referrer" content="no-referrer">'
-        f"<title>SafeShare subject report — {_e(report['subject'])}</title><style>{CSS}</style></head><body>"
-        f"<main>{report_body(report, policies)}</main></body></html>\n"
+        f"<title>SafeShare subject report — {_e(report['subject'])}</title><style>{PAGE_CSS}{REPORT_CSS}</style>"
+        f'</head><body><main class="report">{report_body(report, policies)}</main></body></html>\n'
     )
