@@ -9,6 +9,8 @@ checkpoint verifies. Those checks are rules of the ledger, so they live here rat
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from . import audit_report
@@ -17,6 +19,7 @@ from .ledger.checkpoint import Checkpoint, CheckpointError, NoteVerifier, verify
 from .ledger.entry import utc_now
 from .service import Gateway
 from .store.audit import StoredCheckpoint
+from .store.models import LedgerRow
 
 
 def checkpoint_stamp(
@@ -61,6 +64,7 @@ async def subject_report(gw: Gateway, subject: str, scope: str | None, verifier:
     return audit_report.build_report(
         subject=subject,
         rows=rows,
+        people=await people_named(gw, rows),
         capped=capped,
         cap=cap,
         generated_at=utc_now(),
@@ -69,3 +73,48 @@ async def subject_report(gw: Gateway, subject: str, scope: str | None, verifier:
         policies=gw.policies,
         scope=scope,
     )
+
+
+async def people_named(gw: Gateway, rows: Sequence[LedgerRow]) -> dict[str, dict[str, str]]:
+    """The names people read for the IDs in `rows` (issue 13: an auditor should not have to look up "pat" or
+    "mash-duty"): each actor's and recipient's `name` and `org_name` where known, by ID.
+
+    The ledger's entries cannot change (they are hashed into the log), so names come from beside them: a
+    decider's name recorded in the entry itself (the token's `name` claim), a share's sender names kept with
+    the share when it was made (token claims or the directory), else the directory's entry for the ID (people
+    and teams). An ID with no name anywhere is left out, and readers show the ID. Where a person has several
+    names over time, the newest row's wins.
+    """
+    entries = [(r, json.loads(r.entry)) for r in sorted(rows, key=lambda r: r.index, reverse=True)]
+    named: dict[str, dict[str, str]] = {}
+
+    def add(person_id: Any, name: Any, org_name: Any) -> None:
+        if not isinstance(person_id, str) or not person_id:
+            return
+        known = named.setdefault(person_id, {})
+        if isinstance(name, str) and name and "name" not in known:
+            known["name"] = name
+        if isinstance(org_name, str) and org_name and "org_name" not in known:
+            known["org_name"] = org_name
+
+    ids: set[str] = set()
+    share_ids: list[str] = []
+    for row, entry in entries:
+        actor = entry.get("actor")
+        if isinstance(actor, Mapping) and actor.get("role") != "system" and isinstance(actor.get("sub"), str):
+            ids.add(actor["sub"])
+            add(actor["sub"], actor.get("name"), None)
+        for r in entry.get("recipients") or []:
+            if isinstance(r, Mapping) and isinstance(r.get("id"), str):
+                ids.add(r["id"])
+        sid = entry.get("share_id")
+        if row.kind == "share" and isinstance(sid, str) and sid not in share_ids:
+            share_ids.append(sid)
+    for sid in share_ids:
+        share = await gw.store.get_share(sid)
+        if share is not None:
+            add(share.sender_sub, share.sender_name, share.sender_org_name)
+    missing = sorted(i for i in ids if len(named.get(i, {})) < 2)
+    for rid, rec in (await gw.store.get_recipients(missing)).items() if missing else ():
+        add(rid, rec.name, rec.org)
+    return {k: v for k, v in named.items() if v}

@@ -180,6 +180,22 @@ def _event(
     return event
 
 
+def _named(event: dict[str, Any], people: Mapping[str, Mapping[str, str]]) -> dict[str, Any]:
+    """The event with its actor's and recipients' names beside their IDs (the entry itself is left as it is)."""
+    recorded = (event["entry"].get("actor") or {}).get("name")
+    actor = event.get("actor")
+    if actor is not None:
+        known = people.get(str(actor.get("sub")), {})
+        name = recorded if isinstance(recorded, str) and recorded else known.get("name")
+        event["actor"] = actor | {k: v for k, v in (("name", name), ("org_name", known.get("org_name"))) if v}
+    if "recipients" in event:
+        event["recipients"] = [
+            r | {k: v for k in ("name", "org_name") if (v := people.get(str(r.get("id")), {}).get(k))}
+            for r in event["recipients"]
+        ]
+    return event
+
+
 def _shares(events: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Who received what, and what became of it: one line per share, folded from the timeline."""
     shares: dict[str, dict[str, Any]] = {}
@@ -222,9 +238,12 @@ def build_report(
     cap: int,
     policies: PolicyRegistry | None = None,
     scope: str | None = None,
+    people: Mapping[str, Mapping[str, str]] | None = None,
 ) -> dict[str, Any]:
     """The report as data, oldest event first. `checkpoint` is the stamp the API verified (or None); `scope` is
     the organisation the auditor reads within (None: the whole partnership), stated on the report's cover.
+    `people` names the IDs (`audit.people_named`): each actor and recipient then carries `name` and `org_name`
+    beside its ID, so the report reads "Pat Jones (practitioner, Hereford Primary School; ID pat)".
 
     An entry counts as proven only when the checkpoint's signature held (or could not be checked) and
     its own inclusion proof verified against that checkpoint's root; entries after the checkpoint are
@@ -236,7 +255,7 @@ def build_report(
         covered, why = None, "the checkpoint's signature is invalid, so its root proves nothing"
     else:
         covered, why = int(checkpoint["size"]), ""
-    events = [_event(r, proofs, covered, why, policies) for r in rows]
+    events = [_named(_event(r, proofs, covered, why, policies), people or {}) for r in rows]
     checked = [e for e in events if e["inclusion_verified"] is not None]
     return {
         "subject": subject,
@@ -355,46 +374,84 @@ KIND_WORDS = {
 }
 ROLE_WORDS = {"practitioner": "practitioner", "recipient": "recipient", "admin": "administrator", "auditor": "auditor"}
 
-CSS = """
-body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #0b0c0c; margin: 2rem auto;
-       max-width: 60rem; padding: 0 1rem; line-height: 1.35; font-size: 11pt; }
-h1 { font-size: 1.6rem; margin: 0 0 0.3rem 0; } h2 { font-size: 1.2rem; margin: 1.6rem 0 0.5rem 0;
-     border-bottom: 2px solid #0b0c0c; } h3 { font-size: 1rem; margin: 0 0 0.3rem 0; }
-.caption { color: #484949; margin: 0; font-size: 1rem; }
-.cover { border-bottom: 4px solid #0b0c0c; padding-bottom: 0.6rem; }
-.stamp { border: 3px double #0b0c0c; padding: 0.5rem 0.8rem; margin: 0.8rem 0; }
-.stamp.ok { border-color: #00703c; } .stamp.bad { border-color: #b71c1c; }
-.ok { color: #00703c; } .bad { color: #b71c1c; font-weight: bold; } .pending { color: #6d4c00; }
-.notice { border-left: 4px solid #b71c1c; padding: 0.3rem 0.7rem; }
-.flag { border: 2px solid #b71c1c; color: #b71c1c; font-weight: bold; padding: 0.15rem 0.4rem; margin: 0 0 0.3rem 0; }
-pre, code, .hash { font-family: ui-monospace, "SFMono-Regular", Menlo, Consolas, monospace; font-size: 0.85em;
-                   overflow-wrap: anywhere; white-space: pre-wrap; }
-table { border-collapse: collapse; width: 100%; margin: 0.4rem 0; }
-th, td { border: 1px solid #b1b4b6; padding: 0.2rem 0.35rem; text-align: left; vertical-align: top; }
-th { background: #f3f2f1; }
-.event { border-left: 5px solid #505a5f; padding: 0.1rem 0 0.1rem 0.7rem; margin: 0.7rem 0; }
-.event.share { border-left-color: #1d70b8; } .event.decision { border-left-color: #6a1b9a; }
-.event.fetch { border-left-color: #00703c; } .event.revoke, .event.expire { border-left-color: #b71c1c; }
-dl { display: grid; grid-template-columns: 12rem 1fr; gap: 0.1rem 0.7rem; margin: 0.2rem 0; }
-dt { font-weight: 600; } dd { margin: 0; overflow-wrap: anywhere; }
-dl dl { grid-template-columns: 11rem 1fr; }
-.rules { margin: 0.2rem 0 0 0; } .rules__title { column-span: all; margin: 0.3rem 0 0 0; }
-.rules h4 { font-size: 0.95rem; margin: 0.35rem 0 0.1rem 0; }
-.appendix { border-top: 4px solid #0b0c0c; margin-top: 1.5rem; }
-footer { margin-top: 1.5rem; color: #484949; font-size: 0.85em; }
+#: The report's styles, for screen and for print, scoped to `.report` (the report's <main>): the one stylesheet
+#: both the API's page (inline, below) and the console (gateway/web/console/report.css, written from this by
+#: `python -m gateway.web`, byte for byte) print with, so that the two print alike (a few A4 pages).
+REPORT_CSS = """\
+/* The subject report (gateway/audit_report.py, REPORT_CSS; console/report.css is written from it by
+   `python -m gateway.web`): for screen and print, scoped to .report. */
+.report { font-family: system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", arial, sans-serif;
+  font-size: 1rem; line-height: 1.35; color: #0b0c0c; }
+.report .caption { color: #484949; margin: 0; }
+.report h1 { font-size: 2rem; margin: 0 0 10px 0; }
+.report h2 { font-size: 1.4rem; margin: 30px 0 10px 0; border-bottom: 2px solid #0b0c0c; }
+.report h3 { font-size: 1.1rem; margin: 0 0 5px 0; }
+.report h4 { font-size: 1rem; margin: 8px 0 2px 0; }
+.report p { margin: 0 0 10px 0; }
+.report .cover { border-bottom: 4px solid #0b0c0c; padding-bottom: 10px; }
+.report .stamp { border: 3px double #0b0c0c; padding: 10px 15px; margin: 15px 0; }
+.report .stamp h2 { border: 0; margin-top: 0; }
+.report .stamp.ok { border-color: #00703c; }
+.report .stamp.bad { border-color: #b71c1c; }
+.report .ok { color: #00703c; }
+.report .bad { color: #b71c1c; font-weight: 700; }
+.report .pending { color: #6d4c00; }
+.report .notice { border-left: 5px solid #b71c1c; padding: 5px 10px; }
+.report .flag { border: 2px solid #b71c1c; color: #b71c1c; font-weight: 700; padding: 3px 8px; }
+.report pre, .report code, .report .hash { font-family: ui-monospace, "SFMono-Regular", Menlo, Consolas, monospace;
+  font-size: 0.85em; white-space: pre-wrap; overflow-wrap: anywhere; }
+.report table { border-collapse: collapse; width: 100%; margin: 5px 0 15px 0; }
+.report th, .report td { border: 1px solid #b1b4b6; padding: 4px 6px; text-align: left;
+  vertical-align: top; }
+.report th { background: #f3f2f1; }
+.report .event { border-left: 5px solid #505a5f; padding: 2px 0 2px 12px; margin: 12px 0; }
+.report .event.share { border-left-color: #1d70b8; }
+.report .event.decision { border-left-color: #6a1b9a; }
+.report .event.fetch { border-left-color: #00703c; }
+.report .event.revoke, .report .event.expire { border-left-color: #b71c1c; }
+.report dl { display: grid; grid-template-columns: 13rem 1fr; gap: 2px 12px; margin: 4px 0; }
+.report dt { font-weight: 700; }
+.report dd { margin: 0; overflow-wrap: anywhere; }
+.report dl dl { grid-template-columns: 11rem 1fr; }
+.report ul { margin: 0; padding-left: 20px; }
+.report .rules__title { column-span: all; margin: 8px 0 0 0; }
+.report footer { margin-top: 20px; color: #484949; font-size: 0.9em; }
+
+/* Print: the report in a few A4 pages. */
 @page { size: A4; margin: 14mm 13mm; }
 @media print {
-  body { margin: 0; max-width: none; font-size: 9pt; line-height: 1.25; }
-  h1 { font-size: 16pt; } h2 { font-size: 12pt; margin-top: 14px; break-after: avoid; page-break-after: avoid; }
-  h3, h4, .rules h4 { font-size: 9.5pt; } .event { margin: 6px 0; }
-  .event h3, .rules h4 { break-after: avoid; page-break-after: avoid; }
-  .rules { columns: 2; column-gap: 1.2rem; } .rules dl { grid-template-columns: 8rem 1fr; break-inside: avoid; }
-  dl { grid-template-columns: 9rem 1fr; }
-  tr, .stamp { break-inside: avoid; page-break-inside: avoid; }
-  th { background: none; }
-  a { color: inherit; text-decoration: none; }
+  .report { font-size: 8.5pt; line-height: 1.2; }
+  .report h1 { font-size: 16pt; }
+  .report h2 { font-size: 12pt; margin-top: 14px; break-after: avoid; page-break-after: avoid; }
+  .report h3, .report h4 { font-size: 9.5pt; break-after: avoid; page-break-after: avoid; }
+  .report .event { margin: 4px 0; padding-top: 0; padding-bottom: 0; }
+  .report dl { grid-template-columns: 8.5rem 1fr; }
+  .report .stamp { padding: 4px 10px; margin: 8px 0; }
+  .report dl dl { grid-template-columns: 9rem 1fr; }
+  .report .rules { columns: 2; column-gap: 15px; }
+  .report .rules dl { grid-template-columns: 8rem 1fr; break-inside: avoid; }
+  .report tr, .report .stamp { break-inside: avoid; page-break-inside: avoid; }
+  .report th { background: none; }
+  .report a { color: inherit; text-decoration: none; }
+  .report .appendix { border-top: 4px solid #0b0c0c; margin-top: 14px; font-size: 7.5pt; }
+  /* The appendix is for checking by machine or by a patient reader: smaller, and the raw note in small type. */
+  .report .appendix h2 { font-size: 11pt; }
+  .report .appendix h3 { font-size: 8.5pt; }
+  .report .appendix pre { font-size: 5.5pt; line-height: 1.1; }
+  .report .appendix dl { grid-template-columns: 7rem 1fr; }
+  .report th, .report td { padding: 2px 4px; }
+  .report table { font-size: 8pt; }
+  /* Times and IDs break between words, not between characters: a narrow column of one letter a line
+     (a share ID split over seven lines) made the summary table half a page for four shares. */
+  .report table code, .report table .hash { overflow-wrap: normal; word-break: normal; }
+  .report td, .report th { overflow-wrap: break-word; }
 }
 """
+#: The API's page around the report: a readable column on screen, the whole sheet in print.
+PAGE_CSS = (
+    "body { margin: 2rem auto; max-width: 60rem; padding: 0 1rem; background: #fff; }\n"
+    "@media print { body { margin: 0; max-width: none; padding: 0; } }\n"
+)
 
 
 def uk_time(value: Any, *, seconds: bool = False) -> str:
@@ -487,12 +544,27 @@ class Words:
 
 
 def _who(actor: Mapping[str, Any] | None) -> str:
+    """Who acted, by name where known, with their ID too (two people may share a name, and the ID is what the
+    ledger and every other record use): "Pat Jones (practitioner, Hereford Primary School; ID pat)"."""
     if not actor:
         return "the gateway (automatic)"
-    name = actor.get("name") or actor.get("sub")
+    sub = actor.get("sub")
+    name = actor.get("name") or sub
     role = ROLE_WORDS.get(str(actor.get("role")), actor.get("role"))
-    org = f", {_e(actor.get('org'))}" if actor.get("org") else ""
-    return f"{_e(name)} ({_e(role)}{org})"
+    org_name = actor.get("org_name") or actor.get("org")
+    org = f", {_e(org_name)}" if org_name else ""
+    ident = f"; ID {_e(sub)}" if name != sub else ""
+    return f"{_e(name)} ({_e(role)}{org}{ident})"
+
+
+def _person(r: Mapping[str, Any]) -> str:
+    """A recipient (person or team) as people read it: "Alice Smith (Hereford MASH; ID alice)", or the ID (or an
+    address without a key) and organisation when the directory has no name."""
+    ident = r.get("id") or r.get("address")
+    org = r.get("org_name") or r.get("org")
+    if r.get("name") and r.get("name") != ident:
+        return f"{_e(r['name'])} ({_e(org)}; ID {_e(ident)})" if org else f"{_e(r['name'])} (ID {_e(ident)})"
+    return f"{_e(ident)} ({_e(org)})"
 
 
 def _proof_word(event: Mapping[str, Any]) -> str:
@@ -616,9 +688,11 @@ def _fetch_group_html(group: Sequence[Mapping[str, Any]]) -> str:
     first, last = group[0], group[-1]
     people: dict[str, int] = {}
     for f in group:
-        who = (f.get("actor") or {}).get("sub") or "unknown"
+        actor = f.get("actor") or {}
+        sub = actor.get("sub") or "unknown"
+        who = f"{_e(actor['name'])} (ID {_e(sub)})" if actor.get("name") and actor["name"] != sub else _e(sub)
         people[who] = people.get(who, 0) + 1
-    by = ", ".join(f"{_e(p)} ({n} time{'s' if n != 1 else ''})" for p, n in people.items())
+    by = ", ".join(f"{p} ({n} time{'s' if n != 1 else ''})" for p, n in people.items())
     start, end = uk_time(first["time"]), uk_time(last["time"])
     if start == end:
         when = start
@@ -709,9 +783,7 @@ def _event_html(e: Mapping[str, Any], words: Words, same_as: Mapping[str, Any] |
             )
         )
     if kind == "share":
-        recips = "; ".join(
-            f"{_e(r.get('id') or r.get('address'))} ({_e(r.get('org'))})" for r in e.get("recipients") or []
-        )
+        recips = "; ".join(_person(r) for r in e.get("recipients") or [])
         rows.append(("Sent to", recips or "—"))
         payload = e.get("payload") or {}
         rows.append(("What was sent", f"{_e(_size(payload.get('size')))}, encrypted for each recipient"))
@@ -814,9 +886,7 @@ def _shares_html(shares: Sequence[Mapping[str, Any]], words: Words) -> str:
         return "<p>No shares about this subject.</p>"
     rows = []
     for s in shares:
-        recips = ", ".join(
-            f"{_e(r.get('id') or r.get('address'))} ({_e(r.get('org'))})" for r in s.get("recipients") or []
-        )
+        recips = ", ".join(_person(r) for r in s.get("recipients") or [])
         fetched: dict[str, list[str]] = {}
         for f in s.get("fetches") or []:
             fetched.setdefault(str(f["recipient"]), []).append(f["time"])
@@ -992,6 +1062,6 @@ def render_html(report: Mapping[str, Any], policies: PolicyRegistry | None = Non
         '<html lang="en-GB"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         '<meta name="referrer" content="no-referrer">'
-        f"<title>SafeShare subject report — {_e(report['subject'])}</title><style>{CSS}</style></head><body>"
-        f"<main>{report_body(report, policies)}</main></body></html>\n"
+        f"<title>SafeShare subject report — {_e(report['subject'])}</title><style>{PAGE_CSS}{REPORT_CSS}</style>"
+        f'</head><body><main class="report">{report_body(report, policies)}</main></body></html>\n'
     )

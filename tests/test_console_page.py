@@ -86,6 +86,28 @@ def test_every_script_style_and_module_carries_the_right_integrity() -> None:
     assert integrity == {f"./{m}": sri(files[m].body) for m in graph[1:]}
 
 
+def test_the_report_is_styled_by_the_same_css_as_the_apis_own_page() -> None:
+    """The console shows and prints the subject report the API serves (GET /api/v1/ledger/report) with the very
+    CSS that page carries inline, so both print in the same few A4 pages: console/report.css is written from
+    gateway/audit_report.py's REPORT_CSS by `python -m gateway.web`, and the console's own CSS adds no rule of
+    its own for the report's content."""
+    from gateway import audit_report
+
+    assert (SITE / "report.css").read_text(encoding="utf-8") == audit_report.REPORT_CSS, "run `python -m gateway.web`"
+    html = load_site("console")["index.html"].body.decode()
+    assert re.search(r'<link rel="stylesheet" href="report.css" integrity="sha384-[^"]+">', html)
+    page = audit_report.render_html(
+        audit_report.build_report(
+            subject="CHILD-1", rows=[], capped=False, generated_at="2026-12-03T09:00:00.000Z",
+            checkpoint=None, proofs={}, cap=10,
+        )
+    )  # fmt: skip
+    assert audit_report.REPORT_CSS in page and '<main class="report">' in page
+    console_css = (SITE / "console.css").read_text(encoding="utf-8")
+    own = [line for line in console_css.splitlines() if ".report" in line and not line.lstrip().startswith("/*")]
+    assert own == [".govuk-table__cell code, .report code, .report .hash { overflow-wrap: anywhere; }"], own
+
+
 def test_the_extensions_sign_in_code_is_reused_byte_for_byte() -> None:
     """`cp extension/lib/{oidc,base64}.js gateway/web/console/lib/ && python -m gateway.web` after changing them.
     Every relative import of a reused module must be shipped too (a missing one stops the page from starting)."""

@@ -117,3 +117,45 @@ async def test_token_claims_org_name(issuer: EmbeddedIssuer) -> None:
     assert (p.name, p.org, p.org_name) == ("Pat", "hp", "Hereford School")
     p = await verifier.verify(issuer.issue("pat", ["practitioner"], org="hp"))
     assert p.org_name is None
+
+
+async def test_the_auditors_search_and_subject_report_name_people_beside_their_ids(
+    api: Api, issuer: EmbeddedIssuer, alice: Any, bob: Any, share_justification: dict[str, Any]
+) -> None:
+    """The ledger's entries hold IDs ("pat", "alice") and cannot change; the search page and the subject report
+    name them beside the IDs (issue 13), from the share's kept sender names and the directory."""
+    await api.add_recipient("alice", alice)
+    await api.add_recipient("bob", bob, org="West Mercia Police")
+    pat = bearer(issuer, "pat", "practitioner", name="Pat Jones", org_name="Hereford Primary School")
+    sid = await share_as(api, pat, ["alice", "bob"], share_justification)
+    kim = await share_as(api, bearer(issuer, "kim", "practitioner"), ["alice"], share_justification)
+    r = await api.client.get(f"/api/v1/shares/{sid}/envelope", headers=api.auth("alice", "recipient"))
+    assert r.status == 200
+    auditor = bearer(issuer, "aud", "partnership_auditor")
+
+    r = await api.client.get("/api/v1/ledger?subject=CASE-2026-0412", headers=auditor)
+    assert r.status == 200, await r.text()
+    page = await r.json()
+    assert {e["kind"] for e in page["entries"]} >= {"share", "fetch"}
+    assert page["people"]["pat"] == {"name": "Pat Jones", "org_name": "Hereford Primary School"}
+    assert page["people"]["alice"] == {"name": "Alice", "org_name": "Hereford MASH"}
+    assert page["people"]["bob"] == {"name": "Bob", "org_name": "West Mercia Police"}
+    assert "kim" not in page["people"]  # no name anywhere: the reader shows the ID
+    assert kim in {e["entry"].get("share_id") for e in page["entries"]}
+
+    r = await api.client.get("/api/v1/ledger/report?subject=CASE-2026-0412&format=json", headers=auditor)
+    report = await r.json()
+    share_event = next(e for e in report["events"] if e["kind"] == "share" and e["share_id"] == sid)
+    assert share_event["actor"]["name"] == "Pat Jones"
+    assert share_event["actor"]["org_name"] == "Hereford Primary School"
+    assert [(x["id"], x["name"]) for x in share_event["recipients"]] == [("alice", "Alice"), ("bob", "Bob")]
+    fetch = next(e for e in report["events"] if e["kind"] == "fetch")
+    assert (fetch["actor"]["sub"], fetch["actor"]["name"]) == ("alice", "Alice")
+    assert share_event["entry"]["actor"].get("org_name") is None  # the entry itself is as it was hashed
+
+    r = await api.client.get("/api/v1/ledger/report?subject=CASE-2026-0412&format=html", headers=auditor)
+    html = await r.text()
+    assert "Pat Jones (practitioner, Hereford Primary School; ID pat)" in html
+    assert "Alice (Hereford MASH; ID alice)" in html and "Bob (West Mercia Police; ID bob)" in html
+    assert "Alice (ID alice) (1 time)" in html
+    assert "kim (practitioner, hereford-primary)" in html

@@ -47,7 +47,7 @@ ENTRY = {
 
 
 def _page(*entries: dict[str, Any]) -> bytes:
-    return json.dumps({"entries": list(entries), "next_cursor": None}).encode()
+    return json.dumps({"entries": list(entries), "next_cursor": None, "people": {}}).encode()
 
 
 def test_the_checker_catches_drift() -> None:

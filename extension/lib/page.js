@@ -84,13 +84,3 @@ export async function busy(button, work) {
     if (button) button.disabled = false;
   }
 }
-
-/** A definition list from [label, value] pairs (values may be nodes); empty values are left out. */
-export function facts(pairs, attrs = {}) {
-  const dl = el("dl", { class: "facts", ...attrs });
-  for (const [label, value] of pairs) {
-    if (value === null || value === undefined || value === "") continue;
-    dl.append(el("dt", { text: label }), el("dd", {}, value));
-  }
-  return dl;
-}

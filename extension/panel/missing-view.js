@@ -5,7 +5,7 @@
  * to share without it. Nothing is dropped silently: Share waits until each one is resolved.
  */
 import { bytesToBase64 } from "../lib/recipient.js";
-import { setError } from "./govuk.js";
+import { setError } from "../lib/govuk.js";
 
 function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);

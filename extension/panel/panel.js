@@ -15,7 +15,7 @@ import { renderChanged, renderRecipientSummary, renderSnapshot } from "./snapsho
 import { offerRecipientOrganisations } from "./suggestions.js";
 import { choiceComplete, resultRows, shareFields } from "./unenrolled.js";
 import { renderUnenrolled } from "./unenrolled-view.js";
-import { button, choiceItem, choices, errorMessage, fieldset, hint, label, markGroup, markInvalid, setError } from "./govuk.js";
+import { button, choiceItem, choices, errorMessage, fieldset, hint, label, markGroup, markInvalid, setError } from "../lib/govuk.js";
 
 /** Given by the worker for the ticket SafeShare's content script posts into this frame (guard.js). */
 let session = "";

@@ -4,7 +4,7 @@
  * The passphrase lives only in this field and in the share request: never stored, never sent to the webmail page.
  */
 import { el } from "../lib/page.js";
-import { setError } from "./govuk.js";
+import { setError } from "../lib/govuk.js";
 import { CHOICES, PASSPHRASE, PASSPHRASE_RULE, generatePassphrase, passphraseProblem } from "./unenrolled.js";
 
 /**

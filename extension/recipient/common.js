@@ -1,6 +1,7 @@
 /**
  * What the recipient pages share: talking to the service worker (the only gateway client, which holds the
  * token) and the DOM helpers (both from lib/page.js, re-exported), and the keyring as stored in this browser.
+ * The GOV.UK Design System's markup comes from lib/govuk.js, as in the share panel.
  *
  * Storage convention: "keyring" = {armored, keys: [{recipient, created}]} in the extension origin's IndexedDB
  * (lib/private-store.js, out of reach of content scripts) — only the passphrase-locked age file and the public
@@ -10,7 +11,7 @@
 import { api, asker } from "../lib/page.js";
 import { privateGet, privateSet } from "../lib/private-store.js";
 
-export { $, api, busy, el, facts, say, showAlert } from "../lib/page.js";
+export { $, api, busy, el, say, showAlert } from "../lib/page.js";
 
 /** Ask the service worker; its refusals arrive as {code, message} in plain words (lib/page.js). */
 export const ask = asker({ advice: "Reload this page and try again." });

@@ -22,7 +22,8 @@ import {
   shareState,
   stateLabel,
 } from "../lib/recipient.js";
-import { $, ask, busy, el, facts, loadKeyring, onKeyringChanged, say, showAlert } from "./common.js";
+import { button, details, markGroup, markInvalid, summaryList, textareaField } from "../lib/govuk.js";
+import { $, ask, busy, el, loadKeyring, onKeyringChanged, say, showAlert } from "./common.js";
 
 /**
  * Largest envelope opened here: it crosses from the service worker as base64 in one extension message, which
@@ -42,6 +43,12 @@ let currentShare = null;
 let inboxCursor = null;
 let sentCursor = null;
 let inboxLoaded = false;
+
+/** A field of this page marked invalid (aria-invalid, the Design System's red border and bar), or cleared. */
+function invalid(id, on) {
+  markInvalid($(id), on);
+  markGroup($(id).closest(".govuk-form-group"), on);
+}
 
 // -- keys -------------------------------------------------------------------------------------------------------
 
@@ -63,7 +70,7 @@ async function unlockKeys(ev) {
       keys = await unlock(keyring.armored, $("unlock-pass").value);
     } catch (e) {
       say("");
-      $("unlock-pass").setAttribute("aria-invalid", "true");
+      invalid("unlock-pass", true);
       $("unlock-pass").select();
       if (e instanceof KeyringError && e.code === "wrong_passphrase") {
         throw new Error("That passphrase does not unlock your keys. Check it and try again.", { cause: e });
@@ -71,7 +78,7 @@ async function unlockKeys(ev) {
       throw e;
     }
     $("unlock-pass").value = "";
-    $("unlock-pass").removeAttribute("aria-invalid");
+    invalid("unlock-pass", false);
     await showKeyState();
     say(`Your keys are unlocked (${keys.length === 1 ? "1 key" : `${keys.length} keys`}).`);
     const pending = waitingToOpen;
@@ -107,23 +114,24 @@ async function policy(id) {
 
 function inboxLine(share) {
   const r = inboxRow(share, { labels });
-  const open = el("button", { type: "button", class: "secondary", "aria-label": `Open the share from ${r.from} about ${r.cases}, received ${r.received}`, text: "Open" });
+  const open = button({ "aria-label": `Open the share from ${r.from} about ${r.cases}, received ${r.received}` }, "Open", "secondary");
   open.addEventListener("click", () => navigate(r.id));
-  const purpose = el("td", {}, el("span", { text: r.purpose }));
-  if (r.purposeDescription) purpose.append(el("br"), el("span", { class: "hint", text: r.purposeDescription }));
+  const cell = (attrs, ...children) => el("td", { ...attrs, class: `govuk-table__cell ${attrs.class ?? ""}`.trim() }, ...children);
+  const purpose = cell({}, el("span", { text: r.purpose }));
+  if (r.purposeDescription) purpose.append(el("br"), el("span", { class: "govuk-hint", text: r.purposeDescription }));
   return el(
     "tr",
-    { dataset: { share: r.id, state: r.state } },
-    el("td", { text: r.from }),
-    el("td", { text: r.organisation }),
+    { class: "govuk-table__row", dataset: { share: r.id, state: r.state } },
+    cell({ text: r.from }),
+    cell({ text: r.organisation }),
     purpose,
-    el("td", { text: r.categories }),
-    el("td", { text: r.received }),
-    el("td", { text: r.expires }),
-    el("td", { class: `state state-${r.state}`, text: r.via ? `${r.stateLabel} (to team ${r.via})` : r.stateLabel }),
-    el("td", { class: "case", text: r.cases }),
-    el("td", { class: "fileid", text: r.shareRef }),
-    el("td", {}, open),
+    cell({ text: r.categories }),
+    cell({ text: r.received }),
+    cell({ text: r.expires }),
+    cell({ class: `state state-${r.state}`, text: r.via ? `${r.stateLabel} (to team ${r.via})` : r.stateLabel }),
+    cell({ class: "case", text: r.cases }),
+    cell({ class: "fileid", text: r.shareRef }),
+    cell({}, open),
   );
 }
 
@@ -159,7 +167,7 @@ async function loadInbox({ more = false } = {}) {
 
 function sentLine(share) {
   const r = sentRow(share, { labels });
-  const people = el("ul", { class: "acks" });
+  const people = el("ul", { class: "govuk-list acks" });
   for (const p of r.recipients) {
     people.append(
       el("li", { dataset: { recipient: p.id } }, `${p.name} (${p.org}): ${p.opened}; ${p.acknowledged}`, p.note ? el("q", { class: "note", text: p.note }) : null),
@@ -169,7 +177,7 @@ function sentLine(share) {
     "li",
     { dataset: { share: r.id } },
     el("strong", { text: `${r.purpose} — ${r.subjects}` }),
-    el("span", { class: "hint", text: ` ${r.id}, sent ${r.sent}, available until ${r.expires}: ${r.stateLabel}` }),
+    el("span", { class: "govuk-hint", text: ` ${r.id}, sent ${r.sent}, available until ${r.expires}: ${r.stateLabel}` }),
     people,
     r.state === "active" ? revokeForm(r.id) : null,
   );
@@ -177,12 +185,14 @@ function sentLine(share) {
 
 /** Recall a share sent to the wrong person: a reason is required, recorded with the revocation. */
 function revokeForm(id) {
-  const reasonId = `revoke-reason-${id}`;
-  const reason = el("textarea", { id: reasonId, rows: "2", maxlength: "4000" });
-  const button = el("button", { type: "button", text: "Revoke this share" });
-  button.addEventListener("click", () =>
-    busy(button, async () => {
-      if (!reason.value.trim()) {
+  const [field, reason] = textareaField({ id: `revoke-reason-${id}`, label: "Reason for revoking (recorded)", rows: 2 });
+  const revoke = button({}, "Revoke this share", "warning");
+  revoke.addEventListener("click", () =>
+    busy(revoke, async () => {
+      const missing = !reason.value.trim();
+      markInvalid(reason, missing);
+      markGroup(field, missing);
+      if (missing) {
         showAlert("Say why you are revoking this share: the reason is recorded with the revocation.");
         reason.focus();
         return;
@@ -192,14 +202,7 @@ function revokeForm(id) {
       await loadSent();
     }),
   );
-  return el(
-    "details",
-    { class: "revoke" },
-    el("summary", { text: "Revoke (recall) this share" }),
-    el("label", { for: reasonId, text: "Reason for revoking (recorded)" }),
-    reason,
-    button,
-  );
+  return details({ class: "revoke" }, "Revoke (recall) this share", field, revoke);
 }
 
 async function loadSent({ more = false } = {}) {
@@ -228,16 +231,18 @@ async function loadAdvice() {
   list.replaceChildren();
   for (const q of questions) {
     const what = `${q.purpose?.code ?? ""}: ${q.purpose?.description ?? ""} (${(q.data_categories ?? []).join(", ") || "no categories given"})`;
-    const item = el("li", { dataset: { advice: q.advice_id } }, el("strong", { text: what }), el("span", { class: "hint", text: ` asked ${formatTime(q.asked_at)} of the ${q.to}` }));
+    const item = el("li", { dataset: { advice: q.advice_id } }, el("strong", { text: what }), el("span", { class: "govuk-hint", text: ` asked ${formatTime(q.asked_at)} of the ${q.to}` }));
     if (q.answer) {
-      item.append(el("p", {}, "Your answer: ", el("q", { class: "note", text: q.answer.answer })));
+      item.append(el("p", { class: "govuk-body" }, "Your answer: ", el("q", { class: "note", text: q.answer.answer })));
     } else {
-      const id = `advice-answer-${q.advice_id}`;
-      const text = el("textarea", { id, rows: "2", maxlength: "4000" });
-      const send = el("button", { type: "button", text: "Send answer" });
+      const [field, text] = textareaField({ id: `advice-answer-${q.advice_id}`, label: "Your advice (recorded)", rows: 2 });
+      const send = button({}, "Send answer");
       send.addEventListener("click", () =>
         busy(send, async () => {
-          if (!text.value.trim()) {
+          const missing = !text.value.trim();
+          markInvalid(text, missing);
+          markGroup(field, missing);
+          if (missing) {
             showAlert("Write your advice before sending it.");
             text.focus();
             return;
@@ -247,7 +252,7 @@ async function loadAdvice() {
           await loadAdvice();
         }),
       );
-      item.append(el("label", { for: id, text: "Your advice (recorded)" }), text, send);
+      item.append(field, send);
     }
     list.append(item);
   }
@@ -264,7 +269,7 @@ function renderOwed(owed) {
         "li",
         { dataset: { share: o.share_id } },
         el("strong", { text: `${o.purpose?.code ?? ""} — ${(o.subjects ?? []).join(", ")}` }),
-        el("span", { class: "hint", text: ` ${o.share_id}, shared ${formatTime(o.shared_at)}: ` }),
+        el("span", { class: "govuk-hint", text: ` ${o.share_id}, shared ${formatTime(o.shared_at)}: ` }),
         o.overdue ? el("span", { class: "overdue", text: `overdue since ${formatTime(o.complete_by)}` }) : el("span", { text: `due by ${formatTime(o.complete_by)}` }),
       ),
     );
@@ -289,7 +294,7 @@ async function loadElsewhere() {
           "li",
           { dataset: { entry: String(d.index) } },
           el("strong", { text: `${d.purpose?.code ?? ""} — ${(d.subjects ?? []).join(", ")}` }),
-          el("span", { class: "hint", text: ` ledger entry ${d.index}, recorded ${new Date(d.time).toUTCString()}: ${what}${flagged}` }),
+          el("span", { class: "govuk-hint", text: ` ledger entry ${d.index}, recorded ${new Date(d.time).toUTCString()}: ${what}${flagged}` }),
         ),
       );
     }
@@ -356,17 +361,17 @@ function renderJustification(info, pol) {
   handling.replaceChildren();
   const notes = handlingNotes(info.justification, pol, info.handling);
   if (notes.length) {
-    handling.append(el("h4", { text: "Handling" }), el("ul", {}, ...notes.map((n) => el("li", { text: n }))));
+    handling.append(el("h4", { class: "govuk-heading-s", text: "Handling" }), el("ul", { class: "govuk-list govuk-list--bullet" }, ...notes.map((n) => el("li", { text: n }))));
   }
   const box = $("justification");
   box.replaceChildren();
   const sections = justificationSections(info.justification, pol);
   if (!sections.length) {
-    box.append(el("p", { text: "The sender's justification could not be loaded." }));
+    box.append(el("p", { class: "govuk-body", text: "The sender's justification could not be loaded." }));
     return;
   }
   for (const s of sections) {
-    box.append(el("h4", { text: s.title }), facts(s.rows.map((r) => [r.label, r.value])));
+    box.append(el("h4", { class: "govuk-heading-s", text: s.title }), summaryList(s.rows.map((r) => [r.label, r.value])));
   }
 }
 
@@ -388,11 +393,12 @@ function attachmentLink(name, type, bytes) {
   // A download only, never rendered in the extension's origin (lib/download.js): the sender's type is shown, not used.
   const { link, url } = downloadLink(document, name, bytes);
   blobUrls.push(url);
+  link.classList.add("govuk-link");
   return el(
     "li",
     {},
     link,
-    el("span", { class: "hint", text: ` ${type || "file"}, ${bytes.length.toLocaleString("en-GB")} bytes` }),
+    el("span", { class: "govuk-hint", text: ` ${type || "file"}, ${bytes.length.toLocaleString("en-GB")} bytes` }),
   );
 }
 
@@ -411,7 +417,7 @@ async function renderPayload(info, payload) {
   if (type.startsWith("message/rfc822")) {
     const m = await parseMessage(payload);
     $("message-facts").append(
-      facts([
+      summaryList([
         ["Subject", m.subject || "(no subject)"],
         ["From", m.from],
         ["To", m.to.join(", ")],
@@ -464,7 +470,7 @@ async function openShare(id) {
   if (currentShare !== id) return;
   const row = inboxRow(info, { labels });
   $("share-facts").append(
-    facts([
+    summaryList([
       ["From", `${row.from} (${row.organisation})`],
       ["Purpose", row.purpose],
       ["Data categories", row.categories],
@@ -533,11 +539,11 @@ async function acknowledge(ev) {
   await busy($("ack-go"), async () => {
     const note = $("ack-note").value.trim();
     if (!note) {
-      $("ack-note").setAttribute("aria-invalid", "true");
+      invalid("ack-note", true);
       $("ack-note").focus();
       throw new Error("Write a short note for the sender about what you have done or will do.");
     }
-    $("ack-note").removeAttribute("aria-invalid");
+    invalid("ack-note", false);
     const r = await ask("recipient-acknowledge", { id, note });
     $("ack-note").value = "";
     renderAck({ state: "active", acknowledged_at: r.acknowledged_at, acknowledgement: note });

@@ -4,9 +4,16 @@
  */
 import { KeyringError, generateKey, lock, passphraseProblem, unlock } from "../lib/keyring.js";
 import { backupFileName, enrolmentState, formatTime } from "../lib/recipient.js";
+import { markGroup, markInvalid } from "../lib/govuk.js";
 import { $, ask, busy, el, loadKeyring, onKeyringChanged, saveKeyring, say, showAlert } from "./common.js";
 
 let claims = null;
+
+/** A field of this page marked invalid (aria-invalid, the Design System's red border and bar), or cleared. */
+function invalid(id, on) {
+  markInvalid($(id), on);
+  markGroup($(id).closest(".govuk-form-group"), on);
+}
 
 function describeWho(status) {
   claims = status.signedIn ? status.claims ?? {} : null;
@@ -15,7 +22,7 @@ function describeWho(status) {
   if (!claims) {
     who.append(
       "Not signed in. ",
-      el("a", { href: "../options/options.html", text: "Sign in on the options page" }),
+      el("a", { class: "govuk-link", href: "../options/options.html", text: "Sign in on the options page" }),
       " with the recipient sign-in your organisation gave you, then come back here.",
     );
     return;
@@ -40,7 +47,7 @@ async function render({ check = true } = {}) {
         "li",
         { dataset: { recipient: k.recipient } },
         el("code", { text: k.recipient }),
-        el("span", { class: "hint", text: ` made ${k.created ? formatTime(k.created) : "at an unknown time"}${newest ? " (newest)" : ""}` }),
+        el("span", { class: "govuk-hint", text: ` made ${k.created ? formatTime(k.created) : "at an unknown time"}${newest ? " (newest)" : ""}` }),
       ),
     );
   });
@@ -77,18 +84,17 @@ async function setUp(ev) {
     if (await loadKeyring()) throw new Error("Receiving is already set up in this browser.");
     const p1 = $("setup-pass").value;
     const problem = passphraseProblem(p1);
+    invalid("setup-pass", !!problem);
     if (problem) {
-      $("setup-pass").setAttribute("aria-invalid", "true");
       $("setup-pass").focus();
       throw new Error(problem);
     }
-    if ($("setup-pass2").value !== p1) {
-      $("setup-pass2").setAttribute("aria-invalid", "true");
+    const different = $("setup-pass2").value !== p1;
+    invalid("setup-pass2", different);
+    if (different) {
       $("setup-pass2").focus();
       throw new Error("The two passphrases are different. Type the same passphrase in both boxes.");
     }
-    $("setup-pass").removeAttribute("aria-invalid");
-    $("setup-pass2").removeAttribute("aria-invalid");
     // Before any key is made: can this sign-in receive at all (a recipient sign-in, gateway reachable)?
     say("Checking your sign-in with the gateway…");
     let me;

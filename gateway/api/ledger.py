@@ -171,6 +171,8 @@ async def query_ledger(request: web.Request) -> web.StreamResponse:
                 for r in rows
             ],
             "next_cursor": str(rows[-1].index) if len(rows) == limit else None,
+            # Names beside the IDs the entries hold (the entries themselves are as hashed into the ledger).
+            "people": await audit.people_named(gw, rows),
         }
     )
 

@@ -131,6 +131,25 @@ def axe_violations(page: Any, source: str) -> list[dict[str, Any]]:
     return list(result)
 
 
+async def axe_violations_bidi(tab: Any, source: str) -> list[dict[str, Any]]:
+    """The same check in Firefox, through WebDriver BiDi (tests/e2e/bidi.py's Tab): axe-core is evaluated by the
+    protocol, which the page's CSP does not govern either, then run with the same WCAG 2.2 A/AA tags."""
+    if not await tab.call("() => typeof window.axe === 'object'"):
+        await tab.call("() => {" + source + "\n; return typeof window.axe; }")
+    result = await tab.call(
+        "tags => axe.run(document, {runOnly: {type: 'tag', values: tags}, resultTypes: ['violations']})"
+        ".then(r => r.violations.map(v => ({id: v.id, impact: v.impact, help: v.help,"
+        " nodes: v.nodes.map(n => n.target.join(' '))})))",
+        AXE_TAGS,
+    )
+    return list(result)
+
+
+async def assert_accessible_bidi(tab: Any, source: str, state: str) -> None:
+    violations = await axe_violations_bidi(tab, source)
+    assert violations == [], f"axe-core violations in Firefox in state {state!r}:\n{json.dumps(violations, indent=2)}"
+
+
 def assert_accessible(page: Any, source: str, state: str) -> None:
     violations = axe_violations(page, source)
     assert violations == [], f"axe-core violations in state {state!r}:\n{json.dumps(violations, indent=2)}"

@@ -23,7 +23,7 @@ import pytest
 from tests.conftest import example
 from tests.e2e.oidc_idp import IdP, serve_idp
 from tests.e2e.open_page import Browsers, Person, assert_accessible, axe_source, error_summary, plain_chromium, tab_to
-from tests.e2e.recipient_fixtures import RecipientGateway, recipient_gateway
+from tests.e2e.recipient_fixtures import SENDER_NAME, SENDER_ORG_NAME, RecipientGateway, recipient_gateway
 from tests.test_cli import call, serve
 
 SUBJECT = "CASE-2026-0412"
@@ -42,8 +42,9 @@ UK_TIME = re.compile(
 #: Pages the 14-entry report may take on A4 ("a few": it took 11 before issue 13, 5 before the console's print
 #: styles for its tables and appendix).
 MAX_REPORT_PAGES = 4
-#: The same report as the API's own HTML page prints it (its inline print CSS, gateway/audit_report.py).
-MAX_API_REPORT_PAGES = 6
+#: The same report as the API's own HTML page prints it: the same CSS (audit_report.REPORT_CSS, inline there and
+#: console/report.css here), so no more pages than the console (it took 6 while each had its own print CSS).
+MAX_API_REPORT_PAGES = MAX_REPORT_PAGES
 
 
 @pytest.fixture(scope="module")
@@ -150,6 +151,9 @@ def test_auditor_searches_reads_the_report_and_the_charts(
     table = page.locator("#results-table").inner_text()
     assert "Downloaded" in table and "Share revoked" in table and UK_TIME.search(table)
     assert "Receipt acknowledged" in table
+    # People by name (the API's names beside the ledger's IDs), with the ID that tells them apart (issue 13).
+    assert f"{SENDER_NAME}, {SENDER_ORG_NAME} (pat)" in table
+    assert "Alice Able, Hereford MASH (alice)" in table and "To Alice Able, Hereford MASH (alice)" in table
     assert_accessible(page, axe, "search results")
     # By practitioner and recipient, and a period that holds nothing.
     page.get_by_label("Subject reference", exact=True).fill("")
@@ -204,6 +208,8 @@ def test_auditor_searches_reads_the_report_and_the_charts(
     # Follow-up shares with the same reasons point to the first instead of printing them again.
     assert text.count("Rule 7 — Record") == 2 and text.count("The same answers, word for word") == 3
     assert "Appendix: verification details" in text
+    assert f"{SENDER_NAME} (practitioner, {SENDER_ORG_NAME}; ID pat)" in text
+    assert "Alice Able (Hereford MASH; ID alice)" in text and "Bob Baker (ID bob) (2 times)" in text
     assert page.locator("#report-body h1").inner_text() == f"Subject report: {SUBJECT}"
     assert_accessible(page, axe, "subject report")
     # Nothing wider than the paper (A4 less the margins is about 695 CSS pixels): a table cut at the edge
@@ -234,6 +240,7 @@ def test_auditor_searches_reads_the_report_and_the_charts(
     api_page.close()
     print(f"the same report as served by GET /api/v1/ledger/report: {api_pages} A4 pages")
     assert 1 < api_pages <= MAX_API_REPORT_PAGES, api_pages
+    assert api_pages <= pages, (api_pages, pages)  # as compact as the console's
 
     # Oversight statistics: charts, their tables, CSV.
     page.locator("#nav-stats").click()

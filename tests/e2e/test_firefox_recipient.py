@@ -36,6 +36,7 @@ from tests.conftest import require_tool
 from tests.e2e.bidi import Tab, launch
 from tests.e2e.conftest import EXTENSION
 from tests.e2e.firefox_addon import ADDON_ID, options_sign_in
+from tests.e2e.open_page import assert_accessible_bidi, axe_source
 from tests.e2e.recipient_fixtures import (
     PASSPHRASE,
     READ_KEYRING_JS,
@@ -186,6 +187,7 @@ async def test_recipient_sets_up_opens_downloads_and_acknowledges_in_firefox(
             await tab.click("#refresh")
             await tab.wait_for("() => document.querySelector('#state').dataset.state === 'active'", what="approval")
             assert "Active" in (await state_of(tab))[1]
+            await assert_accessible_bidi(tab, axe_source(), "keys page: an approved key")
 
             # (4) A practitioner shares an e-mail with text and HTML bodies and an attachment.
             payload = mime_from_extension(
@@ -257,6 +259,7 @@ async def test_recipient_sets_up_opens_downloads_and_acknowledges_in_firefox(
             # The justification beside it.
             why = await inbox.call("() => document.querySelector('.share-why').innerText")
             assert "Public task" in why and "Children Act 1989 s47" in why, why
+            await assert_accessible_bidi(inbox, axe_source(), "a share open beside its justification")
             # The attachment, downloaded by Firefox into the download folder: the very bytes that were sent.
             links = await inbox.call(
                 "() => [...document.querySelectorAll('#attachments a')].map(a => [a.textContent, a.download])"

@@ -18,6 +18,7 @@ import pyrage
 import pytest
 
 from tests.conftest import example, require_tool
+from tests.e2e.open_page import assert_accessible, axe_source
 from tests.e2e.panel import fill, open_panel, settle
 from tests.e2e.recipient_fixtures import (
     PASSPHRASE,
@@ -101,6 +102,8 @@ def test_enrol_approve_share_from_webmail_and_open(
     keys.get_by_label("Type the passphrase again").fill("short")
     keys.get_by_role("button", name="Create my key and ask for approval").click()
     assert "too short" in keys.get_by_role("alert").first.inner_text()
+    assert keys.get_by_label("Choose a passphrase").get_attribute("aria-invalid") == "true"
+    assert_accessible(keys, axe_source(), "keys page: set-up form with a refused passphrase")
     keys.get_by_label("Choose a passphrase").fill(PASSPHRASE)
     keys.get_by_label("Type the passphrase again").fill(PASSPHRASE + " ")
     keys.get_by_role("button", name="Create my key and ask for approval").click()
@@ -110,6 +113,7 @@ def test_enrol_approve_share_from_webmail_and_open(
     keys.get_by_role("button", name="Create my key and ask for approval").click()
     keys.wait_for_selector('#state[data-state="pending"]', timeout=30000)
     assert "Waiting for approval" in keys.locator("#state").inner_text()
+    assert_accessible(keys, axe_source(), "keys page: waiting for approval")
 
     # Only the locked file and the public key are stored; only the public key reached the gateway.
     stored = alice.keyring()
@@ -148,6 +152,7 @@ def test_enrol_approve_share_from_webmail_and_open(
     assert cells[3] == "Identity, Health (special category), Safeguarding concern"
     assert cells[6] == "New: ready to open"
     assert cells[7] == "CASE-2026-0412" and cells[8] == share_id
+    assert_accessible(inbox, axe_source(), "inbox: locked, one share listed")
     row.get_by_role("button", name="Open").click()
     inbox.get_by_text("Unlock your keys to open this share.").wait_for()
     unlock(inbox)
@@ -166,6 +171,7 @@ def test_enrol_approve_share_from_webmail_and_open(
     srcdoc = inbox.locator("#message-body").get_attribute("srcdoc")
     assert "default-src 'none'" in srcdoc and "<script" not in srcdoc.lower()
     assert f"{SENDER_NAME} ({SENDER_ORG_NAME})" in inbox.locator("#share-facts").inner_text()
+    assert_accessible(inbox, axe_source(), "a share open beside its justification")
     # Escrow is off by default: the share's ledger entry says so.
     assert gw.ledger_share_entry(share_id)["escrow"] is None
     # Back in the inbox, the share she has opened is no longer "New".
@@ -190,6 +196,7 @@ def test_wrong_passphrase_is_refused_then_the_right_one_opens(gw: RecipientGatew
     assert alert.get_attribute("role") == "alert"
     assert inbox.locator("#message").is_hidden() and inbox.locator("#unlocked").is_hidden()
     assert inbox.get_by_label("Passphrase", exact=True).get_attribute("aria-invalid") == "true"
+    assert_accessible(inbox, axe_source(), "inbox: wrong passphrase refused")
     assert bea.keyring() == before  # nothing changed
     unlock(inbox)
     inbox.wait_for_selector("#message:not([hidden])", timeout=30000)
@@ -513,6 +520,8 @@ def test_pages_are_labelled_and_keyboard_operable(gw: RecipientGateway, enrolled
     fresh = profiles.new("nobody").open("recipient/keys.html")  # the set-up form, not signed in
     assert fresh.locator("#setup").is_visible() and "Not signed in" in fresh.locator("#who").inner_text()
     assert fresh.evaluate(UNNAMED) == []
+    assert_accessible(fresh, axe_source(), "keys page: not signed in")
+    assert_accessible(keys, axe_source(), "keys page: an approved key")
     options = hal.context.new_page()
     options.goto(hal.url("options/options.html"))
     options.get_by_role("link", name="Set up receiving").click()
@@ -537,6 +546,7 @@ def test_pages_are_labelled_and_keyboard_operable(gw: RecipientGateway, enrolled
     tab_to(page, "e.id === 'ack-go'")
     page.keyboard.press("Enter")
     page.get_by_text("You marked this received and actioned on").wait_for(timeout=15000)
+    assert_accessible(page, axe_source(), "a share acknowledged")
 
 
 def test_only_a_recipient_sign_in_sets_up_and_a_rejection_is_shown(gw: RecipientGateway, profiles: Profiles) -> None:

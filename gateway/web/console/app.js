@@ -503,20 +503,34 @@ function searchQuery() {
   return q;
 }
 
-function describeEntry(entry) {
+/**
+ * A person or team by name, with the ID that tells two people of the same name apart and that every record uses:
+ * "Pat Jones, Hereford Primary School (pat)". `people` is the API's names beside the ledger's IDs; an ID it does
+ * not name is shown as it is, with the organisation ID the entry holds.
+ */
+function named(id, people, org) {
+  const known = people?.[id] ?? {};
+  const orgName = known.org_name ?? org;
+  if (!known.name || known.name === id) return orgName ? `${id} (${orgName})` : id;
+  return `${known.name}${orgName ? `, ${orgName}` : ""} (${id})`;
+}
+
+function describeEntry(entry, people) {
   const parts = [];
   if (entry.purpose?.code) parts.push(words.purpose(entry.purpose.code));
   if (entry.kind === "decision" && entry.decision) parts.push(entry.decision === "not_share" ? "Decided not to share" : "Decided to share");
-  const recips = (entry.recipients ?? []).map((r) => r.id ?? r.address).filter(Boolean);
+  const recips = (entry.recipients ?? []).map((r) => (r.id ? named(r.id, people, r.org) : r.address)).filter(Boolean);
   if (recips.length) parts.push(`To ${recips.join(", ")}`);
   if (entry.reason) parts.push(`Reason: ${entry.reason}`);
   if (entry.share_id) parts.push(`Share ${entry.share_id}`);
   return parts.join(". ");
 }
 
-function resultRow(item) {
+function resultRow(item, people) {
   const e = item.entry ?? {};
-  const actor = e.actor ? `${e.actor.name ?? e.actor.sub}${e.actor.org ? ` (${e.actor.org})` : ""}` : "The gateway";
+  // The name the entry itself recorded for this decision (the token's, then) comes before the API's.
+  const recorded = e.actor?.name ? { [e.actor.sub]: { ...people[e.actor.sub], name: e.actor.name } } : people;
+  const actor = e.actor ? named(e.actor.sub, recorded, e.actor.org) : "The gateway";
   const subjects = el("td", { class: "govuk-table__cell" });
   (e.subjects ?? []).forEach((s, i) => {
     if (i) subjects.append(", ");
@@ -529,7 +543,7 @@ function resultRow(item) {
     el("td", { class: "govuk-table__cell", text: kindWords(item.kind) }),
     el("td", { class: "govuk-table__cell", text: actor }),
     subjects,
-    el("td", { class: "govuk-table__cell", text: describeEntry(e) || "—" }),
+    el("td", { class: "govuk-table__cell", text: describeEntry(e, people) || "—" }),
   );
 }
 
@@ -546,7 +560,7 @@ async function runSearch(ev, more = false) {
     if (searchCursor) q.set("cursor", searchCursor);
     say("Searching…");
     const page = await api(`/api/v1/ledger?${q}`, { fields: SEARCH_FIELDS });
-    for (const item of page.entries) $("results-rows").append(resultRow(item));
+    for (const item of page.entries) $("results-rows").append(resultRow(item, page.people ?? {}));
     searchCursor = page.next_cursor;
     const count = $("results-rows").children.length;
     $("results").hidden = false;

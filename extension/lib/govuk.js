@@ -1,10 +1,10 @@
 /**
- * The GOV.UK Design System's form markup (govuk-frontend, compiled into ../vendor/govuk-frontend.min.css), built
- * with elements rather than markup strings, for the panel and the views it places. One place for the class names
- * and structure the styles need (a radio's input before its label inside govuk-radios__item, so the styled
- * control works), so a view only says what it asks.
+ * The GOV.UK Design System's markup (govuk-frontend, compiled into ../vendor/govuk-frontend.min.css), built with
+ * elements rather than markup strings, for every extension page: the share panel and the views it places, and the
+ * recipient's inbox and keys pages. One place for the class names and structure the styles need (a radio's input
+ * before its label inside govuk-radios__item, so the styled control works), so a view only says what it asks.
  */
-import { el } from "../lib/page.js";
+import { el } from "./page.js";
 
 /** A field's label: bold (--s), as the panel's questions are one among many on a page. */
 export const label = (forId, text, extra = "") => el("label", { class: `govuk-label govuk-label--s ${extra}`.trim(), for: forId, text });
@@ -75,4 +75,35 @@ export function markInvalid(input, on) {
 /** A form group in the error state (the red bar at its side) while its message is shown. */
 export function markGroup(group, on) {
   group?.classList.toggle("govuk-form-group--error", on);
+}
+
+/**
+ * A summary list (the Design System's key/value list) from [label, value] pairs; values may be nodes, and empty
+ * values are left out, so a share without (say) a Cc line shows no empty row.
+ */
+export function summaryList(pairs, attrs = {}) {
+  const dl = el("dl", { ...attrs, class: `govuk-summary-list ${attrs.class ?? ""}`.trim() });
+  for (const [key, value] of pairs) {
+    if (value === null || value === undefined || value === "") continue;
+    dl.append(
+      el("div", { class: "govuk-summary-list__row" }, el("dt", { class: "govuk-summary-list__key", text: key }), el("dd", { class: "govuk-summary-list__value" }, value)),
+    );
+  }
+  return dl;
+}
+
+/** A details component (a summary the person opens to see more): `attrs` on the details, `children` inside it. */
+export function details(attrs, summary, ...children) {
+  return el(
+    "details",
+    { ...attrs, class: `govuk-details ${attrs.class ?? ""}`.trim() },
+    el("summary", { class: "govuk-details__summary" }, el("span", { class: "govuk-details__summary-text", text: summary })),
+    el("div", { class: "govuk-details__text" }, ...children),
+  );
+}
+
+/** A form group holding a labelled textarea ({id, label, rows, maxlength}); returns [group, textarea]. */
+export function textareaField({ id, label: text, rows = 3, maxlength = 4000 }) {
+  const area = el("textarea", { class: "govuk-textarea", id, rows: String(rows), maxlength: String(maxlength) });
+  return [el("div", { class: "govuk-form-group" }, label(id, text), area), area];
 }
