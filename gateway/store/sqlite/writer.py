@@ -15,7 +15,6 @@ import asyncio
 import queue
 import sqlite3
 import threading
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -101,79 +100,11 @@ def _post(loop: asyncio.AbstractEventLoop, items: list[_Item]) -> None:
         pass  # the caller's loop is closed: nobody is waiting any more
 
 
-#: The writer connection's own automatic checkpoint, in WAL pages: only a backstop, far above what the background
-#: checkpointer (`_Checkpointer`) lets the WAL reach, so the WAL stays bounded if that thread cannot keep up.
-BACKSTOP_AUTOCHECKPOINT = 10_000
-
-
-class _Checkpointer:
-    """Copies the WAL back into the database file from its own thread and connection (PASSIVE checkpoints).
-
-    Why (issue 15): with SQLite's automatic checkpoint (every 1,000 WAL pages), the COMMIT that crosses the
-    threshold also copies those pages into the database file and fsyncs it, inside the writer thread: the one
-    serial stage of every write waits for a second fsync and a few MiB of writes every few thousand appends. A
-    PASSIVE checkpoint needs no write lock, so here it runs beside the writer's batches instead. Durability is
-    unchanged: a commit is durable once its WAL frames are fsynced (`synchronous=FULL`), whoever checkpoints
-    later; a crash mid-checkpoint is recovered from the WAL as before. It runs at most every `interval` seconds
-    and only after a commit (`poke`), so an idle store does no I/O; a failure (disk full, I/O error) is left to
-    the next attempt, and the writer's own backstop autocheckpoint bounds the WAL meanwhile."""
-
-    def __init__(self, path: Path, interval: float) -> None:
-        self._path = path
-        self._interval = interval
-        self._wake = threading.Event()
-        self._stop = False
-        self._thread = threading.Thread(target=self._run, name="safeshare-sqlite-checkpointer", daemon=True)
-        self._thread.start()
-
-    def poke(self) -> None:
-        """Called by the writer after each commit: there are WAL frames to copy back."""
-        self._wake.set()
-
-    def close(self) -> None:
-        self._stop = True
-        self._wake.set()
-        self._thread.join()
-
-    def _run(self) -> None:
-        conn: sqlite3.Connection | None = None
-        try:
-            while True:
-                self._wake.wait()
-                if self._stop:
-                    return
-                self._wake.clear()
-                try:
-                    if conn is None:
-                        conn = _connect(self._path)
-                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-                except sqlite3.Error:
-                    pass  # e.g. a full disk: the next commit pokes again; the writer's backstop bounds the WAL
-                deadline = time.monotonic() + self._interval
-                while not self._stop and (left := deadline - time.monotonic()) > 0:
-                    time.sleep(min(left, 0.05))
-        finally:
-            if conn is not None:
-                conn.close()
-
-
 class Writer:
     """A dedicated thread that owns the only write connection and group-commits queued operations."""
 
-    def __init__(
-        self,
-        path: Path,
-        max_batch: int = 256,
-        ledger_mac_key: bytes | None = None,
-        checkpoint_interval: float | None = 0.25,
-    ) -> None:
-        """`checkpoint_interval`: seconds between background WAL checkpoints (`_Checkpointer`); None leaves them
-        to SQLite's automatic checkpoint inside the writer's commits."""
+    def __init__(self, path: Path, max_batch: int = 256, ledger_mac_key: bytes | None = None) -> None:
         self._conn = _connect(path, ledger_mac_key)
-        self._checkpointer: _Checkpointer | None = None
-        if checkpoint_interval is not None:
-            self._conn.execute(f"PRAGMA wal_autocheckpoint={BACKSTOP_AUTOCHECKPOINT}")
-            self._checkpointer = _Checkpointer(path, checkpoint_interval)
         self._queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
         self._max_batch = max_batch
         #: False from a batch the database failed (disk full, I/O error, busy) until one commits again:
@@ -201,8 +132,6 @@ class Writer:
     def close(self) -> None:
         self._queue.put(None)
         self._thread.join()
-        if self._checkpointer is not None:
-            self._checkpointer.close()
         self._conn.close()
 
     def _run(self) -> None:
@@ -382,8 +311,6 @@ class Writer:
                 fut.set_exception(err)
             return
         self.healthy = not degraded
-        if self._checkpointer is not None:
-            self._checkpointer.poke()
         for fut, ok, value in results:
             if ok:
                 fut.set_result(value)
