@@ -154,8 +154,13 @@ def test_database_option_and_environment_choose_the_store(
 
 
 def _fill_to_the_limit(store: SQLiteStore) -> None:
-    """SQLite's own fault: the writer's connection may not grow the file past its current size."""
+    """SQLite's own fault: the writer's connection may not grow the file past its current size.
+
+    VACUUM first: free pages inside the file (left by a migration that drops an index) would take a write
+    without growing it."""
     conn = store._writer._conn
+    conn.execute("VACUUM")
+    assert int(conn.execute("PRAGMA freelist_count").fetchone()[0]) == 0
     pages = int(conn.execute("PRAGMA page_count").fetchone()[0])
     conn.execute(f"PRAGMA max_page_count={pages}")
 

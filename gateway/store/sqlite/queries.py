@@ -44,7 +44,7 @@ from ..audit import (
     fts_query,
 )
 from ..models import LedgerRow
-from .schema import STATS_INDEXES
+from .schema import SHARE_INDEX, STATS_INDEXES
 from .tree import TreeReader
 
 T = TypeVar("T")
@@ -427,7 +427,9 @@ def verify_inclusions(
 #: Indexes for the schema owner to add (the schema lives in sqlite.py, not here): with them `stats` reads
 #: dense index pages instead of multi-kilobyte rows (bench/bench_ledger_queries.py measures both ways). The
 #: queries below are written so that SQLite picks them up when they exist and stay correct when they don't.
-RECOMMENDED_INDEXES = STATS_INDEXES  # part of the schema since version 2
+#: Part of the schema: the month index since version 2, the share index since 7 (which replaced step 2's
+#: `ledger_by_kind_share`).
+RECOMMENDED_INDEXES = (STATS_INDEXES[0], SHARE_INDEX)
 _MONTH = "substr(d.time, 1, 7)"
 
 
@@ -531,7 +533,7 @@ _AWAITING_APPROVAL = (
 
 
 async def awaiting_approval(conn: aiosqlite.Connection, share_id: str) -> bool:
-    """Whether a share is held for approval: one seek on `ledger_by_share` (every fetch asks)."""
+    """Whether a share is held for approval: one seek on `ledger_by_share_kind` (every fetch asks)."""
     rows = await _fetch(
         conn,
         f"SELECT 1 FROM ledger AS d WHERE d.share_id = ? AND {_AWAITING_APPROVAL} LIMIT 1",  # noqa: S608
@@ -663,7 +665,7 @@ async def stats(
     for m, policy_id, n in rows:
         add(month(m), "policy", policy_id, n)
 
-    # Driven by the (few) revocations, each joined to its share (with `ledger_by_kind_share` both steps are
+    # Driven by the (few) revocations, each joined to its share (with `ledger_by_share_kind` both steps are
     # index seeks and only the share's row is read); a share is revoked at most once, but DISTINCT keeps the
     # count right even if a later version records more than one revoke per share.
     rows = await _fetch(
