@@ -372,7 +372,11 @@ async def build_pg(dsn: str, db: Path, n: int, appended: int, reuse: bool) -> tu
             conn = await asyncpg.connect(url)
             try:
                 if await pg_count(conn) == n:
-                    await pg_migrate(conn)  # a reused database gets this code's new migration steps
+                    t = time.perf_counter()
+                    before, after = await pg_migrate(conn)  # a reused database gets this code's new steps
+                    if after > before:
+                        secs = time.perf_counter() - t
+                        print(f"  PostgreSQL: migrated from step {before} to {after} in {secs:.0f} s")
                     await conn.execute("ANALYZE")
                     return url, 0.0
             finally:
@@ -454,6 +458,14 @@ async def check_same_rows(conn: Any, db: Path, upto: int) -> None:
         for idx, words in fts_words(rows):
             theirs_fts[idx] = await conn.fetchval("SELECT array_to_tsvector($1::text[])::text", words)
     assert fts == theirs_fts, "ledger_fts differs"
+    words = sorted(tuple(r) for r in await conn.fetch("SELECT word, idx FROM ledger_words"))
+    assert words == sorted(
+        tuple(r)
+        for r in await conn.fetch(
+            "SELECT w.word, f.idx FROM ledger_fts f CROSS JOIN LATERAL unnest(tsvector_to_array(f.description))"
+            " AS w (word)"
+        )
+    ), "ledger_words differs from ledger_fts's words"
     tree_pg = await conn.fetchrow("SELECT size, state FROM ledger_tree WHERE id = 0")
     assert int(tree_pg[0]) == upto
 
@@ -499,6 +511,11 @@ async def copy_rest(conn: Any, db: Path, lo: int) -> None:
     for rows in sqlite_rows(db, "SELECT idx, entry FROM ledger WHERE idx >= ?", (lo,)):
         await conn.copy_records_to_table("fts_words", records=fts_words(rows))
     await conn.execute("INSERT INTO ledger_fts (idx, description) SELECT idx, array_to_tsvector(words) FROM fts_words")
+    # The same words by (word, idx), as the store's append writes them beside the tsvector (PostgreSQL only).
+    await conn.execute(
+        "INSERT INTO ledger_words (word, idx) SELECT w.word, f.idx FROM fts_words f CROSS JOIN LATERAL unnest(f.words)"
+        " AS w (word)"
+    )
     await conn.execute("DROP TABLE fts_words")
     for rows in sqlite_rows(db, "SELECT size, state FROM ledger_tree WHERE id = 0"):
         await conn.execute("UPDATE ledger_tree SET size = $1, state = $2 WHERE id = 0", int(rows[0][0]), rows[0][1])
@@ -515,6 +532,8 @@ async def check_counts(conn: Any, db: Path) -> None:
             a = int(await conn.fetchval(f"SELECT count(*) FROM {table}"))
             b = int(lite.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
             assert a == b, f"{table}: {a} rows on PostgreSQL, {b} on SQLite"
+        words = await conn.fetchval("SELECT count(*) FROM ledger_words")
+        assert words == await conn.fetchval("SELECT sum(length(description)) FROM ledger_fts"), "ledger_words"
         a_tree = tuple(await conn.fetchrow("SELECT size, state FROM ledger_tree WHERE id = 0"))
         b_tree = lite.execute("SELECT size, state FROM ledger_tree WHERE id = 0").fetchone()
         assert (int(a_tree[0]), bytes(a_tree[1])) == (int(b_tree[0]), bytes(b_tree[1])), "tree state differs"
@@ -1030,6 +1049,12 @@ def main() -> None:
     ap.add_argument("--only", help="comma-separated substrings: time only the queries whose names contain one")
     ap.add_argument("--http", action="store_true", help="also measure through a SQLite gateway process (HTTP)")
     ap.add_argument("--keep-pg", action="store_true", help="keep the PostgreSQL database (kept with --home anyway)")
+    ap.add_argument(
+        "--fresh-pg",
+        action="store_true",
+        help="fill the PostgreSQL database again even if --home has one (a fill made by this code's migrations:"
+        " e.g. entries compressed as the latest step compresses them, which a migrated database's old rows are not)",
+    )
     args = ap.parse_args()
     PG_DATABASE = args.pg_database
     tmp = None
@@ -1044,7 +1069,9 @@ def main() -> None:
     if secs:
         print(f"  SQLite build: {secs:.0f} s ({args.entries / secs:,.0f} entries/s through the writer's append path)")
     print(f"  SQLite file: {settings.db_path.stat().st_size / 1e9:.2f} GB (in the OS page cache once read)")
-    pg_url, pg_secs = asyncio.run(build_pg(args.dsn, settings.db_path, args.entries, args.pg_appended, reuse))
+    pg_url, pg_secs = asyncio.run(
+        build_pg(args.dsn, settings.db_path, args.entries, args.pg_appended, reuse and not args.fresh_pg)
+    )
     if pg_secs:
         print(f"  PostgreSQL fill: {pg_secs:.0f} s")
     table = Table(args.tolerance, args.floor_ms, args.only)

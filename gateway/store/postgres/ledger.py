@@ -88,6 +88,8 @@ WITH entry AS (
     SELECT a, v, $1, $20 FROM unnest($18::text[], $19::int[]) AS t (a, v)
 ), fts AS (
     INSERT INTO ledger_fts (idx, description) SELECT $1, array_to_tsvector($21::text[]) WHERE $21 IS NOT NULL
+), words AS (
+    INSERT INTO ledger_words (word, idx) SELECT unnest($21::text[]), $1
 ), nodes AS (
     INSERT INTO ledger_nodes (level, idx, hash) SELECT * FROM unnest($22::int[], $23::bigint[], $24::bytea[])
 )
