@@ -720,7 +720,12 @@ async def test_pg_steps_6_and_7_migrate_an_existing_database(
             finally:
                 await old.close()
         conn = await asyncpg.connect(dsn)
+        role = "safeshare_app_" + os.urandom(4).hex()
         try:
+            # The application role as the owner granted it then (no ledger_words yet): it must still append after.
+            await conn.execute(f'CREATE ROLE "{role}" LOGIN')
+            tables = ", ".join(pg_schema._V1_APPEND_ONLY_TABLES)
+            await conn.execute(pg_schema.APP_ROLE_SQL.format(role=f'"{role}"', schema="public", ledger_tables=tables))
             assert await conn.fetchval("SELECT to_regclass('ledger_words')") is None
             if how == "safeshare migrate":
                 assert await asyncio.to_thread(stores.migrate, dsn) == (5, pg_schema.SCHEMA_VERSION)
@@ -745,7 +750,15 @@ async def test_pg_steps_6_and_7_migrate_an_existing_database(
             assert await conn.fetchval(compression, len(entries) - 1) == "pglz"  # as it was written
             lz4 = await pg_schema.lz4_available(conn)
             assert await conn.fetchval(compression, len(entries)) == ("lz4" if lz4 else "pglz")
+            app = await open_url(dsn.replace("postgres@", f"{role}@", 1))
+            try:
+                assert await app.record(entry()) == len(entries) + len(later)
+            finally:
+                await app.close()
+            assert await conn.fetchval("SELECT count(*) FROM ledger_words WHERE idx = $1", len(entries) + len(later))
         finally:
+            await conn.execute(f'DROP OWNED BY "{role}"')
+            await conn.execute(f'DROP ROLE "{role}"')
             await conn.close()
     async with open_store("sqlite", tmp_path) as lite:
         for e in entries + later:

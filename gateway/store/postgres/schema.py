@@ -461,7 +461,8 @@ async def _entries_lz4(conn: Any) -> None:
 #: is that doclist: a page of one word, at any cursor, is a backward range scan of 50 index entries, exactly as
 #: the subject or organisation side tables give theirs (measured at 1M entries: a rare word 3.6x and a paged
 #: word walk 3.25x SQLite's before). `ledger_fts` stays for prefix searches (`'pre':*`), which GIN answers well.
-#: Append-only like the other side tables. Existing entries' words are filled from `ledger_fts` in the step
+#: Append-only like the other side tables, and granted to whoever may append to `ledger_fts` (an application role
+#: set up before the upgrade keeps working). Existing entries' words are filled from `ledger_fts` in the step
 #: (keys added after the fill: one index build and one foreign-key check instead of one per row).
 _LEDGER_WORDS = """
 CREATE TABLE ledger_words (
@@ -477,6 +478,21 @@ CREATE TRIGGER ledger_words_append_only BEFORE UPDATE OR DELETE ON ledger_words
     FOR EACH ROW EXECUTE FUNCTION safeshare_append_only();
 CREATE TRIGGER ledger_words_no_truncate BEFORE TRUNCATE ON ledger_words
     FOR EACH STATEMENT EXECUTE FUNCTION safeshare_append_only();
+-- Whoever may append to ledger_fts (the application role of `app_role_sql`, granted by the owner after an earlier
+-- migrate) may append here too: otherwise every append would fail on this table after the upgrade.
+DO $$
+DECLARE
+    grantee TEXT;
+BEGIN
+    FOR grantee IN
+        SELECT DISTINCT CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE a.grantee::regrole::text END
+        FROM pg_class c CROSS JOIN LATERAL aclexplode(c.relacl) a
+        WHERE c.oid = 'ledger_fts'::regclass AND a.privilege_type = 'INSERT' AND a.grantee <> c.relowner
+    LOOP
+        EXECUTE format('GRANT SELECT, INSERT ON ledger_words TO %s', grantee);
+    END LOOP;
+END
+$$;
 """
 
 
