@@ -643,7 +643,8 @@ async def test_time_band_same_answers(tmp_path: Path, monkeypatch: pytest.Monkey
 
 @pytest.mark.parametrize("rare_text", [-1, 10**9])
 async def test_text_plans_same_answers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rare_text: int) -> None:
-    """PostgreSQL picks a page's plan for a full-text search: a whole word drives the page from `ledger_words`
+    """PostgreSQL picks a page's plan for a full-text search (and for a side table with ledger columns, forced
+    to be driven from the side table or not with the prefix plans): a whole word drives the page from `ledger_words`
     (other words and prefixes probed at each match), and a search of prefixes only goes by the estimated matches
     (`_rare_text`): GIN matches first for a rare prefix, a walk of `ledger_fts` with a lookup per match for a
     common one. Here every word is rare (240 entries), so each prefix plan is forced in turn on the same searches,
@@ -653,6 +654,9 @@ async def test_text_plans_same_answers(tmp_path: Path, monkeypatch: pytest.Monke
 
     monkeypatch.setattr(pg_queries, "RARE_TEXT", rare_text)
     monkeypatch.setattr(pg_queries, "_RARITY", {})
+    # And a side table with ledger columns: driven from the side table every time, or never (`_broad_columns`).
+    monkeypatch.setattr(pg_queries, "BROAD_COLUMNS", 0.0 if rare_text < 0 else 2.0)
+    monkeypatch.setattr(pg_queries, "_BREADTH", {})
     filters = [
         AuditFilter(text=fts_query("neglect")),
         AuditFilter(text=fts_query("severine school")),
@@ -666,6 +670,10 @@ async def test_text_plans_same_answers(tmp_path: Path, monkeypatch: pytest.Monke
         AuditFilter(text=fts_query("neglect school severine"), kind="share"),
         AuditFilter(text=fts_query("e-mail"), purpose="emergency"),
         AuditFilter(text=fts_query("neglect"), time_from="2026-02-01T00:00:00Z", time_to="2026-03-01T00:00:00Z"),
+        AuditFilter(org=ORGS[1], decision="share", time_from="2026-01-10T00:00:00Z", time_to="2026-04-01T00:00:00Z"),
+        AuditFilter(subject="C-2", kind="share", purpose="safeguarding"),
+        AuditFilter(text=fts_query("neglect"), org=ORGS[0], decision="share", scope=ORGS[0]),
+        AuditFilter(recipient="dave", kind="fetch", practitioner="bob"),
     ]
     answers = []
     for backend in BACKENDS:
