@@ -136,11 +136,16 @@ def _filter(f: AuditFilter, q: _Sql, band: str = "", skip: str | None = None) ->
         if value is not None and field != skip:
             _join(q, table, column, value, band)
     if f.text is not None and skip != "text":
-        query = tsquery(f.text)
-        if query is None:
+        # Probes of this entry's words (`ledger_words`' primary key, `ledger_fts`'s for prefixes): the page is
+        # driven by a side table here, one entry at a time.
+        words, prefixes = terms(f.text)
+        if not words and not prefixes:
             q.add("false")
-        words = q.arg(query)
-        q.add(f"l.idx IN (SELECT x.idx FROM ledger_fts x WHERE x.description @@ {words}::tsquery{band})")  # noqa: S608
+        for word in dict.fromkeys(words):
+            q.add(f"EXISTS (SELECT 1 FROM ledger_words w WHERE w.word = {q.arg(word)} AND w.idx = l.idx)")  # noqa: S608
+        if prefixes:
+            query = q.arg(" & ".join(f"'{p}':*" for p in prefixes))
+            q.add(f"EXISTS (SELECT 1 FROM ledger_fts z WHERE z.idx = l.idx AND z.description @@ {query}::tsquery)")  # noqa: S608
     for field, column in _COLUMNS:
         value = getattr(f, field)
         if value is not None:
@@ -323,10 +328,12 @@ async def _page(
     if broad or all(getattr(f, field) is None for field in _LEDGER_COLUMNS):
         driver = next(((fd, t, c) for fd, t, c in _SIDE if getattr(f, fd) is not None), None)
     skip: str | None
-    if driver is not None and broad:
-        # Broad ledger-column conditions too (`_broad_columns`): the side table still drives, and each of its
-        # entries is looked up with those conditions in a LATERAL sub-select (`OFFSET 0` keeps the order: the
-        # side table's index range, whatever a generic plan would guess).
+    if driver is not None:
+        # Each of the side table's entries in the band, in idx order, is looked up in `ledger` with the other
+        # conditions in a LATERAL sub-select (`OFFSET 0` keeps the order: the side table's index range, whatever a
+        # generic plan would guess). Why not a plain join: PostgreSQL merge-joined it against `ledger`'s primary
+        # key walked down from the newest entry, since the cursor bounded only the side table (measured at 1M
+        # entries: page 20 of one organisation read 25,576 ledger rows, 66 ms, where 50 lookups take 0.6 ms).
         field, table, column = driver
         _filter(f, q, band, field)
         source = (
@@ -335,13 +342,6 @@ async def _page(
         )
         q.conds = [f"x.{column} = {q.arg(getattr(f, field))}", f"x.idx >= {lo_arg}", f"x.idx < {hi_arg}"]
         key, skip = "x.idx", "all"
-    elif driver is not None:
-        field, table, column = driver
-        source, key = f"{table} x JOIN ledger l ON l.idx = x.idx", "x.idx"
-        q.add(f"x.{column} = {q.arg(getattr(f, field))}")
-        q.add(f"x.idx >= {lo_arg}")
-        q.add(f"x.idx < {hi_arg}")
-        skip = field
     elif f.text is not None and terms(f.text)[0]:
         # A whole word: the page is a range of `ledger_words`' (word, idx) index in idx order, as a side table's
         # (FTS5's doclist), each match looked up in `ledger` by primary key with the other conditions applied
