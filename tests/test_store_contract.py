@@ -25,7 +25,7 @@ from gateway.ledger.entry import KIND_EXPIRE, KIND_FETCH, KIND_REVOKE, share_eve
 from gateway.store import open_store as open_url
 from gateway.store.idempotency import IdempotencyHit, IdempotentWrite
 from gateway.store.models import Enrolment, Recipient, RecipientExists, Share, ShareRecipient, StoreError
-from tests.pg import fresh_database
+from tests.pg import append_as_before_ledger_words, fresh_database
 
 pg = pytest.importorskip("gateway.store.postgres")
 pg_schema = pytest.importorskip("gateway.store.postgres.schema")
@@ -701,7 +701,6 @@ async def test_pg_steps_6_and_7_migrate_an_existing_database(
     rewritten: step 6's docstring says why) and new ones are lz4 where the server has it."""
     import gateway.store as stores
     from gateway.store.audit import AuditFilter, fts_query
-    from gateway.store.postgres import ledger as pg_ledger
     from gateway.store.postgres import repository
 
     entries = [audit_entry(i) for i in range(120)] + [_big(entry())]
@@ -717,10 +716,7 @@ async def test_pg_steps_6_and_7_migrate_an_existing_database(
         with monkeypatch.context() as m:
             m.setattr(repository, "STEPS", pg_schema.STEPS[:5])
             m.setattr(repository, "SCHEMA_VERSION", 5)
-            # ... and its append, which wrote no `ledger_words` rows.
-            words_cte = "), words AS (\n    INSERT INTO ledger_words (word, idx) SELECT unnest($21::text[]), $1\n"
-            assert words_cte in pg_ledger._APPEND_SQL
-            m.setattr(pg_ledger, "_APPEND_SQL", pg_ledger._APPEND_SQL.replace(words_cte, ""))
+            append_as_before_ledger_words(m)  # ... and its append, which wrote no `ledger_words` rows
             old = await open_url(dsn)
             try:
                 for e in entries:
