@@ -9,17 +9,17 @@ on SQLite at 1M entries or better". One run of this bench:
    practitioners in 40 organisations, 600 recipients, three years of timestamps with the small out-of-order
    jitter concurrent requests produce) through the store's own append path (`gateway.store.sqlite.append_entry`
    inside a `LedgerBatch`, exactly as the writer thread appends: one executemany per table per 20,000 entries);
-2. fills a PostgreSQL ledger (its own database, made by the store's migrations) with the *same* entries: the
-   first `--pg-appended` (default 3,000) through the PostgreSQL store's own `append_entry` (one transaction per
-   500), the rest as a bulk load of the rows the SQLite store made (COPY of `ledger`, `ledger_subjects`,
-   `ledger_recipients`, `ledger_orgs`, `ledger_agreements`, `ledger_nodes`; `ledger_fts` built with the same
-   `array_to_tsvector(description_words(...))` the store's append uses; the tree state and the checkpoint
-   copied). The bulk load drops the secondary indexes the migrations made and recreates them from their own
-   definitions afterwards, with triggers off (`session_replication_role = replica`) during the COPY, then runs
-   `VACUUM ANALYZE` (what autovacuum would do to a live ledger). Before measuring, the bench checks that the
-   rows the PostgreSQL store's own append made for the first entries are byte-for-byte the rows the bulk load
-   derives from SQLite for them, and that every table has the same row count on both, so the bulk load is
-   known to produce exactly the store's rows;
+2. fills a PostgreSQL ledger (its own database, made by the store's migrations) with the *same* entries: the first
+   `--pg-appended` (default 3,000) through the PostgreSQL store's own `append_entry` (one transaction per 500), the
+   rest as a bulk load of the rows the SQLite store made (COPY of `ledger`, `ledger_subjects`, `ledger_recipients`,
+   `ledger_orgs`, `ledger_agreements`, `ledger_nodes`; `ledger_fts` built with the same
+   `array_to_tsvector(description_words(...))` the store's append uses, and `ledger_words` from the same words; the
+   tree state and the checkpoint copied). The bulk load drops the secondary indexes the migrations made and recreates
+   them from their own definitions afterwards, with triggers off (`session_replication_role = replica`) during the
+   COPY, then runs `VACUUM ANALYZE` (what autovacuum would do to a live ledger). Before measuring, the bench checks
+   that the rows the PostgreSQL store's own append made for the first entries are byte-for-byte the rows the bulk
+   load derives from SQLite for them, and that every table has the same row count on both, so the bulk load is known
+   to produce exactly the store's rows;
 3. times the same audit queries through each store's own query module (`gateway.store.sqlite.queries` over
    aiosqlite, `gateway.store.postgres.queries` over asyncpg), with the same values on both: every filter of
    GET /api/v1/ledger and full-text search (a page of 50), a paged walk (20 pages deep with the cursor), the
@@ -38,7 +38,8 @@ an in-process SQLite does not pay) slower. Not run in CI (the fill takes minutes
 Usage: python bench/bench_ledger_queries.py [--entries 1000000] [--home DIR] [--samples 15] [--reps 3]
        [--dsn postgresql://postgres@127.0.0.1:5432/postgres] [--require-parity] [--tolerance 1.25] [--http]
 `--home DIR` keeps the built SQLite ledger there and reuses it (and the PostgreSQL database
-`safeshare_bench_queries`, if it holds the same number of entries) on the next run.
+`safeshare_bench_queries`, if it holds the same number of entries, brought to the code's schema step) on the next
+run; `--fresh-pg` fills PostgreSQL again (a migrated database keeps its older entries' compression).
 """
 
 from __future__ import annotations
