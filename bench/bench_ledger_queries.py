@@ -9,17 +9,17 @@ on SQLite at 1M entries or better". One run of this bench:
    practitioners in 40 organisations, 600 recipients, three years of timestamps with the small out-of-order
    jitter concurrent requests produce) through the store's own append path (`gateway.store.sqlite.append_entry`
    inside a `LedgerBatch`, exactly as the writer thread appends: one executemany per table per 20,000 entries);
-2. fills a PostgreSQL ledger (its own database, made by the store's migrations) with the *same* entries: the
-   first `--pg-appended` (default 3,000) through the PostgreSQL store's own `append_entry` (one transaction per
-   500), the rest as a bulk load of the rows the SQLite store made (COPY of `ledger`, `ledger_subjects`,
-   `ledger_recipients`, `ledger_orgs`, `ledger_agreements`, `ledger_nodes`; `ledger_fts` built with the same
-   `array_to_tsvector(description_words(...))` the store's append uses; the tree state and the checkpoint
-   copied). The bulk load drops the secondary indexes the migrations made and recreates them from their own
-   definitions afterwards, with triggers off (`session_replication_role = replica`) during the COPY, then runs
-   `VACUUM ANALYZE` (what autovacuum would do to a live ledger). Before measuring, the bench checks that the
-   rows the PostgreSQL store's own append made for the first entries are byte-for-byte the rows the bulk load
-   derives from SQLite for them, and that every table has the same row count on both, so the bulk load is
-   known to produce exactly the store's rows;
+2. fills a PostgreSQL ledger (its own database, made by the store's migrations) with the *same* entries: the first
+   `--pg-appended` (default 3,000) through the PostgreSQL store's own `append_entry` (one transaction per 500), the
+   rest as a bulk load of the rows the SQLite store made (COPY of `ledger`, `ledger_subjects`, `ledger_recipients`,
+   `ledger_orgs`, `ledger_agreements`, `ledger_nodes`; `ledger_fts` built with the same
+   `array_to_tsvector(description_words(...))` the store's append uses, and `ledger_words` from the same words; the
+   tree state and the checkpoint copied). The bulk load drops the secondary indexes the migrations made and recreates
+   them from their own definitions afterwards, with triggers off (`session_replication_role = replica`) during the
+   COPY, then runs `VACUUM ANALYZE` (what autovacuum would do to a live ledger). Before measuring, the bench checks
+   that the rows the PostgreSQL store's own append made for the first entries are byte-for-byte the rows the bulk
+   load derives from SQLite for them, and that every table has the same row count on both, so the bulk load is known
+   to produce exactly the store's rows;
 3. times the same audit queries through each store's own query module (`gateway.store.sqlite.queries` over
    aiosqlite, `gateway.store.postgres.queries` over asyncpg), with the same values on both: every filter of
    GET /api/v1/ledger and full-text search (a page of 50), a paged walk (20 pages deep with the cursor), the
@@ -38,7 +38,8 @@ an in-process SQLite does not pay) slower. Not run in CI (the fill takes minutes
 Usage: python bench/bench_ledger_queries.py [--entries 1000000] [--home DIR] [--samples 15] [--reps 3]
        [--dsn postgresql://postgres@127.0.0.1:5432/postgres] [--require-parity] [--tolerance 1.25] [--http]
 `--home DIR` keeps the built SQLite ledger there and reuses it (and the PostgreSQL database
-`safeshare_bench_queries`, if it holds the same number of entries) on the next run.
+`safeshare_bench_queries`, if it holds the same number of entries, brought to the code's schema step) on the next
+run; `--fresh-pg` fills PostgreSQL again (a migrated database keeps its older entries' compression).
 """
 
 from __future__ import annotations
@@ -372,7 +373,11 @@ async def build_pg(dsn: str, db: Path, n: int, appended: int, reuse: bool) -> tu
             conn = await asyncpg.connect(url)
             try:
                 if await pg_count(conn) == n:
-                    await pg_migrate(conn)  # a reused database gets this code's new migration steps
+                    t = time.perf_counter()
+                    before, after = await pg_migrate(conn)  # a reused database gets this code's new steps
+                    if after > before:
+                        secs = time.perf_counter() - t
+                        print(f"  PostgreSQL: migrated from step {before} to {after} in {secs:.0f} s")
                     await conn.execute("ANALYZE")
                     return url, 0.0
             finally:
@@ -454,6 +459,14 @@ async def check_same_rows(conn: Any, db: Path, upto: int) -> None:
         for idx, words in fts_words(rows):
             theirs_fts[idx] = await conn.fetchval("SELECT array_to_tsvector($1::text[])::text", words)
     assert fts == theirs_fts, "ledger_fts differs"
+    words = sorted(tuple(r) for r in await conn.fetch("SELECT word, idx FROM ledger_words"))
+    assert words == sorted(
+        tuple(r)
+        for r in await conn.fetch(
+            "SELECT w.word, f.idx FROM ledger_fts f CROSS JOIN LATERAL unnest(tsvector_to_array(f.description))"
+            " AS w (word)"
+        )
+    ), "ledger_words differs from ledger_fts's words"
     tree_pg = await conn.fetchrow("SELECT size, state FROM ledger_tree WHERE id = 0")
     assert int(tree_pg[0]) == upto
 
@@ -499,6 +512,11 @@ async def copy_rest(conn: Any, db: Path, lo: int) -> None:
     for rows in sqlite_rows(db, "SELECT idx, entry FROM ledger WHERE idx >= ?", (lo,)):
         await conn.copy_records_to_table("fts_words", records=fts_words(rows))
     await conn.execute("INSERT INTO ledger_fts (idx, description) SELECT idx, array_to_tsvector(words) FROM fts_words")
+    # The same words by (word, idx), as the store's append writes them beside the tsvector (PostgreSQL only).
+    await conn.execute(
+        "INSERT INTO ledger_words (word, idx) SELECT w.word, f.idx FROM fts_words f CROSS JOIN LATERAL unnest(f.words)"
+        " AS w (word)"
+    )
     await conn.execute("DROP TABLE fts_words")
     for rows in sqlite_rows(db, "SELECT size, state FROM ledger_tree WHERE id = 0"):
         await conn.execute("UPDATE ledger_tree SET size = $1, state = $2 WHERE id = 0", int(rows[0][0]), rows[0][1])
@@ -515,6 +533,8 @@ async def check_counts(conn: Any, db: Path) -> None:
             a = int(await conn.fetchval(f"SELECT count(*) FROM {table}"))
             b = int(lite.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
             assert a == b, f"{table}: {a} rows on PostgreSQL, {b} on SQLite"
+        words = await conn.fetchval("SELECT count(*) FROM ledger_words")
+        assert words == await conn.fetchval("SELECT sum(length(description)) FROM ledger_fts"), "ledger_words"
         a_tree = tuple(await conn.fetchrow("SELECT size, state FROM ledger_tree WHERE id = 0"))
         b_tree = lite.execute("SELECT size, state FROM ledger_tree WHERE id = 0").fetchone()
         assert (int(a_tree[0]), bytes(a_tree[1])) == (int(b_tree[0]), bytes(b_tree[1])), "tree state differs"
@@ -1030,6 +1050,12 @@ def main() -> None:
     ap.add_argument("--only", help="comma-separated substrings: time only the queries whose names contain one")
     ap.add_argument("--http", action="store_true", help="also measure through a SQLite gateway process (HTTP)")
     ap.add_argument("--keep-pg", action="store_true", help="keep the PostgreSQL database (kept with --home anyway)")
+    ap.add_argument(
+        "--fresh-pg",
+        action="store_true",
+        help="fill the PostgreSQL database again even if --home has one (a fill made by this code's migrations:"
+        " e.g. entries compressed as the latest step compresses them, which a migrated database's old rows are not)",
+    )
     args = ap.parse_args()
     PG_DATABASE = args.pg_database
     tmp = None
@@ -1044,7 +1070,9 @@ def main() -> None:
     if secs:
         print(f"  SQLite build: {secs:.0f} s ({args.entries / secs:,.0f} entries/s through the writer's append path)")
     print(f"  SQLite file: {settings.db_path.stat().st_size / 1e9:.2f} GB (in the OS page cache once read)")
-    pg_url, pg_secs = asyncio.run(build_pg(args.dsn, settings.db_path, args.entries, args.pg_appended, reuse))
+    pg_url, pg_secs = asyncio.run(
+        build_pg(args.dsn, settings.db_path, args.entries, args.pg_appended, reuse and not args.fresh_pg)
+    )
     if pg_secs:
         print(f"  PostgreSQL fill: {pg_secs:.0f} s")
     table = Table(args.tolerance, args.floor_ms, args.only)

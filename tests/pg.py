@@ -93,3 +93,12 @@ def query_sync(dsn: str, sql: str) -> list[tuple[object, ...]]:
 
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         return pool.submit(asyncio.run, run()).result()
+
+
+def append_as_before_ledger_words(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The PostgreSQL append as the code wrote it before schema step 7 (no `ledger_words` rows), for tests that
+    make a database at an older step with today's code."""
+    from gateway.store.postgres import ledger as pg_ledger
+
+    assert pg_ledger.WORDS_CTE in pg_ledger._APPEND_SQL
+    monkeypatch.setattr(pg_ledger, "_APPEND_SQL", pg_ledger._APPEND_SQL.replace(pg_ledger.WORDS_CTE, ""))

@@ -45,6 +45,8 @@ def _before_documents(monkeypatch: pytest.MonkeyPatch, settings: Settings) -> No
     """Make the backend's migration stop just before the documents step (and any after it), as the old code did."""
     if settings.database_url.startswith("postgresql://"):
         from gateway.store.postgres import repository as module
+
+        pg.append_as_before_ledger_words(monkeypatch)  # the old code's append (no step 7 table yet)
     else:
         from gateway.store.sqlite import schema as module  # type: ignore[no-redef]
     [at] = [i for i, s in enumerate(module.STEPS) if s.description.startswith(STEP)]

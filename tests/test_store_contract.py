@@ -25,7 +25,7 @@ from gateway.ledger.entry import KIND_EXPIRE, KIND_FETCH, KIND_REVOKE, share_eve
 from gateway.store import open_store as open_url
 from gateway.store.idempotency import IdempotencyHit, IdempotentWrite
 from gateway.store.models import Enrolment, Recipient, RecipientExists, Share, ShareRecipient, StoreError
-from tests.pg import fresh_database
+from tests.pg import append_as_before_ledger_words, fresh_database
 
 pg = pytest.importorskip("gateway.store.postgres")
 pg_schema = pytest.importorskip("gateway.store.postgres.schema")
@@ -337,6 +337,9 @@ async def test_ledger_tables_are_append_only(pg_dsn: str) -> None:
             "DELETE FROM ledger_checkpoints",
             "UPDATE ledger_subjects SET ref = 'x'",
             "DELETE FROM ledger_fts",
+            "UPDATE ledger_words SET word = 'x'",
+            "DELETE FROM ledger_words",
+            "TRUNCATE ledger_words",
         ),
         "append-only",
     )
@@ -640,15 +643,20 @@ async def test_time_band_same_answers(tmp_path: Path, monkeypatch: pytest.Monkey
 
 @pytest.mark.parametrize("rare_text", [-1, 10**9])
 async def test_text_plans_same_answers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rare_text: int) -> None:
-    """PostgreSQL picks a page's plan for a full-text search by the words' estimated matches (`_rare_text`): GIN
-    matches first for a rare word, a walk of `ledger_fts` with a lookup per match for a common one. Here every
-    word is rare (240 entries), so each plan is forced in turn on the same searches, alone and with other
-    conditions, newest first, by cursor and exported: every answer must still be SQLite's."""
+    """PostgreSQL picks a page's plan for a full-text search (and for a side table with ledger columns, forced
+    to be driven from the side table or not with the prefix plans): a whole word drives the page from `ledger_words`
+    (other words and prefixes probed at each match), and a search of prefixes only goes by the estimated matches
+    (`_rare_text`): GIN matches first for a rare prefix, a walk of `ledger_fts` with a lookup per match for a
+    common one. Here every word is rare (240 entries), so each prefix plan is forced in turn on the same searches,
+    alone and with other conditions, newest first, by cursor and exported: every answer must still be SQLite's."""
     from gateway.store.audit import AuditFilter, fts_query
     from gateway.store.postgres import queries as pg_queries
 
     monkeypatch.setattr(pg_queries, "RARE_TEXT", rare_text)
     monkeypatch.setattr(pg_queries, "_RARITY", {})
+    # And a side table with ledger columns: driven from the side table every time, or never (`_broad_columns`).
+    monkeypatch.setattr(pg_queries, "BROAD_COLUMNS", 0.0 if rare_text < 0 else 2.0)
+    monkeypatch.setattr(pg_queries, "_BREADTH", {})
     filters = [
         AuditFilter(text=fts_query("neglect")),
         AuditFilter(text=fts_query("severine school")),
@@ -658,6 +666,14 @@ async def test_text_plans_same_answers(tmp_path: Path, monkeypatch: pytest.Monke
         AuditFilter(text=fts_query("nothing-like-it")),
         AuditFilter(text=fts_query("mail"), time_from="2026-02-10T00:00:00Z", time_to="2026-03-05T00:00:00Z"),
         AuditFilter(text=fts_query("neglect"), org=ORGS[1]),
+        AuditFilter(text=fts_query("severine hosp*")),
+        AuditFilter(text=fts_query("neglect school severine"), kind="share"),
+        AuditFilter(text=fts_query("e-mail"), purpose="emergency"),
+        AuditFilter(text=fts_query("neglect"), time_from="2026-02-01T00:00:00Z", time_to="2026-03-01T00:00:00Z"),
+        AuditFilter(org=ORGS[1], decision="share", time_from="2026-01-10T00:00:00Z", time_to="2026-04-01T00:00:00Z"),
+        AuditFilter(subject="C-2", kind="share", purpose="safeguarding"),
+        AuditFilter(text=fts_query("neglect"), org=ORGS[0], decision="share", scope=ORGS[0]),
+        AuditFilter(recipient="dave", kind="fetch", practitioner="bob"),
     ]
     answers = []
     for backend in BACKENDS:
@@ -668,6 +684,93 @@ async def test_text_plans_same_answers(tmp_path: Path, monkeypatch: pytest.Monke
     for i, (a, b) in enumerate(zip(*answers, strict=True)):
         assert a == b, f"answer {i} differs"
     assert all(ans[0] for ans in answers[0][:3])  # the searches do match entries
+
+
+def _big(e: dict[str, Any]) -> dict[str, Any]:
+    """An entry well over PostgreSQL's TOAST threshold (2 kB), so its `entry` bytes are stored compressed."""
+    return {**e, "note": " ".join(f"line {n} of a long and repetitive justification" for n in range(120))}
+
+
+@pytest.mark.parametrize("how", ["safeshare migrate", "start-up"])
+async def test_pg_steps_6_and_7_migrate_an_existing_database(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    """A database written at step 5 (the code as it was: no `ledger_words`, entries pglz) is brought to the last
+    step by `safeshare migrate` or by a start-up: its existing entries' words are all in `ledger_words` (so every
+    full-text answer is still SQLite's, old entries included), old entries keep their pglz bytes (not
+    rewritten: step 6's docstring says why) and new ones are lz4 where the server has it."""
+    import gateway.store as stores
+    from gateway.store.audit import AuditFilter, fts_query
+    from gateway.store.postgres import repository
+
+    entries = [audit_entry(i) for i in range(120)] + [_big(entry())]
+    later = [_big(entry(time="2026-05-01T00:00:00Z")), *(audit_entry(i) for i in range(120, 150))]
+    filters = [
+        AuditFilter(text=fts_query("neglect")),
+        AuditFilter(text=fts_query("severine school")),
+        AuditFilter(text=fts_query("severine hosp*")),
+        AuditFilter(text=fts_query("bruising"), kind="share", org=ORGS[1]),
+        AuditFilter(text=fts_query("concern")),
+    ]
+    async with fresh_database() as dsn:
+        with monkeypatch.context() as m:
+            m.setattr(repository, "STEPS", pg_schema.STEPS[:5])
+            m.setattr(repository, "SCHEMA_VERSION", 5)
+            append_as_before_ledger_words(m)  # ... and its append, which wrote no `ledger_words` rows
+            old = await open_url(dsn)
+            try:
+                for e in entries:
+                    await old.record(e)
+            finally:
+                await old.close()
+        conn = await asyncpg.connect(dsn)
+        role = "safeshare_app_" + os.urandom(4).hex()
+        try:
+            # The application role as the owner granted it then (no ledger_words yet): it must still append after.
+            await conn.execute(f'CREATE ROLE "{role}" LOGIN')
+            tables = ", ".join(pg_schema._V1_APPEND_ONLY_TABLES)
+            await conn.execute(pg_schema.APP_ROLE_SQL.format(role=f'"{role}"', schema="public", ledger_tables=tables))
+            assert await conn.fetchval("SELECT to_regclass('ledger_words')") is None
+            if how == "safeshare migrate":
+                assert await asyncio.to_thread(stores.migrate, dsn) == (5, pg_schema.SCHEMA_VERSION)
+            pg_store = await open_url(dsn)
+            try:
+                for e in later:
+                    await pg_store.record(e)
+                pg_answers = await _answers(pg_store, filters)
+            finally:
+                await pg_store.close()
+            versions = [r[0] for r in await conn.fetch("SELECT version FROM schema_version ORDER BY version")]
+            assert versions == list(range(1, pg_schema.SCHEMA_VERSION + 1))
+            words = await conn.fetch("SELECT word, idx FROM ledger_words ORDER BY idx, word")
+            assert [tuple(r) for r in words] == [
+                tuple(r)
+                for r in await conn.fetch(
+                    "SELECT w, idx FROM ledger_fts, unnest(tsvector_to_array(description)) w ORDER BY idx, w"
+                )
+            ]
+            assert {r[1] for r in words} >= set(range(120)) - {i for i in range(120) if i % 6 in (2, 3)}
+            compression = "SELECT pg_column_compression(entry) FROM ledger WHERE idx = $1"
+            assert await conn.fetchval(compression, len(entries) - 1) == "pglz"  # as it was written
+            lz4 = await pg_schema.lz4_available(conn)
+            assert await conn.fetchval(compression, len(entries)) == ("lz4" if lz4 else "pglz")
+            app = await open_url(dsn.replace("postgres@", f"{role}@", 1))
+            try:
+                assert await app.record(entry()) == len(entries) + len(later)
+            finally:
+                await app.close()
+            assert await conn.fetchval("SELECT count(*) FROM ledger_words WHERE idx = $1", len(entries) + len(later))
+        finally:
+            await conn.execute(f'DROP OWNED BY "{role}"')
+            await conn.execute(f'DROP ROLE "{role}"')
+            await conn.close()
+    async with open_store("sqlite", tmp_path) as lite:
+        for e in entries + later:
+            await lite.record(e)
+        lite_answers = await _answers(lite, filters)
+    for i, (a, b) in enumerate(zip(lite_answers, pg_answers, strict=True)):
+        assert a == b, f"answer {i} differs"
+    assert all(ans[0] for ans in lite_answers[: len(filters)]), [ans[0] for ans in lite_answers[: len(filters)]]
 
 
 async def test_held_shares_and_claim_codes(store: Any) -> None:

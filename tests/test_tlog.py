@@ -396,3 +396,122 @@ async def test_same_tiles_bundles_and_checkpoint_on_both_backends(tmp_path: Path
     origin = first.log_origin
     for note in (sq, pq):
         assert tc.verify_ed25519(note, origin, ed_pub) and tc.verify_mldsa44(note, origin, pq_pub)
+
+
+# --- level-2 tiles (more than 65,536 entries) on both backends --------------------------------------------------
+
+LEVEL2_SIZE = 65_536 + 300  # one full level-1 tile (256 x 256 leaves) and a partial one: a level-2 tile of width 1
+
+
+def _fill_sqlite(db: Path, n: int) -> None:
+    """`n` entries through the SQLite store's own batched append (the writer thread's path), quickly."""
+    import sqlite3
+
+    from gateway.store.sqlite import LedgerConnection, append_entry, create_schema
+    from gateway.store.sqlite.tree import LedgerBatch
+
+    create_schema(db)
+    conn = sqlite3.connect(db, isolation_level=None, factory=LedgerConnection)
+    try:
+        conn.execute("PRAGMA synchronous=OFF")
+        for lo in range(0, n, 20_000):
+            conn.execute("BEGIN")
+            conn.ledger_batch = LedgerBatch()
+            for i in range(lo, min(n, lo + 20_000)):
+                append_entry(conn, _entry(i))
+            conn.ledger_batch.flush(conn)
+            conn.ledger_batch = None
+            conn.execute("COMMIT")
+    finally:
+        conn.close()
+
+
+async def _fill_postgres(dsn: str, n: int) -> None:
+    """The same entries through the PostgreSQL store's own append, in batches under one coordinator-row lock each
+    (as its writer task batches)."""
+    import asyncpg
+
+    from gateway.store.postgres import ledger as pg_ledger
+    from gateway.store.postgres.repository import migrate
+
+    conn = await asyncpg.connect(dsn)
+    try:
+        await migrate(conn)
+        for lo in range(0, n, 5_000):
+            async with conn.transaction():
+                tree = await pg_ledger.lock_tree(conn)
+                for i in range(lo, min(n, lo + 5_000)):
+                    await pg_ledger.append_entry(conn, _entry(i), None, tree)
+                await pg_ledger.write_tree(conn, tree)
+    finally:
+        await conn.close()
+
+
+@pytest.mark.skipif(
+    os.environ.get("SAFESHARE_TEST_BACKEND") == "postgres", reason="runs both backends itself, in the main pass"
+)
+async def test_level_2_tiles_on_both_backends(tmp_path: Path) -> None:
+    """Past 65,536 entries the log has a level-2 tile: on SQLite and on PostgreSQL it is the same bytes, its hash
+    is the MTH of the full level-1 tile below it (computed here from that tile's 256 hashes), and the independent
+    client's MTH of the whole log from the tiles (which takes the first 65,536 leaves from the level-2 tile) is
+    the signed checkpoint's root. What no checkpoint covers (a full level-2 tile) is 404 on both."""
+    import dataclasses
+    import shutil
+
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from gateway.app import GATEWAY, create_app
+    from gateway.home import init_home
+
+    from . import pg
+    from .conftest import api_settings
+
+    paths = ["/tlog/tile/2/000.p/1", "/tlog/tile/1/000", "/tlog/tile/1/001.p/1", "/tlog/tile/0/257.p/44"]
+
+    async def answers(settings: Any) -> tuple[dict[str, tuple[int, bytes]], bytes, bytes]:
+        settings = dataclasses.replace(settings, checkpoint_interval_seconds=0)
+        client = TestClient(TestServer(create_app(settings, init_home(settings))))
+        await client.start_server()
+        try:
+            assert await client.app[GATEWAY].checkpoint() is not None
+            note = await (await client.get("/tlog/checkpoint")).read()
+            out = {}
+            for path in [*paths, "/tlog/tile/2/000"]:
+                r = await client.get(path)
+                out[path] = (r.status, await r.read())
+
+            async def fetch(url: str) -> bytes:
+                r = await client.get(url)
+                assert r.status == 200, url
+                return await r.read()
+
+            root = await tc.TiledLog(fetch, LEVEL2_SIZE).mth(0, LEVEL2_SIZE)
+            return out, note, root
+        finally:
+            await client.close()
+
+    first = api_settings(tmp_path / "sqlite-home")
+    keys = init_home(first)
+    _fill_sqlite(first.db_path, LEVEL2_SIZE)
+    on_sqlite, note_sqlite, root_sqlite = await answers(first)
+    async with pg.fresh_database() as dsn:
+        second = dataclasses.replace(api_settings(tmp_path / "pg-home"), database=dsn)
+        second.keys_dir.parent.mkdir(parents=True)
+        shutil.copytree(first.keys_dir, second.keys_dir)
+        await _fill_postgres(dsn, LEVEL2_SIZE)
+        on_postgres, note_postgres, root_postgres = await answers(second)
+
+    assert {p: s for p, (s, _) in on_sqlite.items()} == {**{p: 200 for p in paths}, "/tlog/tile/2/000": 404}
+    assert on_sqlite == on_postgres
+    level1 = on_sqlite["/tlog/tile/1/000"][1]
+    row = [level1[i : i + 32] for i in range(0, len(level1), 32)]
+    assert len(row) == 256
+    while len(row) > 1:
+        row = [tc.node(row[i], row[i + 1]) for i in range(0, len(row), 2)]
+    assert on_sqlite["/tlog/tile/2/000.p/1"][1] == row[0]
+    for note, root in ((note_sqlite, root_sqlite), (note_postgres, root_postgres)):
+        parsed = tc.parse_note(note)
+        assert tc.parse_checkpoint(parsed.text)[1:] == (LEVEL2_SIZE, root)
+        ed_pub, pq_pub = _public_keys(keys)
+        origin = first.log_origin
+        assert tc.verify_ed25519(parsed, origin, ed_pub) and tc.verify_mldsa44(parsed, origin, pq_pub)

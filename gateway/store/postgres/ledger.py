@@ -69,6 +69,12 @@ async def load_tree(conn: Conn) -> CompactRange:
     return CompactRange() if row is None else _tree(int(row[0]), bytes(row[1]))
 
 
+#: The description's words by (word, idx) (schema step 7): a CTE of its own in `_APPEND_SQL`, so that the append
+#: as it was before that step (which the migration tests replay) is `_APPEND_SQL` without it.
+WORDS_CTE = """), words AS (
+    INSERT INTO ledger_words (word, idx) SELECT unnest($21::text[]), $1
+"""
+
 #: One statement per append (the entry and every row derived from it): round trips, not SQL, are what an append
 #: costs on a busy machine. Foreign keys on the side tables are checked at the end of the statement, after the
 #: entry's own row is in.
@@ -88,6 +94,8 @@ WITH entry AS (
     SELECT a, v, $1, $20 FROM unnest($18::text[], $19::int[]) AS t (a, v)
 ), fts AS (
     INSERT INTO ledger_fts (idx, description) SELECT $1, array_to_tsvector($21::text[]) WHERE $21 IS NOT NULL
+), words AS (
+    INSERT INTO ledger_words (word, idx) SELECT unnest($21::text[]), $1
 ), nodes AS (
     INSERT INTO ledger_nodes (level, idx, hash) SELECT * FROM unnest($22::int[], $23::bigint[], $24::bytea[])
 )
