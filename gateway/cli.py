@@ -46,7 +46,7 @@ from .ledger.checkpoint import (
 )
 from .ledger.entry import actor
 from .ledger.signer import LedgerSigner
-from .ledger.verify import verify_remote
+from .ledger.verify import document_problems, verify_remote
 from .ledger.verify_parallel import verify_ranges
 from .ledger.witness import Witness, WitnessRefusal
 from .mail import parse_smtp_url
@@ -911,6 +911,9 @@ def cmd_ledger_verify(args: argparse.Namespace) -> int:
                 advance=advance,
             )
         stored = snap.tree
+        if report.ok:  # the agreement documents the (now verified) entries name: each must be its digest's bytes
+            for problem in document_problems(snap.documents(), snap.named_documents(), snap.document_chunks):
+                report.fail(problem)
     if report.ok and report.entries:
         if stored.size != report.entries or stored.root() != report.root_hash:
             report.fail(f"the stored tree state (size {stored.size}) does not match the entries", stored.size)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -459,3 +459,31 @@ def verify_remote(
             False, f"fork: size {new.size} is not an append-only extension of size {old.size} ({exc})", old, new
         )
     return RemoteVerdict(True, f"consistent: {old.size} -> {new.size} entries, append-only", old, new)
+
+
+def document_problems(
+    stored: Mapping[str, tuple[int, int]], named: Iterable[str], chunks: Callable[[str], Iterable[bytes]]
+) -> list[str]:
+    """What is wrong with the agreement documents: each named one must be stored, and each stored one must be the
+    bytes its name (SHA-256) and row (size, pieces) say.
+
+    Why: documents are immutable by trigger, but a database superuser can drop a trigger and change the bytes a
+    share was made under; the ledger names each document by its digest, so re-hashing them catches that, as the
+    Merkle tree catches a changed entry. Pieces are hashed as they come: a document is never held whole.
+    """
+    problems = [
+        f"agreement document {sha} is named by the ledger or an agreement but is not in the database"
+        for sha in sorted(set(named) - set(stored))
+    ]
+    for sha, (size, count) in sorted(stored.items()):
+        h, length, pieces = hashlib.sha256(), 0, 0
+        for piece in chunks(sha):
+            h.update(piece)
+            length += len(piece)
+            pieces += 1
+        if h.hexdigest() != sha or length != size or pieces != count:
+            problems.append(
+                f"agreement document {sha} has been changed: its stored bytes ({length} bytes in {pieces} pieces) "
+                f"do not hash to its name (declared {size} bytes in {count})"
+            )
+    return problems

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +39,16 @@ _SHA256_HEX = frozenset("0123456789abcdef")
 def is_sha256(text: str) -> bool:
     """A lower-case hex SHA-256, as documents are named (anything else is no document)."""
     return len(text) == 64 and set(text) <= _SHA256_HEX
+
+
+#: How a ledger entry names a document (`Agreement.ref()`, an agreement version's entry): canonical JSON, so
+#: always this exact spelling, the digest lower-case hex.
+_NAMED_IN_ENTRY = re.compile(rb'"document_sha256":"([0-9a-f]{64})"')
+
+
+def named_in_entry(entry: bytes) -> set[str]:
+    """The document digests a canonical ledger entry names (for `ledger verify`: each must have its bytes)."""
+    return {m.decode() for m in _NAMED_IN_ENTRY.findall(entry)}
 
 
 def digest(data: bytes) -> str:

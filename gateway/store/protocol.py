@@ -426,6 +426,18 @@ class LedgerSnapshot(Protocol):
         connection, to this very snapshot where the database can share one."""
         ...
 
+    def documents(self) -> dict[str, tuple[int, int]]:
+        """Every stored agreement document: sha256 -> (size, number of chunks), as its row declares them."""
+        ...
+
+    def document_chunks(self, sha256: str) -> Iterator[bytes]:
+        """The stored pieces of one document, in order (whatever rows exist: the verifier checks them)."""
+        ...
+
+    def named_documents(self) -> set[str]:
+        """Every document digest the agreements table or a ledger entry names (`document_sha256`)."""
+        ...
+
 
 class LedgerRangeReader(Protocol):
     """Picklable: sent to a worker process, which reads its range of the ledger through its own connection."""

@@ -39,6 +39,7 @@ from ...ledger.entry import parse_time as parse_ledger_time
 from ...ledger.guard import CheckpointGuard, LedgerInconsistent
 from ...ledger.mac import start_mac
 from ...ledger.merkle import CompactRange
+from ..agreements import named_in_entry
 from ..audit import AuditFilter, StoredCheckpoint
 from ..files import ESCROW_ID
 from ..idempotency import IdempotencyHit, IdempotentWrite, StoredResponse
@@ -1242,6 +1243,43 @@ class _Snapshot:
         if self._exported is None:
             self._exported = str(self._worker.run(self._conn.fetchval("SELECT pg_export_snapshot()")))
         return _RangeReader(self._url, self._exported, self.BATCH)
+
+    def documents(self) -> dict[str, tuple[int, int]]:
+        rows = self._worker.run(self._conn.fetch("SELECT sha256, size, chunks FROM agreement_documents"))
+        return {str(r[0]): (int(r[1]), int(r[2])) for r in rows}
+
+    def document_chunks(self, sha256: str) -> Iterator[bytes]:
+        count = self._worker.run(
+            self._conn.fetchval("SELECT count(*) FROM agreement_document_chunks WHERE sha256 = $1", sha256)
+        )
+        for seq in range(int(count)):  # one piece at a time: a document is never read whole into memory here
+            data = self._worker.run(
+                self._conn.fetchval(
+                    "SELECT data FROM agreement_document_chunks WHERE sha256 = $1 ORDER BY seq OFFSET $2 LIMIT 1",
+                    sha256,
+                    seq,
+                )
+            )
+            if data is not None:
+                yield bytes(data)
+
+    def named_documents(self) -> set[str]:
+        named = {str(r[0]) for r in self._worker.run(self._conn.fetch("SELECT document_sha256 FROM agreements"))}
+        after = -1
+        while True:
+            batch = self._worker.run(
+                self._conn.fetch(
+                    "SELECT idx, entry FROM ledger WHERE idx > $1 AND position('document_sha256'::bytea IN entry) > 0"
+                    " ORDER BY idx LIMIT $2",
+                    after,
+                    self.BATCH,
+                )
+            )
+            for r in batch:
+                named.update(named_in_entry(bytes(r[1])))
+            if len(batch) < self.BATCH:
+                return named
+            after = int(batch[-1][0])
 
 
 @dataclasses.dataclass(frozen=True)

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from ...ledger.merkle import CompactRange
+from ..agreements import named_in_entry
 from ..models import (
     StoreError,
 )
@@ -78,6 +79,27 @@ class _Snapshot:
     def reader(self) -> _RangeReader:
         return _RangeReader(str(self._path), self._has_mac)
 
+    def documents(self) -> dict[str, tuple[int, int]]:
+        if not self._has_table("agreement_documents"):
+            return {}
+        rows = self._conn.execute("SELECT sha256, size, chunks FROM agreement_documents")
+        return {_text(r[0]): (int(r[1]), int(r[2])) for r in rows}
+
+    def document_chunks(self, sha256: str) -> Iterator[bytes]:
+        for (data,) in self._conn.execute(
+            "SELECT data FROM agreement_document_chunks WHERE sha256 = ? ORDER BY seq", (sha256,)
+        ):
+            yield bytes(data) if isinstance(data, bytes | memoryview) else str(data).encode()
+
+    def named_documents(self) -> set[str]:
+        named = {_text(r[0]) for r in self._conn.execute("SELECT document_sha256 FROM agreements")}
+        for (data,) in self._conn.execute("SELECT entry FROM ledger WHERE instr(entry, 'document_sha256') > 0"):
+            named.update(named_in_entry(bytes(data) if isinstance(data, bytes | memoryview) else str(data).encode()))
+        return named
+
+    def _has_table(self, name: str) -> bool:
+        return self._conn.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (name,)).fetchone() is not None
+
 
 @dataclass(frozen=True)
 class _RangeReader:
@@ -106,6 +128,11 @@ class _RangeReader:
             )
         finally:
             conn.close()
+
+
+def _text(value: object) -> str:
+    """A TEXT column read with `text_factory=bytes` (or not)."""
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
 @contextmanager
