@@ -81,20 +81,36 @@ def peak_rss_mib(pid: int) -> float:
     return float("nan")
 
 
+def cpu_seconds(pid: int, thread: int | None = None) -> float:
+    """User + system CPU a process (or one of its threads) has used, from /proc: per request, it says what the
+    server costs whatever else the machine was doing, where requests per second on a shared 2-core machine also
+    measure the neighbours. The main thread's share matters most: the event loop runs there, one core at most."""
+    stat = f"/proc/{pid}/stat" if thread is None else f"/proc/{pid}/task/{thread}/stat"
+    fields = Path(stat).read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 class Result(float):
-    """Requests per second, with the latencies (ms) it was measured from."""
+    """Requests per second, with the latencies (ms) it was measured from and the CPU each request cost."""
 
     latencies: list[float]
+    server_cpu_ms: float = float("nan")
+    loop_cpu_ms: float = float("nan")
+    client_cpu_ms: float = float("nan")
 
     def pct(self, p: float) -> float:
         ordered = sorted(self.latencies)
         return ordered[min(len(ordered) - 1, int(len(ordered) * p))] if ordered else float("nan")
 
     def line(self) -> str:
-        return f"{float(self):7.0f}/s  p50 {self.pct(0.5):6.1f} ms  p99 {self.pct(0.99):6.1f} ms"
+        return (
+            f"{float(self):7.0f}/s  p50 {self.pct(0.5):6.1f} ms  p99 {self.pct(0.99):6.1f} ms  "
+            f"CPU/request server {self.server_cpu_ms:.2f} ms (event loop {self.loop_cpu_ms:.2f}) "
+            f"client {self.client_cpu_ms:.2f} ms"
+        )
 
 
-async def hammer(n: int, concurrency: int, make_request) -> Result:  # type: ignore[no-untyped-def]
+async def hammer(n: int, concurrency: int, make_request, server_pid: int) -> Result:  # type: ignore[no-untyped-def]
     """Run n requests with `concurrency` in flight; returns requests per second and each one's latency."""
     connector = aiohttp.TCPConnector(limit=concurrency)
     latencies: list[float] = []
@@ -110,10 +126,14 @@ async def hammer(n: int, concurrency: int, make_request) -> Result:  # type: ign
                         raise SystemExit(f"request failed: {r.status} {await r.text()}")
                 latencies.append((time.perf_counter() - start) * 1000)
 
-        t0 = time.perf_counter()
+        t0, server0, client0 = time.perf_counter(), cpu_seconds(server_pid), time.process_time()
+        loop0 = cpu_seconds(server_pid, server_pid)
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         result = Result(n / (time.perf_counter() - t0))
         result.latencies = latencies
+        result.server_cpu_ms = (cpu_seconds(server_pid) - server0) * 1000 / n
+        result.loop_cpu_ms = (cpu_seconds(server_pid, server_pid) - loop0) * 1000 / n
+        result.client_cpu_ms = (time.process_time() - client0) * 1000 / n
         return result
 
 
@@ -207,12 +227,13 @@ async def bench_http(
                 # The bare handler is measured right before each run (same client, same concurrency, same
                 # machine state), so the ratio is what the figures mean on a shared machine.
                 bare_rps = await hammer(
-                    requests, c, lambda s: s.post(f"http://127.0.0.1:{bare_port}/", data=b"x" * 1024)
+                    requests, c, lambda s: s.post(f"http://127.0.0.1:{bare_port}/", data=b"x" * 1024), bare.pid
                 )
                 rps = await hammer(
                     requests,
                     c,
                     lambda s, n=n: s.post(url + "/api/v1/shares", data=share_form(ids[:n], payload), headers=headers),
+                    server.pid,
                 )
                 print(
                     f"shares, 1 KiB, {n} recipient(s), {c:3d} clients: {rps.line()}   "

@@ -208,6 +208,8 @@ class PreparedShare:
     dual_control: Mapping[str, Any] | None = None
     #: The policy's retention class for this share (issue 14), and whether it shortened the requested lifetime.
     retention: Mapping[str, Any] | None = None
+    #: The sender's and organisation's names for people to read (`Gateway._sender_names`), or None for each.
+    sender_names: tuple[str | None, str | None] = (None, None)
 
 
 class Gateway:
@@ -475,7 +477,12 @@ class Gateway:
         )
         cited = await self.advice.cited_advice(principal, req.advice)
         ids, held, mode, passphrase = await self.holding.split_addresses(req.recipients, req.unenrolled, req.passphrase)
-        recipients, via = await self._resolve_recipients(ids) if ids or not held else ([], [])
+        sender = principal.sub if self._needs_sender_entry(principal) else None
+        if ids or not held:
+            recipients, via, sender_entry = await self._resolve_recipients(ids, sender)
+        else:
+            recipients, via = [], []
+            sender_entry = (await self.store.get_recipients([sender])).get(sender) if sender is not None else None
         # Addresses without a key carry no organisation yet: the agreements are checked for the keyed recipients.
         agreement_refs, override = await self.agreements.check_share_agreements(
             principal, draft, recipients, req.agreement_override
@@ -537,23 +544,31 @@ class Gateway:
             advice=tuple(cited),
             dual_control=self.dual_control.dual_control_for(principal, draft),
             retention=kept,
+            sender_names=self._sender_names(principal, sender_entry),
         )
 
-    async def _sender_names(self, principal: Principal) -> tuple[str | None, str | None]:
+    @staticmethod
+    def _needs_sender_entry(principal: Principal) -> bool:
+        return principal.name is None or principal.org_name is None
+
+    @staticmethod
+    def _sender_names(principal: Principal, entry: Recipient | None) -> tuple[str | None, str | None]:
         """The sender's and their organisation's names as people read them (issue 13: recipients and the Sent view
         should not see "dev-practitioner (dev-org)"): the token's `name` and `org_name` claims, else the
-        directory's entry for the same ID (a practitioner who also receives), else None — readers then show the
-        identifiers. The directory is read only when a claim is missing, so a token with both costs nothing."""
+        directory's `entry` for the same ID (a practitioner who also receives), else None — readers then show the
+        identifiers. The entry is read with the recipients (`_resolve_recipients`), and only when a claim is
+        missing, so a token with both costs nothing and one without costs no extra read."""
         name, org_name = principal.name, principal.org_name
-        if name is None or org_name is None:
-            entry = (await self.store.get_recipients([principal.sub])).get(principal.sub)
-            if entry is not None and entry.kind == "person":
-                name = name or entry.name or None
-                org_name = org_name or entry.org or None
+        if entry is not None and entry.kind == "person":
+            name = name or entry.name or None
+            org_name = org_name or entry.org or None
         return name, org_name
 
-    async def _resolve_recipients(self, ids: Any) -> tuple[list[Recipient], list[str | None]]:
-        """Named recipients, with teams expanded to their active members (each person once)."""
+    async def _resolve_recipients(
+        self, ids: Any, sender: str | None = None
+    ) -> tuple[list[Recipient], list[str | None], Recipient | None]:
+        """Named recipients, with teams expanded to their active members (each person once), and the `sender`'s
+        own directory entry if asked for (read in the same query: one store round trip per share, not two)."""
         limit = self.settings.limits.max_recipients
         if not isinstance(ids, list) or not ids or len(ids) > limit or not all(isinstance(i, str) for i in ids):
             raise Invalid(
@@ -565,7 +580,9 @@ class Gateway:
         if len(set(ids)) != len(ids):
             raise Invalid("invalid_share", "A recipient is listed more than once.", "share.recipients")
         bad = [i for i in ids if not RECIPIENT_ID_RE.match(i)]
-        found = await self.store.get_recipients([i for i in ids if i not in bad])
+        wanted = [i for i in ids if i not in bad]
+        found = await self.store.get_recipients(wanted if sender is None or sender in wanted else [*wanted, sender])
+        sender_entry = None if sender is None else found.get(sender)
         unknown = bad + [i for i in ids if i not in bad and i not in found]
         disabled = [i for i in ids if i in found and found[i].status != RECIPIENT_ACTIVE]
         teams = await self.store.team_members([i for i in ids if i in found and found[i].kind == "team"])
@@ -589,7 +606,7 @@ class Gateway:
                 people.setdefault(member.id, (member, i))
         if len(people) > limit:
             raise Invalid("invalid_share", f"More than {limit} people in all.", "share.recipients", limit=limit)
-        return [r for r, _ in people.values()], [v for _, v in people.values()]
+        return [r for r, _ in people.values()], [v for _, v in people.values()], sender_entry
 
     async def commit_share(
         self, prepared: PreparedShare, chunks: AsyncIterator[bytes], idempotency: Idempotency | None = None
@@ -668,7 +685,7 @@ class Gateway:
             )
             p = prepared.principal
             j = prepared.justification
-            sender_name, sender_org_name = await self._sender_names(p)
+            sender_name, sender_org_name = prepared.sender_names
             share = Share(
                 id=share_id,
                 created_at=now,
