@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any, NamedTuple, overload
 
+import orjson
 from aiohttp import hdrs, web
 
 from ..auth import EmbeddedIssuer, Forbidden, Principal, require
@@ -154,5 +155,20 @@ def query_str(request: web.Request, name: str, max_len: int = 200) -> str | None
     return raw
 
 
+#: Types the stdlib encoder refuses are passed through to `default` (which refuses them), as `json.dumps` would.
+_ORJSON_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+
+
+def _refuse(value: Any) -> Any:
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
 def json_response(body: Any, status: int = 200) -> web.Response:
-    return web.json_response(body, status=status)
+    """Every JSON answer, encoded by orjson (a tenth of the stdlib's time: a share's answer was 2-3% of its
+    event-loop CPU). What orjson cannot encode but the stdlib can (a lone surrogate echoed from a request's
+    ``\\ud800`` escape, an integer beyond 64 bits) falls back to the stdlib, so no answer becomes a 500."""
+    try:
+        data = orjson.dumps(body, default=_refuse, option=_ORJSON_OPTIONS)
+    except TypeError:
+        return web.json_response(body, status=status)
+    return web.Response(body=data, status=status, content_type="application/json", charset="utf-8")
