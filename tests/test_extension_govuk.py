@@ -96,7 +96,7 @@ def test_recipient_pages_have_the_error_summary_and_nothing_red_to_begin_with() 
         summary = main[: main.index("</ul>")]
         assert '<div role="alert">' in summary and 'class="govuk-error-summary__title">There is a problem<' in summary
         assert 'id="alert"' in summary and 'class="govuk-list govuk-error-summary__list"' in summary, name
-        assert html.count('role="alert"') == html.count("<div role=\"alert\">") + html.count('class="problem"'), name
+        assert html.count('role="alert"') == html.count('<div role="alert">') + html.count('class="problem"'), name
         for red in ("govuk-form-group--error", "govuk-input--error", "govuk-error-message", "aria-invalid"):
             assert red not in html, f"{name} starts with {red}"
         js = (EXTENSION / "recipient" / name.replace(".html", ".js")).read_text()
@@ -109,14 +109,15 @@ def test_inbox_tabs_are_govuk_frontends_tabs_markup() -> None:
     recipient.css no longer draws tabs of its own."""
     html = (EXTENSION / "recipient" / "inbox.html").read_text()
     assert '<div class="govuk-tabs" id="tabs">' in html and '<ul class="govuk-tabs__list"' in html
-    assert '<li class="govuk-tabs__list-item govuk-tabs__list-item--selected"><a class="govuk-tabs__tab" href="#inbox"' in html
+    selected = '<li class="govuk-tabs__list-item govuk-tabs__list-item--selected">'
+    assert f'{selected}<a class="govuk-tabs__tab" href="#inbox" id="tab-inbox">' in html
     assert '<a class="govuk-tabs__tab" href="#sent" id="tab-sent">' in html
     assert '<section id="inbox" class="govuk-tabs__panel">' in html
     assert '<section id="sent" class="govuk-tabs__panel govuk-tabs__panel--hidden" hidden>' in html
     assert 'role="tab' not in html  # the roles are the script's, as govuk-frontend sets them
     tabs_html = html[html.index('<div class="govuk-tabs"') : html.index('<section id="share"')]
     assert tabs_html.count("<section id=") == 2 + tabs_html.count('<section id="owed"')
-    assert "tabs($(\"tabs\")" in (EXTENSION / "recipient" / "inbox.js").read_text()
+    assert 'tabs($("tabs")' in (EXTENSION / "recipient" / "inbox.js").read_text()
     css = (EXTENSION / "recipient" / "recipient.css").read_text()
     assert '[role="tab"]' not in css and ".tabs " not in css
     assert "govuk-frontend-supported" in (EXTENSION / "lib" / "govuk.js").read_text()
