@@ -72,8 +72,6 @@ def test_recipient_pages_use_the_design_systems_markup() -> None:
     for name in ("inbox.html", "keys.html"):
         html = (EXTENSION / "recipient" / name).read_text()
         for control in re.findall(r"<(?:input|textarea|button)\b[^>]*>", html):
-            if 'role="tab"' in control:
-                continue  # the Received/Sent tabs, laid out by recipient.css
             assert re.search(r'class="[^"]*govuk-(input|textarea|file-upload|button)\b', control), f"{name}: {control}"
         for label in re.findall(r"<label\b[^>]*>", html):
             assert "govuk-label" in label, f"{name}: {label}"
@@ -81,3 +79,45 @@ def test_recipient_pages_use_the_design_systems_markup() -> None:
     for script in ("inbox.js", "keys.js"):
         js = (EXTENSION / "recipient" / script).read_text()
         assert 'from "../lib/govuk.js"' in js, script
+
+
+def test_recipient_pages_have_the_error_summary_and_nothing_red_to_begin_with() -> None:
+    """Issue 13: each recipient page has one govuk-error-summary at the top of <main> (hidden, focusable, its
+    list for the fields' links and the #alert line for what is not about a field), and no field starts in an
+    error state: errors appear only after the person submits or leaves a field (lib/govuk.js formChecks, which
+    the e2e tests drive in a real browser)."""
+    for name in ("inbox.html", "keys.html"):
+        html = (EXTENSION / "recipient" / name).read_text()
+        main = html[html.index("<main") :]
+        first = re.search(r"<main[^>]*>\s*(<div[^>]*>)", main)
+        assert first and 'id="error-summary"' in first.group(1), name
+        assert 'class="govuk-error-summary"' in first.group(1) and 'tabindex="-1"' in first.group(1), name
+        assert " hidden" in first.group(1), name
+        summary = main[: main.index("</ul>")]
+        assert '<div role="alert">' in summary and 'class="govuk-error-summary__title">There is a problem<' in summary
+        assert 'id="alert"' in summary and 'class="govuk-list govuk-error-summary__list"' in summary, name
+        assert html.count('role="alert"') == html.count('<div role="alert">') + html.count('class="problem"'), name
+        for red in ("govuk-form-group--error", "govuk-input--error", "govuk-error-message", "aria-invalid"):
+            assert red not in html, f"{name} starts with {red}"
+        js = (EXTENSION / "recipient" / name.replace(".html", ".js")).read_text()
+        assert "formChecks(errors" in js, name
+
+
+def test_inbox_tabs_are_govuk_frontends_tabs_markup() -> None:
+    """Received / Sent use govuk-frontend's Tabs markup (links to the panels, which work with no script too),
+    enhanced by lib/govuk.js's tabs(), as the extension bundles govuk-frontend's styles but not its JavaScript;
+    recipient.css no longer draws tabs of its own."""
+    html = (EXTENSION / "recipient" / "inbox.html").read_text()
+    assert '<div class="govuk-tabs" id="tabs">' in html and '<ul class="govuk-tabs__list"' in html
+    selected = '<li class="govuk-tabs__list-item govuk-tabs__list-item--selected">'
+    assert f'{selected}<a class="govuk-tabs__tab" href="#inbox" id="tab-inbox">' in html
+    assert '<a class="govuk-tabs__tab" href="#sent" id="tab-sent">' in html
+    assert '<section id="inbox" class="govuk-tabs__panel">' in html
+    assert '<section id="sent" class="govuk-tabs__panel govuk-tabs__panel--hidden" hidden>' in html
+    assert 'role="tab' not in html  # the roles are the script's, as govuk-frontend sets them
+    tabs_html = html[html.index('<div class="govuk-tabs"') : html.index('<section id="share"')]
+    assert tabs_html.count("<section id=") == 2 + tabs_html.count('<section id="owed"')
+    assert 'tabs($("tabs")' in (EXTENSION / "recipient" / "inbox.js").read_text()
+    css = (EXTENSION / "recipient" / "recipient.css").read_text()
+    assert '[role="tab"]' not in css and ".tabs " not in css
+    assert "govuk-frontend-supported" in (EXTENSION / "lib" / "govuk.js").read_text()

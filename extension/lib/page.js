@@ -56,14 +56,19 @@ export function el(tag, attrs = {}, ...children) {
 }
 
 /**
- * The page's error line (#alert, role=alert: announced at once); an empty message hides it. `kind` says
- * which step put it there (data-kind), so that step alone may clear it later (the panel's live validation).
+ * The page's error line (#alert, role=alert: announced at once) for what is not about one field; an empty
+ * message hides it. `kind` says which step put it there (data-kind), so that step alone may clear it later
+ * (the panel's live validation).
  */
 export function showAlert(message, kind = "action") {
   const a = $("alert");
   a.dataset.kind = kind;
   a.textContent = message ?? "";
   a.hidden = !message;
+  // On the recipient pages the line sits in the page's GOV.UK error summary (lib/govuk.js errorSummary), shown
+  // with it and hidden again when the summary lists no field either.
+  const box = a.closest(".govuk-error-summary");
+  if (box) box.hidden = !message && !box.querySelector(".govuk-error-summary__list > li");
 }
 
 /** The page's status line (#status, role=status: polite). */

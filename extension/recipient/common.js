@@ -1,17 +1,25 @@
 /**
  * What the recipient pages share: talking to the service worker (the only gateway client, which holds the
  * token) and the DOM helpers (both from lib/page.js, re-exported), and the keyring as stored in this browser.
- * The GOV.UK Design System's markup comes from lib/govuk.js, as in the share panel.
+ * The GOV.UK Design System's markup comes from lib/govuk.js, as in the share panel, and so does the pages' error
+ * summary: a form's problems shown only after the person submits it or leaves a field they changed.
  *
  * Storage convention: "keyring" = {armored, keys: [{recipient, created}]} in the extension origin's IndexedDB
  * (lib/private-store.js, out of reach of content scripts) — only the passphrase-locked age file and the public
  * recipients are ever written; unlocked secret keys live in the memory of the page that unlocked them and go
  * when it closes. A keyring an older version kept in chrome.storage.local is moved there on first read.
  */
-import { api, asker } from "../lib/page.js";
+import { errorSummary } from "../lib/govuk.js";
+import { $, api, asker } from "../lib/page.js";
 import { privateGet, privateSet } from "../lib/private-store.js";
 
 export { $, api, busy, el, say, showAlert } from "../lib/page.js";
+
+/**
+ * The page's one error summary (#error-summary, at the top of <main>): each form's field errors as links to
+ * the fields, and the #alert line for what is not about a field (the gateway refused or could not be reached).
+ */
+export const errors = errorSummary($("error-summary"));
 
 /** Ask the service worker; its refusals arrive as {code, message} in plain words (lib/page.js). */
 export const ask = asker({ advice: "Reload this page and try again." });

@@ -22,8 +22,8 @@ import {
   shareState,
   stateLabel,
 } from "../lib/recipient.js";
-import { button, details, markGroup, markInvalid, summaryList, textareaField } from "../lib/govuk.js";
-import { $, ask, busy, el, loadKeyring, onKeyringChanged, say, showAlert } from "./common.js";
+import { button, details, formChecks, summaryList, tabs, textareaField } from "../lib/govuk.js";
+import { $, ask, busy, el, errors, loadKeyring, onKeyringChanged, say, showAlert } from "./common.js";
 
 /**
  * Largest envelope opened here: it crosses from the service worker as base64 in one extension message, which
@@ -44,10 +44,14 @@ let inboxCursor = null;
 let sentCursor = null;
 let inboxLoaded = false;
 
-/** A field of this page marked invalid (aria-invalid, the Design System's red border and bar), or cleared. */
-function invalid(id, on) {
-  markInvalid($(id), on);
-  markGroup($(id).closest(".govuk-form-group"), on);
+const unlockChecks = formChecks(errors, [{ input: $("unlock-pass"), check: () => ($("unlock-pass").value ? "" : "Enter your passphrase.") }]);
+const ackChecks = formChecks(errors, [
+  { input: $("ack-note"), check: () => ($("ack-note").value.trim() ? "" : "Write a short note for the sender about what you have done or will do.") },
+]);
+
+/** A required textarea made for one item of a list (an advice answer, a reason for revoking), with its checks. */
+function requiredText(text, message) {
+  return formChecks(errors, [{ input: text, check: () => (text.value.trim() ? "" : message) }]);
 }
 
 // -- keys -------------------------------------------------------------------------------------------------------
@@ -62,6 +66,7 @@ async function showKeyState() {
 
 async function unlockKeys(ev) {
   ev.preventDefault();
+  if (!unlockChecks.submit()) return;
   await busy($("unlock-go"), async () => {
     const keyring = await loadKeyring();
     if (!keyring) return showKeyState();
@@ -70,15 +75,12 @@ async function unlockKeys(ev) {
       keys = await unlock(keyring.armored, $("unlock-pass").value);
     } catch (e) {
       say("");
-      invalid("unlock-pass", true);
-      $("unlock-pass").select();
-      if (e instanceof KeyringError && e.code === "wrong_passphrase") {
-        throw new Error("That passphrase does not unlock your keys. Check it and try again.", { cause: e });
-      }
-      throw e;
+      if (!(e instanceof KeyringError && e.code === "wrong_passphrase")) throw e;
+      unlockChecks.refuse($("unlock-pass"), "That passphrase does not unlock your keys. Check it and try again.");
+      return;
     }
     $("unlock-pass").value = "";
-    invalid("unlock-pass", false);
+    unlockChecks.done();
     await showKeyState();
     say(`Your keys are unlocked (${keys.length === 1 ? "1 key" : `${keys.length} keys`}).`);
     const pending = waitingToOpen;
@@ -186,22 +188,17 @@ function sentLine(share) {
 /** Recall a share sent to the wrong person: a reason is required, recorded with the revocation. */
 function revokeForm(id) {
   const [field, reason] = textareaField({ id: `revoke-reason-${id}`, label: "Reason for revoking (recorded)", rows: 2 });
+  const checks = requiredText(reason, "Say why you are revoking this share: the reason is recorded with the revocation.");
   const revoke = button({}, "Revoke this share", "warning");
-  revoke.addEventListener("click", () =>
+  revoke.addEventListener("click", () => {
+    if (!checks.submit()) return;
     busy(revoke, async () => {
-      const missing = !reason.value.trim();
-      markInvalid(reason, missing);
-      markGroup(field, missing);
-      if (missing) {
-        showAlert("Say why you are revoking this share: the reason is recorded with the revocation.");
-        reason.focus();
-        return;
-      }
       await ask("recipient-revoke", { id, reason: reason.value.trim() });
+      checks.done();
       say(`Share ${id} revoked: its envelopes are destroyed and no one can open it any more.`);
       await loadSent();
-    }),
-  );
+    });
+  });
   return details({ class: "revoke" }, "Revoke (recall) this share", field, revoke);
 }
 
@@ -236,22 +233,17 @@ async function loadAdvice() {
       item.append(el("p", { class: "govuk-body" }, "Your answer: ", el("q", { class: "note", text: q.answer.answer })));
     } else {
       const [field, text] = textareaField({ id: `advice-answer-${q.advice_id}`, label: "Your advice (recorded)", rows: 2 });
+      const checks = requiredText(text, "Write your advice before sending it.");
       const send = button({}, "Send answer");
-      send.addEventListener("click", () =>
+      send.addEventListener("click", () => {
+        if (!checks.submit()) return;
         busy(send, async () => {
-          const missing = !text.value.trim();
-          markInvalid(text, missing);
-          markGroup(field, missing);
-          if (missing) {
-            showAlert("Write your advice before sending it.");
-            text.focus();
-            return;
-          }
           await ask("answer-advice", { id: q.advice_id, answer: text.value.trim() });
+          checks.done();
           say("Your advice was sent and recorded.");
           await loadAdvice();
-        }),
-      );
+        });
+      });
       item.append(field, send);
     }
     list.append(item);
@@ -305,18 +297,17 @@ async function loadElsewhere() {
   }
 }
 
-function selectTab(which) {
-  const inbox = which === "inbox";
-  $("tab-inbox").setAttribute("aria-selected", String(inbox));
-  $("tab-sent").setAttribute("aria-selected", String(!inbox));
-  $("tab-inbox").tabIndex = inbox ? 0 : -1;
-  $("tab-sent").tabIndex = inbox ? -1 : 0;
-  $("inbox").hidden = !inbox || !$("share").hidden;
-  $("sent").hidden = inbox || !$("share").hidden;
-  if (!inbox) busy(null, () => loadSent());
-  if (!inbox) loadElsewhere();
-  else if (!inboxLoaded) busy(null, () => loadInbox());
-}
+/** Received / Sent: govuk-frontend's Tabs (lib/govuk.js); each tab's list is loaded when it is chosen. */
+const shareTabs = tabs($("tabs"), {
+  onSelect(panel) {
+    if (panel === "sent") {
+      busy(null, () => loadSent());
+      loadElsewhere();
+    } else if (!inboxLoaded) {
+      busy(null, () => loadInbox());
+    }
+  },
+});
 
 // -- one share --------------------------------------------------------------------------------------------------
 
@@ -330,8 +321,6 @@ function closeShare() {
   currentShare = null;
   $("share").hidden = true;
   $("tabs").hidden = false;
-  $("inbox").hidden = $("tab-inbox").getAttribute("aria-selected") !== "true";
-  $("sent").hidden = !$("inbox").hidden;
 }
 
 function navigate(id) {
@@ -443,12 +432,11 @@ async function renderPayload(info, payload) {
 
 async function openShare(id) {
   showAlert("");
+  ackChecks.done();
   problem("");
   releaseBlobs();
   currentShare = id;
   $("tabs").hidden = true;
-  $("inbox").hidden = true;
-  $("sent").hidden = true;
   $("share").hidden = false;
   $("message").hidden = true;
   delete $("message-body").dataset.loaded;
@@ -536,16 +524,12 @@ async function openShare(id) {
 async function acknowledge(ev) {
   ev.preventDefault();
   const id = currentShare;
+  if (!ackChecks.submit()) return;
   await busy($("ack-go"), async () => {
     const note = $("ack-note").value.trim();
-    if (!note) {
-      invalid("ack-note", true);
-      $("ack-note").focus();
-      throw new Error("Write a short note for the sender about what you have done or will do.");
-    }
-    invalid("ack-note", false);
     const r = await ask("recipient-acknowledge", { id, note });
     $("ack-note").value = "";
+    ackChecks.done();
     renderAck({ state: "active", acknowledged_at: r.acknowledged_at, acknowledgement: note });
     say("Recorded: the sender can see that you received and actioned this share.");
     loadInbox().catch(() => {});
@@ -575,7 +559,7 @@ async function load() {
   const roles = Array.isArray(status?.claims?.roles) ? status.claims.roles : [];
   if (roles.some((r) => ADVISER_ROLES.includes(r))) await loadAdvice().catch((e) => showAlert(e.message));
   if (roles.includes("practitioner") && !roles.includes("recipient")) {
-    selectTab("sent");
+    shareTabs.select("sent");
   } else {
     await busy(null, () => loadInbox());
     if (roles.includes("practitioner")) loadElsewhere(); // the Sent tab's reminder count, seen from Received too
@@ -598,14 +582,6 @@ $("inbox-reload").addEventListener("click", () => busy($("inbox-reload"), async 
   say("The inbox is up to date.");
 }));
 $("sent-more").addEventListener("click", () => busy($("sent-more"), () => loadSent({ more: true })));
-for (const t of ["inbox", "sent"]) $(`tab-${t}`).addEventListener("click", () => selectTab(t));
-$("tabs").addEventListener("keydown", (ev) => {
-  if (ev.key !== "ArrowLeft" && ev.key !== "ArrowRight") return;
-  const next = $("tab-inbox").getAttribute("aria-selected") === "true" ? "sent" : "inbox";
-  selectTab(next);
-  $(`tab-${next}`).focus();
-  ev.preventDefault();
-});
 addEventListener("hashchange", fromHash);
 onKeyringChanged(() => showKeyState());
 load().catch((e) => showAlert(e.message));

@@ -4,16 +4,32 @@
  */
 import { KeyringError, generateKey, lock, passphraseProblem, unlock } from "../lib/keyring.js";
 import { backupFileName, enrolmentState, formatTime } from "../lib/recipient.js";
-import { markGroup, markInvalid } from "../lib/govuk.js";
-import { $, ask, busy, el, loadKeyring, onKeyringChanged, saveKeyring, say, showAlert } from "./common.js";
+import { formChecks } from "../lib/govuk.js";
+import { $, ask, busy, el, errors, loadKeyring, onKeyringChanged, saveKeyring, say, showAlert } from "./common.js";
 
 let claims = null;
 
-/** A field of this page marked invalid (aria-invalid, the Design System's red border and bar), or cleared. */
-function invalid(id, on) {
-  markInvalid($(id), on);
-  markGroup($(id).closest(".govuk-form-group"), on);
-}
+/** Set-up's two passphrase boxes: a strong enough passphrase, typed the same twice. */
+const setupChecks = formChecks(errors, [
+  { input: $("setup-pass"), check: () => passphraseProblem($("setup-pass").value) ?? "", also: [$("setup-pass2")] },
+  {
+    input: $("setup-pass2"),
+    check: () => {
+      if (!$("setup-pass2").value) return "Type the passphrase again, to be sure it is the one you meant.";
+      if ($("setup-pass2").value !== $("setup-pass").value) return "The two passphrases are different. Type the same passphrase in both boxes.";
+      return "";
+    },
+  },
+]);
+
+const rotateChecks = formChecks(errors, [{ input: $("rotate-pass"), check: () => ($("rotate-pass").value ? "" : "Enter your passphrase.") }]);
+
+/** Restore: a file and its passphrase, and this browser's passphrase when keys are here already (shown then). */
+const restoreChecks = formChecks(errors, [
+  { input: $("restore-file"), check: () => ($("restore-file").files?.length ? "" : "Choose the backup file (safeshare-keys-….age).") },
+  { input: $("restore-pass"), check: () => ($("restore-pass").value ? "" : "Enter the passphrase the backup was made with.") },
+  { input: $("restore-current"), check: () => ($("restore-current").value ? "" : "Enter this browser's passphrase.") },
+]);
 
 function describeWho(status) {
   claims = status.signedIn ? status.claims ?? {} : null;
@@ -79,22 +95,11 @@ async function enrol(recipient) {
 
 async function setUp(ev) {
   ev.preventDefault();
+  if (!setupChecks.submit()) return;
   await busy($("setup-go"), async () => {
     if (!claims) throw new Error("Sign in first (on the options page) with your recipient sign-in; nothing was created.");
     if (await loadKeyring()) throw new Error("Receiving is already set up in this browser.");
     const p1 = $("setup-pass").value;
-    const problem = passphraseProblem(p1);
-    invalid("setup-pass", !!problem);
-    if (problem) {
-      $("setup-pass").focus();
-      throw new Error(problem);
-    }
-    const different = $("setup-pass2").value !== p1;
-    invalid("setup-pass2", different);
-    if (different) {
-      $("setup-pass2").focus();
-      throw new Error("The two passphrases are different. Type the same passphrase in both boxes.");
-    }
     // Before any key is made: can this sign-in receive at all (a recipient sign-in, gateway reachable)?
     say("Checking your sign-in with the gateway…");
     let me;
@@ -112,6 +117,7 @@ async function setUp(ev) {
     await saveKeyring(armored, [key]);
     $("setup-pass").value = "";
     $("setup-pass2").value = "";
+    setupChecks.done();
     say("Your key is made and kept in this browser. Asking your administrator to approve it…");
     try {
       await enrol(key.recipient);
@@ -137,6 +143,7 @@ async function resend() {
 
 async function rotate(ev) {
   ev.preventDefault();
+  if (!rotateChecks.submit()) return;
   await busy($("rotate-go"), async () => {
     if (!claims) throw new Error("Sign in first (on the options page); nothing was changed.");
     const keyring = await loadKeyring();
@@ -147,8 +154,9 @@ async function rotate(ev) {
       keys = await unlock(keyring.armored, pass);
     } catch (e) {
       say("");
-      $("rotate-pass").focus();
-      throw e instanceof KeyringError && e.code === "wrong_passphrase" ? new Error("That passphrase does not unlock your keys. Nothing was changed.") : e;
+      if (!(e instanceof KeyringError && e.code === "wrong_passphrase")) throw e;
+      rotateChecks.refuse($("rotate-pass"), "That passphrase does not unlock your keys. Nothing was changed.");
+      return;
     }
     say("Making a new key…");
     const me = await ask("recipient-me").catch(() => null);
@@ -156,6 +164,7 @@ async function rotate(ev) {
     const armored = await lock([...keys, key], pass);
     await saveKeyring(armored, [...keys, key]);
     $("rotate-pass").value = "";
+    rotateChecks.done();
     try {
       await enrol(key.recipient);
       say("A new key was made and sent for approval. Your older keys are kept so older shares still open. Download a new backup.");
@@ -184,14 +193,21 @@ async function backup() {
 
 const ARMOR_START = "-----BEGIN AGE ENCRYPTED FILE-----";
 
+/** A refusal about the backup or one of the passphrases, beside the field it is about; anything else is thrown. */
+function restoreRefused(e, passField, wrongPassphrase) {
+  say("");
+  if (!(e instanceof KeyringError)) throw e;
+  if (e.code === "not_a_backup") restoreChecks.refuse($("restore-file"), e.message);
+  else if (e.code === "wrong_passphrase") restoreChecks.refuse($(passField), wrongPassphrase);
+  else if (e.code === "weak_passphrase") restoreChecks.refuse($(passField), e.message);
+  else throw e;
+}
+
 async function restore(ev) {
   ev.preventDefault();
+  if (!restoreChecks.submit()) return;
   await busy($("restore-go"), async () => {
-    const file = $("restore-file").files?.[0];
-    if (!file) {
-      $("restore-file").focus();
-      throw new Error("Choose the backup file first.");
-    }
+    const file = $("restore-file").files[0];
     const bytes = new Uint8Array(await file.arrayBuffer());
     const pass = $("restore-pass").value;
     say("Opening the backup…");
@@ -199,36 +215,33 @@ async function restore(ev) {
     try {
       restored = await unlock(bytes, pass);
     } catch (e) {
-      say("");
-      $("restore-pass").focus();
-      if (e instanceof KeyringError && e.code === "wrong_passphrase") throw new Error("That passphrase does not open this backup. Nothing was changed.", { cause: e });
-      throw e;
+      return restoreRefused(e, "restore-pass", "That passphrase does not open this backup. Nothing was changed.");
     }
     const existing = await loadKeyring();
     let keys;
     let armored;
-    if (!existing) {
-      keys = restored;
-      const text = new TextDecoder().decode(bytes).trim();
-      // An armored backup (what SafeShare writes) is kept as it is; anything else is locked again here.
-      armored = text.startsWith(ARMOR_START) ? text + "\n" : await lock(keys, pass);
-    } else {
-      const current = $("restore-current").value;
-      let mine;
-      try {
-        mine = await unlock(existing.armored, current);
-      } catch (e) {
-        say("");
-        $("restore-current").focus();
-        if (e instanceof KeyringError && e.code === "wrong_passphrase") throw new Error("This browser's passphrase is not right, so the backup was not added. Nothing was changed.", { cause: e });
-        throw e;
+    try {
+      if (!existing) {
+        keys = restored;
+        const text = new TextDecoder().decode(bytes).trim();
+        // An armored backup (what SafeShare writes) is kept as it is; anything else is locked again here.
+        armored = text.startsWith(ARMOR_START) ? text + "\n" : await lock(keys, pass);
+      } else {
+        const mine = await unlock(existing.armored, $("restore-current").value);
+        keys = [...restored.filter((k) => !mine.some((m) => m.recipient === k.recipient)), ...mine];
+        armored = await lock(keys, $("restore-current").value);
       }
-      keys = [...restored.filter((k) => !mine.some((m) => m.recipient === k.recipient)), ...mine];
-      armored = await lock(keys, current);
+    } catch (e) {
+      return restoreRefused(
+        e,
+        existing ? "restore-current" : "restore-pass",
+        "This browser's passphrase is not right, so the backup was not added. Nothing was changed.",
+      );
     }
     await saveKeyring(armored, keys);
     for (const id of ["restore-pass", "restore-current"]) $(id).value = "";
     $("restore-file").value = "";
+    restoreChecks.done();
     say(`Restored ${restored.length === 1 ? "1 key" : `${restored.length} keys`} from the backup. Shares encrypted to ${restored.length === 1 ? "it" : "them"} can be opened in this browser.`);
     await render();
   });

@@ -263,3 +263,72 @@ def attachments(page: Any) -> dict[str, bytes]:
         d = info.value
         out[d.suggested_filename] = Path(d.path()).read_bytes()
     return out
+
+
+# -- the GOV.UK error pattern on the recipient pages (lib/govuk.js errorSummary / formChecks) --------------------
+
+#: Every sign of an error on the page: the summary, field messages, red borders and bars, aria-invalid.
+ERROR_SIGNS_JS = """() => {
+    const seen = e => e.getClientRects().length > 0;
+    return [
+        ...[...document.querySelectorAll('#error-summary')].filter(seen).map(e => 'summary: ' + e.innerText),
+        ...[...document.querySelectorAll('.govuk-error-message')].filter(seen).map(e => e.id + ': ' + e.innerText),
+        ...[...document.querySelectorAll('[aria-invalid], .govuk-form-group--error, .govuk-input--error,'
+            + ' .govuk-textarea--error, .govuk-file-upload--error')].map(e => 'marked: ' + (e.id || e.className)),
+    ];
+}"""
+
+
+def error_signs(page: Any) -> list[str]:
+    """What the page shows as wrong now; [] when nothing is (before any interaction, or once fixed)."""
+    return list(page.evaluate(ERROR_SIGNS_JS))
+
+
+def summary_links(page: Any) -> list[tuple[str, str]]:
+    """The error summary's links as (text, target id), in order; the summary must be shown."""
+    page.wait_for_selector("#error-summary:not([hidden])", timeout=30000)
+    links = page.locator("#error-summary-list a")
+    return [
+        (str(links.nth(i).inner_text()), str(links.nth(i).get_attribute("href")).removeprefix("#"))
+        for i in range(links.count())
+    ]
+
+
+def field_error(page: Any, field: str) -> str:
+    """A field's own error as the Design System marks it, or "" when it shows none; asserts the markup whole:
+    the message line after a visually hidden "Error:", named by the field's aria-describedby, the field's error
+    border and aria-invalid, and its form group's red bar."""
+    state = page.evaluate(
+        """id => {
+            const input = document.getElementById(id), line = document.getElementById(id + '-error');
+            const shown = !!line && line.getClientRects().length > 0;
+            const kind = input.type === 'file' ? 'govuk-file-upload' : input.tagName === 'TEXTAREA'
+                ? 'govuk-textarea' : 'govuk-input';
+            return {
+                text: shown ? line.innerText : '',
+                hidden: shown ? line.querySelector('.govuk-visually-hidden')?.textContent : null,
+                cls: line?.className ?? null,
+                described: (input.getAttribute('aria-describedby') || '').split(' ').includes(id + '-error'),
+                invalid: input.getAttribute('aria-invalid') === 'true',
+                border: input.classList.contains(kind + '--error'),
+                group: !!input.closest('.govuk-form-group')?.classList.contains('govuk-form-group--error'),
+            };
+        }""",
+        field,
+    )
+    marks = [state["described"], state["invalid"], state["border"], state["group"]]
+    if not state["text"]:
+        assert not any(marks), f"{field}: no message but still marked {state}"
+        return ""
+    assert all(marks) and state["hidden"] == "Error: " and state["cls"] == "govuk-error-message", f"{field}: {state}"
+    return str(state["text"]).removeprefix("Error:").strip()
+
+
+def focused_id(page: Any) -> str:
+    return str(page.evaluate("() => document.activeElement?.id ?? ''"))
+
+
+def follow_summary_link(page: Any, text: str) -> str:
+    """Click the summary's link whose text starts with `text`; the id of the element that then has the focus."""
+    page.locator("#error-summary-list a", has_text=text).click()
+    return focused_id(page)

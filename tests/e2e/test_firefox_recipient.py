@@ -221,20 +221,35 @@ async def test_recipient_sets_up_opens_downloads_and_acknowledges_in_firefox(
                 what="the share in the inbox",
             )
             assert cells[0] == SENDER_NAME and cells[6] == "New: ready to open", cells
+            assert await inbox.call("() => document.querySelector('#error-summary').hidden") is True
             await unlock_with(inbox, "not the passphrase at all")
-            alert = await inbox.wait_for(
-                "() => document.querySelector('#alert').hidden ? '' : document.querySelector('#alert').textContent",
+            # The GOV.UK error summary, focused, its link to the field; the message beside the field.
+            links = await inbox.wait_for(
+                "() => !document.querySelector('#error-summary').hidden && [...document.querySelectorAll("
+                "'#error-summary-list a')].map(a => [a.textContent, a.getAttribute('href')])",
                 within=30,
                 what="the wrong passphrase to be refused",
             )
-            assert alert == "That passphrase does not unlock your keys. Check it and try again."
+            wrong = "That passphrase does not unlock your keys. Check it and try again."
+            assert links == [[wrong, "#unlock-pass"]], links
+            assert await inbox.call("() => document.activeElement.id") == "error-summary"
+            assert await inbox.call("() => document.querySelector('#unlock-pass-error').textContent") == (
+                f"Error: {wrong}"
+            )
             assert (
                 await inbox.call("() => document.querySelector('#unlock-pass').getAttribute('aria-invalid')") == "true"
             )
             assert await inbox.call("() => document.querySelector('#unlocked').hidden") is True
+            await assert_accessible_bidi(inbox, axe_source(), "inbox: wrong passphrase refused")
+            await inbox.click("#error-summary-list a")
+            assert await inbox.call("() => document.activeElement.id") == "unlock-pass"
             await unlock_with(inbox, PASSPHRASE)
             await inbox.wait_for("() => !document.querySelector('#unlocked').hidden", within=30, what="the unlock")
             assert await alert_text(inbox) == ""
+            assert await inbox.call(
+                "() => document.querySelector('#error-summary').hidden"
+                " && !document.querySelector('#unlock-pass').hasAttribute('aria-invalid')"
+            )
 
             await inbox.click(f"{row} button")
             opened = await inbox.wait_for(

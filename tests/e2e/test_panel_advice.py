@@ -11,6 +11,7 @@ from tests.conftest import example
 from tests.e2e.conftest import Browser, Gateway
 from tests.e2e.open_page import assert_accessible, axe_source
 from tests.e2e.panel import fill, open_panel, settle
+from tests.e2e.recipient_fixtures import error_signs, field_error, focused_id, follow_summary_link, summary_links
 from tests.e2e.test_panel_safety_net import result_facts
 from tests.e2e.webmail import Webmail
 
@@ -43,7 +44,18 @@ def test_ask_answer_and_cite(page: Any, webmail: Webmail, gateway: Gateway, brow
         item.wait_for(timeout=15000)
         assert "referral" in item.inner_text()
         assert_accessible(adviser, axe_source(), "adviser's questions")
+        # Sent empty: the GOV.UK error summary links to the answer, which shows its own message (issue 13).
+        item.get_by_role("button", name="Send answer").click()
+        field = f"advice-answer-{advice_id}"
+        assert summary_links(adviser) == [("Write your advice before sending it.", field)]
+        assert (
+            focused_id(adviser) == "error-summary"
+            and field_error(adviser, field) == "Write your advice before sending it."
+        )
+        assert_accessible(adviser, axe_source(), "adviser's questions: an answer sent empty")
+        assert follow_summary_link(adviser, "Write your advice") == field
         item.get_by_label("Your advice (recorded)").fill("Threshold met: refer to the MASH today.")
+        assert error_signs(adviser) == []
         item.get_by_role("button", name="Send answer").click()
         adviser.get_by_text("Your advice was sent and recorded.").wait_for(timeout=15000)
     finally:

@@ -29,11 +29,16 @@ from tests.e2e.recipient_fixtures import (
     RecipientGateway,
     attachments,
     check_state,
+    error_signs,
+    field_error,
+    focused_id,
+    follow_summary_link,
     message_text,
     open_share,
     playwright_profiles,
     recipient_gateway,
     set_up_receiving,
+    summary_links,
     unlock,
 )
 from tests.e2e.webmail import Webmail
@@ -97,19 +102,47 @@ def test_enrol_approve_share_from_webmail_and_open(
     keys = alice.open("recipient/keys.html")
     assert "the key never leaves this browser" in keys.locator("#setup-explain").inner_text()
     assert "you lose access to every share" in keys.locator("#setup-explain").inner_text()
-    # Passphrases: too short, then two that differ, are refused in words; nothing is stored.
+    # Passphrases, the GOV.UK way (issue 13): nothing red before she does anything, not even after tabbing
+    # through the boxes; a box she typed in is checked when she leaves it, beside it only.
+    assert error_signs(keys) == []
+    keys.get_by_label("Choose a passphrase").focus()
+    keys.keyboard.press("Tab")
+    keys.keyboard.press("Tab")
+    assert error_signs(keys) == []
+    assert_accessible(keys, axe_source(), "keys page: set-up form, nothing typed")
     keys.get_by_label("Choose a passphrase").fill("short")
+    assert error_signs(keys) == []  # typing is not leaving
+    keys.get_by_label("Type the passphrase again").focus()
+    assert field_error(keys, "setup-pass").startswith("The passphrase is too short")
+    assert keys.locator("#error-summary").is_hidden()
+    assert_accessible(keys, axe_source(), "keys page: a field left with a problem")
+    # Submitted: the error summary at the top, focused, each problem a link that moves focus to its field.
     keys.get_by_label("Type the passphrase again").fill("short")
     keys.get_by_role("button", name="Create my key and ask for approval").click()
-    assert "too short" in keys.get_by_role("alert").first.inner_text()
-    assert keys.get_by_label("Choose a passphrase").get_attribute("aria-invalid") == "true"
+    assert [target for _, target in summary_links(keys)] == ["setup-pass"]
+    assert summary_links(keys)[0][0].startswith("The passphrase is too short")
+    assert focused_id(keys) == "error-summary"
+    assert keys.locator("#error-summary [role=alert] h2").inner_text() == "There is a problem"
+    assert keys.locator("#alert").is_hidden()  # nothing that is not about a field
     assert_accessible(keys, axe_source(), "keys page: set-up form with a refused passphrase")
+    assert follow_summary_link(keys, "The passphrase is too short") == "setup-pass"
+    # Fixed: the message goes as soon as the field is right, and the summary with it; nothing was stored.
     keys.get_by_label("Choose a passphrase").fill(PASSPHRASE)
+    assert error_signs(keys) == []
+    assert_accessible(keys, axe_source(), "keys page: the refused passphrase fixed")
+    assert alice.keyring() is None
+    # The second box (typed differently; then left empty): beside that box, linked from the summary.
     keys.get_by_label("Type the passphrase again").fill(PASSPHRASE + " ")
     keys.get_by_role("button", name="Create my key and ask for approval").click()
-    keys.get_by_text("The two passphrases are different").wait_for()
+    assert summary_links(keys) == [
+        ("The two passphrases are different. Type the same passphrase in both boxes.", "setup-pass2")
+    ]
+    assert field_error(keys, "setup-pass") == ""
+    assert field_error(keys, "setup-pass2").startswith("The two passphrases are different")
+    assert follow_summary_link(keys, "The two passphrases") == "setup-pass2"
     assert alice.keyring() is None
     keys.get_by_label("Type the passphrase again").fill(PASSPHRASE)
+    assert error_signs(keys) == []
     keys.get_by_role("button", name="Create my key and ask for approval").click()
     keys.wait_for_selector('#state[data-state="pending"]', timeout=30000)
     assert "Waiting for approval" in keys.locator("#state").inner_text()
@@ -188,20 +221,30 @@ def test_wrong_passphrase_is_refused_then_the_right_one_opens(gw: RecipientGatew
     # Opened straight from a link to the share: it asks for the passphrase first.
     inbox = bea.open(f"recipient/inbox.html#share={sid}")
     inbox.get_by_text("Unlock your keys to open this share.").wait_for()
-    inbox.get_by_label("Passphrase", exact=True).fill("not the passphrase at all")
+    assert error_signs(inbox) == []
+    # Unlock with the box empty: the GOV.UK error summary, focused, linking to the box.
     inbox.get_by_role("button", name="Unlock", exact=True).click()
-    alert = inbox.locator("#alert")
-    alert.wait_for(state="visible", timeout=30000)
-    assert alert.inner_text() == "That passphrase does not unlock your keys. Check it and try again."
-    assert alert.get_attribute("role") == "alert"
+    assert summary_links(inbox) == [("Enter your passphrase.", "unlock-pass")]
+    assert focused_id(inbox) == "error-summary" and field_error(inbox, "unlock-pass") == "Enter your passphrase."
+    assert_accessible(inbox, axe_source(), "inbox: unlock with no passphrase")
+    assert follow_summary_link(inbox, "Enter your passphrase.") == "unlock-pass"
+    inbox.keyboard.type("not the passphrase at all")
+    assert error_signs(inbox) == []  # typed: no longer empty, so that message goes
+    inbox.get_by_role("button", name="Unlock", exact=True).click()
+    # A wrong passphrase is only found out by trying it: shown the same way, and kept until the next try.
+    wrong = "That passphrase does not unlock your keys. Check it and try again."
+    assert summary_links(inbox) == [(wrong, "unlock-pass")]
+    assert focused_id(inbox) == "error-summary" and field_error(inbox, "unlock-pass") == wrong
+    assert inbox.locator("#error-summary [role=alert]").is_visible() and inbox.locator("#alert").is_hidden()
     assert inbox.locator("#message").is_hidden() and inbox.locator("#unlocked").is_hidden()
-    assert inbox.get_by_label("Passphrase", exact=True).get_attribute("aria-invalid") == "true"
     assert_accessible(inbox, axe_source(), "inbox: wrong passphrase refused")
     assert bea.keyring() == before  # nothing changed
+    inbox.get_by_label("Passphrase", exact=True).fill("still typing")
+    assert field_error(inbox, "unlock-pass") == wrong
     unlock(inbox)
     inbox.wait_for_selector("#message:not([hidden])", timeout=30000)
     assert message_text(inbox).strip() == "Body for Bea: home visit notes."
-    assert inbox.locator("#alert").is_hidden()
+    assert error_signs(inbox) == []
 
 
 def test_backup_restore_in_a_fresh_profile_and_age_interop(
@@ -240,14 +283,31 @@ def test_backup_restore_in_a_fresh_profile_and_age_interop(
     fresh.use(gw, gw.recipient_token("bea"))
     page = fresh.open("recipient/keys.html")
     assert page.locator("#setup").is_visible() and fresh.keyring() is None
-    page.get_by_label("Backup file").set_input_files(str(backup))
-    page.get_by_label("The backup's passphrase").fill("a wrong passphrase!")
+    assert error_signs(page) == []
+    # Restore with nothing chosen: both fields in the summary, in the page's order (this browser's passphrase
+    # is not asked for: there are no keys here yet).
     page.get_by_role("button", name="Restore keys").click()
-    page.get_by_text("That passphrase does not open this backup. Nothing was changed.").wait_for(timeout=30000)
+    assert summary_links(page) == [
+        ("Choose the backup file (safeshare-keys-….age).", "restore-file"),
+        ("Enter the passphrase the backup was made with.", "restore-pass"),
+    ]
+    assert focused_id(page) == "error-summary"
+    assert field_error(page, "restore-file") == "Choose the backup file (safeshare-keys-….age)."
+    assert_accessible(page, axe_source(), "keys page: restore with nothing chosen")
+    assert follow_summary_link(page, "Choose the backup file") == "restore-file"
+    page.get_by_label("Backup file").set_input_files(str(backup))
+    assert field_error(page, "restore-file") == "" and [t for _, t in summary_links(page)] == ["restore-pass"]
+    page.get_by_label("The backup's passphrase").fill("a wrong passphrase!")
+    assert error_signs(page) == []
+    page.get_by_role("button", name="Restore keys").click()
+    wrong = "That passphrase does not open this backup. Nothing was changed."
+    assert summary_links(page) == [(wrong, "restore-pass")]
+    assert field_error(page, "restore-pass") == wrong and focused_id(page) == "error-summary"
     assert fresh.keyring() is None
     page.get_by_label("The backup's passphrase").fill(PASSPHRASE)
     page.get_by_role("button", name="Restore keys").click()
     page.get_by_text("Restored 1 key from the backup.").wait_for(timeout=30000)
+    assert error_signs(page) == []
     assert fresh.keyring()["keys"] == bea.keyring()["keys"]
     page.wait_for_selector('#state[data-state="active"]', timeout=15000)
 
@@ -351,7 +411,9 @@ def rotated(gw: RecipientGateway, enrolled: Any, tmp_path_factory: pytest.TempPa
 
     keys.get_by_label("Your passphrase").fill("not my passphrase!!")
     keys.get_by_role("button", name="Make a new key").click()
-    keys.get_by_text("That passphrase does not unlock your keys. Nothing was changed.").wait_for(timeout=30000)
+    wrong = "That passphrase does not unlock your keys. Nothing was changed."
+    assert summary_links(keys) == [(wrong, "rotate-pass")]
+    assert field_error(keys, "rotate-pass") == wrong
     assert len(gina.keyring()["keys"]) == 1
     keys.get_by_label("Your passphrase").fill(PASSPHRASE)
     keys.get_by_role("button", name="Make a new key").click()
@@ -488,6 +550,10 @@ def test_revoked_share_and_gateway_down_in_plain_words(gw: RecipientGateway, enr
         alert = inbox.locator("#alert")
         alert.wait_for(state="visible", timeout=15000)
         assert "could not be reached" in alert.inner_text()
+        # Not about a field: in the error summary, in words, with no link and no field marked.
+        assert inbox.locator("#error-summary").is_visible() and inbox.locator("#error-summary-list a").count() == 0
+        assert [s for s in error_signs(inbox) if not s.startswith("summary: ")] == []
+        assert_accessible(inbox, axe_source(), "inbox: the gateway could not be reached")
     finally:
         hal.worker.evaluate("v => chrome.storage.local.set(v)", {"gatewayUrl": gw.url})
 
@@ -529,7 +595,8 @@ def test_pages_are_labelled_and_keyboard_operable(gw: RecipientGateway, enrolled
 
     page = hal.open("recipient/inbox.html")
     assert page.locator("#status").get_attribute("aria-live") == "polite"
-    assert page.locator("#alert").get_attribute("aria-live") == "assertive"
+    assert page.locator("#error-summary > div").get_attribute("role") == "alert"
+    assert page.locator("#alert").evaluate("a => a.closest('#error-summary') !== null")
     tab_to(page, "e.id === 'unlock-pass'")
     page.keyboard.type(PASSPHRASE)
     page.keyboard.press("Enter")
@@ -541,12 +608,45 @@ def test_pages_are_labelled_and_keyboard_operable(gw: RecipientGateway, enrolled
     assert page.evaluate("() => document.activeElement.id") == "share"  # focus moves to the share
     assert message_text(page).strip() == "Opened with the keyboard alone."
     assert page.evaluate(UNNAMED) == []
-    tab_to(page, "e.id === 'ack-note'")
+    # Marked received with no note, by keyboard: the summary takes the focus, its link takes it to the note.
+    tab_to(page, "e.id === 'ack-go'")
+    page.keyboard.press("Enter")
+    note = "Write a short note for the sender about what you have done or will do."
+    assert summary_links(page) == [(note, "ack-note")] and focused_id(page) == "error-summary"
+    assert field_error(page, "ack-note") == note
+    assert_accessible(page, axe_source(), "a share: marked received with no note")
+    page.keyboard.press("Tab")
+    page.keyboard.press("Enter")
+    assert focused_id(page) == "ack-note"
     page.keyboard.type("Read with the keyboard.")
+    assert error_signs(page) == []
     tab_to(page, "e.id === 'ack-go'")
     page.keyboard.press("Enter")
     page.get_by_text("You marked this received and actioned on").wait_for(timeout=15000)
     assert_accessible(page, axe_source(), "a share acknowledged")
+
+    # Received / Sent: govuk-frontend's Tabs — one Tab stop, the arrow keys move between the tabs.
+    page.get_by_role("button", name="Back to the inbox").click()
+    tab_to(page, "e.id === 'tab-inbox'")
+    tabs_state = """() => [...document.querySelectorAll('#tabs [role=tab]')].map(t =>
+        [t.id, t.getAttribute('aria-selected'), t.tabIndex,
+         document.getElementById(t.getAttribute('aria-controls')).hidden])"""
+    assert page.evaluate(tabs_state) == [["tab-inbox", "true", 0, False], ["tab-sent", "false", -1, True]]
+    assert page.locator("#tabs > ul").get_attribute("role") == "tablist"
+    assert page.locator("#inbox").get_attribute("role") == "tabpanel"
+    page.keyboard.press("ArrowRight")
+    assert focused_id(page) == "tab-sent"
+    assert page.evaluate(tabs_state) == [["tab-inbox", "false", -1, True], ["tab-sent", "true", 0, False]]
+    page.locator("#sent-note").get_by_text("signed in as a practitioner").wait_for()
+    assert page.locator("#inbox-table").is_hidden()
+    assert_accessible(page, axe_source(), "inbox: the Sent tab chosen by keyboard")
+    page.keyboard.press("ArrowRight")  # the last tab: stays, as govuk-frontend's does
+    assert focused_id(page) == "tab-sent"
+    page.keyboard.press("ArrowLeft")
+    assert focused_id(page) == "tab-inbox"
+    assert page.evaluate(tabs_state)[0] == ["tab-inbox", "true", 0, False]
+    page.keyboard.press("Tab")  # one tab stop: Tab leaves the tab list for the panel
+    assert page.evaluate("() => document.getElementById('inbox').contains(document.activeElement)")
 
 
 def test_only_a_recipient_sign_in_sets_up_and_a_rejection_is_shown(gw: RecipientGateway, profiles: Profiles) -> None:
@@ -559,6 +659,8 @@ def test_only_a_recipient_sign_in_sets_up_and_a_rejection_is_shown(gw: Recipient
     alert = page.locator("#alert")
     alert.wait_for(state="visible", timeout=15000)
     assert "not a recipient's sign-in" in alert.inner_text() and alert.inner_text().endswith("No key was made.")
+    assert page.locator("#error-summary-list a").count() == 0  # the gateway's refusal: no field to link to
+    assert_accessible(page, axe_source(), "keys page: the gateway refused the sign-in")
     assert ivy.keyring() is None
     page.close()
 

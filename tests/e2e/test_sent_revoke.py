@@ -10,7 +10,17 @@ import pyrage
 import pytest
 
 from tests.e2e.open_page import assert_accessible, axe_source
-from tests.e2e.recipient_fixtures import Profile, RecipientGateway, playwright_profiles, recipient_gateway
+from tests.e2e.recipient_fixtures import (
+    Profile,
+    RecipientGateway,
+    error_signs,
+    field_error,
+    focused_id,
+    follow_summary_link,
+    playwright_profiles,
+    recipient_gateway,
+    summary_links,
+)
 from tests.e2e.webmail import Webmail
 from tests.test_cli import call
 
@@ -50,15 +60,24 @@ def test_sent_tab_shows_who_opened_it_and_revokes_with_a_reason(gw: RecipientGat
     # The share's case reference and its own reference tell it apart from the practitioner's other shares.
     assert "CASE-2026-0412" in item.inner_text() and sid in item.inner_text()
 
-    # No reason: refused in words, nothing revoked.
+    # No reason: refused in words the GOV.UK way (the error summary, focused, linking to the reason; the
+    # message beside it), nothing revoked; nothing red before that.
     item.get_by_text("Revoke (recall) this share").click()
+    assert error_signs(page) == []
     item.get_by_role("button", name="Revoke this share").click()
-    page.get_by_text("Say why you are revoking this share").wait_for(timeout=5000)
+    field = f"revoke-reason-{sid}"
+    message = "Say why you are revoking this share: the reason is recorded with the revocation."
+    assert summary_links(page) == [(message, field)] and focused_id(page) == "error-summary"
+    assert field_error(page, field) == message
     assert gw.get("/api/v1/shares/" + sid, gw.tokens["practitioner"])["state"] == "active"
     assert_accessible(page, axe_source(), "Sent tab, revoke form open with its error")
+    # The link opens the details again if they were closed, and moves the focus to the reason.
+    item.get_by_text("Revoke (recall) this share").click()
+    assert follow_summary_link(page, "Say why you are revoking") == field
 
     reason = "Sent to the wrong Jon: meant for the duty team."
-    item.get_by_label("Reason for revoking (recorded)").fill(reason)
+    page.keyboard.type(reason)
+    assert error_signs(page) == []
     item.get_by_role("button", name="Revoke this share").click()
     page.get_by_text(f"Share {sid} revoked").wait_for(timeout=15000)
     entries = [e["entry"] for e in gw.get("/api/v1/ledger?kind=revoke", gw.tokens["auditor"])["entries"]]
