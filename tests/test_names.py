@@ -159,3 +159,75 @@ async def test_the_auditors_search_and_subject_report_name_people_beside_their_i
     assert "Alice (Hereford MASH; ID alice)" in html and "Bob (West Mercia Police; ID bob)" in html
     assert "Alice (ID alice) (1 time)" in html
     assert "kim (practitioner, hereford-primary)" in html
+
+
+async def _advice_answered_by(api: Api, issuer: EmbeddedIssuer, pat: dict[str, str], answer: str) -> str:
+    """A question from `pat` answered by their designated safeguarding lead, Dee Dawson (name in her token)."""
+    question = {
+        "to": "dsl",
+        "purpose": {"code": "referral", "description": "Possible referral after a disclosure."},
+        "data_categories": ["health"],
+    }
+    r = await api.client.post("/api/v1/advice", json=question, headers=pat)
+    assert r.status == 201, await r.text()
+    aid = str((await r.json())["advice_id"])
+    dee = bearer(issuer, "dee", "dsl", name="Dee Dawson")
+    r = await api.client.post(f"/api/v1/advice/{aid}/answer", json={"answer": answer}, headers=dee)
+    assert r.status == 201, await r.text()
+    return aid
+
+
+async def test_the_subject_report_names_downloads_acknowledgements_advice_and_the_organisation(
+    api: Api, issuer: EmbeddedIssuer, alice: Any, bob: Any, share_justification: dict[str, Any]
+) -> None:
+    """Issue 13: the report's Downloads and Acknowledged columns, the advice line, the copies destroyed on a
+    revocation and the cover's organisation read as names, each with the ID beside it (the stable key)."""
+    await api.add_recipient("alice", alice)
+    await api.add_recipient("bob", bob, org="West Mercia Police")
+    pat = bearer(issuer, "pat", "practitioner", name="Pat Jones", org_name="Hereford Primary School")
+    aid = await _advice_answered_by(api, issuer, pat, "Refer today.")
+    form = aiohttp.FormData()
+    meta = {"recipients": ["alice", "bob"], "justification": share_justification, "advice": [aid],
+            "payload_content_type": "text/plain"}  # fmt: skip
+    form.add_field("share", json.dumps(meta), content_type="application/json")
+    form.add_field("payload", PAYLOAD, filename="payload", content_type="application/octet-stream")
+    r = await api.client.post("/api/v1/shares", data=form, headers=pat)
+    assert r.status == 201, await r.text()
+    sid = (await r.json())["share_id"]
+    for _ in range(2):
+        r = await api.client.get(f"/api/v1/shares/{sid}/envelope", headers=api.auth("alice", "recipient"))
+        assert r.status == 200
+    r = await api.client.post(f"/api/v1/shares/{sid}/acknowledge", json={"note": "Seen."},
+                              headers=api.auth("alice", "recipient"))  # fmt: skip
+    assert r.status in (200, 201), await r.text()
+    r = await api.client.post(f"/api/v1/shares/{sid}/revoke", json={"reason": "Done with"}, headers=pat)
+    assert r.status == 200, await r.text()
+    # The adviser's name is recorded with her answer and with the advice the share cites.
+    [cited] = (await api.ledger(kind="share"))[0]["entry"]["advice"]
+    assert cited["answered_by"] == {"sub": "dee", "role": "dsl", "org": "hereford-primary", "name": "Dee Dawson"}
+
+    subject = share_justification["subjects"][0]["ref"]
+    everyone = bearer(issuer, "aud", "partnership_auditor")
+    r = await api.client.get("/api/v1/ledger/report", params={"subject": subject, "format": "json"}, headers=everyone)
+    report = await r.json()
+    [line] = report["shares"]
+    assert [(f["recipient"], f.get("name")) for f in line["fetches"]] == [("alice", "Alice")] * 2
+    assert [(a["recipient"], a.get("name")) for a in line["acknowledged"]] == [("alice", "Alice")]
+    r = await api.client.get("/api/v1/ledger/report", params={"subject": subject}, headers=everyone)
+    html = await r.text()
+    shares_table = html[html.index("<h2>Shares: who received what</h2>") : html.index("<h2>Timeline</h2>")]
+    assert "Alice (Hereford MASH; ID alice): 2 times, first" in shares_table  # Downloads
+    assert "Alice (Hereford MASH; ID alice), " in shares_table  # Acknowledged
+    assert "<td>alice" not in shares_table and ">alice:" not in shares_table
+    assert "Designated safeguarding lead: Dee Dawson (designated safeguarding lead, hereford-primary; ID dee)" in html
+    assert "Alice (Hereford MASH; ID alice); Bob (West Mercia Police; ID bob)" in html  # copies destroyed for
+
+    # The auditor's own organisation by name on the cover (the token's org_name), its ID beside it.
+    olive = bearer(issuer, "olive", "auditor", org="hereford-primary", org_name="Hereford Primary School")
+    r = await api.client.get("/api/v1/ledger/report", params={"subject": subject}, headers=olive)
+    html = await r.text()
+    assert "<dd>Hereford Primary School (ID hereford-primary)</dd>" in html
+    assert "that Hereford Primary School took part in" in html
+    r = await api.client.get("/api/v1/ledger/report", params={"subject": subject, "format": "json"}, headers=olive)
+    scope = (await r.json())["scope"]
+    assert scope == {"organisation": "hereford-primary", "organisation_name": "Hereford Primary School"}

@@ -302,7 +302,9 @@ async def subject_report(request: web.Request) -> web.Response:
         raise ApiError(400, "invalid_parameter", "subject is required.", field="subject")
     gw = gateway(request)
     signer = request.app.get(SIGNER)
-    report = await audit.subject_report(gw, subject, scope, None if signer is None else signer.verifier())
+    verifier = None if signer is None else signer.verifier()
+    org_name = principal(request, *tenancy.AUDITOR_ROLES).org_name
+    report = await audit.subject_report(gw, subject, scope, verifier, org_name)
     if fmt == "json":
         return json_response(report)
     return web.Response(
