@@ -6,6 +6,8 @@ on PostgreSQL too (SAFESHARE_TEST_BACKEND=postgres), and every response is check
 from __future__ import annotations
 
 import copy
+import csv
+import io
 import json
 from typing import Any
 
@@ -14,6 +16,7 @@ import pyrage
 
 from gateway.auth import EmbeddedIssuer
 from tests.conftest import Api
+from tests.test_audit import checkpointed
 
 PAYLOAD = b"Referral notes for the MASH."
 
@@ -142,6 +145,29 @@ async def test_the_auditors_search_and_subject_report_name_people_beside_their_i
     assert page["people"]["bob"] == {"name": "Bob", "org_name": "West Mercia Police"}
     assert "kim" not in page["people"]  # no name anywhere: the reader shows the ID
     assert kim in {e["entry"].get("share_id") for e in page["entries"]}
+
+    # The CSV export: the IDs kept (the stable key), each with a name column beside it; the ID when none is known.
+    await checkpointed(api)
+    r = await api.client.get("/api/v1/ledger?subject=CASE-2026-0412&format=csv", headers=auditor)
+    table = list(csv.reader(io.StringIO((await r.read()).decode(), newline="")))
+    rows = [dict(zip(table[0], row, strict=True)) for row in table[1:]]
+    by_share = {(row["kind"], row["share_id"]): row for row in rows}
+    pat_row, kim_row = by_share[("share", sid)], by_share[("share", kim)]
+    assert (pat_row["actor_sub"], pat_row["actor_name"]) == ("pat", "Pat Jones")
+    assert (pat_row["actor_org"], pat_row["actor_org_name"]) == ("hereford-primary", "Hereford Primary School")
+    assert pat_row["recipients"] == "alice (Hereford MASH); bob (West Mercia Police)"
+    assert pat_row["recipient_names"] == "Alice (Hereford MASH); Bob (West Mercia Police)"
+    assert (kim_row["actor_sub"], kim_row["actor_name"], kim_row["actor_org_name"]) == (
+        "kim",
+        "kim",
+        "hereford-primary",
+    )
+    fetch_row = by_share[("fetch", sid)]
+    assert (fetch_row["actor_sub"], fetch_row["actor_name"], fetch_row["actor_org_name"]) == (
+        "alice",
+        "Alice",
+        "Hereford MASH",
+    )
 
     r = await api.client.get("/api/v1/ledger/report?subject=CASE-2026-0412&format=json", headers=auditor)
     report = await r.json()
