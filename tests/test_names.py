@@ -5,6 +5,7 @@ on PostgreSQL too (SAFESHARE_TEST_BACKEND=postgres), and every response is check
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import csv
 import io
@@ -16,7 +17,6 @@ import pyrage
 
 from gateway.auth import EmbeddedIssuer
 from tests.conftest import Api
-from tests.test_audit import checkpointed
 
 PAYLOAD = b"Referral notes for the MASH."
 
@@ -34,6 +34,19 @@ async def share_as(api: Api, headers: dict[str, str], recipients: list[str], jus
     r = await api.client.post("/api/v1/shares", data=form, headers=headers)
     assert r.status == 201, await r.text()
     return str((await r.json())["share_id"])
+
+
+async def csv_export(api: Api, headers: dict[str, str], wanted: set[tuple[str, str]]) -> dict[tuple[str, str], Any]:
+    """The subject's CSV export by (kind, share ID), once the signed checkpoint it stops at covers `wanted`."""
+    for _ in range(200):
+        r = await api.client.get("/api/v1/ledger?subject=CASE-2026-0412&format=csv", headers=headers)
+        assert r.status == 200, await r.text()
+        table = list(csv.reader(io.StringIO((await r.read()).decode(), newline="")))
+        rows = {(row["kind"], row["share_id"]): row for row in (dict(zip(table[0], x, strict=True)) for x in table[1:])}
+        if wanted <= set(rows):
+            return rows
+        await asyncio.sleep(0.05)
+    raise AssertionError("no checkpoint covered the entries within 10 s")
 
 
 async def inbox(api: Api, rid: str) -> list[dict[str, Any]]:
@@ -147,11 +160,7 @@ async def test_the_auditors_search_and_subject_report_name_people_beside_their_i
     assert kim in {e["entry"].get("share_id") for e in page["entries"]}
 
     # The CSV export: the IDs kept (the stable key), each with a name column beside it; the ID when none is known.
-    await checkpointed(api)
-    r = await api.client.get("/api/v1/ledger?subject=CASE-2026-0412&format=csv", headers=auditor)
-    table = list(csv.reader(io.StringIO((await r.read()).decode(), newline="")))
-    rows = [dict(zip(table[0], row, strict=True)) for row in table[1:]]
-    by_share = {(row["kind"], row["share_id"]): row for row in rows}
+    by_share = await csv_export(api, auditor, {("share", sid), ("share", kim), ("fetch", sid)})
     pat_row, kim_row = by_share[("share", sid)], by_share[("share", kim)]
     assert (pat_row["actor_sub"], pat_row["actor_name"]) == ("pat", "Pat Jones")
     assert (pat_row["actor_org"], pat_row["actor_org_name"]) == ("hereford-primary", "Hereford Primary School")
