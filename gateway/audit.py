@@ -152,3 +152,61 @@ async def people_named(
     cache.names.update(result)
     cache.settled.update(named)
     return result
+
+
+#: How many practitioners and recipients the console's search form offers by name (more: it says so, and an ID
+#: can still be typed).
+PEOPLE_CAP = 1000
+
+
+async def known_people(gw: Gateway, scope: str | None, scope_name: str | None) -> dict[str, Any]:
+    """Who an auditor may pick by name in the console's search form (issue 13), each with the ID it searches by.
+
+    Tenancy: an auditor of one organisation is offered only that organisation's practitioners (those who decided
+    or shared in it), the directory's recipients and teams in it, and the organisation itself — never a name from
+    another organisation, even one that took part in an entry they can read. A partnership-wide auditor (`scope`
+    None) is offered everyone. Names come from where `people_named` finds them; no name: the ID alone.
+    """
+    rows = await gw.store.latest_decisions_by_decider(scope, limit=PEOPLE_CAP + 1)
+    capped = len(rows) > PEOPLE_CAP
+    rows = rows[:PEOPLE_CAP]
+    names = await people_named(gw, rows)
+    practitioners: dict[tuple[str, str | None], dict[str, Any]] = {}
+    for row in rows:
+        actor = json.loads(row.entry).get("actor") or {}
+        sub, org = actor.get("sub"), actor.get("org")
+        if not isinstance(sub, str) or (sub, org) in practitioners:
+            continue
+        recorded = actor.get("name") if isinstance(actor.get("name"), str) and actor.get("name") else None
+        known = names.get(sub, {})
+        person: dict[str, Any] = {"id": sub, "org": org}
+        name, org_name = recorded or known.get("name"), known.get("org_name")
+        if scope is not None and org == scope and scope_name:
+            org_name = scope_name
+        person |= {k: v for k, v in (("name", name), ("org_name", org_name)) if v}
+        practitioners[(sub, org)] = person
+    directory = await gw.store.list_recipients(include_disabled=True, limit=PEOPLE_CAP * 10)
+    recipients = [
+        {"id": r.id, "name": r.name, "org": r.org, "kind": r.kind} for r in directory if scope is None or r.org == scope
+    ]
+    capped = capped or len(directory) == PEOPLE_CAP * 10 or len(recipients) > PEOPLE_CAP
+    recipients = recipients[:PEOPLE_CAP]
+    orgs: dict[str, str | None] = {}
+    if scope is not None:
+        orgs[scope] = scope_name
+    else:
+        for p in practitioners.values():
+            if isinstance(p.get("org"), str):
+                orgs[p["org"]] = orgs.get(p["org"]) or p.get("org_name")
+        for r in recipients:
+            orgs.setdefault(r["org"], None)
+    return {
+        "scope": {"organisation": scope},
+        "practitioners": sorted(practitioners.values(), key=lambda p: (str(p.get("name", p["id"])).lower(), p["id"])),
+        "recipients": sorted(recipients, key=lambda r: (r["name"].lower(), r["id"])),
+        "organisations": sorted(
+            ({"id": o} | ({"name": n} if n else {}) for o, n in orgs.items()),
+            key=lambda o: (str(o.get("name", o["id"])).lower(), o["id"]),
+        ),
+        "capped": capped,
+    }

@@ -16,7 +16,7 @@ import aiohttp
 import pyrage
 
 from gateway.auth import EmbeddedIssuer
-from tests.conftest import Api
+from tests.conftest import Api, example
 
 PAYLOAD = b"Referral notes for the MASH."
 
@@ -266,3 +266,53 @@ async def test_the_subject_report_names_downloads_acknowledgements_advice_and_th
     r = await api.client.get("/api/v1/ledger/report", params={"subject": subject, "format": "json"}, headers=olive)
     scope = (await r.json())["scope"]
     assert scope == {"organisation": "hereford-primary", "organisation_name": "Hereford Primary School"}
+
+
+async def test_the_people_an_auditor_may_pick_by_name_stay_within_their_organisation(
+    api: Api, issuer: EmbeddedIssuer, alice: Any, bob: Any, share_justification: dict[str, Any]
+) -> None:
+    """`GET /api/v1/ledger/people` (the console's search form, issue 13): practitioners, recipients and teams,
+    and organisations by name with their IDs; an organisation's auditor is offered none from another
+    organisation, even one that shared with theirs."""
+    await api.add_recipient("alice", alice, org="hereford-primary")
+    await api.add_recipient("bob", bob, org="far-away")
+    pat = bearer(issuer, "pat", "practitioner", name="Pat Jones", org_name="Hereford Primary School")
+    await share_as(api, pat, ["alice"], share_justification)
+    # Named only in a decision's own entry (token claim), no share kept: still offered by name.
+    sam = bearer(issuer, "sam", "practitioner", name="Sam Shah")
+    r = await api.client.post("/api/v1/decisions", json=example("not-share"), headers=sam)
+    assert r.status == 201, await r.text()
+    await share_as(api, bearer(issuer, "kim", "practitioner"), ["alice"], share_justification)
+    # Another organisation's practitioner shares with this one's recipient: their name is still not offered.
+    zed = bearer(issuer, "zed", "practitioner", org="far-away", name="Zara Secret", org_name="Far Away Council")
+    await share_as(api, zed, ["alice", "bob"], share_justification)
+
+    olive = bearer(issuer, "olive", "auditor", org="hereford-primary", org_name="Hereford Primary School")
+    r = await api.client.get("/api/v1/ledger/people", headers=olive)
+    assert r.status == 200, await r.text()
+    body = await r.json()
+    assert body["scope"] == {"organisation": "hereford-primary"} and body["capped"] is False
+    assert body["practitioners"] == [
+        {"id": "kim", "org": "hereford-primary", "org_name": "Hereford Primary School"},  # no name: the ID
+        {"id": "pat", "org": "hereford-primary", "name": "Pat Jones", "org_name": "Hereford Primary School"},
+        {"id": "sam", "org": "hereford-primary", "name": "Sam Shah", "org_name": "Hereford Primary School"},
+    ]
+    assert body["recipients"] == [{"id": "alice", "name": "Alice", "org": "hereford-primary", "kind": "person"}]
+    assert body["organisations"] == [{"id": "hereford-primary", "name": "Hereford Primary School"}]
+    text = json.dumps(body)
+    for outside in ("zed", "Zara Secret", "Far Away Council", "far-away", "Bob"):
+        assert outside not in text, outside
+    # The other organisation's auditor sees its own people only.
+    r = await api.client.get("/api/v1/ledger/people", headers=bearer(issuer, "ola", "auditor", org="far-away"))
+    body = await r.json()
+    assert [p["id"] for p in body["practitioners"]] == ["zed"] and [x["id"] for x in body["recipients"]] == ["bob"]
+    assert body["organisations"] == [{"id": "far-away"}]  # no org_name in this token: the ID alone
+    assert "Pat Jones" not in json.dumps(body) and "Alice" not in json.dumps(body)
+    # The partnership-wide auditor: everyone, each organisation named where a name is known.
+    r = await api.client.get("/api/v1/ledger/people", headers=bearer(issuer, "aud", "partnership_auditor"))
+    body = await r.json()
+    assert [p["id"] for p in body["practitioners"]] == ["kim", "pat", "sam", "zed"]
+    assert body["organisations"] == [
+        {"id": "far-away", "name": "Far Away Council"},
+        {"id": "hereford-primary", "name": "Hereford Primary School"},
+    ]

@@ -341,6 +341,18 @@ async def subject_report(request: web.Request) -> web.Response:
     )
 
 
+# -- people, for the console's search form -------------------------------------------------------------------
+
+
+@routes.get("/api/v1/ledger/people")
+async def ledger_people(request: web.Request) -> web.Response:
+    """The practitioners, recipients and organisations an auditor may pick by name when searching (issue 13),
+    within their scope only (`audit.known_people`); the search itself still takes the IDs."""
+    scope = _scope(request)
+    org_name = principal(request, *tenancy.AUDITOR_ROLES).org_name
+    return json_response(await audit.known_people(gateway(request), scope, org_name))
+
+
 # -- statistics ------------------------------------------------------------------------------------------
 
 
