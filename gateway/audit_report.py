@@ -586,13 +586,26 @@ def _person(r: Mapping[str, Any]) -> str:
     return f"{_e(ident)} ({_e(org)})"
 
 
-def _downloader(item: Mapping[str, Any]) -> str:
-    """A recipient who downloaded or acknowledged a share (their actor ID in `recipient`), by name where known:
-    "Alice Able (Hereford MASH; ID alice)"; else the ID alone."""
+def _downloader(item: Mapping[str, Any], same_name: set[str]) -> str:
+    """A recipient who downloaded or acknowledged a share (their actor ID in `recipient`), by name where known
+    ("Alice Able"), else by ID. The Recipients column beside it gives each one's organisation and ID, so the ID is
+    repeated here only for a name two of the share's people have (`same_name`): the table stays a few A4 pages."""
     ident = item.get("recipient")
-    if item.get("name") and item.get("name") != ident:
-        return _person({"id": ident, "name": item["name"], "org_name": item.get("org_name")})
-    return _e(ident if ident else "unknown")
+    name = item.get("name")
+    if not name or name == ident:
+        return _e(ident if ident else "unknown")
+    return f"{_e(name)} (ID {_e(ident)})" if name in same_name else _e(name)
+
+
+def _same_names(share: Mapping[str, Any]) -> set[str]:
+    """Names two different people of one share carry (recipients, downloaders, acknowledgers)."""
+    seen: dict[str, set[str]] = {}
+    people = [(r.get("name"), r.get("id")) for r in share.get("recipients") or []]
+    people += [(x.get("name"), x.get("recipient")) for x in [*share.get("fetches", []), *share.get("acknowledged", [])]]
+    for name, ident in people:
+        if name:
+            seen.setdefault(str(name), set()).add(str(ident))
+    return {n for n, ids in seen.items() if len(ids) > 1}
 
 
 def _proof_word(event: Mapping[str, Any]) -> str:
@@ -915,8 +928,9 @@ def _shares_html(shares: Sequence[Mapping[str, Any]], words: Words) -> str:
     for s in shares:
         recips = ", ".join(_person(r) for r in s.get("recipients") or [])
         fetched: dict[str, list[str]] = {}
+        same = _same_names(s)
         for f in s.get("fetches") or []:
-            fetched.setdefault(_downloader(f), []).append(f["time"])
+            fetched.setdefault(_downloader(f, same), []).append(f["time"])
         downloads = (
             "<br>".join(
                 f"{who}: {len(times)} time{'s' if len(times) != 1 else ''}, first {_e(uk_time(times[0]))}"
@@ -924,7 +938,8 @@ def _shares_html(shares: Sequence[Mapping[str, Any]], words: Words) -> str:
             )
             or "not downloaded"
         )
-        acks = "<br>".join(f"{_downloader(a)}, {_e(uk_time(a['time']))}" for a in s.get("acknowledged") or []) or "—"
+        acks = "<br>".join(f"{_downloader(a, same)}, {_e(uk_time(a['time']))}" for a in s.get("acknowledged") or [])
+        acks = acks or "—"
         ended = s.get("ended")
         state = (
             "—"

@@ -251,8 +251,9 @@ async def test_the_subject_report_names_downloads_acknowledgements_advice_and_th
     r = await api.client.get("/api/v1/ledger/report", params={"subject": subject}, headers=everyone)
     html = await r.text()
     shares_table = html[html.index("<h2>Shares: who received what</h2>") : html.index("<h2>Timeline</h2>")]
-    assert "Alice (Hereford MASH; ID alice): 2 times, first" in shares_table  # Downloads
-    assert "Alice (Hereford MASH; ID alice), " in shares_table  # Acknowledged
+    # Downloads and Acknowledged by name; the Recipients column beside them has each one's organisation and ID.
+    assert "<td>Alice: 2 times, first" in shares_table and "<td>Alice, " in shares_table
+    assert "Alice (Hereford MASH; ID alice), Bob (West Mercia Police; ID bob)" in shares_table
     assert "<td>alice" not in shares_table and ">alice:" not in shares_table
     assert "Designated safeguarding lead: Dee Dawson (designated safeguarding lead, hereford-primary; ID dee)" in html
     assert "Alice (Hereford MASH; ID alice); Bob (West Mercia Police; ID bob)" in html  # copies destroyed for
