@@ -131,10 +131,13 @@ class AdviceUseCases:
                     "advice_already_answered", "This question has already been answered.", ledger_index=done[0]
                 )
             answered.update(question_index=index, role=role)
+            actor = self._actor(principal, role)
+            if principal.name:  # the adviser by name (token claim), so the report reads who advised (issue 13)
+                actor["name"] = principal.name
             return ledger_entry.advice_entry(
                 kind=ledger_entry.KIND_ADVICE_ANSWER,
                 time=now,
-                actor=self._actor(principal, role),
+                actor=actor,
                 advice={"id": advice_id, "question_index": index, "to": role, "org": principal.org, "answer": answer},
             )
 
@@ -165,7 +168,8 @@ class AdviceUseCases:
             if row.kind == ledger_entry.KIND_ADVICE_ANSWER:
                 answers[str(advice.get("id"))] = {
                     "answer": advice.get("answer"),
-                    "by": {k: actor.get(k) for k in ("sub", "role", "org")},
+                    "by": {k: actor.get(k) for k in ("sub", "role", "org")}
+                    | ({"name": actor["name"]} if isinstance(actor.get("name"), str) else {}),
                     "at": row.time,
                     "ledger_index": row.index,
                 }

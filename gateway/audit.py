@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from . import audit_report
@@ -48,9 +49,12 @@ def checkpoint_stamp(
     return stamp, parsed.root_hash
 
 
-async def subject_report(gw: Gateway, subject: str, scope: str | None, verifier: NoteVerifier | None) -> dict[str, Any]:
-    """The report on `subject` (entries within `scope`, an organisation, or everywhere when None), stamped
-    with the latest checkpoint and each entry's inclusion proof against it (`audit_report.build_report`)."""
+async def subject_report(
+    gw: Gateway, subject: str, scope: str | None, verifier: NoteVerifier | None, scope_name: str | None = None
+) -> dict[str, Any]:
+    """The report on `subject` (entries within `scope`, an organisation, or everywhere when None; `scope_name`
+    is that organisation's name, from the auditor's token), stamped with the latest checkpoint and each entry's
+    inclusion proof against it (`audit_report.build_report`)."""
     # The checkpoint first: every entry listed below its size is then provable against it.
     cp = await gw.store.latest_stored_checkpoint()
     cap = audit_report.REPORT_CAP
@@ -72,30 +76,50 @@ async def subject_report(gw: Gateway, subject: str, scope: str | None, verifier:
         proofs=proofs,
         policies=gw.policies,
         scope=scope,
+        scope_name=scope_name,
     )
 
 
-async def people_named(gw: Gateway, rows: Sequence[LedgerRow]) -> dict[str, dict[str, str]]:
+@dataclass
+class NameCache:
+    """Names found so far, kept across `people_named` calls (an export names page after page): an ID looked up
+    once (`settled`) is not looked up again, whether or not a name was found for it."""
+
+    names: dict[str, dict[str, str]] = field(default_factory=dict)
+    settled: set[str] = field(default_factory=set)
+
+
+async def people_named(
+    gw: Gateway, rows: Sequence[LedgerRow], known: NameCache | None = None
+) -> dict[str, dict[str, str]]:
     """The names people read for the IDs in `rows` (issue 13: an auditor should not have to look up "pat" or
-    "mash-duty"): each actor's and recipient's `name` and `org_name` where known, by ID.
+    "mash-duty"): each actor's, recipient's and cited adviser's `name` and `org_name` where known, by ID.
 
     The ledger's entries cannot change (they are hashed into the log), so names come from beside them: a
-    decider's name recorded in the entry itself (the token's `name` claim), a share's sender names kept with
-    the share when it was made (token claims or the directory), else the directory's entry for the ID (people
-    and teams). An ID with no name anywhere is left out, and readers show the ID. Where a person has several
-    names over time, the newest row's wins.
+    decider's (or adviser's) name recorded in the entry itself (the token's `name` claim), a share's sender names
+    kept with the share when it was made (token claims or the directory), else the directory's entry for the ID
+    (people and teams). An ID with no name anywhere is left out, and readers show the ID. Where a person has
+    several names over time, the newest row's wins.
+
+    `known` is kept across calls (an export names page after page; there the first name found for an ID is
+    kept). Every ID named comes from `rows`, which the caller may read, so no name is looked up for anyone the
+    auditor's scope does not already show.
     """
+    cache = known if known is not None else NameCache()
     entries = [(r, json.loads(r.entry)) for r in sorted(rows, key=lambda r: r.index, reverse=True)]
     named: dict[str, dict[str, str]] = {}
+
+    def done(person_id: str) -> bool:
+        return person_id in cache.settled or len(named.get(person_id) or {}) >= 2
 
     def add(person_id: Any, name: Any, org_name: Any) -> None:
         if not isinstance(person_id, str) or not person_id:
             return
-        known = named.setdefault(person_id, {})
-        if isinstance(name, str) and name and "name" not in known:
-            known["name"] = name
-        if isinstance(org_name, str) and org_name and "org_name" not in known:
-            known["org_name"] = org_name
+        found = named.setdefault(person_id, dict(cache.names.get(person_id, {})))
+        if isinstance(name, str) and name and "name" not in found:
+            found["name"] = name
+        if isinstance(org_name, str) and org_name and "org_name" not in found:
+            found["org_name"] = org_name
 
     ids: set[str] = set()
     share_ids: list[str] = []
@@ -107,14 +131,82 @@ async def people_named(gw: Gateway, rows: Sequence[LedgerRow]) -> dict[str, dict
         for r in entry.get("recipients") or []:
             if isinstance(r, Mapping) and isinstance(r.get("id"), str):
                 ids.add(r["id"])
+                add(r["id"], None, None)
+        for a in entry.get("advice") if isinstance(entry.get("advice"), list) else ():
+            by = a.get("answered_by") if isinstance(a, Mapping) else None
+            if isinstance(by, Mapping) and isinstance(by.get("sub"), str):
+                ids.add(by["sub"])
+                add(by["sub"], by.get("name"), None)
         sid = entry.get("share_id")
         if row.kind == "share" and isinstance(sid, str) and sid not in share_ids:
-            share_ids.append(sid)
+            if not (isinstance(actor, Mapping) and isinstance(actor.get("sub"), str) and done(actor["sub"])):
+                share_ids.append(sid)
     for sid in share_ids:
         share = await gw.store.get_share(sid)
         if share is not None:
             add(share.sender_sub, share.sender_name, share.sender_org_name)
-    missing = sorted(i for i in ids if len(named.get(i, {})) < 2)
+    missing = sorted(i for i in ids if not done(i))
     for rid, rec in (await gw.store.get_recipients(missing)).items() if missing else ():
         add(rid, rec.name, rec.org)
-    return {k: v for k, v in named.items() if v}
+    result = {k: v for k, v in named.items() if v}
+    cache.names.update(result)
+    cache.settled.update(named)
+    return result
+
+
+#: How many practitioners and recipients the console's search form offers by name (more: it says so, and an ID
+#: can still be typed).
+PEOPLE_CAP = 1000
+
+
+async def known_people(gw: Gateway, scope: str | None, scope_name: str | None) -> dict[str, Any]:
+    """Who an auditor may pick by name in the console's search form (issue 13), each with the ID it searches by.
+
+    Tenancy: an auditor of one organisation is offered only that organisation's practitioners (those who decided
+    or shared in it), the directory's recipients and teams in it, and the organisation itself — never a name from
+    another organisation, even one that took part in an entry they can read. A partnership-wide auditor (`scope`
+    None) is offered everyone. Names come from where `people_named` finds them; no name: the ID alone.
+    """
+    rows = await gw.store.latest_decisions_by_decider(scope, limit=PEOPLE_CAP + 1)
+    capped = len(rows) > PEOPLE_CAP
+    rows = rows[:PEOPLE_CAP]
+    names = await people_named(gw, rows)
+    practitioners: dict[tuple[str, str | None], dict[str, Any]] = {}
+    for row in rows:
+        actor = json.loads(row.entry).get("actor") or {}
+        sub, org = actor.get("sub"), actor.get("org")
+        if not isinstance(sub, str) or (sub, org) in practitioners:
+            continue
+        recorded = actor.get("name") if isinstance(actor.get("name"), str) and actor.get("name") else None
+        known = names.get(sub, {})
+        person: dict[str, Any] = {"id": sub, "org": org}
+        name, org_name = recorded or known.get("name"), known.get("org_name")
+        if scope is not None and org == scope and scope_name:
+            org_name = scope_name
+        person |= {k: v for k, v in (("name", name), ("org_name", org_name)) if v}
+        practitioners[(sub, org)] = person
+    directory = await gw.store.list_recipients(include_disabled=True, limit=PEOPLE_CAP * 10)
+    recipients = [
+        {"id": r.id, "name": r.name, "org": r.org, "kind": r.kind} for r in directory if scope is None or r.org == scope
+    ]
+    capped = capped or len(directory) == PEOPLE_CAP * 10 or len(recipients) > PEOPLE_CAP
+    recipients = recipients[:PEOPLE_CAP]
+    orgs: dict[str, str | None] = {}
+    if scope is not None:
+        orgs[scope] = scope_name
+    else:
+        for p in practitioners.values():
+            if isinstance(p.get("org"), str):
+                orgs[p["org"]] = orgs.get(p["org"]) or p.get("org_name")
+        for r in recipients:
+            orgs.setdefault(r["org"], None)
+    return {
+        "scope": {"organisation": scope},
+        "practitioners": sorted(practitioners.values(), key=lambda p: (str(p.get("name", p["id"])).lower(), p["id"])),
+        "recipients": sorted(recipients, key=lambda r: (r["name"].lower(), r["id"])),
+        "organisations": sorted(
+            ({"id": o} | ({"name": n} if n else {}) for o, n in orgs.items()),
+            key=lambda o: (str(o.get("name", o["id"])).lower(), o["id"]),
+        ),
+        "capped": capped,
+    }

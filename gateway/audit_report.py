@@ -193,6 +193,12 @@ def _named(event: dict[str, Any], people: Mapping[str, Mapping[str, str]]) -> di
             r | {k: v for k in ("name", "org_name") if (v := people.get(str(r.get("id")), {}).get(k))}
             for r in event["recipients"]
         ]
+    for advice in event.get("advice") or []:  # who gave the advice cited, by name where known
+        by = advice.get("answered_by")
+        if isinstance(by, Mapping):
+            known = people.get(str(by.get("sub")), {})
+            names = {"name": by.get("name") or known.get("name"), "org_name": known.get("org_name")}
+            advice["answered_by"] = dict(by) | {k: v for k, v in names.items() if isinstance(v, str) and v}
     return event
 
 
@@ -216,12 +222,12 @@ def _shares(events: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
                 "acknowledged": [],
                 "ended": None,
             }
-        elif sid in shares and e["kind"] == "fetch":
-            who = (e.get("actor") or {}).get("sub")
-            shares[sid]["fetches"].append({"time": e["time"], "recipient": who, "index": e["index"]})
-        elif sid in shares and e["kind"] == "acknowledge":
-            who = (e.get("actor") or {}).get("sub")
-            shares[sid]["acknowledged"].append({"time": e["time"], "recipient": who, "index": e["index"]})
+        elif sid in shares and e["kind"] in ("fetch", "acknowledge"):
+            actor = e.get("actor") or {}
+            # Who, by ID (the stable key) and by name where known (issue 13).
+            item = {"time": e["time"], "recipient": actor.get("sub"), "index": e["index"]}
+            item |= {k: actor[k] for k in ("name", "org_name") if actor.get(k)}
+            shares[sid]["fetches" if e["kind"] == "fetch" else "acknowledged"].append(item)
         elif sid in shares and e["kind"] in ("revoke", "expire"):
             shares[sid]["ended"] = {"kind": e["kind"], "time": e["time"], "reason": e.get("reason")}
     return list(shares.values())
@@ -239,9 +245,11 @@ def build_report(
     policies: PolicyRegistry | None = None,
     scope: str | None = None,
     people: Mapping[str, Mapping[str, str]] | None = None,
+    scope_name: str | None = None,
 ) -> dict[str, Any]:
     """The report as data, oldest event first. `checkpoint` is the stamp the API verified (or None); `scope` is
-    the organisation the auditor reads within (None: the whole partnership), stated on the report's cover.
+    the organisation the auditor reads within (None: the whole partnership), stated on the report's cover by
+    `scope_name` (the auditor's token's `org_name`) where known.
     `people` names the IDs (`audit.people_named`): each actor and recipient then carries `name` and `org_name`
     beside its ID, so the report reads "Pat Jones (practitioner, Hereford Primary School; ID pat)".
 
@@ -259,7 +267,7 @@ def build_report(
     checked = [e for e in events if e["inclusion_verified"] is not None]
     return {
         "subject": subject,
-        "scope": {"organisation": scope},
+        "scope": {"organisation": scope} | ({"organisation_name": scope_name} if scope and scope_name else {}),
         "generated_at": generated_at,
         "count": len(events),
         "capped": capped,
@@ -372,7 +380,18 @@ KIND_WORDS = {
     "advice_question": "Advice asked",
     "advice_answer": "Advice given",
 }
-ROLE_WORDS = {"practitioner": "practitioner", "recipient": "recipient", "admin": "administrator", "auditor": "auditor"}
+ROLE_WORDS = {
+    "practitioner": "practitioner",
+    "recipient": "recipient",
+    "admin": "administrator",
+    "auditor": "auditor",
+    # The adviser roles (auth.ADVISER_ROLES) a practitioner may ask before deciding (issue 14).
+    "dsl": "designated safeguarding lead",
+    "manager": "manager",
+    "dpo": "data protection officer",
+    "caldicott_guardian": "Caldicott Guardian",
+    "legal": "legal adviser",
+}
 
 #: The report's styles, for screen and for print, scoped to `.report` (the report's <main>): the one stylesheet
 #: both the API's page (inline, below) and the console (gateway/web/console/report.css, written from this by
@@ -567,6 +586,28 @@ def _person(r: Mapping[str, Any]) -> str:
     return f"{_e(ident)} ({_e(org)})"
 
 
+def _downloader(item: Mapping[str, Any], same_name: set[str]) -> str:
+    """A recipient who downloaded or acknowledged a share (their actor ID in `recipient`), by name where known
+    ("Alice Able"), else by ID. The Recipients column beside it gives each one's organisation and ID, so the ID is
+    repeated here only for a name two of the share's people have (`same_name`): the table stays a few A4 pages."""
+    ident = item.get("recipient")
+    name = item.get("name")
+    if not name or name == ident:
+        return _e(ident if ident else "unknown")
+    return f"{_e(name)} (ID {_e(ident)})" if name in same_name else _e(name)
+
+
+def _same_names(share: Mapping[str, Any]) -> set[str]:
+    """Names two different people of one share carry (recipients, downloaders, acknowledgers)."""
+    seen: dict[str, set[str]] = {}
+    people = [(r.get("name"), r.get("id")) for r in share.get("recipients") or []]
+    people += [(x.get("name"), x.get("recipient")) for x in [*share.get("fetches", []), *share.get("acknowledged", [])]]
+    for name, ident in people:
+        if name:
+            seen.setdefault(str(name), set()).add(str(ident))
+    return {n for n, ids in seen.items() if len(ids) > 1}
+
+
 def _proof_word(event: Mapping[str, Any]) -> str:
     verified = event.get("inclusion_verified")
     if verified is True:
@@ -751,10 +792,11 @@ def _event_html(e: Mapping[str, Any], words: Words, same_as: Mapping[str, Any] |
         rows.append(("Answers still owed when shared", _e(owed) or "none"))
     for a in e.get("advice") or []:
         by = a.get("answered_by") or {}
+        adviser = _humanise(ROLE_WORDS.get(str(a.get("to")), a.get("to")))
         rows.append(
             (
                 "Advice sought first",
-                f"{_e(_humanise(a.get('to')))} ({_e(by.get('sub'))}) answered on {_e(uk_time(a.get('answered_at')))}: "
+                f"{_e(adviser)}: {_who(by)} answered on {_e(uk_time(a.get('answered_at')))}: "
                 f"{_e(a.get('answer'))} (ledger entries {_e(a.get('question_index'))} and {_e(a.get('answer_index'))})",
             )
         )
@@ -791,9 +833,7 @@ def _event_html(e: Mapping[str, Any], words: Words, same_as: Mapping[str, Any] |
         rows.append(("Available until", f"{_e(uk_time(e.get('expires_at')))}{limit}"))
     elif kind in ("revoke", "expire"):
         rows.append(("Reason", _e(e.get("reason"))))
-        rows.append(
-            ("Encrypted copies destroyed for", _e(", ".join(str(r.get("id")) for r in e.get("recipients") or [])))
-        )
+        rows.append(("Encrypted copies destroyed for", "; ".join(_person(r) for r in e.get("recipients") or []) or "—"))
     elif kind == "acknowledge":
         rows.append(("Note to the sender", _e(e.get("note"))))
     elif kind in KIND_TITLES and kind != "decision":  # the steps of an address without a key (no code, ever)
@@ -888,18 +928,18 @@ def _shares_html(shares: Sequence[Mapping[str, Any]], words: Words) -> str:
     for s in shares:
         recips = ", ".join(_person(r) for r in s.get("recipients") or [])
         fetched: dict[str, list[str]] = {}
+        same = _same_names(s)
         for f in s.get("fetches") or []:
-            fetched.setdefault(str(f["recipient"]), []).append(f["time"])
+            fetched.setdefault(_downloader(f, same), []).append(f["time"])
         downloads = (
             "<br>".join(
-                f"{_e(who)}: {len(times)} time{'s' if len(times) != 1 else ''}, first {_e(uk_time(times[0]))}"
+                f"{who}: {len(times)} time{'s' if len(times) != 1 else ''}, first {_e(uk_time(times[0]))}"
                 for who, times in fetched.items()
             )
             or "not downloaded"
         )
-        acks = (
-            "<br>".join(f"{_e(a['recipient'])}, {_e(uk_time(a['time']))}" for a in s.get("acknowledged") or []) or "—"
-        )
+        acks = "<br>".join(f"{_downloader(a, same)}, {_e(uk_time(a['time']))}" for a in s.get("acknowledged") or [])
+        acks = acks or "—"
         ended = s.get("ended")
         state = (
             "—"
@@ -1005,6 +1045,9 @@ def report_body(report: Mapping[str, Any], policies: PolicyRegistry | None = Non
     events = report["events"]
     scope = report.get("scope") or {}
     organisation = scope.get("organisation")
+    org_name = scope.get("organisation_name")
+    # The organisation by name, with its ID (the stable key every entry holds), or the ID alone.
+    org_words = f"{_e(org_name)} (ID {_e(organisation)})" if org_name and org_name != organisation else _e(organisation)
     period = f"{_e(uk_date(events[0]['time']))} to {_e(uk_date(events[-1]['time']))}" if events else "no entries"
     counts: dict[str, int] = {}
     for e in events:
@@ -1028,10 +1071,11 @@ def report_body(report: Mapping[str, Any], policies: PolicyRegistry | None = Non
         '<header class="cover"><p class="caption">SafeShare subject report</p>'
         f"<h1>Subject report: {subject}</h1><dl>"
         f"<dt>Subject reference</dt><dd>{subject}</dd>"
-        f"<dt>Organisation</dt><dd>{_e(organisation) if organisation else 'All organisations in the partnership'}</dd>"
+        f"<dt>Organisation</dt><dd>{org_words if organisation else 'All organisations in the partnership'}</dd>"
         "<dt>Scope</dt><dd>"
         + (
-            f"Every ledger entry about this subject reference that {_e(organisation)} took part in (as sender or "
+            f"Every ledger entry about this subject reference that {_e(org_name or organisation)} took part in (as "
+            "sender or "
             "recipient)"
             if organisation
             else "Every ledger entry about this subject reference, whichever organisation made it"

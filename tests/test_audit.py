@@ -629,6 +629,9 @@ async def test_export_csv_is_complete_and_injection_safe(api: Api, seeded: Seede
     assert s3["purpose_code"] == "s47_enquiry" and s3["article_6"] == "legal_obligation"
     assert s3["dpa_schedule_1"] == "p6_statutory_purposes" and s3["actor_org"] == HEREFORD
     assert s3["recipients"] == "alice (Hereford MASH); bob (Hereford Police PPU)"
+    # Names beside the IDs (issue 13): the directory's here; no name anywhere for the sender, so the ID again.
+    assert s3["recipient_names"] == "Alice (Hereford MASH); Bob (Hereford Police PPU)"
+    assert s3["actor_name"] == s3["actor_sub"] and s3["actor_org_name"] == s3["actor_org"] == HEREFORD
     assert s3["subjects"] == "CHILD-A;CHILD-C"
 
 

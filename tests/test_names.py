@@ -5,7 +5,10 @@ on PostgreSQL too (SAFESHARE_TEST_BACKEND=postgres), and every response is check
 
 from __future__ import annotations
 
+import asyncio
 import copy
+import csv
+import io
 import json
 from typing import Any
 
@@ -13,7 +16,7 @@ import aiohttp
 import pyrage
 
 from gateway.auth import EmbeddedIssuer
-from tests.conftest import Api
+from tests.conftest import Api, example
 
 PAYLOAD = b"Referral notes for the MASH."
 
@@ -31,6 +34,19 @@ async def share_as(api: Api, headers: dict[str, str], recipients: list[str], jus
     r = await api.client.post("/api/v1/shares", data=form, headers=headers)
     assert r.status == 201, await r.text()
     return str((await r.json())["share_id"])
+
+
+async def csv_export(api: Api, headers: dict[str, str], wanted: set[tuple[str, str]]) -> dict[tuple[str, str], Any]:
+    """The subject's CSV export by (kind, share ID), once the signed checkpoint it stops at covers `wanted`."""
+    for _ in range(200):
+        r = await api.client.get("/api/v1/ledger?subject=CASE-2026-0412&format=csv", headers=headers)
+        assert r.status == 200, await r.text()
+        table = list(csv.reader(io.StringIO((await r.read()).decode(), newline="")))
+        rows = {(row["kind"], row["share_id"]): row for row in (dict(zip(table[0], x, strict=True)) for x in table[1:])}
+        if wanted <= set(rows):
+            return rows
+        await asyncio.sleep(0.05)
+    raise AssertionError("no checkpoint covered the entries within 10 s")
 
 
 async def inbox(api: Api, rid: str) -> list[dict[str, Any]]:
@@ -143,6 +159,25 @@ async def test_the_auditors_search_and_subject_report_name_people_beside_their_i
     assert "kim" not in page["people"]  # no name anywhere: the reader shows the ID
     assert kim in {e["entry"].get("share_id") for e in page["entries"]}
 
+    # The CSV export: the IDs kept (the stable key), each with a name column beside it; the ID when none is known.
+    by_share = await csv_export(api, auditor, {("share", sid), ("share", kim), ("fetch", sid)})
+    pat_row, kim_row = by_share[("share", sid)], by_share[("share", kim)]
+    assert (pat_row["actor_sub"], pat_row["actor_name"]) == ("pat", "Pat Jones")
+    assert (pat_row["actor_org"], pat_row["actor_org_name"]) == ("hereford-primary", "Hereford Primary School")
+    assert pat_row["recipients"] == "alice (Hereford MASH); bob (West Mercia Police)"
+    assert pat_row["recipient_names"] == "Alice (Hereford MASH); Bob (West Mercia Police)"
+    assert (kim_row["actor_sub"], kim_row["actor_name"], kim_row["actor_org_name"]) == (
+        "kim",
+        "kim",
+        "hereford-primary",
+    )
+    fetch_row = by_share[("fetch", sid)]
+    assert (fetch_row["actor_sub"], fetch_row["actor_name"], fetch_row["actor_org_name"]) == (
+        "alice",
+        "Alice",
+        "Hereford MASH",
+    )
+
     r = await api.client.get("/api/v1/ledger/report?subject=CASE-2026-0412&format=json", headers=auditor)
     report = await r.json()
     share_event = next(e for e in report["events"] if e["kind"] == "share" and e["share_id"] == sid)
@@ -159,3 +194,126 @@ async def test_the_auditors_search_and_subject_report_name_people_beside_their_i
     assert "Alice (Hereford MASH; ID alice)" in html and "Bob (West Mercia Police; ID bob)" in html
     assert "Alice (ID alice) (1 time)" in html
     assert "kim (practitioner, hereford-primary)" in html
+
+
+async def _advice_answered_by(api: Api, issuer: EmbeddedIssuer, pat: dict[str, str], answer: str) -> str:
+    """A question from `pat` answered by their designated safeguarding lead, Dee Dawson (name in her token)."""
+    question = {
+        "to": "dsl",
+        "purpose": {"code": "referral", "description": "Possible referral after a disclosure."},
+        "data_categories": ["health"],
+    }
+    r = await api.client.post("/api/v1/advice", json=question, headers=pat)
+    assert r.status == 201, await r.text()
+    aid = str((await r.json())["advice_id"])
+    dee = bearer(issuer, "dee", "dsl", name="Dee Dawson")
+    r = await api.client.post(f"/api/v1/advice/{aid}/answer", json={"answer": answer}, headers=dee)
+    assert r.status == 201, await r.text()
+    return aid
+
+
+async def test_the_subject_report_names_downloads_acknowledgements_advice_and_the_organisation(
+    api: Api, issuer: EmbeddedIssuer, alice: Any, bob: Any, share_justification: dict[str, Any]
+) -> None:
+    """Issue 13: the report's Downloads and Acknowledged columns, the advice line, the copies destroyed on a
+    revocation and the cover's organisation read as names, each with the ID beside it (the stable key)."""
+    await api.add_recipient("alice", alice)
+    await api.add_recipient("bob", bob, org="West Mercia Police")
+    pat = bearer(issuer, "pat", "practitioner", name="Pat Jones", org_name="Hereford Primary School")
+    aid = await _advice_answered_by(api, issuer, pat, "Refer today.")
+    form = aiohttp.FormData()
+    meta = {"recipients": ["alice", "bob"], "justification": share_justification, "advice": [aid],
+            "payload_content_type": "text/plain"}  # fmt: skip
+    form.add_field("share", json.dumps(meta), content_type="application/json")
+    form.add_field("payload", PAYLOAD, filename="payload", content_type="application/octet-stream")
+    r = await api.client.post("/api/v1/shares", data=form, headers=pat)
+    assert r.status == 201, await r.text()
+    sid = (await r.json())["share_id"]
+    for _ in range(2):
+        r = await api.client.get(f"/api/v1/shares/{sid}/envelope", headers=api.auth("alice", "recipient"))
+        assert r.status == 200
+    r = await api.client.post(f"/api/v1/shares/{sid}/acknowledge", json={"note": "Seen."},
+                              headers=api.auth("alice", "recipient"))  # fmt: skip
+    assert r.status in (200, 201), await r.text()
+    r = await api.client.post(f"/api/v1/shares/{sid}/revoke", json={"reason": "Done with"}, headers=pat)
+    assert r.status == 200, await r.text()
+    # The adviser's name is recorded with her answer and with the advice the share cites.
+    [cited] = (await api.ledger(kind="share"))[0]["entry"]["advice"]
+    assert cited["answered_by"] == {"sub": "dee", "role": "dsl", "org": "hereford-primary", "name": "Dee Dawson"}
+
+    subject = share_justification["subjects"][0]["ref"]
+    everyone = bearer(issuer, "aud", "partnership_auditor")
+    r = await api.client.get("/api/v1/ledger/report", params={"subject": subject, "format": "json"}, headers=everyone)
+    report = await r.json()
+    [line] = report["shares"]
+    assert [(f["recipient"], f.get("name")) for f in line["fetches"]] == [("alice", "Alice")] * 2
+    assert [(a["recipient"], a.get("name")) for a in line["acknowledged"]] == [("alice", "Alice")]
+    r = await api.client.get("/api/v1/ledger/report", params={"subject": subject}, headers=everyone)
+    html = await r.text()
+    shares_table = html[html.index("<h2>Shares: who received what</h2>") : html.index("<h2>Timeline</h2>")]
+    # Downloads and Acknowledged by name; the Recipients column beside them has each one's organisation and ID.
+    assert "<td>Alice: 2 times, first" in shares_table and "<td>Alice, " in shares_table
+    assert "Alice (Hereford MASH; ID alice), Bob (West Mercia Police; ID bob)" in shares_table
+    assert "<td>alice" not in shares_table and ">alice:" not in shares_table
+    assert "Designated safeguarding lead: Dee Dawson (designated safeguarding lead, hereford-primary; ID dee)" in html
+    assert "Alice (Hereford MASH; ID alice); Bob (West Mercia Police; ID bob)" in html  # copies destroyed for
+
+    # The auditor's own organisation by name on the cover (the token's org_name), its ID beside it.
+    olive = bearer(issuer, "olive", "auditor", org="hereford-primary", org_name="Hereford Primary School")
+    r = await api.client.get("/api/v1/ledger/report", params={"subject": subject}, headers=olive)
+    html = await r.text()
+    assert "<dd>Hereford Primary School (ID hereford-primary)</dd>" in html
+    assert "that Hereford Primary School took part in" in html
+    r = await api.client.get("/api/v1/ledger/report", params={"subject": subject, "format": "json"}, headers=olive)
+    scope = (await r.json())["scope"]
+    assert scope == {"organisation": "hereford-primary", "organisation_name": "Hereford Primary School"}
+
+
+async def test_the_people_an_auditor_may_pick_by_name_stay_within_their_organisation(
+    api: Api, issuer: EmbeddedIssuer, alice: Any, bob: Any, share_justification: dict[str, Any]
+) -> None:
+    """`GET /api/v1/ledger/people` (the console's search form, issue 13): practitioners, recipients and teams,
+    and organisations by name with their IDs; an organisation's auditor is offered none from another
+    organisation, even one that shared with theirs."""
+    await api.add_recipient("alice", alice, org="hereford-primary")
+    await api.add_recipient("bob", bob, org="far-away")
+    pat = bearer(issuer, "pat", "practitioner", name="Pat Jones", org_name="Hereford Primary School")
+    await share_as(api, pat, ["alice"], share_justification)
+    # Named only in a decision's own entry (token claim), no share kept: still offered by name.
+    sam = bearer(issuer, "sam", "practitioner", name="Sam Shah")
+    r = await api.client.post("/api/v1/decisions", json=example("not-share"), headers=sam)
+    assert r.status == 201, await r.text()
+    await share_as(api, bearer(issuer, "kim", "practitioner"), ["alice"], share_justification)
+    # Another organisation's practitioner shares with this one's recipient: their name is still not offered.
+    zed = bearer(issuer, "zed", "practitioner", org="far-away", name="Zara Secret", org_name="Far Away Council")
+    await share_as(api, zed, ["alice", "bob"], share_justification)
+
+    olive = bearer(issuer, "olive", "auditor", org="hereford-primary", org_name="Hereford Primary School")
+    r = await api.client.get("/api/v1/ledger/people", headers=olive)
+    assert r.status == 200, await r.text()
+    body = await r.json()
+    assert body["scope"] == {"organisation": "hereford-primary"} and body["capped"] is False
+    assert body["practitioners"] == [
+        {"id": "kim", "org": "hereford-primary", "org_name": "Hereford Primary School"},  # no name: the ID
+        {"id": "pat", "org": "hereford-primary", "name": "Pat Jones", "org_name": "Hereford Primary School"},
+        {"id": "sam", "org": "hereford-primary", "name": "Sam Shah", "org_name": "Hereford Primary School"},
+    ]
+    assert body["recipients"] == [{"id": "alice", "name": "Alice", "org": "hereford-primary", "kind": "person"}]
+    assert body["organisations"] == [{"id": "hereford-primary", "name": "Hereford Primary School"}]
+    text = json.dumps(body)
+    for outside in ("zed", "Zara Secret", "Far Away Council", "far-away", "Bob"):
+        assert outside not in text, outside
+    # The other organisation's auditor sees its own people only.
+    r = await api.client.get("/api/v1/ledger/people", headers=bearer(issuer, "ola", "auditor", org="far-away"))
+    body = await r.json()
+    assert [p["id"] for p in body["practitioners"]] == ["zed"] and [x["id"] for x in body["recipients"]] == ["bob"]
+    assert body["organisations"] == [{"id": "far-away"}]  # no org_name in this token: the ID alone
+    assert "Pat Jones" not in json.dumps(body) and "Alice" not in json.dumps(body)
+    # The partnership-wide auditor: everyone, each organisation named where a name is known.
+    r = await api.client.get("/api/v1/ledger/people", headers=bearer(issuer, "aud", "partnership_auditor"))
+    body = await r.json()
+    assert [p["id"] for p in body["practitioners"]] == ["kim", "pat", "sam", "zed"]
+    assert body["organisations"] == [
+        {"id": "far-away", "name": "Far Away Council"},
+        {"id": "hereford-primary", "name": "Hereford Primary School"},
+    ]

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import dataclasses
 import hashlib
+import json
 import os
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
@@ -574,6 +575,14 @@ async def _answers(store: Any, filters: list[Any]) -> list[Any]:
     kw = {"org": None, "time_from": None, "time_to": None, "before": None, "limit": 50}
     out.append(await store.flagged_decisions("not_share_despite_risk", **kw))
     out.append(await store.own_decisions("alice", before=None, limit=50))
+    # Issue 13: each decider's latest decision (the console's search form names them), everyone's or one org's.
+    everyone = await store.latest_decisions_by_decider(None, limit=1000)
+    deciders = [(e["actor"]["sub"], e["actor"]["org"]) for e in (json.loads(r.entry) for r in everyone)]
+    assert len(deciders) == len(set(deciders)) == 9  # 3 practitioners x 3 organisations, one row each
+    assert [r.index for r in everyone] == sorted((r.index for r in everyone), reverse=True)
+    out.append(everyone)
+    out.append(await store.latest_decisions_by_decider(ORGS[0], limit=1000))
+    out.append(await store.latest_decisions_by_decider(ORGS[0], limit=1))
     out.append(await store.ledger_end())
     return out
 

@@ -110,6 +110,11 @@ def _stats_decisions(w: World, body: Any) -> bool:
     return bool(body["totals"]["decision"].get("share"))
 
 
+def _people_listed(w: World, body: Any) -> bool:
+    """ORG's practitioner (the owner, pat) or recipient (rita) offered by name in the console's search form."""
+    return any(p["id"] == "pat" for p in body["practitioners"]) or any(r["id"] == "rita" for r in body["recipients"])
+
+
 def _enrolment_listed(w: World, body: Any) -> bool:
     return any(e["recipient_id"] == "newbie" for e in body["enrolments"])
 
@@ -323,6 +328,14 @@ ROUTES = [
         "/api/v1/ledger/stats",
         _all(200, AUDITORS),
         shows=_stats_decisions,
+        sees=("auditor", "partnership_auditor"),
+    ),
+    Route(
+        "people to search by",
+        "GET",
+        "/api/v1/ledger/people",
+        _all(200, AUDITORS),
+        shows=_people_listed,
         sees=("auditor", "partnership_auditor"),
     ),
     Route(

@@ -38,17 +38,22 @@ CODED_FILTERS = {
 #: Rows per database page of an export: a few MB in memory whatever the size of the ledger.
 EXPORT_PAGE_SIZE = 1000
 EXPORT_FORMATS = ("json", "csv", "jsonl")
+#: Each ID column keeps the ID (the stable key every record uses) and has a `…_name(s)` column beside it with the
+#: name people read (issue 13; `audit.people_named`), or the ID again when no name is known.
 CSV_COLUMNS = (
     "index",
     "time",
     "kind",
     "actor_sub",
+    "actor_name",
     "actor_role",
     "actor_org",
+    "actor_org_name",
     "decision",
     "share_id",
     "subjects",
     "recipients",
+    "recipient_names",
     "purpose_code",
     "purpose_description",
     "article_6",
@@ -189,23 +194,40 @@ def _csv_cell(value: Any) -> Any:
     return value
 
 
-def _csv_row(r: LedgerRow) -> list[Any]:
+def _csv_row(r: LedgerRow, people: dict[str, dict[str, str]]) -> list[Any]:
     entry = json.loads(r.entry)
     actor = entry.get("actor") or {}
     purpose = entry.get("purpose") or {}
     basis = ((entry.get("justification") or {}).get("rules") or {}).get("1_lawful_basis") or {}
-    recipients = "; ".join(f"{x.get('id')} ({x.get('org')})" for x in entry.get("recipients") or [])
+    recips = entry.get("recipients") or []
+    recipients = "; ".join(f"{x.get('id')} ({x.get('org')})" for x in recips)
+
+    def name(ident: Any) -> Any:
+        return people.get(str(ident), {}).get("name") or ident
+
+    def org_name(ident: Any, org: Any) -> Any:
+        return people.get(str(ident), {}).get("org_name") or org
+
+    # The name the entry itself recorded for its actor (the token's, then) comes first, as on the search page.
+    actor_name = actor.get("name") if isinstance(actor.get("name"), str) and actor.get("name") else None
+    named = "; ".join(
+        f"{name(x.get('id') or x.get('address'))} ({org_name(x.get('id'), x.get('org'))})" for x in recips
+    )
+    system = actor.get("role") == "system"
     cells = [
         r.index,
         r.time,
         r.kind,
         actor.get("sub"),
+        actor.get("sub") if system else actor_name or name(actor.get("sub")),
         actor.get("role"),
         actor.get("org"),
+        actor.get("org") if system else org_name(actor.get("sub"), actor.get("org")),
         entry.get("decision"),
         entry.get("share_id"),
         ";".join(entry.get("subjects") or []),
         recipients,
+        named,
         purpose.get("code"),
         purpose.get("description"),
         basis.get("article_6"),
@@ -217,15 +239,16 @@ def _csv_row(r: LedgerRow) -> list[Any]:
     return [_csv_cell(c) for c in cells]
 
 
-def _csv_page(rows: list[LedgerRow]) -> bytes:
+def _csv_page(rows: list[LedgerRow], people: dict[str, dict[str, str]]) -> bytes:
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\r\n")
-    writer.writerows(_csv_row(r) for r in rows)
+    writer.writerows(_csv_row(r, people) for r in rows)
     return buf.getvalue().encode("utf-8")
 
 
-def _jsonl_page(rows: list[LedgerRow]) -> bytes:
-    """The canonical entry bytes are spliced in unchanged: hashing `entry` as sent gives the leaf hash."""
+def _jsonl_page(rows: list[LedgerRow], people: dict[str, dict[str, str]]) -> bytes:
+    """The canonical entry bytes are spliced in unchanged: hashing `entry` as sent gives the leaf hash (`people` is
+    unused: the entries are the record, and `GET /api/v1/ledger` pages name them)."""
     out = bytearray()
     for r in rows:
         out += b'{"index":%d,"time":%s,"kind":%s,"leaf_hash":"%s","entry":' % (
@@ -274,9 +297,12 @@ async def _export(request: web.Request, f: store_audit.AuditFilter, fmt: str) ->
         first = {"checkpoint": None if cp is None else {"size": cp.size, "note": cp.note.decode()}, "size": upto}
         await resp.write(json.dumps(first).encode() + b"\n")
         encode = _jsonl_page
+    names = audit.NameCache()
     async for page in pages:
+        # Names for the CSV's name columns, looked up once per person across the whole export.
+        people = await audit.people_named(gw, page, names) if fmt == "csv" else {}
         # Encoding a page (CSV parses every entry) takes tens of ms: off the event loop, other requests go on.
-        await resp.write(await asyncio.to_thread(encode, page))
+        await resp.write(await asyncio.to_thread(encode, page, people))
     await resp.write_eof()
     return resp
 
@@ -302,7 +328,9 @@ async def subject_report(request: web.Request) -> web.Response:
         raise ApiError(400, "invalid_parameter", "subject is required.", field="subject")
     gw = gateway(request)
     signer = request.app.get(SIGNER)
-    report = await audit.subject_report(gw, subject, scope, None if signer is None else signer.verifier())
+    verifier = None if signer is None else signer.verifier()
+    org_name = principal(request, *tenancy.AUDITOR_ROLES).org_name
+    report = await audit.subject_report(gw, subject, scope, verifier, org_name)
     if fmt == "json":
         return json_response(report)
     return web.Response(
@@ -311,6 +339,18 @@ async def subject_report(request: web.Request) -> web.Response:
         charset="utf-8",
         headers={"Content-Security-Policy": REPORT_CSP},
     )
+
+
+# -- people, for the console's search form -------------------------------------------------------------------
+
+
+@routes.get("/api/v1/ledger/people")
+async def ledger_people(request: web.Request) -> web.Response:
+    """The practitioners, recipients and organisations an auditor may pick by name when searching (issue 13),
+    within their scope only (`audit.known_people`); the search itself still takes the IDs."""
+    scope = _scope(request)
+    org_name = principal(request, *tenancy.AUDITOR_ROLES).org_name
+    return json_response(await audit.known_people(gateway(request), scope, org_name))
 
 
 # -- statistics ------------------------------------------------------------------------------------------

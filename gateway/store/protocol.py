@@ -295,6 +295,12 @@ class AuditQueries(Protocol):
         practitioner's own questions with the answers."""
         ...
 
+    async def latest_decisions_by_decider(self, org: str | None, *, limit: int) -> list[LedgerRow]:
+        """Each practitioner's latest decision (a `share` or `decision` entry), one per actor ID and organisation,
+        newest first: an organisation's deciders (their own organisation's, `actor_org`), or everyone's (None).
+        The auditor's console offers them by name in its search form (issue 13)."""
+        ...
+
 
 class HeldShares(Protocol):
     """Held and passphrase envelopes (addresses without a key yet) and their claim codes (issue 6)."""

@@ -290,6 +290,115 @@ def test_auditor_keyboard_only(gw: RecipientGateway, seeded: dict[str, Any], bro
     assert person.problems == []
 
 
+def sign_in_by_keyboard(page: Any, token: str) -> None:
+    tab_to(page, "#token")
+    page.keyboard.insert_text(token)
+    tab_to(page, "#token-go")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#view-home:not([hidden])")
+    tab_to(page, "#nav-search")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#view-search:not([hidden])")
+
+
+def options(page: Any, field: str) -> list[str]:
+    return [str(t) for t in page.locator(f"#{field}-list [role=option]").all_inner_texts()]
+
+
+def search_request(page: Any) -> str:
+    """Submit the search with the keyboard (Enter in a field) and return the query the console sent."""
+    with page.expect_request(lambda r: "/api/v1/ledger?" in r.url and "format=" not in r.url) as info:
+        page.keyboard.press("Enter")
+    page.wait_for_function("() => !document.getElementById('search-go').disabled && "
+                           "/shown|No entries/.test(document.getElementById('status').textContent)")  # fmt: skip
+    return str(urllib.parse.urlsplit(info.value.url).query)
+
+
+def test_auditor_picks_people_by_name_by_keyboard(
+    gw: RecipientGateway, seeded: dict[str, Any], browsers: Browsers, axe: str
+) -> None:
+    """Issue 13: the search form's practitioner, recipient and organisation fields offer names (a combobox: type,
+    Down, Enter) and send the IDs; an organisation's auditor is offered only their own organisation's people,
+    never a name from another organisation."""
+    # Another organisation's practitioner, by name, about another subject (the seeded subject keeps its 14).
+    elsewhere = gw.token("zed", "practitioner", org="elsewhere", name="Zara Secret", org_name="Elsewhere Council")
+    decision = json.loads(json.dumps(example("not-share")).replace("ADULT-88-1930", "ELSEWHERE-1"))
+    post(gw, "/api/v1/decisions", elsewhere, decision)
+
+    # The organisation's auditor (e2e): its own practitioner by name, by keyboard alone.
+    olive = gw.token("olive", "auditor", org="e2e", org_name=SENDER_ORG_NAME)
+    person = browsers.person(gw.url)
+    page = open_console(person)
+    sign_in_by_keyboard(page, olive)
+    tab_to(page, "#q-practitioner")
+    page.keyboard.type("jones")
+    page.wait_for_selector("#q-practitioner-list [role=option]")
+    assert options(page, "q-practitioner") == [f"{SENDER_NAME}, {SENDER_ORG_NAME} (pat)"]
+    assert page.locator("#q-practitioner").get_attribute("aria-expanded") == "true"
+    page.keyboard.press("ArrowDown")
+    assert page.locator("#q-practitioner").get_attribute("aria-activedescendant") == "q-practitioner-opt-0"
+    assert_accessible(page, axe, "search form, practitioner picker open")
+    page.keyboard.press("Enter")  # picks; does not submit
+    assert page.locator("#q-practitioner").input_value() == f"{SENDER_NAME}, {SENDER_ORG_NAME} (pat)"
+    assert page.locator("#q-practitioner-list").is_hidden() and page.locator("#results").is_hidden()
+    query = urllib.parse.parse_qs(search_request(page))
+    assert query["practitioner"] == ["pat"]  # the ID is what is searched for
+    assert page.locator("#results-rows tr").count() >= 5
+    assert_accessible(page, axe, "search by a practitioner picked by name")
+    # Tenancy: another organisation's practitioner is not offered, nor are recipients outside e2e.
+    page.locator("#q-practitioner").fill("")
+    page.locator("#q-practitioner").focus()
+    page.keyboard.type("Zara")
+    page.wait_for_function("() => document.getElementById('q-practitioner-count').textContent.includes('No ')")
+    assert options(page, "q-practitioner") == [] and page.locator("#q-practitioner-list").is_hidden()
+    page.locator("#q-recipient").focus()
+    page.keyboard.type("Alice")
+    assert options(page, "q-recipient") == []
+    page.locator("#q-org").focus()
+    page.keyboard.type("council")
+    assert options(page, "q-org") == []
+    page.keyboard.press("Control+A")
+    page.keyboard.type("Hereford")
+    assert options(page, "q-org") == [f"{SENDER_ORG_NAME} (e2e)"]
+    # (Alice Able shows in the results, as the recipient of e2e's shares: the pickers offer e2e's people only.)
+    html = page.content()
+    assert "Zara Secret" not in html and "Elsewhere Council" not in html
+    assert person.problems == []
+
+    # The partnership-wide auditor: recipients and organisations by name too.
+    audrey = browsers.person(gw.url)
+    page = open_console(audrey)
+    sign_in_by_keyboard(page, gw.tokens["auditor"])
+    tab_to(page, "#q-recipient")
+    page.keyboard.type("bak")
+    page.wait_for_selector("#q-recipient-list [role=option]")
+    assert options(page, "q-recipient") == ["Bob Baker, Hereford MASH (bob)"]
+    page.keyboard.press("Escape")  # closes the list, keeps what was typed
+    assert page.locator("#q-recipient-list").is_hidden() and page.locator("#q-recipient").input_value() == "bak"
+    page.keyboard.press("ArrowDown")  # opens it again, on the first match
+    page.keyboard.press("Enter")
+    assert page.locator("#q-recipient").input_value() == "Bob Baker, Hereford MASH (bob)"
+    assert urllib.parse.parse_qs(search_request(page))["recipient"] == ["bob"]
+    # A name typed in full, without picking from the list, is searched by its ID too.
+    page.locator("#q-recipient").fill("")
+    page.locator("#q-practitioner").focus()
+    page.keyboard.type("zara secret")
+    page.keyboard.press("Escape")
+    assert urllib.parse.parse_qs(search_request(page))["practitioner"] == ["zed"]
+    assert page.locator("#results-rows tr").count() == 1
+    assert "Zara Secret, elsewhere (zed)" in page.locator("#results-table").inner_text()
+    # An organisation with no name known anywhere is offered by its ID.
+    page.locator("#q-practitioner").fill("")
+    tab_to(page, "#q-org")
+    page.keyboard.type("elsew")
+    page.wait_for_selector("#q-org-list [role=option]")
+    assert options(page, "q-org") == ["elsewhere"]
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("Enter")
+    assert urllib.parse.parse_qs(search_request(page))["org"] == ["elsewhere"]
+    assert audrey.problems == []
+
+
 def test_administrator_approves_an_enrolment_and_manages_a_team(
     gw: RecipientGateway, browsers: Browsers, axe: str
 ) -> None:

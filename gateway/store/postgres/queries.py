@@ -648,6 +648,21 @@ def _period(q: _Sql, time_from: str | None, time_to: str | None, scope: str | No
     return " AND ".join(conds) or "true"
 
 
+async def latest_decisions_by_decider(conn: Conn, org: str | None, *, limit: int) -> list[LedgerRow]:
+    """`queries.latest_decisions_by_decider` on PostgreSQL."""
+    q = _Sql()
+    q.add("decision IS NOT NULL AND actor_sub IS NOT NULL")
+    if org is not None:
+        q.add(f"actor_org = {q.arg(org)}")
+    rows = await conn.fetch(
+        "SELECT d.idx, d.time, d.kind, d.entry, d.leaf_hash FROM ledger d WHERE d.idx IN"  # noqa: S608
+        f" (SELECT max(idx) FROM ledger WHERE {' AND '.join(q.conds)} GROUP BY actor_sub, actor_org)"
+        f" ORDER BY d.idx DESC LIMIT {q.arg(limit)}",
+        *q.args,
+    )
+    return [_row(r) for r in rows]
+
+
 async def stats(
     conn: Conn, time_from: str | None, time_to: str | None, *, scope: str | None = None, now: str | None = None
 ) -> dict[str, Any]:

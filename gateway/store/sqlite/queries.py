@@ -606,6 +606,20 @@ async def advice_entries(
     return [_row(r) for r in rows]
 
 
+async def latest_decisions_by_decider(conn: aiosqlite.Connection, org: str | None, *, limit: int) -> list[LedgerRow]:
+    """Each decider's latest `share`/`decision` entry (per actor ID and organisation), newest first: one GROUP BY
+    over the decisions (a fraction of the ledger), then each chosen row by its primary key."""
+    scoped = " AND actor_org = ?" if org is not None else ""
+    rows = await _fetch(
+        conn,
+        "SELECT d.idx, d.time, d.kind, d.entry, d.leaf_hash FROM ledger AS d WHERE d.idx IN"  # noqa: S608
+        " (SELECT max(idx) FROM ledger WHERE decision IS NOT NULL AND actor_sub IS NOT NULL"
+        f"{scoped} GROUP BY actor_sub, actor_org) ORDER BY d.idx DESC LIMIT ?",
+        [*([org] if org is not None else []), limit],
+    )
+    return [_row(r) for r in rows]
+
+
 async def stats(
     conn: aiosqlite.Connection,
     time_from: str | None,
@@ -772,6 +786,7 @@ __all__ = [
     "ledger_end",
     "open_emergencies",
     "advice_entries",
+    "latest_decisions_by_decider",
     "retention_facts",
     "retention_schedule",
     "awaiting_approval",

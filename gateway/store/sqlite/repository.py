@@ -898,6 +898,9 @@ class SQLiteStore:
     async def advice_entries(self, *, org: str | None, sub: str | None, limit: int) -> list[LedgerRow]:
         return await queries.advice_entries(self._reader, org=org, sub=sub, limit=limit)
 
+    async def latest_decisions_by_decider(self, org: str | None, *, limit: int) -> list[LedgerRow]:
+        return await queries.latest_decisions_by_decider(self._reader, org, limit=limit)
+
 
 def _probe(conn: sqlite3.Connection) -> None:
     conn.execute("INSERT OR REPLACE INTO store_probe (id, pad) VALUES (0, zeroblob(8192))")

@@ -23,6 +23,7 @@ let lastStats = null;
 let searchCursor = null;
 let searchParams = null;
 let pending = null;
+let orgNames = {};
 const blobUrls = [];
 
 // -- small helpers ---------------------------------------------------------------------------------------------
@@ -373,7 +374,8 @@ async function whatCanIDo() {
   $("nav").hidden = false;
   $("no-role").hidden = can.auditor || can.admin;
   const claims = tokenClaims(token) ?? {};
-  $("who").textContent = `Signed in as ${claims.name ?? claims.sub ?? "unknown"}${claims.org ? ` (${claims.org})` : ""}.`;
+  const org = claims.org_name ?? claims.org;
+  $("who").textContent = `Signed in as ${claims.name ?? claims.sub ?? "unknown"}${org ? ` (${org})` : ""}.`;
   await loadWords();
 }
 
@@ -420,6 +422,13 @@ function signOut() {
   $("report-body").replaceChildren();
   $("charts").replaceChildren();
   $("results").hidden = true;
+  // Another sign-in may have another scope: its names are asked for afresh.
+  peopleLoaded = false;
+  orgNames = {};
+  for (const p of Object.values(pickers)) {
+    p.clear();
+    p.setOptions([]);
+  }
   for (const u of blobUrls.splice(0)) URL.revokeObjectURL(u);
   location.hash = "#/";
   say("You are signed out.");
@@ -460,6 +469,7 @@ async function route() {
   if (view === "search" && can.auditor) {
     showView("search");
     document.title = "Search the ledger – SafeShare console";
+    await loadPeople();
   } else if (view === "report" && can.auditor && rest.length) {
     showView("report");
     await showReport(decodeURIComponent(rest.join("/")));
@@ -478,6 +488,165 @@ async function route() {
   if (view) focusHeading(VIEWS.find((v) => !$(`view-${v}`).hidden));
 }
 
+// -- auditor: pick people and organisations by name -----------------------------------------------------------
+
+/**
+ * The search form's practitioner, recipient and organisation fields as comboboxes (the WAI-ARIA 1.2 pattern that
+ * GOV.UK's accessible-autocomplete follows): type part of a name, organisation or ID; the matches are listed
+ * below (Down and Up move through them, Enter or a click picks one, Escape closes the list); the field then
+ * shows the name and the search sends the ID, which is what the ledger holds. A name typed in full without
+ * picking is matched too; anything else is sent as typed (an ID). The lists come from GET /api/v1/ledger/people,
+ * which offers an organisation's auditor only their own organisation's people.
+ */
+const MAX_SHOWN = 12;
+const pickers = {};
+let peopleLoaded = false;
+
+class Picker {
+  constructor(inputId, noun) {
+    this.input = $(inputId);
+    this.list = $(`${inputId}-list`);
+    this.count = $(`${inputId}-count`);
+    this.noun = noun;
+    this.options = []; // {id, label, name, search}
+    this.shown = [];
+    this.active = -1;
+    this.picked = null;
+    this.input.addEventListener("input", () => {
+      this.picked = null;
+      this.update();
+    });
+    this.input.addEventListener("keydown", (ev) => this.key(ev));
+    this.input.addEventListener("blur", () => setTimeout(() => this.close(), 150));
+    // A click on an option picks it (mousedown: before the field loses the focus).
+    this.list.addEventListener("mousedown", (ev) => {
+      const li = ev.target.closest("[role=option]");
+      if (!li) return;
+      ev.preventDefault();
+      this.pick(Number(li.dataset.i));
+    });
+  }
+
+  setOptions(options) {
+    this.options = options.map((o) => ({ ...o, search: `${o.label} ${o.id}`.toLowerCase() }));
+  }
+
+  update() {
+    const typed = this.input.value.trim().toLowerCase();
+    if (!typed || !this.options.length) return this.close();
+    const words = typed.split(/\s+/);
+    this.shown = this.options.filter((o) => words.every((w) => o.search.includes(w))).slice(0, MAX_SHOWN);
+    this.active = -1;
+    this.input.removeAttribute("aria-activedescendant");
+    this.list.replaceChildren(
+      ...this.shown.map((o, i) =>
+        el("li", { class: "picker__option", role: "option", id: `${this.input.id}-opt-${i}`, "aria-selected": "false", "data-i": i, text: o.label }),
+      ),
+    );
+    const open = this.shown.length > 0;
+    this.list.hidden = !open;
+    this.input.setAttribute("aria-expanded", String(open));
+    const n = this.shown.length;
+    this.count.textContent = n ? `${n} ${n === 1 ? this.noun : `${this.noun}s`} found${n === MAX_SHOWN ? " (type more to narrow the list)" : ""}. Use the down arrow to choose.` : `No ${this.noun} of that name is known; the search will use what you typed as an ID.`;
+  }
+
+  move(step) {
+    if (this.list.hidden || !this.shown.length) {
+      this.update();
+      if (this.list.hidden) return;
+    }
+    const next = Math.max(-1, Math.min(this.shown.length - 1, this.active + step));
+    this.active = next;
+    this.shown.forEach((_, i) => $(`${this.input.id}-opt-${i}`).setAttribute("aria-selected", String(i === next)));
+    if (next >= 0) {
+      const li = $(`${this.input.id}-opt-${next}`);
+      this.input.setAttribute("aria-activedescendant", li.id);
+      li.scrollIntoView({ block: "nearest" });
+    } else this.input.removeAttribute("aria-activedescendant");
+  }
+
+  key(ev) {
+    if (ev.key === "ArrowDown") {
+      ev.preventDefault();
+      this.move(1);
+    } else if (ev.key === "ArrowUp") {
+      ev.preventDefault();
+      this.move(-1);
+    } else if (ev.key === "Enter" && !this.list.hidden && this.active >= 0) {
+      ev.preventDefault(); // pick, rather than submit the form
+      this.pick(this.active);
+    } else if (ev.key === "Escape" && !this.list.hidden) {
+      ev.preventDefault();
+      this.close();
+    }
+  }
+
+  pick(i) {
+    const o = this.shown[i];
+    if (!o) return;
+    this.picked = o;
+    this.input.value = o.label;
+    this.close();
+    this.count.textContent = `${o.label} chosen.`;
+    this.input.focus();
+  }
+
+  close() {
+    this.list.hidden = true;
+    this.list.replaceChildren();
+    this.shown = [];
+    this.active = -1;
+    this.input.setAttribute("aria-expanded", "false");
+    this.input.removeAttribute("aria-activedescendant");
+  }
+
+  clear() {
+    this.input.value = "";
+    this.picked = null;
+    this.close();
+    this.count.textContent = "";
+  }
+
+  /** The ID to search by: the one picked; or the one whose label or name was typed in full; else what was typed. */
+  id() {
+    const typed = this.input.value.trim();
+    if (!typed) return "";
+    if (this.picked && this.picked.label === typed) return this.picked.id;
+    const lower = typed.toLowerCase();
+    const byLabel = this.options.find((o) => o.label.toLowerCase() === lower);
+    if (byLabel) return byLabel.id;
+    const byName = this.options.filter((o) => o.name && o.name.toLowerCase() === lower);
+    if (byName.length === 1) return byName[0].id;
+    if (byName.length > 1) throw new FieldError(this.input.id, `More than one ${this.noun} is called ${typed}: choose one from the list`);
+    return typed;
+  }
+}
+
+function setUpPickers() {
+  pickers.practitioner = new Picker("q-practitioner", "practitioner");
+  pickers.recipient = new Picker("q-recipient", "recipient");
+  pickers.org = new Picker("q-org", "organisation");
+}
+
+/** The names offered, once per sign-in; without them the fields still take IDs. */
+async function loadPeople() {
+  if (peopleLoaded) return;
+  try {
+    const people = await api("/api/v1/ledger/people");
+    peopleLoaded = true;
+    pickers.practitioner.setOptions(
+      (people.practitioners ?? []).map((p) => ({ id: p.id, name: p.name, label: named(p.id, { [p.id]: p }, p.org) })),
+    );
+    pickers.recipient.setOptions(
+      (people.recipients ?? []).map((r) => ({ id: r.id, name: r.name, label: `${r.name}${r.kind === "team" ? " (team)" : ""}, ${r.org} (${r.id})` })),
+    );
+    pickers.org.setOptions((people.organisations ?? []).map((o) => ({ id: o.id, name: o.name, label: o.name && o.name !== o.id ? `${o.name} (${o.id})` : o.id })));
+    orgNames = Object.fromEntries((people.organisations ?? []).filter((o) => o.name).map((o) => [o.id, o.name]));
+  } catch {
+    // The search works without the names: IDs typed are sent as they are.
+  }
+}
+
 // -- auditor: search -------------------------------------------------------------------------------------------
 
 const SEARCH_FIELDS = { subject: "q-subject", practitioner: "q-practitioner", recipient: "q-recipient", org: "q-org", from: "q-from", to: "q-to" };
@@ -493,8 +662,10 @@ function period(fromId, toId) {
 
 function searchQuery() {
   const q = new URLSearchParams();
-  for (const name of ["subject", "practitioner", "recipient", "org"]) {
-    const v = $(SEARCH_FIELDS[name]).value.trim();
+  const subject = $(SEARCH_FIELDS.subject).value.trim();
+  if (subject) q.set("subject", subject);
+  for (const name of ["practitioner", "recipient", "org"]) {
+    const v = pickers[name]?.id() ?? $(SEARCH_FIELDS[name]).value.trim();
     if (v) q.set(name, v);
   }
   const { from, to } = period("q-from", "q-to");
@@ -673,9 +844,10 @@ async function loadStats(ev) {
   });
 }
 
-function downloadStatsCsv() {
+async function downloadStatsCsv() {
   if (!lastStats) return;
-  saveBlob(new Blob([statsCsv(lastStats, words)], { type: "text/csv;charset=utf-8" }), "safeshare-oversight-statistics.csv");
+  await loadPeople(); // the organisations' names for the CSV's per-organisation columns
+  saveBlob(new Blob([statsCsv(lastStats, words, orgNames)], { type: "text/csv;charset=utf-8" }), "safeshare-oversight-statistics.csv");
   say("The figures have been downloaded as CSV.");
 }
 
@@ -1050,6 +1222,7 @@ async function addTeam(ev) {
 async function start() {
   document.body.classList.add("js-enabled", "govuk-frontend-supported");
   initAll();
+  setUpPickers();
   $("token-form").addEventListener("submit", signInWithToken);
   $("search-form").addEventListener("submit", (ev) => runSearch(ev));
   $("results-more").addEventListener("click", () => runSearch(null, true));

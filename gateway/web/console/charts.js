@@ -189,8 +189,13 @@ function csvCell(v) {
   return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
 }
 
-/** Every month's figures as CSV (one row per month; one column per series of every chart). */
-export function statsCsv(stats, words) {
+/**
+ * Every month's figures as CSV (one row per month; one column per series of every chart), then one column per
+ * organisation that decided (the `org` figures): headed "Decisions by organisation: Name (ID)", the ID kept as
+ * the stable key beside the name, or the ID alone when no name is known (`orgNames`, ID → name, from
+ * GET /api/v1/ledger/people: only the auditor's own organisation is named for an organisation's auditor).
+ */
+export function statsCsv(stats, words, orgNames = {}) {
   const specs = chartSpecs(stats, words);
   const months = stats?.months ?? [];
   const header = ["month"];
@@ -200,6 +205,11 @@ export function statsCsv(stats, words) {
       header.push(`${spec.title}: ${s.name}`);
       columns.push(s.values);
     }
+  }
+  for (const org of keysOf(months, "org")) {
+    const name = org === "none" ? "no organisation recorded" : orgNames[org] && orgNames[org] !== org ? `${orgNames[org]} (${org})` : org;
+    header.push(`Decisions by organisation: ${name}`);
+    columns.push(months.map((m) => m.org?.[org] ?? 0));
   }
   const lines = [header.map(csvCell).join(",")];
   months.forEach((m, i) => lines.push([m.month, ...columns.map((c) => c[i] ?? 0)].map(csvCell).join(",")));
