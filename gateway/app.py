@@ -36,8 +36,10 @@ from .api import (
     transparency,
 )
 from .api.common import GATEWAY, ISSUER, PRINCIPAL, SIGNER, WITNESSES
+from .api.ledger import DECIDERS
 from .api.tlog import ENTRIES_PREFIX as TLOG_ENTRIES_PREFIX
 from .api.tlog import routes as tlog_routes
+from .audit import DeciderIndex
 from .auth import AuthError, EmbeddedIssuer, TokenVerifier, bearer_token
 from .config import Settings
 from .errors import ApiError, error_response, refusal_response
@@ -376,6 +378,7 @@ def create_app(settings: Settings, keys: HomeKeys | None = None) -> web.Applicat
             yield
 
     app.cleanup_ctx.extend([verifier_ctx, store_ctx, checkpoint_ctx, expiry_ctx, retention_ctx])
+    app[DECIDERS] = DeciderIndex()
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/api/v1/openapi.json", openapi)
     for module in (

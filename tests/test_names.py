@@ -317,3 +317,13 @@ async def test_the_people_an_auditor_may_pick_by_name_stay_within_their_organisa
         {"id": "far-away", "name": "Far Away Council"},
         {"id": "hereford-primary", "name": "Hereford Primary School"},
     ]
+    # The list is kept by the gateway and read again only from where it stopped: a practitioner who decides
+    # after it was first built is offered at once, and a newer decision's name replaces the older one's.
+    newcomer = bearer(issuer, "nia", "practitioner", name="Nia Patel", org_name="Hereford Primary School")
+    await share_as(api, newcomer, ["alice"], share_justification)
+    kim = bearer(issuer, "kim", "practitioner", name="Kim Lee", org_name="Hereford Primary School")
+    r = await api.client.post("/api/v1/decisions", json=example("not-share"), headers=kim)
+    assert r.status == 201, await r.text()
+    r = await api.client.get("/api/v1/ledger/people", headers=olive)
+    named = {p["id"]: p.get("name") for p in (await r.json())["practitioners"]}
+    assert named == {"kim": "Kim Lee", "nia": "Nia Patel", "pat": "Pat Jones", "sam": "Sam Shah"}

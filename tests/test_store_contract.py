@@ -583,6 +583,12 @@ async def _answers(store: Any, filters: list[Any]) -> list[Any]:
     out.append(everyone)
     out.append(await store.latest_decisions_by_decider(ORGS[0], limit=1000))
     out.append(await store.latest_decisions_by_decider(ORGS[0], limit=1))
+    # From an index on (what the console's DeciderIndex reads after its first pass): only the deciders whose
+    # latest decision is at or after it, the same rows as the whole ledger's for them.
+    middle = sorted(r.index for r in everyone)[4]
+    since = await store.latest_decisions_by_decider(None, limit=1000, after=middle)
+    assert [r.index for r in since] == [r.index for r in everyone if r.index >= middle]
+    out.append(since)
     out.append(await store.ledger_end())
     return out
 

@@ -25,6 +25,9 @@ from ..store import audit as store_audit
 from ..store.models import LedgerRow
 from .common import SIGNER, gateway, json_response, paging, principal, query_str
 
+#: The console's deciders by name (`audit.DeciderIndex`): read whole once, then only what the ledger gained.
+DECIDERS = web.AppKey("deciders", audit.DeciderIndex)
+
 routes = web.RouteTableDef()
 
 #: Filter → the justification field whose codes (in any loaded policy) it accepts: derived, never listed here.
@@ -350,7 +353,7 @@ async def ledger_people(request: web.Request) -> web.Response:
     within their scope only (`audit.known_people`); the search itself still takes the IDs."""
     scope = _scope(request)
     org_name = principal(request, *tenancy.AUDITOR_ROLES).org_name
-    return json_response(await audit.known_people(gateway(request), scope, org_name))
+    return json_response(await audit.known_people(gateway(request), scope, org_name, request.app[DECIDERS]))
 
 
 # -- statistics ------------------------------------------------------------------------------------------

@@ -295,10 +295,11 @@ class AuditQueries(Protocol):
         practitioner's own questions with the answers."""
         ...
 
-    async def latest_decisions_by_decider(self, org: str | None, *, limit: int) -> list[LedgerRow]:
-        """Each practitioner's latest decision (a `share` or `decision` entry), one per actor ID and organisation,
-        newest first: an organisation's deciders (their own organisation's, `actor_org`), or everyone's (None).
-        The auditor's console offers them by name in its search form (issue 13)."""
+    async def latest_decisions_by_decider(self, org: str | None, *, limit: int, after: int = 0) -> list[LedgerRow]:
+        """Each practitioner's latest decision (a `share` or `decision` entry) at index `after` or later, one per
+        actor ID and organisation, newest first: an organisation's deciders (their own organisation's,
+        `actor_org`), or everyone's (None). The auditor's console offers them by name in its search form (issue
+        13), from `audit.DeciderIndex`, which reads the whole ledger once and then only what is new (`after`)."""
         ...
 
 

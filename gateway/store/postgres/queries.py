@@ -648,9 +648,11 @@ def _period(q: _Sql, time_from: str | None, time_to: str | None, scope: str | No
     return " AND ".join(conds) or "true"
 
 
-async def latest_decisions_by_decider(conn: Conn, org: str | None, *, limit: int) -> list[LedgerRow]:
-    """`queries.latest_decisions_by_decider` on PostgreSQL."""
+async def latest_decisions_by_decider(conn: Conn, org: str | None, *, limit: int, after: int = 0) -> list[LedgerRow]:
+    """`queries.latest_decisions_by_decider` on PostgreSQL. `after` is written into the statement (an integer):
+    planned for its own value, the last few entries are a primary-key range, the whole ledger one scan."""
     q = _Sql()
+    q.add(f"idx >= {int(after)}")
     q.add("decision IS NOT NULL AND actor_sub IS NOT NULL")
     if org is not None:
         q.add(f"actor_org = {q.arg(org)}")

@@ -1097,9 +1097,9 @@ class PostgresStore:
         async with self._read() as conn:
             return await pg_queries.advice_entries(conn, org=org, sub=sub, limit=limit)
 
-    async def latest_decisions_by_decider(self, org: str | None, *, limit: int) -> list[LedgerRow]:
+    async def latest_decisions_by_decider(self, org: str | None, *, limit: int, after: int = 0) -> list[LedgerRow]:
         async with self._read() as conn:
-            return await pg_queries.latest_decisions_by_decider(conn, org, limit=limit)
+            return await pg_queries.latest_decisions_by_decider(conn, org, limit=limit, after=after)
 
     async def ledger_rows(self, start: int = 0, batch: int = 2000) -> AsyncIterator[LedgerRow]:
         """Every entry from `start` in index order, `batch` rows per query (for `ledger verify` and exports)."""

@@ -606,16 +606,22 @@ async def advice_entries(
     return [_row(r) for r in rows]
 
 
-async def latest_decisions_by_decider(conn: aiosqlite.Connection, org: str | None, *, limit: int) -> list[LedgerRow]:
-    """Each decider's latest `share`/`decision` entry (per actor ID and organisation), newest first: one GROUP BY
-    over the decisions (a fraction of the ledger), then each chosen row by its primary key."""
+async def latest_decisions_by_decider(
+    conn: aiosqlite.Connection, org: str | None, *, limit: int, after: int = 0
+) -> list[LedgerRow]:
+    """Each decider's latest `share`/`decision` entry at `after` or later (per actor ID and organisation), newest
+    first: one GROUP BY over the ledger's rows from `after` on, then each chosen row by its primary key.
+
+    The rows are read as a range of the primary key (`+actor_sub` keeps SQLite off `ledger_by_actor`, which it
+    otherwise walks whole, looking each row up): measured at 300,000 entries, the whole ledger in 0.33 s rather
+    than 1.1-3.5 s, and the last thousand entries in 3 ms rather than 45 ms."""
     scoped = " AND actor_org = ?" if org is not None else ""
     rows = await _fetch(
         conn,
         "SELECT d.idx, d.time, d.kind, d.entry, d.leaf_hash FROM ledger AS d WHERE d.idx IN"  # noqa: S608
-        " (SELECT max(idx) FROM ledger WHERE decision IS NOT NULL AND actor_sub IS NOT NULL"
-        f"{scoped} GROUP BY actor_sub, actor_org) ORDER BY d.idx DESC LIMIT ?",
-        [*([org] if org is not None else []), limit],
+        " (SELECT max(idx) FROM ledger WHERE idx >= ? AND decision IS NOT NULL AND +actor_sub IS NOT NULL"
+        f"{scoped} GROUP BY +actor_sub, actor_org) ORDER BY d.idx DESC LIMIT ?",
+        [after, *([org] if org is not None else []), limit],
     )
     return [_row(r) for r in rows]
 

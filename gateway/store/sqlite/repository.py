@@ -898,8 +898,8 @@ class SQLiteStore:
     async def advice_entries(self, *, org: str | None, sub: str | None, limit: int) -> list[LedgerRow]:
         return await queries.advice_entries(self._reader, org=org, sub=sub, limit=limit)
 
-    async def latest_decisions_by_decider(self, org: str | None, *, limit: int) -> list[LedgerRow]:
-        return await queries.latest_decisions_by_decider(self._reader, org, limit=limit)
+    async def latest_decisions_by_decider(self, org: str | None, *, limit: int, after: int = 0) -> list[LedgerRow]:
+        return await queries.latest_decisions_by_decider(self._reader, org, limit=limit, after=after)
 
 
 def _probe(conn: sqlite3.Connection) -> None:
