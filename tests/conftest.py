@@ -68,6 +68,7 @@ def _builds_shared_fixture(item: pytest.Item) -> bool:
     return any(defs[-1].scope != "function" and defs[-1].baseid for defs in info.name2fixturedefs.values() if defs)
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook on each worker, which reads the groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Every test of a module that builds a fixture shared beyond one test goes to the same worker (an
     `xdist_group` named after the module; `--dist loadgroup` keeps a group together), so that the fixture is
