@@ -48,7 +48,7 @@ MAX_AUTO_WORKERS = 4
 
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
     """How many workers `-n auto` starts: twice the cores this process may use, at least 2 and at most
-    MAX_AUTO_WORKERS (4 on a 2-core machine; measured in CI against 2 and 3). A run of named tests only (every
+    MAX_AUTO_WORKERS (4 on a 2-core machine). A run of named tests only (every
     argument has `::`) stays in this process: starting workers would take longer than the tests.
     PYTEST_XDIST_AUTO_NUM_WORKERS, or `-n N`, chooses instead (`-n 0`: no workers, e.g. for --pdb)."""
     if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
