@@ -22,4 +22,4 @@ def test_modules_with_a_shared_fixture_are_one_xdist_group(request: pytest.Fixtu
         # On a worker, xdist reads the marks into the test ids (after our hook, which must therefore run first);
         # `--dist loadgroup` sends tests with the same suffix to the same worker.
         grouped = [item.nodeid for item in items if item.get_closest_marker("xdist_group")]
-        assert grouped and all("@tests/" in nodeid for nodeid in grouped), grouped[:3]
+        assert all("@tests/" in nodeid for nodeid in grouped), grouped[:3]
