@@ -38,6 +38,49 @@ hypothesis.settings.register_profile("ci", deadline=None, print_blob=True)
 hypothesis.settings.register_profile("repro", hypothesis.settings.get_profile("ci"), derandomize=True)
 hypothesis.settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") else "default"))
 
+
+# -- running in parallel (pytest-xdist; `addopts` in pyproject.toml) -------------------------------------------
+
+#: The most workers `-n auto` starts. The suite mostly waits (gateway subprocesses, browsers, PostgreSQL, the age
+#: CLI, Roundcube), so workers outnumber cores; more than this on a small machine only adds memory and contention.
+MAX_AUTO_WORKERS = 4
+
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
+    """How many workers `-n auto` starts: twice the cores this process may use, at least 2 and at most
+    MAX_AUTO_WORKERS (4 on a 2-core machine). A run of named tests only (every
+    argument has `::`) stays in this process: starting workers would take longer than the tests.
+    PYTEST_XDIST_AUTO_NUM_WORKERS, or `-n N`, chooses instead (`-n 0`: no workers, e.g. for --pdb)."""
+    if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
+        return None  # xdist's own implementation reads it
+    if config.args and all("::" in arg for arg in config.args):
+        return 0
+    return max(2, min(MAX_AUTO_WORKERS, 2 * len(os.sched_getaffinity(0))))
+
+
+def _builds_shared_fixture(item: pytest.Item) -> bool:
+    """Whether the test uses one of our fixtures that lives longer than a test (a module's gateway process or
+    browser, the e2e session's gateway and webmail servers, a seeded ledger, generated keys). Fixtures that
+    plugins provide (baseid "") do not count: pytest-asyncio's session-scoped loop policy is in every async test."""
+    info = getattr(item, "_fixtureinfo", None)
+    if info is None:
+        return False
+    return any(defs[-1].scope != "function" and defs[-1].baseid for defs in info.name2fixturedefs.values() if defs)
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook on each worker, which reads the groups
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test of a module that builds a fixture shared beyond one test goes to the same worker (an
+    `xdist_group` named after the module; `--dist loadgroup` keeps a group together), so that the fixture is
+    built once, as in a serial run, rather than once on every worker that gets one of its tests. Other tests
+    are handed out one at a time. xdist adds the group to the test's id (`...::test_x@tests/test_y.py`)."""
+    grouped = {item.nodeid.split("::")[0] for item in items if _builds_shared_fixture(item)}
+    for item in items:
+        module = item.nodeid.split("::")[0]
+        if module in grouped:
+            item.add_marker(pytest.mark.xdist_group(module))
+
+
 FIXTURES = Path(__file__).parent / "fixtures"
 EXAMPLES = FIXTURES / "justifications"
 

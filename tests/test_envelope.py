@@ -625,7 +625,9 @@ def test_truncation_after_full_chunks_writes_only_authenticated_chunks() -> None
 
 
 @pytest.mark.parametrize("size", [10, K, 2 * K])
-@pytest.mark.parametrize("extra", [b"\x00", b"garbage" * 100, bytes(ENCRYPTED_CHUNK_SIZE)])
+@pytest.mark.parametrize(
+    "extra", [b"\x00", b"garbage" * 100, bytes(ENCRYPTED_CHUNK_SIZE)], ids=["one-byte", "garbage", "chunk-of-zeros"]
+)
 def test_trailing_data(size: int, extra: bytes) -> None:
     ct = encrypt(data_of(size), [ID_A.recipient()])
     # After a full final chunk the extension is detected as such; after a short one the extra
@@ -816,6 +818,12 @@ GOOD_VALUES = env._bech32_decode_5bit(GOOD)[1]
         ("age", "separator"),
         (str(ID_A), "secret key"),
     ],
+    # Named, not shown: the values come from a key made at import, so they differ between processes (pytest-xdist
+    # requires every worker to collect the same test ids), and one of them is a secret key.
+    ids=(
+        "checksum-last checksum-middle uppercase mixed-case prefix-agf prefix-bc length-31 length-33 padding low-order "
+        "invalid-character trailing-space empty no-data no-separator secret-key"
+    ).split(),
 )
 def test_bad_recipients(bad: str, message: str) -> None:
     with pytest.raises(InvalidRecipient, match=message) as info:
@@ -838,6 +846,8 @@ SECRET = str(ID_A)
         (GOOD, "public recipient"),
         (SECRET[:40] + "B" + SECRET[41:], "invalid character"),
     ],
+    # Named, not shown: made from a key generated at import (see test_bad_recipients).
+    ids=["lowercase", "mixed-case", "checksum", "length-31", "prefix", "public-recipient", "invalid-character"],
 )
 def test_bad_identities(bad: str, message: str) -> None:
     with pytest.raises(InvalidIdentity, match=message) as info:

@@ -199,7 +199,11 @@ def wait_until(predicate: Any, timeout: float = 10.0, what: str = "condition") -
 
 #: Generous: a loaded 2-core machine runs the slowest browser test (a real Roundcube) in well under a minute.
 WATCHDOG_SECONDS = 300
-WATCHDOG_LOG = Path(tempfile.gettempdir()) / "safeshare-e2e-watchdog.txt"
+#: One file per pytest-xdist worker (`gw0`, `gw1`, …; `main` without workers), since workers run browser tests
+#: at the same time: .ci/run removes them all before the run and prints every one that is not empty after a failure.
+WATCHDOG_LOG = (
+    Path(tempfile.gettempdir()) / f"safeshare-e2e-watchdog-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}.txt"
+)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
