@@ -111,7 +111,7 @@ def test_returning_recipient_makes_a_key_opens_a_share_and_acknowledges(
     page.goto("/open/")
     page.wait_for_selector("#main[aria-busy=false]")
     assert page.locator("#view-start").is_visible()
-    assert "only as trustworthy as that gateway" in page.locator(".phase-banner").inner_text()
+    assert "only as trustworthy as that gateway" in page.locator(".govuk-phase-banner").inner_text()
     assert_accessible(page, axe, "start")
 
     # A malformed token is refused beside the field, with the error summary on top.
