@@ -28,7 +28,14 @@ EXTENSION = ROOT / "extension"
 REUSED_LIB = ["base64.js", "gateway.js", "keyring.js", "mail-view.js", "oidc.js", "recipient.js"]
 #: The extension's build, copied byte for byte: the JavaScript bundles with their licences (LICENSES.txt), and
 #: govuk-frontend's compiled styles with theirs (a file of its own, as the extension ships it).
-VENDOR = ["age.js", "postal-mime.js", "purify.js", "LICENSES.txt", "govuk-frontend.min.css", "govuk-frontend.LICENSE.txt"]
+VENDOR = [
+    "age.js",
+    "postal-mime.js",
+    "purify.js",
+    "LICENSES.txt",
+    "govuk-frontend.min.css",
+    "govuk-frontend.LICENSE.txt",
+]
 
 
 def directives(csp: str) -> dict[str, str]:
