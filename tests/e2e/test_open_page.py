@@ -68,6 +68,25 @@ def mail(subject: str, body: str, html: str | None = None) -> bytes:
     return msg.as_bytes()
 
 
+def assert_marked_in_error(page: Any, field: str, control: str) -> None:
+    """The GOV.UK error pattern, as govuk-frontend styles it: the summary has the focus and links to the field;
+    the field's group has the red bar, the control its red border, and the message starts with a hidden
+    "Error:" that the field is described by."""
+    assert page.evaluate("() => document.activeElement.id") == "error-summary"
+    assert page.locator(f'#error-list a[href="#{field}"]').count() == 1
+    assert "govuk-form-group--error" in (page.locator(f"#{field}-group").get_attribute("class") or "").split()
+    assert f"{control}--error" in (page.locator(f"#{field}").get_attribute("class") or "").split()
+    assert f"{field}-error" in (page.locator(f"#{field}").get_attribute("aria-describedby") or "").split()
+    assert page.locator(f"#{field}-error .govuk-visually-hidden").inner_text().strip() == "Error:"
+    # govuk-frontend's stylesheet is in force: the group's bar is the Design System's error colour.
+    colours = page.evaluate(
+        "f => [getComputedStyle(document.getElementById(f + '-group')).borderLeftColor,"
+        " getComputedStyle(document.getElementById(f)).borderTopColor]",
+        field,
+    )
+    assert colours == ["rgb(202, 53, 53)", "rgb(202, 53, 53)"], colours
+
+
 def sign_in_with_token(page: Any, token: str) -> None:
     page.get_by_label("Sign-in token").fill(token)
     page.get_by_role("button", name="Sign in with the token").click()
@@ -111,7 +130,7 @@ def test_returning_recipient_makes_a_key_opens_a_share_and_acknowledges(
     page.goto("/open/")
     page.wait_for_selector("#main[aria-busy=false]")
     assert page.locator("#view-start").is_visible()
-    assert "only as trustworthy as that gateway" in page.locator(".phase-banner").inner_text()
+    assert "only as trustworthy as that gateway" in page.locator(".govuk-phase-banner").inner_text()
     assert_accessible(page, axe, "start")
 
     # A malformed token is refused beside the field, with the error summary on top.
@@ -119,6 +138,7 @@ def test_returning_recipient_makes_a_key_opens_a_share_and_acknowledges(
     page.get_by_role("button", name="Sign in with the token").click()
     assert "That is not a sign-in token" in error_summary(page)
     assert page.locator("#token").get_attribute("aria-invalid") == "true"
+    assert_marked_in_error(page, "token", "govuk-textarea")
     assert_accessible(page, axe, "start with an error")
 
     # A practitioner's token is not a recipient's sign-in: refused, still signed out.
@@ -130,6 +150,8 @@ def test_returning_recipient_makes_a_key_opens_a_share_and_acknowledges(
 
     sign_in_with_token(page, gw.recipient_token("alice"))
     assert "Signed in as Alice (alice), alice@example.org" in page.locator("#who").inner_text()
+    # The error state went with the error (the summary, the red bar, the field's red border).
+    assert page.locator(".govuk-form-group--error, .govuk-textarea--error, #error-summary:not([hidden])").count() == 0
     assert page.locator("#key-state").get_attribute("data-state") == "none"
     assert_accessible(page, axe, "signed in, no key")
 
@@ -142,6 +164,8 @@ def test_returning_recipient_makes_a_key_opens_a_share_and_acknowledges(
     page.get_by_label("Type the passphrase again").fill(PASSPHRASE + "!")
     page.get_by_role("button", name="Create my key").click()
     assert "The two passphrases are different" in error_summary(page)
+    assert_marked_in_error(page, "new-pass2", "govuk-input")
+    assert "govuk-form-group--error" not in (page.locator("#new-pass-group").get_attribute("class") or "")
     assert_accessible(page, axe, "key form with an error")
     assert gw.get("/api/v1/recipients/me", gw.recipient_token("alice"))["enrolments"] == []
 

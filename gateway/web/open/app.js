@@ -66,10 +66,17 @@ function el(tag, attrs = {}, ...children) {
 }
 
 function summaryList(pairs) {
-  const dl = el("dl", { class: "summary-list" });
+  const dl = el("dl", { class: "govuk-summary-list" });
   for (const [label, value] of pairs) {
     if (value === null || value === undefined || value === "") continue;
-    dl.append(el("dt", { text: label }), el("dd", {}, value));
+    dl.append(
+      el(
+        "div",
+        { class: "govuk-summary-list__row" },
+        el("dt", { class: "govuk-summary-list__key", text: label }),
+        el("dd", { class: "govuk-summary-list__value" }, value),
+      ),
+    );
   }
   return dl;
 }
@@ -78,17 +85,21 @@ function say(message) {
   $("status").textContent = message ?? "";
 }
 
+/** The Design System's controls that have a red error state of their own (`govuk-input--error` and so on). */
+const ERROR_CLASSES = ["govuk-input", "govuk-textarea", "govuk-file-upload"];
+
 /** Clear every error: the summary and each field's message. */
 function clearErrors() {
   $("error-summary").hidden = true;
   $("error-list").replaceChildren();
-  for (const g of document.querySelectorAll(".form-group--error")) g.classList.remove("form-group--error");
-  for (const m of document.querySelectorAll(".error-message")) {
+  for (const g of document.querySelectorAll(".govuk-form-group--error")) g.classList.remove("govuk-form-group--error");
+  for (const m of document.querySelectorAll(".govuk-error-message")) {
     m.hidden = true;
     m.textContent = "";
   }
   for (const i of document.querySelectorAll("[aria-invalid]")) {
     i.removeAttribute("aria-invalid");
+    for (const c of ERROR_CLASSES) i.classList.remove(`${c}--error`);
     const ids = (i.getAttribute("aria-describedby") ?? "").split(" ").filter((x) => x && !x.endsWith("-error"));
     if (ids.length) i.setAttribute("aria-describedby", ids.join(" "));
     else i.removeAttribute("aria-describedby");
@@ -113,13 +124,14 @@ function showErrors(errors) {
       list.append(el("li", {}, link));
       const msg = $(`${field}-error`);
       if (msg) {
-        msg.replaceChildren(el("span", { class: "visually-hidden", text: "Error: " }), message);
+        msg.replaceChildren(el("span", { class: "govuk-visually-hidden", text: "Error: " }), message);
         msg.hidden = false;
         const ids = new Set((input.getAttribute("aria-describedby") ?? "").split(" ").filter(Boolean));
         ids.add(`${field}-error`);
         input.setAttribute("aria-describedby", [...ids].join(" "));
       }
-      $(`${field}-group`)?.classList.add("form-group--error");
+      $(`${field}-group`)?.classList.add("govuk-form-group--error");
+      for (const c of ERROR_CLASSES) if (input.classList.contains(c)) input.classList.add(`${c}--error`);
       input.setAttribute("aria-invalid", "true");
     } else {
       list.append(el("li", { text: message }));
@@ -572,17 +584,17 @@ async function loadInbox() {
   rows.replaceChildren();
   for (const s of page.shares) {
     const r = inboxRow(s, { labels });
-    const open = el("a", { href: `#/share/${r.id}`, class: "link", text: "Open" }, el("span", { class: "visually-hidden", text: ` the share from ${r.from}, received ${r.received}` }));
+    const open = el("a", { href: `#/share/${r.id}`, class: "govuk-link", text: "Open" }, el("span", { class: "govuk-visually-hidden", text: ` the share from ${r.from}, received ${r.received}` }));
     rows.append(
       el(
         "tr",
-        { dataset: { share: r.id, state: r.state } },
-        el("td", { text: `${r.from} (${r.organisation})` }),
-        el("td", { text: r.purpose }),
-        el("td", { text: r.received }),
-        el("td", { text: r.expires }),
-        el("td", { text: r.via ? `${r.stateLabel} (to team ${r.via})` : r.stateLabel }),
-        el("td", {}, r.openable ? open : ""),
+        { class: "govuk-table__row", dataset: { share: r.id, state: r.state } },
+        el("td", { class: "govuk-table__cell", text: `${r.from} (${r.organisation})` }),
+        el("td", { class: "govuk-table__cell", text: r.purpose }),
+        el("td", { class: "govuk-table__cell", text: r.received }),
+        el("td", { class: "govuk-table__cell", text: r.expires }),
+        el("td", { class: "govuk-table__cell", text: r.via ? `${r.stateLabel} (to team ${r.via})` : r.stateLabel }),
+        el("td", { class: "govuk-table__cell" }, r.openable ? open : ""),
       ),
     );
   }
@@ -650,8 +662,8 @@ function attachmentLink(name, type, bytes) {
   return el(
     "li",
     {},
-    el("a", { href: url, download: name, class: "link", text: `Download ${name}` }),
-    el("span", { class: "hint", text: ` (${type || "file"}, ${bytes.length.toLocaleString("en-GB")} bytes)` }),
+    el("a", { href: url, download: name, class: "govuk-link", text: `Download ${name}` }),
+    el("span", { class: "govuk-hint", text: ` (${type || "file"}, ${bytes.length.toLocaleString("en-GB")} bytes)` }),
   );
 }
 
@@ -697,22 +709,22 @@ function renderJustification(info, pol) {
   handling.replaceChildren();
   const notes = handlingNotes(info.justification, pol, info.handling);
   if (notes.length) {
-    handling.append(el("h3", { class: "heading-s", text: "Handling" }), el("ul", { class: "list bullets" }, ...notes.map((n) => el("li", { text: n }))));
+    handling.append(el("h3", { class: "govuk-heading-s", text: "Handling" }), el("ul", { class: "govuk-list govuk-list--bullet" }, ...notes.map((n) => el("li", { text: n }))));
   }
   const box = $("justification");
   box.replaceChildren();
   const sections = justificationSections(info.justification, pol);
   if (!sections.length) {
-    box.append(el("p", { class: "body", text: "The sender's justification could not be loaded." }));
+    box.append(el("p", { class: "govuk-body", text: "The sender's justification could not be loaded." }));
     return;
   }
-  for (const s of sections) box.append(el("h3", { class: "heading-s", text: s.title }), summaryList(s.rows.map((r) => [r.label, r.value])));
+  for (const s of sections) box.append(el("h3", { class: "govuk-heading-s", text: s.title }), summaryList(s.rows.map((r) => [r.label, r.value])));
 }
 
 function renderAck(info) {
   const done = $("ack-done");
   if (info.acknowledged_at) {
-    done.textContent = `You marked this received and actioned on ${formatTime(info.acknowledged_at)}${info.acknowledgement ? `: “${info.acknowledgement}”` : "."} The sender can see this.`;
+    $("ack-done-text").textContent = `You marked this received and actioned on ${formatTime(info.acknowledged_at)}${info.acknowledgement ? `: “${info.acknowledgement}”` : "."} The sender can see this.`;
     done.hidden = false;
     $("ack-go").textContent = "Update the note";
   } else {
@@ -833,7 +845,7 @@ async function showStart(id) {
   const list = $("oidc-list");
   list.replaceChildren();
   for (const issuer of signInIssuers(authConfig)) {
-    const b = el("button", { type: "button", class: "button", text: `Sign in with ${issuerLabel(issuer.issuer)}` });
+    const b = el("button", { type: "button", class: "govuk-button", text: `Sign in with ${issuerLabel(issuer.issuer)}` });
     b.addEventListener("click", () => startOidc(issuer));
     list.append(el("li", {}, b));
   }
