@@ -93,7 +93,7 @@ for (const entry of readdirSync(src).filter((f) => f.endsWith(".scss")).sort()) 
   const dir = join(here, "node_modules", "govuk-frontend");
   const p = JSON.parse(readFileSync(join(dir, "package.json"), "utf8"));
   // Its licence in a file of its own: LICENSES.txt covers the JavaScript bundles, which the gateway's /open/ page
-  // copies byte for byte, and that page uses no govuk-frontend.
+  // copies byte for byte without govuk-frontend; /open/ copies this stylesheet and its licence file as well.
   const licence = `vendor/${name.replace(/\.min\.css$/, "")}.LICENSE.txt`;
   writeFileSync(join(here, licence), `==== ${p.name}@${p.version} (${p.license}) — ${relative(here, dir)} ====\n\n${GOVUK_LICENCE}\n`);
   // The crest (footer copyright logo) is never shown; its url() is removed so that nothing is fetched.
