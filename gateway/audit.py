@@ -165,10 +165,10 @@ class DeciderIndex:
 
     Why: finding each practitioner's latest decision is a pass over every decision in the ledger (a third of a
     second at 300,000 entries on SQLite, seconds at millions), and the console asks at every search form it opens.
-    Ledger entries never change, so the answer only grows: the index reads the whole ledger once (at start-up,
-    in the background: `refresh` is run periodically) and afterwards only the entries appended since. One row per
-    decider is kept (a partnership's practitioners: thousands of rows, a few megabytes at most). Each node keeps
-    its own; every node reads the one ledger, so they agree.
+    Ledger entries never change, so the answer only grows: the index reads the whole ledger the first time it is
+    asked and afterwards, at each ask, only the entries appended since. One row per decider is kept (a
+    partnership's practitioners: thousands of rows, a few megabytes at most). Each node keeps its own; every node
+    reads the one ledger, so they agree.
     """
 
     def __init__(self) -> None:
@@ -202,7 +202,7 @@ _ALL = 2**62
 
 
 async def known_people(
-    gw: Gateway, scope: str | None, scope_name: str | None, deciders: DeciderIndex | None = None
+    gw: Gateway, scope: str | None, scope_name: str | None, deciders: DeciderIndex
 ) -> dict[str, Any]:
     """Who an auditor may pick by name in the console's search form (issue 13), each with the ID it searches by.
 
@@ -211,10 +211,7 @@ async def known_people(
     another organisation, even one that took part in an entry they can read. A partnership-wide auditor (`scope`
     None) is offered everyone. Names come from where `people_named` finds them; no name: the ID alone.
     """
-    if deciders is None:
-        rows = await gw.store.latest_decisions_by_decider(scope, limit=PEOPLE_CAP + 1)
-    else:
-        rows = await deciders.rows(gw, scope, PEOPLE_CAP + 1)
+    rows = await deciders.rows(gw, scope, PEOPLE_CAP + 1)
     capped = len(rows) > PEOPLE_CAP
     rows = rows[:PEOPLE_CAP]
     names = await people_named(gw, rows)
