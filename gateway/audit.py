@@ -97,7 +97,8 @@ async def people_named(
     "mash-duty"): each actor's, recipient's and cited adviser's `name` and `org_name` where known, by ID.
 
     The ledger's entries cannot change (they are hashed into the log), so names come from beside them: a
-    decider's (or adviser's) name recorded in the entry itself (the token's `name` claim), a share's sender names
+    decider's (or adviser's) name and organisation's name recorded in the entry itself (the token's `name` and
+    `org_name` claims), a share's sender names
     kept with the share when it was made (token claims or the directory), else the directory's entry for the ID
     (people and teams). An ID with no name anywhere is left out, and readers show the ID. Where a person has
     several names over time, the newest row's wins.
@@ -128,7 +129,7 @@ async def people_named(
         actor = entry.get("actor")
         if isinstance(actor, Mapping) and actor.get("role") != "system" and isinstance(actor.get("sub"), str):
             ids.add(actor["sub"])
-            add(actor["sub"], actor.get("name"), None)
+            add(actor["sub"], actor.get("name"), actor.get("org_name"))
         for r in entry.get("recipients") or []:
             if isinstance(r, Mapping) and isinstance(r.get("id"), str):
                 ids.add(r["id"])
@@ -224,7 +225,8 @@ async def known_people(
         recorded = actor.get("name") if isinstance(actor.get("name"), str) and actor.get("name") else None
         known = names.get(sub, {})
         person: dict[str, Any] = {"id": sub, "org": org}
-        name, org_name = recorded or known.get("name"), known.get("org_name")
+        org_recorded = actor.get("org_name") if isinstance(actor.get("org_name"), str) and actor["org_name"] else None
+        name, org_name = recorded or known.get("name"), org_recorded or known.get("org_name")
         if scope is not None and org == scope and scope_name:
             org_name = scope_name
         person |= {k: v for k, v in (("name", name), ("org_name", org_name)) if v}

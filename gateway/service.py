@@ -330,13 +330,17 @@ class Gateway:
         return SharerContext(org_type=org_type, policy_document=document)
 
     def _decider(self, principal: Principal, role: str) -> dict[str, Any]:
-        """Who decided, for the ledger (rule 7, ICO Annex B): the token's actor plus their name, job title and the
-        organisation's type and appropriate policy document where known — never taken from the request body."""
+        """Who decided, for the ledger (rule 7, ICO Annex B): the token's actor plus their name, job title, the
+        organisation's name, type and appropriate policy document where known — never taken from the request body.
+        The organisation's name is recorded so that an organisation that only ever decided not to share is named
+        too where the ledger is read (nothing else beside the ledger names it: no share row, perhaps no directory
+        entry)."""
         actor = self._actor(principal, role)
         context = self.sharer_context(principal)
         for key, value in (
             ("name", principal.name),
             ("job_title", principal.job_title),
+            ("org_name", principal.org_name),
             ("org_type", context.org_type),
             ("policy_document", context.policy_document),
         ):

@@ -186,7 +186,8 @@ async def test_the_auditors_search_and_subject_report_name_people_beside_their_i
     assert [(x["id"], x["name"]) for x in share_event["recipients"]] == [("alice", "Alice"), ("bob", "Bob")]
     fetch = next(e for e in report["events"] if e["kind"] == "fetch")
     assert (fetch["actor"]["sub"], fetch["actor"]["name"]) == ("alice", "Alice")
-    assert share_event["entry"]["actor"].get("org_name") is None  # the entry itself is as it was hashed
+    # The entry itself records the names the sharer's token carried (who decided, rule 7), as it was hashed.
+    assert share_event["entry"]["actor"]["org_name"] == "Hereford Primary School"
 
     r = await api.client.get("/api/v1/ledger/report?subject=CASE-2026-0412&format=html", headers=auditor)
     html = await r.text()
@@ -194,6 +195,49 @@ async def test_the_auditors_search_and_subject_report_name_people_beside_their_i
     assert "Alice (Hereford MASH; ID alice)" in html and "Bob (West Mercia Police; ID bob)" in html
     assert "Alice (ID alice) (1 time)" in html
     assert "kim (practitioner, hereford-primary)" in html
+
+
+async def test_an_organisation_that_only_decided_not_to_share_is_named(api: Api, issuer: EmbeddedIssuer) -> None:
+    """An organisation whose practitioners never shared (no share row keeps its name) and that has no directory
+    entry is named from its practitioner's decision entry, which records the token's `org_name` claim: in the
+    auditor's people list, the search page's names and the CSV export; an organisation whose tokens carry no
+    `org_name` stays its ID."""
+    dora = bearer(issuer, "dora", "practitioner", org="leominster-gp", name="Dr Dora Ng", org_name="Leominster GP")
+    r = await api.client.post("/api/v1/decisions", json=example("not-share"), headers=dora)
+    assert r.status == 201, await r.text()
+    index = (await r.json())["ledger_index"]
+    r = await api.client.post(
+        "/api/v1/decisions", json=example("not-share"), headers=bearer(issuer, "ian", "practitioner", org="bare-org")
+    )
+    assert r.status == 201, await r.text()
+
+    auditor = bearer(issuer, "aud", "partnership_auditor")
+    r = await api.client.get("/api/v1/ledger/people", headers=auditor)
+    assert r.status == 200, await r.text()
+    body = await r.json()
+    assert {"id": "leominster-gp", "name": "Leominster GP"} in body["organisations"]
+    assert {"id": "bare-org"} in body["organisations"]
+    dora_entry = next(p for p in body["practitioners"] if p["id"] == "dora")
+    assert dora_entry == {"id": "dora", "org": "leominster-gp", "name": "Dr Dora Ng", "org_name": "Leominster GP"}
+
+    r = await api.client.get("/api/v1/ledger?kind=decision", headers=auditor)
+    assert r.status == 200, await r.text()
+    page = await r.json()
+    entry = next(e for e in page["entries"] if e["index"] == index)
+    assert entry["entry"]["actor"]["org_name"] == "Leominster GP"
+    assert page["people"]["dora"] == {"name": "Dr Dora Ng", "org_name": "Leominster GP"}
+    assert "org_name" not in page["people"].get("ian", {})
+
+    for _ in range(200):  # the export stops at the signed checkpoint: wait until it covers the decision
+        r = await api.client.get("/api/v1/ledger?kind=decision&format=csv", headers=auditor)
+        assert r.status == 200, await r.text()
+        table = list(csv.reader(io.StringIO((await r.read()).decode(), newline="")))
+        rows = {row["actor_sub"]: row for row in (dict(zip(table[0], x, strict=True)) for x in table[1:])}
+        if {"dora", "ian"} <= set(rows):
+            break
+        await asyncio.sleep(0.05)
+    assert (rows["dora"]["actor_org"], rows["dora"]["actor_org_name"]) == ("leominster-gp", "Leominster GP")
+    assert rows["ian"]["actor_org_name"] == "bare-org"
 
 
 async def _advice_answered_by(api: Api, issuer: EmbeddedIssuer, pat: dict[str, str], answer: str) -> str:
