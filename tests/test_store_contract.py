@@ -701,25 +701,31 @@ async def test_text_plans_same_answers(tmp_path: Path, monkeypatch: pytest.Monke
     assert all(ans[0] for ans in answers[0][:3])  # the searches do match entries
 
 
-def _big(e: dict[str, Any]) -> dict[str, Any]:
-    """An entry well over PostgreSQL's TOAST threshold (2 kB), so its `entry` bytes are stored compressed."""
-    return {**e, "note": " ".join(f"line {n} of a long and repetitive justification" for n in range(120))}
+def _big(e: dict[str, Any], lines: int = 120) -> dict[str, Any]:
+    """An entry well over PostgreSQL's default TOAST threshold (2 kB; about 6 kB with 120 lines): before step 8 its
+    `entry` bytes were stored compressed. With 300 lines (about 15 kB) it is over a page, and still compressed."""
+    return {**e, "note": " ".join(f"line {n} of a long and repetitive justification" for n in range(lines))}
 
 
 @pytest.mark.parametrize("how", ["safeshare migrate", "start-up"])
-async def test_pg_steps_6_and_7_migrate_an_existing_database(
+async def test_pg_steps_6_to_8_migrate_an_existing_database(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str
 ) -> None:
     """A database written at step 5 (the code as it was: no `ledger_words`, entries pglz) is brought to the last
     step by `safeshare migrate` or by a start-up: its existing entries' words are all in `ledger_words` (so every
     full-text answer is still SQLite's, old entries included), old entries keep their pglz bytes (not
-    rewritten: step 6's docstring says why) and new ones are lz4 where the server has it."""
+    rewritten: step 6's docstring says why); a new entry under a page is kept whole in its row (step 8: neither
+    compressed nor moved out to the TOAST table) and one over a page is lz4 where the server has it."""
     import gateway.store as stores
     from gateway.store.audit import AuditFilter, fts_query
     from gateway.store.postgres import repository
 
     entries = [audit_entry(i) for i in range(120)] + [_big(entry())]
-    later = [_big(entry(time="2026-05-01T00:00:00Z")), *(audit_entry(i) for i in range(120, 150))]
+    later = [
+        _big(entry(time="2026-05-01T00:00:00Z")),
+        _big(entry(time="2026-05-01T00:00:01Z"), lines=300),
+        *(audit_entry(i) for i in range(120, 150)),
+    ]
     filters = [
         AuditFilter(text=fts_query("neglect")),
         AuditFilter(text=fts_query("severine school")),
@@ -767,8 +773,11 @@ async def test_pg_steps_6_and_7_migrate_an_existing_database(
             assert {r[1] for r in words} >= set(range(120)) - {i for i in range(120) if i % 6 in (2, 3)}
             compression = "SELECT pg_column_compression(entry) FROM ledger WHERE idx = $1"
             assert await conn.fetchval(compression, len(entries) - 1) == "pglz"  # as it was written
+            assert await conn.fetchval(compression, len(entries)) is None  # kept whole, as written
+            whole = "SELECT pg_column_size(entry) = octet_length(entry) + 4 FROM ledger WHERE idx = $1"
+            assert await conn.fetchval(whole, len(entries)) is True  # in the row itself (a TOAST pointer is 18 bytes)
             lz4 = await pg_schema.lz4_available(conn)
-            assert await conn.fetchval(compression, len(entries)) == ("lz4" if lz4 else "pglz")
+            assert await conn.fetchval(compression, len(entries) + 1) == ("lz4" if lz4 else "pglz")
             app = await open_url(dsn.replace("postgres@", f"{role}@", 1))
             try:
                 assert await app.record(entry()) == len(entries) + len(later)
