@@ -701,6 +701,41 @@ async def test_text_plans_same_answers(tmp_path: Path, monkeypatch: pytest.Monke
     assert all(ans[0] for ans in answers[0][:3])  # the searches do match entries
 
 
+async def test_pg_prefix_search_counts_its_words_to_choose_a_plan(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A search of prefixes alone is planned from how many entries hold a word with each prefix, counted in
+    `ledger_words` (`_rare_text`), not from the planner's estimate, which is the same 1% of the table for every
+    prefix: the common prefix is walked, the rare one (and one that matches nothing) goes to the GIN index, and
+    several prefixes are as rare as their rarest."""
+    from gateway.store.audit import AuditFilter, fts_query
+    from gateway.store.postgres import queries as pg_queries
+
+    monkeypatch.setattr(pg_queries, "_RARITY", {})
+    async with fresh_database() as dsn:
+        store = await open_url(dsn)
+        try:
+            for i in range(240):
+                await store.record(audit_entry(i))
+        finally:
+            await store.close()
+        conn = await asyncpg.connect(dsn)
+        try:
+            count = "SELECT count(*) FROM ledger_words WHERE starts_with(word, $1)"
+            common, rare = await conn.fetchval(count, "sever"), await conn.fetchval(count, "negl")
+            assert rare < common, (rare, common)
+            monkeypatch.setattr(pg_queries, "RARE_TEXT", (rare + common) // 2)
+
+            async def is_rare(q: str) -> bool:
+                return await pg_queries._rare_text(conn, AuditFilter(text=fts_query(q)))
+
+            assert not await is_rare("seve*")
+            assert await is_rare("negl*")
+            assert await is_rare("refer*") and await is_rare("zzz*")
+            assert await is_rare("seve* negl*") and not await is_rare("seve* hosp*")
+            assert not await is_rare("neglect")  # a whole word: `ledger_words` drives the page, nothing to ask
+        finally:
+            await conn.close()
+
+
 def _big(e: dict[str, Any], lines: int = 120) -> dict[str, Any]:
     """An entry well over PostgreSQL's default TOAST threshold (2 kB; about 6 kB with 120 lines): before step 8 its
     `entry` bytes were stored compressed. With 300 lines (about 15 kB) it is over a page, and still compressed."""
