@@ -551,6 +551,11 @@ function describeProblems(problems, perRule) {
 
 let timer = null;
 let seq = 0;
+/**
+ * Whether a newer validation is waiting for its timer: an answer that comes back meanwhile is about older
+ * answers, so it must neither be shown nor end the wait (the buttons would reflect answers already changed).
+ */
+let scheduled = false;
 let lastAsked = null;
 /**
  * Show only the questions that apply (issue 19): a field the policy refuses outright under the answers so far is
@@ -584,11 +589,13 @@ function changed() {
   validating++;
   updateButtons();
   clearTimeout(timer);
+  scheduled = true;
   timer = setTimeout(async () => {
+    scheduled = false;
     const mine = ++seq;
     try {
       const answer = await ask("validate", { justification: justification(), ...(elsewhere ? { disclosure: disclosure() } : {}) });
-      if (mine !== seq) return;
+      if (mine !== seq || scheduled) return;
       valid = !!answer.valid;
       emergency = completing ? null : emergencyOf(answer);
       renderEmergency($("fields"), emergency, el);
@@ -600,13 +607,14 @@ function changed() {
       describeStatus(all, problemsPerRule(lastProblems));
       if ($("alert").dataset.kind === "validate") showAlert("");
     } catch (e) {
-      if (mine !== seq) return;
+      if (mine !== seq || scheduled) return;
       valid = false;
       lastAsked = null;
       showAlert(e.message, "validate");
     } finally {
       validating = Math.max(0, validating - 1);
-      if (mine === seq) validating = 0;
+      // The latest answers are answered: nothing else is awaited (changes whose timers were replaced never ran).
+      if (mine === seq && !scheduled) validating = 0;
       updateButtons();
     }
   }, 250);
