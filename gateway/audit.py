@@ -202,6 +202,12 @@ class DeciderIndex:
 _ALL = 2**62
 
 
+def _recorded(actor: Mapping[str, Any], key: str) -> str | None:
+    """A name an entry's actor records (`name`, `org_name`), if it is one."""
+    value = actor.get(key)
+    return value if isinstance(value, str) and value else None
+
+
 async def known_people(
     gw: Gateway, scope: str | None, scope_name: str | None, deciders: DeciderIndex
 ) -> dict[str, Any]:
@@ -222,11 +228,10 @@ async def known_people(
         sub, org = actor.get("sub"), actor.get("org")
         if not isinstance(sub, str) or (sub, org) in practitioners:
             continue
-        recorded = actor.get("name") if isinstance(actor.get("name"), str) and actor.get("name") else None
         known = names.get(sub, {})
         person: dict[str, Any] = {"id": sub, "org": org}
-        org_recorded = actor.get("org_name") if isinstance(actor.get("org_name"), str) and actor["org_name"] else None
-        name, org_name = recorded or known.get("name"), org_recorded or known.get("org_name")
+        # What the decider's latest decision recorded wins over a name found elsewhere (they may have changed).
+        name, org_name = (_recorded(actor, key) or known.get(key) for key in ("name", "org_name"))
         if scope is not None and org == scope and scope_name:
             org_name = scope_name
         person |= {k: v for k, v in (("name", name), ("org_name", org_name)) if v}

@@ -256,24 +256,21 @@ async def _rare_text(conn: Conn, f: AuditFilter) -> bool:
     known = _RARITY.get(key)
     if known is not None and now - known[0] < _RARITY_SECONDS:
         return known[1]
-    counts = []
+    rare = False
     for prefix in sorted(set(prefixes), key=lambda p: (-len(p), p)):  # the longest first: likely the rarest
-        counts.append(
-            int(
-                await conn.fetchval(
-                    "SELECT count(*) FROM (SELECT 1 FROM ledger_words WHERE word >= $1 AND word < $2 LIMIT $3) m",
-                    prefix,
-                    _prefix_bound(prefix),
-                    RARE_TEXT + 1,
-                )
-            )
+        count = await conn.fetchval(
+            "SELECT count(*) FROM (SELECT 1 FROM ledger_words WHERE word >= $1 AND word < $2 LIMIT $3) m",
+            prefix,
+            _prefix_bound(prefix),
+            RARE_TEXT + 1,
         )
-        if counts[-1] <= RARE_TEXT:
+        if count <= RARE_TEXT:
+            rare = True  # one rare prefix bounds the whole search's matches
             break
     if len(_RARITY) >= _RARITY_MAX:
         _RARITY.clear()
-    _RARITY[key] = (now, min(counts) <= RARE_TEXT)
-    return _RARITY[key][1]
+    _RARITY[key] = (now, rare)
+    return rare
 
 
 def _prefix_bound(prefix: str) -> str:
