@@ -309,6 +309,41 @@ def test_keyboard_only(gw: RecipientGateway, browsers: Browsers, axe: str) -> No
     assert bob.problems == []
 
 
+def test_typing_while_the_inbox_loads_keeps_the_focus(gw: RecipientGateway, browsers: Browsers) -> None:
+    """The home view shows before its inbox arrives. Someone who tabs into the passphrase field and types in
+    that moment keeps the focus and what they typed: the page moves the focus only if they have not moved it.
+    The inbox answer is held (the real gateway's, let through later) so the moment is certain, not raced."""
+    quinn = browsers.person(gw.url)
+    page = quinn.page
+    held: list[Any] = []
+    release = False
+
+    def hold(route: Any) -> None:
+        if release:
+            route.continue_()
+        else:
+            held.append(route)
+
+    page.route("**/api/v1/inbox*", hold)
+    page.goto("/open/")
+    page.wait_for_selector("#main[aria-busy=false]")
+    page.get_by_label("Sign-in token").fill(gw.recipient_token("quinn"))
+    page.get_by_role("button", name="Sign in with the token").click()
+    page.wait_for_selector("#view-home:not([hidden])", timeout=30000)
+    page.wait_for_function("() => document.getElementById('view-home').getAttribute('aria-busy') === 'true'")
+    while not held:
+        page.wait_for_timeout(50)
+    tab_to(page, "#new-pass")
+    page.keyboard.type(PASSPHRASE)
+    release = True
+    for route in held:
+        route.continue_()
+    page.wait_for_selector("#view-home[aria-busy=false]", timeout=30000)
+    assert page.evaluate("() => document.activeElement.id") == "new-pass"
+    assert page.input_value("#new-pass") == PASSPHRASE
+    assert quinn.problems == []
+
+
 @pytest.fixture(scope="module")
 def oidc_gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RecipientGateway, IdP]]:
     """A gateway that trusts a real (tiny) OpenID provider on loopback, which lets the gateway's page call its

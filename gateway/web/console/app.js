@@ -485,7 +485,11 @@ async function route() {
     showView("home");
     document.title = "SafeShare console";
   }
-  if (view) focusHeading(VIEWS.find((v) => !$(`view-${v}`).hidden));
+  if (!view) return;
+  const shown = VIEWS.find((v) => !$(`view-${v}`).hidden);
+  // The view shows before its data arrives; someone who has already started typing in it keeps the focus.
+  const typing = document.activeElement?.matches("input, select, textarea") && $(`view-${shown}`).contains(document.activeElement);
+  if (!typing) focusHeading(shown);
 }
 
 // -- auditor: pick people and organisations by name -----------------------------------------------------------

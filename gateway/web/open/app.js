@@ -613,13 +613,22 @@ async function enterHome() {
       throw e?.code === "forbidden" ? new Error("That sign-in is not a recipient's sign-in: it cannot open shares. Sign in with the sign-in your organisation gave you as a recipient.") : e;
     }
   }
+  const home = $("view-home");
   showView("home");
+  home.setAttribute("aria-busy", "true");
   const name = claims?.name ? `${claims.name} (${claims.sub})` : claims?.sub ?? "";
   $("who").textContent = `Signed in as ${name}${claims?.email ? `, ${claims.email}` : ""}.`;
-  keyring = await loadKeyring(owner());
-  showKeyState();
-  await loadLabels();
-  await loadInbox();
+  try {
+    keyring = await loadKeyring(owner());
+    showKeyState();
+    await loadLabels();
+    await loadInbox();
+  } finally {
+    home.setAttribute("aria-busy", "false");
+  }
+  // The view is shown before the inbox arrives: someone quick may already be typing in it. Focus moves only if
+  // they have not, or their passphrase would land in the heading and the form would be sent half-typed.
+  if (home.contains(document.activeElement) && document.activeElement.matches("input, select, textarea")) return;
   const pending = sessionStorage.getItem(PENDING_KEY);
   if (pending && !keyring) $("new-pass").focus();
   else if (keyring && !keys) $("unlock-pass").focus();
