@@ -548,13 +548,17 @@ async def check_counts(conn: Any, db: Path) -> None:
 class Backends:
     """The two stores' read sides, called the way the gateway calls them (the same filter objects on both)."""
 
-    def __init__(self, lite: aiosqlite.Connection, pg: Any) -> None:
+    def __init__(self, lite: aiosqlite.Connection, pg: Any, pool: Any) -> None:
         self.lite = lite
         self.pg = pg
+        self.pool = pool
 
     @asynccontextmanager
     async def _pg_conn(self) -> AsyncIterator[Any]:
-        yield self.pg
+        """A pooled connection per export page, as the store's `_read` gives (an export may ask for the next
+        page while the last is still being read)."""
+        async with self.pool.acquire() as conn:
+            yield conn
 
     async def page(self, name: str, f: AuditFilter, before: int | None, limit: int = 50) -> list[Any]:
         if name == "sqlite":
@@ -670,7 +674,8 @@ async def compare(
     lite = await aiosqlite.connect(db)
     await lite.execute("PRAGMA query_only=ON")
     pg = await asyncpg.connect(pg_url)
-    be = Backends(lite, pg)
+    pool = await asyncpg.create_pool(pg_url, min_size=2, max_size=2)
+    be = Backends(lite, pg, pool)
     n = b.n
     try:
         print(f"\nThe same audit queries on both stores at {n:,} entries (median of {samples} values or {reps} reps):")
@@ -742,6 +747,7 @@ async def compare(
     finally:
         await lite.close()
         await pg.close()
+        await pool.close()
 
 
 # -- measuring through HTTP (SQLite gateway, --http) -----------------------------------------------------------
