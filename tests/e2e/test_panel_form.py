@@ -128,3 +128,48 @@ def open_panel_by_keyboard(page: Any) -> Any:
     panel = panel_frame(page)
     panel.wait_for_function("() => document.activeElement?.tagName === 'H1'")
     return panel
+
+
+#: In the panel: validation answers are asked for at once but handed to the form only when the test releases them
+#: (the real gateway's answers, delayed, not made up), so two checks can be made to overlap on purpose.
+HOLD_VALIDATION = """() => {
+  const send = chrome.runtime.sendMessage.bind(chrome.runtime);
+  window.__held = [];
+  window.__answered = 0;
+  chrome.runtime.sendMessage = (msg, ...rest) => {
+    if (msg?.type !== 'validate') return send(msg, ...rest);
+    const answer = send(msg, ...rest);
+    answer.then(() => window.__answered++, () => window.__answered++);
+    return new Promise((resolve, reject) => window.__held.push(() => answer.then(resolve, reject)));
+  };
+}"""
+
+
+def test_an_answer_about_older_answers_does_not_end_the_wait(page: Any, webmail: Webmail, gateway: Gateway) -> None:
+    """A validation answer that comes back while a newer check still waits for its timer is about answers
+    already changed: the form keeps waiting (Share stays unavailable) instead of taking it. Before, the older
+    answer ("complete") enabled Share for a moment after the purpose had been emptied."""
+    page.goto(webmail.gmail_url())
+    panel = open_panel(page)
+    fill(panel, example("share"))
+    settle(panel)
+    panel.evaluate(HOLD_VALIDATION)
+    purpose = panel.get_by_label(PURPOSE)
+    purpose.fill(purpose.input_value() + " Seen again today.")  # still complete: check A, held once answered
+    panel.wait_for_function("() => window.__held.length === 1 && window.__answered === 1", timeout=10000)
+    during = panel.evaluate(
+        """async () => {
+          const box = document.querySelector('[data-path="purpose.description"]');
+          box.value = '';  // check B is scheduled, to be sent after its timer
+          box.dispatchEvent(new Event('input', { bubbles: true }));
+          window.__held.shift()();  // A's answer ("complete") arrives while B waits
+          await new Promise((r) => setTimeout(r, 30));
+          return { pending: window.__pending, share: document.getElementById('share').disabled };
+        }"""
+    )
+    assert during == {"pending": True, "share": True}
+    panel.wait_for_function("() => window.__held.length === 1", timeout=10000)
+    panel.evaluate("() => window.__held.shift()()")  # B's own answer ends the wait: the purpose is missing
+    settle(panel)
+    assert "still needed" in panel.locator("#status").inner_text()
+    assert panel.locator("#share").get_attribute("aria-disabled") == "true"
