@@ -187,6 +187,21 @@ async def test_share_lifecycle(store: Any) -> None:
     assert [x.sender_name for x in await store.inbox("bob", None, 10)] == ["Alice Ames", None]
 
 
+async def test_ledger_rows_have_their_declared_types(store: Any) -> None:
+    """Rows are built straight from the driver's values (`LedgerRow(*row)`, no conversion): each store's
+    driver must give exactly int, str, str, bytes, bytes, whichever way the row is read."""
+    from gateway.store.audit import AuditFilter
+
+    await store.add_recipient(person("bob"), entry())
+    await store.record(entry("decision"))
+    read = [await store.ledger_entry(1)]
+    read += await store.query_page(AuditFilter(), before=None, limit=5)
+    read += [r for p in [p async for p in await store.export_pages(AuditFilter(), upto=10, page_size=1)] for r in p]
+    assert len(read) == 5
+    for r in read:
+        assert [type(v) for v in (r.index, r.time, r.kind, r.entry, r.leaf_hash)] == [int, str, str, bytes, bytes]
+
+
 async def test_an_export_left_early_holds_nothing(store: Any) -> None:
     """An export whose reader stops after a page (the client went away) leaves no connection or page fetch
     behind: more abandoned exports than the PostgreSQL pool has connections, then whole ones, still answer."""

@@ -78,7 +78,7 @@ def _quote(text: str) -> str:
 
 
 def _row(r: Any) -> LedgerRow:
-    return LedgerRow(int(r[0]), r[1], r[2], bytes(r[3]), bytes(r[4]))
+    return LedgerRow(*r)  # bigint, text, text, bytea, bytea: int, str, str, bytes, bytes as asyncpg gives them
 
 
 class _Sql:

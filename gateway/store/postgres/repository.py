@@ -985,7 +985,7 @@ class PostgresStore:
     async def ledger_entry(self, index: int) -> LedgerRow | None:
         async with self._read() as conn:
             r = await conn.fetchrow("SELECT idx, time, kind, entry, leaf_hash FROM ledger WHERE idx = $1", index)
-        return None if r is None else LedgerRow(int(r[0]), r[1], r[2], bytes(r[3]), bytes(r[4]))
+        return None if r is None else LedgerRow(*r)
 
     async def inclusion_proof(self, index: int, size: int) -> list[bytes]:
         async with self._snapshot() as conn:
@@ -1111,7 +1111,7 @@ class PostgresStore:
                     batch,
                 )
             for r in rows:
-                yield LedgerRow(int(r[0]), r[1], r[2], bytes(r[3]), bytes(r[4]))
+                yield LedgerRow(*r)
             if len(rows) < batch:
                 return
             start = int(rows[-1][0]) + 1

@@ -299,7 +299,7 @@ def _page_sql(plan: Plan, limit: int, descending: bool) -> tuple[str, list[Any]]
 
 
 def _row(r: Any) -> LedgerRow:
-    return LedgerRow(int(r[0]), r[1], r[2], bytes(r[3]), bytes(r[4]))
+    return LedgerRow(*r)  # idx, time, kind, entry, leaf_hash: int, str, str, bytes, bytes as SQLite gives them
 
 
 async def query_page(conn: aiosqlite.Connection, f: AuditFilter, *, before: int | None, limit: int) -> list[LedgerRow]:

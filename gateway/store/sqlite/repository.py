@@ -802,7 +802,7 @@ class SQLiteStore:
             "SELECT idx, time, kind, entry, leaf_hash FROM ledger WHERE idx = ?", (index,)
         ) as cur:
             r = await cur.fetchone()
-        return None if r is None else LedgerRow(r[0], r[1], r[2], bytes(r[3]), bytes(r[4]))
+        return None if r is None else LedgerRow(*r)
 
     async def inclusion_proof(self, index: int, size: int) -> list[bytes]:
         return await asyncio.to_thread(self._with_tree_reader, lambda t: t.inclusion_proof(index, size))
