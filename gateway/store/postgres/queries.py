@@ -326,23 +326,9 @@ async def _page(
     *,
     rare: bool = False,
     broad: bool = False,
-) -> list[LedgerRow]:
-    """One page of matches in [lo, hi), newest or oldest first (see `_page_records`)."""
-    return [_row(r) for r in await _page_records(conn, f, lo, hi, limit, descending, rare=rare, broad=broad)]
-
-
-async def _page_records(
-    conn: Conn,
-    f: AuditFilter,
-    lo: int,
-    hi: int,
-    limit: int,
-    descending: bool,
-    *,
-    rare: bool = False,
-    broad: bool = False,
 ) -> list[Any]:
-    """One page of matches in [lo, hi), newest or oldest first, as the driver's records (`_ROW`'s columns).
+    """One page of matches in [lo, hi), newest or oldest first, as the driver's records (`_ROW`'s columns: an
+    export asks for the next page before it turns this one into rows).
 
     With a side-table filter (subject, recipient, agreement, organisation), the page is driven from that table's
     (value, idx) index in idx order, joined to `ledger` by primary key, as SQLite does. Why: with the filter as
@@ -475,7 +461,7 @@ async def query_page(conn: Conn, f: AuditFilter, *, before: int | None, limit: i
     if lo >= hi:
         return []
     rare, broad = await _rare_text(conn, f), await _broad_columns(conn, f)
-    return await _page(conn, f, lo, hi, limit, descending=True, rare=rare, broad=broad)
+    return [_row(r) for r in await _page(conn, f, lo, hi, limit, descending=True, rare=rare, broad=broad)]
 
 
 async def check_filter(f: AuditFilter) -> None:
@@ -496,7 +482,7 @@ async def export_pages(
 
     async def fetch(lo: int) -> list[Any]:
         async with conn_for() as conn:
-            return await _page_records(conn, f, lo, upto, page_size, descending=False, rare=rare, broad=broad)
+            return await _page(conn, f, lo, upto, page_size, descending=False, rare=rare, broad=broad)
 
     # The next page is asked for as soon as this one's last index is known, before this one is turned into rows
     # and written out: PostgreSQL finds page N+1 while this process decodes page N and the caller sends it. Why:
