@@ -61,7 +61,7 @@ async def test_page_is_served_with_a_strict_policy(api: Api) -> None:
         "frame-src": "blob:",
         "frame-ancestors": "'none'",
         "base-uri": "'none'",
-        "form-action": "'self'",
+        "form-action": "'none'",
     }
     assert r.headers["X-Frame-Options"] == "DENY"
     assert r.headers["X-Content-Type-Options"] == "nosniff"

@@ -41,7 +41,9 @@ def content_security_policy(settings: Settings) -> str:
             "frame-src blob:",
             "frame-ancestors 'none'",
             "base-uri 'none'",
-            "form-action 'self'",
+            # Every form is sent by the page's own script (fetch); one the browser sent itself, before the script
+            # had wired it, would put what was typed (an e-mail address, a token) in the page's URL.
+            "form-action 'none'",
         ]
     )
 

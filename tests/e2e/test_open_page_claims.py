@@ -256,6 +256,32 @@ def test_held_share_claimed_end_to_end_and_the_code_works_once(mgw: MailGateway,
     assert sam.problems == []
 
 
+def test_the_claim_form_shows_only_once_it_works(mgw: MailGateway, browsers: Browsers) -> None:
+    """Whether a share opens with a passphrase or a code is known only once its header is read. Until then neither
+    form is shown (the page says it is busy): one shown before its handler was sent by the browser itself, which
+    reloaded the page with the address in its URL (a flake under load, and the address in the history). The
+    header's answer (the real gateway's) is held so that moment is certain; a native submission would also be
+    refused by the page's `form-action 'none'`."""
+    address = "early.typist@county.example"
+    share_id = mgw.share(address, mail("Held", "Claimed after the page was ready."), unenrolled="verify")
+    eve = browsers.person(mgw.gw.url)
+    page = eve.page
+    held: list[Any] = []
+    page.route("**/api/v1/open/*/header", lambda route: route.continue_() if len(held) else held.append(route))
+    page.goto(f"/open/#/s/{share_id}")
+    page.wait_for_function("() => document.getElementById('view-start').getAttribute('aria-busy') === 'true'")
+    while not held:
+        page.wait_for_timeout(50)
+    assert page.locator("#claim-section").is_hidden() and page.locator("#pass-section").is_hidden()
+    held[0].continue_()  # later header requests go straight through
+    page.wait_for_selector("#claim-section:not([hidden])", timeout=30000)
+    assert page.get_attribute("#view-start", "aria-busy") == "false"
+    claim_start(page, address)
+    assert "email=" not in page.url and address not in page.url
+    assert code_in(mgw.sink.wait_for(address))
+    assert eve.problems == []
+
+
 def test_too_many_wrong_codes_lock_the_claim(mgw: MailGateway, browsers: Browsers, axe: str) -> None:
     address = "school.dsl@academy.example"
     share_id = mgw.share(address, mail("Locked", "Never opened."), unenrolled="verify")

@@ -163,6 +163,12 @@ async function busy(button, work) {
   }
 }
 
+/** Whether someone is already typing in a field of `view`: a view that finishes loading leaves their focus alone. */
+function typingIn(view) {
+  const active = document.activeElement;
+  return !!active && view.contains(active) && active.matches("input, select, textarea");
+}
+
 function showView(name) {
   for (const v of ["start", "home", "share"]) $(`view-${v}`).hidden = v !== name;
 }
@@ -628,7 +634,7 @@ async function enterHome() {
   }
   // The view is shown before the inbox arrives: someone quick may already be typing in it. Focus moves only if
   // they have not, or their passphrase would land in the heading and the form would be sent half-typed.
-  if (home.contains(document.activeElement) && document.activeElement.matches("input, select, textarea")) return;
+  if (typingIn(home)) return;
   const pending = sessionStorage.getItem(PENDING_KEY);
   if (pending && !keyring) $("new-pass").focus();
   else if (keyring && !keys) $("unlock-pass").focus();
@@ -844,8 +850,10 @@ async function showStart(id) {
   showView("start");
   $("start-ref").hidden = !id;
   $("start-ref-id").textContent = id ?? "";
+  // Neither way in is shown until it works: which one applies is known only once the share's header is read, and
+  // a form shown before its handler would be sent by the browser itself (the address in the page's URL).
   $("pass-section").hidden = true;
-  $("claim-section").hidden = !id;
+  $("claim-section").hidden = true;
   $("code-form").hidden = true;
   $("claim-form").hidden = false;
   $("signin-intro").textContent = id
@@ -858,14 +866,19 @@ async function showStart(id) {
     b.addEventListener("click", () => startOidc(issuer));
     list.append(el("li", {}, b));
   }
+  const start = $("view-start");
   if (id) {
     sessionStorage.setItem(PENDING_KEY, id);
-    const header = await passphraseHeader(id);
+    start.setAttribute("aria-busy", "true");
+    let header;
+    try {
+      header = await passphraseHeader(id);
+    } finally {
+      start.setAttribute("aria-busy", "false");
+    }
     if (header) {
-      $("pass-section").hidden = false;
-      $("claim-section").hidden = true;
       $("pass-form").onsubmit = (ev) => openWithPassphrase(ev, id, header);
-      $("pass").focus();
+      $("pass-section").hidden = false;
     } else {
       $("claim-form").onsubmit = (ev) => sendCode(ev, id);
       $("code-form").onsubmit = (ev) => verifyCode(ev, id);
@@ -875,9 +888,10 @@ async function showStart(id) {
         $("claim-verify").disabled = false;
         $("claim-email").focus();
       };
+      $("claim-section").hidden = false;
     }
   }
-  $("start-h").focus();
+  if (!typingIn(start)) $("start-h").focus();
 }
 
 async function route() {
