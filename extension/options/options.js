@@ -103,7 +103,15 @@ async function save(ev) {
   // Host permissions for the gateway and each Roundcube origin: asked for in this click, before anything is
   // awaited (Firefox refuses permissions.request after an await); those already granted need no prompt.
   const wanted = [...new Set([gatewayUrl, ...origins].map(hostPermissionPattern))];
-  if (!(await api.permissions.request({ origins: wanted }))) {
+  let granted;
+  try {
+    granted = await api.permissions.request({ origins: wanted });
+  } catch (e) {
+    // The browser refused to ask (Firefox, when it no longer counts the click as the user's): say so, rather
+    // than leave the page as if Save had not been pressed.
+    return showAlert(`SafeShare could not ask for permission to reach these addresses (${e?.message ?? e}). Nothing was saved: press Save settings again.`);
+  }
+  if (!granted) {
     return showAlert("SafeShare needs your permission to reach these addresses; nothing was saved.");
   }
   try {

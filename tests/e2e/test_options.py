@@ -73,3 +73,21 @@ def test_sign_in_with_a_pasted_token(page: Any, browser: Browser, gateway: Gatew
     finally:
         mail.close()
     browser.storage("local", {"defaultExpiryDays": 7})
+
+
+def test_a_permission_request_the_browser_refuses_is_reported(page: Any, browser: Browser, gateway: Gateway) -> None:
+    """When the browser refuses to even ask for the host permissions (Firefox does when it no longer counts the
+    click as the user's), Save says so in the page instead of doing nothing. The refusal is made in the page by
+    replacing `permissions.request` with one that throws as Firefox's does."""
+    page.goto(f"chrome-extension://{browser.extension_id}/options/options.html")
+    page.locator("#signed-in").get_by_text("Signed in as pat").wait_for()  # loaded (the fixture signed in)
+    page.evaluate(
+        """() => { chrome.permissions.request = () =>
+            Promise.reject(new Error('permissions.request may only be called from a user input handler')); }"""
+    )
+    page.get_by_label("Gateway address").fill(gateway.url)
+    page.get_by_role("button", name="Save settings").click()
+    alert = page.get_by_role("alert")
+    alert.get_by_text("could not ask for permission").wait_for()
+    assert "user input handler" in alert.text_content() and "Nothing was saved" in alert.text_content()
+    assert page.locator("#saved").text_content() == ""
