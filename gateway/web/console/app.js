@@ -358,7 +358,9 @@ async function signInWithToken(ev) {
       throw new FieldError("token", e.message);
     }
     $("token").value = "";
-    location.hash = "#/";
+    // To the home view once: setting location.hash would also queue a hashchange, a second route() that could
+    // land after the person's next click (a view opened twice, its data loaded twice).
+    history.pushState(null, "", "#/");
     await route();
   });
 }

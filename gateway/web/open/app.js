@@ -285,7 +285,7 @@ function signOut() {
   me = null;
   opened.clear();
   releaseBlobs();
-  location.hash = "#/";
+  history.pushState(null, "", "#/"); // no hashchange: route() once, here
   route();
   say("You are signed out. Your key stays locked in this browser.");
 }
