@@ -5,6 +5,7 @@ offline tlog-proof receipts, checked by the independent client in tests/tlog_cli
 from __future__ import annotations
 
 import base64
+import dataclasses
 import gzip
 import os
 from pathlib import Path
@@ -146,11 +147,22 @@ async def test_tiles_checkpoints_and_proofs_verify_independently(api: Api, keys:
     assert (await client.get("/tlog/tile/entries/003", headers=auditor)).status == 404
 
 
+@pytest.fixture
+async def api_signing_on_demand(aiohttp_client: Any, settings: Any, keys: Any, token: Any) -> Api:
+    """`api` without the gateway's periodic checkpointer: a test that asks about an entry before any checkpoint
+    covers it would otherwise race the 0.5 s one (it lost once in CI, the proof answering 200 instead of 409)."""
+    from gateway.app import create_app
+
+    quiet = dataclasses.replace(settings, checkpoint_interval_seconds=0)
+    return Api(await aiohttp_client(create_app(quiet, keys)), token)
+
+
 async def test_receipt_is_a_tlog_proof_verified_offline(
-    api: Api, keys: Any, not_share_justification: dict[str, Any], tmp_path: Path
+    api_signing_on_demand: Api, keys: Any, not_share_justification: dict[str, Any], tmp_path: Path
 ) -> None:
     from .test_cli import safeshare
 
+    api = api_signing_on_demand
     h = api.auth("pat", "practitioner")
     r = await api.client.post("/api/v1/decisions", json=not_share_justification, headers=h)
     assert r.status == 201
@@ -319,7 +331,6 @@ async def test_same_tiles_bundles_and_checkpoint_on_both_backends(tmp_path: Path
     tiles, a partial level-1 tile, full and partial entry bundles, the checkpoint's text and its Ed25519 line, and
     the same 404s for what no checkpoint covers. (Each backend's tiles are also checked against an independent
     client by the test above, which `.ci/run` reruns with SAFESHARE_TEST_BACKEND=postgres.)"""
-    import dataclasses
     import shutil
 
     from aiohttp.test_utils import TestClient, TestServer
