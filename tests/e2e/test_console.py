@@ -315,6 +315,31 @@ def search_request(page: Any) -> str:
     return str(urllib.parse.urlsplit(info.value.url).query)
 
 
+def test_names_arriving_after_typing_began_are_offered(
+    gw: RecipientGateway, seeded: dict[str, Any], browsers: Browsers
+) -> None:
+    """The search view shows before the people's names arrive. Someone who has already typed part of a name in the
+    practitioner field keeps the focus, and is offered the matching names once they come. The names (the real
+    gateway's answer) are held until the typing is done, so the moment is certain."""
+    person = browsers.person(gw.url)
+    page = person.page
+    held: list[Any] = []
+    page.route("**/api/v1/ledger/people*", lambda route: route.continue_() if held else held.append(route))
+    open_console(person)
+    sign_in_by_keyboard(page, gw.tokens["auditor"])
+    while not held:
+        page.wait_for_timeout(50)
+    tab_to(page, "#q-practitioner")
+    page.keyboard.type("jones")
+    assert page.locator("#q-practitioner-list").is_hidden()  # no names yet
+    held[0].continue_()
+    page.wait_for_selector("#q-practitioner-list [role=option]", timeout=30000)
+    assert f"{SENDER_NAME}, {SENDER_ORG_NAME} (pat)" in options(page, "q-practitioner")
+    assert page.evaluate("() => document.activeElement.id") == "q-practitioner"
+    assert page.input_value("#q-practitioner") == "jones"
+    assert person.problems == []
+
+
 def test_auditor_picks_people_by_name_by_keyboard(
     gw: RecipientGateway, seeded: dict[str, Any], browsers: Browsers, axe: str
 ) -> None:

@@ -490,8 +490,14 @@ async function route() {
   if (!view) return;
   const shown = VIEWS.find((v) => !$(`view-${v}`).hidden);
   // The view shows before its data arrives; someone who has already started typing in it keeps the focus.
-  const typing = document.activeElement?.matches("input, select, textarea") && $(`view-${shown}`).contains(document.activeElement);
-  if (!typing) focusHeading(shown);
+  if (!typingIn($(`view-${shown}`))) focusHeading(shown);
+}
+
+/** Whether someone is already typing in a field of `view` (as on /open/: a view that finishes loading leaves
+ * their focus alone). */
+function typingIn(view) {
+  const active = document.activeElement;
+  return !!active && view.contains(active) && active.matches("input, select, textarea");
 }
 
 // -- auditor: pick people and organisations by name -----------------------------------------------------------
@@ -535,6 +541,8 @@ class Picker {
 
   setOptions(options) {
     this.options = options.map((o) => ({ ...o, search: `${o.label} ${o.id}`.toLowerCase() }));
+    // Names that arrive while someone is already typing here are offered for what they have typed.
+    if (document.activeElement === this.input && this.input.value.trim()) this.update();
   }
 
   update() {

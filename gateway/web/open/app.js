@@ -870,12 +870,8 @@ async function showStart(id) {
   if (id) {
     sessionStorage.setItem(PENDING_KEY, id);
     start.setAttribute("aria-busy", "true");
-    let header;
-    try {
-      header = await passphraseHeader(id);
-    } finally {
-      start.setAttribute("aria-busy", "false");
-    }
+    const header = await passphraseHeader(id); // null when there is none or it cannot be read: never throws
+    start.setAttribute("aria-busy", "false");
     if (header) {
       $("pass-form").onsubmit = (ev) => openWithPassphrase(ev, id, header);
       $("pass-section").hidden = false;
