@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """Gateway benchmarks, each printed next to a baseline measured in the same run on the same machine.
 
-1. Shares per second (1 KiB payload, 1 and 5 recipients, durable: envelopes fsynced, ledger at
-   synchronous=FULL) through a real `safeshare serve` subprocess, with p50/p99 latency at each client
-   count in `--clients` (default 16 and 64), against a bare aiohttp handler's requests per second and
-   latency (same client, same concurrency). Target (issue 15): 1,000 shares/s, 1 recipient.
+1. Shares per second (1 KiB payload, 1 and 5 recipients, durable: on SQLite a small share's envelopes are
+   rows committed with its ledger entry at synchronous=FULL, a large one's files fsynced before that commit)
+   through a real `safeshare serve` subprocess, with p50/p99 latency at each client count in `--clients`
+   (default 16 and 64), against a bare aiohttp handler's requests per second and latency (same client, same
+   concurrency). Target (issue 15): 1,000 shares/s, 1 recipient.
 2. Envelope encryption throughput in-process (`envelope.Encryptor`) against a raw ChaCha20-Poly1305 loop
    over the same bytes in 64 KiB chunks (the floor for any age implementation in Python).
 3. A large payload (default 512 MiB) streamed through the gateway: upload MB/s and the server's peak RSS,

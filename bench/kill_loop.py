@@ -163,7 +163,10 @@ def _fire(url: str, token: str, stop: threading.Event, acked: dict[str, bytes], 
         "payload_content_type": "application/octet-stream",
     }
     while not stop.is_set():
-        payload = os.urandom(random.randint(16, 64 * 1024))
+        # Mostly small (their envelopes are database rows), one in four over 256 KiB (files): both are killed.
+        payload = os.urandom(
+            random.randint(16, 64 * 1024) if random.random() < 0.75 else random.randint(300_000, 400_000)
+        )
         body, ctype = _multipart(meta, payload)
         try:
             status, resp = _request(url + "/api/v1/shares", token, body, ctype, timeout=10)
@@ -202,10 +205,15 @@ def _consistency_problems(home: Path) -> list[str]:
                 " AND state IN ('active', 'exhausted')"
             )
         }
+        # A small share's envelopes are rows written in its own transaction (gateway/store/sqlite/envelopes.py):
+        # committed with it or not at all, so never orphans, but each must be there for a live envelope.
+        rows = {(r[0], r[1]) for r in conn.execute("SELECT share_id, name FROM envelope_blobs")}
         if on_disk - live:
             problems.append(f"{len(on_disk - live)} envelope file(s) the database does not know (orphans)")
-        if live - on_disk:
-            problems.append(f"{len(live - on_disk)} live envelope(s) in the database without a file")
+        if rows & on_disk:
+            problems.append(f"{len(rows & on_disk)} envelope(s) both a file and a row")
+        if live - on_disk - rows:
+            problems.append(f"{len(live - on_disk - rows)} live envelope(s) in the database without a file or row")
         no_entry = conn.execute(
             "SELECT count(*) FROM shares s LEFT JOIN ledger l ON l.idx = s.ledger_index"
             " AND l.kind = 'share' AND l.share_id = s.id WHERE l.idx IS NULL"

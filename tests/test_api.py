@@ -21,6 +21,7 @@ import pyrage
 import pytest
 
 from gateway.service import SHARED_SWEEP_GRACE_SECONDS
+from gateway.store.sqlite.envelopes import INLINE_LIMIT
 from tests import pg
 from tests.conftest import Api
 
@@ -49,7 +50,16 @@ def _envelope_files(api: Api) -> list[str]:
         )
         return sorted(str(r[0]) for r in rows)
     root = settings.envelopes_dir
-    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+    files = [str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()]
+    if not settings.database_url.startswith("sqlite"):
+        return sorted(files)  # PostgreSQL with a shared directory: files only
+    # SQLite keeps a small share's envelopes as rows of its own file (gateway/store/sqlite/envelopes.py).
+    conn = sqlite3.connect(settings.db_path)
+    try:
+        rows = conn.execute("SELECT share_id || '/' || name || '.age' FROM envelope_blobs").fetchall()
+    finally:
+        conn.close()
+    return sorted(files + [str(r[0]) for r in rows])
 
 
 def _db_counts(api: Api) -> tuple[int, int, int]:
@@ -488,12 +498,16 @@ async def test_recipient_admin_validation(api: Api, alice: Any) -> None:
 # -- atomicity and crash recovery ----------------------------------------------------------------
 
 
+@pytest.mark.parametrize("size", ["small", "large"])
 async def test_failure_while_placing_envelopes_leaves_nothing(
-    api: Api, alice: Any, share_justification: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+    api: Api, alice: Any, share_justification: dict[str, Any], monkeypatch: pytest.MonkeyPatch, size: str
 ) -> None:
+    """Placing is renaming files into the share's directory, or (SQLite, a small share's envelopes) inserting their
+    rows, or (PostgreSQL) inserting its `envelopes` rows: a failure there leaves no share, no file, no row."""
     await _setup(api, alice)
     before = _db_counts(api)
     in_database = api.gateway.settings.envelopes_in_database
+    payload = PAYLOAD if size == "small" else os.urandom(INLINE_LIMIT + 1)
 
     def broken_place(self: Any, share_id: str, sync: bool = True) -> None:
         (self._root / share_id).mkdir()
@@ -502,11 +516,15 @@ async def test_failure_while_placing_envelopes_leaves_nothing(
     async def broken_pg_place(self: Any, conn: Any, share_id: str) -> None:
         raise OSError("disk full")
 
+    def broken_rows(self: Any, share_id: str) -> list[tuple[str, str, bytes]]:
+        raise OSError("disk full")
+
     if in_database:
         monkeypatch.setattr("gateway.store.postgres.envelopes.PgSpool.place", broken_pg_place)
     else:
         monkeypatch.setattr("gateway.store.files.Spool.place", broken_place)
-    r = await api.share(PAYLOAD, ["alice"], share_justification)
+        monkeypatch.setattr("gateway.store.sqlite.envelopes.BlobSpool.rows", broken_rows)
+    r = await api.share(payload, ["alice"], share_justification)
     assert r.status == 500 and (await r.json())["error"] == "internal_error"
     assert _db_counts(api) == before
     assert _envelope_files(api) == []
@@ -540,6 +558,13 @@ async def test_startup_sweeps_orphans(
     old = time.time() - 2 * SHARED_SWEEP_GRACE_SECONDS
     for p in (root / ".tmp" / "half-written.age", root / "sh_orphanorphanorphanorphan" / "alice.age"):
         os.utime(p, (old, old))
+    if pg.backend() != "postgres":
+        # A row whose deletion was interrupted (the share was revoked, and the process stopped before `destroy`).
+        conn = sqlite3.connect(settings.db_path)
+        with conn:
+            conn.execute("INSERT INTO envelope_blobs VALUES ('sh_revokedrevokedrevokedrevo', 'alice', x'00')")
+        conn.close()
+        assert "sh_revokedrevokedrevokedrevo/alice.age" in _envelope_files(api)
     api2 = Api(await aiohttp_client(create_app(settings, keys)), token)
     young = ["sh_youngyoungyoungyoungyoung/alice.age"] if pg.backend() == "postgres" else []
     assert _envelope_files(api2) == sorted([f"{sid}/alice.age", *young])

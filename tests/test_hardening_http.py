@@ -622,6 +622,13 @@ def test_full_disk_gives_507_unhealthy_then_recovers_losing_nothing(tmp_path: Pa
         assert {p.name for p in envelopes.iterdir() if p.name != ".tmp"} <= {first, second}
         # The second share and the two fetches (and the decision if it got in), nothing else.
         assert s.ledger_size() == before + 3 + (1 if decided else 0)
+        # The gateway signs within a second of new entries; verify once it has (this test can take less).
+        status, _, note = call(s.url + "/api/v1/ledger/checkpoint")
+        deadline = time.monotonic() + 10
+        while not (status == 200 and int(note.split(b"\n")[1]) >= s.ledger_size()):
+            assert time.monotonic() < deadline, "no checkpoint covering every entry"
+            time.sleep(0.05)
+            status, _, note = call(s.url + "/api/v1/ledger/checkpoint")
         r = subprocess.run(
             [sys.executable, "-m", "gateway.cli", "--home", str(s.home), "ledger", "verify"],
             capture_output=True,

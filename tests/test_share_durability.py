@@ -1,5 +1,8 @@
 """Envelope directories are made durable once per group commit, before it commits (issue 15: speed).
 
+These are a large share's envelopes: a small share's are rows of its own transaction on SQLite
+(gateway/store/sqlite/envelopes.py), made durable by the commit itself.
+
 If that fsync fails, every share of the batch fails as a whole: nothing recorded, no envelope left behind,
 and a full disk is still reported as such (507)."""
 
@@ -14,6 +17,7 @@ from typing import Any
 import pytest
 
 from gateway.store import files
+from gateway.store.sqlite.envelopes import INLINE_LIMIT
 from tests.conftest import Api
 
 
@@ -32,7 +36,9 @@ async def test_directory_fsyncs_run_before_commit_and_a_failure_aborts_the_share
         real(path)
 
     monkeypatch.setattr(files, "_fsync_dir", watching)
-    results = await asyncio.gather(*(api.share(b"x" * 1024, ["alice"], share_justification) for _ in range(8)))
+    results = await asyncio.gather(
+        *(api.share(b"x" * (INLINE_LIMIT + 1), ["alice"], share_justification) for _ in range(8))
+    )
     assert all(r.status == 201 for r in results)
     ids = {(await r.json())["share_id"] for r in results}
     assert ids <= set(synced)  # each share's directory was synced
@@ -45,7 +51,7 @@ async def test_directory_fsyncs_run_before_commit_and_a_failure_aborts_the_share
 
     monkeypatch.setattr(files, "_fsync_dir", failing)
     before = len(await api.ledger(kind="share"))
-    r = await api.share(b"y" * 1024, ["alice"], share_justification)
+    r = await api.share(b"y" * (INLINE_LIMIT + 1), ["alice"], share_justification)
     assert r.status == 507 and (await r.json())["error"] == "storage_full"
     assert len(await api.ledger(kind="share")) == before
     left = {name for name in await asyncio.to_thread(os.listdir, root) if not name.startswith(".")}

@@ -120,4 +120,7 @@ def envelope_store(store: object, directory: Path, in_database: bool, shared: bo
         return cast("EnvelopeStore", kept)
     from .files import DirectoryEnvelopes
 
-    return DirectoryEnvelopes(directory, shared)
+    files = DirectoryEnvelopes(directory, shared)
+    # SQLite keeps small envelopes in its own file (store/sqlite/envelopes.py); larger ones go to the directory.
+    inline = getattr(store, "inline_envelopes", None)
+    return files if inline is None else cast("EnvelopeStore", inline(files))

@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ..models import SHARE_ACTIVE, CodeCheck, HeldRow, Share
+from .envelopes import insert_blobs
 from .repository import SQLiteStore, _load_share
 from .tree import append_entry
 
@@ -184,6 +185,7 @@ class HeldStore:
                 (row.share_id, row.address),
             )
             idx = append_entry(conn, make_entry(share))
+            insert_blobs(conn, spool, row.share_id)
             if place is not None:
                 place()
             return idx

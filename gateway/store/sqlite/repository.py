@@ -19,7 +19,7 @@ from ...ledger.entry import parse_time as parse_ledger_time
 from ...ledger.guard import CheckpointGuard, LedgerInconsistent
 from ...ledger.merkle import CompactRange
 from ..audit import AuditFilter, StoredCheckpoint
-from ..files import ESCROW_ID
+from ..files import ESCROW_ID, DirectoryEnvelopes
 from ..idempotency import IdempotencyHit, IdempotentWrite, StoredResponse
 from ..models import (
     RECIPIENT_ACTIVE,
@@ -39,6 +39,7 @@ from ..models import (
 from ..protocol import AgreementRecords, HeldShares
 from ..rows import enrolment_from_row, recipient_from_row, share_from_rows
 from . import queries
+from .envelopes import SQLiteEnvelopes, insert_blobs
 from .schema import create_schema
 from .tree import PreparedEntry, TreeReader, append_entry, check_extension, load_tree, prepare_entry
 from .writer import Writer
@@ -432,6 +433,7 @@ class SQLiteStore:
                 from .held import insert_held
 
                 insert_held(conn, held)
+            insert_blobs(conn, spool, share.id)
             if before_commit is not None:
                 before_commit()
             if durable:
@@ -684,6 +686,20 @@ class SQLiteStore:
             return done
 
         return await self._writer.submit(op)
+
+    def inline_envelopes(self, files: DirectoryEnvelopes) -> SQLiteEnvelopes:
+        """The envelope store over this file: small envelopes as its rows, the others in `files`."""
+        return SQLiteEnvelopes(self, files)
+
+    async def delete_envelope_blobs(self, names: Sequence[tuple[str, str]]) -> None:
+        """Destroy envelopes kept in the database ((share_id, name) pairs; absent ones are ignored)."""
+        if not names:
+            return
+
+        def op(conn: sqlite3.Connection) -> None:
+            conn.executemany("DELETE FROM envelope_blobs WHERE share_id = ? AND name = ?", names)
+
+        await self._writer.submit(op)
 
     async def live_envelopes(self) -> set[tuple[str, str]]:
         """(share_id, recipient_id) of every envelope that should still exist on disk."""

@@ -300,6 +300,9 @@ def _connect(path: Path, ledger_mac_key: bytes | None = None) -> LedgerConnectio
     conn.execute("PRAGMA synchronous=FULL")
     conn.execute("PRAGMA foreign_keys=ON")
     conn.execute("PRAGMA busy_timeout=30000")
+    # Deleted rows are overwritten in the file, not only unlinked: destroying an envelope kept in the database
+    # (store/sqlite/envelopes.py) must remove its bytes, as removing its file would.
+    conn.execute("PRAGMA secure_delete=ON")
     return conn
 
 
@@ -402,6 +405,15 @@ def _v6(conn: sqlite3.Connection) -> None:
 SHARE_INDEX = "CREATE INDEX IF NOT EXISTS ledger_by_share_kind ON ledger (share_id, kind) WHERE share_id IS NOT NULL"
 V7 = (SHARE_INDEX, "DROP INDEX IF EXISTS ledger_by_share", "DROP INDEX IF EXISTS ledger_by_kind_share")
 
+#: Envelopes of at most `envelopes.INLINE_LIMIT` bytes per share, inserted in the share's own transaction
+#: (store/sqlite/envelopes.py), named as their files would be (recipient ID, `_escrow`, a held envelope's stem). No
+#: foreign key to `shares`: rows are only inserted by the transaction that inserts or re-wraps their share, and a
+#: key check would cost the writer a lookup per row.
+V8 = (
+    "CREATE TABLE IF NOT EXISTS envelope_blobs (share_id TEXT NOT NULL, name TEXT NOT NULL, data BLOB NOT NULL,"
+    " PRIMARY KEY (share_id, name))",
+)
+
 
 #: The SQLite schema's history (gateway/store/migrations.py). Steps 1-3 predate the `schema_version` table (their
 #: number was kept in `PRAGMA user_version`, which is still written so an older release refuses a newer file);
@@ -419,6 +431,7 @@ STEPS: tuple[Step[sqlite3.Connection], ...] = (
     ),
     Step(6, "shares: the sender's name and organisation name (issue 13)", _v6),
     Step(7, "ledger: one partial (share_id, kind) index for share lookups instead of two (issue 15)", _run(V7)),
+    Step(8, "envelope_blobs: small envelopes in the database, written with their share (issue 15)", _run(V8)),
 )
 SCHEMA_VERSION = latest(STEPS)
 
