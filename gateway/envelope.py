@@ -1054,8 +1054,10 @@ class Encryptor:
     __slots__ = ("_aead", "_buffer", "_buffered", "_counter", "_header", "_out", "_state", "_view")
 
     def __init__(self, recipients: Sequence[Recipient]) -> None:
-        file_key = os.urandom(FILE_KEY_SIZE)
-        nonce = os.urandom(PAYLOAD_NONCE_SIZE)
+        # One read of the system's CSPRNG for both (each os.urandom call hands the GIL over, and on a busy
+        # gateway's event loop taking it back was measured as costly as the rest of this constructor).
+        seed = os.urandom(FILE_KEY_SIZE + PAYLOAD_NONCE_SIZE)
+        file_key, nonce = seed[:FILE_KEY_SIZE], seed[FILE_KEY_SIZE:]
         self._header = _make_header(file_key, recipients) + nonce
         self._aead = ChaCha20Poly1305(_hkdf(file_key, nonce, PAYLOAD_LABEL))
         self._counter = 0

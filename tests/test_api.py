@@ -20,7 +20,7 @@ import aiohttp
 import pyrage
 import pytest
 
-from gateway.service import SHARED_SWEEP_GRACE_SECONDS
+from gateway.service import SHARE_ID_RE, SHARED_SWEEP_GRACE_SECONDS, SIZING_SHARE_ID, new_share_id
 from gateway.store.sqlite.envelopes import INLINE_LIMIT
 from tests import pg
 from tests.conftest import Api
@@ -77,6 +77,14 @@ def _db_counts(api: Api) -> tuple[int, int, int]:
 
 
 # -- health, auth -----------------------------------------------------------------------------------
+
+
+def test_an_entry_is_sized_with_an_id_as_long_as_every_share_id() -> None:
+    """A share's entry is measured against the ledger's size limit before the share has an ID: with a stand-in
+    that must be exactly as long as every real one, or an entry at the limit would pass and then be refused."""
+    ids = {new_share_id() for _ in range(200)}
+    assert len(ids) == 200 and all(SHARE_ID_RE.match(i) for i in ids)
+    assert SHARE_ID_RE.match(SIZING_SHARE_ID) and {len(i) for i in ids} == {len(SIZING_SHARE_ID)}
 
 
 async def test_healthz_is_public_and_api_needs_a_token(api: Api) -> None:
