@@ -318,7 +318,24 @@ class Tab:
     async def click(self, css: str) -> None:
         """A real mouse click in the middle of the element (scrolled into view first)."""
         element = await self._node(css)
-        await self.call("css => document.querySelector(css).scrollIntoView({block: 'center'})", css)
+        # Scrolled at once (never animated) and again on each try, until the element is what sits under its own
+        # centre in a rendered frame: a click aimed while the page's layout still moved once landed on the field
+        # above Save, and Save never happened (the options-page "hang" of earlier runs); another found its target
+        # outside the viewport.
+        await self.wait_for(
+            """css => new Promise((done) => {
+                const el = document.querySelector(css);
+                el.scrollIntoView({block: 'center', behavior: 'instant'});
+                requestAnimationFrame(() => {
+                    const r = el.getBoundingClientRect();
+                    const hit = document.elementFromPoint(r.left + r.width / 2, r.top + r.height / 2);
+                    done(hit !== null && (hit === el || el.contains(hit)));
+                });
+            })""",
+            css,
+            within=5.0,
+            what=f"{css} to be in view and uncovered",
+        )
         await self.bidi.send(
             "input.performActions",
             {

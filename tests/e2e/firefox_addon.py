@@ -7,6 +7,29 @@ from tests.e2e.bidi import Tab
 
 ADDON_ID = "safeshare@safeshare.example"  # browser_specific_settings.gecko.id in the manifest
 
+#: Records, in the options page, each step of pressing Save: the click, then each browser call it makes and
+#: whether it settled (wrapped where the page calls them; the page's own code is unchanged).
+TRACE_SAVE = """() => {
+  const trace = (window.__saveTrace = []);
+  const at = (step) => trace.push(`${step}@${Math.round(performance.now())}`);
+  document.addEventListener("click", (e) => at(`click:${e.target.id || e.target.tagName}`), true);
+  document.querySelector("#settings-form").addEventListener("submit", () => at("submit"), true);
+  const wrap = (owner, name) => {
+    const real = owner[name].bind(owner);
+    owner[name] = (...args) => {
+      const label = `${name}${args[0]?.type ? ":" + args[0].type : ""}`;
+      at(`${label}>`);
+      return real(...args).then(
+        (v) => (at(`${label}<`), v),
+        (e) => (at(`${label}!${e?.message ?? e}`), Promise.reject(e)),
+      );
+    };
+  };
+  wrap(browser.permissions, "request");
+  wrap(browser.runtime, "sendMessage");
+  return trace.length;
+}"""
+
 
 async def options_sign_in(tab: Tab, base: str, gateway_url: str, token: str) -> str:
     """The options page: the gateway address saved, then the token typed in and Sign in. Returns the
@@ -16,12 +39,18 @@ async def options_sign_in(tab: Tab, base: str, gateway_url: str, token: str) -> 
         "() => document.querySelector('#signed-in').textContent === 'Not signed in.'", what="the options page to load"
     )
     await tab.fill("#gateway-url", gateway_url)
+    await tab.call(TRACE_SAVE)
     await tab.click("#save")
-    saved = await tab.wait_for(
-        "() => document.querySelector('#saved').textContent || (!document.querySelector('#alert').hidden "
-        "&& 'ALERT: ' + document.querySelector('#alert').textContent)",
-        what="the settings to be saved",
-    )
+    try:
+        saved = await tab.wait_for(
+            "() => document.querySelector('#saved').textContent || (!document.querySelector('#alert').hidden "
+            "&& 'ALERT: ' + document.querySelector('#alert').textContent)",
+            what="the settings to be saved",
+        )
+    except AssertionError as e:
+        # Which step of Save never finished (a rare hang under parallel load): the click, the permission
+        # request, or the background's answer.
+        raise AssertionError(f"{e}; steps: {await tab.call('() => window.__saveTrace')}") from None
     assert saved.startswith("Settings saved."), saved
     await tab.fill("#token", token)
     await tab.click("#sign-in")
