@@ -82,7 +82,7 @@ class BlobSpool:
             raise
         self._spilled, self._total = spool, 0
 
-    async def seal(self, share_id: str | None = None) -> None:
+    async def seal(self) -> None:
         await self.flush()
         if self._spilled is not None:
             await self._spilled.seal()
