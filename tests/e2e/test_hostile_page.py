@@ -239,6 +239,8 @@ def test_fake_panel_cannot_show_the_phrase(page: Any, browser: Browser, webmail:
     # The real panel shows it at its top.
     page.goto(webmail.gmail_url())
     panel = open_panel(page)
+    # Shown once the panel has asked the worker for it (hidden until then): read it only then.
+    panel.locator("#phrase").wait_for(state="visible")
     assert panel.locator("#phrase").text_content() == f"Your SafeShare phrase: {phrase}"
     # The page cannot read it: not in its DOM, the frame is out of its reach, not in storage.local.
     assert phrase not in page.content()
