@@ -20,7 +20,8 @@ from datetime import date
 from typing import Any, Final
 
 from .inputs import is_text
-from .justification import Problem
+from .justification import Policy, Problem
+from .standard_answers import StandardAnswersError, check_standard_answers
 from .store.models import (  # the record itself lives with the store's records; re-exported here
     KIND_WORDS,
     STATUS_ACTIVE,
@@ -104,11 +105,27 @@ def _codes(value: Any, name: str, allowed: Sequence[str]) -> tuple[str, ...]:
     return tuple(sorted(set(value), key=allowed.index))
 
 
-def validate_new(fields: Mapping[str, Any], purposes: Sequence[str], categories: Sequence[str]) -> dict[str, Any]:
+def validate_new(
+    fields: Mapping[str, Any],
+    purposes: Sequence[str],
+    categories: Sequence[str],
+    policies: Mapping[str, Policy] | None = None,
+) -> dict[str, Any]:
     """Check an administrator's new agreement version (everything but the document bytes); normalised fields.
 
-    `purposes` and `categories` are the codes the loaded policies allow (PolicyRegistry.codes): never copied here."""
-    allowed = {"id", "title", "kind", "scope", "signatories", "purposes", "categories", "review_date"}
+    `purposes` and `categories` are the codes the loaded policies allow (PolicyRegistry.codes): never copied here.
+    `policies` (id -> current Policy) checks the version's standard answers (`standard_answers.py`)."""
+    allowed = {
+        "id",
+        "title",
+        "kind",
+        "scope",
+        "signatories",
+        "purposes",
+        "categories",
+        "review_date",
+        "standard_answers",
+    }
     unknown = sorted(set(fields) - allowed)
     if unknown:
         raise AgreementError(unknown[0][:64], "Unknown field in the agreement.")
@@ -147,7 +164,15 @@ def validate_new(fields: Mapping[str, Any], purposes: Sequence[str], categories:
         "purposes": _codes(fields.get("purposes"), "purposes", purposes),
         "categories": _codes(fields.get("categories"), "categories", categories),
         "review_date": review,
+        "standard_answers": _standard_answers(fields.get("standard_answers"), policies or {}),
     }
+
+
+def _standard_answers(value: Any, policies: Mapping[str, Policy]) -> tuple[dict[str, Any], ...]:
+    try:
+        return check_standard_answers(value, policies)
+    except StandardAnswersError as exc:
+        raise AgreementError(exc.field, exc.message) from None
 
 
 def covers(agreement: Agreement, purpose: str | None, categories: Iterable[str], roles: Iterable[str]) -> bool:

@@ -215,6 +215,11 @@ def cmd_agreement_add(args: argparse.Namespace) -> int:
     except OSError as exc:
         _err(f"cannot read {args.document}: {exc.strerror}")
         return 2
+    standard: Any = None
+    if args.standard_answers is not None:
+        standard = _read_json(args.standard_answers, "the standard answers")
+        if standard is None:
+            return 2
     fields = {
         "id": args.id,
         "title": args.title,
@@ -224,6 +229,7 @@ def cmd_agreement_add(args: argparse.Namespace) -> int:
         "purposes": args.purpose or [],
         "categories": args.category or [],
         "review_date": args.review_date,
+        **({"standard_answers": standard} if standard is not None else {}),
     }
     result = _run_admin(
         args, lambda gw: gw.agreements.add_agreement(_cli_actor(), fields, document, Path(args.document).name)
@@ -244,6 +250,7 @@ def _agreement_line(a: dict[str, Any]) -> str:
         f"{a['id']}\tv{a['version']}\t{a['status']}\t{a['kind']}\t{a['scope']}\treview {a['review_date']}\t"
         f"{a['title']}\tsignatories: {'; '.join(a['signatories'])}\tpurposes: {purposes}\tcategories: "
         f"{categories}\t{a['document']['sha256']}"
+        + "".join(f"\tstandard answers: {s['title']} ({s['policy']})" for s in a.get("standard_answers", []))
     )
 
 
@@ -566,17 +573,17 @@ def _post(
     return None
 
 
-def _read_justification(path: str) -> Any:
+def _read_json(path: str, what: str = "the justification") -> Any:
     try:
         return json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        _err(f"cannot read the justification {path}: {exc}")
+        _err(f"cannot read {what} {path}: {exc}")
         return None
 
 
 def cmd_share(args: argparse.Namespace) -> int:
     """Share a file: the payload is streamed from disk, never read whole into memory."""
-    justification = _read_justification(args.justification)
+    justification = _read_json(args.justification)
     if justification is None:
         return 2
     meta: dict[str, Any] = {
@@ -670,7 +677,7 @@ def _read_passphrase(path: str | None) -> str | None:
 
 def cmd_decide(args: argparse.Namespace) -> int:
     """Record a decision with no payload, golden rule 7: not to share, or a share made another way."""
-    justification = _read_justification(args.justification)
+    justification = _read_json(args.justification)
     if justification is None:
         return 2
     disclosure: dict[str, Any] | None = None
@@ -1284,6 +1291,11 @@ def build_parser() -> argparse.ArgumentParser:
     aa.add_argument("--category", action="extend", nargs="+", metavar="CODE", help="default: every category")
     aa.add_argument("--review-date", required=True, metavar="YYYY-MM-DD")
     aa.add_argument("--document", required=True, metavar="FILE", help="the document (.pdf .txt .md .odt .docx)")
+    aa.add_argument(
+        "--standard-answers",
+        metavar="FILE",
+        help="JSON list of the agreed answers for kinds of share ({title, policy, answers}); see the README",
+    )
     aa.set_defaults(func=cmd_agreement_add)
     al = ag.add_parser("list", help="the current version of every agreement")
     al.add_argument("--json", action="store_true")

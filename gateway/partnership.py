@@ -94,7 +94,10 @@ class AgreementUseCases:
         """Record a new agreement, or a new version of one: never an edit of an earlier version."""
         try:
             clean = rules.validate_new(
-                fields, self.policies.codes(rules.PURPOSE_PATH), self.policies.codes(rules.CATEGORIES_PATH)
+                fields,
+                self.policies.codes(rules.PURPOSE_PATH),
+                self.policies.codes(rules.CATEGORIES_PATH),
+                {p.id: p for p in self.policies.all()},
             )
         except AgreementError as exc:
             raise Invalid("invalid_agreement", exc.message, exc.field) from None
@@ -125,7 +128,12 @@ class AgreementUseCases:
                 time=now,
                 actor=actor,
                 agreement={
-                    **{k: list(v) if isinstance(v, tuple) else v for k, v in clean.items()},
+                    # Standard answers, where the version has any, are recorded whole: what was agreed.
+                    **{
+                        k: list(v) if isinstance(v, tuple) else v
+                        for k, v in clean.items()
+                        if v or k != "standard_answers"
+                    },
                     "version": version,
                     "document_sha256": sha256,
                     "document_size": len(document),

@@ -44,11 +44,18 @@ def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Setting
 def _before_documents(monkeypatch: pytest.MonkeyPatch, settings: Settings) -> None:
     """Make the backend's migration stop just before the documents step (and any after it), as the old code did."""
     if settings.database_url.startswith("postgresql://"):
+        from gateway.store.postgres import agreements as records
         from gateway.store.postgres import repository as module
 
         pg.append_as_before_ledger_words(monkeypatch)  # the old code's append (no step 7 table yet)
     else:
+        from gateway.store.sqlite import agreements as records  # type: ignore[no-redef]
         from gateway.store.sqlite import schema as module  # type: ignore[no-redef]
+    # The old code's agreement row had no standard answers (step 9).
+    new_insert = records.agreement_insert
+    monkeypatch.setattr(
+        records, "agreement_insert", lambda *a: {k: v for k, v in new_insert(*a).items() if k != "standard_answers"}
+    )
     [at] = [i for i, s in enumerate(module.STEPS) if s.description.startswith(STEP)]
     monkeypatch.setattr(module, "STEPS", module.STEPS[:at])
     monkeypatch.setattr(module, "SCHEMA_VERSION", at)

@@ -16,17 +16,77 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+from .models import STATUS_ACTIVE, STATUS_RETIRED, STATUS_SUPERSEDED, Agreement
 
 if TYPE_CHECKING:
     from .protocol import AgreementRecords
 
 log = logging.getLogger("safeshare.store")
+
+#: The columns both backends read an agreement version from (`agreement_from_row`), with whether it is the latest.
+AGREEMENT_COLUMNS = (
+    "id, version, title, kind, scope, signatories, purposes, categories, review_date, document_sha256,"
+    " document_size, document_name, document_type, created_at, retired_at, retired_reason,"
+    " (SELECT max(v.version) FROM agreements v WHERE v.id = agreements.id) AS latest, standard_answers"
+)
+
+
+def agreement_from_row(row: Any) -> Agreement:
+    """An `Agreement` from a row of `AGREEMENT_COLUMNS` (JSON lists as text in both backends)."""
+    version, latest = int(row[1]), int(row[16])
+    status = STATUS_RETIRED if row[14] else (STATUS_ACTIVE if version == latest else STATUS_SUPERSEDED)
+    return Agreement(
+        id=row[0],
+        version=version,
+        title=row[2],
+        kind=row[3],
+        scope=row[4],
+        signatories=tuple(json.loads(row[5])),
+        purposes=tuple(json.loads(row[6])),
+        categories=tuple(json.loads(row[7])),
+        review_date=row[8],
+        document_sha256=row[9],
+        document_size=int(row[10]),
+        document_name=row[11],
+        document_type=row[12],
+        status=status,
+        created_at=row[13],
+        retired_at=row[14],
+        retired_reason=row[15],
+        standard_answers=tuple(json.loads(row[17] or "[]")),
+    )
+
+
+def agreement_insert(
+    fields: Mapping[str, Any], version: int, document: Mapping[str, Any], created: str
+) -> dict[str, Any]:
+    """A new version's row, column by column, for both backends' INSERT (JSON lists as text)."""
+    return {
+        "id": fields["id"],
+        "version": version,
+        "title": fields["title"],
+        "kind": fields["kind"],
+        "scope": fields["scope"],
+        "signatories": json.dumps(list(fields["signatories"])),
+        "purposes": json.dumps(list(fields["purposes"])),
+        "categories": json.dumps(list(fields["categories"])),
+        "review_date": fields["review_date"],
+        "document_sha256": document["sha256"],
+        "document_size": document["size"],
+        "document_name": document["name"],
+        "document_type": document["content_type"],
+        "created_at": created,
+        "standard_answers": json.dumps([dict(s) for s in fields.get("standard_answers", ())]),
+    }
+
 
 #: A document's bytes are stored and served in pieces of this size (as envelopes are on PostgreSQL).
 DOCUMENT_CHUNK = 256 * 1024

@@ -202,6 +202,8 @@ class Agreement:
     created_at: str = ""
     retired_at: str | None = None
     retired_reason: str | None = None
+    #: The partnership's agreed answers for kinds of share under this version (`gateway/standard_answers.py`).
+    standard_answers: tuple[Mapping[str, Any], ...] = ()
 
     def ref(self) -> dict[str, Any]:
         """What a ledger entry carries: the exact document the share was made under, and its title in plain words."""
@@ -239,6 +241,7 @@ class Agreement:
                 "content_type": self.document_type,
                 "url": self.document_url,
             },
+            "standard_answers": [dict(s) for s in self.standard_answers],
         }
 
     def is_signatory(self, org: str | None) -> bool:

@@ -8,48 +8,26 @@ lock: it is its own transaction on a pooled connection, and a document another n
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from ..agreements import AgreementExists, chunk_count, chunks, digest, is_sha256
-from ..models import STATUS_ACTIVE, STATUS_RETIRED, STATUS_SUPERSEDED, Agreement, StoreError
+from ..agreements import (
+    AGREEMENT_COLUMNS,
+    AgreementExists,
+    agreement_from_row,
+    agreement_insert,
+    chunk_count,
+    chunks,
+    digest,
+    is_sha256,
+)
+from ..models import STATUS_RETIRED, Agreement, StoreError
 
 if TYPE_CHECKING:
     from .repository import PostgresStore
 
 Conn = Any
-
-_COLUMNS = (
-    "id, version, title, kind, scope, signatories, purposes, categories, review_date, document_sha256,"
-    " document_size, document_name, document_type, created_at, retired_at, retired_reason,"
-    " (SELECT max(v.version) FROM agreements v WHERE v.id = agreements.id) AS latest"
-)
-
-
-def _from_row(row: Any) -> Agreement:
-    version, latest = int(row[1]), int(row[16])
-    status = STATUS_RETIRED if row[14] else (STATUS_ACTIVE if version == latest else STATUS_SUPERSEDED)
-    return Agreement(
-        id=row[0],
-        version=version,
-        title=row[2],
-        kind=row[3],
-        scope=row[4],
-        signatories=tuple(json.loads(row[5])),
-        purposes=tuple(json.loads(row[6])),
-        categories=tuple(json.loads(row[7])),
-        review_date=row[8],
-        document_sha256=row[9],
-        document_size=int(row[10]),
-        document_name=row[11],
-        document_type=row[12],
-        status=status,
-        created_at=row[13],
-        retired_at=row[14],
-        retired_reason=row[15],
-    )
 
 
 class PgAgreementStore:
@@ -105,24 +83,11 @@ class PgAgreementStore:
             )
             version += 1
             entry = entry_for(version)
+            row = agreement_insert(fields, version, document, entry["time"])
             await conn.execute(
-                "INSERT INTO agreements (id, version, title, kind, scope, signatories, purposes, categories,"
-                " review_date, document_sha256, document_size, document_name, document_type, created_at)"
-                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
-                fields["id"],
-                version,
-                fields["title"],
-                fields["kind"],
-                fields["scope"],
-                json.dumps(list(fields["signatories"])),
-                json.dumps(list(fields["purposes"])),
-                json.dumps(list(fields["categories"])),
-                fields["review_date"],
-                document["sha256"],
-                document["size"],
-                document["name"],
-                document["content_type"],
-                entry["time"],
+                f"INSERT INTO agreements ({', '.join(row)})"  # noqa: S608 - column names are fixed text
+                f" VALUES ({', '.join(f'${i}' for i in range(1, len(row) + 1))})",
+                *row.values(),
             )
             return version, await self._store._append(conn, entry)
 
@@ -133,12 +98,12 @@ class PgAgreementStore:
     ) -> tuple[Agreement, int] | None:
         async def op(conn: Conn) -> tuple[Agreement, int] | None:
             row = await conn.fetchrow(
-                f"SELECT {_COLUMNS} FROM agreements WHERE id = $1 ORDER BY version DESC LIMIT 1",  # noqa: S608
+                f"SELECT {AGREEMENT_COLUMNS} FROM agreements WHERE id = $1 ORDER BY version DESC LIMIT 1",  # noqa: S608
                 agreement_id,
             )
             if row is None:
                 return None
-            current = _from_row(row)
+            current = agreement_from_row(row)
             if current.status == STATUS_RETIRED:
                 raise AgreementExists(agreement_id)
             entry = entry_for(current)
@@ -154,9 +119,9 @@ class PgAgreementStore:
         return await self._store._submit(op)
 
     async def _select(self, where: str, *args: Any) -> list[Agreement]:
-        sql = f'SELECT {_COLUMNS} FROM agreements WHERE {where} ORDER BY id COLLATE "C", version'  # noqa: S608
+        sql = f'SELECT {AGREEMENT_COLUMNS} FROM agreements WHERE {where} ORDER BY id COLLATE "C", version'  # noqa: S608
         async with self._store._read() as conn:
-            return [_from_row(r) for r in await conn.fetch(sql, *args)]
+            return [agreement_from_row(r) for r in await conn.fetch(sql, *args)]
 
     async def current(self) -> dict[str, Agreement]:
         rows = await self._select("version = (SELECT max(v.version) FROM agreements v WHERE v.id = agreements.id)")

@@ -517,6 +517,14 @@ async def _whole_rows(conn: Any) -> None:
     await conn.execute(_WHOLE_ROWS)
 
 
+#: Step 9 (issue 13): an agreement version's standard answers, as in SQLite's step 9 (a JSON list, '[]' before).
+_STANDARD_ANSWERS = "ALTER TABLE agreements ADD COLUMN IF NOT EXISTS standard_answers TEXT NOT NULL DEFAULT '[]'"
+
+
+async def _standard_answers(conn: Any) -> None:
+    await conn.execute(_STANDARD_ANSWERS)
+
+
 #: Numbered steps (gateway/store/migrations.py), applied in order at start-up or by `safeshare migrate`, each in
 #: its own transaction with its `schema_version` row.
 STEPS: Final[tuple[Step[Any], ...]] = (
@@ -528,6 +536,7 @@ STEPS: Final[tuple[Step[Any], ...]] = (
     Step(6, "ledger entries compressed with lz4 where the server has it (older entries stay pglz)", _entries_lz4),
     Step(7, "ledger_words: each purpose description's words by (word, idx), for full-text pages", _ledger_words),
     Step(8, "ledger rows kept whole in their page up to 8 kB (toast_tuple_target), for exports", _whole_rows),
+    Step(9, "agreements: each version's standard answers (issue 13)", _standard_answers),
 )
 
 #: Every table that only ever grows (the application role may only SELECT and INSERT on them).

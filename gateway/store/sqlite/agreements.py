@@ -7,46 +7,24 @@ A version's row is written once and never edited; retiring the current version s
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from ..agreements import AgreementExists, chunk_count, chunks, digest, is_sha256
-from ..models import STATUS_ACTIVE, STATUS_RETIRED, STATUS_SUPERSEDED, Agreement, StoreError
+from ..agreements import (
+    AGREEMENT_COLUMNS,
+    AgreementExists,
+    agreement_from_row,
+    agreement_insert,
+    chunk_count,
+    chunks,
+    digest,
+    is_sha256,
+)
+from ..models import STATUS_RETIRED, Agreement, StoreError
 from .repository import SQLiteStore
 from .tree import append_entry
-
-_COLUMNS = (
-    "id, version, title, kind, scope, signatories, purposes, categories, review_date, document_sha256,"
-    " document_size, document_name, document_type, created_at, retired_at, retired_reason,"
-    " (SELECT max(v.version) FROM agreements v WHERE v.id = agreements.id) AS latest"
-)
-
-
-def _from_row(row: Any) -> Agreement:
-    version, latest = int(row[1]), int(row[16])
-    status = STATUS_RETIRED if row[14] else (STATUS_ACTIVE if version == latest else STATUS_SUPERSEDED)
-    return Agreement(
-        id=row[0],
-        version=version,
-        title=row[2],
-        kind=row[3],
-        scope=row[4],
-        signatories=tuple(json.loads(row[5])),
-        purposes=tuple(json.loads(row[6])),
-        categories=tuple(json.loads(row[7])),
-        review_date=row[8],
-        document_sha256=row[9],
-        document_size=int(row[10]),
-        document_name=row[11],
-        document_type=row[12],
-        status=status,
-        created_at=row[13],
-        retired_at=row[14],
-        retired_reason=row[15],
-    )
 
 
 class AgreementStore:
@@ -109,26 +87,10 @@ class AgreementStore:
             row = conn.execute("SELECT coalesce(max(version), 0) FROM agreements WHERE id = ?", (fields["id"],))
             version = int(row.fetchone()[0]) + 1
             entry = entry_for(version)
+            values = agreement_insert(fields, version, document, entry["time"])
             conn.execute(
-                "INSERT INTO agreements (id, version, title, kind, scope, signatories, purposes, categories,"
-                " review_date, document_sha256, document_size, document_name, document_type, created_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    fields["id"],
-                    version,
-                    fields["title"],
-                    fields["kind"],
-                    fields["scope"],
-                    json.dumps(list(fields["signatories"])),
-                    json.dumps(list(fields["purposes"])),
-                    json.dumps(list(fields["categories"])),
-                    fields["review_date"],
-                    document["sha256"],
-                    document["size"],
-                    document["name"],
-                    document["content_type"],
-                    entry["time"],
-                ),
+                f"INSERT INTO agreements ({', '.join(values)}) VALUES ({', '.join('?' * len(values))})",  # noqa: S608
+                tuple(values.values()),
             )
             return version, append_entry(conn, entry)
 
@@ -141,12 +103,12 @@ class AgreementStore:
 
         def op(conn: sqlite3.Connection) -> tuple[Agreement, int] | None:
             row = conn.execute(
-                f"SELECT {_COLUMNS} FROM agreements WHERE id = ? ORDER BY version DESC LIMIT 1",  # noqa: S608
+                f"SELECT {AGREEMENT_COLUMNS} FROM agreements WHERE id = ? ORDER BY version DESC LIMIT 1",  # noqa: S608
                 (agreement_id,),
             ).fetchone()
             if row is None:
                 return None
-            current = _from_row(row)
+            current = agreement_from_row(row)
             if current.status == STATUS_RETIRED:
                 raise AgreementExists(agreement_id)
             entry = entry_for(current)
@@ -159,9 +121,9 @@ class AgreementStore:
         return await self._store._writer.submit(op)
 
     async def _select(self, where: str, args: tuple[Any, ...]) -> list[Agreement]:
-        sql = f"SELECT {_COLUMNS} FROM agreements WHERE {where} ORDER BY id, version"  # noqa: S608 - fixed text
+        sql = f"SELECT {AGREEMENT_COLUMNS} FROM agreements WHERE {where} ORDER BY id, version"  # noqa: S608 - fixed text
         async with self._store.reader.execute(sql, args) as cur:
-            return [_from_row(r) for r in await cur.fetchall()]
+            return [agreement_from_row(r) for r in await cur.fetchall()]
 
     async def current(self) -> dict[str, Agreement]:
         """The latest version of every agreement (retired ones included: naming them is a problem to report)."""

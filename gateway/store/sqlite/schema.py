@@ -415,6 +415,16 @@ V8 = (
 )
 
 
+#: Version 9 (issue 13): an agreement version's standard answers (`gateway/standard_answers.py`), a JSON list of
+#: sets, '[]' for versions recorded before (they had none). Written with the version's row, never changed after.
+STANDARD_ANSWERS_COLUMN = "standard_answers TEXT NOT NULL DEFAULT '[]'"
+
+
+def _v9(conn: sqlite3.Connection) -> None:
+    if "standard_answers" not in {r[1] for r in conn.execute("PRAGMA table_info(agreements)")}:
+        conn.execute(f"ALTER TABLE agreements ADD COLUMN {STANDARD_ANSWERS_COLUMN}")
+
+
 #: The SQLite schema's history (gateway/store/migrations.py). Steps 1-3 predate the `schema_version` table (their
 #: number was kept in `PRAGMA user_version`, which is still written so an older release refuses a newer file);
 #: each is idempotent, and a new database runs them all. A change to the schema is a NEW step at the end — never
@@ -432,6 +442,7 @@ STEPS: tuple[Step[sqlite3.Connection], ...] = (
     Step(6, "shares: the sender's name and organisation name (issue 13)", _v6),
     Step(7, "ledger: one partial (share_id, kind) index for share lookups instead of two (issue 15)", _run(V7)),
     Step(8, "envelope_blobs: small envelopes in the database, written with their share (issue 15)", _run(V8)),
+    Step(9, "agreements: each version's standard answers (issue 13)", _v9),
 )
 SCHEMA_VERSION = latest(STEPS)
 
