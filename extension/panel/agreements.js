@@ -4,6 +4,10 @@
  * link to the document and, when a recipient's organisation has not signed it, a plain explanation. Ticking
  * one fills the field (the justification's top-level `agreements` list), which the gateway checks on sharing.
  *
+ * An offered agreement version may carry standard answers: the wording its partners agreed for a kind of share
+ * (issue 13). Each set for the panel's policy is offered as a button under the agreement; choosing it hands the
+ * set to panel.js (`startFrom`), which fills the form and asks the practitioner to confirm each rule it answered.
+ *
  * Self-contained: it reads the rendered form (data-path attributes) and asks the service worker for the
  * offers, so panel.js only calls `setupAgreements` once the form and the recipients are on screen.
  */
@@ -34,9 +38,10 @@ function namedIds(input) {
 }
 
 /**
- * @param {{ask: (type: string, payload?: object) => Promise<any>, fields: HTMLElement, recipients: () => string[]}} opts
+ * @param {{ask: (type: string, payload?: object) => Promise<any>, fields: HTMLElement, recipients: () => string[],
+ *   policyId?: () => string, startFrom?: (agreement: object, set: {title: string, policy: string, answers: object}) => void}} opts
  */
-export function setupAgreements({ ask, fields, recipients }) {
+export function setupAgreements({ ask, fields, recipients, policyId = () => "", startFrom = () => {} }) {
   const override = overrideControls(fields);
   const box = fields.querySelector('[data-field="agreements"]');
   const input = box?.querySelector('input[data-path="agreements"]');
@@ -46,6 +51,8 @@ export function setupAgreements({ ask, fields, recipients }) {
 
   let lastKey = null;
   let seq = 0;
+  /** The sets of standard answers already put into the form (shown as such, not offered again). */
+  const started = new Set();
   let timer = null;
 
   function render(answer) {
@@ -95,7 +102,30 @@ export function setupAgreements({ ask, fields, recipients }) {
         text: a.explanation,
       });
       // The checkbox's item: its input before its label (as govuk-frontend styles it), then the explanation and the link.
-      items.append(node("div", { class: "govuk-checkboxes__item agreement-offer", "data-agreement-offer": a.id }, cb, label, why, node("p", { class: "govuk-body-s govuk-checkboxes__hint" }, link)));
+      const item = node("div", { class: "govuk-checkboxes__item agreement-offer", "data-agreement-offer": a.id }, cb, label, why, node("p", { class: "govuk-body-s govuk-checkboxes__hint" }, link));
+      for (const set of (a.standard_answers ?? []).filter((x) => x.policy === policyId())) {
+        const key = JSON.stringify([a.id, a.version, set.title]);
+        const holder = node("div", { class: "govuk-checkboxes__hint" });
+        const note = () =>
+          node("p", { class: "govuk-body-s standard-answers-used", text: `The answers agreed for “${set.title}” are in the form: check and confirm each rule they filled in.` });
+        if (started.has(key)) holder.append(note());
+        else {
+          const use = node("button", {
+            type: "button",
+            class: "govuk-button govuk-button--secondary govuk-!-margin-bottom-2 standard-answers",
+            "data-standard-answers": set.title,
+            text: `Start from the agreed answers: ${set.title}`,
+          });
+          use.addEventListener("click", () => {
+            started.add(key);
+            startFrom(a, set);
+            holder.replaceChildren(note());
+          });
+          holder.append(use);
+        }
+        item.append(holder);
+      }
+      items.append(item);
     });
     section.append(fs);
   }

@@ -313,11 +313,42 @@ function startFromLast(last) {
   const decisionNow = readState().decision;
   restoreState(toState(tree, last.justification));
   if (decisionNow) for (const n of $("fields").querySelectorAll('[data-path="decision"]')) n.checked = n.value === decisionNow;
+  askToConfirm(() => true);
+  $("last-offer")?.remove();
+  $("status").textContent = `The answers from your last justification about ${last.ref} are in the form. Check each rule and confirm it.`;
+  $("fields").querySelector("[data-rule] input:not([type=hidden])")?.focus();
+  changed();
+  saveLater();
+}
+
+/**
+ * Standard answers the partnership agreed for this kind of share (an agreement version's `standard_answers`):
+ * put into the form over what is there, the agreement ticked, and each golden rule they answer to be confirmed
+ * by the practitioner before sharing, as answers carried over from a last justification are. Questions the set
+ * leaves out (the case's own: who, what was seen, advice) stay as the practitioner left them.
+ */
+function startFromStandard(agreement, set) {
+  restoreState(toState(tree, set.answers));
+  const given = new Set(Object.keys(set.answers.rules ?? {}).map((k) => `rules.${k}`));
+  askToConfirm((box) => given.has(box.dataset.field));
+  $("fields").querySelector(`input[data-agreement="${CSS.escape(agreement.id)}"]:not(:checked)`)?.click();
+  $("status").textContent = `The answers agreed in ${agreement.title} for “${set.title}” are in the form. Answer the rest, then check and confirm each rule they filled in.`;
+  // The focus goes to the first question still to answer (the set answers only some), else to the first rule
+  // to confirm: the practitioner carries on from there by keyboard.
+  const shown = (n) => n.getClientRects().length > 0;
+  const unanswered = (n) => (n.type === "radio" ? !$("fields").querySelector(`input[name="${CSS.escape(n.name)}"]:checked`) : n.type !== "checkbox" && !n.value);
+  const next = [...$("fields").querySelectorAll("[data-path]:is(input, select, textarea)")].find((n) => n.type !== "hidden" && shown(n) && unanswered(n));
+  (next ?? [...$("fields").querySelectorAll("[data-confirm-rule]")].find(shown))?.focus();
+  changed();
+  saveLater();
+}
+
+/** A confirmation box in each golden rule's own section that `wanted` picks (not per group inside one). */
+function askToConfirm(wanted) {
   applyConditions();
   for (const box of $("fields").querySelectorAll("[data-rule]")) {
     const n = box.dataset.rule;
-    // One confirmation per golden rule's own section (not per group inside one).
-    if (!n || !/^rules\.[^.]+$/.test(box.dataset.field) || box.querySelector("[data-confirm-rule]")) continue;
+    if (!n || !/^rules\.[^.]+$/.test(box.dataset.field) || box.querySelector("[data-confirm-rule]") || !wanted(box)) continue;
     const id = `confirm-rule-${n}`;
     const item = choiceItem("checkbox", id, { id, value: "checked", text: `I have checked rule ${n}'s answers for this share`, attrs: { dataset: { confirmRule: n } } });
     item.querySelector("input").addEventListener("change", () => {
@@ -326,11 +357,6 @@ function startFromLast(last) {
     });
     box.querySelector("fieldset").append(el("div", { class: "govuk-checkboxes govuk-checkboxes--small confirm-rule" }, item));
   }
-  $("last-offer")?.remove();
-  $("status").textContent = `The answers from your last justification about ${last.ref} are in the form. Check each rule and confirm it.`;
-  $("fields").querySelector("[data-rule] input:not([type=hidden])")?.focus();
-  changed();
-  saveLater();
 }
 
 /** Rules carried over from a last justification and not yet confirmed (only those on screen count). */
@@ -529,7 +555,7 @@ function describeStatus(problems, perRule) {
 function describeProblems(problems, perRule) {
   const left = unconfirmedRules();
   if (!problems.length && left.length) {
-    $("status").textContent = `Confirm that you have checked the answers carried over from your last justification: rule${left.length === 1 ? "" : "s"} ${left.join(", ")} still to confirm.`;
+    $("status").textContent = `Confirm that you have checked the answers carried over: rule${left.length === 1 ? "" : "s"} ${left.join(", ")} still to confirm.`;
     return;
   }
   if (!problems.length) {
@@ -1158,7 +1184,7 @@ async function main() {
       restoreState(saved.state);
       $("restored").hidden = false;
     }
-    agreementUi = setupAgreements({ ask, fields, recipients: () => recipientIds });
+    agreementUi = setupAgreements({ ask, fields, recipients: () => recipientIds, policyId: () => policyId, startFrom: startFromStandard });
     agreementUi.refresh();
     adviceUi = setupAdvice({ ask, el, draft: justification });
     fields.after(adviceUi.box);
