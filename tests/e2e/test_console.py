@@ -964,6 +964,14 @@ def test_partnership_administrator_retires_an_agreement(
     # The operating system's file dialog is not the page's: choosing the file there stands in for it.
     page.set_input_files("#a-document", str(document))
     page.keyboard.press("Tab")
+    assert focused(page) == "a-standard"
+    # Standard answers that name a person: refused at the file's control, with where in the file.
+    standard = tmp_path / "standard.json"
+    at_risk = {"5_safety_wellbeing": {"at_risk": ["CASE-1"]}}
+    bad = {"title": "Out-of-hours referral", "policy": "hmg-2018", "answers": {"rules": at_risk}}
+    standard.write_text(json.dumps([bad]))
+    page.set_input_files("#a-standard", str(standard))
+    page.keyboard.press("Tab")
     assert focused(page) == "a-go"
     page.keyboard.press("Enter")
     assert "lower-case letters" in error_summary(page)
@@ -972,6 +980,15 @@ def test_partnership_administrator_retires_an_agreement(
     page.keyboard.press("Control+A")
     page.keyboard.type("night-protocol")
     page.keyboard.press("Enter")
+    refused = error_summary(page)
+    assert "may not name a person" in refused and "standard_answers.0.answers.rules.5_safety_wellbeing" in refused
+    follow_error_link(page, "a-standard")
+    basis = {"1_lawful_basis": {"article_6": "public_task"}}
+    good = {"title": "Out-of-hours referral", "policy": "hmg-2018", "answers": {"rules": basis}}
+    standard.write_text(json.dumps([good]))
+    page.set_input_files("#a-standard", str(standard))
+    page.keyboard.press("Tab")
+    page.keyboard.press("Enter")
     index = banner_index(page, "Out-of-hours protocol (version 1) added")
     entry = newest_entry(gw, "pam")
     assert (entry["index"], entry["kind"]) == (index, "agreement_add"), entry
@@ -979,7 +996,9 @@ def test_partnership_administrator_retires_an_agreement(
     assert (added["kind"], added["scope"], added["review_date"]) == ("data_exchange", "both", "2027-06-30")
     assert added["signatories"] == ["Hereford MASH", "Worcester MASH"] and added["purposes"] == [purpose]
     assert added["categories"] == [] and added["document"]["name"] == "isa.txt"
-    assert "Out-of-hours protocol" in page.locator("#agreements-rows").inner_text()
+    assert added["standard_answers"] == [good]
+    new_row = page.locator("#agreements-rows tr", has_text="Out-of-hours protocol").inner_text()
+    assert "Standard answers agreed in it:" in new_row and "Out-of-hours referral (hmg-2018; answers rule 1)" in new_row
 
     tab_to_button(page, f"Retire {title}", limit=400, back=True)
     page.keyboard.press("Enter")

@@ -224,8 +224,11 @@ function refusal(status, body, fields = {}) {
   if (status === 401) return new Error("Your sign-in has ended or was not accepted. Sign out and sign in again.");
   if (status === 403) return new Error("Your account is not allowed to do this here (it needs another role, or belongs to another organisation).");
   const message = typeof body?.message === "string" ? body.message : `The gateway refused this (error ${status}).`;
-  const field = body?.field && fields[body.field];
+  // A field inside a JSON value (`standard_answers.0.answers.rules…`) is shown at the control that sent it, with its path.
+  const top = typeof body?.field === "string" ? body.field.split(".")[0] : "";
+  const field = body?.field && (fields[body.field] ?? (top !== body.field ? fields[top] : undefined));
   if (code === "not_found") return new Error(`Not found: ${message}`);
+  if (field && !fields[body.field]) return new FieldError(field, `${message} (at ${body.field})`);
   return field ? new FieldError(field, message) : new Error(message);
 }
 
@@ -956,7 +959,7 @@ async function showAgreements() {
       el(
         "tr",
         { class: "govuk-table__row" },
-        el("td", { class: "govuk-table__cell" }, a.document?.url ? el("a", { class: "govuk-link", href: a.document.url, text: name }) : name, el("br"), el("code", { text: a.id }), a.version > 1 ? versionsDetails(a) : null),
+        el("td", { class: "govuk-table__cell" }, a.document?.url ? el("a", { class: "govuk-link", href: a.document.url, text: name }) : name, el("br"), el("code", { text: a.id }), standardAnswers(a), a.version > 1 ? versionsDetails(a) : null),
         el("td", { class: "govuk-table__cell", text: `${AGREEMENT_KINDS[a.kind] ?? humanise(a.kind)}, for ${AGREEMENT_SCOPES[a.scope] ?? a.scope}` }),
         el("td", { class: "govuk-table__cell", text: (a.signatories ?? []).join("; ") }),
         el("td", { class: "govuk-table__cell", text: ukDate(a.review_date) }),
@@ -976,6 +979,18 @@ async function showAgreements() {
       list.append(el("div", { class: "govuk-checkboxes__item" }, el("input", { class: "govuk-checkboxes__input", id, name: `a-${name}`, type: "checkbox", value: code }), el("label", { class: "govuk-label govuk-checkboxes__label", for: id, text: label })));
     });
   }
+}
+
+/** The sets of standard answers agreed in this version: each one's title, policy and the rules it answers. */
+function standardAnswers(a) {
+  const sets = a.standard_answers ?? [];
+  if (!sets.length) return null;
+  const list = el("ul", { class: "govuk-list govuk-list--bullet" });
+  for (const s of sets) {
+    const rules = Object.keys(s.answers?.rules ?? {}).map((k) => k.split("_")[0]);
+    list.append(el("li", { text: `${s.title} (${s.policy}${rules.length ? `; answers rule${rules.length === 1 ? "" : "s"} ${rules.join(", ")}` : ""})` }));
+  }
+  return el("div", { class: "standard-answers" }, el("p", { class: "govuk-body-s govuk-!-margin-bottom-1", text: "Standard answers agreed in it:" }), list);
 }
 
 /** Every version of an agreement (as `safeshare agreement show`), fetched when first opened. */
@@ -1006,7 +1021,7 @@ function versionsDetails(a) {
 /** `safeshare agreement add`: the fields as JSON, then the document, in one multipart request. */
 async function addAgreement(ev) {
   ev.preventDefault();
-  const fields = { id: "a-id", title: "a-title", kind: "a-kind", scope: "a-scope", signatories: "a-signatories", purposes: "a-purposes", categories: "a-categories", review_date: "a-review", document: "a-document" };
+  const fields = { id: "a-id", title: "a-title", kind: "a-kind", scope: "a-scope", signatories: "a-signatories", purposes: "a-purposes", categories: "a-categories", review_date: "a-review", document: "a-document", standard_answers: "a-standard" };
   await busy($("a-go"), async () => {
     const chosen = (name) => document.querySelector(`input[name="a-${name}"]:checked`)?.value ?? "";
     const ticked = (name) => [...document.querySelectorAll(`input[name="a-${name}"]:checked`)].map((i) => i.value);
@@ -1021,7 +1036,7 @@ async function addAgreement(ev) {
       categories: ticked("categories"),
       review_date: $("a-review").value,
     };
-    requireAll({ ...body, signatories: body.signatories.length, document: file, purposes: true, categories: true }, fields, {
+    requireAll({ ...body, signatories: body.signatories.length, document: file, purposes: true, categories: true, standard_answers: true }, fields, {
       id: "Enter the agreement's ID",
       title: "Enter the agreement's title",
       kind: "Select the kind of agreement",
@@ -1030,6 +1045,14 @@ async function addAgreement(ev) {
       review_date: "Enter the date it is to be reviewed",
       document: "Select the signed document",
     });
+    const standard = $("a-standard").files?.[0];
+    if (standard) {
+      try {
+        body.standard_answers = JSON.parse(await standard.text());
+      } catch {
+        throw new FieldError("a-standard", "The standard answers file must be JSON: a list of sets, each with a title, a policy and its answers");
+      }
+    }
     const form = new FormData();
     form.append("agreement", JSON.stringify(body)); // first, as the route reads it
     form.append("document", file, file.name);
