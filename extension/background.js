@@ -371,7 +371,10 @@ const pageHandlers = {
   async "form-save"(msg, sender) {
     const s = await bound(msg, sender);
     if (s.done || !msg.state || typeof msg.state !== "object") return {};
-    await api.storage.session.set({ [await formKey(s)]: { state: msg.state, saved: Date.now() } });
+    // `confirm`: the rules whose carried-over answers await the practitioner's confirmation (and whether given),
+    // so that closing the panel does not turn answers still to be checked into answers taken as checked.
+    const confirm = msg.confirm && typeof msg.confirm === "object" ? Object.fromEntries(Object.entries(msg.confirm).map(([k, v]) => [String(k), v === true])) : {};
+    await api.storage.session.set({ [await formKey(s)]: { state: msg.state, confirm, saved: Date.now() } });
     return {};
   },
   async "form-load"(msg, sender) {

@@ -257,7 +257,7 @@ let saveTimer = null;
 function saveLater() {
   clearTimeout(saveTimer);
   saveTimer = setTimeout(() => {
-    if (!finished) ask("form-save", { state: rawState() }).catch(() => {});
+    if (!finished) ask("form-save", { state: rawState(), confirm: confirmations() }).catch(() => {});
   }, 300);
 }
 
@@ -354,9 +354,15 @@ function askToConfirm(wanted) {
     item.querySelector("input").addEventListener("change", () => {
       updateButtons();
       describeStatus(lastProblems, problemsPerRule(lastProblems));
+      saveLater();
     });
     box.querySelector("fieldset").append(el("div", { class: "govuk-checkboxes govuk-checkboxes--small confirm-rule" }, item));
   }
+}
+
+/** Each rule awaiting confirmation (its number) and whether it is confirmed, for the saved answers. */
+function confirmations() {
+  return Object.fromEntries([...$("fields").querySelectorAll("[data-confirm-rule]")].map((i) => [i.dataset.confirmRule, i.checked]));
 }
 
 /** Rules carried over from a last justification and not yet confirmed (only those on screen count). */
@@ -1182,6 +1188,11 @@ async function main() {
     const saved = await ask("form-load").catch(() => null);
     if (saved?.state) {
       restoreState(saved.state);
+      const confirm = saved.confirm ?? {};
+      if (Object.keys(confirm).length) {
+        askToConfirm((box) => box.dataset.rule in confirm);
+        for (const i of $("fields").querySelectorAll("[data-confirm-rule]")) i.checked = confirm[i.dataset.confirmRule] === true;
+      }
       $("restored").hidden = false;
     }
     agreementUi = setupAgreements({ ask, fields, recipients: () => recipientIds, policyId: () => policyId, startFrom: startFromStandard });

@@ -138,6 +138,18 @@ def test_a_referral_from_the_agreed_answers_is_confirmed_rule_by_rule_and_record
         boxes.nth(i).check()
     settle(panel)
     assert share.is_disabled() and "still to confirm" in panel.locator("#status").inner_text()
+    # Closed and opened again, the answers are back and so is what is still to be confirmed: carried-over
+    # answers do not become answers taken as checked.
+    panel.wait_for_timeout(600)  # the answers are kept a moment after the last change
+    page.keyboard.press("Escape")
+    page.locator("iframe.safeshare-panel-frame").wait_for(state="detached")
+    panel = open_panel(page)
+    boxes = panel.locator("[data-confirm-rule]")
+    states = boxes.evaluate_all("l => l.map(b => [b.dataset.confirmRule, b.checked])")
+    assert states == [["1", True], ["2", True], ["4", True], ["6", True], ["7", False]], states
+    settle(panel)
+    share = panel.get_by_role("button", name="Share", exact=True)
+    assert share.is_disabled() and "still to confirm" in panel.locator("#status").inner_text()
     boxes.nth(boxes.count() - 1).check()
     settle(panel)
     share.click()
