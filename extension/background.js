@@ -244,6 +244,14 @@ async function finishForm(s, justification) {
   if (refs.length) await api.storage.session.set(values).catch(() => {});
 }
 
+/** The agreement's standard answers a justification started from (issue 13), as the gateway records it. */
+function startedFrom(msg) {
+  const f = msg?.started_from;
+  if (!f || typeof f !== "object") return {};
+  const rules = Array.isArray(f.confirmed_rules) ? f.confirmed_rules.map(Number).filter(Number.isInteger) : [];
+  return { started_from: { agreement: String(f.agreement ?? ""), version: Number(f.version), set: String(f.set ?? ""), confirmed_rules: rules } };
+}
+
 /** "Pat Jones (Hereford Primary School)" from the token's claims; identifiers only where no name is given. */
 function senderName(claims) {
   if (!claims) return undefined;
@@ -374,7 +382,8 @@ const pageHandlers = {
     // `confirm`: the rules whose carried-over answers await the practitioner's confirmation (and whether given),
     // so that closing the panel does not turn answers still to be checked into answers taken as checked.
     const confirm = msg.confirm && typeof msg.confirm === "object" ? Object.fromEntries(Object.entries(msg.confirm).map(([k, v]) => [String(k), v === true])) : {};
-    await api.storage.session.set({ [await formKey(s)]: { state: msg.state, confirm, saved: Date.now() } });
+    const started = startedFrom(msg).started_from;
+    await api.storage.session.set({ [await formKey(s)]: { state: msg.state, confirm, ...(started ? { started_from: started } : {}), saved: Date.now() } });
     return {};
   },
   async "form-load"(msg, sender) {
@@ -453,6 +462,7 @@ const pageHandlers = {
         payload_content_type: "message/rfc822",
         expires_in: msg.expires_in,
         ...(msg.agreement_override ? { agreement_override: msg.agreement_override } : {}),
+        ...startedFrom(msg),
         // Answered advice the practitioner cites (issue 14): recorded with the share (who, when, what they said).
         ...(Array.isArray(msg.advice) && msg.advice.length ? { advice: msg.advice } : {}),
         // Addresses without a key (issue 10): the practitioner's one choice; the passphrase goes to the
@@ -499,7 +509,7 @@ const pageHandlers = {
     return {};
   },
   async decide(msg, sender) {
-    const answer = await (await client()).decide(msg.justification, msg.disclosure);
+    const answer = await (await client()).decide(msg.justification, msg.disclosure, undefined, startedFrom(msg));
     await finishForm(await bound(msg, sender).catch(() => null), msg.justification);
     return answer;
   },

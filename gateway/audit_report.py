@@ -122,6 +122,7 @@ def _event(
         event["agreements"] = list(entry.get("agreements") or [])
         event["no_agreement"] = justification.get("no_agreement")
         event["agreement_override"] = entry.get("agreement_override")
+        event["started_from"] = entry.get("started_from")
         if entry.get("handling") is not None:
             event["handling"] = entry.get("handling")
     if row.kind in ("share", "decision"):
@@ -637,6 +638,23 @@ def _agreement_rows(e: Mapping[str, Any]) -> list[tuple[str, str]]:
     none = e.get("no_agreement")
     if isinstance(none, Mapping):
         rows.append(("No partnership agreement applied", f"{_e(none.get('reason'))}: {_e(none.get('explanation'))}"))
+    started = e.get("started_from")
+    if isinstance(started, Mapping):
+        changed = [str(c) for c in started.get("changed") or []]
+        rules = ", ".join(str(n) for n in started.get("confirmed_rules") or [])
+        rows.append(
+            (
+                "Started from the partnership's agreed answers",
+                f"“{_e(started.get('set'))}” in agreement {_e(started.get('agreement'))}, version "
+                f"{_e(started.get('version'))}. The practitioner confirmed rule{'s' if ',' in rules else ''} "
+                f"{_e(rules)} for this case. "
+                + (
+                    "Agreed answers changed or left out: " + _e(", ".join(changed)) + "."
+                    if changed
+                    else "Every agreed answer was kept as agreed."
+                ),
+            )
+        )
     override = e.get("agreement_override")
     if isinstance(override, Mapping):
         problems = "".join(f"<li>{_e(p.get('message'))}</li>" for p in override.get("problems") or [])

@@ -18,9 +18,10 @@ from . import inputs
 from .agreements import Agreement, AgreementCheck, AgreementError
 from .auth import Principal
 from .config import Settings
-from .justification import PolicyRegistry, Problem
+from .justification import Policy, PolicyRegistry, Problem
 from .ledger import entry as ledger_entry
 from .refusals import Conflict, Invalid, not_found
+from .standard_answers import StandardAnswersError, started_from_record
 from .store.agreements import AgreementExists, DocumentImport, import_document_files
 from .store.models import Recipient
 from .store.protocol import AgreementRecords
@@ -188,6 +189,27 @@ class AgreementUseCases:
     ) -> list[dict[str, Any]]:
         current = await self.records.current()
         return rules.offers(current.values(), orgs, purpose, categories, roles, today=self.today())
+
+    async def started_from(
+        self,
+        value: Any,
+        draft: Mapping[str, Any],
+        policy: Policy,
+        refs: Sequence[Mapping[str, Any]],
+        field: str,
+    ) -> dict[str, Any] | None:
+        """What the ledger keeps of a justification's starting point in an agreement's standard answers
+        (`standard_answers.started_from_record`), or None when the client gave none. The version must be one the
+        justification itself names (`refs`), so the entry's agreements list holds the document it came from."""
+        if value is None:
+            return None
+        wanted = (value.get("agreement"), value.get("version")) if isinstance(value, Mapping) else None
+        ref = next((r for r in refs if wanted is not None and (r.get("id"), r.get("version")) == wanted), None)
+        agreement = await self.records.version(str(ref["id"]), int(ref["version"])) if ref is not None else None
+        try:
+            return started_from_record(value, agreement=agreement, policy=policy, justification=draft)
+        except StandardAnswersError as exc:
+            raise Invalid("invalid_started_from", exc.message, f"{field}.{exc.field}".rstrip(".")) from None
 
     async def agreements_required(self) -> bool:
         return self.settings.agreements.required

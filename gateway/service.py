@@ -142,6 +142,8 @@ class ShareRequest:
     passphrase: object = field(default=None, repr=False)
     #: Answers to questions for advice (issue 14) cited in the justification: their ids, checked by the use case.
     advice: object = None
+    #: The agreement's standard answers the justification started from (issue 13), checked by the use case.
+    started_from: object = None
 
 
 @dataclass(frozen=True)
@@ -210,6 +212,8 @@ class PreparedShare:
     advice: tuple[Mapping[str, Any], ...] = ()
     #: Held for a second person's approval (issue 14): the approver roles, and which purpose or risk level.
     dual_control: Mapping[str, Any] | None = None
+    #: The standard answers the justification started from, as the ledger keeps it (issue 13).
+    started_from: Mapping[str, Any] | None = None
     #: The policy's retention class for this share (issue 14), and whether it shortened the requested lifetime.
     retention: Mapping[str, Any] | None = None
     #: The sender's and organisation's names for people to read (`Gateway._sender_names`), or None for each.
@@ -365,6 +369,7 @@ class Gateway:
         explanation: Any = None,
         reconsiders: Mapping[str, Any] | None = None,
         advice: Any = None,
+        started_from: Any = None,
     ) -> dict[str, Any]:
         """Golden rule 7 without a payload: a decision not to share, or a disclosure made elsewhere.
 
@@ -399,6 +404,9 @@ class Gateway:
         named = await self.agreements.named_agreements(draft)
         if named:
             entry["agreements"] = named
+        started = await self.agreements.started_from(started_from, draft, policy, named, "started_from")
+        if started is not None:
+            entry["started_from"] = started
         if explanation is not None:
             entry["explanation"] = {k: str(v).strip() for k, v in explanation.items()}
         if reconsiders is not None:
@@ -495,6 +503,9 @@ class Gateway:
         agreement_refs, override = await self.agreements.check_share_agreements(
             principal, draft, recipients, req.agreement_override
         )
+        started = await self.agreements.started_from(
+            req.started_from, draft, policy, agreement_refs, "share.started_from"
+        )
         content_type = req.payload_content_type
         if not isinstance(content_type, str) or not CONTENT_TYPE_RE.match(content_type):
             raise Invalid(
@@ -551,6 +562,7 @@ class Gateway:
             emergency=None if owed is None else self.emergencies.emergency_record(principal, policy, owed),
             advice=tuple(cited),
             dual_control=self.dual_control.dual_control_for(principal, draft),
+            started_from=started,
             retention=kept,
             sender_names=self._sender_names(principal, sender_entry),
         )
@@ -766,6 +778,8 @@ class Gateway:
                 entry["advice"] = [dict(a) for a in prepared.advice]
             if prepared.dual_control is not None:
                 entry["dual_control"] = dict(prepared.dual_control)
+            if prepared.started_from is not None:
+                entry["started_from"] = dict(prepared.started_from)
             if prepared.retention is not None:
                 entry["retention"] = dict(prepared.retention)
 

@@ -159,3 +159,81 @@ def _nodes_at(root: Mapping[str, Any], node: Any, path: list[str], depth: int) -
         yield from _nodes_at(root, props[head], rest, depth + 1)
     if head.isdigit() and isinstance(node.get("items"), Mapping):
         yield from _nodes_at(root, node["items"], rest, depth + 1)
+
+
+# -- a share or decision that started from a set: what its record says about it ------------------------------
+
+#: The fields of `started_from` in a share part or a decision's body.
+STARTED_FROM_FIELDS: Final = ("agreement", "version", "set", "confirmed_rules")
+
+
+def rules_answered(answers: Mapping[str, Any], policy: Policy) -> tuple[int, ...]:
+    """The golden rules whose sections a set gives answers in (the ones the practitioner must confirm)."""
+    given = set(answers.get("rules") or ())
+    return tuple(sorted({s.rule for s in policy.sections() if s.key in given and s.rule is not None}))
+
+
+def changed_answers(answers: Mapping[str, Any], justification: Mapping[str, Any]) -> list[str]:
+    """The set's answers the justification does not keep as agreed (changed, or left out), by path. A list of
+    choices is one answer; so is any value that is not an object."""
+    out: list[str] = []
+
+    def walk(agreed: Any, actual: Any, path: tuple[str, ...]) -> None:
+        if isinstance(agreed, Mapping) and agreed:
+            for k, v in agreed.items():
+                walk(v, actual.get(k) if isinstance(actual, Mapping) else None, (*path, str(k)))
+        elif agreed != actual:
+            out.append(".".join(path))
+
+    walk(answers, justification, ())
+    return out
+
+
+def started_from_record(
+    value: Any,
+    *,
+    agreement: Any,
+    policy: Policy,
+    justification: Mapping[str, Any],
+) -> dict[str, Any]:
+    """What the ledger keeps of `started_from` (the agreement version and set a justification started from, and the
+    rules the practitioner confirmed), with the agreed answers the justification changed, computed here rather than
+    taken from the client. `agreement` is the named version (an `Agreement`), or None when the share names no such
+    version. Raises StandardAnswersError with the field (below `started_from`)."""
+    if not isinstance(value, Mapping) or set(value) - set(STARTED_FROM_FIELDS):
+        raise StandardAnswersError("", f"started_from is an object with: {', '.join(STARTED_FROM_FIELDS)}.")
+    if agreement is None:
+        raise StandardAnswersError(
+            "agreement", "started_from must name an agreement, and its version, that the justification names."
+        )
+    title = value.get("set")
+    chosen = next((s for s in agreement.standard_answers if s.get("title") == title), None)
+    if chosen is None:
+        raise StandardAnswersError(
+            "set", f"{agreement.title} (version {agreement.version}) has no such set of answers."
+        )
+    if chosen.get("policy") != policy.id:
+        raise StandardAnswersError(
+            "set", f"That set of answers is for the policy {chosen.get('policy')}, not this one."
+        )
+    confirmed = value.get("confirmed_rules")
+    if (
+        not isinstance(confirmed, list)
+        or len(confirmed) > 20
+        or not all(isinstance(n, int) and not isinstance(n, bool) for n in confirmed)
+    ):
+        raise StandardAnswersError("confirmed_rules", "confirmed_rules must list the rule numbers confirmed.")
+    needed = rules_answered(chosen["answers"], policy)
+    missing = sorted(set(needed) - set(confirmed))
+    if missing:
+        raise StandardAnswersError(
+            "confirmed_rules",
+            f"Each rule the agreed answers filled in must be confirmed; not confirmed: {', '.join(map(str, missing))}.",
+        )
+    return {
+        "agreement": agreement.id,
+        "version": agreement.version,
+        "set": chosen["title"],
+        "confirmed_rules": sorted(set(confirmed) & set(needed)),
+        "changed": changed_answers(chosen["answers"], justification),
+    }

@@ -157,3 +157,109 @@ def test_the_cli_adds_them_from_a_file_and_lists_them(tmp_path: Path) -> None:
     assert r.returncode == 2 and "cannot read the standard answers" in r.stderr
     shown = json.loads(safeshare(home, "agreement", "show", "children-dea", "--json").stdout)
     assert [a["version"] for a in shown["versions"]] == [1]  # neither refusal added a version
+
+
+def from_agreed(**changes: Any) -> dict[str, Any]:
+    """The example share's justification, started from `referral_set()` under the children's agreement."""
+    own = example("share")
+    j = {**own, "rules": {**own["rules"], **copy.deepcopy(referral_set()["answers"]["rules"])}}
+    j["rules"]["6_necessary_proportionate"]["urgency"] = "within_24h"
+    j["agreements"] = ["children-dea"]
+    for path, value in changes.items():
+        node = j
+        *parents, last = path.split(".")
+        for k in parents:
+            node = node[k]
+        node[last] = value
+    return j
+
+
+STARTED = {
+    "agreement": "children-dea",
+    "version": 1,
+    "set": "Referral after a disclosure",
+    "confirmed_rules": [1, 2, 4, 6, 7],
+}
+
+
+async def test_a_share_records_the_agreed_answers_it_started_from_and_which_it_changed(api: Api, alice: Any) -> None:
+    await api.add_recipient("alice", alice, org="Hereford MASH")
+    await add_agreement(api, **CHILDREN_DEA, standard_answers=[referral_set()])
+    r = await api.share(b"notes", ["alice"], from_agreed(), started_from=STARTED)
+    assert r.status == 201, await r.text()
+    # One agreed answer reworded: the record names it (computed by the gateway, not taken from the client).
+    reworded = from_agreed(**{"rules.7_record.rationale": "Our own words for this child."})
+    r = await api.share(b"notes", ["alice"], reworded, started_from=STARTED)
+    assert r.status == 201, await r.text()
+    first, second = reversed(await entries(api, kind="share"))
+    assert first["started_from"] == {**STARTED, "changed": []}
+    assert second["started_from"] == {**STARTED, "changed": ["rules.7_record.rationale"]}
+    # The auditor's subject report says so in words: which set, which rules were confirmed, what was changed.
+    r = await api.client.get(
+        "/api/v1/ledger/report", params={"subject": "CASE-2026-0412"}, headers=api.auth("audrey", "auditor")
+    )
+    page = await r.text()
+    assert r.status == 200 and page.count("Started from the partnership&#x27;s agreed answers") == 2
+    assert "confirmed rules 1, 2, 4, 6, 7 for this case" in page
+    assert "Every agreed answer was kept as agreed." in page
+    assert "Agreed answers changed or left out: rules.7_record.rationale." in page
+    # A share that did not start from a set says nothing about one.
+    r = await api.share(b"notes", ["alice"], from_agreed())
+    assert r.status == 201 and "started_from" not in (await entries(api, kind="share"))[0]
+
+
+@pytest.mark.parametrize(
+    ("started", "justification", "field"),
+    [
+        ({**STARTED, "confirmed_rules": [1, 2, 4, 6]}, None, "share.started_from.confirmed_rules"),
+        ({**STARTED, "set": "Something else"}, None, "share.started_from.set"),
+        ({**STARTED, "version": 2}, None, "share.started_from.agreement"),
+        (STARTED, {"agreements": []}, "share.started_from.agreement"),
+        ({**STARTED, "extra": True}, None, "share.started_from"),
+        ("children-dea", None, "share.started_from"),
+    ],
+)
+async def test_a_starting_point_not_confirmed_or_not_named_is_refused_and_nothing_is_shared(
+    api: Api, alice: Any, started: Any, justification: dict[str, Any] | None, field: str
+) -> None:
+    await api.add_recipient("alice", alice, org="Hereford MASH")
+    await add_agreement(api, **CHILDREN_DEA, standard_answers=[referral_set()])
+    j = from_agreed()
+    if justification is not None:
+        j.update(justification)
+        if not j["agreements"]:
+            del j["agreements"]
+    r = await api.share(b"notes", ["alice"], j, started_from=started)
+    body = await r.json()
+    assert r.status == 422 and body["error"] == "invalid_started_from" and body["field"] == field, body
+    assert await entries(api, kind="share") == []
+
+
+async def test_a_decision_not_to_share_records_its_starting_point_too(api: Api) -> None:
+    not_share = example("not-share")
+    declined = {
+        "title": "A request with no safeguarding purpose",
+        "policy": "hmg-2018",
+        "answers": {"rules": {k: not_share["rules"][k] for k in ("2_openness", "4_transparency")}},
+    }
+    await add_agreement(api, **CHILDREN_DEA, standard_answers=[referral_set(), declined])
+    started = {"agreement": "children-dea", "version": 1, "set": declined["title"], "confirmed_rules": [2, 4]}
+    r = await api.client.post(
+        "/api/v1/decisions",
+        json={"justification": {**not_share, "agreements": ["children-dea"]}, "started_from": started},
+        headers=api.auth("pat", "practitioner"),
+    )
+    body = await r.json()
+    assert r.status == 201, body
+    [entry] = await entries(api, kind="decision")
+    assert entry["started_from"] == {**started, "changed": []}
+    r = await api.client.post(
+        "/api/v1/decisions",
+        json={
+            "justification": {**not_share, "agreements": ["children-dea"]},
+            "started_from": {**started, "confirmed_rules": [2]},
+        },
+        headers=api.auth("pat", "practitioner"),
+    )
+    body = await r.json()
+    assert r.status == 422 and body["field"] == "started_from.confirmed_rules", body

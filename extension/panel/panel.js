@@ -257,7 +257,7 @@ let saveTimer = null;
 function saveLater() {
   clearTimeout(saveTimer);
   saveTimer = setTimeout(() => {
-    if (!finished) ask("form-save", { state: rawState(), confirm: confirmations() }).catch(() => {});
+    if (!finished) ask("form-save", { state: rawState(), confirm: confirmations(), ...(startedFrom ? { started_from: { ...startedFrom, confirmed_rules: [] } } : {}) }).catch(() => {});
   }, 300);
 }
 
@@ -328,6 +328,7 @@ function startFromLast(last) {
  * leaves out (the case's own: who, what was seen, advice) stay as the practitioner left them.
  */
 function startFromStandard(agreement, set) {
+  startedFrom = { agreement: agreement.id, version: agreement.version, set: set.title };
   restoreState(toState(tree, set.answers));
   const given = new Set(Object.keys(set.answers.rules ?? {}).map((k) => `rules.${k}`));
   askToConfirm((box) => given.has(box.dataset.field));
@@ -341,6 +342,16 @@ function startFromStandard(agreement, set) {
   (next ?? [...$("fields").querySelectorAll("[data-confirm-rule]")].find(shown))?.focus();
   changed();
   saveLater();
+}
+
+/** The agreement's standard answers this justification started from (sent with it, recorded by the gateway). */
+let startedFrom = null;
+
+/** `started_from` for the share or decision: only while the justification still names that agreement. */
+function startedFromPart() {
+  if (!startedFrom || !(justification().agreements ?? []).includes(startedFrom.agreement)) return {};
+  const confirmed = [...$("fields").querySelectorAll("[data-confirm-rule]")].filter((i) => i.checked).map((i) => Number(i.dataset.confirmRule));
+  return { started_from: { ...startedFrom, confirmed_rules: confirmed } };
 }
 
 /** A confirmation box in each golden rule's own section that `wanted` picks (not per group inside one). */
@@ -764,6 +775,7 @@ async function onShare() {
       agreement_override: agreementUi?.overrideReason(),
       leave_out: missingView.leaveOut(),
       advice: adviceUi?.cited() ?? [],
+      ...startedFromPart(),
     });
     const shared = await ask("share", shareRequest());
     const { result } = shared;
@@ -793,7 +805,7 @@ async function onNotShare(ev) {
   $("status").textContent = "Recording your decision…";
   showAlert("");
   try {
-    const r = await ask("decide", { justification: justification() });
+    const r = await ask("decide", { justification: justification(), ...startedFromPart() });
     showResult(
       "Decision not to share recorded",
       [
@@ -1021,7 +1033,7 @@ async function onRecordElsewhere() {
   $("status").textContent = "Recording what you shared…";
   showAlert("");
   try {
-    const r = await ask("decide", { justification: justification(), disclosure: disclosure() });
+    const r = await ask("decide", { justification: justification(), disclosure: disclosure(), ...startedFromPart() });
     showResult(
       "Recorded: shared another way",
       [
@@ -1188,6 +1200,7 @@ async function main() {
     const saved = await ask("form-load").catch(() => null);
     if (saved?.state) {
       restoreState(saved.state);
+      if (saved.started_from) startedFrom = { agreement: saved.started_from.agreement, version: saved.started_from.version, set: saved.started_from.set };
       const confirm = saved.confirm ?? {};
       if (Object.keys(confirm).length) {
         askToConfirm((box) => box.dataset.rule in confirm);

@@ -23,7 +23,7 @@ from .common import gateway, json_response, paging, principal, query_str, read_j
 
 routes = web.RouteTableDef()
 
-_WRAPPED = frozenset({"justification", "disclosure", "explanation", "advice"})
+_WRAPPED = frozenset({"justification", "disclosure", "explanation", "advice", "started_from"})
 
 
 def _unwrap(body: Any) -> tuple[Any, Any]:
@@ -113,7 +113,12 @@ async def _record_decision(request: web.Request, p: Principal, idem: Idempotency
     if not replayed:
         try:
             result = await gateway(request).record_decision(
-                p, DecisionRequest(draft, disclosure), idem, _explanation(body), advice=_wrapped(body, "advice")
+                p,
+                DecisionRequest(draft, disclosure),
+                idem,
+                _explanation(body),
+                advice=_wrapped(body, "advice"),
+                started_from=_wrapped(body, "started_from"),
             )
         except IdempotencyHit as hit:  # taken meanwhile (another node): the same rules
             assert idem is not None

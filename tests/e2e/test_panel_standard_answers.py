@@ -158,6 +158,14 @@ def test_a_referral_from_the_agreed_answers_is_confirmed_rule_by_rule_and_record
     entries = signed_in.get("/api/v1/ledger?kind=share")["entries"]
     [entry] = [e["entry"] for e in entries if e["entry"]["share_id"] == share_id]
     assert [a["id"] for a in entry["agreements"]] == ["e2e-children-dea"]
+    # Where the answers came from is recorded with them: the set, the rules confirmed, nothing changed.
+    assert entry["started_from"] == {
+        "agreement": "e2e-children-dea",
+        "version": 1,
+        "set": TITLE,
+        "confirmed_rules": [1, 2, 4, 6, 7],
+        "changed": [],
+    }
     expected = recorded()
     assert entry["justification"]["rules"] == expected["rules"]  # agreed and own answers together, in full
     assert entry["justification"]["purpose"] == expected["purpose"]
