@@ -33,7 +33,13 @@ PURE: dict[str, tuple[str, ...]] = {
     "gateway.emergency": ("gateway.justification",),
     "gateway.reconsider": ("gateway.justification",),
     "gateway.retention": ("gateway.justification",),
-    "gateway.agreements": ("gateway.inputs", "gateway.justification", "gateway.store.models"),
+    "gateway.standard_answers": ("gateway.inputs", "gateway.justification"),
+    "gateway.agreements": (
+        "gateway.inputs",
+        "gateway.justification",
+        "gateway.standard_answers",
+        "gateway.store.models",
+    ),
     "gateway.audit_report": (
         "gateway.agreements",
         "gateway.encoding",
