@@ -180,11 +180,12 @@ export function gatewayClient({ baseUrl, token, fetch }) {
       for (const [k, v] of [...q]) if (!v) q.delete(k);
       return (await call(`/api/v1/agreements/offers?${q}`)).body;
     },
-    decide: async (justification, disclosure, idempotencyKey = newKey()) =>
+    /** `extra`: parts beside the justification in the wrapped body (e.g. `started_from`, issue 13). */
+    decide: async (justification, disclosure, idempotencyKey = newKey(), extra = {}) =>
       (
         await json(
           "/api/v1/decisions",
-          disclosure === undefined ? justification : { justification, disclosure },
+          disclosure === undefined && !Object.keys(extra).length ? justification : { justification, ...(disclosure === undefined ? {} : { disclosure }), ...extra },
           { "Idempotency-Key": idempotencyKey },
         )
       ).body,
