@@ -674,7 +674,8 @@ async def compare(
     lite = await aiosqlite.connect(db)
     await lite.execute("PRAGMA query_only=ON")
     pg = await asyncpg.connect(pg_url)
-    pool = await asyncpg.create_pool(pg_url, min_size=2, max_size=2)
+    # The store's own pool sizes (PostgresStore.open): an export asks for several pages at once on it.
+    pool = await asyncpg.create_pool(pg_url, min_size=2, max_size=10)
     be = Backends(lite, pg, pool)
     n = b.n
     try:

@@ -226,6 +226,27 @@ async def test_an_export_left_early_holds_nothing(store: Any) -> None:
     ]
 
 
+async def test_an_export_follows_matches_whose_density_changes(store: Any) -> None:
+    """An export's pages as the PostgreSQL store asks for them (several windows of index numbers at once, each
+    about one page's span, a window with more than a page continuing before any later one): every match, once, in
+    index order, whether matches thin out or crowd together after the first page. The same on SQLite."""
+    from gateway.store.audit import AuditFilter
+
+    # Subject D: every entry at first, then every 25th, then every entry again, then none at the end.
+    wanted = [*range(0, 12), *range(12, 150, 25), *range(150, 190)]
+    for i in range(220):
+        await store.record(entry(subjects=["D" if i in wanted else "E"]))
+    for page_size in (1, 3, 5, 8, 1000):
+        got = [
+            [r.index for r in p]
+            async for p in await store.export_pages(AuditFilter(subject="D"), upto=10**6, page_size=page_size)
+        ]
+        assert [i for p in got for i in p] == wanted, page_size
+        assert all(0 < len(p) <= page_size for p in got), page_size
+    rest = [r.index async for p in await store.export_pages(AuditFilter(subject="D"), upto=160, page_size=4) for r in p]
+    assert rest == [i for i in wanted if i < 160]
+
+
 async def test_expiry(store: Any) -> None:
     await store.add_recipient(person("bob"), entry())
     await store.create_share(share("s1", ["bob"], expires_at="2026-01-02T00:00:00Z"), entry("share"))
