@@ -76,10 +76,12 @@ def test_subject_is_neutral_and_panel_closes_and_reopens_on_the_result(
     assert again.locator("#form").is_hidden()
     assert_accessible(again, axe_source(), f"re-opened on the shared draft ({name})")
     assert again.get_by_role("button", name="Share", exact=True).is_hidden()
-    # By keyboard (focus, then Enter), not Playwright's click: the click removes the panel's out-of-process iframe,
-    # and Playwright's wait after a click in a frame that goes away hung once in CI ("performing click action").
+    # By keyboard, with Space: a button acts on Space's release, so the panel's out-of-process iframe goes only
+    # after the whole key press was delivered (as Escape, which the panel handles on keyup). A pointer click, or
+    # Enter (which acts on key down), removes the frame while Playwright still waits on it for the rest of the
+    # input: the click timed out in CI ("performing click action"), and Enter hung a worker for 5 minutes.
     again.get_by_role("button", name="Close").focus()
-    page.keyboard.press("Enter")
+    page.keyboard.press("Space")
     frame.wait_for(state="detached")
 
 
