@@ -257,7 +257,7 @@ let saveTimer = null;
 function saveLater() {
   clearTimeout(saveTimer);
   saveTimer = setTimeout(() => {
-    if (!finished) ask("form-save", { state: rawState(), confirm: confirmations(), ...(startedFrom ? { started_from: { ...startedFrom, confirmed_rules: [] } } : {}) }).catch(() => {});
+    if (!finished) ask("form-save", { state: rawState(), confirm: confirmations(), ...(startedFrom ? { started_from: startedFrom } : {}) }).catch(() => {});
   }, 300);
 }
 
@@ -350,7 +350,7 @@ let startedFrom = null;
 /** `started_from` for the share or decision: only while the justification still names that agreement. */
 function startedFromPart() {
   if (!startedFrom || !(justification().agreements ?? []).includes(startedFrom.agreement)) return {};
-  const confirmed = [...$("fields").querySelectorAll("[data-confirm-rule]")].filter((i) => i.checked).map((i) => Number(i.dataset.confirmRule));
+  const confirmed = Object.entries(confirmations()).filter(([, checked]) => checked).map(([n]) => Number(n));
   return { started_from: { ...startedFrom, confirmed_rules: confirmed } };
 }
 
