@@ -82,6 +82,27 @@ def peak_rss_mib(pid: int) -> float:
     return float("nan")
 
 
+def worker_pids(pid: int) -> list[int]:
+    """The gateway's serving processes: `pid` itself, or its children when it runs `serve --workers N`."""
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return [pid]
+    return [int(c) for c in children] or [pid]
+
+
+def tree_cpu_seconds(pid: int) -> tuple[float, float]:
+    """(all CPU, event-loop threads' CPU) of the gateway `pid` and its workers."""
+    workers = worker_pids(pid)
+    total = sum(cpu_seconds(w) for w in workers) + (cpu_seconds(pid) if workers != [pid] else 0.0)
+    return total, sum(cpu_seconds(w, w) for w in workers)
+
+
+def server_rss_mib(pid: int) -> float:
+    """The largest peak RSS of the gateway's serving processes (each worker streams its own requests)."""
+    return max(peak_rss_mib(w) for w in worker_pids(pid))
+
+
 def cpu_seconds(pid: int, thread: int | None = None) -> float:
     """User + system CPU a process (or one of its threads) has used, from /proc: per request, it says what the
     server costs whatever else the machine was doing, where requests per second on a shared 2-core machine also
@@ -127,13 +148,13 @@ async def hammer(n: int, concurrency: int, make_request, server_pid: int) -> Res
                         raise SystemExit(f"request failed: {r.status} {await r.text()}")
                 latencies.append((time.perf_counter() - start) * 1000)
 
-        t0, server0, client0 = time.perf_counter(), cpu_seconds(server_pid), time.process_time()
-        loop0 = cpu_seconds(server_pid, server_pid)
+        (server0, loop0), t0, client0 = tree_cpu_seconds(server_pid), time.perf_counter(), time.process_time()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         result = Result(n / (time.perf_counter() - t0))
         result.latencies = latencies
-        result.server_cpu_ms = (cpu_seconds(server_pid) - server0) * 1000 / n
-        result.loop_cpu_ms = (cpu_seconds(server_pid, server_pid) - loop0) * 1000 / n
+        server1, loop1 = tree_cpu_seconds(server_pid)
+        result.server_cpu_ms = (server1 - server0) * 1000 / n
+        result.loop_cpu_ms = (loop1 - loop0) * 1000 / n
         result.client_cpu_ms = (time.process_time() - client0) * 1000 / n
         return result
 
@@ -179,7 +200,13 @@ def bench_encryption(total_mib: int) -> None:
 
 
 async def bench_http(
-    home: Path, requests: int, clients: list[int], large_mib: int, recipients: list[int], profile: str | None
+    home: Path,
+    requests: int,
+    clients: list[int],
+    large_mib: int,
+    recipients: list[int],
+    workers: list[int],
+    profile: str | None,
 ) -> None:
     port = free_port()
     cli(home, "init")
@@ -205,11 +232,16 @@ async def bench_http(
     token = cli(home, "token", "issue", "--sub", "bench", "--role", "practitioner", "--ttl", "7200").strip()
     # --profile: the server's event-loop (main) thread under cProfile, written when it stops on SIGTERM.
     profiler = ["-m", "cProfile", "-o", profile] if profile else []
-    server = subprocess.Popen(
-        [sys.executable, *profiler, "-m", "gateway.cli", "--home", str(home), "serve", "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+
+    def start(count: int) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            [sys.executable, *(profiler if count == 1 else []), "-m", "gateway.cli", "--home", str(home), "serve"]
+            + ["--port", str(port), "--workers", str(count)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+    server = start(workers[0])
     url = f"http://127.0.0.1:{port}"
     bare_port = free_port()
     bare = subprocess.Popen([sys.executable, "-c", BARE_SERVER, str(bare_port)])
@@ -223,8 +255,13 @@ async def bench_http(
         )
         headers = {"Authorization": f"Bearer {token}"}
         payload = os.urandom(1024)
-        for n in recipients if requests else ():
-            for c in clients:
+        for w, count in enumerate(workers if requests else ()):
+            if w:  # the next worker count: the same home and database, a new `serve`
+                server.terminate()
+                server.wait()
+                server = start(count)
+                wait_healthy(url + "/healthz", server)
+            for n, c in ((n, c) for n in recipients for c in clients):
                 # The bare handler is measured right before each run (same client, same concurrency, same
                 # machine state), so the ratio is what the figures mean on a shared machine.
                 bare_rps = await hammer(
@@ -237,7 +274,7 @@ async def bench_http(
                     server.pid,
                 )
                 print(
-                    f"shares, 1 KiB, {n} recipient(s), {c:3d} clients: {rps.line()}   "
+                    f"shares, 1 KiB, {n} recipient(s), {count} worker(s), {c:3d} clients: {rps.line()}   "
                     f"bare aiohttp handler {bare_rps.line()}   ratio {rps / bare_rps:.3f}"
                     + ("   target 1000/s" if n == 1 else ""),
                     flush=True,
@@ -253,7 +290,7 @@ async def bench_http(
             for _ in range(large_mib):
                 yield block
 
-        before = peak_rss_mib(server.pid)
+        before = server_rss_mib(server.pid)
         writer = aiohttp.MultipartWriter("form-data")
         part = writer.append_json(
             {"recipients": ids[:1], "justification": JUSTIFICATION, "payload_content_type": "application/octet-stream"}
@@ -271,7 +308,7 @@ async def bench_http(
             secs = time.perf_counter() - t0
         print(
             f"large payload {large_mib} MiB through the gateway (1 recipient): {large_mib / secs:8.1f} MB/s, "
-            f"server peak RSS {peak_rss_mib(server.pid):.1f} MiB (before: {before:.1f} MiB; limit 100 MiB)"
+            f"server peak RSS {server_rss_mib(server.pid):.1f} MiB (before: {before:.1f} MiB; limit 100 MiB)"
         )
         # And back out (from the envelope store: a file, or chunks in PostgreSQL), read in slices by the client.
         share_id = json.loads(text)["share_id"]
@@ -289,7 +326,7 @@ async def bench_http(
             secs = time.perf_counter() - t0
         print(
             f"large envelope {got / 2**20:.0f} MiB fetched back: {got / 2**20 / secs:8.1f} MB/s, "
-            f"server peak RSS {peak_rss_mib(server.pid):.1f} MiB (limit 100 MiB)"
+            f"server peak RSS {server_rss_mib(server.pid):.1f} MiB (limit 100 MiB)"
             f"   envelopes in {os.environ.get('SAFESHARE_DATABASE', 'SQLite').split('@')[-1]}"
         )
     finally:
@@ -307,6 +344,9 @@ def main() -> None:
     ap.add_argument("--crypto-mib", type=int, default=512, help="0 skips the encryption benchmark")
     ap.add_argument("--profile", help="write a cProfile of the gateway's event-loop thread to this file")
     ap.add_argument("--recipients", default="1,5", help="comma-separated recipient counts per share")
+    ap.add_argument(
+        "--workers", default="1,2", help="comma-separated `serve --workers` counts (the large payload uses the last)"
+    )
     args = ap.parse_args()
     if args.crypto_mib:
         bench_encryption(args.crypto_mib)
@@ -315,7 +355,8 @@ def main() -> None:
         (Path(tmp) / "safeshare.toml").write_text(limits)
         clients = [int(c) for c in args.clients.split(",")]
         recipients = [int(n) for n in args.recipients.split(",")]
-        asyncio.run(bench_http(Path(tmp), args.requests, clients, args.large_mib, recipients, args.profile))
+        workers = [int(w) for w in args.workers.split(",")]
+        asyncio.run(bench_http(Path(tmp), args.requests, clients, args.large_mib, recipients, workers, args.profile))
 
 
 if __name__ == "__main__":

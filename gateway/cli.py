@@ -31,7 +31,7 @@ from . import __version__, envelope
 from . import disclosure as disclosure_rules
 from .auth import ROLES, EmbeddedIssuer, load_or_create_ed25519_key
 from .cli_progress import counting, progress
-from .config import Settings, load_settings, resolve_home
+from .config import Settings, load_settings, parse_workers, resolve_home
 from .home import init_home, ledger_head_path, open_ledger_store
 from .justification import PolicyRegistry
 from .keyfiles import EmptyKeyFile
@@ -56,6 +56,8 @@ from .service import Gateway
 from .store import StoreError, describe, ledger_snapshot, migrate
 from .store.models import Recipient
 
+log = logging.getLogger("safeshare.cli")
+
 DEV_TOKEN_TTL = 12 * 3600
 DEMO_RECIPIENT = "demo-recipient"
 DEMO_DETAILS = ("Demo Recipient", "Demo MASH", "demo@example.org")  # name, organisation, e-mail
@@ -70,9 +72,14 @@ DEV_NAMES = {
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    settings = load_settings(resolve_home(args.home))
+    try:
+        settings = load_settings(resolve_home(args.home))
+    except ValueError as exc:  # safeshare.toml or the environment says something the gateway cannot use
+        raise CliError(str(exc), 2) from None
     database = getattr(args, "database", None)
-    return dataclasses.replace(settings, database=database) if database else settings
+    settings = dataclasses.replace(settings, database=database) if database else settings
+    workers = getattr(args, "workers", None)
+    return dataclasses.replace(settings, workers=workers) if workers is not None else settings
 
 
 class CliError(Exception):
@@ -344,10 +351,28 @@ def cmd_serve(args: argparse.Namespace) -> int:
     migrate(settings.database_url)  # refuses a newer schema here, before the server starts
     if args.dev:
         _print_dev_banner(settings, args.host, args.port)
-    app = create_app(settings, keys)
     install_repeat_filter()
-    asyncio.run(serve(app, args.host, args.port, settings.limits, access_log_class=AccessLogger))
-    return 0
+    if settings.workers == 1:
+        app = create_app(settings, keys)
+        asyncio.run(serve(app, args.host, args.port, settings.limits, access_log_class=AccessLogger))
+        return 0
+    from .workers import check_port_free, run_workers
+
+    try:
+        check_port_free(args.host, args.port)
+    except OSError as exc:
+        raise CliError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
+    # Orphaned envelope files from before this start, removed once here: each worker's own start-up sweep spares
+    # young files, which another worker may be writing (a worker restarted while the others serve).
+    asyncio.run(_with_gateway(settings, lambda gw: gw.sweep_orphans(min_age=0.0)))
+
+    def worker() -> int:
+        app = create_app(settings, keys)
+        asyncio.run(serve(app, args.host, args.port, settings.limits, reuse_port=True, access_log_class=AccessLogger))
+        return 0
+
+    log.info("serving on %s:%s with %d worker processes", args.host, args.port, settings.workers)
+    return run_workers(settings.workers, worker)
 
 
 def _print_dev_banner(settings: Settings, host: str, port: int) -> None:
@@ -1219,6 +1244,13 @@ def _database_option(parser: argparse.ArgumentParser, names: frozenset[str] | No
                     child.add_argument("--database", default=argparse.SUPPRESS, help=DATABASE_HELP)
 
 
+def _workers_arg(value: str) -> int:
+    try:
+        return parse_workers(value, "--workers")
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="safeshare", description=__doc__.splitlines()[0])
     p.add_argument("--version", action="version", version=f"safeshare {__version__}")
@@ -1235,6 +1267,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--dev",
         action="store_true",
         help="print a token for every role and register a demo recipient (trying it out only)",
+    )
+    s.add_argument(
+        "--workers",
+        type=_workers_arg,
+        default=None,
+        help="gateway processes on this port, to use more cores (default: `workers` in safeshare.toml, "
+        "$SAFESHARE_WORKERS, or 1)",
     )
     s.set_defaults(func=cmd_serve)
 

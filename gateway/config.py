@@ -157,6 +157,10 @@ class Settings:
     #: and in the home's data/envelopes on SQLite; a path, that directory (on PostgreSQL: one every node mounts).
     #: `SAFESHARE_ENVELOPES` wins over safeshare.toml.
     envelopes: str | None = None
+    #: Gateway processes `serve` runs on this home and port (gateway/workers.py): more use more cores. Each is a
+    #: writer of the same database, as several nodes are (README, "Several nodes"). `SAFESHARE_WORKERS` wins over
+    #: safeshare.toml, `serve --workers` over both.
+    workers: int = 1
 
     #: Organisations (the `org` of a recipient, compared ignoring case and spacing; "*" for all) whose new
     #: keys must be post-quantum (age1pq1…): enrolments and recipients added with a classic age1… key are
@@ -242,7 +246,26 @@ def load_settings(home: Path) -> Settings:
         raw["database"] = os.environ["SAFESHARE_DATABASE"]
     if os.environ.get("SAFESHARE_ENVELOPES"):
         raw["envelopes"] = os.environ["SAFESHARE_ENVELOPES"]
+    if os.environ.get("SAFESHARE_WORKERS"):
+        raw["workers"] = os.environ["SAFESHARE_WORKERS"]
+    if "workers" in raw:
+        raw["workers"] = parse_workers(raw["workers"], "workers")
     return Settings(home=home, limits=Limits(**limits_raw), policies=policies, oidc=oidc, agreements=agreements, **raw)
+
+
+#: More workers than this is a typo: each is a whole gateway process with its own memory and connections.
+MAX_WORKERS = 64
+
+
+def parse_workers(value: object, where: str) -> int:
+    """A worker count from safeshare.toml, the environment or the command line: a whole number, 1 to 64."""
+    try:
+        count = int(value) if isinstance(value, (int, str)) and not isinstance(value, bool) else 0
+    except ValueError:
+        count = 0
+    if not 1 <= count <= MAX_WORKERS:
+        raise ValueError(f"{where} must be a whole number from 1 to {MAX_WORKERS}, not {value!r}")
+    return count
 
 
 def _policies(path: Path, table: Any) -> PolicySettings:

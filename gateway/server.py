@@ -291,15 +291,20 @@ def install_repeat_filter(interval: float = 10.0) -> RepeatFilter:
     return flt
 
 
-async def serve(app: web.Application, host: str, port: int, limits: Limits, **runner_args: Any) -> None:
-    """Run `app` on host:port until SIGINT/SIGTERM, with the guards above."""
+async def serve(
+    app: web.Application, host: str, port: int, limits: Limits, reuse_port: bool = False, **runner_args: Any
+) -> None:
+    """Run `app` on host:port until SIGINT/SIGTERM, with the guards above.
+
+    `reuse_port`: one of several worker processes on the same port (gateway/workers.py); the kernel spreads the
+    connections over them. The connection cap is each worker's own (it guards that process's descriptors)."""
     guard = Guard.from_limits(limits)
     runner = GuardedAppRunner(app, guard, keepalive_timeout=limits.keepalive_timeout_seconds, **runner_args)
     await runner.setup()
     # asyncio accepts up to `backlog` sockets in one go before any protocol runs, so that batch must fit in the
     # file-descriptor headroom (or a burst hits EMFILE before the cap can act); the kernel's queue of pending
     # connections is then widened again on the same socket, so bursts wait in it instead of being dropped.
-    sock = socket.create_server((host, port), backlog=guard.accept_backlog, reuse_port=False)
+    sock = socket.create_server((host, port), backlog=guard.accept_backlog, reuse_port=reuse_port)
     site = web.SockSite(runner, sock, backlog=guard.accept_backlog)
     await site.start()
     sock.listen(LISTEN_QUEUE)

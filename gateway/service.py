@@ -278,13 +278,15 @@ class Gateway:
 
     # -- start-up ---------------------------------------------------------------------------------
 
-    async def sweep_orphans(self) -> int:
-        """Remove envelope files the database does not vouch for (interrupted shares or deletions)."""
+    async def sweep_orphans(self, min_age: float | None = None) -> int:
+        """Remove envelope files the database does not vouch for (interrupted shares or deletions).
+
+        `min_age`: spare files younger than this many seconds; by default, an hour where other processes may be
+        writing right now (README, "Several nodes"), nothing otherwise."""
         live = await self.store.live_envelopes()
-        # On a database several nodes share, spare what another node may be writing (or committed since `live`
-        # was read) right now (README, "Several nodes").
-        shared = _shared_database(self.settings)
-        removed = await self.envelopes.sweep(live, SHARED_SWEEP_GRACE_SECONDS if shared else 0.0)
+        if min_age is None:
+            min_age = SHARED_SWEEP_GRACE_SECONDS if _shared_database(self.settings) else 0.0
+        removed = await self.envelopes.sweep(live, min_age)
         if removed:
             log.info("start-up sweep removed %d orphaned envelope file(s)", removed)
         return removed
@@ -1048,8 +1050,9 @@ class Gateway:
 
 
 def _shared_database(settings: Settings) -> bool:
-    """Several nodes may use this database (PostgreSQL): sweeps spare what another node is writing."""
-    return settings.database_url.startswith(("postgresql://", "postgres://"))
+    """Several processes may write this database (PostgreSQL, or `serve --workers N`): sweeps spare what another
+    one is writing."""
+    return settings.workers > 1 or settings.database_url.startswith(("postgresql://", "postgres://"))
 
 
 GONE_MESSAGES = {

@@ -211,3 +211,31 @@ def test_the_writer_s_entry_mac_is_entry_mac() -> None:
         _entry_mac(KEY, 0, bytes(31))
     with pytest.raises(ValueError):
         _entry_mac(bytes(31), 0, bytes(32))
+
+
+async def test_a_batch_waits_for_another_process_s_writer_lock(tmp_path: Path) -> None:
+    """`serve --workers N` and the CLI write the same file from other processes: a batch's transaction is taken
+    under the lock file's `flock` (another open file description, as another process has), and goes ahead the
+    moment it is released."""
+    import fcntl
+    import os
+
+    from gateway.store.sqlite.writer import lock_path
+
+    store = await SQLiteStore.open(tmp_path / "db.sqlite3", ledger_mac_key=KEY)
+    try:
+        fd = os.open(lock_path(tmp_path / "db.sqlite3"), os.O_RDWR)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            pending = store._writer.submit(lambda c: append_entry(c, _entry(0)), savepoint=False)
+            done, _ = await asyncio.wait([pending], timeout=0.5)
+            assert not done, "the writer went ahead while another process held the lock"
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            assert await asyncio.wait_for(pending, 10) == 0
+            # ... and holds it only for its transaction: free again once the batch has committed.
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
+    finally:
+        await store.close()

@@ -172,8 +172,14 @@ class SQLiteEnvelopes:
 
     async def sweep(self, live: set[tuple[str, str]], min_age: float) -> int:
         """Files as `DirectoryEnvelopes` sweeps them; rows whose deletion was interrupted (the share was revoked,
-        expired or used up, and the process stopped before `destroy`). Rows are never half-written."""
+        expired or used up, and the process stopped before `destroy`), only when `min_age` is 0 (this process is
+        the only writer). Rows are never half-written."""
         removed = await self.files.sweep(live, min_age)
+        if min_age > 0:
+            # Other processes write this database (`serve --workers N`): a share one of them committed after
+            # `live` was read would look dead here. Its rows are left for the full sweep `serve` makes before
+            # its workers start.
+            return removed
         rows = await self._store.reader.execute_fetchall("SELECT share_id, name FROM envelope_blobs")
         dead = [(str(r[0]), str(r[1])) for r in rows if (r[0], r[1]) not in live]
         if dead:
