@@ -538,7 +538,11 @@ function decision() {
 function updateButtons() {
   globalThis.__pending = validating > 0;
   const d = decision();
-  const busy = validating > 0 || finished;
+  // While the live check runs, the buttons stay in the tab order (announced as unavailable): disabling them
+  // then made a keyboard user's Tab skip Share and leave the panel for the webmail page. A press meanwhile
+  // shows the problems as they stand (each handler checks `validating`).
+  const pending = validating > 0;
+  const busy = finished;
   const unkeyedOk = choiceComplete(unkeyed, unenrolledView.choice());
   const attachmentsOk = missingView.unresolved().length === 0;
   // An incomplete justification leaves Share pressable (announced as unavailable): pressing it shows every
@@ -548,11 +552,12 @@ function updateButtons() {
   $("share").disabled = completing
     ? busy || !confirmed || !valid || d !== "share" || !guardAllows()
     : busy || !confirmed || d === "not_share" || !recipientsOk || !unkeyedOk || !attachmentsOk || elsewhere || !guardAllows();
-  setIncomplete($("share"), !completing && (!(valid || emergency) || d !== "share"));
+  setIncomplete($("share"), pending || (!completing && (!(valid || emergency) || d !== "share")));
   $("not-share").disabled = busy || !confirmed || d === "share";
-  setIncomplete($("not-share"), !valid || d !== "not_share");
+  setIncomplete($("not-share"), pending || !valid || d !== "not_share");
   $("record-elsewhere").hidden = !elsewhere;
   $("record-elsewhere").disabled = busy || !valid || d !== "share" || !elsewhere;
+  setIncomplete($("record-elsewhere"), pending);
 }
 
 function setIncomplete(button, incomplete) {
@@ -1028,6 +1033,7 @@ function renderDisclosureProblems(problems) {
 }
 
 async function onRecordElsewhere() {
+  if (validating > 0) return revealAll();
   finished = true;
   updateButtons();
   $("status").textContent = "Recording what you shared…";
