@@ -239,3 +239,29 @@ async def test_a_batch_waits_for_another_process_s_writer_lock(tmp_path: Path) -
             os.close(fd)
     finally:
         await store.close()
+
+
+async def test_what_one_turn_of_the_loop_submits_is_one_batch(tmp_path: Path) -> None:
+    """Callers resumed together submit together: the writer takes their operations as one batch even when the
+    turn is long enough (here ~13 ms, past the interpreter's 5 ms switch interval) for it to have woken at the
+    first of them and committed a part alone."""
+    import time
+
+    store = await SQLiteStore.open(tmp_path / "db.sqlite3", ledger_mac_key=KEY)
+    try:
+        seen: list[object] = []  # the batches themselves, kept alive so that no two share an id()
+
+        def op(conn: sqlite3.Connection) -> None:
+            seen.append(conn.ledger_batch)  # type: ignore[attr-defined]
+
+        futures = []
+        for _ in range(64):
+            futures.append(store._writer.submit(op))
+            end = time.perf_counter() + 0.0002
+            while time.perf_counter() < end:  # the caller's own work between submissions
+                pass
+        await asyncio.gather(*futures)
+        batches = {id(b) for b in seen}
+        assert len(seen) == 64 and len(batches) == 1, f"{len(batches)} batches"
+    finally:
+        await store.close()

@@ -120,6 +120,7 @@ class Writer:
         self._conn = _connect(path, ledger_mac_key)
         self._lock_fd = os.open(lock_path(path), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         self._queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
+        self._pending: dict[asyncio.AbstractEventLoop, list[_Item]] = {}
         self._max_batch = max_batch
         #: False from a batch the database failed (disk full, I/O error, busy) until one commits again:
         #: `/healthz` reports it, so a store that cannot write does not look healthy.
@@ -143,10 +144,27 @@ class Writer:
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[T] = loop.create_future()
         # A caller that gives up before its operation's turn cancels `waiter`: the writer then skips the operation.
-        self._queue.put(_Item(op, _Result(), savepoint, waiter, loop))
+        # Handed to the writer once per turn of the caller's loop, not one by one (`_flush`).
+        pending = self._pending.get(loop)
+        if pending is None:
+            pending = self._pending[loop] = []
+            loop.call_soon(self._flush, loop)
+        pending.append(_Item(op, _Result(), savepoint, waiter, loop))
         return waiter
 
+    def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Queue what the loop's last turn submitted, together.
+
+        Why (issue 15): when a batch is delivered, its callers resume in one turn of their loop and most submit
+        again. Queued one by one, the writer woke at the first and took a batch of the few already there (29 of 64,
+        then 35), paying a transaction and a commit for each part. Queued together, the batch is whole: 64
+        concurrent appenders went from about 18,000 to about 20,000 a second (`bench/bench_ledger.py`)."""
+        for item in self._pending.pop(loop, ()):
+            self._queue.put(item)
+
     def close(self) -> None:
+        for loop in list(self._pending):  # submitted, not yet handed over: run before the writer stops
+            self._flush(loop)
         self._queue.put(None)
         self._thread.join()
         self._sync_pool.shutdown()
