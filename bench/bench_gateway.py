@@ -159,13 +159,22 @@ async def hammer(n: int, concurrency: int, make_request, server_pid: int) -> Res
         return result
 
 
-def share_form(recipients: list[str], payload: bytes) -> aiohttp.FormData:
-    form = aiohttp.FormData()
-    form.add_field(
-        "share", json.dumps({"recipients": recipients, "justification": JUSTIFICATION}), content_type="application/json"
+def share_body(recipients: list[str], payload: bytes) -> tuple[bytes, str]:
+    """One share request's multipart body and its Content-Type, encoded once and sent for every request: the load
+    generator shares the 2 cores with the gateway, and re-encoding the same form each time (aiohttp's FormData)
+    cost it about 0.17 ms of CPU per request (0.33 ms, now 0.15). The gateway does the same work for every copy."""
+    boundary = "safeshare-bench-" + os.urandom(8).hex()
+    meta = json.dumps({"recipients": recipients, "justification": JUSTIFICATION}).encode()
+    body = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="share"\r\n'
+        "Content-Type: application/json\r\n\r\n".encode()
+        + meta
+        + f'\r\n--{boundary}\r\nContent-Disposition: form-data; name="payload"; filename="p"\r\n'
+        "Content-Type: application/octet-stream\r\n\r\n".encode()
+        + payload
+        + f"\r\n--{boundary}--\r\n".encode()
     )
-    form.add_field("payload", payload, filename="p", content_type="application/octet-stream")
-    return form
+    return body, f"multipart/form-data; boundary={boundary}"
 
 
 def cli(home: Path, *args: str) -> str:
@@ -267,10 +276,13 @@ async def bench_http(
                 bare_rps = await hammer(
                     requests, c, lambda s: s.post(f"http://127.0.0.1:{bare_port}/", data=b"x" * 1024), bare.pid
                 )
+                body, ctype = share_body(ids[:n], payload)
                 rps = await hammer(
                     requests,
                     c,
-                    lambda s, n=n: s.post(url + "/api/v1/shares", data=share_form(ids[:n], payload), headers=headers),
+                    lambda s, body=body, ctype=ctype: s.post(
+                        url + "/api/v1/shares", data=body, headers={**headers, "Content-Type": ctype}
+                    ),
                     server.pid,
                 )
                 print(
