@@ -305,8 +305,12 @@ async def periodic(
             await task
 
 
-def create_app(settings: Settings, keys: HomeKeys | None = None) -> web.Application:
-    """Build the application; the store opens (and orphans are swept) when the app starts."""
+def create_app(settings: Settings, keys: HomeKeys | None = None, background: bool = True) -> web.Application:
+    """Build the application; the store opens (and orphans are swept) when the app starts.
+
+    `background`: run the periodic jobs (checkpoints, the expiry sweep, retention reviews). Under
+    `serve --workers N` only the first worker runs them: the others would repeat the checkpoint's proof over the
+    same entries and record one retention review each a day (gateway/workers.py)."""
     keys = keys or init_home(settings)
     issuer = EmbeddedIssuer(keys.token_key, settings.issuer, settings.audience)
     app = web.Application(
@@ -377,7 +381,9 @@ def create_app(settings: Settings, keys: HomeKeys | None = None) -> web.Applicat
         async with periodic("retention review", settings.retention_review_seconds, review, first_after=True):
             yield
 
-    app.cleanup_ctx.extend([verifier_ctx, store_ctx, checkpoint_ctx, expiry_ctx, retention_ctx])
+    app.cleanup_ctx.extend([verifier_ctx, store_ctx])
+    if background:
+        app.cleanup_ctx.extend([checkpoint_ctx, expiry_ctx, retention_ctx])
     app[DECIDERS] = DeciderIndex()
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/api/v1/openapi.json", openapi)

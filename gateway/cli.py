@@ -366,8 +366,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # young files, which another worker may be writing (a worker restarted while the others serve).
     asyncio.run(_with_gateway(settings, lambda gw: gw.sweep_orphans(min_age=0.0)))
 
-    def worker() -> int:
-        app = create_app(settings, keys)
+    def worker(number: int) -> int:
+        app = create_app(settings, keys, background=number == 0)
         asyncio.run(serve(app, args.host, args.port, settings.limits, reuse_port=True, access_log_class=AccessLogger))
         return 0
 

@@ -51,8 +51,9 @@ def check_port_free(host: str, port: int) -> None:
     probe.close()
 
 
-def run_workers(count: int, worker: Callable[[], int]) -> int:
-    """Fork `count` processes, each running `worker()` (which serves until SIGTERM) and exiting with its result.
+def run_workers(count: int, worker: Callable[[int], int]) -> int:
+    """Fork `count` processes, each running `worker(number)` (which serves until SIGTERM) and exiting with its
+    result. A worker that dies is replaced by one with the same number (number 0 runs the periodic jobs).
 
     Returns 0 after a clean stop (SIGTERM or SIGINT to this process), 1 when workers kept dying."""
     if count < 1:
@@ -93,7 +94,7 @@ def run_workers(count: int, worker: Callable[[], int]) -> int:
             signal.signal(sig, handler)
 
 
-def _start(worker: Callable[[], int], number: int, handlers: Mapping[signal.Signals, Any]) -> int:
+def _start(worker: Callable[[int], int], number: int, handlers: Mapping[signal.Signals, Any]) -> int:
     pid = os.fork()
     if pid:
         return pid
@@ -102,7 +103,7 @@ def _start(worker: Callable[[], int], number: int, handlers: Mapping[signal.Sign
     try:
         for sig, handler in handlers.items():
             signal.signal(sig, handler)
-        code = worker()
+        code = worker(number)
     except BaseException:  # a worker's crash is logged here; the parent starts another
         log.exception("worker %d failed", number)
     finally:

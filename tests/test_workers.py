@@ -69,9 +69,12 @@ def test_two_workers_share_one_ledger_and_survive_a_killed_worker(tmp_path: Path
     home = tmp_path / "home"
     practitioner, recipient, identity = setup(home, None)
     (tmp_path / "identity.txt").write_text(str(identity) + "\n")
+    # A retention review a second: recorded by the first worker only, not once per worker.
+    (home / "safeshare.toml").write_text("retention_review_seconds = 1\n")
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     log = tmp_path / "serve.log"
+    started = time.monotonic()
     parent = _serve(home, port, "2", log)
     try:
         _wait(lambda: len(_children(parent.pid)) == 2 and _healthy(url), 60, "two workers never served")
@@ -111,6 +114,7 @@ def test_two_workers_share_one_ledger_and_survive_a_killed_worker(tmp_path: Path
         workers = _children(parent.pid)
         parent.send_signal(signal.SIGTERM)
         assert parent.wait(40) == 0, log.read_text()[-3000:]
+        elapsed = time.monotonic() - started
         for pid in workers:
             assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]
     finally:
@@ -124,10 +128,12 @@ def test_two_workers_share_one_ledger_and_survive_a_killed_worker(tmp_path: Path
         rows, top = conn.execute("SELECT count(*), coalesce(max(idx) + 1, 0) FROM ledger").fetchone()
         size = conn.execute("SELECT size FROM ledger_tree WHERE id = 0").fetchone()[0]
         logged = {r[0] for r in conn.execute("SELECT share_id FROM ledger WHERE kind = 'share'")}
+        reviews = conn.execute("SELECT count(*) FROM ledger WHERE kind = 'retention_review'").fetchone()[0]
     finally:
         conn.close()
     assert rows == top == size
     assert set(acked) <= logged
+    assert 2 <= reviews <= elapsed + 1, (reviews, elapsed)
     verify = cli(home, None, "ledger", "verify", check=False)
     assert verify.returncode == 0, verify.stdout + verify.stderr
 
