@@ -356,7 +356,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         app = create_app(settings, keys)
         asyncio.run(serve(app, args.host, args.port, settings.limits, access_log_class=AccessLogger))
         return 0
-    from .workers import check_port_free, run_workers
+    from .workers import WorkersError, check_port_free, run_workers
 
     try:
         check_port_free(args.host, args.port)
@@ -372,7 +372,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return 0
 
     log.info("serving on %s:%s with %d worker processes", args.host, args.port, settings.workers)
-    return run_workers(settings.workers, worker)
+    try:
+        return run_workers(settings.workers, worker)
+    except WorkersError as exc:
+        raise CliError(str(exc)) from None
 
 
 def _print_dev_banner(settings: Settings, host: str, port: int) -> None:

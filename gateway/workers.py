@@ -58,8 +58,7 @@ def run_workers(count: int, worker: Callable[[int], int]) -> int:
     Returns 0 after a clean stop (SIGTERM or SIGINT to this process), 1 when workers kept dying."""
     if count < 1:
         raise WorkersError("--workers must be at least 1")
-    if threading.active_count() != 1:  # a thread would be copied half-way through whatever it was doing
-        raise WorkersError("internal error: threads are running before the workers start")
+    _wait_for_threads()
     stopping = threading.Event()
 
     def on_signal(signum: int, _frame: object) -> None:
@@ -92,6 +91,18 @@ def run_workers(count: int, worker: Callable[[int], int]) -> int:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def _wait_for_threads(timeout: float = 5.0) -> None:
+    """Forking copies only the calling thread: any other (a closed store's reader finishing) must have ended, or
+    a worker could inherit a lock it held. The parent's own set-up (the sweep, `--dev`'s demo data) has closed
+    everything it opened; its threads are given a moment to end."""
+    deadline = time.monotonic() + timeout
+    while threading.active_count() > 1:
+        if time.monotonic() > deadline:
+            names = ", ".join(t.name for t in threading.enumerate() if t is not threading.current_thread())
+            raise WorkersError(f"cannot start the workers while other threads run ({names})")
+        time.sleep(0.01)
 
 
 def _start(worker: Callable[[int], int], number: int, handlers: Mapping[signal.Signals, Any]) -> int:
