@@ -9,6 +9,7 @@ entries themselves list what was destroyed).
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 from . import tenancy
@@ -26,19 +27,27 @@ class RetentionUseCases:
         self.store = store
         self.now_str = now_str
 
-    async def retention_review(self) -> dict[str, Any]:
-        """Record a retention review (the gateway's own act: no actor)."""
+    async def retention_review(self, not_within: float = 0.0) -> dict[str, Any] | None:
+        """Record a retention review (the gateway's own act: no actor), or None when one was recorded in the last
+        `not_within` seconds: every node (or worker) runs the periodic review, and the ledger gets one a period."""
         facts = await self.store.retention_facts()
+        now = self.now_str()
         entry = {
             "v": ledger_entry.ENTRY_VERSION,
             "kind": ledger_entry.KIND_RETENTION_REVIEW,
-            "time": self.now_str(),
+            "time": now,
             "actor": None,
             "subjects": [],
             "recipients": [],
             "review": facts,
         }
-        index = await self.store.record(entry)
+        if not_within <= 0:
+            index: int | None = await self.store.record(entry)
+        else:
+            since = ledger_entry.format_time(ledger_entry.parse_time(now) - timedelta(seconds=not_within))
+            index = await self.store.record_unless_since(entry, since)
+        if index is None:
+            return None
         return {"ledger_index": index, "reviewed_at": entry["time"], **facts}
 
     async def retention_schedule(self, principal: Principal) -> list[dict[str, Any]]:

@@ -76,3 +76,8 @@ async def test_lifetime_capped_by_class_schedule_review_and_what_was_destroyed(a
     assert {e["entry"]["share_id"] for e in await api.ledger(kind="share")} == {routine["share_id"], staff["share_id"]}
     again = await api.gateway.retention.retention_review()
     assert again["destroyed_since"] == 0 and again["previous_review_index"] == recorded["index"]
+    # Every node runs the periodic review: one recorded in the last half period stands for the others'.
+    assert await api.gateway.retention.retention_review(not_within=12 * 3600) is None
+    api.gateway._clock = lambda: later + timedelta(hours=13)
+    assert await api.gateway.retention.retention_review(not_within=12 * 3600) is not None
+    assert len(await api.ledger(kind="retention_review")) == 3

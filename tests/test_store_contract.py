@@ -247,6 +247,23 @@ async def test_an_export_follows_matches_whose_density_changes(store: Any) -> No
     assert rest == [i for i in wanted if i < 160]
 
 
+async def test_a_periodic_entry_is_recorded_once_a_period(store: Any) -> None:
+    """`record_unless_since`: what several nodes' periodic jobs use to record one retention review a period."""
+    review = "retention_review"
+    first = await store.record_unless_since(entry(review, "2026-01-01T00:00:00.000Z"), "2025-12-31T12:00:00.000Z")
+    assert first == 0
+    # Another node's round an hour later: the review at midnight stands for it.
+    assert (
+        await store.record_unless_since(entry(review, "2026-01-01T01:00:00.000Z"), "2025-12-31T13:00:00.000Z") is None
+    )
+    # Entries of other kinds do not count.
+    await store.record(entry("decision", "2026-01-01T02:00:00.000Z"))
+    # Concurrent rounds in one batch (as workers of one process would): one is recorded.
+    late = [entry(review, f"2026-01-02T00:00:0{i}.000Z") for i in range(4)]
+    results = await asyncio.gather(*(store.record_unless_since(e, "2026-01-01T12:00:00.000Z") for e in late))
+    assert sorted(r for r in results if r is not None) == [2] and results.count(None) == 3
+
+
 async def test_expiry(store: Any) -> None:
     await store.add_recipient(person("bob"), entry())
     await store.create_share(share("s1", ["bob"], expires_at="2026-01-02T00:00:00Z"), entry("share"))

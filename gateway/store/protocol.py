@@ -158,6 +158,12 @@ class LedgerStore(Protocol):
         """Append an entry that changes no other state (a decision not to share); its index."""
         ...
 
+    async def record_unless_since(self, entry: Mapping[str, Any], since: str) -> int | None:
+        """Append `entry` (a periodic job's own act) unless the ledger has an entry of its kind timed at or after
+        `since`; its index, or None. The check and the append are one transaction, so that several nodes (or
+        workers) running the same job record it once."""
+        ...
+
     async def append_for_share(
         self,
         share_id: str,

@@ -675,6 +675,18 @@ class PostgresStore:
 
         return await self._submit(op)
 
+    async def record_unless_since(self, entry: Mapping[str, Any], since: str) -> int | None:
+        async def op(conn: Conn) -> int | None:
+            # Under the coordinator row (`lock_tree`): another node's entry committed before it is seen here.
+            last = await conn.fetchval(
+                "SELECT time FROM ledger WHERE kind = $1 ORDER BY idx DESC LIMIT 1", str(entry["kind"])
+            )
+            if last is not None and str(last) >= since:
+                return None
+            return await self._append(conn, entry)
+
+        return await self._submit(op)
+
     async def idempotent_answer(self, principal: str, key: str, now: str) -> StoredResponse | None:
         async with self._read() as conn:
             row = await conn.fetchrow(

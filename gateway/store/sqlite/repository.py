@@ -41,7 +41,7 @@ from ..rows import enrolment_from_row, recipient_from_row, share_from_rows
 from . import queries
 from .envelopes import SQLiteEnvelopes, insert_blobs
 from .schema import create_schema
-from .tree import PreparedEntry, TreeReader, append_entry, check_extension, load_tree, prepare_entry
+from .tree import PreparedEntry, TreeReader, append_entry, check_extension, latest_time, load_tree, prepare_entry
 from .writer import Writer
 
 T = TypeVar("T")
@@ -457,6 +457,19 @@ class SQLiteStore:
         # A plain append checks everything before it writes, so it needs no savepoint of its own (writer.submit);
         # claiming an idempotency key can refuse after deleting expired keys, so that one keeps its savepoint.
         return await self._writer.submit(op, savepoint=idempotency is not None)
+
+    async def record_unless_since(self, entry: Mapping[str, Any], since: str) -> int | None:
+        ready = _prepared(entry)
+
+        def op(conn: sqlite3.Connection) -> int | None:
+            # In the writer's transaction, under the writers' lock: another process's entry committed before it
+            # is seen here, and so is one queued earlier in this batch.
+            last = latest_time(conn, str(entry["kind"]))
+            if last is not None and last >= since:
+                return None
+            return append_entry(conn, ready)
+
+        return await self._writer.submit(op, savepoint=False)
 
     async def idempotent_answer(self, principal: str, key: str, now: str) -> StoredResponse | None:
         """The stored answer for a caller's Idempotency-Key, unless there is none or it has expired."""

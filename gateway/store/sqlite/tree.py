@@ -44,6 +44,16 @@ def load_tree(conn: sqlite3.Connection) -> CompactRange:
     return _read_tree(conn)
 
 
+def latest_time(conn: sqlite3.Connection, kind: str) -> str | None:
+    """The time of the ledger's last entry of `kind`, counting what the running writer batch has queued."""
+    batch: LedgerBatch | None = getattr(conn, "ledger_batch", None)
+    queued = batch.latest_time(kind) if batch is not None else None
+    if queued is not None:
+        return queued
+    row = conn.execute("SELECT time FROM ledger WHERE kind = ? ORDER BY idx DESC LIMIT 1", (kind,)).fetchone()
+    return None if row is None else str(row[0])
+
+
 _INSERT_ENTRY = (
     "INSERT INTO ledger (idx, time, kind, actor_sub, actor_org, decision, share_id, purpose_code, article_6,"
     " article_9, dpa_schedule_1, entry, leaf_hash, mac) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -176,6 +186,13 @@ class LedgerBatch:
             fts.append((idx, prepared.description))
         nodes.extend(_advance(self.tree, idx, leaf))  # type: ignore[arg-type]
         self._leaves.append(leaf)
+
+    def latest_time(self, kind: str) -> str | None:
+        """The time of this batch's last queued entry of `kind` (not yet in the table), or None."""
+        for row in reversed(self._rows[0]):
+            if row[2] == kind:
+                return str(row[1])
+        return None
 
     def mark(self) -> tuple[int, ...]:
         """Where an operation starts: O(1), so a savepoint per operation costs no copy of the tree."""
