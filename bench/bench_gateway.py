@@ -3,16 +3,17 @@
 
 1. Shares per second (1 KiB payload, 1 and 5 recipients, durable: on SQLite a small share's envelopes are
    rows committed with its ledger entry at synchronous=FULL, a large one's files fsynced before that commit)
-   through a real `safeshare serve` subprocess, with p50/p99 latency at each client count in `--clients`
-   (default 16 and 64), against a bare aiohttp handler's requests per second and latency (same client, same
-   concurrency). Target (issue 15): 1,000 shares/s, 1 recipient.
+   through a real `safeshare serve --workers N` subprocess for each N in `--workers` (default 1 and 2), with
+   p50/p99 latency at each client count in `--clients` (default 16 and 64), against a bare aiohttp handler's
+   requests per second and latency (same client, same concurrency). Server CPU is the gateway's processes' (the
+   parent and its workers). Target (issue 15): 1,000 shares/s, 1 recipient.
 2. Envelope encryption throughput in-process (`envelope.Encryptor`) against a raw ChaCha20-Poly1305 loop
    over the same bytes in 64 KiB chunks (the floor for any age implementation in Python).
 3. A large payload (default 512 MiB) streamed through the gateway: upload MB/s and the server's peak RSS,
    which must stay flat (< 100 MiB) whatever the size.
 
 Usage: python bench/bench_gateway.py [--large-mib 512] [--requests 2000] [--clients 16,64] [--crypto-mib 512]
-       [--recipients 1,5]
+       [--recipients 1,5] [--workers 1,2]
 Shares only: --crypto-mib 0 --large-mib 0 --recipients 1
 """
 
