@@ -99,6 +99,24 @@ def require_tool(name: str) -> str:
     return path
 
 
+def assert_shares_open_with_age(identity: Path, urls: list[str], token: str, acked: dict[str, bytes]) -> None:
+    """Every acknowledged share (ID -> payload) is served by every gateway in `urls` and opens with the `age`
+    tool (an implementation not ours) to exactly its payload."""
+    import subprocess
+
+    from bench.kill_loop import _request
+
+    age = require_tool("age")
+    for share_id, payload in acked.items():
+        for url in urls:
+            status, envelope = _request(f"{url}/api/v1/shares/{share_id}/envelope", token)
+            assert status == 200, (share_id, url, envelope[:200])
+            out = subprocess.run(
+                [age, "--decrypt", "-i", str(identity)], input=envelope, capture_output=True, check=True
+            ).stdout
+            assert out == payload, (share_id, url)
+
+
 @pytest.fixture
 def share_justification() -> dict[str, Any]:
     return example("share")

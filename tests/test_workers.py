@@ -22,7 +22,7 @@ import pytest
 
 from bench.kill_loop import _free_port, _request
 from bench.multinode import cli, env, load, setup
-from tests.conftest import require_tool
+from tests.conftest import assert_shares_open_with_age, require_tool
 
 
 def _children(pid: int) -> list[int]:
@@ -65,7 +65,7 @@ def _healthy(url: str) -> bool:
 
 
 def test_two_workers_share_one_ledger_and_survive_a_killed_worker(tmp_path: Path) -> None:
-    age = require_tool("age")
+    require_tool("age")  # before any set-up: skipped (or failed in CI) at once without it
     home = tmp_path / "home"
     practitioner, recipient, identity = setup(home, None)
     (tmp_path / "identity.txt").write_text(str(identity) + "\n")
@@ -99,16 +99,7 @@ def test_two_workers_share_one_ledger_and_survive_a_killed_worker(tmp_path: Path
         assert "was killed by signal 9; starting another" in log.read_text()
 
         # Every acknowledged share is stored and opens with `age`.
-        for share_id, payload in acked.items():
-            status, envelope = _request(f"{url}/api/v1/shares/{share_id}/envelope", recipient)
-            assert status == 200, (share_id, envelope[:200])
-            out = subprocess.run(
-                [age, "--decrypt", "-i", str(tmp_path / "identity.txt")],
-                input=envelope,
-                capture_output=True,
-                check=True,
-            ).stdout
-            assert out == payload
+        assert_shares_open_with_age(tmp_path / "identity.txt", [url], recipient, acked)
 
         # SIGTERM to the parent stops every worker and exits 0.
         workers = _children(parent.pid)

@@ -108,6 +108,9 @@ def test_keyboard_only_path_through_the_panel(page: Any, webmail: Webmail, gatew
     page.keyboard.press("Space")
     assert panel.evaluate("() => document.activeElement.checked") is True
     # Tab on to the Share button and press it: the error summary takes focus; Tab, Enter follows its first link.
+    # Share is disabled until the panel's own checks have settled (the directory's answer about the recipients,
+    # the visibility guard's first look); until then Tab goes past it, out of the panel. The user waits for it.
+    panel.wait_for_function("() => !document.getElementById('share').disabled", timeout=30000)
     for _ in range(120):
         page.keyboard.press("Tab")
         if panel.evaluate("() => document.activeElement.id") == "share":
@@ -145,10 +148,9 @@ HOLD_VALIDATION = """() => {
 }"""
 
 
-def test_tab_reaches_share_while_the_answers_are_being_checked(page: Any, webmail: Webmail, gateway: Gateway) -> None:
-    """A keyboard user who tabs on while the live check runs lands on Share, announced as unavailable, and a press
-    then shares nothing. Before, Share was disabled for the check: Tab skipped it and left the panel for the
-    webmail page (the flake of `test_keyboard_only_path_through_the_panel` under load)."""
+def complete_then_hold_a_check(page: Any, webmail: Webmail) -> Any:
+    """The panel with the example share's answers, checked; then one more change whose check is held (answered by
+    the gateway, but given to the panel only when the test calls `window.__held.shift()()`)."""
     page.goto(webmail.gmail_url())
     panel = open_panel(page)
     fill(panel, example("share"))
@@ -156,6 +158,14 @@ def test_tab_reaches_share_while_the_answers_are_being_checked(page: Any, webmai
     panel.evaluate(HOLD_VALIDATION)
     purpose = panel.get_by_label(PURPOSE)
     purpose.fill(purpose.input_value() + " Seen again today.")
+    return panel
+
+
+def test_tab_reaches_share_while_the_answers_are_being_checked(page: Any, webmail: Webmail, gateway: Gateway) -> None:
+    """A keyboard user who tabs on while the live check runs lands on Share, announced as unavailable, and a press
+    then shares nothing. Before, Share was disabled for the check: Tab skipped it and left the panel for the
+    webmail page (the flake of `test_keyboard_only_path_through_the_panel` under load)."""
+    panel = complete_then_hold_a_check(page, webmail)
     panel.wait_for_function("() => window.__pending === true && window.__held.length === 1", timeout=10000)
     panel.locator("#expiry").focus()
     page.keyboard.press("Tab")
@@ -173,13 +183,7 @@ def test_an_answer_about_older_answers_does_not_end_the_wait(page: Any, webmail:
     """A validation answer that comes back while a newer check still waits for its timer is about answers
     already changed: the form keeps waiting (Share stays unavailable) instead of taking it. Before, the older
     answer ("complete") enabled Share for a moment after the purpose had been emptied."""
-    page.goto(webmail.gmail_url())
-    panel = open_panel(page)
-    fill(panel, example("share"))
-    settle(panel)
-    panel.evaluate(HOLD_VALIDATION)
-    purpose = panel.get_by_label(PURPOSE)
-    purpose.fill(purpose.input_value() + " Seen again today.")  # still complete: check A, held once answered
+    panel = complete_then_hold_a_check(page, webmail)  # still complete: check A, held once answered
     panel.wait_for_function("() => window.__held.length === 1 && window.__answered === 1", timeout=10000)
     during = panel.evaluate(
         """async () => {
