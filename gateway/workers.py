@@ -44,10 +44,11 @@ class WorkersError(RuntimeError):
 
 
 def check_port_free(host: str, port: int) -> None:
-    """Fail now, with a clear message, if another program (not a SafeShare worker) holds the port.
-
-    A worker that cannot bind would otherwise die at start, be restarted and die again until the crash limit."""
-    probe = socket.create_server((host, port), reuse_port=True)
+    """Fail now, with a clear message, if anything holds the port: another program (a worker that cannot bind
+    would die at start, be restarted and die again until the crash limit), or another `serve --workers` of the
+    same user, whose `SO_REUSEPORT` group the workers would otherwise join silently, splitting the traffic between
+    two gateways. The probe binds without `SO_REUSEPORT`, which any socket already on the port refuses."""
+    probe = socket.create_server((host, port), reuse_port=False)
     probe.close()
 
 

@@ -151,10 +151,13 @@ def test_a_bad_worker_count_is_refused(
     assert said in text and "Traceback" not in text, text
 
 
-def test_a_port_in_use_is_refused_at_once(tmp_path: Path) -> None:
+@pytest.mark.parametrize("shared", [False, True], ids=["another-program", "another-serve-workers"])
+def test_a_port_in_use_is_refused_at_once(tmp_path: Path, shared: bool) -> None:
+    """Also when the port's holder allows `SO_REUSEPORT` (another `serve --workers` of the same user): the new
+    workers would join its group and the two gateways would split the traffic."""
     home = tmp_path / "home"
     cli(home, None, "init")
-    with socket.create_server(("127.0.0.1", 0)) as taken:
+    with socket.create_server(("127.0.0.1", 0), reuse_port=shared) as taken:
         port = taken.getsockname()[1]
         proc = _serve(home, port, "2", tmp_path / "serve.log")
         assert proc.wait(30) == 1
