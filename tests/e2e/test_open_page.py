@@ -152,6 +152,7 @@ def test_returning_recipient_makes_a_key_opens_a_share_and_acknowledges(
     assert "Signed in as Alice (alice), alice@example.org" in page.locator("#who").inner_text()
     # The error state went with the error (the summary, the red bar, the field's red border).
     assert page.locator(".govuk-form-group--error, .govuk-textarea--error, #error-summary:not([hidden])").count() == 0
+    page.wait_for_selector("#view-home[aria-busy=false]")  # the name shows at once; the key state once looked up
     assert page.locator("#key-state").get_attribute("data-state") == "none"
     assert_accessible(page, axe, "signed in, no key")
 
