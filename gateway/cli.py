@@ -352,10 +352,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.dev:
         _print_dev_banner(settings, args.host, args.port)
     install_repeat_filter()
-    if settings.workers == 1:
-        app = create_app(settings, keys)
-        asyncio.run(serve(app, args.host, args.port, settings.limits, access_log_class=AccessLogger))
+    several = settings.workers > 1
+
+    def worker(number: int) -> int:
+        """One gateway process: the only one, or worker `number` of several (number 0 runs the periodic jobs)."""
+        app = create_app(settings, keys, background=number == 0)
+        limits = settings.limits
+        asyncio.run(serve(app, args.host, args.port, limits, reuse_port=several, access_log_class=AccessLogger))
         return 0
+
+    if not several:
+        return worker(0)
     from .workers import WorkersError, check_port_free, run_workers
 
     try:
@@ -365,12 +372,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # Orphaned envelope files from before this start, removed once here: each worker's own start-up sweep spares
     # young files, which another worker may be writing (a worker restarted while the others serve).
     asyncio.run(_with_gateway(settings, lambda gw: gw.sweep_orphans(min_age=0.0)))
-
-    def worker(number: int) -> int:
-        app = create_app(settings, keys, background=number == 0)
-        asyncio.run(serve(app, args.host, args.port, settings.limits, reuse_port=True, access_log_class=AccessLogger))
-        return 0
-
     log.info("serving on %s:%s with %d worker processes", args.host, args.port, settings.workers)
     try:
         return run_workers(settings.workers, worker)
