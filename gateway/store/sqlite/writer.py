@@ -13,7 +13,7 @@ Several processes may write the same file (`serve --workers N`, the CLI beside a
 transaction is taken under an exclusive `flock` on a lock file beside the database, held from `BEGIN IMMEDIATE`
 to `COMMIT`: a waiting writer then wakes the moment the other commits. Left to SQLite's busy handler, it would
 sleep in steps of up to 100 ms and could lose the race to the same writer's next batch again and again (measured
-with two workers: p99 latency 365-580 ms, against about 50 ms with the lock)."""
+with two workers at 64 clients: p99 latency 365-580 ms, against 90-125 ms with the lock)."""
 
 from __future__ import annotations
 
