@@ -161,7 +161,7 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 
 def _die_with_parent() -> Callable[[], None] | None:
     """For the browser's process, run before exec: Linux kills it if the test process dies first (e.g. the e2e
-    watchdog ends a hung run), so no Firefox outlives the test run. Looked up here, in the parent."""
+    watchdog interrupts a hung run), so no Firefox outlives the test run. Looked up here, in the parent."""
     if not sys.platform.startswith("linux"):
         return None
     try:

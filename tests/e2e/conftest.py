@@ -7,7 +7,6 @@ suite (pytest-asyncio) needs that thread back once the end-to-end modules are do
 
 from __future__ import annotations
 
-import faulthandler
 import json
 import os
 import shutil
@@ -22,6 +21,7 @@ import pyrage
 import pytest
 
 from tests.e2e.bidi import firefox_path
+from tests.e2e.watchdog import Watchdog
 from tests.e2e.webmail import Attachment, Webmail, serve_webmail
 from tests.test_cli import call, safeshare, serve
 
@@ -204,25 +204,38 @@ WATCHDOG_SECONDS = 300
 WATCHDOG_LOG = (
     Path(tempfile.gettempdir()) / f"safeshare-e2e-watchdog-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}.txt"
 )
+WATCHDOG = Watchdog(WATCHDOG_LOG, WATCHDOG_SECONDS)
+
+
+def _is_e2e(item: pytest.Item) -> bool:
+    return "tests/e2e/" in str(item.fspath).replace("\\", "/")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Real-browser tests get one retry (pytest-rerunfailures): a rare timing flake under load must not fail
     CI, while a real fault still fails twice. Rerun failures are reported in the summary (`R`)."""
     for item in items:
-        if "tests/e2e/" in str(item.fspath).replace("\\", "/"):
+        if _is_e2e(item):
             item.add_marker(pytest.mark.flaky(reruns=1))
 
 
-@pytest.fixture(autouse=True)
-def watchdog() -> Iterator[None]:
-    """A browser test that hangs ends the run with every thread's traceback, instead of stalling CI until its
-    time limit: some Playwright calls (evaluate, keyboard) have no timeout of their own."""
-    # pytest captures fd 2 during a test, so the tracebacks go to a file that outlives the process.
-    with open(WATCHDOG_LOG, "w") as log:
-        faulthandler.dump_traceback_later(WATCHDOG_SECONDS, exit=True, file=log)
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    """Each browser test, with its set-up and tear-down (the module's browser too) and its retry, runs under the
+    watchdog (tests/e2e/watchdog.py): a hang fails the test and leaves its tracebacks in WATCHDOG_LOG."""
+    if not _is_e2e(item):
         yield
-        faulthandler.cancel_dump_traceback_later()
+        return
+    with WATCHDOG.watch(item.nodeid):
+        yield
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """A test the watchdog stopped says so in its report, beside Playwright's "Target closed"."""
+    outcome = yield
+    if _is_e2e(item) and WATCHDOG.fired:
+        outcome.get_result().sections.append(("e2e watchdog", f"{'; '.join(WATCHDOG.fired)} (see {WATCHDOG_LOG})"))
 
 
 @pytest.fixture
