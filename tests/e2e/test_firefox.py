@@ -182,7 +182,13 @@ async def open_panel(mail: Tab, base: str) -> Tab:
 async def share(panel: Tab) -> dict[str, str]:
     """Fill in the golden rules for a share, check the panel is ready, choose Share; the result's facts."""
     share_disabled = "() => document.querySelector('#share').disabled"
-    assert await panel.call(share_disabled) is True
+    # Before any answer, Share is unavailable: disabled while the panel's own checks settle, then announced as
+    # unavailable (aria-disabled: a press shows the problems) until the answers are complete.
+    unavailable = (
+        "() => { const b = document.querySelector('#share');"
+        " return b.disabled || b.getAttribute('aria-disabled') == 'true' }"
+    )
+    assert await panel.call(unavailable) is True
     await fill(panel, example("share"))
     await fill(panel, example("share"))  # a second pass only reads back, and puts right what a stray click changed
     status = await panel.wait_for(
@@ -190,7 +196,7 @@ async def share(panel: Tab) -> dict[str, str]:
         what="the live validation",
     )
     assert status == "Ready to share.", (status, await panel.call(PROBLEMS))
-    assert await panel.call(share_disabled) is False
+    assert await panel.call(share_disabled) is False and await panel.call(unavailable) is False
     await panel.click("#share")
     # Firefox has no IntersectionObserver v2, so Share asks for a deliberate confirmation, usable after a moment.
     await panel.wait_for("() => !document.querySelector('#confirm').hidden", what="the confirmation step")
