@@ -7,13 +7,14 @@ suite (pytest-asyncio) needs that thread back once the end-to-end modules are do
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -138,6 +139,10 @@ class Browser:
     context: Any
     worker: Any
     extension_id: str
+    #: The watchdog's count of browser kills when this browser started: another count means it may be dead.
+    kills: int = 0
+    #: Starts another browser like this one (the module fixture's), for after a watchdog kill.
+    relaunch: Callable[[], Browser] | None = field(default=None, repr=False)
 
     def storage(self, area: str, values: dict[str, Any]) -> None:
         self.worker.evaluate(f"v => chrome.storage.{area}.set(v)", values)
@@ -159,10 +164,11 @@ def browser(gateway: Gateway, webmail: Webmail, tmp_path_factory: pytest.TempPat
         from playwright.sync_api import sync_playwright
     except ImportError:
         _missing("playwright (Python)", "pip install -e '.[test]'")
-    profile = tmp_path_factory.mktemp("chromium-profile")
-    with sync_playwright() as p:
+
+    def launch(p: Any) -> Browser:
+        # A new profile each time: a killed browser's profile keeps its lock.
         context = p.chromium.launch_persistent_context(
-            str(profile),
+            str(tmp_path_factory.mktemp("chromium-profile")),
             executable_path=exe,
             headless=True,
             args=[
@@ -180,13 +186,39 @@ def browser(gateway: Gateway, webmail: Webmail, tmp_path_factory: pytest.TempPat
         )
         try:
             worker = context.service_workers[0] if context.service_workers else context.wait_for_event("serviceworker")
-            ext_id = worker.url.split("/")[2]
-            b = Browser(context, worker, ext_id)
+            b = Browser(context, worker, worker.url.split("/")[2], kills=WATCHDOG.kills)
             b.storage("local", {"gatewayUrl": gateway.url, "defaultExpiryDays": 7})
             b.sign_in(gateway.tokens["practitioner"])
+        except BaseException:
+            context.close()
+            raise
+        return b
+
+    with sync_playwright() as p:
+        b = launch(p)
+        b.relaunch = lambda: launch(p)
+        try:
             yield b
         finally:
-            context.close()
+            b.context.close()
+
+
+@pytest.fixture(autouse=True)
+def _a_new_browser_after_the_watchdog_killed_one(request: pytest.FixtureRequest) -> None:
+    """The watchdog kills a hung test's browsers (tests/e2e/watchdog.py); the module's next test, or the hung
+    test's retry, then gets a new browser instead of failing on the dead one."""
+    if "browser" in request.fixturenames:
+        alive_after_kills(request.getfixturevalue("browser"))
+
+
+def alive_after_kills(b: Browser) -> None:
+    """If the watchdog has killed browsers since `b` started, put a new browser in its place."""
+    if b.kills == WATCHDOG.kills or b.relaunch is None:
+        return
+    with contextlib.suppress(Exception):
+        b.context.close()
+    fresh = b.relaunch()
+    b.context, b.worker, b.extension_id, b.kills = fresh.context, fresh.worker, fresh.extension_id, fresh.kills
 
 
 def wait_until(predicate: Any, timeout: float = 10.0, what: str = "condition") -> None:

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import chromium_path
-from tests.e2e.watchdog import Watchdog, descendants
+from tests.e2e.conftest import WATCHDOG, Browser, Gateway, alive_after_kills, chromium_path
+from tests.e2e.watchdog import Watchdog, descendants, kill_browsers
 
 
 def _a_call_that_never_returns(page: object) -> None:
@@ -55,3 +55,20 @@ def test_a_test_still_hung_after_the_browsers_are_gone_loses_every_process_it_st
     with quiet.watch("quick"):
         pass
     assert not (tmp_path / "quiet.txt").exists() and quiet.fired == []
+
+
+def test_after_a_kill_the_module_s_browser_is_started_again(browser: Browser, gateway: Gateway) -> None:
+    """What the retry of a hung test (or the module's next test) meets: a working browser with the extension."""
+    before = browser.context
+    assert browser.worker.evaluate("() => chrome.storage.local.get('gatewayUrl')") == {"gatewayUrl": gateway.url}
+    alive_after_kills(browser)
+    assert browser.context is before  # no kill since it started: the same browser
+    assert [c for _, c in kill_browsers(os.getpid()) if c.startswith("chrom")]
+    WATCHDOG.kills += 1  # as the watchdog counts its kills
+    alive_after_kills(browser)
+    assert browser.context is not before and browser.kills == WATCHDOG.kills
+    assert browser.worker.evaluate("() => chrome.storage.local.get('gatewayUrl')") == {"gatewayUrl": gateway.url}
+    tab = browser.context.new_page()
+    tab.goto(f"chrome-extension://{browser.extension_id}/options/options.html")
+    tab.locator("#signed-in").get_by_text("Signed in as pat").wait_for()
+    tab.close()

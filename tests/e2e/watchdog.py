@@ -118,8 +118,11 @@ class Watchdog:
         self.grace = grace
         #: Whose browsers and processes to kill: this process unless told (the watchdog's own tests).
         self.root = root
-        #: What the watchdog did during the current test, for the fixture to turn into a failure message.
+        #: What the watchdog did during the current test, for the test's report.
         self.fired: list[str] = []
+        #: How many times it has killed browsers: a fixture holding a browser started before the last kill starts
+        #: another (tests/e2e/conftest.py).
+        self.kills = 0
 
     @contextlib.contextmanager
     def watch(self, test_id: str) -> Iterator[None]:
@@ -141,6 +144,7 @@ class Watchdog:
             out.write(f"{time.strftime('%H:%M:%S')} {test_id} still running after {self.limit:.0f} s\n")
             dump_stacks(out)
             killed = kill_browsers(me)
+            self.kills += 1
             out.write(f"Killed the browsers: {killed}\n")
             self.fired.append(f"the e2e watchdog killed the browsers after {self.limit:.0f} s: {killed}")
         if done.wait(self.grace):
