@@ -1,19 +1,28 @@
-"""The shares route reads a part's name from a plain Content-Disposition without aiohttp's full parser
-(`api/shares._PLAIN_DISPOSITION`); wherever that shortcut answers, it must give aiohttp's own answer, and
-every other header must still go to aiohttp."""
+"""The shares route reads a plain Content-Disposition without aiohttp's full parser
+(`api/shares.parse_content_disposition`, put in aiohttp's multipart module); wherever that shortcut answers, it
+must give aiohttp's own answer, and every other header must still go to aiohttp."""
 
 from __future__ import annotations
 
-from aiohttp.multipart import content_disposition_filename, parse_content_disposition
+from aiohttp import multipart
 from hypothesis import given
 from hypothesis import strategies as st
 
+from gateway.api import shares
 from gateway.api.shares import _PLAIN_DISPOSITION
+
+#: aiohttp's own parser (the shares module keeps it for every header the shortcut does not take).
+full_parse = shares._full_parse
 
 
 def aiohttp_name(header: str) -> str | None:
-    _, params = parse_content_disposition(header)
-    return content_disposition_filename(params, "name")
+    _, params = full_parse(header)
+    return multipart.content_disposition_filename(params, "name")
+
+
+def test_aiohttp_s_reader_uses_the_shortcut() -> None:
+    assert multipart.parse_content_disposition is shares.parse_content_disposition
+    assert full_parse.__module__ == "aiohttp.multipart"
 
 
 PIECES = st.sampled_from(
@@ -44,6 +53,7 @@ PIECES = st.sampled_from(
 
 @given(st.lists(PIECES, max_size=14).map("".join))
 def test_shortcut_agrees_with_aiohttp(header: str) -> None:
+    assert shares.parse_content_disposition(header) == full_parse(header)
     plain = _PLAIN_DISPOSITION.fullmatch(header)
     if plain:
         assert plain.group(1) == aiohttp_name(header)
@@ -58,6 +68,7 @@ def test_the_headers_clients_send_take_the_shortcut() -> None:
     ]:
         plain = _PLAIN_DISPOSITION.fullmatch(header)
         assert plain and plain.group(1) == name == aiohttp_name(header)
+        assert shares.parse_content_disposition(header) == full_parse(header)
 
 
 def test_anything_else_is_left_to_aiohttp() -> None:
