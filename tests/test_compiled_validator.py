@@ -178,3 +178,34 @@ def test_the_same_problems_with_and_without_the_compiled_validator(
         slow = Policy.from_document(policy.schema)
         object.__setattr__(slow, "_fast", None)
         assert [p.as_dict() for p in fast] == [p.as_dict() for p in slow.validate(candidate, context(org))]
+
+
+def _conditions(policy: Policy) -> list[tuple[str, Any]]:
+    """Every yes/no schema of the policy's safety nets: `when`, and each service's condition in `share_with`."""
+    found: list[tuple[str, Any]] = []
+    for net in policy.safety_nets:
+        found.append((f"{net.id}.when", net.when))
+        found += [(f"{net.id}.share_with[{n}]", c) for n, (c, _) in enumerate(net.share_with) if c is not None]
+    return found
+
+
+def test_safety_net_conditions_answer_as_jsonschema_does_both_ways() -> None:
+    """A condition decides whether a safety net challenges a draft, and where to share instead: the compiled
+    answer must be jsonschema's, yes and no alike, over the examples, the situations and their mutations."""
+    texts = every_text(EXAMPLES)
+    drafts = [d for seed in EXAMPLES for d in mutations(seed, texts, STRANGE)]
+    drafts += [d for i, seed in enumerate(SITUATIONS) for d in mutations(seed, [], EDGES, (i % 6, 6))]
+    checked = 0
+    for policy in (REGISTRY.get(pid) for pid in REGISTRY.ids()):
+        for name, condition in _conditions(policy):
+            assert condition._fast is not None, f"{policy.id} {name}: the shipped conditions are compiled"
+            reference = condition._python
+            yes = 0
+            for draft in drafts:
+                answer = condition.is_valid(draft)
+                assert answer == reference.is_valid(draft), (policy.id, name, json.dumps(draft, default=repr)[:400])
+                yes += answer
+            checked += 1
+            # Meaningful only if the condition held for some drafts and not for others.
+            assert 0 < yes < len(drafts), (policy.id, name, yes)
+    assert checked >= 2
