@@ -119,7 +119,8 @@ class Writer:
     def __init__(self, path: Path, max_batch: int = 256, ledger_mac_key: bytes | None = None) -> None:
         self._conn = _connect(path, ledger_mac_key)
         self._lock_fd = os.open(lock_path(path), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        self._queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
+        #: Each item is what one turn of a caller's loop submitted (`_flush`), handed over whole.
+        self._queue: queue.SimpleQueue[list[_Item] | None] = queue.SimpleQueue()
         self._pending: dict[asyncio.AbstractEventLoop, list[_Item]] = {}
         self._max_batch = max_batch
         #: False from a batch the database failed (disk full, I/O error, busy) until one commits again:
@@ -158,9 +159,12 @@ class Writer:
         Why (issue 15): when a batch is delivered, its callers resume in one turn of their loop and most submit
         again. Queued one by one, the writer woke at the first and took a batch of the few already there (29 of 64,
         then 35), paying a transaction and a commit for each part. Queued together, the batch is whole: 64
-        concurrent appenders went from about 18,000 to about 20,000 a second (`bench/bench_ledger.py`)."""
-        for item in self._pending.pop(loop, ()):
-            self._queue.put(item)
+        concurrent appenders went from about 18,000 to about 20,000 a second (`bench/bench_ledger.py`). One list
+        per turn, one `put`: put item by item, the writer could wake at the first and take a part of the turn's
+        items while this thread was still queueing the rest (seen under load: 64 submissions in two batches)."""
+        items = self._pending.pop(loop, [])
+        for start in range(0, len(items), self._max_batch):
+            self._queue.put(items[start : start + self._max_batch])
 
     def close(self) -> None:
         for loop in list(self._pending):  # submitted, not yet handed over: run before the writer stops
@@ -174,12 +178,12 @@ class Writer:
     def _run(self) -> None:
         conn = self._conn
         while True:
-            item = self._queue.get()
-            if item is None:
+            first = self._queue.get()
+            if first is None:
                 return
-            batch = [item]
+            batch = list(first)
             stop = False
-            while len(batch) < self._max_batch:
+            while len(batch) < self._max_batch:  # whole turns only: at most twice max_batch
                 try:
                     more = self._queue.get_nowait()
                 except queue.Empty:
@@ -187,7 +191,7 @@ class Writer:
                 if more is None:
                     stop = True
                     break
-                batch.append(more)
+                batch.extend(more)
             try:
                 self._run_batch(conn, batch)
             except BaseException as exc:  # a bug here must not end the thread: every later write would hang
