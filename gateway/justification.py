@@ -338,10 +338,11 @@ class _Condition:
     """A yes/no question the policy asks of a draft as a JSON Schema (a safety net's ``when``, a service's
     condition in ``share_with``), answered by the compiled validator where there is one.
 
-    Why: jsonschema took ~60 µs a share for the one safety net's ``when``, a share's largest remaining piece of
-    validation once the main schema was compiled (issue 15). Unlike the main schema, both answers count here, so
-    the compiled one must agree with jsonschema either way (tests/test_compiled_validator.py checks every shipped
-    condition over the same drafts and mutations); a value it cannot take goes to jsonschema.
+    Why: jsonschema took 13 µs (a quiet machine) to 60 µs (a busy one) a share for the one safety net's
+    ``when``, a share's largest remaining piece of validation once the main schema was compiled (issue 15).
+    Unlike the main schema, both answers count here, so the compiled one must agree with jsonschema either way
+    (tests/test_compiled_validator.py checks every shipped condition over the same drafts and mutations); a
+    value it cannot take goes to jsonschema.
     """
 
     __slots__ = ("_fast", "_python")

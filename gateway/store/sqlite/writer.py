@@ -181,7 +181,7 @@ class Writer:
             first = self._queue.get()
             if first is None:
                 return
-            batch = list(first)
+            batch = first  # a list of its own (a slice made by `_flush`)
             stop = False
             while len(batch) < self._max_batch:  # whole turns only: at most twice max_batch
                 try:
