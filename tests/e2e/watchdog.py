@@ -50,9 +50,9 @@ def _processes() -> dict[int, tuple[int, str]]:
     return found
 
 
-def descendants(root: int) -> list[tuple[int, str]]:
+def descendants(root: int, table: dict[int, tuple[int, str]] | None = None) -> list[tuple[int, str]]:
     """The processes started, directly or not, by `root`, parents before their children."""
-    table = _processes()
+    table = _processes() if table is None else table
     children: dict[int, list[int]] = {}
     for pid, (ppid, _comm) in table.items():
         children.setdefault(ppid, []).append(pid)
@@ -73,23 +73,13 @@ def _kill(pids: list[int]) -> None:
 
 def kill_browsers(root: int) -> list[tuple[int, str]]:
     """Kill every browser process under `root`, and what each of them started; returns what was killed."""
-    tree = descendants(root)
-    browsers = {pid for pid, comm in tree if comm.startswith(BROWSER_NAMES)}
-    # A browser's own helpers (renderers, "Web Content", zygotes) go with it, whatever they are called.
     table = _processes()
-    doomed = [
-        (pid, comm)
-        for pid, comm in tree
-        if pid in browsers or any(a in browsers for a in _ancestors(pid, table, stop=root))
-    ]
-    _kill([pid for pid, _ in doomed])
-    return doomed
-
-
-def _ancestors(pid: int, table: dict[int, tuple[int, str]], stop: int) -> Iterator[int]:
-    while pid in table and pid != stop:
-        pid = table[pid][0]
-        yield pid
+    doomed: dict[int, str] = {}
+    for pid, comm in descendants(root, table):  # parents first: a browser's helpers (renderers, "Web Content",
+        if comm.startswith(BROWSER_NAMES) or table[pid][0] in doomed:  # zygotes) go with it, whatever their names
+            doomed[pid] = comm
+    _kill(list(doomed))
+    return list(doomed.items())
 
 
 def dump_stacks(out: TextIO) -> None:
